@@ -1,0 +1,3 @@
+"""tinykube: a small, pure-Python Kubernetes focused on service networking."""
+
+__version__ = "0.1.0"

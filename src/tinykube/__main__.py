@@ -1,0 +1,5 @@
+"""`python -m tinykube` runs the CLI."""
+
+from tinykube.cli.main import main
+
+main()

@@ -1,0 +1,197 @@
+"""The scheme: every resource tinykube serves, with the names discovery advertises.
+
+One `Resource` per (group, version, plural). Discovery, OpenAPI, routing and storage all read
+this table, so a resource exists everywhere or nowhere. Legacy versions (`apps/v1beta1`,
+`apps/v1beta2`) are separate entries that share their storage with `apps/v1`
+(`storage_version`); `api.conversion` moves objects between them.
+
+Verbs, short names and categories are those kube-apiserver advertises for the same resources.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+
+ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+STATUS_VERBS = ("get", "patch", "update")
+
+
+@dataclasses.dataclass(frozen=True)
+class Subresource:
+    name: str  # "status", "scale", "log"
+    group: str  # response kind's group
+    version: str
+    kind: str
+    verbs: tuple[str, ...] = STATUS_VERBS
+
+
+@dataclasses.dataclass(frozen=True)
+class Resource:
+    group: str  # "" for core
+    version: str
+    plural: str
+    kind: str
+    namespaced: bool = True
+    short_names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    verbs: tuple[str, ...] = ALL_VERBS
+    subresources: tuple[Subresource, ...] = ()
+    storage_version: str = ""  # version objects are stored in; "" means this one
+    deprecated_warning: str = ""  # Warning header text for every request to this version
+
+    @property
+    def singular(self) -> str:
+        return self.kind.lower()
+
+    @property
+    def group_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def api_version(self) -> str:
+        return self.group_version
+
+    @property
+    def stored_version(self) -> str:
+        return self.storage_version or self.version
+
+    @property
+    def storage_key(self) -> str:
+        """The key prefix shared by every version of this resource (`apps/statefulsets`)."""
+        return f"{self.group or 'core'}/{self.plural}"
+
+    @property
+    def qualified(self) -> str:
+        """`statefulsets.apps`, or `services` in the core group (used in error messages)."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    def subresource(self, name: str) -> Subresource | None:
+        for sub in self.subresources:
+            if sub.name == name:
+                return sub
+        return None
+
+
+def _status(group: str, version: str, kind: str) -> Subresource:
+    return Subresource("status", group, version, kind)
+
+
+_SCALE = Subresource("scale", "autoscaling", "v1", "Scale")
+
+
+def _apps(version: str, warning: str = "") -> list[Resource]:
+    storage = "" if version == "v1" else "v1"
+    sts = Resource(
+        "apps", version, "statefulsets", "StatefulSet", short_names=("sts",),
+        categories=("all",),
+        subresources=(_status("apps", version, "StatefulSet"), _SCALE),
+        storage_version=storage, deprecated_warning=warning,
+    )
+    deploy = Resource(
+        "apps", version, "deployments", "Deployment", short_names=("deploy",),
+        categories=("all",),
+        subresources=(_status("apps", version, "Deployment"), _SCALE),
+        storage_version=storage, deprecated_warning=warning,
+    )
+    if version != "v1":
+        return [deploy, sts]
+    return [
+        Resource("apps", "v1", "controllerrevisions", "ControllerRevision"),
+        deploy,
+        Resource(
+            "apps", "v1", "replicasets", "ReplicaSet", short_names=("rs",), categories=("all",),
+            subresources=(_status("apps", "v1", "ReplicaSet"), _SCALE),
+        ),
+        sts,
+    ]
+
+
+def _legacy_warning(version: str) -> str:
+    return (
+        f"apps/{version} StatefulSet and Deployment were removed upstream in Kubernetes 1.16; "
+        "tinykube still accepts them for old manifests, but use apps/v1 instead"
+    )
+
+
+CORE: list[Resource] = [
+    Resource("", "v1", "configmaps", "ConfigMap", short_names=("cm",)),
+    Resource("", "v1", "endpoints", "Endpoints", short_names=("ep",)),
+    Resource("", "v1", "events", "Event", short_names=("ev",)),
+    Resource(
+        "", "v1", "namespaces", "Namespace", namespaced=False, short_names=("ns",),
+        verbs=("create", "delete", "get", "list", "patch", "update", "watch"),
+        subresources=(_status("", "v1", "Namespace"),
+                      Subresource("finalize", "", "v1", "Namespace", ("update",))),
+    ),
+    Resource(
+        "", "v1", "nodes", "Node", namespaced=False, short_names=("no",),
+        subresources=(_status("", "v1", "Node"),),
+    ),
+    Resource(
+        "", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", short_names=("pvc",),
+        subresources=(_status("", "v1", "PersistentVolumeClaim"),),
+    ),
+    Resource(
+        "", "v1", "pods", "Pod", short_names=("po",), categories=("all",),
+        subresources=(
+            _status("", "v1", "Pod"),
+            Subresource("log", "", "v1", "Pod", ("get",)),
+        ),
+    ),
+    Resource("", "v1", "secrets", "Secret"),
+    Resource("", "v1", "serviceaccounts", "ServiceAccount", short_names=("sa",)),
+    Resource(
+        "", "v1", "services", "Service", short_names=("svc",), categories=("all",),
+        verbs=("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"),
+        subresources=(_status("", "v1", "Service"),),
+    ),
+]
+
+GROUPS: list[Resource] = [
+    *_apps("v1"),
+    *_apps("v1beta2", _legacy_warning("v1beta2")),
+    *_apps("v1beta1", _legacy_warning("v1beta1")),
+    Resource("coordination.k8s.io", "v1", "leases", "Lease"),
+    Resource("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice"),
+    Resource("node.k8s.io", "v1", "runtimeclasses", "RuntimeClass", namespaced=False),
+]
+
+ALL: list[Resource] = CORE + GROUPS
+
+# Preferred version first, as discovery lists them.
+GROUP_VERSIONS: dict[str, list[str]] = {}
+for _r in ALL:
+    _versions = GROUP_VERSIONS.setdefault(_r.group, [])
+    if _r.version not in _versions:
+        _versions.append(_r.version)
+
+_BY_PATH: dict[tuple[str, str, str], Resource] = {(r.group, r.version, r.plural): r for r in ALL}
+_BY_KIND: dict[tuple[str, str, str], Resource] = {(r.group, r.version, r.kind): r for r in ALL}
+
+
+def lookup(group: str, version: str, plural: str) -> Resource | None:
+    return _BY_PATH.get((group, version, plural))
+
+
+def by_kind(group: str, version: str, kind: str) -> Resource | None:
+    return _BY_KIND.get((group, version, kind))
+
+
+def by_api_version(api_version: str, kind: str) -> Resource | None:
+    group, _, version = api_version.rpartition("/")
+    return by_kind(group, version, kind)
+
+
+def storage_resource(resource: Resource) -> Resource:
+    """The entry whose version objects of `resource` are stored in."""
+    if not resource.storage_version:
+        return resource
+    stored = lookup(resource.group, resource.storage_version, resource.plural)
+    assert stored is not None
+    return stored
+
+
+def preferred(resources: Iterable[Resource] = ALL) -> list[Resource]:
+    """Resources of each group's preferred version only (one per storage key)."""
+    return [r for r in resources if not r.storage_version]

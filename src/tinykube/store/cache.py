@@ -1,0 +1,249 @@
+"""The store the API server talks to: all objects in memory, every write made durable first.
+
+`Store` keeps each resource's objects in a dict keyed by `(namespace, name)` and a bounded history
+of watch events. A write goes: assign the next resourceVersion -> commit to the backend -> update
+memory -> fan the event out to watchers. Because the API server runs on one event loop and the
+backend call is synchronous, writes are totally ordered by resourceVersion and a watcher sees the
+events of each object in order, with no locks.
+
+Watch semantics are kube-apiserver's watch cache:
+- `resource_version` unset or "0": synthetic ADDED events for the current state, then live events.
+- a resourceVersion inside the history: the events after it, then live events.
+- older than the history: `Gone` ("too old resource version"), which makes informers relist.
+- a watcher with a selector sees an object leave its selection as DELETED and enter it as ADDED.
+
+Objects are stored as plain dicts in their storage version. Callers must treat what they get
+back as read-only (the API server copies before changing); each object also caches its JSON
+encoding, so lists and watch fan-out encode an object once however many clients read it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import orjson
+
+from tinykube.api import errors
+from tinykube.store.sqlite import SQLiteBackend
+
+Obj = dict[str, Any]
+Matcher = Callable[[Obj], bool]
+
+
+@dataclasses.dataclass(slots=True)
+class Entry:
+    """A stored object with its resourceVersion and cached JSON encoding."""
+
+    obj: Obj
+    rv: int
+    _raw: bytes | None = None
+
+    @property
+    def raw(self) -> bytes:
+        if self._raw is None:
+            self._raw = orjson.dumps(self.obj)
+        return self._raw
+
+
+@dataclasses.dataclass(slots=True)
+class Event:
+    type: str  # ADDED, MODIFIED, DELETED
+    rv: int
+    resource: str  # storage key of the resource, e.g. "apps/statefulsets"
+    entry: Entry
+    prev: Obj | None = None
+
+
+class Watcher:
+    """One client's watch: a queue of events filtered by namespace and selector."""
+
+    MAX_BACKLOG = 100_000
+
+    def __init__(self, store: Store, resource: str, namespace: str | None,
+                 matcher: Matcher | None) -> None:
+        self._store = store
+        self.resource = resource
+        self.namespace = namespace
+        self.matcher = matcher
+        self.queue: asyncio.Queue[Event | None] = asyncio.Queue()
+        self.closed = False
+
+    def __repr__(self) -> str:
+        return f"Watcher({self.resource!r}, ns={self.namespace!r}, backlog={self.queue.qsize()})"
+
+    def _matches(self, obj: Obj | None) -> bool:
+        if obj is None:
+            return False
+        if self.namespace is not None and obj["metadata"].get("namespace") != self.namespace:
+            return False
+        return self.matcher is None or self.matcher(obj)
+
+    def offer(self, event: Event) -> None:
+        """Queue the event as this watcher sees it (selector transitions become ADDED/DELETED)."""
+        now = self._matches(event.entry.obj)
+        before = event.type == "MODIFIED" and self._matches(event.prev)
+        if event.type == "MODIFIED" and now != before:
+            kind = "ADDED" if now else "DELETED"
+            event = Event(kind, event.rv, event.resource, event.entry, event.prev)
+        elif not now:
+            return
+        if self.queue.qsize() >= self.MAX_BACKLOG:
+            self.close()  # a watcher this far behind is cut off, as the real watch cache does
+            return
+        self.queue.put_nowait(event)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._store._watchers[self.resource].discard(self)
+            self.queue.put_nowait(None)
+
+
+class Store:
+    """Objects of every resource, a resourceVersion sequence, history and watchers."""
+
+    def __init__(self, backend: SQLiteBackend, *, history: int = 20_000) -> None:
+        self.backend = backend
+        self._objects: dict[str, dict[tuple[str, str], Entry]] = collections.defaultdict(dict)
+        self._watchers: dict[str, set[Watcher]] = collections.defaultdict(set)
+        self._history: collections.deque[Event] = collections.deque(maxlen=history)
+        self._rv = backend.last_rv()
+        self._compacted_rv = self._rv  # watches from before this RV get 410 Gone
+        self._load()
+
+    def __repr__(self) -> str:
+        count = sum(len(objs) for objs in self._objects.values())
+        return f"Store(objects={count}, rv={self._rv}, backend={self.backend!r})"
+
+    def _load(self) -> None:
+        for key, rv, data in self.backend.load():
+            group, plural, namespace, name = key.split("/", 3)
+            self._objects[f"{group}/{plural}"][(namespace, name)] = Entry(orjson.loads(data), rv,
+                                                                           bytes(data))
+
+    @property
+    def resource_version(self) -> int:
+        return self._rv
+
+    # --- reads --------------------------------------------------------------------------
+
+    def get(self, resource: str, namespace: str, name: str) -> Entry | None:
+        return self._objects[resource].get((namespace, name))
+
+    def list(self, resource: str, namespace: str | None = None,
+             matcher: Matcher | None = None) -> list[Entry]:
+        """Entries sorted by namespace then name, as kube-apiserver orders them."""
+        objects = self._objects[resource]
+        keys = sorted(objects) if namespace is None else sorted(
+            k for k in objects if k[0] == namespace)
+        entries = [objects[k] for k in keys]
+        if matcher is not None:
+            entries = [e for e in entries if matcher(e.obj)]
+        return entries
+
+    def count(self, resource: str) -> int:
+        return len(self._objects[resource])
+
+    # --- writes -------------------------------------------------------------------------
+
+    def next_rv(self) -> int:
+        return self._rv + 1
+
+    def create(self, resource: str, obj: Obj) -> Entry:
+        """Store a new object; the caller has set every field but resourceVersion."""
+        meta = obj["metadata"]
+        key = (meta.get("namespace", ""), meta["name"])
+        if key in self._objects[resource]:
+            raise errors.AlreadyExists(f"{key} already exists")
+        return self._write("ADDED", resource, key, obj, None)
+
+    def update(self, resource: str, obj: Obj, *, expected_rv: int | None = None) -> Entry:
+        """Replace an object; `expected_rv` (if given) must equal the stored RV."""
+        meta = obj["metadata"]
+        key = (meta.get("namespace", ""), meta["name"])
+        current = self._objects[resource].get(key)
+        if current is None:
+            raise errors.NotFound(f"{key} not found")
+        if expected_rv is not None and expected_rv != current.rv:
+            raise errors.Conflict(f"{key} has resourceVersion {current.rv}, not {expected_rv}")
+        return self._write("MODIFIED", resource, key, obj, current.obj)
+
+    def delete(self, resource: str, namespace: str, name: str) -> Entry:
+        current = self._objects[resource].get((namespace, name))
+        if current is None:
+            raise errors.NotFound(f"{namespace}/{name} not found")
+        rv = self._rv + 1
+        self.backend.delete(self._row_key(resource, (namespace, name)), rv)
+        self._rv = rv
+        del self._objects[resource][(namespace, name)]
+        obj = {**current.obj, "metadata": {**current.obj["metadata"], "resourceVersion": str(rv)}}
+        entry = Entry(obj, rv)
+        self._publish(Event("DELETED", rv, resource, entry, current.obj))
+        return entry
+
+    def _write(self, kind: str, resource: str, key: tuple[str, str], obj: Obj,
+               prev: Obj | None) -> Entry:
+        rv = self._rv + 1
+        obj["metadata"]["resourceVersion"] = str(rv)
+        entry = Entry(obj, rv)
+        self.backend.put(self._row_key(resource, key), rv, entry.raw)
+        self._rv = rv
+        self._objects[resource][key] = entry
+        self._publish(Event(kind, rv, resource, entry, prev))
+        return entry
+
+    @staticmethod
+    def _row_key(resource: str, key: tuple[str, str]) -> str:
+        return f"{resource}/{key[0]}/{key[1]}"
+
+    # --- watch --------------------------------------------------------------------------
+
+    def _publish(self, event: Event) -> None:
+        if len(self._history) == self._history.maxlen:
+            self._compacted_rv = self._history[0].rv
+        self._history.append(event)
+        for watcher in list(self._watchers[event.resource]):
+            watcher.offer(event)
+
+    def watch(self, resource: str, namespace: str | None, resource_version: int | None,
+              matcher: Matcher | None = None) -> Watcher:
+        """Start a watch; raises `Gone` when `resource_version` is older than the history."""
+        watcher = Watcher(self, resource, namespace, matcher)
+        if not resource_version:
+            for entry in self.list(resource, namespace, matcher):
+                watcher.queue.put_nowait(Event("ADDED", entry.rv, resource, entry))
+        else:
+            if resource_version < self._compacted_rv:
+                raise errors.Gone(
+                    f"too old resource version: {resource_version} ({self._compacted_rv})")
+            for event in self._history_after(resource_version):
+                if event.resource == resource:
+                    watcher.offer(event)
+        self._watchers[resource].add(watcher)
+        return watcher
+
+    def _history_after(self, rv: int) -> Iterable[Event]:
+        # History is ordered by RV; skip the prefix quickly from the right end when small.
+        history = self._history
+        if not history or history[-1].rv <= rv:
+            return ()
+        start = 0
+        lo, hi = 0, len(history)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if history[mid].rv <= rv:
+                lo = mid + 1
+            else:
+                hi = mid
+        start = lo
+        return [history[i] for i in range(start, len(history))]
+
+    def close(self) -> None:
+        for watchers in self._watchers.values():
+            for watcher in list(watchers):
+                watcher.close()
+        self.backend.close()
