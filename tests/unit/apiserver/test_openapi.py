@@ -1,0 +1,146 @@
+"""OpenAPI v3 documents: what kubectl's fieldValidation probe looks for (kubectl-compat.md §3)."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import orjson
+import pytest
+
+from tinykube.api import resources
+from tinykube.api.resources import Resource
+from tinykube.apiserver import openapi
+
+RESOURCE_IDS = [f"{r.group_version}/{r.plural}" for r in resources.ALL]
+
+
+def document(key: str) -> dict[str, Any]:
+    raw = openapi.group_version(key)
+    assert raw is not None, key
+    doc: dict[str, Any] = orjson.loads(raw)
+    return doc
+
+
+def index_key(resource: Resource) -> str:
+    return f"apis/{resource.group_version}" if resource.group else f"api/{resource.version}"
+
+
+def gvk(resource: Resource) -> dict[str, str]:
+    return {"group": resource.group, "version": resource.version, "kind": resource.kind}
+
+
+def parameter_names(operation: dict[str, Any]) -> list[str]:
+    return [p["name"] for p in operation["parameters"]]
+
+
+def test_index_lists_every_group_version_alphabetically() -> None:
+    assert list(openapi.index()["paths"]) == [
+        "api/v1", "apis/apps/v1", "apis/apps/v1beta1", "apis/apps/v1beta2",
+        "apis/coordination.k8s.io/v1", "apis/discovery.k8s.io/v1", "apis/node.k8s.io/v1",
+    ]
+
+
+@pytest.mark.parametrize("key", list(openapi.index()["paths"]))
+def test_index_url_carries_sha512_of_the_document(key: str) -> None:
+    raw = openapi.group_version(key)
+    assert raw is not None
+    expected = hashlib.sha512(raw).hexdigest().upper()
+    assert openapi.index()["paths"][key] == {
+        "serverRelativeURL": f"/openapi/v3/{key}?hash={expected}"}
+
+
+def test_legacy_apps_v1beta1_statefulset_is_indexed() -> None:
+    assert "apis/apps/v1beta1" in openapi.index()["paths"]
+    item = document("apis/apps/v1beta1")["paths"][
+        "/apis/apps/v1beta1/namespaces/{namespace}/statefulsets/{name}"]
+    assert item["patch"]["x-kubernetes-group-version-kind"] == {
+        "group": "apps", "version": "v1beta1", "kind": "StatefulSet"}
+
+
+@pytest.mark.parametrize("resource", resources.ALL, ids=RESOURCE_IDS)
+def test_kubectl_finds_a_patch_op_with_gvk_and_field_validation(resource: Resource) -> None:
+    """The probe of kubectl's query-param verifier: any path item's patch op with our GVK."""
+    matches = [item["patch"] for item in document(index_key(resource))["paths"].values()
+               if item.get("patch", {}).get("x-kubernetes-group-version-kind") == gvk(resource)]
+    assert len(matches) == 1
+    assert "fieldValidation" in parameter_names(matches[0])
+
+
+@pytest.mark.parametrize("resource", resources.ALL, ids=RESOURCE_IDS)
+def test_collection_post_has_gvk_and_field_validation(resource: Resource) -> None:
+    doc = document(index_key(resource))
+    prefix = f"/apis/{resource.group}" if resource.group else "/api"
+    namespace = "/namespaces/{namespace}" if resource.namespaced else ""
+    collection = doc["paths"][f"{prefix}/{resource.version}{namespace}/{resource.plural}"]
+    post = collection["post"]
+    assert post["x-kubernetes-group-version-kind"] == gvk(resource)
+    assert post["x-kubernetes-action"] == "post"
+    assert "fieldValidation" in parameter_names(post)
+
+
+# (id, index key, item path, item methods, collection methods, patch operationId)
+PATHS = [
+    ("services", "api/v1", "/api/v1/namespaces/{namespace}/services/{name}",
+     ["get", "put", "patch", "delete"], ["get", "post", "delete"],
+     "patchCoreV1NamespacedService"),
+    ("namespaces-cluster-scoped", "api/v1", "/api/v1/namespaces/{name}",
+     ["get", "put", "patch", "delete"], ["get", "post"], "patchCoreV1Namespace"),
+    ("nodes-cluster-scoped", "api/v1", "/api/v1/nodes/{name}",
+     ["get", "put", "patch", "delete"], ["get", "post", "delete"], "patchCoreV1Node"),
+    ("statefulsets", "apis/apps/v1", "/apis/apps/v1/namespaces/{namespace}/statefulsets/{name}",
+     ["get", "put", "patch", "delete"], ["get", "post", "delete"],
+     "patchAppsV1NamespacedStatefulSet"),
+    ("statefulsets-v1beta2", "apis/apps/v1beta2",
+     "/apis/apps/v1beta2/namespaces/{namespace}/statefulsets/{name}",
+     ["get", "put", "patch", "delete"], ["get", "post", "delete"],
+     "patchAppsV1beta2NamespacedStatefulSet"),
+    ("endpointslices", "apis/discovery.k8s.io/v1",
+     "/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices/{name}",
+     ["get", "put", "patch", "delete"], ["get", "post", "delete"],
+     "patchDiscoveryV1NamespacedEndpointSlice"),
+    ("runtimeclasses", "apis/node.k8s.io/v1", "/apis/node.k8s.io/v1/runtimeclasses/{name}",
+     ["get", "put", "patch", "delete"], ["get", "post", "delete"], "patchNodeV1RuntimeClass"),
+]
+
+
+@pytest.mark.parametrize(("key", "item_path", "item_methods", "collection_methods", "patch_id"),
+                         [p[1:] for p in PATHS], ids=[p[0] for p in PATHS])
+def test_path_items(key: str, item_path: str, item_methods: list[str],
+                    collection_methods: list[str], patch_id: str) -> None:
+    paths = document(key)["paths"]
+    item = paths[item_path]
+    collection = paths[item_path.removesuffix("/{name}")]
+    assert [m for m in item if m != "parameters"] == item_methods
+    assert [m for m in collection if m != "parameters"] == collection_methods
+    assert item["patch"]["operationId"] == patch_id
+    path_params = [p["name"] for p in item["parameters"] if p["in"] == "path"]
+    assert path_params == (["name", "namespace"] if "{namespace}" in item_path else ["name"])
+
+
+def test_document_shape() -> None:
+    """§3.2: no requestBody, so kubectl computes the SMP from its own types, silently; paths are
+    sorted as in the real server's JSON."""
+    for key in openapi.index()["paths"]:
+        doc = document(key)
+        assert doc["openapi"] == "3.0.0"
+        assert doc["components"] == {"schemas": {}}
+        assert list(doc["paths"]) == sorted(doc["paths"])
+        for item in doc["paths"].values():
+            for method, operation in item.items():
+                if method != "parameters":
+                    assert "requestBody" not in operation, (key, method)
+
+
+UNKNOWN = [("empty", ""), ("group-only", "apis/apps"), ("unknown-version", "apis/apps/v2"),
+           ("unknown-group", "apis/batch/v1"), ("core-under-apis", "apis/v1")]
+
+
+@pytest.mark.parametrize("path", [u[1] for u in UNKNOWN], ids=[u[0] for u in UNKNOWN])
+def test_unknown_group_version(path: str) -> None:
+    assert openapi.group_version(path) is None
+
+
+def test_documents_are_cached_bytes() -> None:
+    assert openapi.group_version("api/v1") is openapi.group_version("api/v1")
+    assert openapi.index() is openapi.index()
