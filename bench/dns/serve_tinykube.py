@@ -1,0 +1,54 @@
+"""Run tinykube's DNS server on the benchmark zone (no API server): `--port P --loop uvloop`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import zonegen
+
+from tinykube.dns.handler import Resolver
+from tinykube.dns.records import ZoneConfig
+from tinykube.dns.server import DNSServer
+from tinykube.dns.wire import Responder
+from tinykube.dns.zone import ClusterModel
+
+
+async def serve(host: str, port: int) -> None:
+    model = ClusterModel()
+    for obj in zonegen.api_objects():
+        kind = obj["kind"]
+        {"Namespace": model.apply_namespace, "Service": model.apply_service,
+         "EndpointSlice": model.apply_slice}[kind](obj)
+    model.mark_synced()
+    server = DNSServer(Responder(Resolver(model, ZoneConfig(upstream=False))))
+    await server.start(host, port)
+    print("ready", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    await server.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
+    args = parser.parse_args()
+    if args.loop == "uvloop":
+        import uvloop
+
+        uvloop.run(serve(args.host, args.port))
+    else:
+        asyncio.run(serve(args.host, args.port))
+
+
+if __name__ == "__main__":
+    main()

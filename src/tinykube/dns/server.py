@@ -1,0 +1,209 @@
+"""UDP and TCP listeners of the cluster DNS.
+
+UDP: an asyncio DatagramProtocol whose `datagram_received` first tries the level-1 answer cache
+(`wire.Responder.fast`: query[2:] -> response[2:]) and falls back to the full responder. The
+stdlib transport reads each datagram into a 256 KiB buffer by default, which costs three extra
+syscalls per query (performance.md A.2), so `max_size` is set to 4096; uvloop needs no such fix.
+
+TCP: RFC 7766 framing with a 2-byte length, several (pipelined) queries per connection, and an
+idle timeout. Forwarded queries are answered from a task when the upstream replies, so a TCP
+connection may receive answers out of order, which RFC 7766 allows.
+
+Any exception while answering is logged, kept in `DNSServer.errors` (tests assert it stays empty)
+and turned into SERVFAIL; the listener never stops on bad input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+from time import perf_counter
+from typing import Any, cast
+
+from tinykube.dns.forward import Forwarder, servfail
+from tinykube.dns.metrics import DNSMetrics
+from tinykube.dns.wire import TCP_MAX, UDP_MAX, UDP_PLAIN, Query, Responder, parse_query
+
+log = logging.getLogger(__name__)
+query_log = logging.getLogger("tinykube.dns.queries")
+UDP, TCP = 0, 1
+
+
+class DNSServer:
+    """Answers DNS over UDP and TCP on one address from a Responder."""
+
+    def __init__(self, responder: Responder, *, forwarder: Forwarder | None = None,
+                 metrics: DNSMetrics | None = None, log_queries: bool = False,
+                 idle_timeout: float = 10.0) -> None:
+        self.responder, self.forwarder = responder, forwarder
+        self.metrics = metrics or DNSMetrics()
+        self.log_queries, self.idle_timeout = log_queries, idle_timeout
+        self.errors: list[BaseException] = []
+        self.address: tuple[str, int] = ("", 0)
+        self._udp: asyncio.DatagramTransport | None = None
+        self._tcp: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self, host: str, port: int) -> tuple[str, int]:
+        """Bind UDP and TCP on the same port (port 0: a free one); returns (host, port)."""
+        loop = asyncio.get_running_loop()
+        for _ in range(20):
+            udp, _protocol = await loop.create_datagram_endpoint(
+                lambda: _UDPProtocol(self), local_addr=(host, port))
+            bound = udp.get_extra_info("sockname")[1]
+            try:
+                self._tcp = await loop.create_server(lambda: _TCPProtocol(self), host, bound)
+            except OSError:
+                udp.close()
+                if port:
+                    raise
+                continue
+            self._udp = udp
+            self.address = (host, bound)
+            return self.address
+        raise OSError(f"no port free for both UDP and TCP on {host}")
+
+    async def close(self) -> None:
+        if self._udp is not None:
+            self._udp.close()
+        if self._tcp is not None:
+            self._tcp.close()
+            await self._tcp.wait_closed()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def answer(self, packet: bytes, proto: int, reply: Any) -> bytes | None:
+        """Answer one query (not from the level-1 cache); `reply(bytes)` gets forwarded answers."""
+        try:
+            result = self.responder.respond(packet, proto == TCP)
+        except Exception as error:  # a bug: never let it take the listener down
+            log.exception("error answering a DNS query")
+            self.errors.append(error)
+            try:
+                return servfail(packet, parse_query(packet))
+            except Exception:
+                return None
+        if isinstance(result, Query):
+            self._forward(packet, result, proto, reply)  # counted when the answer is sent
+            return None
+        if result is None:  # dropped: still a request received
+            self.metrics.stats.requests[proto] += 1
+        if self.log_queries and result is not None:
+            self._log(packet, result)
+        return result
+
+    def _forward(self, packet: bytes, query: Query, proto: int, reply: Any) -> None:
+        async def run(started: float) -> None:
+            if self.forwarder is None:
+                response = servfail(packet, query)
+            else:
+                limit = TCP_MAX if proto == TCP else (
+                    UDP_PLAIN if query.edns is None else min(query.edns[0], UDP_MAX))
+                response = await self.forwarder.resolve(packet, query, limit)
+            reply(response)
+            self.metrics.stats.observe(proto, response, perf_counter() - started)
+            if self.log_queries:
+                self._log(packet, response)
+
+        task = asyncio.get_running_loop().create_task(run(perf_counter()))
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.errors.append(task.exception())  # type: ignore[arg-type]
+            log.error("forwarding failed", exc_info=task.exception())
+
+    def _log(self, packet: bytes, response: bytes) -> None:
+        try:
+            query = parse_query(packet)
+        except Exception:
+            return
+        entry = self.responder.entries.get(query.key)
+        source = entry.source if entry is not None else "upstream"
+        query_log.info("%s type=%d rcode=%d source=%s", ".".join(query.labels) + ".",
+                       query.qtype, response[3] & 0x0F, source or "-")
+
+
+class _UDPProtocol(asyncio.DatagramProtocol):
+    def __init__(self, server: DNSServer) -> None:
+        self.server = server
+        self.fast = server.responder.fast  # the level-1 cache (cleared in place, never replaced)
+        self.stats = server.metrics.stats
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+        if hasattr(transport, "max_size"):
+            transport.max_size = 4096  # stdlib asyncio: avoid a 256 KiB buffer per datagram
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        started = perf_counter()
+        transport = self.transport
+        assert transport is not None
+        cached = None if self.server.log_queries else self.fast.get(data[2:])
+        if cached is not None:
+            response = data[:2] + cached
+        else:
+            answer = self.server.answer(data, UDP, lambda r: transport.sendto(r, addr))
+            if answer is None:  # dropped or forwarded: counted by `answer`
+                return
+            response = answer
+        transport.sendto(response, addr)
+        self.stats.observe(UDP, response, perf_counter() - started)
+
+
+class _TCPProtocol(asyncio.Protocol):
+    def __init__(self, server: DNSServer) -> None:
+        self.server = server
+        self.buffer = bytearray()
+        self.transport: asyncio.Transport | None = None
+        self.idle: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.idle is not None:
+            self.idle.cancel()
+        self.transport = None
+
+    def pause_writing(self) -> None:
+        """The client is not reading its answers: stop reading its queries meanwhile."""
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None:
+            self.transport.resume_reading()
+
+    def _arm(self) -> None:
+        if self.idle is not None:
+            self.idle.cancel()
+        loop = asyncio.get_running_loop()
+        transport = self.transport
+        if transport is not None:
+            self.idle = loop.call_later(self.server.idle_timeout, transport.close)
+
+    def _send(self, response: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(struct.pack("!H", len(response)) + response)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        self._arm()
+        while len(self.buffer) >= 2:
+            size = int.from_bytes(self.buffer[:2], "big")
+            if len(self.buffer) < 2 + size:
+                break
+            packet = bytes(self.buffer[2: 2 + size])
+            del self.buffer[: 2 + size]
+            started = perf_counter()
+            response = self.server.answer(packet, TCP, self._send)
+            if response is not None:
+                self._send(response)
+                self.server.metrics.stats.observe(TCP, response, perf_counter() - started)
