@@ -221,8 +221,14 @@ class EndpointsController(base.Controller):
                                    on_delete=self.glue.on_service_delete)
         self.pods.add_handlers(on_add=self.glue.on_pod, on_update=self.glue.on_pod_update,
                                on_delete=self.glue.on_pod)
-        self.endpoints.add_handlers(on_update=lambda _old, new: self._on_endpoints(new),
+        self.endpoints.add_handlers(on_add=self._on_endpoints_added,
+                                    on_update=lambda _old, new: self._on_endpoints(new),
                                     on_delete=lambda obj: self._on_endpoints(obj, deleted=True))
+
+    def _on_endpoints_added(self, endpoints: Obj) -> None:
+        """Only settle our own creations: a hand-written Endpoints made before its Service
+        must not be queued (and so deleted) by its arrival."""
+        self.tracker.observed(base.object_key(endpoints), endpoints)
 
     def _on_endpoints(self, endpoints: Obj, *, deleted: bool = False) -> None:
         """Repair edits to (or deletion of) an Endpoints object we own; ignore our echoes."""

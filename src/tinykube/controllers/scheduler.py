@@ -1,0 +1,188 @@
+"""The scheduler: bind each pending pod to a node it fits on.
+
+`choose_node` is the whole decision, pure: filter the nodes (cordoned, `nodeSelector`, required
+node affinity with `In`/`NotIn`/`Exists`/`DoesNotExist`, `NoSchedule` taints against the pod's
+tolerations), then spread by the number of pods each node already runs. When nothing fits it
+returns kube-scheduler's message, e.g.
+`0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector.`
+
+The controller around it watches pods and nodes, enqueues unbound pods, binds through the
+`pods/<name>/binding` subresource, and for a pod that fits nowhere sets `PodScheduled=False`
+(reason `Unschedulable`) and records a `FailedScheduling` event. Every node change re-queues the
+pending pods, so a pod is scheduled as soon as a node is labelled to fit it.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from tinykube.api import resources
+from tinykube.client.informer import Informer
+from tinykube.client.rest import RESTClient
+from tinykube.controllers import events
+from tinykube.controllers.base import Controller
+
+log = logging.getLogger(__name__)
+Obj = Mapping[str, Any]
+
+_REASON_TEXT = {
+    "selector": "didn't match Pod's node affinity/selector",
+    "unschedulable": "were unschedulable",
+    "taint": "had untolerated taint",
+    "notready": "had untolerated taint {node.kubernetes.io/not-ready: }",
+}
+
+
+def _match_expression(labels: Mapping[str, str], expr: Obj) -> bool:
+    key, op, values = expr.get("key", ""), expr.get("operator", ""), expr.get("values") or []
+    if op == "In":
+        return labels.get(key) in values
+    if op == "NotIn":
+        return labels.get(key) not in values
+    if op == "Exists":
+        return key in labels
+    if op == "DoesNotExist":
+        return key not in labels
+    if op in ("Gt", "Lt") and key in labels and values:
+        try:
+            have, want = int(labels[key]), int(values[0])
+        except ValueError:
+            return False
+        return have > want if op == "Gt" else have < want
+    return False
+
+
+def matches_selector(pod: Obj, node: Obj) -> bool:
+    labels = node.get("metadata", {}).get("labels") or {}
+    spec = pod.get("spec", {})
+    for key, value in (spec.get("nodeSelector") or {}).items():
+        if labels.get(key) != value:
+            return False
+    required = (((spec.get("affinity") or {}).get("nodeAffinity") or {})
+                .get("requiredDuringSchedulingIgnoredDuringExecution") or {})
+    terms = required.get("nodeSelectorTerms") or []
+    if not terms:
+        return True
+    return any(all(_match_expression(labels, e) for e in term.get("matchExpressions") or [])
+               for term in terms)
+
+
+def _tolerates(tolerations: list[Obj], taint: Obj) -> bool:
+    for tol in tolerations:
+        if tol.get("effect") and tol["effect"] != taint.get("effect"):
+            continue
+        if tol.get("operator") == "Exists" and (not tol.get("key") or tol["key"] == taint["key"]):
+            return True
+        if tol.get("key") == taint.get("key") and tol.get("value", "") == taint.get("value", ""):
+            return True
+    return False
+
+
+def _reject_reason(pod: Obj, node: Obj) -> str | None:
+    if node.get("spec", {}).get("unschedulable"):
+        return "unschedulable"
+    if not matches_selector(pod, node):
+        return "selector"
+    tolerations = pod.get("spec", {}).get("tolerations") or []
+    for taint in node.get("spec", {}).get("taints") or []:
+        if taint.get("effect") == "NoSchedule" and not _tolerates(tolerations, taint):
+            return "taint"
+    return None
+
+
+def choose_node(pod: Obj, nodes: Sequence[Obj],
+                pod_counts: Mapping[str, int]) -> tuple[str | None, str]:
+    """The node to bind `pod` to, or None and the FailedScheduling message."""
+    fits: list[str] = []
+    reasons: collections.Counter[str] = collections.Counter()
+    for node in nodes:
+        reason = _reject_reason(pod, node)
+        if reason is None:
+            fits.append(node["metadata"]["name"])
+        else:
+            reasons[reason] += 1
+    if fits:
+        return min(fits, key=lambda name: (pod_counts.get(name, 0), name)), ""
+    parts = [f"{count} node(s) {_REASON_TEXT[reason]}"
+             for reason, count in sorted(reasons.items(), key=lambda kv: _REASON_TEXT[kv[0]])]
+    detail = " " + ", ".join(parts) + "." if parts else ""
+    return None, f"0/{len(nodes)} nodes are available:{detail}"
+
+
+def _is_pending_unbound(pod: Obj) -> bool:
+    return (not pod.get("spec", {}).get("nodeName")
+            and not pod.get("metadata", {}).get("deletionTimestamp")
+            and pod.get("spec", {}).get("schedulerName", "default-scheduler")
+            == "default-scheduler"
+            and pod.get("status", {}).get("phase", "Pending") == "Pending")
+
+
+class Scheduler(Controller):
+    """Binds pending pods; keys are pod keys `namespace/name`."""
+
+    name = "scheduler"
+
+    def __init__(self, client: RESTClient) -> None:
+        self.pods_res = resources.lookup("", "v1", "pods")
+        self.nodes_res = resources.lookup("", "v1", "nodes")
+        assert self.pods_res is not None and self.nodes_res is not None
+        self.pods = Informer(client, self.pods_res)
+        self.nodes = Informer(client, self.nodes_res)
+        super().__init__(client, [self.pods, self.nodes])
+        self.recorder = events.Recorder(client, "default-scheduler")
+        self.pods.add_handlers(on_add=self._on_pod, on_update=lambda _o, n: self._on_pod(n))
+        self.nodes.add_handlers(on_add=lambda _n: self._requeue_pending(),
+                                on_update=lambda _o, _n: self._requeue_pending())
+
+    def _on_pod(self, pod: Obj) -> None:
+        if _is_pending_unbound(pod):
+            self.enqueue(pod)
+
+    def _requeue_pending(self) -> None:
+        for pod in self.pods.cache.list():
+            self._on_pod(pod)
+
+    def _pod_counts(self) -> dict[str, int]:
+        counts: collections.Counter[str] = collections.Counter()
+        for pod in self.pods.cache.list():
+            node = pod.get("spec", {}).get("nodeName")
+            if node and pod.get("status", {}).get("phase") not in ("Succeeded", "Failed"):
+                counts[node] += 1
+        return counts
+
+    async def sync(self, key: str) -> None:
+        pod = self.pods.cache.get(key)
+        if pod is None or not _is_pending_unbound(pod):
+            return
+        node, message = choose_node(pod, self.nodes.cache.list(), self._pod_counts())
+        namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+        assert self.pods_res is not None
+        if node is not None:
+            await self.client.create(
+                self.pods_res, {"apiVersion": "v1", "kind": "Binding",
+                                "metadata": {"name": name, "namespace": namespace},
+                                "target": {"apiVersion": "v1", "kind": "Node", "name": node}},
+                namespace, subresource_name=name, subresource="binding")
+            await self.recorder.event(pod, "Normal", "Scheduled",
+                                      f"Successfully assigned {namespace}/{name} to {node}")
+            return
+        await self._mark_unschedulable(pod, message)
+
+    async def _mark_unschedulable(self, pod: Obj, message: str) -> None:
+        conditions = pod.get("status", {}).get("conditions") or []
+        current = next((c for c in conditions if c.get("type") == "PodScheduled"), None)
+        if current and current.get("reason") == "Unschedulable" and \
+                current.get("message") == message:
+            return
+        assert self.pods_res is not None
+        condition = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                     "message": message, "lastProbeTime": None,
+                     "lastTransitionTime": events.now_rfc3339()}
+        await self.client.patch(self.pods_res, pod["metadata"]["name"],
+                                {"status": {"conditions": [condition]}},
+                                pod["metadata"]["namespace"], patch_type="strategic",
+                                subresource="status")
+        await self.recorder.event(pod, "Warning", "FailedScheduling", message)
