@@ -1,1 +1,6 @@
-"""tinykube.proxy."""
+"""tinykube.proxy: the service proxy (kube-proxy's userspace mode).
+
+`model` (Services + EndpointSlices -> forwarding table, pure), `syncer` (informers, debounced
+resync, diff), `backend` (the Backend protocol, BindError, FakeBackend), `userspace` with `tcp`,
+`udp` and `picker` (the asyncio forwarder), `app` (`start_proxy`, `run_proxy`).
+"""

@@ -1,0 +1,87 @@
+"""`tinykube proxy`: run the userspace service proxy alone against any API server.
+
+    tinykube proxy --kubeconfig FILE [--min-sync-interval 0.05] [--udp-idle-timeout 30]
+
+It listens on every local Service address (cluster IPs in a loopback range, NodePorts on
+127.0.0.1, local externalIPs) and forwards to ready endpoints. A port it cannot bind is printed
+and recorded as a Warning Event on the Service. `tinykube up` calls `run_proxy` itself and can
+use `bind_failure_reporter` for the same reporting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import click
+
+from tinykube.client.rest import RESTClient
+from tinykube.proxy.app import BIND_FAILURE_REASON, ProxyOptions, RunningProxy, run_proxy
+from tinykube.proxy.backend import BindError
+from tinykube.proxy.syncer import BindFailureHandler
+
+__all__ = ["ProxyOptions", "bind_failure_reporter", "command", "run_proxy"]
+
+
+def bind_failure_reporter(client: RESTClient,
+                          echo: Callable[[str], Any] = click.echo) -> BindFailureHandler:
+    """A callback that prints a bind failure and records it as an Event on its Service."""
+    from tinykube.controllers.events import Recorder
+
+    recorder = Recorder(client, "tinykube-proxy")
+
+    async def report(error: BindError, service: Mapping[str, Any] | None) -> None:
+        meta = (service or {}).get("metadata") or {}
+        name = f"{meta.get('namespace', '?')}/{meta.get('name', '?')}"
+        echo(f"tinykube proxy: service {name}: {error}")
+        if service is not None:
+            await recorder.event(service, "Warning", BIND_FAILURE_REASON, str(error))
+
+    return report
+
+
+def describe(running: RunningProxy) -> str:
+    return (f"tinykube proxy: {len(running.listening)} service ports listening, "
+            f"{len(running.failing)} failed to bind")
+
+
+async def _serve(options: ProxyOptions, kubeconfig: str | None) -> None:
+    from tinykube.client.config import load
+
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+    async with RESTClient(load(kubeconfig)) as client:
+        try:
+            await run_proxy(client, options, on_bind_failure=bind_failure_reporter(client),
+                            announce=lambda running: click.echo(describe(running)))
+        except asyncio.CancelledError:
+            click.echo("tinykube proxy stopped")
+
+
+@click.command(name="proxy")
+@click.option("--kubeconfig", type=click.Path(dir_okay=False), default=None,
+              help="kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config).")
+@click.option("--min-sync-interval", type=click.FloatRange(0, 60), default=0.05,
+              show_default=True, help="seconds to gather API changes before a resync.")
+@click.option("--udp-idle-timeout", type=click.FloatRange(0.1, 3600), default=30.0,
+              show_default=True, help="seconds before an idle UDP flow is forgotten.")
+@click.option("-v", "--verbose", is_flag=True, help="log every listener change.")
+def command(kubeconfig: str | None, min_sync_interval: float, udp_idle_timeout: float,
+            verbose: bool) -> None:
+    """Forward Service addresses on this host to ready endpoints (userspace mode)."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(name)s %(message)s")
+    options = ProxyOptions(min_sync_interval=min_sync_interval,
+                           udp_idle_timeout=udp_idle_timeout)
+    try:
+        import uvloop
+
+        uvloop.run(_serve(options, kubeconfig))
+    except ImportError:
+        asyncio.run(_serve(options, kubeconfig))
