@@ -49,7 +49,9 @@ Selector = tuple[Requirement, ...]
 
 def _split_terms(text: str) -> list[str]:
     """Split on commas that are not inside parentheses."""
-    terms, depth, current = [], 0, []
+    terms: list[str] = []
+    current: list[str] = []
+    depth = 0
     for char in text:
         if char == "(":
             depth += 1
@@ -82,7 +84,8 @@ def _parse_term(term: str, *, allow_sets: bool) -> Requirement:
             return Requirement(term[1:].strip(), "!")
         if term and " " not in term and "(" not in term:
             return Requirement(term, "exists")
-    raise BadRequest(f'unable to parse requirement: found \'{term}\', expected: \'=\', \'!=\', \'==\', \'in\', notin\'')
+    raise BadRequest(f"unable to parse requirement: found '{term}', "
+                     "expected: '=', '!=', '==', 'in', notin'")
 
 
 def parse_labels(text: str | None) -> Selector:
@@ -147,7 +150,7 @@ def _get(obj: Mapping[str, Any], path: str) -> str | None:
 
 
 _COMMON_FIELDS = ("metadata.name", "metadata.namespace")
-# Fields kube-apiserver accepts per kind (pkg/registry/*/strategy.go GetAttrs / field label conversion).
+# Fields kube-apiserver accepts per kind (pkg/registry/*/strategy.go GetAttrs).
 KIND_FIELDS: dict[str, tuple[str, ...]] = {
     "Pod": ("spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
             "spec.hostNetwork", "status.phase", "status.podIP", "status.nominatedNodeName"),

@@ -1,0 +1,170 @@
+"""The API server: an aiohttp application in front of the registry.
+
+One catch-all route sends every request through three steps: authentication (a bearer token,
+scheme matched case-insensitively as kube-apiserver does), routing (discovery, OpenAPI,
+`/version`, health, or a resource path) and error translation (every `APIError` becomes a
+`Status` body; anything unexpected becomes a 500 Status and a log line, never a traceback on the
+wire).
+
+`APIServer.start()` returns only once the socket is bound, so "ready" is printed after the
+server can answer. aiohttp runs with `handler_cancellation=True` so a watch whose client left is
+cancelled at once rather than at its next event.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import ssl
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from tinykube import __version__
+from tinykube.api import errors
+from tinykube.apiserver import discovery, openapi, paths
+from tinykube.apiserver.handlers import ResourceHandler
+
+log = logging.getLogger(__name__)
+
+KUBE_VERSION = {"major": "1", "minor": "32"}
+VERSION_INFO = {
+    **KUBE_VERSION,
+    "gitVersion": f"v1.32.0-tinykube.{__version__}",
+    "gitCommit": "0000000000000000000000000000000000000000",
+    "gitTreeState": "clean",
+    "buildDate": "2026-11-27T00:00:00Z",
+    "goVersion": "python3.11",
+    "compiler": "cpython",
+    "platform": "linux/amd64",
+}
+_HEALTH = ("/healthz", "/livez", "/readyz")
+
+
+def _status_response(error: errors.APIError) -> web.Response:
+    return web.Response(body=orjson.dumps(error.to_status()), status=error.code,
+                        content_type="application/json")
+
+
+def _json(body: Any, content_type: str = "application/json") -> web.Response:
+    data = body if isinstance(body, bytes) else orjson.dumps(body)
+    return web.Response(body=data, headers={"Content-Type": content_type})
+
+
+class APIServer:
+    """Owns the aiohttp application, its listener and the request dispatch."""
+
+    def __init__(self, handler: ResourceHandler, *, token: str | None,
+                 host: str = "127.0.0.1", port: int = 6443,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
+        self.handler = handler
+        self.token = token
+        self.host, self.port = host, port
+        self.ssl_context = ssl_context
+        self._runner: web.AppRunner | None = None
+        self.app = web.Application(client_max_size=1024**3)
+        self.app.router.add_route("*", "/{tail:.*}", self._serve)
+
+    def __repr__(self) -> str:
+        scheme = "https" if self.ssl_context else "http"
+        return f"APIServer({scheme}://{self.host}:{self.port})"
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self.ssl_context else "http"
+        return f"{scheme}://{self.host}:{self.port}"
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(self.app, handler_cancellation=True, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context,
+                           reuse_address=True, backlog=1024)
+        await site.start()
+        if self.port == 0:
+            server = site._server
+            assert server is not None
+            self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # --- dispatch -------------------------------------------------------------------
+
+    def _authenticated(self, request: web.Request) -> bool:
+        if self.token is None:
+            return True
+        scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(credentials.strip(), self.token)
+
+    async def _serve(self, request: web.Request) -> web.StreamResponse:
+        if not self._authenticated(request):
+            return _status_response(errors.Unauthorized("Unauthorized"))
+        try:
+            return await self._route(request)
+        except errors.APIError as error:
+            return _status_response(error)
+        except web.HTTPException:
+            raise
+        except Exception as exc:  # the wire never sees a traceback
+            log.exception("internal error serving %s %s", request.method, request.path)
+            return _status_response(errors.InternalError(f"an internal error occurred: {exc}"))
+
+    async def _route(self, request: web.Request) -> web.StreamResponse:
+        path = request.path.rstrip("/") or "/"
+        try:
+            target = paths.parse(path)
+        except paths.UnknownResource:
+            raise errors.NotFound.path() from None
+        if target is not None:
+            return await self.handler.handle(request, target)
+        if request.method != "GET":
+            raise errors.MethodNotAllowed(f"the server does not allow this method ({path})")
+        return self._document(request, path)
+
+    def _document(self, request: web.Request, path: str) -> web.StreamResponse:
+        if path == "/version":
+            return _json(VERSION_INFO)
+        if path in _HEALTH or path.startswith(tuple(p + "/" for p in _HEALTH)):
+            return web.Response(text="ok")
+        if path.startswith("/openapi/v3"):
+            return self._openapi(path)
+        if path.startswith(("/api", "/apis")):
+            return self._discovery(request, path)
+        if path == "/":
+            return _json({"paths": sorted(["/api", "/api/v1", "/apis", "/healthz", "/livez",
+                                           "/openapi/v3", "/readyz", "/version"])})
+        return web.Response(status=404, text="404 page not found\n")
+
+    def _openapi(self, path: str) -> web.Response:
+        if path == "/openapi/v3":
+            return _json(openapi.index())
+        doc = openapi.group_version(path.removeprefix("/openapi/v3/"))
+        if doc is None:
+            raise errors.NotFound.path()
+        return _json(doc)
+
+    def _discovery(self, request: web.Request, path: str) -> web.Response:
+        parts = path.strip("/").split("/")
+        if len(parts) == 1:
+            core = parts[0] == "api"
+            version = discovery.negotiate(request.headers.get("Accept", ""))
+            if version is not None:
+                return _json(discovery.aggregated(core, version),
+                             discovery.AGGREGATED_CONTENT_TYPE[version])
+            if core:
+                return _json(discovery.api_versions(f"{request.host}"))
+            return _json(discovery.api_group_list())
+        if parts[0] == "api" and len(parts) == 2:
+            doc = discovery.api_resource_list("", parts[1])
+        elif parts[0] == "apis" and len(parts) == 2:
+            doc = discovery.api_group(parts[1])
+        elif parts[0] == "apis" and len(parts) == 3:
+            doc = discovery.api_resource_list(parts[1], parts[2])
+        else:
+            doc = None
+        if doc is None:
+            raise errors.NotFound.path()
+        return _json(doc)

@@ -1,0 +1,131 @@
+"""Request decoding and response encoding: JSON, YAML, Tables, versions, field validation.
+
+Decoding turns a request body into a dict in the storage version, after the checks
+kube-apiserver makes before any registry logic: the media type (protobuf bodies are refused with
+415, as this server speaks JSON and YAML only), a parseable document (400), the object's
+apiVersion and kind against the URL, JSON types that Go could decode (400) and, with
+`fieldValidation=Strict`, no unknown fields (400; `Warn` turns them into Warning headers).
+
+Encoding serves stored objects in the version the URL asked for, reusing each object's cached
+JSON bytes when no conversion is needed, and builds lists by joining those bytes.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+import yaml
+
+from tinykube.api import conversion, errors, printers, schema
+from tinykube.api.resources import Resource
+from tinykube.store.cache import Entry
+
+Obj = dict[str, Any]
+
+JSON = "application/json"
+TABLE_MARKER = "as=Table"
+_YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml",
+               "application/apply-patch+yaml")
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def parse_body(body: bytes, content_type: str) -> Any:
+    """Parse a JSON or YAML body; 400 with the parser's complaint when it is malformed."""
+    media = content_type.split(";")[0].strip().lower()
+    if media.startswith("application/vnd.kubernetes.protobuf"):
+        raise errors.UnsupportedMediaType(
+            f"the body of the request was in an unknown format - accepted media types include: "
+            f"application/json, application/yaml (got {media}: tinykube does not decode protobuf)")
+    try:
+        if media in _YAML_TYPES:
+            return yaml.load(body, Loader=_Loader)
+        return orjson.loads(body)
+    except (orjson.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError) as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise errors.BadRequest(f"the object provided is unrecognized ({message})") from exc
+
+
+def decode_object(res: Resource, body: Any, *, field_validation: str,
+                  warnings: list[str]) -> Obj:
+    """Check a parsed object against the URL's resource and convert it to the storage version."""
+    if not isinstance(body, dict):
+        raise errors.BadRequest("Object 'Kind' is missing in '" + _short(body) + "'")
+    api_version = body.get("apiVersion") or res.api_version
+    kind = body.get("kind") or res.kind
+    if kind != res.kind:
+        raise errors.BadRequest(
+            f"the kind in the data ({kind}) does not match the expected kind ({res.kind})")
+    if api_version != res.api_version:
+        raise errors.BadRequest(
+            f"the API version in the data ({api_version}) does not match the expected API "
+            f"version ({res.api_version})")
+    body = {**body, "apiVersion": api_version, "kind": kind}
+    stored = conversion.to_storage(body, api_version)
+    stored_version = str(stored.get("apiVersion", api_version))
+    type_errors = schema.type_errors(stored_version, kind, stored)
+    if type_errors:
+        raise errors.BadRequest(
+            f'{kind} in version "{res.version}" cannot be handled as a {kind}: {type_errors[0]}')
+    if field_validation != "Ignore":
+        unknown = schema.unknown_fields(stored_version, kind, stored)
+        if unknown and field_validation == "Strict":
+            listed = ", ".join(f'unknown field "{path}"' for path in unknown)
+            raise errors.BadRequest(
+                f'{kind} in version "{res.version}" cannot be handled as a {kind}: '
+                f"strict decoding error: {listed}")
+        warnings.extend(f'unknown field "{path}"' for path in unknown)
+    if not isinstance(stored.get("metadata"), dict):
+        stored["metadata"] = {}
+    return stored
+
+
+def _short(value: Any) -> str:
+    text = orjson.dumps(value).decode() if value is not None else ""
+    return text[:100]
+
+
+# --- encoding -------------------------------------------------------------------------------
+
+def object_bytes(res: Resource, entry: Entry) -> bytes:
+    """An object's JSON in the version `res` serves."""
+    if not res.storage_version:
+        return entry.raw
+    return orjson.dumps(conversion.from_storage(entry.obj, res.api_version))
+
+
+def served(res: Resource, obj: Obj) -> Obj:
+    return conversion.from_storage(obj, res.api_version) if res.storage_version else obj
+
+
+def list_bytes(res: Resource, entries: Iterable[Entry], *, resource_version: int,
+               continue_token: str = "", remaining: int | None = None) -> bytes:
+    meta: Obj = {"resourceVersion": str(resource_version)}
+    if continue_token:
+        meta["continue"] = continue_token
+        if remaining is not None:
+            meta["remainingItemCount"] = remaining
+    head = orjson.dumps({"kind": f"{res.kind}List", "apiVersion": res.api_version,
+                         "metadata": meta})
+    items = b",".join(object_bytes(res, e) for e in entries)
+    return head[:-1] + b',"items":[' + items + b"]}"
+
+
+def wants_table(accept: str) -> bool:
+    return TABLE_MARKER in accept
+
+
+def table(res: Resource, objects: list[Obj], *, now: datetime.datetime, include_object: str,
+          resource_version: int | str = "", continue_token: str = "",
+          with_headers: bool = True) -> Obj:
+    result: Obj = printers.table(
+        res.kind, [served(res, o) for o in objects], now=now,
+        include_object=include_object or "Metadata", resource_version=str(resource_version),
+        continue_token=continue_token, with_headers=with_headers)
+    return result
+
+
+def watch_line(event_type: str, object_bytes_: bytes) -> bytes:
+    return b'{"type":"' + event_type.encode() + b'","object":' + object_bytes_ + b"}\n"

@@ -1,0 +1,430 @@
+"""The REST verbs: get, list, watch, create, update, patch, delete, and the subresources.
+
+`ResourceHandler.handle` receives a parsed `Target` and the aiohttp request, picks the verb from
+the method, the name and the `watch` parameter, and returns a response. The lifecycle rules live
+in `registry`; decoding and encoding in `codec`; this module only joins them to HTTP: query
+parameters, content negotiation (JSON, Table), `Warning` headers, and watch streams.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import copy
+import datetime
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from tinykube.api import errors, patch, selectors
+from tinykube.api.resources import Resource
+from tinykube.apiserver import codec
+from tinykube.apiserver.paths import Target
+from tinykube.apiserver.registry import Registry
+from tinykube.store.cache import Entry, Event
+
+Obj = dict[str, Any]
+
+MAX_BODY = 3 * 1024 * 1024  # kube-apiserver's request size limit
+_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
+_PATCH_TYPES = {
+    "application/json-patch+json", "application/merge-patch+json",
+    "application/strategic-merge-patch+json", "application/apply-patch+yaml",
+}
+
+
+def parse_bool(value: str | None) -> bool:
+    """Go's strconv.ParseBool, which kube-apiserver uses for boolean parameters."""
+    return value in _TRUE
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    data = body if isinstance(body, bytes) else orjson.dumps(body)
+    return web.Response(body=data, status=status, content_type="application/json",
+                        headers=headers)
+
+
+class ResourceHandler:
+    """Serves every resource path, given the registry and a few settings."""
+
+    def __init__(self, registry: Registry, *, bookmark_interval: float = 5.0,
+                 now: Callable[[], datetime.datetime] | None = None) -> None:
+        self.registry = registry
+        self.store = registry.store
+        self.bookmark_interval = bookmark_interval
+        self.now = now or registry.clock
+
+    def __repr__(self) -> str:
+        return f"ResourceHandler({self.registry!r})"
+
+    async def handle(self, request: web.Request, target: Target) -> web.StreamResponse:
+        warnings: list[str] = []
+        if target.res.deprecated_warning:
+            warnings.append(target.res.deprecated_warning)
+        response = await self._dispatch(request, target, warnings)
+        for text in dict.fromkeys(warnings):
+            response.headers.add("Warning", f'299 - "{text}"')
+        return response
+
+    async def _dispatch(self, request: web.Request, target: Target,
+                        warnings: list[str]) -> web.StreamResponse:
+        method = request.method
+        res = target.res
+        if res.namespaced and target.namespace is None and target.name is not None:
+            raise errors.NotFound.path()
+        if target.subresource in ("scale",):
+            return await self._scale(request, target)
+        if target.subresource == "log":
+            return await self._log(request, target)
+        if target.subresource == "binding":
+            return await self._binding(request, target)
+        if method == "GET":
+            if target.is_collection:
+                if parse_bool(request.query.get("watch")):
+                    return await self._watch(request, target)
+                return self._list(request, target)
+            return self._get(request, target)
+        if method == "POST" and target.is_collection:
+            return await self._create(request, target, warnings)
+        if method == "PUT" and not target.is_collection:
+            return await self._update(request, target, warnings)
+        if method == "PATCH" and not target.is_collection:
+            return await self._patch(request, target, warnings)
+        if method == "DELETE" and not target.is_collection:
+            return await self._delete(request, target)
+        if method == "DELETE" and "deletecollection" in res.verbs:
+            return await self._delete_collection(request, target)
+        raise errors.MethodNotAllowed(
+            f"the server does not allow this method on the requested resource ({method})")
+
+    # --- reads ----------------------------------------------------------------------
+
+    def _namespace(self, target: Target) -> str:
+        return target.namespace or "" if target.res.namespaced else ""
+
+    def _get(self, request: web.Request, target: Target) -> web.Response:
+        entry = self.registry.get(target.res, self._namespace(target), target.name or "")
+        if target.subresource and target.subresource not in ("status", "finalize"):
+            raise errors.NotFound.path()
+        accept = request.headers.get("Accept", "")
+        if codec.wants_table(accept):
+            return _json(codec.table(target.res, [entry.obj], now=self.now(),
+                                     include_object=request.query.get("includeObject", ""),
+                                     resource_version=entry.rv))
+        return _json(codec.object_bytes(target.res, entry))
+
+    def _matcher(self, request: web.Request, res: Resource) -> Callable[[Obj], bool] | None:
+        labels = selectors.parse_labels(request.query.get("labelSelector"))
+        fields = selectors.parse_fields(request.query.get("fieldSelector"))
+        selectors.check_fields(res.kind, fields)
+        if not labels and not fields:
+            return None
+
+        def matches(obj: Obj) -> bool:
+            return (selectors.match_labels(labels, obj["metadata"].get("labels"))
+                    and selectors.match_fields(fields, obj))
+        return matches
+
+    def _list(self, request: web.Request, target: Target) -> web.Response:
+        res = target.res
+        matcher = self._matcher(request, res)
+        entries = self.store.list(res.storage_key, target.namespace, matcher)
+        limit = int(request.query.get("limit") or 0)
+        token = request.query.get("continue", "")
+        list_rv = self.store.resource_version
+        if token:
+            list_rv, start = _decode_continue(token)
+            entries = [e for e in entries if _entry_key(e) > start]
+        next_token, remaining = "", None
+        if limit > 0 and len(entries) > limit:
+            remaining = len(entries) - limit
+            entries = entries[:limit]
+            next_token = _encode_continue(list_rv, _entry_key(entries[-1]))
+        if codec.wants_table(request.headers.get("Accept", "")):
+            return _json(codec.table(res, [e.obj for e in entries], now=self.now(),
+                                     include_object=request.query.get("includeObject", ""),
+                                     resource_version=list_rv, continue_token=next_token))
+        return _json(codec.list_bytes(res, entries, resource_version=list_rv,
+                                      continue_token=next_token, remaining=remaining))
+
+    # --- watch ----------------------------------------------------------------------
+
+    async def _watch(self, request: web.Request, target: Target) -> web.StreamResponse:
+        res = target.res
+        matcher = self._matcher(request, res)
+        if target.namespace is None and not res.namespaced:
+            namespace = None
+        else:
+            namespace = target.namespace
+        rv_param = request.query.get("resourceVersion", "")
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        as_table = codec.wants_table(request.headers.get("Accept", ""))
+        include = request.query.get("includeObject", "")
+        try:
+            watcher = self.store.watch(res.storage_key, namespace,
+                                       int(rv_param) if rv_param.isdigit() else None, matcher)
+        except errors.Gone as gone:
+            await response.prepare(request)
+            await response.write(codec.watch_line("ERROR", orjson.dumps(gone.to_status())))
+            return response
+        timeout = request.query.get("timeoutSeconds")
+        deadline = asyncio.get_running_loop().time() + float(timeout) if timeout else None
+        bookmarks = parse_bool(request.query.get("allowWatchBookmarks"))
+        await response.prepare(request)
+        first = True
+        try:
+            while not watcher.closed or not watcher.queue.empty():
+                wait = self.bookmark_interval
+                if deadline is not None:
+                    wait = min(wait, deadline - asyncio.get_running_loop().time())
+                    if wait <= 0:
+                        break
+                try:
+                    event = await asyncio.wait_for(watcher.queue.get(), wait)
+                except TimeoutError:
+                    if bookmarks:
+                        await response.write(self._bookmark(res))
+                    continue
+                if event is None:
+                    break
+                line = self._event_line(res, event, as_table, include, first)
+                first = False
+                await response.write(line)
+        finally:
+            watcher.close()
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await response.write_eof()
+        return response
+
+    def _bookmark(self, res: Resource) -> bytes:
+        obj = {"kind": res.kind, "apiVersion": res.api_version,
+               "metadata": {"resourceVersion": str(self.store.resource_version)}}
+        return codec.watch_line("BOOKMARK", orjson.dumps(obj))
+
+    def _event_line(self, res: Resource, event: Event, as_table: bool, include: str,
+                    first: bool) -> bytes:
+        if as_table:
+            table = codec.table(res, [event.entry.obj], now=self.now(), include_object=include,
+                                resource_version=event.rv, with_headers=first)
+            return codec.watch_line(event.type, orjson.dumps(table))
+        return codec.watch_line(event.type, codec.object_bytes(res, event.entry))
+
+    # --- writes ---------------------------------------------------------------------
+
+    async def _read_body(self, request: web.Request) -> bytes:
+        if request.content_length is not None and request.content_length > MAX_BODY:
+            raise errors.RequestEntityTooLarge("the request is too large: limit is 3MB")
+        body = bytearray()
+        async for chunk in request.content.iter_chunked(65536):
+            body += chunk
+            if len(body) > MAX_BODY:
+                raise errors.RequestEntityTooLarge("the request is too large: limit is 3MB")
+        return bytes(body)
+
+    async def _decoded(self, request: web.Request, target: Target, warnings: list[str]) -> Obj:
+        body = codec.parse_body(await self._read_body(request),
+                                request.headers.get("Content-Type", codec.JSON))
+        validation = request.query.get("fieldValidation", "Warn")
+        if validation not in ("Strict", "Warn", "Ignore"):
+            raise errors.BadRequest(f"fieldValidation must be one of Ignore, Warn, Strict, "
+                                    f"got {validation}")
+        return codec.decode_object(target.res, body, field_validation=validation,
+                                   warnings=warnings)
+
+    def _respond(self, res: Resource, entry: Entry, status: int) -> web.Response:
+        return _json(codec.object_bytes(res, entry), status=status)
+
+    async def _create(self, request: web.Request, target: Target,
+                      warnings: list[str]) -> web.Response:
+        obj = await self._decoded(request, target, warnings)
+        meta = obj["metadata"]
+        if target.res.namespaced:
+            namespace = target.namespace or meta.get("namespace") or ""
+            if meta.get("namespace") and meta["namespace"] != namespace:
+                raise errors.BadRequest("the namespace of the provided object does not match "
+                                        "the namespace sent on the request")
+            meta["namespace"] = namespace
+        entry = self.registry.create(target.res, obj, dry_run=_dry_run(request))
+        return self._respond(target.res, entry, 201)
+
+    async def _update(self, request: web.Request, target: Target,
+                      warnings: list[str]) -> web.Response:
+        obj = await self._decoded(request, target, warnings)
+        self._check_identity(target, obj)
+        entry = self.registry.update(target.res, obj, subresource=target.subresource,
+                                     dry_run=_dry_run(request))
+        return self._respond(target.res, entry, 200)
+
+    def _check_identity(self, target: Target, obj: Obj) -> None:
+        meta = obj["metadata"]
+        if meta.get("name") and meta["name"] != target.name:
+            raise errors.BadRequest("the name of the object "
+                                    f"({meta['name']}) does not match the name on the URL "
+                                    f"({target.name})")
+        meta["name"] = target.name
+        namespace = self._namespace(target)
+        if meta.get("namespace") and target.res.namespaced and meta["namespace"] != namespace:
+            raise errors.BadRequest("the namespace of the provided object does not match the "
+                                    "namespace sent on the request")
+        if target.res.namespaced:
+            meta["namespace"] = namespace
+
+    async def _patch(self, request: web.Request, target: Target,
+                     warnings: list[str]) -> web.Response:
+        content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
+        if content_type not in _PATCH_TYPES:
+            raise errors.UnsupportedMediaType(
+                f"the body of the request was in an unknown format - accepted media types "
+                f"include: {', '.join(sorted(_PATCH_TYPES))}")
+        body = await self._read_body(request)
+        res, namespace = target.res, self._namespace(target)
+        current = self.store.get(res.storage_key, namespace, target.name or "")
+        if current is None:
+            if content_type == "application/apply-patch+yaml":
+                return await self._apply_create(request, target, body, warnings)
+            raise errors.NotFound.for_object(res.plural, res.group, target.name or "")
+        original = codec.served(res, copy.deepcopy(current.obj))
+        patched = patch.apply_patch(res.kind, original, body, content_type)
+        validation = request.query.get("fieldValidation", "Warn")
+        obj = codec.decode_object(res, patched, field_validation=validation, warnings=warnings)
+        self._check_identity(target, obj)
+        if str(obj["metadata"].get("resourceVersion")) == str(current.rv):
+            obj["metadata"].pop("resourceVersion")  # a patch is unconditional unless it says so
+        entry = self.registry.update(res, obj, subresource=target.subresource,
+                                     dry_run=_dry_run(request))
+        return self._respond(res, entry, 200)
+
+    async def _apply_create(self, request: web.Request, target: Target, body: bytes,
+                            warnings: list[str]) -> web.Response:
+        parsed = codec.parse_body(body, "application/apply-patch+yaml")
+        validation = request.query.get("fieldValidation", "Strict")
+        obj = codec.decode_object(target.res, parsed, field_validation=validation,
+                                  warnings=warnings)
+        self._check_identity(target, obj)
+        entry = self.registry.create(target.res, obj, dry_run=_dry_run(request))
+        return self._respond(target.res, entry, 201)
+
+    async def _delete(self, request: web.Request, target: Target) -> web.Response:
+        options = await self._delete_options(request)
+        entry, _gone = self.registry.delete(target.res, self._namespace(target), target.name or "",
+                                           options, dry_run=_dry_run(request))
+        return self._respond(target.res, entry, 200)
+
+    async def _delete_options(self, request: web.Request) -> Obj:
+        raw = await self._read_body(request)
+        options: Obj = codec.parse_body(raw, request.headers.get("Content-Type", codec.JSON)) \
+            if raw.strip() else {}
+        if not isinstance(options, dict):
+            raise errors.BadRequest("DeleteOptions must be an object")
+        for param, key in (("gracePeriodSeconds", "gracePeriodSeconds"),
+                           ("propagationPolicy", "propagationPolicy")):
+            value = request.query.get(param)
+            if value is not None:
+                options[key] = int(value) if key == "gracePeriodSeconds" else value
+        return options
+
+    async def _delete_collection(self, request: web.Request, target: Target) -> web.Response:
+        options = await self._delete_options(request)
+        matcher = self._matcher(request, target.res)
+        res = target.res
+        for entry in self.store.list(res.storage_key, target.namespace, matcher):
+            meta = entry.obj["metadata"]
+            with contextlib.suppress(errors.NotFound):
+                self.registry.delete(res, meta.get("namespace", ""), meta["name"], options,
+                                     dry_run=_dry_run(request))
+        return _json({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                      "status": "Success"})
+
+    # --- subresources ---------------------------------------------------------------
+
+    def _scale_of(self, res: Resource, entry: Entry) -> Obj:
+        obj = entry.obj
+        meta = obj["metadata"]
+        return {
+            "kind": "Scale", "apiVersion": "autoscaling/v1",
+            "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion",
+                                              "creationTimestamp") if k in meta},
+            "spec": {"replicas": obj.get("spec", {}).get("replicas", 0)},
+            "status": {"replicas": obj.get("status", {}).get("replicas", 0),
+                       "selector": selectors.to_string(obj.get("spec", {}).get("selector"))},
+        }
+
+    async def _scale(self, request: web.Request, target: Target) -> web.Response:
+        res, namespace = target.res, self._namespace(target)
+        entry = self.registry.get(res, namespace, target.name or "")
+        scale = self._scale_of(res, entry)
+        if request.method == "GET":
+            return _json(scale)
+        body = await self._read_body(request)
+        if request.method == "PUT":
+            new_scale = codec.parse_body(body, request.headers.get("Content-Type", codec.JSON))
+        elif request.method == "PATCH":
+            content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
+            new_scale = patch.apply_patch("Scale", scale, body, content_type)
+        else:
+            raise errors.MethodNotAllowed("the server does not allow this method on scale")
+        if not isinstance(new_scale, dict):
+            raise errors.BadRequest("Scale must be an object")
+        replicas = (new_scale.get("spec") or {}).get("replicas", 0)
+        if not isinstance(replicas, int) or replicas < 0:
+            raise errors.Invalid("Scale", "autoscaling", target.name or "", [
+                errors.FieldError.invalid("spec.replicas", replicas,
+                                          "must be greater than or equal to 0")])
+        wanted_rv = (new_scale.get("metadata") or {}).get("resourceVersion")
+        obj = copy.deepcopy(entry.obj)
+        obj["spec"]["replicas"] = replicas
+        obj["metadata"]["resourceVersion"] = wanted_rv or str(entry.rv)
+        updated = self.registry.update(res, obj, dry_run=_dry_run(request))
+        return _json(self._scale_of(res, updated))
+
+    async def _binding(self, request: web.Request, target: Target) -> web.Response:
+        if request.method != "POST":
+            raise errors.MethodNotAllowed("bindings can only be created")
+        body = codec.parse_body(await self._read_body(request),
+                                request.headers.get("Content-Type", codec.JSON))
+        node = ((body or {}).get("target") or {}).get("name", "")
+        res, namespace = target.res, self._namespace(target)
+        entry = self.registry.get(res, namespace, target.name or "")
+        if entry.obj.get("spec", {}).get("nodeName"):
+            raise errors.Conflict(f'pod {target.name} is already assigned to node '
+                                  f'"{entry.obj["spec"]["nodeName"]}"')
+        obj = copy.deepcopy(entry.obj)
+        obj["spec"]["nodeName"] = node
+        self.registry.store.update(res.storage_key, obj, expected_rv=entry.rv)
+        return _json({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                      "status": "Success", "code": 201}, status=201)
+
+    async def _log(self, request: web.Request, target: Target) -> web.Response:
+        entry = self.registry.get(target.res, self._namespace(target), target.name or "")
+        containers = [c["name"] for c in entry.obj.get("spec", {}).get("containers", [])]
+        container = request.query.get("container") or (containers[0] if containers else "")
+        if container not in containers:
+            raise errors.BadRequest(f"container {container} is not valid for pod {target.name}")
+        # Virtual pods run no process and so write no output; process pods will serve their logs.
+        return web.Response(body=b"", content_type="text/plain")
+
+
+def _dry_run(request: web.Request) -> bool:
+    return request.query.get("dryRun") == "All"
+
+
+def _entry_key(entry: Entry) -> str:
+    meta = entry.obj["metadata"]
+    return f"{meta.get('namespace', '')}/{meta['name']}"
+
+
+def _encode_continue(rv: int, start: str) -> str:
+    raw = orjson.dumps({"v": "meta.k8s.io/v1", "rv": rv, "start": start})
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_continue(token: str) -> tuple[int, str]:
+    try:
+        data = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        return int(data["rv"]), str(data["start"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise errors.BadRequest(f"invalid continue token: {token}") from exc

@@ -1,0 +1,315 @@
+"""Object lifecycle rules: what create, update, patch and delete do to an object.
+
+This is kube-apiserver's generic registry plus the per-kind strategies that matter here:
+
+- create: namespace must exist (and not be terminating), `generateName`, uid,
+  creationTimestamp, generation 1, status reset, defaults, validation, Service allocation;
+- update: optimistic concurrency on `metadata.resourceVersion` (409 when stale), immutable
+  metadata kept, the main resource keeps the old status and a `status` update keeps the old
+  spec, generation bumped only when the spec changes;
+- delete: finalizers and `deletionTimestamp`, graceful deletion of pods bound to a node,
+  `Orphan` propagation (dependents lose their ownerReference) and `Foreground` (dependents are
+  deleted first). Background deletion of dependents is the garbage collector's job.
+
+All functions work on dicts in the storage version; version conversion, decoding and
+encoding are the HTTP layer's business. Everything here runs on the event loop between awaits,
+so a read-modify-write is atomic without locks.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import secrets
+import string
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from tinykube.api import defaults, errors, validation
+from tinykube.api.errors import FieldError
+from tinykube.api.resources import Resource
+from tinykube.apiserver.allocators import ServiceAllocator
+from tinykube.store.cache import Entry, Store
+
+Obj = dict[str, Any]
+Clock = Callable[[], datetime.datetime]
+
+# Kinds whose status may only be written through the status subresource.
+_STATUS_KINDS = {"Pod", "Service", "Node", "Namespace", "PersistentVolumeClaim", "StatefulSet",
+                 "Deployment", "ReplicaSet"}
+# Kinds with metadata.generation tracking spec changes.
+_GENERATION_KINDS = {"Pod", "StatefulSet", "Deployment", "ReplicaSet", "Namespace"}
+_EMPTY_STATUS: dict[str, Obj] = {
+    "Pod": {"phase": "Pending", "qosClass": "BestEffort"},
+    "Service": {"loadBalancer": {}},
+    "StatefulSet": {"replicas": 0, "availableReplicas": 0},
+    "Deployment": {},
+    "ReplicaSet": {"replicas": 0},
+    "PersistentVolumeClaim": {"phase": "Pending"},
+}
+_NAME_SUFFIX = string.ascii_lowercase.replace("a", "").replace("e", "").replace("i", "") \
+    .replace("o", "").replace("u", "") + "2456789"
+
+
+def rfc3339(moment: datetime.datetime) -> str:
+    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def _finalized(obj: Obj) -> bool:
+    """True when a deleting object has no finalizers left and can be removed."""
+    meta = obj["metadata"]
+    if not meta.get("deletionTimestamp") or meta.get("finalizers"):
+        return False
+    return obj["kind"] != "Namespace" or not obj.get("spec", {}).get("finalizers")
+
+
+class Registry:
+    """Create/update/delete with Kubernetes semantics on top of the store."""
+
+    def __init__(self, store: Store, allocator: ServiceAllocator, *,
+                 clock: Clock = _utcnow) -> None:
+        self.store = store
+        self.allocator = allocator
+        self.clock = clock
+
+    def __repr__(self) -> str:
+        return f"Registry({self.store!r})"
+
+    # --- reads ----------------------------------------------------------------------
+
+    def get(self, res: Resource, namespace: str, name: str) -> Entry:
+        entry = self.store.get(res.storage_key, namespace, name)
+        if entry is None:
+            raise errors.NotFound.for_object(res.plural, res.group, name)
+        return entry
+
+    def check_namespace(self, res: Resource, namespace: str, *, creating: bool) -> None:
+        if not res.namespaced:
+            return
+        entry = self.store.get("core/namespaces", "", namespace)
+        if entry is None:
+            raise errors.NotFound.for_object("namespaces", "", namespace)
+        if creating and entry.obj.get("metadata", {}).get("deletionTimestamp"):
+            raise errors.Forbidden(
+                f"{res.plural} \"\" is forbidden: unable to create new content in namespace "
+                f"{namespace} because it is being terminated",
+                details={"name": "", "group": res.group, "kind": res.plural,
+                         "causes": [{"reason": "NamespaceTerminating",
+                                     "message": f"namespace {namespace} is being terminated",
+                                     "field": "metadata.namespace"}]})
+
+    # --- create ---------------------------------------------------------------------
+
+    def create(self, res: Resource, obj: Obj, *, dry_run: bool = False) -> Entry:
+        meta = obj.setdefault("metadata", {})
+        namespace = meta.get("namespace", "") if res.namespaced else ""
+        self.check_namespace(res, namespace, creating=True)
+        if not meta.get("name") and meta.get("generateName"):
+            meta["name"] = meta["generateName"] + "".join(
+                secrets.choice(_NAME_SUFFIX) for _ in range(5))
+        if not meta.get("name"):
+            raise errors.Invalid(res.kind, res.group, "", [
+                FieldError.required("metadata.name", "name or generateName is required")])
+        self._prepare_create(res, obj)
+        obj = defaults.apply_defaults(res.kind, obj)
+        self._validate(res, obj, None)
+        if self.store.get(res.storage_key, namespace, obj["metadata"]["name"]) is not None:
+            raise errors.AlreadyExists.for_object(res.plural, res.group, obj["metadata"]["name"])
+        if res.kind == "Service":
+            self._allocate(res, obj, None, dry_run=dry_run)
+        if dry_run:
+            return Entry(obj, self.store.resource_version)
+        return self.store.create(res.storage_key, obj)
+
+    def _prepare_create(self, res: Resource, obj: Obj) -> None:
+        meta = obj["metadata"]
+        if not res.namespaced:
+            meta.pop("namespace", None)
+        for field in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds",
+                      "selfLink"):
+            meta.pop(field, None)
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = rfc3339(self.clock())
+        if res.kind in _GENERATION_KINDS:
+            meta["generation"] = 1
+        else:
+            meta.pop("generation", None)
+        if res.kind in _STATUS_KINDS and res.kind != "Node":
+            obj["status"] = copy.deepcopy(_EMPTY_STATUS.get(res.kind, {}))
+        obj["apiVersion"] = res.api_version if not res.storage_version else \
+            f"{res.group}/{res.storage_version}"
+        obj["kind"] = res.kind
+
+    def _validate(self, res: Resource, obj: Obj, old: Obj | None) -> None:
+        errs = validation.validate(res.kind, obj, old)
+        if errs:
+            raise errors.Invalid(res.kind, res.group, obj["metadata"].get("name", ""), errs)
+
+    def _allocate(self, res: Resource, obj: Obj, old: Obj | None, *, dry_run: bool) -> None:
+        spec = obj.setdefault("spec", {})
+        old_spec = (old or {}).get("spec")
+        errs = self.allocator.allocate(spec, old_spec)
+        if errs or dry_run:
+            self._release_new(spec, old_spec)
+        if errs:
+            raise errors.Invalid(res.kind, res.group, obj["metadata"]["name"], errs)
+        if old_spec is not None and not dry_run:
+            self._release_new(old_spec, spec)
+
+    def _release_new(self, spec: Obj, keep: Obj | None) -> None:
+        """Release what `spec` holds that `keep` does not."""
+        keep_ips = set((keep or {}).get("clusterIPs") or [])
+        keep_ports = {p.get("nodePort") for p in (keep or {}).get("ports") or []}
+        self.allocator.release({
+            "clusterIPs": [ip for ip in spec.get("clusterIPs") or [] if ip not in keep_ips],
+            "ports": [p for p in spec.get("ports") or [] if p.get("nodePort") not in keep_ports],
+        })
+
+    # --- update ---------------------------------------------------------------------
+
+    def update(self, res: Resource, obj: Obj, *, subresource: str = "",
+               dry_run: bool = False) -> Entry:
+        """Replace an object (or its status); `metadata.resourceVersion` if set must match."""
+        meta = obj.setdefault("metadata", {})
+        namespace = meta.get("namespace", "") if res.namespaced else ""
+        current = self.get(res, namespace, meta.get("name", ""))
+        expected = meta.get("resourceVersion")
+        if expected and str(expected) != str(current.rv):
+            raise errors.Conflict.modified(res.plural, res.group, meta["name"])
+        new = self._merge_update(res, current.obj, obj, subresource)
+        new = defaults.apply_defaults(res.kind, new)
+        self._validate(res, new, current.obj)
+        if res.kind == "Service" and subresource != "status":
+            self._allocate(res, new, current.obj, dry_run=dry_run)
+        if dry_run:
+            return Entry(new, current.rv)
+        if new == current.obj:
+            return current  # a no-op update does not change the resourceVersion
+        if _finalized(new):
+            return self._remove(res, namespace, meta["name"])
+        return self.store.update(res.storage_key, new, expected_rv=current.rv)
+
+    def _merge_update(self, res: Resource, old: Obj, new: Obj, subresource: str) -> Obj:
+        new = copy.deepcopy(new)
+        old_meta, meta = old["metadata"], new["metadata"]
+        for field in ("uid", "creationTimestamp", "deletionTimestamp",
+                      "deletionGracePeriodSeconds", "generation", "namespace", "name"):
+            if field in old_meta:
+                meta[field] = old_meta[field]
+            else:
+                meta.pop(field, None)
+        meta["resourceVersion"] = old_meta.get("resourceVersion")
+        new["apiVersion"], new["kind"] = old["apiVersion"], old["kind"]
+        if subresource == "status":
+            merged = copy.deepcopy(old)
+            merged["status"] = new.get("status", {})
+            return merged
+        if subresource == "finalize":
+            merged = copy.deepcopy(old)
+            merged.setdefault("spec", {})["finalizers"] = new.get("spec", {}).get("finalizers", [])
+            return merged
+        if res.kind in _STATUS_KINDS and "status" in old:
+            new["status"] = copy.deepcopy(old["status"])
+        if res.kind in _GENERATION_KINDS and new.get("spec") != old.get("spec"):
+            meta["generation"] = int(old_meta.get("generation", 1)) + 1
+        return new
+
+    # --- delete ---------------------------------------------------------------------
+
+    def delete(self, res: Resource, namespace: str, name: str, options: Obj,
+               *, dry_run: bool = False) -> tuple[Entry, bool]:
+        """Delete or start deleting; returns (entry, gone) where gone means removed now."""
+        current = self.get(res, namespace, name)
+        self._check_preconditions(res, current, options)
+        if dry_run:
+            return current, True
+        policy = options.get("propagationPolicy") or (
+            "Orphan" if options.get("orphanDependents") else "Background")
+        if policy == "Orphan":
+            self._orphan_dependents(current.obj)
+        elif policy == "Foreground":
+            self._delete_dependents(current.obj)
+        obj = copy.deepcopy(current.obj)
+        meta = obj["metadata"]
+        grace = self._grace_period(res, obj, options)
+        if meta.get("finalizers") or res.kind == "Namespace" or grace:
+            if not meta.get("deletionTimestamp"):
+                now = self.clock()
+                meta["deletionTimestamp"] = rfc3339(now + datetime.timedelta(seconds=grace or 0))
+                meta["deletionGracePeriodSeconds"] = grace or 0
+                if res.kind == "Namespace":
+                    obj.setdefault("status", {})["phase"] = "Terminating"
+                return self.store.update(res.storage_key, obj), False
+            if not (grace == 0 and res.kind == "Pod" and not meta.get("finalizers")):
+                return current, False
+        return self._remove(res, namespace, name), True
+
+    def _grace_period(self, res: Resource, obj: Obj, options: Obj) -> int:
+        """Seconds of graceful deletion: only pods that a node runs wait."""
+        if res.kind != "Pod" or not obj.get("spec", {}).get("nodeName"):
+            return 0
+        if obj.get("status", {}).get("phase") in ("Succeeded", "Failed"):
+            return 0
+        grace = options.get("gracePeriodSeconds")
+        if grace is None:
+            grace = obj["spec"].get("terminationGracePeriodSeconds", 30)
+        return max(int(grace), 0)
+
+    def _check_preconditions(self, res: Resource, current: Entry, options: Obj) -> None:
+        pre = options.get("preconditions") or {}
+        meta = current.obj["metadata"]
+        if pre.get("uid") and pre["uid"] != meta.get("uid"):
+            raise errors.Conflict(
+                f'Precondition failed: UID in precondition: {pre["uid"]}, UID in object meta: '
+                f'{meta.get("uid")}')
+        if pre.get("resourceVersion") and str(pre["resourceVersion"]) != str(current.rv):
+            raise errors.Conflict.modified(res.plural, res.group, meta["name"])
+
+    def _remove(self, res: Resource, namespace: str, name: str) -> Entry:
+        entry = self.store.delete(res.storage_key, namespace, name)
+        if res.kind == "Service":
+            self.allocator.release(entry.obj.get("spec", {}))
+        return entry
+
+    def finish_deletion(self, res: Resource, namespace: str, name: str) -> None:
+        """Remove an object whose grace period has run out (called by the API server's timer)."""
+        entry = self.store.get(res.storage_key, namespace, name)
+        if entry is not None and not entry.obj["metadata"].get("finalizers"):
+            self._remove(res, namespace, name)
+
+    # --- owner references -----------------------------------------------------------
+
+    def _dependents(self, owner: Obj) -> list[tuple[str, Entry]]:
+        uid = owner["metadata"].get("uid")
+        namespace = owner["metadata"].get("namespace")
+        found = []
+        for resource in ("core/pods", "apps/replicasets", "apps/controllerrevisions",
+                         "core/persistentvolumeclaims", "discovery.k8s.io/endpointslices",
+                         "core/endpoints", "coordination.k8s.io/leases"):
+            for entry in self.store.list(resource, namespace):
+                refs = entry.obj["metadata"].get("ownerReferences") or []
+                if any(ref.get("uid") == uid for ref in refs):
+                    found.append((resource, entry))
+        return found
+
+    def _orphan_dependents(self, owner: Obj) -> None:
+        uid = owner["metadata"].get("uid")
+        for resource, entry in self._dependents(owner):
+            obj = copy.deepcopy(entry.obj)
+            obj["metadata"]["ownerReferences"] = [
+                ref for ref in obj["metadata"]["ownerReferences"] if ref.get("uid") != uid]
+            if not obj["metadata"]["ownerReferences"]:
+                del obj["metadata"]["ownerReferences"]
+            self.store.update(resource, obj)
+
+    def _delete_dependents(self, owner: Obj) -> None:
+        for resource, entry in self._dependents(owner):
+            meta = entry.obj["metadata"]
+            if meta.get("finalizers"):
+                continue
+            self.store.delete(resource, meta.get("namespace", ""), meta["name"])

@@ -1,0 +1,88 @@
+"""Assemble a running API server from a data directory: store, allocator, registry, HTTP.
+
+`open_apiserver` is what `tinykube up` and the test fixtures call. It opens (or creates) the
+SQLite store, rebuilds the Service allocations from stored Services, creates the built-in
+objects, prepares TLS credentials and a kubeconfig, and binds the listener. When it returns, the
+server answers requests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ssl
+from pathlib import Path
+
+from tinykube.api import resources
+from tinykube.apiserver import bootstrap, certs
+from tinykube.apiserver.allocators import ServiceAllocator
+from tinykube.apiserver.app import APIServer
+from tinykube.apiserver.handlers import ResourceHandler
+from tinykube.apiserver.registry import Registry
+from tinykube.store.cache import Store
+from tinykube.store.sqlite import SQLiteBackend
+
+DEFAULT_SERVICE_CIDR = "127.96.0.0/16"
+
+
+@dataclasses.dataclass
+class APIServerOptions:
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 6443
+    service_cidr: str = DEFAULT_SERVICE_CIDR
+    tls: bool = True
+    durable: bool = False
+    bookmark_interval: float = 5.0
+    watch_history: int = 20_000
+
+
+@dataclasses.dataclass
+class RunningAPIServer:
+    server: APIServer
+    store: Store
+    registry: Registry
+    credentials: certs.Credentials
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.credentials.kubeconfig
+
+    async def stop(self) -> None:
+        await self.server.stop()
+        self.store.close()
+
+
+def _restore_allocations(store: Store, allocator: ServiceAllocator) -> None:
+    services = resources.lookup("", "v1", "services")
+    assert services is not None
+    for entry in store.list(services.storage_key):
+        allocator.restore(entry.obj.get("spec", {}))
+
+
+async def open_apiserver(options: APIServerOptions) -> RunningAPIServer:
+    options.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(SQLiteBackend(options.data_dir / "state.db", durable=options.durable),
+                  history=options.watch_history)
+    allocator = ServiceAllocator(options.service_cidr)
+    _restore_allocations(store, allocator)
+    registry = Registry(store, allocator)
+    handler = ResourceHandler(registry, bookmark_interval=options.bookmark_interval)
+    hosts = sorted({"localhost", "127.0.0.1", options.host, allocator.ips.nth(1)})
+    creds = certs.ensure_credentials(options.data_dir, hosts=hosts)
+    context = None
+    if options.tls:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(creds.server_cert, creds.server_key)
+        context.set_alpn_protocols(["http/1.1"])
+    server = APIServer(handler, token=creds.token, host=options.host, port=options.port,
+                       ssl_context=context)
+    await server.start()
+    # Synchronous, so it completes before the loop serves the first request.
+    bootstrap.bootstrap(registry, api_host=options.host, api_port=server.port)
+    certs.write_kubeconfig(creds.kubeconfig, server=server.url, ca_cert=creds.ca_cert,
+                           token=creds.token)
+    return RunningAPIServer(server, store, registry, creds)

@@ -1,0 +1,42 @@
+"""The `tinykube` command: one click group, one module per subcommand.
+
+Subcommands are imported lazily by name so that `tinykube --help` stays fast and a component's
+dependencies load only when that component runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import click
+
+# subcommand name -> module defining a click command named `command`
+SUBCOMMANDS = {
+    "up": "tinykube.cli.up",
+    "dns": "tinykube.cli.dns",
+    "proxy": "tinykube.cli.proxy",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(SUBCOMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = SUBCOMMANDS.get(cmd_name)
+        if module is None:
+            return None
+        command: Any = importlib.import_module(module).command
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup)
+@click.version_option(package_name="tinykube")
+def cli() -> None:
+    """tinykube: Kubernetes Services, cluster DNS and a service proxy on one machine."""
+
+
+def main() -> None:
+    cli()

