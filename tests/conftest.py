@@ -70,6 +70,8 @@ def start_cluster(data_dir: Path, *extra: str, timeout: float = 30) -> Cluster:
     """Start `tinykube up` and wait until it reports it is ready."""
     cmd = [sys.executable, "-m", "tinykube", "up", "--data-dir", str(data_dir),
            "--listen", "127.0.0.1:0", *extra]
+    if "--proxy" not in extra and "--no-proxy" not in extra:
+        cmd.append("--no-proxy")  # cluster IPs are shared by every test cluster on this host
     if "--dns-listen" not in extra and "--no-dns" not in extra:
         cmd += ["--dns-listen", f"127.0.0.1:{free_port()}"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

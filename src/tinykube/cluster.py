@@ -34,6 +34,7 @@ from tinykube.controllers.scheduler import Scheduler
 from tinykube.controllers.statefulset import StatefulSetController
 from tinykube.dns.app import DNSOptions, RunningDNS, start_dns
 from tinykube.kubelet.agent import NodeAgent
+from tinykube.proxy.app import ProxyOptions, RunningProxy, is_local_address, start_proxy
 
 log = logging.getLogger(__name__)
 DEFAULT_POD_CIDR = "127.244.0.0/16"
@@ -52,6 +53,7 @@ class ClusterOptions:
         default_factory=lambda: [NodeSpec(socket.gethostname().lower())])
     pod_cidr: str = DEFAULT_POD_CIDR
     dns: DNSOptions | None = dataclasses.field(default_factory=DNSOptions)
+    proxy: bool = True
 
 
 def node_pod_cidrs(cluster_cidr: str, count: int) -> list[str]:
@@ -66,12 +68,15 @@ class RunningCluster:
     api: RunningAPIServer
     client: RESTClient
     dns: RunningDNS | None
+    proxy: RunningProxy | None
     tasks: list[asyncio.Task[Any]]
 
     async def stop(self) -> None:
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.proxy is not None:
+            await self.proxy.close()
         if self.dns is not None:
             await self.dns.close()
         await self.client.close()
@@ -83,6 +88,14 @@ def _controllers(client: RESTClient) -> list[Controller]:
             ReplicaSetController(client), EndpointSliceController(client),
             EndpointsController(client), MirroringController(client),
             NamespaceController(client), GarbageCollector(client)]
+
+
+def _proxy_options(dns: RunningDNS | None) -> ProxyOptions:
+    """The DNS server answers on the kube-dns Service IP itself: the proxy leaves that IP alone."""
+    if dns is None:
+        return ProxyOptions()
+    served = dns.address[0]
+    return ProxyOptions(is_local=lambda address: address != served and is_local_address(address))
 
 
 async def start_cluster(options: ClusterOptions,
@@ -104,7 +117,14 @@ async def start_cluster(options: ClusterOptions,
         dns = await start_dns(options.dns, client)
         host, port = dns.address
         announce(f"cluster DNS listening on {host}:{port} (udp+tcp)")
-    return RunningCluster(api, client, dns, tasks)
+    proxy = None
+    if options.proxy:
+        from tinykube.cli.proxy import bind_failure_reporter
+        proxy = await start_proxy(client, _proxy_options(dns),
+                                  on_bind_failure=bind_failure_reporter(client, announce))
+        announce(f"service proxy forwarding {len(proxy.listening)} service ports "
+                 f"({len(proxy.failing)} could not be bound)")
+    return RunningCluster(api, client, dns, proxy, tasks)
 
 
 async def run_until(cluster: RunningCluster, stop: asyncio.Event) -> None:

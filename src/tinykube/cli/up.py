@@ -83,12 +83,14 @@ async def _run(options: cluster.ClusterOptions) -> None:
               help="Cluster DNS address (default: the kube-dns Service IP, port 53, or port "
               "10053 when 53 cannot be bound).")
 @click.option("--no-dns", is_flag=True, help="Do not run the cluster DNS.")
+@click.option("--proxy/--no-proxy", default=True, show_default=True,
+              help="Run the userspace service proxy (cluster IPs and NodePorts on loopback).")
 @click.option("--insecure-http", is_flag=True, help="Serve plain HTTP instead of HTTPS.")
 @click.option("--durable", is_flag=True,
               help="fsync every write (survives power loss, not only a crash).")
 @click.option("-v", "--verbose", count=True, help="More logging.")
 def command(data_dir: Path, listen: str, service_cidr: str, pod_cidr: str, nodes: str | None,
-            node_labels: tuple[str, ...], dns_listen: str | None, no_dns: bool,
+            node_labels: tuple[str, ...], dns_listen: str | None, no_dns: bool, proxy: bool,
             insecure_http: bool, durable: bool, verbose: int) -> None:
     """Start tinykube on this machine."""
     logging.basicConfig(level=logging.WARNING - 10 * verbose,
@@ -105,5 +107,5 @@ def command(data_dir: Path, listen: str, service_cidr: str, pod_cidr: str, nodes
         else:
             dns = DNSOptions(listen=(dns_ip, 53), fallback_port=10053, metrics=(dns_ip, 9153))
     options = cluster.ClusterOptions(api=api, nodes=parse_nodes(nodes, node_labels),
-                                     pod_cidr=pod_cidr, dns=dns)
+                                     pod_cidr=pod_cidr, dns=dns, proxy=proxy)
     cluster.run_forever(lambda: _run(options))
