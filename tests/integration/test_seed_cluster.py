@@ -126,3 +126,43 @@ def test_pod_deletion_recreates_same_name_with_new_ip(seed_cluster: Cluster,
     new = pod_ips(kctl)["web-0"]
     assert new and new != old
     assert dig(seed_cluster, "web-0.nginx.default.svc.cluster.local") == [new]
+
+
+def test_describe_pod_statefulset_node_and_deployment(seed_cluster: Cluster,
+                                                      kctl: Kubectl) -> None:
+    kctl("label", "node", "kube-node3", "node=kube-node3")
+    kctl("apply", "-f", str(TESTDATA / "web.yaml"))
+    kctl("rollout", "status", "sts/web", "--timeout=30s")
+    pod = kctl("describe", "pod", "web-0")
+    assert re.search(r"Node:\s+kube-node3/127\.0\.0\.1", pod)
+    assert re.search(r"Status:\s+Running", pod)
+    assert re.search(r"Controlled By:\s+StatefulSet/web", pod)
+    assert re.search(r"Port:\s+80/TCP", pod)
+    assert "Scheduled" in pod and "Successfully assigned default/web-0 to kube-node3" in pod
+    sts = kctl("describe", "sts", "web")
+    assert re.search(r"Pods Status:\s+1 Running", sts)
+    assert "SuccessfulCreate" in sts
+    node = kctl("describe", "node", "kube-node3")
+    assert re.search(r"Ready\s+True", node) and "web-0" in node
+    assert "Failed to get lease" not in node
+    kctl("apply", "-f", "-", input=(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d1}\n"
+            "spec: {replicas: 1, selector: {matchLabels: {app: d1}}, template: {metadata: "
+            "{labels: {app: d1}}, spec: {nodeSelector: {node: kube-node3}, containers: "
+            "[{name: c, image: busybox}]}}}\n"))
+    kctl("rollout", "status", "deploy/d1", "--timeout=30s")
+    deploy = kctl("describe", "deploy", "d1")
+    assert re.search(r"Replicas:\s+1 desired \| 1 updated \| 1 total \| 1 available", deploy)
+    assert re.search(r"RollingUpdateStrategy:\s+25% max unavailable, 25% max surge", deploy)
+    assert "ScalingReplicaSet" in deploy
+
+
+def test_legacy_versions_are_served_back_as_asked(seed_cluster: Cluster, kctl: Kubectl) -> None:
+    kctl("apply", "-f", str(TESTDATA / "web.yaml"))
+    legacy = kctl.run("get", "--raw", "/apis/apps/v1beta1/namespaces/default/statefulsets/web")
+    assert '"apiVersion":"apps/v1beta1"' in legacy.stdout
+    current = yaml.safe_load(kctl("get", "--raw",
+                                  "/apis/apps/v1/namespaces/default/statefulsets/web"))
+    assert current["apiVersion"] == "apps/v1"
+    # v1beta1 defaulted the selector from the template labels
+    assert current["spec"]["selector"] == {"matchLabels": {"app": "nginx"}}
