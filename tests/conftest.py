@@ -101,8 +101,10 @@ def start_cluster(data_dir: Path, *extra: str, timeout: float = 30) -> Cluster:
 
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    running = start_cluster(tmp_path / "data")
+def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
+    """A `tinykube up` for this test; `@pytest.mark.cluster_args(...)` adds its arguments."""
+    marker = request.node.get_closest_marker("cluster_args")
+    running = start_cluster(tmp_path / "data", *(marker.args if marker else ()))
     yield running
     running.stop()
 
@@ -157,3 +159,11 @@ def kubectl(request: pytest.FixtureRequest, cluster: Cluster, tmp_path: Path) ->
 
 # web.yaml is a copy of the seed manifest, shared/seed/web.yaml
 TESTDATA = Path(__file__).resolve().parent / "testdata"
+
+
+@pytest.fixture
+def kctl(cluster: Cluster, tmp_path: Path) -> Kubectl:
+    """The machine's kubectl (v1.32), bound to this test's cluster."""
+    cache = tmp_path / "kubecache-kctl"
+    cache.mkdir()
+    return Kubectl(KUBECTLS[0][1], cluster.kubeconfig, cache)

@@ -9,30 +9,14 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import KUBECTLS, TESTDATA, Cluster, Kubectl, start_cluster
+from tests.conftest import TESTDATA, Cluster, Kubectl
 
-pytestmark = pytest.mark.kubectl
-NODES = ("--nodes", "kube-node1,kube-node2,kube-node3")
-
-
-@pytest.fixture
-def seed_cluster(tmp_path: Path) -> Iterator[Cluster]:
-    running = start_cluster(tmp_path / "data", *NODES)
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def kctl(seed_cluster: Cluster, tmp_path: Path) -> Kubectl:
-    cache = tmp_path / "kubecache"
-    cache.mkdir()
-    return Kubectl(KUBECTLS[0][1], seed_cluster.kubeconfig, cache)
+pytestmark = [pytest.mark.kubectl,
+              pytest.mark.cluster_args("--nodes", "kube-node1,kube-node2,kube-node3")]
 
 
 def dig(cluster: Cluster, name: str, qtype: str = "A") -> list[str]:
@@ -55,7 +39,7 @@ def pod_ips(kctl: Kubectl) -> dict[str, str]:
     return {p["metadata"]["name"]: p["status"].get("podIP", "") for p in pods}
 
 
-def test_seed_end_to_end(seed_cluster: Cluster, kctl: Kubectl) -> None:
+def test_seed_end_to_end(cluster: Cluster, kctl: Kubectl) -> None:
     kctl("apply", "-f", str(TESTDATA / "web.yaml"))
     # No node carries node=kube-node3 yet: the pod waits, and says why.
     kctl("wait", "--for=condition=PodScheduled=false", "pod/web-0", "--timeout=20s")
@@ -89,24 +73,24 @@ def test_seed_end_to_end(seed_cluster: Cluster, kctl: Kubectl) -> None:
     assert from_eps == from_slices == {(ips["web-0"], "web-0"), (ips["web-1"], "web-1")}
 
     # The seed's nslookup transcript, against the cluster DNS.
-    assert dig(seed_cluster, "nginx.default.svc.cluster.local") == sorted(ips.values())
-    assert dig(seed_cluster, "web-1.nginx.default.svc.cluster.local") == [ips["web-1"]]
-    headless = nslookup(seed_cluster, "nginx.default.svc.cluster.local")
+    assert dig(cluster, "nginx.default.svc.cluster.local") == sorted(ips.values())
+    assert dig(cluster, "web-1.nginx.default.svc.cluster.local") == [ips["web-1"]]
+    headless = nslookup(cluster, "nginx.default.svc.cluster.local")
     assert all(f"Address: {ip}" in headless for ip in ips.values())
 
 
-def test_service_ip_answers_in_dns(seed_cluster: Cluster, kctl: Kubectl) -> None:
+def test_service_ip_answers_in_dns(cluster: Cluster, kctl: Kubectl) -> None:
     kctl("apply", "-f", "-", input=(
             "apiVersion: v1\nkind: Service\nmetadata: {name: nginx-service}\n"
             "spec: {selector: {app: nginx}, ports: [{port: 80, name: web}]}\n"))
     ip = kctl("get", "svc", "nginx-service", "-o", "jsonpath={.spec.clusterIP}")
-    out = nslookup(seed_cluster, "nginx-service.default.svc.cluster.local")
+    out = nslookup(cluster, "nginx-service.default.svc.cluster.local")
     assert f"Address: {ip}" in out
-    assert dig(seed_cluster, "_web._tcp.nginx-service.default.svc.cluster.local", "SRV") == \
+    assert dig(cluster, "_web._tcp.nginx-service.default.svc.cluster.local", "SRV") == \
         sorted(["0", "100", "80", "nginx-service.default.svc.cluster.local."])
 
 
-def test_orphan_delete_keeps_pods(seed_cluster: Cluster, kctl: Kubectl) -> None:
+def test_orphan_delete_keeps_pods(cluster: Cluster, kctl: Kubectl) -> None:
     kctl("label", "node", "kube-node3", "node=kube-node3")
     kctl("apply", "-f", str(TESTDATA / "web.yaml"))
     kctl("rollout", "status", "sts/web", "--timeout=30s")
@@ -115,7 +99,7 @@ def test_orphan_delete_keeps_pods(seed_cluster: Cluster, kctl: Kubectl) -> None:
     assert "ownerReferences" not in pod["metadata"]
 
 
-def test_pod_deletion_recreates_same_name_with_new_ip(seed_cluster: Cluster,
+def test_pod_deletion_recreates_same_name_with_new_ip(cluster: Cluster,
                                                       kctl: Kubectl) -> None:
     kctl("label", "node", "kube-node3", "node=kube-node3")
     kctl("apply", "-f", str(TESTDATA / "web.yaml"))
@@ -125,10 +109,10 @@ def test_pod_deletion_recreates_same_name_with_new_ip(seed_cluster: Cluster,
     kctl("wait", "--for=condition=Ready", "pod/web-0", "--timeout=30s")
     new = pod_ips(kctl)["web-0"]
     assert new and new != old
-    assert dig(seed_cluster, "web-0.nginx.default.svc.cluster.local") == [new]
+    assert dig(cluster, "web-0.nginx.default.svc.cluster.local") == [new]
 
 
-def test_describe_pod_statefulset_node_and_deployment(seed_cluster: Cluster,
+def test_describe_pod_statefulset_node_and_deployment(cluster: Cluster,
                                                       kctl: Kubectl) -> None:
     kctl("label", "node", "kube-node3", "node=kube-node3")
     kctl("apply", "-f", str(TESTDATA / "web.yaml"))
@@ -157,7 +141,7 @@ def test_describe_pod_statefulset_node_and_deployment(seed_cluster: Cluster,
     assert "ScalingReplicaSet" in deploy
 
 
-def test_legacy_versions_are_served_back_as_asked(seed_cluster: Cluster, kctl: Kubectl) -> None:
+def test_legacy_versions_are_served_back_as_asked(cluster: Cluster, kctl: Kubectl) -> None:
     kctl("apply", "-f", str(TESTDATA / "web.yaml"))
     legacy = kctl.run("get", "--raw", "/apis/apps/v1beta1/namespaces/default/statefulsets/web")
     assert '"apiVersion":"apps/v1beta1"' in legacy.stdout

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import KUBECTLS, Cluster, Kubectl, start_cluster
+from tests.conftest import Kubectl
 
-pytestmark = pytest.mark.kubectl
+pytestmark = [pytest.mark.kubectl, pytest.mark.cluster_args("--nodes", "n1,n2")]
 
 DEPLOYMENT = """
 apiVersion: apps/v1
@@ -25,20 +23,6 @@ spec:
     metadata: {labels: {app: d1}}
     spec: {containers: [{name: c, image: "busybox:1.36"}]}
 """
-
-
-@pytest.fixture
-def two_nodes(tmp_path: Path) -> Iterator[Cluster]:
-    running = start_cluster(tmp_path / "data", "--nodes", "n1,n2")
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def kctl(two_nodes: Cluster, tmp_path: Path) -> Kubectl:
-    cache = tmp_path / "kubecache"
-    cache.mkdir()
-    return Kubectl(KUBECTLS[0][1], two_nodes.kubeconfig, cache)
 
 
 def ready_pods(kctl: Kubectl, selector: str) -> int:

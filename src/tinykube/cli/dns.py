@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 
 import click
 
@@ -46,23 +45,14 @@ def parse_upstream(text: str | None) -> list[tuple[str, int]] | None:
 
 
 async def _serve(options: DNSOptions, kubeconfig: str | None) -> None:
-    from tinykube.client.config import load
-    from tinykube.client.rest import RESTClient
+    from tinykube.cli import standalone
 
     def announce(running: RunningDNS) -> None:
         host, port = running.address
         click.echo(f"tinykube DNS listening on {host}:{port} (udp+tcp), zone {options.domain}")
 
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    assert task is not None
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, task.cancel)
-    async with RESTClient(load(kubeconfig)) as client:
-        try:
-            await run_dns(options, client, announce=announce)
-        except asyncio.CancelledError:
-            click.echo("tinykube DNS stopped")
+    await standalone.serve(kubeconfig, "DNS",
+                           lambda client: run_dns(options, client, announce=announce))
 
 
 @click.command(name="dns")

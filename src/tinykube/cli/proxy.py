@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -49,19 +48,11 @@ def describe(running: RunningProxy) -> str:
 
 
 async def _serve(options: ProxyOptions, kubeconfig: str | None) -> None:
-    from tinykube.client.config import load
+    from tinykube.cli import standalone
 
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    assert task is not None
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, task.cancel)
-    async with RESTClient(load(kubeconfig)) as client:
-        try:
-            await run_proxy(client, options, on_bind_failure=bind_failure_reporter(client),
-                            announce=lambda running: click.echo(describe(running)))
-        except asyncio.CancelledError:
-            click.echo("tinykube proxy stopped")
+    await standalone.serve(kubeconfig, "proxy", lambda client: run_proxy(
+        client, options, on_bind_failure=bind_failure_reporter(client),
+        announce=lambda running: click.echo(describe(running))))
 
 
 @click.command(name="proxy")
