@@ -148,6 +148,8 @@ class APIServer:
 
     def _discovery(self, request: web.Request, path: str) -> web.Response:
         parts = path.strip("/").split("/")
+        if "" in parts:  # `/apis//v1` is not the core group
+            raise errors.NotFound.path()
         if len(parts) == 1:
             core = parts[0] == "api"
             version = discovery.negotiate(request.headers.get("Accept", ""))

@@ -8,6 +8,7 @@ caller: an event that cannot be written is logged and dropped, as in client-go.
 
 from __future__ import annotations
 
+import collections
 import datetime
 import logging
 import secrets
@@ -19,6 +20,7 @@ from tinykube.api import errors, resources
 from tinykube.client.rest import RESTClient
 
 log = logging.getLogger(__name__)
+MAX_REMEMBERED = 4096  # distinct events whose repeats are counted rather than recreated
 
 
 def now_rfc3339() -> str:
@@ -31,7 +33,9 @@ class Recorder:
         self.component = component
         self.host = host or socket.gethostname()
         self._res = resources.lookup("", "v1", "events")
-        self._seen: dict[tuple[str, str, str, str], tuple[str, int]] = {}
+        # (uid, reason, message, type) -> (event name, count), oldest first; bounded
+        self._seen: collections.OrderedDict[tuple[str, str, str, str], tuple[str, int]] = \
+            collections.OrderedDict()
 
     def __repr__(self) -> str:
         return f"Recorder({self.component!r}, seen={len(self._seen)})"
@@ -45,9 +49,16 @@ class Recorder:
         try:
             if key in self._seen:
                 name, count = self._seen[key]
-                await self.client.patch(self._res, name, {"count": count + 1, "lastTimestamp": now},
-                                        namespace, patch_type="merge")
+                try:
+                    await self.client.patch(self._res, name,
+                                            {"count": count + 1, "lastTimestamp": now},
+                                            namespace, patch_type="merge")
+                except errors.NotFound:  # the event was deleted: record it afresh
+                    del self._seen[key]
+                    await self.event(obj, type_, reason, message)
+                    return
                 self._seen[key] = (name, count + 1)
+                self._seen.move_to_end(key)
                 return
             name = f"{meta.get('name', 'object')}.{secrets.token_hex(8)}"
             await self.client.create(self._res, {
@@ -64,5 +75,7 @@ class Recorder:
                 "reportingComponent": self.component, "reportingInstance": self.host,
             }, namespace)
             self._seen[key] = (name, 1)
+            if len(self._seen) > MAX_REMEMBERED:
+                self._seen.popitem(last=False)
         except errors.APIError as exc:
             log.warning("could not record event %s for %s: %s", reason, meta.get("name"), exc)
