@@ -165,38 +165,55 @@ def unknown_fields(api_version: str, kind: str, obj: dict[str, Any]) -> list[str
     `known_kinds()`.
     """
     found: list[str] = []
-    _unknown_in_struct(_root(api_version, kind), obj, "", found)
+    _unknown_in_struct(_root(api_version, kind), obj, "", found, prune=False)
     return found
 
 
-def _unknown_in_struct(struct: _Type, obj: dict[str, Any], prefix: str, found: list[str]) -> None:
+def drop_unknown_fields(api_version: str, kind: str, obj: dict[str, Any]) -> list[str]:
+    """Remove the fields `unknown_fields` reports from `obj` (in place); return their paths.
+
+    kube-apiserver decodes into Go structs, so an unknown field it was told to Warn about or
+    Ignore is never stored; this does the same to the decoded JSON.
+    """
+    found: list[str] = []
+    _unknown_in_struct(_root(api_version, kind), obj, "", found, prune=True)
+    return found
+
+
+def _unknown_in_struct(struct: _Type, obj: dict[str, Any], prefix: str, found: list[str], *,
+                       prune: bool) -> None:
     fields = struct.fields
+    unknown = []
     for key, value in obj.items():
         field = fields.get(key)
         if field is None:
             found.append(prefix + key)
+            unknown.append(key)
         elif field.has_struct and value:
-            _unknown_in_value(field, value, prefix + key, found)
+            _unknown_in_value(field, value, prefix + key, found, prune)
+    if prune:
+        for key in unknown:
+            del obj[key]
 
 
-def _unknown_in_value(node: _Type, value: Any, path: str, found: list[str]) -> None:
+def _unknown_in_value(node: _Type, value: Any, path: str, found: list[str], prune: bool) -> None:
     kind = node.kind
     if kind == _STRUCT:
         if isinstance(value, dict):
-            _unknown_in_struct(node, value, path + ".", found)
+            _unknown_in_struct(node, value, path + ".", found, prune=prune)
     elif kind == _LIST:
         if isinstance(value, list):
             elem = node.elem
             assert elem is not None
             for index, item in enumerate(value):
                 if item:
-                    _unknown_in_value(elem, item, f"{path}[{index}]", found)
+                    _unknown_in_value(elem, item, f"{path}[{index}]", found, prune)
     elif kind == _MAP and isinstance(value, dict):
         elem = node.elem
         assert elem is not None
         for key, item in value.items():
             if item:
-                _unknown_in_value(elem, item, f"{path}.{key}", found)
+                _unknown_in_value(elem, item, f"{path}.{key}", found, prune)
 
 
 # ---------------------------------------------------------------------------------------------

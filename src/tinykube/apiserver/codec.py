@@ -44,8 +44,21 @@ def parse_body(body: bytes, content_type: str) -> Any:
             return yaml.load(body, Loader=_Loader)
         return orjson.loads(body)
     except (orjson.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError) as exc:
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise errors.BadRequest(f"the object provided is unrecognized ({message})") from exc
+        problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        parser = "yaml" if media in _YAML_TYPES else "json"
+        raise errors.BadRequest(  # kube-apiserver's wording (transformDecodeError)
+            f"the object provided is unrecognized ({_summary(body)}): couldn't get "
+            f"version/kind; {parser} parse error: {problem}") from exc
+
+
+def _summary(body: bytes, limit: int = 30) -> str:
+    """The start of a body as kube-apiserver quotes it: text when it looks like JSON, else hex."""
+    if not body:
+        return "<empty>"
+    head, more = body[:limit], " ..." if len(body) > limit else ""
+    if body.startswith(b"{"):
+        return head.decode("utf-8", "replace") + more
+    return head.hex() + more
 
 
 def decode_object(res: Resource, body: Any, *, field_validation: str,
@@ -69,14 +82,17 @@ def decode_object(res: Resource, body: Any, *, field_validation: str,
     if type_errors:
         raise errors.BadRequest(
             f'{kind} in version "{res.version}" cannot be handled as a {kind}: {type_errors[0]}')
-    if field_validation != "Ignore":
+    if field_validation == "Strict":
         unknown = schema.unknown_fields(stored_version, kind, stored)
-        if unknown and field_validation == "Strict":
+        if unknown:
             listed = ", ".join(f'unknown field "{path}"' for path in unknown)
             raise errors.BadRequest(
                 f'{kind} in version "{res.version}" cannot be handled as a {kind}: '
                 f"strict decoding error: {listed}")
-        warnings.extend(f'unknown field "{path}"' for path in unknown)
+    else:  # Warn or Ignore: the field is dropped, as decoding into a Go struct drops it
+        unknown = schema.drop_unknown_fields(stored_version, kind, stored)
+        if field_validation == "Warn":
+            warnings.extend(f'unknown field "{path}"' for path in unknown)
     if not isinstance(stored.get("metadata"), dict):
         stored["metadata"] = {}
     return stored

@@ -41,6 +41,13 @@ def parse_bool(value: str | None) -> bool:
     return value in _TRUE
 
 
+def warning_header(text: str) -> str:
+    """A `Warning` header value; the text is quoted as Go's strconv.Quote does, which is what
+    kubectl's parser expects (a bare inner quote would make it drop the whole header)."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'299 - "{escaped}"'
+
+
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     data = body if isinstance(body, bytes) else orjson.dumps(body)
     return web.Response(body=data, status=status, content_type="application/json",
@@ -66,7 +73,7 @@ class ResourceHandler:
             warnings.append(target.res.deprecated_warning)
         response = await self._dispatch(request, target, warnings)
         for text in dict.fromkeys(warnings):
-            response.headers.add("Warning", f'299 - "{text}"')
+            response.headers.add("Warning", warning_header(text))
         return response
 
     async def _dispatch(self, request: web.Request, target: Target,
@@ -176,24 +183,37 @@ class ResourceHandler:
         bookmarks = parse_bool(request.query.get("allowWatchBookmarks"))
         await response.prepare(request)
         first = True
+        queue = watcher.queue
         try:
-            while not watcher.closed or not watcher.queue.empty():
+            while not watcher.closed or not queue.empty():
                 wait = self.bookmark_interval
                 if deadline is not None:
                     wait = min(wait, deadline - asyncio.get_running_loop().time())
                     if wait <= 0:
                         break
                 try:
-                    event = await asyncio.wait_for(watcher.queue.get(), wait)
+                    if queue.empty():
+                        async with asyncio.timeout(wait):  # no extra task, unlike wait_for
+                            batch = [await queue.get()]
+                    else:
+                        batch = [queue.get_nowait()]
                 except TimeoutError:
                     if bookmarks:
                         await response.write(self._bookmark(res))
                     continue
-                if event is None:
+                # Everything queued so far goes out in one write (one TLS record, one syscall).
+                while not queue.empty():
+                    batch.append(queue.get_nowait())
+                ended = None in batch
+                lines = []
+                for event in batch[:batch.index(None)] if ended else batch:
+                    assert event is not None
+                    lines.append(self._event_line(res, event, as_table, include, first))
+                    first = False
+                if lines:
+                    await response.write(b"".join(lines))
+                if ended:
                     break
-                line = self._event_line(res, event, as_table, include, first)
-                first = False
-                await response.write(line)
         finally:
             watcher.close()
         with contextlib.suppress(ConnectionError, RuntimeError):
@@ -216,13 +236,15 @@ class ResourceHandler:
     # --- writes ---------------------------------------------------------------------
 
     async def _read_body(self, request: web.Request) -> bytes:
+        # kube-apiserver's limitedReadBody words it this way
+        too_large = f"Request entity too large: limit is {MAX_BODY}"
         if request.content_length is not None and request.content_length > MAX_BODY:
-            raise errors.RequestEntityTooLarge("the request is too large: limit is 3MB")
+            raise errors.RequestEntityTooLarge(too_large)
         body = bytearray()
         async for chunk in request.content.iter_chunked(65536):
             body += chunk
             if len(body) > MAX_BODY:
-                raise errors.RequestEntityTooLarge("the request is too large: limit is 3MB")
+                raise errors.RequestEntityTooLarge(too_large)
         return bytes(body)
 
     async def _decoded(self, request: web.Request, target: Target, warnings: list[str]) -> Obj:
@@ -398,14 +420,51 @@ class ResourceHandler:
         return _json({"kind": "Status", "apiVersion": "v1", "metadata": {},
                       "status": "Success", "code": 201}, status=201)
 
-    async def _log(self, request: web.Request, target: Target) -> web.Response:
+    async def _log(self, request: web.Request, target: Target) -> web.StreamResponse:
+        """pods/<name>/log: proxied to the kubelet endpoint of the pod's node, as upstream
+        (the API server never reads node-local files); `follow` streams chunked."""
+        import aiohttp  # local imports: this method is owned apart from the rest of the file
+
+        from tinykube.api import resources
         entry = self.registry.get(target.res, self._namespace(target), target.name or "")
-        containers = [c["name"] for c in entry.obj.get("spec", {}).get("containers", [])]
-        container = request.query.get("container") or (containers[0] if containers else "")
+        spec = entry.obj.get("spec", {})
+        containers = [c["name"] for c in [*spec.get("initContainers", []),
+                                          *spec.get("containers", [])]]
+        first = [c["name"] for c in spec.get("containers", [])]
+        container = request.query.get("container") or (first[0] if first else "")
         if container not in containers:
             raise errors.BadRequest(f"container {container} is not valid for pod {target.name}")
-        # Virtual pods run no process and so write no output; process pods will serve their logs.
-        return web.Response(body=b"", content_type="text/plain")
+        nodes = resources.lookup("", "v1", "nodes")
+        assert nodes is not None
+        if not spec.get("nodeName"):
+            raise errors.BadRequest(f'container "{container}" in pod "{target.name}" is '
+                                    "waiting to start: ContainerCreating")
+        node = self.registry.get(nodes, "", spec["nodeName"]).obj.get("status", {})
+        port = node.get("daemonEndpoints", {}).get("kubeletEndpoint", {}).get("Port")
+        host = next((a["address"] for a in node.get("addresses", [])
+                     if a.get("type") == "InternalIP"), "127.0.0.1")
+        if not port:  # a node without a log endpoint runs nothing that writes output
+            return web.Response(body=b"", content_type="text/plain")
+        params = {k: v for k, v in request.query.items() if k in (
+            "follow", "previous", "timestamps", "tailLines", "sinceSeconds", "sinceTime",
+            "limitBytes")}
+        url = f"http://{host}:{port}/containerLogs/{target.namespace}/{target.name}/{container}"
+        try:
+            async with aiohttp.ClientSession() as session, \
+                    session.get(url, params=params, timeout=aiohttp.ClientTimeout(
+                        total=None, connect=5)) as upstream:
+                if upstream.status != 200 or not parse_bool(params.get("follow")):
+                    return web.Response(body=await upstream.read(), status=upstream.status,
+                                        content_type=upstream.content_type)
+                response = web.StreamResponse()
+                response.content_type = "text/plain"
+                await response.prepare(request)
+                async for chunk in upstream.content.iter_any():
+                    await response.write(chunk)
+                await response.write_eof()
+                return response
+        except aiohttp.ClientError as exc:
+            raise errors.InternalError(f"Get \"{url}\": {exc}") from exc
 
 
 def _dry_run(request: web.Request) -> bool:

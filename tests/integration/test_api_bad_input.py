@@ -1,0 +1,218 @@
+"""Bad requests against a real `tinykube up`: each gets kube-apiserver's status, reason and
+message, and none of them changes the store.
+
+Every row of `CASES` is one request on a fresh HTTPS connection (with the data directory's CA
+and admin token, unless the row is about the token). Around each request the test lists the
+resources a bad request could touch and compares every object's resourceVersion before and
+after. Rows that succeed on purpose (fieldValidation=Warn/Ignore) use `dryRun=All`, so they too
+must leave the store alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.conftest import Cluster, start_cluster
+from tests.integration.api_http import Connection, Reply, Server, names_and_versions
+
+CONFIGMAPS = "/api/v1/namespaces/default/configmaps"
+SERVICES = "/api/v1/namespaces/default/services"
+WATCHED = (CONFIGMAPS, SERVICES, "/api/v1/namespaces", "/apis/apps/v1/deployments")
+MAX_BODY = 3 * 1024 * 1024
+NOT_FOUND_MESSAGE = "the server could not find the requested resource"
+NOT_FOUND_STATUS: dict[str, Any] = {
+    "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+    "message": NOT_FOUND_MESSAGE, "reason": "NotFound", "details": {}, "code": 404}
+
+
+def service(name: str = "svc", **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+            "spec": {"ports": [{"port": 80}], **spec}}
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    method: str
+    path: str
+    status: int
+    reason: str | None  # the Status reason, or None for a non-Status body
+    message: str  # the Status message starts with this (or the plain body equals it)
+    body: bytes | dict[str, Any] | None = None
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    token: str | None = "admin"
+    warning: str | None = None  # the exact Warning header, when one is expected
+    absent: str = ""  # text the response body must not contain
+
+
+UNKNOWN_FIELD_SERVICE = service(bogus=1)
+CASES = {
+    "malformed-json": Case(
+        "POST", CONFIGMAPS, 400, "BadRequest",
+        'the object provided is unrecognized ({"metadata": {"name": "x"): couldn\'t get '
+        "version/kind; json parse error: ", body=b'{"metadata": {"name": "x"'),
+    "malformed-yaml": Case(
+        "POST", CONFIGMAPS, 400, "BadRequest", "the object provided is unrecognized (",
+        body=b"metadata: {name: [x", headers={"Content-Type": "application/yaml"}),
+    "not-an-object": Case("POST", CONFIGMAPS, 400, "BadRequest", "Object 'Kind' is missing",
+                          body=b"[1, 2]"),
+    "port-as-string": Case(
+        "POST", SERVICES, 400, "BadRequest",
+        'Service in version "v1" cannot be handled as a Service: json: cannot unmarshal string '
+        "into Go struct field ServicePort.spec.ports.port of type int32",
+        body=service(ports=[{"port": "80"}])),
+    "labels-as-list": Case(
+        "POST", CONFIGMAPS, 400, "BadRequest",
+        'ConfigMap in version "v1" cannot be handled as a ConfigMap: json: cannot unmarshal '
+        "array into Go struct field ObjectMeta.metadata.labels of type map[string]string",
+        body={"metadata": {"name": "x", "labels": ["a"]}}),
+    "unknown-field-strict": Case(
+        "POST", SERVICES + "?fieldValidation=Strict", 400, "BadRequest",
+        'Service in version "v1" cannot be handled as a Service: strict decoding error: '
+        'unknown field "spec.bogus"', body=UNKNOWN_FIELD_SERVICE),
+    "unknown-field-warn": Case(
+        "POST", SERVICES + "?fieldValidation=Warn&dryRun=All", 201, None, "",
+        body=UNKNOWN_FIELD_SERVICE, warning='299 - "unknown field \\"spec.bogus\\""',
+        absent="bogus"),
+    "unknown-field-ignore": Case(
+        "POST", SERVICES + "?fieldValidation=Ignore&dryRun=All", 201, None, "",
+        body=UNKNOWN_FIELD_SERVICE, absent="bogus"),
+    "bad-field-validation": Case(
+        "POST", CONFIGMAPS + "?fieldValidation=Loud", 400, "BadRequest",
+        "fieldValidation must be one of", body={"metadata": {"name": "x"}}),
+    "oversize": Case("POST", CONFIGMAPS, 413, "RequestEntityTooLarge",
+                     f"Request entity too large: limit is {MAX_BODY}",
+                     body={"metadata": {"name": "big"}, "data": {"a": "x" * (MAX_BODY + 1)}}),
+    "invalid-configmap-name": Case(
+        "POST", CONFIGMAPS, 422, "Invalid",
+        'ConfigMap "Bad_Name" is invalid: metadata.name: Invalid value: "Bad_Name": a lowercase '
+        "RFC 1123 subdomain must consist of lower case alphanumeric characters",
+        body={"metadata": {"name": "Bad_Name"}}),
+    "invalid-service-name": Case(
+        "POST", SERVICES, 422, "Invalid",
+        'Service "1abc" is invalid: metadata.name: Invalid value: "1abc": a DNS-1035 label must '
+        "consist of lower case alphanumeric characters or '-', start with an alphabetic "
+        "character", body=service("1abc")),
+    "invalid-port": Case(
+        "POST", SERVICES, 422, "Invalid",
+        'Service "svc" is invalid: spec.ports[0].port: Invalid value: 0: must be between 1 and '
+        "65535, inclusive", body=service(ports=[{"port": 0, "targetPort": 80}])),
+    "missing-namespace": Case("POST", "/api/v1/namespaces/nope/configmaps", 404, "NotFound",
+                              'namespaces "nope" not found', body={"metadata": {"name": "x"}}),
+    "no-token-version": Case("GET", "/version", 401, "Unauthorized", "Unauthorized",
+                             token=None),
+    "wrong-token-version": Case("GET", "/version", 401, "Unauthorized", "Unauthorized",
+                                token="not-the-token"),
+    "wrong-token-create": Case("POST", CONFIGMAPS, 401, "Unauthorized", "Unauthorized",
+                               body={"metadata": {"name": "x"}}, token="not-the-token"),
+    "no-token-list": Case("GET", CONFIGMAPS, 401, "Unauthorized", "Unauthorized", token=None),
+    "basic-auth": Case("GET", "/api", 401, "Unauthorized", "Unauthorized", token=None,
+                       headers={"Authorization": "Basic YWRtaW46YWRtaW4="}),
+    "unknown-core-resource": Case("GET", "/api/v1/widgets", 404, "NotFound",
+                                  NOT_FOUND_MESSAGE),
+    "unknown-group": Case("GET", "/apis/example.com/v1/widgets", 404, "NotFound",
+                          NOT_FOUND_MESSAGE),
+    "unknown-subresource": Case("GET", "/api/v1/namespaces/default/services/kubernetes/nope",
+                                404, "NotFound", NOT_FOUND_MESSAGE),
+    "unknown-plain-path": Case("GET", "/nothing/here", 404, None, "404 page not found\n"),
+    "unknown-patch-type": Case(
+        "PATCH", SERVICES + "/kubernetes", 415, "UnsupportedMediaType",
+        "the body of the request was in an unknown format - accepted media types include: ",
+        body=b"{}", headers={"Content-Type": "application/x-www-form-urlencoded"}),
+    "protobuf-create": Case(
+        "POST", CONFIGMAPS, 415, "UnsupportedMediaType",
+        "the body of the request was in an unknown format",
+        body=b"k8s\x00\n\x0f\n\x02v1\x12\tConfigMap",
+        headers={"Content-Type": "application/vnd.kubernetes.protobuf"}),
+    "stale-update": Case(
+        "PUT", SERVICES + "/kubernetes", 409, "Conflict",
+        'Operation cannot be fulfilled on services "kubernetes": the object has been modified',
+        body={"metadata": {"name": "kubernetes", "resourceVersion": "1"},
+              "spec": {"ports": [{"port": 443, "name": "https"}]}}),
+    "name-mismatch": Case(
+        "PUT", SERVICES + "/kubernetes", 400, "BadRequest",
+        "the name of the object (other) does not match the name on the URL (kubernetes)",
+        body=service("other")),
+}
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    cluster = start_cluster(tmp_path_factory.mktemp("bad-input") / "data", "--no-dns",
+                            "--no-proxy")
+    yield cluster
+    assert cluster.stop() == 0
+
+
+@pytest.fixture
+def server(running: Cluster) -> Server:
+    return Server(running.url, running.data_dir)
+
+
+def snapshot(server: Server) -> dict[str, dict[str, str]]:
+    conn = server.connect()
+    try:
+        return {path: names_and_versions(conn, path) for path in WATCHED}
+    finally:
+        conn.close()
+
+
+def send(server: Server, case: Case) -> Reply:
+    conn = server.connect()
+    try:
+        return conn.request(case.method, case.path, case.body, headers=case.headers,
+                            token=case.token)
+    finally:
+        conn.close()
+
+
+def check_status_body(reply: Reply, case: Case) -> None:
+    assert reply.headers["Content-Type"] == "application/json"
+    status = reply.json()
+    assert {k: status.get(k) for k in ("kind", "apiVersion", "status", "reason", "code")} == {
+        "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": case.reason,
+        "code": case.status}
+    assert status["message"].startswith(case.message), status["message"]
+
+
+@pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
+def test_bad_request_is_refused_and_changes_nothing(server: Server, case: Case) -> None:
+    before = snapshot(server)
+    reply = send(server, case)
+    assert reply.status == case.status, reply.body[:500]
+    if case.reason is not None:
+        check_status_body(reply, case)
+    elif case.status == 404:
+        assert reply.headers["Content-Type"].startswith("text/plain")
+        assert reply.body.decode() == case.message
+    assert reply.headers.get("Warning") == case.warning
+    if case.absent:
+        assert case.absent not in reply.body.decode()
+    assert b"Traceback" not in reply.body
+    assert snapshot(server) == before
+
+
+def test_not_found_status_matches_kube_apiserver(server: Server) -> None:
+    reply = send(server, CASES["unknown-core-resource"])
+    assert reply.json() == NOT_FOUND_STATUS
+
+
+def test_oversize_chunked_body_is_refused(server: Server) -> None:
+    """Without a Content-Length the limit is enforced while reading."""
+    before = snapshot(server)
+    body = json.dumps({"metadata": {"name": "big"}, "data": {"a": "x" * MAX_BODY}}).encode()
+    chunks = [body[i:i + 65536] for i in range(0, len(body), 65536)]
+    conn: Connection = server.connect()
+    try:
+        reply = conn.request("POST", CONFIGMAPS, iter(chunks),
+                             headers={"Transfer-Encoding": "chunked"})
+    finally:
+        conn.close()
+    assert reply.status == 413
+    assert reply.json()["message"] == f"Request entity too large: limit is {MAX_BODY}"
+    assert snapshot(server) == before
+
