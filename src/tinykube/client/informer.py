@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -101,6 +102,8 @@ class Indexer:
     def add_index(self, name: str, func: IndexFunc) -> None:
         """Register `func(obj) -> values`; existing objects are indexed at once."""
         if name in self._index_funcs:
+            if self._index_funcs[name] is func:
+                return  # a second user of a shared cache asking for the same index
             raise ValueError(f"index {name!r} already exists")
         self._index_funcs[name] = func
         self._indices[name] = {}
@@ -181,6 +184,26 @@ class _HandlerSet:
         self.on_add, self.on_update, self.on_delete = on_add, on_update, on_delete
 
 
+def shared(client: RESTClient, res: Resource, *, namespace: str | None = None,
+           label_selector: str | None = None, field_selector: str | None = None) -> Informer:
+    """The one informer of `client` for this resource and selection, created on first use.
+
+    Components of one process share informers (client-go's SharedInformerFactory): each
+    object is listed, watched, decoded and cached once however many controllers read it.
+    Shared caches are read-only for everyone, as every informer cache is.
+    """
+    key = (res.group, res.version, res.plural, namespace, label_selector, field_selector)
+    informers = _SHARED.setdefault(client, {})
+    if key not in informers:
+        informers[key] = Informer(client, res, namespace=namespace,
+                                  label_selector=label_selector, field_selector=field_selector)
+    return informers[key]
+
+
+_SHARED: weakref.WeakKeyDictionary[RESTClient, dict[tuple[object, ...], Informer]] = \
+    weakref.WeakKeyDictionary()
+
+
 class Informer:
     """List + watch one resource into `cache` and tell handlers what changed.
 
@@ -203,6 +226,8 @@ class Informer:
         self._sleep = sleep
         self._handlers: list[_HandlerSet] = []
         self._synced = asyncio.Event()
+        self._reflector: asyncio.Task[None] | None = None
+        self._users = 0  # callers of run() sharing the reflector
 
     def add_handlers(self, *, on_add: AddHandler | None = None,
                      on_update: UpdateHandler | None = None,
@@ -219,7 +244,21 @@ class Informer:
         await self._synced.wait()
 
     async def run(self) -> None:
-        """The reflector loop (see the module docstring). Runs until cancelled."""
+        """Run the reflector until cancelled; a shared informer's users all call this, and
+        they share one reflector, which stops when the last of them is cancelled."""
+        if self._reflector is None or self._reflector.done():
+            self._reflector = asyncio.create_task(self._reflect(),
+                                                  name=f"informer/{self.res.qualified}")
+        self._users += 1
+        try:
+            await asyncio.shield(self._reflector)
+        finally:
+            self._users -= 1
+            if self._users == 0:
+                self._reflector.cancel()
+
+    async def _reflect(self) -> None:
+        """The reflector loop (see the module docstring)."""
         while True:
             try:
                 if self.last_resource_version is None:

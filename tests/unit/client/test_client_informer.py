@@ -15,7 +15,14 @@ import pytest
 from fake_kube_api import FakeKubeAPI
 
 from tinykube.api import resources
-from tinykube.client.informer import Backoff, Indexer, Informer, namespace_index, object_key
+from tinykube.client.informer import (
+    Backoff,
+    Indexer,
+    Informer,
+    namespace_index,
+    object_key,
+    shared,
+)
 from tinykube.client.rest import RESTClient
 
 _SERVICES = resources.lookup("", "v1", "services")
@@ -251,10 +258,30 @@ def test_indexer(operations: list[tuple[str, Any]], index: str, value: str,
     assert [object_key(o) for o in indexer.by_index(index, value)] == expected
 
 
-def test_indexer_rejects_unknown_and_duplicate_indices() -> None:
+def test_indexer_rejects_unknown_and_conflicting_indices() -> None:
     indexer = Indexer()
     indexer.add_index("namespace", namespace_index)
+    indexer.add_index("namespace", namespace_index)  # users of a shared cache may both ask
     with pytest.raises(ValueError, match="already exists"):
-        indexer.add_index("namespace", namespace_index)
+        indexer.add_index("namespace", lambda obj: [])
     with pytest.raises(KeyError):
         indexer.by_index("nope", "x")
+
+
+async def test_shared_informers_run_one_reflector(fake_api: FakeKubeAPI,
+                                                   client: RESTClient) -> None:
+    """Two users of one shared informer: one list, and one user leaving stops nothing."""
+    first = shared(client, SERVICES)
+    second = shared(client, SERVICES)
+    assert first is second
+    assert shared(client, SERVICES, namespace="other") is not first
+    tasks = [asyncio.create_task(first.run()), asyncio.create_task(second.run())]
+    await asyncio.wait_for(first.wait_synced(), 5)
+    tasks[0].cancel()  # one user leaving does not stop the other's reflector
+    await asyncio.gather(tasks[0], return_exceptions=True)
+    assert not tasks[1].done()
+    tasks[1].cancel()
+    await asyncio.gather(tasks[1], return_exceptions=True)
+    lists = [r for r in fake_api.requests
+             if r.method == "GET" and r.query.get("watch") not in ("true", "1")]
+    assert len(lists) == 1
