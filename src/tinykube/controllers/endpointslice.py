@@ -450,33 +450,52 @@ def service_name_index(slice_obj: Obj) -> list[str]:
 
 
 class ServiceSelectors:
-    """Selectors of the Services with one, by namespace, kept current by service handlers."""
+    """Selectors of the Services with one, indexed by one of their `namespace/key=value` pairs.
+
+    `matching(pod)` looks only at the Services indexed under one of the pod's labels, so a pod
+    event costs the number of its labels, not the number of Services in its namespace.
+    """
 
     def __init__(self) -> None:
-        self._by_namespace: dict[str, dict[str, dict[str, str]]] = {}
+        self._selectors: dict[str, dict[str, str]] = {}  # service key -> selector
+        self._by_pair: dict[str, set[str]] = {}  # "namespace/key=value" -> service keys
 
     def __repr__(self) -> str:
-        return f"<ServiceSelectors namespaces={len(self._by_namespace)}>"
+        return f"<ServiceSelectors services={len(self._selectors)}>"
+
+    @staticmethod
+    def _pair(service: Obj, selector: Mapping[str, str]) -> str:
+        key = min(selector)
+        return f"{service['metadata'].get('namespace', '')}/{key}={selector[key]}"
 
     def upsert(self, service: Obj) -> None:
-        namespace = service["metadata"].get("namespace", "")
+        self.remove(service)
         selector = selector_of(service)
-        services = self._by_namespace.setdefault(namespace, {})
         if selector:
-            services[base.object_key(service)] = selector
-        else:
-            services.pop(base.object_key(service), None)
+            key = base.object_key(service)
+            self._selectors[key] = selector
+            self._by_pair.setdefault(self._pair(service, selector), set()).add(key)
 
     def remove(self, service: Obj) -> None:
-        namespace = service["metadata"].get("namespace", "")
-        self._by_namespace.get(namespace, {}).pop(base.object_key(service), None)
+        key = base.object_key(service)
+        selector = self._selectors.pop(key, None)
+        if selector:
+            pair = self._pair(service, selector)
+            keys = self._by_pair.get(pair, set())
+            keys.discard(key)
+            if not keys:
+                self._by_pair.pop(pair, None)
 
     def matching(self, pod: Obj) -> list[str]:
         """Keys of the Services in the pod's namespace whose selector matches its labels."""
         labels = pod["metadata"].get("labels") or {}
-        services = self._by_namespace.get(pod["metadata"].get("namespace", ""), {})
-        return [key for key, selector in services.items()
-                if all(labels.get(k) == v for k, v in selector.items())]
+        namespace = pod["metadata"].get("namespace", "")
+        found = []
+        for label, value in labels.items():
+            for key in self._by_pair.get(f"{namespace}/{label}={value}", ()):
+                if all(labels.get(k) == v for k, v in self._selectors[key].items()):
+                    found.append(key)
+        return sorted(found)
 
 
 def pod_changed(old: Obj, new: Obj) -> bool:

@@ -2,7 +2,8 @@
 
 `choose_node` is the whole decision, pure: filter the nodes (cordoned, `nodeSelector`, required
 node affinity with `In`/`NotIn`/`Exists`/`DoesNotExist`, `NoSchedule` taints against the pod's
-tolerations), then spread by the number of pods each node already runs. When nothing fits it
+tolerations, nodes already running their `allocatable.pods`), then spread by the number of pods
+each node already runs. When nothing fits it
 returns kube-scheduler's message, e.g.
 `0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector.`
 
@@ -10,6 +11,10 @@ The controller around it watches pods and nodes, enqueues unbound pods, binds th
 `pods/<name>/binding` subresource, and for a pod that fits nowhere sets `PodScheduled=False`
 (reason `Unschedulable`) and records a `FailedScheduling` event. Every node change re-queues the
 pending pods, so a pod is scheduled as soon as a node is labelled to fit it.
+
+Pod counts per node are kept incrementally from pod events, and a pod counts on its node from
+the moment we bind it (upstream's "assumed" pods): recounting the cache per pod was quadratic,
+and a burst of binds made before the cache showed them all landed on the same node.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ _REASON_TEXT = {
     "unschedulable": "were unschedulable",
     "taint": "had untolerated taint",
     "notready": "had untolerated taint {node.kubernetes.io/not-ready: }",
+    "full": "Too many pods",
 }
 
 
@@ -81,7 +87,12 @@ def _tolerates(tolerations: list[Obj], taint: Obj) -> bool:
     return False
 
 
-def _reject_reason(pod: Obj, node: Obj) -> str | None:
+def _allocatable_pods(node: Obj) -> int | None:
+    value = (node.get("status", {}).get("allocatable") or {}).get("pods")
+    return int(value) if value is not None and str(value).isdigit() else None
+
+
+def _reject_reason(pod: Obj, node: Obj, running: int = 0) -> str | None:
     if node.get("spec", {}).get("unschedulable"):
         return "unschedulable"
     if not matches_selector(pod, node):
@@ -90,6 +101,9 @@ def _reject_reason(pod: Obj, node: Obj) -> str | None:
     for taint in node.get("spec", {}).get("taints") or []:
         if taint.get("effect") == "NoSchedule" and not _tolerates(tolerations, taint):
             return "taint"
+    limit = _allocatable_pods(node)
+    if limit is not None and running >= limit:
+        return "full"
     return None
 
 
@@ -99,14 +113,14 @@ def choose_node(pod: Obj, nodes: Sequence[Obj],
     fits: list[str] = []
     reasons: collections.Counter[str] = collections.Counter()
     for node in nodes:
-        reason = _reject_reason(pod, node)
+        reason = _reject_reason(pod, node, pod_counts.get(node["metadata"]["name"], 0))
         if reason is None:
             fits.append(node["metadata"]["name"])
         else:
             reasons[reason] += 1
     if fits:
         return min(fits, key=lambda name: (pod_counts.get(name, 0), name)), ""
-    parts = [f"{count} node(s) {_REASON_TEXT[reason]}"
+    parts = [f"{count} {'' if reason == 'full' else 'node(s) '}{_REASON_TEXT[reason]}"
              for reason, count in sorted(reasons.items(), key=lambda kv: _REASON_TEXT[kv[0]])]
     detail = " " + ", ".join(parts) + "." if parts else ""
     return None, f"0/{len(nodes)} nodes are available:{detail}"
@@ -118,6 +132,10 @@ def _is_pending_unbound(pod: Obj) -> bool:
             and pod.get("spec", {}).get("schedulerName", "default-scheduler")
             == "default-scheduler"
             and pod.get("status", {}).get("phase", "Pending") == "Pending")
+
+
+def _key(pod: Obj) -> str:
+    return f"{pod['metadata'].get('namespace', '')}/{pod['metadata']['name']}"
 
 
 class Scheduler(Controller):
@@ -133,31 +151,41 @@ class Scheduler(Controller):
         self.nodes = Informer(client, self.nodes_res)
         super().__init__(client, [self.pods, self.nodes])
         self.recorder = events.Recorder(client, "default-scheduler")
-        self.pods.add_handlers(on_add=self._on_pod, on_update=lambda _o, n: self._on_pod(n))
+        self._placed: dict[str, str] = {}  # pod key -> node, for pods that count on a node
+        self._counts: collections.Counter[str] = collections.Counter()
+        self.pods.add_handlers(on_add=self._on_pod, on_update=lambda _o, n: self._on_pod(n),
+                               on_delete=lambda pod: self._place(_key(pod), None))
         self.nodes.add_handlers(on_add=lambda _n: self._requeue_pending(),
                                 on_update=lambda _o, _n: self._requeue_pending())
 
     def _on_pod(self, pod: Obj) -> None:
+        node = pod.get("spec", {}).get("nodeName")
+        if pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
+            self._place(_key(pod), None)
+        elif node:
+            self._place(_key(pod), node)
+        # An unbound pod we just bound keeps its place: an older event must not undo it.
         if _is_pending_unbound(pod):
             self.enqueue(pod)
+
+    def _place(self, key: str, node: str | None) -> None:
+        """Count pod `key` on `node` (None: on no node)."""
+        old = self._placed.pop(key, None)
+        if old is not None:
+            self._counts[old] -= 1
+        if node is not None:
+            self._placed[key] = node
+            self._counts[node] += 1
 
     def _requeue_pending(self) -> None:
         for pod in self.pods.cache.list():
             self._on_pod(pod)
 
-    def _pod_counts(self) -> dict[str, int]:
-        counts: collections.Counter[str] = collections.Counter()
-        for pod in self.pods.cache.list():
-            node = pod.get("spec", {}).get("nodeName")
-            if node and pod.get("status", {}).get("phase") not in ("Succeeded", "Failed"):
-                counts[node] += 1
-        return counts
-
     async def sync(self, key: str) -> None:
         pod = self.pods.cache.get(key)
-        if pod is None or not _is_pending_unbound(pod):
+        if pod is None or not _is_pending_unbound(pod) or key in self._placed:
             return
-        node, message = choose_node(pod, self.nodes.cache.list(), self._pod_counts())
+        node, message = choose_node(pod, self.nodes.cache.list(), self._counts)
         namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
         assert self.pods_res is not None
         if node is not None:
@@ -166,6 +194,7 @@ class Scheduler(Controller):
                                 "metadata": {"name": name, "namespace": namespace},
                                 "target": {"apiVersion": "v1", "kind": "Node", "name": node}},
                 namespace, subresource_name=name, subresource="binding")
+            self._place(key, node)
             await self.recorder.event(pod, "Normal", "Scheduled",
                                       f"Successfully assigned {namespace}/{name} to {node}")
             return
