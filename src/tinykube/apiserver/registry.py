@@ -61,9 +61,16 @@ def _utcnow() -> datetime.datetime:
 
 
 def _finalized(obj: Obj) -> bool:
-    """True when a deleting object has no finalizers left and can be removed."""
+    """True when a deleting object has no finalizers left and no grace period to wait out.
+
+    A pod in graceful deletion (grace period > 0) is removed only by the final delete with
+    grace period 0 that its node sends once the containers have stopped; the status writes
+    the node makes meanwhile must not end the deletion early.
+    """
     meta = obj["metadata"]
     if not meta.get("deletionTimestamp") or meta.get("finalizers"):
+        return False
+    if meta.get("deletionGracePeriodSeconds"):
         return False
     return obj["kind"] != "Namespace" or not obj.get("spec", {}).get("finalizers")
 
@@ -188,10 +195,10 @@ class Registry:
             self._allocate(res, new, current.obj, dry_run=dry_run)
         if dry_run:
             return Entry(new, current.rv)
-        if new == current.obj:
-            return current  # a no-op update does not change the resourceVersion
         if _finalized(new):
             return self._remove(res, namespace, meta["name"])
+        if new == current.obj:
+            return current  # a no-op update does not change the resourceVersion
         return self.store.update(res.storage_key, new, expected_rv=current.rv)
 
     def _merge_update(self, res: Resource, old: Obj, new: Obj, subresource: str) -> Obj:
