@@ -176,7 +176,10 @@ class RESTClient:
         # Created lazily so that a RESTClient can be built outside a running loop.
         if self._session is None or self._session.closed:
             context = self.config.ssl_context()
-            connector = aiohttp.TCPConnector(ssl=context if context is not None else True)
+            # No connection cap: every informer holds one connection for its watch, and a
+            # process with many components would otherwise starve its ordinary requests.
+            connector = aiohttp.TCPConnector(ssl=context if context is not None else True,
+                                             limit=0)
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 json_serialize=lambda obj: orjson.dumps(obj).decode(),

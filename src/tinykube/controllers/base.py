@@ -44,6 +44,8 @@ Obj = Mapping[str, Any]
 
 #: Consecutive failures after which a key is dropped (upstream controllers use 15).
 MAX_RETRIES = 15
+#: Delay before a key whose informer cache was behind our own writes is synced again.
+STALE_RETRY_SECONDS = 0.005
 
 
 class StaleCacheError(Exception):
@@ -137,14 +139,21 @@ class Controller:
             self.queue.done(key)
 
     def handle_error(self, key: str, exc: Exception) -> None:
-        """Requeue with backoff, or drop the key after `max_retries` failures in a row."""
+        """Requeue with backoff, or drop the key after `max_retries` failures in a row.
+
+        A stale cache is not a failure: the informer is a few milliseconds behind our own
+        write, so the key is retried after a short fixed delay instead of a growing backoff
+        (which under load grew to seconds and held endpoint updates back).
+        """
+        if isinstance(exc, StaleCacheError):
+            self.queue.add_after(key, STALE_RETRY_SECONDS)
+            return
         retries = self.queue.num_requeues(key)
         if retries >= self.max_retries:
             log.warning("%s: dropping %s after %d retries: %s", self.name, key, retries, exc)
             self.queue.forget(key)
             return
-        if not isinstance(exc, StaleCacheError):
-            log.info("%s: error syncing %s (retry %d): %r", self.name, key, retries + 1, exc)
+        log.info("%s: error syncing %s (retry %d): %r", self.name, key, retries + 1, exc)
         self.queue.add_rate_limited(key)
 
 

@@ -70,18 +70,25 @@ class Recorder(base.Controller):
             raise outcome
 
 
-@pytest.mark.parametrize(("outcome", "requeued"), [
-    pytest.param(None, 0, id="success"),
-    pytest.param(RuntimeError("boom"), 1, id="error"),
-    pytest.param(base.StaleCacheError("behind"), 1, id="stale-cache"),
+@pytest.mark.parametrize(("outcome", "delayed", "backoffs"), [
+    pytest.param(None, 0, 0, id="success"),
+    pytest.param(RuntimeError("boom"), 1, 1, id="error"),
+    # a stale cache is retried soon, without growing the key's backoff
+    pytest.param(base.StaleCacheError("behind"), 1, 0, id="stale-cache"),
 ])
-async def test_process_next_forgets_or_requeues(outcome: Exception | None, requeued: int) -> None:
-    queue = WorkQueue(clock=FakeClock())
+async def test_process_next_forgets_or_requeues(outcome: Exception | None, delayed: int,
+                                                backoffs: int) -> None:
+    clock = FakeClock()
+    queue = WorkQueue(clock=clock)
     controller = Recorder([outcome], queue)
     queue.add("ns/a")
     await controller.process_next()
-    assert queue.delayed() == requeued and queue.num_requeues("ns/a") == requeued
+    assert queue.delayed() == delayed and queue.num_requeues("ns/a") == backoffs
     assert len(queue) == 0
+    if isinstance(outcome, base.StaleCacheError):
+        clock.now += base.STALE_RETRY_SECONDS
+        queue.release_due()
+        assert len(queue) == 1
 
 
 async def test_key_dropped_after_max_retries() -> None:
