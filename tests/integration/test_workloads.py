@@ -21,7 +21,7 @@ spec:
   strategy: {type: RollingUpdate, rollingUpdate: {maxUnavailable: 1, maxSurge: 1}}
   template:
     metadata: {labels: {app: d1}}
-    spec: {containers: [{name: c, image: "busybox:1.36"}]}
+    spec: {terminationGracePeriodSeconds: 1, containers: [{name: c, image: "busybox:1.36"}]}
 """
 
 
@@ -46,9 +46,10 @@ def test_deployment_rolls_without_dropping_below_max_unavailable(kctl: Kubectl) 
             break
     assert lowest >= 4
     assert "successfully rolled out" in kctl("rollout", "status", "deploy/d1", "--timeout=60s")
-    images = kctl("get", "pods", "-l", "app=d1", "-o",
-                  "jsonpath={.items[*].spec.containers[0].image}").split()
-    assert images == ["busybox:1.37"] * 5
+    pods = json.loads(kctl("get", "pods", "-l", "app=d1", "-o", "json"))["items"]
+    running = [p["spec"]["containers"][0]["image"] for p in pods
+               if not p["metadata"].get("deletionTimestamp")]  # old pods may still terminate
+    assert running == ["busybox:1.37"] * 5
     history = kctl("rollout", "history", "deploy/d1")
     assert "1 " in history and "2 " in history
     kctl("rollout", "undo", "deploy/d1")

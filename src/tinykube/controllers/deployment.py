@@ -45,7 +45,7 @@ from typing import Any
 import orjson
 
 from tinykube.api import errors, resources
-from tinykube.client.informer import Informer
+from tinykube.client.informer import shared as shared_informer
 from tinykube.client.rest import RESTClient
 from tinykube.controllers import events
 from tinykube.controllers.base import Applied, Controller, StaleCacheError, WriteTracker
@@ -373,8 +373,8 @@ class DeploymentController(Controller):
                  now: Callable[[], datetime.datetime] | None = None) -> None:
         self.res = _lookup("apps", "v1", "deployments")
         self.rs_res = _lookup("apps", "v1", "replicasets")
-        self.deployments = Informer(client, self.res)
-        self.replicasets = Informer(client, self.rs_res)
+        self.deployments = shared_informer(client, self.res)
+        self.replicasets = shared_informer(client, self.rs_res)
         self.replicasets.cache.add_index(CONTROLLER_INDEX, controller_uid_index)
         super().__init__(client, [self.deployments, self.replicasets])
         self.now = now or (lambda: datetime.datetime.now(datetime.UTC))  # injected in tests

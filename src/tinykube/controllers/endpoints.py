@@ -30,7 +30,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tinykube.client.informer import Informer
+from tinykube.client.informer import shared as shared_informer
 from tinykube.client.rest import RESTClient
 from tinykube.controllers import base
 from tinykube.controllers import endpointslice as slices
@@ -210,9 +210,9 @@ class EndpointsController(base.Controller):
     name = "endpoints-controller"
 
     def __init__(self, client: RESTClient) -> None:
-        self.services = Informer(client, slices.SERVICES)
-        self.pods = Informer(client, slices.PODS)
-        self.endpoints = Informer(client, ENDPOINTS)
+        self.services = shared_informer(client, slices.SERVICES)
+        self.pods = shared_informer(client, slices.PODS)
+        self.endpoints = shared_informer(client, ENDPOINTS)
         super().__init__(client, [self.services, self.pods, self.endpoints])
         self.tracker = base.WriteTracker(self.endpoints.cache.get)
         self.glue = slices.PodServiceMap(self.pods.cache, self.queue.add)

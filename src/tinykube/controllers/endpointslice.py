@@ -50,7 +50,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from tinykube.api import resources
-from tinykube.client.informer import Indexer, Informer
+from tinykube.client.informer import Indexer
+from tinykube.client.informer import shared as shared_informer
 from tinykube.client.rest import RESTClient
 from tinykube.controllers import base
 from tinykube.controllers.base import Obj, Plan
@@ -568,9 +569,9 @@ class EndpointSliceController(base.Controller):
 
     def __init__(self, client: RESTClient, *, max_per_slice: int = MAX_ENDPOINTS_PER_SLICE
                  ) -> None:
-        self.services = Informer(client, SERVICES)
-        self.pods = Informer(client, PODS)
-        self.slices = Informer(client, ENDPOINT_SLICES,
+        self.services = shared_informer(client, SERVICES)
+        self.pods = shared_informer(client, PODS)
+        self.slices = shared_informer(client, ENDPOINT_SLICES,
                                label_selector=f"{MANAGED_BY_LABEL}={CONTROLLER_NAME}")
         super().__init__(client, [self.services, self.pods, self.slices])
         self.max_per_slice = max_per_slice

@@ -22,7 +22,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from tinykube.client.informer import Informer
+from tinykube.client.informer import shared as shared_informer
 from tinykube.client.rest import RESTClient
 from tinykube.controllers import base
 from tinykube.controllers import endpointslice as slices
@@ -110,9 +110,9 @@ class MirroringController(base.Controller):
     name = "endpointslice-mirroring-controller"
 
     def __init__(self, client: RESTClient) -> None:
-        self.services = Informer(client, slices.SERVICES)
-        self.endpoints = Informer(client, ENDPOINTS)
-        self.slices = Informer(client, slices.ENDPOINT_SLICES,
+        self.services = shared_informer(client, slices.SERVICES)
+        self.endpoints = shared_informer(client, ENDPOINTS)
+        self.slices = shared_informer(client, slices.ENDPOINT_SLICES,
                                label_selector=f"{slices.MANAGED_BY_LABEL}={CONTROLLER_NAME}")
         super().__init__(client, [self.services, self.endpoints, self.slices])
         self.slices.cache.add_index("service", slices.service_name_index)

@@ -36,6 +36,7 @@ from typing import Any, Literal
 
 from tinykube.api import errors, resources
 from tinykube.client.informer import Informer, object_key
+from tinykube.client.informer import shared as shared_informer
 from tinykube.client.rest import RESTClient
 from tinykube.controllers.base import Controller
 
@@ -98,7 +99,7 @@ class GarbageCollector(Controller):
         for group, version, plural in {*DEPENDENTS, *OWNERS}:
             res = resources.lookup(group, version, plural)
             assert res is not None
-            informer = Informer(client, res)
+            informer = shared_informer(client, res)
             informer.cache.add_index(UID_INDEX, uid_index)
             informer.cache.add_index(OWNER_INDEX, owner_uid_index)
             self.watched[res.storage_key] = (res, informer)

@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tinykube.api import errors, resources
-from tinykube.client.informer import Informer
+from tinykube.client.informer import shared as shared_informer
 from tinykube.client.rest import RESTClient
 from tinykube.controllers.base import Controller
 
@@ -87,7 +87,7 @@ class NamespaceController(Controller):
 
     def __init__(self, client: RESTClient, *, poll_interval: float = POLL_INTERVAL) -> None:
         self.res = _lookup("", "v1", "namespaces")
-        self.namespaces = Informer(client, self.res)
+        self.namespaces = shared_informer(client, self.res)
         super().__init__(client, [self.namespaces])
         self.poll_interval = poll_interval
         self.contents = namespaced_resources()

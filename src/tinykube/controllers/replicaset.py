@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from tinykube.api import errors, resources, selectors
-from tinykube.client.informer import Informer
+from tinykube.client.informer import shared as shared_informer
 from tinykube.client.rest import RESTClient
 from tinykube.controllers import events
 from tinykube.controllers.base import Controller, object_key
@@ -235,8 +235,8 @@ class ReplicaSetController(Controller):
                  now: Callable[[], datetime.datetime] | None = None) -> None:
         self.res = _lookup("apps", "v1", "replicasets")
         self.pods_res = _lookup("", "v1", "pods")
-        self.sets = Informer(client, self.res)
-        self.pods = Informer(client, self.pods_res)
+        self.sets = shared_informer(client, self.res)
+        self.pods = shared_informer(client, self.pods_res)
         self.pods.cache.add_index(CONTROLLER_INDEX, controller_uid_index)
         super().__init__(client, [self.sets, self.pods])
         self.now = now or (lambda: datetime.datetime.now(datetime.UTC))  # injected in tests

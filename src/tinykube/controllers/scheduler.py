@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tinykube.api import resources
-from tinykube.client.informer import Informer
+from tinykube.client.informer import shared as shared_informer
 from tinykube.client.rest import RESTClient
 from tinykube.controllers import events
 from tinykube.controllers.base import Controller
@@ -147,8 +147,8 @@ class Scheduler(Controller):
         self.pods_res = resources.lookup("", "v1", "pods")
         self.nodes_res = resources.lookup("", "v1", "nodes")
         assert self.pods_res is not None and self.nodes_res is not None
-        self.pods = Informer(client, self.pods_res)
-        self.nodes = Informer(client, self.nodes_res)
+        self.pods = shared_informer(client, self.pods_res)
+        self.nodes = shared_informer(client, self.nodes_res)
         super().__init__(client, [self.pods, self.nodes])
         self.recorder = events.Recorder(client, "default-scheduler")
         self._placed: dict[str, str] = {}  # pod key -> node, for pods that count on a node

@@ -30,6 +30,7 @@ import orjson
 
 from tinykube.api import errors, resources, selectors
 from tinykube.client.informer import Informer
+from tinykube.client.informer import shared as shared_informer
 from tinykube.client.rest import RESTClient
 from tinykube.controllers import events
 from tinykube.controllers.base import Controller
@@ -214,10 +215,10 @@ class StatefulSetController(Controller):
         self.pods_res = _lookup("", "v1", "pods")
         self.rev_res = _lookup("apps", "v1", "controllerrevisions")
         self.pvc_res = _lookup("", "v1", "persistentvolumeclaims")
-        self.sets = Informer(client, self.res)
-        self.pods = Informer(client, self.pods_res)
-        self.revisions = Informer(client, self.rev_res)
-        self.claims = Informer(client, self.pvc_res)
+        self.sets = shared_informer(client, self.res)
+        self.pods = shared_informer(client, self.pods_res)
+        self.revisions = shared_informer(client, self.rev_res)
+        self.claims = shared_informer(client, self.pvc_res)
         super().__init__(client, [self.sets, self.pods, self.revisions, self.claims])
         self.recorder = events.Recorder(client, "statefulset-controller")
         self.sets.add_handlers(on_add=self.enqueue, on_update=lambda _o, n: self.enqueue(n),

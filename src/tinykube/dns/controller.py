@@ -22,6 +22,7 @@ from typing import Any
 
 from tinykube.api.resources import Resource, lookup
 from tinykube.client.informer import Informer
+from tinykube.client.informer import shared as shared_informer
 from tinykube.client.rest import RESTClient
 from tinykube.dns.metrics import DNSMetrics
 from tinykube.dns.views import trigger_time
@@ -78,7 +79,7 @@ class DNSController:
             watched.append((_resource("", "v1", "pods"), model.apply_pod, model.delete_pod))
         self.informers: list[Informer] = []
         for res, apply, delete in watched:
-            informer = Informer(client, res)
+            informer = shared_informer(client, res)
             _connect(informer, apply, delete)
             self.informers.append(informer)
 

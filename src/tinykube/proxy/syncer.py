@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tinykube.api.resources import Resource, lookup
-from tinykube.client.informer import Informer
+from tinykube.client.informer import shared as shared_informer
 from tinykube.client.rest import RESTClient
 from tinykube.proxy import model
 from tinykube.proxy.backend import Backend, BindError
@@ -140,8 +140,8 @@ class ProxyController:
         self.syncer = syncer
         self.min_interval, self.retry_interval = min_interval, retry_interval
         self.on_bind_failure = on_bind_failure
-        self.services = Informer(client, _resource("", "v1", "services"))
-        self.slices = Informer(client, _resource("discovery.k8s.io", "v1", "endpointslices"))
+        self.services = shared_informer(client, _resource("", "v1", "services"))
+        self.slices = shared_informer(client, _resource("discovery.k8s.io", "v1", "endpointslices"))
         self.syncs = 0
         self.synced = asyncio.Event()  # set after the first sync with synced caches
         self._dirty = asyncio.Event()
