@@ -1,0 +1,95 @@
+"""Printers for configuration and storage objects.
+
+ConfigMap (DATA counts `data` and `binaryData` keys), Secret, ServiceAccount and
+PersistentVolumeClaim (its access modes abbreviated RWO / ROX / RWX / RWOP).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from tinykube.api.printers.base import (
+    AGE_COLUMN,
+    NAME_COLUMN,
+    UNSET,
+    Cell,
+    Column,
+    Printer,
+    age_of,
+    as_dict,
+    as_list,
+    get_path,
+    name_of,
+    wide,
+)
+
+
+def _configmap_cells(cm: Mapping[str, Any], now: datetime) -> list[Cell]:
+    entries = len(as_dict(cm.get("data"))) + len(as_dict(cm.get("binaryData")))
+    return [name_of(cm), entries, age_of(cm, now)]
+
+
+def _secret_cells(secret: Mapping[str, Any], now: datetime) -> list[Cell]:
+    return [name_of(secret), str(secret.get("type") or ""), len(as_dict(secret.get("data"))),
+            age_of(secret, now)]
+
+
+def _service_account_cells(sa: Mapping[str, Any], now: datetime) -> list[Cell]:
+    return [name_of(sa), len(as_list(sa.get("secrets"))), age_of(sa, now)]
+
+
+_ACCESS_MODES = (("ReadWriteOnce", "RWO"), ("ReadOnlyMany", "ROX"), ("ReadWriteMany", "RWX"),
+                 ("ReadWriteOncePod", "RWOP"))
+
+
+def _access_modes(modes: Iterable[Any]) -> str:
+    present = set(modes)
+    return ",".join(short for mode, short in _ACCESS_MODES if mode in present)
+
+
+def _pvc_cells(pvc: Mapping[str, Any], now: datetime) -> list[Cell]:
+    spec = as_dict(pvc.get("spec"))
+    phase = str(get_path(pvc, "status", "phase") or "")
+    if get_path(pvc, "metadata", "deletionTimestamp") is not None:
+        phase = "Terminating"
+    capacity = access = ""
+    if spec.get("volumeName"):
+        access = _access_modes(as_list(get_path(pvc, "status", "accessModes")))
+        capacity = str(get_path(pvc, "status", "capacity", "storage") or "0")
+    annotations = as_dict(get_path(pvc, "metadata", "annotations"))
+    storage_class = annotations.get("volume.beta.kubernetes.io/storage-class",
+                                    spec.get("storageClassName") or "")
+    return [name_of(pvc), phase, str(spec.get("volumeName") or ""), capacity, access,
+            str(storage_class), spec.get("volumeAttributesClassName") or UNSET, age_of(pvc, now),
+            spec.get("volumeMode") or UNSET]
+
+
+CONFIG_PRINTERS: dict[str, Printer] = {
+    "ConfigMap": Printer((
+        NAME_COLUMN, Column("Data", "Data contains the configuration data."), AGE_COLUMN,
+    ), _configmap_cells),
+    "Secret": Printer((
+        NAME_COLUMN, Column("Type", "Used to facilitate programmatic handling of secret data."),
+        Column("Data", "Data contains the secret data."), AGE_COLUMN,
+    ), _secret_cells),
+    "ServiceAccount": Printer((
+        NAME_COLUMN,
+        Column("Secrets", "Secrets is a list of the secrets in the same namespace that pods "
+                          "running using this ServiceAccount are allowed to use."),
+        AGE_COLUMN,
+    ), _service_account_cells),
+    "PersistentVolumeClaim": Printer((
+        NAME_COLUMN,
+        Column("Status", "phase represents the current phase of PersistentVolumeClaim."),
+        Column("Volume", "volumeName is the binding reference to the PersistentVolume backing "
+                         "this claim."),
+        Column("Capacity", "capacity represents the actual resources of the underlying volume."),
+        Column("Access Modes", "accessModes contains the actual access modes the volume backing "
+                               "the PVC has."),
+        Column("StorageClass", "StorageClass of the pvc"),
+        Column("VolumeAttributesClass", "VolumeAttributesClass of the pvc"), AGE_COLUMN,
+        wide("VolumeMode", "volumeMode defines what type of volume is required by the claim."),
+    ), _pvc_cells),
+}

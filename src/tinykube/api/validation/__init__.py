@@ -1,0 +1,149 @@
+"""Validation of served kinds, worded as kube-apiserver words it.
+
+`validate(kind, obj, old)` returns a list of `FieldError`s (empty means valid) for a create
+(`old is None`) or an update. Objects are JSON-like dicts in their storage version and are
+expected to be defaulted already (`api.defaults`), as upstream validates after defaulting: a
+missing `spec.type` is therefore reported as `Required value`, just as upstream would.
+
+Messages follow `pkg/apis/core/validation`, `pkg/apis/apps/validation` and apimachinery's
+`util/validation` (names, labels, ports, IPs) so that kubectl prints the familiar lines.
+
+Deliberately left to the caller: generateName, `resourceVersion` on create (a storage error
+upstream, not a field error), carrying allocated/system fields from the old object into an
+update (uid, creationTimestamp, clusterIP); empty values of those are not reported as changes.
+
+The package, bottom up: `render` (Go `%#v` rendering), `names` (name/label/port/IP
+primitives), `meta` (ObjectMeta and label selectors), then one module per group of kinds:
+`pods`, `services`, `apps`, `other`. This module holds the `_VALIDATORS` tables that `validate`
+dispatches on, and re-exports the public helpers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from tinykube.api import resources
+from tinykube.api.errors import FieldError
+from tinykube.api.validation.apps import (
+    validate_deployment,
+    validate_replicaset,
+    validate_selector_update,
+    validate_statefulset,
+    validate_statefulset_update,
+)
+from tinykube.api.validation.meta import (
+    NameCheck,
+    validate_annotations,
+    validate_label_selector,
+    validate_labels,
+    validate_meta,
+    validate_meta_update,
+)
+from tinykube.api.validation.names import (
+    Errors,
+    Obj,
+    config_key_errors,
+    dns1035_label_errors,
+    dns1123_label_errors,
+    dns1123_subdomain_errors,
+    label_value_errors,
+    port_name_errors,
+    qualified_name_errors,
+)
+from tinykube.api.validation.other import (
+    validate_data_keys,
+    validate_endpoints,
+    validate_endpointslice,
+    validate_endpointslice_update,
+    validate_immutable_data,
+    validate_secret_update,
+)
+from tinykube.api.validation.pods import validate_pod, validate_pod_spec, validate_pod_update
+from tinykube.api.validation.services import validate_service, validate_service_update
+
+__all__ = [
+    "Errors",
+    "NameCheck",
+    "Obj",
+    "UpdateValidator",
+    "Validator",
+    "config_key_errors",
+    "dns1035_label_errors",
+    "dns1123_label_errors",
+    "dns1123_subdomain_errors",
+    "label_value_errors",
+    "port_name_errors",
+    "qualified_name_errors",
+    "validate",
+    "validate_annotations",
+    "validate_label_selector",
+    "validate_labels",
+    "validate_pod_spec",
+]
+
+
+Validator = Callable[[Obj], Errors]
+UpdateValidator = Callable[[Obj, Obj], Errors]
+
+_NAME_CHECKS: dict[str, NameCheck] = {
+    "Service": dns1035_label_errors,
+    "Namespace": dns1123_label_errors,
+}
+
+_VALIDATORS: dict[str, Validator] = {
+    "Pod": validate_pod,
+    "Service": validate_service,
+    "StatefulSet": validate_statefulset,
+    "Deployment": validate_deployment,
+    "ReplicaSet": validate_replicaset,
+    "ConfigMap": validate_data_keys,
+    "Secret": validate_data_keys,
+    "EndpointSlice": validate_endpointslice,
+    "Endpoints": validate_endpoints,
+}
+
+_UPDATE_VALIDATORS: dict[str, UpdateValidator] = {
+    "Pod": validate_pod_update,
+    "Service": validate_service_update,
+    "StatefulSet": validate_statefulset_update,
+    "Deployment": validate_selector_update,
+    "ReplicaSet": validate_selector_update,
+    "ConfigMap": validate_immutable_data,
+    "Secret": validate_secret_update,
+    "EndpointSlice": validate_endpointslice_update,
+}
+
+
+def _is_namespaced(kind: str) -> bool:
+    for resource in resources.preferred():
+        if resource.kind == kind:
+            return resource.namespaced
+    return True
+
+
+def validate(kind: str, obj: Obj, old: Obj | None = None) -> list[FieldError]:
+    """Field errors for creating (`old is None`) or updating a defaulted `kind` object."""
+    errors: Errors = []
+    if old is not None:
+        errors += validate_meta_update(obj, old)
+        update_check = _UPDATE_VALIDATORS.get(kind)
+        if update_check is not None:
+            errors += update_check(obj, old)
+    errors += validate_meta(obj, namespaced=_is_namespaced(kind),
+                            name_check=_NAME_CHECKS.get(kind, dns1123_subdomain_errors))
+    check = _VALIDATORS.get(kind)
+    if check is not None:
+        errors += check(obj)
+    return _dedupe(errors)
+
+
+def _dedupe(errors: Errors) -> Errors:
+    """Drop repeated messages, as `field.ErrorList.ToAggregate` does."""
+    seen: set[str] = set()
+    unique: Errors = []
+    for error in errors:
+        text = str(error)
+        if text not in seen:
+            seen.add(text)
+            unique.append(error)
+    return unique
