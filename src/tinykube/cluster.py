@@ -54,6 +54,7 @@ class ClusterOptions:
     pod_cidr: str = DEFAULT_POD_CIDR
     dns: DNSOptions | None = dataclasses.field(default_factory=DNSOptions)
     proxy: bool = True
+    default_runtime: str = "virtual"  # the runtime of pods without a runtimeClassName
 
 
 def node_pod_cidrs(cluster_cidr: str, count: int) -> list[str]:
@@ -104,9 +105,12 @@ async def start_cluster(options: ClusterOptions,
     client = RESTClient(client_config.load(str(api.kubeconfig)))
     tasks: list[asyncio.Task[Any]] = []
     cidrs = node_pod_cidrs(options.pod_cidr, len(options.nodes))
+    agents = []
     for node, cidr in zip(options.nodes, cidrs, strict=True):
         agent = NodeAgent(client, node.name, pod_cidr=cidr, labels=node.labels,
-                          host_ip=options.api.host)
+                          host_ip=options.api.host, default_runtime=options.default_runtime,
+                          root_dir=options.api.data_dir / "kubelet" / node.name)
+        agents.append(agent)
         await agent.register()
         tasks += agent.start()
         tasks.append(asyncio.create_task(agent.renew_lease_forever(), name=f"lease/{node.name}"))
@@ -117,6 +121,8 @@ async def start_cluster(options: ClusterOptions,
         dns = await start_dns(options.dns, client)
         host, port = dns.address
         announce(f"cluster DNS listening on {host}:{port} (udp+tcp)")
+        for agent in agents:  # process pods' resolv.conf names it
+            agent.cluster_dns = dns.address
     proxy = None
     if options.proxy:
         from tinykube.cli.proxy import bind_failure_reporter

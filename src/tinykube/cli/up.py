@@ -85,13 +85,15 @@ async def _run(options: cluster.ClusterOptions) -> None:
 @click.option("--no-dns", is_flag=True, help="Do not run the cluster DNS.")
 @click.option("--proxy/--no-proxy", default=True, show_default=True,
               help="Run the userspace service proxy (cluster IPs and NodePorts on loopback).")
+@click.option("--default-runtime", type=click.Choice(["virtual", "process"]), default="virtual",
+              show_default=True, help="Runtime of pods without a runtimeClassName.")
 @click.option("--insecure-http", is_flag=True, help="Serve plain HTTP instead of HTTPS.")
 @click.option("--durable", is_flag=True,
               help="fsync every write (survives power loss, not only a crash).")
 @click.option("-v", "--verbose", count=True, help="More logging.")
 def command(data_dir: Path, listen: str, service_cidr: str, pod_cidr: str, nodes: str | None,
             node_labels: tuple[str, ...], dns_listen: str | None, no_dns: bool, proxy: bool,
-            insecure_http: bool, durable: bool, verbose: int) -> None:
+            default_runtime: str, insecure_http: bool, durable: bool, verbose: int) -> None:
     """Start tinykube on this machine."""
     logging.basicConfig(level=logging.WARNING - 10 * verbose,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -107,5 +109,6 @@ def command(data_dir: Path, listen: str, service_cidr: str, pod_cidr: str, nodes
         else:
             dns = DNSOptions(listen=(dns_ip, 53), fallback_port=10053, metrics=(dns_ip, 9153))
     options = cluster.ClusterOptions(api=api, nodes=parse_nodes(nodes, node_labels),
-                                     pod_cidr=pod_cidr, dns=dns, proxy=proxy)
+                                     pod_cidr=pod_cidr, dns=dns, proxy=proxy,
+                                     default_runtime=default_runtime)
     cluster.run_forever(lambda: _run(options))

@@ -1,16 +1,22 @@
-"""The node agent ("kubelet") with the `virtual` runtime: pods that get an IP and run nothing.
+"""The node agent ("kubelet"): registers a Node and runs the pods bound to it in a runtime.
 
 One `NodeAgent` per node. It registers its Node (labels, addresses, capacity, nodeInfo, Ready
-condition, `spec.podCIDR`), renews its Lease in `kube-node-lease`, and watches the pods bound to
-it. For each pod, `sync` compares what the pod should look like with what it does:
+condition, `spec.podCIDR`, and the port of its log endpoint in
+`status.daemonEndpoints.kubeletEndpoint`), renews its Lease in `kube-node-lease`, and watches the
+pods bound to it (and Services, for the containers' environment, and RuntimeClasses). Each pod
+is served by the runtime its RuntimeClass handler names (`virtual`, `process`; `netns` runs as
+`process` for now), or by the agent's default runtime. For each pod, `sync` compares what the
+pod should look like with what it does:
 
-- a new pod gets an address from the node's pod range and the status of a running pod
-  (`status.running_status`); readiness gates are honoured on every change of the pod;
-- a deleted pod (deletionTimestamp set) is marked not ready at once, and removed for good
-  (a delete with grace period 0) when its grace period has run out, as a kubelet does once the
-  containers have stopped; its address is released then, never while the pod still exists.
+- a new pod gets an address from the node's pod range; the runtime starts it and says what its
+  status is now (`Runtime.sync`); the agent writes the status when it differs. Runtimes call
+  back (`enqueue`) whenever something changed, so `sync` runs again;
+- a deleted pod (deletionTimestamp set) is marked not ready at once; the runtime stops it
+  (`Runtime.terminate`), and then the pod is removed for good (a delete with grace period 0),
+  as a kubelet does once the containers have stopped; its address is released then, never
+  while the pod still exists.
 
-Virtual containers produce no output; the `process` runtime (a later issue) runs real ones.
+The `KubeletServer` serves container logs to the API server (`kubectl logs`).
 """
 
 from __future__ import annotations
@@ -21,8 +27,11 @@ import contextlib
 import datetime
 import ipaddress
 import logging
+import os
 import platform
+import tempfile
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from tinykube import __version__
@@ -32,6 +41,13 @@ from tinykube.client.rest import RESTClient
 from tinykube.controllers import events
 from tinykube.controllers.base import Controller
 from tinykube.kubelet import status as pod_status
+from tinykube.kubelet.logs import ContainerLog
+from tinykube.kubelet.process import ProcessRuntime
+from tinykube.kubelet.restarts import Clock
+from tinykube.kubelet.runtime import HANDLERS, Runtime
+from tinykube.kubelet.server import KubeletServer
+from tinykube.kubelet.virtual import VirtualRuntime
+from tinykube.kubelet.worker import NodeContext
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -96,7 +112,8 @@ class PodAddresses:
             self._released.append(ip)
 
 
-def node_object(name: str, *, pod_cidr: str, host_ip: str, labels: Mapping[str, str]) -> Obj:
+def node_object(name: str, *, pod_cidr: str, host_ip: str, labels: Mapping[str, str],
+                kubelet_port: int = 0) -> Obj:
     now = _rfc3339(_now())
     arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
     capacity = {"cpu": "2", "memory": "24Gi", "pods": "110", "ephemeral-storage": "100Gi"}
@@ -131,16 +148,19 @@ def node_object(name: str, *, pod_cidr: str, host_ip: str, labels: Mapping[str, 
                 "kernelVersion": platform.release(), "architecture": arch,
                 "operatingSystem": "linux", "machineID": "", "systemUUID": "",
                 "bootID": ""},
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet_port}},
         },
     }
 
 
 class NodeAgent(Controller):
-    """Registers one node and runs the pods bound to it (virtual runtime)."""
+    """Registers one node and runs the pods bound to it."""
 
     def __init__(self, client: RESTClient, node_name: str, *, pod_cidr: str,
-                 host_ip: str = "127.0.0.1", labels: Mapping[str, str] | None = None) -> None:
+                 host_ip: str = "127.0.0.1", labels: Mapping[str, str] | None = None,
+                 default_runtime: str = "virtual", root_dir: Path | None = None,
+                 cluster_dns: tuple[str, int] | None = None, clock: Clock | None = None,
+                 sandbox_mode: str | None = None) -> None:
         self.name = f"kubelet/{node_name}"
         self.node_name = node_name
         self.host_ip = host_ip
@@ -149,8 +169,23 @@ class NodeAgent(Controller):
         self.addresses = PodAddresses(pod_cidr)
         self.pods_res = _res("", "v1", "pods")
         self.pods = Informer(client, self.pods_res, field_selector=f"spec.nodeName={node_name}")
-        super().__init__(client, [self.pods])
+        self.services = Informer(client, _res("", "v1", "services"))
+        self.runtime_classes = Informer(client, _res("node.k8s.io", "v1", "runtimeclasses"))
+        super().__init__(client, [self.pods, self.services, self.runtime_classes])
         self.recorder = events.Recorder(client, "kubelet", node_name)
+        self.cluster_dns = cluster_dns  # set by the cluster once its DNS listens
+        self.default_runtime = default_runtime
+        self.root_dir = root_dir or Path(tempfile.gettempdir()) / \
+            f"tinykube-kubelet-{os.getpid()}-{node_name}"
+        context = NodeContext(host_ip=host_ip, event=self.recorder.event, notify=self.enqueue,
+                              services=self.services.cache.list, clock=clock)
+        self.runtimes: dict[str, Runtime] = {
+            "virtual": VirtualRuntime(host_ip=host_ip, event=self.recorder.event),
+            "process": ProcessRuntime(context, root=self.root_dir / "pods",
+                                      cluster_dns=lambda: self.cluster_dns,
+                                      sandbox_mode=sandbox_mode),
+        }
+        self.server = KubeletServer(self._container_log, host=host_ip)
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self.pods.add_handlers(on_add=self._on_pod, on_update=lambda _o, n: self._on_pod(n),
                                on_delete=self._on_delete)
@@ -169,11 +204,18 @@ class NodeAgent(Controller):
                                  None)
         if timer is not None:
             timer.cancel()
+        for runtime in self.runtimes.values():
+            runtime.forget(pod)
+
+    # --- the node -----------------------------------------------------------------------------
 
     async def register(self) -> None:
+        """Start the log endpoint, then create or update the Node."""
+        if not self.server.port:
+            await self.server.start()
         nodes = _res("", "v1", "nodes")
         desired = node_object(self.node_name, pod_cidr=self.pod_cidr, host_ip=self.host_ip,
-                              labels=self.labels)
+                              labels=self.labels, kubelet_port=self.server.port)
         try:
             current = await self.client.get(nodes, self.node_name)
         except errors.NotFound:
@@ -185,6 +227,20 @@ class NodeAgent(Controller):
                                 patch_type="merge")
         await self.client.patch(nodes, self.node_name, {"status": desired["status"]},
                                 patch_type="merge", subresource="status")
+
+    def start(self, *, workers: int = 1) -> list[asyncio.Task[None]]:
+        tasks = super().start(workers=workers)
+        tasks.append(asyncio.create_task(self._stop_on_cancel(), name=f"{self.name}/runtimes"))
+        return tasks
+
+    async def _stop_on_cancel(self) -> None:
+        """Wait until cancelled; then stop every pod's processes and the log endpoint."""
+        try:
+            await asyncio.Event().wait()
+        finally:
+            for runtime in self.runtimes.values():
+                await runtime.close()
+            await self.server.close()
 
     async def renew_lease_forever(self) -> None:
         leases = _res("coordination.k8s.io", "v1", "leases")
@@ -203,30 +259,55 @@ class NodeAgent(Controller):
                 log.warning("lease renewal for %s failed: %s", self.node_name, exc)
             await asyncio.sleep(RENEW_EVERY)
 
+    # --- pods -----------------------------------------------------------------------------------
+
+    def handler_of(self, pod: Mapping[str, Any]) -> str | None:
+        """The runtime handler for the pod (None: its RuntimeClass is unknown)."""
+        class_name = pod.get("spec", {}).get("runtimeClassName")
+        if not class_name:
+            return self.default_runtime
+        runtime_class = self.runtime_classes.cache.get(class_name)
+        handler = runtime_class.get("handler") if runtime_class else None
+        return str(handler) if handler in HANDLERS else None
+
+    async def _runtime_for(self, pod: Mapping[str, Any]) -> Runtime | None:
+        handler = self.handler_of(pod)
+        first_sync = not pod.get("status", {}).get("podIP")
+        if handler is None:
+            if first_sync:
+                await self.recorder.event(
+                    pod, "Warning", "FailedCreatePodSandBox", "Failed to create pod sandbox: "
+                    f'RuntimeHandler for RuntimeClass "{pod["spec"]["runtimeClassName"]}" is '
+                    f"not supported (this node runs {', '.join(HANDLERS)})")
+            return None
+        if handler == "netns":
+            if first_sync:
+                await self.recorder.event(pod, "Warning", "RuntimeHandlerFallback",
+                                          "the netns runtime is not available on this node: "
+                                          "the pod runs with the process runtime")
+            handler = "process"
+        return self.runtimes[handler]
+
     async def sync(self, key: str) -> None:
         pod = self.pods.cache.get(key)
         if pod is None:
             return
+        runtime = await self._runtime_for(pod)
+        if runtime is None:
+            return
         meta, status = pod["metadata"], pod.get("status", {})
         if meta.get("deletionTimestamp"):
-            await self._terminate(key, pod)
+            await self._terminate(key, pod, runtime)
             return
         if status.get("phase") in ("Succeeded", "Failed"):
             return
         ip = status.get("podIP") or self.addresses.allocate(meta["uid"])
-        desired = pod_status.running_status(pod, pod_ip=ip, host_ip=self.host_ip,
-                                            now=_rfc3339(_now()))
-        if status.get("phase") != "Running":
-            await self.recorder.event(pod, "Normal", "Pulled",
-                                      f'Container image "{_images(pod)}" is not pulled: the '
-                                      "virtual runtime runs no process")
-            await self.recorder.event(pod, "Normal", "Started", "Started container(s) "
-                                      f"{', '.join(c['name'] for c in pod['spec']['containers'])}")
+        desired = await runtime.sync(pod, pod_ip=ip)
         if _differs(status, desired):
             await self.client.patch(self.pods_res, meta["name"], {"status": desired},
                                     meta["namespace"], patch_type="merge", subresource="status")
 
-    async def _terminate(self, key: str, pod: Mapping[str, Any]) -> None:
+    async def _terminate(self, key: str, pod: Mapping[str, Any], runtime: Runtime) -> None:
         meta = pod["metadata"]
         desired = pod_status.terminating_status(pod, now=_rfc3339(_now()))
         if _differs(pod.get("status", {}), desired):
@@ -234,15 +315,15 @@ class NodeAgent(Controller):
                                       f"{', '.join(c['name'] for c in pod['spec']['containers'])}")
             await self.client.patch(self.pods_res, meta["name"], {"status": desired},
                                     meta["namespace"], patch_type="merge", subresource="status")
-        deadline = datetime.datetime.strptime(meta["deletionTimestamp"], "%Y-%m-%dT%H:%M:%SZ") \
-            .replace(tzinfo=datetime.UTC)
-        delay = (deadline - _now()).total_seconds()
-        if delay > 0:
+        delay = await runtime.terminate(pod)
+        if delay is not None:
             if key not in self._timers:
                 loop = asyncio.get_running_loop()
                 self._timers[key] = loop.call_later(delay, self._expire, key)
             return
-        self._timers.pop(key, None)
+        timer = self._timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
         with contextlib.suppress(errors.NotFound):
             await self.client.delete(self.pods_res, meta["name"], meta["namespace"],
                                      grace_period_seconds=0)
@@ -251,9 +332,13 @@ class NodeAgent(Controller):
         self._timers.pop(key, None)
         self.queue.add(key)
 
-
-def _images(pod: Mapping[str, Any]) -> str:
-    return ", ".join(c.get("image", "") for c in pod.get("spec", {}).get("containers") or [])
+    def _container_log(self, namespace: str, name: str, container: str) -> ContainerLog | None:
+        pod = self.pods.cache.get(f"{namespace}/{name}")
+        if pod is None:
+            raise errors.NotFound.for_object("pods", "", name)
+        handler = self.handler_of(pod)
+        runtime = self.runtimes["process" if handler in ("process", "netns") else "virtual"]
+        return runtime.container_log(pod, container)
 
 
 def _differs(current: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:

@@ -1,0 +1,123 @@
+"""The `process` runtime: a `PodWorker` per pod, its sandbox, its logs, its stop.
+
+`sync` starts a worker the first time it sees a pod (by uid) and returns the status computed
+from the worker's container records; a pod that already ended (Succeeded/Failed) before this
+agent started is left as it is. `terminate` starts the worker's graceful stop once and reports
+when it is over; `forget` kills whatever is left when the pod object is gone.
+
+Each pod gets a directory `<root>/<uid>/` holding its `hosts` and `resolv.conf` (see `sandbox`)
+and `logs/<container>/`. How pods get their names is decided once (`sandbox.detect_mode`); when
+they cannot (not root, no user namespaces) or the cluster DNS is not on port 53 (which
+resolv.conf cannot name), the pod's events say so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tinykube.api import errors
+from tinykube.kubelet import sandbox
+from tinykube.kubelet.logs import ContainerLog
+from tinykube.kubelet.runtime import Obj, grace_seconds, rfc3339
+from tinykube.kubelet.worker import NodeContext, PodWorker
+
+SHUTDOWN_GRACE = 2.0
+
+
+class ProcessRuntime:
+    handler = "process"
+
+    def __init__(self, node: NodeContext, *, root: Path,
+                 cluster_dns: Callable[[], tuple[str, int] | None],
+                 sandbox_mode: str | None = None) -> None:
+        self.node = node
+        self.root = root
+        self.cluster_dns = cluster_dns
+        self.sandbox_mode = sandbox_mode  # detected on first use unless given (tests)
+        self.workers: dict[str, PodWorker] = {}
+
+    def __repr__(self) -> str:
+        return f"ProcessRuntime({self.root}, pods={len(self.workers)}, {self.sandbox_mode})"
+
+    async def sync(self, pod: Obj, *, pod_ip: str) -> dict[str, Any]:
+        uid = str(pod["metadata"]["uid"])
+        worker = self.workers.get(uid)
+        if worker is None:
+            if pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
+                return dict(pod["status"])
+            worker = await self._start(pod, pod_ip)
+        worker.pod = pod
+        return worker.status(pod, rfc3339())
+
+    async def _start(self, pod: Obj, pod_ip: str) -> PodWorker:
+        if self.sandbox_mode is None:
+            self.sandbox_mode = await asyncio.to_thread(sandbox.detect_mode)
+        directory = self.root / str(pod["metadata"]["uid"])
+        box = sandbox.Sandbox(self.sandbox_mode, directory, hostname=sandbox.pod_hostname(pod),
+                              hosts=sandbox.hosts_file(pod, pod_ip),
+                              resolv=sandbox.resolv_conf(pod, self._nameserver()))
+        worker = PodWorker(pod, pod_ip, node=self.node, box=box, log_dir=directory / "logs")
+        self.workers[str(pod["metadata"]["uid"])] = worker
+        await self._explain_names(pod, box)
+        worker.start()
+        return worker
+
+    def _nameserver(self) -> str | None:
+        address = self.cluster_dns()
+        return address[0] if address is not None and address[1] == 53 else None
+
+    async def _explain_names(self, pod: Obj, box: sandbox.Sandbox) -> None:
+        if box.mode == "none":
+            await self.node.event(pod, "Warning", "NoPodNamespaces", "tinykube runs without "
+                                  "root and this kernel allows no unprivileged user namespace: "
+                                  "the pod sees the host's hostname, /etc/hosts and "
+                                  "/etc/resolv.conf")
+        elif box.resolv_path is None and pod.get("spec", {}).get("dnsPolicy", "ClusterFirst") \
+                == "ClusterFirst":
+            address = self.cluster_dns()
+            where = f"listens on {address[0]}:{address[1]}" if address else "is not running"
+            await self.node.event(pod, "Warning", "DNSConfigForming", f"the cluster DNS {where}, "
+                                  "which resolv.conf cannot name (port 53 only): the pod uses "
+                                  "the host's /etc/resolv.conf")
+
+    async def terminate(self, pod: Obj) -> float | None:
+        worker = self.workers.get(str(pod["metadata"]["uid"]))
+        if worker is None:
+            return None
+        if worker.stop_task is None:
+            grace = grace_seconds(pod)
+            worker.pod = pod
+            worker.stop_task = asyncio.create_task(worker.stop(grace))
+            worker.stop_task.add_done_callback(lambda _t: self.node.notify(pod))
+        return None if worker.stop_task.done() else grace_seconds(pod) + 5
+
+    def forget(self, pod: Obj) -> None:
+        uid = str(pod["metadata"]["uid"])
+        worker = self.workers.pop(uid, None)
+        if worker is not None:
+            worker.kill()
+        shutil.rmtree(self.root / uid, ignore_errors=True)
+
+    def container_log(self, pod: Obj, container: str) -> ContainerLog | None:
+        worker = self.workers.get(str(pod["metadata"]["uid"]))
+        name = pod["metadata"]["name"]
+        if worker is None or container not in worker.logs:
+            raise errors.BadRequest(f'container "{container}" in pod "{name}" is waiting to '
+                                    "start: ContainerCreating")
+        log = worker.logs[container]
+        if log.runs == 0:
+            record = worker.init.get(container) or worker.main[container]
+            raise errors.BadRequest(f'container "{container}" in pod "{name}" is waiting to '
+                                    f"start: {record.reason}")
+        return log
+
+    async def close(self) -> None:
+        workers = list(self.workers.values())
+        await asyncio.gather(*(w.stop(SHUTDOWN_GRACE) for w in workers),
+                             return_exceptions=True)
+        for worker in workers:
+            worker.kill()

@@ -1,0 +1,198 @@
+"""Names inside a process pod: its own host name, /etc/resolv.conf and /etc/hosts.
+
+A kubelet gives every pod a UTS namespace (host name = the pod's hostname) and bind-mounts the
+resolv.conf and hosts files it wrote for the pod. The process runtime does the same per
+container process, with a tiny helper that runs before the container's command:
+
+    python -m tinykube.kubelet.sandbox --hostname web-0 --resolv F --hosts F -- CMD ARGS...
+
+The helper calls unshare(2) for new mount and UTS namespaces, makes every mount private (so
+nothing propagates back to the host), bind-mounts the pod's files over /etc/resolv.conf and
+/etc/hosts, sets the host name, and execs the command, keeping its pid (and so its process
+group and signals). The host's own files are never written.
+
+`detect_mode` decides once per node agent: `root` (mount+UTS namespaces), `userns` (not root,
+but the kernel allows an unprivileged user namespace, in which the process is mapped to root),
+or `none` (the pod runs with the host's names; the pod's events say so).
+`hosts_file` and `resolv_conf` are pure and build the files as a kubelet writes them.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+Obj = Mapping[str, Any]
+CLUSTER_DOMAIN = "cluster.local"
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWUSER = 0x10000000
+MS_BIND = 4096
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+
+_HOSTS_HEADER = """# Kubernetes-managed hosts file.
+127.0.0.1\tlocalhost
+::1\tlocalhost ip6-localhost ip6-loopback
+fe00::0\tip6-localnet
+fe00::0\tip6-mcastprefix
+fe00::1\tip6-allnodes
+fe00::2\tip6-allrouters
+"""
+
+
+def pod_hostname(pod: Obj) -> str:
+    spec = pod.get("spec", {})
+    return str(spec.get("hostname") or pod["metadata"]["name"])[:63].rstrip("-.")
+
+
+def pod_fqdn(pod: Obj) -> str | None:
+    """`web-0.nginx.default.svc.cluster.local` for a pod with hostname and subdomain."""
+    subdomain = pod.get("spec", {}).get("subdomain")
+    if not subdomain:
+        return None
+    namespace = pod["metadata"].get("namespace", "default")
+    return f"{pod_hostname(pod)}.{subdomain}.{namespace}.svc.{CLUSTER_DOMAIN}"
+
+
+def hosts_file(pod: Obj, pod_ip: str) -> str:
+    """The pod's /etc/hosts: localhost lines, its own names, then its hostAliases."""
+    names = [n for n in (pod_fqdn(pod), pod_hostname(pod)) if n]
+    text = _HOSTS_HEADER + f"{pod_ip}\t{chr(9).join(names)}\n"
+    aliases = pod.get("spec", {}).get("hostAliases") or []
+    if aliases:
+        text += "\n# Entries added by HostAliases.\n"
+        text += "".join(f"{a['ip']}\t{chr(9).join(a.get('hostnames') or [])}\n"
+                        for a in aliases)
+    return text
+
+
+def resolv_conf(pod: Obj, nameserver: str | None) -> str | None:
+    """The pod's /etc/resolv.conf for its dnsPolicy, or None to keep the host's file."""
+    spec = pod.get("spec", {})
+    policy = spec.get("dnsPolicy", "ClusterFirst")
+    config = spec.get("dnsConfig") or {}
+    namespace = pod["metadata"].get("namespace", "default")
+    if policy in ("ClusterFirst", "ClusterFirstWithHostNet") and not (
+            policy == "ClusterFirst" and spec.get("hostNetwork")):
+        if nameserver is None:
+            return None
+        servers = [nameserver]
+        search = [f"{namespace}.svc.{CLUSTER_DOMAIN}", f"svc.{CLUSTER_DOMAIN}", CLUSTER_DOMAIN]
+        options: dict[str, str | None] = {"ndots": "5"}
+    elif policy == "None":
+        servers, search, options = [], [], {}
+    else:
+        return None
+    servers += [s for s in config.get("nameservers") or [] if s not in servers]
+    search += [s for s in config.get("searches") or [] if s not in search]
+    for option in config.get("options") or []:
+        options[option["name"]] = option.get("value")
+    lines = [f"search {' '.join(search)}"] if search else []
+    lines += [f"nameserver {s}" for s in servers[:3]]
+    if options:
+        lines.append("options " + " ".join(k if v is None else f"{k}:{v}"
+                                           for k, v in options.items()))
+    return "\n".join(lines) + "\n"
+
+
+class Sandbox:
+    """Writes a pod's name files and wraps its commands in the namespace helper."""
+
+    def __init__(self, mode: str, directory: Path, *, hostname: str, hosts: str,
+                 resolv: str | None) -> None:
+        self.mode = mode
+        self.directory = directory = directory.resolve()  # the helper runs in another cwd
+        self.hostname = hostname
+        directory.mkdir(parents=True, exist_ok=True)
+        self.hosts_path = directory / "hosts"
+        self.hosts_path.write_text(hosts)
+        self.resolv_path: Path | None = None
+        if resolv is not None:
+            self.resolv_path = directory / "resolv.conf"
+            self.resolv_path.write_text(resolv)
+
+    def __repr__(self) -> str:
+        return f"Sandbox({self.mode}, {self.hostname})"
+
+    def wrap(self, argv: Sequence[str]) -> list[str]:
+        """The command line that runs `argv` inside the pod's namespaces."""
+        if self.mode == "none":
+            return list(argv)
+        helper = [sys.executable, "-m", "tinykube.kubelet.sandbox", "--mode", self.mode,
+                  "--hostname", self.hostname, "--hosts", str(self.hosts_path)]
+        if self.resolv_path is not None:
+            helper += ["--resolv", str(self.resolv_path)]
+        return [*helper, "--", *argv]
+
+
+def detect_mode() -> str:
+    """`root`, `userns` or `none`: what this process may do for pods' names."""
+    if os.geteuid() == 0:
+        return "root"
+    try:
+        probe = subprocess.run([sys.executable, "-m", "tinykube.kubelet.sandbox", "--mode",
+                                "userns", "--hostname", "probe", "--", "true"],
+                               capture_output=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return "none"
+    return "userns" if probe.returncode == 0 else "none"
+
+
+# --- the helper, run as `python -m tinykube.kubelet.sandbox` -----------------------------------
+
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"{what}: {os.strerror(errno)}")
+
+
+def _enter(mode: str, hostname: str, binds: Mapping[str, str]) -> None:
+    libc = _libc()
+    uid, gid = os.geteuid(), os.getegid()
+    flags = CLONE_NEWNS | CLONE_NEWUTS | (CLONE_NEWUSER if mode == "userns" else 0)
+    _check(libc.unshare(flags), "unshare")
+    if mode == "userns":
+        Path("/proc/self/setgroups").write_text("deny")
+        Path("/proc/self/uid_map").write_text(f"0 {uid} 1")
+        Path("/proc/self/gid_map").write_text(f"0 {gid} 1")
+    _check(libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "make / private")
+    for source, target in binds.items():
+        _check(libc.mount(source.encode(), target.encode(), None, MS_BIND, None),
+               f"bind {source} over {target}")
+    socket.sethostname(hostname)
+
+
+def main(argv: Sequence[str]) -> int:
+    """Parse `--mode M --hostname H [--hosts F] [--resolv F] -- CMD...`, enter, exec."""
+    split = list(argv).index("--")
+    options = dict(zip(argv[:split:2], argv[1:split:2], strict=True))
+    command = list(argv[split + 1:])
+    binds = {options[k]: t for k, t in (("--hosts", "/etc/hosts"),
+                                         ("--resolv", "/etc/resolv.conf")) if k in options}
+    try:
+        _enter(options["--mode"], options["--hostname"], binds)
+    except OSError as exc:
+        print(f"tinykube sandbox: {exc}", file=sys.stderr, flush=True)
+        return 125
+    try:
+        os.execvp(command[0], command)
+    except OSError as exc:
+        print(f"tinykube sandbox: exec {command[0]}: {exc.strerror}", file=sys.stderr,
+              flush=True)
+        return 127
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

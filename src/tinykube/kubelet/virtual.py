@@ -1,0 +1,51 @@
+"""The `virtual` runtime: pods that get an IP and run nothing (a kwok-like pod).
+
+A virtual pod is Running and Ready as soon as it is bound (readiness gates still hold `Ready`
+back); deleting it keeps it Terminating until its grace period has run out, then the agent
+removes it, as a kubelet does once the containers stopped.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from tinykube.kubelet import status as pod_status
+from tinykube.kubelet.logs import ContainerLog
+from tinykube.kubelet.runtime import EventFn, Obj, deletion_deadline, rfc3339
+
+
+class VirtualRuntime:
+    handler = "virtual"
+
+    def __init__(self, *, host_ip: str, event: EventFn) -> None:
+        self.host_ip = host_ip
+        self.event = event
+
+    def __repr__(self) -> str:
+        return f"VirtualRuntime({self.host_ip})"
+
+    async def sync(self, pod: Obj, *, pod_ip: str) -> dict[str, Any]:
+        if pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
+            return dict(pod["status"])
+        if pod.get("status", {}).get("phase") != "Running":
+            names = ", ".join(c["name"] for c in pod["spec"]["containers"])
+            images = ", ".join(c.get("image", "") for c in pod["spec"]["containers"])
+            await self.event(pod, "Normal", "Pulled", f'Container image "{images}" is not '
+                             "pulled: the virtual runtime runs no process")
+            await self.event(pod, "Normal", "Started", f"Started container(s) {names}")
+        return pod_status.running_status(pod, pod_ip=pod_ip, host_ip=self.host_ip,
+                                         now=rfc3339())
+
+    async def terminate(self, pod: Obj) -> float | None:
+        delay = (deletion_deadline(pod) - datetime.datetime.now(datetime.UTC)).total_seconds()
+        return delay if delay > 0 else None
+
+    def forget(self, pod: Obj) -> None:
+        pass
+
+    def container_log(self, pod: Obj, container: str) -> ContainerLog | None:
+        return None  # virtual containers write nothing
+
+    async def close(self) -> None:
+        pass

@@ -1,0 +1,365 @@
+"""One process pod's life: each container's command runs as a local process group.
+
+One `PodWorker` per pod (by uid) runs the pod's life in a task:
+
+1. one plain event says the image is not pulled; init containers run in order, each until it
+   exits 0 (a failing one is restarted with back-off, or fails the pod under `Never`);
+2. every app container is supervised by its own loop: start the process (in its own session,
+   so its pid is its process group, wrapped by the pod's `Sandbox` for its names), pump its
+   output into its `ContainerLog`, run its probes, and when it stops decide with
+   `restartPolicy` and `CrashBackoff` whether and when it starts again.
+
+Probes: the startup probe runs first; liveness and readiness start once it succeeded. The
+readiness verdict is the container's `ready`; a liveness (or startup) failure kills the
+container, which the loop then restarts. Every change calls `notify`, and the node agent writes
+the pod status computed by `status.process_status` from the workers' `ContainerRecord`s.
+
+`stop(grace)` (pod deletion) stops restarts, runs each running container's `preStop` exec hook,
+sends SIGTERM to each process group and SIGKILL to what is left when the grace period is over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import os
+import signal
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from tinykube.kubelet import env as pod_env
+from tinykube.kubelet import probes, sandbox
+from tinykube.kubelet import status as pod_status
+from tinykube.kubelet.logs import ContainerLog
+from tinykube.kubelet.restarts import Clock, CrashBackoff, LoopClock, should_restart
+
+Obj = Mapping[str, Any]
+EventFn = Callable[[Obj, str, str, str], Awaitable[None]]
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def _rfc3339() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _killpg(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+def exit_code(returncode: int) -> tuple[int, int | None]:
+    """asyncio's returncode -> (exit code as a container runtime reports it, signal)."""
+    if returncode < 0:
+        return 128 - returncode, -returncode
+    return returncode, None
+
+
+class NodeContext:
+    """What workers share: the node's address, events, clock, back-off and Service lookup."""
+
+    def __init__(self, *, host_ip: str, event: EventFn, notify: Callable[[Obj], None],
+                 services: Callable[[], Iterable[Obj]], clock: Clock | None = None,
+                 backoff: CrashBackoff | None = None, max_log_bytes: int = 10 << 20) -> None:
+        self.host_ip = host_ip
+        self.event = event
+        self.notify = notify
+        self.services = services
+        self.clock = clock or LoopClock()  # a fake clock only in tests
+        self.backoff = backoff or CrashBackoff()
+        self.max_log_bytes = max_log_bytes
+
+
+class PodWorker:
+    """Runs one pod's containers and keeps their records."""
+
+    def __init__(self, pod: Obj, pod_ip: str, *, node: NodeContext, box: sandbox.Sandbox,
+                 log_dir: Path) -> None:
+        self.pod = pod
+        self.pod_ip = pod_ip
+        self.node = node
+        self.box = box
+        spec = pod.get("spec", {})
+        self.uid = str(pod["metadata"].get("uid", ""))
+        waiting = "PodInitializing" if spec.get("initContainers") else "ContainerCreating"
+        self.init = {c["name"]: pod_status.ContainerRecord(c["name"], c.get("image", ""),
+                                                           reason="PodInitializing")
+                     for c in spec.get("initContainers") or []}
+        self.main = {c["name"]: pod_status.ContainerRecord(c["name"], c.get("image", ""),
+                                                           reason=waiting)
+                     for c in spec.get("containers") or []}
+        self.logs = {name: ContainerLog(log_dir / name, max_bytes=node.max_log_bytes)
+                     for name in [*self.init, *self.main]}
+        self.procs: dict[str, asyncio.subprocess.Process] = {}
+        self.stopping = False
+        self.task: asyncio.Task[None] | None = None
+        self.stop_task: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        states = {n: r.state for n, r in {**self.init, **self.main}.items()}
+        return f"PodWorker({self.pod['metadata'].get('name')}, {states})"
+
+    @property
+    def policy(self) -> str:
+        return str(self.pod.get("spec", {}).get("restartPolicy", "Always"))
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._run(), name=f"pod/{self.uid}")
+
+    def status(self, pod: Obj, now: str) -> dict[str, Any]:
+        return pod_status.process_status(pod, init=list(self.init.values()),
+                                         main=list(self.main.values()), pod_ip=self.pod_ip,
+                                         host_ip=self.node.host_ip, now=now)
+
+    def _changed(self) -> None:
+        self.node.notify(self.pod)
+
+    async def _event(self, type_: str, reason: str, message: str) -> None:
+        await self.node.event(self.pod, type_, reason, message)
+
+    # --- the pod's life ---------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        spec = self.pod.get("spec", {})
+        images = ", ".join(sorted({c.get("image", "") for c in spec.get("containers") or []}))
+        await self._event("Normal", "Pulled", f'Container image "{images}" is not pulled: the '
+                          "process runtime runs the container's command on this host")
+        for container in spec.get("initContainers") or []:
+            if not await self._supervise(container, self.init[container["name"]], init=True):
+                return
+        await asyncio.gather(*(self._supervise(c, self.main[c["name"]], init=False)
+                               for c in spec.get("containers") or []))
+
+    async def _supervise(self, container: Obj, record: pod_status.ContainerRecord, *,
+                         init: bool) -> bool:
+        """Run a container until it should stay stopped; True when it exited 0."""
+        key = f"{self.uid}/{container['name']}"
+        while not self.stopping:
+            code = await self._run_once(container, record, probing=not init)
+            if code is None:
+                return False
+            done = code == 0 and init
+            if done or self.stopping or not should_restart(self.policy, code):
+                return code == 0
+            await self._back_off(key, container, record)
+        return False
+
+    async def _back_off(self, key: str, container: Obj,
+                        record: pod_status.ContainerRecord) -> None:
+        clock, backoff = self.node.clock, self.node.backoff
+        record.last_terminated = record.terminated()
+        delay = backoff.remaining(key, clock.now())
+        record.state, record.message = "waiting", ""
+        record.reason = "ContainerCreating"
+        if delay > 0:
+            meta = self.pod["metadata"]
+            record.reason = "CrashLoopBackOff"
+            record.message = (f"back-off {backoff.current(key, clock.now()):g}s restarting "
+                              f"failed container={container['name']} pod={meta['name']}_"
+                              f"{meta.get('namespace')}({self.uid})")
+            self._changed()
+            await self._event("Warning", "BackOff", "Back-off restarting failed container "
+                              f"{container['name']} in pod {meta['name']}_"
+                              f"{meta.get('namespace')}({self.uid})")
+            await clock.sleep(delay)
+        backoff.restarted(key, clock.now())
+        record.restart_count += 1
+
+    # --- one run of one container -----------------------------------------------------------
+
+    def _env(self, container: Obj) -> dict[str, str]:
+        pod = {**self.pod, "status": {**self.pod.get("status", {}), "podIP": self.pod_ip,
+                                      "podIPs": [{"ip": self.pod_ip}],
+                                      "hostIP": self.node.host_ip,
+                                      "hostIPs": [{"ip": self.node.host_ip}]}}
+        base = {"PATH": os.environ.get("PATH", DEFAULT_PATH),
+                "HOME": os.environ.get("HOME", "/root"), "HOSTNAME": self.box.hostname,
+                "POD_IP": self.pod_ip}
+        spec = self.pod.get("spec", {})
+        services = pod_env.service_env(
+            list(self.node.services()), namespace=str(self.pod["metadata"].get("namespace")),
+            enable_service_links=spec.get("enableServiceLinks", True) is not False)
+        return pod_env.container_env(pod, container, base=base, services=services)
+
+    async def _run_once(self, container: Obj, record: pod_status.ContainerRecord, *,
+                        probing: bool) -> int | None:
+        """Start the container, wait for it to stop; its exit code (None: cannot start)."""
+        try:
+            env = self._env(container)
+            argv = pod_env.command_line(container, env)
+        except pod_env.EnvError as exc:
+            record.state, record.reason, record.message = ("waiting",
+                                                           "CreateContainerConfigError", str(exc))
+            self._changed()
+            await self._event("Warning", "Failed", f"Error: {exc}")
+            return None
+        log = self.logs[container["name"]]
+        log.start_run()
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *self.box.wrap(argv), cwd=container.get("workingDir") or None, env=env,
+                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT, start_new_session=True)
+        except OSError as exc:
+            log.end_run()
+            self._record_exit(record, 128, None, "StartError", str(exc), started=_rfc3339())
+            self._changed()
+            await self._event("Warning", "Failed", f"Error: {exc}")
+            return 128
+        try:
+            return await self._watch(container, record, proc, env, log, probing=probing)
+        finally:
+            if proc.returncode is None:  # cancelled while running: leave nothing behind
+                _killpg(proc.pid, signal.SIGKILL)
+            self.procs.pop(container["name"], None)
+
+    async def _watch(self, container: Obj, record: pod_status.ContainerRecord,
+                     proc: asyncio.subprocess.Process, env: Mapping[str, str],
+                     log: ContainerLog, *, probing: bool) -> int:
+        name = container["name"]
+        self.procs[name] = proc
+        record.state, record.reason, record.message = "running", "", ""
+        record.started_at, record.finished_at = _rfc3339(), None
+        record.container_id = f"tinykube://{self.uid}/{name}/{log.runs}"
+        has_startup = bool(container.get("startupProbe")) and probing
+        record.started = not has_startup
+        record.ready = record.started and not (probing and bool(container.get("readinessProbe")))
+        self._changed()
+        await self._event("Normal", "Started", f"Started container {name}")
+        pump = asyncio.create_task(self._pump(proc, log))
+        prober = asyncio.create_task(self._probe(container, record, proc, env)) \
+            if probing else None
+        try:
+            returncode = await proc.wait()
+        finally:
+            if prober is not None:
+                prober.cancel()
+                await asyncio.gather(prober, return_exceptions=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(pump), 1.0)
+        pump.cancel()
+        log.end_run()
+        code, sig = exit_code(returncode)
+        self._record_exit(record, code, sig, "Completed" if code == 0 else "Error", "",
+                          started=record.started_at)
+        self._changed()
+        return code
+
+    @staticmethod
+    def _record_exit(record: pod_status.ContainerRecord, code: int, sig: int | None,
+                     reason: str, message: str, *, started: str | None) -> None:
+        record.state, record.exit_code, record.signal = "terminated", code, sig
+        record.reason, record.message = reason, message
+        record.started_at, record.finished_at = started, _rfc3339()
+        record.ready = record.started = False
+
+    @staticmethod
+    async def _pump(proc: asyncio.subprocess.Process, log: ContainerLog) -> None:
+        assert proc.stdout is not None
+        while chunk := await proc.stdout.read(65536):
+            log.write(chunk)
+
+    # --- probes -----------------------------------------------------------------------------
+
+    async def _probe(self, container: Obj, record: pod_status.ContainerRecord,
+                     proc: asyncio.subprocess.Process, env: Mapping[str, str]) -> None:
+        started_at = self.node.clock.now()
+        startup = container.get("startupProbe")
+        if startup:
+            if not await self._probe_until(container, "startupProbe", startup, env,
+                                           started_at, lambda _verdict: False):
+                await self._kill_for_restart(container, proc, "startup")
+                return
+            record.started = True
+            record.ready = not container.get("readinessProbe")
+            self._changed()
+        loops: list[Awaitable[object]] = []
+        if container.get("readinessProbe"):
+            def ready(verdict: bool) -> bool:
+                record.ready = verdict
+                self._changed()
+                return True
+            loops.append(self._probe_until(container, "readinessProbe",
+                                           container["readinessProbe"], env, started_at, ready))
+        if container.get("livenessProbe"):
+            async def liveness() -> None:
+                await self._probe_until(container, "livenessProbe", container["livenessProbe"],
+                                        env, started_at, lambda verdict: verdict)
+                await self._kill_for_restart(container, proc, "liveness")
+            loops.append(liveness())
+        await asyncio.gather(*loops)
+
+    async def _probe_until(self, container: Obj, kind: str, probe: Obj, env: Mapping[str, str],
+                           started_at: float, keep_going: Callable[[bool], bool]) -> bool:
+        """Probe periodically; on each verdict change call `keep_going(verdict)` and stop
+        (returning the verdict) when it says so."""
+        clock = self.node.clock
+        tracker = probes.ProbeTracker.for_kind(kind, probe)
+        next_at = started_at + tracker.timing.initial_delay
+        label = kind.removesuffix("Probe").capitalize()
+        while True:
+            await clock.sleep(max(0.0, next_at - clock.now()))
+            next_at = max(next_at + tracker.timing.period, clock.now())
+            ok, message = await probes.run_probe(
+                probe, container, pod_ip=self.pod_ip, env=env, wrap=self.box.wrap,
+                cwd=container.get("workingDir") or None)
+            if not ok:
+                await self._event("Warning", "Unhealthy", f"{label} probe failed: {message}")
+            if tracker.observe(ok) and not keep_going(bool(tracker.verdict)):
+                return bool(tracker.verdict)
+
+    async def _kill_for_restart(self, container: Obj, proc: asyncio.subprocess.Process,
+                                probe: str) -> None:
+        await self._event("Normal", "Killing", f"Container {container['name']} failed {probe} "
+                          "probe, will be restarted")
+        await self._stop_process(container, proc, self._grace())
+
+    # --- stopping ---------------------------------------------------------------------------
+
+    def _grace(self) -> float:
+        return float(self.pod.get("spec", {}).get("terminationGracePeriodSeconds", 30))
+
+    async def _stop_process(self, container: Obj, proc: asyncio.subprocess.Process,
+                            grace: float) -> None:
+        """preStop hook, SIGTERM to the group, SIGKILL once `grace` seconds have passed."""
+        clock = self.node.clock
+        deadline = clock.now() + grace
+        hook = (container.get("lifecycle") or {}).get("preStop") or {}
+        if "exec" in hook and proc.returncode is None:
+            ok, message = await probes.run_probe(
+                {"exec": hook["exec"], "timeoutSeconds": max(grace, 1)}, container,
+                pod_ip=self.pod_ip, env=self._env(container), wrap=self.box.wrap,
+                cwd=container.get("workingDir") or None)
+            if not ok:
+                await self._event("Warning", "FailedPreStopHook",
+                                  f"PreStopHook failed: {message}")
+        _killpg(proc.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), max(0.0, deadline - clock.now()))
+        except TimeoutError:
+            _killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
+
+    async def stop(self, grace: float) -> None:
+        """Stop the pod for good (deletion)."""
+        self.stopping = True
+        spec = self.pod.get("spec", {})
+        containers = {c["name"]: c for c in [*(spec.get("initContainers") or []),
+                                            *(spec.get("containers") or [])]}
+        await asyncio.gather(*(self._stop_process(containers[n], p, grace)
+                               for n, p in list(self.procs.items())))
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+
+    def kill(self) -> None:
+        """Immediate cleanup (the pod object is gone): SIGKILL everything, drop the logs."""
+        self.stopping = True
+        for proc in self.procs.values():
+            _killpg(proc.pid, signal.SIGKILL)
+        for task in (self.task, self.stop_task):
+            if task is not None:
+                task.cancel()
+        for log in self.logs.values():
+            log.remove()

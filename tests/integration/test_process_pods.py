@@ -1,0 +1,222 @@
+"""Process pods end to end: real processes, real sockets, the real kubectl (v1.32).
+
+One cluster serves the module; its DNS listens on port 53 of a random loopback address (so
+the pods' resolv.conf can name it, and clusters of other test runs on this host are not hit).
+A StatefulSet `web` of three `python3 -m http.server --bind $POD_IP 8080` pods serves a page
+naming each pod, with an httpGet readiness probe on that page. The cluster's default runtime
+is `process`, so the other pods need no runtimeClassName.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import KUBECTLS, Cluster, Kubectl, start_cluster
+
+pytestmark = [pytest.mark.kubectl, pytest.mark.slow]
+
+WEB = """
+apiVersion: v1
+kind: Service
+metadata: {{name: nginx}}
+spec:
+  clusterIP: None
+  selector: {{app: web}}
+  ports: [{{port: 8080, name: web}}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {{name: web}}
+spec:
+  serviceName: nginx
+  replicas: 3
+  podManagementPolicy: Parallel
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      runtimeClassName: process
+      terminationGracePeriodSeconds: 2
+      containers:
+      - name: web
+        image: python:3.11
+        command: [sh, -c]
+        args:
+        - mkdir -p $(ROOT)/$(POD_NAME) && cd $(ROOT)/$(POD_NAME) &&
+          echo "page of $(POD_NAME)" > index.html &&
+          exec python3 -m http.server --bind $POD_IP 8080
+        env:
+        - {{name: ROOT, value: "{root}"}}
+        - name: POD_NAME
+          valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}
+        ports: [{{containerPort: 8080, name: web}}]
+        readinessProbe:
+          httpGet: {{path: /index.html, port: web}}
+          periodSeconds: 1
+          failureThreshold: 1
+"""
+
+LIVENESS = """
+apiVersion: v1
+kind: Pod
+metadata: {name: live}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: busybox
+    command: [sh, -c, "echo run-$(date +%s%N); exec sleep 60"]
+    livenessProbe:
+      exec: {command: ["false"]}
+      periodSeconds: 1
+      failureThreshold: 1
+"""
+
+NAMES = """
+apiVersion: v1
+kind: Pod
+metadata: {name: names}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: busybox
+    command: [sh, -c, "hostname; getent hosts web-1.nginx"]
+"""
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    dns = f"127.53.{random.randrange(1, 255)}.{random.randrange(1, 255)}:53"
+    running = start_cluster(tmp_path_factory.mktemp("process") / "data", "--dns-listen", dns,
+                            "--default-runtime", "process")
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def kctl(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
+    return Kubectl(KUBECTLS[0][1], cluster.kubeconfig, tmp_path_factory.mktemp("kubecache"))
+
+
+@pytest.fixture(scope="module")
+def pages(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("pages")
+
+
+@pytest.fixture(scope="module")
+def web(kctl: Kubectl, pages: Path) -> dict[str, str]:
+    """The ready StatefulSet: pod name -> pod IP."""
+    kctl("apply", "-f", "-", input=WEB.format(root=pages))
+    kctl("rollout", "status", "sts/web", "--timeout=30s")
+    return {p["metadata"]["name"]: p["status"]["podIP"] for p in pods(kctl, "app=web")}
+
+
+def pods(kctl: Kubectl, selector: str) -> list[dict[str, Any]]:
+    return list(json.loads(kctl("get", "pods", "-l", selector, "-o", "json"))["items"])
+
+
+def pod(kctl: Kubectl, name: str) -> dict[str, Any]:
+    return dict(json.loads(kctl("get", "pod", name, "-o", "json")))
+
+
+def until(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Poll `check` until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := check():
+            return result
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def slice_ready(kctl: Kubectl, ip: str) -> bool | None:
+    slices = json.loads(kctl("get", "endpointslices", "-l",
+                             "kubernetes.io/service-name=nginx", "-o", "json"))["items"]
+    for endpoint in [e for s in slices for e in s.get("endpoints") or []]:
+        if ip in endpoint["addresses"]:
+            return bool(endpoint["conditions"].get("ready"))
+    return None
+
+
+def get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return str(response.read().decode())
+
+
+def test_every_pod_serves_its_own_page_on_its_ip(web: dict[str, str]) -> None:
+    assert sorted(web) == ["web-0", "web-1", "web-2"]
+    assert len(set(web.values())) == 3
+    for name, ip in web.items():
+        assert ip.startswith("127.244.")
+        assert get(f"http://{ip}:8080/index.html") == f"page of {name}\n"
+
+
+def test_status_and_events_of_a_running_process_pod(kctl: Kubectl, web: dict[str, str]) -> None:
+    status = pod(kctl, "web-0")["status"]
+    assert status["phase"] == "Running"
+    container = status["containerStatuses"][0]
+    assert container["ready"] is True and container["restartCount"] == 0
+    assert "running" in container["state"]
+    events = kctl("get", "events", "--field-selector", "involvedObject.name=web-0")
+    assert 'Container image "python:3.11" is not pulled' in events
+
+
+def test_readiness_takes_a_pod_out_of_the_slice_and_back(kctl: Kubectl, web: dict[str, str],
+                                                         pages: Path) -> None:
+    page = pages / "web-1" / "index.html"
+    content = page.read_text()
+    page.unlink()
+    removed = time.monotonic()
+    until(lambda: slice_ready(kctl, web["web-1"]) is False, 10, "web-1 not ready in slice")
+    left_after = time.monotonic() - removed
+    page.write_text(content)
+    restored = time.monotonic()
+    until(lambda: slice_ready(kctl, web["web-1"]) is True, 10, "web-1 ready again")
+    back_after = time.monotonic() - restored
+    assert left_after < 2.5 and back_after < 2.5, (left_after, back_after)  # two periods
+    assert all(slice_ready(kctl, web[n]) for n in ("web-0", "web-2"))
+    assert [p["status"]["containerStatuses"][0]["restartCount"]
+            for p in pods(kctl, "app=web")] == [0, 0, 0]
+
+
+def test_liveness_failure_restarts_and_keeps_the_previous_log(kctl: Kubectl) -> None:
+    kctl("apply", "-f", "-", input=LIVENESS)
+    status = until(lambda: (s := pod(kctl, "live")["status"]).get("containerStatuses") and
+                   s["containerStatuses"][0]["restartCount"] >= 1 and s, 15, "a restart")
+    container = status["containerStatuses"][0]
+    assert container["lastState"]["terminated"]["exitCode"] == 143  # 128 + SIGTERM
+    previous = kctl("logs", "live", "--previous")
+    current = until(lambda: kctl("logs", "live"), 5, "the new run's output")
+    assert previous.startswith("run-") and current.startswith("run-")
+    assert previous != current
+    events = kctl("get", "events", "--field-selector", "involvedObject.name=live")
+    assert "failed liveness probe, will be restarted" in events
+    kctl("delete", "pod", "live")
+
+
+@pytest.mark.root
+@pytest.mark.skipif(os.geteuid() != 0, reason="mount and UTS namespaces need root")
+def test_inside_a_pod_names_are_the_pods_own(kctl: Kubectl, web: dict[str, str]) -> None:
+    kctl("apply", "-f", "-", input=NAMES)
+    until(lambda: pod(kctl, "names")["status"].get("phase") == "Succeeded", 15, "names to end")
+    lines = kctl("logs", "names").splitlines()
+    assert lines[0] == "names"
+    assert lines[1].split() == [web["web-1"], "web-1.nginx.default.svc.cluster.local"]
+    assert os.uname().nodename != "names"  # the host's name is untouched
+
+
+def test_deleting_a_process_pod_stops_its_processes(kctl: Kubectl, web: dict[str, str]) -> None:
+    ip = web["web-2"]
+    kctl("delete", "pod", "web-2", "--timeout=20s")
+    with pytest.raises(OSError):
+        get(f"http://{ip}:8080/index.html")

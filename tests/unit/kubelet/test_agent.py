@@ -1,0 +1,39 @@
+"""Which runtime serves a pod: its RuntimeClass's handler, or the agent's default."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tinykube.client.config import ClientConfig
+from tinykube.client.rest import RESTClient
+from tinykube.kubelet.agent import NodeAgent
+
+
+def runtime_class(name: str, handler: str) -> dict[str, Any]:
+    return {"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
+            "metadata": {"name": name, "resourceVersion": "1"}, "handler": handler}
+
+
+@pytest.mark.parametrize(("default", "class_name", "expected"), [
+    pytest.param("virtual", None, "virtual", id="default-virtual"),
+    pytest.param("process", None, "process", id="default-process"),
+    pytest.param("virtual", "process", "process", id="class-process"),
+    pytest.param("process", "virtual", "virtual", id="class-virtual"),
+    pytest.param("virtual", "fast", "process", id="class-with-other-name"),
+    pytest.param("virtual", "netns", "netns", id="class-netns"),
+    pytest.param("virtual", "gvisor", None, id="unsupported-handler"),
+    pytest.param("virtual", "missing", None, id="unknown-class"),
+])
+async def test_handler_of(tmp_path: Any, default: str, class_name: str | None,
+                          expected: str | None) -> None:
+    client = RESTClient(ClientConfig(server="http://127.0.0.1:1"))
+    agent = NodeAgent(client, "n1", pod_cidr="127.244.0.0/24", default_runtime=default,
+                      root_dir=tmp_path)
+    for name, handler in (("virtual", "virtual"), ("process", "process"), ("netns", "netns"),
+                          ("fast", "process"), ("gvisor", "runsc")):
+        agent.runtime_classes.cache.put(name, runtime_class(name, handler))
+    pod = {"metadata": {"name": "p"}, "spec": {"runtimeClassName": class_name}}
+    assert agent.handler_of(pod) == expected
+    await client.close()

@@ -1,0 +1,86 @@
+"""The files a pod sees as /etc/hosts and /etc/resolv.conf, and the helper's command line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tinykube.kubelet import sandbox
+
+
+def pod(**spec: Any) -> dict[str, Any]:
+    return {"metadata": {"name": "web-0", "namespace": "team"}, "spec": spec}
+
+
+HEADER = sandbox._HOSTS_HEADER
+
+
+@pytest.mark.parametrize(("spec", "own", "aliases"), [
+    pytest.param({}, "127.244.0.9\tweb-0\n", "", id="name-only"),
+    pytest.param({"hostname": "web-0", "subdomain": "nginx"},
+                 "127.244.0.9\tweb-0.nginx.team.svc.cluster.local\tweb-0\n", "",
+                 id="fqdn-with-subdomain"),
+    pytest.param({"hostAliases": [{"ip": "10.1.2.3", "hostnames": ["foo", "bar"]}]},
+                 "127.244.0.9\tweb-0\n",
+                 "\n# Entries added by HostAliases.\n10.1.2.3\tfoo\tbar\n", id="host-aliases"),
+])
+def test_hosts_file(spec: dict[str, Any], own: str, aliases: str) -> None:
+    assert sandbox.hosts_file(pod(**spec), "127.244.0.9") == HEADER + own + aliases
+
+
+CLUSTER_FIRST = ("search team.svc.cluster.local svc.cluster.local cluster.local\n"
+                 "nameserver 127.96.0.10\noptions ndots:5\n")
+
+
+@pytest.mark.parametrize(("spec", "nameserver", "expected"), [
+    pytest.param({}, "127.96.0.10", CLUSTER_FIRST, id="cluster-first-default"),
+    pytest.param({"dnsPolicy": "ClusterFirst"}, None, None, id="no-port-53-dns-keeps-host"),
+    pytest.param({"dnsPolicy": "Default"}, "127.96.0.10", None, id="default-keeps-host"),
+    pytest.param({"dnsPolicy": "ClusterFirst", "hostNetwork": True}, "127.96.0.10", None,
+                 id="host-network-cluster-first-is-default"),
+    pytest.param({"dnsPolicy": "ClusterFirstWithHostNet", "hostNetwork": True}, "127.96.0.10",
+                 CLUSTER_FIRST, id="cluster-first-with-host-net"),
+    pytest.param({"dnsConfig": {"searches": ["corp.example"], "nameservers": ["1.1.1.1"],
+                                "options": [{"name": "ndots", "value": "2"},
+                                            {"name": "edns0"}]}},
+                 "127.96.0.10",
+                 "search team.svc.cluster.local svc.cluster.local cluster.local corp.example\n"
+                 "nameserver 127.96.0.10\nnameserver 1.1.1.1\noptions ndots:2 edns0\n",
+                 id="dns-config-merged"),
+    pytest.param({"dnsPolicy": "None", "dnsConfig": {"nameservers": ["9.9.9.9"]}},
+                 "127.96.0.10", "nameserver 9.9.9.9\n", id="policy-none"),
+])
+def test_resolv_conf(spec: dict[str, Any], nameserver: str | None,
+                     expected: str | None) -> None:
+    assert sandbox.resolv_conf(pod(**spec), nameserver) == expected
+
+
+@pytest.mark.parametrize(("name", "spec", "expected"), [
+    pytest.param("web-0", {}, "web-0", id="pod-name"),
+    pytest.param("web-0", {"hostname": "db"}, "db", id="spec-hostname"),
+    pytest.param("x" * 70, {}, "x" * 63, id="truncated-to-63"),
+])
+def test_pod_hostname(name: str, spec: dict[str, Any], expected: str) -> None:
+    assert sandbox.pod_hostname({"metadata": {"name": name}, "spec": spec}) == expected
+
+
+@pytest.mark.parametrize(("mode", "resolv", "expected_tail"), [
+    pytest.param("none", None, None, id="none-runs-command-as-is"),
+    pytest.param("root", "nameserver 1.2.3.4\n", ["--resolv"], id="root-with-resolv"),
+    pytest.param("userns", None, [], id="userns-without-resolv"),
+])
+def test_wrap(tmp_path: Path, mode: str, resolv: str | None,
+              expected_tail: list[str] | None) -> None:
+    box = sandbox.Sandbox(mode, tmp_path, hostname="web-0", hosts="h\n", resolv=resolv)
+    wrapped = box.wrap(["echo", "hi"])
+    assert (tmp_path / "hosts").read_text() == "h\n"
+    if expected_tail is None:
+        assert wrapped == ["echo", "hi"]
+        return
+    assert wrapped[:3] == [sys.executable, "-m", "tinykube.kubelet.sandbox"]
+    assert wrapped[-3:] == ["--", "echo", "hi"]
+    assert ("--resolv" in wrapped) == bool(expected_tail)
+    assert wrapped[wrapped.index("--hostname") + 1] == "web-0"
