@@ -215,3 +215,17 @@ def test_get_watch_sees_changes(kubectl: Kubectl) -> None:
     finally:
         watcher.kill()
         watcher.wait()
+
+
+def test_delete_waits_for_graceful_pod_deletion(kubectl: Kubectl) -> None:
+    """`kubectl delete` waits for a pod in graceful deletion to go; newer kubectls wait with
+    a streaming-list watch (`sendInitialEvents=true`), which needs the end-of-initial-events
+    bookmark."""
+    kubectl("apply", "-f", "-", input=(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n"
+        "spec: {terminationGracePeriodSeconds: 1, containers: [{name: c, image: busybox}]}\n"))
+    kubectl("wait", "--for=condition=Ready", "pod/p", "--timeout=30s")
+    started = time.monotonic()
+    assert 'pod "p" deleted' in kubectl("delete", "pod", "p", "--timeout=30s", timeout=40)
+    assert time.monotonic() - started < 20
+    assert kubectl.run("get", "pod", "p", check=False).returncode == 1

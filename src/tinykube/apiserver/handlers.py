@@ -171,9 +171,12 @@ class ResourceHandler:
         response.enable_chunked_encoding()
         as_table = codec.wants_table(request.headers.get("Accept", ""))
         include = request.query.get("includeObject", "")
+        # Streaming lists (KEP-3157, `sendInitialEvents=true`, used by newer kubectls): the
+        # current state as ADDED events, then a bookmark that marks the end of that state.
+        send_initial = parse_bool(request.query.get("sendInitialEvents"))
+        start_rv = None if send_initial or not rv_param.isdigit() else int(rv_param)
         try:
-            watcher = self.store.watch(res.storage_key, namespace,
-                                       int(rv_param) if rv_param.isdigit() else None, matcher)
+            watcher = self.store.watch(res.storage_key, namespace, start_rv, matcher)
         except errors.Gone as gone:
             await response.prepare(request)
             await response.write(codec.watch_line("ERROR", orjson.dumps(gone.to_status())))
@@ -181,10 +184,15 @@ class ResourceHandler:
         timeout = request.query.get("timeoutSeconds")
         deadline = asyncio.get_running_loop().time() + float(timeout) if timeout else None
         bookmarks = parse_bool(request.query.get("allowWatchBookmarks"))
+        queue = watcher.queue
+        initial_left = queue.qsize() if send_initial else -1  # -1: no end-of-initial bookmark
+        initial_rv = self.store.resource_version
         await response.prepare(request)
         first = True
-        queue = watcher.queue
         try:
+            if initial_left == 0:
+                await response.write(self._bookmark(res, initial_rv, initial_end=True))
+                initial_left = -1
             while not watcher.closed or not queue.empty():
                 wait = self.bookmark_interval
                 if deadline is not None:
@@ -210,6 +218,11 @@ class ResourceHandler:
                     assert event is not None
                     lines.append(self._event_line(res, event, as_table, include, first))
                     first = False
+                    if initial_left > 0:
+                        initial_left -= 1
+                        if initial_left == 0:
+                            lines.append(self._bookmark(res, initial_rv, initial_end=True))
+                            initial_left = -1
                 if lines:
                     await response.write(b"".join(lines))
                 if ended:
@@ -220,9 +233,12 @@ class ResourceHandler:
             await response.write_eof()
         return response
 
-    def _bookmark(self, res: Resource) -> bytes:
-        obj = {"kind": res.kind, "apiVersion": res.api_version,
-               "metadata": {"resourceVersion": str(self.store.resource_version)}}
+    def _bookmark(self, res: Resource, rv: int | None = None, *,
+                  initial_end: bool = False) -> bytes:
+        meta: Obj = {"resourceVersion": str(self.store.resource_version if rv is None else rv)}
+        if initial_end:
+            meta["annotations"] = {"k8s.io/initial-events-end": "true"}
+        obj = {"kind": res.kind, "apiVersion": res.api_version, "metadata": meta}
         return codec.watch_line("BOOKMARK", orjson.dumps(obj))
 
     def _event_line(self, res: Resource, event: Event, as_table: bool, include: str,
