@@ -34,9 +34,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from tinykube import __version__
 from tinykube.api import errors, resources
-from tinykube.client.informer import Informer
+from tinykube.client.informer import shared as shared_informer
 from tinykube.client.rest import RESTClient
 from tinykube.controllers import events
 from tinykube.controllers.base import Controller
@@ -168,9 +170,10 @@ class NodeAgent(Controller):
         self.pod_cidr = pod_cidr
         self.addresses = PodAddresses(pod_cidr)
         self.pods_res = _res("", "v1", "pods")
-        self.pods = Informer(client, self.pods_res, field_selector=f"spec.nodeName={node_name}")
-        self.services = Informer(client, _res("", "v1", "services"))
-        self.runtime_classes = Informer(client, _res("node.k8s.io", "v1", "runtimeclasses"))
+        self.pods = shared_informer(client, self.pods_res,
+                                    field_selector=f"spec.nodeName={node_name}")
+        self.services = shared_informer(client, _res("", "v1", "services"))
+        self.runtime_classes = shared_informer(client, _res("node.k8s.io", "v1", "runtimeclasses"))
         super().__init__(client, [self.pods, self.services, self.runtime_classes])
         self.recorder = events.Recorder(client, "kubelet", node_name)
         self.cluster_dns = cluster_dns  # set by the cluster once its DNS listens
@@ -251,13 +254,18 @@ class NodeAgent(Controller):
                               "leaseDurationSeconds": LEASE_SECONDS,
                               "renewTime": _micro(_now())}}
             try:
-                await self.client.patch(leases, self.node_name, {"spec": lease["spec"]},
-                                        "kube-node-lease", patch_type="merge")
-            except errors.NotFound:
-                await self.client.create(leases, lease, "kube-node-lease")
-            except errors.APIError as exc:
-                log.warning("lease renewal for %s failed: %s", self.node_name, exc)
+                await self._renew(leases, lease)
+            except (errors.APIError, aiohttp.ClientError, TimeoutError, OSError) as exc:
+                # A missed renewal is retried at the next beat; it must never stop the node.
+                log.warning("lease renewal for %s failed: %r", self.node_name, exc)
             await asyncio.sleep(RENEW_EVERY)
+
+    async def _renew(self, leases: resources.Resource, lease: Obj) -> None:
+        try:
+            await self.client.patch(leases, self.node_name, {"spec": lease["spec"]},
+                                    "kube-node-lease", patch_type="merge")
+        except errors.NotFound:
+            await self.client.create(leases, lease, "kube-node-lease")
 
     # --- pods -----------------------------------------------------------------------------------
 
