@@ -176,7 +176,8 @@ class ResourceHandler:
         send_initial = parse_bool(request.query.get("sendInitialEvents"))
         start_rv = None if send_initial or not rv_param.isdigit() else int(rv_param)
         try:
-            watcher = self.store.watch(res.storage_key, namespace, start_rv, matcher)
+            watcher = self.store.watch(res.storage_key, namespace, start_rv, matcher,
+                                       _watch_index(request))
         except errors.Gone as gone:
             await response.prepare(request)
             await response.write(codec.watch_line("ERROR", orjson.dumps(gone.to_status())))
@@ -481,6 +482,14 @@ class ResourceHandler:
                 return response
         except aiohttp.ClientError as exc:
             raise errors.InternalError(f"Get \"{url}\": {exc}") from exc
+
+
+def _watch_index(request: web.Request) -> tuple[str, str] | None:
+    """An exact-match field the store can index this watch by (see `Store.watch`)."""
+    for req in selectors.parse_fields(request.query.get("fieldSelector")):
+        if req.op == "=" and len(req.values) == 1:
+            return req.key, next(iter(req.values))
+    return None
 
 
 def _dry_run(request: web.Request) -> bool:

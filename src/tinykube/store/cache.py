@@ -32,6 +32,19 @@ from tinykube.store.sqlite import SQLiteBackend
 
 Obj = dict[str, Any]
 Matcher = Callable[[Obj], bool]
+# Fields whose exact-match watches are indexed, as the real watch cache indexes pods by node:
+# a node's pod watch is then offered only the events of its own pods.
+INDEXED_FIELDS = ("spec.nodeName", "metadata.name")
+IndexKey = tuple[str, str]  # (field path, value)
+
+
+def _field(obj: Obj | None, path: str) -> str | None:
+    node: Any = obj
+    for part in path.split("."):
+        if not isinstance(node, dict):
+            return None
+        node = node.get(part)
+    return None if node is None else str(node)
 
 
 @dataclasses.dataclass(slots=True)
@@ -64,11 +77,12 @@ class Watcher:
     MAX_BACKLOG = 100_000
 
     def __init__(self, store: Store, resource: str, namespace: str | None,
-                 matcher: Matcher | None) -> None:
+                 matcher: Matcher | None, index: IndexKey | None = None) -> None:
         self._store = store
         self.resource = resource
         self.namespace = namespace
         self.matcher = matcher
+        self.index = index  # only objects with this field value can match
         self.queue: asyncio.Queue[Event | None] = asyncio.Queue()
         self.closed = False
 
@@ -99,7 +113,7 @@ class Watcher:
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            self._store._watchers[self.resource].discard(self)
+            self._store._forget(self)
             self.queue.put_nowait(None)
 
 
@@ -109,7 +123,8 @@ class Store:
     def __init__(self, backend: SQLiteBackend, *, history: int = 20_000) -> None:
         self.backend = backend
         self._objects: dict[str, dict[tuple[str, str], Entry]] = collections.defaultdict(dict)
-        self._watchers: dict[str, set[Watcher]] = collections.defaultdict(set)
+        self._watchers: dict[str, set[Watcher]] = collections.defaultdict(set)  # unindexed
+        self._indexed: dict[str, dict[IndexKey, set[Watcher]]] = collections.defaultdict(dict)
         self._history: collections.deque[Event] = collections.deque(maxlen=history)
         self._rv = backend.last_rv()
         self._compacted_rv = self._rv  # watches from before this RV get 410 Gone
@@ -206,13 +221,41 @@ class Store:
         if len(self._history) == self._history.maxlen:
             self._compacted_rv = self._history[0].rv
         self._history.append(event)
-        for watcher in list(self._watchers[event.resource]):
+        for watcher in self._interested(event):
             watcher.offer(event)
 
+    def _interested(self, event: Event) -> Iterable[Watcher]:
+        """Unindexed watchers, plus indexed ones whose value the object has (or had)."""
+        watchers = list(self._watchers[event.resource])
+        indexed = self._indexed.get(event.resource)
+        if indexed:
+            keys = {(path, value) for path in INDEXED_FIELDS
+                    for obj in (event.entry.obj, event.prev)
+                    if (value := _field(obj, path)) is not None}
+            for key in keys:
+                watchers.extend(indexed.get(key, ()))
+        return watchers
+
+    def _forget(self, watcher: Watcher) -> None:
+        if watcher.index is None:
+            self._watchers[watcher.resource].discard(watcher)
+            return
+        bucket = self._indexed[watcher.resource].get(watcher.index)
+        if bucket is not None:
+            bucket.discard(watcher)
+            if not bucket:
+                del self._indexed[watcher.resource][watcher.index]
+
     def watch(self, resource: str, namespace: str | None, resource_version: int | None,
-              matcher: Matcher | None = None) -> Watcher:
-        """Start a watch; raises `Gone` when `resource_version` is older than the history."""
-        watcher = Watcher(self, resource, namespace, matcher)
+              matcher: Matcher | None = None, index: IndexKey | None = None) -> Watcher:
+        """Start a watch; raises `Gone` when `resource_version` is older than the history.
+
+        `index` (a field of INDEXED_FIELDS and the value `matcher` requires of it) lets the
+        store offer the watcher only the events of objects that have, or had, that value.
+        """
+        if index is not None and index[0] not in INDEXED_FIELDS:
+            index = None
+        watcher = Watcher(self, resource, namespace, matcher, index)
         if not resource_version:
             for entry in self.list(resource, namespace, matcher):
                 watcher.queue.put_nowait(Event("ADDED", entry.rv, resource, entry))
@@ -223,7 +266,10 @@ class Store:
             for event in self._history_after(resource_version):
                 if event.resource == resource:
                     watcher.offer(event)
-        self._watchers[resource].add(watcher)
+        if index is None:
+            self._watchers[resource].add(watcher)
+        else:
+            self._indexed[resource].setdefault(index, set()).add(watcher)
         return watcher
 
     def _history_after(self, rv: int) -> Iterable[Event]:
@@ -243,7 +289,8 @@ class Store:
         return [history[i] for i in range(start, len(history))]
 
     def close(self) -> None:
-        for watchers in self._watchers.values():
-            for watcher in list(watchers):
-                watcher.close()
+        everyone = [w for ws in self._watchers.values() for w in ws] + [
+            w for buckets in self._indexed.values() for ws in buckets.values() for w in ws]
+        for watcher in everyone:
+            watcher.close()
         self.backend.close()

@@ -128,3 +128,23 @@ def test_closed_watcher_gets_no_more_events(tmp_path: Path) -> None:
     watcher.close()
     store.create(PODS, pod("a"))
     assert drain(watcher) == []
+
+
+def test_indexed_watch_sees_only_its_objects_and_their_transitions(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+
+    def on_node(node: str) -> dict[str, Any]:
+        return {**pod("a"), "spec": {"nodeName": node}}
+
+    watcher = store.watch(PODS, None, None,
+                          lambda o: o.get("spec", {}).get("nodeName") == "n1",
+                          ("spec.nodeName", "n1"))
+    store.create(PODS, pod("unbound"))
+    store.create(PODS, on_node("n2"))             # someone else's pod
+    store.update(PODS, on_node("n1"))             # moves to n1: ADDED for this watcher
+    store.update(PODS, {**on_node("n1"), "status": {"phase": "Running"}})
+    store.update(PODS, on_node("n3"))             # leaves: DELETED for this watcher
+    assert drain(watcher) == [("ADDED", "a"), ("MODIFIED", "a"), ("DELETED", "a")]
+    watcher.close()
+    store.update(PODS, on_node("n1"))
+    assert drain(watcher) == []
