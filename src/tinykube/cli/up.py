@@ -17,7 +17,11 @@ from pathlib import Path
 import click
 
 from tinykube import cluster
-from tinykube.apiserver.server import DEFAULT_SERVICE_CIDR, APIServerOptions
+from tinykube.apiserver.server import (
+    DEFAULT_SERVICE_CIDR,
+    DEFAULT_WATCH_HISTORY,
+    APIServerOptions,
+)
 from tinykube.dns.app import DNSOptions
 
 
@@ -88,18 +92,24 @@ async def _run(options: cluster.ClusterOptions) -> None:
 @click.option("--default-runtime", type=click.Choice(["virtual", "process"]), default="virtual",
               show_default=True, help="Runtime of pods without a runtimeClassName.")
 @click.option("--insecure-http", is_flag=True, help="Serve plain HTTP instead of HTTPS.")
+@click.option("--watch-history", type=click.IntRange(100), default=DEFAULT_WATCH_HISTORY,
+              show_default=True,
+              help="Watch events kept for clients resuming a watch (older ones get 410 Gone "
+              "and relist); each holds a whole object.")
 @click.option("--durable", is_flag=True,
               help="fsync every write (survives power loss, not only a crash).")
 @click.option("-v", "--verbose", count=True, help="More logging.")
 def command(data_dir: Path, listen: str, service_cidr: str, pod_cidr: str, nodes: str | None,
             node_labels: tuple[str, ...], dns_listen: str | None, no_dns: bool, proxy: bool,
-            default_runtime: str, insecure_http: bool, durable: bool, verbose: int) -> None:
+            default_runtime: str, insecure_http: bool, watch_history: int, durable: bool,
+            verbose: int) -> None:
     """Start tinykube on this machine."""
     logging.basicConfig(level=logging.WARNING - 10 * verbose,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     host, port = split_listen(listen, "--listen")
     api = APIServerOptions(data_dir=data_dir, host=host, port=port, service_cidr=service_cidr,
-                           tls=not insecure_http, durable=durable)
+                           tls=not insecure_http, durable=durable,
+                           watch_history=watch_history)
     dns: DNSOptions | None = None
     if not no_dns:
         from tinykube.apiserver.allocators import IPAllocator

@@ -32,6 +32,9 @@ from tinykube.store.sqlite import SQLiteBackend
 
 Obj = dict[str, Any]
 Matcher = Callable[[Obj], bool]
+# Watch events kept for resuming watches. Each holds a whole object, so this bounds memory;
+# informers relist after a 410, and 5,000 covers any list-then-watch gap seen in practice.
+DEFAULT_WATCH_HISTORY = 5_000
 # Fields whose exact-match watches are indexed, as the real watch cache indexes pods by node:
 # a node's pod watch is then offered only the events of its own pods.
 INDEXED_FIELDS = ("spec.nodeName", "metadata.name")
@@ -120,7 +123,7 @@ class Watcher:
 class Store:
     """Objects of every resource, a resourceVersion sequence, history and watchers."""
 
-    def __init__(self, backend: SQLiteBackend, *, history: int = 20_000) -> None:
+    def __init__(self, backend: SQLiteBackend, *, history: int = DEFAULT_WATCH_HISTORY) -> None:
         self.backend = backend
         self._objects: dict[str, dict[tuple[str, str], Entry]] = collections.defaultdict(dict)
         self._watchers: dict[str, set[Watcher]] = collections.defaultdict(set)  # unindexed
