@@ -9,9 +9,12 @@ is `process`, so the other pods need no runtimeClassName.
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import random
+import socket
+import subprocess
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -63,6 +66,14 @@ spec:
           httpGet: {{path: /index.html, port: web}}
           periodSeconds: 1
           failureThreshold: 1
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: web}}
+spec:
+  type: NodePort
+  selector: {{app: web}}
+  ports: [{{port: 80, targetPort: web, name: http}}]
 """
 
 LIVENESS = """
@@ -98,7 +109,7 @@ spec:
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     dns = f"127.53.{random.randrange(1, 255)}.{random.randrange(1, 255)}:53"
     running = start_cluster(tmp_path_factory.mktemp("process") / "data", "--dns-listen", dns,
-                            "--default-runtime", "process")
+                            "--default-runtime", "process", "--proxy")
     yield running
     running.stop()
 
@@ -161,6 +172,54 @@ def test_every_pod_serves_its_own_page_on_its_ip(web: dict[str, str]) -> None:
         assert get(f"http://{ip}:8080/index.html") == f"page of {name}\n"
 
 
+def page_owner(url: str) -> str:
+    """Which pod served `url` (each pod's page names it)."""
+    return get(url).removeprefix("page of ").strip()
+
+
+def service_url(kctl: Kubectl) -> str:
+    ip = kctl("get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}")
+    until(lambda: _connects(ip, 80), 5, "the proxy to listen on the cluster IP")
+    return f"http://{ip}/index.html"
+
+
+def _connects(ip: str, port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        return probe.connect_ex((ip, port)) == 0
+
+
+def dig(cluster: Cluster, name: str) -> list[str]:
+    assert cluster.dns is not None
+    host, port = cluster.dns
+    return sorted(subprocess.run(["dig", "+short", f"@{host}", "-p", str(port), name],
+                                 capture_output=True, text=True, timeout=10,
+                                 check=True).stdout.split())
+
+
+def test_cluster_ip_spreads_requests_over_every_ready_pod(kctl: Kubectl,
+                                                          web: dict[str, str]) -> None:
+    url = service_url(kctl)
+    served = collections.Counter(page_owner(url) for _ in range(300))
+    assert set(served) == {"web-0", "web-1", "web-2"}, served
+    assert min(served.values()) >= 50, served  # round robin, not one favourite
+
+
+def test_headless_name_answers_every_pod_each_serving_its_own_page(
+        cluster: Cluster, web: dict[str, str]) -> None:
+    ips = dig(cluster, "nginx.default.svc.cluster.local")
+    assert ips == sorted(web.values())
+    owners = {page_owner(f"http://{ip}:8080/index.html") for ip in ips}
+    assert owners == {"web-0", "web-1", "web-2"}
+
+
+def test_node_port_answers_on_localhost(kctl: Kubectl, web: dict[str, str]) -> None:
+    node_port = int(kctl("get", "svc", "web", "-o", "jsonpath={.spec.ports[0].nodePort}"))
+    assert 30000 <= node_port <= 32767
+    until(lambda: _connects("127.0.0.1", node_port), 5, "the NodePort")
+    assert page_owner(f"http://127.0.0.1:{node_port}/index.html") in web
+
+
 def test_status_and_events_of_a_running_process_pod(kctl: Kubectl, web: dict[str, str]) -> None:
     status = pod(kctl, "web-0")["status"]
     assert status["phase"] == "Running"
@@ -172,18 +231,24 @@ def test_status_and_events_of_a_running_process_pod(kctl: Kubectl, web: dict[str
 
 
 def test_readiness_takes_a_pod_out_of_the_slice_and_back(kctl: Kubectl, web: dict[str, str],
-                                                         pages: Path) -> None:
+                                                         pages: Path, cluster: Cluster) -> None:
+    url = service_url(kctl)
     page = pages / "web-1" / "index.html"
     content = page.read_text()
     page.unlink()
     removed = time.monotonic()
     until(lambda: slice_ready(kctl, web["web-1"]) is False, 10, "web-1 not ready in slice")
     left_after = time.monotonic() - removed
+    # Out of DNS and of the proxy too: the other two serve every request.
+    assert dig(cluster, "nginx.default.svc.cluster.local") == sorted(
+        [web["web-0"], web["web-2"]])
+    assert {page_owner(url) for _ in range(30)} == {"web-0", "web-2"}
     page.write_text(content)
     restored = time.monotonic()
     until(lambda: slice_ready(kctl, web["web-1"]) is True, 10, "web-1 ready again")
     back_after = time.monotonic() - restored
     assert left_after < 2.5 and back_after < 2.5, (left_after, back_after)  # two periods
+    until(lambda: len(dig(cluster, "nginx.default.svc.cluster.local")) == 3, 2, "DNS again")
     assert all(slice_ready(kctl, web[n]) for n in ("web-0", "web-2"))
     assert [p["status"]["containerStatuses"][0]["restartCount"]
             for p in pods(kctl, "app=web")] == [0, 0, 0]
