@@ -112,10 +112,10 @@ async def start_cluster(options: ClusterOptions,
                           root_dir=options.api.data_dir / "kubelet" / node.name)
         agents.append(agent)
         await agent.register()
-        tasks += agent.start()
+        tasks += agent.start(workers=4)
         tasks.append(asyncio.create_task(agent.renew_lease_forever(), name=f"lease/{node.name}"))
     for controller in _controllers(client):
-        tasks += controller.start(workers=2)
+        tasks += controller.start(workers=8)
     dns = None
     if options.dns is not None:
         dns = await start_dns(options.dns, client)
