@@ -16,9 +16,10 @@ probe, volume) have their own small functions so pod templates and pods share th
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from typing import Any
+
+from tinykube.api.clone import clone
 
 Obj = dict[str, Any]
 
@@ -29,7 +30,7 @@ _EXTERNALLY_ACCESSIBLE = ("NodePort", "LoadBalancer")
 
 def apply_defaults(kind: str, obj: Obj) -> Obj:
     """Return a defaulted deep copy of `obj` (a `kind` object in its storage version)."""
-    result = copy.deepcopy(obj)
+    result = clone(obj)
     defaulter = _BY_KIND.get(kind)
     if defaulter is not None:
         defaulter(result)
@@ -269,7 +270,7 @@ def _default_secret(secret: Obj) -> None:
 def _default_node(node: Obj) -> None:
     status = node.get("status")
     if isinstance(status, dict) and "capacity" in status and "allocatable" not in status:
-        status["allocatable"] = copy.deepcopy(status["capacity"])
+        status["allocatable"] = clone(status["capacity"])
 
 
 _BY_KIND: dict[str, Callable[[Obj], None]] = {

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import copy
 import datetime
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +19,7 @@ import orjson
 from aiohttp import web
 
 from tinykube.api import errors, patch, selectors
+from tinykube.api.clone import clone
 from tinykube.api.resources import Resource
 from tinykube.apiserver import codec
 from tinykube.apiserver.paths import Target
@@ -326,7 +326,7 @@ class ResourceHandler:
             if content_type == "application/apply-patch+yaml":
                 return await self._apply_create(request, target, body, warnings)
             raise errors.NotFound.for_object(res.plural, res.group, target.name or "")
-        original = codec.served(res, copy.deepcopy(current.obj))
+        original = codec.served(res, clone(current.obj))
         patched = patch.apply_patch(res.kind, original, body, content_type)
         validation = request.query.get("fieldValidation", "Warn")
         obj = codec.decode_object(res, patched, field_validation=validation, warnings=warnings)
@@ -414,7 +414,7 @@ class ResourceHandler:
                 errors.FieldError.invalid("spec.replicas", replicas,
                                           "must be greater than or equal to 0")])
         wanted_rv = (new_scale.get("metadata") or {}).get("resourceVersion")
-        obj = copy.deepcopy(entry.obj)
+        obj = clone(entry.obj)
         obj["spec"]["replicas"] = replicas
         obj["metadata"]["resourceVersion"] = wanted_rv or str(entry.rv)
         updated = self.registry.update(res, obj, dry_run=_dry_run(request))
@@ -431,7 +431,7 @@ class ResourceHandler:
         if entry.obj.get("spec", {}).get("nodeName"):
             raise errors.Conflict(f'pod {target.name} is already assigned to node '
                                   f'"{entry.obj["spec"]["nodeName"]}"')
-        obj = copy.deepcopy(entry.obj)
+        obj = clone(entry.obj)
         obj["spec"]["nodeName"] = node
         self.registry.store.update(res.storage_key, obj, expected_rv=entry.rv)
         return _json({"kind": "Status", "apiVersion": "v1", "metadata": {},

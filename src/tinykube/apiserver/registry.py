@@ -18,7 +18,6 @@ so a read-modify-write is atomic without locks.
 
 from __future__ import annotations
 
-import copy
 import datetime
 import secrets
 import string
@@ -27,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tinykube.api import defaults, errors, validation
+from tinykube.api.clone import clone
 from tinykube.api.errors import FieldError
 from tinykube.api.resources import Resource
 from tinykube.apiserver.allocators import ServiceAllocator
@@ -147,7 +147,7 @@ class Registry:
         else:
             meta.pop("generation", None)
         if res.kind in _STATUS_KINDS and res.kind != "Node":
-            obj["status"] = copy.deepcopy(_EMPTY_STATUS.get(res.kind, {}))
+            obj["status"] = clone(_EMPTY_STATUS.get(res.kind, {}))
         obj["apiVersion"] = res.api_version if not res.storage_version else \
             f"{res.group}/{res.storage_version}"
         obj["kind"] = res.kind
@@ -202,7 +202,7 @@ class Registry:
         return self.store.update(res.storage_key, new, expected_rv=current.rv)
 
     def _merge_update(self, res: Resource, old: Obj, new: Obj, subresource: str) -> Obj:
-        new = copy.deepcopy(new)
+        new = clone(new)
         old_meta, meta = old["metadata"], new["metadata"]
         for field in ("uid", "creationTimestamp", "deletionTimestamp",
                       "deletionGracePeriodSeconds", "generation", "namespace", "name"):
@@ -213,15 +213,15 @@ class Registry:
         meta["resourceVersion"] = old_meta.get("resourceVersion")
         new["apiVersion"], new["kind"] = old["apiVersion"], old["kind"]
         if subresource == "status":
-            merged = copy.deepcopy(old)
+            merged = clone(old)
             merged["status"] = new.get("status", {})
             return merged
         if subresource == "finalize":
-            merged = copy.deepcopy(old)
+            merged = clone(old)
             merged.setdefault("spec", {})["finalizers"] = new.get("spec", {}).get("finalizers", [])
             return merged
         if res.kind in _STATUS_KINDS and "status" in old:
-            new["status"] = copy.deepcopy(old["status"])
+            new["status"] = clone(old["status"])
         if res.kind in _GENERATION_KINDS and new.get("spec") != old.get("spec"):
             meta["generation"] = int(old_meta.get("generation", 1)) + 1
         return new
@@ -241,7 +241,7 @@ class Registry:
             self._orphan_dependents(current.obj)
         elif policy == "Foreground":
             self._delete_dependents(current.obj)
-        obj = copy.deepcopy(current.obj)
+        obj = clone(current.obj)
         meta = obj["metadata"]
         grace = self._grace_period(res, obj, options)
         if meta.get("finalizers") or res.kind == "Namespace" or grace:
@@ -307,7 +307,7 @@ class Registry:
     def _orphan_dependents(self, owner: Obj) -> None:
         uid = owner["metadata"].get("uid")
         for resource, entry in self._dependents(owner):
-            obj = copy.deepcopy(entry.obj)
+            obj = clone(entry.obj)
             obj["metadata"]["ownerReferences"] = [
                 ref for ref in obj["metadata"]["ownerReferences"] if ref.get("uid") != uid]
             if not obj["metadata"]["ownerReferences"]:
