@@ -21,8 +21,8 @@ from typing import Any
 
 from tinykube.apiserver.server import APIServerOptions, RunningAPIServer, open_apiserver
 from tinykube.client import config as client_config
+from tinykube.client.controller import Controller
 from tinykube.client.rest import RESTClient
-from tinykube.controllers.base import Controller
 from tinykube.controllers.deployment import DeploymentController
 from tinykube.controllers.endpoints import EndpointsController
 from tinykube.controllers.endpointslice import EndpointSliceController
@@ -34,7 +34,13 @@ from tinykube.controllers.scheduler import Scheduler
 from tinykube.controllers.statefulset import StatefulSetController
 from tinykube.dns.app import DNSOptions, RunningDNS, start_dns
 from tinykube.kubelet.agent import NodeAgent
-from tinykube.proxy.app import ProxyOptions, RunningProxy, is_local_address, start_proxy
+from tinykube.proxy.app import (
+    ProxyOptions,
+    RunningProxy,
+    bind_failure_reporter,
+    is_local_address,
+    start_proxy,
+)
 
 log = logging.getLogger(__name__)
 DEFAULT_POD_CIDR = "127.244.0.0/16"
@@ -125,7 +131,6 @@ async def start_cluster(options: ClusterOptions,
             agent.cluster_dns = dns.address
     proxy = None
     if options.proxy:
-        from tinykube.cli.proxy import bind_failure_reporter
         proxy = await start_proxy(client, _proxy_options(dns),
                                   on_bind_failure=bind_failure_reporter(client, announce))
         announce(f"service proxy forwarding {len(proxy.listening)} service ports "

@@ -20,10 +20,14 @@ from proxynet import EchoServer, hello, until
 from proxyobjects import endpoint, endpoint_slice, port, service
 
 from tinykube.api.resources import lookup
-from tinykube.cli.proxy import bind_failure_reporter
 from tinykube.client.config import load
 from tinykube.client.rest import RESTClient
-from tinykube.proxy.app import BIND_FAILURE_REASON, ProxyOptions, start_proxy
+from tinykube.proxy.app import (
+    BIND_FAILURE_REASON,
+    ProxyOptions,
+    bind_failure_reporter,
+    start_proxy,
+)
 
 SERVICES = lookup("", "v1", "services")
 SLICES = lookup("discovery.k8s.io", "v1", "endpointslices")

@@ -12,34 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
-from typing import Any
 
 import click
 
-from tinykube.client.rest import RESTClient
-from tinykube.proxy.app import BIND_FAILURE_REASON, ProxyOptions, RunningProxy, run_proxy
-from tinykube.proxy.backend import BindError
-from tinykube.proxy.syncer import BindFailureHandler
+from tinykube.proxy.app import ProxyOptions, RunningProxy, bind_failure_reporter, run_proxy
 
 __all__ = ["ProxyOptions", "bind_failure_reporter", "command", "run_proxy"]
-
-
-def bind_failure_reporter(client: RESTClient,
-                          echo: Callable[[str], Any] = click.echo) -> BindFailureHandler:
-    """A callback that prints a bind failure and records it as an Event on its Service."""
-    from tinykube.controllers.events import Recorder
-
-    recorder = Recorder(client, "tinykube-proxy")
-
-    async def report(error: BindError, service: Mapping[str, Any] | None) -> None:
-        meta = (service or {}).get("metadata") or {}
-        name = f"{meta.get('namespace', '?')}/{meta.get('name', '?')}"
-        echo(f"tinykube proxy: service {name}: {error}")
-        if service is not None:
-            await recorder.event(service, "Warning", BIND_FAILURE_REASON, str(error))
-
-    return report
 
 
 def describe(running: RunningProxy) -> str:
@@ -51,7 +29,7 @@ async def _serve(options: ProxyOptions, kubeconfig: str | None) -> None:
     from tinykube.cli import standalone
 
     await standalone.serve(kubeconfig, "proxy", lambda client: run_proxy(
-        client, options, on_bind_failure=bind_failure_reporter(client),
+        client, options, on_bind_failure=bind_failure_reporter(client, click.echo),
         announce=lambda running: click.echo(describe(running))))
 
 

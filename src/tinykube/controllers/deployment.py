@@ -45,10 +45,10 @@ from typing import Any
 import orjson
 
 from tinykube.api import errors, resources
+from tinykube.client import events
+from tinykube.client.controller import Applied, Controller, StaleCacheError, WriteTracker
 from tinykube.client.informer import shared as shared_informer
 from tinykube.client.rest import RESTClient
-from tinykube.controllers import events
-from tinykube.controllers.base import Applied, Controller, StaleCacheError, WriteTracker
 from tinykube.controllers.replicaset import (
     CONTROLLER_INDEX,
     TEMPLATE_HASH_LABEL,

@@ -30,11 +30,11 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from tinykube.client import controller as base
+from tinykube.client.controller import Obj, Plan
 from tinykube.client.informer import shared as shared_informer
 from tinykube.client.rest import RESTClient
-from tinykube.controllers import base
 from tinykube.controllers import endpointslice as slices
-from tinykube.controllers.base import Obj, Plan
 
 MAX_CAPACITY = 1000
 OVER_CAPACITY = "endpoints.kubernetes.io/over-capacity"

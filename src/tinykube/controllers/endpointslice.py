@@ -50,11 +50,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from tinykube.api import resources
+from tinykube.client import controller as base
+from tinykube.client.controller import Obj, Plan
 from tinykube.client.informer import Indexer
 from tinykube.client.informer import shared as shared_informer
 from tinykube.client.rest import RESTClient
-from tinykube.controllers import base
-from tinykube.controllers.base import Obj, Plan
 
 log = logging.getLogger(__name__)
 

@@ -22,11 +22,11 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+from tinykube.client import controller as base
+from tinykube.client.controller import Obj, Plan
 from tinykube.client.informer import shared as shared_informer
 from tinykube.client.rest import RESTClient
-from tinykube.controllers import base
 from tinykube.controllers import endpointslice as slices
-from tinykube.controllers.base import Obj, Plan
 
 CONTROLLER_NAME = "endpointslicemirroring-controller.k8s.io"
 SKIP_MIRROR_LABEL = "endpointslice.kubernetes.io/skip-mirror"

@@ -35,10 +35,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from tinykube.api import errors, resources
+from tinykube.client.controller import Controller
 from tinykube.client.informer import Informer, object_key
 from tinykube.client.informer import shared as shared_informer
 from tinykube.client.rest import RESTClient
-from tinykube.controllers.base import Controller
 
 log = logging.getLogger(__name__)
 

@@ -36,10 +36,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from tinykube.api import errors, resources, selectors
+from tinykube.client import events
+from tinykube.client.controller import Controller, object_key
 from tinykube.client.informer import shared as shared_informer
 from tinykube.client.rest import RESTClient
-from tinykube.controllers import events
-from tinykube.controllers.base import Controller, object_key
 
 log = logging.getLogger(__name__)
 

@@ -25,10 +25,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tinykube.api import resources
+from tinykube.client import events
+from tinykube.client.controller import Controller
 from tinykube.client.informer import shared as shared_informer
 from tinykube.client.rest import RESTClient
-from tinykube.controllers import events
-from tinykube.controllers.base import Controller
 
 log = logging.getLogger(__name__)
 Obj = Mapping[str, Any]

@@ -29,11 +29,11 @@ from typing import Any
 import orjson
 
 from tinykube.api import errors, resources, selectors
+from tinykube.client import events
+from tinykube.client.controller import Controller
 from tinykube.client.informer import Informer
 from tinykube.client.informer import shared as shared_informer
 from tinykube.client.rest import RESTClient
-from tinykube.controllers import events
-from tinykube.controllers.base import Controller
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]

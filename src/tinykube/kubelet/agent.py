@@ -38,10 +38,10 @@ import aiohttp
 
 from tinykube import __version__
 from tinykube.api import errors, resources
+from tinykube.client import events
+from tinykube.client.controller import Controller
 from tinykube.client.informer import shared as shared_informer
 from tinykube.client.rest import RESTClient
-from tinykube.controllers import events
-from tinykube.controllers.base import Controller
 from tinykube.kubelet import status as pod_status
 from tinykube.kubelet.logs import ContainerLog
 from tinykube.kubelet.process import ProcessRuntime

@@ -18,9 +18,11 @@ import contextlib
 import functools
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
+from tinykube.client.events import Recorder
 from tinykube.client.rest import RESTClient
 from tinykube.proxy import model
 from tinykube.proxy.backend import BindError
@@ -109,3 +111,18 @@ async def run_proxy(client: RESTClient, options: ProxyOptions | None = None, *,
         await running.task
     finally:
         await running.close()
+
+
+def bind_failure_reporter(client: RESTClient,
+                          echo: Callable[[str], Any] = print) -> BindFailureHandler:
+    """A callback that prints a bind failure and records it as an Event on its Service."""
+    recorder = Recorder(client, "tinykube-proxy")
+
+    async def report(error: BindError, service: Mapping[str, Any] | None) -> None:
+        meta = (service or {}).get("metadata") or {}
+        name = f"{meta.get('namespace', '?')}/{meta.get('name', '?')}"
+        echo(f"tinykube proxy: service {name}: {error}")
+        if service is not None:
+            await recorder.event(service, "Warning", BIND_FAILURE_REASON, str(error))
+
+    return report

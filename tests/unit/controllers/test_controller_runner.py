@@ -8,9 +8,10 @@ import pytest
 from epobjects import pod, service
 
 from tinykube.api import errors
+from tinykube.client import controller as base
 from tinykube.client.informer import object_key
 from tinykube.client.workqueue import WorkQueue
-from tinykube.controllers import base, endpointslice
+from tinykube.controllers import endpointslice
 
 
 class FakeClock:

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from workload_fakes import FakeClient
 
+from tinykube.client.controller import StaleCacheError
 from tinykube.controllers import deployment
-from tinykube.controllers.base import StaleCacheError
 from tinykube.controllers.deployment import Scale
 
 NOW = datetime.datetime(2024, 5, 1, 12, 0, 0, tzinfo=datetime.UTC)

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from epobjects import as_existing, endpoints, pod, service
 
+from tinykube.client.controller import Plan
 from tinykube.controllers import endpoints as ep_controller
 from tinykube.controllers import endpointslice_mirroring as mirroring
-from tinykube.controllers.base import Plan
 
 
 def build(svc: dict[str, Any], pods: list[dict[str, Any]]) -> dict[str, Any]:

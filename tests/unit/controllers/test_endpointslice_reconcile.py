@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from epobjects import as_existing, pod, service
 
+from tinykube.client.controller import Plan
 from tinykube.controllers import endpointslice
-from tinykube.controllers.base import Plan
 
 
 def apply(plan: Plan, existing: list[dict[str, Any]]) -> list[dict[str, Any]]:
