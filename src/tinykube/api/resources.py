@@ -174,6 +174,14 @@ def lookup(group: str, version: str, plural: str) -> Resource | None:
     return _BY_PATH.get((group, version, plural))
 
 
+def must(group: str, version: str, plural: str) -> Resource:
+    """The resource at (group, version, plural), which the caller knows is registered."""
+    res = lookup(group, version, plural)
+    if res is None:
+        raise LookupError(f"resource {group}/{version}/{plural} is not registered")
+    return res
+
+
 def by_kind(group: str, version: str, kind: str) -> Resource | None:
     return _BY_KIND.get((group, version, kind))
 

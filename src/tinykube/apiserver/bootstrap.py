@@ -22,11 +22,6 @@ NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 RUNTIME_CLASSES = ("virtual", "process", "netns")
 
 
-def _res(group: str, version: str, plural: str) -> resources.Resource:
-    res = resources.lookup(group, version, plural)
-    assert res is not None
-    return res
-
 
 def _ensure(registry: Registry, res: resources.Resource, obj: dict[str, Any]) -> None:
     meta = obj["metadata"]
@@ -74,17 +69,17 @@ def kubernetes_endpointslice(api_host: str, api_port: int) -> dict[str, Any]:
 
 def bootstrap(registry: Registry, *, api_host: str, api_port: int) -> None:
     """Create the cluster's built-in objects that are missing."""
-    ns = _res("", "v1", "namespaces")
+    ns = resources.must("", "v1", "namespaces")
     for name in NAMESPACES:
         _ensure(registry, ns, {"apiVersion": "v1", "kind": "Namespace",
                                "metadata": {"name": name}})
     ips = registry.allocator.ips
-    svc = _res("", "v1", "services")
+    svc = resources.must("", "v1", "services")
     _ensure(registry, svc, kubernetes_service(ips.nth(1), api_port))
     _ensure(registry, svc, kube_dns_service(ips.nth(10)))
-    _ensure(registry, _res("discovery.k8s.io", "v1", "endpointslices"),
+    _ensure(registry, resources.must("discovery.k8s.io", "v1", "endpointslices"),
             kubernetes_endpointslice(api_host, api_port))
-    runtime = _res("node.k8s.io", "v1", "runtimeclasses")
+    runtime = resources.must("node.k8s.io", "v1", "runtimeclasses")
     for name in RUNTIME_CLASSES:
         _ensure(registry, runtime, {"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
                                     "metadata": {"name": name}, "handler": name})

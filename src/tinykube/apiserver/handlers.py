@@ -451,8 +451,7 @@ class ResourceHandler:
         container = request.query.get("container") or (first[0] if first else "")
         if container not in containers:
             raise errors.BadRequest(f"container {container} is not valid for pod {target.name}")
-        nodes = resources.lookup("", "v1", "nodes")
-        assert nodes is not None
+        nodes = resources.must("", "v1", "nodes")
         if not spec.get("nodeName"):
             raise errors.BadRequest(f'container "{container}" in pod "{target.name}" is '
                                     "waiting to start: ContainerCreating")

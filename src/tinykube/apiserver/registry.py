@@ -28,6 +28,7 @@ from typing import Any
 from tinykube.api import defaults, errors, validation
 from tinykube.api.clone import clone
 from tinykube.api.errors import FieldError
+from tinykube.api.meta import rfc3339
 from tinykube.api.resources import Resource
 from tinykube.apiserver.allocators import ServiceAllocator
 from tinykube.store.cache import Entry, Store
@@ -50,10 +51,6 @@ _EMPTY_STATUS: dict[str, Obj] = {
 }
 _NAME_SUFFIX = string.ascii_lowercase.replace("a", "").replace("e", "").replace("i", "") \
     .replace("o", "").replace("u", "") + "2456789"
-
-
-def rfc3339(moment: datetime.datetime) -> str:
-    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _utcnow() -> datetime.datetime:

@@ -58,8 +58,7 @@ class RunningAPIServer:
 
 
 def _restore_allocations(store: Store, allocator: ServiceAllocator) -> None:
-    services = resources.lookup("", "v1", "services")
-    assert services is not None
+    services = resources.must("", "v1", "services")
     for entry in store.list(services.storage_key):
         allocator.restore(entry.obj.get("spec", {}))
 

@@ -9,7 +9,6 @@ caller: an event that cannot be written is logged and dropped, as in client-go.
 from __future__ import annotations
 
 import collections
-import datetime
 import logging
 import secrets
 import socket
@@ -17,14 +16,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from tinykube.api import errors, resources
+from tinykube.api.meta import rfc3339
 from tinykube.client.rest import RESTClient
 
 log = logging.getLogger(__name__)
 MAX_REMEMBERED = 4096  # distinct events whose repeats are counted rather than recreated
-
-
-def now_rfc3339() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Recorder:
@@ -32,7 +28,7 @@ class Recorder:
         self.client = client
         self.component = component
         self.host = host or socket.gethostname()
-        self._res = resources.lookup("", "v1", "events")
+        self._res = resources.must("", "v1", "events")
         # (uid, reason, message, type) -> (event name, count), oldest first; bounded
         self._seen: collections.OrderedDict[tuple[str, str, str, str], tuple[str, int]] = \
             collections.OrderedDict()
@@ -44,8 +40,7 @@ class Recorder:
         meta = obj.get("metadata", {})
         namespace = meta.get("namespace") or "default"
         key = (meta.get("uid", ""), reason, message, type_)
-        now = now_rfc3339()
-        assert self._res is not None
+        now = rfc3339()
         try:
             if key in self._seen:
                 name, count = self._seen[key]

@@ -45,6 +45,7 @@ from typing import Any
 import orjson
 
 from tinykube.api import errors, resources
+from tinykube.api.meta import owner_reference
 from tinykube.client import events
 from tinykube.client.controller import Applied, Controller, StaleCacheError, WriteTracker
 from tinykube.client.informer import shared as shared_informer
@@ -54,7 +55,6 @@ from tinykube.controllers.replicaset import (
     TEMPLATE_HASH_LABEL,
     controller_ref,
     controller_uid_index,
-    owner_reference,
 )
 
 log = logging.getLogger(__name__)
@@ -371,8 +371,8 @@ class DeploymentController(Controller):
 
     def __init__(self, client: RESTClient, *,
                  now: Callable[[], datetime.datetime] | None = None) -> None:
-        self.res = _lookup("apps", "v1", "deployments")
-        self.rs_res = _lookup("apps", "v1", "replicasets")
+        self.res = resources.must("apps", "v1", "deployments")
+        self.rs_res = resources.must("apps", "v1", "replicasets")
         self.deployments = shared_informer(client, self.res)
         self.replicasets = shared_informer(client, self.rs_res)
         self.replicasets.cache.add_index(CONTROLLER_INDEX, controller_uid_index)
@@ -540,8 +540,3 @@ class Rollout:
             with contextlib.suppress(errors.NotFound):
                 await self.ctl.client.delete(self.ctl.rs_res, name, self.namespace)
 
-
-def _lookup(group: str, version: str, plural: str) -> resources.Resource:
-    res = resources.lookup(group, version, plural)
-    assert res is not None
-    return res

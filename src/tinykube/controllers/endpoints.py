@@ -30,6 +30,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from tinykube.api import resources
 from tinykube.client import controller as base
 from tinykube.client.controller import Obj, Plan
 from tinykube.client.informer import shared as shared_informer
@@ -38,7 +39,7 @@ from tinykube.controllers import endpointslice as slices
 
 MAX_CAPACITY = 1000
 OVER_CAPACITY = "endpoints.kubernetes.io/over-capacity"
-ENDPOINTS = slices.lookup_resource("", "v1", "endpoints")
+ENDPOINTS = resources.must("", "v1", "endpoints")
 
 AddressKey = tuple[str, str]  # (ip, targetRef uid or name)
 PortTuple = tuple[str, int, str, str]  # (name, port, protocol, appProtocol)

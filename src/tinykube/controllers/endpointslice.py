@@ -50,6 +50,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from tinykube.api import resources
+from tinykube.api.meta import owner_reference
 from tinykube.client import controller as base
 from tinykube.client.controller import Obj, Plan
 from tinykube.client.informer import Indexer
@@ -71,15 +72,9 @@ MappingKey = tuple[str, PortKey]
 EndpointKey = tuple[str, str]  # (targetRef name, "") or ("", first address)
 
 
-def lookup_resource(group: str, version: str, plural: str) -> resources.Resource:
-    res = resources.lookup(group, version, plural)
-    assert res is not None, plural
-    return res
-
-
-SERVICES = lookup_resource("", "v1", "services")
-PODS = lookup_resource("", "v1", "pods")
-ENDPOINT_SLICES = lookup_resource("discovery.k8s.io", "v1", "endpointslices")
+SERVICES = resources.must("", "v1", "services")
+PODS = resources.must("", "v1", "pods")
+ENDPOINT_SLICES = resources.must("discovery.k8s.io", "v1", "endpointslices")
 
 
 # --- pods and services (also used by the Endpoints controller) ---------------------------------
@@ -258,17 +253,12 @@ def slice_labels(service: Obj) -> dict[str, str]:
     return labels
 
 
-def owner_reference(obj: Obj, kind: str, api_version: str = "v1") -> dict[str, Any]:
-    meta = obj["metadata"]
-    return {"apiVersion": api_version, "kind": kind, "name": meta["name"],
-            "uid": meta.get("uid", ""), "controller": True, "blockOwnerDeletion": True}
-
-
 def service_template(service: Obj) -> SliceTemplate:
     meta = service["metadata"]
     return SliceTemplate(namespace=meta.get("namespace", ""), generate_name=f"{meta['name']}-",
                          labels=slice_labels(service),
-                         owner_reference=owner_reference(service, "Service"))
+                         owner_reference=owner_reference(service, kind="Service",
+                                                         api_version="v1"))
 
 
 def desired_groups(service: Obj, pods: Sequence[Obj]) -> dict[MappingKey, EndpointGroup]:

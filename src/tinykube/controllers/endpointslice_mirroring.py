@@ -22,6 +22,8 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+from tinykube.api import resources
+from tinykube.api.meta import owner_reference
 from tinykube.client import controller as base
 from tinykube.client.controller import Obj, Plan
 from tinykube.client.informer import shared as shared_informer
@@ -31,7 +33,7 @@ from tinykube.controllers import endpointslice as slices
 CONTROLLER_NAME = "endpointslicemirroring-controller.k8s.io"
 SKIP_MIRROR_LABEL = "endpointslice.kubernetes.io/skip-mirror"
 MAX_ENDPOINTS_PER_SUBSET = 1000
-ENDPOINTS = slices.lookup_resource("", "v1", "endpoints")
+ENDPOINTS = resources.must("", "v1", "endpoints")
 _NOT_COPIED_ANNOTATIONS = frozenset({"endpoints.kubernetes.io/last-change-trigger-time",
                                      "kubectl.kubernetes.io/last-applied-configuration"})
 
@@ -53,7 +55,8 @@ def mirror_template(endpoints: Obj) -> slices.SliceTemplate:
                    if k not in _NOT_COPIED_ANNOTATIONS}
     return slices.SliceTemplate(namespace=meta.get("namespace", ""),
                                 generate_name=f"{meta['name']}-", labels=labels,
-                                owner_reference=slices.owner_reference(endpoints, "Endpoints"),
+                                owner_reference=owner_reference(endpoints, kind="Endpoints",
+                                                                api_version="v1"),
                                 annotations=annotations)
 
 

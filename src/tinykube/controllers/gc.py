@@ -97,8 +97,7 @@ class GarbageCollector(Controller):
         self.resync_period = resync_period
         self.watched: dict[str, tuple[resources.Resource, Informer]] = {}
         for group, version, plural in {*DEPENDENTS, *OWNERS}:
-            res = resources.lookup(group, version, plural)
-            assert res is not None
+            res = resources.must(group, version, plural)
             informer = shared_informer(client, res)
             informer.cache.add_index(UID_INDEX, uid_index)
             informer.cache.add_index(OWNER_INDEX, owner_uid_index)
@@ -193,6 +192,4 @@ class GarbageCollector(Controller):
 
 
 def _storage_key(group: str, version: str, plural: str) -> str:
-    res = resources.lookup(group, version, plural)
-    assert res is not None
-    return res.storage_key
+    return resources.must(group, version, plural).storage_key

@@ -86,7 +86,7 @@ class NamespaceController(Controller):
     name = "namespace-controller"
 
     def __init__(self, client: RESTClient, *, poll_interval: float = POLL_INTERVAL) -> None:
-        self.res = _lookup("", "v1", "namespaces")
+        self.res = resources.must("", "v1", "namespaces")
         self.namespaces = shared_informer(client, self.res)
         super().__init__(client, [self.namespaces])
         self.poll_interval = poll_interval
@@ -139,8 +139,3 @@ class NamespaceController(Controller):
         with contextlib.suppress(errors.NotFound):  # already removed
             await self.client.update(self.res, finalized(namespace), subresource="finalize")
 
-
-def _lookup(group: str, version: str, plural: str) -> resources.Resource:
-    res = resources.lookup(group, version, plural)
-    assert res is not None
-    return res

@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from tinykube.api import errors, resources, selectors
+from tinykube.api.meta import owner_reference
 from tinykube.client import events
 from tinykube.client.controller import Controller, object_key
 from tinykube.client.informer import shared as shared_informer
@@ -66,13 +67,6 @@ def controller_uid_index(obj: Mapping[str, Any]) -> list[str]:
     """Index function: the uid of the object's controller (none if it has no controller)."""
     ref = controller_ref(obj)
     return [str(ref["uid"])] if ref and ref.get("uid") else []
-
-
-def owner_reference(owner: Mapping[str, Any]) -> Obj:
-    """A controller ownerReference to `owner` that blocks its foreground deletion."""
-    return {"apiVersion": owner["apiVersion"], "kind": owner["kind"],
-            "name": owner["metadata"]["name"], "uid": owner["metadata"]["uid"],
-            "controller": True, "blockOwnerDeletion": True}
 
 
 def is_active(pod: Pod) -> bool:
@@ -233,8 +227,8 @@ class ReplicaSetController(Controller):
 
     def __init__(self, client: RESTClient, *,
                  now: Callable[[], datetime.datetime] | None = None) -> None:
-        self.res = _lookup("apps", "v1", "replicasets")
-        self.pods_res = _lookup("", "v1", "pods")
+        self.res = resources.must("apps", "v1", "replicasets")
+        self.pods_res = resources.must("", "v1", "pods")
         self.sets = shared_informer(client, self.res)
         self.pods = shared_informer(client, self.pods_res)
         self.pods.cache.add_index(CONTROLLER_INDEX, controller_uid_index)
@@ -329,8 +323,3 @@ class ReplicaSetController(Controller):
         if wait is not None:
             self.queue.add_after(object_key(rs), wait)
 
-
-def _lookup(group: str, version: str, plural: str) -> resources.Resource:
-    res = resources.lookup(group, version, plural)
-    assert res is not None
-    return res

@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tinykube.api import resources
+from tinykube.api.meta import rfc3339
 from tinykube.client import events
 from tinykube.client.controller import Controller
 from tinykube.client.informer import shared as shared_informer
@@ -144,9 +145,8 @@ class Scheduler(Controller):
     name = "scheduler"
 
     def __init__(self, client: RESTClient) -> None:
-        self.pods_res = resources.lookup("", "v1", "pods")
-        self.nodes_res = resources.lookup("", "v1", "nodes")
-        assert self.pods_res is not None and self.nodes_res is not None
+        self.pods_res = resources.must("", "v1", "pods")
+        self.nodes_res = resources.must("", "v1", "nodes")
         self.pods = shared_informer(client, self.pods_res)
         self.nodes = shared_informer(client, self.nodes_res)
         super().__init__(client, [self.pods, self.nodes])
@@ -187,7 +187,6 @@ class Scheduler(Controller):
             return
         node, message = choose_node(pod, self.nodes.cache.list(), self._counts)
         namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
-        assert self.pods_res is not None
         if node is not None:
             await self.client.create(
                 self.pods_res, {"apiVersion": "v1", "kind": "Binding",
@@ -206,10 +205,9 @@ class Scheduler(Controller):
         if current and current.get("reason") == "Unschedulable" and \
                 current.get("message") == message:
             return
-        assert self.pods_res is not None
         condition = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
                      "message": message, "lastProbeTime": None,
-                     "lastTransitionTime": events.now_rfc3339()}
+                     "lastTransitionTime": rfc3339()}
         await self.client.patch(self.pods_res, pod["metadata"]["name"],
                                 {"status": {"conditions": [condition]}},
                                 pod["metadata"]["namespace"], patch_type="strategic",

@@ -29,6 +29,7 @@ from typing import Any
 import orjson
 
 from tinykube.api import errors, resources, selectors
+from tinykube.api.meta import owner_reference
 from tinykube.client import events
 from tinykube.client.controller import Controller
 from tinykube.client.informer import Informer
@@ -62,12 +63,6 @@ def is_running_and_ready(pod: Mapping[str, Any]) -> bool:
                 for c in status.get("conditions") or [])
     return status.get("phase") == "Running" and ready and \
         not pod.get("metadata", {}).get("deletionTimestamp")
-
-
-def owner_reference(obj: Mapping[str, Any]) -> Obj:
-    return {"apiVersion": obj["apiVersion"], "kind": obj["kind"],
-            "name": obj["metadata"]["name"], "uid": obj["metadata"]["uid"],
-            "controller": True, "blockOwnerDeletion": True}
 
 
 @dataclasses.dataclass
@@ -211,10 +206,10 @@ class StatefulSetController(Controller):
     name = "statefulset-controller"
 
     def __init__(self, client: RESTClient) -> None:
-        self.res = _lookup("apps", "v1", "statefulsets")
-        self.pods_res = _lookup("", "v1", "pods")
-        self.rev_res = _lookup("apps", "v1", "controllerrevisions")
-        self.pvc_res = _lookup("", "v1", "persistentvolumeclaims")
+        self.res = resources.must("apps", "v1", "statefulsets")
+        self.pods_res = resources.must("", "v1", "pods")
+        self.rev_res = resources.must("apps", "v1", "controllerrevisions")
+        self.pvc_res = resources.must("", "v1", "persistentvolumeclaims")
         self.sets = shared_informer(client, self.res)
         self.pods = shared_informer(client, self.pods_res)
         self.revisions = shared_informer(client, self.rev_res)
@@ -286,8 +281,3 @@ async def _create_ignoring_exists(client: RESTClient, res: resources.Resource,
     except errors.AlreadyExists:
         return None
 
-
-def _lookup(group: str, version: str, plural: str) -> resources.Resource:
-    res = resources.lookup(group, version, plural)
-    assert res is not None
-    return res

@@ -20,7 +20,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from tinykube.api.resources import Resource, lookup
+from tinykube.api import resources
+from tinykube.api.resources import Resource
 from tinykube.client.informer import Informer
 from tinykube.client.informer import shared as shared_informer
 from tinykube.client.rest import RESTClient
@@ -31,12 +32,6 @@ from tinykube.dns.zone import ClusterModel
 log = logging.getLogger(__name__)
 Apply = Callable[[dict[str, Any]], bool]
 
-
-def _resource(group: str, version: str, plural: str) -> Resource:
-    res = lookup(group, version, plural)
-    if res is None:
-        raise LookupError(f"resource {group}/{version}/{plural} is not registered")
-    return res
 
 
 def parse_time(text: str) -> float | None:
@@ -70,13 +65,13 @@ class DNSController:
                  clock: Callable[[], float] = time.time) -> None:
         self.model, self.metrics, self.clock = model, metrics, clock
         watched: list[tuple[Resource, Apply, Apply]] = [
-            (_resource("", "v1", "namespaces"), model.apply_namespace, model.delete_namespace),
-            (_resource("", "v1", "services"), model.apply_service, model.delete_service),
-            (_resource("discovery.k8s.io", "v1", "endpointslices"), self._apply_slice,
+            (resources.must("", "v1", "namespaces"), model.apply_namespace, model.delete_namespace),
+            (resources.must("", "v1", "services"), model.apply_service, model.delete_service),
+            (resources.must("discovery.k8s.io", "v1", "endpointslices"), self._apply_slice,
              model.delete_slice),
         ]
         if pod_records == "verified":
-            watched.append((_resource("", "v1", "pods"), model.apply_pod, model.delete_pod))
+            watched.append((resources.must("", "v1", "pods"), model.apply_pod, model.delete_pod))
         self.informers: list[Informer] = []
         for res, apply, delete in watched:
             informer = shared_informer(client, res)

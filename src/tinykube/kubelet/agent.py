@@ -38,6 +38,7 @@ import aiohttp
 
 from tinykube import __version__
 from tinykube.api import errors, resources
+from tinykube.api.meta import rfc3339
 from tinykube.client import events
 from tinykube.client.controller import Controller
 from tinykube.client.informer import shared as shared_informer
@@ -57,18 +58,9 @@ LEASE_SECONDS = 40
 RENEW_EVERY = 10.0
 
 
-def _res(group: str, version: str, plural: str) -> resources.Resource:
-    res = resources.lookup(group, version, plural)
-    assert res is not None
-    return res
-
 
 def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
-
-
-def _rfc3339(moment: datetime.datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _micro(moment: datetime.datetime) -> str:
@@ -116,7 +108,7 @@ class PodAddresses:
 
 def node_object(name: str, *, pod_cidr: str, host_ip: str, labels: Mapping[str, str],
                 kubelet_port: int = 0) -> Obj:
-    now = _rfc3339(_now())
+    now = rfc3339()
     arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
     capacity = {"cpu": "2", "memory": "24Gi", "pods": "110", "ephemeral-storage": "100Gi"}
     return {
@@ -169,11 +161,12 @@ class NodeAgent(Controller):
         self.labels = dict(labels or {})
         self.pod_cidr = pod_cidr
         self.addresses = PodAddresses(pod_cidr)
-        self.pods_res = _res("", "v1", "pods")
+        self.pods_res = resources.must("", "v1", "pods")
         self.pods = shared_informer(client, self.pods_res,
                                     field_selector=f"spec.nodeName={node_name}")
-        self.services = shared_informer(client, _res("", "v1", "services"))
-        self.runtime_classes = shared_informer(client, _res("node.k8s.io", "v1", "runtimeclasses"))
+        self.services = shared_informer(client, resources.must("", "v1", "services"))
+        self.runtime_classes = shared_informer(
+            client, resources.must("node.k8s.io", "v1", "runtimeclasses"))
         super().__init__(client, [self.pods, self.services, self.runtime_classes])
         self.recorder = events.Recorder(client, "kubelet", node_name)
         self.cluster_dns = cluster_dns  # set by the cluster once its DNS listens
@@ -216,7 +209,7 @@ class NodeAgent(Controller):
         """Start the log endpoint, then create or update the Node."""
         if not self.server.port:
             await self.server.start()
-        nodes = _res("", "v1", "nodes")
+        nodes = resources.must("", "v1", "nodes")
         desired = node_object(self.node_name, pod_cidr=self.pod_cidr, host_ip=self.host_ip,
                               labels=self.labels, kubelet_port=self.server.port)
         try:
@@ -246,7 +239,7 @@ class NodeAgent(Controller):
             await self.server.close()
 
     async def renew_lease_forever(self) -> None:
-        leases = _res("coordination.k8s.io", "v1", "leases")
+        leases = resources.must("coordination.k8s.io", "v1", "leases")
         while True:
             lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                      "metadata": {"name": self.node_name, "namespace": "kube-node-lease"},
@@ -317,7 +310,7 @@ class NodeAgent(Controller):
 
     async def _terminate(self, key: str, pod: Mapping[str, Any], runtime: Runtime) -> None:
         meta = pod["metadata"]
-        desired = pod_status.terminating_status(pod, now=_rfc3339(_now()))
+        desired = pod_status.terminating_status(pod, now=rfc3339())
         if _differs(pod.get("status", {}), desired):
             await self.recorder.event(pod, "Normal", "Killing", "Stopping container(s) "
                                       f"{', '.join(c['name'] for c in pod['spec']['containers'])}")

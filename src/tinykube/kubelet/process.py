@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from tinykube.api import errors
+from tinykube.api.meta import rfc3339
 from tinykube.kubelet import sandbox
 from tinykube.kubelet.logs import ContainerLog
-from tinykube.kubelet.runtime import Obj, grace_seconds, rfc3339
+from tinykube.kubelet.runtime import Obj, grace_seconds
 from tinykube.kubelet.worker import NodeContext, PodWorker
 
 SHUTDOWN_GRACE = 2.0

@@ -22,10 +22,6 @@ EventFn = Callable[[Obj, str, str, str], Awaitable[None]]
 HANDLERS = ("virtual", "process", "netns")
 
 
-def rfc3339(moment: datetime.datetime | None = None) -> str:
-    return (moment or datetime.datetime.now(datetime.UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def deletion_deadline(pod: Obj) -> datetime.datetime:
     stamp = pod["metadata"]["deletionTimestamp"]
     return datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)

@@ -10,9 +10,10 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+from tinykube.api.meta import rfc3339
 from tinykube.kubelet import status as pod_status
 from tinykube.kubelet.logs import ContainerLog
-from tinykube.kubelet.runtime import EventFn, Obj, deletion_deadline, rfc3339
+from tinykube.kubelet.runtime import EventFn, Obj, deletion_deadline
 
 
 class VirtualRuntime:

@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import os
 import signal
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from tinykube.api.meta import rfc3339
 from tinykube.kubelet import env as pod_env
 from tinykube.kubelet import probes, sandbox
 from tinykube.kubelet import status as pod_status
@@ -38,10 +38,6 @@ from tinykube.kubelet.restarts import Clock, CrashBackoff, LoopClock, should_res
 Obj = Mapping[str, Any]
 EventFn = Callable[[Obj, str, str, str], Awaitable[None]]
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-
-def _rfc3339() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _killpg(pid: int, sig: int) -> None:
@@ -203,7 +199,7 @@ class PodWorker:
                 stderr=asyncio.subprocess.STDOUT, start_new_session=True)
         except OSError as exc:
             log.end_run()
-            self._record_exit(record, 128, None, "StartError", str(exc), started=_rfc3339())
+            self._record_exit(record, 128, None, "StartError", str(exc), started=rfc3339())
             self._changed()
             await self._event("Warning", "Failed", f"Error: {exc}")
             return 128
@@ -220,7 +216,7 @@ class PodWorker:
         name = container["name"]
         self.procs[name] = proc
         record.state, record.reason, record.message = "running", "", ""
-        record.started_at, record.finished_at = _rfc3339(), None
+        record.started_at, record.finished_at = rfc3339(), None
         record.container_id = f"tinykube://{self.uid}/{name}/{log.runs}"
         has_startup = bool(container.get("startupProbe")) and probing
         record.started = not has_startup
@@ -251,7 +247,7 @@ class PodWorker:
                      reason: str, message: str, *, started: str | None) -> None:
         record.state, record.exit_code, record.signal = "terminated", code, sig
         record.reason, record.message = reason, message
-        record.started_at, record.finished_at = started, _rfc3339()
+        record.started_at, record.finished_at = started, rfc3339()
         record.ready = record.started = False
 
     @staticmethod

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tinykube.api.resources import Resource, lookup
+from tinykube.api import resources
 from tinykube.client.informer import shared as shared_informer
 from tinykube.client.rest import RESTClient
 from tinykube.proxy import model
@@ -124,12 +124,6 @@ class Syncer:
         self.applied.clear()
 
 
-def _resource(group: str, version: str, plural: str) -> Resource:
-    res = lookup(group, version, plural)
-    if res is None:
-        raise LookupError(f"resource {group}/{version}/{plural} is not registered")
-    return res
-
 
 class ProxyController:
     """Informers on Services and EndpointSlices driving a `Syncer` (see the module docstring)."""
@@ -140,8 +134,9 @@ class ProxyController:
         self.syncer = syncer
         self.min_interval, self.retry_interval = min_interval, retry_interval
         self.on_bind_failure = on_bind_failure
-        self.services = shared_informer(client, _resource("", "v1", "services"))
-        self.slices = shared_informer(client, _resource("discovery.k8s.io", "v1", "endpointslices"))
+        self.services = shared_informer(client, resources.must("", "v1", "services"))
+        self.slices = shared_informer(
+            client, resources.must("discovery.k8s.io", "v1", "endpointslices"))
         self.syncs = 0
         self.synced = asyncio.Event()  # set after the first sync with synced caches
         self._dirty = asyncio.Event()

@@ -1,0 +1,28 @@
+"""Small helpers over object metadata shared by every component.
+
+- `rfc3339`: Kubernetes timestamps (`metav1.Time`: UTC, second precision, `Z`).
+- `owner_reference`: the controller ownerReference an object's controller puts on what it
+  creates (`controller: true`, `blockOwnerDeletion: true`, as upstream controllers set it).
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from typing import Any
+
+
+def rfc3339(moment: datetime.datetime | None = None) -> str:
+    """`moment` (default: now) as a Kubernetes timestamp, e.g. `2026-11-27T04:30:00Z`."""
+    moment = moment or datetime.datetime.now(datetime.UTC)
+    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def owner_reference(owner: Mapping[str, Any], *, kind: str | None = None,
+                    api_version: str | None = None) -> dict[str, Any]:
+    """A controller ownerReference to `owner` (kind and apiVersion from the object unless given,
+    for objects whose list items arrived without them)."""
+    meta = owner["metadata"]
+    return {"apiVersion": api_version or owner["apiVersion"], "kind": kind or owner["kind"],
+            "name": meta["name"], "uid": meta.get("uid", ""),
+            "controller": True, "blockOwnerDeletion": True}
