@@ -257,7 +257,7 @@ def _check_value(node: _Type, value: Any, struct_name: str, path: str, errors: l
         if isinstance(value, dict):
             _check_struct(node, value, path, errors)
         else:
-            errors.append(_unmarshal_error(_json_kind(value), struct_name, path, node.go))
+            errors.append(_unmarshal_error(go_type(value), struct_name, path, node.go))
     elif kind >= _LIST:  # _LIST or _MAP
         _check_container(node, value, struct_name, path, errors)
     else:
@@ -276,7 +276,7 @@ def _check_container(
     elif node.kind == _MAP and isinstance(value, dict):
         items = value.values()
     else:
-        errors.append(_unmarshal_error(_json_kind(value), struct_name, path, node.go))
+        errors.append(_unmarshal_error(go_type(value), struct_name, path, node.go))
         return
     if elem.kind == _STRING:
         items = [item for item in items if type(item) is not str]
@@ -288,11 +288,11 @@ def _check_container(
 def _scalar_problem(kind: int, value: Any) -> str:
     """encoding/json's description of `value` if it cannot decode into the scalar, else ""."""
     if kind == _STRING:
-        return "" if isinstance(value, str) else _json_kind(value)
+        return "" if isinstance(value, str) else go_type(value)
     if kind == _BOOL:
-        return "" if isinstance(value, bool) else _json_kind(value)
+        return "" if isinstance(value, bool) else go_type(value)
     if isinstance(value, bool) or not isinstance(value, int | float):
-        return _json_kind(value)
+        return go_type(value)
     if kind == _FLOAT64:
         return ""
     low, high = _INT_RANGE[kind]
@@ -313,7 +313,7 @@ def _special_problem(kind: int, value: Any, struct_name: str, path: str) -> str:
         return _quantity_problem(value)
     if kind == _BYTES:
         if not isinstance(value, str):
-            return _unmarshal_error(_json_kind(value), struct_name, path, "[]uint8")
+            return _unmarshal_error(go_type(value), struct_name, path, "[]uint8")
         return _base64_problem(value)
     return ""  # _ANY
 
@@ -342,17 +342,17 @@ def _base64_problem(text: str) -> str:
     return ""
 
 
-def _json_kind(value: Any) -> str:
-    """How encoding/json names a JSON value that does not fit: "string", "number", ..."""
-    if isinstance(value, str):
-        return "string"
+def go_type(value: Any) -> str:
+    """How Go's encoding/json names a JSON value in `cannot unmarshal <type> into ...`."""
     if isinstance(value, bool):
         return "bool"
     if isinstance(value, int | float):
         return "number"
+    if isinstance(value, dict):
+        return "object"
     if isinstance(value, list):
         return "array"
-    return "object"
+    return "string" if isinstance(value, str) else "null"
 
 
 def _unmarshal_error(problem: str, struct_name: str, path: str, go_type: str) -> str:

@@ -15,6 +15,9 @@ from __future__ import annotations
 from typing import Any
 
 from tinykube.api import errors
+from tinykube.api.schema import go_type
+
+__all__ = ["PatchFailed", "PatchRejected", "go_format", "go_type"]
 
 _REJECTED = "the server rejected our request due to an error in our request"
 
@@ -37,19 +40,6 @@ class PatchFailed(errors.InternalError):
     """500 with no reason: a plain Go error kube-apiserver returns unconverted."""
 
     reason = ""
-
-
-def go_type(value: Any) -> str:
-    """The JSON type name Go's decoder puts in `cannot unmarshal <type> into ...`."""
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, dict):
-        return "object"
-    if isinstance(value, list):
-        return "array"
-    return "string" if isinstance(value, str) else "null"
 
 
 def go_format(value: Any) -> str:
