@@ -137,19 +137,24 @@ def _validate_container(container: Obj, path: str, volume_names: set[str]) -> Er
     return errors
 
 
+def _check_entry_name(entry: Obj, idx: str, seen: set[str]) -> Errors:
+    """A list entry's `name`: required, a DNS-1123 label, unique among `seen` (which it joins)."""
+    name = entry.get("name") or ""
+    if not name:
+        return [FieldError.required(f"{idx}.name")]
+    errors = invalid_each(f"{idx}.name", name, dns1123_label_errors(name))
+    if name in seen:
+        errors.append(FieldError.duplicate(f"{idx}.name", name))
+    seen.add(name)
+    return errors
+
+
 def _validate_containers(containers: list[Obj], path: str, volume_names: set[str],
                          seen_names: set[str]) -> Errors:
     errors: Errors = []
     for i, container in enumerate(containers):
         idx = f"{path}[{i}]"
-        name = container.get("name") or ""
-        if not name:
-            errors.append(FieldError.required(f"{idx}.name"))
-        else:
-            errors += invalid_each(f"{idx}.name", name, dns1123_label_errors(name))
-            if name in seen_names:
-                errors.append(FieldError.duplicate(f"{idx}.name", name))
-            seen_names.add(name)
+        errors += _check_entry_name(container, idx, seen_names)
         errors += _validate_container(container, idx, volume_names)
     return errors
 
@@ -174,14 +179,7 @@ def _validate_volumes(volumes: list[Obj], path: str) -> tuple[Errors, set[str]]:
     names: set[str] = set()
     for i, volume in enumerate(volumes):
         idx = f"{path}[{i}]"
-        name = volume.get("name") or ""
-        if not name:
-            errors.append(FieldError.required(f"{idx}.name"))
-        else:
-            errors += invalid_each(f"{idx}.name", name, dns1123_label_errors(name))
-            if name in names:
-                errors.append(FieldError.duplicate(f"{idx}.name", name))
-            names.add(name)
+        errors += _check_entry_name(volume, idx, names)
         errors += _validate_volume_source(volume, idx)
     return errors, names
 
