@@ -16,7 +16,6 @@ import ipaddress
 import logging
 import socket
 from collections.abc import Callable, Coroutine
-from pathlib import Path
 from typing import Any
 
 from tinykube.apiserver.server import APIServerOptions, RunningAPIServer, open_apiserver
@@ -163,4 +162,4 @@ def run_forever(coro_factory: Callable[[], Coroutine[Any, Any, None]]) -> None:
         uvloop.run(coro_factory())
 
 
-__all__ = ["ClusterOptions", "NodeSpec", "Path", "run_until", "start_cluster"]
+__all__ = ["ClusterOptions", "NodeSpec", "run_until", "start_cluster"]

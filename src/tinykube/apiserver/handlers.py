@@ -15,10 +15,11 @@ import datetime
 from collections.abc import Callable
 from typing import Any
 
+import aiohttp
 import orjson
 from aiohttp import web
 
-from tinykube.api import errors, patch, selectors
+from tinykube.api import errors, patch, resources, selectors
 from tinykube.api.clone import clone
 from tinykube.api.resources import Resource
 from tinykube.apiserver import codec
@@ -440,9 +441,6 @@ class ResourceHandler:
     async def _log(self, request: web.Request, target: Target) -> web.StreamResponse:
         """pods/<name>/log: proxied to the kubelet endpoint of the pod's node, as upstream
         (the API server never reads node-local files); `follow` streams chunked."""
-        import aiohttp  # local imports: this method is owned apart from the rest of the file
-
-        from tinykube.api import resources
         entry = self.registry.get(target.res, self._namespace(target), target.name or "")
         spec = entry.obj.get("spec", {})
         containers = [c["name"] for c in [*spec.get("initContainers", []),
