@@ -35,7 +35,6 @@ import dataclasses
 import os
 import resource
 import signal
-import socket
 import ssl
 import statistics
 import subprocess
@@ -48,6 +47,8 @@ from typing import Any
 
 import aiohttp
 import orjson
+
+from tinykube.testing import free_port
 
 HERE = Path(__file__).resolve().parent
 NAMESPACE = "bench"
@@ -92,12 +93,6 @@ class Server:
         return self.process.wait()
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-        udp.bind(("127.0.0.1", 0))
-        return int(udp.getsockname()[1])
-
-
 def start(command: list[str], data_dir: Path, ready_marker: str) -> Server:
     """Run `command` and wait for its line containing `ready_marker`."""
     started = time.perf_counter()
@@ -105,12 +100,15 @@ def start(command: list[str], data_dir: Path, ready_marker: str) -> Server:
                                text=True)
     assert process.stdout is not None
     url = ""
+    seen: list[str] = []
     for line in process.stdout:
+        seen.append(line.rstrip())
         if "ready at " in line:
             url = line.split("ready at ")[1].split()[0]
         if ready_marker in line:
             return Server(process, url, data_dir, time.perf_counter() - started)
-    raise RuntimeError(f"{command[:4]} exited with {process.wait()} before it was ready")
+    raise RuntimeError(f"{command[:4]} exited with {process.wait()} before it was ready:\n"
+                       + "\n".join(seen[-20:]))
 
 
 def start_up(data_dir: Path, *extra: str) -> Server:

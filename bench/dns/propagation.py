@@ -27,14 +27,9 @@ from pathlib import Path
 from tinykube.api import resources
 from tinykube.client.config import load
 from tinykube.client.rest import RESTClient
+from tinykube.testing import free_port
 
 NAME = "bench.default.svc.cluster.local."
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def query_packet(qid: int) -> bytes:
