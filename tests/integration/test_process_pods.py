@@ -88,6 +88,7 @@ spec:
     command: [sh, -c, "echo run-$(date +%s%N); exec sleep 60"]
     livenessProbe:
       exec: {command: ["false"]}
+      initialDelaySeconds: 1  # the first probe may not kill a run before it has printed
       periodSeconds: 1
       failureThreshold: 1
 """
@@ -257,7 +258,7 @@ def test_readiness_takes_a_pod_out_of_the_slice_and_back(kctl: Kubectl, web: dic
 def test_liveness_failure_restarts_and_keeps_the_previous_log(kctl: Kubectl) -> None:
     kctl("apply", "-f", "-", input=LIVENESS)
     status = until(lambda: (s := pod(kctl, "live")["status"]).get("containerStatuses") and
-                   s["containerStatuses"][0]["restartCount"] >= 1 and s, 15, "a restart")
+                   s["containerStatuses"][0]["restartCount"] >= 1 and s, 25, "a restart")
     container = status["containerStatuses"][0]
     assert container["lastState"]["terminated"]["exitCode"] == 143  # 128 + SIGTERM
     previous = kctl("logs", "live", "--previous")
