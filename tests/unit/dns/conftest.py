@@ -17,15 +17,17 @@ from tinykube.dns.server import DNSServer
 from tinykube.dns.zone import ClusterModel
 
 
-@pytest.fixture
-async def start_server() -> AsyncIterator[StartServer]:
-    """`await start_server(model=None, **zone_config)` -> Live; closed (and checked) afterwards."""
+@pytest.fixture(params=[True, False], ids=["batched-udp", "per-datagram-udp"])
+async def start_server(request: pytest.FixtureRequest) -> AsyncIterator[StartServer]:
+    """`await start_server(model=None, **zone_config)` -> Live; closed (and checked) afterwards.
+    Every test runs with both UDP readers: batched (recvmmsg) and the loop's datagram transport."""
     servers: list[DNSServer] = []
 
     async def start(model: ClusterModel | None = None, *, forwarder: Any = None,
                     idle_timeout: float = 10.0, **config: Any) -> Live:
         responder = make_responder(make_model() if model is None else model, **config)
-        server = DNSServer(responder, forwarder=forwarder, idle_timeout=idle_timeout)
+        server = DNSServer(responder, forwarder=forwarder, idle_timeout=idle_timeout,
+                           batch=request.param)
         await server.start("127.0.0.1", 0)
         servers.append(server)
         return Live(server)
