@@ -29,6 +29,7 @@ import ipaddress
 import logging
 import os
 import platform
+import random
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -56,6 +57,7 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 LEASE_SECONDS = 40
 RENEW_EVERY = 10.0
+RENEW_JITTER = 0.04  # as the kubelet's: each period is stretched by up to 4 %
 
 
 
@@ -239,7 +241,12 @@ class NodeAgent(Controller):
             await self.server.close()
 
     async def renew_lease_forever(self) -> None:
+        """Renew the node's Lease every RENEW_EVERY seconds (jittered). After the first renewal
+        each node waits a random part of a period once: virtual nodes all start together, and
+        in step a hundred of them would renew in one burst every period, stalling everything
+        else for a moment (real nodes are spread by their boot times)."""
         leases = resources.must("coordination.k8s.io", "v1", "leases")
+        delay = RENEW_EVERY * random.random()  # the first wait: a random phase
         while True:
             lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                      "metadata": {"name": self.node_name, "namespace": "kube-node-lease"},
@@ -251,7 +258,8 @@ class NodeAgent(Controller):
             except (errors.APIError, aiohttp.ClientError, TimeoutError, OSError) as exc:
                 # A missed renewal is retried at the next beat; it must never stop the node.
                 log.warning("lease renewal for %s failed: %r", self.node_name, exc)
-            await asyncio.sleep(RENEW_EVERY)
+            await asyncio.sleep(delay)
+            delay = RENEW_EVERY * (1 + RENEW_JITTER * random.random())
 
     async def _renew(self, leases: resources.Resource, lease: Obj) -> None:
         try:
