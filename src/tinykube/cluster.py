@@ -1,54 +1,43 @@
-"""The composition root: one process that runs a whole cluster (`tinykube up`).
+"""The composition root of `tinykube up`: the API server, and every other component beside it.
 
-Order matters only at start: the API server first (it must answer before anything lists), then
-one client shared by every component, the nodes (registered before the scheduler looks for
-them), the controllers, the cluster DNS and the service proxy. Every component is an ordinary
-API client, exactly as it would be against a real cluster; this module only starts them and
-stops them together: if one fails, the others are cancelled and the error is reported.
+The API server runs in this process. Everything else (nodes, controllers, cluster DNS, service
+proxy: `components.start_components`) runs by default in one child process, as a real cluster
+runs kube-apiserver apart from the controller manager, the scheduler and the kubelets. Both
+sides meet only over HTTP, as they would in one process too, so the split adds no serialization
+and puts the second core to work; `--single-process` keeps them together (easier to profile).
+
+Order matters only at start. The child is started first, so that its imports overlap the API
+server's start-up; it gets its options once the API server answers, registers the nodes, starts
+the controllers, DNS and proxy, and reports back (see `components` for the line protocol). Its
+announcements are passed on to `announce`, during start-up and after (a port the proxy cannot
+bind is reported whenever it happens). If either side fails, the other is stopped and the error
+is reported; stopping sends the child SIGTERM (SIGKILL after `CHILD_STOP_TIMEOUT`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
-import ipaddress
 import logging
 import socket
+import subprocess
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from tinykube.apiserver.server import APIServerOptions, RunningAPIServer, open_apiserver
-from tinykube.client import config as client_config
-from tinykube.client.controller import Controller
-from tinykube.client.rest import RESTClient
-from tinykube.controllers.deployment import DeploymentController
-from tinykube.controllers.endpoints import EndpointsController
-from tinykube.controllers.endpointslice import EndpointSliceController
-from tinykube.controllers.endpointslice_mirroring import MirroringController
-from tinykube.controllers.gc import GarbageCollector
-from tinykube.controllers.namespace import NamespaceController
-from tinykube.controllers.replicaset import ReplicaSetController
-from tinykube.controllers.scheduler import Scheduler
-from tinykube.controllers.statefulset import StatefulSetController
-from tinykube.dns.app import DNSOptions, RunningDNS, start_dns
-from tinykube.kubelet.agent import NodeAgent
-from tinykube.proxy.app import (
-    ProxyOptions,
-    RunningProxy,
-    bind_failure_reporter,
-    is_local_address,
-    start_proxy,
+from tinykube.components import (
+    ComponentOptions,
+    NodeSpec,
+    RunningComponents,
+    run_until,
+    start_components,
 )
+from tinykube.dns.app import DNSOptions
+from tinykube.launch import FAILED, READY, spawn_components
+from tinykube.settings import DEFAULT_POD_CIDR
 
 log = logging.getLogger(__name__)
-DEFAULT_POD_CIDR = "127.244.0.0/16"
-
-
-@dataclasses.dataclass
-class NodeSpec:
-    name: str
-    labels: dict[str, str] = dataclasses.field(default_factory=dict)
+CHILD_STOP_TIMEOUT = 30.0  # seconds: process pods get their grace period on the way out
 
 
 @dataclasses.dataclass
@@ -60,96 +49,123 @@ class ClusterOptions:
     dns: DNSOptions | None = dataclasses.field(default_factory=DNSOptions)
     proxy: bool = True
     default_runtime: str = "virtual"  # the runtime of pods without a runtimeClassName
+    single_process: bool = False
+    verbose: int = 0
+
+    def components(self, api: RunningAPIServer) -> ComponentOptions:
+        return ComponentOptions(kubeconfig=api.kubeconfig, data_dir=self.api.data_dir,
+                                host_ip=self.api.host, nodes=self.nodes, pod_cidr=self.pod_cidr,
+                                dns=self.dns, proxy=self.proxy,
+                                default_runtime=self.default_runtime, verbose=self.verbose)
 
 
-def node_pod_cidrs(cluster_cidr: str, count: int) -> list[str]:
-    """One /24 per node carved from the cluster pod range, in order."""
-    network = ipaddress.ip_network(cluster_cidr, strict=False)
-    subnets = network.subnets(new_prefix=24) if network.prefixlen < 24 else iter([network])
-    return [str(next(subnets)) for _ in range(count)]
+class ChildComponents:
+    """The components running in a child process (`python -m tinykube.components`)."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self.process = process
+        self.lines: asyncio.StreamReader | None = None
+
+    def __repr__(self) -> str:
+        return f"ChildComponents(pid={self.process.pid}, returncode={self.process.poll()})"
+
+    async def start(self, options: ComponentOptions, announce: Callable[[str], None]) -> None:
+        """Send the options; pass announcements on until the child is ready (OSError if not)."""
+        assert self.process.stdin is not None and self.process.stdout is not None
+        loop = asyncio.get_running_loop()
+        self.lines = lines = asyncio.StreamReader()
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(lines),
+                                     self.process.stdout)
+        try:
+            self.process.stdin.write(options.to_json().encode() + b"\n")
+            self.process.stdin.flush()  # stdin stays open: its end tells the child we are gone
+        except BrokenPipeError:
+            pass  # the child is gone already: its exit code is reported below
+        while line := (await self.lines.readline()).decode():
+            text = line.rstrip("\n")
+            if text == READY:
+                return
+            if text.startswith(FAILED):
+                await self._exited()
+                raise OSError(text.removeprefix(FAILED))
+            announce(text)
+        code = await self._exited()
+        raise OSError(f"the node and controller process exited with code {code} while starting "
+                      "(its log is above)")
+
+    async def relay(self, announce: Callable[[str], None]) -> None:
+        """Pass later announcements on until the child exits; an exit is an error."""
+        assert self.lines is not None
+        while line := (await self.lines.readline()).decode():
+            announce(line.rstrip("\n"))
+        code = await self._exited()
+        raise RuntimeError(f"exited with code {code}")
+
+    async def _exited(self) -> int:
+        """Wait for the child's exit (in a thread: the process is not the loop's child)."""
+        return await asyncio.get_running_loop().run_in_executor(None, self.process.wait)
+
+    async def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                async with asyncio.timeout(CHILD_STOP_TIMEOUT):
+                    await self._exited()
+            except TimeoutError:
+                log.warning("the node and controller process did not stop in %.0f s: killing it",
+                            CHILD_STOP_TIMEOUT)
+                self.process.kill()
+                await self._exited()
+        if self.process.stdin is not None:
+            self.process.stdin.close()
 
 
 @dataclasses.dataclass
 class RunningCluster:
     api: RunningAPIServer
-    client: RESTClient
-    dns: RunningDNS | None
-    proxy: RunningProxy | None
+    components: RunningComponents | ChildComponents
     tasks: list[asyncio.Task[Any]]
 
     async def stop(self) -> None:
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
-        if self.proxy is not None:
-            await self.proxy.close()
-        if self.dns is not None:
-            await self.dns.close()
-        await self.client.close()
+        await self.components.stop()
         await self.api.stop()
 
 
-def _controllers(client: RESTClient) -> list[Controller]:
-    return [Scheduler(client), StatefulSetController(client), DeploymentController(client),
-            ReplicaSetController(client), EndpointSliceController(client),
-            EndpointsController(client), MirroringController(client),
-            NamespaceController(client), GarbageCollector(client)]
-
-
-def _proxy_options(dns: RunningDNS | None) -> ProxyOptions:
-    """The DNS server answers on the kube-dns Service IP itself: the proxy leaves that IP alone."""
-    if dns is None:
-        return ProxyOptions()
-    served = dns.address[0]
-    return ProxyOptions(is_local=lambda address: address != served and is_local_address(address))
-
-
-async def start_cluster(options: ClusterOptions,
-                        announce: Callable[[str], None] = print) -> RunningCluster:
-    api = await open_apiserver(options.api)
-    client = RESTClient(client_config.load(str(api.kubeconfig)))
-    tasks: list[asyncio.Task[Any]] = []
-    cidrs = node_pod_cidrs(options.pod_cidr, len(options.nodes))
-    agents = []
-    for node, cidr in zip(options.nodes, cidrs, strict=True):
-        agent = NodeAgent(client, node.name, pod_cidr=cidr, labels=node.labels,
-                          host_ip=options.api.host, default_runtime=options.default_runtime,
-                          root_dir=options.api.data_dir / "kubelet" / node.name)
-        agents.append(agent)
-        await agent.register()
-        tasks += agent.start(workers=4)
-        tasks.append(asyncio.create_task(agent.renew_lease_forever(), name=f"lease/{node.name}"))
-    for controller in _controllers(client):
-        tasks += controller.start(workers=8)
-    dns = None
-    if options.dns is not None:
-        dns = await start_dns(options.dns, client)
-        host, port = dns.address
-        announce(f"cluster DNS listening on {host}:{port} (udp+tcp)")
-        for agent in agents:  # process pods' resolv.conf names it
-            agent.cluster_dns = dns.address
-    proxy = None
-    if options.proxy:
-        proxy = await start_proxy(client, _proxy_options(dns),
-                                  on_bind_failure=bind_failure_reporter(client, announce))
-        announce(f"service proxy forwarding {len(proxy.listening)} service ports "
-                 f"({len(proxy.failing)} could not be bound)")
-    return RunningCluster(api, client, dns, proxy, tasks)
-
-
-async def run_until(cluster: RunningCluster, stop: asyncio.Event) -> None:
-    """Run until `stop` is set or a component dies; then stop everything."""
-    waiter = asyncio.create_task(stop.wait())
+async def start_cluster(options: ClusterOptions, announce: Callable[[str], None] = print,
+                        process: subprocess.Popen[bytes] | None = None) -> RunningCluster:
+    """Start the API server here and the components in `process` (from `spawn_components`,
+    started as early as possible), or in this process too with `options.single_process`."""
+    if not options.single_process and process is None:
+        process = spawn_components()
+    child = None if process is None else ChildComponents(process)
     try:
-        done, _ = await asyncio.wait([waiter, *cluster.tasks],
-                                     return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            if task is not waiter and not task.cancelled() and task.exception() is not None:
-                log.error("component %s failed: %s", task.get_name(), task.exception())
+        api = await open_apiserver(options.api)
+    except BaseException:
+        if child is not None:
+            await child.stop()
+        raise
+    if child is None:
+        running = await start_components(options.components(api), announce)
+        return RunningCluster(api, running, list(running.tasks))
+    try:
+        await child.start(options.components(api), announce)
+    except BaseException:
+        await child.stop()
+        await api.stop()
+        raise
+    relay = asyncio.create_task(child.relay(announce), name="node and controller process")
+    return RunningCluster(api, child, [relay])
+
+
+async def run_until_stopped(cluster: RunningCluster, stop: asyncio.Event) -> str | None:
+    """Run until `stop` is set or a component dies; then stop everything. What failed, if
+    something did."""
+    try:
+        return await run_until(cluster.tasks, stop)
     finally:
-        waiter.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await waiter
         await cluster.stop()
 
 
@@ -162,4 +178,4 @@ def run_forever(coro_factory: Callable[[], Coroutine[Any, Any, None]]) -> None:
         uvloop.run(coro_factory())
 
 
-__all__ = ["ClusterOptions", "NodeSpec", "run_until", "start_cluster"]
+__all__ = ["ClusterOptions", "NodeSpec", "run_until_stopped", "start_cluster"]

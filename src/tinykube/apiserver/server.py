@@ -18,10 +18,10 @@ from tinykube.apiserver.allocators import ServiceAllocator
 from tinykube.apiserver.app import APIServer
 from tinykube.apiserver.handlers import ResourceHandler
 from tinykube.apiserver.registry import Registry
-from tinykube.store.cache import DEFAULT_WATCH_HISTORY, Store
+from tinykube.settings import DEFAULT_SERVICE_CIDR, DEFAULT_WATCH_HISTORY
+from tinykube.store.cache import Store
 from tinykube.store.sqlite import SQLiteBackend
 
-DEFAULT_SERVICE_CIDR = "127.96.0.0/16"
 __all__ = ["DEFAULT_SERVICE_CIDR", "DEFAULT_WATCH_HISTORY", "APIServerOptions", "open_apiserver"]
 
 

@@ -1,4 +1,8 @@
-"""`tinykube up`: run a whole cluster in one process (API server, nodes, controllers, DNS).
+"""`tinykube up`: run a whole cluster on this machine (API server, nodes, controllers, DNS, proxy).
+
+The API server runs in this process and the rest in one child process (see `cluster`). The
+child is started first thing, before this process imports the API server, so that the two
+start-ups overlap: only light modules are imported at the top of this file.
 
 It prints the line to paste (`export KUBECONFIG=...`) only after every component is running,
 stops cleanly on Ctrl-C or SIGTERM, and keeps all objects in the data directory for the next run.
@@ -11,18 +15,18 @@ import logging
 import os
 import signal
 import socket
+import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from tinykube import cluster
-from tinykube.apiserver.server import (
-    DEFAULT_SERVICE_CIDR,
-    DEFAULT_WATCH_HISTORY,
-    APIServerOptions,
-)
-from tinykube.dns.app import DNSOptions
+from tinykube.launch import spawn_components
+from tinykube.settings import DEFAULT_POD_CIDR, DEFAULT_SERVICE_CIDR, DEFAULT_WATCH_HISTORY
+
+if TYPE_CHECKING:
+    from tinykube import cluster
 
 
 def default_data_dir() -> Path:
@@ -38,6 +42,8 @@ def split_listen(listen: str, option: str) -> tuple[str, int]:
 
 
 def parse_nodes(nodes: str | None, labels: tuple[str, ...]) -> list[cluster.NodeSpec]:
+    from tinykube import cluster
+
     names = [n.strip() for n in (nodes or socket.gethostname().lower()).split(",") if n.strip()]
     specs = {name: cluster.NodeSpec(name) for name in names}
     for item in labels:
@@ -50,9 +56,11 @@ def parse_nodes(nodes: str | None, labels: tuple[str, ...]) -> list[cluster.Node
     return list(specs.values())
 
 
-async def _run(options: cluster.ClusterOptions) -> None:
+async def _run(options: cluster.ClusterOptions, process: subprocess.Popen[bytes] | None) -> None:
+    from tinykube import cluster
+
     try:
-        running = await cluster.start_cluster(options, announce=click.echo)
+        running = await cluster.start_cluster(options, announce=click.echo, process=process)
     except OSError as exc:
         raise click.ClickException(
             f"could not start: {exc}. Is another tinykube running? Pick another address with "
@@ -65,7 +73,10 @@ async def _run(options: cluster.ClusterOptions) -> None:
                f"(data in {options.api.data_dir})")
     click.echo(f"export KUBECONFIG={running.api.kubeconfig}")
     sys.stdout.flush()
-    await cluster.run_until(running, stop)
+    failure = await cluster.run_until_stopped(running, stop)
+    if failure is not None:
+        raise click.ClickException(f"stopped because the {failure} (the log above says why); "
+                                   "the data is kept: run `tinykube up` again")
     click.echo("tinykube stopped", err=True)
 
 
@@ -77,7 +88,7 @@ async def _run(options: cluster.ClusterOptions) -> None:
               help="API server address (HOST:PORT; port 0 picks a free one).")
 @click.option("--service-cidr", default=DEFAULT_SERVICE_CIDR, show_default=True,
               help="Range for Service cluster IPs.")
-@click.option("--pod-cidr", default=cluster.DEFAULT_POD_CIDR, show_default=True,
+@click.option("--pod-cidr", default=DEFAULT_POD_CIDR, show_default=True,
               help="Cluster pod range; each node gets a /24 of it.")
 @click.option("--nodes", default=None, help="Comma-separated virtual node names "
               "(default: one node named after this host).")
@@ -98,27 +109,57 @@ async def _run(options: cluster.ClusterOptions) -> None:
               "and relist); each holds a whole object.")
 @click.option("--durable", is_flag=True,
               help="fsync every write (survives power loss, not only a crash).")
+@click.option("--single-process", is_flag=True,
+              help="Run nodes, controllers, DNS and proxy in the API server's process instead "
+              "of a child process (uses one core; easier to profile).")
 @click.option("-v", "--verbose", count=True, help="More logging.")
 def command(data_dir: Path, listen: str, service_cidr: str, pod_cidr: str, nodes: str | None,
             node_labels: tuple[str, ...], dns_listen: str | None, no_dns: bool, proxy: bool,
             default_runtime: str, insecure_http: bool, watch_history: int, durable: bool,
-            verbose: int) -> None:
+            single_process: bool, verbose: int) -> None:
     """Start tinykube on this machine."""
     logging.basicConfig(level=logging.WARNING - 10 * verbose,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     host, port = split_listen(listen, "--listen")
+    dns_address = split_listen(dns_listen, "--dns-listen") if dns_listen else None
+    process = None
+    if not single_process:
+        process = spawn_components()
+    try:
+        options = _options(data_dir, host, port, service_cidr, pod_cidr, nodes, node_labels,
+                           dns_address, no_dns, proxy, default_runtime, insecure_http,
+                           watch_history, durable, single_process, verbose)
+    except BaseException:
+        if process is not None:
+            process.kill()
+            process.wait()
+        raise
+    from tinykube import cluster
+
+    cluster.run_forever(lambda: _run(options, process))
+
+
+def _options(data_dir: Path, host: str, port: int, service_cidr: str, pod_cidr: str,
+             nodes: str | None, node_labels: tuple[str, ...],
+             dns_address: tuple[str, int] | None, no_dns: bool, proxy: bool,
+             default_runtime: str, insecure_http: bool, watch_history: int, durable: bool,
+             single_process: bool, verbose: int) -> cluster.ClusterOptions:
+    from tinykube import cluster
+    from tinykube.apiserver.allocators import IPAllocator
+    from tinykube.apiserver.server import APIServerOptions
+    from tinykube.dns.app import DNSOptions
+
     api = APIServerOptions(data_dir=data_dir, host=host, port=port, service_cidr=service_cidr,
                            tls=not insecure_http, durable=durable,
                            watch_history=watch_history)
     dns: DNSOptions | None = None
     if not no_dns:
-        from tinykube.apiserver.allocators import IPAllocator
         dns_ip = IPAllocator(service_cidr).nth(10)
-        if dns_listen:
-            dns = DNSOptions(listen=split_listen(dns_listen, "--dns-listen"), fallback_port=None)
+        if dns_address:
+            dns = DNSOptions(listen=dns_address, fallback_port=None)
         else:
             dns = DNSOptions(listen=(dns_ip, 53), fallback_port=10053, metrics=(dns_ip, 9153))
-    options = cluster.ClusterOptions(api=api, nodes=parse_nodes(nodes, node_labels),
-                                     pod_cidr=pod_cidr, dns=dns, proxy=proxy,
-                                     default_runtime=default_runtime)
-    cluster.run_forever(lambda: _run(options))
+    return cluster.ClusterOptions(api=api, nodes=parse_nodes(nodes, node_labels),
+                                  pod_cidr=pod_cidr, dns=dns, proxy=proxy,
+                                  default_runtime=default_runtime,
+                                  single_process=single_process, verbose=verbose)

@@ -1,0 +1,249 @@
+"""The second composition root: everything of a cluster but the API server, as API clients.
+
+`start_components` runs the nodes (each a `NodeAgent`, registered before the scheduler looks for
+them), the controllers, the cluster DNS and the service proxy against any API server, given its
+kubeconfig. `tinykube up` runs them in a child process of its own (`python -m
+tinykube.components`), as a real cluster runs kube-apiserver apart from the controller manager,
+the scheduler and the kubelets: the two processes meet only over HTTP, exactly as in-process
+clients already did, so the split costs no extra serialization and gives the second core work.
+
+The child protocol is three lines of text:
+
+  * the parent starts the child at once, so its imports overlap the API server's start-up;
+  * the child, imports done, reads one line from stdin: the `ComponentOptions` as JSON, written
+    once the API server answers;
+  * the child writes its announcements (where DNS listens, what the proxy forwards) to stdout, one
+    per line, then `READY` (or `FAILED <reason>` if it cannot start, e.g. an address in use).
+    Afterwards stdin stays open: its end of file (the parent is gone, even killed) stops the
+    child, as does SIGTERM or SIGINT. Logs go to stderr, shared with the parent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import ipaddress
+import json
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tinykube.client import config as client_config
+from tinykube.client.controller import Controller
+from tinykube.client.rest import RESTClient
+from tinykube.controllers.deployment import DeploymentController
+from tinykube.controllers.endpoints import EndpointsController
+from tinykube.controllers.endpointslice import EndpointSliceController
+from tinykube.controllers.endpointslice_mirroring import MirroringController
+from tinykube.controllers.gc import GarbageCollector
+from tinykube.controllers.namespace import NamespaceController
+from tinykube.controllers.replicaset import ReplicaSetController
+from tinykube.controllers.scheduler import Scheduler
+from tinykube.controllers.statefulset import StatefulSetController
+from tinykube.dns.app import DNSOptions, RunningDNS, start_dns
+from tinykube.kubelet.agent import NodeAgent
+from tinykube.launch import FAILED, READY
+from tinykube.proxy.app import (
+    ProxyOptions,
+    RunningProxy,
+    bind_failure_reporter,
+    is_local_address,
+    start_proxy,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class NodeSpec:
+    name: str
+    labels: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class ComponentOptions:
+    kubeconfig: Path
+    data_dir: Path
+    host_ip: str  # the nodes' InternalIP (the API server's address)
+    nodes: list[NodeSpec]
+    pod_cidr: str
+    dns: DNSOptions | None
+    proxy: bool
+    default_runtime: str
+    verbose: int = 0
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), default=str)
+
+    @classmethod
+    def from_json(cls, text: str) -> ComponentOptions:
+        raw = json.loads(text)
+        dns = raw["dns"]
+        if dns is not None:
+            dns = DNSOptions(**{**dns, "listen": tuple(dns["listen"]),
+                                "metrics": dns["metrics"] and tuple(dns["metrics"]),
+                                "upstream": dns["upstream"] and
+                                [tuple(u) for u in dns["upstream"]]})
+        return cls(**{**raw, "kubeconfig": Path(raw["kubeconfig"]),
+                      "data_dir": Path(raw["data_dir"]), "dns": dns,
+                      "nodes": [NodeSpec(**node) for node in raw["nodes"]]})
+
+
+def node_pod_cidrs(cluster_cidr: str, count: int) -> list[str]:
+    """One /24 per node carved from the cluster pod range, in order."""
+    network = ipaddress.ip_network(cluster_cidr, strict=False)
+    subnets = network.subnets(new_prefix=24) if network.prefixlen < 24 else iter([network])
+    return [str(next(subnets)) for _ in range(count)]
+
+
+def _controllers(client: RESTClient) -> list[Controller]:
+    return [Scheduler(client), StatefulSetController(client), DeploymentController(client),
+            ReplicaSetController(client), EndpointSliceController(client),
+            EndpointsController(client), MirroringController(client),
+            NamespaceController(client), GarbageCollector(client)]
+
+
+def _proxy_options(dns: RunningDNS | None) -> ProxyOptions:
+    """The DNS server answers on the kube-dns Service IP itself: the proxy leaves that IP alone."""
+    if dns is None:
+        return ProxyOptions()
+    served = dns.address[0]
+    return ProxyOptions(is_local=lambda address: address != served and is_local_address(address))
+
+
+@dataclasses.dataclass
+class RunningComponents:
+    client: RESTClient
+    dns: RunningDNS | None
+    proxy: RunningProxy | None
+    tasks: list[asyncio.Task[Any]]
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.proxy is not None:
+            await self.proxy.close()
+        if self.dns is not None:
+            await self.dns.close()
+        await self.client.close()
+
+
+async def start_components(options: ComponentOptions,
+                           announce: Callable[[str], None] = print) -> RunningComponents:
+    """Start every component; if one cannot start, stop those already running and raise."""
+    running = RunningComponents(RESTClient(client_config.load(str(options.kubeconfig))),
+                                None, None, [])
+    try:
+        await _start(running, options, announce)
+    except BaseException:
+        await running.stop()
+        raise
+    return running
+
+
+async def _start(running: RunningComponents, options: ComponentOptions,
+                 announce: Callable[[str], None]) -> None:
+    client, tasks = running.client, running.tasks
+    cidrs = node_pod_cidrs(options.pod_cidr, len(options.nodes))
+    agents = []
+    for node, cidr in zip(options.nodes, cidrs, strict=True):
+        agent = NodeAgent(client, node.name, pod_cidr=cidr, labels=node.labels,
+                          host_ip=options.host_ip, default_runtime=options.default_runtime,
+                          root_dir=options.data_dir / "kubelet" / node.name)
+        agents.append(agent)
+        await agent.register()
+        tasks += agent.start(workers=4)
+        tasks.append(asyncio.create_task(agent.renew_lease_forever(), name=f"lease/{node.name}"))
+    for controller in _controllers(client):
+        tasks += controller.start(workers=8)
+    if options.dns is not None:
+        running.dns = dns = await start_dns(options.dns, client)
+        host, port = dns.address
+        announce(f"cluster DNS listening on {host}:{port} (udp+tcp)")
+        for agent in agents:  # process pods' resolv.conf names it
+            agent.cluster_dns = dns.address
+    if options.proxy:
+        running.proxy = proxy = await start_proxy(
+            client, _proxy_options(running.dns),
+            on_bind_failure=bind_failure_reporter(client, announce))
+        announce(f"service proxy forwarding {len(proxy.listening)} service ports "
+                 f"({len(proxy.failing)} could not be bound)")
+
+
+async def run_until(tasks: list[asyncio.Task[Any]], stop: asyncio.Event) -> str | None:
+    """Wait until `stop` is set or one of `tasks` ends; what failed, if one did (logged)."""
+    waiter = asyncio.create_task(stop.wait())
+    try:
+        done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+        await asyncio.gather(waiter, return_exceptions=True)
+    for task in done:
+        if task is not waiter:
+            failure = task.exception() if not task.cancelled() else None
+            reason = f"{task.get_name()} failed: {failure}" if failure is not None \
+                else f"{task.get_name()} ended"
+            log.error("component %s", reason)
+            return reason
+    return None
+
+
+# --- the child process -----------------------------------------------------------------------
+
+def _say(line: str) -> None:
+    sys.stdout.write(line.replace("\n", " ") + "\n")
+    sys.stdout.flush()
+
+
+class _ParentWatch(asyncio.Protocol):
+    """Stdin of the child: the parent never writes after the options; end of file means it is
+    gone (even if it was killed), so the child stops."""
+
+    def __init__(self, stop: asyncio.Event) -> None:
+        self.stop = stop
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.stop.set()
+
+
+async def _child(options: ComponentOptions) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await loop.connect_read_pipe(lambda: _ParentWatch(stop), sys.stdin)
+    try:
+        running = await start_components(options, announce=_say)
+    except OSError as exc:  # an address in use, say: the parent words the advice
+        _say(FAILED + str(exc))
+        raise SystemExit(1) from exc
+    _say(READY)
+    try:
+        failure = await run_until(running.tasks, stop)
+    finally:
+        await running.stop()
+    if failure is not None:
+        raise SystemExit(1)
+
+
+def main() -> None:
+    line = sys.stdin.readline()
+    if not line:
+        return  # the parent went away before the API server was up
+    options = ComponentOptions.from_json(line)
+    logging.basicConfig(level=logging.WARNING - 10 * options.verbose,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover
+        asyncio.run(_child(options))
+    else:
+        uvloop.run(_child(options))
+
+
+if __name__ == "__main__":
+    main()
