@@ -56,7 +56,8 @@ class ClusterOptions:
         return ComponentOptions(kubeconfig=api.kubeconfig, data_dir=self.api.data_dir,
                                 host_ip=self.api.host, nodes=self.nodes, pod_cidr=self.pod_cidr,
                                 dns=self.dns, proxy=self.proxy,
-                                default_runtime=self.default_runtime, verbose=self.verbose)
+                                default_runtime=self.default_runtime, verbose=self.verbose,
+                                api_socket=str(api.local_socket) if api.local_socket else None)
 
 
 class ChildComponents:
@@ -142,7 +143,7 @@ async def start_cluster(options: ClusterOptions, announce: Callable[[str], None]
         process = spawn_components()
     child = None if process is None else ChildComponents(process)
     try:
-        api = await open_apiserver(options.api)
+        api = await open_apiserver(dataclasses.replace(options.api, local_socket=child is not None))
     except BaseException:
         if child is not None:
             await child.stop()

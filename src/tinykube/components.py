@@ -6,6 +6,8 @@ kubeconfig. `tinykube up` runs them in a child process of its own (`python -m
 tinykube.components`), as a real cluster runs kube-apiserver apart from the controller manager,
 the scheduler and the kubelets: the two processes meet only over HTTP, exactly as in-process
 clients already did, so the split costs no extra serialization and gives the second core work.
+The child talks to the API server over a private unix socket with plain HTTP (the API server's
+`local_socket`), so neither side spends time on TLS; it still authenticates with the token.
 
 The child protocol is three lines of text:
 
@@ -25,6 +27,7 @@ import dataclasses
 import ipaddress
 import json
 import logging
+import shutil
 import signal
 import sys
 from collections.abc import Callable
@@ -74,6 +77,7 @@ class ComponentOptions:
     proxy: bool
     default_runtime: str
     verbose: int = 0
+    api_socket: str | None = None  # the API server's local unix socket (plain HTTP), if any
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), default=str)
@@ -135,8 +139,11 @@ class RunningComponents:
 async def start_components(options: ComponentOptions,
                            announce: Callable[[str], None] = print) -> RunningComponents:
     """Start every component; if one cannot start, stop those already running and raise."""
-    running = RunningComponents(RESTClient(client_config.load(str(options.kubeconfig))),
-                                None, None, [])
+    config = client_config.load(str(options.kubeconfig))
+    if options.api_socket:
+        config = dataclasses.replace(config, server="http://localhost",
+                                     unix_socket=options.api_socket)
+    running = RunningComponents(RESTClient(config), None, None, [])
     try:
         await _start(running, options, announce)
     except BaseException:
@@ -226,6 +233,8 @@ async def _child(options: ComponentOptions) -> None:
         failure = await run_until(running.tasks, stop)
     finally:
         await running.stop()
+        if options.api_socket:  # the parent removes it too, unless it was killed
+            shutil.rmtree(Path(options.api_socket).parent, ignore_errors=True)
     if failure is not None:
         raise SystemExit(1)
 

@@ -6,6 +6,10 @@ scheme matched case-insensitively as kube-apiserver does), routing (discovery, O
 `Status` body; anything unexpected becomes a 500 Status and a log line, never a traceback on the
 wire).
 
+Besides its TCP listener the server can listen on a unix socket (`unix_path`, mode 0600) with
+plain HTTP: `tinykube up` gives it to its own child process, whose requests then skip TLS on both
+sides. Requests on it authenticate with the same bearer token as everywhere else.
+
 `APIServer.start()` returns only once the socket is bound, so "ready" is printed after the
 server can answer. aiohttp runs with `handler_cancellation=True` so a watch whose client left is
 cancelled at once rather than at its next event.
@@ -16,6 +20,7 @@ from __future__ import annotations
 import hmac
 import logging
 import ssl
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -57,11 +62,13 @@ class APIServer:
 
     def __init__(self, handler: ResourceHandler, *, token: str | None,
                  host: str = "127.0.0.1", port: int = 6443,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None,
+                 unix_path: Path | None = None) -> None:
         self.handler = handler
         self.token = token
         self.host, self.port = host, port
         self.ssl_context = ssl_context
+        self.unix_path = unix_path
         self._runner: web.AppRunner | None = None
         self.app = web.Application(client_max_size=1024**3)
         self.app.router.add_route("*", "/{tail:.*}", self._serve)
@@ -85,6 +92,10 @@ class APIServer:
             server = site._server
             assert server is not None
             self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        if self.unix_path is not None:  # plain HTTP for local clients; same bearer tokens
+            self.unix_path.unlink(missing_ok=True)
+            await web.UnixSite(self._runner, str(self.unix_path), backlog=1024).start()
+            self.unix_path.chmod(0o600)
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -9,7 +9,9 @@ server answers requests.
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import ssl
+import tempfile
 from pathlib import Path
 
 from tinykube.api import resources
@@ -35,6 +37,7 @@ class APIServerOptions:
     durable: bool = False
     bookmark_interval: float = 5.0
     watch_history: int = DEFAULT_WATCH_HISTORY
+    local_socket: bool = False  # also serve plain HTTP on a private unix socket
 
 
 @dataclasses.dataclass
@@ -52,9 +55,15 @@ class RunningAPIServer:
     def kubeconfig(self) -> Path:
         return self.credentials.kubeconfig
 
+    @property
+    def local_socket(self) -> Path | None:
+        return self.server.unix_path
+
     async def stop(self) -> None:
         await self.server.stop()
         self.store.close()
+        if self.server.unix_path is not None:
+            shutil.rmtree(self.server.unix_path.parent, ignore_errors=True)
 
 
 def _restore_allocations(store: Store, allocator: ServiceAllocator) -> None:
@@ -78,8 +87,11 @@ async def open_apiserver(options: APIServerOptions) -> RunningAPIServer:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(creds.server_cert, creds.server_key)
         context.set_alpn_protocols(["http/1.1"])
+    # A private directory: a unix socket path must stay under ~100 bytes, data dirs may not.
+    unix_path = Path(tempfile.mkdtemp(prefix="tinykube-")) / "api.sock" \
+        if options.local_socket else None
     server = APIServer(handler, token=creds.token, host=options.host, port=options.port,
-                       ssl_context=context)
+                       ssl_context=context, unix_path=unix_path)
     await server.start()
     # Synchronous, so it completes before the loop serves the first request.
     bootstrap.bootstrap(registry, api_host=options.host, api_port=server.port)

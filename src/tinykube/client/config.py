@@ -53,6 +53,7 @@ class ClientConfig:
     key_data: bytes | None = None  # PEM, from client-key-data
     token_file: str | None = None  # re-read by current_token(); wins over `token`
     namespace: str = "default"  # the context's (or service account's) namespace
+    unix_socket: str | None = None  # reach `server` through this unix socket instead of TCP
 
     def current_token(self) -> str | None:
         """The bearer token to send now: the token file's content if set, else `token`."""

@@ -175,11 +175,15 @@ class RESTClient:
     def _get_session(self) -> aiohttp.ClientSession:
         # Created lazily so that a RESTClient can be built outside a running loop.
         if self._session is None or self._session.closed:
-            context = self.config.ssl_context()
             # No connection cap: every informer holds one connection for its watch, and a
             # process with many components would otherwise starve its ordinary requests.
-            connector = aiohttp.TCPConnector(ssl=context if context is not None else True,
-                                             limit=0)
+            connector: aiohttp.BaseConnector
+            if self.config.unix_socket:
+                connector = aiohttp.UnixConnector(path=self.config.unix_socket, limit=0)
+            else:
+                context = self.config.ssl_context()
+                connector = aiohttp.TCPConnector(ssl=context if context is not None else True,
+                                                 limit=0)
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 json_serialize=lambda obj: orjson.dumps(obj).decode(),
