@@ -8,13 +8,20 @@
 from __future__ import annotations
 
 import datetime
+import time
 from collections.abc import Mapping
 from typing import Any
+
+_now_text: list[Any] = [-1, ""]  # [the second, its timestamp]: "now" is asked for very often
 
 
 def rfc3339(moment: datetime.datetime | None = None) -> str:
     """`moment` (default: now) as a Kubernetes timestamp, e.g. `2026-11-27T04:30:00Z`."""
-    moment = moment or datetime.datetime.now(datetime.UTC)
+    if moment is None:
+        second = int(time.time())
+        if second != _now_text[0]:
+            _now_text[:] = [second, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))]
+        return str(_now_text[1])
     return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

@@ -34,7 +34,6 @@ active pods, not for terminating pods to be gone.
 from __future__ import annotations
 
 import contextlib
-import copy
 import dataclasses
 import datetime
 import logging
@@ -45,6 +44,7 @@ from typing import Any
 import orjson
 
 from tinykube.api import errors, resources
+from tinykube.api.clone import clone
 from tinykube.api.meta import owner_reference
 from tinykube.client import events
 from tinykube.client.controller import Applied, Controller, StaleCacheError, WriteTracker
@@ -76,7 +76,7 @@ DEFAULT_HISTORY = 10
 # --- templates and revisions ------------------------------------------------------------------
 
 def _without_hash(template: Mapping[str, Any]) -> Obj:
-    copied: Obj = copy.deepcopy(dict(template))
+    copied: Obj = clone(dict(template))
     labels = (copied.get("metadata") or {}).get("labels")
     if labels:
         labels.pop(TEMPLATE_HASH_LABEL, None)
@@ -144,9 +144,9 @@ def new_replicaset(deploy: Mapping[str, Any], name: str, *, replicas: int, revis
     """The ReplicaSet body for the Deployment's current template."""
     spec = deploy["spec"]
     pod_hash = name.rsplit("-", 1)[1]
-    template = copy.deepcopy(spec.get("template") or {})
+    template = clone(spec.get("template") or {})
     template.setdefault("metadata", {}).setdefault("labels", {})[TEMPLATE_HASH_LABEL] = pod_hash
-    selector = copy.deepcopy(spec.get("selector") or {})
+    selector = clone(spec.get("selector") or {})
     selector.setdefault("matchLabels", {})[TEMPLATE_HASH_LABEL] = pod_hash
     desired = int(spec.get("replicas", 1))
     annotations = {k: v for k, v in (deploy["metadata"].get("annotations") or {}).items()
@@ -497,7 +497,7 @@ class Rollout:
         return True
 
     async def _scale(self, rs: RS, replicas: int, revision: int, max_surge: int) -> None:
-        body = copy.deepcopy(dict(rs))
+        body = clone(dict(rs))
         old = int(body["spec"].get("replicas", 1))
         body["spec"]["replicas"] = replicas
         desired = int(self.deploy["spec"].get("replicas", 1))

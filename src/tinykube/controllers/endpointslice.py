@@ -42,14 +42,15 @@ the pod -> Services direction uses the selectors kept by the service handlers.
 from __future__ import annotations
 
 import asyncio
-import copy
 import dataclasses
+import functools
 import ipaddress
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from tinykube.api import resources
+from tinykube.api.clone import clone
 from tinykube.api.meta import owner_reference
 from tinykube.client import controller as base
 from tinykube.client.controller import Obj, Plan
@@ -114,6 +115,7 @@ def pod_ips(pod: Obj) -> list[str]:
     return ips
 
 
+@functools.lru_cache(maxsize=65536)  # pod IPs repeat on every reconcile of their Service
 def address_type(ip: str) -> str | None:
     """`IPv4` or `IPv6`, or None for something that is not an IP address."""
     try:
@@ -397,7 +399,7 @@ def _slice_body(template: SliceTemplate, group: EndpointGroup, endpoints: list[d
                 existing: Obj | None = None) -> dict[str, Any]:
     """A full slice object; an update keeps the existing metadata (name, resourceVersion)."""
     if existing is not None:
-        metadata = copy.deepcopy(dict(existing["metadata"]))
+        metadata = clone(dict(existing["metadata"]))
     else:
         metadata = {"generateName": template.generate_name, "namespace": template.namespace,
                     "ownerReferences": [dict(template.owner_reference)]}
@@ -405,7 +407,7 @@ def _slice_body(template: SliceTemplate, group: EndpointGroup, endpoints: list[d
     if template.annotations or metadata.get("annotations"):
         metadata["annotations"] = dict(template.annotations)
     return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "metadata": metadata,
-            "addressType": group.address_type, "ports": copy.deepcopy(group.ports),
+            "addressType": group.address_type, "ports": clone(group.ports),
             "endpoints": endpoints}
 
 

@@ -27,7 +27,6 @@ Orphan adoption is not done: pods are only ever counted through their controller
 from __future__ import annotations
 
 import asyncio
-import copy
 import dataclasses
 import datetime
 import logging
@@ -36,6 +35,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from tinykube.api import errors, resources, selectors
+from tinykube.api.clone import clone
 from tinykube.api.meta import owner_reference
 from tinykube.client import events
 from tinykube.client.controller import Controller, object_key
@@ -152,9 +152,9 @@ def new_pod(rs: Mapping[str, Any]) -> Obj:
                  "namespace": rs["metadata"]["namespace"], "labels": labels,
                  "ownerReferences": [owner_reference(rs)]}
     if template_meta.get("annotations"):
-        meta["annotations"] = copy.deepcopy(template_meta["annotations"])
+        meta["annotations"] = clone(template_meta["annotations"])
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta,
-            "spec": copy.deepcopy(template.get("spec") or {})}
+            "spec": clone(template.get("spec") or {})}
 
 
 def compute_status(rs: Mapping[str, Any], pods: Sequence[Pod], now: datetime.datetime) -> Obj:

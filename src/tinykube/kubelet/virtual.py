@@ -1,8 +1,10 @@
 """The `virtual` runtime: pods that get an IP and run nothing (a kwok-like pod).
 
 A virtual pod is Running and Ready as soon as it is bound (readiness gates still hold `Ready`
-back); deleting it keeps it Terminating until its grace period has run out, then the agent
-removes it, as a kubelet does once the containers stopped.
+back), with one `Started` event that also says no image was pulled (a kubelet's Pulled, Created
+and Started would be three writes per pod for things that did not happen). Deleting it keeps it
+Terminating until its grace period has run out, then the agent removes it, as a kubelet does
+once the containers stopped.
 """
 
 from __future__ import annotations
@@ -32,9 +34,9 @@ class VirtualRuntime:
         if pod.get("status", {}).get("phase") != "Running":
             names = ", ".join(c["name"] for c in pod["spec"]["containers"])
             images = ", ".join(c.get("image", "") for c in pod["spec"]["containers"])
-            await self.event(pod, "Normal", "Pulled", f'Container image "{images}" is not '
-                             "pulled: the virtual runtime runs no process")
-            await self.event(pod, "Normal", "Started", f"Started container(s) {names}")
+            await self.event(pod, "Normal", "Started",
+                             f'Started container(s) {names} (virtual: image "{images}" not '
+                             "pulled, no process runs)")
         return pod_status.running_status(pod, pod_ip=pod_ip, host_ip=self.host_ip,
                                          now=rfc3339())
 
