@@ -48,7 +48,7 @@ from tinykube.controllers.scheduler import Scheduler
 from tinykube.controllers.statefulset import StatefulSetController
 from tinykube.dns.app import DNSOptions, RunningDNS, start_dns
 from tinykube.kubelet.agent import NodeAgent
-from tinykube.launch import FAILED, READY
+from tinykube.launch import FAILED, READY, tune_gc
 from tinykube.proxy.app import (
     ProxyOptions,
     RunningProxy,
@@ -244,6 +244,7 @@ def main() -> None:
     if not line:
         return  # the parent went away before the API server was up
     options = ComponentOptions.from_json(line)
+    tune_gc()
     logging.basicConfig(level=logging.WARNING - 10 * options.verbose,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

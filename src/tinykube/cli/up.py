@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from tinykube.launch import spawn_components
+from tinykube.launch import spawn_components, tune_gc
 from tinykube.settings import DEFAULT_POD_CIDR, DEFAULT_SERVICE_CIDR, DEFAULT_WATCH_HISTORY
 
 if TYPE_CHECKING:
@@ -136,6 +136,7 @@ def command(data_dir: Path, listen: str, service_cidr: str, pod_cidr: str, nodes
         raise
     from tinykube import cluster
 
+    tune_gc()
     cluster.run_forever(lambda: _run(options, process))
 
 
