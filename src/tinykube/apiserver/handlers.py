@@ -72,7 +72,10 @@ class ResourceHandler:
         warnings: list[str] = []
         if target.res.deprecated_warning:
             warnings.append(target.res.deprecated_warning)
+        since = self.store.durable_resource_version
         response = await self._dispatch(request, target, warnings)
+        if not response.prepared:  # streams (watch, log) settle before they start
+            await self.store.settle(since)
         for text in dict.fromkeys(warnings):
             response.headers.add("Warning", warning_header(text))
         return response
@@ -176,6 +179,7 @@ class ResourceHandler:
         # current state as ADDED events, then a bookmark that marks the end of that state.
         send_initial = parse_bool(request.query.get("sendInitialEvents"))
         start_rv = None if send_initial or not rv_param.isdigit() else int(rv_param)
+        durable = self.store.durable_resource_version
         try:
             watcher = self.store.watch(res.storage_key, namespace, start_rv, matcher,
                                        _watch_index(request))
@@ -189,6 +193,11 @@ class ResourceHandler:
         queue = watcher.queue
         initial_left = queue.qsize() if send_initial else -1  # -1: no end-of-initial bookmark
         initial_rv = self.store.resource_version
+        try:  # the initial state may hold writes of this turn: send it once they are durable
+            await self.store.settle(durable)
+        except errors.InternalError:
+            watcher.close()
+            raise
         await response.prepare(request)
         first = True
         try:

@@ -1,10 +1,21 @@
 """The store the API server talks to: all objects in memory, every write made durable first.
 
 `Store` keeps each resource's objects in a dict keyed by `(namespace, name)` and a bounded history
-of watch events. A write goes: assign the next resourceVersion -> commit to the backend -> update
-memory -> fan the event out to watchers. Because the API server runs on one event loop and the
-backend call is synchronous, writes are totally ordered by resourceVersion and a watcher sees the
-events of each object in order, with no locks.
+of watch events. A write goes: assign the next resourceVersion -> write it to the backend's open
+transaction -> update memory; once per turn of the event loop (`loop.call_soon`) the batch is
+committed and only then are its events fanned out to watchers (group commit: one commit for all
+the writes of the requests that ran in that turn). Because the API server runs on one event loop
+and backend calls are synchronous, writes are totally ordered by resourceVersion and a watcher
+sees the events of each object in order, with no locks.
+
+Nothing uncommitted leaves the process: the API server answers a request only after
+`settle(since)`, which waits for the commit of every write made up to the moment it is called
+(the request's own, and any it may have read) and raises `InternalError` if a write made after
+`since` (the durable version when the request started) could not be committed. If a commit
+fails (a full or failing disk), the store reloads itself from the database, which holds exactly
+the committed state, closes every watch (clients relist) and keeps counting resourceVersions
+upwards, so a lost write's version is never reused.
+Without a running event loop (start-up, tests) each write commits at once.
 
 Watch semantics are kube-apiserver's watch cache:
 - `resource_version` unset or "0": synthetic ADDED events for the current state, then live events.
@@ -20,8 +31,11 @@ encoding, so lists and watch fan-out encode an object once however many clients 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import collections
 import dataclasses
+import logging
+import sqlite3
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -30,6 +44,8 @@ import orjson
 from tinykube.api import errors
 from tinykube.settings import DEFAULT_WATCH_HISTORY
 from tinykube.store.sqlite import SQLiteBackend
+
+log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 Matcher = Callable[[Obj], bool]
@@ -80,8 +96,10 @@ class Watcher:
     MAX_BACKLOG = 100_000
 
     def __init__(self, store: Store, resource: str, namespace: str | None,
-                 matcher: Matcher | None, index: IndexKey | None = None) -> None:
+                 matcher: Matcher | None, index: IndexKey | None = None,
+                 since_rv: int = 0) -> None:
         self._store = store
+        self.since_rv = since_rv  # events up to this version are already in the queue
         self.resource = resource
         self.namespace = namespace
         self.matcher = matcher
@@ -101,6 +119,8 @@ class Watcher:
 
     def offer(self, event: Event) -> None:
         """Queue the event as this watcher sees it (selector transitions become ADDED/DELETED)."""
+        if event.rv <= self.since_rv:
+            return  # in the initial state already (it was written, not yet committed, then)
         now = self._matches(event.entry.obj)
         before = event.type == "MODIFIED" and self._matches(event.prev)
         if event.type == "MODIFIED" and now != before:
@@ -131,6 +151,10 @@ class Store:
         self._history: collections.deque[Event] = collections.deque(maxlen=history)
         self._rv = backend.last_rv()
         self._compacted_rv = self._rv  # watches from before this RV get 410 Gone
+        self._durable_rv = self._rv  # every write up to here is committed (or known lost)
+        self._pending: list[Event] = []  # written, not committed: published after the commit
+        self._batch_done: asyncio.Future[None] | None = None
+        self._lost: collections.deque[tuple[int, int]] = collections.deque(maxlen=100)
         self._load()
 
     def __repr__(self) -> str:
@@ -146,6 +170,12 @@ class Store:
     @property
     def resource_version(self) -> int:
         return self._rv
+
+    @property
+    def durable_resource_version(self) -> int:
+        """Every write up to this version is committed: what a request may have read beyond
+        it is settled (`settle`) before the request is answered."""
+        return self._durable_rv
 
     # --- reads --------------------------------------------------------------------------
 
@@ -200,7 +230,7 @@ class Store:
         del self._objects[resource][(namespace, name)]
         obj = {**current.obj, "metadata": {**current.obj["metadata"], "resourceVersion": str(rv)}}
         entry = Entry(obj, rv)
-        self._publish(Event("DELETED", rv, resource, entry, current.obj))
+        self._written(Event("DELETED", rv, resource, entry, current.obj))
         return entry
 
     def _write(self, kind: str, resource: str, key: tuple[str, str], obj: Obj,
@@ -211,8 +241,60 @@ class Store:
         self.backend.put(self._row_key(resource, key), rv, entry.raw)
         self._rv = rv
         self._objects[resource][key] = entry
-        self._publish(Event(kind, rv, resource, entry, prev))
+        self._written(Event(kind, rv, resource, entry, prev))
         return entry
+
+    # --- group commit -------------------------------------------------------------------
+
+    def _written(self, event: Event) -> None:
+        self._pending.append(event)
+        if self._batch_done is not None:
+            return  # the commit of this turn is scheduled already
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.commit()
+            return
+        self._batch_done = loop.create_future()
+        loop.call_soon(self.commit)
+
+    def commit(self) -> None:
+        """Commit the open batch, then publish its events and wake whoever waits for it."""
+        events, self._pending = self._pending, []
+        done, self._batch_done = self._batch_done, None
+        try:
+            self.backend.commit()
+        except sqlite3.Error as error:
+            self._lose(events, error)
+        else:
+            self._durable_rv = self._rv
+            for event in events:
+                self._publish(event)
+        if done is not None and not done.done():
+            done.set_result(None)
+
+    def _lose(self, events: builtins.list[Event], error: sqlite3.Error) -> None:
+        first = events[0].rv if events else self._rv
+        log.error("could not commit %d writes (resourceVersions %d-%d): %s; reloading the "
+                  "committed state and closing every watch. Check the disk of the data "
+                  "directory.", len(events), first, self._rv, error)
+        self._lost.append((first, self._rv))
+        for watcher in self._all_watchers():
+            watcher.close()
+        self._objects.clear()
+        self._history.clear()
+        self._load()
+        self._compacted_rv = self._durable_rv = self._rv  # versions go on upwards, never reused
+
+    async def settle(self, since: int) -> None:
+        """Wait until every write made so far is committed; raise InternalError if one made
+        after resourceVersion `since` (the durable version when the caller started) was lost."""
+        target = self._rv
+        while self._durable_rv < target and self._batch_done is not None:
+            await asyncio.shield(self._batch_done)
+        if any(last > since and first <= target for first, last in self._lost):
+            raise errors.InternalError("the write could not be stored (the data directory's "
+                                       "disk failed); it was not applied")
 
     @staticmethod
     def _row_key(resource: str, key: tuple[str, str]) -> str:
@@ -258,7 +340,8 @@ class Store:
         """
         if index is not None and index[0] not in INDEXED_FIELDS:
             index = None
-        watcher = Watcher(self, resource, namespace, matcher, index)
+        watcher = Watcher(self, resource, namespace, matcher, index,
+                          since_rv=resource_version or self._rv)
         if not resource_version:
             for entry in self.list(resource, namespace, matcher):
                 watcher.queue.put_nowait(Event("ADDED", entry.rv, resource, entry))
@@ -291,9 +374,12 @@ class Store:
         start = lo
         return [history[i] for i in range(start, len(history))]
 
-    def close(self) -> None:
-        everyone = [w for ws in self._watchers.values() for w in ws] + [
+    def _all_watchers(self) -> builtins.list[Watcher]:
+        return [w for ws in self._watchers.values() for w in ws] + [
             w for buckets in self._indexed.values() for ws in buckets.values() for w in ws]
-        for watcher in everyone:
+
+    def close(self) -> None:
+        self.commit()
+        for watcher in self._all_watchers():
             watcher.close()
         self.backend.close()

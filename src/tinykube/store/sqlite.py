@@ -5,10 +5,14 @@ Every object is a row `(key, rv, data)` where `key` is `<group>/<plural>/<namesp
 the `meta` table and is written in the same transaction as the object, so the sequence survives
 restarts even when the newest write was a delete.
 
-A write returns only after `COMMIT`. The database runs in WAL mode with `synchronous=NORMAL`: a
-committed write survives the process being killed (the test kills `tinykube up` with SIGKILL),
-though not necessarily a power loss of the host; `durable=True` switches to `synchronous=FULL`
-for that, at the cost of one fsync per write.
+Writes are grouped: `put` and `delete` run inside an open transaction (begun by the first of
+them) and `commit` ends it, writing the resourceVersion counter once. The store commits once per
+turn of the event loop, so the writes of all requests that ran in that turn share one commit
+(about 30 us per write instead of 110 us alone); nothing is acknowledged before its commit (see
+`cache.Store`). The database runs in WAL mode with `synchronous=NORMAL`: a committed write
+survives the process being killed (the test kills `tinykube up` with SIGKILL), though not
+necessarily a power loss of the host; `durable=True` switches to `synchronous=FULL` for that, at
+the cost of one fsync per commit.
 
 All calls are synchronous and short; the API server runs them on its event loop, which keeps the
 order of writes equal to the order of resourceVersions without any locking.
@@ -35,6 +39,7 @@ class SQLiteBackend:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         self._db.executescript(_SCHEMA)
+        self._open_rv: int | None = None  # the newest resourceVersion of the open transaction
 
     def __repr__(self) -> str:
         return f"SQLiteBackend({self.path!r})"
@@ -48,22 +53,40 @@ class SQLiteBackend:
         yield from self._db.execute("SELECT key, rv, data FROM objects ORDER BY key")
 
     def put(self, key: str, rv: int, data: bytes) -> None:
-        self._write(("INSERT OR REPLACE INTO objects (key, rv, data) VALUES (?, ?, ?)",
-                     (key, rv, data)), rv)
+        self._begin()
+        self._db.execute("INSERT OR REPLACE INTO objects (key, rv, data) VALUES (?, ?, ?)",
+                         (key, rv, data))
+        self._open_rv = rv
 
     def delete(self, key: str, rv: int) -> None:
-        self._write(("DELETE FROM objects WHERE key = ?", (key,)), rv)
+        self._begin()
+        self._db.execute("DELETE FROM objects WHERE key = ?", (key,))
+        self._open_rv = rv
 
-    def _write(self, statement: tuple[str, tuple[object, ...]], rv: int) -> None:
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
+    @property
+    def in_transaction(self) -> bool:
+        return self._open_rv is not None
+
+    def _begin(self) -> None:
+        if self._open_rv is None:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._open_rv = 0
+
+    def commit(self) -> None:
+        """Make every write since the last commit durable (raises sqlite3.Error if not)."""
+        if self._open_rv is None:
+            return
         try:
-            db.execute(*statement)
-            db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES ('rv', ?)", (rv,))
+            self._db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES ('rv', ?)",
+                             (self._open_rv,))
+            self._db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
             raise
-        db.execute("COMMIT")
+        finally:
+            self._open_rv = None
 
     def close(self) -> None:
+        self.commit()
         self._db.close()
