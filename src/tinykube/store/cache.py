@@ -35,7 +35,6 @@ import builtins
 import collections
 import dataclasses
 import logging
-import sqlite3
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -263,17 +262,19 @@ class Store:
         events, self._pending = self._pending, []
         done, self._batch_done = self._batch_done, None
         try:
-            self.backend.commit()
-        except sqlite3.Error as error:
-            self._lose(events, error)
-        else:
-            self._durable_rv = self._rv
-            for event in events:
-                self._publish(event)
-        if done is not None and not done.done():
-            done.set_result(None)
+            try:
+                self.backend.commit()
+            except Exception as error:  # sqlite3.Error, or a bug: either way nothing is stored
+                self._lose(events, error)
+            else:
+                self._durable_rv = self._rv
+                for event in events:
+                    self._publish(event)
+        finally:  # waiters always wake; `settle` tells them whether their writes were lost
+            if done is not None and not done.done():
+                done.set_result(None)
 
-    def _lose(self, events: builtins.list[Event], error: sqlite3.Error) -> None:
+    def _lose(self, events: builtins.list[Event], error: Exception) -> None:
         first = events[0].rv if events else self._rv
         log.error("could not commit %d writes (resourceVersions %d-%d): %s; reloading the "
                   "committed state and closing every watch. Check the disk of the data "
