@@ -4,7 +4,8 @@ The API server runs in this process. Everything else (nodes, controllers, cluste
 proxy: `components.start_components`) runs by default in one child process, as a real cluster
 runs kube-apiserver apart from the controller manager, the scheduler and the kubelets. Both
 sides meet only over HTTP, as they would in one process too, so the split adds no serialization
-and puts the second core to work; `--single-process` keeps them together (easier to profile).
+and puts the second core to work; the child uses the API server's private unix socket (plain
+HTTP, same bearer token). `--single-process` keeps them together (easier to profile).
 
 Order matters only at start. The child is started first, so that its imports overlap the API
 server's start-up; it gets its options once the API server answers, registers the nodes, starts
@@ -148,13 +149,14 @@ async def start_cluster(options: ClusterOptions, announce: Callable[[str], None]
         if child is not None:
             await child.stop()
         raise
-    if child is None:
-        running = await start_components(options.components(api), announce)
-        return RunningCluster(api, running, list(running.tasks))
     try:
+        if child is None:
+            running = await start_components(options.components(api), announce)
+            return RunningCluster(api, running, list(running.tasks))
         await child.start(options.components(api), announce)
     except BaseException:
-        await child.stop()
+        if child is not None:
+            await child.stop()
         await api.stop()
         raise
     relay = asyncio.create_task(child.relay(announce), name="node and controller process")
