@@ -16,6 +16,7 @@ import random
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -143,10 +144,18 @@ def pod(kctl: Kubectl, name: str) -> dict[str, Any]:
 
 def until(check: Callable[[], Any], timeout: float, what: str) -> Any:
     """Poll `check` until it returns something truthy."""
+    return until_seen(check, timeout, what)[0]
+
+
+def until_seen(check: Callable[[], Any], timeout: float, what: str) -> tuple[Any, float]:
+    """Poll `check` until it returns something truthy; that and when the successful poll
+    began (each poll runs kubectl, which takes a while on a loaded machine: measuring from
+    the start of the poll that saw a change leaves that poll's own run time out)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        began = time.monotonic()
         if result := check():
-            return result
+            return result, began
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
@@ -176,6 +185,17 @@ def test_every_pod_serves_its_own_page_on_its_ip(web: dict[str, str]) -> None:
 def page_owner(url: str) -> str:
     """Which pod served `url` (each pod's page names it)."""
     return get(url).removeprefix("page of ").strip()
+
+
+def owners(url: str, requests: int = 30) -> set[str]:
+    """Who served `requests` requests; a pod without its page answers 404 ("missing")."""
+    seen = set()
+    for _ in range(requests):
+        try:
+            seen.add(page_owner(url))
+        except urllib.error.HTTPError as error:
+            seen.add("missing" if error.code == 404 else str(error.code))
+    return seen
 
 
 def service_url(kctl: Kubectl) -> str:
@@ -237,17 +257,21 @@ def test_readiness_takes_a_pod_out_of_the_slice_and_back(kctl: Kubectl, web: dic
     page = pages / "web-1" / "index.html"
     content = page.read_text()
     page.unlink()
-    removed = time.monotonic()
-    until(lambda: slice_ready(kctl, web["web-1"]) is False, 10, "web-1 not ready in slice")
-    left_after = time.monotonic() - removed
-    # Out of DNS and of the proxy too: the other two serve every request.
-    assert dig(cluster, "nginx.default.svc.cluster.local") == sorted(
-        [web["web-0"], web["web-2"]])
-    assert {page_owner(url) for _ in range(30)} == {"web-0", "web-2"}
-    page.write_text(content)
+    try:
+        removed = time.monotonic()
+        _, seen = until_seen(lambda: slice_ready(kctl, web["web-1"]) is False, 10,
+                             "web-1 not ready in slice")
+        left_after = seen - removed
+        # Out of DNS and of the proxy too: the other two serve every request.
+        until(lambda: dig(cluster, "nginx.default.svc.cluster.local") == sorted(
+            [web["web-0"], web["web-2"]]), 2.5, "web-1 out of DNS")
+        until(lambda: owners(url) == {"web-0", "web-2"}, 2.5, "web-1 out of the proxy")
+    finally:
+        page.write_text(content)
     restored = time.monotonic()
-    until(lambda: slice_ready(kctl, web["web-1"]) is True, 10, "web-1 ready again")
-    back_after = time.monotonic() - restored
+    _, seen = until_seen(lambda: slice_ready(kctl, web["web-1"]) is True, 10,
+                         "web-1 ready again")
+    back_after = seen - restored
     assert left_after < 2.5 and back_after < 2.5, (left_after, back_after)  # two periods
     until(lambda: len(dig(cluster, "nginx.default.svc.cluster.local")) == 3, 2, "DNS again")
     assert all(slice_ready(kctl, web[n]) for n in ("web-0", "web-2"))
@@ -274,7 +298,7 @@ def test_liveness_failure_restarts_and_keeps_the_previous_log(kctl: Kubectl) -> 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mount and UTS namespaces need root")
 def test_inside_a_pod_names_are_the_pods_own(kctl: Kubectl, web: dict[str, str]) -> None:
     kctl("apply", "-f", "-", input=NAMES)
-    until(lambda: pod(kctl, "names")["status"].get("phase") == "Succeeded", 15, "names to end")
+    until(lambda: pod(kctl, "names")["status"].get("phase") == "Succeeded", 30, "names to end")
     lines = kctl("logs", "names").splitlines()
     assert lines[0] == "names"
     assert lines[1].split() == [web["web-1"], "web-1.nginx.default.svc.cluster.local"]
