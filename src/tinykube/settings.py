@@ -6,4 +6,6 @@ imports anything heavy, so that its child process can start at once (see `cluste
 
 DEFAULT_SERVICE_CIDR = "127.96.0.0/16"
 DEFAULT_POD_CIDR = "127.244.0.0/16"
-DEFAULT_WATCH_HISTORY = 5_000  # watch events kept for clients resuming a watch
+# Watch events kept for resuming watches. Each holds a whole object, so this bounds memory;
+# informers relist after a 410, and 5,000 covers any list-then-watch gap seen in practice.
+DEFAULT_WATCH_HISTORY = 5_000

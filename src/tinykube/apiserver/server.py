@@ -24,7 +24,7 @@ from tinykube.settings import DEFAULT_SERVICE_CIDR, DEFAULT_WATCH_HISTORY
 from tinykube.store.cache import Store
 from tinykube.store.sqlite import SQLiteBackend
 
-__all__ = ["DEFAULT_SERVICE_CIDR", "DEFAULT_WATCH_HISTORY", "APIServerOptions", "open_apiserver"]
+__all__ = ["APIServerOptions", "RunningAPIServer", "open_apiserver"]
 
 
 @dataclasses.dataclass

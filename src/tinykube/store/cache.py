@@ -48,8 +48,6 @@ log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 Matcher = Callable[[Obj], bool]
-# Watch events kept for resuming watches. Each holds a whole object, so this bounds memory;
-# informers relist after a 410, and 5,000 covers any list-then-watch gap seen in practice.
 # Fields whose exact-match watches are indexed, as the real watch cache indexes pods by node:
 # a node's pod watch is then offered only the events of its own pods.
 INDEXED_FIELDS = ("spec.nodeName", "metadata.name")

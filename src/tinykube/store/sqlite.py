@@ -53,24 +53,23 @@ class SQLiteBackend:
         yield from self._db.execute("SELECT key, rv, data FROM objects ORDER BY key")
 
     def put(self, key: str, rv: int, data: bytes) -> None:
-        self._begin()
-        self._db.execute("INSERT OR REPLACE INTO objects (key, rv, data) VALUES (?, ?, ?)",
-                         (key, rv, data))
-        self._open_rv = rv
+        self._write("INSERT OR REPLACE INTO objects (key, rv, data) VALUES (?, ?, ?)",
+                    (key, rv, data), rv)
 
     def delete(self, key: str, rv: int) -> None:
-        self._begin()
-        self._db.execute("DELETE FROM objects WHERE key = ?", (key,))
-        self._open_rv = rv
+        self._write("DELETE FROM objects WHERE key = ?", (key,), rv)
 
     @property
     def in_transaction(self) -> bool:
         return self._open_rv is not None
 
-    def _begin(self) -> None:
+    def _write(self, sql: str, params: tuple[object, ...], rv: int) -> None:
+        """One statement in the open transaction (begun here if none is open)."""
         if self._open_rv is None:
             self._db.execute("BEGIN IMMEDIATE")
             self._open_rv = 0
+        self._db.execute(sql, params)
+        self._open_rv = rv
 
     def commit(self) -> None:
         """Make every write since the last commit durable (raises sqlite3.Error if not)."""
