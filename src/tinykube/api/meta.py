@@ -8,20 +8,21 @@
 from __future__ import annotations
 
 import datetime
+import functools
 import time
 from collections.abc import Mapping
 from typing import Any
 
-_now_text: list[Any] = [-1, ""]  # [the second, its timestamp]: "now" is asked for very often
+
+@functools.lru_cache(maxsize=1)  # "now" is asked for very often, and changes once a second
+def _second_text(second: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
 
 
 def rfc3339(moment: datetime.datetime | None = None) -> str:
     """`moment` (default: now) as a Kubernetes timestamp, e.g. `2026-11-27T04:30:00Z`."""
     if moment is None:
-        second = int(time.time())
-        if second != _now_text[0]:
-            _now_text[:] = [second, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))]
-        return str(_now_text[1])
+        return _second_text(int(time.time()))
     return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
