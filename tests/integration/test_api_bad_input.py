@@ -123,11 +123,16 @@ CASES = {
         "PATCH", SERVICES + "/kubernetes", 415, "UnsupportedMediaType",
         "the body of the request was in an unknown format - accepted media types include: ",
         body=b"{}", headers={"Content-Type": "application/x-www-form-urlencoded"}),
-    "protobuf-create": Case(
-        "POST", CONFIGMAPS, 415, "UnsupportedMediaType",
-        "the body of the request was in an unknown format",
-        body=b"k8s\x00\n\x0f\n\x02v1\x12\tConfigMap",
+    "protobuf-truncated": Case(
+        "POST", CONFIGMAPS, 400, "BadRequest",
+        "the object provided is unrecognized (6b3873000a200a027631): a length-delimited field "
+        "runs past the end", body=b"k8s\x00\n\x20\n\x02v1",
         headers={"Content-Type": "application/vnd.kubernetes.protobuf"}),
+    "unknown-media-type": Case(
+        "POST", CONFIGMAPS, 415, "UnsupportedMediaType",
+        "the body of the request was in an unknown format - accepted media types include: "
+        "application/json, application/yaml, application/vnd.kubernetes.protobuf",
+        body=b"name=x", headers={"Content-Type": "application/x-www-form-urlencoded"}),
     "stale-update": Case(
         "PUT", SERVICES + "/kubernetes", 409, "Conflict",
         'Operation cannot be fulfilled on services "kubernetes": the object has been modified',

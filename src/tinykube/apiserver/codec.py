@@ -1,8 +1,8 @@
 """Request decoding and response encoding: JSON, YAML, Tables, versions, field validation.
 
 Decoding turns a request body into a dict in the storage version, after the checks
-kube-apiserver makes before any registry logic: the media type (protobuf bodies are refused with
-415, as this server speaks JSON and YAML only), a parseable document (400), the object's
+kube-apiserver makes before any registry logic: the media type (JSON, YAML, or Kubernetes
+protobuf, which `api.protobuf` turns into the same dict), a parseable document (400), the object's
 apiVersion and kind against the URL, JSON types that Go could decode (400) and, with
 `fieldValidation=Strict`, no unknown fields (400; `Warn` turns them into Warning headers).
 
@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 import yaml
 
-from tinykube.api import conversion, errors, printers, schema
+from tinykube.api import conversion, errors, printers, protobuf, schema
 from tinykube.api.resources import Resource
 from tinykube.store.cache import Entry
 
@@ -29,16 +29,27 @@ JSON = "application/json"
 TABLE_MARKER = "as=Table"
 _YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml",
                "application/apply-patch+yaml")
+_BODY_TYPES = frozenset({"", "*/*", JSON, *_YAML_TYPES})
+_ADVERTISED_TYPES = (JSON, "application/yaml", protobuf.MEDIA_TYPE)
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def parse_body(body: bytes, content_type: str) -> Any:
-    """Parse a JSON or YAML body; 400 with the parser's complaint when it is malformed."""
+    """Parse a JSON, YAML or protobuf body; 400 with the parser's complaint when it is malformed.
+
+    Another media type gets 415, as kube-apiserver answers it; no Content-Type means JSON.
+    """
     media = content_type.split(";")[0].strip().lower()
-    if media.startswith("application/vnd.kubernetes.protobuf"):
+    if media not in _BODY_TYPES and not protobuf.is_protobuf(media):
         raise errors.UnsupportedMediaType(
             f"the body of the request was in an unknown format - accepted media types include: "
-            f"application/json, application/yaml (got {media}: tinykube does not decode protobuf)")
+            f"{', '.join(_ADVERTISED_TYPES)}")
+    if protobuf.is_protobuf(media):
+        try:
+            return protobuf.decode(body)
+        except protobuf.ProtobufError as exc:
+            raise errors.BadRequest(
+                f"the object provided is unrecognized ({_summary(body)}): {exc}") from exc
     try:
         if media in _YAML_TYPES:
             return yaml.load(body, Loader=_Loader)
