@@ -81,6 +81,13 @@ CASES = {
     "unknown-field-ignore": Case(
         "POST", SERVICES + "?fieldValidation=Ignore&dryRun=All", 201, None, "",
         body=UNKNOWN_FIELD_SERVICE, absent="bogus"),
+    "bad-dry-run": Case(
+        "POST", CONFIGMAPS + "?dryRun=Some", 400, "BadRequest",
+        'dryRun: Unsupported value: "Some": supported values: "All"',
+        body={"metadata": {"name": "x"}}),
+    "bad-dry-run-in-delete-options": Case(
+        "DELETE", SERVICES + "/kubernetes", 400, "BadRequest",
+        'dryRun: Unsupported value: "Yes": supported values: "All"', body={"dryRun": ["Yes"]}),
     "bad-field-validation": Case(
         "POST", CONFIGMAPS + "?fieldValidation=Loud", 400, "BadRequest",
         "fieldValidation must be one of", body={"metadata": {"name": "x"}}),

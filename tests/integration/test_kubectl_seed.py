@@ -147,6 +147,29 @@ def test_replace_with_stale_resource_version_conflicts(kubectl: Kubectl) -> None
         in result.stderr
 
 
+def test_server_dry_run_changes_nothing(kubectl: Kubectl) -> None:
+    kubectl("apply", "-f", "-", input=NGINX_SERVICE)
+    kubectl("create", "deployment", "web", "--image=nginx", "--replicas=1")
+    before = {kind: kubectl("get", kind, "-o", "jsonpath={.items[*].metadata.resourceVersion}")
+              for kind in ("svc", "deploy", "cm")}
+    commands = [  # (command, what kubectl prints; `patch` does not mention the dry run)
+        (("delete", "svc", "nginx-service"), "(server dry run)"),
+        (("delete", "deploy", "--all"), "(server dry run)"),
+        (("label", "svc", "nginx-service", "tier=web"), "labeled (server dry run)"),
+        (("annotate", "deploy", "web", "note=x"), "annotated (server dry run)"),
+        (("scale", "deploy", "web", "--replicas=5"), "scaled (server dry run)"),
+        (("create", "configmap", "never", "--from-literal=a=b"), "created (server dry run)"),
+        (("patch", "svc", "nginx-service", "-p", '{"metadata":{"labels":{"p":"q"}}}'),
+         "service/nginx-service patched"),
+    ]
+    for command, expected in commands:
+        output = kubectl(*command, "--dry-run=server")
+        assert expected in output, (command, output)
+    after = {kind: kubectl("get", kind, "-o", "jsonpath={.items[*].metadata.resourceVersion}")
+             for kind in ("svc", "deploy", "cm")}
+    assert after == before
+
+
 def test_label_annotate_scale_and_patch(kubectl: Kubectl) -> None:
     kubectl("apply", "-f", str(TESTDATA / "web.yaml"))
     assert "labeled" in kubectl("label", "svc", "nginx", "tier=frontend")

@@ -360,7 +360,7 @@ class ResourceHandler:
     async def _delete(self, request: web.Request, target: Target) -> web.Response:
         options = await self._delete_options(request)
         entry, _gone = self.registry.delete(target.res, self._namespace(target), target.name or "",
-                                           options, dry_run=_dry_run(request))
+                                           options, dry_run=_dry_run(request, options))
         return self._respond(target.res, entry, 200)
 
     async def _delete_options(self, request: web.Request) -> Obj:
@@ -379,12 +379,12 @@ class ResourceHandler:
     async def _delete_collection(self, request: web.Request, target: Target) -> web.Response:
         options = await self._delete_options(request)
         matcher = self._matcher(request, target.res)
-        res = target.res
+        res, dry_run = target.res, _dry_run(request, options)
         for entry in self.store.list(res.storage_key, target.namespace, matcher):
             meta = entry.obj["metadata"]
             with contextlib.suppress(errors.NotFound):
                 self.registry.delete(res, meta.get("namespace", ""), meta["name"], options,
-                                     dry_run=_dry_run(request))
+                                     dry_run=dry_run)
         return _json({"kind": "Status", "apiVersion": "v1", "metadata": {},
                       "status": "Success"})
 
@@ -498,8 +498,18 @@ def _watch_index(request: web.Request) -> tuple[str, str] | None:
     return None
 
 
-def _dry_run(request: web.Request) -> bool:
-    return request.query.get("dryRun") == "All"
+def _dry_run(request: web.Request, options: Obj | None = None) -> bool:
+    """`dryRun=All` in the query, or for deletes `dryRun: ["All"]` in the DeleteOptions body
+    (where kubectl puts it); "All" is the only value kube-apiserver supports."""
+    values = request.query.getall("dryRun", [])
+    body_values = (options or {}).get("dryRun") or []
+    if not isinstance(body_values, list):
+        raise errors.BadRequest("dryRun must be a list of strings")
+    for value in [*values, *body_values]:
+        if value != "All":
+            raise errors.BadRequest(f'dryRun: Unsupported value: "{value}": supported values: '
+                                    f'"All"')
+    return bool(values or body_values)
 
 
 def _entry_key(entry: Entry) -> str:
