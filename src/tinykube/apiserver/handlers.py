@@ -142,13 +142,32 @@ class ResourceHandler:
     def _list(self, request: web.Request, target: Target) -> web.Response:
         res = target.res
         matcher = self._matcher(request, res)
-        entries = self.store.list(res.storage_key, target.namespace, matcher)
         limit = int(request.query.get("limit") or 0)
         token = request.query.get("continue", "")
-        list_rv = self.store.resource_version
-        if token:
-            list_rv, start = _decode_continue(token)
-            entries = [e for e in entries if _entry_key(e) > start]
+        if not token:  # a whole list or a first page: the current objects
+            entries = self.store.list(res.storage_key, target.namespace, matcher)
+            list_rv = self.store.resource_version
+        else:
+            # Later pages come from the snapshot at the first page's resourceVersion, as
+            # kube-apiserver's do (see store/cache.py); a token with a negative version (the
+            # one a 410 below hands out) continues inconsistently at the current version.
+            token_rv, start = _decode_continue(token)
+            list_rv = token_rv if token_rv > 0 else self.store.resource_version
+            namespace, _, name = start.partition("/")
+            try:
+                entries = self.store.list_at(res.storage_key, target.namespace, matcher,
+                                             list_rv, after=(namespace, name))
+            except errors.Gone:
+                expired = errors.Gone(
+                    "The provided continue parameter is too old to display a consistent list "
+                    "result. You can start a new list without the continue parameter, or use "
+                    "the continue token in this response to retrieve the remainder of the "
+                    "results. Continuing with the provided token results in an inconsistent "
+                    "list - objects that were created, modified, or deleted between the time "
+                    "the first chunk was returned and now may show up in the list.")
+                status = expired.to_status()
+                status["metadata"]["continue"] = _encode_continue(-1, start)
+                return _json(status, status=expired.code)
         next_token, remaining = "", None
         if limit > 0 and len(entries) > limit:
             remaining = len(entries) - limit
@@ -518,13 +537,29 @@ def _entry_key(entry: Entry) -> str:
 
 
 def _encode_continue(rv: int, start: str) -> str:
+    """A continue token: kube-apiserver's shape (`v`, `rv`, `start`); `start` is the last key
+    served (`namespace/name`) and `rv` the snapshot's resourceVersion, or -1 for "continue at
+    the current resourceVersion" (the token of a 410 for an expired snapshot)."""
     raw = orjson.dumps({"v": "meta.k8s.io/v1", "rv": rv, "start": start})
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 def _decode_continue(token: str) -> tuple[int, str]:
+    """(resourceVersion, start key) of a token; 400 BadRequest, worded as kube-apiserver words
+    it, for one this server did not make."""
     try:
         data = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        return int(data["rv"]), str(data["start"])
-    except (ValueError, KeyError, TypeError) as exc:
+        version, rv, start = data.get("v"), int(data["rv"]), str(data["start"])
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise errors.BadRequest(f"invalid continue token: {token}") from exc
+    if version != "meta.k8s.io/v1":
+        quoted = orjson.dumps(version if isinstance(version, str) else "").decode()
+        raise errors.BadRequest("invalid continue token: continue key is not valid: server does "
+                                f"not recognize this encoded version {quoted}")
+    if rv == 0:
+        raise errors.BadRequest("invalid continue token: continue key is not valid: incorrect "
+                                "encoded start resourceVersion (version meta.k8s.io/v1)")
+    if not start:
+        raise errors.BadRequest("invalid continue token: continue key is not valid: encoded "
+                                "start key empty (version meta.k8s.io/v1)")
+    return rv, start

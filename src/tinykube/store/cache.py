@@ -23,6 +23,21 @@ Watch semantics are kube-apiserver's watch cache:
 - older than the history: `Gone` ("too old resource version"), which makes informers relist.
 - a watcher with a selector sees an object leave its selection as DELETED and enter it as ADDED.
 
+Paged lists are consistent snapshots, as kube-apiserver's (etcd reads at the first page's
+revision) are: the first page (`list`) reads the current objects and the API server puts that
+page's resourceVersion in the continue token; every later page (`list_at`) is served from the
+state at that resourceVersion, so objects created, modified or deleted since the first page do
+not show up, modified ones appear as they were, and every page reports the same
+resourceVersion. No snapshot is kept: `list_at` takes the current objects and undoes, newest
+first, the resource's events after the snapshot (the history's and the not yet committed
+ones): ADDED removes the key, MODIFIED and DELETED put back the event's previous object (with
+its own resourceVersion). Namespace and selector apply to the rebuilt objects, so a selector
+sees the labels of the snapshot. The first page costs nothing extra; a later page costs the
+events since the snapshot plus the sort of the keys after the page's start key. A snapshot
+older than the history (or after a reload) cannot be rebuilt: `Gone`, which the API server
+answers as kube-apiserver does for a compacted continue token (410 Expired with a token that
+continues at the current resourceVersion).
+
 Objects are stored as plain dicts in their storage version. Callers must treat what they get
 back as read-only (the API server copies before changing); each object also caches its JSON
 encoding, so lists and watch fan-out encode an object once however many clients read it.
@@ -34,6 +49,7 @@ import asyncio
 import builtins
 import collections
 import dataclasses
+import itertools
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -186,6 +202,49 @@ class Store:
         keys = sorted(objects) if namespace is None else sorted(
             k for k in objects if k[0] == namespace)
         entries = [objects[k] for k in keys]
+        if matcher is not None:
+            entries = [e for e in entries if matcher(e.obj)]
+        return entries
+
+    def list_at(self, resource: str, namespace: str | None, matcher: Matcher | None, rv: int,
+                *, after: tuple[str, str] | None = None) -> builtins.list[Entry]:
+        """Entries as they were at resourceVersion `rv`, sorted as `list` sorts them; with
+        `after`, only those whose `(namespace, name)` key sorts after it (a continue page).
+
+        Rebuilt from the current objects by undoing the resource's events newer than `rv`
+        (newest first; the oldest undo of a key wins, which is its state at `rv`). Raises
+        `Gone` when `rv` is older than the history (or newer than this store: a token from
+        another data directory), because that state can no longer be rebuilt.
+        """
+        if rv < self._compacted_rv:
+            raise errors.Gone(f"too old resource version: {rv} ({self._compacted_rv})")
+        if rv > self._rv:
+            raise errors.Gone(f"resource version {rv} is newer than the store's ({self._rv})")
+        before: dict[tuple[str, str], Obj | None] = {}  # key -> object at `rv`, None: absent
+        # Written but uncommitted events are newer than every event of the history.
+        for event in itertools.chain(reversed(self._pending), reversed(self._history)):
+            if event.rv <= rv:
+                break
+            if event.resource != resource:
+                continue
+            meta = event.entry.obj["metadata"]
+            key = (meta.get("namespace", ""), meta["name"])
+            before[key] = None if event.type == "ADDED" else event.prev
+        objects = self._objects[resource]
+        keys = [k for k in objects if (namespace is None or k[0] == namespace)
+                and (after is None or k > after)]
+        if before:
+            restored = {k: Entry(obj, int(obj["metadata"]["resourceVersion"]))
+                        for k, obj in before.items() if obj is not None
+                        and (namespace is None or k[0] == namespace)
+                        and (after is None or k > after)}
+            keys = [k for k in keys if k not in before]  # changed, or created since
+            keys.extend(restored)
+            keys.sort()
+            entries = [restored.get(k) or objects[k] for k in keys]
+        else:
+            keys.sort()
+            entries = [objects[k] for k in keys]
         if matcher is not None:
             entries = [e for e in entries if matcher(e.obj)]
         return entries
