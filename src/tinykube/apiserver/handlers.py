@@ -170,7 +170,8 @@ class ResourceHandler:
                 return _json(status, status=expired.code)
         next_token, remaining = "", None
         if limit > 0 and len(entries) > limit:
-            remaining = len(entries) - limit
+            # kube-apiserver counts what is left only when no selector filters the list
+            remaining = len(entries) - limit if matcher is None else None
             entries = entries[:limit]
             next_token = _encode_continue(list_rv, _entry_key(entries[-1]))
         if codec.wants_table(request.headers.get("Accept", "")):

@@ -211,7 +211,8 @@ async def test_a_selector_pages_the_labels_of_the_snapshot(api: Api) -> None:
     assert [o["metadata"]["name"] for o in listed] == ["cm-00", "cm-02", "cm-04", "cm-06",
                                                          "cm-08"]
     assert {o["metadata"]["labels"]["app"] for o in listed} == {"web"}
-    assert [p["metadata"].get("remainingItemCount") for p in pages] == [1, None]
+    # kube-apiserver leaves remainingItemCount out when a selector filters the list
+    assert [p["metadata"].get("remainingItemCount") for p in pages] == [None, None]
 
 
 async def test_a_cluster_wide_list_pages_every_namespace_once(api: Api) -> None:
