@@ -21,8 +21,9 @@ The reflector loop in `run()`:
    `timeoutSeconds`. Every event, bookmarks included, advances the last seen resourceVersion;
    when the stream ends, watch again from there (after a backoff if it delivered nothing at
    all, so a server that closes watches at once cannot make us spin).
-3. A 410 Gone (an expired resourceVersion or continue token) means the history we need is
-   compacted: list again. Any other error backs off (exponential, jittered, capped at 30 s, like
+3. A 410 Gone (an expired resourceVersion) means the history we need is compacted: list again.
+   A continue token that expires mid-list is answered by one list without paging, as
+   client-go's pager does. Any other error backs off (exponential, jittered, capped at 30 s, like
    client-go's reflector) and retries the watch from the last seen resourceVersion.
 
 A DELETED event for a key that is not in the cache emits nothing (the handler never saw it).
@@ -284,10 +285,22 @@ class Informer:
         items: list[Obj] = []
         continue_token: str | None = None
         while True:
-            page = await self.client.list(
-                self.res, self.namespace, label_selector=self.label_selector,
-                field_selector=self.field_selector, limit=self._page_size,
-                continue_=continue_token)
+            try:
+                page = await self.client.list(
+                    self.res, self.namespace, label_selector=self.label_selector,
+                    field_selector=self.field_selector, limit=self._page_size,
+                    continue_=continue_token)
+            except errors.Gone:
+                if continue_token is None:
+                    raise
+                # The snapshot of the first page expired mid-list: one list without paging,
+                # as client-go's pager does, rather than starting over into the same race.
+                log.info("%s: continue token expired; listing without pages",
+                         self.res.qualified)
+                page = await self.client.list(
+                    self.res, self.namespace, label_selector=self.label_selector,
+                    field_selector=self.field_selector)
+                items = []
             items.extend(page.get("items") or [])
             meta = page.get("metadata") or {}
             continue_token = meta.get("continue") or None

@@ -47,6 +47,7 @@ class FakeKubeAPI:
         self.requests: list[Request] = []
         self.canned: dict[tuple[str, str], tuple[int, bytes, str]] = {}
         self.failing_lists = 0  # answer this many list requests with a 500
+        self.expiring_continues = 0  # answer this many continue pages with 410 Expired
         self.watch_queries: asyncio.Queue[dict[str, str]] = asyncio.Queue()
         self._watchers: list[asyncio.Queue[tuple[str, Obj] | None]] = []
 
@@ -131,6 +132,10 @@ class FakeKubeAPI:
         if self.failing_lists > 0:
             self.failing_lists -= 1
             return _json(status(500, "InternalError", "etcd is sad"), 500)
+        if self.expiring_continues > 0 and request.query.get("continue"):
+            self.expiring_continues -= 1
+            return _json(status(410, "Expired", "The provided continue parameter is too old to "
+                                "display a consistent list result."), 410)
         return self._list(request)
 
     def _list(self, request: web.Request) -> web.Response:

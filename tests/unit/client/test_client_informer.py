@@ -137,6 +137,19 @@ async def test_lists_in_pages_then_watches_live_events(fake_api: FakeKubeAPI,
     assert _cache_view(informer) == _server_view(fake_api)
 
 
+async def test_an_expired_continue_token_falls_back_to_one_full_list(
+        fake_api: FakeKubeAPI, make_informer: Any) -> None:
+    for name in ("a", "b", "c"):
+        fake_api.create(name)
+    fake_api.expiring_continues = 1
+    informer, recorder = make_informer(page_size=2)
+    await asyncio.wait_for(informer.wait_synced(), timeout=5)
+    lists = [r.query for r in fake_api.requests if "watch" not in r.query]
+    assert lists == [{"limit": "2"}, {"limit": "2", "continue": "2"}, {}]
+    assert recorder.events == [("add", "a", "1"), ("add", "b", "2"), ("add", "c", "3")]
+    assert _cache_view(informer) == _server_view(fake_api)
+
+
 async def test_410_relists_without_losing_or_duplicating_events(
         fake_api: FakeKubeAPI, make_informer: Any, sleeps: Sleeps) -> None:
     for name in ("a", "b", "c"):
