@@ -81,6 +81,17 @@ CASES = {
     "unknown-field-ignore": Case(
         "POST", SERVICES + "?fieldValidation=Ignore&dryRun=All", 201, None, "",
         body=UNKNOWN_FIELD_SERVICE, absent="bogus"),
+    "limit-not-a-number": Case("GET", CONFIGMAPS + "?limit=abc", 400, "BadRequest",
+                               'strconv.ParseInt: parsing "abc": invalid syntax'),
+    "timeout-not-a-number": Case("GET", CONFIGMAPS + "?watch=true&timeoutSeconds=1.5", 400,
+                                 "BadRequest", 'strconv.ParseInt: parsing "1.5": invalid syntax'),
+    "resource-version-not-a-number": Case(
+        "GET", CONFIGMAPS + "?resourceVersion=abc", 400, "BadRequest",
+        'resourceVersion: Invalid value: "abc": strconv.ParseUint: parsing "abc": invalid syntax'),
+    "null-port": Case(
+        "POST", SERVICES, 422, "Invalid",
+        'Service "svc" is invalid: [spec.ports[0].port: Invalid value: 0: must be between 1 and '
+        "65535, inclusive", body=service(ports=[None])),
     "bad-dry-run": Case(
         "POST", CONFIGMAPS + "?dryRun=Some", 400, "BadRequest",
         'dryRun: Unsupported value: "Some": supported values: "All"',

@@ -33,10 +33,19 @@ def to_storage(obj: dict[str, Any], api_version: str) -> dict[str, Any]:
     if isinstance(spec, dict):
         spec.pop("rollbackTo", None)
         if api_version == "apps/v1beta1" and not spec.get("selector"):
-            labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels")
+            labels = _template_labels(spec)
             if labels:
                 spec["selector"] = {"matchLabels": dict(labels)}
     return converted
+
+
+def _template_labels(spec: dict[str, Any]) -> dict[str, Any] | None:
+    """`spec.template.metadata.labels` if every step is an object (the type check that follows
+    conversion reports the body that is not)."""
+    template = spec.get("template")
+    metadata = template.get("metadata") if isinstance(template, dict) else None
+    labels = metadata.get("labels") if isinstance(metadata, dict) else None
+    return labels if isinstance(labels, dict) else None
 
 
 def from_storage(obj: dict[str, Any], api_version: str) -> dict[str, Any]:

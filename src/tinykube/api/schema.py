@@ -226,7 +226,11 @@ def type_errors(api_version: str, kind: str, obj: dict[str, Any]) -> list[str]:
     Messages read like encoding/json's, e.g. `json: cannot unmarshal string into Go struct
     field ServicePort.spec.ports.port of type int32`; kube-apiserver reports only the first,
     prefixed with `Service in version "v1" cannot be handled as a Service: `. JSON null is
-    accepted everywhere, as Go accepts it. Raises KeyError for a kind not in `known_kinds()`.
+    accepted everywhere, as Go accepts it, and replaced in place by what Go's decoder makes of
+    it, so nothing after decoding meets a null where it expects a value: a null field is
+    removed (the Go field keeps its zero value) and a null list item or map value becomes the
+    element's zero value (`{}` for a struct, `""`, `0`, `false`). Free-form values are left
+    alone. Raises KeyError for a kind not in `known_kinds()`.
     """
     root = _root(api_version, kind)
     errors: list[str] = []
@@ -238,12 +242,19 @@ def _check_struct(struct: _Type, obj: dict[str, Any], path: str, errors: list[st
     """Check a struct's fields; entering it makes it the innermost struct of the context."""
     fields = struct.fields
     prefix = path + "." if path else ""
+    nulls = []
     for key, value in obj.items():
         field = fields.get(key)
         # Most fields are well-typed strings: skip them without a call.
-        if field is None or value is None or (field.kind == _STRING and type(value) is str):
+        if field is None or (field.kind == _STRING and type(value) is str):
+            continue
+        if value is None:
+            if field.kind != _ANY:
+                nulls.append(key)
             continue
         _check_value(field, value, struct.name, prefix + key, errors)
+    for key in nulls:
+        del obj[key]
 
 
 def _check_value(node: _Type, value: Any, struct_name: str, path: str, errors: list[str]) -> None:
@@ -280,9 +291,33 @@ def _check_container(
         return
     if elem.kind == _STRING:
         items = [item for item in items if type(item) is not str]
+    has_null = False
     for item in items:
         if item is not None:
             _check_value(elem, item, struct_name, path, errors)
+        else:
+            has_null = True
+    if has_null and elem.kind != _ANY:
+        _replace_nulls(value, elem)
+
+
+def _replace_nulls(container: list[Any] | dict[str, Any], elem: _Type) -> None:
+    """Null items of a list or map become the element type's zero value, as in Go."""
+    keys = range(len(container)) if isinstance(container, list) else list(container)
+    for key in keys:
+        if container[key] is None:  # type: ignore[index]
+            container[key] = _zero(elem)  # type: ignore[index]
+
+
+def _zero(node: _Type) -> Any:
+    if node.kind in (_STRUCT, _MAP):
+        return {}
+    if node.kind == _LIST:
+        return []
+    return _ZEROS.get(node.kind, "")
+
+
+_ZEROS = {_INT32: 0, _INT64: 0, _BOOL: False, _FLOAT64: 0.0, _INTSTR: 0, _QUANTITY: "0"}
 
 
 def _scalar_problem(kind: int, value: Any) -> str:

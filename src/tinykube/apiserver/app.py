@@ -28,7 +28,7 @@ from aiohttp import web
 
 from tinykube import __version__
 from tinykube.api import errors
-from tinykube.apiserver import discovery, openapi, paths
+from tinykube.apiserver import discovery, handlers, openapi, paths
 from tinykube.apiserver.handlers import ResourceHandler
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,7 @@ class APIServer:
         self._runner: web.AppRunner | None = None
         self.app = web.Application(client_max_size=1024**3)
         self.app.router.add_route("*", "/{tail:.*}", self._serve)
+        self.app.on_response_prepare.append(handlers.add_warning_headers)
 
     def __repr__(self) -> str:
         scheme = "https" if self.ssl_context else "http"

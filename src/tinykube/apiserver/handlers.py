@@ -12,6 +12,7 @@ import asyncio
 import base64
 import contextlib
 import datetime
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -40,6 +41,42 @@ _PATCH_TYPES = {
 def parse_bool(value: str | None) -> bool:
     """Go's strconv.ParseBool, which kube-apiserver uses for boolean parameters."""
     return value in _TRUE
+
+
+_GO_INT = re.compile(r"[+-]?[0-9]+")
+
+
+def int_param(request: web.Request, name: str) -> int | None:
+    """An integer query parameter, or None when absent or empty; 400 worded as Go's strconv
+    words it (kube-apiserver passes its parameter decoding error through) when malformed."""
+    value = request.query.get(name, "")
+    if not value:
+        return None
+    if not _GO_INT.fullmatch(value) or not -(2**63) <= int(value) < 2**63:
+        problem = "invalid syntax" if _GO_INT.fullmatch(value) is None else "value out of range"
+        raise errors.BadRequest(f'strconv.ParseInt: parsing "{value}": {problem}')
+    return int(value)
+
+
+def _resource_version_param(request: web.Request) -> int | None:
+    """The `resourceVersion` parameter of a list or watch: tinykube's versions are integers."""
+    value = request.query.get("resourceVersion", "")
+    if not value:
+        return None
+    if not value.isdigit() or not value.isascii():
+        raise errors.BadRequest(f'resourceVersion: Invalid value: "{value}": strconv.ParseUint: '
+                                f'parsing "{value}": invalid syntax')
+    return int(value)
+
+
+# Request storage key: the texts of this request's Warning headers.
+WARNINGS = web.RequestKey("tinykube.warnings", list[str])
+
+
+async def add_warning_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """`on_response_prepare` hook: one `Warning` header per distinct text of the request."""
+    for text in dict.fromkeys(request.get(WARNINGS, ())):
+        response.headers.add("Warning", warning_header(text))
 
 
 def warning_header(text: str) -> str:
@@ -72,12 +109,13 @@ class ResourceHandler:
         warnings: list[str] = []
         if target.res.deprecated_warning:
             warnings.append(target.res.deprecated_warning)
+        # Sent as headers when the response starts (add_warning_headers), which covers
+        # streams, whose headers go out inside _dispatch, and errors, raised out of it.
+        request[WARNINGS] = warnings
         since = self.store.durable_resource_version
         response = await self._dispatch(request, target, warnings)
         if not response.prepared:  # streams (watch, log) settle before they start
             await self.store.settle(since)
-        for text in dict.fromkeys(warnings):
-            response.headers.add("Warning", warning_header(text))
         return response
 
     async def _dispatch(self, request: web.Request, target: Target,
@@ -142,7 +180,8 @@ class ResourceHandler:
     def _list(self, request: web.Request, target: Target) -> web.Response:
         res = target.res
         matcher = self._matcher(request, res)
-        limit = int(request.query.get("limit") or 0)
+        limit = int_param(request, "limit") or 0
+        _resource_version_param(request)
         token = request.query.get("continue", "")
         if not token:  # a whole list or a first page: the current objects
             entries = self.store.list(res.storage_key, target.namespace, matcher)
@@ -198,7 +237,8 @@ class ResourceHandler:
         # Streaming lists (KEP-3157, `sendInitialEvents=true`, used by newer kubectls): the
         # current state as ADDED events, then a bookmark that marks the end of that state.
         send_initial = parse_bool(request.query.get("sendInitialEvents"))
-        start_rv = None if send_initial or not rv_param.isdigit() else int(rv_param)
+        rv_value = _resource_version_param(request)
+        start_rv = None if send_initial or not rv_param else rv_value
         durable = self.store.durable_resource_version
         try:
             watcher = self.store.watch(res.storage_key, namespace, start_rv, matcher,
@@ -207,8 +247,8 @@ class ResourceHandler:
             await response.prepare(request)
             await response.write(codec.watch_line("ERROR", orjson.dumps(gone.to_status())))
             return response
-        timeout = request.query.get("timeoutSeconds")
-        deadline = asyncio.get_running_loop().time() + float(timeout) if timeout else None
+        timeout = int_param(request, "timeoutSeconds")
+        deadline = asyncio.get_running_loop().time() + timeout if timeout else None
         bookmarks = parse_bool(request.query.get("allowWatchBookmarks"))
         queue = watcher.queue
         initial_left = queue.qsize() if send_initial else -1  # -1: no end-of-initial bookmark
@@ -393,7 +433,7 @@ class ResourceHandler:
                            ("propagationPolicy", "propagationPolicy")):
             value = request.query.get(param)
             if value is not None:
-                options[key] = int(value) if key == "gracePeriodSeconds" else value
+                options[key] = int_param(request, key) if key == "gracePeriodSeconds" else value
         return options
 
     async def _delete_collection(self, request: web.Request, target: Target) -> web.Response:

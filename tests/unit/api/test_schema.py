@@ -342,3 +342,35 @@ def test_schema_data_is_up_to_date() -> None:
     assert committed == generator.render(generator.build_schema()), (
         "schema_data.json is stale: run scripts/gen_schema.py"
     )
+
+
+NULLS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "null field is removed": (
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+         "spec": {"selector": None, "ports": [{"port": 80, "targetPort": None}]}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+         "spec": {"ports": [{"port": 80}]}}),
+    "null struct in a list becomes {}": (
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+         "spec": {"ports": [None, {"port": 80}]}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+         "spec": {"ports": [{}, {"port": 80}]}}),
+    "null map value and list string become empty strings": (
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
+            "name": "c", "labels": {"a": None}, "finalizers": [None, "x"]}},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
+            "name": "c", "labels": {"a": ""}, "finalizers": ["", "x"]}}),
+    "free-form data is left alone": (
+        {"apiVersion": "apps/v1", "kind": "ControllerRevision", "metadata": {"name": "r"},
+         "data": {"spec": None}, "revision": 1},
+        {"apiVersion": "apps/v1", "kind": "ControllerRevision", "metadata": {"name": "r"},
+         "data": {"spec": None}, "revision": 1}),
+}
+
+
+@pytest.mark.parametrize("case", NULLS, ids=list(NULLS))
+def test_nulls_become_what_go_decodes_them_to(case: str) -> None:
+    obj, expected = NULLS[case]
+    obj = copy.deepcopy(obj)
+    assert schema.type_errors(obj["apiVersion"], obj["kind"], obj) == []
+    assert obj == expected

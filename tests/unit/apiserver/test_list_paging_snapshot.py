@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
-import datetime
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -23,15 +22,9 @@ import aiohttp
 import orjson
 import pytest
 
-from tinykube.apiserver.allocators import ServiceAllocator
-from tinykube.apiserver.app import APIServer
-from tinykube.apiserver.handlers import ResourceHandler
-from tinykube.apiserver.registry import Registry
-from tinykube.settings import DEFAULT_SERVICE_CIDR
+from tests.unit.apiserver.harness import running_api
 from tinykube.store.cache import Store
-from tinykube.store.sqlite import SQLiteBackend
 
-NOW = datetime.datetime(2026, 11, 27, 12, 0, tzinfo=datetime.UTC)
 HISTORY = 30
 LIMIT = 4
 NS = "paging"
@@ -95,19 +88,13 @@ def _query(params: dict[str, str]) -> str:
 
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[Api]:
-    store = Store(SQLiteBackend(tmp_path / "state.db"), history=HISTORY)
-    registry = Registry(store, ServiceAllocator(DEFAULT_SERVICE_CIDR), clock=lambda: NOW)
-    server = APIServer(ResourceHandler(registry, now=lambda: NOW), token=None, port=0)
-    await server.start()
-    async with aiohttp.ClientSession(base_url=server.url) as session:
+    async with running_api(tmp_path, history=HISTORY) as (session, store):
         client = Api(session, store)
         for namespace in (NS, "a", "a-b", "b"):
             await client.ok("POST", "/api/v1/namespaces", {"metadata": {"name": namespace}})
         for i in range(10):
             await client.create(f"cm-{i:02d}", app="web", n=str(i))
         yield client
-    await server.stop()
-    store.close()
 
 
 def items(pages: list[Any]) -> list[Any]:

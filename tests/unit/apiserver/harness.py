@@ -1,0 +1,45 @@
+"""The real API server (handlers, registry, store on SQLite) on a loopback port for unit tests.
+
+Plain HTTP, no token, a fixed clock: what tests of request handling need without `tinykube up`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+
+from tinykube.apiserver.allocators import ServiceAllocator
+from tinykube.apiserver.app import APIServer
+from tinykube.apiserver.bootstrap import bootstrap
+from tinykube.apiserver.handlers import ResourceHandler
+from tinykube.apiserver.registry import Registry
+from tinykube.settings import DEFAULT_SERVICE_CIDR, DEFAULT_WATCH_HISTORY
+from tinykube.store.cache import Store
+from tinykube.store.sqlite import SQLiteBackend
+
+NOW = datetime.datetime(2026, 11, 27, 12, 0, tzinfo=datetime.UTC)
+
+
+@contextlib.asynccontextmanager
+async def running_api(tmp_path: Path, *, history: int = DEFAULT_WATCH_HISTORY,
+                      bootstrapped: bool = False,
+                      ) -> AsyncIterator[tuple[aiohttp.ClientSession, Store]]:
+    """A started API server and a session whose base URL is it; stopped on exit. With
+    `bootstrapped`, the objects `tinykube up` starts with (namespaces, `kubernetes` and
+    `kube-dns` Services) exist."""
+    store = Store(SQLiteBackend(tmp_path / "state.db"), history=history)
+    registry = Registry(store, ServiceAllocator(DEFAULT_SERVICE_CIDR), clock=lambda: NOW)
+    if bootstrapped:
+        bootstrap(registry, api_host="127.0.0.1", api_port=6443)
+    server = APIServer(ResourceHandler(registry, now=lambda: NOW), token=None, port=0)
+    await server.start()
+    try:
+        async with aiohttp.ClientSession(base_url=server.url) as session:
+            yield session, store
+    finally:
+        await server.stop()
+        store.close()
