@@ -170,6 +170,17 @@ def test_server_dry_run_changes_nothing(kubectl: Kubectl) -> None:
     assert after == before
 
 
+def test_auth_can_i_and_whoami(kubectl: Kubectl) -> None:
+    """kubectl auth sends protobuf self reviews; the one user, the admin, may do anything."""
+    assert kubectl("auth", "can-i", "get", "pods").strip() == "yes"
+    assert kubectl("auth", "can-i", "create", "statefulsets.apps", "-n", "kube-system",
+                   ).strip() == "yes"
+    assert kubectl("auth", "can-i", "get", "/healthz").strip() == "yes"
+    assert rows(kubectl("auth", "can-i", "--list"))[1][0] == "*.*"
+    assert rows(kubectl("auth", "whoami"))[1:] == [
+        ["Username", "tinykube-admin"], ["Groups", "[system:masters", "system:authenticated]"]]
+
+
 def test_label_annotate_scale_and_patch(kubectl: Kubectl) -> None:
     kubectl("apply", "-f", str(TESTDATA / "web.yaml"))
     assert "labeled" in kubectl("label", "svc", "nginx", "tier=frontend")

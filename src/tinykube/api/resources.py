@@ -39,6 +39,7 @@ class Resource:
     subresources: tuple[Subresource, ...] = ()
     storage_version: str = ""  # version objects are stored in; "" means this one
     deprecated_warning: str = ""  # Warning header text for every request to this version
+    stored: bool = True  # False: create-only reviews, answered and never stored
 
     @property
     def singular(self) -> str:
@@ -148,6 +149,18 @@ CORE: list[Resource] = [
     ),
 ]
 
+def _review(group: str, plural: str, kind: str) -> Resource:
+    return Resource(group, "v1", plural, kind, namespaced=False, verbs=("create",),
+                    stored=False)
+
+
+# What kubectl auth can-i [--list] and kubectl auth whoami ask (see apiserver/reviews.py).
+REVIEWS: list[Resource] = [
+    _review("authentication.k8s.io", "selfsubjectreviews", "SelfSubjectReview"),
+    _review("authorization.k8s.io", "selfsubjectaccessreviews", "SelfSubjectAccessReview"),
+    _review("authorization.k8s.io", "selfsubjectrulesreviews", "SelfSubjectRulesReview"),
+]
+
 GROUPS: list[Resource] = [
     *_apps("v1"),
     *_apps("v1beta2", _legacy_warning("v1beta2")),
@@ -155,6 +168,7 @@ GROUPS: list[Resource] = [
     Resource("coordination.k8s.io", "v1", "leases", "Lease"),
     Resource("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice"),
     Resource("node.k8s.io", "v1", "runtimeclasses", "RuntimeClass", namespaced=False),
+    *REVIEWS,
 ]
 
 ALL: list[Resource] = CORE + GROUPS
@@ -201,5 +215,5 @@ def storage_resource(resource: Resource) -> Resource:
 
 
 def preferred(resources: Iterable[Resource] = ALL) -> list[Resource]:
-    """Resources of each group's preferred version only (one per storage key)."""
-    return [r for r in resources if not r.storage_version]
+    """Stored resources of each group's preferred version only (one per storage key)."""
+    return [r for r in resources if not r.storage_version and r.stored]

@@ -43,6 +43,8 @@ AGGREGATED_CONTENT_TYPE = {
 _GROUP_PRIORITY = {
     "": 18000,
     "apps": 17800,
+    "authentication.k8s.io": 17700,
+    "authorization.k8s.io": 17600,
     "coordination.k8s.io": 16500,
     "node.k8s.io": 16300,
     "discovery.k8s.io": 16200,

@@ -23,7 +23,7 @@ from aiohttp import web
 from tinykube.api import errors, patch, resources, selectors
 from tinykube.api.clone import clone
 from tinykube.api.resources import Resource
-from tinykube.apiserver import codec
+from tinykube.apiserver import codec, reviews
 from tinykube.apiserver.paths import Target
 from tinykube.apiserver.registry import Registry
 from tinykube.store.cache import Entry, Event
@@ -124,6 +124,8 @@ class ResourceHandler:
         res = target.res
         if res.namespaced and target.namespace is None and target.name is not None:
             raise errors.NotFound.path()
+        if not res.stored:
+            return await self._review(request, target)
         if target.subresource in ("scale",):
             return await self._scale(request, target)
         if target.subresource == "log":
@@ -489,6 +491,15 @@ class ResourceHandler:
         obj["metadata"]["resourceVersion"] = wanted_rv or str(entry.rv)
         updated = self.registry.update(res, obj, dry_run=_dry_run(request))
         return _json(self._scale_of(res, updated))
+
+    async def _review(self, request: web.Request, target: Target) -> web.Response:
+        if request.method != "POST" or not target.is_collection:
+            raise errors.MethodNotAllowed(
+                f"the server does not allow this method on the requested resource "
+                f"({request.method})")
+        body = codec.parse_body(await self._read_body(request),
+                                request.headers.get("Content-Type", codec.JSON))
+        return _json(reviews.answer(target.res.kind, body), status=201)
 
     async def _binding(self, request: web.Request, target: Target) -> web.Response:
         if request.method != "POST":

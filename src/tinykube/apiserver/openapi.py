@@ -153,12 +153,12 @@ def _path_params(resource: Resource, item: bool) -> list[Document]:
 
 def _paths(resource: Resource) -> Document:
     collection = _collection_path(resource)
-    return {
-        collection: {**_collection_operations(resource),
-                     "parameters": _path_params(resource, item=False)},
-        collection + "/{name}": {**_item_operations(resource),
-                                 "parameters": _path_params(resource, item=True)},
-    }
+    paths = {collection: {**_collection_operations(resource),
+                          "parameters": _path_params(resource, item=False)}}
+    if resource.stored:  # reviews are create-only: no object path
+        paths[collection + "/{name}"] = {**_item_operations(resource),
+                                         "parameters": _path_params(resource, item=True)}
+    return paths
 
 
 # --- documents --------------------------------------------------------------------------------

@@ -91,6 +91,8 @@ def test_aggregated_group_and_version_order() -> None:
              for item in discovery.aggregated(core=False)["items"]]
     assert order == [
         ("apps", ["v1", "v1beta2", "v1beta1"]),
+        ("authentication.k8s.io", ["v1"]),
+        ("authorization.k8s.io", ["v1"]),
         ("coordination.k8s.io", ["v1"]),
         ("node.k8s.io", ["v1"]),
         ("discovery.k8s.io", ["v1"]),
@@ -253,6 +255,10 @@ def test_api_group_list_golden() -> None:
             {"name": "apps",
              "versions": [gv("apps", "v1"), gv("apps", "v1beta2"), gv("apps", "v1beta1")],
              "preferredVersion": gv("apps", "v1")},
+            {"name": "authentication.k8s.io", "versions": [gv("authentication.k8s.io", "v1")],
+             "preferredVersion": gv("authentication.k8s.io", "v1")},
+            {"name": "authorization.k8s.io", "versions": [gv("authorization.k8s.io", "v1")],
+             "preferredVersion": gv("authorization.k8s.io", "v1")},
             {"name": "coordination.k8s.io", "versions": [gv("coordination.k8s.io", "v1")],
              "preferredVersion": gv("coordination.k8s.io", "v1")},
             {"name": "node.k8s.io", "versions": [gv("node.k8s.io", "v1")],
