@@ -40,6 +40,13 @@ def _go_value(value: Any) -> str:
         return "null"
     if isinstance(value, int | float):
         return str(value)
+    # Other values print with Go's %#v; string slices and maps (`clusterIPs`, selectors) can be
+    # mirrored exactly, structs cannot, so they stay JSON.
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return "[]string{" + ", ".join(json.dumps(v) for v in value) + "}"
+    if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
+        pairs = ", ".join(f"{json.dumps(k)}:{json.dumps(v)}" for k, v in sorted(value.items()))
+        return "map[string]string{" + pairs + "}"
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 

@@ -177,11 +177,21 @@ def field_value(obj: Mapping[str, Any], path: str) -> str | None:
     return value
 
 
+# Cluster-scoped kinds whose field conversion lists metadata.name but not metadata.namespace.
+_NAME_ONLY = frozenset({"Namespace", "Node"})
+
+
 def check_fields(kind: str, selector: Selector) -> None:
-    """Refuse a field the kind does not support, with kube-apiserver's wording."""
-    allowed = _COMMON_FIELDS + KIND_FIELDS.get(kind, ())
+    """Refuse a field the kind does not support, with kube-apiserver's wording: kinds with
+    their own field conversion say "field label not supported"; the rest use the default
+    conversion, which names the two fields every kind has."""
+    own = KIND_FIELDS.get(kind)
+    common = ("metadata.name",) if kind in _NAME_ONLY else _COMMON_FIELDS
     for req in selector:
-        if req.key not in allowed:
+        if own is None and req.key not in common:
+            raise BadRequest(f'"{req.key}" is not a known field selector: only '
+                             f'"metadata.name", "metadata.namespace"')
+        if own is not None and req.key not in common + own:
             raise BadRequest(f"field label not supported: {req.key}")
 
 

@@ -13,6 +13,7 @@ The first address of the range belongs to the `kubernetes` Service and the tenth
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import ipaddress
 from typing import Any
 
@@ -100,6 +101,14 @@ class PortAllocator:
         raise RangeFull(f"no node ports left in {self.low}-{self.high}")
 
 
+@dataclasses.dataclass
+class Taken:
+    """What one allocation reserved: the addresses and NodePorts to give back on undo."""
+
+    ips: list[str] = dataclasses.field(default_factory=list)
+    ports: list[int] = dataclasses.field(default_factory=list)
+
+
 def _needs_node_ports(spec: dict[str, Any]) -> bool:
     kind = spec.get("type", "ClusterIP")
     return kind == "NodePort" or (
@@ -133,13 +142,27 @@ class ServiceAllocator:
             if port.get("nodePort"):
                 self.ports.release(int(port["nodePort"]))
 
-    def allocate(self, spec: dict[str, Any], old: dict[str, Any] | None = None) -> list[FieldError]:
-        """Fill clusterIP(s) and nodePorts in `spec` (a fresh copy owned by the caller)."""
-        errs = self._allocate_ip(spec, old)
-        errs += self._allocate_node_ports(spec, old)
-        return errs
+    def allocate(self, spec: dict[str, Any], old: dict[str, Any] | None = None,
+                 ) -> tuple[list[FieldError], Taken]:
+        """Fill clusterIP(s) and nodePorts in `spec` (a fresh copy owned by the caller).
 
-    def _allocate_ip(self, spec: dict[str, Any], old: dict[str, Any] | None) -> list[FieldError]:
+        Returns the field errors and what this call reserved, which the caller gives back with
+        `undo` when the write does not happen (an error, a dry run). Only that: an address
+        refused because another Service holds it stays that Service's.
+        """
+        taken = Taken()
+        errs = self._allocate_ip(spec, old, taken)
+        errs += self._allocate_node_ports(spec, old, taken)
+        return errs, taken
+
+    def undo(self, taken: Taken) -> None:
+        for ip in taken.ips:
+            self.ips.release(ip)
+        for port in taken.ports:
+            self.ports.release(port)
+
+    def _allocate_ip(self, spec: dict[str, Any], old: dict[str, Any] | None,
+                     taken: Taken) -> list[FieldError]:
         if spec.get("type") == "ExternalName":
             return []
         old_ip = (old or {}).get("clusterIP") or ""
@@ -166,11 +189,12 @@ class ServiceAllocator:
                 requested = self.ips.allocate()
             except RangeFull as exc:
                 return [FieldError.invalid("spec.clusterIPs", [], str(exc))]
+        taken.ips.append(requested)
         spec["clusterIP"], spec["clusterIPs"] = requested, [requested]
         return []
 
-    def _allocate_node_ports(self, spec: dict[str, Any],
-                             old: dict[str, Any] | None) -> list[FieldError]:
+    def _allocate_node_ports(self, spec: dict[str, Any], old: dict[str, Any] | None,
+                             taken: Taken) -> list[FieldError]:
         if not _needs_node_ports(spec):
             return []
         old_ports = {(p.get("port"), p.get("protocol")): p.get("nodePort")
@@ -195,9 +219,11 @@ class ServiceAllocator:
                                                    "provided port is already allocated"))
                 else:
                     self.ports.reserve(int(wanted))
+                    taken.ports.append(int(wanted))
                 continue
             try:
                 port["nodePort"] = self.ports.allocate()
+                taken.ports.append(port["nodePort"])
             except RangeFull as exc:
                 errs.append(FieldError.invalid(f"spec.ports[{i}].nodePort", 0, str(exc)))
         return errs

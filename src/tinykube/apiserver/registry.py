@@ -157,9 +157,9 @@ class Registry:
     def _allocate(self, res: Resource, obj: Obj, old: Obj | None, *, dry_run: bool) -> None:
         spec = obj.setdefault("spec", {})
         old_spec = (old or {}).get("spec")
-        errs = self.allocator.allocate(spec, old_spec)
+        errs, taken = self.allocator.allocate(spec, old_spec)
         if errs or dry_run:
-            self._release_new(spec, old_spec)
+            self.allocator.undo(taken)
         if errs:
             raise errors.Invalid(res.kind, res.group, obj["metadata"]["name"], errs)
         if old_spec is not None and not dry_run:
