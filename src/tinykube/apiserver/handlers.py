@@ -260,9 +260,9 @@ class ResourceHandler:
         except errors.InternalError:
             watcher.close()
             raise
-        await response.prepare(request)
         first = True
         try:
+            await response.prepare(request)
             if initial_left == 0:
                 await response.write(self._bookmark(res, initial_rv, initial_end=True))
                 initial_left = -1
@@ -300,6 +300,8 @@ class ResourceHandler:
                     await response.write(b"".join(lines))
                 if ended:
                     break
+        except ConnectionError:  # the client left (or the server is stopping): nothing to say
+            return response
         finally:
             watcher.close()
         with contextlib.suppress(ConnectionError, RuntimeError):
