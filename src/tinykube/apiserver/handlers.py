@@ -199,16 +199,7 @@ class ResourceHandler:
                 entries = self.store.list_at(res.storage_key, target.namespace, matcher,
                                              list_rv, after=(namespace, name))
             except errors.Gone:
-                expired = errors.Gone(
-                    "The provided continue parameter is too old to display a consistent list "
-                    "result. You can start a new list without the continue parameter, or use "
-                    "the continue token in this response to retrieve the remainder of the "
-                    "results. Continuing with the provided token results in an inconsistent "
-                    "list - objects that were created, modified, or deleted between the time "
-                    "the first chunk was returned and now may show up in the list.")
-                status = expired.to_status()
-                status["metadata"]["continue"] = _encode_continue(-1, start)
-                return _json(status, status=expired.code)
+                return _expired_continue(start)
         next_token, remaining = "", None
         if limit > 0 and len(entries) > limit:
             # kube-apiserver counts what is left only when no selector filters the list
@@ -231,7 +222,6 @@ class ResourceHandler:
             namespace = None
         else:
             namespace = target.namespace
-        rv_param = request.query.get("resourceVersion", "")
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         response.enable_chunked_encoding()
         as_table = codec.wants_table(request.headers.get("Accept", ""))
@@ -239,8 +229,7 @@ class ResourceHandler:
         # Streaming lists (KEP-3157, `sendInitialEvents=true`, used by newer kubectls): the
         # current state as ADDED events, then a bookmark that marks the end of that state.
         send_initial = parse_bool(request.query.get("sendInitialEvents"))
-        rv_value = _resource_version_param(request)
-        start_rv = None if send_initial or not rv_param else rv_value
+        start_rv = None if send_initial else _resource_version_param(request)
         durable = self.store.durable_resource_version
         try:
             watcher = self.store.watch(res.storage_key, namespace, start_rv, matcher,
@@ -588,6 +577,20 @@ def _dry_run(request: web.Request, options: Obj | None = None) -> bool:
 def _entry_key(entry: Entry) -> str:
     meta = entry.obj["metadata"]
     return f"{meta.get('namespace', '')}/{meta['name']}"
+
+
+def _expired_continue(start: str) -> web.Response:
+    """kube-apiserver's 410 for a continue token whose snapshot left the history, with a token
+    that continues after the same key at the current resourceVersion."""
+    expired = errors.Gone(
+        "The provided continue parameter is too old to display a consistent list result. You "
+        "can start a new list without the continue parameter, or use the continue token in this "
+        "response to retrieve the remainder of the results. Continuing with the provided token "
+        "results in an inconsistent list - objects that were created, modified, or deleted "
+        "between the time the first chunk was returned and now may show up in the list.")
+    status = expired.to_status()
+    status["metadata"]["continue"] = _encode_continue(-1, start)
+    return _json(status, status=expired.code)
 
 
 def _encode_continue(rv: int, start: str) -> str:
