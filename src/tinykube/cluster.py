@@ -58,7 +58,8 @@ class ClusterOptions:
                                 host_ip=self.api.host, nodes=self.nodes, pod_cidr=self.pod_cidr,
                                 dns=self.dns, proxy=self.proxy,
                                 default_runtime=self.default_runtime, verbose=self.verbose,
-                                api_socket=str(api.local_socket) if api.local_socket else None)
+                                api_socket=str(api.local_socket) if api.local_socket else None,
+                                kubelet_token=api.credentials.kubelet_token)
 
 
 class ChildComponents:

@@ -76,6 +76,7 @@ class ComponentOptions:
     dns: DNSOptions | None
     proxy: bool
     default_runtime: str
+    kubelet_token: str  # the bearer token the API server shows the kubelet endpoints
     verbose: int = 0
     api_socket: str | None = None  # the API server's local unix socket (plain HTTP), if any
 
@@ -160,7 +161,8 @@ async def _start(running: RunningComponents, options: ComponentOptions,
     for node, cidr in zip(options.nodes, cidrs, strict=True):
         agent = NodeAgent(client, node.name, pod_cidr=cidr, labels=node.labels,
                           host_ip=options.host_ip, default_runtime=options.default_runtime,
-                          root_dir=options.data_dir / "kubelet" / node.name)
+                          root_dir=options.data_dir / "kubelet" / node.name,
+                          kubelet_token=options.kubelet_token)
         agents.append(agent)
         await agent.register()
         tasks += agent.start(workers=4)

@@ -1,5 +1,8 @@
 """Helpers for tests and benchmarks that start tinykube processes.
 
+`until` waits (polling, with a deadline) for something another process does, where there is no
+event to wait on.
+
 `free_port` picks a port for a listener that is named on a command line (such as `--dns-listen`).
 It draws from below the kernel's ephemeral range on purpose: a port taken from that range and
 released at once is exactly what the kernel hands out next to any `port 0` bind, and `tinykube up`
@@ -9,8 +12,10 @@ from the ephemeral range could be taken between the check and the bind.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import socket
+from collections.abc import Callable
 
 _LOW, _HIGH = 20000, 32000  # below Linux's default ephemeral range (32768-60999)
 
@@ -33,3 +38,12 @@ def free_port(host: str = "127.0.0.1", *, udp: bool = True) -> int:
                 not udp or _bindable(host, port, socket.SOCK_DGRAM)):
             return port
     raise RuntimeError(f"no free port in {_LOW}-{_HIGH} on {host}")
+
+
+async def until(condition: Callable[[], bool], what: str, seconds: float = 15) -> None:
+    """Return once `condition()` holds; fail with "timed out waiting for <what>" after
+    `seconds`."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.01)

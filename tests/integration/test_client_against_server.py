@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import itertools
 import math
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from typing import Any, cast
 
 import pytest
@@ -36,6 +36,7 @@ from tinykube.client.workqueue import (
     WorkQueue,
     process_next,
 )
+from tinykube.testing import until
 
 HISTORY = 100
 PAGE_SIZE = 5
@@ -129,13 +130,6 @@ class Handlers:
         self.calls.append(("delete", key, obj["metadata"]["resourceVersion"]))
         if self.model.pop(key, None) is None:
             self.errors.append(f"delete of unknown {key}")
-
-
-async def until(condition: Callable[[], bool], what: str, seconds: float = 15) -> None:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.01)
 
 
 async def server_state(client: RESTClient, namespace: str) -> dict[str, str]:

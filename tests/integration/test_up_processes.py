@@ -91,5 +91,5 @@ def test_component_options_survive_the_trip_to_the_child(dns: DNSOptions | None)
                                host_ip="127.0.0.1",
                                nodes=[NodeSpec("a"), NodeSpec("b", {"node": "b"})],
                                pod_cidr="127.244.0.0/16", dns=dns, proxy=False,
-                               default_runtime="process", verbose=2)
+                               default_runtime="process", kubelet_token="secret", verbose=2)
     assert ComponentOptions.from_json(options.to_json()) == options

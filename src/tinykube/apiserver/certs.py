@@ -1,10 +1,14 @@
-"""Credentials in the data directory: a CA, a serving certificate, an admin token, a kubeconfig.
+"""Credentials in the data directory: a CA, a serving certificate, tokens, a kubeconfig.
 
 `ensure_credentials` creates what is missing and reuses what is there, so a second `tinykube up`
-on the same data directory keeps working kubeconfigs. The CA and the serving certificate are
-ECDSA P-256 (fast to generate: `tinykube up` must be ready in under a second), made by
-`apiserver.pki` only when missing or when the hosts changed; the serving certificate names
-`localhost`, `127.0.0.1`, the `kubernetes` Service's cluster IP and the listening address.
+on the same data directory keeps working kubeconfigs. Two random tokens: the admin's (in the
+kubeconfig) and the kubelet token, which the API server presents to the node agents' kubelet
+endpoints (logs, exec) and which reaches the node agents in their start-up options.
+
+The CA and the serving certificate are ECDSA P-256 (fast to generate: `tinykube up` must be
+ready in under a second), made by `apiserver.pki` only when missing or when the hosts changed;
+the serving certificate names `localhost`, `127.0.0.1`, the `kubernetes` Service's cluster IP
+and the listening address.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ class Credentials:
     server_key: Path
     token: str
     kubeconfig: Path
+    kubelet_token: str  # what the API server shows the node agents' kubelet endpoints
 
 
 def write_private(path: Path, data: bytes) -> None:
@@ -62,9 +67,13 @@ def ensure_credentials(data_dir: Path, *, hosts: list[str]) -> Credentials:
         from tinykube.apiserver import pki  # imports cryptography: only when one is made
 
         pki.ensure_serving(data_dir, hosts)
-    token_file = data_dir / "admin.token"
-    if not token_file.exists():
-        write_private(token_file, secrets.token_urlsafe(32).encode())
-    token = token_file.read_text().strip()
     return Credentials(data_dir / "ca.crt", data_dir / "apiserver.crt", data_dir / "apiserver.key",
-                       token, data_dir / "kubeconfig")
+                       _token(data_dir / "admin.token"), data_dir / "kubeconfig",
+                       _token(data_dir / "kubelet.token"))
+
+
+def _token(path: Path) -> str:
+    """The token in `path`, made (random, readable by its owner only) if missing."""
+    if not path.exists():
+        write_private(path, secrets.token_urlsafe(32).encode())
+    return path.read_text().strip()

@@ -24,6 +24,7 @@ from tinykube.api import errors, patch, resources, selectors
 from tinykube.api.clone import clone
 from tinykube.api.resources import Resource
 from tinykube.apiserver import codec, reviews
+from tinykube.apiserver import exec as exec_
 from tinykube.apiserver.paths import Target
 from tinykube.apiserver.registry import Registry
 from tinykube.store.cache import Entry, Event
@@ -96,8 +97,10 @@ class ResourceHandler:
     """Serves every resource path, given the registry and a few settings."""
 
     def __init__(self, registry: Registry, *, bookmark_interval: float = 5.0,
-                 now: Callable[[], datetime.datetime] | None = None) -> None:
+                 now: Callable[[], datetime.datetime] | None = None,
+                 kubelet_token: str = "") -> None:
         self.registry = registry
+        self.kubelet_token = kubelet_token  # shown to the node agents' kubelet endpoints
         self.store = registry.store
         self.bookmark_interval = bookmark_interval
         self.now = now or registry.clock
@@ -130,6 +133,8 @@ class ResourceHandler:
             return await self._scale(request, target)
         if target.subresource == "log":
             return await self._log(request, target)
+        if target.subresource == "exec":
+            return await self._exec(request, target)
         if target.subresource == "binding":
             return await self._binding(request, target)
         if method == "GET":
@@ -509,9 +514,10 @@ class ResourceHandler:
         return _json({"kind": "Status", "apiVersion": "v1", "metadata": {},
                       "status": "Success", "code": 201}, status=201)
 
-    async def _log(self, request: web.Request, target: Target) -> web.StreamResponse:
-        """pods/<name>/log: proxied to the kubelet endpoint of the pod's node, as upstream
-        (the API server never reads node-local files); `follow` streams chunked."""
+    def _kubelet(self, request: web.Request, target: Target,
+                 action: str) -> tuple[str, str | None]:
+        """(container, kubelet base URL) for a pod subresource proxied to the pod's node;
+        the URL is None when the node publishes no kubelet endpoint."""
         entry = self.registry.get(target.res, self._namespace(target), target.name or "")
         spec = entry.obj.get("spec", {})
         containers = [c["name"] for c in [*spec.get("initContainers", []),
@@ -520,22 +526,45 @@ class ResourceHandler:
         container = request.query.get("container") or (first[0] if first else "")
         if container not in containers:
             raise errors.BadRequest(f"container {container} is not valid for pod {target.name}")
-        nodes = resources.must("", "v1", "nodes")
         if not spec.get("nodeName"):
             raise errors.BadRequest(f'container "{container}" in pod "{target.name}" is '
                                     "waiting to start: ContainerCreating")
+        phase = entry.obj.get("status", {}).get("phase")
+        if action == "exec" and phase in ("Succeeded", "Failed"):
+            raise errors.BadRequest(f"cannot exec into a container in a completed pod; current "
+                                    f"phase is {phase}")
+        nodes = resources.must("", "v1", "nodes")
         node = self.registry.get(nodes, "", spec["nodeName"]).obj.get("status", {})
         port = node.get("daemonEndpoints", {}).get("kubeletEndpoint", {}).get("Port")
         host = next((a["address"] for a in node.get("addresses", [])
                      if a.get("type") == "InternalIP"), "127.0.0.1")
-        if not port:  # a node without a log endpoint runs nothing that writes output
+        return container, f"http://{host}:{port}" if port else None
+
+    def _kubelet_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.kubelet_token}"}
+
+    async def _exec(self, request: web.Request, target: Target) -> web.StreamResponse:
+        """pods/<name>/exec: kubectl's WebSocket relayed to the pod's kubelet (see `exec`)."""
+        container, kubelet = self._kubelet(request, target, "exec")
+        exec_.check(request)
+        if kubelet is None:
+            raise errors.BadRequest(f'pod "{target.name}" runs on a node without a kubelet '
+                                    "endpoint")
+        url = f"{kubelet}/exec/{target.namespace}/{target.name}/{container}"
+        return await exec_.relay(request, url, self._kubelet_headers())
+
+    async def _log(self, request: web.Request, target: Target) -> web.StreamResponse:
+        """pods/<name>/log: proxied to the kubelet endpoint of the pod's node, as upstream
+        (the API server never reads node-local files); `follow` streams chunked."""
+        container, kubelet = self._kubelet(request, target, "log")
+        if kubelet is None:  # a node without a kubelet endpoint runs nothing that writes output
             return web.Response(body=b"", content_type="text/plain")
         params = {k: v for k, v in request.query.items() if k in (
             "follow", "previous", "timestamps", "tailLines", "sinceSeconds", "sinceTime",
             "limitBytes")}
-        url = f"http://{host}:{port}/containerLogs/{target.namespace}/{target.name}/{container}"
+        url = f"{kubelet}/containerLogs/{target.namespace}/{target.name}/{container}"
         try:
-            async with aiohttp.ClientSession() as session, \
+            async with aiohttp.ClientSession(headers=self._kubelet_headers()) as session, \
                     session.get(url, params=params, timeout=aiohttp.ClientTimeout(
                         total=None, connect=5)) as upstream:
                 if upstream.status != 200 or not parse_bool(params.get("follow")):

@@ -16,7 +16,8 @@ pod should look like with what it does:
   as a kubelet does once the containers have stopped; its address is released then, never
   while the pod still exists.
 
-The `KubeletServer` serves container logs to the API server (`kubectl logs`).
+The `KubeletServer` serves container logs (`kubectl logs`) and exec sessions (`kubectl exec`) to
+the API server, which authenticates with the cluster's kubelet token.
 """
 
 from __future__ import annotations
@@ -156,7 +157,7 @@ class NodeAgent(Controller):
                  host_ip: str = "127.0.0.1", labels: Mapping[str, str] | None = None,
                  default_runtime: str = "virtual", root_dir: Path | None = None,
                  cluster_dns: tuple[str, int] | None = None, clock: Clock | None = None,
-                 sandbox_mode: str | None = None) -> None:
+                 sandbox_mode: str | None = None, kubelet_token: str) -> None:
         self.name = f"kubelet/{node_name}"
         self.node_name = node_name
         self.host_ip = host_ip
@@ -183,7 +184,8 @@ class NodeAgent(Controller):
                                       cluster_dns=lambda: self.cluster_dns,
                                       sandbox_mode=sandbox_mode),
         }
-        self.server = KubeletServer(self._container_log, host=host_ip)
+        self.server = KubeletServer(self._container_log, self._exec_command,
+                                    token=kubelet_token, host=host_ip)
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self.pods.add_handlers(on_add=self._on_pod, on_update=lambda _o, n: self._on_pod(n),
                                on_delete=self._on_delete)
@@ -348,6 +350,19 @@ class NodeAgent(Controller):
         handler = self.handler_of(pod)
         runtime = self.runtimes["process" if handler in ("process", "netns") else "virtual"]
         return runtime.container_log(pod, container)
+
+    def _exec_command(self, namespace: str, name: str, container: str, command: list[str],
+                      ) -> tuple[list[str], dict[str, str], str | None]:
+        pod = self.pods.cache.get(f"{namespace}/{name}")
+        if pod is None:
+            raise errors.NotFound.for_object("pods", "", name)
+        if self.handler_of(pod) not in ("process", "netns"):
+            raise errors.BadRequest(
+                f'pod "{name}" runs in the virtual runtime, which runs no process to exec '
+                'into: give it runtimeClassName "process"')
+        runtime = self.runtimes["process"]
+        assert isinstance(runtime, ProcessRuntime)
+        return runtime.exec_command(pod, container, command)
 
 
 def _differs(current: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:

@@ -116,6 +116,15 @@ class ProcessRuntime:
                                     f"start: {record.reason}")
         return log
 
+    def exec_command(self, pod: Obj, container: str, command: list[str],
+                     ) -> tuple[list[str], dict[str, str], str | None]:
+        """(argv, env, cwd) for `kubectl exec` in a running container (see PodWorker)."""
+        worker = self.workers.get(str(pod["metadata"]["uid"]))
+        if worker is None:
+            raise errors.BadRequest(f'pod "{pod["metadata"]["name"]}" has no running '
+                                    "containers on this node")
+        return worker.exec_command(container, command)
+
     async def close(self) -> None:
         workers = list(self.workers.values())
         await asyncio.gather(*(w.stop(SHUTDOWN_GRACE) for w in workers),

@@ -1,33 +1,41 @@
-"""The kubelet endpoint: container logs served over HTTP on the node's address.
+"""The kubelet endpoint: container logs and exec sessions on the node's address.
 
-As upstream, the API server does not read node-local files: for `pods/<name>/log` it asks the
-kubelet of the pod's node, at the port the Node publishes in
-`status.daemonEndpoints.kubeletEndpoint.Port`. This server answers
+As upstream, the API server does not read node-local files or start processes on nodes: for
+`pods/<name>/log` and `pods/<name>/exec` it asks the kubelet of the pod's node, at the port the
+Node publishes in `status.daemonEndpoints.kubeletEndpoint.Port`. This server answers
 
     GET /containerLogs/<namespace>/<pod>/<container>?follow=&tailLines=&sinceSeconds=
         &sinceTime=&timestamps=&previous=&limitBytes=
+    GET /exec/<namespace>/<pod>/<container>?command=..&command=..&stdin=&stdout=&stderr=&tty=
+        (a WebSocket speaking the channel protocol, see `kubelet.streams`)
     GET /healthz
 
 with the kubelet's parameters. Errors are Kubernetes `Status` bodies with the right code, which
 the API server passes through. It listens on the node's (loopback) address only and speaks plain
-HTTP: the real kubelet's TLS and authorization are not reproduced.
+HTTP; every request but `/healthz` must carry the cluster's kubelet token (`kubelet.token` in the
+data directory, which only the API server and the node agents read) as a bearer token, since an
+exec endpoint runs commands as the user tinykube runs as.
 """
 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable
+import hmac
+from collections.abc import Awaitable, Callable
 
+import aiohttp
 import orjson
 from aiohttp import web
 
-from tinykube.api import errors
-from tinykube.kubelet import logs
+from tinykube.api import errors, remotecommand
+from tinykube.kubelet import logs, streams
 from tinykube.kubelet.logs import ContainerLog
 
 _TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 #: (namespace, pod, container) -> the container's log (None: no output); raises APIError.
 Lookup = Callable[[str, str, str], ContainerLog | None]
+#: (namespace, pod, container, command) -> (argv, env, cwd) to run; raises APIError.
+ExecLookup = Callable[[str, str, str, list[str]], tuple[list[str], dict[str, str], str | None]]
 
 
 def _int(query: dict[str, str], name: str) -> int | None:
@@ -56,11 +64,35 @@ def _status(exc: errors.APIError) -> web.Response:
                         content_type="application/json")
 
 
-class KubeletServer:
-    """An aiohttp server on `host`:0 (or a given port) that serves `lookup`'s logs."""
+class WebSocket:
+    """An aiohttp WebSocket as `streams.Socket`: binary messages in, None once it closes."""
 
-    def __init__(self, lookup: Lookup, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, ws: web.WebSocketResponse | aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+
+    async def send_bytes(self, data: bytes) -> None:
+        await self.ws.send_bytes(data)
+
+    async def receive_bytes_or_none(self) -> bytes | None:
+        while True:
+            message = await self.ws.receive()
+            if message.type == aiohttp.WSMsgType.BINARY:
+                return bytes(message.data)
+            if message.type != aiohttp.WSMsgType.TEXT:  # close, closing, closed, error
+                return None
+
+
+class KubeletServer:
+    """An aiohttp server on `host`:0 (or a given port) that serves `lookup`'s logs and runs
+    `exec_lookup`'s commands; `token` is the bearer token every request must carry."""
+
+    def __init__(self, lookup: Lookup, exec_lookup: ExecLookup, *, token: str,
+                 host: str = "127.0.0.1", port: int = 0) -> None:
+        if not token:
+            raise ValueError("a kubelet endpoint needs a token")
         self.lookup = lookup
+        self.exec_lookup = exec_lookup
+        self.token = token
         self.host = host
         self.port = port
         self._runner: web.AppRunner | None = None
@@ -69,9 +101,10 @@ class KubeletServer:
         return f"KubeletServer({self.host}:{self.port})"
 
     async def start(self) -> int:
-        app = web.Application()
+        app = web.Application(middlewares=[self._authenticate])
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self._logs)
+        app.router.add_get("/exec/{namespace}/{pod}/{container}", self._exec)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
@@ -83,8 +116,43 @@ class KubeletServer:
         if self._runner is not None:
             await self._runner.cleanup()
 
+    @web.middleware
+    async def _authenticate(self, request: web.Request,
+                            handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+                            ) -> web.StreamResponse:
+        if request.path != "/healthz":
+            scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), self.token):
+                return _status(errors.Unauthorized("Unauthorized"))
+        return await handler(request)
+
     async def _healthz(self, _request: web.Request) -> web.Response:
         return web.Response(text="ok")
+
+    async def _exec(self, request: web.Request) -> web.StreamResponse:
+        """An exec session. Once the request is a WebSocket with a command, it is always
+        accepted, and a pod or container that cannot run it is reported as a Status on the
+        error stream: the API server has already upgraded kubectl's side by then."""
+        info, query = request.match_info, request.query
+        command = query.getall("command", [])
+        if not command:
+            return _status(errors.BadRequest("you must specify at least 1 command"))
+        ws = web.WebSocketResponse(protocols=remotecommand.PROTOCOLS, max_msg_size=0)
+        await ws.prepare(request)
+        try:
+            argv, env, cwd = self.exec_lookup(info["namespace"], info["pod"],
+                                              info["container"], command)
+        except errors.APIError as exc:
+            await ws.send_bytes(remotecommand.frame(remotecommand.ERROR,
+                                                    orjson.dumps(exc.to_status())))
+        else:
+            session = streams.ExecSession(
+                argv, env=env, cwd=cwd, stdin=query.get("stdin") in _TRUE,
+                stdout=query.get("stdout") in _TRUE, stderr=query.get("stderr") in _TRUE,
+                tty=query.get("tty") in _TRUE)
+            await session.run(WebSocket(ws))
+        await ws.close()
+        return ws
 
     async def _logs(self, request: web.Request) -> web.StreamResponse:
         info = request.match_info

@@ -24,10 +24,11 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tinykube.api import errors
 from tinykube.api.meta import rfc3339
 from tinykube.kubelet import env as pod_env
 from tinykube.kubelet import probes, sandbox
@@ -161,6 +162,22 @@ class PodWorker:
             await clock.sleep(delay)
         backoff.restarted(key, clock.now())
         record.restart_count += 1
+
+    def exec_command(self, container_name: str, command: Sequence[str],
+                     ) -> tuple[list[str], dict[str, str], str | None]:
+        """(argv, env, cwd) to run `command` as `kubectl exec` does: in the container's
+        sandbox, with its environment and working directory. Raises BadRequest when the
+        container is not running."""
+        name = self.pod["metadata"].get("name")
+        record = self.main.get(container_name) or self.init.get(container_name)
+        if record is None or container_name not in self.procs:
+            raise errors.BadRequest(f'container "{container_name}" in pod "{name}" is not '
+                                    "running")
+        spec = self.pod["spec"]
+        every = [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
+        container = next(c for c in every if c["name"] == container_name)
+        return (self.box.wrap(list(command)), self._env(container),
+                container.get("workingDir") or None)
 
     # --- one run of one container -----------------------------------------------------------
 

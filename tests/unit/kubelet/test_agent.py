@@ -30,7 +30,7 @@ async def test_handler_of(tmp_path: Any, default: str, class_name: str | None,
                           expected: str | None) -> None:
     client = RESTClient(ClientConfig(server="http://127.0.0.1:1"))
     agent = NodeAgent(client, "n1", pod_cidr="127.244.0.0/24", default_runtime=default,
-                      root_dir=tmp_path)
+                      root_dir=tmp_path, kubelet_token="t")
     for name, handler in (("virtual", "virtual"), ("process", "process"), ("netns", "netns"),
                           ("fast", "process"), ("gvisor", "runsc")):
         agent.runtime_classes.cache.put(name, runtime_class(name, handler))

@@ -1,0 +1,119 @@
+"""`kubectl exec` and `kubectl cp` into process pods, with both real kubectls.
+
+One `tinykube up` per kubectl (default runtime `process`) runs a pod whose container sleeps;
+each case runs one kubectl command against it and checks what kubectl prints and its exit code:
+stdout and stderr apart, the container's environment and host name, stdin, exit codes, a
+terminal (through `script`, which gives kubectl one), files copied both ways, and the errors for
+a virtual pod and a missing command.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import KUBECTLS, Kubectl, start_cluster
+
+pytestmark = [pytest.mark.kubectl]
+
+POD = """
+apiVersion: v1
+kind: Pod
+metadata: {name: shell}
+spec:
+  containers:
+  - name: main
+    image: busybox
+    command: [sleep, "3600"]
+    env: [{name: GREETING, value: hello}]
+    workingDir: /tmp
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: ghost}
+spec:
+  runtimeClassName: virtual
+  containers: [{name: main, image: nginx}]
+"""
+
+
+@pytest.fixture(scope="module", params=[b for _, b in KUBECTLS], ids=[n for n, _ in KUBECTLS])
+def kubectl(request: pytest.FixtureRequest,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubectl]:
+    base = tmp_path_factory.mktemp("exec")
+    cluster = start_cluster(base / "data", "--default-runtime", "process", "--no-dns")
+    (base / "kubecache").mkdir()
+    kubectl = Kubectl(request.param, cluster.kubeconfig, base / "kubecache")
+    kubectl("apply", "-f", "-", input=POD)
+    kubectl("wait", "--for=condition=Ready", "pod/shell", "pod/ghost", "--timeout=60s")
+    yield kubectl
+    cluster.stop()
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    args: list[str]
+    code: int
+    stdout: str = ""
+    stderr: str = ""
+    stdin: str | None = None
+
+
+CASES = {
+    "stdout and stderr apart": Case(
+        ["shell", "--", "sh", "-c", "echo out; echo err >&2"], 0, "out\n", "err\n"),
+    "environment, working directory and host name": Case(
+        ["shell", "--", "sh", "-c", 'echo "$GREETING $PWD $(hostname)"'], 0,
+        "hello /tmp shell\n"),
+    "stdin": Case(["-i", "shell", "--", "cat"], 0, "piped\n", stdin="piped\n"),
+    "exit code": Case(["shell", "--", "sh", "-c", "exit 7"], 7,
+                      stderr="command terminated with exit code 7\n"),
+    "missing command": Case(["shell", "--", "no-such-command"], 127,
+                            stderr="command terminated with exit code 127\n"),
+    "virtual pod": Case(["ghost", "--", "true"], 1,
+                        stderr='pod "ghost" runs in the virtual runtime'),
+    "unknown container": Case(["shell", "-c", "nope", "--", "true"], 1,
+                              stderr="container nope is not valid for pod shell"),
+}
+
+
+@pytest.mark.parametrize("case", CASES, ids=list(CASES))
+def test_exec(kubectl: Kubectl, case: str) -> None:
+    expected = CASES[case]
+    result = kubectl.run("exec", *expected.args, input=expected.stdin, check=False)
+    assert result.returncode == expected.code, result.stderr
+    assert result.stdout == expected.stdout
+    assert expected.stderr in result.stderr
+
+
+def test_exec_with_a_terminal(kubectl: Kubectl) -> None:
+    """`-it` needs a terminal on kubectl's side: `script` gives it one."""
+    command = shlex.join([kubectl.binary, "exec", "-it", "shell", "--", "sh", "-c",
+                          "tty; exit 3"])
+    result = subprocess.run(["script", "-qec", command, "/dev/null"], capture_output=True,
+                            text=True, timeout=60, stdin=subprocess.DEVNULL,
+                            env={"KUBECONFIG": str(kubectl.kubeconfig),
+                                 "KUBECACHEDIR": str(kubectl.cache_dir),
+                                 "HOME": str(kubectl.cache_dir), "PATH": "/usr/bin:/bin"})
+    assert "/dev/pts/" in result.stdout
+    assert "command terminated with exit code 3" in result.stdout
+    assert result.returncode == 3
+
+
+def test_cp_both_ways(kubectl: Kubectl, tmp_path: Path) -> None:
+    """`kubectl cp` is tar over exec."""
+    source = tmp_path / "in.txt"
+    source.write_text("copied in\n")
+    target = f"/tmp/tinykube-cp-{tmp_path.name}.txt"
+    try:
+        kubectl("cp", str(source), f"shell:{target}")
+        assert kubectl("exec", "shell", "--", "cat", target) == "copied in\n"
+        kubectl("cp", f"shell:{target}", str(tmp_path / "out.txt"))
+        assert (tmp_path / "out.txt").read_text() == "copied in\n"
+    finally:
+        Path(target).unlink(missing_ok=True)  # process pods share the host's /tmp
