@@ -1,15 +1,17 @@
-"""`kubectl exec` and `kubectl cp` into process pods, with both real kubectls.
+"""`kubectl exec`, `cp`, `attach` and `run -i[t]` with process pods, with both real kubectls.
 
 One `tinykube up` per kubectl (default runtime `process`) runs a pod whose container sleeps;
 each case runs one kubectl command against it and checks what kubectl prints and its exit code:
 stdout and stderr apart, the container's environment and host name, stdin, exit codes, a
 terminal (through `script`, which gives kubectl one), files copied both ways, and the errors for
-a virtual pod and a missing command.
+a virtual pod and a missing command. `kubectl run -i --rm` and `run -it --rm` attach to a new
+pod's container and delete the pod after; `kubectl attach` follows a running container.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import select
 import shlex
 import subprocess
 from collections.abc import Iterator
@@ -91,15 +93,20 @@ def test_exec(kubectl: Kubectl, case: str) -> None:
     assert expected.stderr in result.stderr
 
 
+def in_terminal(kubectl: Kubectl, *args: str, typed: str = "",
+                ) -> subprocess.CompletedProcess[str]:
+    """kubectl run inside `script`, which gives it a terminal (`-t` needs one); `typed` is
+    what a user types into that terminal."""
+    command = shlex.join([kubectl.binary, *args])
+    return subprocess.run(["script", "-qec", command, "/dev/null"], capture_output=True,
+                          text=True, timeout=60, input=typed,
+                          env={"KUBECONFIG": str(kubectl.kubeconfig),
+                               "KUBECACHEDIR": str(kubectl.cache_dir),
+                               "HOME": str(kubectl.cache_dir), "PATH": "/usr/bin:/bin"})
+
+
 def test_exec_with_a_terminal(kubectl: Kubectl) -> None:
-    """`-it` needs a terminal on kubectl's side: `script` gives it one."""
-    command = shlex.join([kubectl.binary, "exec", "-it", "shell", "--", "sh", "-c",
-                          "tty; exit 3"])
-    result = subprocess.run(["script", "-qec", command, "/dev/null"], capture_output=True,
-                            text=True, timeout=60, stdin=subprocess.DEVNULL,
-                            env={"KUBECONFIG": str(kubectl.kubeconfig),
-                                 "KUBECACHEDIR": str(kubectl.cache_dir),
-                                 "HOME": str(kubectl.cache_dir), "PATH": "/usr/bin:/bin"})
+    result = in_terminal(kubectl, "exec", "-it", "shell", "--", "sh", "-c", "tty; exit 3")
     assert "/dev/pts/" in result.stdout
     assert "command terminated with exit code 3" in result.stdout
     assert result.returncode == 3
@@ -117,3 +124,43 @@ def test_cp_both_ways(kubectl: Kubectl, tmp_path: Path) -> None:
         assert (tmp_path / "out.txt").read_text() == "copied in\n"
     finally:
         Path(target).unlink(missing_ok=True)  # process pods share the host's /tmp
+
+
+def test_run_i_rm_prints_the_output_and_deletes_the_pod(kubectl: Kubectl) -> None:
+    result = kubectl.run("run", "quick", "-i", "--rm", "--restart=Never", "--image=busybox",
+                         "--", "sh", "-c", "echo quick output; hostname", check=False)
+    assert result.returncode == 0, result.stderr
+    assert "quick output\nquick\n" in result.stdout
+    assert 'pod "quick" deleted' in result.stdout + result.stderr
+    assert kubectl.run("get", "pod", "quick", check=False).returncode == 1
+
+
+def test_run_it_rm_is_an_interactive_shell(kubectl: Kubectl) -> None:
+    # `read` holds the shell until the terminal is attached and the line is typed.
+    result = in_terminal(kubectl, "run", "sh-it", "-it", "--rm", "--restart=Never",
+                         "--image=busybox", "--", "sh", "-c",
+                         "read line; echo got-$line; hostname; exit 4",
+                         typed="hello\n")
+    output = result.stdout.replace("\r", "")
+    assert "got-hello\nsh-it\n" in output
+    assert result.returncode == 4
+    assert kubectl.run("get", "pod", "sh-it", check=False).returncode == 1
+
+
+def test_attach_follows_a_running_container(kubectl: Kubectl) -> None:
+    kubectl("run", "ticker", "--image=busybox", "--", "sh", "-c",
+            "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done")
+    kubectl("wait", "--for=condition=Ready", "pod/ticker", "--timeout=60s")
+    watcher = kubectl.popen("attach", "ticker")
+    assert watcher.stdout is not None
+    lines = []
+    try:
+        while len(lines) < 3:
+            ready, _, _ = select.select([watcher.stdout], [], [], 30)
+            assert ready, "kubectl attach printed nothing for 30 s"
+            lines.append(watcher.stdout.readline())
+    finally:
+        watcher.kill()
+        watcher.wait()
+        kubectl("delete", "pod", "ticker", "--grace-period=0", "--wait=false")
+    assert [line.split()[0] for line in lines] == ["tick"] * 3

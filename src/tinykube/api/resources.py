@@ -137,6 +137,7 @@ CORE: list[Resource] = [
         "", "v1", "pods", "Pod", short_names=("po",), categories=("all",),
         subresources=(
             _status("", "v1", "Pod"),
+            Subresource("attach", "", "v1", "PodAttachOptions", ("create", "get")),
             Subresource("exec", "", "v1", "PodExecOptions", ("create", "get")),
             Subresource("log", "", "v1", "Pod", ("get",)),
         ),

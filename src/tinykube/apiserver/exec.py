@@ -1,4 +1,4 @@
-"""`pods/<name>/exec`: kubectl's WebSocket relayed to the kubelet endpoint of the pod's node.
+"""`pods/<name>/exec` and `attach`: kubectl's WebSocket relayed to the pod's kubelet endpoint.
 
 As upstream, the API server runs nothing on nodes: it checks the request (the pod, the
 container, the command), opens a WebSocket to the node agent's kubelet endpoint with the same
@@ -22,13 +22,13 @@ from tinykube.api import errors, remotecommand
 _PASSED_ON = ("command", "stdin", "stdout", "stderr", "tty", "container")
 
 
-def check(request: web.Request) -> None:
-    """What kube-apiserver refuses before upgrading: no command, not a WebSocket."""
-    if not request.query.getall("command", []):
+def check(request: web.Request, *, needs_command: bool) -> None:
+    """What kube-apiserver refuses before upgrading: no command (exec), not a WebSocket."""
+    if needs_command and not request.query.getall("command", []):
         raise errors.BadRequest("you must specify at least 1 command")
     if request.headers.get("Upgrade", "").lower() != "websocket":
-        raise errors.BadRequest("Upgrade request required: tinykube streams exec over "
-                                "WebSocket (v4/v5.channel.k8s.io) only")
+        raise errors.BadRequest("Upgrade request required: tinykube streams exec and attach "
+                                "over WebSocket (v4/v5.channel.k8s.io) only")
 
 
 async def relay(request: web.Request, url: str, headers: dict[str, str]) -> web.StreamResponse:

@@ -133,8 +133,8 @@ class ResourceHandler:
             return await self._scale(request, target)
         if target.subresource == "log":
             return await self._log(request, target)
-        if target.subresource == "exec":
-            return await self._exec(request, target)
+        if target.subresource in ("exec", "attach"):
+            return await self._stream(request, target)
         if target.subresource == "binding":
             return await self._binding(request, target)
         if method == "GET":
@@ -533,6 +533,9 @@ class ResourceHandler:
         if action == "exec" and phase in ("Succeeded", "Failed"):
             raise errors.BadRequest(f"cannot exec into a container in a completed pod; current "
                                     f"phase is {phase}")
+        if action == "attach" and phase in ("Succeeded", "Failed"):
+            raise errors.BadRequest(f"cannot attach a container in a completed pod; current "
+                                    f"phase is {phase}")
         nodes = resources.must("", "v1", "nodes")
         node = self.registry.get(nodes, "", spec["nodeName"]).obj.get("status", {})
         port = node.get("daemonEndpoints", {}).get("kubeletEndpoint", {}).get("Port")
@@ -543,14 +546,16 @@ class ResourceHandler:
     def _kubelet_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.kubelet_token}"}
 
-    async def _exec(self, request: web.Request, target: Target) -> web.StreamResponse:
-        """pods/<name>/exec: kubectl's WebSocket relayed to the pod's kubelet (see `exec`)."""
-        container, kubelet = self._kubelet(request, target, "exec")
-        exec_.check(request)
+    async def _stream(self, request: web.Request, target: Target) -> web.StreamResponse:
+        """pods/<name>/exec and attach: kubectl's WebSocket relayed to the pod's kubelet (see
+        `apiserver.exec`)."""
+        action = target.subresource
+        container, kubelet = self._kubelet(request, target, action)
+        exec_.check(request, needs_command=action == "exec")
         if kubelet is None:
             raise errors.BadRequest(f'pod "{target.name}" runs on a node without a kubelet '
                                     "endpoint")
-        url = f"{kubelet}/exec/{target.namespace}/{target.name}/{container}"
+        url = f"{kubelet}/{action}/{target.namespace}/{target.name}/{container}"
         return await exec_.relay(request, url, self._kubelet_headers())
 
     async def _log(self, request: web.Request, target: Target) -> web.StreamResponse:

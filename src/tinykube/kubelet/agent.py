@@ -16,8 +16,9 @@ pod should look like with what it does:
   as a kubelet does once the containers have stopped; its address is released then, never
   while the pod still exists.
 
-The `KubeletServer` serves container logs (`kubectl logs`) and exec sessions (`kubectl exec`) to
-the API server, which authenticates with the cluster's kubelet token.
+The `KubeletServer` serves container logs (`kubectl logs`), exec and attach sessions (`kubectl
+exec`, `kubectl attach`, `kubectl run -i`) to the API server, which authenticates with the
+cluster's kubelet token.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from tinykube.kubelet.process import ProcessRuntime
 from tinykube.kubelet.restarts import Clock
 from tinykube.kubelet.runtime import HANDLERS, Runtime
 from tinykube.kubelet.server import KubeletServer
+from tinykube.kubelet.stdio import ContainerIO
 from tinykube.kubelet.virtual import VirtualRuntime
 from tinykube.kubelet.worker import NodeContext
 
@@ -185,7 +187,7 @@ class NodeAgent(Controller):
                                       sandbox_mode=sandbox_mode),
         }
         self.server = KubeletServer(self._container_log, self._exec_command,
-                                    token=kubelet_token, host=host_ip)
+                                    self._attach_target, token=kubelet_token, host=host_ip)
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self.pods.add_handlers(on_add=self._on_pod, on_update=lambda _o, n: self._on_pod(n),
                                on_delete=self._on_delete)
@@ -353,16 +355,25 @@ class NodeAgent(Controller):
 
     def _exec_command(self, namespace: str, name: str, container: str, command: list[str],
                       ) -> tuple[list[str], dict[str, str], str | None]:
+        pod, runtime = self._process_pod(namespace, name, "exec into")
+        return runtime.exec_command(pod, container, command)
+
+    def _attach_target(self, namespace: str, name: str, container: str) -> ContainerIO:
+        pod, runtime = self._process_pod(namespace, name, "attach to")
+        return runtime.attach_target(pod, container)
+
+    def _process_pod(self, namespace: str, name: str,
+                     action: str) -> tuple[Mapping[str, Any], ProcessRuntime]:
         pod = self.pods.cache.get(f"{namespace}/{name}")
         if pod is None:
             raise errors.NotFound.for_object("pods", "", name)
         if self.handler_of(pod) not in ("process", "netns"):
             raise errors.BadRequest(
-                f'pod "{name}" runs in the virtual runtime, which runs no process to exec '
-                'into: give it runtimeClassName "process"')
+                f'pod "{name}" runs in the virtual runtime, which runs no process to {action}: '
+                'give it runtimeClassName "process"')
         runtime = self.runtimes["process"]
         assert isinstance(runtime, ProcessRuntime)
-        return runtime.exec_command(pod, container, command)
+        return pod, runtime
 
 
 def _differs(current: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:

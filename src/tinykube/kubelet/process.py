@@ -24,6 +24,7 @@ from tinykube.api.meta import rfc3339
 from tinykube.kubelet import sandbox
 from tinykube.kubelet.logs import ContainerLog
 from tinykube.kubelet.runtime import Obj, grace_seconds
+from tinykube.kubelet.stdio import ContainerIO
 from tinykube.kubelet.worker import NodeContext, PodWorker
 
 SHUTDOWN_GRACE = 2.0
@@ -124,6 +125,14 @@ class ProcessRuntime:
             raise errors.BadRequest(f'pod "{pod["metadata"]["name"]}" has no running '
                                     "containers on this node")
         return worker.exec_command(container, command)
+
+    def attach_target(self, pod: Obj, container: str) -> ContainerIO:
+        """A running container's streams, for `kubectl attach` (see PodWorker)."""
+        worker = self.workers.get(str(pod["metadata"]["uid"]))
+        if worker is None:
+            raise errors.BadRequest(f'pod "{pod["metadata"]["name"]}" has no running '
+                                    "containers on this node")
+        return worker.attach_target(container)
 
     async def close(self) -> None:
         workers = list(self.workers.values())

@@ -7,7 +7,8 @@ Node publishes in `status.daemonEndpoints.kubeletEndpoint.Port`. This server ans
     GET /containerLogs/<namespace>/<pod>/<container>?follow=&tailLines=&sinceSeconds=
         &sinceTime=&timestamps=&previous=&limitBytes=
     GET /exec/<namespace>/<pod>/<container>?command=..&command=..&stdin=&stdout=&stderr=&tty=
-        (a WebSocket speaking the channel protocol, see `kubelet.streams`)
+    GET /attach/<namespace>/<pod>/<container>?stdin=&stdout=&stderr=&tty=
+        (WebSockets speaking the channel protocol, see `kubelet.streams`)
     GET /healthz
 
 with the kubelet's parameters. Errors are Kubernetes `Status` bodies with the right code, which
@@ -30,12 +31,15 @@ from aiohttp import web
 from tinykube.api import errors, remotecommand
 from tinykube.kubelet import logs, streams
 from tinykube.kubelet.logs import ContainerLog
+from tinykube.kubelet.stdio import ContainerIO
 
 _TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 #: (namespace, pod, container) -> the container's log (None: no output); raises APIError.
 Lookup = Callable[[str, str, str], ContainerLog | None]
 #: (namespace, pod, container, command) -> (argv, env, cwd) to run; raises APIError.
 ExecLookup = Callable[[str, str, str, list[str]], tuple[list[str], dict[str, str], str | None]]
+#: (namespace, pod, container) -> the running container's streams; raises APIError.
+AttachLookup = Callable[[str, str, str], ContainerIO]
 
 
 def _int(query: dict[str, str], name: str) -> int | None:
@@ -86,12 +90,13 @@ class KubeletServer:
     """An aiohttp server on `host`:0 (or a given port) that serves `lookup`'s logs and runs
     `exec_lookup`'s commands; `token` is the bearer token every request must carry."""
 
-    def __init__(self, lookup: Lookup, exec_lookup: ExecLookup, *, token: str,
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, lookup: Lookup, exec_lookup: ExecLookup, attach_lookup: AttachLookup, *,
+                 token: str, host: str = "127.0.0.1", port: int = 0) -> None:
         if not token:
             raise ValueError("a kubelet endpoint needs a token")
         self.lookup = lookup
         self.exec_lookup = exec_lookup
+        self.attach_lookup = attach_lookup
         self.token = token
         self.host = host
         self.port = port
@@ -105,6 +110,7 @@ class KubeletServer:
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self._logs)
         app.router.add_get("/exec/{namespace}/{pod}/{container}", self._exec)
+        app.router.add_get("/attach/{namespace}/{pod}/{container}", self._attach)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
@@ -150,6 +156,23 @@ class KubeletServer:
                 argv, env=env, cwd=cwd, stdin=query.get("stdin") in _TRUE,
                 stdout=query.get("stdout") in _TRUE, stderr=query.get("stderr") in _TRUE,
                 tty=query.get("tty") in _TRUE)
+            await session.run(WebSocket(ws))
+        await ws.close()
+        return ws
+
+    async def _attach(self, request: web.Request) -> web.StreamResponse:
+        """An attach session; like exec, errors after the upgrade go on the error stream."""
+        info, query = request.match_info, request.query
+        ws = web.WebSocketResponse(protocols=remotecommand.PROTOCOLS, max_msg_size=0)
+        await ws.prepare(request)
+        try:
+            io = self.attach_lookup(info["namespace"], info["pod"], info["container"])
+        except errors.APIError as exc:
+            await ws.send_bytes(remotecommand.frame(remotecommand.ERROR,
+                                                    orjson.dumps(exc.to_status())))
+        else:
+            session = streams.AttachSession(io, stdin=query.get("stdin") in _TRUE,
+                                            stdout=query.get("stdout") in _TRUE)
             await session.run(WebSocket(ws))
         await ws.close()
         return ws

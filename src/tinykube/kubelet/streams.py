@@ -1,4 +1,5 @@
-"""`kubectl exec` on a node: one command bridged to one WebSocket.
+"""`kubectl exec` and `kubectl attach` on a node: a command, or a running container, bridged
+to one WebSocket.
 
 The messages are those of `api.remotecommand` (stdin, stdout, stderr, the final Status, resize,
 close). `ExecSession` runs one command for one session: with pipes, or with a pseudo-terminal
@@ -11,15 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import functools
 import json
 import os
 import signal
-import struct
 import subprocess
-import termios
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Protocol
 
 from tinykube.api.remotecommand import (
@@ -35,8 +33,14 @@ from tinykube.api.remotecommand import (
     parse,
     window_size,
 )
+from tinykube.kubelet.stdio import (
+    ContainerIO,
+    read_stream,
+    read_terminal,
+    set_window_size,
+    take_terminal,
+)
 
-_CHUNK = 32 * 1024
 FIRST_SIZE_WAIT = 0.25  # seconds a TTY session waits for the client's terminal size
 
 
@@ -108,12 +112,12 @@ class ExecSession:
                 stderr=pipe if self.want_stderr else devnull)
         master, slave = os.openpty()
         if self._size is not None:
-            _set_window_size(master, self._size)
+            set_window_size(master, self._size)
         try:
             proc = await asyncio.create_subprocess_exec(
                 *self.argv, env={"TERM": "xterm", **self.env}, cwd=self.cwd,
                 start_new_session=True, stdin=slave, stdout=slave, stderr=slave,
-                preexec_fn=functools.partial(_take_terminal, slave))
+                preexec_fn=functools.partial(take_terminal, slave))
         except (OSError, subprocess.SubprocessError):
             os.close(master)
             raise
@@ -125,30 +129,10 @@ class ExecSession:
     def _outputs(self, proc: asyncio.subprocess.Process,
                  socket: Socket) -> list[asyncio.Task[None]]:
         if self._master is not None:
-            return [asyncio.create_task(self._pump_pty(self._master, socket))]
+            return [asyncio.create_task(_send(read_terminal(self._master), STDOUT, socket))]
         pumps = [(proc.stdout, STDOUT), (proc.stderr, STDERR)]
-        return [asyncio.create_task(_pump(stream, number, socket))
+        return [asyncio.create_task(_send(read_stream(stream), number, socket))
                 for stream, number in pumps if stream is not None]
-
-    async def _pump_pty(self, master: int, socket: Socket) -> None:
-        loop = asyncio.get_running_loop()
-        chunks: asyncio.Queue[bytes] = asyncio.Queue()
-
-        def readable() -> None:
-            try:
-                data = os.read(master, _CHUNK)
-            except OSError:  # EIO: every holder of the terminal's other side has gone
-                data = b""
-            if not data:
-                loop.remove_reader(master)
-            chunks.put_nowait(data)
-
-        loop.add_reader(master, readable)
-        try:
-            while data := await chunks.get():
-                await socket.send_bytes(frame(STDOUT, data))
-        finally:
-            loop.remove_reader(master)
 
     async def _first_window_size(self, socket: Socket) -> list[bytes]:
         """kubectl sends the terminal's size right after connecting: wait for it briefly, so
@@ -183,7 +167,7 @@ class ExecSession:
         elif stream == RESIZE and self._master is not None:
             size = window_size(data)
             if size is not None:
-                _set_window_size(self._master, size)
+                set_window_size(self._master, size)
 
     async def _write_stdin(self, proc: asyncio.subprocess.Process, data: bytes) -> None:
         if self._master is not None:
@@ -201,18 +185,60 @@ class ExecSession:
             proc.stdin.close()
 
 
-async def _pump(stream: asyncio.StreamReader, number: int, socket: Socket) -> None:
-    while data := await stream.read(_CHUNK):
-        await socket.send_bytes(frame(number, data))
+async def _send(chunks: AsyncIterator[bytes], number: int, socket: Socket) -> None:
+    async for chunk in chunks:
+        await socket.send_bytes(frame(number, chunk))
 
 
-def _set_window_size(master: int, size: tuple[int, int]) -> None:
-    fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", size[0], size[1], 0, 0))
+class AttachSession:
+    """`kubectl attach` (and `kubectl run -i`): one client on a running container's streams.
 
+    The client first gets what this run printed so far, then the output as it comes; its input
+    goes to the container's stdin (if the container has one). The session ends when the
+    container's run ends (with a Success Status) or when the client leaves; with `stdinOnce`,
+    either closes the container's stdin."""
 
-def _take_terminal(slave: int) -> None:
-    """In the child before exec: a new session whose controlling terminal is the pty. By fd
-    number, not stdin: uvloop runs this before it sets up the child's standard streams."""
-    with contextlib.suppress(PermissionError):  # already a session leader
-        os.setsid()
-    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+    def __init__(self, io: ContainerIO, *, stdin: bool, stdout: bool) -> None:
+        self.io = io
+        self.want_stdin, self.want_stdout = stdin and io.interactive, stdout
+
+    def __repr__(self) -> str:
+        return f"AttachSession({self.io!r})"
+
+    async def run(self, socket: Socket) -> None:
+        replay, queue = self.io.listen()
+        output = asyncio.create_task(self._output(socket, replay, queue))
+        reader = asyncio.create_task(self._from_client(socket))
+        try:
+            await asyncio.wait({output, reader}, return_when=asyncio.FIRST_COMPLETED)
+            if output.done() and output.exception() is None:
+                await socket.send_bytes(frame(ERROR, json.dumps(exit_status(0)).encode()))
+        except ConnectionError:
+            pass  # the client left while we answered
+        finally:
+            for task in (output, reader):
+                task.cancel()
+            await asyncio.gather(output, reader, return_exceptions=True)
+            self.io.unlisten(queue)
+            if self.want_stdin and self.io.stdin_once:
+                self.io.close_stdin()
+
+    async def _output(self, socket: Socket, replay: bytes,
+                      queue: asyncio.Queue[bytes | None]) -> None:
+        if replay and self.want_stdout:
+            await socket.send_bytes(frame(STDOUT, replay))
+        while (chunk := await queue.get()) is not None:
+            if self.want_stdout:
+                await socket.send_bytes(frame(STDOUT, chunk))
+
+    async def _from_client(self, socket: Socket) -> None:
+        while (message := await socket.receive_bytes_or_none()) is not None:
+            stream, data = parse(message)
+            if stream == STDIN and data and self.want_stdin:
+                await self.io.write(data)
+            elif stream == CLOSE and data[:1] == bytes((STDIN,)) and self.want_stdin \
+                    and self.io.stdin_once:
+                self.io.close_stdin()
+            elif stream == RESIZE and (size := window_size(data)) is not None:
+                self.io.resize(*size)
+

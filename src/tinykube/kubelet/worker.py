@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import subprocess
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from typing import Any
 from tinykube.api import errors
 from tinykube.api.meta import rfc3339
 from tinykube.kubelet import env as pod_env
-from tinykube.kubelet import probes, sandbox
+from tinykube.kubelet import probes, sandbox, stdio
 from tinykube.kubelet import status as pod_status
 from tinykube.kubelet.logs import ContainerLog
 from tinykube.kubelet.restarts import Clock, CrashBackoff, LoopClock, should_restart
@@ -89,6 +90,7 @@ class PodWorker:
         self.logs = {name: ContainerLog(log_dir / name, max_bytes=node.max_log_bytes)
                      for name in [*self.init, *self.main]}
         self.procs: dict[str, asyncio.subprocess.Process] = {}
+        self.stdio: dict[str, stdio.ContainerIO] = {}  # running containers' streams (attach)
         self.stopping = False
         self.task: asyncio.Task[None] | None = None
         self.stop_task: asyncio.Task[None] | None = None
@@ -179,6 +181,14 @@ class PodWorker:
         return (self.box.wrap(list(command)), self._env(container),
                 container.get("workingDir") or None)
 
+    def attach_target(self, container_name: str) -> stdio.ContainerIO:
+        """The running container's streams, for `kubectl attach`; BadRequest if not running."""
+        io = self.stdio.get(container_name)
+        if io is None:
+            raise errors.BadRequest(f'container "{container_name}" in pod '
+                                    f'"{self.pod["metadata"].get("name")}" is not running')
+        return io
+
     # --- one run of one container -----------------------------------------------------------
 
     def _env(self, container: Obj) -> dict[str, str]:
@@ -209,23 +219,28 @@ class PodWorker:
             return None
         log = self.logs[container["name"]]
         log.start_run()
+        io = stdio.ContainerIO(container)
         try:
             proc = await asyncio.create_subprocess_exec(
                 *self.box.wrap(argv), cwd=container.get("workingDir") or None, env=env,
-                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT, start_new_session=True)
-        except OSError as exc:
+                start_new_session=True, **io.spawn_options())
+        except (OSError, subprocess.SubprocessError) as exc:
+            io.started(None)
             log.end_run()
             self._record_exit(record, 128, None, "StartError", str(exc), started=rfc3339())
             self._changed()
             await self._event("Warning", "Failed", f"Error: {exc}")
             return 128
+        io.started(proc)
+        self.stdio[container["name"]] = io
         try:
             return await self._watch(container, record, proc, env, log, probing=probing)
         finally:
             if proc.returncode is None:  # cancelled while running: leave nothing behind
                 _killpg(proc.pid, signal.SIGKILL)
             self.procs.pop(container["name"], None)
+            self.stdio.pop(container["name"], None)
+            io.end()
 
     async def _watch(self, container: Obj, record: pod_status.ContainerRecord,
                      proc: asyncio.subprocess.Process, env: Mapping[str, str],
@@ -240,7 +255,7 @@ class PodWorker:
         record.ready = record.started and not (probing and bool(container.get("readinessProbe")))
         self._changed()
         await self._event("Normal", "Started", f"Started container {name}")
-        pump = asyncio.create_task(self._pump(proc, log))
+        pump = asyncio.create_task(self.stdio[name].pump(log))
         prober = asyncio.create_task(self._probe(container, record, proc, env)) \
             if probing else None
         try:
@@ -266,12 +281,6 @@ class PodWorker:
         record.reason, record.message = reason, message
         record.started_at, record.finished_at = started, rfc3339()
         record.ready = record.started = False
-
-    @staticmethod
-    async def _pump(proc: asyncio.subprocess.Process, log: ContainerLog) -> None:
-        assert proc.stdout is not None
-        while chunk := await proc.stdout.read(65536):
-            log.write(chunk)
 
     # --- probes -----------------------------------------------------------------------------
 

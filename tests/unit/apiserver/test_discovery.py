@@ -203,6 +203,7 @@ SUBRESOURCES = [
         ("status", ("apps", "v1", "ReplicaSet"), STATUS_VERBS),
     ]),
     ("pods", "", "v1", "pods", [
+        ("attach", ("", "v1", "PodAttachOptions"), ["create", "get"]),
         ("exec", ("", "v1", "PodExecOptions"), ["create", "get"]),
         ("log", ("", "v1", "Pod"), ["get"]),
         ("status", ("", "v1", "Pod"), STATUS_VERBS),

@@ -16,6 +16,7 @@ import uvloop
 from tinykube.api import errors, remotecommand
 from tinykube.kubelet.logs import ContainerLog
 from tinykube.kubelet.server import KubeletServer, since_bound
+from tinykube.kubelet.stdio import ContainerIO
 from tinykube.testing import until
 
 TOKEN = "kubelet-secret"
@@ -24,6 +25,10 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 def no_exec(*_args: object) -> tuple[list[str], dict[str, str], str | None]:
     raise errors.BadRequest("no exec in this test")
+
+
+def no_attach(*_args: object) -> ContainerIO:
+    raise errors.BadRequest("no attach in this test")
 
 
 @pytest.fixture
@@ -44,7 +49,7 @@ async def served(tmp_path: Path) -> AsyncIterator[tuple[str, ContainerLog]]:
             raise errors.BadRequest(f'container "{container}" in pod "p" is waiting to start: '
                                     "ContainerCreating")
         return log
-    server = KubeletServer(lookup, no_exec, token=TOKEN)
+    server = KubeletServer(lookup, no_exec, no_attach, token=TOKEN)
     port = await server.start()
     yield f"http://127.0.0.1:{port}/containerLogs/default", log
     await server.close()
@@ -72,7 +77,7 @@ async def test_log_requests(served: tuple[str, ContainerLog], path: str, query: 
 async def test_previous_without_a_previous_run(tmp_path: Path) -> None:
     log = ContainerLog(tmp_path)
     log.start_run()
-    server = KubeletServer(lambda *_: log, no_exec, token=TOKEN)
+    server = KubeletServer(lambda *_: log, no_exec, no_attach, token=TOKEN)
     port = await server.start()
     try:
         async with aiohttp.ClientSession(headers=AUTH) as session, session.get(
@@ -116,7 +121,7 @@ async def exec_server(tmp_path: Path) -> AsyncIterator[str]:
         if (pod, container) != ("p", "c"):
             raise errors.BadRequest(f'container "{container}" in pod "{pod}" is not running')
         return command, {"PATH": "/usr/bin:/bin", "GREETING": "hello"}, str(tmp_path)
-    server = KubeletServer(lambda *_: None, lookup, token=TOKEN)
+    server = KubeletServer(lambda *_: None, lookup, no_attach, token=TOKEN)
     port = await server.start()
     yield f"http://127.0.0.1:{port}/exec/default"
     await server.close()
@@ -129,6 +134,13 @@ async def run_exec(url: str, command: list[str], *, stdin: bytes | None = None,
     params = [("command", c) for c in command] + [
         ("stdout", "true"), ("stderr", "false" if tty else "true"),
         ("stdin", "true" if stdin is not None else "false"), ("tty", "true" if tty else "false")]
+    return await converse(url, params, stdin=stdin, resize=resize)
+
+
+async def converse(url: str, params: list[tuple[str, str]], *, stdin: bytes | None,
+                   resize: tuple[int, int] | None = None,
+                   ) -> tuple[dict[int, bytes], dict[str, object]]:
+    """Send the window size and stdin (then close it, as v5 allows), collect every stream."""
     streams: dict[int, bytes] = {}
     status: dict[str, object] = {}
     async with aiohttp.ClientSession(headers=AUTH) as session, session.ws_connect(
@@ -197,7 +209,7 @@ def test_exec_with_a_terminal_under_uvloop(tmp_path: Path) -> None:
     """`tinykube up`'s node agents run on uvloop, whose child set-up differs from asyncio's."""
     async def session() -> tuple[dict[int, bytes], dict[str, object]]:
         server = KubeletServer(lambda *_: None, lambda *_: (["tty"], {}, str(tmp_path)),
-                               token=TOKEN)
+                               no_attach, token=TOKEN)
         port = await server.start()
         try:
             return await run_exec(f"http://127.0.0.1:{port}/exec/ns/p/c", ["tty"], tty=True)
@@ -251,3 +263,58 @@ async def test_requests_before_the_upgrade(exec_server: str, headers: dict[str, 
     async with aiohttp.ClientSession(headers=headers) as session, \
             session.get(base + path) as response:
         assert response.status == status
+
+
+# --- attach --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def attached(tmp_path: Path) -> AsyncIterator[tuple[str, ContainerIO, ContainerLog]]:
+    """A kubelet whose pod `p` container `c` is a running `cat` with stdin and stdinOnce."""
+    io = ContainerIO({"stdin": True, "stdinOnce": True})
+    proc = await asyncio.create_subprocess_exec("cat", start_new_session=True,
+                                                **io.spawn_options())
+    io.started(proc)
+    log = ContainerLog(tmp_path / "log")
+    log.start_run()
+    pump = asyncio.create_task(io.pump(log))
+
+    def lookup(namespace: str, pod: str, container: str) -> ContainerIO:
+        if (pod, container) != ("p", "c"):
+            raise errors.BadRequest(f'container "{container}" in pod "{pod}" is not running')
+        return io
+    server = KubeletServer(lambda *_: None, no_exec, lookup, token=TOKEN)
+    port = await server.start()
+    yield f"http://127.0.0.1:{port}/attach/default", io, log
+    await server.close()
+    if proc.returncode is None:
+        proc.kill()
+    await proc.wait()
+    await asyncio.wait_for(pump, 5)
+    io.end()
+
+
+async def attach(url: str, *, stdin: bytes | None) -> tuple[bytes, dict[str, object]]:
+    params = [("stdout", "true"), ("stdin", "true" if stdin is not None else "false")]
+    streams, status = await converse(url, params, stdin=stdin)
+    return streams.get(remotecommand.STDOUT, b""), status
+
+
+async def test_attach_replays_then_follows_and_stdin_once_ends_the_container(
+        attached: tuple[str, ContainerIO, ContainerLog]) -> None:
+    url, io, log = attached
+    await io.write(b"before attach\n")
+    await until(lambda: b"before attach" in b"".join(log.records()), "cat to echo", 10)
+    output, status = await attach(f"{url}/p/c", stdin=b"typed\n")
+    # stdinOnce: closing stdin ended `cat`, which ended the session with Success.
+    assert output == b"before attach\ntyped\n"
+    assert status == remotecommand.exit_status(0)
+    assert io.proc is not None and await asyncio.wait_for(io.proc.wait(), 10) == 0
+
+
+async def test_attach_to_a_container_that_is_not_running(
+        attached: tuple[str, ContainerIO, ContainerLog]) -> None:
+    url, _io, _log = attached
+    output, status = await attach(f"{url}/p/other", stdin=None)
+    assert output == b""
+    assert status["message"] == 'container "other" in pod "p" is not running'
