@@ -79,6 +79,12 @@ def _field(obj: Obj | None, path: str) -> str | None:
     return None if node is None else str(node)
 
 
+def storage_order(key: tuple[str, str]) -> str:
+    """kube-apiserver's list order: its storage keys `<namespace>/<name>` in byte order (so
+    namespace `a-b` comes before `a`, as `-` sorts before `/`)."""
+    return f"{key[0]}/{key[1]}"
+
+
 @dataclasses.dataclass(slots=True)
 class Entry:
     """A stored object with its resourceVersion and cached JSON encoding."""
@@ -197,10 +203,10 @@ class Store:
 
     def list(self, resource: str, namespace: str | None = None,
              matcher: Matcher | None = None) -> list[Entry]:
-        """Entries sorted by namespace then name, as kube-apiserver orders them."""
+        """Entries in kube-apiserver's order (`storage_order`)."""
         objects = self._objects[resource]
-        keys = sorted(objects) if namespace is None else sorted(
-            k for k in objects if k[0] == namespace)
+        keys = sorted(objects, key=storage_order) if namespace is None else sorted(
+            k for k in objects if k[0] == namespace)  # one namespace: by name
         entries = [objects[k] for k in keys]
         if matcher is not None:
             entries = [e for e in entries if matcher(e.obj)]
@@ -209,7 +215,7 @@ class Store:
     def list_at(self, resource: str, namespace: str | None, matcher: Matcher | None, rv: int,
                 *, after: tuple[str, str] | None = None) -> builtins.list[Entry]:
         """Entries as they were at resourceVersion `rv`, sorted as `list` sorts them; with
-        `after`, only those whose `(namespace, name)` key sorts after it (a continue page).
+        `after`, only those whose key sorts after it (a continue page).
 
         Rebuilt from the current objects by undoing the resource's events newer than `rv`
         (newest first; the oldest undo of a key wins, which is its state at `rv`). Raises
@@ -231,19 +237,20 @@ class Store:
             key = (meta.get("namespace", ""), meta["name"])
             before[key] = None if event.type == "ADDED" else event.prev
         objects = self._objects[resource]
+        start = storage_order(after) if after is not None else ""
         keys = [k for k in objects if (namespace is None or k[0] == namespace)
-                and (after is None or k > after)]
+                and storage_order(k) > start]
         if before:
             restored = {k: Entry(obj, int(obj["metadata"]["resourceVersion"]))
                         for k, obj in before.items() if obj is not None
                         and (namespace is None or k[0] == namespace)
-                        and (after is None or k > after)}
+                        and storage_order(k) > start}
             keys = [k for k in keys if k not in before]  # changed, or created since
             keys.extend(restored)
-            keys.sort()
+            keys.sort(key=storage_order)
             entries = [restored.get(k) or objects[k] for k in keys]
         else:
-            keys.sort()
+            keys.sort(key=storage_order)
             entries = [objects[k] for k in keys]
         if matcher is not None:
             entries = [e for e in entries if matcher(e.obj)]

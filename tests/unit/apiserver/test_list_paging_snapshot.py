@@ -203,13 +203,13 @@ async def test_a_selector_pages_the_labels_of_the_snapshot(api: Api) -> None:
 
 
 async def test_a_cluster_wide_list_pages_every_namespace_once(api: Api) -> None:
-    """Namespaces "a" and "a-b": keys order by (namespace, name), though "a-b/x" < "a/x" as
-    strings; a page boundary inside "a" must not skip "a-b"."""
-    names = {"a": "wxyz", "a-b": "xy", "b": "xy"}  # page 1 is all of "a"
+    """Namespaces "a-b" and "a": keys order as kube-apiserver's storage keys do ("a-b/x" <
+    "a/x"); a page boundary inside "a-b" must not skip "a"."""
+    names = {"a-b": "wxyz", "a": "xy", "b": "xy"}  # page 1 is all of "a-b"
     for namespace, letters in names.items():
         for name in letters:
             await api.create(name, namespace)
-    pages = await api.pages("/api/v1/configmaps", between=lambda: api.create("w", "a-b"))
+    pages = await api.pages("/api/v1/configmaps", between=lambda: api.create("w", "a"))
     keys = [(o["metadata"]["namespace"], o["metadata"]["name"]) for o in items(pages)]
     expected = [(ns, n) for ns, letters in names.items() for n in letters] + [
         (NS, f"cm-{i:02d}") for i in range(10)]
