@@ -2,8 +2,10 @@
 
 `ResourceHandler.handle` receives a parsed `Target` and the aiohttp request, picks the verb from
 the method, the name and the `watch` parameter, and returns a response. The lifecycle rules live
-in `registry`; decoding and encoding in `codec`; this module only joins them to HTTP: query
-parameters, content negotiation (JSON, Table), `Warning` headers, and watch streams.
+in `registry`; decoding and encoding in `codec`; query parameters in `params`; the pod
+subresources a node serves (log, exec, attach) in `kubelets`; self reviews in `reviews`. This
+module only joins them to HTTP: content negotiation (JSON, Table), `Warning` headers, and watch
+streams.
 """
 
 from __future__ import annotations
@@ -12,19 +14,17 @@ import asyncio
 import base64
 import contextlib
 import datetime
-import re
 from collections.abc import Callable
 from typing import Any
 
-import aiohttp
 import orjson
 from aiohttp import web
 
-from tinykube.api import errors, patch, resources, selectors
+from tinykube.api import errors, patch, selectors
 from tinykube.api.clone import clone
 from tinykube.api.resources import Resource
-from tinykube.apiserver import codec, reviews
-from tinykube.apiserver import exec as exec_
+from tinykube.apiserver import codec, kubelets, reviews
+from tinykube.apiserver.params import int_param, parse_bool, resource_version_param
 from tinykube.apiserver.paths import Target
 from tinykube.apiserver.registry import Registry
 from tinykube.store.cache import Entry, Event
@@ -32,42 +32,10 @@ from tinykube.store.cache import Entry, Event
 Obj = dict[str, Any]
 
 MAX_BODY = 3 * 1024 * 1024  # kube-apiserver's request size limit
-_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 _PATCH_TYPES = {
     "application/json-patch+json", "application/merge-patch+json",
     "application/strategic-merge-patch+json", "application/apply-patch+yaml",
 }
-
-
-def parse_bool(value: str | None) -> bool:
-    """Go's strconv.ParseBool, which kube-apiserver uses for boolean parameters."""
-    return value in _TRUE
-
-
-_GO_INT = re.compile(r"[+-]?[0-9]+")
-
-
-def int_param(request: web.Request, name: str) -> int | None:
-    """An integer query parameter, or None when absent or empty; 400 worded as Go's strconv
-    words it (kube-apiserver passes its parameter decoding error through) when malformed."""
-    value = request.query.get(name, "")
-    if not value:
-        return None
-    if not _GO_INT.fullmatch(value) or not -(2**63) <= int(value) < 2**63:
-        problem = "invalid syntax" if _GO_INT.fullmatch(value) is None else "value out of range"
-        raise errors.BadRequest(f'strconv.ParseInt: parsing "{value}": {problem}')
-    return int(value)
-
-
-def _resource_version_param(request: web.Request) -> int | None:
-    """The `resourceVersion` parameter of a list or watch: tinykube's versions are integers."""
-    value = request.query.get("resourceVersion", "")
-    if not value:
-        return None
-    if not value.isdigit() or not value.isascii():
-        raise errors.BadRequest(f'resourceVersion: Invalid value: "{value}": strconv.ParseUint: '
-                                f'parsing "{value}": invalid syntax')
-    return int(value)
 
 
 # Request storage key: the texts of this request's Warning headers.
@@ -100,7 +68,7 @@ class ResourceHandler:
                  now: Callable[[], datetime.datetime] | None = None,
                  kubelet_token: str = "") -> None:
         self.registry = registry
-        self.kubelet_token = kubelet_token  # shown to the node agents' kubelet endpoints
+        self.kubelets = kubelets.KubeletProxy(registry, kubelet_token)
         self.store = registry.store
         self.bookmark_interval = bookmark_interval
         self.now = now or registry.clock
@@ -131,10 +99,8 @@ class ResourceHandler:
             return await self._review(request, target)
         if target.subresource in ("scale",):
             return await self._scale(request, target)
-        if target.subresource == "log":
-            return await self._log(request, target)
-        if target.subresource in ("exec", "attach"):
-            return await self._stream(request, target)
+        if target.subresource in kubelets.SUBRESOURCES:
+            return await self.kubelets.serve(request, target)
         if target.subresource == "binding":
             return await self._binding(request, target)
         if method == "GET":
@@ -188,7 +154,7 @@ class ResourceHandler:
         res = target.res
         matcher = self._matcher(request, res)
         limit = int_param(request, "limit") or 0
-        _resource_version_param(request)
+        resource_version_param(request)
         token = request.query.get("continue", "")
         if not token:  # a whole list or a first page: the current objects
             entries = self.store.list(res.storage_key, target.namespace, matcher)
@@ -234,7 +200,7 @@ class ResourceHandler:
         # Streaming lists (KEP-3157, `sendInitialEvents=true`, used by newer kubectls): the
         # current state as ADDED events, then a bookmark that marks the end of that state.
         send_initial = parse_bool(request.query.get("sendInitialEvents"))
-        start_rv = None if send_initial else _resource_version_param(request)
+        start_rv = None if send_initial else resource_version_param(request)
         durable = self.store.durable_resource_version
         try:
             watcher = self.store.watch(res.storage_key, namespace, start_rv, matcher,
@@ -513,78 +479,6 @@ class ResourceHandler:
         self.registry.store.update(res.storage_key, obj, expected_rv=entry.rv)
         return _json({"kind": "Status", "apiVersion": "v1", "metadata": {},
                       "status": "Success", "code": 201}, status=201)
-
-    def _kubelet(self, request: web.Request, target: Target,
-                 action: str) -> tuple[str, str | None]:
-        """(container, kubelet base URL) for a pod subresource proxied to the pod's node;
-        the URL is None when the node publishes no kubelet endpoint."""
-        entry = self.registry.get(target.res, self._namespace(target), target.name or "")
-        spec = entry.obj.get("spec", {})
-        containers = [c["name"] for c in [*spec.get("initContainers", []),
-                                          *spec.get("containers", [])]]
-        first = [c["name"] for c in spec.get("containers", [])]
-        container = request.query.get("container") or (first[0] if first else "")
-        if container not in containers:
-            raise errors.BadRequest(f"container {container} is not valid for pod {target.name}")
-        if not spec.get("nodeName"):
-            raise errors.BadRequest(f'container "{container}" in pod "{target.name}" is '
-                                    "waiting to start: ContainerCreating")
-        phase = entry.obj.get("status", {}).get("phase")
-        if action == "exec" and phase in ("Succeeded", "Failed"):
-            raise errors.BadRequest(f"cannot exec into a container in a completed pod; current "
-                                    f"phase is {phase}")
-        if action == "attach" and phase in ("Succeeded", "Failed"):
-            raise errors.BadRequest(f"cannot attach a container in a completed pod; current "
-                                    f"phase is {phase}")
-        nodes = resources.must("", "v1", "nodes")
-        node = self.registry.get(nodes, "", spec["nodeName"]).obj.get("status", {})
-        port = node.get("daemonEndpoints", {}).get("kubeletEndpoint", {}).get("Port")
-        host = next((a["address"] for a in node.get("addresses", [])
-                     if a.get("type") == "InternalIP"), "127.0.0.1")
-        return container, f"http://{host}:{port}" if port else None
-
-    def _kubelet_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.kubelet_token}"}
-
-    async def _stream(self, request: web.Request, target: Target) -> web.StreamResponse:
-        """pods/<name>/exec and attach: kubectl's WebSocket relayed to the pod's kubelet (see
-        `apiserver.exec`)."""
-        action = target.subresource
-        container, kubelet = self._kubelet(request, target, action)
-        exec_.check(request, needs_command=action == "exec")
-        if kubelet is None:
-            raise errors.BadRequest(f'pod "{target.name}" runs on a node without a kubelet '
-                                    "endpoint")
-        url = f"{kubelet}/{action}/{target.namespace}/{target.name}/{container}"
-        return await exec_.relay(request, url, self._kubelet_headers())
-
-    async def _log(self, request: web.Request, target: Target) -> web.StreamResponse:
-        """pods/<name>/log: proxied to the kubelet endpoint of the pod's node, as upstream
-        (the API server never reads node-local files); `follow` streams chunked."""
-        container, kubelet = self._kubelet(request, target, "log")
-        if kubelet is None:  # a node without a kubelet endpoint runs nothing that writes output
-            return web.Response(body=b"", content_type="text/plain")
-        params = {k: v for k, v in request.query.items() if k in (
-            "follow", "previous", "timestamps", "tailLines", "sinceSeconds", "sinceTime",
-            "limitBytes")}
-        url = f"{kubelet}/containerLogs/{target.namespace}/{target.name}/{container}"
-        try:
-            async with aiohttp.ClientSession(headers=self._kubelet_headers()) as session, \
-                    session.get(url, params=params, timeout=aiohttp.ClientTimeout(
-                        total=None, connect=5)) as upstream:
-                if upstream.status != 200 or not parse_bool(params.get("follow")):
-                    return web.Response(body=await upstream.read(), status=upstream.status,
-                                        content_type=upstream.content_type)
-                response = web.StreamResponse()
-                response.content_type = "text/plain"
-                await response.prepare(request)
-                async for chunk in upstream.content.iter_any():
-                    await response.write(chunk)
-                await response.write_eof()
-                return response
-        except aiohttp.ClientError as exc:
-            raise errors.InternalError(f"Get \"{url}\": {exc}") from exc
-
 
 def _watch_index(request: web.Request) -> tuple[str, str] | None:
     """An exact-match field the store can index this watch by (see `Store.watch`)."""

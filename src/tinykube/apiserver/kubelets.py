@@ -1,0 +1,176 @@
+"""Pod subresources served by the pod's node: `log`, `exec` and `attach`.
+
+As upstream, the API server reads no node-local files and starts no processes on nodes: it checks
+the request against the pod (the container, the pod's phase), then asks the kubelet endpoint of
+the pod's node, at the port the Node publishes in `status.daemonEndpoints.kubeletEndpoint.Port`,
+showing it the cluster's kubelet token.
+
+- `log` is an HTTP request; `follow` streams the answer chunked.
+- `exec` and `attach` are WebSockets (`api.remotecommand`): the proxy opens one to the kubelet
+  with the subprotocols kubectl offered, then accepts kubectl's with the one the kubelet chose
+  and copies messages both ways until either side closes. kubectl tries a WebSocket first and
+  falls back to SPDY only when that upgrade fails; tinykube speaks the WebSocket protocol only,
+  so a request that is not a WebSocket upgrade gets 400.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import aiohttp
+from aiohttp import web
+
+from tinykube.api import errors, remotecommand, resources
+from tinykube.apiserver.params import parse_bool
+from tinykube.apiserver.paths import Target
+from tinykube.apiserver.registry import Registry
+
+SUBRESOURCES = ("log", "exec", "attach")
+_LOG_PARAMETERS = ("follow", "previous", "timestamps", "tailLines", "sinceSeconds", "sinceTime",
+                   "limitBytes")
+
+
+class KubeletProxy:
+    """Serves the node-side pod subresources for the API server's resource handler."""
+
+    def __init__(self, registry: Registry, kubelet_token: str) -> None:
+        self.registry = registry
+        self.headers = {"Authorization": f"Bearer {kubelet_token}"}
+
+    def __repr__(self) -> str:
+        return f"KubeletProxy({self.registry!r})"
+
+    async def serve(self, request: web.Request, target: Target) -> web.StreamResponse:
+        action = target.subresource
+        container, kubelet = self._locate(request, target, action)
+        if action == "log":
+            return await self._log(request, target, container, kubelet)
+        check_stream(request, needs_command=action == "exec")
+        if kubelet is None:
+            raise errors.BadRequest(f'pod "{target.name}" runs on a node without a kubelet '
+                                    "endpoint")
+        url = f"{kubelet}/{action}/{target.namespace}/{target.name}/{container}"
+        return await relay(request, url, self.headers)
+
+    def _locate(self, request: web.Request, target: Target,
+                action: str) -> tuple[str, str | None]:
+        """(container, kubelet base URL) for the request; the URL is None when the pod's node
+        publishes no kubelet endpoint."""
+        namespace = target.namespace or ""
+        entry = self.registry.get(target.res, namespace, target.name or "")
+        spec = entry.obj.get("spec", {})
+        containers = [c["name"] for c in [*spec.get("initContainers", []),
+                                          *spec.get("containers", [])]]
+        first = [c["name"] for c in spec.get("containers", [])]
+        container = request.query.get("container") or (first[0] if first else "")
+        if container not in containers:
+            raise errors.BadRequest(f"container {container} is not valid for pod {target.name}")
+        if not spec.get("nodeName"):
+            raise errors.BadRequest(f'container "{container}" in pod "{target.name}" is '
+                                    "waiting to start: ContainerCreating")
+        phase = entry.obj.get("status", {}).get("phase")
+        if action != "log" and phase in ("Succeeded", "Failed"):
+            verb = "exec into" if action == "exec" else "attach"
+            raise errors.BadRequest(f"cannot {verb} a container in a completed pod; current "
+                                    f"phase is {phase}")
+        nodes = resources.must("", "v1", "nodes")
+        node = self.registry.get(nodes, "", spec["nodeName"]).obj.get("status", {})
+        port = node.get("daemonEndpoints", {}).get("kubeletEndpoint", {}).get("Port")
+        host = next((a["address"] for a in node.get("addresses", [])
+                     if a.get("type") == "InternalIP"), "127.0.0.1")
+        return container, f"http://{host}:{port}" if port else None
+
+    async def _log(self, request: web.Request, target: Target, container: str,
+                   kubelet: str | None) -> web.StreamResponse:
+        if kubelet is None:  # a node without a kubelet endpoint runs nothing that writes output
+            return web.Response(body=b"", content_type="text/plain")
+        params = {k: v for k, v in request.query.items() if k in _LOG_PARAMETERS}
+        url = f"{kubelet}/containerLogs/{target.namespace}/{target.name}/{container}"
+        try:
+            async with aiohttp.ClientSession(headers=self.headers) as session, \
+                    session.get(url, params=params, timeout=aiohttp.ClientTimeout(
+                        total=None, connect=5)) as upstream:
+                if upstream.status != 200 or not parse_bool(params.get("follow")):
+                    return web.Response(body=await upstream.read(), status=upstream.status,
+                                        content_type=upstream.content_type)
+                response = web.StreamResponse()
+                response.content_type = "text/plain"
+                await response.prepare(request)
+                async for chunk in upstream.content.iter_any():
+                    await response.write(chunk)
+                await response.write_eof()
+                return response
+        except aiohttp.ClientError as exc:
+            raise errors.InternalError(f"Get \"{url}\": {exc}") from exc
+
+
+def check_stream(request: web.Request, *, needs_command: bool) -> None:
+    """What kube-apiserver refuses before upgrading: no command (exec), not a WebSocket."""
+    if needs_command and not request.query.getall("command", []):
+        raise errors.BadRequest("you must specify at least 1 command")
+    if request.headers.get("Upgrade", "").lower() != "websocket":
+        raise errors.BadRequest("Upgrade request required: tinykube streams exec and attach "
+                                "over WebSocket (v4/v5.channel.k8s.io) only")
+
+
+_PASSED_ON = ("command", "stdin", "stdout", "stderr", "tty", "container")
+
+
+def check(request: web.Request, *, needs_command: bool) -> None:
+    """What kube-apiserver refuses before upgrading: no command (exec), not a WebSocket."""
+    if needs_command and not request.query.getall("command", []):
+        raise errors.BadRequest("you must specify at least 1 command")
+    if request.headers.get("Upgrade", "").lower() != "websocket":
+        raise errors.BadRequest("Upgrade request required: tinykube streams exec and attach "
+                                "over WebSocket (v4/v5.channel.k8s.io) only")
+
+
+async def relay(request: web.Request, url: str, headers: dict[str, str]) -> web.StreamResponse:
+    """Connect to the kubelet at `url`, then accept kubectl's WebSocket and copy messages."""
+    offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")]
+    protocols = [p for p in offered if p in remotecommand.PROTOCOLS] or \
+        list(remotecommand.PROTOCOLS)
+    params = [(k, v) for k, v in request.query.items() if k in _PASSED_ON]
+    session = aiohttp.ClientSession(headers=headers)
+    try:
+        upstream = await session.ws_connect(url, params=params, protocols=protocols,
+                                            max_msg_size=0, autoping=True)
+    except (aiohttp.ClientError, OSError) as exc:
+        await session.close()
+        if isinstance(exc, aiohttp.WSServerHandshakeError) and exc.status == 401:
+            raise errors.InternalError("the kubelet refused the API server's token") from exc
+        raise errors.InternalError(f"error dialing the kubelet at {url}: {exc}") from exc
+    try:
+        downstream = web.WebSocketResponse(protocols=(upstream.protocol or protocols[0],),
+                                           max_msg_size=0, autoping=True)
+        await downstream.prepare(request)
+        await _copy_both_ways(downstream, upstream)
+        return downstream
+    finally:
+        await upstream.close()
+        await session.close()
+
+
+async def _copy_both_ways(client: web.WebSocketResponse,
+                          kubelet: aiohttp.ClientWebSocketResponse) -> None:
+    tasks = [asyncio.create_task(_copy(client, kubelet)),
+             asyncio.create_task(_copy(kubelet, client))]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        with contextlib.suppress(ConnectionError):
+            await client.close()
+
+
+async def _copy(source: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
+                sink: web.WebSocketResponse | aiohttp.ClientWebSocketResponse) -> None:
+    """Messages from `source` to `sink` until `source` closes."""
+    async for message in source:
+        if message.type == aiohttp.WSMsgType.BINARY:
+            await sink.send_bytes(message.data)
+        elif message.type == aiohttp.WSMsgType.TEXT:
+            await sink.send_str(message.data)
