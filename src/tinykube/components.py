@@ -76,7 +76,8 @@ class ComponentOptions:
     dns: DNSOptions | None
     proxy: bool
     default_runtime: str
-    kubelet_token: str  # the bearer token the API server shows the kubelet endpoints
+    # The bearer token the API server shows the kubelet endpoints; kept out of reprs and logs.
+    kubelet_token: str = dataclasses.field(repr=False)
     verbose: int = 0
     api_socket: str | None = None  # the API server's local unix socket (plain HTTP), if any
 

@@ -27,9 +27,10 @@ class Credentials:
     ca_cert: Path
     server_cert: Path
     server_key: Path
-    token: str
+    token: str = dataclasses.field(repr=False)
     kubeconfig: Path
-    kubelet_token: str  # what the API server shows the node agents' kubelet endpoints
+    # What the API server shows the node agents' kubelet endpoints.
+    kubelet_token: str = dataclasses.field(repr=False)
 
 
 def write_private(path: Path, data: bytes) -> None:
