@@ -18,12 +18,17 @@ below: IntOrString fields come out as `object` (every `object` field must be lis
 either intstr or free-form, so a new client cannot slip one through), Quantity fields come
 out as `str`, and every integer is `int` (int64 fields are listed; the rest are int32).
 
-Usage: scripts/gen_schema.py [--check]   (--check exits 1 if the committed file is stale)
+It also writes `schema_descriptions.json`: each type's and field's description, taken from the
+client's models (the API's own documentation), which the OpenAPI documents carry for
+`kubectl explain`.
+
+Usage: scripts/gen_schema.py [--check]   (--check exits 1 if a committed file is stale)
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import re
 import sys
@@ -31,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 OUTPUT = Path(__file__).resolve().parent.parent / "src" / "tinykube" / "api" / "schema_data.json"
+DESCRIPTIONS = OUTPUT.with_name("schema_descriptions.json")
 
 # apiVersion/Kind -> client model class, for every kind whose body the API server decodes.
 KINDS: dict[str, str] = {
@@ -186,6 +192,28 @@ def build_schema() -> dict[str, Any]:
     return {"kinds": dict(sorted(KINDS.items())), "types": dict(sorted(types.items()))}
 
 
+def build_descriptions(schema: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """For `kubectl explain`: each type's description ("") and its fields', from the client's
+    model docstrings and field descriptions (the API's own documentation)."""
+    client = _models()
+    descriptions: dict[str, dict[str, str]] = {}
+    for model in sorted(schema["types"]):
+        cls = getattr(client, model)
+        texts = {"": inspect.cleandoc(cls.__doc__ or "").split("\n\n")[0]}
+        fields = getattr(cls, "model_fields", {})
+        for attribute, json_name in sorted(cls.attribute_map.items(), key=lambda kv: kv[1]):
+            field = fields.get(attribute)
+            texts[json_name] = (field.description if field is not None else "") or ""
+        descriptions[model] = texts
+    return descriptions
+
+
+def render_descriptions(descriptions: dict[str, dict[str, str]]) -> str:
+    """One type per line, as `render` writes the schema."""
+    lines = [f"  {json.dumps(name)}: {json.dumps(texts)}" for name, texts in descriptions.items()]
+    return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
 def render(schema: dict[str, Any]) -> str:
     """The committed text: one type per line, so diffs stay readable."""
     lines = ["{", ' "kinds": ' + json.dumps(schema["kinds"], sort_keys=True) + ",", ' "types": {']
@@ -201,15 +229,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--check", action="store_true", help="fail if the committed file is stale")
     args = parser.parse_args(argv)
-    text = render(build_schema())
+    schema = build_schema()
+    outputs = {OUTPUT: render(schema),
+               DESCRIPTIONS: render_descriptions(build_descriptions(schema))}
     if args.check:
-        current = OUTPUT.read_text() if OUTPUT.exists() else ""
-        if current != text:
-            print(f"{OUTPUT} is out of date: run scripts/gen_schema.py", file=sys.stderr)
-            return 1
-        return 0
-    OUTPUT.write_text(text)
-    print(f"wrote {OUTPUT}")
+        stale = [path for path, text in outputs.items()
+                 if (path.read_text() if path.exists() else "") != text]
+        for path in stale:
+            print(f"{path} is out of date: run scripts/gen_schema.py", file=sys.stderr)
+        return 1 if stale else 0
+    for path, text in outputs.items():
+        path.write_text(text)
+        print(f"wrote {path}")
     return 0
 
 

@@ -170,6 +170,16 @@ def test_server_dry_run_changes_nothing(kubectl: Kubectl) -> None:
     assert after == before
 
 
+def test_explain(kubectl: Kubectl) -> None:
+    """kubectl explain reads the OpenAPI v3 schemas: types, descriptions, nested fields."""
+    cluster_ip = kubectl("explain", "svc.spec.clusterIP")
+    assert "FIELD: clusterIP <string>" in cluster_ip
+    assert "clusterIP is the IP address of the service" in cluster_ip
+    assert "serviceName\t<string>" in kubectl("explain", "sts.spec")
+    assert "FIELD: ports <[]ContainerPort>" in kubectl("explain", "pods.spec.containers.ports")
+    assert "FIELD: targetPort <IntOrString>" in kubectl("explain", "svc.spec.ports.targetPort")
+
+
 def test_auth_can_i_and_whoami(kubectl: Kubectl) -> None:
     """kubectl auth sends protobuf self reviews; the one user, the admin, may do anything."""
     assert kubectl("auth", "can-i", "get", "pods").strip() == "yes"

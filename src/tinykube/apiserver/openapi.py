@@ -1,20 +1,21 @@
 """OpenAPI v3 documents, generated from the resource registry (`tinykube.api.resources`).
 
-kubectl needs OpenAPI for one thing: before `apply`, `create -f` and `replace` it asks whether
-the server validates fields itself. It reads the `/openapi/v3` index, fetches the object's
+kubectl reads OpenAPI for two things. Before `apply`, `create -f` and `replace` it asks whether
+the server validates fields itself: it reads the `/openapi/v3` index, fetches the object's
 group-version document and looks for a path item whose `patch` operation carries
 `x-kubernetes-group-version-kind` for the object's kind and lists a `fieldValidation` query
 parameter. If it finds one, it sends `fieldValidation=Strict` and does no client-side schema check.
+And `kubectl explain` reads the component schemas.
 
-So the documents are deliberately small: per kind, the collection path (`get` = list, `post`,
+The paths are deliberately small: per kind, the collection path (`get` = list, `post`,
 `delete` = deletecollection) and the item path (`get`, `put`, `patch`, `delete`), each operation
 tagged with its GVK and `x-kubernetes-action` and carrying the query parameters kube-apiserver
 lists, with operation ids named as kube-apiserver names them. Verbs the registry does not grant
-get no operation. There are no schemas and, on purpose, no `requestBody`: without one, kubectl's
-apply patcher judges that the v3 document cannot drive a strategic merge patch and uses the Go
-types compiled into it, the normal case for built-in kinds. `components.schemas` is present but
-empty, which kubectl also accepts silently (a missing `components` would be the one shape that
-prints a warning, and only together with a `requestBody`).
+get no operation. There is, on purpose, no `requestBody`: without one, kubectl's apply patcher
+judges that the v3 document cannot drive a strategic merge patch and uses the Go types compiled
+into it, the normal case for built-in kinds. `components.schemas` holds each kind's schema and
+every type it reaches (`openapi_schemas`), with descriptions, which is what `kubectl explain`
+reads.
 
 The index links each document as `serverRelativeURL` with `?hash=` the uppercase hex SHA-512 of
 its bytes, as kube-apiserver does. Documents are serialized once and cached.
@@ -30,6 +31,7 @@ import orjson
 
 from tinykube.api import resources
 from tinykube.api.resources import Resource
+from tinykube.apiserver import openapi_schemas
 
 Document = dict[str, Any]
 
@@ -168,24 +170,27 @@ def _index_key(group: str, version: str) -> str:
     return f"apis/{group}/{version}" if group else f"api/{version}"
 
 
-def _build_documents() -> dict[str, bytes]:
-    """Every group-version document, serialized, keyed by its index path (`apis/apps/v1`).
+@functools.cache
+def _documents() -> dict[str, bytes]:
+    """Every group-version document, serialized, keyed by its index path (`apis/apps/v1`);
+    built on first use (they hold every schema, which `tinykube up` need not wait for).
 
     Index keys and paths are in alphabetical order, as kube-apiserver's JSON (Go maps) has them.
     """
     paths_by_key: dict[str, Document] = {}
+    kinds_by_key: dict[str, list[tuple[str, str]]] = {}
     for resource in resources.ALL:
         key = _index_key(resource.group, resource.version)
         paths_by_key.setdefault(key, {}).update(_paths(resource))
+        if resource.stored:
+            kinds_by_key.setdefault(key, []).append((resource.api_version, resource.kind))
     return {
         key: orjson.dumps({"openapi": "3.0.0", "info": _INFO,
                            "paths": dict(sorted(paths_by_key[key].items())),
-                           "components": {"schemas": {}}})
+                           "components": {"schemas": openapi_schemas.schemas(
+                               kinds_by_key.get(key, []))}})
         for key in sorted(paths_by_key)
     }
-
-
-_DOCUMENTS = _build_documents()
 
 
 def document_hash(document: bytes) -> str:
@@ -199,11 +204,11 @@ def index() -> Document:
     return {
         "paths": {
             key: {"serverRelativeURL": f"/openapi/v3/{key}?hash={document_hash(doc)}"}
-            for key, doc in _DOCUMENTS.items()
+            for key, doc in _documents().items()
         },
     }
 
 
 def group_version(path: str) -> bytes | None:
     """The serialized document for `api/v1` or `apis/<group>/<version>`, or None if not served."""
-    return _DOCUMENTS.get(path.strip("/"))
+    return _documents().get(path.strip("/"))

@@ -338,9 +338,14 @@ def _load_generator() -> ModuleType:
 def test_schema_data_is_up_to_date() -> None:
     pytest.importorskip("kubernetes")
     generator = _load_generator()
+    built = generator.build_schema()
     committed = (REPO / "src" / "tinykube" / "api" / "schema_data.json").read_text()
-    assert committed == generator.render(generator.build_schema()), (
+    assert committed == generator.render(built), (
         "schema_data.json is stale: run scripts/gen_schema.py"
+    )
+    descriptions = (REPO / "src" / "tinykube" / "api" / "schema_descriptions.json").read_text()
+    assert descriptions == generator.render_descriptions(generator.build_descriptions(built)), (
+        "schema_descriptions.json is stale: run scripts/gen_schema.py"
     )
 
 

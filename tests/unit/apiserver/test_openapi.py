@@ -129,7 +129,6 @@ def test_document_shape() -> None:
     for key in openapi.index()["paths"]:
         doc = document(key)
         assert doc["openapi"] == "3.0.0"
-        assert doc["components"] == {"schemas": {}}
         assert list(doc["paths"]) == sorted(doc["paths"])
         for item in doc["paths"].values():
             for method, operation in item.items():
@@ -149,3 +148,72 @@ def test_unknown_group_version(path: str) -> None:
 def test_documents_are_cached_bytes() -> None:
     assert openapi.group_version("api/v1") is openapi.group_version("api/v1")
     assert openapi.index() is openapi.index()
+
+
+# --- schemas (kubectl explain) ----------------------------------------------------------------
+
+def _refs(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        own = [value["$ref"]] if "$ref" in value else []
+        return own + [r for v in value.values() for r in _refs(v)]
+    if isinstance(value, list):
+        return [r for v in value for r in _refs(v)]
+    return []
+
+
+@pytest.mark.parametrize("key", list(openapi.index()["paths"]))
+def test_every_kind_has_one_schema_and_every_ref_resolves(key: str) -> None:
+    doc = document(key)
+    schemas = doc["components"]["schemas"]
+    tagged = [(gvk["group"], gvk["version"], gvk["kind"]) for schema in schemas.values()
+              for gvk in schema.get("x-kubernetes-group-version-kind", [])]
+    served = [(r.group, r.version, r.kind) for r in resources.ALL
+              if r.stored and index_key(r) == key]
+    assert sorted(tagged) == sorted(served)
+    prefix = "#/components/schemas/"
+    assert {ref.removeprefix(prefix) for ref in _refs(doc)} <= set(schemas)
+
+
+def _property(key: str, schema: str, *path: str) -> dict[str, Any]:
+    schemas = document(key)["components"]["schemas"]
+    node = schemas[schema]
+    for i, field in enumerate(path):
+        node = node["properties"][field]
+        if i < len(path) - 1:
+            node = node.get("items", node)
+            node = schemas[node["allOf"][0]["$ref"].rpartition("/")[2]]
+    return node
+
+
+@pytest.mark.parametrize(("key", "schema", "path", "expected"), [
+    pytest.param("api/v1", "io.k8s.api.v1.ServiceSpec", ("clusterIP",),
+                 {"type": "string"}, id="string-with-description"),
+    pytest.param("api/v1", "io.k8s.api.v1.ServiceSpec", ("ports",),
+                 {"type": "array", "x-kubernetes-patch-strategy": "merge",
+                  "x-kubernetes-patch-merge-key": "port"}, id="merge-key"),
+    pytest.param("api/v1", "io.k8s.api.v1.PodSpec", ("containers",),
+                 {"x-kubernetes-patch-strategy": "merge",
+                  "x-kubernetes-patch-merge-key": "name"}, id="containers"),
+    pytest.param("api/v1", "io.k8s.api.v1.PodSpec", ("volumes",),
+                 {"x-kubernetes-patch-strategy": "merge,retainKeys"}, id="retain-keys"),
+    pytest.param("apps/v1", "io.k8s.api.v1.StatefulSetStatus", ("conditions",),
+                 {"x-kubernetes-patch-merge-key": "type"}, id="conditions"),
+    pytest.param("api/v1", "io.k8s.api.v1.ServicePort", ("targetPort",),
+                 {"allOf": [{"$ref": "#/components/schemas/"
+                             "io.k8s.apimachinery.pkg.util.intstr.IntOrString"}]},
+                 id="int-or-string"),
+    pytest.param("api/v1", "io.k8s.api.v1.ObjectMeta", ("labels",),
+                 {"type": "object", "additionalProperties": {"type": "string"}}, id="map"),
+])
+def test_schema_properties(key: str, schema: str, path: tuple[str, ...],
+                           expected: dict[str, Any]) -> None:
+    doc_key = key if key.startswith("api/") else f"apis/{key}"
+    prop = _property(doc_key, schema, *path)
+    assert {k: prop.get(k) for k in expected} == expected
+    assert prop.get("description")
+
+
+def test_legacy_versions_explain_with_apps_v1_types() -> None:
+    schemas = document("apis/apps/v1beta1")["components"]["schemas"]
+    assert schemas["io.k8s.api.v1.StatefulSet"]["x-kubernetes-group-version-kind"] == [
+        {"group": "apps", "version": "v1beta1", "kind": "StatefulSet"}]
