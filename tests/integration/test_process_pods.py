@@ -305,6 +305,16 @@ def test_inside_a_pod_names_are_the_pods_own(kctl: Kubectl, web: dict[str, str])
     assert os.uname().nodename != "names"  # the host's name is untouched
 
 
+def test_a_pod_reaches_the_api_with_its_service_account(kctl: Kubectl,
+                                                        web: dict[str, str]) -> None:
+    """kubectl inside a pod, with no kubeconfig: in-cluster config from the service account
+    files at /var/run/secrets/kubernetes.io/serviceaccount and KUBERNETES_SERVICE_HOST/PORT,
+    through the proxy to the API server, whose certificate names the Service's cluster IP."""
+    listed = kctl("exec", "web-0", "--", "env", "-u", "KUBECONFIG", "HOME=/nonexistent",
+                  KUBECTLS[0][1], "get", "pods", "-l", "app=web", "-o", "name")
+    assert sorted(listed.split()) == sorted(f"pod/{name}" for name in web)
+
+
 def test_deleting_a_process_pod_stops_its_processes(kctl: Kubectl, web: dict[str, str]) -> None:
     ip = web["web-2"]
     kctl("delete", "pod", "web-2", "--timeout=20s")

@@ -184,7 +184,8 @@ class NodeAgent(Controller):
             "virtual": VirtualRuntime(host_ip=host_ip, event=self.recorder.event),
             "process": ProcessRuntime(context, root=self.root_dir / "pods",
                                       cluster_dns=lambda: self.cluster_dns,
-                                      sandbox_mode=sandbox_mode),
+                                      sandbox_mode=sandbox_mode,
+                                      account=self._service_account_files),
         }
         self.server = KubeletServer(self._container_log, self._exec_command,
                                     self._attach_target, token=kubelet_token, host=host_ip)
@@ -352,6 +353,17 @@ class NodeAgent(Controller):
         handler = self.handler_of(pod)
         runtime = self.runtimes["process" if handler in ("process", "netns") else "virtual"]
         return runtime.container_log(pod, container)
+
+    def _service_account_files(self, pod: Mapping[str, Any]) -> dict[str, str] | None:
+        """What a kubelet mounts at /var/run/secrets/kubernetes.io/serviceaccount: a token,
+        the cluster CA, the namespace. tinykube has one identity, so the token is this agent's
+        own (the admin's); `automountServiceAccountToken: false` mounts nothing."""
+        config = self.client.config
+        token = config.current_token()
+        if pod.get("spec", {}).get("automountServiceAccountToken") is False or not token:
+            return None
+        return {"token": token, "ca.crt": (config.ca_data or b"").decode(),
+                "namespace": str(pod["metadata"].get("namespace", "default"))}
 
     def _exec_command(self, namespace: str, name: str, container: str, command: list[str],
                       ) -> tuple[list[str], dict[str, str], str | None]:

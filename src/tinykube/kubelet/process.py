@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +35,13 @@ class ProcessRuntime:
 
     def __init__(self, node: NodeContext, *, root: Path,
                  cluster_dns: Callable[[], tuple[str, int] | None],
-                 sandbox_mode: str | None = None) -> None:
+                 sandbox_mode: str | None = None,
+                 account: Callable[[Obj], Mapping[str, str] | None] = lambda _pod: None,
+                 ) -> None:
         self.node = node
         self.root = root
         self.cluster_dns = cluster_dns
+        self.account = account  # a pod's service account files (token, ca.crt, namespace)
         self.sandbox_mode = sandbox_mode  # detected on first use unless given (tests)
         self.workers: dict[str, PodWorker] = {}
 
@@ -61,7 +64,8 @@ class ProcessRuntime:
         directory = self.root / str(pod["metadata"]["uid"])
         box = sandbox.Sandbox(self.sandbox_mode, directory, hostname=sandbox.pod_hostname(pod),
                               hosts=sandbox.hosts_file(pod, pod_ip),
-                              resolv=sandbox.resolv_conf(pod, self._nameserver()))
+                              resolv=sandbox.resolv_conf(pod, self._nameserver()),
+                              account=self.account(pod))
         worker = PodWorker(pod, pod_ip, node=self.node, box=box, log_dir=directory / "logs")
         self.workers[str(pod["metadata"]["uid"])] = worker
         await self._explain_names(pod, box)

@@ -9,7 +9,10 @@ container process, with a tiny helper that runs before the container's command:
 The helper calls unshare(2) for new mount and UTS namespaces, makes every mount private (so
 nothing propagates back to the host), bind-mounts the pod's files over /etc/resolv.conf and
 /etc/hosts, sets the host name, and execs the command, keeping its pid (and so its process
-group and signals). The host's own files are never written.
+group and signals). With `--serviceaccount DIR` it also mounts a private tmpfs on /run (as a
+container has its own /run) and binds the pod's service account files (token, ca.crt,
+namespace) at /var/run/secrets/kubernetes.io/serviceaccount, where client-go's in-cluster
+config looks. The host's own files are never written.
 
 `detect_mode` decides once per node agent: `root` (mount+UTS namespaces), `userns` (not root,
 but the kernel allows an unprivileged user namespace, in which the process is mapped to root),
@@ -37,6 +40,9 @@ CLONE_NEWUSER = 0x10000000
 MS_BIND = 4096
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
+MS_NOSUID = 2
+MS_NODEV = 4
+ACCOUNT_TARGET = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 _HOSTS_HEADER = """# Kubernetes-managed hosts file.
 127.0.0.1\tlocalhost
@@ -104,10 +110,11 @@ def resolv_conf(pod: Obj, nameserver: str | None) -> str | None:
 
 
 class Sandbox:
-    """Writes a pod's name files and wraps its commands in the namespace helper."""
+    """Writes a pod's name files (and service account files) and wraps its commands in the
+    namespace helper."""
 
     def __init__(self, mode: str, directory: Path, *, hostname: str, hosts: str,
-                 resolv: str | None) -> None:
+                 resolv: str | None, account: Mapping[str, str] | None = None) -> None:
         self.mode = mode
         self.directory = directory = directory.resolve()  # the helper runs in another cwd
         self.hostname = hostname
@@ -118,6 +125,13 @@ class Sandbox:
         if resolv is not None:
             self.resolv_path = directory / "resolv.conf"
             self.resolv_path.write_text(resolv)
+        self.account_path: Path | None = None
+        if account is not None:
+            self.account_path = directory / "serviceaccount"
+            self.account_path.mkdir(exist_ok=True)
+            for name, content in account.items():
+                (self.account_path / name).write_text(content)
+                os.chmod(self.account_path / name, 0o600)
 
     def __repr__(self) -> str:
         return f"Sandbox({self.mode}, {self.hostname})"
@@ -130,6 +144,8 @@ class Sandbox:
                   "--hostname", self.hostname, "--hosts", str(self.hosts_path)]
         if self.resolv_path is not None:
             helper += ["--resolv", str(self.resolv_path)]
+        if self.account_path is not None:
+            helper += ["--serviceaccount", str(self.account_path)]
         return [*helper, "--", *argv]
 
 
@@ -158,7 +174,10 @@ def _check(result: int, what: str) -> None:
         raise OSError(errno, f"{what}: {os.strerror(errno)}")
 
 
-def _enter(mode: str, hostname: str, binds: Mapping[str, str]) -> None:
+def _enter(mode: str, hostname: str, binds: Mapping[str, str],
+           account: str | None = None) -> None:
+    """New mount and UTS namespaces with the pod's files bound in place. With `account`, a
+    private tmpfs on /run (as a container has its own) holds it at `ACCOUNT_TARGET`."""
     libc = _libc()
     uid, gid = os.geteuid(), os.getegid()
     flags = CLONE_NEWNS | CLONE_NEWUTS | (CLONE_NEWUSER if mode == "userns" else 0)
@@ -168,21 +187,42 @@ def _enter(mode: str, hostname: str, binds: Mapping[str, str]) -> None:
         Path("/proc/self/uid_map").write_text(f"0 {uid} 1")
         Path("/proc/self/gid_map").write_text(f"0 {gid} 1")
     _check(libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "make / private")
-    for source, target in binds.items():
-        _check(libc.mount(source.encode(), target.encode(), None, MS_BIND, None),
-               f"bind {source} over {target}")
+    # Sources by file descriptor, opened in the new namespace (a bind from another one is
+    # refused) before the tmpfs below may hide where they live; targets as the host resolves
+    # them (/etc/resolv.conf may be a link into /run).
+    sources = {target: os.open(source, os.O_PATH) for source, target in binds.items()}
+    if account is not None:
+        sources[ACCOUNT_TARGET] = os.open(account, os.O_PATH | os.O_DIRECTORY)
+    targets = {target: os.path.realpath(target) for target in sources}
+    run = os.path.realpath("/var/run")
+    if account is not None:
+        _check(libc.mount(b"tmpfs", run.encode(), b"tmpfs", MS_NOSUID | MS_NODEV,
+                          b"mode=755"), f"tmpfs on {run}")
+    for target, fd in sources.items():
+        real = targets[target]
+        if account is not None and real.startswith(run + "/") and not os.path.exists(real):
+            # On the private tmpfs: the mount point is made there, never on the host.
+            Path(real).parent.mkdir(parents=True, exist_ok=True)
+            if target == ACCOUNT_TARGET:
+                Path(real).mkdir(exist_ok=True)
+            else:
+                Path(real).touch()
+        _check(libc.mount(f"/proc/self/fd/{fd}".encode(), real.encode(), None, MS_BIND, None),
+               f"bind over {target}")
+        os.close(fd)
     socket.sethostname(hostname)
 
 
 def main(argv: Sequence[str]) -> int:
-    """Parse `--mode M --hostname H [--hosts F] [--resolv F] -- CMD...`, enter, exec."""
+    """Parse `--mode M --hostname H [--hosts F] [--resolv F] [--serviceaccount D] -- CMD...`,
+    enter, exec."""
     split = list(argv).index("--")
     options = dict(zip(argv[:split:2], argv[1:split:2], strict=True))
     command = list(argv[split + 1:])
     binds = {options[k]: t for k, t in (("--hosts", "/etc/hosts"),
                                          ("--resolv", "/etc/resolv.conf")) if k in options}
     try:
-        _enter(options["--mode"], options["--hostname"], binds)
+        _enter(options["--mode"], options["--hostname"], binds, options.get("--serviceaccount"))
     except OSError as exc:
         print(f"tinykube sandbox: {exc}", file=sys.stderr, flush=True)
         return 125

@@ -37,3 +37,19 @@ async def test_handler_of(tmp_path: Any, default: str, class_name: str | None,
     pod = {"metadata": {"name": "p"}, "spec": {"runtimeClassName": class_name}}
     assert agent.handler_of(pod) == expected
     await client.close()
+
+
+@pytest.mark.parametrize(("spec", "expected"), [
+    pytest.param({}, {"token": "t0ken", "ca.crt": "CA PEM", "namespace": "demo"},
+                 id="mounted"),
+    pytest.param({"automountServiceAccountToken": False}, None, id="opted-out"),
+])
+async def test_service_account_files(tmp_path: Any, spec: dict[str, Any],
+                                     expected: dict[str, str] | None) -> None:
+    client = RESTClient(ClientConfig(server="https://127.0.0.1:1", token="t0ken",
+                                     ca_data=b"CA PEM"))
+    agent = NodeAgent(client, "n1", pod_cidr="127.244.0.0/24", root_dir=tmp_path,
+                      kubelet_token="t")
+    pod = {"metadata": {"name": "p", "namespace": "demo"}, "spec": spec}
+    assert agent._service_account_files(pod) == expected
+    await client.close()

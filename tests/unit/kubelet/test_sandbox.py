@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -84,3 +85,23 @@ def test_wrap(tmp_path: Path, mode: str, resolv: str | None,
     assert wrapped[-3:] == ["--", "echo", "hi"]
     assert ("--resolv" in wrapped) == bool(expected_tail)
     assert wrapped[wrapped.index("--hostname") + 1] == "web-0"
+
+
+@pytest.mark.skipif(sandbox.detect_mode() == "none", reason="needs root or user namespaces")
+def test_the_helper_gives_the_pod_its_names_and_service_account(tmp_path: Path) -> None:
+    """The real helper: host name, /etc/hosts and /etc/resolv.conf, and the service account
+    files on a private /run, without touching the host's own files."""
+    host_had_secrets = Path("/run/secrets").exists()
+    box = sandbox.Sandbox(sandbox.detect_mode(), tmp_path, hostname="web-0",
+                          hosts="127.244.0.5\tweb-0\n", resolv="nameserver 127.96.0.10\n",
+                          account={"token": "t0ken", "ca.crt": "CA", "namespace": "demo"})
+    script = ("hostname; cat /etc/hosts /etc/resolv.conf; "
+              "cd /var/run/secrets/kubernetes.io/serviceaccount && cat token namespace; "
+              "echo; ls /run")
+    result = subprocess.run(box.wrap(["sh", "-c", script]), capture_output=True, text=True,
+                            timeout=30, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n") == [
+        "web-0", "127.244.0.5\tweb-0", "nameserver 127.96.0.10", "t0kendemo", "secrets", ""]
+    assert Path("/run/secrets").exists() == host_had_secrets
+    assert Path("/etc/hosts").read_text() != "127.244.0.5\tweb-0\n"
