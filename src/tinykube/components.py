@@ -45,6 +45,7 @@ from tinykube.controllers.gc import GarbageCollector
 from tinykube.controllers.namespace import NamespaceController
 from tinykube.controllers.replicaset import ReplicaSetController
 from tinykube.controllers.scheduler import Scheduler
+from tinykube.controllers.serviceaccounts import ServiceAccountsController
 from tinykube.controllers.statefulset import StatefulSetController
 from tinykube.dns.app import DNSOptions, RunningDNS, start_dns
 from tinykube.kubelet.agent import NodeAgent
@@ -109,7 +110,8 @@ def _controllers(client: RESTClient) -> list[Controller]:
     return [Scheduler(client), StatefulSetController(client), DeploymentController(client),
             ReplicaSetController(client), EndpointSliceController(client),
             EndpointsController(client), MirroringController(client),
-            NamespaceController(client), GarbageCollector(client)]
+            NamespaceController(client), ServiceAccountsController(client),
+            GarbageCollector(client)]
 
 
 def _proxy_options(dns: RunningDNS | None) -> ProxyOptions:

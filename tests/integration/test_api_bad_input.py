@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -167,8 +168,22 @@ CASES = {
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     cluster = start_cluster(tmp_path_factory.mktemp("bad-input") / "data", "--no-dns",
                             "--no-proxy")
+    settle(Server(cluster.url, cluster.data_dir))
     yield cluster
     assert cluster.stop() == 0
+
+
+def settle(server: Server) -> None:
+    """Wait for the controllers' own objects in `default` (its `kube-root-ca.crt`), so that
+    every case's before-and-after snapshot sees only what the case did."""
+    deadline = time.monotonic() + 30
+    conn = server.connect()
+    try:
+        while conn.request("GET", CONFIGMAPS + "/kube-root-ca.crt").status != 200:
+            assert time.monotonic() < deadline, "kube-root-ca.crt never appeared"
+            time.sleep(0.05)
+    finally:
+        conn.close()
 
 
 @pytest.fixture

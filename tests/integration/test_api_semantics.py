@@ -133,15 +133,17 @@ LABEL_CASES = {
 
 @pytest.fixture(scope="module")
 def labelled(server: Server) -> str:
+    """Secrets with labels: no controller adds Secrets to a namespace (ConfigMaps get
+    `kube-root-ca.crt`), so a list holds exactly these."""
     conn = server.connect()
     try:
         ensure_namespace(conn, LABELS_NS)
         for name, labels in LABELLED.items():
-            ok(conn.request("POST", f"/api/v1/namespaces/{LABELS_NS}/configmaps",
+            ok(conn.request("POST", f"/api/v1/namespaces/{LABELS_NS}/secrets",
                             {"metadata": {"name": name, "labels": labels}}), 201)
     finally:
         conn.close()
-    return f"/api/v1/namespaces/{LABELS_NS}/configmaps"
+    return f"/api/v1/namespaces/{LABELS_NS}/secrets"
 
 
 @pytest.mark.parametrize(("selector", "expected"), LABEL_CASES.values(), ids=LABEL_CASES.keys())
@@ -165,14 +167,15 @@ EVENTS = {  # name -> involvedObject
 
 @pytest.fixture(scope="module")
 def field_objects(server: Server) -> None:
-    """ConfigMaps in two namespaces, Pods bound to nodes that do not exist (so no node agent
-    touches them) with one set Running through the status subresource, and Events."""
+    """Secrets in two namespaces (a kind no controller adds to new namespaces), Pods bound to
+    nodes that do not exist (so no node agent touches them) with one set Running through the
+    status subresource, and Events."""
     conn = server.connect()
     try:
         for namespace in (FIELDS_NS, OTHER_NS):
             ensure_namespace(conn, namespace)
             for name in ("one", "two"):
-                ok(conn.request("POST", f"/api/v1/namespaces/{namespace}/configmaps",
+                ok(conn.request("POST", f"/api/v1/namespaces/{namespace}/secrets",
                                 {"metadata": {"name": name}}), 201)
         pods = f"/api/v1/namespaces/{FIELDS_NS}/pods"
         for name, node in GHOST_NODES.items():
@@ -193,14 +196,14 @@ def field_objects(server: Server) -> None:
 
 
 FIELD_CASES = {
-    "name": (f"/api/v1/namespaces/{FIELDS_NS}/configmaps", "metadata.name=one", "one"),
-    "name-double-equals": (f"/api/v1/namespaces/{FIELDS_NS}/configmaps",
+    "name": (f"/api/v1/namespaces/{FIELDS_NS}/secrets", "metadata.name=one", "one"),
+    "name-double-equals": (f"/api/v1/namespaces/{FIELDS_NS}/secrets",
                            "metadata.name==two", "two"),
-    "name-not-equals": (f"/api/v1/namespaces/{FIELDS_NS}/configmaps", "metadata.name!=one",
+    "name-not-equals": (f"/api/v1/namespaces/{FIELDS_NS}/secrets", "metadata.name!=one",
                         "two"),
-    "namespace-across-namespaces": ("/api/v1/configmaps", f"metadata.namespace={OTHER_NS}",
+    "namespace-across-namespaces": ("/api/v1/secrets", f"metadata.namespace={OTHER_NS}",
                                     "one two"),
-    "name-and-namespace": ("/api/v1/configmaps",
+    "name-and-namespace": ("/api/v1/secrets",
                            f"metadata.namespace={OTHER_NS},metadata.name=two", "two"),
     "pod-node": (f"/api/v1/namespaces/{FIELDS_NS}/pods", "spec.nodeName=ghost-a",
                  "p-pending p-running"),

@@ -133,7 +133,7 @@ class Handlers:
 
 
 async def server_state(client: RESTClient, namespace: str) -> dict[str, str]:
-    listed = await client.list(CONFIGMAPS, namespace)
+    listed = await client.list(CONFIGMAPS, namespace, label_selector=MINE)
     return {f"{namespace}/{item['metadata']['name']}": item["metadata"]["resourceVersion"]
             for item in listed["items"]}
 
@@ -142,8 +142,13 @@ def cache_state(informer: Informer) -> dict[str, str]:
     return {object_key(obj): obj["metadata"]["resourceVersion"] for obj in informer.cache.list()}
 
 
+# The test's own ConfigMaps; the namespace also gets `kube-root-ca.crt` from a controller.
+MINE = "test=client-against-server"
+
+
 def configmap(name: str, value: str = "0") -> Obj:
-    return {"metadata": {"name": name}, "data": {"value": value}}
+    return {"metadata": {"name": name, "labels": {"test": "client-against-server"}},
+            "data": {"value": value}}
 
 
 async def stop(task: asyncio.Task[None]) -> None:
@@ -161,6 +166,7 @@ async def test_informer_pages_follows_and_relists_after_410(config: ClientConfig
             await client.create(CONFIGMAPS, configmap(f"cm-{n}"), namespace)
 
         informer = Informer(client, CONFIGMAPS, namespace=namespace, page_size=PAGE_SIZE,
+                            label_selector=MINE,
                             backoff=Backoff(initial=0.01, cap=0.1, jitter=0),
                             watch_timeout_seconds=60)
         handlers = Handlers()
