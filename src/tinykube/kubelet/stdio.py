@@ -1,4 +1,8 @@
-"""A running container's standard streams: to its log, and to `kubectl attach` sessions.
+"""Child processes' standard streams: a container's (to its log and to `kubectl attach`
+sessions), and an exec'd command's.
+
+`Streams` sets them up as a container runtime does, for both: one pseudo-terminal, or pipes for
+the wanted streams. `ContainerIO` adds what a container's run needs on top.
 
 A container that asks for neither `stdin` nor `tty` runs with stdin closed and its stdout and
 stderr piped into its log, as before. `stdin: true` keeps a pipe to its stdin open for attach
@@ -23,38 +27,46 @@ import termios
 from collections.abc import AsyncIterator
 from typing import Any
 
+from tinykube.api.remotecommand import STDERR, STDOUT
 from tinykube.kubelet.logs import ContainerLog
 
 REPLAY_BYTES = 64 * 1024
 _CHUNK = 64 * 1024
 
 
-class ContainerIO:
-    """The standard streams of one run of one container."""
+class Streams:
+    """A child process's standard streams, set up as a container runtime sets them up: one
+    pseudo-terminal for all three (`tty`), or pipes for the streams wanted (the others closed),
+    with stderr either apart or merged into stdout.
 
-    def __init__(self, container: dict[str, Any] | Any) -> None:
-        self.tty = bool(container.get("tty"))
-        self.interactive = bool(container.get("stdin"))
-        self.stdin_once = bool(container.get("stdinOnce"))
+    Call `spawn_options()` for `create_subprocess_exec`, then `started(proc)`; `outputs()` gives
+    the output streams as (stream number, chunks); `close()` once the process is over."""
+
+    def __init__(self, *, tty: bool, stdin: bool, stdout: bool = True, stderr: bool = True,
+                 merge_stderr: bool = False, size: tuple[int, int] | None = None) -> None:
+        self.tty, self.stdin, self.stdout, self.stderr = tty, stdin, stdout, stderr
+        self.merge_stderr = merge_stderr
+        self.size = size  # (rows, columns) to start a terminal with
         self.proc: asyncio.subprocess.Process | None = None
         self._master: int | None = None
         self._slave: int | None = None
-        self._listeners: list[asyncio.Queue[bytes | None]] = []
-        self._so_far = bytearray()
-        self._ended = False
 
     def __repr__(self) -> str:
-        return f"ContainerIO(tty={self.tty}, stdin={self.interactive}, ended={self._ended})"
+        return f"Streams(tty={self.tty}, stdin={self.stdin})"
 
     def spawn_options(self) -> dict[str, Any]:
         """Keyword arguments for `create_subprocess_exec`."""
-        pipe = asyncio.subprocess.PIPE
         if self.tty:
             self._master, self._slave = os.openpty()
+            if self.size is not None:
+                set_window_size(self._master, self.size)
             return {"stdin": self._slave, "stdout": self._slave, "stderr": self._slave,
                     "preexec_fn": functools.partial(take_terminal, self._slave)}
-        return {"stdin": pipe if self.interactive else asyncio.subprocess.DEVNULL,
-                "stdout": pipe, "stderr": asyncio.subprocess.STDOUT}
+        pipe, devnull = asyncio.subprocess.PIPE, asyncio.subprocess.DEVNULL
+        stderr = asyncio.subprocess.STDOUT if self.merge_stderr else \
+            pipe if self.stderr else devnull
+        return {"stdin": pipe if self.stdin else devnull,
+                "stdout": pipe if self.stdout else devnull, "stderr": stderr}
 
     def started(self, proc: asyncio.subprocess.Process | None) -> None:
         """After the spawn (None: it failed): the parent's end of the terminal is closed."""
@@ -63,53 +75,16 @@ class ContainerIO:
             os.close(self._slave)
             self._slave = None
         if proc is None:
-            self.end()
+            self.close()
 
-    async def pump(self, log: ContainerLog) -> None:
-        """Copy the output to the log and the attach sessions until it ends (which ends the
-        sessions)."""
-        try:
-            async for chunk in self._output():
-                log.write(chunk)
-                if len(self._so_far) < REPLAY_BYTES:
-                    self._so_far += chunk[:REPLAY_BYTES - len(self._so_far)]
-                for queue in self._listeners:
-                    queue.put_nowait(chunk)
-        finally:
-            self._output_ended()
-
-    def _output_ended(self) -> None:
-        if not self._ended:
-            self._ended = True
-            for queue in self._listeners:
-                queue.put_nowait(None)
-
-    def _output(self) -> AsyncIterator[bytes]:
+    def outputs(self) -> list[tuple[int, AsyncIterator[bytes]]]:
+        """The output streams: (1, stdout) and (2, stderr) as far as they are pipes, or
+        (1, the terminal)."""
         if self._master is not None:
-            return read_terminal(self._master)
-        assert self.proc is not None and self.proc.stdout is not None
-        return read_stream(self.proc.stdout)
-
-    def end(self) -> None:
-        """The run is over: attach sessions end, the terminal closes."""
-        self._output_ended()
-        if self._master is not None:
-            os.close(self._master)
-            self._master = None
-
-    # --- for attach sessions --------------------------------------------------------------
-
-    def listen(self) -> tuple[bytes, asyncio.Queue[bytes | None]]:
-        """What this run printed so far, and a queue of what comes next (None: the end)."""
-        queue: asyncio.Queue[bytes | None] = asyncio.Queue()
-        if self._ended:
-            queue.put_nowait(None)
-        self._listeners.append(queue)
-        return bytes(self._so_far), queue
-
-    def unlisten(self, queue: asyncio.Queue[bytes | None]) -> None:
-        if queue in self._listeners:
-            self._listeners.remove(queue)
+            return [(STDOUT, read_terminal(self._master))]
+        assert self.proc is not None
+        pipes = [(STDOUT, self.proc.stdout), (STDERR, self.proc.stderr)]
+        return [(number, read_stream(pipe)) for number, pipe in pipes if pipe is not None]
 
     async def write(self, data: bytes) -> None:
         if self._master is not None:
@@ -130,6 +105,90 @@ class ContainerIO:
     def resize(self, rows: int, columns: int) -> None:
         if self._master is not None:
             set_window_size(self._master, (rows, columns))
+
+    def close(self) -> None:
+        """The process is over: the terminal closes."""
+        if self._master is not None:
+            os.close(self._master)
+            self._master = None
+
+
+class ContainerIO:
+    """The standard streams of one run of one container, and its attach sessions."""
+
+    def __init__(self, container: dict[str, Any] | Any) -> None:
+        self.interactive = bool(container.get("stdin"))
+        self.stdin_once = bool(container.get("stdinOnce"))
+        self.streams = Streams(tty=bool(container.get("tty")), stdin=self.interactive,
+                               merge_stderr=True)
+        self._listeners: list[asyncio.Queue[bytes | None]] = []
+        self._so_far = bytearray()
+        self._ended = False
+
+    def __repr__(self) -> str:
+        return f"ContainerIO({self.streams!r}, ended={self._ended})"
+
+    @property
+    def proc(self) -> asyncio.subprocess.Process | None:
+        return self.streams.proc
+
+    def spawn_options(self) -> dict[str, Any]:
+        """Keyword arguments for `create_subprocess_exec`."""
+        return self.streams.spawn_options()
+
+    def started(self, proc: asyncio.subprocess.Process | None) -> None:
+        """After the spawn (None: it failed)."""
+        self.streams.started(proc)
+        if proc is None:
+            self.end()
+
+    async def pump(self, log: ContainerLog) -> None:
+        """Copy the output to the log and the attach sessions until it ends (which ends the
+        sessions)."""
+        ((_number, output),) = self.streams.outputs()  # stderr is merged into stdout
+        try:
+            async for chunk in output:
+                log.write(chunk)
+                if len(self._so_far) < REPLAY_BYTES:
+                    self._so_far += chunk[:REPLAY_BYTES - len(self._so_far)]
+                for queue in self._listeners:
+                    queue.put_nowait(chunk)
+        finally:
+            self._output_ended()
+
+    def _output_ended(self) -> None:
+        if not self._ended:
+            self._ended = True
+            for queue in self._listeners:
+                queue.put_nowait(None)
+
+    def end(self) -> None:
+        """The run is over: attach sessions end, the terminal closes."""
+        self._output_ended()
+        self.streams.close()
+
+    # --- for attach sessions --------------------------------------------------------------
+
+    def listen(self) -> tuple[bytes, asyncio.Queue[bytes | None]]:
+        """What this run printed so far, and a queue of what comes next (None: the end)."""
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        if self._ended:
+            queue.put_nowait(None)
+        self._listeners.append(queue)
+        return bytes(self._so_far), queue
+
+    def unlisten(self, queue: asyncio.Queue[bytes | None]) -> None:
+        if queue in self._listeners:
+            self._listeners.remove(queue)
+
+    async def write(self, data: bytes) -> None:
+        await self.streams.write(data)
+
+    def close_stdin(self) -> None:
+        self.streams.close_stdin()
+
+    def resize(self, rows: int, columns: int) -> None:
+        self.streams.resize(rows, columns)
 
 
 async def read_stream(stream: asyncio.StreamReader) -> AsyncIterator[bytes]:

@@ -12,19 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import os
 import signal
 import subprocess
-from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Protocol
+from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
+from typing import Any, Protocol
 
 from tinykube.api.remotecommand import (
     CLOSE,
     ERROR,
     RESIZE,
-    STDERR,
     STDIN,
     STDOUT,
     exit_status,
@@ -33,13 +31,7 @@ from tinykube.api.remotecommand import (
     parse,
     window_size,
 )
-from tinykube.kubelet.stdio import (
-    ContainerIO,
-    read_stream,
-    read_terminal,
-    set_window_size,
-    take_terminal,
-)
+from tinykube.kubelet.stdio import ContainerIO, Streams
 
 FIRST_SIZE_WAIT = 0.25  # seconds a TTY session waits for the client's terminal size
 
@@ -58,81 +50,41 @@ class ExecSession:
     def __init__(self, argv: Sequence[str], *, env: Mapping[str, str], cwd: str | None,
                  stdin: bool, stdout: bool, stderr: bool, tty: bool) -> None:
         self.argv, self.env, self.cwd = list(argv), dict(env), cwd
-        self.want_stdin, self.want_stdout, self.want_stderr = stdin, stdout, stderr
-        self.tty = tty
-        self._master: int | None = None  # the pty's master side, with a TTY
-        self._size: tuple[int, int] | None = None  # (rows, columns) to start the TTY with
+        self.streams = Streams(tty=tty, stdin=stdin, stdout=stdout, stderr=stderr)
 
     def __repr__(self) -> str:
-        return f"ExecSession({self.argv!r}, tty={self.tty})"
+        return f"ExecSession({self.argv!r}, {self.streams!r})"
 
     async def run(self, socket: Socket) -> None:
         """Run the command, relay its streams, send the final Status (unless the client left,
         which ends the command)."""
-        early = await self._first_window_size(socket) if self.tty else []
+        early = await self._first_window_size(socket) if self.streams.tty else []
+        env = {"TERM": "xterm", **self.env} if self.streams.tty else self.env
         try:
-            proc = await self._spawn()
+            proc = await asyncio.create_subprocess_exec(
+                *self.argv, env=env, cwd=self.cwd, start_new_session=True,
+                **self.streams.spawn_options())
         except (OSError, subprocess.SubprocessError) as exc:
+            self.streams.started(None)
             await socket.send_bytes(frame(ERROR, json.dumps(failure(
                 f"error executing command in container: {exc}")).encode()))
             return
-        finished = asyncio.create_task(self._finish(proc, socket))
-        reader = asyncio.create_task(self._from_client(proc, socket, early))
+        self.streams.started(proc)
         try:
-            await asyncio.wait({finished, reader}, return_when=asyncio.FIRST_COMPLETED)
-            if finished.done() and finished.exception() is None:
-                await socket.send_bytes(frame(ERROR, json.dumps(
-                    exit_status(finished.result())).encode()))
-        except ConnectionError:
-            pass  # the client left while we answered
+            await _session(socket, self._finish(proc, socket), self._from_client(socket, early))
         finally:
-            for task in (finished, reader):
-                task.cancel()
-            await asyncio.gather(finished, reader, return_exceptions=True)
             if proc.returncode is None:  # the client left: leave nothing running
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 await proc.wait()
-            if self._master is not None:
-                os.close(self._master)
+            self.streams.close()
 
     async def _finish(self, proc: asyncio.subprocess.Process, socket: Socket) -> int:
         """Relay the output until it ends; the exit code (128 + N for signal N)."""
-        await asyncio.gather(*self._outputs(proc, socket))
+        await asyncio.gather(*(_send(chunks, number, socket)
+                               for number, chunks in self.streams.outputs()))
         code = await proc.wait()
         return code if code >= 0 else 128 - code
-
-    async def _spawn(self) -> asyncio.subprocess.Process:
-        pipe, devnull = asyncio.subprocess.PIPE, asyncio.subprocess.DEVNULL
-        if not self.tty:
-            return await asyncio.create_subprocess_exec(
-                *self.argv, env=self.env, cwd=self.cwd, start_new_session=True,
-                stdin=pipe if self.want_stdin else devnull,
-                stdout=pipe if self.want_stdout else devnull,
-                stderr=pipe if self.want_stderr else devnull)
-        master, slave = os.openpty()
-        if self._size is not None:
-            set_window_size(master, self._size)
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *self.argv, env={"TERM": "xterm", **self.env}, cwd=self.cwd,
-                start_new_session=True, stdin=slave, stdout=slave, stderr=slave,
-                preexec_fn=functools.partial(take_terminal, slave))
-        except (OSError, subprocess.SubprocessError):
-            os.close(master)
-            raise
-        finally:
-            os.close(slave)
-        self._master = master
-        return proc
-
-    def _outputs(self, proc: asyncio.subprocess.Process,
-                 socket: Socket) -> list[asyncio.Task[None]]:
-        if self._master is not None:
-            return [asyncio.create_task(_send(read_terminal(self._master), STDOUT, socket))]
-        pumps = [(proc.stdout, STDOUT), (proc.stderr, STDERR)]
-        return [asyncio.create_task(_send(read_stream(stream), number, socket))
-                for stream, number in pumps if stream is not None]
 
     async def _first_window_size(self, socket: Socket) -> list[bytes]:
         """kubectl sends the terminal's size right after connecting: wait for it briefly, so
@@ -144,45 +96,46 @@ class ExecSession:
                 while (message := await socket.receive_bytes_or_none()) is not None:
                     stream, data = parse(message)
                     if stream == RESIZE and (size := window_size(data)) is not None:
-                        self._size = size
+                        self.streams.size = size
                         break
                     early.append(message)
         return early
 
-    async def _from_client(self, proc: asyncio.subprocess.Process, socket: Socket,
-                           early: list[bytes]) -> None:
+    async def _from_client(self, socket: Socket, early: list[bytes]) -> None:
         """Client messages: stdin data, the close of stdin (v5), window sizes."""
         for held in early:
-            await self._handle(proc, held)
+            await self._handle(held)
         while (message := await socket.receive_bytes_or_none()) is not None:
-            await self._handle(proc, message)
-        self._close_stdin(proc)
+            await self._handle(message)
+        self.streams.close_stdin()
 
-    async def _handle(self, proc: asyncio.subprocess.Process, message: bytes) -> None:
+    async def _handle(self, message: bytes) -> None:
         stream, data = parse(message)
         if stream == STDIN and data:
-            await self._write_stdin(proc, data)
+            await self.streams.write(data)
         elif stream == CLOSE and data[:1] == bytes((STDIN,)):
-            self._close_stdin(proc)
-        elif stream == RESIZE and self._master is not None:
-            size = window_size(data)
-            if size is not None:
-                set_window_size(self._master, size)
+            self.streams.close_stdin()
+        elif stream == RESIZE and (size := window_size(data)) is not None:
+            self.streams.resize(*size)
 
-    async def _write_stdin(self, proc: asyncio.subprocess.Process, data: bytes) -> None:
-        if self._master is not None:
-            os.write(self._master, data)
-        elif proc.stdin is not None and not proc.stdin.is_closing():
-            proc.stdin.write(data)
-            with contextlib.suppress(ConnectionError):
-                await proc.stdin.drain()
 
-    def _close_stdin(self, proc: asyncio.subprocess.Process) -> None:
-        if self._master is not None:
-            with contextlib.suppress(OSError):
-                os.write(self._master, b"\x04")  # end of file, as a terminal types it
-        elif proc.stdin is not None:
-            proc.stdin.close()
+async def _session(socket: Socket, work: Coroutine[Any, Any, int],
+                   client: Coroutine[Any, Any, None]) -> None:
+    """Run a session's `work` (which returns its exit code) beside the client's messages: when
+    the work ends, send its Status; when the client leaves first, stop the work. Both tasks are
+    over on return; a client that left while we answered is not an error."""
+    working, reading = asyncio.create_task(work), asyncio.create_task(client)
+    try:
+        await asyncio.wait({working, reading}, return_when=asyncio.FIRST_COMPLETED)
+        if working.done() and working.exception() is None:
+            await socket.send_bytes(frame(ERROR, json.dumps(
+                exit_status(working.result())).encode()))
+    except ConnectionError:
+        pass
+    finally:
+        for task in (working, reading):
+            task.cancel()
+        await asyncio.gather(working, reading, return_exceptions=True)
 
 
 async def _send(chunks: AsyncIterator[bytes], number: int, socket: Socket) -> None:
@@ -207,29 +160,23 @@ class AttachSession:
 
     async def run(self, socket: Socket) -> None:
         replay, queue = self.io.listen()
-        output = asyncio.create_task(self._output(socket, replay, queue))
-        reader = asyncio.create_task(self._from_client(socket))
         try:
-            await asyncio.wait({output, reader}, return_when=asyncio.FIRST_COMPLETED)
-            if output.done() and output.exception() is None:
-                await socket.send_bytes(frame(ERROR, json.dumps(exit_status(0)).encode()))
-        except ConnectionError:
-            pass  # the client left while we answered
+            await _session(socket, self._output(socket, replay, queue),
+                           self._from_client(socket))
         finally:
-            for task in (output, reader):
-                task.cancel()
-            await asyncio.gather(output, reader, return_exceptions=True)
             self.io.unlisten(queue)
             if self.want_stdin and self.io.stdin_once:
                 self.io.close_stdin()
 
     async def _output(self, socket: Socket, replay: bytes,
-                      queue: asyncio.Queue[bytes | None]) -> None:
+                      queue: asyncio.Queue[bytes | None]) -> int:
+        """The output until the container's run ends: the session ends with Success."""
         if replay and self.want_stdout:
             await socket.send_bytes(frame(STDOUT, replay))
         while (chunk := await queue.get()) is not None:
             if self.want_stdout:
                 await socket.send_bytes(frame(STDOUT, chunk))
+        return 0
 
     async def _from_client(self, socket: Socket) -> None:
         while (message := await socket.receive_bytes_or_none()) is not None:
