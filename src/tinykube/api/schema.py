@@ -67,6 +67,13 @@ _INT_RANGE = {_INT32: (-(2**31), 2**31 - 1), _INT64: (-(2**63), 2**63 - 1)}
 # Client model names carry a group/version prefix the Go struct name does not.
 _MODEL_PREFIX = re.compile(r"^(?:[A-Z][a-z]+)?V\d+(?:(?:alpha|beta)\d+)?(?=[A-Z])")
 
+
+def split_model(model: str) -> tuple[str, str]:
+    """A client model name as (version prefix, Go type name): `V1ServiceSpec` ->
+    ("V1", "ServiceSpec"), `CoreV1Event` -> ("CoreV1", "Event")."""
+    match = _MODEL_PREFIX.match(model)
+    return (match.group(0), model[match.end():]) if match else ("", model)
+
 # resource.ParseQuantity: a signed decimal number, then a binary suffix (Ki..Ei), a decimal
 # suffix (n u m "" k M G T P E) or a decimal exponent (e3, E-2).
 _QUANTITY_FORMAT = re.compile(r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$")
@@ -100,7 +107,7 @@ class _Schema:
     def __init__(self, document: dict[str, Any]) -> None:
         self.structs: dict[str, _Type] = {}
         for model in document["types"]:
-            name = _MODEL_PREFIX.sub("", model)
+            name = split_model(model)[1]
             self.structs[model] = _Type(_STRUCT, "v1." + name, name)
         for model, fields in document["types"].items():
             struct = self.structs[model]
@@ -129,9 +136,16 @@ class _Schema:
 
 
 @functools.cache
-def _schema() -> _Schema:
+def document() -> dict[str, Any]:
+    """The generated schema as stored: {"kinds": kind -> model, "types": model -> fields}."""
     text = importlib.resources.files("tinykube.api").joinpath("schema_data.json").read_text()
-    return _Schema(json.loads(text))
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
+@functools.cache
+def _schema() -> _Schema:
+    return _Schema(document())
 
 
 def _root(api_version: str, kind: str) -> _Type:

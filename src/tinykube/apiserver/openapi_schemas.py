@@ -18,15 +18,14 @@ from __future__ import annotations
 import functools
 import importlib.resources
 import json
-import re
 from collections.abc import Iterable
 from typing import Any
 
+from tinykube.api import schema
 from tinykube.api.patch.strategic_meta import FIELDS
 
 Document = dict[str, Any]
 
-_MODEL_PREFIX = re.compile(r"^((?:[A-Z][a-z]+)?V\d+(?:(?:alpha|beta)\d+)?)(?=[A-Z])")
 _REF = "#/components/schemas/"
 INT_OR_STRING = "io.k8s.apimachinery.pkg.util.intstr.IntOrString"
 QUANTITY = "io.k8s.apimachinery.pkg.api.resource.Quantity"
@@ -48,26 +47,24 @@ _SCALARS: dict[str, Document] = {
 
 
 @functools.cache
-def _data() -> tuple[dict[str, str], dict[str, dict[str, str]], dict[str, dict[str, str]]]:
-    """(kind -> model, model -> field -> type string, model -> field -> description)."""
-    files = importlib.resources.files("tinykube.api")
-    structure = json.loads(files.joinpath("schema_data.json").read_text())
-    descriptions = json.loads(files.joinpath("schema_descriptions.json").read_text())
-    return structure["kinds"], structure["types"], descriptions
+def _descriptions() -> dict[str, dict[str, str]]:
+    """model -> field ("" for the type itself) -> description."""
+    text = importlib.resources.files("tinykube.api").joinpath(
+        "schema_descriptions.json").read_text()
+    loaded: dict[str, dict[str, str]] = json.loads(text)
+    return loaded
 
 
 def schema_name(model: str) -> str:
     """`io.k8s.api.v1.ServiceSpec` for the client's `V1ServiceSpec`: unique, and kubectl
     explain shows the part after the last dot, the Go type's name."""
-    match = _MODEL_PREFIX.match(model)
-    if match is None:
-        return f"io.k8s.api.{model}"
-    return f"io.k8s.api.{match.group(1).lower()}.{model[match.end():]}"
+    prefix, go_name = schema.split_model(model)
+    return f"io.k8s.api.{prefix.lower()}.{go_name}" if prefix else f"io.k8s.api.{go_name}"
 
 
 def model_of(api_version: str, kind: str) -> str | None:
     """The structural schema's model for a kind (legacy apps versions use apps/v1's)."""
-    kinds = _data()[0]
+    kinds: dict[str, str] = schema.document()["kinds"]
     group, _, _version = api_version.rpartition("/")
     return kinds.get(f"{api_version}/{kind}") or (
         kinds.get(f"apps/v1/{kind}") if group == "apps" else None)
@@ -94,17 +91,17 @@ def _add(model: str, out: dict[str, Document]) -> None:
     name = schema_name(model)
     if name in out:
         return
-    _, types, descriptions = _data()
-    texts = descriptions.get(model, {})
-    schema: Document = {"description": texts.get("", ""), "type": "object", "properties": {}}
-    out[name] = schema
-    go_name = name.rpartition(".")[2]
-    for field, type_string in types[model].items():
+    texts = _descriptions().get(model, {})
+    component: Document = {"description": texts.get("", ""), "type": "object",
+                           "properties": {}}
+    out[name] = component
+    go_name = schema.split_model(model)[1]
+    for field, type_string in schema.document()["types"][model].items():
         prop = _property(type_string, out)
         prop.update(_patch_extensions(go_name, field))
         if texts.get(field):
             prop["description"] = texts[field]
-        schema["properties"][field] = prop
+        component["properties"][field] = prop
 
 
 def _property(type_string: str, out: dict[str, Document]) -> Document:
