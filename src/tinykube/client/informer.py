@@ -282,14 +282,16 @@ class Informer:
 
     async def _list_all(self) -> tuple[list[Obj], str]:
         """Every page of the list; returns the items and the list's resourceVersion."""
+        def list_page(limit: int | None, token: str | None) -> Awaitable[Obj]:
+            return self.client.list(self.res, self.namespace, label_selector=self.label_selector,
+                                    field_selector=self.field_selector, limit=limit,
+                                    continue_=token)
+
         items: list[Obj] = []
         continue_token: str | None = None
         while True:
             try:
-                page = await self.client.list(
-                    self.res, self.namespace, label_selector=self.label_selector,
-                    field_selector=self.field_selector, limit=self._page_size,
-                    continue_=continue_token)
+                page = await list_page(self._page_size, continue_token)
             except errors.Gone:
                 if continue_token is None:
                     raise
@@ -297,9 +299,7 @@ class Informer:
                 # as client-go's pager does, rather than starting over into the same race.
                 log.info("%s: continue token expired; listing without pages",
                          self.res.qualified)
-                page = await self.client.list(
-                    self.res, self.namespace, label_selector=self.label_selector,
-                    field_selector=self.field_selector)
+                page = await list_page(None, None)
                 items = []
             items.extend(page.get("items") or [])
             meta = page.get("metadata") or {}
