@@ -117,15 +117,6 @@ def check_stream(request: web.Request, *, needs_command: bool) -> None:
 _PASSED_ON = ("command", "stdin", "stdout", "stderr", "tty", "container")
 
 
-def check(request: web.Request, *, needs_command: bool) -> None:
-    """What kube-apiserver refuses before upgrading: no command (exec), not a WebSocket."""
-    if needs_command and not request.query.getall("command", []):
-        raise errors.BadRequest("you must specify at least 1 command")
-    if request.headers.get("Upgrade", "").lower() != "websocket":
-        raise errors.BadRequest("Upgrade request required: tinykube streams exec and attach "
-                                "over WebSocket (v4/v5.channel.k8s.io) only")
-
-
 async def relay(request: web.Request, url: str, headers: dict[str, str]) -> web.StreamResponse:
     """Connect to the kubelet at `url`, then accept kubectl's WebSocket and copy messages."""
     offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")]

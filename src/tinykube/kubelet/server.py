@@ -68,6 +68,25 @@ def _status(exc: errors.APIError) -> web.Response:
                         content_type="application/json")
 
 
+async def _stream(request: web.Request,
+                  session: Callable[[], streams.ExecSession | streams.AttachSession],
+                  ) -> web.WebSocketResponse:
+    """Accept the WebSocket, then make and run the session. A pod or container that cannot
+    have one is reported as a Status on the error stream, not refused before the upgrade: the
+    API server has already upgraded kubectl's side by then."""
+    ws = web.WebSocketResponse(protocols=remotecommand.PROTOCOLS, max_msg_size=0)
+    await ws.prepare(request)
+    try:
+        made = session()
+    except errors.APIError as exc:
+        await ws.send_bytes(remotecommand.frame(remotecommand.ERROR,
+                                                orjson.dumps(exc.to_status())))
+    else:
+        await made.run(WebSocket(ws))
+    await ws.close()
+    return ws
+
+
 class WebSocket:
     """An aiohttp WebSocket as `streams.Socket`: binary messages in, None once it closes."""
 
@@ -136,46 +155,30 @@ class KubeletServer:
         return web.Response(text="ok")
 
     async def _exec(self, request: web.Request) -> web.StreamResponse:
-        """An exec session. Once the request is a WebSocket with a command, it is always
-        accepted, and a pod or container that cannot run it is reported as a Status on the
-        error stream: the API server has already upgraded kubectl's side by then."""
+        """An exec session (see `_stream`)."""
         info, query = request.match_info, request.query
         command = query.getall("command", [])
         if not command:
             return _status(errors.BadRequest("you must specify at least 1 command"))
-        ws = web.WebSocketResponse(protocols=remotecommand.PROTOCOLS, max_msg_size=0)
-        await ws.prepare(request)
-        try:
+
+        def session() -> streams.ExecSession:
             argv, env, cwd = self.exec_lookup(info["namespace"], info["pod"],
                                               info["container"], command)
-        except errors.APIError as exc:
-            await ws.send_bytes(remotecommand.frame(remotecommand.ERROR,
-                                                    orjson.dumps(exc.to_status())))
-        else:
-            session = streams.ExecSession(
+            return streams.ExecSession(
                 argv, env=env, cwd=cwd, stdin=query.get("stdin") in _TRUE,
                 stdout=query.get("stdout") in _TRUE, stderr=query.get("stderr") in _TRUE,
                 tty=query.get("tty") in _TRUE)
-            await session.run(WebSocket(ws))
-        await ws.close()
-        return ws
+        return await _stream(request, session)
 
     async def _attach(self, request: web.Request) -> web.StreamResponse:
-        """An attach session; like exec, errors after the upgrade go on the error stream."""
+        """An attach session (see `_stream`)."""
         info, query = request.match_info, request.query
-        ws = web.WebSocketResponse(protocols=remotecommand.PROTOCOLS, max_msg_size=0)
-        await ws.prepare(request)
-        try:
+
+        def session() -> streams.AttachSession:
             io = self.attach_lookup(info["namespace"], info["pod"], info["container"])
-        except errors.APIError as exc:
-            await ws.send_bytes(remotecommand.frame(remotecommand.ERROR,
-                                                    orjson.dumps(exc.to_status())))
-        else:
-            session = streams.AttachSession(io, stdin=query.get("stdin") in _TRUE,
-                                            stdout=query.get("stdout") in _TRUE)
-            await session.run(WebSocket(ws))
-        await ws.close()
-        return ws
+            return streams.AttachSession(io, stdin=query.get("stdin") in _TRUE,
+                                         stdout=query.get("stdout") in _TRUE)
+        return await _stream(request, session)
 
     async def _logs(self, request: web.Request) -> web.StreamResponse:
         info = request.match_info
