@@ -13,7 +13,18 @@ kinds in `api.resources`. It writes
 
 where a field's type is a scalar (`string`, `int32`, `int64`, `bool`, `bytes`, ...) or a message
 name, and its shape is `single`, `repeated` or `map` (then the type is the map's value type;
-Kubernetes map keys are always strings).
+Kubernetes map keys are always strings), or `inline`.
+
+`inline` marks a Go struct embedded with `json:",inline"` (`Probe.ProbeHandler`,
+`Volume.VolumeSource`, `EphemeralContainer.EphemeralContainerCommon`, ...): on the wire it is an
+ordinary message field (`handler`, `volumeSource`), but in JSON its fields sit on the parent, so
+the decoder merges them there. The descriptors cannot tell such a field from any other, so the
+generator reads it off the JSON schema (`schema_data.json`, from the official client's models):
+walking each kind's message and JSON type side by side, a message field whose name the JSON type
+lacks while every field of its message is a property of the JSON type is inline. Messages with no
+JSON type (the `Binding` request body) fall back to Go's own struct tags, which the binary keeps
+for reflection: a field is inline there when a `json:",inline" protobuf:"...,N,...,name=X"` tag
+names its number and name. A field that neither source explains stops the generator.
 
 kubectl v1.33 and later no longer embed the descriptors, so the source is the machine image's
 v1.32; fields added upstream since then are unknown to the schema and skipped when decoding.
@@ -26,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import zlib
 from collections.abc import Iterator
@@ -38,6 +50,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from tinykube.api import protobuf, resources  # noqa: E402
 
 OUTPUT = ROOT / "src" / "tinykube" / "api" / "protobuf_schema.json"
+JSON_SCHEMA = ROOT / "src" / "tinykube" / "api" / "schema_data.json"
 GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"  # Go's gzip writer, no name or time
 
 # FieldDescriptorProto.type numbers -> the scalar names api.protobuf understands.
@@ -137,7 +150,7 @@ def roots() -> dict[str, str]:
     return {**kinds, **_EXTRA_ROOTS}
 
 
-def build(binary: bytes) -> dict[str, Any]:
+def build(binary: bytes, json_schema: dict[str, Any]) -> dict[str, Any]:
     """The compact schema: the served kinds and every message they reach."""
     every = all_messages(binary)
     kinds = roots()
@@ -146,6 +159,8 @@ def build(binary: bytes) -> dict[str, Any]:
         raise SystemExit(
             f"the binary has no descriptor for {', '.join(missing)}; kubectl v1.33 and later no "
             "longer register them: pass --kubectl with a v1.32 or older binary")
+    inline = Inline(every, json_schema, inline_tags(binary))
+    inline.walk({message: json_schema["kinds"].get(kind) for kind, message in kinds.items()})
     schema: dict[str, dict[str, list[str]]] = {}
     todo = list(kinds.values())
     while todo:
@@ -155,10 +170,76 @@ def build(binary: bytes) -> dict[str, Any]:
         schema[name] = {}
         for field in every[name]["fields"]:
             kind, shape = _kind(field, every)
+            if inline.is_inline(name, field):
+                shape = "inline"
             schema[name][str(field["number"])] = [field["name"], kind, shape]
             if "." in kind:
                 todo.append(kind)
     return {"kinds": dict(sorted(kinds.items())), "messages": dict(sorted(schema.items()))}
+
+
+def inline_tags(binary: bytes) -> set[tuple[int, str]]:
+    """(number, name) of every protobuf field whose Go struct tag says `json:",inline"`."""
+    found = re.findall(rb'json:",inline" protobuf:"[a-z0-9]+,(\d+),[a-z,]*?name=(\w+)"', binary)
+    return {(int(number), name.decode()) for number, name in found}
+
+
+class Inline:
+    """Which message fields are Go `json:",inline"` embeddings (see the module docstring).
+
+    `walk` pairs each protobuf message with the JSON type (a `schema_data.json` model name) it
+    decodes to, from the kinds down: a field's message pairs with the JSON type of the property
+    of the same name, an inline field's message with its parent's own JSON type.
+    """
+
+    def __init__(self, every: dict[str, dict[str, Any]], json_schema: dict[str, Any],
+                 tags: set[tuple[int, str]]) -> None:
+        self.every, self.types, self.tags = every, json_schema["types"], tags
+        self.paired: dict[str, set[str]] = {}
+
+    def walk(self, roots: dict[str, str | None]) -> None:
+        todo = [(message, json_type) for message, json_type in roots.items() if json_type]
+        while todo:
+            message, json_type = todo.pop()
+            if message in protobuf.SPECIAL_MESSAGES or json_type in self.paired.get(message, ()):
+                continue
+            self.paired.setdefault(message, set()).add(json_type)
+            properties = self.types[json_type]
+            for field in self.every[message]["fields"]:
+                if field["type"] != _MESSAGE or self.every[field["type_name"]]["map_entry"]:
+                    continue
+                if self._inline_in(message, json_type, field):
+                    todo.append((field["type_name"], json_type))
+                elif properties.get(field["name"], "").removeprefix("[]") in self.types:
+                    todo.append((field["type_name"], properties[field["name"]].removeprefix("[]")))
+
+    def is_inline(self, message: str, field: dict[str, Any]) -> bool:
+        if field["type"] != _MESSAGE or field["repeated"]:
+            return False
+        json_types = self.paired.get(message)
+        if not json_types:  # no JSON type to compare with: Go's struct tags decide
+            return (field["number"], field["name"]) in self.tags
+        verdicts = {self._inline_in(message, json_type, field) for json_type in json_types}
+        if len(verdicts) > 1:
+            raise SystemExit(f"{message}.{field['name']} is inline in only some of "
+                             f"{', '.join(sorted(json_types))}")
+        verdict = verdicts.pop()
+        if not verdict and (field["number"], field["name"]) in self.tags:
+            raise SystemExit(f"{message}.{field['name']}: the binary's struct tags say inline, "
+                             f"the JSON schema ({', '.join(sorted(json_types))}) says not")
+        return verdict
+
+    def _inline_in(self, message: str, json_type: str, field: dict[str, Any]) -> bool:
+        properties = self.types[json_type]
+        if field["name"] in properties:
+            return False
+        names = {f["name"] for f in self.every[field["type_name"]]["fields"]}
+        if names and names <= set(properties):
+            return True
+        raise SystemExit(
+            f"{message}.{field['name']} is neither a property of {json_type} nor an inline "
+            f"embedding of its fields ({', '.join(sorted(names - set(properties)))} missing); "
+            "is schema_data.json from an older client than the kubectl binary?")
 
 
 def _kind(field: dict[str, Any], every: dict[str, dict[str, Any]]) -> tuple[str, str]:
@@ -186,7 +267,7 @@ def main() -> int:
                         help="a kubectl binary up to v1.32 (the machine image's)")
     parser.add_argument("--check", action="store_true")
     args = parser.parse_args()
-    schema = build(Path(args.kubectl).resolve().read_bytes())
+    schema = build(Path(args.kubectl).resolve().read_bytes(), json.loads(JSON_SCHEMA.read_text()))
     text = render(schema)
     if args.check:
         if OUTPUT.read_text() != text:

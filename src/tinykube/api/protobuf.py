@@ -21,6 +21,11 @@ is Kubernetes' own mapping, not protobuf's canonical JSON:
   it out. So empty scalars ("", 0, false) are dropped, except in fields that are pointers in Go,
   where an explicit zero is a choice (`replicas: 0`, `automountServiceAccountToken: false`,
   `storageClassName: ""`): `ZERO_IS_A_VALUE` lists them.
+- A Go struct embedded with `json:",inline"` (`Probe.ProbeHandler`, `Volume.VolumeSource`,
+  `EphemeralContainer.EphemeralContainerCommon`, the `LocalObjectReference` in every key
+  selector and config map or secret source) is an ordinary message field on the wire
+  (`handler`, `volumeSource`, ...), but its fields are the parent's in JSON: the schema marks
+  such a field `inline` and its fields are merged into the parent.
 - Field numbers the schema does not know are skipped, as Go's decoder skips them.
 
 Malformed input raises `ProtobufError`; the caller answers 400.
@@ -52,7 +57,8 @@ _RAW_EXTENSION = "k8s.io.apimachinery.pkg.runtime.RawExtension"
 _META_KINDS = {"DeleteOptions": META + "DeleteOptions"}
 
 # (message, field) pairs that are pointers in the Go types, so a zero value on the wire was set
-# on purpose and must reach the server; every other empty scalar is what Go's omitempty drops.
+# on purpose and must reach the server, or that have no omitempty (`HTTPHeader.value`), so Go's
+# JSON always writes them; every other empty scalar is what Go's omitempty drops.
 ZERO_IS_A_VALUE: frozenset[tuple[str, str]] = frozenset(
     (message, field)
     for message, fields in {
@@ -67,7 +73,15 @@ ZERO_IS_A_VALUE: frozenset[tuple[str, str]] = frozenset(
         "SecurityContext": "privileged runAsUser runAsGroup runAsNonRoot "
                            "readOnlyRootFilesystem allowPrivilegeEscalation procMount",
         "Container": "restartPolicy",
+        "EphemeralContainerCommon": "restartPolicy",
         "Probe": "terminationGracePeriodSeconds",
+        "GRPCAction": "service",
+        "HTTPHeader": "value",
+        "HostPathVolumeSource": "type",
+        "AzureDiskVolumeSource": "cachingMode fsType readOnly kind",
+        "FCVolumeSource": "lun",
+        "ISCSIVolumeSource": "initiatorName lun",
+        "ClusterTrustBundleProjection": "name signerName optional",
         "ConfigMapVolumeSource": "defaultMode optional",
         "SecretVolumeSource": "defaultMode optional",
         "ProjectedVolumeSource": "defaultMode",
@@ -81,7 +95,7 @@ ZERO_IS_A_VALUE: frozenset[tuple[str, str]] = frozenset(
         "ConfigMapProjection": "optional",
         "SecretProjection": "optional",
         "ServiceAccountTokenProjection": "expirationSeconds",
-        "CSIVolumeSource": "readOnly",
+        "CSIVolumeSource": "readOnly fsType",
         "ServiceSpec": "allocateLoadBalancerNodePorts loadBalancerClass internalTrafficPolicy "
                        "ipFamilyPolicy trafficDistribution",
         "ClientIPConfig": "timeoutSeconds",
@@ -206,6 +220,7 @@ def _message(data: bytes, name: str) -> Any:
     if schema is None:
         raise ProtobufError(f"no protobuf schema for message {name}")
     out: dict[str, Any] = {}
+    inline: dict[str, Any] = {}
     for number, wire, raw in fields(data):
         field = schema.get(str(number))
         if field is None:
@@ -216,11 +231,13 @@ def _message(data: bytes, name: str) -> Any:
             out.setdefault(json_name, {})[key] = value
         elif shape == "repeated":
             out.setdefault(json_name, []).extend(_repeated(kind, wire, raw))
+        elif shape == "inline":  # a Go struct embedded with `json:",inline"`
+            inline.update(_message(_as_bytes(raw), kind))
         else:
             out[json_name] = _value(kind, wire, raw)
     short = name.rpartition(".")[2]
-    return {key: value for key, value in out.items()
-            if not _omitted(value) or (short, key) in ZERO_IS_A_VALUE}
+    return {**{key: value for key, value in out.items()
+               if not _omitted(value) or (short, key) in ZERO_IS_A_VALUE}, **inline}
 
 
 def _omitted(value: Any) -> bool:
