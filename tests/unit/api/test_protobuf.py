@@ -111,6 +111,35 @@ CASES: dict[str, tuple[str, str, bytes, dict[str, Any]]] = {
     "unknown field numbers are skipped": (
         "v1", "ConfigMap", meta(raw(1, "c"), raw(99, "later")) + num(98, 7),
         {"metadata": {"name": "c"}}),
+    "inline ProbeHandler: the handler's fields sit on the probe": (
+        "v1", "Pod", meta(raw(1, "p")) + raw(2, raw(2, raw(1, "c") + raw(11, (
+            raw(1, raw(1, raw(1, "true"))) + num(4, 5))))),
+        {"metadata": {"name": "p"},
+         "spec": {"containers": [{"name": "c", "readinessProbe": {
+             "exec": {"command": ["true"]}, "periodSeconds": 5}}]}}),
+    "inline VolumeSource: hostPath on the volume, not replaced by emptyDir": (
+        "v1", "Pod", meta(raw(1, "p")) + raw(2, raw(1, raw(1, "root") + raw(2, raw(1, (
+            raw(1, "/") + raw(2, "")))))),
+        {"metadata": {"name": "p"},
+         "spec": {"volumes": [{"name": "root", "hostPath": {"path": "/", "type": ""}}]}}),
+    "inline EphemeralContainerCommon beside targetContainerName": (
+        "v1", "Pod", meta(raw(1, "p")) + raw(2, raw(34, raw(1, raw(1, "dbg") + raw(2, "busybox"))
+                                               + raw(2, "app"))),
+        {"metadata": {"name": "p"},
+         "spec": {"ephemeralContainers": [{"name": "dbg", "image": "busybox",
+                                           "targetContainerName": "app"}]}}),
+    "inline LocalObjectReference: configMapKeyRef keeps its name": (
+        "v1", "Pod", meta(raw(1, "p")) + raw(2, raw(2, raw(1, "c") + raw(7, raw(1, "LEVEL") + raw(
+            3, raw(3, raw(1, raw(1, "settings")) + raw(2, "level") + num(3, 0)))))),
+        {"metadata": {"name": "p"},
+         "spec": {"containers": [{"name": "c", "env": [{"name": "LEVEL", "valueFrom": {
+             "configMapKeyRef": {"name": "settings", "key": "level", "optional": False}}}]}]}}),
+    "an empty grpc service is a value (a pointer in Go)": (
+        "v1", "Pod", meta(raw(1, "p")) + raw(2, raw(2, raw(1, "c") + raw(11, raw(1, (
+            raw(4, num(1, 9000) + raw(2, ""))))))),
+        {"metadata": {"name": "p"},
+         "spec": {"containers": [{"name": "c", "readinessProbe": {
+             "grpc": {"port": 9000, "service": ""}}}]}}),
     "DeleteOptions under any group version": (
         "apps/v1", "DeleteOptions", num(1, 0) + raw(4, "Foreground"),
         {"gracePeriodSeconds": 0, "propagationPolicy": "Foreground"}),
@@ -191,3 +220,27 @@ def test_committed_schema_matches_the_kubectl_binary() -> None:
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "gen_protobuf_schema.py"),
                              "--check"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+# Every Go `json:",inline"` embedding among the messages tinykube decodes, checked against the
+# Go types (k8s.io/api/core/v1/types.go). The generator derives them; this golden list catches
+# a regression in that derivation (and a new embedding shows up here as a diff to review).
+INLINE = {
+    ("ConfigMapEnvSource", "localObjectReference"),
+    ("ConfigMapKeySelector", "localObjectReference"),
+    ("ConfigMapProjection", "localObjectReference"),
+    ("ConfigMapVolumeSource", "localObjectReference"),
+    ("EphemeralContainer", "ephemeralContainerCommon"),
+    ("Probe", "handler"),
+    ("SecretEnvSource", "localObjectReference"),
+    ("SecretKeySelector", "localObjectReference"),
+    ("SecretProjection", "localObjectReference"),
+    ("Volume", "volumeSource"),
+}
+
+
+def test_schema_marks_every_inline_embedding() -> None:
+    found = {(message.rpartition(".")[2], field[0])
+             for message, fields in protobuf._schema()["messages"].items()
+             for field in fields.values() if field[2] == "inline"}
+    assert found == INLINE
