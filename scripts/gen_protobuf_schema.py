@@ -24,7 +24,10 @@ walking each kind's message and JSON type side by side, a message field whose na
 lacks while every field of its message is a property of the JSON type is inline. Messages with no
 JSON type (the `Binding` request body) fall back to Go's own struct tags, which the binary keeps
 for reflection: a field is inline there when a `json:",inline" protobuf:"...,N,...,name=X"` tag
-names its number and name. A field that neither source explains stops the generator.
+names its number and name. The tags also check the JSON verdicts (a tag saying inline where the
+JSON schema has the field by name stops the generator), and so does a field that neither source
+explains. (The tags alone are not enough: they do not say which struct they belong to, and
+`EphemeralContainerCommon`'s names no field.)
 
 kubectl v1.33 and later no longer embed the descriptors, so the source is the machine image's
 v1.32; fields added upstream since then are unknown to the schema and skipped when decoding.

@@ -7,10 +7,12 @@ tests/integration/test_kubectl_protobuf.py.
 
 from __future__ import annotations
 
+import importlib.util
 import random
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -244,3 +246,70 @@ def test_schema_marks_every_inline_embedding() -> None:
              for message, fields in protobuf._schema()["messages"].items()
              for field in fields.values() if field[2] == "inline"}
     assert found == INLINE
+
+
+def _generator() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "gen_protobuf_schema", ROOT / "scripts" / "gen_protobuf_schema.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _msg(*fields: tuple[str, int, str]) -> dict[str, Any]:
+    """A parsed descriptor: (name, number, message type or "" for a string field)."""
+    return {"map_entry": False, "fields": [
+        {"name": name, "number": number, "repeated": False, "type": 11 if kind else 9,
+         "type_name": kind} for name, number, kind in fields]}
+
+
+# Synthetic descriptors and JSON types for the generator's inline detection: Outer pairs with
+# the JSON type "Outer", whose properties decide which of its message fields are inline.
+_EVERY = {"Outer": _msg(("name", 1, ""), ("source", 2, "Source"), ("spec", 3, "Source")),
+          "Source": _msg(("path", 1, ""), ("type", 2, ""))}
+INLINE_CASES: dict[str, tuple[dict[str, str], set[tuple[int, str]], dict[str, bool] | str]] = {
+    "absent name, sub-fields on the parent: inline": (
+        {"name": "string", "path": "string", "type": "string", "spec": "Source"}, set(),
+        {"source": True, "spec": False}),
+    "named property: nested even when its fields also appear": (
+        {"name": "string", "source": "Source", "spec": "Source", "path": "string",
+         "type": "string"}, set(), {"source": False, "spec": False}),
+    "neither a property nor its fields on the parent: the generator stops": (
+        {"name": "string", "spec": "Source"}, set(), "is neither a property of Outer"),
+    "the binary's struct tags disagree with the JSON schema: the generator stops": (
+        {"name": "string", "source": "Source", "spec": "Source"}, {(2, "source")},
+        "struct tags say inline"),
+}
+
+
+@pytest.mark.parametrize("case", INLINE_CASES, ids=list(INLINE_CASES))
+def test_generator_finds_inline_fields(case: str) -> None:
+    properties, tags, expected = INLINE_CASES[case]
+    generator = _generator()
+    types = {"Outer": properties, "Source": {"path": "string", "type": "string"}}
+    inline = generator.Inline(_EVERY, {"types": types}, tags)
+
+    def verdicts() -> dict[str, bool]:
+        inline.walk({"Outer": "Outer"})
+        return {f["name"]: inline.is_inline("Outer", f)
+                for f in _EVERY["Outer"]["fields"] if f["type_name"]}
+    if isinstance(expected, str):
+        with pytest.raises(SystemExit, match=expected):
+            verdicts()
+    else:
+        assert verdicts() == expected
+
+
+def test_generator_falls_back_to_struct_tags_without_a_json_type() -> None:
+    inline = _generator().Inline(_EVERY, {"types": {}}, {(2, "source")})
+    inline.walk({"Outer": None})
+    assert [inline.is_inline("Outer", f) for f in _EVERY["Outer"]["fields"]] == [
+        False, True, False]
+
+
+def test_generator_reads_inline_struct_tags() -> None:
+    binary = (b'\x00json:",inline" protobuf:"bytes,2,opt,name=volumeSource"\x00'
+              b'json:"name" protobuf:"bytes,1,opt,name=name"\x00'
+              b'json:",inline" protobuf:"bytes,1,req"\x00')
+    assert _generator().inline_tags(binary) == {(2, "volumeSource")}
