@@ -503,6 +503,13 @@ def test_pod_node_name_cannot_change_once_bound() -> None:
     pytest.param({"spec__persistentVolumeClaimRetentionPolicy__whenScaled": "Keep"},
                  ['spec.persistentVolumeClaimRetentionPolicy.whenScaled: Unsupported value: '
                   '"Keep": supported values: "Retain", "Delete"'], id="retention-policy"),
+    pytest.param({"spec__template__spec__volumes": DELETE,
+                  "spec__volumeClaimTemplates": [{"metadata": {"name": "data"},
+                                                  "spec": {"accessModes": ["ReadWriteOnce"]}}]},
+                 [], id="mount-names-claim-template"),
+    pytest.param({"spec__template__spec__volumes": DELETE},
+                 ['spec.template.spec.containers[0].volumeMounts[0].name: Not found: "data"'],
+                 id="mount-names-neither-volume-nor-claim"),
 ])
 def test_statefulset(changes: dict[str, Any], expected: list[str]) -> None:
     assert _messages("StatefulSet", _with(_valid("StatefulSet"), **changes)) == expected

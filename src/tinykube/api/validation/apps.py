@@ -1,10 +1,15 @@
 """apps/v1 workloads: StatefulSet, Deployment and ReplicaSet (`pkg/apis/apps/validation`).
 
 All three share `_validate_selector_and_template` (replicas, a non-empty selector matching the
-template labels, the pod template). StatefulSets add the pod management policy, update strategy
-and PVC retention rules, and allow only a few spec fields to change; Deployments add the
-strategy (Recreate / RollingUpdate with int-or-percent bounds) and the deadline rules. The
-selector of a Deployment or ReplicaSet is immutable.
+template labels, the pod template). A StatefulSet's template mounts may name its
+`volumeClaimTemplates` as well as its volumes: the controller adds one volume per claim to each
+pod. (Upstream skips the template's pod spec for StatefulSets altogether for that reason, with a
+TODO to check mounts against volumes plus claims; that union is what is checked here, so a mount
+naming neither is still refused at once rather than as pods that can never be created.)
+StatefulSets add the pod management policy, update strategy and PVC retention rules, and
+allow only a few spec fields to change; Deployments add the strategy (Recreate /
+RollingUpdate with int-or-percent bounds) and the deadline rules. The selector of a Deployment
+or ReplicaSet is immutable.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ from tinykube.api.validation.pods import validate_template
 from tinykube.api.validation.render import go_map, go_selector, go_str, raw
 
 
-def _validate_selector_and_template(spec: Obj, kind_word: str) -> Errors:
+def _validate_selector_and_template(spec: Obj, kind_word: str,
+                                    claims: frozenset[str] = frozenset()) -> Errors:
     selector = spec.get("selector")
     errors = check_non_negative("spec.replicas", spec.get("replicas"))
     selector_errors: Errors = []
@@ -47,7 +53,7 @@ def _validate_selector_and_template(spec: Obj, kind_word: str) -> Errors:
             errors.append(raw("FieldValueInvalid", "spec.template.metadata.labels",
                               go_map(labels or {}),
                               "`selector` does not match template `labels`"))
-    errors += validate_template(spec, "spec.template")
+    errors += validate_template(spec, "spec.template", claims=claims)
     return errors
 
 
@@ -89,8 +95,16 @@ def validate_statefulset(sts: Obj) -> Errors:
             errors.append(FieldError.not_supported(
                 f"spec.persistentVolumeClaimRetentionPolicy.{key}", value, ["Retain", "Delete"]))
     errors += check_non_negative("spec.minReadySeconds", spec.get("minReadySeconds"))
-    errors += _validate_selector_and_template(spec, "statefulset")
+    errors += _validate_selector_and_template(spec, "statefulset", _claim_names(spec))
     return errors
+
+
+def _claim_names(spec: Obj) -> frozenset[str]:
+    """The `volumeClaimTemplates` names: each becomes a volume of every pod of the set (its
+    controller adds them), so the template's mounts may name them."""
+    return frozenset(str((claim.get("metadata") or {}).get("name") or "")
+                     for claim in spec.get("volumeClaimTemplates") or []
+                     if isinstance(claim, dict)) - {""}
 
 
 _STS_MUTABLE = ("replicas", "ordinals", "template", "updateStrategy",

@@ -184,9 +184,14 @@ def _validate_volumes(volumes: list[Obj], path: str) -> tuple[Errors, set[str]]:
     return errors, names
 
 
-def validate_pod_spec(spec: Obj, path: str) -> Errors:
-    """`ValidatePodSpec`: containers, volumes and the enumerated pod-level fields."""
+def validate_pod_spec(spec: Obj, path: str, *, claims: frozenset[str] = frozenset()) -> Errors:
+    """`ValidatePodSpec`: containers, volumes and the enumerated pod-level fields.
+
+    `claims` are further names a volume mount may use: a StatefulSet's `volumeClaimTemplates`,
+    which its controller turns into the pod's volumes.
+    """
     errors, volume_names = _validate_volumes(spec.get("volumes") or [], f"{path}.volumes")
+    volume_names |= claims
     containers = spec.get("containers") or []
     container_names: set[str] = set()
     if not containers:
@@ -210,15 +215,16 @@ def validate_pod_spec(spec: Obj, path: str) -> Errors:
     return errors
 
 
-def validate_template(spec: Obj, path: str) -> Errors:
-    """A workload's pod template: metadata labels/annotations and the pod spec."""
+def validate_template(spec: Obj, path: str, *, claims: frozenset[str] = frozenset()) -> Errors:
+    """A workload's pod template: metadata labels/annotations and the pod spec (whose mounts
+    may also name `claims`)."""
     template = spec.get("template")
     if not isinstance(template, dict):
         return [FieldError.required(path)]
     meta = template.get("metadata") or {}
     errors = validate_labels(meta.get("labels"), f"{path}.metadata.labels")
     errors += validate_annotations(meta.get("annotations"), f"{path}.metadata.annotations")
-    errors += validate_pod_spec(template.get("spec") or {}, f"{path}.spec")
+    errors += validate_pod_spec(template.get("spec") or {}, f"{path}.spec", claims=claims)
     template_spec = template.get("spec") or {}
     restart_policy = template_spec.get("restartPolicy")
     if restart_policy and restart_policy != "Always":
