@@ -178,6 +178,11 @@ def _default_pod_spec(spec: Obj) -> None:
     spec.setdefault("schedulerName", "default-scheduler")
     spec.setdefault("securityContext", {})
     spec.setdefault("enableServiceLinks", True)
+    # `serviceAccount` is the deprecated alias of `serviceAccountName`: conversion reads it when
+    # the name is empty and always writes it back from the name.
+    if spec.get("serviceAccountName") or spec.get("serviceAccount"):
+        spec["serviceAccountName"] = spec.get("serviceAccountName") or spec["serviceAccount"]
+        spec["serviceAccount"] = spec["serviceAccountName"]
     for container in [*_each(spec, "initContainers"), *_each(spec, "containers")]:
         _default_container(container)
     for volume in _each(spec, "volumes"):

@@ -160,6 +160,12 @@ class Forbidden(APIError):
     code = 403
     reason = "Forbidden"
 
+    @classmethod
+    def for_object(cls, resource: str, group: str, name: str, message: str) -> Forbidden:
+        """`errors.NewForbidden`: `<resource> "<name>" is forbidden: <message>`."""
+        return cls(f'{_qualified(resource, group)} "{name}" is forbidden: {message}',
+                   details=_details(name, group, resource))
+
 
 class NotFound(APIError):
     code = 404

@@ -1,7 +1,8 @@
 """The REST verbs: get, list, watch, create, update, patch, delete, and the subresources.
 
 `ResourceHandler.handle` receives a parsed `Target` and the aiohttp request, picks the verb from
-the method, the name and the `watch` parameter, and returns a response. The lifecycle rules live
+the method, the name and the `watch` parameter, and returns a response. Creates and updates go
+through `admission` (kube's admission plugins) before the registry; the lifecycle rules live
 in `registry`; decoding and encoding in `codec`; query parameters in `params`; the pod
 subresources a node serves (log, exec, attach) in `kubelets`; self reviews in `reviews`. This
 module only joins them to HTTP: content negotiation (JSON, Table), `Warning` headers, and watch
@@ -24,6 +25,8 @@ from tinykube.api import errors, patch, selectors
 from tinykube.api.clone import clone
 from tinykube.api.resources import Resource
 from tinykube.apiserver import codec, kubelets, reviews
+from tinykube.apiserver.admission import CREATE, UPDATE, Admission
+from tinykube.apiserver.admission import Request as AdmissionRequest
 from tinykube.apiserver.params import int_param, parse_bool, resource_version_param
 from tinykube.apiserver.paths import Target
 from tinykube.apiserver.registry import Registry
@@ -66,8 +69,9 @@ class ResourceHandler:
 
     def __init__(self, registry: Registry, *, bookmark_interval: float = 5.0,
                  now: Callable[[], datetime.datetime] | None = None,
-                 kubelet_token: str = "") -> None:
+                 kubelet_token: str = "", admission: Admission | None = None) -> None:
         self.registry = registry
+        self.admission = admission if admission is not None else Admission(registry)
         self.kubelets = kubelets.KubeletProxy(registry, kubelet_token)
         self.store = registry.store
         self.bookmark_interval = bookmark_interval
@@ -321,13 +325,28 @@ class ResourceHandler:
                 raise errors.BadRequest("the namespace of the provided object does not match "
                                         "the namespace sent on the request")
             meta["namespace"] = namespace
+        await self._admit_create(target, obj)
         entry = self.registry.create(target.res, obj, dry_run=_dry_run(request))
         return self._respond(target.res, entry, 201)
+
+    async def _admit_create(self, target: Target, obj: Obj) -> None:
+        namespace = obj["metadata"].get("namespace", "") if target.res.namespaced else ""
+        await self.admission.admit(AdmissionRequest(CREATE, target.res, namespace, obj))
+
+    async def _admit_update(self, target: Target, obj: Obj) -> None:
+        """Admission of an update of the object itself (subresources skip it, as upstream)."""
+        if target.subresource:
+            return
+        namespace = self._namespace(target)
+        current = self.store.get(target.res.storage_key, namespace, target.name or "")
+        await self.admission.admit(AdmissionRequest(
+            UPDATE, target.res, namespace, obj, current.obj if current else None))
 
     async def _update(self, request: web.Request, target: Target,
                       warnings: list[str]) -> web.Response:
         obj = await self._decoded(request, target, warnings)
         self._check_identity(target, obj)
+        await self._admit_update(target, obj)
         entry = self.registry.update(target.res, obj, subresource=target.subresource,
                                      dry_run=_dry_run(request))
         return self._respond(target.res, entry, 200)
@@ -367,6 +386,7 @@ class ResourceHandler:
         self._check_identity(target, obj)
         if str(obj["metadata"].get("resourceVersion")) == str(current.rv):
             obj["metadata"].pop("resourceVersion")  # a patch is unconditional unless it says so
+        await self._admit_update(target, obj)
         entry = self.registry.update(res, obj, subresource=target.subresource,
                                      dry_run=_dry_run(request))
         return self._respond(res, entry, 200)
@@ -378,6 +398,7 @@ class ResourceHandler:
         obj = codec.decode_object(target.res, parsed, field_validation=validation,
                                   warnings=warnings)
         self._check_identity(target, obj)
+        await self._admit_create(target, obj)
         entry = self.registry.create(target.res, obj, dry_run=_dry_run(request))
         return self._respond(target.res, entry, 201)
 

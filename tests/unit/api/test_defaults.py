@@ -88,6 +88,12 @@ DEPLOY = {"metadata": {"name": "d"}, "spec": {"template": {"spec": _pod_spec()}}
     pytest.param("Endpoints", {"subsets": [{"ports": [{"port": 80}]}]},
                  "subsets[0].ports[0].protocol", "TCP", id="endpoints-protocol"),
     pytest.param("Secret", {"metadata": {"name": "s"}}, "type", "Opaque", id="secret-type"),
+    pytest.param("Pod", {"spec": {**_pod_spec(), "serviceAccount": "old"}},
+                 "spec.serviceAccountName", "old", id="pod-service-account-from-alias"),
+    pytest.param("Deployment", {"spec": {"template": {"spec": {
+        **_pod_spec(), "serviceAccountName": "builder"}}}},
+                 "spec.template.spec.serviceAccount", "builder",
+                 id="template-service-account-alias"),
 ])
 def test_default_value(kind: str, obj: dict[str, Any], path: str, expected: Any) -> None:
     assert _get(defaults.apply_defaults(kind, obj), path) == expected

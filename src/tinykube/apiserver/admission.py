@@ -1,0 +1,175 @@
+"""Admission: what kube-apiserver's admission plugins do to a write before it is stored.
+
+kube-apiserver runs every create and update through a chain of admission plugins, in one fixed
+order (`AllOrderedPlugins` in `pkg/kubeapiserver/options/plugins.go`), after decoding and
+defaulting and before the registry's own preparation and validation. The mutating ones change the
+object (a pod gets `serviceAccountName: default` and two tolerations); any plugin may refuse the
+request, usually with a 403 Forbidden that names itself in the message.
+
+`PLUGINS` is that chain as a table, in kube's order; a plugin is a row: its name, the kinds and
+operations it handles, and an `admit` coroutine that may change `request.obj` or raise an
+`APIError`. Subresource writes (status, binding, ...) skip the chain, as every plugin here skips
+them upstream. Plugins still to come slot into their upstream positions: LimitRanger before
+ServiceAccount, PodSecurity and Priority after it, ResourceQuota last.
+
+- NamespaceLifecycle: no creation in a namespace that is missing or terminating (the registry
+  checks the same for its own callers; running it first keeps kube's order of errors: a pod in
+  a missing namespace gets 404 for the namespace, not 403 for its service account).
+- ServiceAccount (create): an empty `serviceAccountName` becomes `default`; the named account
+  must exist, or the pod is refused with `error looking up service account NS/NAME:
+  serviceaccount "NAME" not found`. The `default` account is made by a controller shortly after
+  its namespace, so for it the plugin waits a little (upstream retries 10 times, 100-200 ms
+  apart; here: a store watch for it, up to `ACCOUNT_WAIT` seconds). The account's
+  `imagePullSecrets` are copied to a pod that names none. (Token volumes are the kubelet's job
+  in tinykube; upstream this plugin adds the projected `kube-api-access-*` volume.)
+- DefaultTolerationSeconds (create and update): a pod that does not tolerate
+  `node.kubernetes.io/not-ready:NoExecute` (or `unreachable`) gets a toleration of it with
+  `tolerationSeconds: 300`. On update it puts back the defaults a replacing client left out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from tinykube.api import errors
+from tinykube.api.resources import Resource
+from tinykube.apiserver.registry import Registry
+
+Obj = dict[str, Any]
+
+CREATE, UPDATE = "CREATE", "UPDATE"
+DEFAULT_ACCOUNT = "default"
+ACCOUNT_WAIT = 2.0  # seconds to wait for a namespace's `default` ServiceAccount to appear
+TOLERATION_SECONDS = 300
+DEFAULT_TOLERATIONS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
+
+
+@dataclasses.dataclass
+class Request:
+    """One write as admission sees it (`old` is the stored object of an update)."""
+
+    operation: str
+    res: Resource
+    namespace: str
+    obj: Obj
+    old: Obj | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Plugin:
+    name: str
+    kinds: frozenset[str] | None  # None: every kind
+    operations: frozenset[str]
+    admit: Callable[[Admission, Request], Awaitable[None]]
+
+    def handles(self, request: Request) -> bool:
+        return request.operation in self.operations and (
+            self.kinds is None or request.res.kind in self.kinds)
+
+
+class Admission:
+    """Runs `PLUGINS` (or the plugins given) over a create or update, in order."""
+
+    def __init__(self, registry: Registry, *, plugins: tuple[Plugin, ...] | None = None,
+                 account_wait: float = ACCOUNT_WAIT) -> None:
+        self.registry = registry
+        self.plugins = PLUGINS if plugins is None else plugins
+        self.account_wait = account_wait
+
+    def __repr__(self) -> str:
+        return f"Admission({', '.join(p.name for p in self.plugins)})"
+
+    async def admit(self, request: Request) -> None:
+        """Mutate `request.obj` in place, or raise the first plugin's refusal."""
+        for plugin in self.plugins:
+            if plugin.handles(request):
+                await plugin.admit(self, request)
+
+    async def service_account(self, namespace: str, name: str) -> Obj | None:
+        """The ServiceAccount, waiting up to `account_wait` for `default` to be created."""
+        store = self.registry.store
+        entry = store.get("core/serviceaccounts", namespace, name)
+        if entry is not None or name != DEFAULT_ACCOUNT or self.account_wait <= 0:
+            return entry.obj if entry is not None else None
+        watcher = store.watch("core/serviceaccounts", namespace, None,
+                              matcher=lambda obj: obj["metadata"].get("name") == name)
+        try:
+            async with asyncio.timeout(self.account_wait):
+                while True:
+                    event = await watcher.queue.get()
+                    if event is None:
+                        return None
+                    if event.type != "DELETED":
+                        return event.entry.obj
+        except TimeoutError:
+            return None
+        finally:
+            watcher.close()
+
+
+def forbidden(request: Request, message: str) -> errors.Forbidden:
+    """`admission.NewForbidden`: `<resource> "<name>" is forbidden: <message>`; the name is
+    the generateName prefix while the real name is not chosen yet."""
+    meta = request.obj.get("metadata") or {}
+    name = meta.get("name") or meta.get("generateName") or "Unknown"
+    return errors.Forbidden.for_object(request.res.plural, request.res.group, name, message)
+
+
+# --- the plugins, in kube-apiserver's order ----------------------------------------------------
+
+async def _namespace_lifecycle(admission: Admission, request: Request) -> None:
+    admission.registry.check_namespace(request.res, request.namespace, creating=True)
+
+
+def _pod_spec(request: Request) -> Obj:
+    spec = request.obj.get("spec")
+    if not isinstance(spec, dict):
+        spec = request.obj["spec"] = {}
+    return spec
+
+
+async def _service_account(admission: Admission, request: Request) -> None:
+    spec = _pod_spec(request)
+    name = spec.get("serviceAccountName") or spec.get("serviceAccount") or DEFAULT_ACCOUNT
+    spec["serviceAccountName"] = spec["serviceAccount"] = name
+    account = await admission.service_account(request.namespace, name)
+    if account is None:
+        raise forbidden(request, f"error looking up service account {request.namespace}/{name}: "
+                                 f'serviceaccount "{name}" not found')
+    if not spec.get("imagePullSecrets") and account.get("imagePullSecrets"):
+        spec["imagePullSecrets"] = [{"name": s.get("name", "")}
+                                    for s in account["imagePullSecrets"]]
+
+
+def _tolerates(tolerations: list[Obj], key: str) -> bool:
+    """Whether some toleration covers `key:NoExecute` (an empty key or effect matches all)."""
+    return any(isinstance(t, dict) and (t.get("key") or "") in ("", key)
+               and (t.get("effect") or "") in ("", "NoExecute") for t in tolerations)
+
+
+async def _default_toleration_seconds(admission: Admission, request: Request) -> None:
+    spec = _pod_spec(request)
+    tolerations = spec.get("tolerations") or []
+    if not isinstance(tolerations, list):
+        return  # not a list: validation refuses it
+    tolerations = list(tolerations)
+    for key in DEFAULT_TOLERATIONS:
+        if not _tolerates(tolerations, key):
+            tolerations.append({"key": key, "operator": "Exists", "effect": "NoExecute",
+                                "tolerationSeconds": TOLERATION_SECONDS})
+    spec["tolerations"] = tolerations
+
+
+_PODS = frozenset({"Pod"})
+PLUGINS: tuple[Plugin, ...] = (
+    Plugin("NamespaceLifecycle", None, frozenset({CREATE}), _namespace_lifecycle),
+    # LimitRanger goes here.
+    Plugin("ServiceAccount", _PODS, frozenset({CREATE}), _service_account),
+    # PodSecurity and Priority go here.
+    Plugin("DefaultTolerationSeconds", _PODS, frozenset({CREATE, UPDATE}),
+           _default_toleration_seconds),
+    # ResourceQuota goes last.
+)
