@@ -189,9 +189,23 @@ def _default_pod_spec(spec: Obj) -> None:
         _default_volume(volume)
 
 
+def _default_requests_from_limits(container: Obj) -> None:
+    """A pod's container that limits a resource without requesting it requests its limit
+    (`SetDefaults_Pod`; templates are left as written)."""
+    resources = container.get("resources")
+    if isinstance(resources, dict) and isinstance(resources.get("limits"), dict) \
+            and resources["limits"]:
+        requests = resources.setdefault("requests", {})
+        if isinstance(requests, dict):
+            for name, limit in resources["limits"].items():
+                requests.setdefault(name, limit)
+
+
 def _default_pod(pod: Obj) -> None:
     spec = _setdefault_path(pod, "spec")
     _default_pod_spec(spec)
+    for container in [*_each(spec, "initContainers"), *_each(spec, "containers")]:
+        _default_requests_from_limits(container)
     # Set by the Priority admission plugin when no PriorityClass is named.
     spec.setdefault("priority", 0)
     spec.setdefault("preemptionPolicy", "PreemptLowerPriority")

@@ -83,7 +83,8 @@ class FieldError:
 
     @classmethod
     def too_long(cls, field: str, value: Any, limit: int) -> FieldError:
-        return cls("FieldValueTooLong", field, f"must have at most {limit} bytes", value, True)
+        """`field.TooLong` as of 1.32 (older servers said "must have at most N bytes")."""
+        return cls("FieldValueTooLong", field, f"may not be more than {limit} bytes", value, True)
 
     @classmethod
     def unknown(cls, field: str) -> FieldError:
@@ -95,7 +96,8 @@ class FieldError:
         kind = _FIELD_TYPES.get(self.type, "Invalid value")
         if self.type == "FieldValueUnknown":
             return f'unknown field "{self.field}"'
-        if self.has_value and self.type not in ("FieldValueRequired", "FieldValueForbidden"):
+        if self.has_value and self.type not in ("FieldValueRequired", "FieldValueForbidden",
+                                                "FieldValueTooLong"):
             body = f"{kind}: {_go_value(self.value)}"
         else:
             body = kind

@@ -38,6 +38,12 @@ older than the history (or after a reload) cannot be rebuilt: `Gone`, which the 
 answers as kube-apiserver does for a compacted continue token (410 Expired with a token that
 continues at the current resourceVersion).
 
+A write whose stored encoding is over `MAX_OBJECT_BYTES` (1.5 MiB, etcd's default
+`--max-request-bytes`, which is what bounds an object in a real cluster) is refused before
+anything is written. kube-apiserver passes etcd's `etcdserver: request is too large` on as a
+500; here it is a 413 `RequestEntityTooLarge` with that text and the sizes, since the client
+sent too much and retrying cannot help.
+
 Objects are stored as plain dicts in their storage version. Callers must treat what they get
 back as read-only (the API server copies before changing); each object also caches its JSON
 encoding, so lists and watch fan-out encode an object once however many clients read it.
@@ -68,6 +74,7 @@ Matcher = Callable[[Obj], bool]
 # a node's pod watch is then offered only the events of its own pods.
 INDEXED_FIELDS = ("spec.nodeName", "metadata.name")
 IndexKey = tuple[str, str]  # (field path, value)
+MAX_OBJECT_BYTES = 1536 * 1024  # etcd's default --max-request-bytes
 
 
 def _field(obj: Obj | None, path: str) -> str | None:
@@ -162,8 +169,10 @@ class Watcher:
 class Store:
     """Objects of every resource, a resourceVersion sequence, history and watchers."""
 
-    def __init__(self, backend: SQLiteBackend, *, history: int = DEFAULT_WATCH_HISTORY) -> None:
+    def __init__(self, backend: SQLiteBackend, *, history: int = DEFAULT_WATCH_HISTORY,
+                 max_object_bytes: int = MAX_OBJECT_BYTES) -> None:
         self.backend = backend
+        self.max_object_bytes = max_object_bytes
         self._objects: dict[str, dict[tuple[str, str], Entry]] = collections.defaultdict(dict)
         self._watchers: dict[str, set[Watcher]] = collections.defaultdict(set)  # unindexed
         self._indexed: dict[str, dict[IndexKey, set[Watcher]]] = collections.defaultdict(dict)
@@ -301,6 +310,10 @@ class Store:
         rv = self._rv + 1
         obj["metadata"]["resourceVersion"] = str(rv)
         entry = Entry(obj, rv)
+        if len(entry.raw) > self.max_object_bytes:
+            raise errors.RequestEntityTooLarge(
+                f"etcdserver: request is too large (the object is {len(entry.raw)} bytes "
+                f"stored; the limit is {self.max_object_bytes})")
         self.backend.put(self._row_key(resource, key), rv, entry.raw)
         self._rv = rv
         self._objects[resource][key] = entry

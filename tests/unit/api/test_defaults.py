@@ -88,6 +88,14 @@ DEPLOY = {"metadata": {"name": "d"}, "spec": {"template": {"spec": _pod_spec()}}
     pytest.param("Endpoints", {"subsets": [{"ports": [{"port": 80}]}]},
                  "subsets[0].ports[0].protocol", "TCP", id="endpoints-protocol"),
     pytest.param("Secret", {"metadata": {"name": "s"}}, "type", "Opaque", id="secret-type"),
+    pytest.param("Pod", {"spec": _pod_spec(resources={"limits": {"cpu": "1"},
+                                                      "requests": {"memory": "1Gi"}})},
+                 "spec.containers[0].resources.requests", {"cpu": "1", "memory": "1Gi"},
+                 id="pod-requests-from-limits"),
+    pytest.param("Deployment", {"spec": {"template": {"spec": _pod_spec(
+        resources={"limits": {"cpu": "1"}})}}},
+                 "spec.template.spec.containers[0].resources", {"limits": {"cpu": "1"}},
+                 id="template-requests-left-alone"),
     pytest.param("Pod", {"spec": {**_pod_spec(), "serviceAccount": "old"}},
                  "spec.serviceAccountName", "old", id="pod-service-account-from-alias"),
     pytest.param("Deployment", {"spec": {"template": {"spec": {

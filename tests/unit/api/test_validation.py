@@ -6,6 +6,7 @@ list the full `str(FieldError)` lines expected, in order.
 
 from __future__ import annotations
 
+import base64
 import copy
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ LABEL_VALUE = (
     "'my_value',  or '12345', regex used for validation is "
     "'(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
 )
+MIB = 1024 * 1024
 TOO_LONG_63 = "must be no more than 63 characters"
 IP = "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
 STS_FORBIDDEN = (
@@ -188,7 +190,7 @@ def test_valid_objects_have_no_errors(name: str) -> None:
                  [f'metadata.labels: Invalid value: "{"v" * 64}": {TOO_LONG_63}'],
                  id="label-value-too-long"),
     pytest.param("Pod", {"metadata__annotations": {"big": "x" * 262144}},
-                 ["metadata.annotations: Too long: must have at most 262144 bytes"],
+                 ["metadata.annotations: Too long: may not be more than 262144 bytes"],
                  id="annotations-size"),
 ])
 def test_metadata(kind: str, changes: dict[str, Any], expected: list[str]) -> None:
@@ -420,6 +422,29 @@ C0 = "spec.containers[0]"
                   'spec.containers[1].imagePullPolicy: Required value',
                   'spec.containers[1].terminationMessagePolicy: Required value'],
                  id="container-duplicate-undefaulted"),
+    pytest.param({"spec__containers__0__resources": {"requests": {"cpu": "2"},
+                                                     "limits": {"cpu": "1"}}},
+                 [f'{C0}.resources.requests: Invalid value: "2": must be less than or equal to '
+                  "cpu limit of 1"], id="cpu-request-over-limit"),
+    pytest.param({"spec__containers__0__resources": {"requests": {"cpu": "2000m"},
+                                                     "limits": {"cpu": "1.5"}}},
+                 [f'{C0}.resources.requests: Invalid value: "2": must be less than or equal to '
+                  "cpu limit of 1500m"], id="cpu-request-over-limit-canonical"),
+    pytest.param({"spec__containers__0__resources": {"requests": {"memory": "2Gi"},
+                                                     "limits": {"memory": "1024Mi"}}},
+                 [f'{C0}.resources.requests: Invalid value: "2Gi": must be less than or equal '
+                  "to memory limit of 1Gi"], id="memory-request-over-limit"),
+    pytest.param({"spec__containers__0__resources": {"requests": {"cpu": "1", "memory": "1G"},
+                                                     "limits": {"cpu": "1000m",
+                                                                "memory": "1000M"}}},
+                 [], id="request-equal-to-limit-written-otherwise"),
+    pytest.param({"spec__containers__0__resources": {"requests": {"example.com/gpu": "1"},
+                                                     "limits": {"example.com/gpu": "2"}}},
+                 [f'{C0}.resources.requests: Invalid value: "1": must be equal to '
+                  "example.com/gpu limit of 2"], id="extended-resource-request-below-limit"),
+    pytest.param({"spec__containers__0__resources": {"limits": {"cpu": "-1"}}},
+                 [f'{C0}.resources.limits[cpu]: Invalid value: "-1": must be greater than or '
+                  "equal to 0"], id="negative-limit"),
 ])
 def test_pod_spec(changes: dict[str, Any], expected: list[str]) -> None:
     assert _messages("Pod", _with(_valid("Pod"), **changes)) == expected
@@ -637,6 +662,17 @@ CONFIG_KEY = (
                  [f'metadata.name: Invalid value: "Node_1": {DNS1123_SUBDOMAIN}'], id="lease-name"),
     pytest.param("Event", {"metadata__namespace": DELETE},
                  ["metadata.namespace: Required value"], id="event-namespace"),
+    pytest.param("ConfigMap", {"data": {"a": "x" * MIB, "b": "y"}},
+                 [f"[]: Too long: may not be more than {MIB} bytes"], id="configmap-over-1mib"),
+    pytest.param("ConfigMap", {"data": {"a": "x" * (MIB - 1), "b": "y"}}, [],
+                 id="configmap-1mib"),
+    pytest.param("ConfigMap", {"data": {"a": "é" * (MIB // 2)}, "binaryData": {"b": "eA=="}},
+                 [f"[]: Too long: may not be more than {MIB} bytes"],
+                 id="configmap-counts-utf8-bytes-and-binary-data"),
+    pytest.param("Secret", {"data": {"a": base64.b64encode(b"x" * (MIB + 1)).decode()}},
+                 [f"data: Too long: may not be more than {MIB} bytes"], id="secret-over-1mib"),
+    pytest.param("Secret", {"data": {"a": base64.b64encode(b"x" * MIB).decode()}}, [],
+                 id="secret-counts-decoded-bytes"),
 ])
 def test_other_kinds(kind: str, changes: dict[str, Any], expected: list[str]) -> None:
     assert _messages(kind, _with(_valid(kind), **changes)) == expected

@@ -51,11 +51,12 @@ from tinykube.api.validation.names import (
     qualified_name_errors,
 )
 from tinykube.api.validation.other import (
-    validate_data_keys,
+    validate_configmap,
     validate_endpoints,
     validate_endpointslice,
     validate_endpointslice_update,
     validate_immutable_data,
+    validate_secret,
     validate_secret_update,
 )
 from tinykube.api.validation.pods import validate_pod, validate_pod_spec, validate_pod_update
@@ -96,8 +97,8 @@ _VALIDATORS: dict[str, Validator] = {
     "StatefulSet": validate_statefulset,
     "Deployment": validate_deployment,
     "ReplicaSet": validate_replicaset,
-    "ConfigMap": validate_data_keys,
-    "Secret": validate_data_keys,
+    "ConfigMap": validate_configmap,
+    "Secret": validate_secret,
     "EndpointSlice": validate_endpointslice,
     "Endpoints": validate_endpoints,
 }

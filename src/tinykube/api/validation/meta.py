@@ -42,8 +42,7 @@ def validate_annotations(annotations: Any, field: str) -> Errors:
         errors += invalid_each(field, key, qualified_name_errors(str(key).lower()))
     size = sum(len(str(k)) + len(str(v)) for k, v in annotations.items())
     if size > _ANNOTATIONS_LIMIT:
-        errors.append(FieldError("FieldValueTooLong", field,
-                                 f"must have at most {_ANNOTATIONS_LIMIT} bytes"))
+        errors.append(FieldError.too_long(field, "", _ANNOTATIONS_LIMIT))
     return errors
 
 

@@ -1,14 +1,16 @@
 """The remaining kinds: ConfigMap and Secret (data), EndpointSlice and Endpoints (discovery).
 
-ConfigMap and Secret keys must be config keys, unique across `data` and `binaryData`, and their
-data is frozen once `immutable` is set; a Secret's type is immutable. EndpointSlice addresses
-are checked against the slice's (immutable) address type; Endpoints addresses must be
-non-special IPs. Kinds without a validator here (Namespace, Node, Lease, Event, ...) get only the
-ObjectMeta checks.
+ConfigMap and Secret keys must be config keys, unique across `data` and `binaryData`, their
+values at most 1 MiB in all, and their data is frozen once `immutable` is set; a Secret's type
+is immutable. EndpointSlice addresses are checked against the slice's (immutable) address type;
+Endpoints addresses must be non-special IPs. Kinds without a validator here (Namespace, Node,
+Lease, Event, ...) get only the ObjectMeta checks.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any
 
 from tinykube.api.errors import FieldError
@@ -27,8 +29,20 @@ from tinykube.api.validation.names import (
 )
 from tinykube.api.validation.render import immutable
 
+MAX_DATA_BYTES = 1024 * 1024  # `MaxSecretSize`, which limits ConfigMaps too
+
+
+def _decoded_size(value: Any) -> int:
+    """Bytes of a base64 value (a Secret's `data`, a ConfigMap's `binaryData`)."""
+    text = str(value)
+    try:
+        return len(base64.b64decode(text))
+    except (binascii.Error, ValueError):
+        return len(text) * 3 // 4
+
 
 def validate_data_keys(obj: Obj) -> Errors:
+    """Config keys, unique across `data` and `binaryData`."""
     errors: Errors = []
     data, binary = obj.get("data") or {}, obj.get("binaryData") or {}
     for section, values in (("data", data), ("binaryData", binary)):
@@ -38,6 +52,26 @@ def validate_data_keys(obj: Obj) -> Errors:
         if key in data:
             errors.append(FieldError.invalid(f"data[{key}]", key,
                                              "duplicate of key present in binaryData"))
+    return errors
+
+
+def validate_configmap(obj: Obj) -> Errors:
+    """Keys, and at most 1 MiB of `data` and `binaryData` values, reported on the whole
+    object (whose path Go prints as `[]`)."""
+    size = sum(len(str(v).encode()) for v in (obj.get("data") or {}).values())
+    size += sum(_decoded_size(v) for v in (obj.get("binaryData") or {}).values())
+    errors = validate_data_keys(obj)
+    if size > MAX_DATA_BYTES:
+        errors.append(FieldError.too_long("[]", "", MAX_DATA_BYTES))
+    return errors
+
+
+def validate_secret(obj: Obj) -> Errors:
+    """Keys, and at most 1 MiB of (decoded) `data` values, reported on `data`."""
+    size = sum(_decoded_size(v) for v in (obj.get("data") or {}).values())
+    errors = validate_data_keys(obj)
+    if size > MAX_DATA_BYTES:
+        errors.append(FieldError.too_long("data", "", MAX_DATA_BYTES))
     return errors
 
 

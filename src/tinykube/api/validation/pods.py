@@ -1,8 +1,8 @@
 """Pods: the pod spec (`ValidatePodSpec`) and the pod update rules.
 
-`validate_pod_spec` checks containers (ports, env, volume mounts, probes, enumerations), init
-containers, volumes and the pod-level enumerated fields; workloads reuse it through
-`validate_template`, which adds the template-only rules (restartPolicy Always, no
+`validate_pod_spec` checks containers (ports, env, volume mounts, resources, probes,
+enumerations), init containers, volumes and the pod-level enumerated fields; workloads reuse it
+through `validate_template`, which adds the template-only rules (restartPolicy Always, no
 activeDeadlineSeconds). A pod update may only change the fields upstream lists
 (`_POD_UPDATABLE`): `_munge_pod_spec` copies those from the old spec and any other difference is
 reported once, with the changed fields listed.
@@ -11,7 +11,9 @@ reported once, with the changed fields listed.
 from __future__ import annotations
 
 import copy
+from fractions import Fraction
 
+from tinykube.api import quantity
 from tinykube.api.errors import FieldError
 from tinykube.api.validation.meta import validate_annotations, validate_labels
 from tinykube.api.validation.names import (
@@ -114,6 +116,44 @@ def _validate_volume_mounts(container: Obj, path: str, volume_names: set[str]) -
     return errors
 
 
+def _overcommit_allowed(resource: str) -> bool:
+    """Native resources (no domain, or a kubernetes.io one) other than hugepages may have a
+    request below their limit; extended resources must request exactly their limit."""
+    native = "/" not in resource or "kubernetes.io/" in resource
+    return native and not resource.startswith("hugepages-")
+
+
+def _validate_resources(resources: Obj, path: str) -> Errors:
+    """`ValidateResourceRequirements`: non-negative quantities, no request above its limit."""
+    errors: Errors = []
+    limits, requests = resources.get("limits") or {}, resources.get("requests") or {}
+    parsed: dict[tuple[str, str], Fraction] = {}
+    for part, values in (("limits", limits), ("requests", requests)):
+        for name in sorted(values):
+            value = quantity.parse(values[name])
+            if value is None:
+                continue  # not a quantity: the decoder's business
+            parsed[part, name] = value[0]
+            if value[0] < 0:
+                errors.append(FieldError.invalid(f"{path}.{part}[{name}]",
+                                                 quantity.canonical(*value),
+                                                 "must be greater than or equal to 0"))
+    for name in sorted(requests):
+        request, limit = parsed.get(("requests", name)), parsed.get(("limits", name))
+        if request is None or limit is None:
+            continue
+        shown = quantity.text(requests[name])
+        limit_shown = quantity.text(limits[name])
+        if request != limit and not _overcommit_allowed(name):
+            errors.append(FieldError.invalid(f"{path}.requests", shown,
+                                             f"must be equal to {name} limit of {limit_shown}"))
+        elif request > limit:
+            errors.append(FieldError.invalid(
+                f"{path}.requests", shown,
+                f"must be less than or equal to {name} limit of {limit_shown}"))
+    return errors
+
+
 def _validate_container(container: Obj, path: str, volume_names: set[str]) -> Errors:
     errors: Errors = []
     image = container.get("image") or ""
@@ -125,6 +165,8 @@ def _validate_container(container: Obj, path: str, volume_names: set[str]) -> Er
     errors += _validate_container_ports(container.get("ports") or [], f"{path}.ports")
     errors += _validate_env(container.get("env") or [], f"{path}.env")
     errors += _validate_volume_mounts(container, path, volume_names)
+    if isinstance(container.get("resources"), dict):
+        errors += _validate_resources(container["resources"], f"{path}.resources")
     for key, liveness_like in (("livenessProbe", True), ("readinessProbe", False),
                                ("startupProbe", True)):
         if isinstance(container.get(key), dict):
