@@ -106,6 +106,21 @@ spec:
     command: [sh, -c, "hostname; getent hosts web-1.nginx"]
 """
 
+ACCOUNT = """
+apiVersion: v1
+kind: Pod
+metadata: {name: account}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: busybox
+    command: [sh, -c, 'echo "account=$ACCOUNT"']
+    env:
+    - name: ACCOUNT
+      valueFrom: {fieldRef: {fieldPath: spec.serviceAccountName}}
+"""
+
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
@@ -303,6 +318,15 @@ def test_inside_a_pod_names_are_the_pods_own(kctl: Kubectl, web: dict[str, str])
     assert lines[0] == "names"
     assert lines[1].split() == [web["web-1"], "web-1.nginx.default.svc.cluster.local"]
     assert os.uname().nodename != "names"  # the host's name is untouched
+
+
+def test_a_pod_reads_its_service_account_name_from_the_downward_api(kctl: Kubectl) -> None:
+    """The pod names no account; admission made it `default`, and the kubelet's fieldRef
+    `spec.serviceAccountName` gives the process that."""
+    kctl("apply", "-f", "-", input=ACCOUNT)
+    until(lambda: pod(kctl, "account")["status"].get("phase") == "Succeeded", 30,
+          "the account pod to end")
+    assert kctl("logs", "account").strip() == "account=default"
 
 
 def test_a_pod_reaches_the_api_with_its_service_account(kctl: Kubectl,

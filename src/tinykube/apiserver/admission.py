@@ -19,7 +19,9 @@ ServiceAccount, PodSecurity and Priority after it, ResourceQuota last.
   must exist, or the pod is refused with `error looking up service account NS/NAME:
   serviceaccount "NAME" not found`. The `default` account is made by a controller shortly after
   its namespace, so for it the plugin waits a little (upstream retries 10 times, 100-200 ms
-  apart; here: a store watch for it, up to `ACCOUNT_WAIT` seconds). The account's
+  apart; here: a store watch for it, up to `ACCOUNT_WAIT` seconds, longer than upstream's 1-2 s
+  because tinykube's controllers share a small machine with everything else; only a namespace
+  that never gets the account pays it). The account's
   `imagePullSecrets` are copied to a pod that names none. (Token volumes are the kubelet's job
   in tinykube; upstream this plugin adds the projected `kube-api-access-*` volume.)
 - DefaultTolerationSeconds (create and update): a pod that does not tolerate
@@ -42,7 +44,7 @@ Obj = dict[str, Any]
 
 CREATE, UPDATE = "CREATE", "UPDATE"
 DEFAULT_ACCOUNT = "default"
-ACCOUNT_WAIT = 2.0  # seconds to wait for a namespace's `default` ServiceAccount to appear
+ACCOUNT_WAIT = 5.0  # seconds to wait for a namespace's `default` ServiceAccount to appear
 TOLERATION_SECONDS = 300
 DEFAULT_TOLERATIONS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
 
