@@ -62,6 +62,8 @@ class Request:
 
 @dataclasses.dataclass(frozen=True)
 class Plugin:
+    """One row of the chain: upstream's plugin name, what it handles, and what it does."""
+
     name: str
     kinds: frozenset[str] | None  # None: every kind
     operations: frozenset[str]
