@@ -1,8 +1,9 @@
 """The remote command protocol: how exec streams travel over a WebSocket.
 
 kubectl (1.30 and later) streams `kubectl exec` over a WebSocket whose subprotocol is
-`v5.channel.k8s.io` (or `v4.channel.k8s.io`). Every binary message starts with one byte naming
-the stream, then the data:
+`v5.channel.k8s.io` (or `v4.channel.k8s.io`). Every message starts with one byte naming the
+stream, then the data; a TEXT message counts as its UTF-8 bytes (the official Python client
+sends `write_stdin(str)` so), as in upstream's `wsstream`:
 
     0 stdin (client -> server)      3 error: a `Status` when the command has ended
     1 stdout                        4 resize: {"Width": w, "Height": h} (client -> server)

@@ -88,7 +88,11 @@ async def _stream(request: web.Request,
 
 
 class WebSocket:
-    """An aiohttp WebSocket as `streams.Socket`: binary messages in, None once it closes."""
+    """An aiohttp WebSocket as `streams.Socket`: messages in, None once it closes.
+
+    A TEXT message counts as its UTF-8 bytes, as upstream's `wsstream` reads it for the
+    `channel.k8s.io` protocols (the first byte names the stream): the official Python client's
+    `write_stdin("...")` sends TEXT messages, kubectl BINARY ones."""
 
     def __init__(self, ws: web.WebSocketResponse | aiohttp.ClientWebSocketResponse) -> None:
         self.ws = ws
@@ -101,8 +105,9 @@ class WebSocket:
             message = await self.ws.receive()
             if message.type == aiohttp.WSMsgType.BINARY:
                 return bytes(message.data)
-            if message.type != aiohttp.WSMsgType.TEXT:  # close, closing, closed, error
-                return None
+            if message.type == aiohttp.WSMsgType.TEXT:
+                return str(message.data).encode()
+            return None  # close, closing, closed, error
 
 
 class KubeletServer:

@@ -128,19 +128,20 @@ async def exec_server(tmp_path: Path) -> AsyncIterator[str]:
 
 
 async def run_exec(url: str, command: list[str], *, stdin: bytes | None = None,
-                   tty: bool = False, resize: tuple[int, int] | None = None,
+                   tty: bool = False, resize: tuple[int, int] | None = None, text: bool = False,
                    ) -> tuple[dict[int, bytes], dict[str, object]]:
     """One session as kubectl runs it: (bytes per stream, the final Status)."""
     params = [("command", c) for c in command] + [
         ("stdout", "true"), ("stderr", "false" if tty else "true"),
         ("stdin", "true" if stdin is not None else "false"), ("tty", "true" if tty else "false")]
-    return await converse(url, params, stdin=stdin, resize=resize)
+    return await converse(url, params, stdin=stdin, resize=resize, text=text)
 
 
 async def converse(url: str, params: list[tuple[str, str]], *, stdin: bytes | None,
-                   resize: tuple[int, int] | None = None,
+                   resize: tuple[int, int] | None = None, text: bool = False,
                    ) -> tuple[dict[int, bytes], dict[str, object]]:
-    """Send the window size and stdin (then close it, as v5 allows), collect every stream."""
+    """Send the window size and stdin (then close it, as v5 allows), collect every stream.
+    With `text`, stdin goes as a TEXT message, as the official Python client sends a str."""
     streams: dict[int, bytes] = {}
     status: dict[str, object] = {}
     async with aiohttp.ClientSession(headers=AUTH) as session, session.ws_connect(
@@ -149,8 +150,11 @@ async def converse(url: str, params: list[tuple[str, str]], *, stdin: bytes | No
         if resize is not None:
             await ws.send_bytes(remotecommand.frame(remotecommand.RESIZE, orjson.dumps(
                 {"Width": resize[1], "Height": resize[0]})))
-        if stdin is not None:
+        if stdin is not None and text:
+            await ws.send_str(chr(remotecommand.STDIN) + stdin.decode())
+        elif stdin is not None:
             await ws.send_bytes(remotecommand.frame(remotecommand.STDIN, stdin))
+        if stdin is not None:
             await ws.send_bytes(remotecommand.frame(remotecommand.CLOSE,
                                                     bytes((remotecommand.STDIN,))))
         async with asyncio.timeout(20):
@@ -171,6 +175,8 @@ EXEC_CASES = {
         {1: b"hello\nin-dir\n"}, 0),
     "exit code": (["sh", "-c", "exit 3"], {}, {}, 3),
     "stdin until closed": (["cat"], {"stdin": b"typed\n"}, {1: b"typed\n"}, 0),
+    "stdin in a TEXT message": (["cat"], {"stdin": "typé\n".encode(), "text": True},
+                                {1: "typé\n".encode()}, 0),
     "killed by a signal": (["sh", "-c", "kill -9 $$"], {}, {}, 137),
 }
 
