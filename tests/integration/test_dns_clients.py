@@ -7,12 +7,15 @@ subprocesses (awaited, so the loop keeps answering).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import shutil
+import struct
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import dns.message
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "unit" / "dns"))
@@ -109,3 +112,49 @@ async def test_dig_shows_nxdomain_with_soa_and_aa(server: DNSServer) -> None:
     assert "status: NXDOMAIN" in output and re.search(r"flags: qr aa rd;", output)
     assert re.search(r"^cluster\.local\.\s+5\s+IN\s+SOA\s+ns\.dns\.cluster\.local\. "
                      r"hostmaster\.cluster\.local\. \d+ 7200 1800 86400 5$", output, re.MULTILINE)
+
+
+SLOW_CLIENTS = 100
+SLOW_BYTES = 8  # a client gives up after this many seconds (one byte a second)
+READ_TIMEOUT = 3.0  # the default deadline of a connection's first message, as CoreDNS's
+
+
+async def _trickle(host: str, port: int, started: float) -> float | None:
+    """Send a framed query one byte a second; when the server closed the connection (seconds
+    after `started`), or None if it was still open after SLOW_BYTES bytes."""
+    wire = dns.message.make_query("nginx." + D, "A").to_wire()
+    frame = struct.pack("!H", len(wire)) + wire
+    reader, writer = await asyncio.open_connection(host, port)
+    loop = asyncio.get_running_loop()
+    try:
+        for byte in frame[:SLOW_BYTES]:
+            writer.write(bytes((byte,)))
+            with contextlib.suppress(TimeoutError):  # the one-second pace: a read that waits
+                if await asyncio.wait_for(reader.read(1), 1.0) == b"":
+                    return loop.time() - started
+        return None
+    except ConnectionError:
+        return loop.time() - started
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize("batch", [True, False], ids=["batched-udp", "per-datagram-udp"])
+async def test_slow_tcp_clients_are_closed_while_dig_still_answers(batch: bool) -> None:
+    """100 connections sending one byte a second are closed at the first message's deadline
+    (3 s, as CoreDNS), however long they keep sending; dig +tcp is answered meanwhile."""
+    server = DNSServer(make_responder(make_model()), batch=batch)
+    host, port = await server.start("127.0.0.1", 0)
+    try:
+        started = asyncio.get_running_loop().time()
+        slow = [asyncio.create_task(_trickle(host, port, started)) for _ in range(SLOW_CLIENTS)]
+        code, output = await run("dig", f"@{host}", "-p", str(port), "+short", "+tcp",
+                                 "nginx." + D, "A")
+        assert code == 0, output
+        assert sorted(output.split()) == READY_WEB
+        closed = await asyncio.gather(*slow)
+    finally:
+        await server.close()
+    assert server.errors == []
+    assert all(t is not None and READ_TIMEOUT - 0.5 < t < READ_TIMEOUT + 2 for t in closed), \
+        closed

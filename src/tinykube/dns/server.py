@@ -8,9 +8,9 @@ the same per datagram; the stdlib transport reads each datagram into a 256 KiB b
 default, which costs three extra syscalls per query (performance.md A.2), so its `max_size` is
 set to 4096 (uvloop needs no such fix).
 
-TCP: RFC 7766 framing with a 2-byte length, several (pipelined) queries per connection, and an
-idle timeout. Forwarded queries are answered from a task when the upstream replies, so a TCP
-connection may receive answers out of order, which RFC 7766 allows.
+TCP (`dns.tcp`): RFC 7766 framing, several (pipelined) queries per connection, answered out of
+order when some are forwarded, with CoreDNS's bounds: a deadline per message (bytes trickling in
+do not extend it), queries per connection, and connections at once.
 
 Any exception while answering is logged, kept in `DNSServer.errors` (tests assert it stays empty)
 and turned into SERVFAIL; the listener never stops on bad input.
@@ -22,13 +22,13 @@ import asyncio
 import contextlib
 import logging
 import socket
-import struct
 from time import perf_counter
 from typing import Any, cast
 
 from tinykube.dns import mmsg
 from tinykube.dns.forward import Forwarder, servfail
 from tinykube.dns.metrics import DNSMetrics
+from tinykube.dns.tcp import Connections, TCPConnection, TCPLimits, Timers
 from tinykube.dns.wire import TCP_MAX, UDP_MAX, UDP_PLAIN, Query, Responder, parse_query
 
 log = logging.getLogger(__name__)
@@ -42,10 +42,13 @@ class DNSServer:
 
     def __init__(self, responder: Responder, *, forwarder: Forwarder | None = None,
                  metrics: DNSMetrics | None = None, log_queries: bool = False,
-                 idle_timeout: float = 10.0, batch: bool | None = None) -> None:
+                 tcp: TCPLimits | None = None, timers: Timers | None = None,
+                 batch: bool | None = None) -> None:
         self.responder, self.forwarder = responder, forwarder
         self.metrics = metrics or DNSMetrics()
-        self.log_queries, self.idle_timeout = log_queries, idle_timeout
+        self.log_queries = log_queries
+        self.tcp_limits, self.timers = tcp or TCPLimits(), timers
+        self.tcp_connections = Connections(self.tcp_limits.max_connections)
         self.batch = mmsg.available() if batch is None else batch
         self.errors: list[BaseException] = []
         self.address: tuple[str, int] = ("", 0)
@@ -71,7 +74,7 @@ class DNSServer:
             sock.setblocking(False)
             bound = sock.getsockname()[1]
             try:
-                self._tcp = await loop.create_server(lambda: _TCPProtocol(self), host, bound)
+                self._tcp = await loop.create_server(self._tcp_connection, host, bound)
             except OSError:
                 sock.close()
                 if port:
@@ -81,6 +84,13 @@ class DNSServer:
             self.address = (host, bound)
             return self.address
         raise OSError(f"no port free for both UDP and TCP on {host}")
+
+    def _tcp_connection(self) -> TCPConnection:
+        return TCPConnection(lambda packet, reply: self.answer(packet, TCP, reply),
+                             lambda response, took: self.metrics.stats.observe(
+                                 TCP, response, took),
+                             limits=self.tcp_limits, connections=self.tcp_connections,
+                             timers=self.timers)
 
     async def _serve_udp(self, loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
         if self.batch:
@@ -130,6 +140,7 @@ class DNSServer:
             self._udp.close()
         if self._tcp is not None:
             self._tcp.close()
+            self.tcp_connections.close_all()
             await self._tcp.wait_closed()
         for task in list(self._tasks):
             task.cancel()
@@ -214,56 +225,3 @@ class _UDPProtocol(asyncio.DatagramProtocol):
             return
         sendto = self.sendto
         self.server.answer_udp(data, lambda response: sendto(response, addr))
-
-
-class _TCPProtocol(asyncio.Protocol):
-    def __init__(self, server: DNSServer) -> None:
-        self.server = server
-        self.buffer = bytearray()
-        self.transport: asyncio.Transport | None = None
-        self.idle: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)
-        self._arm()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.idle is not None:
-            self.idle.cancel()
-        self.transport = None
-
-    def pause_writing(self) -> None:
-        """The client is not reading its answers: stop reading its queries meanwhile."""
-        if self.transport is not None:
-            self.transport.pause_reading()
-
-    def resume_writing(self) -> None:
-        if self.transport is not None:
-            self.transport.resume_reading()
-
-    def _arm(self) -> None:
-        if self.idle is not None:
-            self.idle.cancel()
-        loop = asyncio.get_running_loop()
-        transport = self.transport
-        if transport is not None:
-            self.idle = loop.call_later(self.server.idle_timeout, transport.close)
-
-    def _send(self, response: bytes) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(struct.pack("!H", len(response)) + response)
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        self._arm()
-        while len(self.buffer) >= 2:
-            size = int.from_bytes(self.buffer[:2], "big")
-            if len(self.buffer) < 2 + size:
-                break
-            packet = bytes(self.buffer[2: 2 + size])
-            del self.buffer[: 2 + size]
-            started = perf_counter()
-            response = self.server.answer(packet, TCP, self._send)
-            if response is not None:
-                self._send(response)
-                self.server.metrics.stats.observe(TCP, response, perf_counter() - started)

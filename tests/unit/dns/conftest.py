@@ -24,9 +24,9 @@ async def start_server(request: pytest.FixtureRequest) -> AsyncIterator[StartSer
     servers: list[DNSServer] = []
 
     async def start(model: ClusterModel | None = None, *, forwarder: Any = None,
-                    idle_timeout: float = 10.0, **config: Any) -> Live:
+                    tcp: Any = None, **config: Any) -> Live:
         responder = make_responder(make_model() if model is None else model, **config)
-        server = DNSServer(responder, forwarder=forwarder, idle_timeout=idle_timeout,
+        server = DNSServer(responder, forwarder=forwarder, tcp=tcp,
                            batch=request.param)
         await server.start("127.0.0.1", 0)
         servers.append(server)

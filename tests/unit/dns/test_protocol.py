@@ -18,6 +18,7 @@ from dnstest import Live, StartServer, make_model
 
 from tinykube.dns.forward import Forwarder
 from tinykube.dns.metrics import serve_metrics
+from tinykube.dns.tcp import TCPLimits
 
 D = "default.svc.cluster.local."
 
@@ -187,10 +188,24 @@ async def test_tcp_pipelined_queries_on_one_connection(live: Live) -> None:
 
 
 async def test_tcp_idle_connections_are_closed(start_server: StartServer) -> None:
-    live = await start_server(idle_timeout=0.05)
+    live = await start_server(tcp=TCPLimits(read_timeout=0.05))
     reader, writer = await asyncio.open_connection(live.host, live.port)
     assert await asyncio.wait_for(reader.read(), 5) == b""
     writer.close()
+
+
+async def test_tcp_connections_beyond_the_cap_close_the_oldest(
+        start_server: StartServer) -> None:
+    live = await start_server(tcp=TCPLimits(max_connections=2))
+    first, *others = [await asyncio.open_connection(live.host, live.port) for _ in range(3)]
+    assert await asyncio.wait_for(first[0].read(), 5) == b""  # closed for the third
+    wire = query_bytes("nginx." + D, "A")
+    reader, writer = others[-1]
+    writer.write(struct.pack("!H", len(wire)) + wire)
+    size = struct.unpack("!H", await asyncio.wait_for(reader.readexactly(2), 5))[0]
+    assert dns.message.from_wire(await reader.readexactly(size)).rcode() == dns.rcode.NOERROR
+    for _, each in (first, *others):
+        each.close()
 
 
 async def test_forwarding_with_cache(start_server: StartServer) -> None:
