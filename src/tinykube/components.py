@@ -55,6 +55,7 @@ from tinykube.proxy.app import (
     RunningProxy,
     bind_failure_reporter,
     is_local_address,
+    refusal_reporter,
     start_proxy,
 )
 
@@ -181,7 +182,8 @@ async def _start(running: RunningComponents, options: ComponentOptions,
     if options.proxy:
         running.proxy = proxy = await start_proxy(
             client, _proxy_options(running.dns),
-            on_bind_failure=bind_failure_reporter(client, announce))
+            on_bind_failure=bind_failure_reporter(client, announce),
+            on_refusal=refusal_reporter(client, announce))
         announce(f"service proxy forwarding {len(proxy.listening)} service ports "
                  f"({len(proxy.failing)} could not be bound)")
 

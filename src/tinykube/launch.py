@@ -1,5 +1,6 @@
 """Starting the child process of `tinykube up` (nodes, controllers, DNS, proxy), and the words
-of its line protocol (see `components`). Light on purpose: `tinykube up` imports this before
+of its line protocol (see `components`), and the process settings every long-running tinykube
+process starts with (open-file limit, GC). Light on purpose: `tinykube up` imports this before
 anything heavy, so that the child's start-up overlaps its own."""
 
 from __future__ import annotations
@@ -16,6 +17,27 @@ def spawn_components() -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "tinykube.components"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             start_new_session=True)
+
+
+def raise_open_files_limit() -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard limit, as Go programs (kube-apiserver, the
+    kubelet, CoreDNS) do at start, and return the soft limit now in force.
+
+    A shell's default soft limit (1024) is far below what a node agent's pods, a DNS server's
+    TCP clients and a proxy's listeners need together, while the hard limit is usually much
+    higher. Children (the components process, process pods) inherit the raised limit, as
+    containers inherit containerd's. Where the hard limit is unlimited (macOS), the kernel's
+    per-process cap refuses it: the soft limit is then left as it was."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft == resource.RLIM_INFINITY or soft >= hard:
+        return soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError):
+        return soft
+    return hard
 
 
 def tune_gc() -> None:

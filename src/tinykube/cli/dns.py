@@ -16,6 +16,7 @@ import click
 
 from tinykube.dns.app import DNSOptions, RunningDNS, run_dns
 from tinykube.dns.forward import read_resolv_conf
+from tinykube.launch import raise_open_files_limit
 
 __all__ = ["DNSOptions", "command", "run_dns"]
 
@@ -77,6 +78,7 @@ def command(kubeconfig: str | None, listen: str, fallback_port: int, cluster_dom
             log_queries: bool) -> None:
     """Serve the cluster DNS zone from an API server's Services, EndpointSlices and Pods."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    raise_open_files_limit()
     options = DNSOptions(
         listen=split_host_port(listen), fallback_port=fallback_port or None,
         domain=cluster_domain.strip(".").lower(), ttl=ttl, pod_records=pod_records,

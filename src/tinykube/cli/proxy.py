@@ -4,8 +4,9 @@
 
 It listens on every local Service address (cluster IPs in a loopback range, NodePorts on
 127.0.0.1, local externalIPs) and forwards to ready endpoints. A port it cannot bind is printed
-and recorded as a Warning Event on the Service. `tinykube up` calls `run_proxy` itself and can
-use `bind_failure_reporter` for the same reporting.
+and recorded as a Warning Event on the Service, and so are addresses left out by the bounds on
+what the proxy opens (256 per Service, and a budget under the open-file limit). `tinykube up`
+calls `run_proxy` itself and uses the same reporters.
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ import logging
 
 import click
 
-from tinykube.proxy.app import ProxyOptions, RunningProxy, bind_failure_reporter, run_proxy
+from tinykube.launch import raise_open_files_limit
+from tinykube.proxy.app import (
+    ProxyOptions,
+    RunningProxy,
+    bind_failure_reporter,
+    refusal_reporter,
+    run_proxy,
+)
 
 __all__ = ["ProxyOptions", "bind_failure_reporter", "command", "run_proxy"]
 
@@ -30,6 +38,7 @@ async def _serve(options: ProxyOptions, kubeconfig: str | None) -> None:
 
     await standalone.serve(kubeconfig, "proxy", lambda client: run_proxy(
         client, options, on_bind_failure=bind_failure_reporter(client, click.echo),
+        on_refusal=refusal_reporter(client, click.echo),
         announce=lambda running: click.echo(describe(running))))
 
 
@@ -46,6 +55,7 @@ def command(kubeconfig: str | None, min_sync_interval: float, udp_idle_timeout: 
     """Forward Service addresses on this host to ready endpoints (userspace mode)."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(message)s")
+    raise_open_files_limit()
     options = ProxyOptions(min_sync_interval=min_sync_interval,
                            udp_idle_timeout=udp_idle_timeout)
     try:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from tinykube.launch import spawn_components, tune_gc
+from tinykube.launch import raise_open_files_limit, spawn_components, tune_gc
 from tinykube.settings import DEFAULT_POD_CIDR, DEFAULT_SERVICE_CIDR, DEFAULT_WATCH_HISTORY
 
 if TYPE_CHECKING:
@@ -122,6 +122,7 @@ def command(data_dir: Path, listen: str, service_cidr: str, pod_cidr: str, nodes
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     host, port = split_listen(listen, "--listen")
     dns_address = split_listen(dns_listen, "--dns-listen") if dns_listen else None
+    raise_open_files_limit()  # before the child starts: it inherits the limit
     process = None
     if not single_process:
         process = spawn_components()

@@ -21,7 +21,9 @@ exec endpoint runs commands as the user tinykube runs as.
 from __future__ import annotations
 
 import datetime
+import errno
 import hmac
+import logging
 from collections.abc import Awaitable, Callable
 
 import aiohttp
@@ -33,6 +35,7 @@ from tinykube.kubelet import logs, streams
 from tinykube.kubelet.logs import ContainerLog
 from tinykube.kubelet.stdio import ContainerIO
 
+logger = logging.getLogger(__name__)
 _TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 #: (namespace, pod, container) -> the container's log (None: no output); raises APIError.
 Lookup = Callable[[str, str, str], ContainerLog | None]
@@ -61,6 +64,15 @@ def since_bound(query: dict[str, str], now: datetime.datetime) -> bytes | None:
         moment = datetime.datetime.fromisoformat(query["sinceTime"].replace("Z", "+00:00"))
         return logs.since_cutoff(moment)
     return None
+
+
+def read_error(exc: OSError, what: str) -> errors.APIError:
+    """The Status for a node-local failure: out of file descriptors is 503 (it passes, and
+    clients retry it), anything else 500, each with the cause in the message."""
+    if exc.errno in (errno.EMFILE, errno.ENFILE):
+        return errors.ServiceUnavailable(f"cannot {what}: {exc.strerror} (the node agent's "
+                                         "open-file limit is reached; see its log)")
+    return errors.InternalError(f"cannot {what}: {exc}")
 
 
 def _status(exc: errors.APIError) -> web.Response:
@@ -204,8 +216,15 @@ class KubeletServer:
         if log is None:
             return web.Response(body=b"", content_type="text/plain")
         if query.get("follow") not in _TRUE or previous:
-            body = logs.render(log.records(previous=previous), timestamps=timestamps,
-                               since=since, tail=tail, limit=limit)
+            try:
+                records = log.records(previous=previous)
+            except OSError as exc:
+                error = read_error(exc, f'read the log of container "{info["container"]}" in '
+                                        f'pod "{info["namespace"]}/{info["pod"]}"')
+                logger.warning("%s", error)
+                return _status(error)
+            body = logs.render(records, timestamps=timestamps, since=since, tail=tail,
+                               limit=limit)
             return web.Response(body=body, content_type="text/plain")
         response = web.StreamResponse()
         response.content_type = "text/plain"

@@ -8,7 +8,9 @@ could not are in `running.failing`); `run_proxy(client)` does the same and runs 
 Bind failures reach the caller through `on_bind_failure(error, service)`, an async callback
 called once per new failure with the Service object (None if it is already gone); the usual
 callback records a Warning Event on the Service and prints a line. Without a callback the
-failure is only logged (the syncer always logs it).
+failure is only logged (the syncer always logs it). Service addresses left out by the bounds on
+what the proxy opens (`limits`: per Service, and a budget under RLIMIT_NOFILE) reach
+`on_refusal(refusal, service)` the same way.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ from tinykube.client.events import Recorder
 from tinykube.client.rest import RESTClient
 from tinykube.proxy import model
 from tinykube.proxy.backend import BindError
+from tinykube.proxy.limits import Limits, Refusal
 from tinykube.proxy.model import ListenKey
-from tinykube.proxy.syncer import BindFailureHandler, ProxyController, Syncer
+from tinykube.proxy.syncer import BindFailureHandler, ProxyController, RefusalHandler, Syncer
 from tinykube.proxy.userspace import UDP_IDLE_TIMEOUT, UserspaceBackend
 
 log = logging.getLogger(__name__)
@@ -58,6 +61,7 @@ class ProxyOptions:
     retry_interval: float = 10.0  # seconds between retries of ports that failed to bind
     udp_idle_timeout: float = UDP_IDLE_TIMEOUT
     is_local: Callable[[str], bool] = is_local_address  # which addresses we may listen on
+    limits: Limits | None = None  # None: from this process's RLIMIT_NOFILE at start
 
 
 @dataclass
@@ -82,14 +86,16 @@ class RunningProxy:
 
 
 async def start_proxy(client: RESTClient, options: ProxyOptions | None = None, *,
-                      on_bind_failure: BindFailureHandler | None = None) -> RunningProxy:
+                      on_bind_failure: BindFailureHandler | None = None,
+                      on_refusal: RefusalHandler | None = None) -> RunningProxy:
     """Start the proxy and return after its first full sync (see the module docstring)."""
     options = options or ProxyOptions()
     backend = UserspaceBackend(udp_idle_timeout=options.udp_idle_timeout)
-    syncer = Syncer(backend, is_local=options.is_local)
+    syncer = Syncer(backend, is_local=options.is_local,
+                    limits=options.limits or Limits.for_open_files())
     controller = ProxyController(client, syncer, min_interval=options.min_sync_interval,
                                  retry_interval=options.retry_interval,
-                                 on_bind_failure=on_bind_failure)
+                                 on_bind_failure=on_bind_failure, on_refusal=on_refusal)
     running = RunningProxy(controller, backend, asyncio.create_task(controller.run()))
     synced = asyncio.create_task(controller.synced.wait())
     await asyncio.wait({synced, running.task}, return_when=asyncio.FIRST_COMPLETED)
@@ -102,9 +108,11 @@ async def start_proxy(client: RESTClient, options: ProxyOptions | None = None, *
 
 async def run_proxy(client: RESTClient, options: ProxyOptions | None = None, *,
                     on_bind_failure: BindFailureHandler | None = None,
+                    on_refusal: RefusalHandler | None = None,
                     announce: Callable[[RunningProxy], None] | None = None) -> None:
     """Run the service proxy until cancelled; `announce(running)` after the first sync."""
-    running = await start_proxy(client, options, on_bind_failure=on_bind_failure)
+    running = await start_proxy(client, options, on_bind_failure=on_bind_failure,
+                                on_refusal=on_refusal)
     if announce is not None:
         announce(running)
     try:
@@ -124,5 +132,18 @@ def bind_failure_reporter(client: RESTClient,
         echo(f"tinykube proxy: service {name}: {error}")
         if service is not None:
             await recorder.event(service, "Warning", BIND_FAILURE_REASON, str(error))
+
+    return report
+
+
+def refusal_reporter(client: RESTClient,
+                     echo: Callable[[str], Any] = print) -> RefusalHandler:
+    """A callback that prints addresses left out by the limits and records a Warning Event."""
+    recorder = Recorder(client, "tinykube-proxy")
+
+    async def report(refusal: Refusal, service: Mapping[str, Any] | None) -> None:
+        echo(f"tinykube proxy: service {refusal.service}: {refusal.message}")
+        if service is not None:
+            await recorder.event(service, "Warning", refusal.reason, refusal.message)
 
     return report

@@ -32,9 +32,16 @@ class BindError(OSError):
 
     def __str__(self) -> str:
         ip, port, protocol = self.key
-        hint = " (ports below 1024 need root or CAP_NET_BIND_SERVICE)" \
-            if self.errno in (errno.EACCES, errno.EPERM) else ""
-        return f"cannot listen on {ip}:{port}/{protocol}: {self.strerror}{hint}"
+        return f"cannot listen on {ip}:{port}/{protocol}: {self.strerror}" \
+            f"{_HINTS.get(self.errno or 0, '')}"
+
+
+_HINTS = {
+    errno.EACCES: " (ports below 1024 need root or CAP_NET_BIND_SERVICE)",
+    errno.EPERM: " (ports below 1024 need root or CAP_NET_BIND_SERVICE)",
+    errno.EMFILE: " (the process's open-file limit is reached: raise `ulimit -n`)",
+    errno.ENFILE: " (the system's open-file limit is reached: see fs.file-max)",
+}
 
 
 class Backend(Protocol):

@@ -11,6 +11,10 @@ Bind failures are part of the state, not exceptions: a key that fails to bind st
 passed to `on_bind_failure(error, service)` only when it is new, so a Service gets one Event per
 distinct failure and not one per sync. While any key is failing the loop also resyncs every
 `retry_interval` seconds, so a port freed by another program is picked up without an API change.
+
+What one Service and all of them may make the backend open is bounded (`limits`): the addresses
+left out are a `Refusal` per Service, logged and passed to `on_refusal(refusal, service)` when it
+is new or changed, as bind failures are.
 """
 
 from __future__ import annotations
@@ -25,8 +29,9 @@ from typing import Any
 from tinykube.api import resources
 from tinykube.client.informer import shared as shared_informer
 from tinykube.client.rest import RESTClient
-from tinykube.proxy import model
+from tinykube.proxy import limits, model
 from tinykube.proxy.backend import Backend, BindError
+from tinykube.proxy.limits import Limits, Refusal
 from tinykube.proxy.model import ListenKey, ServicePortRule
 
 log = logging.getLogger(__name__)
@@ -34,6 +39,7 @@ log = logging.getLogger(__name__)
 Obj = Mapping[str, Any]
 Rules = dict[ListenKey, ServicePortRule]
 BindFailureHandler = Callable[[BindError, Obj | None], Awaitable[None]]
+RefusalHandler = Callable[[Refusal, Obj | None], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -61,17 +67,21 @@ class SyncResult:
     plan: Plan
     failing: dict[ListenKey, BindError]  # every key that is not bound now
     new_failures: list[BindError]  # the failures this sync saw first
+    new_refusals: list[Refusal] = field(default_factory=list)  # left out by the limits: new
 
 
 class Syncer:
     """Applies desired tables to a backend and remembers what is applied and what failed."""
 
     def __init__(self, backend: Backend, *,
-                 is_local: Callable[[str], bool] = model.is_loopback) -> None:
+                 is_local: Callable[[str], bool] = model.is_loopback,
+                 limits: Limits | None = None) -> None:
         self.backend = backend
         self.is_local = is_local
+        self.limits = limits or Limits()
         self.applied: Rules = {}
         self.failing: dict[ListenKey, BindError] = {}
+        self.refused: dict[tuple[str, str], Refusal] = {}  # (service, reason) -> what it lost
 
     def __repr__(self) -> str:
         return f"Syncer(applied={len(self.applied)}, failing={len(self.failing)})"
@@ -82,7 +92,20 @@ class Syncer:
         for key, loser in table.conflicts:
             log.warning("%s: %s:%d/%s is already used by %s", loser, *key,
                         table.rules[key].service)
-        return await self.apply(table.rules)
+        kept, refusals = limits.limit(table.rules, self.applied, self.limits)
+        new = self._note_refusals(refusals)
+        result = await self.apply(kept)
+        result.new_refusals = new
+        return result
+
+    def _note_refusals(self, refusals: list[Refusal]) -> list[Refusal]:
+        """Remember this sync's refusals; the new or changed ones (logged)."""
+        current = {(r.service, r.reason): r for r in refusals}
+        new = [r for key, r in current.items() if self.refused.get(key) != r]
+        for refusal in new:
+            log.warning("%s: %s", refusal.service, refusal.message)
+        self.refused = current
+        return new
 
     async def apply(self, desired: Rules) -> SyncResult:
         """Remove, then update, then add (so a freed address can be reused in one sync)."""
@@ -130,10 +153,11 @@ class ProxyController:
 
     def __init__(self, client: RESTClient, syncer: Syncer, *, min_interval: float = 0.05,
                  retry_interval: float = 10.0,
-                 on_bind_failure: BindFailureHandler | None = None) -> None:
+                 on_bind_failure: BindFailureHandler | None = None,
+                 on_refusal: RefusalHandler | None = None) -> None:
         self.syncer = syncer
         self.min_interval, self.retry_interval = min_interval, retry_interval
-        self.on_bind_failure = on_bind_failure
+        self.on_bind_failure, self.on_refusal = on_bind_failure, on_refusal
         self.services = shared_informer(client, resources.must("", "v1", "services"))
         self.slices = shared_informer(
             client, resources.must("discovery.k8s.io", "v1", "endpointslices"))
@@ -181,6 +205,9 @@ class ProxyController:
             for error in result.new_failures:
                 service = self.services.cache.get(result_service(result, error))
                 await self.on_bind_failure(error, service)
+        if self.on_refusal is not None:
+            for refusal in result.new_refusals:
+                await self.on_refusal(refusal, self.services.cache.get(refusal.service))
         return result
 
 

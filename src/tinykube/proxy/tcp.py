@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import socket
 import struct
@@ -35,6 +36,7 @@ from tinykube.proxy.picker import EndpointPicker
 log = logging.getLogger(__name__)
 LINGER_RESET = struct.pack("ii", 1, 0)
 CONNECT_TIMEOUT = 5.0  # seconds per endpoint attempt
+OUT_OF_FILES = (errno.EMFILE, errno.ENFILE)  # worth a warning: nothing else will say it
 
 
 def reset(transport: asyncio.BaseTransport) -> None:
@@ -186,7 +188,10 @@ class ClientHalf(Half):
                     CONNECT_TIMEOUT)
                 return
             except (OSError, TimeoutError) as error:
-                log.debug("%s: connect to %s:%d failed: %s", self.listener, *endpoint, error)
+                level = logging.WARNING if getattr(error, "errno", None) in OUT_OF_FILES \
+                    else logging.DEBUG
+                log.log(level, "%s: connect to %s:%d failed: %s", self.listener, *endpoint,
+                        error)
             tried.add(endpoint)
             endpoint = self.listener.picker.pick(client_ip, exclude=tried)
         if self.transport is not None and not self.lost:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import errno
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -86,6 +88,29 @@ async def test_previous_without_a_previous_run(tmp_path: Path) -> None:
             assert "previous terminated container" in await response.text()
     finally:
         await server.close()
+
+
+class UnreadableLog(ContainerLog):
+    """A log whose files cannot be opened: the node agent is out of file descriptors."""
+
+    def records(self, *, previous: bool = False) -> list[bytes]:
+        raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+
+
+async def test_a_log_that_cannot_be_opened_is_a_status(tmp_path: Path) -> None:
+    server = KubeletServer(lambda *_: UnreadableLog(tmp_path), no_exec, no_attach, token=TOKEN)
+    port = await server.start()
+    try:
+        async with aiohttp.ClientSession(headers=AUTH) as session, session.get(
+                f"http://127.0.0.1:{port}/containerLogs/ns/p/c") as response:
+            assert response.status == 503
+            status = await response.json()
+    finally:
+        await server.close()
+    assert status["reason"] == "ServiceUnavailable" and status["code"] == 503
+    assert status["message"] == ('cannot read the log of container "c" in pod "ns/p": Too many '
+                                 "open files (the node agent's open-file limit is reached; see "
+                                 "its log)")
 
 
 async def test_follow_streams_until_the_run_ends(served: tuple[str, ContainerLog]) -> None:

@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from proxyobjects import endpoint, endpoint_slice, port, service
 
 from tinykube.proxy.backend import BindError, FakeBackend
+from tinykube.proxy.limits import PER_SERVICE_REASON, Limits
 from tinykube.proxy.model import ServicePortRule
 from tinykube.proxy.syncer import Plan, Syncer, plan
 
@@ -97,6 +98,22 @@ async def test_sync_from_api_objects() -> None:
 @pytest.mark.parametrize(("code", "text"), [
     pytest.param(errno.EACCES, "Permission denied (ports below 1024 need root", id="eacces"),
     pytest.param(errno.EADDRINUSE, "Address already in use", id="in-use"),
+    pytest.param(errno.EMFILE, "Too many open files (the process's open-file limit is reached",
+                 id="emfile"),
 ])
 def test_bind_error_message(code: int, text: str) -> None:
     assert str(BindError(K1, code)).startswith(f"cannot listen on 127.96.0.1:80/TCP: {text}")
+
+
+async def test_refusals_are_reported_once_and_cleared() -> None:
+    backend = FakeBackend()
+    syncer = Syncer(backend, limits=Limits(per_service=3, total=4, open_files=1024))
+    wide = service("wide", "127.96.0.9", *[port(1000 + n, f"p{n}") for n in range(5)])
+    result = await syncer.sync([wide], [])
+    assert [(r.service, r.reason, len(r.refused)) for r in result.new_refusals] == [
+        ("default/wide", PER_SERVICE_REASON, 2)]
+    assert len(backend.rules) == 3
+    again = await syncer.sync([wide], [])
+    assert again.new_refusals == [] and len(backend.rules) == 3
+    await syncer.sync([], [])
+    assert syncer.refused == {} and backend.rules == {}
