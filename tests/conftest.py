@@ -53,10 +53,14 @@ def _pump(proc: subprocess.Popen[str], lines: queue.Queue[str], output: list[str
         lines.put(line)
 
 
-def start_cluster(data_dir: Path, *extra: str, timeout: float = 30) -> Cluster:
-    """Start `tinykube up` and wait until it reports it is ready."""
+def start_cluster(data_dir: Path, *extra: str, timeout: float = 30,
+                  open_files: tuple[int, int] | None = None) -> Cluster:
+    """Start `tinykube up` and wait until it reports it is ready; `open_files` = (soft, hard)
+    RLIMIT_NOFILE it starts with (set by util-linux's prlimit, which then execs it)."""
     cmd = [sys.executable, "-m", "tinykube", "up", "--data-dir", str(data_dir),
            "--listen", "127.0.0.1:0", *extra]
+    if open_files is not None:
+        cmd = ["prlimit", f"--nofile={open_files[0]}:{open_files[1]}", "--", *cmd]
     if "--proxy" not in extra and "--no-proxy" not in extra:
         cmd.append("--no-proxy")  # cluster IPs are shared by every test cluster on this host
     if "--dns-listen" not in extra and "--no-dns" not in extra:
