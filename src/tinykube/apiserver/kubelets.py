@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 
 import aiohttp
 from aiohttp import web
@@ -103,10 +102,6 @@ class KubeletProxy:
                 await response.write_eof()
                 return response
         except aiohttp.ClientError as exc:
-            cause = getattr(exc, "os_error", None)
-            if isinstance(cause, OSError) and cause.errno in (errno.EMFILE, errno.ENFILE):
-                raise errors.ServiceUnavailable(f"Get \"{url}\": {cause.strerror} (the API "
-                                                "server's open-file limit is reached)") from exc
             raise errors.InternalError(f"Get \"{url}\": {exc}") from exc
 
 
