@@ -156,5 +156,6 @@ async def test_slow_tcp_clients_are_closed_while_dig_still_answers(batch: bool) 
     finally:
         await server.close()
     assert server.errors == []
-    assert all(t is not None and READ_TIMEOUT - 0.5 < t < READ_TIMEOUT + 2 for t in closed), \
-        closed
+    # Never before the deadline; after it by at most the time the accepts took under load,
+    # and in any case before the clients would have given up (SLOW_BYTES seconds).
+    assert all(t is not None and READ_TIMEOUT <= t < READ_TIMEOUT + 3 for t in closed), closed
