@@ -28,7 +28,7 @@ from aiohttp import web
 
 from tinykube import __version__
 from tinykube.api import errors
-from tinykube.apiserver import discovery, handlers, openapi, paths
+from tinykube.apiserver import discovery, handlers, openapi, openapi_v2, paths
 from tinykube.apiserver.handlers import ResourceHandler
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,18 @@ def _status_response(error: errors.APIError) -> web.Response:
 def _json(body: Any, content_type: str = "application/json") -> web.Response:
     data = body if isinstance(body, bytes) else orjson.dumps(body)
     return web.Response(body=data, headers={"Content-Type": content_type})
+
+
+def _openapi_v2(request: web.Request) -> web.Response:
+    """`/openapi/v2` as gnostic protobuf or JSON, with kube-apiserver's ETag (304 on a match)."""
+    media_type = openapi_v2.negotiate(request.headers.get("Accept", ""))
+    if media_type is None:
+        return web.Response(status=406)
+    body, etag = openapi_v2.encoded(media_type)
+    headers = {"ETag": etag, "Vary": "Accept"}
+    if request.headers.get("If-None-Match") == etag:
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=body, headers={**headers, "Content-Type": media_type})
 
 
 class APIServer:
@@ -143,11 +155,13 @@ class APIServer:
             return web.Response(text="ok")
         if path.startswith("/openapi/v3"):
             return self._openapi(path)
+        if path == "/openapi/v2":
+            return _openapi_v2(request)
         if path.startswith(("/api", "/apis")):
             return self._discovery(request, path)
         if path == "/":
             return _json({"paths": sorted(["/api", "/api/v1", "/apis", "/healthz", "/livez",
-                                           "/openapi/v3", "/readyz", "/version"])})
+                                           "/openapi/v2", "/openapi/v3", "/readyz", "/version"])})
         return web.Response(status=404, text="404 page not found\n")
 
     def _openapi(self, path: str) -> web.Response:

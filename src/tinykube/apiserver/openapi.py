@@ -153,7 +153,8 @@ def _path_params(resource: Resource, item: bool) -> list[Document]:
     return [*(_path_param(name) for name in names), _PRETTY]
 
 
-def _paths(resource: Resource) -> Document:
+def paths(resource: Resource) -> Document:
+    """The path items of one resource: its collection and (if stored) its object path."""
     collection = _collection_path(resource)
     paths = {collection: {**_collection_operations(resource),
                           "parameters": _path_params(resource, item=False)}}
@@ -181,7 +182,7 @@ def _documents() -> dict[str, bytes]:
     kinds_by_key: dict[str, list[tuple[str, str]]] = {}
     for resource in resources.ALL:
         key = _index_key(resource.group, resource.version)
-        paths_by_key.setdefault(key, {}).update(_paths(resource))
+        paths_by_key.setdefault(key, {}).update(paths(resource))
         if resource.stored:
             kinds_by_key.setdefault(key, []).append((resource.api_version, resource.kind))
     return {
