@@ -45,17 +45,23 @@ KINDS: dict[str, str] = {
     "v1/Event": "CoreV1Event",
     "v1/Namespace": "V1Namespace",
     "v1/Node": "V1Node",
+    "v1/PersistentVolume": "V1PersistentVolume",
     "v1/PersistentVolumeClaim": "V1PersistentVolumeClaim",
     "v1/Pod": "V1Pod",
+    "v1/ReplicationController": "V1ReplicationController",
     "v1/Secret": "V1Secret",
     "v1/Service": "V1Service",
     "v1/ServiceAccount": "V1ServiceAccount",
     "apps/v1/ControllerRevision": "V1ControllerRevision",
+    "apps/v1/DaemonSet": "V1DaemonSet",
     "apps/v1/Deployment": "V1Deployment",
     "apps/v1/ReplicaSet": "V1ReplicaSet",
     "apps/v1/StatefulSet": "V1StatefulSet",
+    "batch/v1/CronJob": "V1CronJob",
+    "batch/v1/Job": "V1Job",
     "coordination.k8s.io/v1/Lease": "V1Lease",
     "discovery.k8s.io/v1/EndpointSlice": "V1EndpointSlice",
+    "networking.k8s.io/v1/Ingress": "V1Ingress",
     "node.k8s.io/v1/RuntimeClass": "V1RuntimeClass",
     "autoscaling/v1/Scale": "V1Scale",
     # kubectl sends DeleteOptions as "v1"; "meta.k8s.io/v1" is the canonical group.
@@ -66,6 +72,8 @@ KINDS: dict[str, str] = {
 # (model, JSON field) of every `object` field that is an intstr.IntOrString.
 INT_OR_STRING = {
     ("V1HTTPGetAction", "port"),
+    ("V1RollingUpdateDaemonSet", "maxSurge"),
+    ("V1RollingUpdateDaemonSet", "maxUnavailable"),
     ("V1RollingUpdateDeployment", "maxSurge"),
     ("V1RollingUpdateDeployment", "maxUnavailable"),
     ("V1RollingUpdateStatefulSetStrategy", "maxUnavailable"),
@@ -76,6 +84,10 @@ INT_OR_STRING = {
 FREE_FORM = {
     ("V1ControllerRevision", "data"),
     ("V1ManagedFieldsEntry", "fieldsV1"),
+    # Empty marker structs of an alpha field of JobSpec (after v1.32; the client is newer).
+    ("V1alpha3WorkloadPodGroupDisruptionMode", "all"),
+    ("V1alpha3WorkloadPodGroupDisruptionMode", "single"),
+    ("V1alpha3WorkloadPodGroupSchedulingPolicy", "basic"),
 }
 # (model, JSON field) of resource.Quantity fields and ResourceList (map of Quantity) fields.
 QUANTITY = {
@@ -87,6 +99,7 @@ QUANTITY = {
     ("V1NodeStatus", "allocatable"),
     ("V1NodeStatus", "capacity"),
     ("V1Overhead", "podFixed"),
+    ("V1PersistentVolumeSpec", "capacity"),
     ("V1PersistentVolumeClaimStatus", "allocatedResources"),
     ("V1PersistentVolumeClaimStatus", "capacity"),
     ("V1PodSpec", "overhead"),
@@ -104,9 +117,12 @@ INT64 = {
     ("V1ConfigMapVolumeSource", "defaultUser"),
     ("V1ContainerImage", "sizeBytes"),
     ("V1ControllerRevision", "revision"),
+    ("V1CronJobSpec", "startingDeadlineSeconds"),
+    ("V1DaemonSetStatus", "observedGeneration"),
     ("V1DeleteOptions", "gracePeriodSeconds"),
     ("V1DeploymentStatus", "observedGeneration"),
     ("V1DownwardAPIVolumeFile", "user"),
+    ("V1JobSpec", "activeDeadlineSeconds"),
     ("V1DownwardAPIVolumeSource", "defaultUser"),
     ("V1KeyToPath", "user"),
     ("V1LinuxContainerUser", "gid"),
@@ -127,6 +143,7 @@ INT64 = {
     ("V1Probe", "terminationGracePeriodSeconds"),
     ("V1ProjectedVolumeSource", "defaultUser"),
     ("V1ReplicaSetStatus", "observedGeneration"),
+    ("V1ReplicationControllerStatus", "observedGeneration"),
     ("V1SecretVolumeSource", "defaultUser"),
     ("V1SecurityContext", "runAsGroup"),
     ("V1SecurityContext", "runAsUser"),

@@ -260,6 +260,76 @@ def _default_replicaset(rs: Obj) -> None:
     _default_template(spec)
 
 
+def _default_daemonset(ds: Obj) -> None:
+    spec = _setdefault_path(ds, "spec")
+    strategy = _setdefault_path(spec, "updateStrategy")
+    strategy.setdefault("type", "RollingUpdate")
+    if strategy["type"] == "RollingUpdate":
+        rolling = _setdefault_path(strategy, "rollingUpdate")
+        rolling.setdefault("maxUnavailable", 1)
+        rolling.setdefault("maxSurge", 0)
+    spec.setdefault("revisionHistoryLimit", 10)
+    _default_template(spec)
+
+
+def _default_replication_controller(rc: Obj) -> None:
+    """An RC's selector and labels default to its template's labels (`SetDefaults_RC`)."""
+    spec = _setdefault_path(rc, "spec")
+    spec.setdefault("replicas", 1)
+    template = spec.get("template")
+    labels = ((template.get("metadata") or {}).get("labels") or {}) \
+        if isinstance(template, dict) else {}
+    if labels:
+        if not spec.get("selector"):
+            spec["selector"] = clone(labels)
+        meta = _setdefault_path(rc, "metadata")
+        if not meta.get("labels"):
+            meta["labels"] = clone(labels)
+    if isinstance(template, dict):
+        _default_pod_spec(_setdefault_path(template, "spec"))
+
+
+# --- batch/v1 --------------------------------------------------------------------------------
+
+def _default_job(job: Obj) -> None:
+    spec = _setdefault_path(job, "spec")
+    if spec.get("completions") is None and spec.get("parallelism") is None:
+        spec["completions"] = 1
+    spec.setdefault("parallelism", 1)
+    if spec.get("backoffLimitPerIndex") is None:
+        spec.setdefault("backoffLimit", 6)
+    spec.setdefault("completionMode", "NonIndexed")
+    spec.setdefault("suspend", False)
+    spec.setdefault("podReplacementPolicy",
+                    "Failed" if spec.get("podFailurePolicy") else "TerminatingOrFailed")
+    _generate_job_selector(job, spec)
+    _default_template(spec)
+
+
+def _generate_job_selector(job: Obj, spec: Obj) -> None:
+    """The Job strategy's `generateSelector`: unless `manualSelector`, select the pods by the
+    Job's uid (known once the API server has assigned it) and label the template to match."""
+    uid = (job.get("metadata") or {}).get("uid")
+    if spec.get("manualSelector") is True or spec.get("selector") or not uid:
+        return
+    name = job["metadata"].get("name", "")
+    spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
+    labels = _setdefault_path(_setdefault_path(spec, "template"), "metadata", "labels")
+    for key, value in (("batch.kubernetes.io/controller-uid", uid),
+                       ("batch.kubernetes.io/job-name", name),
+                       ("controller-uid", uid), ("job-name", name)):
+        labels.setdefault(key, value)
+
+
+def _default_cronjob(cj: Obj) -> None:
+    spec = _setdefault_path(cj, "spec")
+    spec.setdefault("concurrencyPolicy", "Allow")
+    spec.setdefault("suspend", False)
+    spec.setdefault("successfulJobsHistoryLimit", 3)
+    spec.setdefault("failedJobsHistoryLimit", 1)
+    _default_template(_setdefault_path(spec, "jobTemplate", "spec"))
+
+
 # --- the rest --------------------------------------------------------------------------------
 
 def _default_namespace(ns: Obj) -> None:
@@ -286,6 +356,12 @@ def _default_secret(secret: Obj) -> None:
     secret.setdefault("type", "Opaque")
 
 
+def _default_pv(pv: Obj) -> None:
+    spec = _setdefault_path(pv, "spec")
+    spec.setdefault("persistentVolumeReclaimPolicy", "Retain")
+    spec.setdefault("volumeMode", "Filesystem")
+
+
 def _default_node(node: Obj) -> None:
     status = node.get("status")
     if isinstance(status, dict) and "capacity" in status and "allocatable" not in status:
@@ -304,4 +380,9 @@ _BY_KIND: dict[str, Callable[[Obj], None]] = {
     "Secret": _default_secret,
     "Node": _default_node,
     "PersistentVolumeClaim": _default_pvc,
+    "PersistentVolume": _default_pv,
+    "DaemonSet": _default_daemonset,
+    "ReplicationController": _default_replication_controller,
+    "Job": _default_job,
+    "CronJob": _default_cronjob,
 }

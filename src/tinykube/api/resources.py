@@ -40,6 +40,7 @@ class Resource:
     storage_version: str = ""  # version objects are stored in; "" means this one
     deprecated_warning: str = ""  # Warning header text for every request to this version
     stored: bool = True  # False: create-only reviews, answered and never stored
+    not_run: bool = False  # stored and served, but no tinykube controller acts on it yet
 
     @property
     def singular(self) -> str:
@@ -66,6 +67,14 @@ class Resource:
     def qualified(self) -> str:
         """`statefulsets.apps`, or `services` in the core group (used in error messages)."""
         return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    @property
+    def not_run_warning(self) -> str:
+        """The Warning header text for writes of a kind nothing runs yet ("" if it is run)."""
+        if not self.not_run:
+            return ""
+        return (f"tinykube stores {self.kind} objects but does not run them yet: no "
+                f"{self.kind} controller acts on them")
 
     def subresource(self, name: str) -> Subresource | None:
         for sub in self.subresources:
@@ -99,6 +108,10 @@ def _apps(version: str, warning: str = "") -> list[Resource]:
         return [deploy, sts]
     return [
         Resource("apps", "v1", "controllerrevisions", "ControllerRevision"),
+        Resource(
+            "apps", "v1", "daemonsets", "DaemonSet", short_names=("ds",), categories=("all",),
+            subresources=(_status("apps", "v1", "DaemonSet"),), not_run=True,
+        ),
         deploy,
         Resource(
             "apps", "v1", "replicasets", "ReplicaSet", short_names=("rs",), categories=("all",),
@@ -134,6 +147,10 @@ CORE: list[Resource] = [
         subresources=(_status("", "v1", "PersistentVolumeClaim"),),
     ),
     Resource(
+        "", "v1", "persistentvolumes", "PersistentVolume", namespaced=False,
+        short_names=("pv",), subresources=(_status("", "v1", "PersistentVolume"),),
+    ),
+    Resource(
         "", "v1", "pods", "Pod", short_names=("po",), categories=("all",),
         subresources=(
             _status("", "v1", "Pod"),
@@ -141,6 +158,11 @@ CORE: list[Resource] = [
             Subresource("exec", "", "v1", "PodExecOptions", ("create", "get")),
             Subresource("log", "", "v1", "Pod", ("get",)),
         ),
+    ),
+    Resource(
+        "", "v1", "replicationcontrollers", "ReplicationController", short_names=("rc",),
+        categories=("all",),
+        subresources=(_status("", "v1", "ReplicationController"), _SCALE), not_run=True,
     ),
     Resource("", "v1", "secrets", "Secret"),
     Resource("", "v1", "serviceaccounts", "ServiceAccount", short_names=("sa",)),
@@ -163,12 +185,24 @@ REVIEWS: list[Resource] = [
     _review("authorization.k8s.io", "selfsubjectrulesreviews", "SelfSubjectRulesReview"),
 ]
 
+# batch/v1 and networking.k8s.io/v1: served so manifests (and kubectl's default prune list)
+# work; no controller runs Jobs or CronJobs yet, and Ingresses need an ingress controller.
+BATCH: list[Resource] = [
+    Resource("batch", "v1", "cronjobs", "CronJob", short_names=("cj",), categories=("all",),
+             subresources=(_status("batch", "v1", "CronJob"),), not_run=True),
+    Resource("batch", "v1", "jobs", "Job", categories=("all",),
+             subresources=(_status("batch", "v1", "Job"),), not_run=True),
+]
+
 GROUPS: list[Resource] = [
     *_apps("v1"),
     *_apps("v1beta2", _legacy_warning("v1beta2")),
     *_apps("v1beta1", _legacy_warning("v1beta1")),
+    *BATCH,
     Resource("coordination.k8s.io", "v1", "leases", "Lease"),
     Resource("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice"),
+    Resource("networking.k8s.io", "v1", "ingresses", "Ingress", short_names=("ing",),
+             subresources=(_status("networking.k8s.io", "v1", "Ingress"),)),
     Resource("node.k8s.io", "v1", "runtimeclasses", "RuntimeClass", namespaced=False),
     *REVIEWS,
 ]

@@ -45,6 +45,8 @@ _GROUP_PRIORITY = {
     "apps": 17800,
     "authentication.k8s.io": 17700,
     "authorization.k8s.io": 17600,
+    "batch": 17400,
+    "networking.k8s.io": 17200,
     "coordination.k8s.io": 16500,
     "node.k8s.io": 16300,
     "discovery.k8s.io": 16200,

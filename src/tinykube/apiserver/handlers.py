@@ -84,6 +84,9 @@ class ResourceHandler:
         warnings: list[str] = []
         if target.res.deprecated_warning:
             warnings.append(target.res.deprecated_warning)
+        if target.res.not_run and not target.subresource and \
+                request.method in ("POST", "PUT", "PATCH"):
+            warnings.append(target.res.not_run_warning)
         # Sent as headers when the response starts (add_warning_headers), which covers
         # streams, whose headers go out inside _dispatch, and errors, raised out of it.
         request[WARNINGS] = warnings
@@ -438,13 +441,16 @@ class ResourceHandler:
     def _scale_of(self, res: Resource, entry: Entry) -> Obj:
         obj = entry.obj
         meta = obj["metadata"]
+        selector = obj.get("spec", {}).get("selector")
+        if res.kind == "ReplicationController":  # a plain label map, not a LabelSelector
+            selector = {"matchLabels": selector or {}}
         return {
             "kind": "Scale", "apiVersion": "autoscaling/v1",
             "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion",
                                               "creationTimestamp") if k in meta},
             "spec": {"replicas": obj.get("spec", {}).get("replicas", 0)},
             "status": {"replicas": obj.get("status", {}).get("replicas", 0),
-                       "selector": selectors.to_string(obj.get("spec", {}).get("selector"))},
+                       "selector": selectors.to_string(selector)},
         }
 
     async def _scale(self, request: web.Request, target: Target) -> web.Response:

@@ -38,9 +38,11 @@ Clock = Callable[[], datetime.datetime]
 
 # Kinds whose status may only be written through the status subresource.
 _STATUS_KINDS = {"Pod", "Service", "Node", "Namespace", "PersistentVolumeClaim", "StatefulSet",
-                 "Deployment", "ReplicaSet"}
+                 "Deployment", "ReplicaSet", "DaemonSet", "ReplicationController", "Job",
+                 "CronJob", "Ingress", "PersistentVolume"}
 # Kinds with metadata.generation tracking spec changes.
-_GENERATION_KINDS = {"Pod", "StatefulSet", "Deployment", "ReplicaSet", "Namespace"}
+_GENERATION_KINDS = {"Pod", "StatefulSet", "Deployment", "ReplicaSet", "Namespace", "DaemonSet",
+                     "ReplicationController", "Job", "CronJob", "Ingress"}
 _EMPTY_STATUS: dict[str, Obj] = {
     "Pod": {"phase": "Pending", "qosClass": "BestEffort"},
     "Service": {"loadBalancer": {}},
@@ -48,6 +50,11 @@ _EMPTY_STATUS: dict[str, Obj] = {
     "Deployment": {},
     "ReplicaSet": {"replicas": 0},
     "PersistentVolumeClaim": {"phase": "Pending"},
+    "PersistentVolume": {"phase": "Pending"},
+    "ReplicationController": {"replicas": 0},
+    "DaemonSet": {"currentNumberScheduled": 0, "numberMisscheduled": 0,
+                  "desiredNumberScheduled": 0, "numberReady": 0},
+    "Ingress": {"loadBalancer": {}},
 }
 _NAME_SUFFIX = string.ascii_lowercase.replace("a", "").replace("e", "").replace("i", "") \
     .replace("o", "").replace("u", "") + "2456789"

@@ -93,6 +93,8 @@ def test_aggregated_group_and_version_order() -> None:
         ("apps", ["v1", "v1beta2", "v1beta1"]),
         ("authentication.k8s.io", ["v1"]),
         ("authorization.k8s.io", ["v1"]),
+        ("batch", ["v1"]),
+        ("networking.k8s.io", ["v1"]),
         ("coordination.k8s.io", ["v1"]),
         ("node.k8s.io", ["v1"]),
         ("discovery.k8s.io", ["v1"]),
@@ -261,6 +263,10 @@ def test_api_group_list_golden() -> None:
              "preferredVersion": gv("authentication.k8s.io", "v1")},
             {"name": "authorization.k8s.io", "versions": [gv("authorization.k8s.io", "v1")],
              "preferredVersion": gv("authorization.k8s.io", "v1")},
+            {"name": "batch", "versions": [gv("batch", "v1")],
+             "preferredVersion": gv("batch", "v1")},
+            {"name": "networking.k8s.io", "versions": [gv("networking.k8s.io", "v1")],
+             "preferredVersion": gv("networking.k8s.io", "v1")},
             {"name": "coordination.k8s.io", "versions": [gv("coordination.k8s.io", "v1")],
              "preferredVersion": gv("coordination.k8s.io", "v1")},
             {"name": "node.k8s.io", "versions": [gv("node.k8s.io", "v1")],
@@ -275,7 +281,7 @@ GROUPS = [
     ("apps", "apps", "v1"),
     ("discovery", "discovery.k8s.io", "v1"),
     ("core-is-not-a-named-group", "", None),
-    ("unknown", "batch", None),
+    ("unknown", "policy", None),
 ]
 
 
@@ -297,7 +303,7 @@ def test_apps_v1_resource_list_names_in_order() -> None:
     assert doc is not None
     assert doc["kind"] == "APIResourceList" and doc["groupVersion"] == "apps/v1"
     assert [entry["name"] for entry in doc["resources"]] == [
-        "controllerrevisions",
+        "controllerrevisions", "daemonsets", "daemonsets/status",
         "deployments", "deployments/scale", "deployments/status",
         "replicasets", "replicasets/scale", "replicasets/status",
         "statefulsets", "statefulsets/scale", "statefulsets/status",
@@ -333,7 +339,7 @@ def test_legacy_resource_entry(group: str, version: str, name: str,
     assert legacy_entry(group, version, name) == expected
 
 
-UNSERVED = [("core-v2", "", "v2"), ("apps-v2", "apps", "v2"), ("batch", "batch", "v1")]
+UNSERVED = [("core-v2", "", "v2"), ("apps-v2", "apps", "v2"), ("policy", "policy", "v1")]
 
 
 @pytest.mark.parametrize(("group", "version"), [u[1:] for u in UNSERVED],

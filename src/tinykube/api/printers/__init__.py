@@ -6,8 +6,9 @@ computes them the way kube-apiserver's `pkg/printers/internalversion/printers.go
 
 - one `Printer` per kind: its column definitions and a function (object, now) -> row cells,
   grouped by API group in `core_workloads` (Pod), `core_network` (Service, Endpoints,
-  EndpointSlice), `apps`, `cluster` (Node, Namespace, Event, Lease, RuntimeClass) and `config`
-  (ConfigMap, Secret, ServiceAccount, PersistentVolumeClaim); `base` has the shared pieces;
+  EndpointSlice, Ingress), `apps` (with ReplicationController), `batch` (Job, CronJob),
+  `cluster` (Node, Namespace, Event, Lease, RuntimeClass) and `config` (ConfigMap, Secret,
+  ServiceAccount, PersistentVolumeClaim, PersistentVolume); `base` has the shared pieces;
 - wide (priority 1) cells are always filled, as kube-apiserver prints with `Wide: true`;
 - kinds without a printer get the default NAME / CREATED AT table (`rest.DefaultTableConvertor`);
 - ages use `human_duration` (in `duration`), a port of apimachinery's `duration.HumanDuration`.
@@ -40,6 +41,7 @@ from tinykube.api.printers.base import (
     get_path,
     name_of,
 )
+from tinykube.api.printers.batch import BATCH_PRINTERS
 from tinykube.api.printers.cluster import CLUSTER_PRINTERS
 from tinykube.api.printers.config import CONFIG_PRINTERS
 from tinykube.api.printers.core_network import NETWORK_PRINTERS
@@ -73,7 +75,8 @@ __all__ = [
 ]
 
 PRINTERS: dict[str, Printer] = {
-    **POD_PRINTERS, **NETWORK_PRINTERS, **APPS_PRINTERS, **CLUSTER_PRINTERS, **CONFIG_PRINTERS,
+    **POD_PRINTERS, **NETWORK_PRINTERS, **APPS_PRINTERS, **BATCH_PRINTERS, **CLUSTER_PRINTERS,
+    **CONFIG_PRINTERS,
 }
 
 

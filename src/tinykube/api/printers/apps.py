@@ -1,6 +1,7 @@
-"""Printers for the apps/v1 workloads, their ControllerRevisions and the Scale subresource.
+"""Printers for the replicated workloads, their ControllerRevisions and the Scale subresource.
 
-Covers StatefulSet, Deployment, ReplicaSet, ControllerRevision and autoscaling/v1 Scale. A
+Covers StatefulSet, Deployment, ReplicaSet, DaemonSet, ControllerRevision, the core
+ReplicationController (whose selector is a plain label map) and autoscaling/v1 Scale. A
 missing `spec.replicas` is shown as 1, the internal-type default. The wide columns list the
 template's container names and images.
 """
@@ -27,6 +28,7 @@ from tinykube.api.printers.base import (
     as_int,
     as_list,
     format_label_selector,
+    format_labels,
     get_path,
     name_of,
     wide,
@@ -66,6 +68,24 @@ def _replicaset_cells(rs: Mapping[str, Any], now: datetime) -> list[Cell]:
             _status_int(rs, "readyReplicas"), age_of(rs, now),
             *_container_cells(get_path(rs, "spec", "template")),
             format_label_selector(get_path(rs, "spec", "selector"))]
+
+
+def _replication_controller_cells(rc: Mapping[str, Any], now: datetime) -> list[Cell]:
+    return [name_of(rc), _replicas(rc), _status_int(rc, "replicas"),
+            _status_int(rc, "readyReplicas"), age_of(rc, now),
+            *_container_cells(get_path(rc, "spec", "template")),
+            format_labels(get_path(rc, "spec", "selector"))]
+
+
+def _daemonset_cells(ds: Mapping[str, Any], now: datetime) -> list[Cell]:
+    template = get_path(ds, "spec", "template")
+    counts = [_status_int(ds, field) for field in (
+        "desiredNumberScheduled", "currentNumberScheduled", "numberReady",
+        "updatedNumberScheduled", "numberAvailable")]
+    return [name_of(ds), *counts, format_labels(get_path(as_dict(template), "spec",
+                                                         "nodeSelector")),
+            age_of(ds, now), *_container_cells(template),
+            format_label_selector(get_path(ds, "spec", "selector"))]
 
 
 def _scale_cells(scale: Mapping[str, Any], now: datetime) -> list[Cell]:
@@ -110,6 +130,36 @@ APPS_PRINTERS: dict[str, Printer] = {
         wide("Selector", "Selector is a label query over pods that should match the replica "
                          "count."),
     ), _replicaset_cells),
+    "DaemonSet": Printer((
+        NAME_COLUMN,
+        Column("Desired", "The total number of nodes that should be running the daemon pod "
+                          "(including nodes correctly running the daemon pod).", type="integer"),
+        Column("Current", "The number of nodes that are running at least 1 daemon pod and are "
+                          "supposed to run the daemon pod.", type="integer"),
+        Column("Ready", "numberReady is the number of nodes that should be running the daemon "
+                        "pod and have one or more of the daemon pod running with a Ready "
+                        "Condition.", type="integer"),
+        Column("Up-to-date", "The total number of nodes that are running updated daemon pod",
+               type="integer"),
+        Column("Available", "The number of nodes that should be running the daemon pod and "
+                            "have one or more of the daemon pod running and available (ready for "
+                            "at least spec.minReadySeconds)", type="integer"),
+        Column("Node Selector", "NodeSelector is a selector which must be true for the pod to "
+                                "fit on a node."),
+        AGE_COLUMN, CONTAINERS_COLUMN, IMAGES_COLUMN,
+        wide("Selector", "A label query over pods that are managed by the daemon set."),
+    ), _daemonset_cells),
+    "ReplicationController": Printer((
+        NAME_COLUMN,
+        Column("Desired", "Replicas is the number of desired replicas.", type="integer"),
+        Column("Current", "Replicas is the most recently observed number of replicas.",
+               type="integer"),
+        Column("Ready", "The number of ready replicas for this replication controller.",
+               type="integer"),
+        AGE_COLUMN, CONTAINERS_COLUMN, IMAGES_COLUMN,
+        wide("Selector", "Selector is a label query over pods that should match the Replicas "
+                         "count."),
+    ), _replication_controller_cells),
     "ControllerRevision": Printer((
         NAME_COLUMN, Column("Controller", "Controller of the object"),
         Column("Revision", "Revision indicates the revision of the state represented by Data."),

@@ -1,7 +1,7 @@
 """Printers for configuration and storage objects.
 
 ConfigMap (DATA counts `data` and `binaryData` keys), Secret, ServiceAccount and
-PersistentVolumeClaim (its access modes abbreviated RWO / ROX / RWX / RWOP).
+PersistentVolumeClaim and PersistentVolume (access modes abbreviated RWO / ROX / RWX / RWOP).
 """
 
 from __future__ import annotations
@@ -66,6 +66,24 @@ def _pvc_cells(pvc: Mapping[str, Any], now: datetime) -> list[Cell]:
             spec.get("volumeMode") or UNSET]
 
 
+def _pv_cells(pv: Mapping[str, Any], now: datetime) -> list[Cell]:
+    spec = as_dict(pv.get("spec"))
+    claim = as_dict(spec.get("claimRef"))
+    phase = str(get_path(pv, "status", "phase") or "")
+    if get_path(pv, "metadata", "deletionTimestamp") is not None:
+        phase = "Terminating"
+    annotations = as_dict(get_path(pv, "metadata", "annotations"))
+    storage_class = annotations.get("volume.beta.kubernetes.io/storage-class",
+                                    spec.get("storageClassName") or "")
+    return [name_of(pv), str(get_path(spec, "capacity", "storage") or "0"),
+            _access_modes(as_list(spec.get("accessModes"))),
+            str(spec.get("persistentVolumeReclaimPolicy") or ""), phase,
+            f"{claim.get('namespace', '')}/{claim.get('name', '')}" if claim else "",
+            str(storage_class), spec.get("volumeAttributesClassName") or UNSET,
+            str(get_path(pv, "status", "reason") or ""), age_of(pv, now),
+            spec.get("volumeMode") or UNSET]
+
+
 CONFIG_PRINTERS: dict[str, Printer] = {
     "ConfigMap": Printer((
         NAME_COLUMN, Column("Data", "Data contains the configuration data."), AGE_COLUMN,
@@ -92,4 +110,23 @@ CONFIG_PRINTERS: dict[str, Printer] = {
         Column("VolumeAttributesClass", "VolumeAttributesClass of the pvc"), AGE_COLUMN,
         wide("VolumeMode", "volumeMode defines what type of volume is required by the claim."),
     ), _pvc_cells),
+    "PersistentVolume": Printer((
+        NAME_COLUMN,
+        Column("Capacity", "capacity is the description of the persistent volume's resources "
+                           "and capacity."),
+        Column("Access Modes", "accessModes contains all ways the volume can be mounted."),
+        Column("Reclaim Policy", "persistentVolumeReclaimPolicy defines what happens to a "
+                                 "persistent volume when released from its claim."),
+        Column("Status", "phase indicates if a volume is available, bound to a claim, or "
+                         "released by a claim."),
+        Column("Claim", "claimRef is part of a bi-directional binding between "
+                        "PersistentVolume and PersistentVolumeClaim."),
+        Column("StorageClass", "StorageClass of the pv"),
+        Column("VolumeAttributesClass", "VolumeAttributesClass of the pv"),
+        Column("Reason", "reason is a brief CamelCase string that describes any failure and is "
+                         "meant for machine parsing and tidy display in the CLI."),
+        AGE_COLUMN,
+        wide("VolumeMode", "volumeMode defines if a volume is intended to be used with a "
+                           "formatted filesystem or to remain in raw block state."),
+    ), _pv_cells),
 }

@@ -1,4 +1,4 @@
-"""Printers for the core networking kinds: Service, Endpoints and EndpointSlice.
+"""Printers for the networking kinds: Service, Endpoints, EndpointSlice and Ingress.
 
 Internal-type defaults the Go printers rely on (`type: ClusterIP`, `protocol: TCP`,
 `clusterIPs` from `clusterIP`) are applied here when a field is missing. Endpoint lists show at
@@ -125,6 +125,28 @@ def _endpointslice_cells(eps: Mapping[str, Any], now: datetime) -> list[Cell]:
             _list_with_more(addresses[:_MAX_LISTED], len(addresses)), age_of(eps, now)]
 
 
+def _ingress_hosts(rules: list[Any]) -> str:
+    """formatHosts: up to three hosts, `*` when none, then ` + N more...` (N counts rules)."""
+    hosts: list[str] = []
+    more = False
+    for rule in rules:
+        more = more or len(hosts) == _MAX_LISTED
+        if not more and as_dict(rule).get("host"):
+            hosts.append(str(as_dict(rule)["host"]))
+    if not hosts:
+        return "*"
+    return ",".join(hosts) + (f" + {len(rules) - _MAX_LISTED} more..." if more else "")
+
+
+def _ingress_cells(ing: Mapping[str, Any], now: datetime) -> list[Cell]:
+    spec = as_dict(ing.get("spec"))
+    addresses = [str(as_dict(i).get("ip") or as_dict(i).get("hostname") or "")
+                 for i in as_list(get_path(ing, "status", "loadBalancer", "ingress"))]
+    return [name_of(ing), str(spec.get("ingressClassName") or NONE),
+            _ingress_hosts(as_list(spec.get("rules"))), ",".join(a for a in addresses if a),
+            "80, 443" if as_list(spec.get("tls")) else "80", age_of(ing, now)]
+
+
 NETWORK_PRINTERS: dict[str, Printer] = {
     "Service": Printer((
         NAME_COLUMN,
@@ -149,4 +171,13 @@ NETWORK_PRINTERS: dict[str, Printer] = {
                         "this slice."),
         Column("Endpoints", "endpoints is a list of unique endpoints in this slice."), AGE_COLUMN,
     ), _endpointslice_cells),
+    "Ingress": Printer((
+        NAME_COLUMN,
+        Column("Class", "The name of the IngressClass resource that should be used for "
+                        "additional configuration"),
+        Column("Hosts", "Hosts that incoming requests are matched against before the ingress "
+                        "rule"),
+        Column("Address", "Address is a list containing ingress points for the load-balancer"),
+        Column("Ports", "Ports of TLS configurations that open"), AGE_COLUMN,
+    ), _ingress_cells),
 }

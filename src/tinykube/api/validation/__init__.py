@@ -14,8 +14,10 @@ update (uid, creationTimestamp, clusterIP); empty values of those are not report
 
 The package, bottom up: `render` (Go `%#v` rendering), `names` (name/label/port/IP
 primitives), `meta` (ObjectMeta and label selectors), then one module per group of kinds:
-`pods`, `services`, `apps`, `other`. This module holds the `_VALIDATORS` tables that `validate`
-dispatches on, and re-exports the public helpers.
+`pods`, `services`, `apps`, `batch`, `storage`, `ingress`, `other`. A kind without an entry
+in the tables still gets the structural schema's checks (`api.schema`, in the codec) and the
+metadata rules: a new kind is a `resources` entry plus what is special about it. This module
+holds the `_VALIDATORS` tables that `validate` dispatches on, and re-exports the public helpers.
 """
 
 from __future__ import annotations
@@ -25,12 +27,16 @@ from collections.abc import Callable
 from tinykube.api import resources
 from tinykube.api.errors import FieldError
 from tinykube.api.validation.apps import (
+    validate_daemonset,
     validate_deployment,
     validate_replicaset,
+    validate_replication_controller,
     validate_selector_update,
     validate_statefulset,
     validate_statefulset_update,
 )
+from tinykube.api.validation.batch import validate_cronjob, validate_job
+from tinykube.api.validation.ingress import validate_ingress
 from tinykube.api.validation.meta import (
     NameCheck,
     validate_annotations,
@@ -61,6 +67,7 @@ from tinykube.api.validation.other import (
 )
 from tinykube.api.validation.pods import validate_pod, validate_pod_spec, validate_pod_update
 from tinykube.api.validation.services import validate_service, validate_service_update
+from tinykube.api.validation.storage import validate_persistent_volume
 
 __all__ = [
     "Errors",
@@ -101,6 +108,12 @@ _VALIDATORS: dict[str, Validator] = {
     "Secret": validate_secret,
     "EndpointSlice": validate_endpointslice,
     "Endpoints": validate_endpoints,
+    "DaemonSet": validate_daemonset,
+    "ReplicationController": validate_replication_controller,
+    "Job": validate_job,
+    "CronJob": validate_cronjob,
+    "PersistentVolume": validate_persistent_volume,
+    "Ingress": validate_ingress,
 }
 
 _UPDATE_VALIDATORS: dict[str, UpdateValidator] = {
@@ -112,6 +125,8 @@ _UPDATE_VALIDATORS: dict[str, UpdateValidator] = {
     "ConfigMap": validate_immutable_data,
     "Secret": validate_secret_update,
     "EndpointSlice": validate_endpointslice_update,
+    "DaemonSet": validate_selector_update,
+    "Job": validate_selector_update,
 }
 
 

@@ -1,6 +1,7 @@
-"""apps/v1 workloads: StatefulSet, Deployment and ReplicaSet (`pkg/apis/apps/validation`).
+"""Replicated workloads: StatefulSet, Deployment, ReplicaSet and DaemonSet
+(`pkg/apis/apps/validation`), and the core ReplicationController.
 
-All three share `_validate_selector_and_template` (replicas, a non-empty selector matching the
+The apps kinds share `_validate_selector_and_template` (replicas, a non-empty selector matching the
 template labels, the pod template). A StatefulSet's template mounts may name its
 `volumeClaimTemplates` as well as its volumes: the controller adds one volume per claim to each
 pod. (Upstream skips the template's pod spec for StatefulSets altogether for that reason, with a
@@ -8,8 +9,10 @@ TODO to check mounts against volumes plus claims; that union is what is checked 
 naming neither is still refused at once rather than as pods that can never be created.)
 StatefulSets add the pod management policy, update strategy and PVC retention rules, and
 allow only a few spec fields to change; Deployments add the strategy (Recreate /
-RollingUpdate with int-or-percent bounds) and the deadline rules. The selector of a Deployment
-or ReplicaSet is immutable.
+RollingUpdate with int-or-percent bounds) and the deadline rules. The selector of a Deployment,
+ReplicaSet or DaemonSet is immutable. DaemonSets have no replicas and add their update strategy
+(RollingUpdate bounds as a Deployment's). A ReplicationController's selector is a plain label
+map, required (it defaults to the template's labels) and mutable.
 """
 
 from __future__ import annotations
@@ -201,3 +204,47 @@ def validate_selector_update(obj: Obj, old: Obj) -> Errors:
         return [raw("FieldValueInvalid", "spec.selector", go_selector(selector),
                     "field is immutable")]
     return []
+
+
+def _validate_daemonset_strategy(strategy: Obj) -> Errors:
+    strategy_type = strategy.get("type")
+    if not strategy_type:
+        return [FieldError.required("spec.updateStrategy.type")]
+    if strategy_type not in ("RollingUpdate", "OnDelete"):
+        return [FieldError.not_supported("spec.updateStrategy.type", strategy_type,
+                                         ["OnDelete", "RollingUpdate"])]
+    if strategy_type == "RollingUpdate":
+        rolling = strategy.get("rollingUpdate")
+        if not isinstance(rolling, dict):
+            return [FieldError.required("spec.updateStrategy.rollingUpdate")]
+        return _validate_rolling_update(rolling, "spec.updateStrategy.rollingUpdate")
+    return []
+
+
+def validate_daemonset(ds: Obj) -> Errors:
+    spec = ds.get("spec") or {}
+    errors = _validate_selector_and_template(spec, "daemonset")
+    errors += _validate_daemonset_strategy(spec.get("updateStrategy") or {})
+    for key in ("minReadySeconds", "revisionHistoryLimit"):
+        errors += check_non_negative(f"spec.{key}", spec.get(key))
+    return errors
+
+
+def validate_replication_controller(rc: Obj) -> Errors:
+    """`ValidateReplicationControllerSpec`: the selector is a plain label map (defaulted from
+    the template's labels), which the template's labels must match."""
+    spec = rc.get("spec") or {}
+    errors = check_non_negative("spec.minReadySeconds", spec.get("minReadySeconds"))
+    selector = spec.get("selector")
+    if not selector:
+        errors.append(FieldError.required("spec.selector"))
+    errors += check_non_negative("spec.replicas", spec.get("replicas"))
+    template = spec.get("template")
+    if isinstance(template, dict) and selector:
+        labels = (template.get("metadata") or {}).get("labels") or {}
+        if any(labels.get(k) != v for k, v in selector.items()):
+            errors.append(raw("FieldValueInvalid", "spec.template.metadata.labels",
+                              go_map(labels), "`selector` does not match template `labels`"))
+    errors += validate_template(spec, "spec.template")
+    return errors
+
