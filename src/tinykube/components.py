@@ -43,7 +43,7 @@ from tinykube.controllers.endpointslice import EndpointSliceController
 from tinykube.controllers.endpointslice_mirroring import MirroringController
 from tinykube.controllers.gc import GarbageCollector
 from tinykube.controllers.namespace import NamespaceController
-from tinykube.controllers.replicaset import ReplicaSetController
+from tinykube.controllers.replicaset import ReplicaSetController, ReplicationControllerController
 from tinykube.controllers.scheduler import Scheduler
 from tinykube.controllers.serviceaccounts import ServiceAccountsController
 from tinykube.controllers.statefulset import StatefulSetController
@@ -109,7 +109,8 @@ def node_pod_cidrs(cluster_cidr: str, count: int) -> list[str]:
 
 def _controllers(client: RESTClient) -> list[Controller]:
     return [Scheduler(client), StatefulSetController(client), DeploymentController(client),
-            ReplicaSetController(client), EndpointSliceController(client),
+            ReplicaSetController(client), ReplicationControllerController(client),
+            EndpointSliceController(client),
             EndpointsController(client), MirroringController(client),
             NamespaceController(client), ServiceAccountsController(client),
             GarbageCollector(client)]

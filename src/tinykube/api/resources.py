@@ -73,8 +73,8 @@ class Resource:
         """The Warning header text for writes of a kind nothing runs yet ("" if it is run)."""
         if not self.not_run:
             return ""
-        return (f"tinykube stores {self.kind} objects but does not run them yet: no "
-                f"{self.kind} controller acts on them")
+        return (f"tinykube stores {self.kind} objects but does not run them yet: no controller "
+                "acts on them")
 
     def subresource(self, name: str) -> Subresource | None:
         for sub in self.subresources:
@@ -162,7 +162,7 @@ CORE: list[Resource] = [
     Resource(
         "", "v1", "replicationcontrollers", "ReplicationController", short_names=("rc",),
         categories=("all",),
-        subresources=(_status("", "v1", "ReplicationController"), _SCALE), not_run=True,
+        subresources=(_status("", "v1", "ReplicationController"), _SCALE),
     ),
     Resource("", "v1", "secrets", "Secret"),
     Resource("", "v1", "serviceaccounts", "ServiceAccount", short_names=("sa",)),

@@ -53,7 +53,8 @@ DEPENDENTS = (("", "v1", "pods"), ("apps", "v1", "replicasets"),
               ("apps", "v1", "controllerrevisions"), ("discovery.k8s.io", "v1", "endpointslices"),
               ("coordination.k8s.io", "v1", "leases"))
 OWNERS = (("apps", "v1", "deployments"), ("apps", "v1", "statefulsets"),
-          ("apps", "v1", "replicasets"), ("", "v1", "services"), ("", "v1", "nodes"))
+          ("apps", "v1", "replicasets"), ("", "v1", "replicationcontrollers"),
+          ("", "v1", "services"), ("", "v1", "nodes"))
 
 
 def uid_index(obj: Obj) -> list[str]:

@@ -22,6 +22,11 @@ cannot wedge a ReplicaSet). Status is still written meanwhile.
 `minReadySeconds`: a pod is available once it has been Ready that long (by its Ready
 condition's lastTransitionTime); the key is re-queued for when the next pod becomes available.
 Orphan adoption is not done: pods are only ever counted through their controller reference.
+
+ReplicationControllers run through the same code, as upstream's RC manager wraps the
+ReplicaSet controller: an RC is a ReplicaSet whose selector is a plain label map.
+`ReplicationControllerController` only names its resource and turns that map into a
+LabelSelector (`label_selector`); pods, expectations, status and events are shared.
 """
 
 from __future__ import annotations
@@ -224,10 +229,11 @@ class Expectations:
 
 class ReplicaSetController(Controller):
     name = "replicaset-controller"
+    resource = ("apps", "v1", "replicasets")
 
     def __init__(self, client: RESTClient, *,
                  now: Callable[[], datetime.datetime] | None = None) -> None:
-        self.res = resources.must("apps", "v1", "replicasets")
+        self.res = resources.must(*self.resource)
         self.pods_res = resources.must("", "v1", "pods")
         self.sets = shared_informer(client, self.res)
         self.pods = shared_informer(client, self.pods_res)
@@ -235,7 +241,7 @@ class ReplicaSetController(Controller):
         super().__init__(client, [self.sets, self.pods])
         self.now = now or (lambda: datetime.datetime.now(datetime.UTC))  # injected in tests
         self.expectations = Expectations()
-        self.recorder = events.Recorder(client, "replicaset-controller")
+        self.recorder = events.Recorder(client, self.name)
         self.sets.add_handlers(on_add=self.enqueue, on_update=lambda _old, new: self.enqueue(new),
                                on_delete=self.enqueue)
         self.pods.add_handlers(on_add=self._on_pod, on_update=lambda _old, new: self._on_pod(new),
@@ -243,12 +249,17 @@ class ReplicaSetController(Controller):
 
     def _on_pod(self, pod: Pod) -> None:
         ref = controller_ref(pod)
-        if ref is not None and ref.get("kind") == "ReplicaSet":
+        if ref is not None and ref.get("kind") == self.res.kind:
             self.queue.add(f"{pod['metadata']['namespace']}/{ref['name']}")
+
+    @staticmethod
+    def label_selector(rs: Mapping[str, Any]) -> Any:
+        """The object's pod selector as a LabelSelector."""
+        return rs["spec"].get("selector")
 
     def active_pods(self, rs: Mapping[str, Any]) -> list[Pod]:
         """Active pods controlled by `rs` that match its selector."""
-        selector = selectors.from_label_selector(rs["spec"].get("selector"))
+        selector = selectors.from_label_selector(self.label_selector(rs))
         return [p for p in self.pods.cache.by_index(CONTROLLER_INDEX, rs["metadata"]["uid"])
                 if is_active(p) and selectors.match_labels(selector, p["metadata"].get("labels"))]
 
@@ -323,3 +334,13 @@ class ReplicaSetController(Controller):
         if wait is not None:
             self.queue.add_after(object_key(rs), wait)
 
+
+class ReplicationControllerController(ReplicaSetController):
+    """ReplicationControllers: the ReplicaSet logic with a map selector."""
+
+    name = "replication-controller"
+    resource = ("", "v1", "replicationcontrollers")
+
+    @staticmethod
+    def label_selector(rs: Mapping[str, Any]) -> Any:
+        return {"matchLabels": rs["spec"].get("selector") or {}}

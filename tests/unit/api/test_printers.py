@@ -365,6 +365,81 @@ CELL_CASES: list[tuple[str, str, dict[str, Any], list[Any]]] = [
      ["web", 3, 2, "60m"]),
     ("Binding", "default-printer", {"metadata": meta("x", 90 * S)},
      ["x", "2024-05-01T11:58:30Z"]),
+    # Kinds served without a controller of their own (issue 9 item 5).
+    ("Job", "running-work-queue", {
+        "metadata": meta("pi", 2 * M), "spec": {"parallelism": 3, "selector": {
+            "matchLabels": {"batch.kubernetes.io/controller-uid": "u1"}},
+            "template": {"spec": {"containers": [{"name": "pi", "image": "perl"}]}}},
+        "status": {"startTime": ts(90 * S), "succeeded": 1}},
+     ["pi", "Running", "1/1 of 3", "90s", "2m", "pi", "perl",
+      "batch.kubernetes.io/controller-uid=u1"]),
+    ("Job", "complete", {
+        "metadata": meta("done", H), "spec": {"completions": 2, "parallelism": 1},
+        "status": {"startTime": ts(H), "completionTime": ts(50 * M), "succeeded": 2,
+                   "conditions": [{"type": "SuccessCriteriaMet", "status": "True"},
+                                  {"type": "Complete", "status": "True"}]}},
+     ["done", "Complete", "2/2", "10m", "60m", "", "", "<none>"]),
+    ("Job", "not-started-suspended", {
+        "metadata": meta("later", M), "spec": {"completions": 1, "suspend": True},
+        "status": {"conditions": [{"type": "Suspended", "status": "True"},
+                                  {"type": "Failed", "status": "False"}]}},
+     ["later", "Suspended", "0/1", "", "60s", "", "", "<none>"]),
+    ("Job", "terminating-before-suspended", {
+        "metadata": meta("gone", M, deletionTimestamp=ts(S)), "spec": {},
+        "status": {"conditions": [{"type": "Suspended", "status": "True"}]}},
+     ["gone", "Terminating", "0/1", "", "60s", "", "", "<none>"]),
+    ("CronJob", "scheduled", {
+        "metadata": meta("hello", D), "spec": {
+            "schedule": "*/5 * * * *", "timeZone": "Etc/UTC", "suspend": False,
+            "jobTemplate": {"spec": {"template": {"spec": {
+                "containers": [{"name": "h", "image": "busybox"}]}}}}},
+        "status": {"active": [{"name": "hello-1"}], "lastScheduleTime": ts(3 * M)}},
+     ["hello", "*/5 * * * *", "Etc/UTC", "False", 1, "3m", "24h", "h", "busybox", "<none>"]),
+    ("CronJob", "never-scheduled", {"metadata": meta("cj", H), "spec": {"schedule": "@daily"}},
+     ["cj", "@daily", "<none>", "<unset>", 0, "<none>", "60m", "", "", "<none>"]),
+    ("DaemonSet", "ds", {
+        "metadata": meta("agent", H), "spec": {
+            "selector": {"matchLabels": {"name": "agent"}},
+            "template": {"spec": {"nodeSelector": {"disk": "ssd", "arch": "amd64"},
+                                  "containers": [{"name": "a", "image": "busybox"}]}}},
+        "status": {"desiredNumberScheduled": 3, "currentNumberScheduled": 3, "numberReady": 2,
+                   "updatedNumberScheduled": 1, "numberAvailable": 2}},
+     ["agent", 3, 3, 2, 1, 2, "arch=amd64,disk=ssd", "60m", "a", "busybox", "name=agent"]),
+    ("ReplicationController", "rc", {
+        "metadata": meta("rc1", H), "spec": {"replicas": 2, "selector": {"app": "rc1"},
+                                             "template": {"spec": {"containers": [
+                                                 {"name": "a", "image": "nginx"}]}}},
+        "status": {"replicas": 2, "readyReplicas": 1}},
+     ["rc1", 2, 2, 1, "60m", "a", "nginx", "app=rc1"]),
+    ("PersistentVolume", "bound", {
+        "metadata": meta("pv1", D, annotations={
+            "volume.beta.kubernetes.io/storage-class": "legacy"}),
+        "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteMany", "ReadWriteOnce"],
+                 "persistentVolumeReclaimPolicy": "Retain", "storageClassName": "standard",
+                 "claimRef": {"namespace": "default", "name": "data"},
+                 "volumeMode": "Filesystem"},
+        "status": {"phase": "Bound"}},
+     ["pv1", "1Gi", "RWO,RWX", "Retain", "Bound", "default/data", "legacy", "<unset>", "",
+      "24h", "Filesystem"]),
+    ("PersistentVolume", "terminating", {
+        "metadata": meta("pv2", M, deletionTimestamp=ts(S)),
+        "spec": {"capacity": {"storage": "5Gi"}, "persistentVolumeReclaimPolicy": "Delete",
+                 "volumeAttributesClassName": "gold"},
+        "status": {"phase": "Released", "reason": "Lost"}},
+     ["pv2", "5Gi", "", "Delete", "Terminating", "", "", "gold", "Lost", "60s", "<unset>"]),
+    ("Ingress", "tls-and-address", {
+        "metadata": meta("web", H), "spec": {
+            "ingressClassName": "nginx", "tls": [{"hosts": ["a.example"]}],
+            "rules": [{"host": "a.example"}, {"host": "b.example"}]},
+        "status": {"loadBalancer": {"ingress": [{"ip": "127.0.0.5"}, {"hostname": "lb"}]}}},
+     ["web", "nginx", "a.example,b.example", "127.0.0.5,lb", "80, 443", "60m"]),
+    ("Ingress", "default-backend-only", {
+        "metadata": meta("def", H), "spec": {"defaultBackend": {"service": {"name": "x"}}}},
+     ["def", "<none>", "*", "", "80", "60m"]),
+    ("Ingress", "more-than-three-hosts", {
+        "metadata": meta("many", H), "spec": {"rules": [
+            {"host": "a"}, {}, {"host": "b"}, {"host": "c"}, {"host": "d"}]}},
+     ["many", "<none>", "a,b,c + 2 more...", "", "80", "60m"]),
 ]
 
 
@@ -399,6 +474,15 @@ HEADERS = [
     ("Lease", "NAME HOLDER AGE"),
     ("RuntimeClass", "NAME HANDLER AGE"),
     ("Scale", "NAME DESIRED AVAILABLE AGE"),
+    ("Job", "NAME STATUS COMPLETIONS DURATION AGE CONTAINERS* IMAGES* SELECTOR*"),
+    ("CronJob", "NAME SCHEDULE TIMEZONE SUSPEND ACTIVE LAST SCHEDULE AGE CONTAINERS* IMAGES* "
+                "SELECTOR*"),
+    ("DaemonSet", "NAME DESIRED CURRENT READY UP-TO-DATE AVAILABLE NODE SELECTOR AGE "
+                  "CONTAINERS* IMAGES* SELECTOR*"),
+    ("ReplicationController", "NAME DESIRED CURRENT READY AGE CONTAINERS* IMAGES* SELECTOR*"),
+    ("PersistentVolume", "NAME CAPACITY ACCESS MODES RECLAIM POLICY STATUS CLAIM STORAGECLASS "
+                         "VOLUMEATTRIBUTESCLASS REASON AGE VOLUMEMODE*"),
+    ("Ingress", "NAME CLASS HOSTS ADDRESS PORTS AGE"),
     ("Unknown", "NAME CREATED AT"),
 ]
 
@@ -415,7 +499,7 @@ def test_column_definition_shape(kind: str) -> None:
     cols = printers.columns(kind)
     for col in cols:
         assert set(col) == {"name", "type", "format", "description", "priority"}
-        assert col["type"] in ("string", "integer", "date") and col["description"]
+        assert col["type"] in ("string", "integer", "boolean", "date") and col["description"]
     names = [c for c in cols if c["name"] == "Name"]
     assert len(names) == 1
     assert names[0]["format"] == ("" if kind == "Scale" else "name")
@@ -424,7 +508,11 @@ def test_column_definition_shape(kind: str) -> None:
 @pytest.mark.parametrize(("kind", "integer_columns"), [
     ("ReplicaSet", ["Desired", "Current", "Ready"]), ("Scale", ["Desired", "Available"]),
     ("Pod", []), ("Deployment", []), ("Secret", []), ("Unknown", []),
-], ids=["rs", "scale", "pod-restarts-is-string", "deploy", "secret", "default"])
+    ("ReplicationController", ["Desired", "Current", "Ready"]),
+    ("DaemonSet", ["Desired", "Current", "Ready", "Up-to-date", "Available"]),
+    ("CronJob", ["Active"]), ("Job", []),
+], ids=["rs", "scale", "pod-restarts-is-string", "deploy", "secret", "default", "rc", "ds",
+        "cronjob", "job"])
 def test_integer_columns(kind: str, integer_columns: list[str]) -> None:
     assert [c["name"] for c in printers.columns(kind) if c["type"] == "integer"] == integer_columns
 

@@ -159,3 +159,46 @@ async def test_sync_leaves_a_deleting_replicaset_alone() -> None:
     ctl = _controller(client, doomed, [])
     await ctl.sync("default/web-abc")
     assert not [c for c in client.writes() if c[0] == "create"]
+
+
+def rc(replicas: int = 2) -> Obj:
+    """A ReplicationController: a ReplicaSet with a plain label map for a selector."""
+    return {"apiVersion": "v1", "kind": "ReplicationController",
+            "metadata": {"name": "web-abc", "namespace": "default", "uid": "rs-uid",
+                         "generation": 1, "resourceVersion": "7"},
+            "spec": {"replicas": replicas, "selector": {"app": "web"},
+                     "template": {"metadata": {"labels": {"app": "web"}},
+                                  "spec": {"containers": [{"name": "c", "image": "nginx"}]}}},
+            "status": {"replicas": 0}}
+
+
+def rc_pod(name: str, **kwargs: Any) -> Obj:
+    owned = pod(name, **kwargs)
+    owned["metadata"]["ownerReferences"] = [{"apiVersion": "v1", "kind": "ReplicationController",
+                                             "name": "web-abc", "uid": "rs-uid",
+                                             "controller": True}]
+    return owned
+
+
+async def test_replication_controller_runs_through_the_same_sync() -> None:
+    client = FakeClient()
+    ctl = replicaset.ReplicationControllerController(
+        client, now=lambda: NOW)  # type: ignore[arg-type]
+    ctl.sets.cache.put("default/web-abc", rc(replicas=2))
+    for p in (rc_pod("web-abc-1"), rc_pod("other", labels={"app": "db"})):
+        ctl.pods.cache.put(f"default/{p['metadata']['name']}", p)
+    await ctl.sync("default/web-abc")
+    creates = [c for c in client.writes() if c[0] == "create"]
+    assert [c[2]["metadata"]["ownerReferences"][0]["kind"] for c in creates] == \
+        ["ReplicationController"]
+    assert ("patch/status", "replicationcontrollers", {"status": {
+        "replicas": 1, "fullyLabeledReplicas": 1, "readyReplicas": 1, "availableReplicas": 1,
+        "observedGeneration": 1}}) in client.writes()
+    assert client.events == [("Normal", "SuccessfulCreate", "Created pod: web-abc-00001")]
+
+
+def test_replication_controller_queues_only_its_own_pods() -> None:
+    ctl = replicaset.ReplicationControllerController(FakeClient())  # type: ignore[arg-type]
+    ctl._on_pod(pod("rs-owned"))
+    ctl._on_pod(rc_pod("rc-owned"))
+    assert len(ctl.queue) == 1
