@@ -115,6 +115,19 @@ ZERO_IS_A_VALUE: frozenset[tuple[str, str]] = frozenset(
         "Endpoint": "hostname nodeName zone",
         "LeaseSpec": "holderIdentity leaseDurationSeconds leaseTransitions strategy "
                      "preferredHolder",
+        "ReplicationControllerSpec": "replicas",
+        "DaemonSetSpec": "revisionHistoryLimit",
+        "DaemonSetStatus": "collisionCount",
+        "JobSpec": "parallelism completions activeDeadlineSeconds backoffLimit "
+                   "backoffLimitPerIndex maxFailedIndexes manualSelector "
+                   "ttlSecondsAfterFinished completionMode suspend podReplacementPolicy "
+                   "managedBy",
+        "JobStatus": "terminating ready failedIndexes",
+        "CronJobSpec": "timeZone startingDeadlineSeconds suspend successfulJobsHistoryLimit "
+                       "failedJobsHistoryLimit",
+        "PersistentVolumeSpec": "volumeMode volumeAttributesClassName",
+        "IngressSpec": "ingressClassName",
+        "HTTPIngressPath": "pathType",
     }.items()
     for field in fields.split()
 )

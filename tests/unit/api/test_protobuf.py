@@ -79,6 +79,9 @@ CASES: dict[str, tuple[str, str, bytes, dict[str, Any]]] = {
     "explicit zero replicas is kept (a Go pointer), zero minReadySeconds is not": (
         "apps/v1", "Deployment", meta(raw(1, "d")) + raw(2, num(1, 0) + num(5, 0)),
         {"metadata": {"name": "d"}, "spec": {"replicas": 0}}),
+    "a Job's explicit zero backoffLimit and false suspend are kept (Go pointers)": (
+        "batch/v1", "Job", meta(raw(1, "j")) + raw(2, num(7, 0) + num(10, 0)),
+        {"metadata": {"name": "j"}, "spec": {"backoffLimit": 0, "suspend": False}}),
     "negative int64 and sign-extended int32": (
         "v1", "Pod", meta(raw(1, "p"), num(10, -5))
         + raw(2, num(4, -30) + raw(2, raw(1, "c") + raw(6, num(3, -1)))),
