@@ -7,6 +7,8 @@ ReplicationController, Job, CronJob, Ingress, DaemonSet, PersistentVolume ...) a
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.conftest import Kubectl
@@ -160,3 +162,13 @@ def test_replication_controller_runs_and_scales_its_pods(kubectl: Kubectl) -> No
 def _wait_ready(kubectl: Kubectl, replicas: str) -> None:
     kubectl("wait", "rc/rc1", f"--for=jsonpath={{.status.readyReplicas}}={replicas}",
             "--timeout=30s")
+
+
+def test_create_ingress_sends_protobuf_with_its_inline_rule_value(kubectl: Kubectl) -> None:
+    """`kubectl create ingress` sends protobuf, where IngressRule embeds IngressRuleValue
+    inline (`json:",inline"`): its `http` must land on the rule itself."""
+    kubectl("create", "ingress", "x", "--rule=foo.com/bar=svc1:8080")
+    rules = json.loads(kubectl("get", "ingress", "x", "-o", "jsonpath={.spec.rules}"))
+    assert rules == [{"host": "foo.com", "http": {"paths": [{
+        "backend": {"service": {"name": "svc1", "port": {"number": 8080}}},
+        "path": "/bar", "pathType": "Exact"}]}}]

@@ -236,6 +236,8 @@ INLINE = {
     ("ConfigMapProjection", "localObjectReference"),
     ("ConfigMapVolumeSource", "localObjectReference"),
     ("EphemeralContainer", "ephemeralContainerCommon"),
+    ("IngressRule", "ingressRuleValue"),
+    ("PersistentVolumeSpec", "persistentVolumeSource"),
     ("Probe", "handler"),
     ("SecretEnvSource", "localObjectReference"),
     ("SecretKeySelector", "localObjectReference"),
