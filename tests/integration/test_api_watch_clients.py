@@ -297,6 +297,17 @@ def test_bad_continue_token_is_400(server: ServerThread, paged_namespace: str) -
     assert raised.value.status == 400
 
 
+def test_error_body_reaches_the_client_as_kube_apiserver_writes_it(server: ServerThread) -> None:
+    """The official client keeps the body verbatim (`ApiException.body`, and its str)."""
+    api = core_api(server)
+    with pytest.raises(ApiException) as raised:
+        api.read_namespaced_config_map("absent", "default")
+    assert raised.value.body == (
+        '{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":'
+        '"configmaps \\"absent\\" not found","reason":"NotFound","details":{"name":"absent",'
+        '"kind":"configmaps"},"code":404}\n')
+
+
 # --- kr8s --------------------------------------------------------------------------------
 
 SeenRequest = tuple[str, str, dict[str, str]]

@@ -4,6 +4,11 @@ kube-apiserver answers every failure with a `meta/v1 Status` body whose `reason`
 `details` drive what kubectl prints (see `shared/docs/kubectl-compat.md` §5). Everything below the
 HTTP layer raises these exceptions; the API server turns them into responses at one boundary.
 
+Every Status on the wire goes through `status_json` (or `APIError.body`), which writes the fields
+in the order of Go's `metav1.Status` struct (kind, apiVersion, metadata, status, message, reason,
+details, code; details as name, group, kind, uid, causes, retryAfterSeconds). A response body
+ends with a newline as Go's `json.Encoder` writes it: clients quote error bodies verbatim.
+
 Field errors follow apimachinery's `field.Error`: a path such as `spec.ports[0].port`, a type
 (`FieldValueInvalid`, `FieldValueRequired`, ...) and a detail. Their `message` is worded exactly
 as `field.Error.ErrorBody()` words it so that kubectl prints the familiar lines.
@@ -14,6 +19,8 @@ from __future__ import annotations
 import dataclasses
 import json
 from typing import Any
+
+import orjson
 
 # Cause reasons (apimachinery metav1.CauseType) for each field error type.
 _FIELD_TYPES: dict[str, str] = {
@@ -28,6 +35,33 @@ _FIELD_TYPES: dict[str, str] = {
     "FieldValueTypeInvalid": "Invalid value",
     "FieldValueUnknown": "Unknown field",
 }
+
+
+# Field order of Go's metav1.Status, StatusDetails and StatusCause (encoding/json follows it).
+_STATUS_FIELDS = ("kind", "apiVersion", "metadata", "status", "message", "reason", "details",
+                  "code")
+_DETAILS_FIELDS = ("name", "group", "kind", "uid", "causes", "retryAfterSeconds")
+_CAUSE_FIELDS = ("reason", "message", "field")
+
+
+def _ordered(value: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    return {k: value[k] for k in fields if k in value}
+
+
+def status_json(status: dict[str, Any]) -> bytes:
+    """A Status as compact JSON in Go's field order (no newline: to embed, or for a stream)."""
+    ordered = _ordered(status, _STATUS_FIELDS)
+    details = ordered.get("details")
+    if isinstance(details, dict):
+        details = ordered["details"] = _ordered(details, _DETAILS_FIELDS)
+        if isinstance(details.get("causes"), list):
+            details["causes"] = [_ordered(c, _CAUSE_FIELDS) for c in details["causes"]]
+    return orjson.dumps(ordered)
+
+
+def status_body(status: dict[str, Any]) -> bytes:
+    """A Status as a response body: `status_json` and the newline of Go's json.Encoder."""
+    return status_json(status) + b"\n"
 
 
 def _go_value(value: Any) -> str:
@@ -129,11 +163,15 @@ class APIError(Exception):
             "status": "Failure",
             "message": self.message,
             "reason": self.reason,
-            "code": self.code,
         }
         if self.details is not None:
             status["details"] = self.details
+        status["code"] = self.code
         return status
+
+    def body(self) -> bytes:
+        """The response body: this error's Status, as kube-apiserver writes it."""
+        return status_body(self.to_status())
 
 
 def _qualified(resource: str, group: str) -> str:

@@ -48,7 +48,7 @@ _HEALTH = ("/healthz", "/livez", "/readyz")
 
 
 def _status_response(error: errors.APIError) -> web.Response:
-    return web.Response(body=orjson.dumps(error.to_status()), status=error.code,
+    return web.Response(body=error.body(), status=error.code,
                         content_type="application/json")
 
 

@@ -214,7 +214,7 @@ class ResourceHandler:
                                        _watch_index(request))
         except errors.Gone as gone:
             await response.prepare(request)
-            await response.write(codec.watch_line("ERROR", orjson.dumps(gone.to_status())))
+            await response.write(codec.watch_line("ERROR", errors.status_json(gone.to_status())))
             return response
         timeout = int_param(request, "timeoutSeconds")
         deadline = asyncio.get_running_loop().time() + timeout if timeout else None
@@ -433,8 +433,8 @@ class ResourceHandler:
             with contextlib.suppress(errors.NotFound):
                 self.registry.delete(res, meta.get("namespace", ""), meta["name"], options,
                                      dry_run=dry_run)
-        return _json({"kind": "Status", "apiVersion": "v1", "metadata": {},
-                      "status": "Success"})
+        return _json(errors.status_body({"kind": "Status", "apiVersion": "v1",
+                                         "metadata": {}, "status": "Success"}))
 
     # --- subresources ---------------------------------------------------------------
 
@@ -504,8 +504,9 @@ class ResourceHandler:
         obj = clone(entry.obj)
         obj["spec"]["nodeName"] = node
         self.registry.store.update(res.storage_key, obj, expected_rv=entry.rv)
-        return _json({"kind": "Status", "apiVersion": "v1", "metadata": {},
-                      "status": "Success", "code": 201}, status=201)
+        return _json(errors.status_body({"kind": "Status", "apiVersion": "v1",
+                                         "metadata": {}, "status": "Success", "code": 201}),
+                     status=201)
 
 def _watch_index(request: web.Request) -> tuple[str, str] | None:
     """An exact-match field the store can index this watch by (see `Store.watch`)."""
@@ -545,7 +546,7 @@ def _expired_continue(start: str) -> web.Response:
         "between the time the first chunk was returned and now may show up in the list.")
     status = expired.to_status()
     status["metadata"]["continue"] = _encode_continue(-1, start)
-    return _json(status, status=expired.code)
+    return _json(errors.status_body(status), status=expired.code)
 
 
 def _encode_continue(rv: int, start: str) -> str:

@@ -27,7 +27,6 @@ import logging
 from collections.abc import Awaitable, Callable
 
 import aiohttp
-import orjson
 from aiohttp import web
 
 from tinykube.api import errors, remotecommand
@@ -76,7 +75,7 @@ def read_error(exc: OSError, what: str) -> errors.APIError:
 
 
 def _status(exc: errors.APIError) -> web.Response:
-    return web.Response(body=orjson.dumps(exc.to_status()), status=exc.code,
+    return web.Response(body=exc.body(), status=exc.code,
                         content_type="application/json")
 
 
@@ -92,7 +91,7 @@ async def _stream(request: web.Request,
         made = session()
     except errors.APIError as exc:
         await ws.send_bytes(remotecommand.frame(remotecommand.ERROR,
-                                                orjson.dumps(exc.to_status())))
+                                                errors.status_json(exc.to_status())))
     else:
         await made.run(WebSocket(ws))
     await ws.close()

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import subprocess
 from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from typing import Any, Protocol
 
+from tinykube.api import errors
 from tinykube.api.remotecommand import (
     CLOSE,
     ERROR,
@@ -66,8 +66,8 @@ class ExecSession:
                 **self.streams.spawn_options())
         except (OSError, subprocess.SubprocessError) as exc:
             self.streams.started(None)
-            await socket.send_bytes(frame(ERROR, json.dumps(failure(
-                f"error executing command in container: {exc}")).encode()))
+            await socket.send_bytes(frame(ERROR, errors.status_json(failure(
+                f"error executing command in container: {exc}"))))
             return
         self.streams.started(proc)
         try:
@@ -128,8 +128,8 @@ async def _session(socket: Socket, work: Coroutine[Any, Any, int],
     try:
         await asyncio.wait({working, reading}, return_when=asyncio.FIRST_COMPLETED)
         if working.done() and working.exception() is None:
-            await socket.send_bytes(frame(ERROR, json.dumps(
-                exit_status(working.result())).encode()))
+            await socket.send_bytes(frame(ERROR, errors.status_json(
+                exit_status(working.result()))))
     except ConnectionError:
         pass
     finally:
