@@ -26,9 +26,10 @@ SERVICES = "/api/v1/namespaces/default/services"
 WATCHED = (CONFIGMAPS, SERVICES, "/api/v1/namespaces", "/apis/apps/v1/deployments")
 MAX_BODY = 3 * 1024 * 1024
 NOT_FOUND_MESSAGE = "the server could not find the requested resource"
-NOT_FOUND_STATUS: dict[str, Any] = {
-    "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-    "message": NOT_FOUND_MESSAGE, "reason": "NotFound", "details": {}, "code": 404}
+NOT_FOUND_STATUS = (  # kube-apiserver's bytes, with what tinykube adds to the message
+    b'{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"the server '
+    b'could not find the requested resource (tinykube does not serve widgets in v1)","reason":'
+    b'"NotFound","details":{},"code":404}\n')
 
 
 def service(name: str = "svc", **spec: Any) -> dict[str, Any]:
@@ -236,7 +237,67 @@ def test_bad_request_is_refused_and_changes_nothing(server: Server, case: Case) 
 
 def test_not_found_status_matches_kube_apiserver(server: Server) -> None:
     reply = send(server, CASES["unknown-core-resource"])
-    assert reply.json() == NOT_FOUND_STATUS
+    assert reply.body == NOT_FOUND_STATUS
+
+
+POD = "/api/v1/namespaces/default/pods/web"
+# An unserved path: the 404 says what tinykube does not serve and, where one exists, what to use.
+UNSERVED = {
+    "pods-portforward": (POD + "/portforward", "pods/portforward; pod IPs are reachable from "
+                         "the host directly in host mode: connect to the pod IP that kubectl "
+                         "get pod -o wide shows"),
+    "pods-eviction": (POD + "/eviction", "pods/eviction; delete the pod instead, as kubectl "
+                      "drain does on a server without eviction"),
+    "pods-proxy-with-path": (POD + "/proxy/metrics", "pods/proxy; connect to the pod IP "
+                             "directly"),
+    "services-proxy": ("/api/v1/namespaces/default/services/kubernetes/proxy",
+                       "services/proxy; connect to the Service's cluster IP, which tinykube's "
+                       "service proxy forwards, or to a pod IP"),
+    "nodes-proxy": ("/api/v1/nodes/n/proxy/stats/summary",
+                    "nodes/proxy; kubectl logs serves container logs"),
+    "unknown-subresource": ("/api/v1/namespaces/default/services/kubernetes/nope",
+                            "services/nope"),
+    "subresource-in-group": ("/apis/apps/v1/namespaces/default/deployments/d/rollback",
+                             "deployments/rollback in apps"),
+    "replicationcontrollers": ("/api/v1/replicationcontrollers",
+                               "replicationcontrollers in v1; use a ReplicaSet or a Deployment"),
+    "jobs": ("/apis/batch/v1/namespaces/default/jobs",
+             "jobs in batch/v1; run a Pod with restartPolicy: Never or OnFailure"),
+    "rbac-resource": ("/apis/rbac.authorization.k8s.io/v1/clusterroles",
+                      "clusterroles in rbac.authorization.k8s.io/v1; the admin token may do "
+                      "everything; there is no authorization to configure"),
+    "unknown-core-resource": ("/api/v1/widgets", "widgets in v1"),
+    "unknown-version": ("/apis/apps/v9/deployments", "deployments in apps/v9"),
+    "unserved-group-version": ("/apis/batch/v1", "batch/v1; run a Pod with restartPolicy: "
+                               "Never or OnFailure"),
+    "unserved-group": ("/apis/example.com", "the example.com API group"),
+    "unserved-core-version": ("/api/v2", "v2"),
+}
+
+
+@pytest.mark.parametrize(("path", "detail"), UNSERVED.values(), ids=UNSERVED.keys())
+def test_unserved_path_says_what_is_not_served(server: Server, path: str, detail: str) -> None:
+    conn = server.connect()
+    try:
+        reply = conn.request("GET", path)
+    finally:
+        conn.close()
+    assert reply.status == 404
+    status = reply.json()
+    assert (status["reason"], status["code"], status["details"]) == ("NotFound", 404, {})
+    assert status["message"] == f"{NOT_FOUND_MESSAGE} (tinykube does not serve {detail})"
+
+
+@pytest.mark.parametrize("path", ["/api/v1/namespaces/default/nodes",
+                                  "/api/v1/namespaces/default/pods/web/log/extra"])
+def test_malformed_path_for_a_served_resource_is_kube_apiservers_404(server: Server,
+                                                                     path: str) -> None:
+    conn = server.connect()
+    try:
+        reply = conn.request("GET", path)
+    finally:
+        conn.close()
+    assert (reply.status, reply.json()["message"]) == (404, NOT_FOUND_MESSAGE)
 
 
 def test_oversize_chunked_body_is_refused(server: Server) -> None:

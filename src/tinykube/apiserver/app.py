@@ -28,7 +28,7 @@ from aiohttp import web
 
 from tinykube import __version__
 from tinykube.api import errors
-from tinykube.apiserver import discovery, handlers, openapi, openapi_v2, paths
+from tinykube.apiserver import discovery, handlers, openapi, openapi_v2, paths, unserved
 from tinykube.apiserver.handlers import ResourceHandler
 
 log = logging.getLogger(__name__)
@@ -140,8 +140,10 @@ class APIServer:
         path = request.path.rstrip("/") or "/"
         try:
             target = paths.parse(path)
-        except paths.UnknownResource:
-            raise errors.NotFound.path() from None
+        except paths.UnknownResource as unknown:
+            if unknown.missing is None:
+                raise errors.NotFound.path() from None
+            raise unserved.not_found(*unknown.missing) from None
         if target is not None:
             return await self.handler.handle(request, target)
         if request.method != "GET":
@@ -186,13 +188,13 @@ class APIServer:
                 return _json(discovery.api_versions(f"{request.host}"))
             return _json(discovery.api_group_list())
         if parts[0] == "api" and len(parts) == 2:
-            doc = discovery.api_resource_list("", parts[1])
+            doc, missing = discovery.api_resource_list("", parts[1]), ("", parts[1])
         elif parts[0] == "apis" and len(parts) == 2:
-            doc = discovery.api_group(parts[1])
+            doc, missing = discovery.api_group(parts[1]), (parts[1], "")
         elif parts[0] == "apis" and len(parts) == 3:
-            doc = discovery.api_resource_list(parts[1], parts[2])
+            doc, missing = discovery.api_resource_list(parts[1], parts[2]), (parts[1], parts[2])
         else:
-            doc = None
-        if doc is None:
             raise errors.NotFound.path()
+        if doc is None:
+            raise unserved.not_found(*missing)
         return _json(doc)

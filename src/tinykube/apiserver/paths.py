@@ -33,7 +33,13 @@ class Target:
 
 
 class UnknownResource(Exception):
-    """A well-formed API path naming a resource the server does not have."""
+    """An API path naming something the server does not have: `missing` is the (group, version,
+    resource, subresource) it names, or None when the path is malformed for a served resource
+    (a namespace on a cluster-scoped one, segments after a subresource)."""
+
+    def __init__(self, path: str, missing: tuple[str, str, str, str] | None = None) -> None:
+        super().__init__(path)
+        self.missing = missing
 
 
 def _split(path: str) -> tuple[str, str, list[str]] | None:
@@ -59,12 +65,12 @@ def parse(path: str) -> Target | None:
     else:
         namespace = None
     res = resources.lookup(group, version, rest[0])
-    if res is None or len(rest) > 3:
-        raise UnknownResource(path)
-    if namespace is not None and not res.namespaced:
+    if res is None:
+        raise UnknownResource(path, (group, version, rest[0], ""))
+    sub = rest[2] if len(rest) >= 3 else ""
+    if sub and res.subresource(sub) is None and not (res.kind == "Pod" and sub == "binding"):
+        raise UnknownResource(path, (group, version, rest[0], sub))  # e.g. pods/x/proxy/...
+    if len(rest) > 3 or (namespace is not None and not res.namespaced):
         raise UnknownResource(path)
     name = rest[1] if len(rest) >= 2 else None
-    sub = rest[2] if len(rest) == 3 else ""
-    if sub and res.subresource(sub) is None and not (res.kind == "Pod" and sub == "binding"):
-        raise UnknownResource(path)
     return Target(res, namespace, name, sub)
