@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import socket
 import time
+import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.conftest import Cluster, start_cluster
+from tests.conftest import KUBECTLS, Cluster, Kubectl, start_cluster
 from tests.integration.api_http import Connection, Reply, Server, names_and_versions
 
 CONFIGMAPS = "/api/v1/namespaces/default/configmaps"
@@ -315,3 +317,64 @@ def test_oversize_chunked_body_is_refused(server: Server) -> None:
     assert reply.json()["message"] == f"Request entity too large: limit is {MAX_BODY}"
     assert snapshot(server) == before
 
+
+
+# Request heads up to kube-apiserver's limit (Go's 1 MiB MaxHeaderBytes) are served; a longer
+# one gets a Status, as does a request the HTTP parser cannot read.
+# about 24 KiB, matching nothing (no object has `absent`)
+LONG_SELECTOR = "absent=yes," + ",".join(f"key{i}!=value{i}" for i in range(1500))
+HEADS = {
+    "20k-label-selector": ("/api/v1/namespaces/default/configmaps?labelSelector=" + LONG_SELECTOR,
+                           {}, 200, None),
+    "900k-header": ("/version", {"X-Padding": "a" * (900 << 10)}, 200, None),
+    "2m-header": ("/version", {"X-Padding": "a" * (2 << 20)}, 431,
+                  "Request Header Fields Too Large: a header is longer than 1048576 bytes"),
+    "2m-url": ("/api/v1/namespaces/default/configmaps?labelSelector=" + "a" * (2 << 20), {},
+               414, "Request-URI Too Long: the request line is longer than 1052672 bytes"),
+    "too-many-headers": ("/version", {f"X-Header-{i}": "1" for i in range(200)}, 431,
+                         "Request Header Fields Too Large: Too many headers received"),
+}
+
+
+@pytest.mark.parametrize(("path", "headers", "status", "message"), HEADS.values(),
+                         ids=HEADS.keys())
+def test_request_head_limits_are_kube_apiservers(server: Server, path: str,
+                                                 headers: dict[str, str], status: int,
+                                                 message: str | None) -> None:
+    conn = server.connect()
+    try:
+        reply = conn.request("GET", path, headers=headers)
+    finally:
+        conn.close()
+    assert reply.status == status, reply.body[:300]
+    assert reply.headers["Content-Type"] == "application/json"
+    if message is not None:
+        body = reply.json()
+        assert (body["kind"], body["code"], body["message"]) == ("Status", status, message)
+
+
+def test_unparseable_request_gets_a_status(server: Server) -> None:
+    """A request line that is not HTTP: 400 with a Status, not aiohttp's plain text."""
+    parsed = urllib.parse.urlsplit(server.url)
+    assert parsed.hostname is not None and parsed.port is not None
+    with socket.create_connection((parsed.hostname, parsed.port), timeout=10) as raw, \
+            server.ssl_context().wrap_socket(raw, server_hostname=parsed.hostname) as tls:
+        tls.sendall(b"GET /version HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n")
+        answer = b""
+        while chunk := tls.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.split(b"\r\n")[0].split(b" ")[1] == b"400"
+    assert b"Content-Type: application/json" in head
+    status = json.loads(body)
+    assert (status["kind"], status["reason"], status["code"]) == ("Status", "BadRequest", 400)
+    assert status["message"].startswith("malformed HTTP request: ")
+
+
+@pytest.mark.kubectl
+@pytest.mark.parametrize("binary", [b for _, b in KUBECTLS], ids=[n for n, _ in KUBECTLS])
+def test_kubectl_lists_with_a_20k_label_selector(running: Cluster, tmp_path: Any,
+                                                 binary: str) -> None:
+    kubectl = Kubectl(binary, running.kubeconfig, tmp_path)
+    result = kubectl.run("get", "configmaps", "-l", LONG_SELECTOR)
+    assert "No resources found in default namespace." in result.stderr

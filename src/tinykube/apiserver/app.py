@@ -10,6 +10,9 @@ Besides its TCP listener the server can listen on a unix socket (`unix_path`, mo
 plain HTTP: `tinykube up` gives it to its own child process, whose requests then skip TLS on both
 sides. Requests on it authenticate with the same bearer token as everywhere else.
 
+Connections accept kube-apiserver's header limits and answer requests the HTTP parser refuses
+with a Status (`connections`).
+
 `APIServer.start()` returns only once the socket is bound, so "ready" is printed after the
 server can answer. aiohttp runs with `handler_cancellation=True` so a watch whose client left is
 cancelled at once rather than at its next event.
@@ -28,7 +31,15 @@ from aiohttp import web
 
 from tinykube import __version__
 from tinykube.api import errors
-from tinykube.apiserver import discovery, handlers, openapi, openapi_v2, paths, unserved
+from tinykube.apiserver import (
+    connections,
+    discovery,
+    handlers,
+    openapi,
+    openapi_v2,
+    paths,
+    unserved,
+)
 from tinykube.apiserver.handlers import ResourceHandler
 
 log = logging.getLogger(__name__)
@@ -96,7 +107,8 @@ class APIServer:
         return f"{scheme}://{self.host}:{self.port}"
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self.app, handler_cancellation=True, access_log=None)
+        self._runner = connections.StatusRunner(self.app, handler_cancellation=True,
+                                                access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context,
                            reuse_address=True, backlog=1024)
