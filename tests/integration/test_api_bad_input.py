@@ -16,16 +16,19 @@ import socket
 import time
 import urllib.parse
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import KUBECTLS, Cluster, Kubectl, start_cluster
 from tests.integration.api_http import Connection, Reply, Server, names_and_versions
+from tests.unit.api.test_protobuf import envelope, meta, num, raw
 
 CONFIGMAPS = "/api/v1/namespaces/default/configmaps"
 SERVICES = "/api/v1/namespaces/default/services"
-WATCHED = (CONFIGMAPS, SERVICES, "/api/v1/namespaces", "/apis/apps/v1/deployments")
+WATCHED = (CONFIGMAPS, SERVICES, "/api/v1/namespaces", "/apis/apps/v1/deployments",
+           "/apis/apps/v1/controllerrevisions")
 MAX_BODY = 3 * 1024 * 1024
 NOT_FOUND_MESSAGE = "the server could not find the requested resource"
 NOT_FOUND_STATUS = (  # kube-apiserver's bytes, with what tinykube adds to the message
@@ -53,6 +56,33 @@ class Case:
     absent: str = ""  # text the response body must not contain
 
 
+def deep_json(depth: int) -> bytes:
+    return b'{"k":' * depth + b"1" + b"}" * depth
+
+
+def alias_bomb(levels: int, width: int = 9) -> bytes:
+    """A "billion laughs" in managedFields: `width ** levels` strings from a few hundred bytes."""
+    lines = ["apiVersion: v1", "kind: ConfigMap", "metadata:", "  name: bomb", "  managedFields:",
+             "  - manager: x", "    operation: Apply", "    fieldsType: FieldsV1",
+             "    fieldsV1:", "      a0: &a0 [" + ", ".join(['"lol"'] * width) + "]"]
+    lines += [f"      a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * width) + "]"
+              for i in range(1, levels)]
+    return "\n".join(lines).encode()
+
+
+def configmap_with_fields(fields_v1: bytes) -> bytes:
+    return (b'{"metadata":{"name":"deep","managedFields":[{"manager":"m","operation":"Update",'
+            b'"fieldsType":"FieldsV1","fieldsV1":' + fields_v1 + b"}]}}")
+
+
+def revision_with_data(data: bytes) -> bytes:
+    """A ControllerRevision in protobuf whose `data` (a RawExtension) carries `data` as JSON."""
+    return envelope("apps/v1", "ControllerRevision",
+                    meta(raw(1, "r")) + raw(2, raw(1, data)) + num(3, 1))
+
+
+YAML = {"Content-Type": "application/yaml"}
+DEEP = "exceeded max depth of 200"
 UNKNOWN_FIELD_SERVICE = service(bogus=1)
 CASES = {
     "malformed-json": Case(
@@ -164,6 +194,57 @@ CASES = {
         "PUT", SERVICES + "/kubernetes", 400, "BadRequest",
         "the name of the object (other) does not match the name on the URL (kubernetes)",
         body=service("other")),
+    # Hostile nesting and aliasing: 400 before anything recurses into it or expands it.
+    "yaml-alias-bomb": Case(
+        "POST", CONFIGMAPS, 400, "BadRequest", "the object provided is unrecognized "
+        "(61706956657273696f6e3a2076310a6b696e643a20436f6e6669674d6170 ...): yaml: document "
+        "contains excessive aliasing", body=alias_bomb(9), headers=YAML),
+    "yaml-recursive-alias": Case(
+        "POST", CONFIGMAPS, 400, "BadRequest", "the object provided is unrecognized (",
+        body=b"metadata: &m {name: x, labels: *m}", headers=YAML, absent="Traceback"),
+    "yaml-100k-deep": Case(  # PyYAML's C composer crashed the server (SIGSEGV) on this
+        "POST", CONFIGMAPS, 400, "BadRequest", "the object provided is unrecognized (",
+        body=b"[" * 100_000 + b"]" * 100_000, headers=YAML),
+    "yaml-201-deep": Case(
+        "POST", CONFIGMAPS, 400, "BadRequest", "the object provided is unrecognized (",
+        body=b"metadata: " + b"[" * 201 + b"]" * 201, headers=YAML),
+    "json-300-deep": Case(
+        "POST", CONFIGMAPS, 400, "BadRequest", "the object provided is unrecognized (",
+        body=configmap_with_fields(deep_json(300))),
+    "merge-patch-1000-deep": Case(
+        "PATCH", SERVICES + "/kubernetes", 400, "BadRequest", f"error decoding patch: {DEEP}",
+        body=deep_json(1000), headers={"Content-Type": "application/merge-patch+json"}),
+    "strategic-patch-1000-deep": Case(
+        "PATCH", SERVICES + "/kubernetes", 400, "BadRequest", DEEP, body=deep_json(1000),
+        headers={"Content-Type": "application/strategic-merge-patch+json"}),
+    "json-patch-value-1000-deep": Case(
+        "PATCH", SERVICES + "/kubernetes", 400, "BadRequest", f"error decoding patch: {DEEP}",
+        body=b'[{"op":"add","path":"/metadata/labels","value":' + deep_json(1000) + b"}]",
+        headers={"Content-Type": "application/json-patch+json"}),
+    "apply-patch-1000-deep": Case(
+        "PATCH", SERVICES + "/kubernetes?fieldManager=t", 400, "BadRequest",
+        f"error decoding YAML: {DEEP}", body=deep_json(1000),
+        headers={"Content-Type": "application/apply-patch+yaml"}),
+    "apply-patch-alias-bomb": Case(
+        "PATCH", CONFIGMAPS + "/kube-root-ca.crt?fieldManager=t", 400, "BadRequest",
+        "error decoding YAML: yaml: document contains excessive aliasing", body=alias_bomb(9),
+        headers={"Content-Type": "application/apply-patch+yaml"}),
+    "patch-result-too-deep": Case(  # each part within bounds, together too deep
+        "PATCH", CONFIGMAPS + "/kube-root-ca.crt", 400, "BadRequest",
+        'ConfigMap in version "v1" cannot be handled as a ConfigMap: ' + DEEP,
+        body=b'[{"op":"add","path":"/metadata/managedFields","value":[{"manager":"m",'
+             b'"fieldsV1":' + deep_json(150) + b'}]},{"op":"add","path":"/metadata/'
+             b'managedFields/0/fieldsV1' + b"/k" * 149 + b'","value":' + deep_json(150) + b"}]",
+        headers={"Content-Type": "application/json-patch+json"}),
+    "protobuf-raw-extension-300-deep": Case(
+        "POST", "/apis/apps/v1/namespaces/default/controllerrevisions", 400, "BadRequest",
+        "the object provided is unrecognized (6b387300", body=revision_with_data(deep_json(300)),
+        headers={"Content-Type": "application/vnd.kubernetes.protobuf"}),
+    "protobuf-raw-extension-2000-deep": Case(  # json.loads: RecursionError, a 500
+        "POST", "/apis/apps/v1/namespaces/default/controllerrevisions", 400, "BadRequest",
+        "the object provided is unrecognized (6b387300",
+        body=revision_with_data(deep_json(2000)),
+        headers={"Content-Type": "application/vnd.kubernetes.protobuf"}),
 }
 
 
@@ -378,3 +459,37 @@ def test_kubectl_lists_with_a_20k_label_selector(running: Cluster, tmp_path: Any
     kubectl = Kubectl(binary, running.kubeconfig, tmp_path)
     result = kubectl.run("get", "configmaps", "-l", LONG_SELECTOR)
     assert "No resources found in default namespace." in result.stderr
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+# A ~1 KB bomb (9 ** 9 strings) and a ~3 KB one (9 ** 30) that would never fit in memory.
+BOMBS = {"1k-bomb": alias_bomb(9), "3k-bomb": alias_bomb(30)}
+
+
+@pytest.mark.parametrize("body", BOMBS.values(), ids=BOMBS.keys())
+def test_alias_bomb_is_refused_fast_in_bounded_memory(running: Cluster, server: Server,
+                                                      body: bytes) -> None:
+    """The issue's bound: refused in under 100 ms with the API server's RSS growing < 10 MiB
+    (the API server is the `tinykube up` process itself)."""
+    conn = server.connect()
+    try:
+        warm = conn.request("POST", CONFIGMAPS + "?dryRun=All", b"metadata: {name: warm}",
+                            headers=YAML)
+        assert warm.status == 201, warm.body
+        before = rss_bytes(running.process.pid)
+        start = time.monotonic()
+        reply = conn.request("POST", CONFIGMAPS, body, headers=YAML)
+        elapsed = time.monotonic() - start
+        grown = rss_bytes(running.process.pid) - before
+    finally:
+        conn.close()
+    assert reply.status == 400, reply.body[:300]
+    assert reply.json()["message"].endswith("yaml: document contains excessive aliasing")
+    assert elapsed < 0.1, f"{elapsed * 1000:.0f} ms"
+    assert grown < 10 * 1024 * 1024, f"RSS grew {grown / 2**20:.1f} MiB"

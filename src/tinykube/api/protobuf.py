@@ -42,6 +42,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 MAGIC = b"k8s\x00"
 MEDIA_TYPE = "application/vnd.kubernetes.protobuf"
 SCHEMA_FILE = Path(__file__).with_name("protobuf_schema.json")
@@ -366,8 +368,8 @@ def _embedded_json(data: bytes) -> Any:
     raw = _as_bytes(_scalars(data).get(1, b""))
     if not raw:
         return None
-    try:
-        return json.loads(raw)
+    try:  # orjson: bounded nesting (1,024), where json.loads recurses into RecursionError
+        return orjson.loads(raw)
     except ValueError as exc:
         raise ProtobufError("an embedded object is not JSON") from exc
 

@@ -2,9 +2,10 @@
 
 Decoding turns a request body into a dict in the storage version, after the checks
 kube-apiserver makes before any registry logic: the media type (JSON, YAML, or Kubernetes
-protobuf, which `api.protobuf` turns into the same dict), a parseable document (400), the object's
-apiVersion and kind against the URL, JSON types that Go could decode (400) and, with
-`fieldValidation=Strict`, no unknown fields (400; `Warn` turns them into Warning headers).
+protobuf, which `api.protobuf` turns into the same dict), a parseable document within the
+nesting and YAML alias bounds of `api.bounds` (400), the object's apiVersion and kind against
+the URL, JSON types that Go could decode (400) and, with `fieldValidation=Strict`, no unknown
+fields (400; `Warn` turns them into Warning headers).
 
 Encoding serves stored objects in the version the URL asked for, reusing each object's cached
 JSON bytes when no conversion is needed, and builds lists by joining those bytes.
@@ -19,7 +20,7 @@ from typing import Any
 import orjson
 import yaml
 
-from tinykube.api import conversion, errors, printers, protobuf, schema
+from tinykube.api import bounds, conversion, errors, printers, protobuf, schema
 from tinykube.api.resources import Resource
 from tinykube.store.cache import Entry
 
@@ -31,7 +32,6 @@ _YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml",
                "application/apply-patch+yaml")
 _BODY_TYPES = frozenset({"", "*/*", JSON, *_YAML_TYPES})
 _ADVERTISED_TYPES = (JSON, "application/yaml", protobuf.MEDIA_TYPE)
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def parse_body(body: bytes, content_type: str) -> Any:
@@ -46,15 +46,22 @@ def parse_body(body: bytes, content_type: str) -> Any:
             f"{', '.join(_ADVERTISED_TYPES)}")
     if protobuf.is_protobuf(media):
         try:
-            return protobuf.decode(body)
-        except protobuf.ProtobufError as exc:
+            decoded = protobuf.decode(body)
+            bounds.check_depth(decoded)
+            return decoded
+        except (protobuf.ProtobufError, bounds.TooDeep) as exc:
             raise errors.BadRequest(
                 f"the object provided is unrecognized ({_summary(body)}): {exc}") from exc
     try:
         if media in _YAML_TYPES:
-            return yaml.load(body, Loader=_Loader)
-        return orjson.loads(body)
-    except (orjson.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError) as exc:
+            return bounds.load_yaml(body)
+        parsed = orjson.loads(body)
+        bounds.check_json(body, parsed)
+        return parsed
+    except bounds.ExcessiveAliasing as exc:  # as sigs.k8s.io/yaml reports goyaml's refusal
+        raise errors.BadRequest(
+            f"the object provided is unrecognized ({_summary(body)}): {exc}") from exc
+    except (orjson.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError, bounds.TooDeep) as exc:
         problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         parser = "yaml" if media in _YAML_TYPES else "json"
         raise errors.BadRequest(  # kube-apiserver's wording (transformDecodeError)
@@ -79,6 +86,11 @@ def decode_object(res: Resource, body: Any, *, field_validation: str,
         raise errors.BadRequest("Object 'Kind' is missing in '" + _short(body) + "'")
     api_version = body.get("apiVersion") or res.api_version
     kind = body.get("kind") or res.kind
+    try:  # a body was checked when parsed; a patch's result can nest deeper than either part
+        bounds.check_depth(body)
+    except bounds.TooDeep as exc:
+        raise errors.BadRequest(
+            f'{kind} in version "{res.version}" cannot be handled as a {kind}: {exc}') from exc
     if kind != res.kind:
         raise errors.BadRequest(
             f"the kind in the data ({kind}) does not match the expected kind ({res.kind})")

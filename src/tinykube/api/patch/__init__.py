@@ -14,7 +14,9 @@
   are no managedFields: nothing removed from the applied config is removed from the object, and
   there are no field-manager conflicts. Creating an absent object is the caller's job.
 
-This module decodes the bodies and words decoding errors as kube-apiserver does (400, with Go's
+This module decodes the bodies (within `api.bounds`: a body nested deeper than its limit, or YAML
+with excessive aliasing, is a 400 before any patch algorithm recurses into it) and words decoding
+errors as kube-apiserver does (400, with Go's
 `json: cannot unmarshal ...` text); the patch errors themselves live in `failures` and are
 re-exported here, as is every public name of the package.
 """
@@ -27,7 +29,7 @@ from typing import Any
 import orjson
 import yaml
 
-from tinykube.api import errors
+from tinykube.api import bounds, errors
 from tinykube.api.patch.failures import PatchFailed, PatchRejected, go_type
 from tinykube.api.patch.jsonpatch import json_patch
 from tinykube.api.patch.merge import merge_patch
@@ -66,9 +68,6 @@ PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, APPLY_PATCH)
 MAX_JSON_PATCH_OPERATIONS = 10000
 
 
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
 # --- dispatch -------------------------------------------------------------------------------
 
 def apply_patch(kind: str, original: Obj, patch_body: bytes, content_type: str) -> Obj:
@@ -89,8 +88,10 @@ def server_side_apply(kind: str, live: Obj, applied: Obj) -> Obj:
 
 def _parse_json(body: bytes, prefix: str) -> Any:
     try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
+        parsed = orjson.loads(body)
+        bounds.check_json(body, parsed)  # the patch algorithms recurse once or twice a level
+        return parsed
+    except (orjson.JSONDecodeError, bounds.TooDeep) as exc:
         raise errors.BadRequest(f"{prefix}{exc}") from exc
 
 
@@ -130,11 +131,14 @@ def _parse_applied(body: bytes) -> Obj:
     """An apply body: JSON (what kubectl sends) or YAML."""
     try:
         parsed = orjson.loads(body)
+        bounds.check_json(body, parsed)
     except orjson.JSONDecodeError:
         try:
-            parsed = yaml.load(body, Loader=_YAML_LOADER)
-        except yaml.YAMLError as exc:
+            parsed = bounds.load_yaml(body)
+        except (yaml.YAMLError, bounds.TooDeep) as exc:
             raise errors.BadRequest(f"error decoding YAML: {exc}") from exc
+    except bounds.TooDeep as exc:
+        raise errors.BadRequest(f"error decoding YAML: {exc}") from exc
     if parsed is None:
         return {}
     if not isinstance(parsed, dict):
