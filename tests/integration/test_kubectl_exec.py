@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import KUBECTLS, Kubectl, start_cluster
+from tests.integration.api_http import Server
 
 pytestmark = [pytest.mark.kubectl]
 
@@ -164,3 +165,22 @@ def test_attach_follows_a_running_container(kubectl: Kubectl) -> None:
         watcher.wait()
         kubectl("delete", "pod", "ticker", "--grace-period=0", "--wait=false")
     assert [line.split()[0] for line in lines] == ["tick"] * 3
+
+
+@pytest.mark.parametrize("headers", [
+    {"Upgrade": "websocket", "Connection": "Upgrade"},  # no Sec-WebSocket-Key or version
+    {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+     "Sec-WebSocket-Key": "not base64"},
+], ids=["no-key", "bad-key"])
+def test_bad_websocket_handshake_gets_a_status(kubectl: Kubectl, headers: dict[str, str]) -> None:
+    """Refused before the kubelet is dialled (which would start the command) with a Status,
+    not aiohttp's plain-text 400."""
+    url = kubectl("config", "view", "-o", "jsonpath={.clusters[0].cluster.server}")
+    conn = Server(url, kubectl.kubeconfig.parent).connect()
+    try:
+        reply = conn.request("GET", "/api/v1/namespaces/default/pods/shell/exec?command=true"
+                             "&stdout=1", headers=headers)
+    finally:
+        conn.close()
+    assert (reply.status, reply.headers["Content-Type"]) == (400, "application/json")
+    assert reply.json()["message"].startswith("invalid WebSocket upgrade request: ")

@@ -45,7 +45,10 @@ _CAUSE_FIELDS = ("reason", "message", "field")
 
 
 def _ordered(value: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
-    return {k: value[k] for k in fields if k in value}
+    """The fields in Go's order, without those Go's `omitempty` leaves out ("", 0, null);
+    `metadata` (a struct) and `details` (a pointer, so `{}` stays) are written when present."""
+    return {k: value[k] for k in fields
+            if k in value and (value[k] or k in ("metadata", "details")) and value[k] is not None}
 
 
 def status_json(status: dict[str, Any]) -> bytes:

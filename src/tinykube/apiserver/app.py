@@ -63,6 +63,21 @@ def _status_response(error: errors.APIError) -> web.Response:
                         content_type="application/json")
 
 
+def _http_error(exc: web.HTTPException) -> errors.APIError:
+    """An aiohttp HTTPException as the APIError with its code, so that it too is a Status.
+    A code without its own class gets an empty reason (Go's StatusReasonUnknown, which the
+    body leaves out)."""
+    kind = next((k for k in (errors.BadRequest, errors.NotFound, errors.MethodNotAllowed,
+                             errors.RequestEntityTooLarge, errors.UnsupportedMediaType)
+                 if k.code == exc.status), None)
+    message = exc.text or exc.reason
+    if kind is not None:
+        return kind(message)
+    error = errors.APIError(message)
+    error.code, error.reason = exc.status, "InternalError" if exc.status >= 500 else ""
+    return error
+
+
 def _json(body: Any, content_type: str = "application/json") -> web.Response:
     data = body if isinstance(body, bytes) else orjson.dumps(body)
     return web.Response(body=data, headers={"Content-Type": content_type})
@@ -142,8 +157,10 @@ class APIServer:
             return await self._route(request)
         except errors.APIError as error:
             return _status_response(error)
-        except web.HTTPException:
-            raise
+        except web.HTTPException as exc:  # aiohttp's own refusals (a bad WebSocket handshake)
+            if exc.status < 400:
+                raise
+            return _status_response(_http_error(exc))
         except Exception as exc:  # the wire never sees a traceback
             log.exception("internal error serving %s %s", request.method, request.path)
             return _status_response(errors.InternalError(f"an internal error occurred: {exc}"))

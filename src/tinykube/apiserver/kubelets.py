@@ -106,12 +106,17 @@ class KubeletProxy:
 
 
 def check_stream(request: web.Request, *, needs_command: bool) -> None:
-    """What kube-apiserver refuses before upgrading: no command (exec), not a WebSocket."""
+    """What kube-apiserver refuses before upgrading: no command (exec), not a WebSocket (or a
+    WebSocket handshake aiohttp would refuse)."""
     if needs_command and not request.query.getall("command", []):
         raise errors.BadRequest("you must specify at least 1 command")
     if request.headers.get("Upgrade", "").lower() != "websocket":
         raise errors.BadRequest("Upgrade request required: tinykube streams exec and attach "
                                 "over WebSocket (v4/v5.channel.k8s.io) only")
+    # Checked before dialing the kubelet, which starts the command once its side is upgraded.
+    if not web.WebSocketResponse(protocols=remotecommand.PROTOCOLS).can_prepare(request).ok:
+        raise errors.BadRequest("invalid WebSocket upgrade request: tinykube streams exec and "
+                                "attach over WebSocket (v4/v5.channel.k8s.io) only")
 
 
 _PASSED_ON = ("command", "stdin", "stdout", "stderr", "tty", "container")

@@ -64,3 +64,12 @@ def test_exec_exit_status_is_go_compact_json() -> None:
         b'{"metadata":{},"status":"Failure","message":"command terminated with non-zero exit '
         b'code: exit status 3","reason":"NonZeroExitCode","details":{"causes":[{"reason":'
         b'"ExitCode","message":"3"}]}}')
+
+
+def test_status_json_leaves_out_what_go_omitempty_leaves_out() -> None:
+    """Empty strings, zero and null go; metadata (a struct) and empty details (a pointer) stay."""
+    assert errors.status_json({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                               "status": "Failure", "message": "", "reason": "",
+                               "details": {}, "code": 0}) == (
+        b'{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","details":{}}')
+    assert b"details" not in errors.status_json({"status": "Success", "details": None})
