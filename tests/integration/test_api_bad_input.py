@@ -60,7 +60,7 @@ def deep_json(depth: int) -> bytes:
     return b'{"k":' * depth + b"1" + b"}" * depth
 
 
-def alias_bomb(levels: int, width: int = 9) -> bytes:
+def alias_bomb(levels: int = 7, width: int = 10) -> bytes:
     """A "billion laughs" in managedFields: `width ** levels` strings from a few hundred bytes."""
     lines = ["apiVersion: v1", "kind: ConfigMap", "metadata:", "  name: bomb", "  managedFields:",
              "  - manager: x", "    operation: Apply", "    fieldsType: FieldsV1",
@@ -198,7 +198,7 @@ CASES = {
     "yaml-alias-bomb": Case(
         "POST", CONFIGMAPS, 400, "BadRequest", "the object provided is unrecognized "
         "(61706956657273696f6e3a2076310a6b696e643a20436f6e6669674d6170 ...): yaml: document "
-        "contains excessive aliasing", body=alias_bomb(9), headers=YAML),
+        "contains excessive aliasing", body=alias_bomb(), headers=YAML),
     "yaml-recursive-alias": Case(
         "POST", CONFIGMAPS, 400, "BadRequest", "the object provided is unrecognized (",
         body=b"metadata: &m {name: x, labels: *m}", headers=YAML, absent="Traceback"),
@@ -227,7 +227,7 @@ CASES = {
         headers={"Content-Type": "application/apply-patch+yaml"}),
     "apply-patch-alias-bomb": Case(
         "PATCH", CONFIGMAPS + "/kube-root-ca.crt?fieldManager=t", 400, "BadRequest",
-        "error decoding YAML: yaml: document contains excessive aliasing", body=alias_bomb(9),
+        "error decoding YAML: yaml: document contains excessive aliasing", body=alias_bomb(),
         headers={"Content-Type": "application/apply-patch+yaml"}),
     "patch-result-too-deep": Case(  # each part within bounds, together too deep
         "PATCH", CONFIGMAPS + "/kube-root-ca.crt", 400, "BadRequest",
@@ -468,15 +468,12 @@ def rss_bytes(pid: int) -> int:
     raise AssertionError(f"no VmRSS for {pid}")
 
 
-# A ~1 KB bomb (9 ** 9 strings) and a ~3 KB one (9 ** 30) that would never fit in memory.
-BOMBS = {"1k-bomb": alias_bomb(9), "3k-bomb": alias_bomb(30)}
-
-
-@pytest.mark.parametrize("body", BOMBS.values(), ids=BOMBS.keys())
-def test_alias_bomb_is_refused_fast_in_bounded_memory(running: Cluster, server: Server,
-                                                      body: bytes) -> None:
-    """The issue's bound: refused in under 100 ms with the API server's RSS growing < 10 MiB
-    (the API server is the `tinykube up` process itself)."""
+def test_alias_bomb_is_refused_fast_in_bounded_memory(running: Cluster, server: Server) -> None:
+    """The issue's bound for its ~1 KB bomb (10 ** 7 strings, the issue's 57 MB row): refused in under 100 ms with the
+    API server's RSS growing < 10 MiB (the API server is the `tinykube up` process itself).
+    Bigger bombs are refused by the same check (tests/unit/api/test_bounds.py); they are not
+    sent here, where a server without the check would take the machine's memory."""
+    body = alias_bomb()
     conn = server.connect()
     try:
         warm = conn.request("POST", CONFIGMAPS + "?dryRun=All", b"metadata: {name: warm}",
