@@ -469,10 +469,11 @@ def rss_bytes(pid: int) -> int:
 
 
 def test_alias_bomb_is_refused_fast_in_bounded_memory(running: Cluster, server: Server) -> None:
-    """The issue's bound for its ~1 KB bomb (10 ** 7 strings, the issue's 57 MB row): refused in under 100 ms with the
-    API server's RSS growing < 10 MiB (the API server is the `tinykube up` process itself).
-    Bigger bombs are refused by the same check (tests/unit/api/test_bounds.py); they are not
-    sent here, where a server without the check would take the machine's memory."""
+    """The issue's bound for its ~1 KB bomb (10 ** 7 strings, the issue's 57 MB row): refused
+    in under 100 ms with the API server's RSS growing < 10 MiB (the API server is the
+    `tinykube up` process itself). Bigger bombs are refused by the same check
+    (tests/unit/api/test_bounds.py); they are not sent here, where a server without the check
+    would take the machine's memory."""
     body = alias_bomb()
     conn = server.connect()
     try:

@@ -86,11 +86,6 @@ def decode_object(res: Resource, body: Any, *, field_validation: str,
         raise errors.BadRequest("Object 'Kind' is missing in '" + _short(body) + "'")
     api_version = body.get("apiVersion") or res.api_version
     kind = body.get("kind") or res.kind
-    try:  # a body was checked when parsed; a patch's result can nest deeper than either part
-        bounds.check_depth(body)
-    except bounds.TooDeep as exc:
-        raise errors.BadRequest(
-            f'{kind} in version "{res.version}" cannot be handled as a {kind}: {exc}') from exc
     if kind != res.kind:
         raise errors.BadRequest(
             f"the kind in the data ({kind}) does not match the expected kind ({res.kind})")
@@ -119,6 +114,16 @@ def decode_object(res: Resource, body: Any, *, field_validation: str,
     if not isinstance(stored.get("metadata"), dict):
         stored["metadata"] = {}
     return stored
+
+
+def check_patched(res: Resource, patched: Obj) -> None:
+    """A patch's result within MAX_DEPTH: the body and the patch were each checked when parsed,
+    but together they can nest deeper than either."""
+    try:
+        bounds.check_depth(patched)
+    except bounds.TooDeep as exc:
+        raise errors.BadRequest(f'{res.kind} in version "{res.version}" cannot be handled as a '
+                                f"{res.kind}: {exc}") from exc
 
 
 def _short(value: Any) -> str:

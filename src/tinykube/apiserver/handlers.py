@@ -384,6 +384,7 @@ class ResourceHandler:
             raise errors.NotFound.for_object(res.plural, res.group, target.name or "")
         original = codec.served(res, clone(current.obj))
         patched = patch.apply_patch(res.kind, original, body, content_type)
+        codec.check_patched(res, patched)
         validation = request.query.get("fieldValidation", "Warn")
         obj = codec.decode_object(res, patched, field_validation=validation, warnings=warnings)
         self._check_identity(target, obj)
