@@ -37,6 +37,7 @@ def test_exit_status(code: int, status: dict[str, Any]) -> None:
     (b'{"Width": 80}', None),
     (b"not json", None),
     (b"[1, 2]", None),
+    (b"[" * 100_000, None),  # a hostile resize message: no RecursionError
 ])
 def test_window_size(data: bytes, size: tuple[int, int] | None) -> None:
     assert remotecommand.window_size(data) == size
