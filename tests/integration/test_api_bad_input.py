@@ -342,17 +342,15 @@ UNSERVED = {
                             "services/nope"),
     "subresource-in-group": ("/apis/apps/v1/namespaces/default/deployments/d/rollback",
                              "deployments/rollback in apps"),
-    "replicationcontrollers": ("/api/v1/replicationcontrollers",
-                               "replicationcontrollers in v1; use a ReplicaSet or a Deployment"),
-    "jobs": ("/apis/batch/v1/namespaces/default/jobs",
-             "jobs in batch/v1; run a Pod with restartPolicy: Never or OnFailure"),
+    "hpa": ("/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers",
+            "horizontalpodautoscalers in autoscaling/v2; scale with kubectl scale"),
     "rbac-resource": ("/apis/rbac.authorization.k8s.io/v1/clusterroles",
                       "clusterroles in rbac.authorization.k8s.io/v1; the admin token may do "
                       "everything; there is no authorization to configure"),
     "unknown-core-resource": ("/api/v1/widgets", "widgets in v1"),
     "unknown-version": ("/apis/apps/v9/deployments", "deployments in apps/v9"),
-    "unserved-group-version": ("/apis/batch/v1", "batch/v1; run a Pod with restartPolicy: "
-                               "Never or OnFailure"),
+    "unserved-group-version": ("/apis/autoscaling/v2", "autoscaling/v2; scale with kubectl "
+                               "scale"),
     "unserved-group": ("/apis/example.com", "the example.com API group"),
     "unserved-core-version": ("/api/v2", "v2"),
 }

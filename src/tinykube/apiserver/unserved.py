@@ -37,13 +37,8 @@ ALTERNATIVES: dict[tuple[str, str, str], str] = {
     ("", "serviceaccounts", "token"): "clients authenticate with the kubeconfig's admin token, "
                                       "admin.token in the data directory",
     ("", "pods", "resize"): "change the pod's resources by recreating it",
-    ("", "replicationcontrollers", ""): "use a ReplicaSet or a Deployment",
-    ("batch", "jobs", ""): "run a Pod with restartPolicy: Never or OnFailure",
-    ("batch", "", ""): "run a Pod with restartPolicy: Never or OnFailure",
     ("rbac.authorization.k8s.io", "", ""): "the admin token may do everything; there is no "
                                            "authorization to configure",
-    ("networking.k8s.io", "ingresses", ""): "reach the Service through its cluster IP or "
-                                            "NodePort",
     ("autoscaling", "", ""): "scale with kubectl scale",
     ("policy", "poddisruptionbudgets", ""): "kubectl drain deletes pods without eviction, so "
                                             "there is no budget to respect",
