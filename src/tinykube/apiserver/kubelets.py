@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 
 import aiohttp
 from aiohttp import web
@@ -26,6 +27,7 @@ from tinykube.apiserver.params import parse_bool
 from tinykube.apiserver.paths import Target
 from tinykube.apiserver.registry import Registry
 
+log = logging.getLogger(__name__)
 SUBRESOURCES = ("log", "exec", "attach")
 _LOG_PARAMETERS = ("follow", "previous", "timestamps", "tailLines", "sinceSeconds", "sinceTime",
                    "limitBytes")
@@ -97,12 +99,26 @@ class KubeletProxy:
                 response = web.StreamResponse()
                 response.content_type = "text/plain"
                 await response.prepare(request)
-                async for chunk in upstream.content.iter_any():
-                    await response.write(chunk)
-                await response.write_eof()
+                await _copy_log(upstream, response, url)
                 return response
         except aiohttp.ClientError as exc:
             raise errors.InternalError(f"Get \"{url}\": {exc}") from exc
+
+
+async def _copy_log(upstream: aiohttp.ClientResponse, response: web.StreamResponse,
+                    url: str) -> None:
+    """Copy a followed log until either side ends it. The headers are sent: an end is no
+    longer an error response. kubectl leaving (Ctrl-C of `kubectl logs -f`) is the normal end:
+    mostly it cancels this handler (the server runs with handler cancellation), but a write can
+    meet the closed connection first."""
+    try:
+        async for chunk in upstream.content.iter_any():
+            await response.write(chunk)
+        await response.write_eof()
+    except ConnectionResetError:
+        log.debug("the client of %s left", url)
+    except aiohttp.ClientError as exc:
+        log.warning("the kubelet ended the log stream %s: %s", url, exc)
 
 
 def check_stream(request: web.Request, *, needs_command: bool) -> None:

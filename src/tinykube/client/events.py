@@ -3,7 +3,9 @@
 `Recorder.event` creates a core/v1 Event the first time and, for a repeat of the same reason and
 message about the same object, bumps `count` and `lastTimestamp` instead (client-go's event
 correlator does the same), so `describe` prints `3s (x4 over 10s)`. Recording never fails the
-caller: an event that cannot be written is logged and dropped, as in client-go.
+caller: an event that cannot be written is logged and dropped, as in client-go; one refused
+because its namespace is being deleted (or is gone) only at debug level, as client-go does for
+`NamespaceTerminating`: deleting a namespace stops its pods, whose events have nowhere to go.
 """
 
 from __future__ import annotations
@@ -73,4 +75,18 @@ class Recorder:
             if len(self._seen) > MAX_REMEMBERED:
                 self._seen.popitem(last=False)
         except errors.APIError as exc:
-            log.warning("could not record event %s for %s: %s", reason, meta.get("name"), exc)
+            level = logging.DEBUG if _expected(exc, namespace) else logging.WARNING
+            log.log(level, "could not record event %s for %s: %s", reason, meta.get("name"),
+                    exc)
+
+
+def _expected(exc: errors.APIError, namespace: str) -> bool:
+    """A refusal that is normal, not worth a warning: the namespace is being deleted (403 with
+    cause `NamespaceTerminating`, dropped at debug level by client-go's recorder too) or gone
+    with it (404 for the namespace itself)."""
+    details = exc.details or {}
+    if isinstance(exc, errors.Forbidden):
+        return any(cause.get("reason") == "NamespaceTerminating"
+                   for cause in details.get("causes") or [])
+    return isinstance(exc, errors.NotFound) and details.get("kind") == "namespaces" \
+        and details.get("name") == namespace

@@ -20,6 +20,7 @@ exec endpoint runs commands as the user tinykube runs as.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import errno
 import hmac
@@ -228,8 +229,13 @@ class KubeletServer:
         response = web.StreamResponse()
         response.content_type = "text/plain"
         await response.prepare(request)
-        async for chunk in log.follow(timestamps=timestamps, since=since, tail=tail):
-            if chunk:
-                await response.write(chunk)
-        await response.write_eof()
+        try:
+            async with contextlib.aclosing(log.follow(timestamps=timestamps, since=since,
+                                                      tail=tail)) as chunks:
+                async for chunk in chunks:
+                    if chunk:
+                        await response.write(chunk)
+            await response.write_eof()
+        except ConnectionResetError:  # the API server's client left (Ctrl-C of logs -f)
+            logger.debug("the follower of %s left", request.path)
         return response
