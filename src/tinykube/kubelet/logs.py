@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import shutil
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
@@ -134,7 +134,7 @@ class ContainerLog:
             self._followers.remove(queue)
 
     async def follow(self, *, timestamps: bool, since: bytes | None,
-                     tail: int | None) -> AsyncIterator[bytes]:
+                     tail: int | None) -> AsyncGenerator[bytes, None]:
         stored, queue = self.subscribe()
         try:
             yield render(stored, timestamps=timestamps, since=since, tail=tail)
