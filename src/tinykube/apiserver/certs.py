@@ -7,9 +7,15 @@ endpoints (logs, exec) and which reaches the node agents in their start-up optio
 
 The CA and the serving certificate are ECDSA P-256 (fast to generate: `tinykube up` must be
 ready in under a second), made by `apiserver.pki` only when missing or when the hosts changed;
-the serving certificate names `localhost`, `127.0.0.1`, the `kubernetes` Service's cluster IP
-and the listening address.
+the serving certificate names `localhost`, `127.0.0.1`, the listening address, and the
+`kubernetes` Service as in-cluster clients reach it: its cluster IP (the service CIDR's first)
+and `SERVICE_NAMES` (`https://kubernetes.default.svc` is what client-go's in-cluster config and
+most in-cluster tools dial). `apiserver.hosts` records the names the certificate was made for,
+so that comparing them needs no certificate parsing (and no `cryptography` import) at start: a
+certificate made for other names (an older tinykube's, without `SERVICE_NAMES`; another
+`--service-cidr`) is reissued by the same CA, so existing kubeconfigs keep verifying.
 """
+
 
 from __future__ import annotations
 
@@ -20,6 +26,9 @@ import secrets
 from pathlib import Path
 
 import yaml
+
+SERVICE_NAMES = ("kubernetes", "kubernetes.default", "kubernetes.default.svc",
+                 "kubernetes.default.svc.cluster.local")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -79,7 +79,8 @@ async def open_apiserver(options: APIServerOptions) -> RunningAPIServer:
     allocator = ServiceAllocator(options.service_cidr)
     _restore_allocations(store, allocator)
     registry = Registry(store, allocator)
-    hosts = sorted({"localhost", "127.0.0.1", options.host, allocator.ips.nth(1)})
+    hosts = sorted({"localhost", "127.0.0.1", options.host, allocator.ips.nth(1),
+                    *certs.SERVICE_NAMES})
     creds = certs.ensure_credentials(options.data_dir, hosts=hosts)
     handler = ResourceHandler(registry, bookmark_interval=options.bookmark_interval,
                               kubelet_token=creds.kubelet_token)
