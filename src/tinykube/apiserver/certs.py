@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import os
 import secrets
 from pathlib import Path
 
 import yaml
+
+from tinykube import private
 
 SERVICE_NAMES = ("kubernetes", "kubernetes.default", "kubernetes.default.svc",
                  "kubernetes.default.svc.cluster.local")
@@ -42,12 +43,6 @@ class Credentials:
     kubelet_token: str = dataclasses.field(repr=False)
 
 
-def write_private(path: Path, data: bytes) -> None:
-    """Write a file only its owner may read."""
-    path.write_bytes(data)
-    os.chmod(path, 0o600)
-
-
 def write_kubeconfig(path: Path, *, server: str, ca_cert: Path, token: str) -> None:
     config = {
         "apiVersion": "v1",
@@ -62,7 +57,7 @@ def write_kubeconfig(path: Path, *, server: str, ca_cert: Path, token: str) -> N
         "current-context": "tinykube",
         "preferences": {},
     }
-    write_private(path, yaml.safe_dump(config, sort_keys=False).encode())
+    private.write(path, yaml.safe_dump(config, sort_keys=False))
 
 
 def ensure_credentials(data_dir: Path, *, hosts: list[str]) -> Credentials:
@@ -70,7 +65,6 @@ def ensure_credentials(data_dir: Path, *, hosts: list[str]) -> Credentials:
 
     The kubeconfig is written by `write_kubeconfig` once the listening port is known.
     """
-    data_dir.mkdir(parents=True, exist_ok=True)
     hosts_file = data_dir / "apiserver.hosts"
     have_hosts = hosts_file.read_text().split("\n") if hosts_file.exists() else []
     if not (data_dir / "apiserver.crt").exists() or sorted(have_hosts) != sorted(hosts):
@@ -85,5 +79,5 @@ def ensure_credentials(data_dir: Path, *, hosts: list[str]) -> Credentials:
 def _token(path: Path) -> str:
     """The token in `path`, made (random, readable by its owner only) if missing."""
     if not path.exists():
-        write_private(path, secrets.token_urlsafe(32).encode())
+        private.write(path, secrets.token_urlsafe(32))
     return path.read_text().strip()

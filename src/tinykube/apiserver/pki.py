@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tinykube.apiserver.certs import write_private
+from tinykube import private
 
 _VALID_FOR = datetime.timedelta(days=3650)
 
@@ -43,8 +43,8 @@ def make_ca(data_dir: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKe
                        critical=True)
         .sign(key, hashes.SHA256())
     )
-    (data_dir / "ca.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    write_private(data_dir / "ca.key", _pem_key(key))
+    private.write(data_dir / "ca.crt", cert.public_bytes(serialization.Encoding.PEM))
+    private.write(data_dir / "ca.key", _pem_key(key))
     return cert, key
 
 
@@ -76,9 +76,9 @@ def make_serving(data_dir: Path, ca: x509.Certificate, ca_key: ec.EllipticCurveP
                        critical=False)
         .sign(ca_key, hashes.SHA256())
     )
-    (data_dir / "apiserver.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    write_private(data_dir / "apiserver.key", _pem_key(key))
-    (data_dir / "apiserver.hosts").write_text("\n".join(hosts))
+    private.write(data_dir / "apiserver.crt", cert.public_bytes(serialization.Encoding.PEM))
+    private.write(data_dir / "apiserver.key", _pem_key(key))
+    private.write(data_dir / "apiserver.hosts", "\n".join(hosts))
 
 
 def ensure_serving(data_dir: Path, hosts: list[str]) -> None:

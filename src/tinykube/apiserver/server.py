@@ -1,6 +1,7 @@
 """Assemble a running API server from a data directory: store, allocator, registry, HTTP.
 
-`open_apiserver` is what `tinykube up` and the test fixtures call. It opens (or creates) the
+`open_apiserver` is what `tinykube up` and the test fixtures call. It locks the data directory
+(`datadir`: one API server per directory, which is owner-only), opens (or creates) the
 SQLite store, rebuilds the Service allocations from stored Services, creates the built-in
 objects, prepares TLS credentials and a kubeconfig, and binds the listener. When it returns, the
 server answers requests.
@@ -15,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from tinykube.api import resources
-from tinykube.apiserver import bootstrap, certs
+from tinykube.apiserver import bootstrap, certs, datadir
 from tinykube.apiserver.allocators import ServiceAllocator
 from tinykube.apiserver.app import APIServer
 from tinykube.apiserver.handlers import ResourceHandler
@@ -46,6 +47,7 @@ class RunningAPIServer:
     store: Store
     registry: Registry
     credentials: certs.Credentials
+    lock: datadir.DataDirLock
 
     @property
     def url(self) -> str:
@@ -64,6 +66,7 @@ class RunningAPIServer:
         self.store.close()
         if self.server.unix_path is not None:
             shutil.rmtree(self.server.unix_path.parent, ignore_errors=True)
+        self.lock.release()
 
 
 def _restore_allocations(store: Store, allocator: ServiceAllocator) -> None:
@@ -73,7 +76,16 @@ def _restore_allocations(store: Store, allocator: ServiceAllocator) -> None:
 
 
 async def open_apiserver(options: APIServerOptions) -> RunningAPIServer:
-    options.data_dir.mkdir(parents=True, exist_ok=True)
+    """The running API server; `datadir.DataDirInUse` if another one has the data directory."""
+    lock = datadir.open_data_dir(options.data_dir)
+    try:
+        return await _open(options, lock)
+    except BaseException:
+        lock.release()
+        raise
+
+
+async def _open(options: APIServerOptions, lock: datadir.DataDirLock) -> RunningAPIServer:
     store = Store(SQLiteBackend(options.data_dir / "state.db", durable=options.durable),
                   history=options.watch_history)
     allocator = ServiceAllocator(options.service_cidr)
@@ -95,8 +107,9 @@ async def open_apiserver(options: APIServerOptions) -> RunningAPIServer:
     server = APIServer(handler, token=creds.token, host=options.host, port=options.port,
                        ssl_context=context, unix_path=unix_path)
     await server.start()
+    lock.record(server.url)
     # Synchronous, so it completes before the loop serves the first request.
     bootstrap.bootstrap(registry, api_host=options.host, api_port=server.port)
     certs.write_kubeconfig(creds.kubeconfig, server=server.url, ca_cert=creds.ca_cert,
                            token=creds.token)
-    return RunningAPIServer(server, store, registry, creds)
+    return RunningAPIServer(server, store, registry, creds, lock)

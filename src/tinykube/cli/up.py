@@ -58,9 +58,12 @@ def parse_nodes(nodes: str | None, labels: tuple[str, ...]) -> list[cluster.Node
 
 async def _run(options: cluster.ClusterOptions, process: subprocess.Popen[bytes] | None) -> None:
     from tinykube import cluster
+    from tinykube.apiserver.datadir import DataDirInUse
 
     try:
         running = await cluster.start_cluster(options, announce=click.echo, process=process)
+    except DataDirInUse as exc:
+        raise click.ClickException(str(exc)) from exc
     except OSError as exc:
         raise click.ClickException(
             f"could not start: {exc}. Is another tinykube running? Pick another address with "

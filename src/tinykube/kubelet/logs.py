@@ -20,6 +20,8 @@ import shutil
 from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
 
+from tinykube import private
+
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 Now = Callable[[], datetime.datetime]
 
@@ -56,7 +58,7 @@ class ContainerLog:
         self.running = False
         self._partial = b""
         self._followers: list[asyncio.Queue[bytes | None]] = []
-        directory.mkdir(parents=True, exist_ok=True)
+        private.make_dir(directory)  # under the data directory: 0700, its files 0600
 
     def __repr__(self) -> str:
         return f"ContainerLog({self.directory}, runs={self.runs}, running={self.running})"
@@ -77,9 +79,9 @@ class ContainerLog:
         """A new run starts: the last run's output becomes `previous`."""
         if self.runs:
             parts = [p.read_bytes() for p in (self._rotated, self._current) if p.exists()]
-            self._previous.write_bytes(b"".join(parts))
+            private.write(self._previous, b"".join(parts))
             self._rotated.unlink(missing_ok=True)
-            self._current.write_bytes(b"")
+            private.write(self._current, b"")
         self.runs += 1
         self.running = True
 
@@ -104,7 +106,7 @@ class ContainerLog:
     def _append(self, text: bytes) -> None:
         stamp = _timestamp(self.now())
         records = b"".join(stamp + b" " + line + b"\n" for line in text.splitlines())
-        with self._current.open("ab") as file:
+        with private.append(self._current) as file:
             file.write(records)
             size = file.tell()
         if size > self.max_bytes // 2:

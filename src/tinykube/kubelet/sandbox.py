@@ -32,6 +32,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tinykube import private
+
 Obj = Mapping[str, Any]
 CLUSTER_DOMAIN = "cluster.local"
 CLONE_NEWNS = 0x00020000
@@ -118,20 +120,19 @@ class Sandbox:
         self.mode = mode
         self.directory = directory = directory.resolve()  # the helper runs in another cwd
         self.hostname = hostname
-        directory.mkdir(parents=True, exist_ok=True)
+        private.make_dir(directory)  # under the data directory: 0700, its files 0600
         self.hosts_path = directory / "hosts"
-        self.hosts_path.write_text(hosts)
+        private.write(self.hosts_path, hosts)
         self.resolv_path: Path | None = None
         if resolv is not None:
             self.resolv_path = directory / "resolv.conf"
-            self.resolv_path.write_text(resolv)
+            private.write(self.resolv_path, resolv)
         self.account_path: Path | None = None
         if account is not None:
             self.account_path = directory / "serviceaccount"
-            self.account_path.mkdir(exist_ok=True)
+            private.make_dir(self.account_path)
             for name, content in account.items():
-                (self.account_path / name).write_text(content)
-                os.chmod(self.account_path / name, 0o600)
+                private.write(self.account_path / name, content)
 
     def __repr__(self) -> str:
         return f"Sandbox({self.mode}, {self.hostname})"

@@ -12,7 +12,8 @@ turn of the event loop, so the writes of all requests that ran in that turn shar
 `cache.Store`). The database runs in WAL mode with `synchronous=NORMAL`: a committed write
 survives the process being killed (the test kills `tinykube up` with SIGKILL), though not
 necessarily a power loss of the host; `durable=True` switches to `synchronous=FULL` for that, at
-the cost of one fsync per commit.
+the cost of one fsync per commit. The file is made owner-only (it holds every Secret), and SQLite
+gives its -wal and -shm files the database file's mode.
 
 All calls are synchronous and short; the API server runs them on its event loop, which keeps the
 order of writes equal to the order of resourceVersions without any locking.
@@ -23,6 +24,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+
+from tinykube import private
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (key TEXT PRIMARY KEY, rv INTEGER NOT NULL, data BLOB NOT NULL);
@@ -35,6 +38,9 @@ class SQLiteBackend:
 
     def __init__(self, path: Path | str, *, durable: bool = False) -> None:
         self.path = str(path)
+        if self.path != ":memory:" and not self.path.startswith("file:"):
+            # Made owner-only before SQLite makes it 0644: its -wal and -shm files take its mode.
+            private.create(Path(self.path))
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
