@@ -52,6 +52,7 @@ class ClusterOptions:
     default_runtime: str = "virtual"  # the runtime of pods without a runtimeClassName
     single_process: bool = False
     verbose: int = 0
+    network: str = "host"  # "netns": nodes and pods in network namespaces (root)
 
     def components(self, api: RunningAPIServer) -> ComponentOptions:
         return ComponentOptions(kubeconfig=api.kubeconfig, data_dir=self.api.data_dir,
@@ -59,7 +60,8 @@ class ClusterOptions:
                                 dns=self.dns, proxy=self.proxy,
                                 default_runtime=self.default_runtime, verbose=self.verbose,
                                 api_socket=str(api.local_socket) if api.local_socket else None,
-                                kubelet_token=api.credentials.kubelet_token)
+                                kubelet_token=api.credentials.kubelet_token,
+                                network=self.network)
 
 
 class ChildComponents:

@@ -49,7 +49,10 @@ from tinykube.controllers.serviceaccounts import ServiceAccountsController
 from tinykube.controllers.statefulset import StatefulSetController
 from tinykube.dns.app import DNSOptions, RunningDNS, start_dns
 from tinykube.kubelet.agent import NodeAgent
+from tinykube.kubelet.podnet import PodNetworking
 from tinykube.launch import FAILED, READY, tune_gc
+from tinykube.network import netns
+from tinykube.network.plan import ClusterNetwork, cluster_network, cluster_prefix
 from tinykube.proxy.app import (
     ProxyOptions,
     RunningProxy,
@@ -82,6 +85,7 @@ class ComponentOptions:
     kubelet_token: str = dataclasses.field(repr=False)
     verbose: int = 0
     api_socket: str | None = None  # the API server's local unix socket (plain HTTP), if any
+    network: str = "host"  # "netns": every node and pod in its own network namespace
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), default=str)
@@ -93,6 +97,7 @@ class ComponentOptions:
         if dns is not None:
             dns = DNSOptions(**{**dns, "listen": tuple(dns["listen"]),
                                 "metrics": dns["metrics"] and tuple(dns["metrics"]),
+                                "netns": tuple(dns["netns"]),
                                 "upstream": dns["upstream"] and
                                 [tuple(u) for u in dns["upstream"]]})
         return cls(**{**raw, "kubeconfig": Path(raw["kubeconfig"]),
@@ -130,6 +135,7 @@ class RunningComponents:
     dns: RunningDNS | None
     proxy: RunningProxy | None
     tasks: list[asyncio.Task[Any]]
+    network: ClusterNetwork | None = None  # the netns mode's namespaces, removed at stop
 
     async def stop(self) -> None:
         for task in self.tasks:
@@ -140,6 +146,23 @@ class RunningComponents:
         if self.dns is not None:
             await self.dns.close()
         await self.client.close()
+        if self.network is not None:
+            await asyncio.to_thread(netns.destroy_cluster, self.network)
+
+
+NETWORK_FILE = "network.json"  # node name -> its namespace, for `tinykube node exec` (cli/node)
+
+
+async def _make_network(options: ComponentOptions, cidrs: list[str]) -> ClusterNetwork:
+    """The netns mode's namespaces (an earlier run's leftovers removed first), recorded in the
+    data directory for `tinykube node exec`."""
+    dns_ip = options.dns.listen[0] if options.dns is not None else ""
+    plan = cluster_network(cluster_prefix(str(options.data_dir.resolve())),
+                           [n.name for n in options.nodes], cidrs, dns_ip)
+    await asyncio.to_thread(netns.create_cluster, plan)
+    (options.data_dir / NETWORK_FILE).write_text(json.dumps(
+        {"prefix": plan.prefix, "nodes": {n.name: n.netns for n in plan.nodes}}))
+    return plan
 
 
 async def start_components(options: ComponentOptions,
@@ -162,12 +185,18 @@ async def _start(running: RunningComponents, options: ComponentOptions,
                  announce: Callable[[str], None]) -> None:
     client, tasks = running.client, running.tasks
     cidrs = node_pod_cidrs(options.pod_cidr, len(options.nodes))
+    plan = None
+    if options.network == "netns":
+        running.network = plan = await _make_network(options, cidrs)
+        announce(f"pod network: {len(plan.nodes)} node namespaces ({plan.prefix}-*), pods in "
+                 f"{options.pod_cidr}")
     agents = []
     for node, cidr in zip(options.nodes, cidrs, strict=True):
+        networking = PodNetworking(plan.node(node.name), plan.prefix) if plan else None
         agent = NodeAgent(client, node.name, pod_cidr=cidr, labels=node.labels,
                           host_ip=options.host_ip, default_runtime=options.default_runtime,
                           root_dir=options.data_dir / "kubelet" / node.name,
-                          kubelet_token=options.kubelet_token)
+                          kubelet_token=options.kubelet_token, network=networking)
         agents.append(agent)
         await agent.register()
         tasks += agent.start(workers=4)
@@ -175,9 +204,14 @@ async def _start(running: RunningComponents, options: ComponentOptions,
     for controller in _controllers(client):
         tasks += controller.start(workers=8)
     if options.dns is not None:
-        running.dns = dns = await start_dns(options.dns, client)
+        dns_options = options.dns
+        if plan is not None:
+            dns_options = dataclasses.replace(dns_options, netns=tuple(
+                n.netns_path for n in plan.nodes), metrics=None)
+        running.dns = dns = await start_dns(dns_options, client)
         host, port = dns.address
-        announce(f"cluster DNS listening on {host}:{port} (udp+tcp)")
+        where = " in every node namespace" if plan is not None else ""
+        announce(f"cluster DNS listening on {host}:{port}{where} (udp+tcp)")
         for agent in agents:  # process pods' resolv.conf names it
             agent.cluster_dns = dns.address
     if options.proxy:

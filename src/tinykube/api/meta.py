@@ -13,6 +13,11 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+# On a Node whose agent runs in its own network namespace (`--network netns`): the address on
+# the API server's host where its kubelet endpoint listens (the InternalIP is inside the
+# namespaces, which the API server's host does not route to).
+KUBELET_ADDRESS_ANNOTATION = "tinykube.io/kubelet-address"
+
 
 @functools.lru_cache(maxsize=1)  # "now" is asked for very often, and changes once a second
 def _second_text(second: int) -> str:

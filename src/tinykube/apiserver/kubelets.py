@@ -23,6 +23,7 @@ import aiohttp
 from aiohttp import web
 
 from tinykube.api import errors, remotecommand, resources
+from tinykube.api.meta import KUBELET_ADDRESS_ANNOTATION
 from tinykube.apiserver.params import parse_bool
 from tinykube.apiserver.paths import Target
 from tinykube.apiserver.registry import Registry
@@ -77,10 +78,15 @@ class KubeletProxy:
             raise errors.BadRequest(f"cannot {verb} a container in a completed pod; current "
                                     f"phase is {phase}")
         nodes = resources.must("", "v1", "nodes")
-        node = self.registry.get(nodes, "", spec["nodeName"]).obj.get("status", {})
+        node_obj = self.registry.get(nodes, "", spec["nodeName"]).obj
+        node = node_obj.get("status", {})
         port = node.get("daemonEndpoints", {}).get("kubeletEndpoint", {}).get("Port")
-        host = next((a["address"] for a in node.get("addresses", [])
-                     if a.get("type") == "InternalIP"), "127.0.0.1")
+        # A node in its own network namespace (`--network netns`) names where its kubelet
+        # endpoint listens on this host; otherwise it is the node's InternalIP.
+        annotations = node_obj.get("metadata", {}).get("annotations") or {}
+        host = annotations.get(KUBELET_ADDRESS_ANNOTATION) or next(
+            (a["address"] for a in node.get("addresses", []) if a.get("type") == "InternalIP"),
+            "127.0.0.1")
         return container, f"http://{host}:{port}" if port else None
 
     async def _log(self, request: web.Request, target: Target, container: str,

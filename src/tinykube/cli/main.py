@@ -16,6 +16,7 @@ SUBCOMMANDS = {
     "up": "tinykube.cli.up",
     "dns": "tinykube.cli.dns",
     "proxy": "tinykube.cli.proxy",
+    "node": "tinykube.cli.node",
 }
 
 

@@ -11,8 +11,10 @@ stops cleanly on Ctrl-C or SIGTERM, and keeps all objects in the data directory 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,7 +25,13 @@ from typing import TYPE_CHECKING
 import click
 
 from tinykube.launch import raise_open_files_limit, spawn_components, tune_gc
-from tinykube.settings import DEFAULT_POD_CIDR, DEFAULT_SERVICE_CIDR, DEFAULT_WATCH_HISTORY
+from tinykube.settings import (
+    DEFAULT_POD_CIDR,
+    DEFAULT_SERVICE_CIDR,
+    DEFAULT_WATCH_HISTORY,
+    NETNS_POD_CIDR,
+    NETNS_SERVICE_CIDR,
+)
 
 if TYPE_CHECKING:
     from tinykube import cluster
@@ -89,9 +97,16 @@ async def _run(options: cluster.ClusterOptions, process: subprocess.Popen[bytes]
               help="Where state, certificates and the kubeconfig live.")
 @click.option("--listen", default="127.0.0.1:6443", show_default=True,
               help="API server address (HOST:PORT; port 0 picks a free one).")
-@click.option("--service-cidr", default=DEFAULT_SERVICE_CIDR, show_default=True,
+@click.option("--network", type=click.Choice(["host", "netns"]), default="host",
+              show_default=True,
+              help="host: pods and Services on the host's loopback; netns (root): every node "
+              "and pod in its own network namespace, pods on 10.244.0.0/16, Services on "
+              "10.96.0.0/12, DNS at 10.96.0.10 (reach them with `tinykube node exec`).")
+@click.option("--service-cidr", default=None, show_default=f"{DEFAULT_SERVICE_CIDR}; "
+              f"{NETNS_SERVICE_CIDR} with --network netns",
               help="Range for Service cluster IPs.")
-@click.option("--pod-cidr", default=DEFAULT_POD_CIDR, show_default=True,
+@click.option("--pod-cidr", default=None, show_default=f"{DEFAULT_POD_CIDR}; "
+              f"{NETNS_POD_CIDR} with --network netns",
               help="Cluster pod range; each node gets a /24 of it.")
 @click.option("--nodes", default=None, help="Comma-separated virtual node names "
               "(default: one node named after this host).")
@@ -116,7 +131,8 @@ async def _run(options: cluster.ClusterOptions, process: subprocess.Popen[bytes]
               help="Run nodes, controllers, DNS and proxy in the API server's process instead "
               "of a child process (uses one core; easier to profile).")
 @click.option("-v", "--verbose", count=True, help="More logging.")
-def command(data_dir: Path, listen: str, service_cidr: str, pod_cidr: str, nodes: str | None,
+def command(data_dir: Path, listen: str, network: str, service_cidr: str | None,
+            pod_cidr: str | None, nodes: str | None,
             node_labels: tuple[str, ...], dns_listen: str | None, no_dns: bool, proxy: bool,
             default_runtime: str, insecure_http: bool, watch_history: int, durable: bool,
             single_process: bool, verbose: int) -> None:
@@ -126,6 +142,11 @@ def command(data_dir: Path, listen: str, service_cidr: str, pod_cidr: str, nodes
     host, port = split_listen(listen, "--listen")
     dns_address = split_listen(dns_listen, "--dns-listen") if dns_listen else None
     raise_open_files_limit()  # before the child starts: it inherits the limit
+    if network == "netns":
+        check_netns_mode(dns_address)
+    netns = network == "netns"
+    service_cidr = service_cidr or (NETNS_SERVICE_CIDR if netns else DEFAULT_SERVICE_CIDR)
+    pod_cidr = pod_cidr or (NETNS_POD_CIDR if netns else DEFAULT_POD_CIDR)
     process = None
     if not single_process:
         process = spawn_components()
@@ -133,6 +154,12 @@ def command(data_dir: Path, listen: str, service_cidr: str, pod_cidr: str, nodes
         options = _options(data_dir, host, port, service_cidr, pod_cidr, nodes, node_labels,
                            dns_address, no_dns, proxy, default_runtime, insecure_http,
                            watch_history, durable, single_process, verbose)
+        options.network = network
+        if netns:  # Services carry no traffic here yet (the nftables data plane is to come)
+            options.proxy = False
+            if options.dns is not None:
+                options.dns = dataclasses.replace(options.dns, fallback_port=None,
+                                                  metrics=None)
     except BaseException:
         if process is not None:
             process.kill()
@@ -142,6 +169,20 @@ def command(data_dir: Path, listen: str, service_cidr: str, pod_cidr: str, nodes
 
     tune_gc()
     cluster.run_forever(lambda: _run(options, process))
+
+
+def check_netns_mode(dns_address: tuple[str, int] | None) -> None:
+    """Refuse `--network netns` where it cannot work, saying what is missing."""
+    if os.geteuid() != 0:
+        raise click.UsageError("--network netns makes network namespaces, bridges and veths: "
+                               "run `tinykube up` as root (rootless netns mode is not built "
+                               "yet), or use the default --network host")
+    if shutil.which("ip") is None:
+        raise click.UsageError("--network netns needs iproute2's `ip` command: install the "
+                               "iproute2 package")
+    if dns_address is not None:
+        raise click.UsageError("--dns-listen does not apply to --network netns: the cluster "
+                               "DNS listens on the kube-dns Service IP in every node namespace")
 
 
 def _options(data_dir: Path, host: str, port: int, service_cidr: str, pod_cidr: str,

@@ -6,7 +6,11 @@ where it listens; `run_dns(options, client)` does the same and runs until cancel
 benchmarks) and marked synced by it.
 
 Binding: the preferred address is the kube-dns Service IP on port 53; when that is not allowed
-(no privilege for port 53, address not local) the server falls back to `fallback_port`.
+(no privilege for port 53, address not local) the server falls back to `fallback_port`. With
+`netns` (the `--network netns` mode) it listens on that address inside each of those network
+namespaces instead (the nodes', where pods' queries arrive), all answering from one model and
+one cache: the sockets are made in each namespace (`network.netns.bound_socket_in`) and served
+by this process's event loop.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import socket
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +44,7 @@ class DNSOptions:
     upstream: list[tuple[str, int]] | None = field(default_factory=read_resolv_conf)  # None: refuse
     metrics: tuple[str, int] | None = None
     log_queries: bool = False
+    netns: tuple[str, ...] = ()  # network namespaces (paths) to listen in, instead of here
 
 
 @dataclass
@@ -49,12 +55,14 @@ class RunningDNS:
     address: tuple[str, int]
     metrics_runner: Any = None
     controller_task: asyncio.Task[None] | None = None
+    others: list[DNSServer] = field(default_factory=list)  # the listeners of further netns
 
     async def close(self) -> None:
         if self.controller_task is not None:
             self.controller_task.cancel()
             await asyncio.gather(self.controller_task, return_exceptions=True)
-        await self.server.close()
+        for server in [self.server, *self.others]:
+            await server.close()
         if self.metrics_runner is not None:
             await self.metrics_runner.cleanup()
 
@@ -83,12 +91,35 @@ async def _bind(server: DNSServer, options: DNSOptions) -> tuple[str, int]:
         return await server.start(host, options.fallback_port)
 
 
+async def _serve_in_namespaces(first: DNSServer, options: DNSOptions) -> list[DNSServer]:
+    """Listen on `options.listen` in every namespace of `options.netns` (the first by
+    `first`, the others by servers sharing its responder, forwarder and metrics)."""
+    from tinykube.network.netns import bound_socket_in
+
+    servers: list[DNSServer] = []
+    for path in options.netns:
+        server = first if not servers else DNSServer(
+            first.responder, forwarder=first.forwarder, metrics=first.metrics,
+            log_queries=first.log_queries, tcp=first.tcp_limits)
+        family = socket.AF_INET6 if ":" in options.listen[0] else socket.AF_INET
+        udp = bound_socket_in(path, family, socket.SOCK_DGRAM, options.listen)
+        tcp = bound_socket_in(path, family, socket.SOCK_STREAM, options.listen)
+        await server.serve_sockets(udp, tcp)
+        servers.append(server)
+    return servers
+
+
 async def start_dns(options: DNSOptions, client: Any = None) -> RunningDNS:
     """Start the DNS listeners (and informers, given an API client); returns where it listens."""
     model = ClusterModel()
     server = build_server(options, model)
-    address = await _bind(server, options)
-    running = RunningDNS(model, server, server.metrics, address)
+    others: list[DNSServer] = []
+    if options.netns:
+        others = (await _serve_in_namespaces(server, options))[1:]
+        address = server.address
+    else:
+        address = await _bind(server, options)
+    running = RunningDNS(model, server, server.metrics, address, others=others)
     if options.metrics is not None:
         running.metrics_runner = await serve_metrics(server.metrics, *options.metrics)
     if client is not None:

@@ -92,6 +92,16 @@ class DNSServer:
                              limits=self.tcp_limits, connections=self.tcp_connections,
                              timers=self.timers)
 
+    async def serve_sockets(self, udp: socket.socket, tcp: socket.socket) -> tuple[str, int]:
+        """Serve on sockets bound elsewhere (in another network namespace, say): a bound UDP
+        socket and a listening TCP socket on the same address; returns that address."""
+        loop = asyncio.get_running_loop()
+        self._tcp = await loop.create_server(self._tcp_connection, sock=tcp)
+        await self._serve_udp(loop, udp)
+        host, port = udp.getsockname()[:2]
+        self.address = (host, port)
+        return self.address
+
     async def _serve_udp(self, loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
         if self.batch:
             self._udp_sock = sock

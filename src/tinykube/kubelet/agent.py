@@ -16,6 +16,12 @@ pod should look like with what it does:
   as a kubelet does once the containers have stopped; its address is released then, never
   while the pod still exists.
 
+In the `netns` network mode (`network` given) the node is a network namespace: its InternalIP
+is its underlay address, pods get addresses from its bridge's range (the gateway, .1, is never
+handed out) and process pods each get a namespace of their own (`podnet`); the kubelet endpoint
+stays on the host's loopback, where the API server reaches it, and the Node says where in its
+`tinykube.io/kubelet-address` annotation.
+
 The `KubeletServer` serves container logs (`kubectl logs`), exec and attach sessions (`kubectl
 exec`, `kubectl attach`, `kubectl run -i`) to the API server, which authenticates with the
 cluster's kubelet token.
@@ -41,13 +47,14 @@ import aiohttp
 
 from tinykube import __version__
 from tinykube.api import errors, resources
-from tinykube.api.meta import rfc3339
+from tinykube.api.meta import KUBELET_ADDRESS_ANNOTATION, rfc3339
 from tinykube.client import events
 from tinykube.client.controller import Controller
 from tinykube.client.informer import shared as shared_informer
 from tinykube.client.rest import RESTClient
 from tinykube.kubelet import status as pod_status
 from tinykube.kubelet.logs import ContainerLog
+from tinykube.kubelet.podnet import PodNetworking
 from tinykube.kubelet.process import ProcessRuntime
 from tinykube.kubelet.restarts import Clock
 from tinykube.kubelet.runtime import HANDLERS, Runtime
@@ -112,13 +119,15 @@ class PodAddresses:
 
 
 def node_object(name: str, *, pod_cidr: str, host_ip: str, labels: Mapping[str, str],
-                kubelet_port: int = 0) -> Obj:
+                kubelet_port: int = 0, kubelet_host: str | None = None) -> Obj:
     now = rfc3339()
     arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
     capacity = {"cpu": "2", "memory": "24Gi", "pods": "110", "ephemeral-storage": "100Gi"}
+    annotations = {KUBELET_ADDRESS_ANNOTATION: kubelet_host} \
+        if kubelet_host not in (None, host_ip) else {}
     return {
         "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": name, "labels": {
+        "metadata": {"name": name, "annotations": annotations, "labels": {
             "kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
             "kubernetes.io/arch": arch, "beta.kubernetes.io/os": "linux",
             "beta.kubernetes.io/arch": arch, **labels}},
@@ -159,13 +168,17 @@ class NodeAgent(Controller):
                  host_ip: str = "127.0.0.1", labels: Mapping[str, str] | None = None,
                  default_runtime: str = "virtual", root_dir: Path | None = None,
                  cluster_dns: tuple[str, int] | None = None, clock: Clock | None = None,
-                 sandbox_mode: str | None = None, kubelet_token: str) -> None:
+                 sandbox_mode: str | None = None, kubelet_token: str,
+                 network: PodNetworking | None = None) -> None:
         self.name = f"kubelet/{node_name}"
         self.node_name = node_name
-        self.host_ip = host_ip
+        self.kubelet_host = host_ip  # the kubelet endpoint, on the host's loopback
+        self.host_ip = host_ip = network.node.address if network else host_ip
         self.labels = dict(labels or {})
         self.pod_cidr = pod_cidr
         self.addresses = PodAddresses(pod_cidr)
+        if network is not None:
+            self.addresses.claim(network.gateway, "gateway")
         self.pods_res = resources.must("", "v1", "pods")
         self.pods = shared_informer(client, self.pods_res,
                                     field_selector=f"spec.nodeName={node_name}")
@@ -179,16 +192,19 @@ class NodeAgent(Controller):
         self.root_dir = root_dir or Path(tempfile.gettempdir()) / \
             f"tinykube-kubelet-{os.getpid()}-{node_name}"
         context = NodeContext(host_ip=host_ip, event=self.recorder.event, notify=self.enqueue,
-                              services=self.services.cache.list, clock=clock)
+                              services=self.services.cache.list, clock=clock,
+                              connect=network.open_connection if network else
+                              asyncio.open_connection)
         self.runtimes: dict[str, Runtime] = {
             "virtual": VirtualRuntime(host_ip=host_ip, event=self.recorder.event),
             "process": ProcessRuntime(context, root=self.root_dir / "pods",
                                       cluster_dns=lambda: self.cluster_dns,
                                       sandbox_mode=sandbox_mode,
-                                      account=self._service_account_files),
+                                      account=self._service_account_files, network=network),
         }
         self.server = KubeletServer(self._container_log, self._exec_command,
-                                    self._attach_target, token=kubelet_token, host=host_ip)
+                                    self._attach_target, token=kubelet_token,
+                                    host=self.kubelet_host)
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self.pods.add_handlers(on_add=self._on_pod, on_update=lambda _o, n: self._on_pod(n),
                                on_delete=self._on_delete)
@@ -218,7 +234,8 @@ class NodeAgent(Controller):
             await self.server.start()
         nodes = resources.must("", "v1", "nodes")
         desired = node_object(self.node_name, pod_cidr=self.pod_cidr, host_ip=self.host_ip,
-                              labels=self.labels, kubelet_port=self.server.port)
+                              labels=self.labels, kubelet_port=self.server.port,
+                              kubelet_host=self.kubelet_host)
         try:
             current = await self.client.get(nodes, self.node_name)
         except errors.NotFound:
@@ -226,7 +243,10 @@ class NodeAgent(Controller):
             current = await self.client.get(nodes, self.node_name)
             await self.recorder.event(current, "Normal", "Starting", "Starting kubelet.")
         labels = {**current["metadata"].get("labels", {}), **desired["metadata"]["labels"]}
-        await self.client.patch(nodes, self.node_name, {"metadata": {"labels": labels}},
+        # the kubelet address annotation: set, or (None) removed
+        address = desired["metadata"]["annotations"].get(KUBELET_ADDRESS_ANNOTATION)
+        metadata = {"labels": labels, "annotations": {KUBELET_ADDRESS_ANNOTATION: address}}
+        await self.client.patch(nodes, self.node_name, {"metadata": metadata},
                                 patch_type="merge")
         await self.client.patch(nodes, self.node_name, {"status": desired["status"]},
                                 patch_type="merge", subresource="status")

@@ -20,11 +20,14 @@ import dataclasses
 import os
 import signal
 import ssl
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 Obj = Mapping[str, Any]
 Wrap = Callable[[list[str]], list[str]]
+# Opens a probe's TCP connection: asyncio.open_connection on the host; in the netns network
+# mode one whose socket lives in the node's namespace, where pod IPs are routed.
+Connect = Callable[..., Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
 KINDS = ("startupProbe", "livenessProbe", "readinessProbe")
 
 
@@ -84,7 +87,8 @@ def resolve_port(port: int | str, container: Obj) -> int:
 
 
 async def run_probe(probe: Obj, container: Obj, *, pod_ip: str, env: Mapping[str, str],
-                    wrap: Wrap, cwd: str | None = None) -> tuple[bool, str]:
+                    wrap: Wrap, cwd: str | None = None,
+                    connect: Connect = asyncio.open_connection) -> tuple[bool, str]:
     """Run one probe action; (ok, message)."""
     timeout = ProbeTiming.of(probe).timeout
     try:
@@ -92,9 +96,9 @@ async def run_probe(probe: Obj, container: Obj, *, pod_ip: str, env: Mapping[str
             argv = wrap([str(a) for a in probe["exec"].get("command") or []])
             return await _exec(argv, env=env, cwd=cwd, seconds=timeout)
         if "httpGet" in probe:
-            return await _http_get(probe["httpGet"], container, pod_ip, timeout)
+            return await _http_get(probe["httpGet"], container, pod_ip, timeout, connect)
         if "tcpSocket" in probe:
-            return await _tcp(probe["tcpSocket"], container, pod_ip, timeout)
+            return await _tcp(probe["tcpSocket"], container, pod_ip, timeout, connect)
     except ValueError as exc:
         return False, str(exc)
     return True, "probe type is not supported by the process runtime; counted as success"
@@ -122,8 +126,8 @@ async def _exec(argv: Sequence[str], *, env: Mapping[str, str], cwd: str | None,
     return False, f"command failed with exit code {proc.returncode}: {text}"[:1024]
 
 
-async def _http_get(action: Obj, container: Obj, pod_ip: str,
-                    seconds: float) -> tuple[bool, str]:
+async def _http_get(action: Obj, container: Obj, pod_ip: str, seconds: float,
+                    connect: Connect) -> tuple[bool, str]:
     host = action.get("host") or pod_ip
     port = resolve_port(action.get("port", 80), container)
     tls = str(action.get("scheme", "HTTP")).upper() == "HTTPS"
@@ -139,7 +143,7 @@ async def _http_get(action: Obj, container: Obj, pod_ip: str,
                                                     headers.items()) + "\r\n"
     try:
         async with asyncio.timeout(seconds):
-            reader, writer = await asyncio.open_connection(host, port, ssl=context)
+            reader, writer = await connect(host, port, ssl=context)
             try:
                 writer.write(request.encode())
                 status_line = await reader.readline()
@@ -163,12 +167,13 @@ def _reason(exc: OSError) -> str:
     return f"connect: {os.strerror(exc.errno).lower()}" if exc.errno else str(exc)
 
 
-async def _tcp(action: Obj, container: Obj, pod_ip: str, seconds: float) -> tuple[bool, str]:
+async def _tcp(action: Obj, container: Obj, pod_ip: str, seconds: float,
+               connect: Connect) -> tuple[bool, str]:
     host = action.get("host") or pod_ip
     port = resolve_port(action.get("port", 0), container)
     try:
         async with asyncio.timeout(seconds):
-            _, writer = await asyncio.open_connection(host, port)
+            _, writer = await connect(host, port)
     except TimeoutError:
         return False, f"dial tcp {host}:{port}: i/o timeout"
     except OSError as exc:

@@ -8,7 +8,9 @@ when it is over; `forget` kills whatever is left when the pod object is gone.
 Each pod gets a directory `<root>/<uid>/` holding its `hosts` and `resolv.conf` (see `sandbox`)
 and `logs/<container>/`. How pods get their names is decided once (`sandbox.detect_mode`); when
 they cannot (not root, no user namespaces) or the cluster DNS is not on port 53 (which
-resolv.conf cannot name), the pod's events say so.
+resolv.conf cannot name), the pod's events say so. In the `netns` network mode each pod also
+gets its own network namespace (`podnet.PodNetworking`), made before its first container runs
+and removed once the pod object is gone.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from tinykube.api import errors
 from tinykube.api.meta import rfc3339
 from tinykube.kubelet import sandbox
 from tinykube.kubelet.logs import ContainerLog
+from tinykube.kubelet.podnet import PodNetworking
 from tinykube.kubelet.runtime import Obj, grace_seconds
 from tinykube.kubelet.stdio import ContainerIO
 from tinykube.kubelet.worker import NodeContext, PodWorker
+from tinykube.network.netns import NetworkError
 
 SHUTDOWN_GRACE = 2.0
 
@@ -37,13 +41,15 @@ class ProcessRuntime:
                  cluster_dns: Callable[[], tuple[str, int] | None],
                  sandbox_mode: str | None = None,
                  account: Callable[[Obj], Mapping[str, str] | None] = lambda _pod: None,
-                 ) -> None:
+                 network: PodNetworking | None = None) -> None:
         self.node = node
+        self.network = network  # the netns network mode's pod namespaces, else None
         self.root = root
         self.cluster_dns = cluster_dns
         self.account = account  # a pod's service account files (token, ca.crt, namespace)
         self.sandbox_mode = sandbox_mode  # detected on first use unless given (tests)
         self.workers: dict[str, PodWorker] = {}
+        self._detaching: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
         return f"ProcessRuntime({self.root}, pods={len(self.workers)}, {self.sandbox_mode})"
@@ -61,16 +67,29 @@ class ProcessRuntime:
     async def _start(self, pod: Obj, pod_ip: str) -> PodWorker:
         if self.sandbox_mode is None:
             self.sandbox_mode = await asyncio.to_thread(sandbox.detect_mode)
-        directory = self.root / str(pod["metadata"]["uid"])
+        uid = str(pod["metadata"]["uid"])
+        directory = self.root / uid
+        pod_netns = await self._attach(pod, pod_ip)
         box = sandbox.Sandbox(self.sandbox_mode, directory, hostname=sandbox.pod_hostname(pod),
                               hosts=sandbox.hosts_file(pod, pod_ip),
                               resolv=sandbox.resolv_conf(pod, self._nameserver()),
-                              account=self.account(pod))
+                              account=self.account(pod), netns=pod_netns)
         worker = PodWorker(pod, pod_ip, node=self.node, box=box, log_dir=directory / "logs")
         self.workers[str(pod["metadata"]["uid"])] = worker
         await self._explain_names(pod, box)
         worker.start()
         return worker
+
+    async def _attach(self, pod: Obj, pod_ip: str) -> str | None:
+        """The pod's network namespace (netns mode), made now; None in host mode."""
+        if self.network is None:
+            return None
+        try:
+            return await self.network.attach(str(pod["metadata"]["uid"]), pod_ip)
+        except NetworkError as exc:
+            await self.node.event(pod, "Warning", "FailedCreatePodSandBox",
+                                  f"Failed to create pod sandbox: {exc}")
+            raise
 
     def _nameserver(self) -> str | None:
         address = self.cluster_dns()
@@ -107,6 +126,10 @@ class ProcessRuntime:
         if worker is not None:
             worker.kill()
         shutil.rmtree(self.root / uid, ignore_errors=True)
+        if self.network is not None and self.network.attached(uid):
+            task = asyncio.create_task(self.network.detach(uid), name=f"detach/{uid}")
+            self._detaching.add(task)
+            task.add_done_callback(self._detaching.discard)
 
     def container_log(self, pod: Obj, container: str) -> ContainerLog | None:
         worker = self.workers.get(str(pod["metadata"]["uid"]))

@@ -4,7 +4,10 @@ A kubelet gives every pod a UTS namespace (host name = the pod's hostname) and b
 resolv.conf and hosts files it wrote for the pod. The process runtime does the same per
 container process, with a tiny helper that runs before the container's command:
 
-    python -m tinykube.kubelet.sandbox --hostname web-0 --resolv F --hosts F -- CMD ARGS...
+    python -I .../tinykube/kubelet/sandbox.py --hostname web-0 --resolv F --hosts F -- CMD ARGS...
+
+(run by its path, isolated: it needs only the standard library, and so neither the pod's own
+PYTHONPATH nor another installed copy of tinykube can stand in for the node agent's code)
 
 The helper calls unshare(2) for new mount and UTS namespaces, makes every mount private (so
 nothing propagates back to the host), bind-mounts the pod's files over /etc/resolv.conf and
@@ -12,7 +15,9 @@ nothing propagates back to the host), bind-mounts the pod's files over /etc/reso
 group and signals). With `--serviceaccount DIR` it also mounts a private tmpfs on /run (as a
 container has its own /run) and binds the pod's service account files (token, ca.crt,
 namespace) at /var/run/secrets/kubernetes.io/serviceaccount, where client-go's in-cluster
-config looks. The host's own files are never written.
+config looks. With `--netns PATH` (the `netns` network mode) it first enters the pod's network
+namespace, so the command has the pod's own address and peers see it. The host's own files are
+never written.
 
 `detect_mode` decides once per node agent: `root` (mount+UTS namespaces), `userns` (not root,
 but the kernel allows an unprivileged user namespace, in which the process is mapped to root),
@@ -39,12 +44,14 @@ CLUSTER_DOMAIN = "cluster.local"
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
 CLONE_NEWUSER = 0x10000000
+CLONE_NEWNET = 0x40000000
 MS_BIND = 4096
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
 MS_NOSUID = 2
 MS_NODEV = 4
 ACCOUNT_TARGET = "/var/run/secrets/kubernetes.io/serviceaccount"
+HELPER = (sys.executable, "-I", os.path.abspath(__file__))  # this module, as the helper
 
 _HOSTS_HEADER = """# Kubernetes-managed hosts file.
 127.0.0.1\tlocalhost
@@ -116,8 +123,10 @@ class Sandbox:
     namespace helper."""
 
     def __init__(self, mode: str, directory: Path, *, hostname: str, hosts: str,
-                 resolv: str | None, account: Mapping[str, str] | None = None) -> None:
+                 resolv: str | None, account: Mapping[str, str] | None = None,
+                 netns: str | None = None) -> None:
         self.mode = mode
+        self.netns = netns  # the pod's network namespace (path), in the netns network mode
         self.directory = directory = directory.resolve()  # the helper runs in another cwd
         self.hostname = hostname
         private.make_dir(directory)  # under the data directory: 0700, its files 0600
@@ -141,12 +150,14 @@ class Sandbox:
         """The command line that runs `argv` inside the pod's namespaces."""
         if self.mode == "none":
             return list(argv)
-        helper = [sys.executable, "-m", "tinykube.kubelet.sandbox", "--mode", self.mode,
+        helper = [*HELPER, "--mode", self.mode,
                   "--hostname", self.hostname, "--hosts", str(self.hosts_path)]
         if self.resolv_path is not None:
             helper += ["--resolv", str(self.resolv_path)]
         if self.account_path is not None:
             helper += ["--serviceaccount", str(self.account_path)]
+        if self.netns is not None:
+            helper += ["--netns", self.netns]
         return [*helper, "--", *argv]
 
 
@@ -155,8 +166,7 @@ def detect_mode() -> str:
     if os.geteuid() == 0:
         return "root"
     try:
-        probe = subprocess.run([sys.executable, "-m", "tinykube.kubelet.sandbox", "--mode",
-                                "userns", "--hostname", "probe", "--", "true"],
+        probe = subprocess.run([*HELPER, "--mode", "userns", "--hostname", "probe", "--", "true"],
                                capture_output=True, timeout=10, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return "none"
@@ -175,11 +185,23 @@ def _check(result: int, what: str) -> None:
         raise OSError(errno, f"{what}: {os.strerror(errno)}")
 
 
+def _enter_netns(libc: ctypes.CDLL, path: str) -> None:
+    """Join the network namespace at `path` (this process is single-threaded here)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        _check(libc.setns(fd, CLONE_NEWNET), f"enter network namespace {path}")
+    finally:
+        os.close(fd)
+
+
 def _enter(mode: str, hostname: str, binds: Mapping[str, str],
-           account: str | None = None) -> None:
+           account: str | None = None, netns: str | None = None) -> None:
     """New mount and UTS namespaces with the pod's files bound in place. With `account`, a
-    private tmpfs on /run (as a container has its own) holds it at `ACCOUNT_TARGET`."""
+    private tmpfs on /run (as a container has its own) holds it at `ACCOUNT_TARGET`; with
+    `netns`, the pod's network namespace is joined first."""
     libc = _libc()
+    if netns is not None:
+        _enter_netns(libc, netns)
     uid, gid = os.geteuid(), os.getegid()
     flags = CLONE_NEWNS | CLONE_NEWUTS | (CLONE_NEWUSER if mode == "userns" else 0)
     _check(libc.unshare(flags), "unshare")
@@ -215,15 +237,16 @@ def _enter(mode: str, hostname: str, binds: Mapping[str, str],
 
 
 def main(argv: Sequence[str]) -> int:
-    """Parse `--mode M --hostname H [--hosts F] [--resolv F] [--serviceaccount D] -- CMD...`,
-    enter, exec."""
+    """Parse `--mode M --hostname H [--hosts F] [--resolv F] [--serviceaccount D] [--netns P]
+    -- CMD...`, enter, exec."""
     split = list(argv).index("--")
     options = dict(zip(argv[:split:2], argv[1:split:2], strict=True))
     command = list(argv[split + 1:])
     binds = {options[k]: t for k, t in (("--hosts", "/etc/hosts"),
                                          ("--resolv", "/etc/resolv.conf")) if k in options}
     try:
-        _enter(options["--mode"], options["--hostname"], binds, options.get("--serviceaccount"))
+        _enter(options["--mode"], options["--hostname"], binds, options.get("--serviceaccount"),
+               options.get("--netns"))
     except OSError as exc:
         print(f"tinykube sandbox: {exc}", file=sys.stderr, flush=True)
         return 125

@@ -59,8 +59,10 @@ class NodeContext:
 
     def __init__(self, *, host_ip: str, event: EventFn, notify: Callable[[Obj], None],
                  services: Callable[[], Iterable[Obj]], clock: Clock | None = None,
-                 backoff: CrashBackoff | None = None, max_log_bytes: int = 10 << 20) -> None:
+                 backoff: CrashBackoff | None = None, max_log_bytes: int = 10 << 20,
+                 connect: probes.Connect = asyncio.open_connection) -> None:
         self.host_ip = host_ip
+        self.connect = connect  # probes' TCP connections (see probes.Connect)
         self.event = event
         self.notify = notify
         self.services = services
@@ -325,7 +327,7 @@ class PodWorker:
             next_at = max(next_at + tracker.timing.period, clock.now())
             ok, message = await probes.run_probe(
                 probe, container, pod_ip=self.pod_ip, env=env, wrap=self.box.wrap,
-                cwd=container.get("workingDir") or None)
+                cwd=container.get("workingDir") or None, connect=self.node.connect)
             if not ok:
                 await self._event("Warning", "Unhealthy", f"{label} probe failed: {message}")
             if tracker.observe(ok) and not keep_going(bool(tracker.verdict)):

@@ -81,7 +81,7 @@ def test_wrap(tmp_path: Path, mode: str, resolv: str | None,
     if expected_tail is None:
         assert wrapped == ["echo", "hi"]
         return
-    assert wrapped[:3] == [sys.executable, "-m", "tinykube.kubelet.sandbox"]
+    assert wrapped[:3] == [sys.executable, "-I", sandbox.__file__]
     assert wrapped[-3:] == ["--", "echo", "hi"]
     assert ("--resolv" in wrapped) == bool(expected_tail)
     assert wrapped[wrapped.index("--hostname") + 1] == "web-0"

@@ -1,0 +1,69 @@
+"""A node's side of the pod network in the `netns` mode: a network namespace per pod.
+
+What the bridge CNI plugin does for a kubelet: `attach` makes the pod's namespace with its
+`eth0` on the node's bridge and the pod's address (`network.netns.attach_pod`), before the
+first container starts; `detach` removes it once the pod is gone. The process runtime then runs
+every container of the pod inside that namespace (`sandbox --netns`), so a container listening
+on 0.0.0.0:8080 does not collide with another pod's, and peers see the pod's own address.
+
+`open_connection` is for the kubelet's own connections to pods (httpGet and tcpSocket
+probes): its sockets are made in the node's namespace, where pod addresses are routed, as a
+kubelet on a real node connects from the node. The namespace calls are blocking and short
+(a few ms); they run on a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Any
+
+from tinykube.network import netns
+from tinykube.network.plan import NodeNetwork, PodNetwork, pod_network
+
+
+class PodNetworking:
+    """Attaches and detaches the pods of one node."""
+
+    def __init__(self, node: NodeNetwork, prefix: str) -> None:
+        self.node = node
+        self.prefix = prefix
+        self._pods: dict[str, PodNetwork] = {}  # uid -> its network
+
+    def __repr__(self) -> str:
+        return f"PodNetworking({self.node.name}, {self.node.pod_cidr}, pods={len(self._pods)})"
+
+    @property
+    def gateway(self) -> str:
+        return self.node.gateway
+
+    async def attach(self, uid: str, address: str) -> str:
+        """Make the pod's namespace with `address`; its path, for the sandbox."""
+        pod = pod_network(self.node, self.prefix, uid, address)
+        await asyncio.to_thread(netns.attach_pod, self.node, pod)
+        self._pods[uid] = pod
+        return pod.netns_path
+
+    def attached(self, uid: str) -> bool:
+        return uid in self._pods
+
+    async def detach(self, uid: str) -> None:
+        pod = self._pods.pop(uid, None)
+        if pod is not None:
+            await asyncio.to_thread(netns.detach_pod, self.node, pod)
+
+    async def open_connection(self, host: str, port: int, **kwargs: Any,
+                              ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """asyncio.open_connection from the node's namespace."""
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = await asyncio.to_thread(netns.socket_in, self.node.netns_path, family,
+                                       socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            await asyncio.get_running_loop().sock_connect(sock, (host, port))
+        except BaseException:
+            sock.close()
+            raise
+        if kwargs.get("ssl") is not None:
+            kwargs.setdefault("server_hostname", host)
+        return await asyncio.open_connection(sock=sock, **kwargs)
