@@ -63,7 +63,8 @@ def start_cluster(data_dir: Path, *extra: str, timeout: float = 30,
         cmd = ["prlimit", f"--nofile={open_files[0]}:{open_files[1]}", "--", *cmd]
     if "--proxy" not in extra and "--no-proxy" not in extra:
         cmd.append("--no-proxy")  # cluster IPs are shared by every test cluster on this host
-    if "--dns-listen" not in extra and "--no-dns" not in extra:
+    netns = "--network" in extra and extra[extra.index("--network") + 1] == "netns"
+    if "--dns-listen" not in extra and "--no-dns" not in extra and not netns:
         cmd += ["--dns-listen", f"127.0.0.1:{free_port()}"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output: list[str] = []
@@ -146,6 +147,24 @@ def kubectl(request: pytest.FixtureRequest, cluster: Cluster, tmp_path: Path) ->
     cache = tmp_path / f"kubecache-{len(request.param)}"
     cache.mkdir()
     return Kubectl(request.param, cluster.kubeconfig, cache)
+
+
+def host_network_state() -> dict[str, str]:
+    """What tinykube must never change on the host: namespaces, nftables, routes, addresses."""
+    commands = {"netns": ["ip", "netns", "list"], "nft": ["nft", "list", "ruleset"],
+                "routes": ["ip", "route", "show", "table", "all"], "addresses": ["ip", "addr"]}
+    return {name: subprocess.run(argv, capture_output=True, text=True, check=False).stdout
+            for name, argv in commands.items() if shutil.which(argv[0])}
+
+
+@pytest.fixture(scope="session")
+def host_network_unchanged() -> Iterator[None]:
+    """Asserts, after the last test that uses it, that the host's network is as it was."""
+    before = host_network_state()
+    yield
+    after = host_network_state()
+    assert after == before, "the host's network changed: " + ", ".join(
+        k for k in before if before[k] != after.get(k))
 
 
 # web.yaml is a copy of the seed manifest, shared/seed/web.yaml
