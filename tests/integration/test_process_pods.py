@@ -344,3 +344,64 @@ def test_deleting_a_process_pod_stops_its_processes(kctl: Kubectl, web: dict[str
     kctl("delete", "pod", "web-2", "--timeout=20s")
     with pytest.raises(OSError):
         get(f"http://{ip}:8080/index.html")
+
+
+ESCAPER = """
+apiVersion: v1
+kind: Pod
+metadata: {name: escaper}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: main
+    image: python
+    command: [sh, -c, "setsid sleep MARK & exec sleep 3600"]
+"""
+HOG = """
+apiVersion: v1
+kind: Pod
+metadata: {name: hog}
+spec:
+  restartPolicy: OnFailure
+  containers:
+  - name: hog
+    image: python
+    # 64 x 8 MiB at most (bounded even where no limit is enforced), then it waits
+    command: [python3, -c, "import time\\nb = [b'x' * (8 << 20) for _ in range(64)]\\ntime.sleep(60)"]
+    resources: {limits: {memory: 64Mi}}
+"""
+
+
+def processes_with(marker: str) -> list[str]:
+    """Pids of the processes whose command line has `marker` (this test's own)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if marker in (proc / "cmdline").read_bytes().decode(errors="replace"):
+                    found.append(proc.name)
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.root
+@pytest.mark.skipif(os.geteuid() != 0, reason="cgroups need root")
+def test_deleting_a_pod_ends_the_processes_that_left_its_session(kctl: Kubectl) -> None:
+    """A daemon that calls setsid(2) is still in its container's cgroup: it goes with it."""
+    marker = str(random.randrange(10**8, 10**9))  # `sleep <marker>` names this test's daemon
+    kctl("apply", "-f", "-", input=ESCAPER.replace("MARK", marker))
+    until(lambda: processes_with(f"sleep\0{marker}"), 20, "the daemon to start")
+    kctl("delete", "pod", "escaper", "--timeout=20s")
+    until(lambda: not processes_with(f"sleep\0{marker}"), 10, "the daemon to be gone")
+
+
+@pytest.mark.root
+@pytest.mark.skipif(os.geteuid() != 0, reason="cgroups need root")
+def test_a_container_over_its_memory_limit_is_oom_killed(kctl: Kubectl) -> None:
+    kctl("apply", "-f", "-", input=HOG)
+    status = until(lambda: (s := pod(kctl, "hog")["status"]).get("containerStatuses") and
+                   s["containerStatuses"][0]["restartCount"] >= 1 and s, 30, "an OOM kill")
+    terminated = status["containerStatuses"][0]["lastState"]["terminated"]
+    assert (terminated["reason"], terminated["exitCode"]) == ("OOMKilled", 137)
+    kctl("delete", "pod", "hog", "--timeout=20s")

@@ -33,6 +33,7 @@ import asyncio
 import collections
 import contextlib
 import datetime
+import hashlib
 import ipaddress
 import logging
 import os
@@ -53,6 +54,7 @@ from tinykube.client.controller import Controller
 from tinykube.client.informer import shared as shared_informer
 from tinykube.client.rest import RESTClient
 from tinykube.kubelet import status as pod_status
+from tinykube.kubelet.cgroups import Cgroups
 from tinykube.kubelet.logs import ContainerLog
 from tinykube.kubelet.podnet import PodNetworking
 from tinykube.kubelet.process import ProcessRuntime
@@ -191,10 +193,14 @@ class NodeAgent(Controller):
         self.default_runtime = default_runtime
         self.root_dir = root_dir or Path(tempfile.gettempdir()) / \
             f"tinykube-kubelet-{os.getpid()}-{node_name}"
+        # Containers' cgroups, below this process's own (root only; named after the node's
+        # directory, so a restarted agent finds and clears what it left)
+        self.cgroups = Cgroups(hashlib.sha256(str(self.root_dir).encode()).hexdigest()[:8],
+                               hierarchies=None if os.geteuid() == 0 else [])
         context = NodeContext(host_ip=host_ip, event=self.recorder.event, notify=self.enqueue,
                               services=self.services.cache.list, clock=clock,
                               connect=network.open_connection if network else
-                              asyncio.open_connection)
+                              asyncio.open_connection, cgroups=self.cgroups)
         self.runtimes: dict[str, Runtime] = {
             "virtual": VirtualRuntime(host_ip=host_ip, event=self.recorder.event),
             "process": ProcessRuntime(context, root=self.root_dir / "pods",
@@ -229,7 +235,8 @@ class NodeAgent(Controller):
     # --- the node -----------------------------------------------------------------------------
 
     async def register(self) -> None:
-        """Start the log endpoint, then create or update the Node."""
+        """Clear an earlier run's cgroups, start the log endpoint, create or update the Node."""
+        await asyncio.to_thread(self.cgroups.clear)
         if not self.server.port:
             await self.server.start()
         nodes = resources.must("", "v1", "nodes")
@@ -257,12 +264,14 @@ class NodeAgent(Controller):
         return tasks
 
     async def _stop_on_cancel(self) -> None:
-        """Wait until cancelled; then stop every pod's processes and the log endpoint."""
+        """Wait until cancelled; then stop every pod's processes (and remove their cgroups)
+        and the log endpoint."""
         try:
             await asyncio.Event().wait()
         finally:
             for runtime in self.runtimes.values():
                 await runtime.close()
+            await asyncio.to_thread(self.cgroups.clear)
             await self.server.close()
 
     async def renew_lease_forever(self) -> None:

@@ -125,6 +125,8 @@ class ProcessRuntime:
         worker = self.workers.pop(uid, None)
         if worker is not None:
             worker.kill()
+        if self.node.cgroups is not None:
+            self.node.cgroups.remove(uid)
         shutil.rmtree(self.root / uid, ignore_errors=True)
         if self.network is not None and self.network.attached(uid):
             task = asyncio.create_task(self.network.detach(uid), name=f"detach/{uid}")

@@ -12,12 +12,13 @@ PYTHONPATH nor another installed copy of tinykube can stand in for the node agen
 The helper calls unshare(2) for new mount and UTS namespaces, makes every mount private (so
 nothing propagates back to the host), bind-mounts the pod's files over /etc/resolv.conf and
 /etc/hosts, sets the host name, and execs the command, keeping its pid (and so its process
-group and signals). With `--serviceaccount DIR` it also mounts a private tmpfs on /run (as a
-container has its own /run) and binds the pod's service account files (token, ca.crt,
-namespace) at /var/run/secrets/kubernetes.io/serviceaccount, where client-go's in-cluster
-config looks. With `--netns PATH` (the `netns` network mode) it first enters the pod's network
-namespace, so the command has the pod's own address and peers see it. The host's own files are
-never written.
+group and signals); with `--cgroups` it first joins the container's cgroups, so that everything
+the command starts is found again there (see `cgroups`). With `--serviceaccount DIR` it also
+mounts a private tmpfs on /run (as a container has its own /run) and binds the pod's service
+account files (token, ca.crt, namespace) at /var/run/secrets/kubernetes.io/serviceaccount,
+where client-go's in-cluster config looks. With `--netns PATH` (the `netns` network mode) it
+first enters the pod's network namespace, so the command has the pod's own address and peers
+see it. The host's own files are never written.
 
 `detect_mode` decides once per node agent: `root` (mount+UTS namespaces), `userns` (not root,
 but the kernel allows an unprivileged user namespace, in which the process is mapped to root),
@@ -146,8 +147,9 @@ class Sandbox:
     def __repr__(self) -> str:
         return f"Sandbox({self.mode}, {self.hostname})"
 
-    def wrap(self, argv: Sequence[str]) -> list[str]:
-        """The command line that runs `argv` inside the pod's namespaces."""
+    def wrap(self, argv: Sequence[str], cgroups: Sequence[str] = ()) -> list[str]:
+        """The command line that runs `argv` inside the pod's namespaces (and, given their
+        paths, in a container's cgroups)."""
         if self.mode == "none":
             return list(argv)
         helper = [*HELPER, "--mode", self.mode,
@@ -158,6 +160,8 @@ class Sandbox:
             helper += ["--serviceaccount", str(self.account_path)]
         if self.netns is not None:
             helper += ["--netns", self.netns]
+        if cgroups:
+            helper += ["--cgroups", ",".join(cgroups)]
         return [*helper, "--", *argv]
 
 
@@ -238,13 +242,15 @@ def _enter(mode: str, hostname: str, binds: Mapping[str, str],
 
 def main(argv: Sequence[str]) -> int:
     """Parse `--mode M --hostname H [--hosts F] [--resolv F] [--serviceaccount D] [--netns P]
-    -- CMD...`, enter, exec."""
+    [--cgroups DIR,DIR] -- CMD...`, join the cgroups, enter, exec."""
     split = list(argv).index("--")
     options = dict(zip(argv[:split:2], argv[1:split:2], strict=True))
     command = list(argv[split + 1:])
     binds = {options[k]: t for k, t in (("--hosts", "/etc/hosts"),
                                          ("--resolv", "/etc/resolv.conf")) if k in options}
     try:
+        for cgroup in filter(None, options.get("--cgroups", "").split(",")):
+            Path(cgroup, "cgroup.procs").write_text(str(os.getpid()))  # before any child
         _enter(options["--mode"], options["--hostname"], binds, options.get("--serviceaccount"),
                options.get("--netns"))
     except OSError as exc:

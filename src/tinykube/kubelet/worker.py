@@ -34,6 +34,7 @@ from tinykube.api.meta import rfc3339
 from tinykube.kubelet import env as pod_env
 from tinykube.kubelet import probes, sandbox, stdio
 from tinykube.kubelet import status as pod_status
+from tinykube.kubelet.cgroups import Cgroups, memory_limit
 from tinykube.kubelet.logs import ContainerLog
 from tinykube.kubelet.restarts import Clock, CrashBackoff, LoopClock, should_restart
 
@@ -60,8 +61,10 @@ class NodeContext:
     def __init__(self, *, host_ip: str, event: EventFn, notify: Callable[[Obj], None],
                  services: Callable[[], Iterable[Obj]], clock: Clock | None = None,
                  backoff: CrashBackoff | None = None, max_log_bytes: int = 10 << 20,
-                 connect: probes.Connect = asyncio.open_connection) -> None:
+                 connect: probes.Connect = asyncio.open_connection,
+                 cgroups: Cgroups | None = None) -> None:
         self.host_ip = host_ip
+        self.cgroups = cgroups if cgroups is not None and cgroups.available else None
         self.connect = connect  # probes' TCP connections (see probes.Connect)
         self.event = event
         self.notify = notify
@@ -180,8 +183,17 @@ class PodWorker:
         spec = self.pod["spec"]
         every = [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
         container = next(c for c in every if c["name"] == container_name)
-        return (self.box.wrap(list(command)), self._env(container),
+        cgroups = self.node.cgroups
+        paths = cgroups.paths(self.uid, container_name) if cgroups is not None else []
+        return (self.box.wrap(list(command), paths), self._env(container),
                 container.get("workingDir") or None)
+
+    def _cgroups(self, container: Obj) -> list[str]:
+        """The container's cgroups (made now, with its memory limit); none without them."""
+        if self.node.cgroups is None:
+            return []
+        return self.node.cgroups.container(self.uid, container["name"],
+                                           memory_limit(container))
 
     def attach_target(self, container_name: str) -> stdio.ContainerIO:
         """The running container's streams, for `kubectl attach`; BadRequest if not running."""
@@ -222,9 +234,10 @@ class PodWorker:
         log = self.logs[container["name"]]
         log.start_run()
         io = stdio.ContainerIO(container)
+        cgroups = self._cgroups(container)
         try:
             proc = await asyncio.create_subprocess_exec(
-                *self.box.wrap(argv), cwd=container.get("workingDir") or None, env=env,
+                *self.box.wrap(argv, cgroups), cwd=container.get("workingDir") or None, env=env,
                 start_new_session=True, **io.spawn_options())
         except (OSError, subprocess.SubprocessError) as exc:
             io.started(None)
@@ -240,6 +253,8 @@ class PodWorker:
         finally:
             if proc.returncode is None:  # cancelled while running: leave nothing behind
                 _killpg(proc.pid, signal.SIGKILL)
+            if self.node.cgroups is not None:  # what it started (setsid escapes too) goes too
+                self.node.cgroups.kill_all(self.uid, container["name"])
             self.procs.pop(container["name"], None)
             self.stdio.pop(container["name"], None)
             io.end()
@@ -249,6 +264,7 @@ class PodWorker:
                      log: ContainerLog, *, probing: bool) -> int:
         name = container["name"]
         self.procs[name] = proc
+        ooms = self.node.cgroups.oom_kills(self.uid, name) if self.node.cgroups else 0
         record.state, record.reason, record.message = "running", "", ""
         record.started_at, record.finished_at = rfc3339(), None
         record.container_id = f"tinykube://{self.uid}/{name}/{log.runs}"
@@ -271,8 +287,10 @@ class PodWorker:
         pump.cancel()
         log.end_run()
         code, sig = exit_code(returncode)
-        self._record_exit(record, code, sig, "Completed" if code == 0 else "Error", "",
-                          started=record.started_at)
+        reason = "Completed" if code == 0 else "Error"
+        if self.node.cgroups is not None and self.node.cgroups.oom_kills(self.uid, name) > ooms:
+            reason = "OOMKilled"  # the kernel's OOM killer ended a process of the container
+        self._record_exit(record, code, sig, reason, "", started=record.started_at)
         self._changed()
         return code
 

@@ -1,0 +1,228 @@
+"""Cgroups for process pods: every process of a container is found, limited and killed.
+
+A kubelet puts each container in a cgroup of its pod's. So does the process runtime, in the
+cgroup hierarchies it finds (`/proc/self/mounts`, `/proc/self/cgroup`), below its own cgroup:
+
+    <own cgroup>/tinykube-<node id>/<pod uid>/<container name>
+
+- **Tracking**: the sandbox helper writes its pid into the container's cgroups before it execs
+  the command, so everything the command starts is in them, daemons that call setsid(2)
+  included. When the container stops (its main process exited or was killed), `kill_all`
+  kills what is left, with `cgroup.kill` on cgroup v2, else by SIGKILLing `cgroup.procs` until
+  it is empty, as runc does for a container without a PID namespace.
+- **Memory**: `resources.limits.memory` becomes `memory.max` (v2) or `memory.limit_in_bytes`
+  (v1); when the kernel's OOM killer ends a process of the container, its `oom_kill` counter
+  (`memory.events` or `memory.oom_control`) goes up, and the runtime reports the container
+  `OOMKilled` with exit code 137, as the kubelet does.
+
+Where no hierarchy is writable (not root), `Cgroups.available` is False and pods run as before;
+the pod's events say so. The layout is per node agent, and `clear` removes what an earlier run
+left (killing its processes first).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import signal
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+KILL_ROUNDS = 50  # v1 kill loop: each round SIGKILLs what cgroup.procs lists
+_SUFFIXES = {"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "Ti": 1 << 40, "Pi": 1 << 50,
+             "Ei": 1 << 60, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15,
+             "E": 10**18, "m": 10**-3, "": 1}
+
+
+@dataclasses.dataclass(frozen=True)
+class Hierarchy:
+    root: Path  # where our own cgroup is, e.g. /sys/fs/cgroup/memory/<our path>
+    version: int  # 1 or 2
+    memory: bool  # limits and OOM counters live here
+
+
+def _own_paths() -> dict[str, str]:
+    """Controller list (v1, e.g. "memory") or "" (v2) -> our cgroup path in it."""
+    paths = {}
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _id, controllers, path = line.split(":", 2)
+        paths[controllers] = path
+    return paths
+
+
+def discover() -> list[Hierarchy]:
+    """The hierarchies to use: v2 (unified) for tracking when mounted, v1 memory for limits
+    when the memory controller is there; writable ones only."""
+    own = _own_paths()
+    found: list[Hierarchy] = []
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        _dev, mount, kind, options, *_ = line.split()
+        if kind == "cgroup2" and "" in own:
+            controllers = Path(mount, "cgroup.controllers").read_text().split()
+            found.append(Hierarchy(Path(mount + own[""]), 2, "memory" in controllers))
+        elif kind == "cgroup" and "memory" in options.split(","):
+            path = next((p for c, p in own.items() if "memory" in c.split(",")), None)
+            if path is not None:
+                found.append(Hierarchy(Path(mount + path), 1, True))
+    return [h for h in found if os.access(h.root, os.W_OK)]
+
+
+def memory_limit(container: Mapping[str, Any]) -> int | None:
+    """The container's `resources.limits.memory` in bytes, if it has one."""
+    limits = (container.get("resources") or {}).get("limits") or {}
+    value = limits.get("memory")
+    return _bytes(str(value)) if value is not None else None
+
+
+def _bytes(value: str) -> int:
+    """A memory quantity (`64Mi`, `1G`, `1e9`, `500m`) in whole bytes, rounded up as the
+    kubelet rounds a limit (the API server validated the syntax)."""
+    number = value.rstrip("KMGTPEikm")
+    suffix = value[len(number):]
+    if "e" in number.lower() and suffix == "":
+        return int(float(number) + 0.999999)
+    scaled = float(number) * _SUFFIXES[suffix]
+    return int(-(-scaled // 1))
+
+
+class Cgroups:
+    """The cgroups of one node agent's containers."""
+
+    def __init__(self, node_id: str, hierarchies: Iterable[Hierarchy] | None = None) -> None:
+        self.hierarchies = list(discover() if hierarchies is None else hierarchies)
+        self.node_id = node_id
+
+    def __repr__(self) -> str:
+        return f"Cgroups({self.node_id}, {[str(h.root) for h in self.hierarchies]})"
+
+    @property
+    def available(self) -> bool:
+        return bool(self.hierarchies)
+
+    def _base(self, hierarchy: Hierarchy) -> Path:
+        return hierarchy.root / f"tinykube-{self.node_id}"
+
+    def container(self, pod_uid: str, name: str, memory: int | None) -> list[str]:
+        """Make (or empty) the container's cgroups, set its memory limit; their paths."""
+        paths = []
+        for hierarchy in self.hierarchies:
+            path = self._base(hierarchy) / pod_uid / name
+            if hierarchy.version == 2 and hierarchy.memory:
+                _enable_memory(self._base(hierarchy), path)
+            path.mkdir(parents=True, exist_ok=True)
+            if hierarchy.memory:
+                _set_memory(path, hierarchy.version, memory)
+            paths.append(str(path))
+        return paths
+
+    def paths(self, pod_uid: str, name: str) -> list[str]:
+        """The container's cgroups (for `kubectl exec`, whose command joins them)."""
+        return [str(self._base(h) / pod_uid / name) for h in self.hierarchies]
+
+    def oom_kills(self, pod_uid: str, name: str) -> int:
+        """How many processes of the container the OOM killer has ended so far."""
+        total = 0
+        for hierarchy in self.hierarchies:
+            if hierarchy.memory:
+                path = self._base(hierarchy) / pod_uid / name
+                total = max(total, _oom_count(path, hierarchy.version))
+        return total
+
+    def kill_all(self, pod_uid: str, name: str | None = None) -> None:
+        """SIGKILL every process left in the container's (or the whole pod's) cgroups."""
+        for hierarchy in self.hierarchies:
+            path = self._base(hierarchy) / pod_uid
+            for cgroup in [path / name] if name else _children(path):
+                _kill(cgroup, hierarchy.version)
+
+    def remove(self, pod_uid: str) -> None:
+        """Kill what is left of the pod and remove its cgroups."""
+        self.kill_all(pod_uid)
+        for hierarchy in self.hierarchies:
+            _rmtree(self._base(hierarchy) / pod_uid)
+
+    def clear(self) -> None:
+        """Remove everything under this node's cgroups (an earlier run's leftovers)."""
+        for hierarchy in self.hierarchies:
+            base = self._base(hierarchy)
+            for pod in _children(base):
+                for cgroup in _children(pod):
+                    _kill(cgroup, hierarchy.version)
+            _rmtree(base)
+
+
+def _children(path: Path) -> list[Path]:
+    try:
+        return [p for p in path.iterdir() if p.is_dir()]
+    except FileNotFoundError:
+        return []
+
+
+def _enable_memory(base: Path, leaf: Path) -> None:
+    """cgroup v2: the memory controller must be enabled in every ancestor's subtree_control
+    below our own cgroup (best effort: a cgroup with processes of its own refuses)."""
+    for directory in [base.parent, base, leaf.parent]:
+        directory.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            (directory / "cgroup.subtree_control").write_text("+memory")
+
+
+def _set_memory(path: Path, version: int, limit: int | None) -> None:
+    if version == 2:
+        target, value = path / "memory.max", "max" if limit is None else str(limit)
+    else:
+        target, value = path / "memory.limit_in_bytes", "-1" if limit is None else str(limit)
+    with contextlib.suppress(FileNotFoundError):
+        target.write_text(value)
+
+
+def _oom_count(path: Path, version: int) -> int:
+    name = "memory.events" if version == 2 else "memory.oom_control"
+    try:
+        for line in (path / name).read_text().splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill":
+                return int(value)
+    except (FileNotFoundError, ValueError):
+        pass
+    return 0
+
+
+def _procs(path: Path) -> list[int]:
+    try:
+        return [int(p) for p in (path / "cgroup.procs").read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
+def _kill(path: Path, version: int) -> None:
+    if version == 2 and (path / "cgroup.kill").exists():
+        with contextlib.suppress(FileNotFoundError):
+            (path / "cgroup.kill").write_text("1")
+        return
+    for _ in range(KILL_ROUNDS):  # a forking process may add members while we kill
+        pids = _procs(path)
+        if not pids:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.001)
+
+
+def _rmtree(path: Path) -> None:
+    """rmdir a cgroup tree bottom-up (cgroup directories are removed with rmdir only); a
+    cgroup whose last process is still exiting refuses for a moment, so retry briefly."""
+    for child in _children(path):
+        _rmtree(child)
+    for _ in range(100):
+        try:
+            path.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.01)
