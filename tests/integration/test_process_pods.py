@@ -367,7 +367,8 @@ spec:
   - name: hog
     image: python
     # 64 x 8 MiB at most (bounded even where no limit is enforced), then it waits
-    command: [python3, -c, "import time\\nb = [b'x' * (8 << 20) for _ in range(64)]\\ntime.sleep(60)"]
+    command: [python3, -c,
+              "import time\\nb = [b'x' * (8 << 20) for _ in range(64)]\\ntime.sleep(60)"]
     resources: {limits: {memory: 64Mi}}
 """
 
