@@ -34,6 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tinykube import private
 from tinykube.client import config as client_config
 from tinykube.client.controller import Controller
 from tinykube.client.rest import RESTClient
@@ -160,7 +161,7 @@ async def _make_network(options: ComponentOptions, cidrs: list[str]) -> ClusterN
     plan = cluster_network(cluster_prefix(str(options.data_dir.resolve())),
                            [n.name for n in options.nodes], cidrs, dns_ip)
     await asyncio.to_thread(netns.create_cluster, plan)
-    (options.data_dir / NETWORK_FILE).write_text(json.dumps(
+    private.write(options.data_dir / NETWORK_FILE, json.dumps(
         {"prefix": plan.prefix, "nodes": {n.name: n.netns for n in plan.nodes}}))
     return plan
 

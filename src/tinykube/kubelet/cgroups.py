@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import os
 import signal
 import time
@@ -31,10 +32,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from tinykube.api import quantity
+
 KILL_ROUNDS = 50  # v1 kill loop: each round SIGKILLs what cgroup.procs lists
-_SUFFIXES = {"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "Ti": 1 << 40, "Pi": 1 << 50,
-             "Ei": 1 << 60, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15,
-             "E": 10**18, "m": 10**-3, "": 1}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,18 +74,9 @@ def memory_limit(container: Mapping[str, Any]) -> int | None:
     """The container's `resources.limits.memory` in bytes, if it has one."""
     limits = (container.get("resources") or {}).get("limits") or {}
     value = limits.get("memory")
-    return _bytes(str(value)) if value is not None else None
+    parsed = quantity.parse(value) if value is not None else None
+    return math.ceil(parsed[0]) if parsed is not None else None
 
-
-def _bytes(value: str) -> int:
-    """A memory quantity (`64Mi`, `1G`, `1e9`, `500m`) in whole bytes, rounded up as the
-    kubelet rounds a limit (the API server validated the syntax)."""
-    number = value.rstrip("KMGTPEikm")
-    suffix = value[len(number):]
-    if "e" in number.lower() and suffix == "":
-        return int(float(number) + 0.999999)
-    scaled = float(number) * _SUFFIXES[suffix]
-    return int(-(-scaled // 1))
 
 
 class Cgroups:
