@@ -406,3 +406,61 @@ def test_a_container_over_its_memory_limit_is_oom_killed(kctl: Kubectl) -> None:
     terminated = status["containerStatuses"][0]["lastState"]["terminated"]
     assert (terminated["reason"], terminated["exitCode"]) == ("OOMKilled", 137)
     kctl("delete", "pod", "hog", "--timeout=20s")
+
+
+SECURITY = """
+apiVersion: v1
+kind: Pod
+metadata: {name: sec}
+spec:
+  securityContext: {runAsUser: 1000, runAsGroup: 3000, fsGroup: 2000}
+  containers:
+  - name: main
+    image: python
+    command: [sh, -c, "id -u; id -g; id -G; head -c 4 $(ACCOUNT)/token; echo;
+                       tail -1 /etc/hosts; exec sleep 3600"]
+    env: [{name: ACCOUNT, value: /var/run/secrets/kubernetes.io/serviceaccount}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: nonroot}
+spec:
+  containers:
+  - name: main
+    image: python
+    securityContext: {runAsNonRoot: true}
+    command: [sleep, "3600"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: private-run}
+spec:
+  containers:
+  - name: main
+    image: python
+    command: [sh, -c, "mkdir -p /run/mine && echo written-inside > /run/mine/file &&
+                       exec sleep 3600"]
+"""
+
+
+@pytest.mark.root
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
+def test_security_context_users_and_the_exec_into_the_container(kctl: Kubectl) -> None:
+    kctl("apply", "-f", "-", input=SECURITY)
+    kctl("wait", "--for=condition=Ready", "pod/sec", "pod/private-run", "--timeout=30s")
+    uid, gid, groups, token, hosts = until(
+        lambda: len(lines := kctl("logs", "sec").splitlines()) >= 5 and lines, 10, "output")[:5]
+    assert (uid, gid, sorted(groups.split())) == ("1000", "3000", ["2000", "3000"])
+    assert len(token) == 4 and hosts.split()[-1] == "sec"  # readable by the container's user
+    assert kctl("exec", "sec", "--", "id", "-u").strip() == "1000"  # exec runs as it too
+    # kubectl exec joins the running container: it sees what the container wrote in its /run
+    assert kctl("exec", "private-run", "--", "cat", "/run/mine/file").strip() == \
+        "written-inside"
+    assert not Path("/run/mine").exists()  # which the host never sees
+    def refusal() -> str | None:
+        statuses = pod(kctl, "nonroot")["status"].get("containerStatuses") or [{}]
+        return statuses[0].get("state", {}).get("waiting", {}).get("message")
+    waiting = until(refusal, 10, "the refusal")
+    assert waiting.startswith('container has runAsNonRoot and image will run as root (pod: '
+                              '"nonroot_default(')
+    kctl("delete", "pod", "sec", "nonroot", "private-run", "--timeout=20s")

@@ -16,6 +16,7 @@ and removed once the pod object is gone.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -73,7 +74,8 @@ class ProcessRuntime:
         box = sandbox.Sandbox(self.sandbox_mode, directory, hostname=sandbox.pod_hostname(pod),
                               hosts=sandbox.hosts_file(pod, pod_ip),
                               resolv=sandbox.resolv_conf(pod, self._nameserver()),
-                              account=self.account(pod), netns=pod_netns)
+                              account=self.account(pod), netns=pod_netns,
+                              shared=self._runs_as_others(pod))
         worker = PodWorker(pod, pod_ip, node=self.node, box=box, log_dir=directory / "logs")
         self.workers[str(pod["metadata"]["uid"])] = worker
         await self._explain_names(pod, box)
@@ -90,6 +92,14 @@ class ProcessRuntime:
             await self.node.event(pod, "Warning", "FailedCreatePodSandBox",
                                   f"Failed to create pod sandbox: {exc}")
             raise
+
+    @staticmethod
+    def _runs_as_others(pod: Obj) -> bool:
+        """True when a container of the pod runs as a user other than the agent's."""
+        spec = pod.get("spec", {})
+        every = [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
+        return any(sandbox.identity(pod, c, uid=os.geteuid(), gid=os.getegid()) is not None
+                   for c in every)
 
     def _nameserver(self) -> str | None:
         address = self.cluster_dns()

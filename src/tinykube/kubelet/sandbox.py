@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import dataclasses
 import os
 import socket
 import subprocess
@@ -37,8 +38,6 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
-
-from tinykube import private
 
 Obj = Mapping[str, Any]
 CLUSTER_DOMAIN = "cluster.local"
@@ -119,13 +118,64 @@ def resolv_conf(pod: Obj, nameserver: str | None) -> str | None:
     return "\n".join(lines) + "\n"
 
 
+@dataclasses.dataclass(frozen=True)
+class Identity:
+    """Who a container's processes run as (`securityContext` runAsUser/runAsGroup, with the
+    pod's supplementalGroups and fsGroup)."""
+
+    uid: int
+    gid: int
+    groups: tuple[int, ...] = ()
+
+    def option(self) -> str:
+        return f"{self.uid}:{self.gid}:{','.join(map(str, self.groups))}"
+
+
+def identity(pod: Obj, container: Obj, *, uid: int, gid: int) -> Identity | None:
+    """The container's identity when its security context names one (None: the agent's own).
+    Container fields win over the pod's, as the kubelet applies them; `uid`/`gid` are what an
+    unset field means (the agent's, as the image's user is for a container runtime)."""
+    pod_context = pod.get("spec", {}).get("securityContext") or {}
+    own = container.get("securityContext") or {}
+    user = own.get("runAsUser", pod_context.get("runAsUser"))
+    group = own.get("runAsGroup", pod_context.get("runAsGroup"))
+    groups = [*(pod_context.get("supplementalGroups") or [])]
+    if pod_context.get("fsGroup") is not None:
+        groups.append(pod_context["fsGroup"])
+    if user is None and group is None and not groups:
+        return None
+    return Identity(uid if user is None else int(user), gid if group is None else int(group),
+                    tuple(dict.fromkeys(int(g) for g in groups)))
+
+
+def runs_as_root_refused(pod: Obj, container: Obj, *, uid: int) -> str | None:
+    """The kubelet's refusal of a `runAsNonRoot` container that would run as root, or None."""
+    pod_context = pod.get("spec", {}).get("securityContext") or {}
+    own = container.get("securityContext") or {}
+    if not own.get("runAsNonRoot", pod_context.get("runAsNonRoot")):
+        return None
+    user = own.get("runAsUser", pod_context.get("runAsUser"))
+    if (uid if user is None else int(user)) != 0:
+        return None
+    meta = pod["metadata"]
+    return (f'container has runAsNonRoot and image will run as root (pod: "{meta["name"]}_'
+            f'{meta.get("namespace", "default")}({meta.get("uid", "")})", container: '
+            f'{container["name"]})')
+
+
 class Sandbox:
     """Writes a pod's name files (and service account files) and wraps its commands in the
-    namespace helper."""
+    namespace helper.
+
+    The files are owner-only (0600) like everything in the data directory; when a container
+    runs as another user (`shared=True`) they get the modes a kubelet gives them (0644), still
+    inside the pod's 0700 directory, so only the pod's own mounts reach them."""
 
     def __init__(self, mode: str, directory: Path, *, hostname: str, hosts: str,
                  resolv: str | None, account: Mapping[str, str] | None = None,
-                 netns: str | None = None) -> None:
+                 netns: str | None = None, shared: bool = False) -> None:
+        from tinykube import private  # not at the top: the helper itself is stdlib-only
+
         self.mode = mode
         self.netns = netns  # the pod's network namespace (path), in the netns network mode
         self.directory = directory = directory.resolve()  # the helper runs in another cwd
@@ -143,17 +193,31 @@ class Sandbox:
             private.make_dir(self.account_path)
             for name, content in account.items():
                 private.write(self.account_path / name, content)
+        if shared:  # readable by the container's user, as the kubelet's files are
+            for path in (self.directory, self.account_path):
+                if path is not None:
+                    os.chmod(path, 0o755)
+            for path in (self.hosts_path, self.resolv_path, *(
+                    self.account_path.iterdir() if self.account_path else ())):
+                if path is not None:
+                    os.chmod(path, 0o644)
 
     def __repr__(self) -> str:
         return f"Sandbox({self.mode}, {self.hostname})"
 
-    def wrap(self, argv: Sequence[str], cgroups: Sequence[str] = ()) -> list[str]:
-        """The command line that runs `argv` inside the pod's namespaces (and, given their
-        paths, in a container's cgroups)."""
+    def wrap(self, argv: Sequence[str], cgroups: Sequence[str] = (), *,
+             user: Identity | None = None, join: int | None = None) -> list[str]:
+        """The command line that runs `argv` inside the pod's namespaces: new ones, or with
+        `join` those of that running process (a `kubectl exec` into its container); given
+        their paths, in a container's cgroups; given `user`, as that identity (root only)."""
         if self.mode == "none":
             return list(argv)
         helper = [*HELPER, "--mode", self.mode,
                   "--hostname", self.hostname, "--hosts", str(self.hosts_path)]
+        if join is not None and self.mode == "root":  # (a user namespace's cannot be joined)
+            helper += ["--join", str(join)]
+        if user is not None and self.mode == "root":
+            helper += ["--user", user.option()]
         if self.resolv_path is not None:
             helper += ["--resolv", str(self.resolv_path)]
         if self.account_path is not None:
@@ -196,6 +260,28 @@ def _enter_netns(libc: ctypes.CDLL, path: str) -> None:
         _check(libc.setns(fd, CLONE_NEWNET), f"enter network namespace {path}")
     finally:
         os.close(fd)
+
+
+def _join(libc: ctypes.CDLL, pid: str) -> None:
+    """Enter the network, UTS and mount namespaces of process `pid` (a running container)."""
+    kinds = (("net", CLONE_NEWNET), ("uts", CLONE_NEWUTS), ("mnt", CLONE_NEWNS))
+    fds = [(os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY), flag) for name, flag in kinds]
+    cwd = os.getcwd()  # entering a mount namespace moves this process to its root
+    try:
+        for fd, flag in fds:  # all opened first: after the mount namespace, /proc may differ
+            _check(libc.setns(fd, flag), f"enter the {flag:#x} namespace of process {pid}")
+    finally:
+        for fd, _flag in fds:
+            os.close(fd)
+    os.chdir(cwd)
+
+
+def _become(option: str) -> None:
+    """Switch to `UID:GID:G1,G2` (groups first, the user last, as a runtime does)."""
+    uid, gid, groups = option.split(":", 2)
+    os.setgroups([int(g) for g in groups.split(",") if g])
+    os.setgid(int(gid))
+    os.setuid(int(uid))
 
 
 def _enter(mode: str, hostname: str, binds: Mapping[str, str],
@@ -242,7 +328,8 @@ def _enter(mode: str, hostname: str, binds: Mapping[str, str],
 
 def main(argv: Sequence[str]) -> int:
     """Parse `--mode M --hostname H [--hosts F] [--resolv F] [--serviceaccount D] [--netns P]
-    [--cgroups DIR,DIR] -- CMD...`, join the cgroups, enter, exec."""
+    [--cgroups DIR,DIR] [--join PID] [--user UID:GID:GROUPS] -- CMD...`, join the cgroups,
+    enter (or join PID's namespaces), become the user, exec."""
     split = list(argv).index("--")
     options = dict(zip(argv[:split:2], argv[1:split:2], strict=True))
     command = list(argv[split + 1:])
@@ -251,8 +338,13 @@ def main(argv: Sequence[str]) -> int:
     try:
         for cgroup in filter(None, options.get("--cgroups", "").split(",")):
             Path(cgroup, "cgroup.procs").write_text(str(os.getpid()))  # before any child
-        _enter(options["--mode"], options["--hostname"], binds, options.get("--serviceaccount"),
-               options.get("--netns"))
+        if "--join" in options:
+            _join(_libc(), options["--join"])
+        else:
+            _enter(options["--mode"], options["--hostname"], binds,
+                   options.get("--serviceaccount"), options.get("--netns"))
+        if "--user" in options:
+            _become(options["--user"])
     except OSError as exc:
         print(f"tinykube sandbox: {exc}", file=sys.stderr, flush=True)
         return 125

@@ -183,10 +183,22 @@ class PodWorker:
         spec = self.pod["spec"]
         every = [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
         container = next(c for c in every if c["name"] == container_name)
-        cgroups = self.node.cgroups
-        paths = cgroups.paths(self.uid, container_name) if cgroups is not None else []
-        return (self.box.wrap(list(command), paths), self._env(container),
+        return (self._in_container(container)(list(command)), self._env(container),
                 container.get("workingDir") or None)
+
+    def _identity(self, container: Obj) -> sandbox.Identity | None:
+        return sandbox.identity(self.pod, container, uid=os.geteuid(), gid=os.getegid())
+
+    def _in_container(self, container: Obj) -> probes.Wrap:
+        """How to run a command inside the running container (`kubectl exec`, exec probes,
+        preStop hooks): in its namespaces and cgroups, as its user."""
+        name = container["name"]
+        cgroups = self.node.cgroups
+        paths = cgroups.paths(self.uid, name) if cgroups is not None else []
+        proc = self.procs.get(name)
+        join = proc.pid if proc is not None and proc.returncode is None else None
+        user = self._identity(container)
+        return lambda argv: self.box.wrap(argv, paths, user=user, join=join)
 
     def _cgroups(self, container: Obj) -> list[str]:
         """The container's cgroups (made now, with its memory limit); none without them."""
@@ -225,6 +237,9 @@ class PodWorker:
         try:
             env = self._env(container)
             argv = pod_env.command_line(container, env)
+            refused = sandbox.runs_as_root_refused(self.pod, container, uid=os.geteuid())
+            if refused is not None:
+                raise pod_env.EnvError(refused)
         except pod_env.EnvError as exc:
             record.state, record.reason, record.message = ("waiting",
                                                            "CreateContainerConfigError", str(exc))
@@ -237,7 +252,8 @@ class PodWorker:
         cgroups = self._cgroups(container)
         try:
             proc = await asyncio.create_subprocess_exec(
-                *self.box.wrap(argv, cgroups), cwd=container.get("workingDir") or None, env=env,
+                *self.box.wrap(argv, cgroups, user=self._identity(container)),
+                cwd=container.get("workingDir") or None, env=env,
                 start_new_session=True, **io.spawn_options())
         except (OSError, subprocess.SubprocessError) as exc:
             io.started(None)
@@ -344,8 +360,9 @@ class PodWorker:
             await clock.sleep(max(0.0, next_at - clock.now()))
             next_at = max(next_at + tracker.timing.period, clock.now())
             ok, message = await probes.run_probe(
-                probe, container, pod_ip=self.pod_ip, env=env, wrap=self.box.wrap,
-                cwd=container.get("workingDir") or None, connect=self.node.connect)
+                probe, container, pod_ip=self.pod_ip, env=env,
+                wrap=self._in_container(container), cwd=container.get("workingDir") or None,
+                connect=self.node.connect)
             if not ok:
                 await self._event("Warning", "Unhealthy", f"{label} probe failed: {message}")
             if tracker.observe(ok) and not keep_going(bool(tracker.verdict)):
@@ -371,7 +388,7 @@ class PodWorker:
         if "exec" in hook and proc.returncode is None:
             ok, message = await probes.run_probe(
                 {"exec": hook["exec"], "timeoutSeconds": max(grace, 1)}, container,
-                pod_ip=self.pod_ip, env=self._env(container), wrap=self.box.wrap,
+                pod_ip=self.pod_ip, env=self._env(container), wrap=self._in_container(container),
                 cwd=container.get("workingDir") or None)
             if not ok:
                 await self._event("Warning", "FailedPreStopHook",
