@@ -18,6 +18,7 @@ is reported; stopping sends the child SIGTERM (SIGKILL after `CHILD_STOP_TIMEOUT
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import dataclasses
 import logging
 import socket
@@ -175,7 +176,30 @@ async def run_until_stopped(cluster: RunningCluster, stop: asyncio.Event) -> str
         await cluster.stop()
 
 
+# glibc's M_MMAP_THRESHOLD (mallopt's parameter number) and its default value. glibc raises the
+# threshold each time a large mmap'ed block is freed, and blocks under it come from the heap
+# after that; orjson encodes into a 1 MiB buffer, so once an object is encoded, the 64 KiB to
+# 1 MiB buffers of requests and watch events fragment the heap and RSS grows with every write
+# of a big object (measured: +200 MiB over 4,000 writes of a 64 KiB ConfigMap with a bounded
+# watch history, against a flat +68 MiB, the history itself, with the threshold fixed).
+_M_MMAP_THRESHOLD = -3
+_MMAP_THRESHOLD = 128 * 1024
+
+
+def return_large_blocks_to_the_os() -> None:
+    """Fix glibc's mmap threshold at its default, so large blocks go back to the OS when freed
+    instead of staying in a fragmented heap. Nothing happens on another C library."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # pragma: no cover - musl, macOS
+        return
+    mallopt = getattr(libc, "mallopt", None)
+    if mallopt is not None:
+        mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
+
+
 def run_forever(coro_factory: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    return_large_blocks_to_the_os()
     try:
         import uvloop
     except ImportError:  # pragma: no cover

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import datetime
 from collections.abc import Callable
 from typing import Any
@@ -30,11 +31,14 @@ from tinykube.apiserver.admission import Request as AdmissionRequest
 from tinykube.apiserver.params import int_param, parse_bool, resource_version_param
 from tinykube.apiserver.paths import Target
 from tinykube.apiserver.registry import Registry
-from tinykube.store.cache import Entry, Event
+from tinykube.store.cache import Entry, Event, Watcher
 
 Obj = dict[str, Any]
 
 MAX_BODY = 3 * 1024 * 1024  # kube-apiserver's request size limit
+# Watch lines per write, at most (plus one event): what a write stuck behind a client that does
+# not read holds, in aiohttp's and the TLS transport's buffers, until the watch ends.
+WRITE_CHUNK = 256 * 1024
 _PATCH_TYPES = {
     "application/json-patch+json", "application/merge-patch+json",
     "application/strategic-merge-patch+json", "application/apply-patch+yaml",
@@ -217,63 +221,89 @@ class ResourceHandler:
             await response.write(codec.watch_line("ERROR", errors.status_json(gone.to_status())))
             return response
         timeout = int_param(request, "timeoutSeconds")
-        deadline = asyncio.get_running_loop().time() + timeout if timeout else None
-        bookmarks = parse_bool(request.query.get("allowWatchBookmarks"))
-        queue = watcher.queue
-        initial_left = queue.qsize() if send_initial else -1  # -1: no end-of-initial bookmark
-        initial_rv = self.store.resource_version
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout if timeout else None
+        stream = _Stream(res, as_table, include, initial_rv=self.store.resource_version,
+                         # -1: no end-of-initial bookmark
+                         initial_left=watcher.queue.qsize() if send_initial else -1)
         try:  # the initial state may hold writes of this turn: send it once they are durable
             await self.store.settle(durable)
         except errors.InternalError:
             watcher.close()
             raise
-        first = True
+        # The store terminates a watcher whose client falls behind (see store/cache.py): the
+        # stream ends after the write under way, and if that write is stuck behind a client
+        # that reads nothing, the connection goes when the grace period is over.
+        cut_off: list[asyncio.TimerHandle] = []
+        watcher.on_terminate = lambda: cut_off.append(loop.call_later(
+            self.store.watch_limits.drain_grace, _abort, request))
         try:
             await response.prepare(request)
-            if initial_left == 0:
-                await response.write(self._bookmark(res, initial_rv, initial_end=True))
-                initial_left = -1
-            while not watcher.closed or not queue.empty():
-                wait = self.bookmark_interval
-                if deadline is not None:
-                    wait = min(wait, deadline - asyncio.get_running_loop().time())
-                    if wait <= 0:
-                        break
-                try:
-                    if queue.empty():
-                        async with asyncio.timeout(wait):  # no extra task, unlike wait_for
-                            batch = [await queue.get()]
-                    else:
-                        batch = [queue.get_nowait()]
-                except TimeoutError:
-                    if bookmarks:
-                        await response.write(self._bookmark(res))
-                    continue
-                # Everything queued so far goes out in one write (one TLS record, one syscall).
-                while not queue.empty():
-                    batch.append(queue.get_nowait())
-                ended = None in batch
-                lines = []
-                for event in batch[:batch.index(None)] if ended else batch:
-                    assert event is not None
-                    lines.append(self._event_line(res, event, as_table, include, first))
-                    first = False
-                    if initial_left > 0:
-                        initial_left -= 1
-                        if initial_left == 0:
-                            lines.append(self._bookmark(res, initial_rv, initial_end=True))
-                            initial_left = -1
-                if lines:
-                    await response.write(b"".join(lines))
-                if ended:
-                    break
+            await self._send_events(response, watcher, stream, deadline,
+                                    parse_bool(request.query.get("allowWatchBookmarks")))
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await response.write_eof()
         except ConnectionError:  # the client left (or the server is stopping): nothing to say
-            return response
-        finally:
+            pass
+        finally:  # also when the client left and aiohttp cancelled this handler
             watcher.close()
-        with contextlib.suppress(ConnectionError, RuntimeError):
-            await response.write_eof()
+            for timer in cut_off:
+                timer.cancel()
         return response
+
+    async def _send_events(self, response: web.StreamResponse, watcher: Watcher,
+                           stream: _Stream, deadline: float | None, bookmarks: bool) -> None:
+        """Write the watcher's events until it ends, the deadline passes or the client goes."""
+        queue = watcher.queue
+        loop = asyncio.get_running_loop()
+        if stream.initial_left == 0:
+            await response.write(self._bookmark(stream.res, stream.initial_rv,
+                                                initial_end=True))
+            stream.initial_left = -1
+        while True:
+            wait = self.bookmark_interval
+            if deadline is not None:
+                wait = min(wait, deadline - loop.time())
+                if wait <= 0:
+                    return
+            try:
+                if queue.empty():
+                    async with asyncio.timeout(wait):  # no extra task, unlike wait_for
+                        event = await queue.get()
+                else:
+                    event = queue.get_nowait()
+            except TimeoutError:
+                if bookmarks:
+                    await response.write(self._bookmark(stream.res))
+                continue
+            lines, ended = self._lines(stream, event, watcher)
+            if lines:
+                await response.write(b"".join(lines))
+            if ended:
+                return
+
+    def _lines(self, stream: _Stream, event: Event | None,
+               watcher: Watcher) -> tuple[list[bytes], bool]:
+        """The lines of `event` and of what is queued behind it, up to WRITE_CHUNK bytes (one
+        write: one TLS record, one syscall), and whether the watch ended."""
+        lines: list[bytes] = []
+        size = 0
+        while event is not None:
+            line = self._event_line(stream.res, event, stream.as_table, stream.include,
+                                    stream.first)
+            stream.first = False
+            lines.append(line)
+            size += len(line)
+            if stream.initial_left > 0:
+                stream.initial_left -= 1
+                if stream.initial_left == 0:
+                    lines.append(self._bookmark(stream.res, stream.initial_rv,
+                                                initial_end=True))
+                    stream.initial_left = -1
+            if size >= WRITE_CHUNK or watcher.queue.empty():
+                return lines, False
+            event = watcher.queue.get_nowait()
+        return lines, True
 
     def _bookmark(self, res: Resource, rv: int | None = None, *,
                   initial_end: bool = False) -> bytes:
@@ -508,6 +538,23 @@ class ResourceHandler:
         return _json(errors.status_body({"kind": "Status", "apiVersion": "v1",
                                          "metadata": {}, "status": "Success", "code": 201}),
                      status=201)
+
+@dataclasses.dataclass
+class _Stream:
+    """What a watch stream writes and where it is in its initial state."""
+
+    res: Resource
+    as_table: bool
+    include: str
+    initial_rv: int
+    initial_left: int  # initial events not yet written; 0: bookmark due; -1: none (left)
+    first: bool = True  # a Table watch sends its column headers with the first event
+
+
+def _abort(request: web.Request) -> None:
+    if request.transport is not None:
+        request.transport.abort()
+
 
 def _watch_index(request: web.Request) -> tuple[str, str] | None:
     """An exact-match field the store can index this watch by (see `Store.watch`)."""

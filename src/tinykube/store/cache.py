@@ -23,6 +23,14 @@ Watch semantics are kube-apiserver's watch cache:
 - older than the history: `Gone` ("too old resource version"), which makes informers relist.
 - a watcher with a selector sees an object leave its selection as DELETED and enter it as ADDED.
 
+Memory is bounded in bytes as well as in events, because one event holds a whole object: the
+history keeps at most `history` events and `history_bytes` of encoded objects (the oldest go
+first, and watches from before them get `Gone`), and each watcher at most `WatchLimits` of
+encoded live events not yet sent (a watcher that stays over it is terminated and its backlog
+dropped; see `Watcher`). Events are shared: a queued event is the history's object and its
+cached encoding, so 2 x `buffer_bytes` <= `history_bytes` means a backlog pins nothing the
+history does not hold anyway.
+
 Paged lists are consistent snapshots, as kube-apiserver's (etcd reads at the first page's
 revision) are: the first page (`list`) reads the current objects and the API server puts that
 page's resourceVersion in the continue token; every later page (`list_at`) is served from the
@@ -63,7 +71,12 @@ from typing import Any
 import orjson
 
 from tinykube.api import errors
-from tinykube.settings import DEFAULT_WATCH_HISTORY
+from tinykube.settings import (
+    DEFAULT_WATCH_BUFFER_BYTES,
+    DEFAULT_WATCH_HISTORY,
+    DEFAULT_WATCH_HISTORY_BYTES,
+    WATCH_DRAIN_GRACE,
+)
 from tinykube.store.sqlite import SQLiteBackend
 
 log = logging.getLogger(__name__)
@@ -115,26 +128,98 @@ class Event:
     entry: Entry
     prev: Obj | None = None
 
+    @property
+    def size(self) -> int:
+        """The encoded size of the event's object (shared by every watcher that queues it)."""
+        return len(self.entry.raw)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WatchLimits:
+    """How far a watcher may fall behind (see `Watcher`)."""
+
+    buffer_bytes: int = DEFAULT_WATCH_BUFFER_BYTES
+    drain_grace: float = WATCH_DRAIN_GRACE
+
+
+class Backlog:
+    """A watcher's queued events (None ends the watch), and the encoded bytes of the live ones.
+
+    The part of `asyncio.Queue` a watch needs, plus the byte count: each item carries the size
+    it was counted with (0 for the initial state and replayed history, see `Watcher`).
+    """
+
+    def __init__(self) -> None:
+        self._items: collections.deque[tuple[Event | None, int]] = collections.deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self.bytes = 0
+
+    def __repr__(self) -> str:
+        return f"Backlog(events={len(self._items)}, bytes={self.bytes})"
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def put_nowait(self, item: Event | None, size: int = 0) -> None:
+        self._items.append((item, size))
+        self.bytes += size
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def get_nowait(self) -> Event | None:
+        if not self._items:
+            raise asyncio.QueueEmpty
+        item, size = self._items.popleft()
+        self.bytes -= size
+        return item
+
+    async def get(self) -> Event | None:
+        while not self._items:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self.get_nowait()
+
+    def clear(self) -> None:
+        self._items.clear()
+        self.bytes = 0
+
 
 class Watcher:
-    """One client's watch: a queue of events filtered by namespace and selector."""
+    """One client's watch: a backlog of events filtered by namespace and selector.
 
-    MAX_BACKLOG = 100_000
+    The initial state and the replayed history are queued uncounted: they reference objects the
+    store and its history hold anyway (kube-apiserver's cacheWatcher walks them the same way,
+    outside its buffer). Live events count their encoded size. A watcher more than
+    `buffer_bytes` behind that has not caught up `drain_grace` seconds later, or more than twice
+    `buffer_bytes` behind at any moment, is terminated as kube-apiserver terminates a watcher
+    whose buffer stays full: its backlog is dropped at once, `on_terminate` (set by the API
+    server) ends the stream, and the client re-watches from the last version it saw.
+    """
 
     def __init__(self, store: Store, resource: str, namespace: str | None,
                  matcher: Matcher | None, index: IndexKey | None = None,
-                 since_rv: int = 0) -> None:
+                 since_rv: int = 0, limits: WatchLimits = WatchLimits()) -> None:
         self._store = store
         self.since_rv = since_rv  # events up to this version are already in the queue
         self.resource = resource
         self.namespace = namespace
         self.matcher = matcher
         self.index = index  # only objects with this field value can match
-        self.queue: asyncio.Queue[Event | None] = asyncio.Queue()
+        self.limits = limits
+        self.queue = Backlog()
         self.closed = False
+        self.terminated = False  # closed because it fell behind
+        self.on_terminate: Callable[[], None] | None = None
+        self._deadline: asyncio.TimerHandle | None = None
 
     def __repr__(self) -> str:
-        return f"Watcher({self.resource!r}, ns={self.namespace!r}, backlog={self.queue.qsize()})"
+        return f"Watcher({self.resource!r}, ns={self.namespace!r}, backlog={self.queue!r})"
 
     def _matches(self, obj: Obj | None) -> bool:
         if obj is None:
@@ -143,9 +228,9 @@ class Watcher:
             return False
         return self.matcher is None or self.matcher(obj)
 
-    def offer(self, event: Event) -> None:
+    def offer(self, event: Event, *, live: bool = True) -> None:
         """Queue the event as this watcher sees it (selector transitions become ADDED/DELETED)."""
-        if event.rv <= self.since_rv:
+        if self.closed or event.rv <= self.since_rv:
             return  # in the initial state already (it was written, not yet committed, then)
         now = self._matches(event.entry.obj)
         before = event.type == "MODIFIED" and self._matches(event.prev)
@@ -154,15 +239,44 @@ class Watcher:
             event = Event(kind, event.rv, event.resource, event.entry, event.prev)
         elif not now:
             return
-        if self.queue.qsize() >= self.MAX_BACKLOG:
-            self.close()  # a watcher this far behind is cut off, as the real watch cache does
+        self.queue.put_nowait(event, event.size if live else 0)
+        if live:
+            self._check_backlog()
+
+    def _check_backlog(self) -> None:
+        limit = self.limits.buffer_bytes
+        if self.queue.bytes > 2 * limit:
+            self.terminate()
+        elif self.queue.bytes > limit and self._deadline is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return  # no loop (start-up, tests): only the hard bound applies
+            self._deadline = loop.call_later(self.limits.drain_grace, self._check_drained)
+
+    def _check_drained(self) -> None:
+        self._deadline = None
+        if not self.closed and self.queue.bytes > self.limits.buffer_bytes:
+            self.terminate()
+
+    def terminate(self) -> None:
+        """End a watch that fell behind: drop its backlog, tell the API server."""
+        if self.closed:
             return
-        self.queue.put_nowait(event)
+        self.terminated = True
+        self.close()
+        if self.on_terminate is not None:
+            self.on_terminate()
 
     def close(self) -> None:
+        """End the watch and release its backlog (what is still queued is not sent)."""
         if not self.closed:
             self.closed = True
             self._store._forget(self)
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+            self.queue.clear()
             self.queue.put_nowait(None)
 
 
@@ -170,13 +284,18 @@ class Store:
     """Objects of every resource, a resourceVersion sequence, history and watchers."""
 
     def __init__(self, backend: SQLiteBackend, *, history: int = DEFAULT_WATCH_HISTORY,
-                 max_object_bytes: int = MAX_OBJECT_BYTES) -> None:
+                 max_object_bytes: int = MAX_OBJECT_BYTES,
+                 history_bytes: int = DEFAULT_WATCH_HISTORY_BYTES,
+                 watch_limits: WatchLimits = WatchLimits()) -> None:
         self.backend = backend
         self.max_object_bytes = max_object_bytes
+        self.watch_limits = watch_limits
         self._objects: dict[str, dict[tuple[str, str], Entry]] = collections.defaultdict(dict)
         self._watchers: dict[str, set[Watcher]] = collections.defaultdict(set)  # unindexed
         self._indexed: dict[str, dict[IndexKey, set[Watcher]]] = collections.defaultdict(dict)
-        self._history: collections.deque[Event] = collections.deque(maxlen=history)
+        self._history: collections.deque[Event] = collections.deque()
+        self._history_limits = (history, history_bytes)
+        self._history_bytes = 0  # encoded size of the history's objects
         self._rv = backend.last_rv()
         self._compacted_rv = self._rv  # watches from before this RV get 410 Gone
         self._durable_rv = self._rv  # every write up to here is committed (or known lost)
@@ -361,6 +480,7 @@ class Store:
             watcher.close()
         self._objects.clear()
         self._history.clear()
+        self._history_bytes = 0
         self._load()
         self._compacted_rv = self._durable_rv = self._rv  # versions go on upwards, never reused
 
@@ -381,9 +501,14 @@ class Store:
     # --- watch --------------------------------------------------------------------------
 
     def _publish(self, event: Event) -> None:
-        if len(self._history) == self._history.maxlen:
-            self._compacted_rv = self._history[0].rv
         self._history.append(event)
+        self._history_bytes += event.size
+        count, size = self._history_limits
+        while len(self._history) > 1 and (len(self._history) > count
+                                          or self._history_bytes > size):
+            evicted = self._history.popleft()
+            self._history_bytes -= evicted.size
+            self._compacted_rv = evicted.rv  # a watch from here on misses nothing still held
         for watcher in self._interested(event):
             watcher.offer(event)
 
@@ -419,7 +544,7 @@ class Store:
         if index is not None and index[0] not in INDEXED_FIELDS:
             index = None
         watcher = Watcher(self, resource, namespace, matcher, index,
-                          since_rv=resource_version or self._rv)
+                          since_rv=resource_version or self._rv, limits=self.watch_limits)
         if not resource_version:
             for entry in self.list(resource, namespace, matcher):
                 watcher.queue.put_nowait(Event("ADDED", entry.rv, resource, entry))
@@ -429,7 +554,7 @@ class Store:
                     f"too old resource version: {resource_version} ({self._compacted_rv})")
             for event in self._history_after(resource_version):
                 if event.resource == resource:
-                    watcher.offer(event)
+                    watcher.offer(event, live=False)
         if index is None:
             self._watchers[resource].add(watcher)
         else:
