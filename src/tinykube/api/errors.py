@@ -299,3 +299,22 @@ class InternalError(APIError):
 class ServiceUnavailable(APIError):
     code = 503
     reason = "ServiceUnavailable"
+
+
+class Timeout(APIError):
+    """504: the server could not answer in time; the client may retry."""
+
+    code = 504
+    reason = "Timeout"
+
+    @classmethod
+    def resource_version_too_large(cls, wanted: int, current: int, *,
+                                   retry_after: int) -> Timeout:
+        """kube-apiserver's NewTooLargeResourceVersionError: a read not older than a version
+        the server has not reached (`retry_after` 0 is left out, as Go's omitempty leaves it)."""
+        details: dict[str, Any] = {"causes": [{"reason": "ResourceVersionTooLarge",
+                                               "message": "Too large resource version"}]}
+        if retry_after:
+            details["retryAfterSeconds"] = retry_after
+        return cls(f"Timeout: Too large resource version: {wanted}, current: {current}",
+                   details=details)

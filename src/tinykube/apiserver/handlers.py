@@ -3,7 +3,8 @@
 `ResourceHandler.handle` receives a parsed `Target` and the aiohttp request, picks the verb from
 the method, the name and the `watch` parameter, and returns a response. Creates and updates go
 through `admission` (kube's admission plugins) before the registry; the lifecycle rules live
-in `registry`; decoding and encoding in `codec`; query parameters in `params`; the pod
+in `registry`; decoding and encoding in `codec`; query parameters in `params`, and which state
+a list reads (`resourceVersion`, `resourceVersionMatch`) in `list_options`; the pod
 subresources a node serves (log, exec, attach) in `kubelets`; self reviews in `reviews`. This
 module only joins them to HTTP: content negotiation (JSON, Table), `Warning` headers, and watch
 streams.
@@ -25,9 +26,10 @@ from aiohttp import web
 from tinykube.api import errors, patch, selectors
 from tinykube.api.clone import clone
 from tinykube.api.resources import Resource
-from tinykube.apiserver import codec, kubelets, reviews
+from tinykube.apiserver import codec, kubelets, list_options, reviews
 from tinykube.apiserver.admission import CREATE, UPDATE, Admission
 from tinykube.apiserver.admission import Request as AdmissionRequest
+from tinykube.apiserver.list_options import Consistency
 from tinykube.apiserver.params import int_param, parse_bool, resource_version_param
 from tinykube.apiserver.paths import Target
 from tinykube.apiserver.registry import Registry
@@ -39,6 +41,9 @@ MAX_BODY = 3 * 1024 * 1024  # kube-apiserver's request size limit
 # Watch lines per write, at most (plus one event): what a write stuck behind a client that does
 # not read holds, in aiohttp's and the TLS transport's buffers, until the watch ends.
 WRITE_CHUNK = 256 * 1024
+# How long a read waits for a resourceVersion the store has not reached yet (kube-apiserver's
+# watch cache blockTimeout) before it fails with 504 "Too large resource version".
+RV_WAIT = 3.0
 _PATCH_TYPES = {
     "application/json-patch+json", "application/merge-patch+json",
     "application/strategic-merge-patch+json", "application/apply-patch+yaml",
@@ -73,9 +78,11 @@ class ResourceHandler:
 
     def __init__(self, registry: Registry, *, bookmark_interval: float = 5.0,
                  now: Callable[[], datetime.datetime] | None = None,
-                 kubelet_token: str = "", admission: Admission | None = None) -> None:
+                 kubelet_token: str = "", admission: Admission | None = None,
+                 rv_wait: float = RV_WAIT) -> None:
         self.registry = registry
         self.admission = admission if admission is not None else Admission(registry)
+        self.rv_wait = rv_wait
         self.kubelets = kubelets.KubeletProxy(registry, kubelet_token)
         self.store = registry.store
         self.bookmark_interval = bookmark_interval
@@ -118,7 +125,7 @@ class ResourceHandler:
             if target.is_collection:
                 if parse_bool(request.query.get("watch")):
                     return await self._watch(request, target)
-                return self._list(request, target)
+                return await self._list(request, target)
             return self._get(request, target)
         if method == "POST" and target.is_collection:
             return await self._create(request, target, warnings)
@@ -161,20 +168,16 @@ class ResourceHandler:
                     and selectors.match_fields(fields, obj))
         return matches
 
-    def _list(self, request: web.Request, target: Target) -> web.Response:
+    async def _list(self, request: web.Request, target: Target) -> web.Response:
         res = target.res
         matcher = self._matcher(request, res)
         limit = int_param(request, "limit") or 0
-        resource_version_param(request)
-        token = request.query.get("continue", "")
-        if not token:  # a whole list or a first page: the current objects
-            entries = self.store.list(res.storage_key, target.namespace, matcher)
-            list_rv = self.store.resource_version
-        else:
+        read = list_options.list_read(request, limit)
+        if read.consistency is Consistency.CONTINUE:
             # Later pages come from the snapshot at the first page's resourceVersion, as
             # kube-apiserver's do (see store/cache.py); a token with a negative version (the
             # one a 410 below hands out) continues inconsistently at the current version.
-            token_rv, start = _decode_continue(token)
+            token_rv, start = _decode_continue(request.query["continue"])
             list_rv = token_rv if token_rv > 0 else self.store.resource_version
             namespace, _, name = start.partition("/")
             try:
@@ -182,6 +185,14 @@ class ResourceHandler:
                                              list_rv, after=(namespace, name))
             except errors.Gone:
                 return _expired_continue(start)
+        elif read.consistency is Consistency.EXACT:
+            list_rv = read.rv
+            entries = self._list_exact(res, target.namespace, matcher, read.rv)
+        else:  # the current state, once it is not older than the version asked for
+            if read.consistency is Consistency.NOT_OLDER_THAN:
+                await self._reach(read.rv)
+            entries = self.store.list(res.storage_key, target.namespace, matcher)
+            list_rv = self.store.resource_version
         next_token, remaining = "", None
         if limit > 0 and len(entries) > limit:
             # kube-apiserver counts what is left only when no selector filters the list
@@ -194,6 +205,28 @@ class ResourceHandler:
                                      resource_version=list_rv, continue_token=next_token))
         return _json(codec.list_bytes(res, entries, resource_version=list_rv,
                                       continue_token=next_token, remaining=remaining))
+
+    def _list_exact(self, res: Resource, namespace: str | None,
+                    matcher: Callable[[Obj], bool] | None, rv: int) -> list[Entry]:
+        """The state at `rv`, rebuilt from the history; kube-apiserver's errors (its storage's)
+        for a version compacted away or not reached."""
+        current = self.store.resource_version
+        if rv > current:
+            raise errors.Timeout.resource_version_too_large(rv, current, retry_after=0)
+        try:
+            return self.store.list_at(res.storage_key, namespace, matcher, rv)
+        except errors.Gone:
+            raise errors.Gone("The resourceVersion for the provided list is too old.") from None
+
+    async def _reach(self, rv: int) -> None:
+        """Wait (RV_WAIT seconds at most) until the store has reached `rv`; 504 if it did not,
+        as kube-apiserver's watch cache answers (retry after 1 s)."""
+        try:
+            async with asyncio.timeout(self.rv_wait):
+                await self.store.reach(rv)
+        except TimeoutError:
+            raise errors.Timeout.resource_version_too_large(
+                rv, self.store.resource_version, retry_after=1) from None
 
     # --- watch ----------------------------------------------------------------------
 
@@ -210,15 +243,20 @@ class ResourceHandler:
         include = request.query.get("includeObject", "")
         # Streaming lists (KEP-3157, `sendInitialEvents=true`, used by newer kubectls): the
         # current state as ADDED events, then a bookmark that marks the end of that state.
+        # Its initial state is not older than `resourceVersion`: one the store has not reached
+        # is waited for, then an ERROR event (a plain watch from there just waits for events).
         send_initial = parse_bool(request.query.get("sendInitialEvents"))
-        start_rv = None if send_initial else resource_version_param(request)
-        durable = self.store.durable_resource_version
+        start_rv = resource_version_param(request)
         try:
-            watcher = self.store.watch(res.storage_key, namespace, start_rv, matcher,
+            if send_initial:
+                await self._reach(start_rv or 0)
+            durable = self.store.durable_resource_version
+            watcher = self.store.watch(res.storage_key, namespace,
+                                       None if send_initial else start_rv, matcher,
                                        _watch_index(request))
-        except errors.Gone as gone:
+        except (errors.Gone, errors.Timeout) as error:  # kube-apiserver sends these as events
             await response.prepare(request)
-            await response.write(codec.watch_line("ERROR", errors.status_json(gone.to_status())))
+            await response.write(codec.watch_line("ERROR", errors.status_json(error.to_status())))
             return response
         timeout = int_param(request, "timeoutSeconds")
         loop = asyncio.get_running_loop()

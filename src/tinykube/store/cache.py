@@ -44,7 +44,9 @@ sees the labels of the snapshot. The first page costs nothing extra; a later pag
 events since the snapshot plus the sort of the keys after the page's start key. A snapshot
 older than the history (or after a reload) cannot be rebuilt: `Gone`, which the API server
 answers as kube-apiserver does for a compacted continue token (410 Expired with a token that
-continues at the current resourceVersion).
+continues at the current resourceVersion). A list with `resourceVersionMatch=Exact` (or a bare
+resourceVersion and a limit) is such a snapshot too, and `reach` lets a list not older than a
+version wait for the write that reaches it (see apiserver/list_options.py).
 
 A write whose stored encoding is over `MAX_OBJECT_BYTES` (1.5 MiB, etcd's default
 `--max-request-bytes`, which is what bounds an object in a real cluster) is refused before
@@ -263,6 +265,8 @@ class Watcher:
         """End a watch that fell behind: drop its backlog, tell the API server."""
         if self.closed:
             return
+        log.info("terminating a watch of %s: its client is %d bytes of events behind",
+                 self.resource, self.queue.bytes)
         self.terminated = True
         self.close()
         if self.on_terminate is not None:
@@ -301,6 +305,7 @@ class Store:
         self._durable_rv = self._rv  # every write up to here is committed (or known lost)
         self._pending: list[Event] = []  # written, not committed: published after the commit
         self._batch_done: asyncio.Future[None] | None = None
+        self._progress: asyncio.Future[None] | None = None  # resolved by the next write
         self._lost: collections.deque[tuple[int, int]] = collections.deque(maxlen=100)
         self._load()
 
@@ -443,6 +448,10 @@ class Store:
 
     def _written(self, event: Event) -> None:
         self._pending.append(event)
+        if self._progress is not None:
+            if not self._progress.done():
+                self._progress.set_result(None)
+            self._progress = None
         if self._batch_done is not None:
             return  # the commit of this turn is scheduled already
         try:
@@ -483,6 +492,14 @@ class Store:
         self._history_bytes = 0
         self._load()
         self._compacted_rv = self._durable_rv = self._rv  # versions go on upwards, never reused
+
+    async def reach(self, rv: int) -> None:
+        """Wait until resourceVersion `rv` is written (the caller bounds the wait: a list not
+        older than a version this store has not reached waits for it)."""
+        while self._rv < rv:
+            if self._progress is None:
+                self._progress = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._progress)  # shared by every waiter
 
     async def settle(self, since: int) -> None:
         """Wait until every write made so far is committed; raise InternalError if one made
