@@ -15,12 +15,14 @@ Then the official `kubernetes` client does the same reads through its own API.
 
 from __future__ import annotations
 
+import http.client
 import re
 import time
 import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
 import pytest
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
@@ -214,6 +216,29 @@ def test_watch_list_of_a_version_not_reached_ends_with_504(server: Server,
     event = reply.json()
     assert event["type"] == "ERROR" and event["object"]["code"] == 504
     assert event["object"]["details"] == {"causes": TOO_LARGE_CAUSES, "retryAfterSeconds": 1}
+
+
+@pytest.mark.usefixtures("versions")
+def test_plain_watch_from_a_version_not_reached_waits_for_it(server: Server,
+                                                             conn: Connection) -> None:
+    """kube-apiserver keeps such a watch open and sends only the events after that version."""
+    current = int(ok(conn.request("GET", PATH))["metadata"]["resourceVersion"])
+    parsed = urllib.parse.urlsplit(server.url)
+    assert parsed.hostname is not None and parsed.port is not None
+    watch = http.client.HTTPSConnection(parsed.hostname, parsed.port, timeout=30,
+                                        context=server.ssl_context())
+    watch.request("GET", f"{PATH}?watch=1&timeoutSeconds=5&resourceVersion={current + 2}",
+                  headers={"Authorization": f"Bearer {server.token}"})
+    response = watch.getresponse()
+    assert response.status == 200
+    created = [ok(conn.request("POST", PATH, configmap(f"w{i}", "v1")), 201) for i in range(3)]
+    events = [orjson.loads(line) for line in response if line.strip()]  # ends after 5 s
+    watch.close()
+    after = [c["metadata"]["name"] for c in created
+             if int(c["metadata"]["resourceVersion"]) > current + 2]
+    assert [e["object"]["metadata"]["name"] for e in events] == after
+    for i in range(3):
+        ok(conn.request("DELETE", f"{PATH}/w{i}"))
 
 
 # --- the official client ----------------------------------------------------------------
