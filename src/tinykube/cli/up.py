@@ -29,6 +29,7 @@ from tinykube.settings import (
     DEFAULT_POD_CIDR,
     DEFAULT_SERVICE_CIDR,
     DEFAULT_WATCH_HISTORY,
+    DEFAULT_WATCH_HISTORY_BYTES,
     NETNS_POD_CIDR,
     NETNS_SERVICE_CIDR,
 )
@@ -124,7 +125,8 @@ async def _run(options: cluster.ClusterOptions, process: subprocess.Popen[bytes]
 @click.option("--watch-history", type=click.IntRange(100), default=DEFAULT_WATCH_HISTORY,
               show_default=True,
               help="Watch events kept for clients resuming a watch (older ones get 410 Gone "
-              "and relist); each holds a whole object.")
+              "and relist); each holds a whole object, and the history keeps at most "
+              f"{DEFAULT_WATCH_HISTORY_BYTES >> 20} MiB of them (encoded).")
 @click.option("--durable", is_flag=True,
               help="fsync every write (survives power loss, not only a crash).")
 @click.option("--single-process", is_flag=True,
