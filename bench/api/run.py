@@ -172,8 +172,21 @@ def pod(index: int) -> dict[str, Any]:
                                      "ports": [{"containerPort": 80}]}]}}
 
 
+async def default_account(client: Client, namespace: str) -> None:
+    """The namespace's `default` ServiceAccount, which pods run as (ServiceAccount admission
+    refuses pods without it). Under `--server up` the service-account controller makes it;
+    the API server alone has no controllers, so the benchmark makes it, as envtest users do."""
+    path = f"/api/v1/namespaces/{namespace}/serviceaccounts"
+    try:
+        await client.post(path, {"metadata": {"name": "default"}})
+    except RuntimeError as exc:
+        if " 409 " not in str(exc):  # already made by the controller
+            raise
+
+
 async def bench_creates(client: Client, pods: int, clients: int) -> None:
     await client.post("/api/v1/namespaces", {"metadata": {"name": NAMESPACE}})
+    await default_account(client, NAMESPACE)
     path = f"/api/v1/namespaces/{NAMESPACE}/pods"
     latencies: list[float] = []
     next_index = iter(range(pods))
