@@ -156,7 +156,7 @@ ERROR_CASES = {
         "resourceVersionMatch=NotOlderThan", 422, "Invalid",
         re.escape(INVALID + "resourceVersionMatch: Forbidden: resourceVersionMatch is "
                   "forbidden unless resourceVersion is provided"),
-        {"name": "", "group": "meta.k8s.io", "kind": "ListOptions", "causes": [
+        {"group": "meta.k8s.io", "kind": "ListOptions", "causes": [
             {"reason": "FieldValueForbidden", "message": "Forbidden: resourceVersionMatch is "
              "forbidden unless resourceVersion is provided", "field": "resourceVersionMatch"}]}),
     "exact-zero": ("resourceVersion=0&resourceVersionMatch=Exact", 422, "Invalid",
