@@ -292,13 +292,16 @@ def service(name: str, selector: dict[str, str] | None, *, publish_not_ready: bo
     return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name}, "spec": spec}
 
 
-def pod(name: str, labels: dict[str, str], *, gate: bool = False, port: int = 80) -> Obj:
+def pod(name: str, labels: dict[str, str], *, gate: bool = False, port: int = 80,
+        finalizers: tuple[str, ...] = ()) -> Obj:
     spec: Obj = {"containers": [{"name": "c", "image": "nginx:1.25",
                                  "ports": [{"containerPort": port, "name": "web"}]}]}
     if gate:
         spec["readinessGates"] = [{"conditionType": HOLD}]
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels},
-            "spec": spec}
+    meta: Obj = {"name": name, "labels": labels}
+    if finalizers:
+        meta["finalizers"] = list(finalizers)
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
 
 
 def apply(kctl: Kubectl, *objects: Obj) -> None:
@@ -333,8 +336,9 @@ CONDITION_CASES = [
 @pytest.mark.parametrize(("publish", "hold", "delete", "expected"), CONDITION_CASES)
 def test_endpoint_conditions(kctl: Kubectl, publish: bool, hold: bool, delete: bool,
                              expected: dict[str, bool]) -> None:
+    # A virtual pod stops at once when deleted; a finalizer keeps the deleted pod Terminating.
     apply(kctl, service("svc", {"app": "p"}, publish_not_ready=publish),
-          pod("p", {"app": "p"}, gate=hold))
+          pod("p", {"app": "p"}, gate=hold, finalizers=(HOLD,) if delete else ()))
     kctl("wait", "--for=jsonpath={.status.phase}=Running", "pod/p", "--timeout=30s")
     if not hold:
         kctl("wait", "--for=condition=Ready", "pod/p", "--timeout=30s")

@@ -11,7 +11,6 @@ chosen by the handler of its RuntimeClass (`spec.runtimeClassName`), or the agen
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
@@ -20,11 +19,6 @@ from tinykube.kubelet.logs import ContainerLog
 Obj = Mapping[str, Any]
 EventFn = Callable[[Obj, str, str, str], Awaitable[None]]
 HANDLERS = ("virtual", "process", "netns")
-
-
-def deletion_deadline(pod: Obj) -> datetime.datetime:
-    stamp = pod["metadata"]["deletionTimestamp"]
-    return datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
 
 
 def grace_seconds(pod: Obj) -> float:

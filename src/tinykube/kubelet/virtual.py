@@ -2,20 +2,21 @@
 
 A virtual pod is Running and Ready as soon as it is bound (readiness gates still hold `Ready`
 back), with one `Started` event that also says no image was pulled (a kubelet's Pulled, Created
-and Started would be three writes per pod for things that did not happen). Deleting it keeps it
-Terminating until its grace period has run out, then the agent removes it, as a kubelet does
-once the containers stopped.
+and Started would be three writes per pod for things that did not happen). Deleting it stops
+it at once: nothing runs, so there is nothing to signal, no preStop hook to run and no grace
+period to wait out (a real container that exits on SIGTERM stops as promptly). The agent then
+writes the terminated status and removes the pod with grace period 0, as a kubelet does once
+the containers stopped.
 """
 
 from __future__ import annotations
 
-import datetime
 from typing import Any
 
 from tinykube.api.meta import rfc3339
 from tinykube.kubelet import status as pod_status
 from tinykube.kubelet.logs import ContainerLog
-from tinykube.kubelet.runtime import EventFn, Obj, deletion_deadline
+from tinykube.kubelet.runtime import EventFn, Obj
 
 
 class VirtualRuntime:
@@ -41,8 +42,7 @@ class VirtualRuntime:
                                          now=rfc3339())
 
     async def terminate(self, pod: Obj) -> float | None:
-        delay = (deletion_deadline(pod) - datetime.datetime.now(datetime.UTC)).total_seconds()
-        return delay if delay > 0 else None
+        return None  # nothing runs: stopped as soon as asked
 
     def forget(self, pod: Obj) -> None:
         pass
