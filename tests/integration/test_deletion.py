@@ -6,7 +6,6 @@
 - `kubectl delete --cascade=foreground` returns only once the dependents are gone; meanwhile
   the owner is visible with a deletionTimestamp and the `foregroundDeletion` finalizer, and no
   new dependents appear. `--cascade=orphan` leaves the dependents without the owner's reference.
-- `default/kubernetes` has an Endpoints object beside its EndpointSlice.
 
 Waiting is on real signals (kubectl's own waiting, `kubectl get -w` streams, or re-reading
 the API with a deadline); there are no sleeps.

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import re
 import time
+import urllib.parse
 
 import yaml
 
-from tests.conftest import TESTDATA, Kubectl
+from tests.conftest import TESTDATA, Cluster, Kubectl
 
 pytestmark = [__import__("pytest").mark.kubectl]
 
@@ -238,6 +239,23 @@ def test_api_resources_and_version(kubectl: Kubectl) -> None:
     assert re.search(r"pods\s+po\s+v1\s+true\s+Pod\s+\[?create.*watch\]?\s+\[?all\]?", wide)
     version = kubectl("version")
     assert "Server Version: v1.32" in version
+
+
+def test_kubernetes_service_has_endpoints(cluster: Cluster, kubectl: Kubectl) -> None:
+    """`default/kubernetes` has an Endpoints object (as kube-apiserver's endpoint reconciler
+    writes it) beside its EndpointSlice, both naming the API server's address and port."""
+    port = urllib.parse.urlsplit(cluster.url).port
+    table = rows(kubectl("get", "endpoints", "kubernetes"))
+    assert table[0][:2] == ["NAME", "ENDPOINTS"]
+    assert table[1][:2] == ["kubernetes", f"127.0.0.1:{port}"]
+    endpoints = yaml.safe_load(kubectl("get", "endpoints", "kubernetes", "-o", "yaml"))
+    assert endpoints["subsets"] == [{"addresses": [{"ip": "127.0.0.1"}],
+                                     "ports": [{"name": "https", "port": port,
+                                                "protocol": "TCP"}]}]
+    [slice_] = yaml.safe_load(kubectl("get", "endpointslices", "-l",
+                                      "kubernetes.io/service-name=kubernetes",
+                                      "-o", "yaml"))["items"]
+    assert slice_["ports"][0]["port"] == port
 
 
 def test_get_watch_sees_changes(kubectl: Kubectl) -> None:

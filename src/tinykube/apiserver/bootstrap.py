@@ -2,25 +2,37 @@
 
 - Namespaces `default`, `kube-system`, `kube-public`, `kube-node-lease`.
 - Service `default/kubernetes` on the first address of the service range (port 443 -> the API
-  server), as kube-apiserver creates it, with an EndpointSlice pointing at the API server.
+  server), as kube-apiserver creates it, with an Endpoints object and an EndpointSlice
+  pointing at the API server's address and port. As kube-apiserver's endpoint reconciler,
+  `reconcile_endpoints` writes both when they are missing or differ (a restart on another port,
+  a user's edit or delete), at start and every `RECONCILE_INTERVAL` seconds; the Endpoints
+  carry `endpointslice.kubernetes.io/skip-mirror: "true"` so that the mirroring controller
+  leaves them to us.
 - Service `kube-system/kube-dns` on the tenth address (53/UDP, 53/TCP, 9153/TCP), as kubeadm
   installs it for CoreDNS; tinykube's own DNS server answers on that address.
 - RuntimeClasses `virtual`, `process` and `netns` (see architecture.md, "Pod runtimes").
 
-Running it again on an existing data directory changes nothing that is already there.
+Running it again on an existing data directory changes nothing that is already there, except
+the API server's endpoints when its address or port changed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 from typing import Any
 
 from tinykube.api import errors, resources
 from tinykube.apiserver.registry import Registry
 
+log = logging.getLogger(__name__)
 NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 RUNTIME_CLASSES = ("virtual", "process", "netns")
-
+RECONCILE_INTERVAL = 10.0  # seconds, kube-apiserver's --endpoint-reconciler interval
+SKIP_MIRROR_LABEL = "endpointslice.kubernetes.io/skip-mirror"
+# The fields of each endpoints kind that the reconciler owns.
+_OWNED = {"Endpoints": ("subsets",), "EndpointSlice": ("addressType", "endpoints", "ports")}
 
 
 def _ensure(registry: Registry, res: resources.Resource, obj: dict[str, Any]) -> None:
@@ -54,6 +66,16 @@ def kube_dns_service(ip: str) -> dict[str, Any]:
     }
 
 
+def kubernetes_endpoints(api_host: str, api_port: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1", "kind": "Endpoints",
+        "metadata": {"name": "kubernetes", "namespace": "default",
+                     "labels": {SKIP_MIRROR_LABEL: "true"}},
+        "subsets": [{"addresses": [{"ip": api_host}],
+                     "ports": [{"name": "https", "port": api_port, "protocol": "TCP"}]}],
+    }
+
+
 def kubernetes_endpointslice(api_host: str, api_port: int) -> dict[str, Any]:
     return {
         "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
@@ -76,10 +98,58 @@ def bootstrap(registry: Registry, *, api_host: str, api_port: int) -> None:
     ips = registry.allocator.ips
     svc = resources.must("", "v1", "services")
     _ensure(registry, svc, kubernetes_service(ips.nth(1), api_port))
+    _reconcile_service_ports(registry, svc, kubernetes_service(ips.nth(1), api_port))
     _ensure(registry, svc, kube_dns_service(ips.nth(10)))
-    _ensure(registry, resources.must("discovery.k8s.io", "v1", "endpointslices"),
-            kubernetes_endpointslice(api_host, api_port))
+    reconcile_endpoints(registry, api_host=api_host, api_port=api_port)
     runtime = resources.must("node.k8s.io", "v1", "runtimeclasses")
     for name in RUNTIME_CLASSES:
         _ensure(registry, runtime, {"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
                                     "metadata": {"name": name}, "handler": name})
+
+
+def _reconcile(registry: Registry, res: resources.Resource, desired: dict[str, Any]) -> None:
+    """Create `desired`, or update the fields and labels we own where they differ."""
+    meta = desired["metadata"]
+    entry = registry.store.get(res.storage_key, meta["namespace"], meta["name"])
+    if entry is None:
+        with contextlib.suppress(errors.AlreadyExists):
+            registry.create(res, desired)
+        return
+    current = entry.obj
+    labels = {**(current["metadata"].get("labels") or {}), **meta.get("labels", {})}
+    owned = _OWNED[desired["kind"]]
+    if labels == current["metadata"].get("labels") and \
+            all(current.get(field) == desired[field] for field in owned):
+        return
+    updated = {**current, **{field: desired[field] for field in owned},
+               "metadata": {**current["metadata"], "labels": labels}}
+    registry.update(res, updated)
+
+
+def _reconcile_service_ports(registry: Registry, res: resources.Resource,
+                             desired: dict[str, Any]) -> None:
+    """Point the `kubernetes` Service's port at the port this API server listens on."""
+    entry = registry.store.get(res.storage_key, "default", "kubernetes")
+    if entry is None or entry.obj.get("spec", {}).get("ports") == desired["spec"]["ports"]:
+        return
+    registry.update(res, {**entry.obj, "spec": {**entry.obj["spec"],
+                                                "ports": desired["spec"]["ports"]}})
+
+
+def reconcile_endpoints(registry: Registry, *, api_host: str, api_port: int) -> None:
+    """Make `default/kubernetes` Endpoints and EndpointSlice point at this API server."""
+    _reconcile(registry, resources.must("", "v1", "endpoints"),
+               kubernetes_endpoints(api_host, api_port))
+    _reconcile(registry, resources.must("discovery.k8s.io", "v1", "endpointslices"),
+               kubernetes_endpointslice(api_host, api_port))
+
+
+async def reconcile_endpoints_forever(registry: Registry, *, api_host: str, api_port: int,
+                                      interval: float = RECONCILE_INTERVAL) -> None:
+    """`reconcile_endpoints` every `interval` seconds until cancelled."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            reconcile_endpoints(registry, api_host=api_host, api_port=api_port)
+        except errors.APIError as exc:  # e.g. the default namespace is being deleted
+            log.warning("reconciling the kubernetes endpoints failed: %s", exc)

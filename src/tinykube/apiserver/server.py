@@ -9,6 +9,8 @@ server answers requests.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import shutil
 import ssl
@@ -48,6 +50,7 @@ class RunningAPIServer:
     registry: Registry
     credentials: certs.Credentials
     lock: datadir.DataDirLock
+    reconciler: asyncio.Task[None] | None = None  # the kubernetes endpoints, kept up to date
 
     @property
     def url(self) -> str:
@@ -62,6 +65,10 @@ class RunningAPIServer:
         return self.server.unix_path
 
     async def stop(self) -> None:
+        if self.reconciler is not None:
+            self.reconciler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.reconciler
         await self.server.stop()
         self.store.close()
         if self.server.unix_path is not None:
@@ -112,4 +119,6 @@ async def _open(options: APIServerOptions, lock: datadir.DataDirLock) -> Running
     bootstrap.bootstrap(registry, api_host=options.host, api_port=server.port)
     certs.write_kubeconfig(creds.kubeconfig, server=server.url, ca_cert=creds.ca_cert,
                            token=creds.token)
-    return RunningAPIServer(server, store, registry, creds, lock)
+    reconciler = asyncio.create_task(bootstrap.reconcile_endpoints_forever(
+        registry, api_host=options.host, api_port=server.port), name="endpoint-reconciler")
+    return RunningAPIServer(server, store, registry, creds, lock, reconciler)
