@@ -14,7 +14,9 @@ the API with a deadline); there are no sleeps.
 from __future__ import annotations
 
 import json
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -69,3 +71,91 @@ def test_drain_takes_no_grace_period(kubectl: Kubectl) -> None:
     node = kubectl("get", "pod", "p", "-o", "jsonpath={.spec.nodeName}")
     assert timed(kubectl, "drain", node, "--force", "--timeout=60s") < BOUND
     assert kubectl.run("get", "pod", "p", check=False).returncode == 1
+
+
+def deployment(name: str, replicas: int) -> str:
+    return json.dumps({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                 "template": {"metadata": {"labels": {"app": name}},
+                              "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}})
+
+
+def pod_names(kubectl: Kubectl, selector: str) -> set[str]:
+    listed = json.loads(kubectl("get", "pods", "-l", selector, "-o", "json"))
+    return {p["metadata"]["name"] for p in listed["items"]}
+
+
+class Watch:
+    """A `kubectl get -w` whose output lines are collected by a thread as they come."""
+
+    def __init__(self, kubectl: Kubectl, *args: str) -> None:
+        self.proc = kubectl.popen("get", "-w", *args)
+        self.lines: list[str] = []
+        self._new = threading.Condition()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with self._new:
+                self.lines.append(line.rstrip("\n"))
+                self._new.notify_all()
+
+    def wait_for(self, done: Callable[[list[str]], bool], timeout: float = 30) -> None:
+        with self._new:
+            if not self._new.wait_for(lambda: done(self.lines), timeout):
+                raise AssertionError(f"watch never showed it; saw {self.lines}")
+
+    def stop(self) -> list[str]:
+        self.proc.kill()
+        self.proc.wait()
+        return list(self.lines)
+
+
+def test_foreground_deletion_waits_for_dependents(kubectl: Kubectl) -> None:
+    kubectl("apply", "-f", "-", input=deployment("web", 3))
+    kubectl("rollout", "status", "deploy/web", "--timeout=60s")
+    before = pod_names(kubectl, "app=web")
+    assert len(before) == 3
+    # Every pod ever seen, and every state of the Deployment, from watches started first.
+    pods = Watch(kubectl, "pods", "-l", "app=web", "-o", "jsonpath={.metadata.name}{\"\\n\"}")
+    deploy = Watch(kubectl, "deploy", "web", "-o", "jsonpath={.metadata.deletionTimestamp} "
+                   "{.metadata.finalizers}{\"\\n\"}")
+    try:
+        pods.wait_for(lambda lines: set(lines) >= before)
+        deploy.wait_for(lambda lines: len(lines) >= 1)
+        result = kubectl.run("delete", "deploy", "web", "--cascade=foreground",
+                             "--timeout=60s", timeout=90)
+        assert 'deployment.apps "web" deleted' in result.stdout
+        # kubectl returned only once the dependents had gone.
+        assert pod_names(kubectl, "app=web") == set()
+        assert json.loads(kubectl("get", "replicasets", "-l", "app=web", "-o", "json")
+                          )["items"] == []
+        assert kubectl.run("get", "deploy", "web", check=False).returncode == 1
+    finally:
+        seen, states = set(pods.stop()), deploy.stop()
+    assert seen == before  # no new pod appeared while the Deployment was being deleted
+    deleting = [line.split(" ", 1) for line in states if line.split(" ", 1)[0]]
+    assert deleting, f"the Deployment was never visible while being deleted: {states}"
+    assert all(json.loads(finalizers) == ["foregroundDeletion"] for _, finalizers in deleting)
+
+
+def test_orphan_deletion_keeps_dependents_without_the_reference(kubectl: Kubectl) -> None:
+    kubectl("apply", "-f", "-", input=deployment("web", 2))
+    kubectl("rollout", "status", "deploy/web", "--timeout=60s")
+    kubectl("delete", "deploy", "web", "--cascade=orphan", "--timeout=60s")
+    [rs] = json.loads(kubectl("get", "replicasets", "-l", "app=web", "-o", "json"))["items"]
+    assert "ownerReferences" not in rs["metadata"]
+    assert "finalizers" not in rs["metadata"]
+    assert len(pod_names(kubectl, "app=web")) == 2
+
+
+def test_namespace_deletion_takes_no_grace_period(kubectl: Kubectl) -> None:
+    kubectl("create", "namespace", "gone")
+    kubectl("apply", "-n", "gone", "-f", "-", input=deployment("web", 3))
+    kubectl("apply", "-n", "gone", "-f", "-", input=virtual_pod("p"))
+    kubectl("rollout", "status", "-n", "gone", "deploy/web", "--timeout=60s")
+    kubectl("wait", "-n", "gone", "--for=condition=Ready", "pod/p", "--timeout=30s")
+    assert timed(kubectl, "delete", "namespace", "gone", "--timeout=60s") < 2 * BOUND
+    assert kubectl.run("get", "namespace", "gone", check=False).returncode == 1

@@ -7,9 +7,11 @@ This is kube-apiserver's generic registry plus the per-kind strategies that matt
 - update: optimistic concurrency on `metadata.resourceVersion` (409 when stale), immutable
   metadata kept, the main resource keeps the old status and a `status` update keeps the old
   spec, generation bumped only when the spec changes;
-- delete: finalizers and `deletionTimestamp`, graceful deletion of pods bound to a node,
-  `Orphan` propagation (dependents lose their ownerReference) and `Foreground` (dependents are
-  deleted first). Background deletion of dependents is the garbage collector's job.
+- delete: finalizers and `deletionTimestamp`, graceful deletion of pods bound to a node (a
+  later delete may only shorten the grace period); the propagation policy becomes the garbage
+  collector's `orphan` or `foregroundDeletion` finalizer (`api.ownership`), and the collector
+  does the rest through the API. An object whose last finalizer is removed by an update goes
+  then, if no grace period is left to wait out.
 
 All functions work on dicts in the storage version; version conversion, decoding and
 encoding are the HTTP layer's business. Everything here runs on the event loop between awaits,
@@ -25,7 +27,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from tinykube.api import defaults, errors, validation
+from tinykube.api import defaults, errors, ownership, validation
 from tinykube.api.clone import clone
 from tinykube.api.errors import FieldError
 from tinykube.api.meta import rfc3339
@@ -56,6 +58,8 @@ _EMPTY_STATUS: dict[str, Obj] = {
                   "desiredNumberScheduled": 0, "numberReady": 0},
     "Ingress": {"loadBalancer": {}},
 }
+# Metadata lists that are left out when empty, as kube-apiserver's JSON leaves them.
+_OMIT_EMPTY = ("ownerReferences", "finalizers")
 _NAME_SUFFIX = string.ascii_lowercase.replace("a", "").replace("e", "").replace("i", "") \
     .replace("o", "").replace("u", "") + "2456789"
 
@@ -215,6 +219,9 @@ class Registry:
             else:
                 meta.pop(field, None)
         meta["resourceVersion"] = old_meta.get("resourceVersion")
+        for field in _OMIT_EMPTY:  # Go's omitempty: a patch that removed the last item
+            if meta.get(field) == []:
+                del meta[field]
         new["apiVersion"], new["kind"] = old["apiVersion"], old["kind"]
         if subresource == "status":
             merged = clone(old)
@@ -234,31 +241,57 @@ class Registry:
 
     def delete(self, res: Resource, namespace: str, name: str, options: Obj,
                *, dry_run: bool = False) -> tuple[Entry, bool]:
-        """Delete or start deleting; returns (entry, gone) where gone means removed now."""
+        """Delete or start deleting; returns (entry, gone) where gone means removed now.
+
+        The propagation policy becomes the garbage collector's finalizer (`ownership`); an
+        object that keeps a finalizer, a namespace, or a pod with a grace period to wait out
+        gets `deletionTimestamp` and stays until the last of them is done.
+        """
+        errs = ownership.validate_options(options)
+        if errs:
+            raise errors.Invalid("DeleteOptions", "meta.k8s.io", "", errs)
         current = self.get(res, namespace, name)
         self._check_preconditions(res, current, options)
         if dry_run:
             return current, True
-        policy = options.get("propagationPolicy") or (
-            "Orphan" if options.get("orphanDependents") else "Background")
-        if policy == "Orphan":
-            self._orphan_dependents(current.obj)
-        elif policy == "Foreground":
-            self._delete_dependents(current.obj)
         obj = clone(current.obj)
         meta = obj["metadata"]
-        grace = self._grace_period(res, obj, options)
-        if meta.get("finalizers") or res.kind == "Namespace" or grace:
-            if not meta.get("deletionTimestamp"):
-                now = self.clock()
-                meta["deletionTimestamp"] = rfc3339(now + datetime.timedelta(seconds=grace or 0))
-                meta["deletionGracePeriodSeconds"] = grace or 0
-                if res.kind == "Namespace":
-                    obj.setdefault("status", {})["phase"] = "Terminating"
-                return self.store.update(res.storage_key, obj), False
-            if not (grace == 0 and res.kind == "Pod" and not meta.get("finalizers")):
-                return current, False
-        return self._remove(res, namespace, name), True
+        if ownership.collected(res):
+            finalizers = ownership.deletion_finalizers(meta.get("finalizers") or [],
+                                                       ownership.policy(options))
+            if finalizers:
+                meta["finalizers"] = finalizers
+            else:
+                meta.pop("finalizers", None)
+        if not meta.get("deletionTimestamp"):
+            grace = self._grace_period(res, obj, options)
+            if not (meta.get("finalizers") or res.kind == "Namespace" or grace):
+                return self._remove(res, namespace, name), True
+            now = self.clock()
+            meta["deletionTimestamp"] = rfc3339(now + datetime.timedelta(seconds=grace))
+            meta["deletionGracePeriodSeconds"] = grace
+            if res.kind == "Namespace":
+                obj.setdefault("status", {})["phase"] = "Terminating"
+            return self.store.update(res.storage_key, obj, expected_rv=current.rv), False
+        self._shorten_grace(res, meta, options)
+        if _finalized(obj):
+            return self._remove(res, namespace, name), True
+        if obj == current.obj:
+            return current, False
+        return self.store.update(res.storage_key, obj, expected_rv=current.rv), False
+
+    @staticmethod
+    def _shorten_grace(res: Resource, meta: Obj, options: Obj) -> None:
+        """A pod already in graceful deletion: only a shorter grace period may be given (the
+        node's final delete gives 0), and deletionTimestamp moves with it."""
+        grace, old = options.get("gracePeriodSeconds"), meta.get("deletionGracePeriodSeconds")
+        if res.kind != "Pod" or grace is None or not old or max(int(grace), 0) >= int(old):
+            return
+        grace = max(int(grace), 0)
+        stamp = datetime.datetime.strptime(meta["deletionTimestamp"], "%Y-%m-%dT%H:%M:%SZ")
+        moved = stamp.replace(tzinfo=datetime.UTC) - datetime.timedelta(seconds=int(old) - grace)
+        meta["deletionTimestamp"] = rfc3339(moved)
+        meta["deletionGracePeriodSeconds"] = grace
 
     def _grace_period(self, res: Resource, obj: Obj, options: Obj) -> int:
         """Seconds of graceful deletion: only pods that a node runs wait."""
@@ -292,35 +325,3 @@ class Registry:
         entry = self.store.get(res.storage_key, namespace, name)
         if entry is not None and not entry.obj["metadata"].get("finalizers"):
             self._remove(res, namespace, name)
-
-    # --- owner references -----------------------------------------------------------
-
-    def _dependents(self, owner: Obj) -> list[tuple[str, Entry]]:
-        uid = owner["metadata"].get("uid")
-        namespace = owner["metadata"].get("namespace")
-        found = []
-        for resource in ("core/pods", "apps/replicasets", "apps/controllerrevisions",
-                         "core/persistentvolumeclaims", "discovery.k8s.io/endpointslices",
-                         "core/endpoints", "coordination.k8s.io/leases"):
-            for entry in self.store.list(resource, namespace):
-                refs = entry.obj["metadata"].get("ownerReferences") or []
-                if any(ref.get("uid") == uid for ref in refs):
-                    found.append((resource, entry))
-        return found
-
-    def _orphan_dependents(self, owner: Obj) -> None:
-        uid = owner["metadata"].get("uid")
-        for resource, entry in self._dependents(owner):
-            obj = clone(entry.obj)
-            obj["metadata"]["ownerReferences"] = [
-                ref for ref in obj["metadata"]["ownerReferences"] if ref.get("uid") != uid]
-            if not obj["metadata"]["ownerReferences"]:
-                del obj["metadata"]["ownerReferences"]
-            self.store.update(resource, obj)
-
-    def _delete_dependents(self, owner: Obj) -> None:
-        for resource, entry in self._dependents(owner):
-            meta = entry.obj["metadata"]
-            if meta.get("finalizers"):
-                continue
-            self.store.delete(resource, meta.get("namespace", ""), meta["name"])

@@ -261,13 +261,17 @@ class RESTClient:
 
     async def delete(self, res: Resource, name: str, namespace: str | None = None, *,
                      propagation_policy: str | None = None,
-                     grace_period_seconds: int | None = None) -> Obj:
-        """DELETE; returns what the server returns (the object, or a Success Status)."""
+                     grace_period_seconds: int | None = None,
+                     preconditions: Obj | None = None) -> Obj:
+        """DELETE; returns what the server returns (the object, or a Success Status).
+        `preconditions` (`uid`, `resourceVersion`) make it fail with 409 on another object."""
         options: Obj = {"kind": "DeleteOptions", "apiVersion": "v1"}
         if propagation_policy is not None:
             options["propagationPolicy"] = propagation_policy
         if grace_period_seconds is not None:
             options["gracePeriodSeconds"] = grace_period_seconds
+        if preconditions:
+            options["preconditions"] = dict(preconditions)
         return await self.request("DELETE", resource_path(res, namespace, name), body=options)
 
     async def watch(self, res: Resource, namespace: str | None = None, *,

@@ -1,40 +1,48 @@
-"""The garbage collector: delete objects whose owners are all gone (Background propagation).
+"""The garbage collector: cascading deletion through ownerReferences, as upstream's.
 
-Who does what with `ownerReferences` in tinykube:
+The API server turns a DELETE's propagation policy into a finalizer (`api.ownership`); this
+controller does the rest, through the API only:
 
-* `propagationPolicy: Orphan` (`kubectl delete --cascade=orphan`): the API server strips the
-  owner's reference from its dependents while deleting the owner; nothing is left for us.
-* `propagationPolicy: Foreground` (`--cascade=foreground`): the API server deletes the direct
-  dependents synchronously before the owner. Their own dependents (the pods of a Deployment's
-  ReplicaSets) are then orphans of the kind below.
-* `propagationPolicy: Background` (the default): the API server deletes only the owner. This
-  controller then deletes every dependent whose ownerReferences *all* point at owners that no
-  longer exist, which cascades level by level (Deployment -> ReplicaSets -> Pods).
+* Background (the default): the owner goes at once. A dependent whose owners are all gone
+  (dangling) is deleted, with Background propagation so that its own dependents follow; this
+  cascades level by level (Deployment -> ReplicaSets -> Pods).
+* Foreground (`kubectl delete --cascade=foreground`): the owner stays, with deletionTimestamp
+  and the `foregroundDeletion` finalizer. Its dependents are deleted: in Foreground themselves
+  when they have dependents of their own (a ReplicaSet with pods), else as their finalizers
+  say. Once no dependent with `blockOwnerDeletion: true` exists any more (pods in graceful
+  deletion still count), the finalizer is removed and the API server lets the owner go.
+* Orphan (`--cascade=orphan`): the owner stays with the `orphan` finalizer until the owner's
+  reference has been removed from every dependent; then the finalizer goes, and the owner.
 
-Design. Informers watch the dependent kinds (`DEPENDENTS`: pods, replicasets,
-controllerrevisions, endpointslices, leases; never PersistentVolumeClaims, which upstream keeps
-for StatefulSets) and the owner kinds (`OWNERS`), each cache indexed by uid and by owner uid.
-Queue keys are `<storage key>|<namespace>/<name>` of dependents. A dependent is queued when it
-appears with ownerReferences, when its references change, when one of its owners is deleted
-(found through the owner-uid index), and on a periodic full scan (`resync_period`).
+A dependent that still has a live owner ("solid") is kept; references to owners that are gone
+or waiting for their dependents are removed from it, so that it never blocks them.
 
-`sync` decides with `owner_verdicts` (pure): an owner is present if a cache holds its uid,
-absent if the cache of its kind does not, and unknown if we do not watch its kind. Absent or
-unknown owners are then checked with a live GET (uid compared), as upstream does, because a
-just-created owner may not be in our cache yet. Only when every owner is confirmed gone is the
-dependent deleted, with Background propagation so that its own dependents follow.
+Design. One informer per kind the collector watches (`ownership.collected_resources`: every
+stored kind but Events), each cache indexed by uid and by owner uid. Queue keys are
+`<storage key>|<namespace>/<name>`, and `sync` looks at the object in whichever role its state
+gives it: an owner being deleted with one of our finalizers, or a dependent. Objects are queued
+when they appear or their references change, when they become such an owner, when one of their
+owners is deleted, when one of their dependents goes (for an owner waiting on it), and on a
+periodic full scan (`resync_period`).
+
+Owners are looked up in the caches first (`classify`, pure); an owner missing from them is
+checked with a live GET (uid compared), as upstream does, because a just-created owner may not
+be cached yet. Dependents are deleted with a uid precondition, so a new object with the same
+name is never hit. Finalizers and references are removed with strategic merge patches that
+name only what goes, so concurrent writers of other fields or finalizers are never undone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from tinykube.api import errors, resources
+from tinykube.api import errors, ownership, resources
 from tinykube.client.controller import Controller
 from tinykube.client.informer import Informer, object_key
 from tinykube.client.informer import shared as shared_informer
@@ -43,18 +51,12 @@ from tinykube.client.rest import RESTClient
 log = logging.getLogger(__name__)
 
 Obj = Mapping[str, Any]
-Verdict = Literal["present", "absent", "unknown"]
+Verdict = Literal["solid", "waiting", "dangling"]
 
 UID_INDEX = "uid"
 OWNER_INDEX = "owner-uid"
 RESYNC_PERIOD = 60.0  # seconds between full scans
-# (group, version, plural)
-DEPENDENTS = (("", "v1", "pods"), ("apps", "v1", "replicasets"),
-              ("apps", "v1", "controllerrevisions"), ("discovery.k8s.io", "v1", "endpointslices"),
-              ("coordination.k8s.io", "v1", "leases"))
-OWNERS = (("apps", "v1", "deployments"), ("apps", "v1", "statefulsets"),
-          ("apps", "v1", "replicasets"), ("", "v1", "replicationcontrollers"),
-          ("", "v1", "services"), ("", "v1", "nodes"))
+UNSERVED = object()  # an owner of a kind the API server does not serve: taken to exist
 
 
 def uid_index(obj: Obj) -> list[str]:
@@ -71,20 +73,49 @@ def owner_refs(obj: Obj) -> list[Obj]:
     return list((obj.get("metadata") or {}).get("ownerReferences") or [])
 
 
-def owner_verdicts(refs: Sequence[Obj],
-                   lookup: Callable[[Obj], bool | None]) -> list[tuple[Obj, Verdict]]:
-    """Each ref with what the caches say: `lookup(ref)` is True/False, or None if unwatched."""
-    verdicts: list[tuple[Obj, Verdict]] = []
-    for ref in refs:
-        found = lookup(ref)
-        verdicts.append((ref, "unknown" if found is None else "present" if found else "absent"))
-    return verdicts
+def deleting(obj: Obj) -> bool:
+    return bool((obj.get("metadata") or {}).get("deletionTimestamp"))
 
 
-def needs_check(obj: Obj, verdicts: Sequence[tuple[Obj, Verdict]]) -> bool:
-    """True if `obj` may be an orphan: it has owners, none is cached, it is not being deleted."""
-    return bool(verdicts) and not (obj.get("metadata") or {}).get("deletionTimestamp") and \
-        all(verdict != "present" for _, verdict in verdicts)
+def blocks(dependent: Obj, owner_uid: str) -> bool:
+    """True when `dependent` holds up its owner's foreground deletion."""
+    return any(ref.get("uid") == owner_uid and ref.get("blockOwnerDeletion") is True
+               for ref in owner_refs(dependent))
+
+
+def classify(owner: Obj | None, ref: Obj) -> Verdict:
+    """What one reference's owner means for the dependent: gone (or another object by the
+    same name: dangling), being deleted in foreground (waiting), or live (solid)."""
+    if owner is None:
+        return "dangling"
+    if (owner.get("metadata") or {}).get("uid") != ref.get("uid"):
+        return "dangling"
+    return "waiting" if ownership.deleting_with(owner, ownership.FOREGROUND) else "solid"
+
+
+@dataclasses.dataclass(frozen=True)
+class Action:
+    """What to do with a dependent: nothing, drop some references, or delete it."""
+
+    kind: Literal["keep", "unlink", "delete"]
+    drop: tuple[str, ...] = ()  # uids of the references to remove (unlink)
+    policy: str = "Background"  # propagation of the delete
+
+
+def decide(obj: Obj, verdicts: Sequence[tuple[Obj, Verdict]], *,
+           has_dependents: bool) -> Action:
+    """Upstream's attemptToDeleteItem, as a pure decision."""
+    if not verdicts or deleting(obj):
+        return Action("keep")
+    if any(v == "solid" for _, v in verdicts):
+        drop = tuple(str(ref.get("uid")) for ref, v in verdicts if v != "solid")
+        return Action("unlink", drop) if drop else Action("keep")
+    if has_dependents and any(v == "waiting" for _, v in verdicts):
+        return Action("delete", policy="Foreground")
+    finalizers = (obj.get("metadata") or {}).get("finalizers") or []
+    policy = "Orphan" if ownership.ORPHAN in finalizers else \
+        "Foreground" if ownership.FOREGROUND in finalizers else "Background"
+    return Action("delete", policy=policy)
 
 
 def queue_key(res: resources.Resource, obj: Obj) -> str:
@@ -97,44 +128,55 @@ class GarbageCollector(Controller):
     def __init__(self, client: RESTClient, *, resync_period: float = RESYNC_PERIOD) -> None:
         self.resync_period = resync_period
         self.watched: dict[str, tuple[resources.Resource, Informer]] = {}
-        for group, version, plural in {*DEPENDENTS, *OWNERS}:
-            res = resources.must(group, version, plural)
+        for res in ownership.collected_resources():
             informer = shared_informer(client, res)
             informer.cache.add_index(UID_INDEX, uid_index)
             informer.cache.add_index(OWNER_INDEX, owner_uid_index)
             self.watched[res.storage_key] = (res, informer)
         super().__init__(client, [informer for _, informer in self.watched.values()])
-        self.dependents = [self.watched[_storage_key(*d)] for d in DEPENDENTS]
         for res, informer in self.watched.values():
-            if (res.group, res.version, res.plural) in DEPENDENTS:
-                informer.add_handlers(on_add=functools.partial(self._on_add, res),
-                                      on_update=functools.partial(self._on_update, res))
-            informer.add_handlers(on_delete=self._on_owner_deleted)
+            informer.add_handlers(on_add=functools.partial(self._on_add, res),
+                                  on_update=functools.partial(self._on_update, res),
+                                  on_delete=self._on_delete)
 
     # --- handlers ---------------------------------------------------------------------------
 
     def _on_add(self, res: resources.Resource, obj: Obj) -> None:
-        if owner_refs(obj):
+        if owner_refs(obj) or self._finalizing(obj):
             self.queue.add(queue_key(res, obj))
+        self._wake_owners(obj)
 
     def _on_update(self, res: resources.Resource, old: Obj, new: Obj) -> None:
-        if owner_refs(new) and owner_refs(new) != owner_refs(old):
+        if owner_refs(new) != owner_refs(old) or self._finalizing(new):
             self.queue.add(queue_key(res, new))
+            self._wake_owners(old)
+        self._wake_owners(new)
 
-    def _on_owner_deleted(self, owner: Obj) -> None:
-        uid = (owner.get("metadata") or {}).get("uid")
-        if not uid:
-            return
-        for res, informer in self.dependents:
-            for dependent in informer.cache.by_index(OWNER_INDEX, str(uid)):
+    def _on_delete(self, obj: Obj) -> None:
+        uid = (obj.get("metadata") or {}).get("uid")
+        if uid:
+            for res, dependent in self.dependents_of(str(uid)):
                 self.queue.add(queue_key(res, dependent))
+        self._wake_owners(obj)
+
+    @staticmethod
+    def _finalizing(obj: Obj) -> bool:
+        return ownership.deleting_with(obj, ownership.FOREGROUND) or \
+            ownership.deleting_with(obj, ownership.ORPHAN)
+
+    def _wake_owners(self, obj: Obj) -> None:
+        """Queue the owners of `obj` that wait on their dependents (foreground or orphan)."""
+        for ref in owner_refs(obj):
+            found = self._cached(ref)
+            if found is not None and found[1] is not None and self._finalizing(found[1]):
+                self.queue.add(queue_key(found[0], found[1]))
 
     def resync(self) -> int:
-        """Queue every dependent that has owners (the full scan); returns how many."""
+        """Queue every object with owners or one of our finalizers (the full scan)."""
         count = 0
-        for res, informer in self.dependents:
+        for res, informer in self.watched.values():
             for obj in informer.cache.list():
-                if owner_refs(obj):
+                if owner_refs(obj) or self._finalizing(obj):
                     self.queue.add(queue_key(res, obj))
                     count += 1
         return count
@@ -149,17 +191,39 @@ class GarbageCollector(Controller):
             await asyncio.sleep(self.resync_period)
             self.resync()
 
-    # --- sync -------------------------------------------------------------------------------
+    # --- caches -----------------------------------------------------------------------------
 
-    def cached_owner(self, ref: Obj) -> bool | None:
-        """Is the owner in our caches? None if we do not watch its kind."""
+    def dependents_of(self, uid: str) -> list[tuple[resources.Resource, Obj]]:
+        return [(res, obj) for res, informer in self.watched.values()
+                for obj in informer.cache.by_index(OWNER_INDEX, uid)]
+
+    def _cached(self, ref: Obj) -> tuple[resources.Resource, Obj | None] | None:
+        """The referenced owner from our caches (None inside: not cached); None if we do not
+        watch its kind."""
         res = resources.by_api_version(str(ref.get("apiVersion", "")), str(ref.get("kind", "")))
         if res is None:
             return None
         watched = self.watched.get(resources.storage_resource(res).storage_key)
         if watched is None:
             return None
-        return bool(watched[1].cache.index_keys(UID_INDEX, str(ref.get("uid", ""))))
+        found = watched[1].cache.by_index(UID_INDEX, str(ref.get("uid", "")))
+        return watched[0], (found[0] if found else None)
+
+    async def _owner(self, ref: Obj, namespace: str) -> object:
+        """The owner from the caches, else from the API server (None: not found)."""
+        cached = self._cached(ref)
+        if cached is not None and cached[1] is not None:
+            return cached[1]
+        res = resources.by_api_version(str(ref.get("apiVersion", "")), str(ref.get("kind", "")))
+        if res is None:
+            return UNSERVED
+        try:
+            return await self.client.get(res, str(ref["name"]),
+                                         namespace if res.namespaced else None)
+        except errors.NotFound:
+            return None
+
+    # --- sync -------------------------------------------------------------------------------
 
     async def sync(self, key: str) -> None:
         storage_key, _, obj_key = key.partition("|")
@@ -167,30 +231,64 @@ class GarbageCollector(Controller):
         obj = informer.cache.get(obj_key)
         if obj is None:
             return
-        verdicts = owner_verdicts(owner_refs(obj), self.cached_owner)
-        if not needs_check(obj, verdicts):
+        if ownership.deleting_with(obj, ownership.FOREGROUND):
+            await self._foreground(res, obj)
+        elif ownership.deleting_with(obj, ownership.ORPHAN):
+            await self._orphan(res, obj)
+        elif owner_refs(obj) and not deleting(obj):
+            await self._dependent(res, obj)
+
+    async def _dependent(self, res: resources.Resource, obj: Obj) -> None:
+        meta = obj["metadata"]
+        namespace = str(meta.get("namespace") or "")
+        verdicts: list[tuple[Obj, Verdict]] = []
+        for ref in owner_refs(obj):
+            owner = await self._owner(ref, namespace)
+            verdict = "solid" if owner is UNSERVED else classify(
+                owner if isinstance(owner, Mapping) else None, ref)
+            verdicts.append((ref, verdict))
+        action = decide(obj, verdicts, has_dependents=bool(self.dependents_of(str(meta["uid"]))))
+        if action.kind == "unlink":
+            await self._unlink(res, obj, action.drop)
+        elif action.kind == "delete":
+            log.info("%s: deleting %s %s (%s): no owner left", self.name, res.kind,
+                     object_key(dict(obj)), action.policy)
+            with contextlib.suppress(errors.NotFound, errors.Conflict):
+                await self.client.delete(res, meta["name"], namespace or None,
+                                         propagation_policy=action.policy,
+                                         preconditions={"uid": meta["uid"]})
+
+    async def _foreground(self, res: resources.Resource, owner: Obj) -> None:
+        """Delete the dependents; drop the finalizer once none blocks the owner any more."""
+        uid = str(owner["metadata"]["uid"])
+        dependents = self.dependents_of(uid)
+        if not any(blocks(dependent, uid) for _, dependent in dependents):
+            await self._remove_finalizer(res, owner, ownership.FOREGROUND)
             return
-        namespace = str(obj["metadata"].get("namespace") or "")
-        for ref, _ in verdicts:
-            if await self._owner_exists(ref, namespace):
-                return
-        log.info("%s: deleting %s %s: all owners are gone", self.name, res.kind, obj_key)
+        for dep_res, dependent in dependents:
+            if not deleting(dependent):
+                self.queue.add(queue_key(dep_res, dependent))
+
+    async def _orphan(self, res: resources.Resource, owner: Obj) -> None:
+        """Remove the owner's reference from every dependent, then the finalizer."""
+        uid = str(owner["metadata"]["uid"])
+        for dep_res, dependent in self.dependents_of(uid):
+            await self._unlink(dep_res, dependent, (uid,))
+        await self._remove_finalizer(res, owner, ownership.ORPHAN)
+
+    async def _unlink(self, res: resources.Resource, obj: Obj, uids: Sequence[str]) -> None:
+        meta = obj["metadata"]
+        patch = {"metadata": {"ownerReferences": [{"$patch": "delete", "uid": uid}
+                                                  for uid in uids]}}
         with contextlib.suppress(errors.NotFound):
-            await self.client.delete(res, obj["metadata"]["name"], namespace or None,
-                                     propagation_policy="Background")
+            await self.client.patch(res, meta["name"], patch, meta.get("namespace") or None,
+                                    patch_type="strategic")
 
-    async def _owner_exists(self, ref: Obj, namespace: str) -> bool:
-        """Ask the API server; an owner of a kind it does not serve is taken to exist."""
-        res = resources.by_api_version(str(ref.get("apiVersion", "")), str(ref.get("kind", "")))
-        if res is None:
-            return True
-        try:
-            owner = await self.client.get(res, str(ref["name"]),
-                                          namespace if res.namespaced else None)
-        except errors.NotFound:
-            return False
-        return bool(owner.get("metadata", {}).get("uid") == ref.get("uid"))
-
-
-def _storage_key(group: str, version: str, plural: str) -> str:
-    return resources.must(group, version, plural).storage_key
+    async def _remove_finalizer(self, res: resources.Resource, obj: Obj, finalizer: str) -> None:
+        meta = obj["metadata"]
+        log.info("%s: %s %s: removing finalizer %s", self.name, res.kind,
+                 object_key(dict(obj)), finalizer)
+        patch = {"metadata": {"$deleteFromPrimitiveList/finalizers": [finalizer]}}
+        with contextlib.suppress(errors.NotFound):
+            await self.client.patch(res, meta["name"], patch, meta.get("namespace") or None,
+                                    patch_type="strategic")

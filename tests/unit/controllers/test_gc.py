@@ -27,23 +27,65 @@ def owned(name: str, *refs: Obj, deleting: bool = False) -> Obj:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta}
 
 
-CACHED = {"uid-live": True, "uid-dead": False}
+def owner(name: str, *, finalizers: tuple[str, ...] = (), deleting: bool = False,
+          uid: str | None = None) -> Obj:
+    meta: Obj = {"name": name, "namespace": "default", "uid": uid or f"uid-{name}"}
+    if finalizers:
+        meta["finalizers"] = list(finalizers)
+    if deleting:
+        meta["deletionTimestamp"] = "2024-05-01T12:00:00Z"
+    return {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": meta}
 
 
-@pytest.mark.parametrize(("obj", "suspect"), [
-    pytest.param(owned("a"), False, id="no-owners"),
-    pytest.param(owned("a", ref("ReplicaSet", "live", "uid-live")), False, id="owner-cached"),
-    pytest.param(owned("a", ref("ReplicaSet", "dead", "uid-dead")), True, id="owner-gone"),
-    pytest.param(owned("a", ref("ReplicaSet", "dead", "uid-dead"),
-                       ref("ReplicaSet", "live", "uid-live")), False, id="one-owner-left"),
-    pytest.param(owned("a", ref("Widget", "w", "uid-w", "example.com/v1")), True,
-                 id="unwatched-kind-is-checked"),
-    pytest.param(owned("a", ref("ReplicaSet", "dead", "uid-dead"), deleting=True), False,
+@pytest.mark.parametrize(("found", "verdict"), [
+    pytest.param(None, "dangling", id="gone"),
+    pytest.param(owner("rs", uid="uid-other"), "dangling", id="recreated-with-new-uid"),
+    pytest.param(owner("rs"), "solid", id="live"),
+    pytest.param(owner("rs", deleting=True), "solid", id="background-deleting"),
+    pytest.param(owner("rs", finalizers=("orphan",), deleting=True), "solid",
+                 id="orphan-deleting"),
+    pytest.param(owner("rs", finalizers=("foregroundDeletion",), deleting=True), "waiting",
+                 id="foreground-deleting"),
+])
+def test_classify(found: Obj | None, verdict: str) -> None:
+    assert gc.classify(found, ref("ReplicaSet", "rs", "uid-rs")) == verdict
+
+
+A, B = ref("ReplicaSet", "a", "uid-a"), ref("ReplicaSet", "b", "uid-b")
+
+
+@pytest.mark.parametrize(("obj", "verdicts", "has_dependents", "action"), [
+    pytest.param(owned("p"), [], False, gc.Action("keep"), id="no-owners"),
+    pytest.param(owned("p", A), [(A, "solid")], False, gc.Action("keep"), id="owner-live"),
+    pytest.param(owned("p", A, B), [(A, "solid"), (B, "dangling")], False,
+                 gc.Action("unlink", ("uid-b",)), id="one-owner-gone-unlinks-it"),
+    pytest.param(owned("p", A, B), [(A, "solid"), (B, "waiting")], False,
+                 gc.Action("unlink", ("uid-b",)), id="never-blocks-a-waiting-owner"),
+    pytest.param(owned("p", A), [(A, "dangling")], False, gc.Action("delete"),
+                 id="orphan-background"),
+    pytest.param(owned("p", A), [(A, "waiting")], False, gc.Action("delete"),
+                 id="owner-waiting-no-dependents"),
+    pytest.param(owned("p", A), [(A, "waiting")], True,
+                 gc.Action("delete", policy="Foreground"), id="owner-waiting-has-dependents"),
+    pytest.param(owned("p", A), [(A, "dangling")], True, gc.Action("delete"),
+                 id="dangling-has-dependents-background"),
+    pytest.param(owned("p", A, deleting=True), [(A, "dangling")], False, gc.Action("keep"),
                  id="already-deleting"),
 ])
-def test_needs_check(obj: Obj, suspect: bool) -> None:
-    verdicts = gc.owner_verdicts(gc.owner_refs(obj), lambda r: CACHED.get(r["uid"]))
-    assert gc.needs_check(obj, verdicts) is suspect
+def test_decide(obj: Obj, verdicts: list[tuple[Obj, gc.Verdict]], has_dependents: bool,
+                action: gc.Action) -> None:
+    assert gc.decide(obj, verdicts, has_dependents=has_dependents) == action
+
+
+@pytest.mark.parametrize(("finalizer", "policy"), [
+    pytest.param("orphan", "Orphan", id="orphan-finalizer-kept"),
+    pytest.param("foregroundDeletion", "Foreground", id="foreground-finalizer-kept"),
+])
+def test_decide_honours_the_dependents_own_finalizer(finalizer: str, policy: str) -> None:
+    obj = owned("p", A)
+    obj["metadata"]["finalizers"] = [finalizer]
+    assert gc.decide(obj, [(A, "dangling")], has_dependents=False) == \
+        gc.Action("delete", policy=policy)
 
 
 def _collector(client: FakeClient, pods: list[Obj], rss: list[Obj]) -> Any:
@@ -95,7 +137,64 @@ async def test_cached_owner_needs_no_request() -> None:
 async def test_owner_deletion_queues_dependents() -> None:
     collector = _collector(FakeClient(), [owned("web-1", ref("ReplicaSet", "web", "uid-web")),
                                           owned("other")], [replicaset("web")])
-    collector._on_owner_deleted(replicaset("web"))
+    collector._on_delete(replicaset("web"))
     assert collector.queue.get_nowait() == "core/pods|default/web-1"
     assert collector.queue.get_nowait() is None
     assert collector.resync() == 1
+
+
+def blocking(kind: str, name: str, uid: str) -> Obj:
+    return {**ref(kind, name, uid), "blockOwnerDeletion": True}
+
+
+async def test_foreground_owner_deletes_dependents_first() -> None:
+    rs = owner("web", finalizers=("foregroundDeletion",), deleting=True)
+    pod = owned("web-1", blocking("ReplicaSet", "web", "uid-web"))
+    client = FakeClient([("pods", pod)])
+    collector = _collector(client, [pod], [rs])
+    await collector.sync("apps/replicasets|default/web")
+    assert client.writes() == []  # a blocking dependent is left: the finalizer stays
+    assert collector.queue.get_nowait() == "core/pods|default/web-1"
+    await collector.sync("core/pods|default/web-1")
+    assert client.calls == [("delete", "pods", "web-1")]  # its owner is in the cache
+
+
+async def test_foreground_owner_loses_its_finalizer_when_no_dependent_blocks() -> None:
+    rs = owner("web", finalizers=("foregroundDeletion", "example.com/other"), deleting=True)
+    loose = owned("loose", ref("ReplicaSet", "web", "uid-web"))  # blockOwnerDeletion unset
+    client = FakeClient()
+    collector = _collector(client, [loose], [rs])
+    await collector.sync("apps/replicasets|default/web")
+    assert client.calls == [("patch", "replicasets", {"metadata": {
+        "$deleteFromPrimitiveList/finalizers": ["foregroundDeletion"]}})]
+
+
+async def test_orphaning_owner_unlinks_dependents_then_drops_its_finalizer() -> None:
+    rs = owner("web", finalizers=("orphan",), deleting=True)
+    pod = owned("web-1", blocking("ReplicaSet", "web", "uid-web"))
+    client = FakeClient()
+    collector = _collector(client, [pod, owned("other")], [rs])
+    await collector.sync("apps/replicasets|default/web")
+    assert client.calls == [
+        ("patch", "pods", {"metadata": {"ownerReferences": [
+            {"$patch": "delete", "uid": "uid-web"}]}}),
+        ("patch", "replicasets", {"metadata": {
+            "$deleteFromPrimitiveList/finalizers": ["orphan"]}}),
+    ]
+
+
+async def test_dependent_of_foreground_owner_with_dependents_is_deleted_in_foreground(
+        ) -> None:
+    deploy = {**owner("d", finalizers=("foregroundDeletion",), deleting=True),
+              "kind": "Deployment"}
+    rs = {**owner("web"), "metadata": {**owner("web")["metadata"],
+                                       "ownerReferences": [blocking("Deployment", "d", "uid-d")]}}
+    pod = owned("web-1", blocking("ReplicaSet", "web", "uid-web"))
+    client = FakeClient([("replicasets", rs)])
+    collector = _collector(client, [pod], [rs])
+    _, deployments = collector.watched["apps/deployments"]
+    deployments.cache.put("default/d", deploy)
+    await collector.sync("apps/replicasets|default/web")
+    assert client.calls == [("delete", "replicasets", "web")]
+    assert client.deletes[-1]["propagation_policy"] == "Foreground"
+    assert client.deletes[-1]["preconditions"] == {"uid": "uid-web"}

@@ -26,6 +26,7 @@ class FakeClient:
         self.objects: dict[tuple[str, str, str], Obj] = {}
         self.calls: Calls = []
         self.events: Events = []  # (type, reason, message)
+        self.deletes: list[dict[str, Any]] = []  # the options of each delete call
         self._ids = itertools.count(1)
         for plural, obj in objects or []:
             meta = obj["metadata"]
@@ -79,6 +80,7 @@ class FakeClient:
     async def delete(self, res: Resource, name: str, namespace: str | None = None,
                      **kwargs: Any) -> Obj:
         self.calls.append(("delete", res.plural, name))
+        self.deletes.append(kwargs)
         if self.objects.pop((res.plural, namespace or "", name), None) is None:
             raise errors.NotFound.for_object(res.plural, res.group, name)
         return {}
