@@ -12,6 +12,11 @@ does, and the garbage collector acts on it through the API:
 - `Orphan`: the object gets the `orphan` finalizer; the collector removes the object's
   reference from every dependent, then the finalizer.
 
+A DELETE without a policy keeps whichever of these finalizers the object has, else takes its
+kind's default: Background, but Orphan for Deployments, StatefulSets and ReplicaSets deleted
+through `apps/v1beta1` or `apps/v1beta2`, which upstream keeps for old clients
+(`DefaultGarbageCollectionPolicy`).
+
 Only kinds the collector watches get these finalizers (`collected`): on any other kind nobody
 would ever remove them. Events are the one stored kind it leaves alone: they are many, never
 owners, and caching them all would cost more than anything the collector does.
@@ -29,6 +34,9 @@ FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"
 POLICIES = ("Foreground", "Background", "Orphan")
 _UNCOLLECTED = frozenset({"core/events"})
+# (group, version) -> kinds whose deletion orphans by default through that version.
+_ORPHAN_BY_DEFAULT = {("apps", "v1beta1"): {"Deployment", "StatefulSet", "ReplicaSet"},
+                      ("apps", "v1beta2"): {"Deployment", "StatefulSet", "ReplicaSet"}}
 
 
 def collected(res: resources.Resource) -> bool:
@@ -39,6 +47,12 @@ def collected(res: resources.Resource) -> bool:
 def collected_resources() -> list[resources.Resource]:
     """One entry (the preferred version) per kind the garbage collector watches."""
     return [r for r in resources.preferred() if collected(r)]
+
+
+def default_policy(res: resources.Resource) -> str:
+    """The policy of a DELETE that names none, through this (served) resource version."""
+    return "Orphan" if res.kind in _ORPHAN_BY_DEFAULT.get((res.group, res.version), ()) \
+        else "Background"
 
 
 def policy(options: Mapping[str, Any]) -> str | None:
@@ -63,11 +77,15 @@ def validate_options(options: Mapping[str, Any]) -> list[FieldError]:
     return errs
 
 
-def deletion_finalizers(finalizers: Sequence[str], chosen: str | None) -> list[str]:
+def deletion_finalizers(finalizers: Sequence[str], chosen: str | None, *,
+                        default: str = "Background") -> list[str]:
     """The object's finalizers once a delete with policy `chosen` is applied: an explicit
-    policy replaces the collector's finalizer, no policy keeps whichever is there."""
+    policy replaces the collector's finalizer; no policy keeps whichever is there, else
+    applies the kind's `default`."""
     if chosen is None:
-        return list(finalizers)
+        if any(f in (FOREGROUND, ORPHAN) for f in finalizers):
+            return list(finalizers)
+        chosen = default
     kept = [f for f in finalizers if f not in (FOREGROUND, ORPHAN)]
     if chosen == "Foreground":
         kept.append(FOREGROUND)

@@ -258,7 +258,8 @@ class Registry:
         meta = obj["metadata"]
         if ownership.collected(res):
             finalizers = ownership.deletion_finalizers(meta.get("finalizers") or [],
-                                                       ownership.policy(options))
+                                                       ownership.policy(options),
+                                                       default=ownership.default_policy(res))
             if finalizers:
                 meta["finalizers"] = finalizers
             else:

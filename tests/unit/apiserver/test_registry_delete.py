@@ -89,6 +89,29 @@ def test_removing_the_last_finalizer_deletes(registry: Registry) -> None:
     assert stored(registry, CONFIGMAPS, "cm") is None
 
 
+DEPLOYMENT = {"apiVersion": "apps/v1", "kind": "Deployment",
+              "metadata": {"name": "d", "namespace": "default"},
+              "spec": {"selector": {"matchLabels": {"a": "b"}},
+                       "template": {"metadata": {"labels": {"a": "b"}},
+                                    "spec": {"containers": [{"name": "c", "image": "i"}]}}}}
+
+
+@pytest.mark.parametrize(("version", "options", "left"), [
+    pytest.param("v1", {}, None, id="v1-background"),
+    pytest.param("v1beta1", {}, ["orphan"], id="v1beta1-orphans"),
+    pytest.param("v1beta2", {}, ["orphan"], id="v1beta2-orphans"),
+    pytest.param("v1beta2", {"propagationPolicy": "Background"}, None, id="explicit-wins"),
+])
+def test_legacy_apps_versions_orphan_by_default(registry: Registry, version: str,
+                                                options: Obj, left: list[str] | None) -> None:
+    registry.create(resources.must("apps", "v1", "deployments"), dict(DEPLOYMENT))
+    _, gone = registry.delete(resources.must("apps", version, "deployments"), "default", "d",
+                              options)
+    obj = stored(registry, resources.must("apps", "v1", "deployments"), "d")
+    assert gone is (left is None)
+    assert (obj or {}).get("metadata", {}).get("finalizers") == left
+
+
 def test_uncollected_kinds_get_no_finalizer(registry: Registry) -> None:
     registry.create(EVENTS, {"metadata": {"name": "e", "namespace": "default"},
                              "involvedObject": {"kind": "Pod", "name": "p"},
