@@ -113,7 +113,16 @@ class Watch:
         return list(self.lines)
 
 
-def test_foreground_deletion_waits_for_dependents(kubectl: Kubectl) -> None:
+def gone(kubectl: Kubectl) -> bool:
+    listed = json.loads(kubectl("get", "replicasets,pods", "-l", "app=web", "-o", "json"))
+    return listed["items"] == []
+
+
+@pytest.mark.parametrize("cascade", ["foreground", "background"])
+def test_deployment_deletion_makes_no_new_pods(kubectl: Kubectl, cascade: str) -> None:
+    """Foreground: kubectl returns only once the ReplicaSet and pods are gone, and meanwhile
+    the Deployment is visible with the foregroundDeletion finalizer. Either way, no pod is
+    created while the Deployment and its ReplicaSet go."""
     kubectl("apply", "-f", "-", input=deployment("web", 3))
     kubectl("rollout", "status", "deploy/web", "--timeout=60s")
     before = pod_names(kubectl, "app=web")
@@ -125,20 +134,24 @@ def test_foreground_deletion_waits_for_dependents(kubectl: Kubectl) -> None:
     try:
         pods.wait_for(lambda lines: set(lines) >= before)
         deploy.wait_for(lambda lines: len(lines) >= 1)
-        result = kubectl.run("delete", "deploy", "web", "--cascade=foreground",
+        result = kubectl.run("delete", "deploy", "web", f"--cascade={cascade}",
                              "--timeout=60s", timeout=90)
         assert 'deployment.apps "web" deleted' in result.stdout
-        # kubectl returned only once the dependents had gone.
-        assert pod_names(kubectl, "app=web") == set()
-        assert json.loads(kubectl("get", "replicasets", "-l", "app=web", "-o", "json")
-                          )["items"] == []
         assert kubectl.run("get", "deploy", "web", check=False).returncode == 1
+        if cascade == "foreground":
+            assert gone(kubectl)  # kubectl returned only once the dependents had gone
+        else:
+            deadline = time.monotonic() + 30
+            while not gone(kubectl):
+                assert time.monotonic() < deadline, "the dependents were never collected"
     finally:
         seen, states = set(pods.stop()), deploy.stop()
     assert seen == before  # no new pod appeared while the Deployment was being deleted
-    deleting = [line.split(" ", 1) for line in states if line.split(" ", 1)[0]]
-    assert deleting, f"the Deployment was never visible while being deleted: {states}"
-    assert all(json.loads(finalizers) == ["foregroundDeletion"] for _, finalizers in deleting)
+    if cascade == "foreground":
+        deleting = [line.split(" ", 1) for line in states if line.split(" ", 1)[0]]
+        assert deleting, f"the Deployment was never visible while being deleted: {states}"
+        assert all(json.loads(finalizers) == ["foregroundDeletion"]
+                   for _, finalizers in deleting)
 
 
 def test_orphan_deletion_keeps_dependents_without_the_reference(kubectl: Kubectl) -> None:
