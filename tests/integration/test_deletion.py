@@ -172,3 +172,27 @@ def test_namespace_deletion_takes_no_grace_period(kubectl: Kubectl) -> None:
     kubectl("wait", "-n", "gone", "--for=condition=Ready", "pod/p", "--timeout=30s")
     assert timed(kubectl, "delete", "namespace", "gone", "--timeout=60s") < 2 * BOUND
     assert kubectl.run("get", "namespace", "gone", check=False).returncode == 1
+
+
+def test_foreground_deletion_of_a_service_takes_its_slices(kubectl: Kubectl) -> None:
+    kubectl("apply", "-f", "-", input=virtual_pod("p", app="p"))
+    kubectl("apply", "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+        "spec": {"selector": {"app": "p"}, "ports": [{"port": 80}]}}))
+    selector = "kubernetes.io/service-name=s"
+    deadline = time.monotonic() + 30
+    while '"addresses"' not in kubectl("get", "endpointslices", "-l", selector, "-o", "json"):
+        assert time.monotonic() < deadline, "the Service never got its endpoint"
+    before = {s["metadata"]["name"] for s in json.loads(
+        kubectl("get", "endpointslices", "-l", selector, "-o", "json"))["items"]}
+    slices = Watch(kubectl, "endpointslices", "-l", selector, "-o",
+                   "jsonpath={.metadata.name}{\"\\n\"}")
+    try:
+        slices.wait_for(lambda lines: set(lines) >= before)
+        kubectl("delete", "service", "s", "--cascade=foreground", "--timeout=60s", timeout=90)
+        assert kubectl.run("get", "service", "s", check=False).returncode == 1
+        assert json.loads(kubectl("get", "endpointslices", "-l", selector, "-o", "json")
+                          )["items"] == []
+    finally:
+        seen = set(slices.stop())
+    assert seen == before  # no slice was made for the Service while it was being deleted

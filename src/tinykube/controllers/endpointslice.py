@@ -28,7 +28,8 @@ Minimal writes (`plan_slices`, shared with the mirroring controller), numbered a
 3. the rest go into new slices of at most `max_per_slice`, except that a last partial chunk
    goes into the unchanged slice with the most room if it fits there;
 4. a Service with nothing to publish keeps one empty placeholder slice, as upstream does.
-An unchanged input gives an empty plan.
+An unchanged input gives an empty plan. A Service being deleted gets no new slices (only
+updates and deletes), so its foreground deletion cannot race the garbage collector.
 
 Stale caches: the controller remembers the resourceVersions it wrote (`base.WriteTracker`) until
 the informer shows them; a sync for a Service with writes still in flight raises
@@ -599,6 +600,10 @@ class EndpointSliceController(base.Controller):
         else:
             plan = reconcile(service, self.glue.selected_pods(service), existing,
                              max_per_slice=self.max_per_slice)
+            if service["metadata"].get("deletionTimestamp"):
+                # A Service deleted in foreground waits for its slices: creating new ones
+                # would race the garbage collector deleting them (upstream does the same).
+                plan = dataclasses.replace(plan, create=[])
         if not plan:
             return
         applied = await base.apply_plan(self.client, ENDPOINT_SLICES, namespace, plan)
