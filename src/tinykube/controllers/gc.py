@@ -247,7 +247,9 @@ class GarbageCollector(Controller):
             verdict = "solid" if owner is UNSERVED else classify(
                 owner if isinstance(owner, Mapping) else None, ref)
             verdicts.append((ref, verdict))
-        action = decide(obj, verdicts, has_dependents=bool(self.dependents_of(str(meta["uid"]))))
+        waiting = any(v == "waiting" for _, v in verdicts)  # only then do dependents matter
+        action = decide(obj, verdicts,
+                        has_dependents=waiting and bool(self.dependents_of(str(meta["uid"]))))
         if action.kind == "unlink":
             await self._unlink(res, obj, action.drop)
         elif action.kind == "delete":
