@@ -66,7 +66,7 @@ class ProxyOptions:
 
 @dataclass
 class RunningProxy:
-    controller: ProxyController
+    controller: ProxyController[Syncer]
     backend: UserspaceBackend
     task: asyncio.Task[None]
 

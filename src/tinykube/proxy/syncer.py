@@ -24,7 +24,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from tinykube.api import resources
 from tinykube.client.informer import shared as shared_informer
@@ -70,6 +70,19 @@ class SyncResult:
     new_refusals: list[Refusal] = field(default_factory=list)  # left out by the limits: new
 
 
+class SyncTarget(Protocol):
+    """What `ProxyController` drives: `Syncer` (userspace listeners) or the nftables one."""
+
+    @property
+    def wants_retry(self) -> bool:
+        """True while something failed: the controller resyncs every `retry_interval`."""
+        ...
+
+    async def sync(self, services: Iterable[Obj], slices: Iterable[Obj]) -> SyncResult: ...
+
+    async def close(self) -> None: ...
+
+
 class Syncer:
     """Applies desired tables to a backend and remembers what is applied and what failed."""
 
@@ -85,6 +98,10 @@ class Syncer:
 
     def __repr__(self) -> str:
         return f"Syncer(applied={len(self.applied)}, failing={len(self.failing)})"
+
+    @property
+    def wants_retry(self) -> bool:
+        return bool(self.failing)
 
     async def sync(self, services: Iterable[Obj], slices: Iterable[Obj]) -> SyncResult:
         """Build the desired table from API objects and apply it."""
@@ -148,10 +165,13 @@ class Syncer:
 
 
 
-class ProxyController:
+Target = TypeVar("Target", bound=SyncTarget)
+
+
+class ProxyController(Generic[Target]):
     """Informers on Services and EndpointSlices driving a `Syncer` (see the module docstring)."""
 
-    def __init__(self, client: RESTClient, syncer: Syncer, *, min_interval: float = 0.05,
+    def __init__(self, client: RESTClient, syncer: Target, *, min_interval: float = 0.05,
                  retry_interval: float = 10.0,
                  on_bind_failure: BindFailureHandler | None = None,
                  on_refusal: RefusalHandler | None = None) -> None:
@@ -194,7 +214,7 @@ class ProxyController:
             await asyncio.sleep(self.min_interval)  # debounce: let a burst of events settle
 
     async def _wait_dirty(self) -> None:
-        timeout = self.retry_interval if self.syncer.failing else None
+        timeout = self.retry_interval if self.syncer.wants_retry else None
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._dirty.wait(), timeout)
 

@@ -1,0 +1,191 @@
+"""The service proxy of `--network netns`: the `nftables` renderer applied in every node.
+
+`NftNode` programs one node's network namespace (`ip netns exec NS nft -f -`, so the host's
+own ruleset is never touched: every command names a namespace the cluster made). Its first load
+replaces the table in one transaction; every later sync sends only `nftables.update_script`
+(element adds and deletes, a few chains), which the trial measured at 5-18 ms at 10,000
+Services. A failed update is followed by a full load at once, and a failed full load is retried
+by the controller every `retry_interval`. After an update, UDP conntrack entries that still
+point at removed endpoints (or were made while a port had none) are deleted with `conntrack
+-D` (conntrack-tools), as kube-proxy does: UDP has no connection end, so an old entry would
+keep sending a client's datagrams to a dead pod.
+
+`NftSyncer` is the `syncer.ProxyController`'s target: each sync (debounced, level-triggered,
+as the userspace proxy's) builds `ports.service_ports` from the informer caches once and
+renders and applies it in every node concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tinykube.client.rest import RESTClient
+from tinykube.proxy import nftables
+from tinykube.proxy.nftables import NodeConfig, Ruleset
+from tinykube.proxy.ports import service_ports
+from tinykube.proxy.syncer import Plan, ProxyController, SyncResult
+
+log = logging.getLogger(__name__)
+Obj = Mapping[str, Any]
+
+
+class NftError(RuntimeError):
+    """`nft` refused a transaction; the message has its error output."""
+
+
+async def run_in(netns: str, argv: Sequence[str], script: str = "") -> tuple[int, str]:
+    """Run `argv` inside the named network namespace; (exit code, stderr)."""
+    process = await asyncio.create_subprocess_exec(
+        "ip", "netns", "exec", netns, *argv, stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    _, err = await process.communicate(script.encode())
+    assert process.returncode is not None
+    return process.returncode, err.decode(errors="replace").strip()
+
+
+def conntrack_args(destination: str, port: int, endpoint: str) -> list[str]:
+    """`conntrack -D` for UDP entries to `destination:port` ("" : any local address, a node
+    port) that were DNATed to `endpoint` ("" : any)."""
+    argv = ["conntrack", "-D", "-p", "udp"]
+    if destination:
+        argv += ["--orig-dst", destination]
+    argv += ["--orig-port-dst", str(port)]
+    if endpoint:
+        argv += ["--reply-src", endpoint]
+    return argv
+
+
+@dataclass
+class NodeStats:
+    full_loads: int = 0
+    updates: int = 0
+    last_seconds: float = 0.0  # wall time of the last nft run
+    flushed: int = 0  # conntrack deletions run
+
+
+class NftNode:
+    """One node's table: what is applied there, and how to change it."""
+
+    def __init__(self, config: NodeConfig, netns: str) -> None:
+        self.config = config
+        self.netns = netns
+        self.applied: Ruleset | None = None
+        self.stats = NodeStats()
+
+    def __repr__(self) -> str:
+        return f"NftNode({self.config.node}, {self.netns}, {self.stats})"
+
+    async def nft(self, script: str) -> None:
+        began = time.monotonic()
+        code, err = await run_in(self.netns, ["nft", "-f", "-"], script)
+        self.stats.last_seconds = time.monotonic() - began
+        if code != 0:
+            raise NftError(f"nft in {self.netns} failed ({code}): {err}")
+
+    async def apply(self, rules: Ruleset) -> None:
+        """Make the node's table `rules` (see the module docstring); raises NftError."""
+        previous = self.applied
+        if previous is not None:
+            script = nftables.update_script(previous, rules)
+            if not script:
+                return
+            try:
+                await self.nft(script)
+                self.stats.updates += 1
+            except NftError as error:
+                log.warning("%s; replacing the whole table", error)
+                self.applied = None
+        if self.applied is None:  # the first load, or the update failed
+            await self.nft(nftables.full_script(rules))
+            self.stats.full_loads += 1
+        self.applied = rules
+        if previous is not None:
+            await self.flush_udp(nftables.stale_udp(previous, rules))
+
+    async def flush_udp(self, stale: Iterable[tuple[str, int, str]]) -> None:
+        for destination, port, endpoint in stale:
+            code, err = await run_in(self.netns, conntrack_args(destination, port, endpoint))
+            self.stats.flushed += 1
+            if code not in (0, 1):  # 1: nothing matched
+                log.warning("conntrack in %s: %s", self.netns, err)
+
+    async def remove(self) -> None:
+        """Delete the table (the namespace usually goes right after)."""
+        with contextlib.suppress(OSError):
+            await run_in(self.netns, ["nft", "-f", "-"],
+                         f"add table ip {self.config.table}\n"
+                         f"delete table ip {self.config.table}\n")
+        self.applied = None
+
+
+class NftSyncer:
+    """Renders the service ports for every node and applies them (`ProxyController` target)."""
+
+    def __init__(self, nodes: Sequence[NftNode]) -> None:
+        self.nodes = list(nodes)
+        self.failed: dict[str, NftError] = {}  # node -> why its last apply failed
+
+    def __repr__(self) -> str:
+        return f"NftSyncer({len(self.nodes)} nodes, failed={sorted(self.failed)})"
+
+    @property
+    def wants_retry(self) -> bool:
+        return bool(self.failed)
+
+    async def sync(self, services: Iterable[Obj], slices: Iterable[Obj]) -> SyncResult:
+        ports = service_ports(services, slices)
+        outcomes = await asyncio.gather(
+            *(node.apply(nftables.render(ports, node.config)) for node in self.nodes),
+            return_exceptions=True)
+        for node, outcome in zip(self.nodes, outcomes, strict=True):
+            if isinstance(outcome, NftError):
+                if node.config.node not in self.failed:
+                    log.error("%s", outcome)
+                self.failed[node.config.node] = outcome
+            elif isinstance(outcome, BaseException):
+                raise outcome
+            else:
+                self.failed.pop(node.config.node, None)
+        return SyncResult(Plan(), {}, [])
+
+    async def close(self) -> None:
+        await asyncio.gather(*(node.remove() for node in self.nodes))
+
+
+@dataclass
+class RunningNftProxy:
+    controller: ProxyController[NftSyncer]
+    syncer: NftSyncer
+    task: asyncio.Task[None]
+
+    async def close(self) -> None:
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+        await self.syncer.close()
+
+
+async def start_nft_proxy(client: RESTClient, nodes: Sequence[NftNode], *,
+                          min_interval: float = 0.05, retry_interval: float = 5.0
+                          ) -> RunningNftProxy:
+    """Start the informers and return after the first sync has programmed every node."""
+    syncer = NftSyncer(nodes)
+    controller = ProxyController(client, syncer, min_interval=min_interval,
+                                 retry_interval=retry_interval)
+    running = RunningNftProxy(controller, syncer, asyncio.create_task(controller.run()))
+    synced = asyncio.create_task(controller.synced.wait())
+    await asyncio.wait({synced, running.task}, return_when=asyncio.FIRST_COMPLETED)
+    if not synced.done():
+        synced.cancel()
+        await running.close()
+        running.task.result()
+    if syncer.failed:
+        await running.close()
+        raise next(iter(syncer.failed.values()))
+    return running
