@@ -62,7 +62,7 @@ class ClusterOptions:
                                 default_runtime=self.default_runtime, verbose=self.verbose,
                                 api_socket=str(api.local_socket) if api.local_socket else None,
                                 kubelet_token=api.credentials.kubelet_token,
-                                network=self.network)
+                                network=self.network, service_cidr=self.api.service_cidr)
 
 
 class ChildComponents:

@@ -30,6 +30,7 @@ import logging
 import shutil
 import signal
 import sys
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,13 @@ from tinykube.kubelet.agent import NodeAgent
 from tinykube.kubelet.podnet import PodNetworking
 from tinykube.launch import FAILED, READY, tune_gc
 from tinykube.network import netns
-from tinykube.network.plan import ClusterNetwork, cluster_network, cluster_prefix
+from tinykube.network.plan import (
+    API_RELAY_ADDRESS,
+    ClusterNetwork,
+    cluster_network,
+    cluster_prefix,
+)
+from tinykube.network.relay import Relay, start_relay
 from tinykube.proxy.app import (
     ProxyOptions,
     RunningProxy,
@@ -62,6 +69,8 @@ from tinykube.proxy.app import (
     refusal_reporter,
     start_proxy,
 )
+from tinykube.proxy.nftables import NodeConfig
+from tinykube.proxy.nftproxy import NftNode, RunningNftProxy, start_nft_proxy
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +96,7 @@ class ComponentOptions:
     verbose: int = 0
     api_socket: str | None = None  # the API server's local unix socket (plain HTTP), if any
     network: str = "host"  # "netns": every node and pod in its own network namespace
+    service_cidr: str = ""  # the cluster IP range (the netns mode's nftables rules need it)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), default=str)
@@ -137,6 +147,8 @@ class RunningComponents:
     proxy: RunningProxy | None
     tasks: list[asyncio.Task[Any]]
     network: ClusterNetwork | None = None  # the netns mode's namespaces, removed at stop
+    nft_proxy: RunningNftProxy | None = None  # the netns mode's service proxy
+    api_relay: Relay | None = None  # the netns mode's way from the nodes to the API server
 
     async def stop(self) -> None:
         for task in self.tasks:
@@ -144,6 +156,10 @@ class RunningComponents:
         await asyncio.gather(*self.tasks, return_exceptions=True)
         if self.proxy is not None:
             await self.proxy.close()
+        if self.nft_proxy is not None:
+            await self.nft_proxy.close()
+        if self.api_relay is not None:
+            await self.api_relay.close()
         if self.dns is not None:
             await self.dns.close()
         await self.client.close()
@@ -159,7 +175,8 @@ async def _make_network(options: ComponentOptions, cidrs: list[str]) -> ClusterN
     data directory for `tinykube node exec`."""
     dns_ip = options.dns.listen[0] if options.dns is not None else ""
     plan = cluster_network(cluster_prefix(str(options.data_dir.resolve())),
-                           [n.name for n in options.nodes], cidrs, dns_ip)
+                           [n.name for n in options.nodes], cidrs, dns_ip,
+                           options.service_cidr)
     await asyncio.to_thread(netns.create_cluster, plan)
     private.write(options.data_dir / NETWORK_FILE, json.dumps(
         {"prefix": plan.prefix, "nodes": {n.name: n.netns for n in plan.nodes}}))
@@ -215,13 +232,32 @@ async def _start(running: RunningComponents, options: ComponentOptions,
         announce(f"cluster DNS listening on {host}:{port}{where} (udp+tcp)")
         for agent in agents:  # process pods' resolv.conf names it
             agent.cluster_dns = dns.address
-    if options.proxy:
+    if plan is not None:
+        await _start_netns_services(running, options, plan, announce)
+    elif options.proxy:
         running.proxy = proxy = await start_proxy(
             client, _proxy_options(running.dns),
             on_bind_failure=bind_failure_reporter(client, announce),
             on_refusal=refusal_reporter(client, announce))
         announce(f"service proxy forwarding {len(proxy.listening)} service ports "
                  f"({len(proxy.failing)} could not be bound)")
+
+
+async def _start_netns_services(running: RunningComponents, options: ComponentOptions,
+                                plan: ClusterNetwork, announce: Callable[[str], None]) -> None:
+    """The netns mode's API relay (the `kubernetes` Service's endpoint on every node) and its
+    nftables service proxy in every node namespace."""
+    server = urllib.parse.urlsplit(client_config.load(str(options.kubeconfig)).server)
+    api = (server.hostname or "127.0.0.1", server.port or 443)
+    running.api_relay = await start_relay([n.netns_path for n in plan.nodes],
+                                          (API_RELAY_ADDRESS, api[1]), api)
+    if not options.proxy:
+        return
+    served = (options.dns.listen[0],) if options.dns is not None else ()
+    nodes = [NftNode(NodeConfig(n.name, options.pod_cidr, options.service_cidr, served),
+                     n.netns) for n in plan.nodes]
+    running.nft_proxy = await start_nft_proxy(running.client, nodes)
+    announce(f"service proxy: nftables in {len(nodes)} node namespaces")
 
 
 async def run_until(tasks: list[asyncio.Task[Any]], stop: asyncio.Event) -> str | None:

@@ -41,6 +41,9 @@ class APIServerOptions:
     bookmark_interval: float = 5.0
     watch_history: int = DEFAULT_WATCH_HISTORY
     local_socket: bool = False  # also serve plain HTTP on a private unix socket
+    # The address the `kubernetes` Service's endpoint names (default: `host`); the netns mode's
+    # relay address, which pods reach and `host` (the host's loopback) they do not.
+    advertise_address: str | None = None
 
 
 @dataclasses.dataclass
@@ -116,7 +119,8 @@ async def _open(options: APIServerOptions, lock: datadir.DataDirLock) -> Running
     await server.start()
     lock.record(server.url)
     # Synchronous, so it completes before the loop serves the first request.
-    bootstrap.bootstrap(registry, api_host=options.host, api_port=server.port)
+    bootstrap.bootstrap(registry, api_host=options.advertise_address or options.host,
+                        api_port=server.port)
     certs.write_kubeconfig(creds.kubeconfig, server=server.url, ca_cert=creds.ca_cert,
                            token=creds.token)
     reconciler = asyncio.create_task(bootstrap.reconcile_endpoints_forever(

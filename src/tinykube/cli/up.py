@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import click
 
 from tinykube.launch import raise_open_files_limit, spawn_components, tune_gc
+from tinykube.network.plan import API_RELAY_ADDRESS
 from tinykube.settings import (
     DEFAULT_POD_CIDR,
     DEFAULT_SERVICE_CIDR,
@@ -118,7 +119,8 @@ async def _run(options: cluster.ClusterOptions, process: subprocess.Popen[bytes]
               "10053 when 53 cannot be bound).")
 @click.option("--no-dns", is_flag=True, help="Do not run the cluster DNS.")
 @click.option("--proxy/--no-proxy", default=True, show_default=True,
-              help="Run the userspace service proxy (cluster IPs and NodePorts on loopback).")
+              help="Run the service proxy (host mode: the userspace one, cluster IPs and "
+              "NodePorts on loopback; --network netns: nftables rules in every node).")
 @click.option("--default-runtime", type=click.Choice(["virtual", "process"]), default="virtual",
               show_default=True, help="Runtime of pods without a runtimeClassName.")
 @click.option("--insecure-http", is_flag=True, help="Serve plain HTTP instead of HTTPS.")
@@ -145,7 +147,7 @@ def command(data_dir: Path, listen: str, network: str, service_cidr: str | None,
     dns_address = split_listen(dns_listen, "--dns-listen") if dns_listen else None
     raise_open_files_limit()  # before the child starts: it inherits the limit
     if network == "netns":
-        check_netns_mode(dns_address)
+        check_netns_mode(dns_address, proxy)
     netns = network == "netns"
     service_cidr = service_cidr or (NETNS_SERVICE_CIDR if netns else DEFAULT_SERVICE_CIDR)
     pod_cidr = pod_cidr or (NETNS_POD_CIDR if netns else DEFAULT_POD_CIDR)
@@ -157,8 +159,8 @@ def command(data_dir: Path, listen: str, network: str, service_cidr: str | None,
                            dns_address, no_dns, proxy, default_runtime, insecure_http,
                            watch_history, durable, single_process, verbose)
         options.network = network
-        if netns:  # Services carry no traffic here yet (the nftables data plane is to come)
-            options.proxy = False
+        if netns:  # the nftables proxy in every node; pods reach the API through a relay
+            options.api.advertise_address = API_RELAY_ADDRESS
             if options.dns is not None:
                 options.dns = dataclasses.replace(options.dns, fallback_port=None,
                                                   metrics=None)
@@ -173,7 +175,7 @@ def command(data_dir: Path, listen: str, network: str, service_cidr: str | None,
     cluster.run_forever(lambda: _run(options, process))
 
 
-def check_netns_mode(dns_address: tuple[str, int] | None) -> None:
+def check_netns_mode(dns_address: tuple[str, int] | None, proxy: bool) -> None:
     """Refuse `--network netns` where it cannot work, saying what is missing."""
     if os.geteuid() != 0:
         raise click.UsageError("--network netns makes network namespaces, bridges and veths: "
@@ -182,6 +184,9 @@ def check_netns_mode(dns_address: tuple[str, int] | None) -> None:
     if shutil.which("ip") is None:
         raise click.UsageError("--network netns needs iproute2's `ip` command: install the "
                                "iproute2 package")
+    if proxy and shutil.which("nft") is None:
+        raise click.UsageError("--network netns programs Services with nftables: install the "
+                               "nftables package (and conntrack), or pass --no-proxy")
     if dns_address is not None:
         raise click.UsageError("--dns-listen does not apply to --network netns: the cluster "
                                "DNS listens on the kube-dns Service IP in every node namespace")

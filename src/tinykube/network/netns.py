@@ -30,7 +30,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from tinykube.network.plan import NETNS_DIR, ClusterNetwork, NodeNetwork, PodNetwork
+from tinykube.network.plan import (
+    API_RELAY_ADDRESS,
+    NETNS_DIR,
+    ClusterNetwork,
+    NodeNetwork,
+    PodNetwork,
+)
 
 T = TypeVar("T")
 CLONE_NEWNET = 0x40000000
@@ -168,10 +174,13 @@ def create_cluster(plan: ClusterNetwork) -> None:
 
 def _create_node(node: NodeNetwork) -> None:
     lines = ["link set lo up", f"addr add {node.dns_address}/32 dev lo",
+             f"addr add {API_RELAY_ADDRESS}/32 dev lo",
              f"addr add {node.address}/16 dev eth0", "link set eth0 up",
              "link add cni0 type bridge", f"addr add {node.gateway}/{node.prefixlen} dev cni0",
              "link set cni0 up"]
     lines += [f"route add {cidr} via {address}" for cidr, address in node.routes]
+    if node.service_cidr:
+        lines.append(f"route add {node.service_cidr} dev cni0 src {node.gateway}")
     batch(node.netns, lines)
     write_sysctls(node.netns_path, NODE_SYSCTLS)
 

@@ -7,7 +7,10 @@ with the bridge CNI plugin:
     node ns      <prefix>-n<i>   eth0 100.64.0.<i+1>/16 on the underlay; bridge cni0 with the
                                  node's pod gateway 10.244.<i>.1/24; a route to every other
                                  node's pod /24 via that node's underlay address; the cluster
-                                 DNS address (10.96.0.10) on lo
+                                 DNS address (10.96.0.10) and the API relay's (169.254.64.1)
+                                 on lo; the service range routed to cni0 from the gateway
+                                 address, so the node itself reaches cluster IPs (its nftables
+                                 DNAT happens on output, after the route lookup)
     pod ns       <prefix>-p<uid> eth0 10.244.<i>.<n>/24, default route via the gateway; its
                                  peer veth<uid> is a port of cni0 with hairpin on
 
@@ -24,6 +27,9 @@ import hashlib
 import ipaddress
 
 UNDERLAY_CIDR = "100.64.0.0/16"  # node addresses (RFC 6598 shared space), only inside namespaces
+# On every node's lo: where the `kubernetes` Service's endpoint points in this mode; a relay
+# there forwards to the API server on the host's loopback, which no namespace can reach.
+API_RELAY_ADDRESS = "169.254.64.1"
 NETNS_DIR = "/run/netns"
 
 
@@ -42,6 +48,7 @@ class NodeNetwork:
     gateway: str  # the bridge's address in that range (.1): the pods' default route
     routes: tuple[tuple[str, str], ...]  # (other node's pod range, its address)
     dns_address: str  # the kube-dns Service IP, on this node's lo
+    service_cidr: str = ""  # routed to cni0, so that the node reaches cluster IPs
 
     @property
     def netns_path(self) -> str:
@@ -83,7 +90,7 @@ class ClusterNetwork:
 
 
 def cluster_network(prefix: str, nodes: list[str], pod_cidrs: list[str],
-                    dns_address: str) -> ClusterNetwork:
+                    dns_address: str, service_cidr: str = "") -> ClusterNetwork:
     """The plan for `nodes`, node i getting `pod_cidrs[i]` and underlay address .i+1."""
     underlay = ipaddress.ip_network(UNDERLAY_CIDR)
     addresses = [str(underlay.network_address + i + 1) for i in range(len(nodes))]
@@ -93,7 +100,8 @@ def cluster_network(prefix: str, nodes: list[str], pod_cidrs: list[str],
         routes = tuple((other, addresses[j]) for j, other in enumerate(pod_cidrs) if j != i)
         planned.append(NodeNetwork(name=name, netns=f"{prefix}-n{i}", underlay_if=f"n{i}",
                                    address=addresses[i], pod_cidr=cidr, gateway=gateways[i],
-                                   routes=routes, dns_address=dns_address))
+                                   routes=routes, dns_address=dns_address,
+                                   service_cidr=service_cidr))
     return ClusterNetwork(prefix, f"{prefix}-ul", tuple(planned))
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -67,6 +68,7 @@ class NodeStats:
     updates: int = 0
     last_seconds: float = 0.0  # wall time of the last nft run
     flushed: int = 0  # conntrack deletions run
+    warned: bool = False  # that conntrack is missing
 
 
 class NftNode:
@@ -109,6 +111,13 @@ class NftNode:
             await self.flush_udp(nftables.stale_udp(previous, rules))
 
     async def flush_udp(self, stale: Iterable[tuple[str, int, str]]) -> None:
+        stale = list(stale)
+        if stale and shutil.which("conntrack") is None:
+            if not self.stats.warned:
+                log.warning("conntrack (conntrack-tools) is not installed: UDP flows to "
+                            "removed endpoints are not flushed")
+                self.stats.warned = True
+            return
         for destination, port, endpoint in stale:
             code, err = await run_in(self.netns, conntrack_args(destination, port, endpoint))
             self.stats.flushed += 1
