@@ -1,0 +1,312 @@
+"""Services in `--network netns`: the nftables data plane, end to end (root, nft).
+
+One cluster of three nodes (n1, n2, n3; default runtime `process`) serves the module. Three
+server pods, placed on n1 and n2, each run an HTTP server on 0.0.0.0:8080 (the same port:
+they are separate hosts now) that answers with its pod name and prints `peer <IP>` for every
+request; a fourth (`srv-d`, on n1) has a readiness probe that never passes. They sit behind
+the ClusterIP Service `web` (NodePort), the headless `web-headless` and the ClientIP-sticky
+`sticky`; `empty` has no endpoints. A client pod on n3 sends the traffic.
+
+Every packet of these tests is sent from inside the cluster's namespaces (`kubectl exec` into
+a pod, `tinykube node exec`); nothing leaves the host's own namespace for a 10.x address. The
+last test stops the cluster and checks that the host's namespaces, ruleset, routes and
+addresses are as they were before it started.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import KUBECTLS, Cluster, Kubectl, start_cluster
+
+pytestmark = [
+    pytest.mark.root, pytest.mark.slow, pytest.mark.kubectl,
+    pytest.mark.skipif(os.geteuid() != 0 or shutil.which("nft") is None
+                       or shutil.which("ip") is None,
+                       reason="--network netns needs root, iproute2 and nftables"),
+]
+
+NODES = ("n1", "n2", "n3")
+SERVER = """
+import http.server, os
+NAME = os.environ["POD_NAME"]
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/ready":  # not ready while the gate file exists
+            self.send_response(503 if os.path.exists(os.environ["GATE"]) else 200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        print("peer", self.client_address[0], flush=True)
+        body = NAME.encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("0.0.0.0", 8080), Handler).serve_forever()
+"""
+
+
+def server_pod(name: str, node: str, gates: Path, ready: bool = True) -> dict[str, Any]:
+    probe = {"httpGet": {"path": "/ready", "port": 8080}} if ready else \
+        {"exec": {"command": ["false"]}}
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": "web"}},
+        "spec": {"nodeName": node, "terminationGracePeriodSeconds": 1, "containers": [{
+            "name": "web", "image": "python:3.11", "command": ["python3", "-u", "-c", SERVER],
+            "env": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {
+                "fieldPath": "metadata.name"}}}, {"name": "GATE", "value": str(gates / name)}],
+            "ports": [{"containerPort": 8080, "name": "http"}],
+            "readinessProbe": {**probe, "periodSeconds": 1}}]},
+    }
+
+
+def service(name: str, **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+            "spec": {"selector": {"app": "web"},
+                     "ports": [{"name": "http", "port": 80, "targetPort": "http"}], **spec}}
+
+
+def objects(gates: Path) -> list[dict[str, Any]]:
+    return [
+        server_pod("srv-a", "n1", gates), server_pod("srv-b", "n2", gates),
+        server_pod("srv-c", "n2", gates), server_pod("srv-d", "n1", gates, ready=False),
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "client"},
+         "spec": {"nodeName": "n3", "terminationGracePeriodSeconds": 1, "containers": [{
+             "name": "c", "image": "python:3.11", "command": ["sleep", "3600"]}]}},
+        service("web", type="NodePort"),
+        service("web-headless", clusterIP="None"),
+        service("sticky", sessionAffinity="ClientIP",
+                sessionAffinityConfig={"clientIP": {"timeoutSeconds": 300}}),
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "empty"},
+         "spec": {"ports": [{"name": "http", "port": 80}, {"name": "dns", "port": 53,
+                                                          "protocol": "UDP"}]}},
+    ]
+
+
+READY = ("srv-a", "srv-b", "srv-c")
+
+
+def host_state() -> dict[str, str]:
+    """What must not change on the host: its namespaces, ruleset, routes and addresses."""
+    def run(*argv: str) -> str:
+        return subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    return {"netns": run("ip", "netns", "list"), "nft": run("nft", "list", "ruleset"),
+            "route": run("ip", "route"), "addr": run("ip", "addr")}
+
+
+@pytest.fixture(scope="module")
+def before() -> dict[str, str]:
+    return host_state()
+
+
+@pytest.fixture(scope="module")
+def cluster(before: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+            ) -> Iterator[Cluster]:
+    running = start_cluster(tmp_path_factory.mktemp("netns") / "data", "--network", "netns",
+                            "--nodes", ",".join(NODES), "--default-runtime", "process",
+                            "--proxy", timeout=60)
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def kctl(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
+    return Kubectl(KUBECTLS[0][1], cluster.kubeconfig, tmp_path_factory.mktemp("kubecache"))
+
+
+def until(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := check():
+            return result
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def get(kctl: Kubectl, kind: str, name: str) -> dict[str, Any]:
+    return dict(json.loads(kctl("get", kind, name, "-o", "json")))
+
+
+@pytest.fixture(scope="module")
+def gates(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A file here named after a server makes its readiness probe fail."""
+    return tmp_path_factory.mktemp("gates")
+
+
+@pytest.fixture(scope="module")
+def pods(kctl: Kubectl, gates: Path) -> dict[str, str]:
+    """Every pod running (the servers but srv-d ready): pod name -> pod IP."""
+    kctl("apply", "-f", "-", input=yaml.safe_dump_all(objects(gates)))
+
+    def running() -> dict[str, str] | None:
+        items = json.loads(kctl("get", "pods", "-o", "json"))["items"]
+        ready = {p["metadata"]["name"] for p in items if any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in p["status"].get("conditions") or ())}
+        ips = {p["metadata"]["name"]: p["status"].get("podIP") for p in items}
+        if len(ips) == 5 and all(ips.values()) and ready >= {*READY, "client"}:
+            return ips
+        return None
+    ips: dict[str, str] = until(running, 60, "the pods to run")
+    return ips
+
+
+def in_client(kctl: Kubectl, code: str, timeout: float = 60) -> Any:
+    """Run Python in the client pod (its network namespace, on n3); its JSON output."""
+    return json.loads(kctl("exec", "client", "--", "python3", "-c", code, timeout=timeout))
+
+
+def on_node(cluster: Cluster, node: str, *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "tinykube", "node", "exec", "--data-dir",
+                           str(cluster.data_dir), node, "--", *argv],
+                          capture_output=True, text=True, timeout=30, check=False)
+
+
+REQUESTS = """
+import collections, json, urllib.request
+seen = collections.Counter()
+for _ in range({count}):
+    seen[urllib.request.urlopen("{url}", timeout=5).read().decode()] += 1
+print(json.dumps(seen))
+"""
+
+
+def spread(kctl: Kubectl, url: str, count: int) -> dict[str, int]:
+    return dict(in_client(kctl, REQUESTS.format(url=url, count=count), timeout=120))
+
+
+def peers(kctl: Kubectl, pod: str) -> collections.Counter[str]:
+    return collections.Counter(re.findall(r"^peer (\S+)$", kctl("logs", pod), re.M))
+
+
+def test_the_service_name_reaches_every_ready_server_from_another_node(
+        kctl: Kubectl, pods: dict[str, str]) -> None:
+    served = spread(kctl, "http://web/", 300)  # `web` through the cluster DNS search path
+    assert set(served) == set(READY), served
+    assert sum(served.values()) == 300
+    for name in READY:  # each server saw the client pod's own address, not a node's
+        assert set(peers(kctl, name)) == {pods["client"]}, name
+    assert not peers(kctl, "srv-d")  # never ready: never a backend
+
+
+def test_the_headless_name_answers_each_pod_which_sees_the_client(
+        kctl: Kubectl, pods: dict[str, str]) -> None:
+    answer = in_client(kctl, """
+import json, socket, urllib.request
+ips = sorted({a[4][0] for a in socket.getaddrinfo("web-headless", 8080, socket.AF_INET)})
+print(json.dumps({ip: urllib.request.urlopen(f"http://{ip}:8080/", timeout=5).read().decode()
+                  for ip in ips}))
+""")
+    assert answer == {pods[name]: name for name in READY}
+
+
+def test_a_node_port_answers_from_another_nodes_namespace(kctl: Kubectl, cluster: Cluster,
+                                                          pods: dict[str, str]) -> None:
+    node_port = get(kctl, "service", "web")["spec"]["ports"][0]["nodePort"]
+    n1 = get(kctl, "node", "n1")["status"]["addresses"]
+    address = next(a["address"] for a in n1 if a["type"] == "InternalIP")
+    answers = set()
+    for _ in range(12):
+        result = on_node(cluster, "n3", "curl", "-sS", "-m", "5",
+                         f"http://{address}:{node_port}/")
+        assert result.returncode == 0, result.stderr
+        answers.add(result.stdout)
+    assert answers <= set(READY) and len(answers) >= 2, answers
+
+
+def test_a_node_reaches_a_cluster_ip(kctl: Kubectl, cluster: Cluster,
+                                     pods: dict[str, str]) -> None:
+    ip = get(kctl, "service", "web")["spec"]["clusterIP"]
+    result = on_node(cluster, "n3", "curl", "-sS", "-m", "5", f"http://{ip}/")
+    assert result.returncode == 0 and result.stdout in READY, result
+
+
+def test_a_service_without_endpoints_refuses_at_once(kctl: Kubectl,
+                                                     pods: dict[str, str]) -> None:
+    ip = get(kctl, "service", "empty")["spec"]["clusterIP"]
+    outcome = in_client(kctl, f"""
+import json, socket, time
+out = {{}}
+began = time.monotonic()
+try:
+    socket.create_connection(("{ip}", 80), timeout=5)
+    out["tcp"] = "connected"
+except OSError as error:
+    out["tcp"] = type(error).__name__
+out["tcp_seconds"] = time.monotonic() - began
+udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+udp.settimeout(5)
+udp.connect(("{ip}", 53))
+udp.send(b"x")
+try:
+    udp.recv(100)
+    out["udp"] = "answered"
+except OSError as error:
+    out["udp"] = type(error).__name__
+print(json.dumps(out))
+""")
+    assert outcome["tcp"] == "ConnectionRefusedError" and outcome["tcp_seconds"] < 0.1, outcome
+    assert outcome["udp"] == "ConnectionRefusedError", outcome  # ICMP port unreachable
+
+
+def test_client_ip_affinity_sticks_to_one_server(kctl: Kubectl, pods: dict[str, str]) -> None:
+    served = spread(kctl, "http://sticky/", 30)
+    assert len(served) == 1 and set(served) <= set(READY), served
+
+
+def test_kubectl_in_a_pod_reaches_the_api_through_the_kubernetes_service(
+        kctl: Kubectl, pods: dict[str, str]) -> None:
+    env = kctl("exec", "client", "--", "sh", "-c", "echo $KUBERNETES_SERVICE_HOST")
+    assert env.strip() == get(kctl, "service", "kubernetes")["spec"]["clusterIP"]
+    listed = kctl("exec", "client", "--", "env", "-u", "KUBECONFIG", "HOME=/nonexistent",
+                  KUBECTLS[0][1], "get", "pods", "-o", "name")
+    assert sorted(listed.split()) == sorted(f"pod/{name}" for name in pods)
+
+
+def test_readiness_takes_a_server_out_and_back(kctl: Kubectl, gates: Path,
+                                                pods: dict[str, str]) -> None:
+    gate = gates / "srv-b"
+    gate.touch()
+    try:
+        until(lambda: set(spread(kctl, "http://web/", 30)) == {"srv-a", "srv-c"}, 20,
+              "srv-b out of the Service")
+    finally:
+        gate.unlink()
+    until(lambda: set(spread(kctl, "http://web/", 30)) == set(READY), 20,
+          "srv-b back in the Service")
+
+
+def test_a_deleted_server_leaves_the_service(kctl: Kubectl, pods: dict[str, str]) -> None:
+    kctl("delete", "pod", "srv-a", "--wait=true", "--timeout=30s")
+    assert set(spread(kctl, "http://web/", 30)) == {"srv-b", "srv-c"}
+
+
+def test_nothing_is_left_on_the_host(cluster: Cluster, before: dict[str, str]) -> None:
+    prefix = json.loads((cluster.data_dir / "network.json").read_text())["prefix"]
+    assert cluster.stop() == 0
+    after = host_state()
+    assert not [n for n in after["netns"].split() if n.startswith(prefix)]
+
+    def others(listing: str) -> list[str]:  # other test clusters on this shared machine
+        return [line for line in listing.splitlines()
+                if not re.match(r"tk[0-9a-f]{6}-", line)]
+    assert others(after["netns"]) == others(before["netns"])
+    for key in ("nft", "route", "addr"):
+        assert after[key] == before[key], key
