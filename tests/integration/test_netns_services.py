@@ -41,8 +41,15 @@ pytestmark = [
 
 NODES = ("n1", "n2", "n3")
 SERVER = """
-import http.server, os
+import http.server, os, socket, threading
 NAME = os.environ["POD_NAME"]
+def udp():  # answers every datagram with the pod's name
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("0.0.0.0", 8053))
+    while True:
+        _, peer = sock.recvfrom(100)
+        sock.sendto(NAME.encode(), peer)
+threading.Thread(target=udp, daemon=True).start()
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path == "/ready":  # not ready while the gate file exists
@@ -72,7 +79,8 @@ def server_pod(name: str, node: str, gates: Path, ready: bool = True) -> dict[st
             "name": "web", "image": "python:3.11", "command": ["python3", "-u", "-c", SERVER],
             "env": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {
                 "fieldPath": "metadata.name"}}}, {"name": "GATE", "value": str(gates / name)}],
-            "ports": [{"containerPort": 8080, "name": "http"}],
+            "ports": [{"containerPort": 8080, "name": "http"},
+                      {"containerPort": 8053, "name": "echo", "protocol": "UDP"}],
             "readinessProbe": {**probe, "periodSeconds": 1}}]},
     }
 
@@ -92,6 +100,9 @@ def objects(gates: Path) -> list[dict[str, Any]]:
              "name": "c", "image": "python:3.11", "command": ["sleep", "3600"]}]}},
         service("web", type="NodePort"),
         service("web-headless", clusterIP="None"),
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "echo"},
+         "spec": {"selector": {"app": "web"}, "ports": [
+             {"name": "echo", "port": 53, "protocol": "UDP", "targetPort": "echo"}]}},
         service("sticky", sessionAffinity="ClientIP",
                 sessionAffinityConfig={"clientIP": {"timeoutSeconds": 300}}),
         {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "empty"},
@@ -291,6 +302,39 @@ def test_readiness_takes_a_server_out_and_back(kctl: Kubectl, gates: Path,
         gate.unlink()
     until(lambda: set(spread(kctl, "http://web/", 30)) == set(READY), 20,
           "srv-b back in the Service")
+
+
+UDP_ASK = """
+import json, socket
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+sock.bind(("0.0.0.0", 40053))  # the same source port every time: the same conntrack entry
+sock.settimeout(2)
+sock.sendto(b"?", ("{ip}", 53))
+print(json.dumps(sock.recv(100).decode()))
+"""
+
+
+def test_udp_flows_to_a_removed_endpoint_are_flushed(kctl: Kubectl, gates: Path,
+                                                     pods: dict[str, str]) -> None:
+    """One client address and port keeps asking the UDP Service; once the server it was sent
+    to leaves the endpoints, its conntrack entry is deleted and the next datagram goes to
+    another server (without the flush it would stick to the old one while the client keeps
+    the entry alive)."""
+    ip = get(kctl, "service", "echo")["spec"]["clusterIP"]
+    ask = UDP_ASK.format(ip=ip)
+    first = until(lambda: in_client(kctl, ask), 10, "a UDP answer")
+    assert first in READY
+    gate = gates / first
+    gate.touch()
+    try:
+        def moved() -> str | None:
+            answer: str = in_client(kctl, ask)
+            return answer if answer != first else None
+        assert until(moved, 20, f"UDP answers from another server than {first}") in READY
+    finally:
+        gate.unlink()
+    until(lambda: set(spread(kctl, "http://web/", 30)) == set(READY), 20, f"{first} back")
 
 
 def test_a_deleted_server_leaves_the_service(kctl: Kubectl, pods: dict[str, str]) -> None:

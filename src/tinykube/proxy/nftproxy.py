@@ -42,10 +42,13 @@ class NftError(RuntimeError):
 
 async def run_in(netns: str, argv: Sequence[str], script: str = "") -> tuple[int, str]:
     """Run `argv` inside the named network namespace; (exit code, stderr)."""
+    # No stdin pipe without a script: a command that exits at once (conntrack) would close
+    # it before the write, which uvloop reports as an error.
+    stdin = asyncio.subprocess.PIPE if script else asyncio.subprocess.DEVNULL
     process = await asyncio.create_subprocess_exec(
-        "ip", "netns", "exec", netns, *argv, stdin=asyncio.subprocess.PIPE,
+        "ip", "netns", "exec", netns, *argv, stdin=stdin,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-    _, err = await process.communicate(script.encode())
+    _, err = await process.communicate(script.encode() if script else None)
     assert process.returncode is not None
     return process.returncode, err.decode(errors="replace").strip()
 
@@ -138,7 +141,7 @@ class NftSyncer:
 
     def __init__(self, nodes: Sequence[NftNode]) -> None:
         self.nodes = list(nodes)
-        self.failed: dict[str, NftError] = {}  # node -> why its last apply failed
+        self.failed: dict[str, BaseException] = {}  # node -> why its last apply failed
 
     def __repr__(self) -> str:
         return f"NftSyncer({len(self.nodes)} nodes, failed={sorted(self.failed)})"
@@ -153,12 +156,13 @@ class NftSyncer:
             *(node.apply(nftables.render(ports, node.config)) for node in self.nodes),
             return_exceptions=True)
         for node, outcome in zip(self.nodes, outcomes, strict=True):
-            if isinstance(outcome, NftError):
-                if node.config.node not in self.failed:
-                    log.error("%s", outcome)
-                self.failed[node.config.node] = outcome
-            elif isinstance(outcome, BaseException):
+            if isinstance(outcome, asyncio.CancelledError):
                 raise outcome
+            if isinstance(outcome, BaseException):  # retried: one node never stops the rest
+                if node.config.node not in self.failed:
+                    log.error("nftables in node %s: %s", node.config.node, outcome,
+                              exc_info=not isinstance(outcome, NftError))
+                self.failed[node.config.node] = outcome
             else:
                 self.failed.pop(node.config.node, None)
         return SyncResult(Plan(), {}, [])
