@@ -100,6 +100,8 @@ def objects(gates: Path) -> list[dict[str, Any]]:
              "name": "c", "image": "python:3.11", "command": ["sleep", "3600"]}]}},
         service("web", type="NodePort"),
         service("web-headless", clusterIP="None"),
+        service("web-local", type="NodePort", externalTrafficPolicy="Local"),
+        service("web-itp", internalTrafficPolicy="Local"),
         {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "echo"},
          "spec": {"selector": {"app": "web"}, "ports": [
              {"name": "echo", "port": 53, "protocol": "UDP", "targetPort": "echo"}]}},
@@ -179,9 +181,9 @@ def pods(kctl: Kubectl, gates: Path) -> dict[str, str]:
     return ips
 
 
-def in_client(kctl: Kubectl, code: str, timeout: float = 60) -> Any:
+def in_client(kctl: Kubectl, code: str, timeout: float = 60, pod: str = "client") -> Any:
     """Run Python in the client pod (its network namespace, on n3); its JSON output."""
-    return json.loads(kctl("exec", "client", "--", "python3", "-c", code, timeout=timeout))
+    return json.loads(kctl("exec", pod, "--", "python3", "-c", code, timeout=timeout))
 
 
 def on_node(cluster: Cluster, node: str, *argv: str) -> subprocess.CompletedProcess[str]:
@@ -199,8 +201,17 @@ print(json.dumps(seen))
 """
 
 
-def spread(kctl: Kubectl, url: str, count: int) -> dict[str, int]:
-    return dict(in_client(kctl, REQUESTS.format(url=url, count=count), timeout=120))
+def spread(kctl: Kubectl, url: str, count: int, pod: str = "client") -> dict[str, int]:
+    return dict(in_client(kctl, REQUESTS.format(url=url, count=count), 120, pod))
+
+
+def address(kctl: Kubectl, node: str) -> str:
+    addresses = get(kctl, "node", node)["status"]["addresses"]
+    return str(next(a["address"] for a in addresses if a["type"] == "InternalIP"))
+
+
+def node_port(kctl: Kubectl, name: str) -> int:
+    return int(get(kctl, "service", name)["spec"]["ports"][0]["nodePort"])
 
 
 def peers(kctl: Kubectl, pod: str) -> collections.Counter[str]:
@@ -230,16 +241,52 @@ print(json.dumps({ip: urllib.request.urlopen(f"http://{ip}:8080/", timeout=5).re
 
 def test_a_node_port_answers_from_another_nodes_namespace(kctl: Kubectl, cluster: Cluster,
                                                           pods: dict[str, str]) -> None:
-    node_port = get(kctl, "service", "web")["spec"]["ports"][0]["nodePort"]
-    n1 = get(kctl, "node", "n1")["status"]["addresses"]
-    address = next(a["address"] for a in n1 if a["type"] == "InternalIP")
-    answers = set()
-    for _ in range(12):
-        result = on_node(cluster, "n3", "curl", "-sS", "-m", "5",
-                         f"http://{address}:{node_port}/")
-        assert result.returncode == 0, result.stderr
-        answers.add(result.stdout)
+    port, answers = node_port(kctl, "web"), set()
+    for node in NODES:  # every node's address, from n3's namespace
+        for _ in range(6):
+            result = on_node(cluster, "n3", "curl", "-sS", "-m", "5",
+                             f"http://{address(kctl, node)}:{port}/")
+            assert result.returncode == 0, result.stderr
+            answers.add(result.stdout)
     assert answers <= set(READY) and len(answers) >= 2, answers
+
+
+def test_a_pod_reaches_itself_through_its_service(kctl: Kubectl,
+                                                  pods: dict[str, str]) -> None:
+    """Hairpin: srv-c's requests to `web` come back to srv-c too (masqueraded, its bridge
+    port has hairpin on)."""
+    served = spread(kctl, "http://web/", 60, pod="srv-c")
+    assert "srv-c" in served and set(served) <= set(READY), served
+
+
+def test_external_traffic_policy_local(kctl: Kubectl, cluster: Cluster,
+                                       pods: dict[str, str]) -> None:
+    """From n3 to n1's node port: only n1's endpoint, which sees n3's address (no masquerade);
+    from n1 to n3's, which has no endpoint of its own: dropped."""
+    port = node_port(kctl, "web-local")
+    for _ in range(6):
+        result = on_node(cluster, "n3", "curl", "-sS", "-m", "5",
+                         f"http://{address(kctl, 'n1')}:{port}/")
+        assert (result.returncode, result.stdout) == (0, "srv-a"), result
+    assert address(kctl, "n3") in peers(kctl, "srv-a")
+    result = on_node(cluster, "n1", "curl", "-sS", "-m", "1",
+                     f"http://{address(kctl, 'n3')}:{port}/")
+    assert result.returncode == 28, result  # curl: timed out (dropped, not refused)
+
+
+def test_internal_traffic_policy_local(kctl: Kubectl, pods: dict[str, str]) -> None:
+    """A pod on n2 reaches only n2's endpoints; the client on n3, with none, gets nothing."""
+    assert set(spread(kctl, "http://web-itp/", 20, pod="srv-b")) <= {"srv-b", "srv-c"}
+    ip = get(kctl, "service", "web-itp")["spec"]["clusterIP"]
+    outcome = in_client(kctl, f"""
+import json, socket
+try:
+    socket.create_connection(("{ip}", 80), timeout=1)
+    print(json.dumps("connected"))
+except OSError as error:
+    print(json.dumps(type(error).__name__))
+""")
+    assert outcome == "TimeoutError"
 
 
 def test_a_node_reaches_a_cluster_ip(kctl: Kubectl, cluster: Cluster,

@@ -13,8 +13,9 @@ conditions and node name. `choose(port, node)` then makes kube-proxy's per-node 
 * internal traffic (to a cluster IP) uses the local endpoints when
   `internalTrafficPolicy: Local`, else the cluster ones; external traffic (node ports,
   external IPs) uses the local endpoints when `externalTrafficPolicy: Local`;
-* `has_endpoints` is false when neither set has anything (kube-proxy then rejects); with
-  endpoints elsewhere but none local under a Local policy, that traffic is dropped.
+* `has_endpoints` says whether the port has a usable endpoint anywhere in the cluster
+  (`hasAnyEndpoints`): without one kube-proxy rejects; with endpoints only on other nodes,
+  traffic under a Local policy is dropped.
 
 Conditions are read as kube-proxy reads them: `ready` and `serving` count when true or unset,
 `terminating` only when true. Endpoint ports are found by port name and protocol, as in
@@ -91,12 +92,9 @@ def usable(endpoints: Iterable[Endpoint]) -> tuple[Endpoint, ...]:
 def choose(port: ServicePort, node: str) -> Choice:
     cluster = usable(port.endpoints)
     local = usable(e for e in port.endpoints if e.node == node)
-    uses_cluster = not port.internal_local or (port.externally_accessible
-                                               and not port.external_local)
     internal = local if port.internal_local else cluster
     external = local if port.external_local else cluster
-    return Choice(cluster, local, internal, external,
-                  bool(local) or (uses_cluster and bool(cluster)))
+    return Choice(cluster, local, internal, external, bool(cluster))
 
 
 def _flag(conditions: Obj, name: str, unset: bool) -> bool:
