@@ -102,6 +102,7 @@ def objects(gates: Path) -> list[dict[str, Any]]:
         service("web-headless", clusterIP="None"),
         service("web-local", type="NodePort", externalTrafficPolicy="Local"),
         service("web-itp", internalTrafficPolicy="Local"),
+        service("web-ext", externalIPs=[EXTERNAL_IP]),
         {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "echo"},
          "spec": {"selector": {"app": "web"}, "ports": [
              {"name": "echo", "port": 53, "protocol": "UDP", "targetPort": "echo"}]}},
@@ -114,6 +115,7 @@ def objects(gates: Path) -> list[dict[str, Any]]:
 
 
 READY = ("srv-a", "srv-b", "srv-c")
+EXTERNAL_IP = "192.0.2.10"  # TEST-NET-1: no route leads anywhere from the namespaces
 
 
 def host_state() -> dict[str, str]:
@@ -249,6 +251,12 @@ def test_a_node_port_answers_from_another_nodes_namespace(kctl: Kubectl, cluster
             assert result.returncode == 0, result.stderr
             answers.add(result.stdout)
     assert answers <= set(READY) and len(answers) >= 2, answers
+
+
+def test_an_external_ip_reaches_the_servers_from_a_pod(kctl: Kubectl,
+                                                       pods: dict[str, str]) -> None:
+    served = spread(kctl, f"http://{EXTERNAL_IP}/", 30)
+    assert set(served) <= set(READY) and len(served) >= 2, served
 
 
 def test_a_pod_reaches_itself_through_its_service(kctl: Kubectl,
