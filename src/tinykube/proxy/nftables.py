@@ -300,19 +300,13 @@ def render(ports: Iterable[ServicePort], node: NodeConfig) -> Ruleset:
 
 # --- scripts ---------------------------------------------------------------------------------
 
-def _element_order(item: tuple[Key, str]) -> tuple[str, list[object]]:
-    """Map name, then the key's parts with numbers as numbers (bucket 2 before 10)."""
-    (where, key), _ = item
-    return where, [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in key.split(" . ")]
-
-
 def _element_lines(table: str, verb: str, items: Iterable[tuple[Key, str]], *,
                    values: bool = True) -> list[str]:
-    grouped: dict[str, list[str]] = {}
-    for (where, key), value in sorted(items, key=_element_order):
+    grouped: dict[str, list[str]] = {}  # in rendering order: Services sorted, buckets 0-15
+    for (where, key), value in items:
         grouped.setdefault(where, []).append(f"{key} : {value}" if value and values else key)
     lines = []
-    for where, entries in grouped.items():
+    for where, entries in sorted(grouped.items()):
         for start in range(0, len(entries), CHUNK):
             chunk = ",\n\t".join(entries[start:start + CHUNK])
             lines.append(f"{verb} element ip {table} {where} {{\n\t{chunk}\n}}")
