@@ -49,7 +49,7 @@ def nft(netns: str, *args: str) -> str:
 
 
 def backends(netns: str) -> str:
-    return nft(netns, "list", "map", "ip", "tinykube", "backends")
+    return nft(netns, "list", "table", "ip", "tinykube")
 
 
 async def test_full_load_then_element_updates_and_udp_flushes(netns: str) -> None:
