@@ -187,11 +187,12 @@ class _Builder:
             choices = ", ".join(f"{i} : {e.ip} . {e.port}" for i, e in enumerate(endpoints))
             return self.chain("svc", [f"meta l4proto {proto} dnat ip to numgen random mod "
                                       f"{len(endpoints)} map {{ {choices} }}"])
-        rules, targets = [], []
+        rules, targets, timeout = [], [], port.affinity_timeout
         for endpoint in endpoints:
-            sticky = f"aff-{_hash(port.service, port.port_name, proto, endpoint)}"
+            # the timeout is part of the name: a set's timeout cannot be changed in place
+            sticky = f"aff-{_hash(port.service, port.port_name, proto, endpoint, timeout)}"
             self.rules.sets[sticky] = (f"type ipv4_addr ; flags dynamic,timeout ; "
-                                       f"timeout {port.affinity_timeout}s ;")
+                                       f"timeout {timeout}s ;")
             target = self.chain("ep", [f"update @{sticky} {{ ip saddr }} "
                                        f"{_dnat(proto, endpoint)}"])
             rules.append(f"ip saddr @{sticky} goto {target}")

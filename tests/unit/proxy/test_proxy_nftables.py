@@ -182,6 +182,16 @@ UPDATES: dict[str, tuple[list[str], list[str], dict[str, str]]] = {
 }
 
 
+def test_an_affinity_timeout_change_makes_new_sets() -> None:
+    def sticky(seconds: int) -> nftables.Ruleset:
+        return with_endpoints(["10.244.0.2"], sessionAffinity="ClientIP",
+                              sessionAffinityConfig={"clientIP": {"timeoutSeconds": seconds}})
+    old, new = sticky(60), sticky(120)
+    assert not old.sets.keys() & new.sets.keys()
+    script = nftables.update_script(old, new)
+    assert "timeout 120s" in script and f"delete set ip tinykube {next(iter(old.sets))}" in script
+
+
 @pytest.mark.parametrize("case", list(UPDATES))
 def test_update_touches_elements_and_matches_golden(case: str) -> None:
     before, after, spec = UPDATES[case]
@@ -248,3 +258,8 @@ def test_the_kernel_takes_every_full_load_and_update(scratch_netns: str) -> None
         old = with_endpoints(before, **spec)
         nft(scratch_netns, nftables.full_script(old))
         nft(scratch_netns, nftables.update_script(old, with_endpoints(after, **spec)))
+    sticky = [with_endpoints(["10.244.0.2"], sessionAffinity="ClientIP",
+                             sessionAffinityConfig={"clientIP": {"timeoutSeconds": seconds}})
+              for seconds in (60, 120)]
+    nft(scratch_netns, nftables.full_script(sticky[0]))
+    nft(scratch_netns, nftables.update_script(*sticky))
