@@ -297,6 +297,14 @@ except OSError as error:
     assert outcome == "TimeoutError"
 
 
+def test_a_node_still_reaches_the_cluster_dns_it_serves(kctl: Kubectl, cluster: Cluster,
+                                                        pods: dict[str, str]) -> None:
+    """10.96.0.10 is in the service range the table drops, but the node serves it itself."""
+    ip = get(kctl, "service", "web")["spec"]["clusterIP"]
+    result = on_node(cluster, "n1", "nslookup", "web.default.svc.cluster.local", "10.96.0.10")
+    assert result.returncode == 0 and f"Address: {ip}" in result.stdout, result
+
+
 def test_a_node_reaches_a_cluster_ip(kctl: Kubectl, cluster: Cluster,
                                      pods: dict[str, str]) -> None:
     ip = get(kctl, "service", "web")["spec"]["clusterIP"]
