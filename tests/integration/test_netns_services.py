@@ -103,6 +103,8 @@ def objects(gates: Path) -> list[dict[str, Any]]:
         service("web-local", type="NodePort", externalTrafficPolicy="Local"),
         service("web-itp", internalTrafficPolicy="Local"),
         service("web-ext", externalIPs=[EXTERNAL_IP]),
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "manual"},
+         "spec": {"ports": [{"name": "http", "port": 80}]}},  # its slice is written by a test
         {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "echo"},
          "spec": {"selector": {"app": "web"}, "ports": [
              {"name": "echo", "port": 53, "protocol": "UDP", "targetPort": "echo"}]}},
@@ -398,6 +400,31 @@ def test_udp_flows_to_a_removed_endpoint_are_flushed(kctl: Kubectl, gates: Path,
     finally:
         gate.unlink()
     until(lambda: set(spread(kctl, "http://web/", 30)) == set(READY), 20, f"{first} back")
+
+
+def manual_slice(pods: dict[str, str], endpoints: dict[str, dict[str, bool]]) -> str:
+    """The `manual` Service's EndpointSlice: pod name -> conditions."""
+    return json.dumps({
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "manual-1", "labels": {"kubernetes.io/service-name": "manual"}},
+        "addressType": "IPv4", "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+        "endpoints": [{"addresses": [pods[name]], "conditions": conditions}
+                      for name, conditions in endpoints.items()]})
+
+
+def test_terminating_endpoints_serve_only_while_none_is_ready(kctl: Kubectl,
+                                                              pods: dict[str, str]) -> None:
+    """kube-proxy's fallback: with no ready endpoint, the serving terminating ones get the
+    traffic (not the terminating ones that stopped serving); once one is ready, only it."""
+    terminating = {"srv-a": {"ready": False, "serving": True, "terminating": True},
+                   "srv-b": {"ready": False, "serving": False, "terminating": True}}
+    kctl("apply", "-f", "-", input=manual_slice(pods, terminating))
+    until(lambda: spread(kctl, "http://manual/", 10) == {"srv-a": 10}, 20,
+          "the serving terminating endpoint to get every request")
+    ready = {**terminating, "srv-c": {"ready": True, "serving": True, "terminating": False}}
+    kctl("apply", "-f", "-", input=manual_slice(pods, ready))
+    until(lambda: spread(kctl, "http://manual/", 10) == {"srv-c": 10}, 20,
+          "the ready endpoint to get every request")
 
 
 def test_a_deleted_server_leaves_the_service(kctl: Kubectl, pods: dict[str, str]) -> None:
