@@ -257,6 +257,7 @@ async def _start_netns_services(running: RunningComponents, options: ComponentOp
     nodes = [NftNode(NodeConfig(n.name, options.pod_cidr, options.service_cidr, served),
                      n.netns) for n in plan.nodes]
     running.nft_proxy = await start_nft_proxy(running.client, nodes)
+    running.tasks.append(running.nft_proxy.task)  # its end stops the cluster, reported
     announce(f"service proxy: nftables in {len(nodes)} node namespaces")
 
 

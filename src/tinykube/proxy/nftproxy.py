@@ -179,8 +179,7 @@ class RunningNftProxy:
 
     async def close(self) -> None:
         self.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.task
+        await asyncio.gather(self.task, return_exceptions=True)  # its failure was reported
         await self.syncer.close()
 
 
@@ -191,7 +190,8 @@ async def start_nft_proxy(client: RESTClient, nodes: Sequence[NftNode], *,
     syncer = NftSyncer(nodes)
     controller = ProxyController(client, syncer, min_interval=min_interval,
                                  retry_interval=retry_interval)
-    running = RunningNftProxy(controller, syncer, asyncio.create_task(controller.run()))
+    running = RunningNftProxy(controller, syncer,
+                              asyncio.create_task(controller.run(), name="nftables proxy"))
     synced = asyncio.create_task(controller.synced.wait())
     await asyncio.wait({synced, running.task}, return_when=asyncio.FIRST_COMPLETED)
     if not synced.done():
