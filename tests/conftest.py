@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from tinykube.network.plan import cluster_prefix
 from tinykube.testing import free_port
 
 
@@ -64,6 +65,8 @@ def start_cluster(data_dir: Path, *extra: str, timeout: float = 30,
     if "--proxy" not in extra and "--no-proxy" not in extra:
         cmd.append("--no-proxy")  # cluster IPs are shared by every test cluster on this host
     netns = "--network" in extra and extra[extra.index("--network") + 1] == "netns"
+    if netns:
+        NETNS_CLUSTERS.add(cluster_prefix(str(data_dir.resolve())))
     if "--dns-listen" not in extra and "--no-dns" not in extra and not netns:
         cmd += ["--dns-listen", f"127.0.0.1:{free_port()}"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -157,12 +160,29 @@ def host_network_state() -> dict[str, str]:
             for name, argv in commands.items() if shutil.which(argv[0])}
 
 
+NETNS_CLUSTERS: set[str] = set()  # namespace prefixes of the netns-mode clusters started here
+
+
+def remove_leftover_namespaces() -> list[str]:
+    """Delete the namespaces of this session's netns-mode clusters that are still there (a
+    cluster killed before it could clean up); their names."""
+    names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
+                           check=False).stdout.split("\n")
+    left = [n.split()[0] for n in names if n and n.split("-")[0] in NETNS_CLUSTERS]
+    for name in left:
+        subprocess.run(["ip", "netns", "delete", name], capture_output=True, check=False)
+    return left
+
+
 @pytest.fixture(scope="session")
 def host_network_unchanged() -> Iterator[None]:
-    """Asserts, after the last test that uses it, that the host's network is as it was."""
+    """Asserts, after the last test that uses it, that the host's network is as it was. What
+    this session's clusters left behind is removed first, and named in the failure."""
     before = host_network_state()
     yield
+    left = remove_leftover_namespaces()
     after = host_network_state()
+    assert not left, f"namespaces left behind (now removed): {left}"
     assert after == before, "the host's network changed: " + ", ".join(
         k for k in before if before[k] != after.get(k))
 

@@ -160,6 +160,13 @@ def test_namespaces_go_with_the_cluster_even_after_sigkill(tmp_path: Path) -> No
     assert own_namespaces(prefix) == []
 
 
+def test_netns_mode_runs_without_dns(tmp_path: Path) -> None:
+    running = start_cluster(tmp_path / "data", "--network", "netns", "--nodes", "a", "--no-dns")
+    assert len(own_namespaces(prefix_of(running))) == 2
+    running.stop()
+    assert own_namespaces(prefix_of(running)) == []
+
+
 def test_netns_mode_says_what_it_needs(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "tinykube", "up", "--network", "netns",
                              "--data-dir", str(tmp_path), "--dns-listen", "127.0.0.1:5353"],

@@ -173,11 +173,12 @@ def create_cluster(plan: ClusterNetwork) -> None:
 
 
 def _create_node(node: NodeNetwork) -> None:
-    lines = ["link set lo up", f"addr add {node.dns_address}/32 dev lo",
-             f"addr add {API_RELAY_ADDRESS}/32 dev lo",
+    lines = ["link set lo up", f"addr add {API_RELAY_ADDRESS}/32 dev lo",
              f"addr add {node.address}/16 dev eth0", "link set eth0 up",
              "link add cni0 type bridge", f"addr add {node.gateway}/{node.prefixlen} dev cni0",
              "link set cni0 up"]
+    if node.dns_address:  # (none with --no-dns)
+        lines.append(f"addr add {node.dns_address}/32 dev lo")
     lines += [f"route add {cidr} via {address}" for cidr, address in node.routes]
     if node.service_cidr:
         lines.append(f"route add {node.service_cidr} dev cni0 src {node.gateway}")
