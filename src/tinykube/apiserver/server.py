@@ -119,10 +119,10 @@ async def _open(options: APIServerOptions, lock: datadir.DataDirLock) -> Running
     await server.start()
     lock.record(server.url)
     # Synchronous, so it completes before the loop serves the first request.
-    bootstrap.bootstrap(registry, api_host=options.advertise_address or options.host,
-                        api_port=server.port)
+    advertised = options.advertise_address or options.host  # where pods reach this server
+    bootstrap.bootstrap(registry, api_host=advertised, api_port=server.port)
     certs.write_kubeconfig(creds.kubeconfig, server=server.url, ca_cert=creds.ca_cert,
                            token=creds.token)
     reconciler = asyncio.create_task(bootstrap.reconcile_endpoints_forever(
-        registry, api_host=options.host, api_port=server.port), name="endpoint-reconciler")
+        registry, api_host=advertised, api_port=server.port), name="endpoint-reconciler")
     return RunningAPIServer(server, store, registry, creds, lock, reconciler)
