@@ -7,7 +7,7 @@ with the bridge CNI plugin:
     node ns      <prefix>-n<i>   eth0 100.64.0.<i+1>/16 on the underlay; bridge cni0 with the
                                  node's pod gateway 10.244.<i>.1/24; a route to every other
                                  node's pod /24 via that node's underlay address; the cluster
-                                 DNS address (10.96.0.10) and the API relay's (169.254.64.1)
+                                 DNS address (10.96.0.10) and the API relay's (100.64.255.254)
                                  on lo; the service range routed to cni0 from the gateway
                                  address, so the node itself reaches cluster IPs (its nftables
                                  DNAT happens on output, after the route lookup)
@@ -28,8 +28,10 @@ import ipaddress
 
 UNDERLAY_CIDR = "100.64.0.0/16"  # node addresses (RFC 6598 shared space), only inside namespaces
 # On every node's lo: where the `kubernetes` Service's endpoint points in this mode; a relay
-# there forwards to the API server on the host's loopback, which no namespace can reach.
-API_RELAY_ADDRESS = "169.254.64.1"
+# there forwards to the API server on the host's loopback, which no namespace can reach. The
+# last address of the underlay range, which node addresses never reach (the API refuses a
+# link-local endpoint address, so 169.254.x.y cannot be used).
+API_RELAY_ADDRESS = "100.64.255.254"
 NETNS_DIR = "/run/netns"
 
 
