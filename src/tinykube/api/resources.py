@@ -157,6 +157,7 @@ CORE: list[Resource] = [
             Subresource("attach", "", "v1", "PodAttachOptions", ("create", "get")),
             Subresource("exec", "", "v1", "PodExecOptions", ("create", "get")),
             Subresource("log", "", "v1", "Pod", ("get",)),
+            Subresource("portforward", "", "v1", "PodPortForwardOptions", ("create", "get")),
         ),
     ),
     Resource(

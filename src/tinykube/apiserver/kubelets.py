@@ -1,4 +1,4 @@
-"""Pod subresources served by the pod's node: `log`, `exec` and `attach`.
+"""Pod subresources served by the pod's node: `log`, `exec`, `attach` and `portforward`.
 
 As upstream, the API server reads no node-local files and starts no processes on nodes: it checks
 the request against the pod (the container, the pod's phase), then asks the kubelet endpoint of
@@ -11,6 +11,10 @@ showing it the cluster's kubelet token.
   and copies messages both ways until either side closes. kubectl tries a WebSocket first and
   falls back to SPDY only when that upgrade fails; tinykube speaks the WebSocket protocol only,
   so a request that is not a WebSocket upgrade gets 400.
+- `portforward` is kubectl's SPDY session tunneled in a WebSocket, served here
+  (`apiserver.portforward`); each forwarded connection is a WebSocket of raw bytes to the
+  kubelet's `/portForward/<namespace>/<pod>?port=`, which connects to the pod's port. A request
+  that is not that WebSocket (the plain SPDY/3.1 upgrade kubectl falls back to) gets 400.
 """
 
 from __future__ import annotations
@@ -18,18 +22,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from contextlib import AbstractAsyncContextManager
 
 import aiohttp
 from aiohttp import web
 
 from tinykube.api import errors, remotecommand, resources
 from tinykube.api.meta import KUBELET_ADDRESS_ANNOTATION
+from tinykube.apiserver import portforward
 from tinykube.apiserver.params import parse_bool
 from tinykube.apiserver.paths import Target
 from tinykube.apiserver.registry import Registry
 
 log = logging.getLogger(__name__)
-SUBRESOURCES = ("log", "exec", "attach")
+SUBRESOURCES = ("log", "exec", "attach", "portforward")
 _LOG_PARAMETERS = ("follow", "previous", "timestamps", "tailLines", "sinceSeconds", "sinceTime",
                    "limitBytes")
 
@@ -46,6 +52,8 @@ class KubeletProxy:
 
     async def serve(self, request: web.Request, target: Target) -> web.StreamResponse:
         action = target.subresource
+        if action == "portforward":
+            return await self._portforward(request, target)
         container, kubelet = self._locate(request, target, action)
         if action == "log":
             return await self._log(request, target, container, kubelet)
@@ -77,8 +85,12 @@ class KubeletProxy:
             verb = "exec into" if action == "exec" else "attach"
             raise errors.BadRequest(f"cannot {verb} a container in a completed pod; current "
                                     f"phase is {phase}")
+        return container, self._kubelet(spec["nodeName"])
+
+    def _kubelet(self, node_name: str) -> str | None:
+        """The base URL of the node's kubelet endpoint; None when the Node publishes none."""
         nodes = resources.must("", "v1", "nodes")
-        node_obj = self.registry.get(nodes, "", spec["nodeName"]).obj
+        node_obj = self.registry.get(nodes, "", node_name).obj
         node = node_obj.get("status", {})
         port = node.get("daemonEndpoints", {}).get("kubeletEndpoint", {}).get("Port")
         # A node in its own network namespace (`--network netns`) names where its kubelet
@@ -87,7 +99,30 @@ class KubeletProxy:
         host = annotations.get(KUBELET_ADDRESS_ANNOTATION) or next(
             (a["address"] for a in node.get("addresses", []) if a.get("type") == "InternalIP"),
             "127.0.0.1")
-        return container, f"http://{host}:{port}" if port else None
+        return f"http://{host}:{port}" if port else None
+
+    async def _portforward(self, request: web.Request, target: Target) -> web.StreamResponse:
+        entry = self.registry.get(target.res, target.namespace or "", target.name or "")
+        node = entry.obj.get("spec", {}).get("nodeName")
+        if not node:
+            raise errors.BadRequest(f"pod {target.name} does not have a host assigned")
+        offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")]
+        if request.headers.get("Upgrade", "").lower() != "websocket" or \
+                portforward.PROTOCOL not in offered:
+            raise errors.BadRequest(
+                "Upgrade request required: tinykube serves port-forward as SPDY/3.1 tunneled "
+                f"over WebSocket ({portforward.PROTOCOL}) only")
+        kubelet = self._kubelet(node)
+        if kubelet is None:
+            raise errors.BadRequest(f'pod "{target.name}" runs on a node without a kubelet '
+                                    "endpoint")
+        url = f"{kubelet}/portForward/{target.namespace}/{target.name}"
+        connector = aiohttp.TCPConnector(limit=portforward.MAX_STREAMS)
+        async with aiohttp.ClientSession(headers=self.headers, connector=connector) as session:
+            def dial(port: str) -> AbstractAsyncContextManager[aiohttp.ClientWebSocketResponse]:
+                return session.ws_connect(url, params={"port": port}, max_msg_size=1 << 20,
+                                          timeout=aiohttp.ClientWSTimeout(ws_close=5))
+            return await portforward.serve(request, dial)
 
     async def _log(self, request: web.Request, target: Target, container: str,
                    kubelet: str | None) -> web.StreamResponse:

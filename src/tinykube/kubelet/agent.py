@@ -23,8 +23,8 @@ stays on the host's loopback, where the API server reaches it, and the Node says
 `tinykube.io/kubelet-address` annotation.
 
 The `KubeletServer` serves container logs (`kubectl logs`), exec and attach sessions (`kubectl
-exec`, `kubectl attach`, `kubectl run -i`) to the API server, which authenticates with the
-cluster's kubelet token.
+exec`, `kubectl attach`, `kubectl run -i`) and forwarded connections to pods' ports (`kubectl
+port-forward`) to the API server, which authenticates with the cluster's kubelet token.
 """
 
 from __future__ import annotations
@@ -197,10 +197,11 @@ class NodeAgent(Controller):
         # directory, so a restarted agent finds and clears what it left)
         self.cgroups = Cgroups(hashlib.sha256(str(self.root_dir).encode()).hexdigest()[:8],
                                hierarchies=None if os.geteuid() == 0 else [])
+        # the kubelet's own connections to pods (probes, port-forward), from the node
+        connect = network.open_connection if network else asyncio.open_connection
         context = NodeContext(host_ip=host_ip, event=self.recorder.event, notify=self.enqueue,
                               services=self.services.cache.list, clock=clock,
-                              connect=network.open_connection if network else
-                              asyncio.open_connection, cgroups=self.cgroups)
+                              connect=connect, cgroups=self.cgroups)
         self.runtimes: dict[str, Runtime] = {
             "virtual": VirtualRuntime(host_ip=host_ip, event=self.recorder.event),
             "process": ProcessRuntime(context, root=self.root_dir / "pods",
@@ -210,7 +211,8 @@ class NodeAgent(Controller):
         }
         self.server = KubeletServer(self._container_log, self._exec_command,
                                     self._attach_target, token=kubelet_token,
-                                    host=self.kubelet_host)
+                                    host=self.kubelet_host, forward_lookup=self._forward_target,
+                                    connect=connect)
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self.pods.add_handlers(on_add=self._on_pod, on_update=lambda _o, n: self._on_pod(n),
                                on_delete=self._on_delete)
@@ -402,6 +404,14 @@ class NodeAgent(Controller):
     def _attach_target(self, namespace: str, name: str, container: str) -> ContainerIO:
         pod, runtime = self._process_pod(namespace, name, "attach to")
         return runtime.attach_target(pod, container)
+
+    def _forward_target(self, namespace: str, name: str) -> tuple[str, str, str]:
+        """(name_namespace, uid, address) of a running process pod, for port-forward."""
+        pod, _ = self._process_pod(namespace, name, "forward ports to")
+        address = pod.get("status", {}).get("podIP")
+        if not address:
+            raise errors.BadRequest(f'pod "{name}" has no address yet')
+        return f"{name}_{namespace}", str(pod["metadata"]["uid"]), str(address)
 
     def _process_pod(self, namespace: str, name: str,
                      action: str) -> tuple[Mapping[str, Any], ProcessRuntime]:

@@ -9,6 +9,8 @@ Node publishes in `status.daemonEndpoints.kubeletEndpoint.Port`. This server ans
     GET /exec/<namespace>/<pod>/<container>?command=..&command=..&stdin=&stdout=&stderr=&tty=
     GET /attach/<namespace>/<pod>/<container>?stdin=&stdout=&stderr=&tty=
         (WebSockets speaking the channel protocol, see `kubelet.streams`)
+    GET /portForward/<namespace>/<pod>?port=
+        (a WebSocket of raw bytes to the pod's port, see `kubelet.portforward`)
     GET /healthz
 
 with the kubelet's parameters. Errors are Kubernetes `Status` bodies with the right code, which
@@ -20,6 +22,7 @@ exec endpoint runs commands as the user tinykube runs as.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime
 import errno
@@ -31,7 +34,7 @@ import aiohttp
 from aiohttp import web
 
 from tinykube.api import errors, remotecommand
-from tinykube.kubelet import logs, streams
+from tinykube.kubelet import logs, portforward, streams
 from tinykube.kubelet.logs import ContainerLog
 from tinykube.kubelet.stdio import ContainerIO
 
@@ -43,6 +46,8 @@ Lookup = Callable[[str, str, str], ContainerLog | None]
 ExecLookup = Callable[[str, str, str, list[str]], tuple[list[str], dict[str, str], str | None]]
 #: (namespace, pod, container) -> the running container's streams; raises APIError.
 AttachLookup = Callable[[str, str, str], ContainerIO]
+#: (namespace, pod) -> (the pod's name_namespace, its uid, its address); raises APIError.
+ForwardLookup = Callable[[str, str], tuple[str, str, str]]
 
 
 def _int(query: dict[str, str], name: str) -> int | None:
@@ -127,12 +132,16 @@ class KubeletServer:
     `exec_lookup`'s commands; `token` is the bearer token every request must carry."""
 
     def __init__(self, lookup: Lookup, exec_lookup: ExecLookup, attach_lookup: AttachLookup, *,
-                 token: str, host: str = "127.0.0.1", port: int = 0) -> None:
+                 token: str, host: str = "127.0.0.1", port: int = 0,
+                 forward_lookup: ForwardLookup | None = None,
+                 connect: portforward.Connect | None = None) -> None:
         if not token:
             raise ValueError("a kubelet endpoint needs a token")
         self.lookup = lookup
         self.exec_lookup = exec_lookup
         self.attach_lookup = attach_lookup
+        self.forward_lookup = forward_lookup
+        self.connect = connect or asyncio.open_connection
         self.token = token
         self.host = host
         self.port = port
@@ -147,6 +156,7 @@ class KubeletServer:
         app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self._logs)
         app.router.add_get("/exec/{namespace}/{pod}/{container}", self._exec)
         app.router.add_get("/attach/{namespace}/{pod}/{container}", self._attach)
+        app.router.add_get("/portForward/{namespace}/{pod}", self._port_forward)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
@@ -196,6 +206,24 @@ class KubeletServer:
             return streams.AttachSession(io, stdin=query.get("stdin") in _TRUE,
                                          stdout=query.get("stdout") in _TRUE)
         return await _stream(request, session)
+
+    async def _port_forward(self, request: web.Request) -> web.StreamResponse:
+        """One forwarded connection (see `kubelet.portforward`); errors as its text message."""
+        info = request.match_info
+        ws = web.WebSocketResponse(max_msg_size=1 << 20)
+        await ws.prepare(request)
+        try:
+            if self.forward_lookup is None:
+                raise errors.BadRequest("this kubelet does not forward ports")
+            port = portforward.parse_port(request.query.get("port", ""))
+            pod, uid, host = self.forward_lookup(info["namespace"], info["pod"])
+        except errors.APIError as exc:
+            await ws.send_str(exc.message)
+        else:
+            await portforward.forward(ws, pod=pod, uid=uid, host=host, port=port,
+                                      connect=self.connect)
+        await ws.close()
+        return ws
 
     async def _logs(self, request: web.Request) -> web.StreamResponse:
         info = request.match_info

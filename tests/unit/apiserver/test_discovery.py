@@ -208,6 +208,7 @@ SUBRESOURCES = [
         ("attach", ("", "v1", "PodAttachOptions"), ["create", "get"]),
         ("exec", ("", "v1", "PodExecOptions"), ["create", "get"]),
         ("log", ("", "v1", "Pod"), ["get"]),
+        ("portforward", ("", "v1", "PodPortForwardOptions"), ["create", "get"]),
         ("status", ("", "v1", "Pod"), STATUS_VERBS),
     ]),
     ("namespaces", "", "v1", "namespaces", [
