@@ -62,6 +62,13 @@ CONTAINERS = """\
 MANIFESTS = """
 apiVersion: v1
 kind: Pod
+metadata: {name: ghost}
+spec:
+  runtimeClassName: virtual
+  containers: [{name: main, image: nginx}]
+---
+apiVersion: v1
+kind: Pod
 metadata: {name: pf, labels: {app: pf}}
 spec:
   runtimeClassName: process
@@ -106,7 +113,7 @@ def kubectl(request: pytest.FixtureRequest,
     try:
         kubectl("apply", "-f", "-", input=MANIFESTS)
         kubectl("rollout", "status", "deployment/pf-deploy", "--timeout=60s")
-        kubectl("wait", "--for=condition=Ready", "pod/pf", "--timeout=60s")
+        kubectl("wait", "--for=condition=Ready", "pod/pf", "pod/ghost", "--timeout=60s")
         yield kubectl
     finally:
         cluster.stop()
@@ -171,18 +178,44 @@ def test_service_and_deployment_targets(kubectl: Kubectl, target: str, remote: i
         assert [get(local, f"/{i}") for i in range(3)] == [f"{served_by} /{i}" for i in range(3)]
 
 
+def forward_error(proc: subprocess.Popen[str], port: int) -> str:
+    """Connect to a forwarded port that fails; kubectl's error output once it has ended."""
+    with pytest.raises((http.client.RemoteDisconnected, ConnectionResetError)):
+        get(port)
+    _, stderr = proc.communicate(timeout=30)
+    assert stderr.rstrip().endswith("error: lost connection to pod")
+    assert proc.returncode == 1
+    return stderr
+
+
 def test_a_port_nothing_listens_on_is_kubectls_error(kubectl: Kubectl) -> None:
     uid = kubectl("get", "pod/pf", "-o", "jsonpath={.metadata.uid}")
     ip = kubectl("get", "pod/pf", "-o", "jsonpath={.status.podIP}")
     with port_forward(kubectl, "pod/pf", 8080, 9) as ([good, bad], proc):
         assert get(good, "/before") == "8080 /before"
-        with pytest.raises((http.client.RemoteDisconnected, ConnectionResetError)):
-            get(bad)
-        _, stderr = proc.communicate(timeout=30)
+        stderr = forward_error(proc, bad)
     assert (f"error forwarding port 9 to pod pf_default, uid {uid}: dial tcp {ip}:9: "
             "connect: connection refused") in stderr
-    assert stderr.rstrip().endswith("error: lost connection to pod")
-    assert proc.returncode == 1
+
+
+def test_a_virtual_pod_runs_nothing_to_forward_to(kubectl: Kubectl) -> None:
+    with port_forward(kubectl, "pod/ghost", 80) as ([local], proc):
+        stderr = forward_error(proc, local)
+    error = ('pod "ghost" runs in the virtual runtime, which runs no process to forward ports '
+             'to: give it runtimeClassName "process"')
+    assert error.replace('"', '\\"') in stderr  # klog quotes the error, escaping its quotes
+
+
+@pytest.mark.parametrize(("pod", "error"), [
+    pytest.param("pf", "Error from server (BadRequest): Upgrade request required: tinykube "
+                 "serves port-forward as SPDY/3.1 tunneled over WebSocket "
+                 "(SPDY/3.1+portforward.k8s.io) only", id="not-an-upgrade"),
+    pytest.param("nope", 'Error from server (NotFound): pods "nope" not found', id="no-pod"),
+])
+def test_requests_that_are_not_a_session(kubectl: Kubectl, pod: str, error: str) -> None:
+    result = kubectl.run("get", "--raw", f"/api/v1/namespaces/default/pods/{pod}/portforward",
+                         check=False)
+    assert (result.returncode, result.stderr.strip()) == (1, error)
 
 
 def test_discovery_lists_the_subresource(kubectl: Kubectl) -> None:
