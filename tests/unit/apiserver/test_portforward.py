@@ -38,8 +38,10 @@ async def upper_echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter)
 class Client:
     """kubectl's side of a session: frames out, frames in (with a deadline)."""
 
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse,
+                 session: Callable[[], portforward.Session]) -> None:
         self.ws = ws
+        self.session = session  # the server's side, once it runs
         self.encoder = spdy.Encoder()
         self.decoder = spdy.Decoder()
         self.pending: list[spdy.Frame] = []
@@ -98,11 +100,12 @@ async def connect() -> AsyncIterator[Connect]:
         if pod == "ghost":
             raise errors.BadRequest('pod "ghost" runs in the virtual runtime')
         return f"{pod}_{namespace}", "uid-1", "127.0.0.1"
-    kubelet = KubeletServer(no_lookup, no_lookup, no_lookup,  # type: ignore[arg-type]
+    kubelet = KubeletServer(no_lookup, no_lookup, no_lookup,
                             token=TOKEN, forward_lookup=lookup)
     kubelet_port = await kubelet.start()
     http = aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"})
     options: dict[str, object] = {}
+    sessions: list[portforward.Session] = []
 
     async def handler(request: web.Request) -> web.WebSocketResponse:
         pod = request.match_info["pod"]
@@ -113,7 +116,8 @@ async def connect() -> AsyncIterator[Connect]:
                                    params={"port": port})
         ws = web.WebSocketResponse(protocols=(portforward.PROTOCOL,))
         await ws.prepare(request)
-        await portforward.Session(ws, dial, **options).run()
+        sessions.append(portforward.Session(ws, dial, **options))
+        await sessions[-1].run()
         await ws.close()
         return ws
     app = web.Application()
@@ -130,7 +134,7 @@ async def connect() -> AsyncIterator[Connect]:
         async with aiohttp.ClientSession() as client, \
                 client.ws_connect(f"{url}/{pod}", protocols=(portforward.PROTOCOL,)) as ws:
             assert ws.protocol == portforward.PROTOCOL
-            yield Client(ws)
+            yield Client(ws, lambda: sessions[-1])
     yield open_session
     await runner.cleanup()
     await http.close()
@@ -148,6 +152,9 @@ async def test_data_flows_both_ways_and_both_streams_end(connect: Connect) -> No
         received, others = await client.stream(data)
         assert received == b"HELLO WORLD"
         assert others == [spdy.Data(error, b"", fin=True)]  # no error, FIN before the data's
+        await client.send(spdy.RstStream(data, spdy.CANCEL), spdy.Ping(1))  # as kubectl does
+        assert await client.next() == spdy.Ping(1)
+        assert (client.session().streams, client.session().pairs) == ({}, {})
 
 
 async def test_a_refused_port_is_an_error_and_the_session_goes_on(
