@@ -188,3 +188,16 @@ def test_fuzz_a_real_session_cut_anywhere_then_noise(prefix: int, noise: bytes) 
     assert frames == SESSION[:len(frames)]
     with contextlib.suppress(spdy.SpdyError):
         decoder.feed(noise)
+
+
+@settings(max_examples=500, deadline=None)
+@given(kind=st.integers(0, 12), flags=st.integers(0, 255), head=st.binary(max_size=12),
+       raw=st.binary(max_size=40), compress=st.booleans(), version=st.sampled_from([3, 3, 2]))
+def test_fuzz_control_frames_with_compressed_blocks(kind: int, flags: int, head: bytes,
+                                                    raw: bytes, compress: bool,
+                                                    version: int) -> None:
+    """Well-framed control frames of every type with random (possibly deflated) bodies, so
+    that the header-block and fixed-field parsers see input, not just the frame header."""
+    body = head + (_block(raw) if compress else raw)
+    with contextlib.suppress(spdy.SpdyError):
+        spdy.Decoder().feed(_control(kind, body, version=version, flags=flags))
