@@ -10,8 +10,9 @@ listens on gives kubectl's error line with the kubelet's wording, and then kubec
 session, "lost connection to pod", as it does against any cluster (client-go closes the
 connection on an error from the error stream; that the API server's session goes on serving
 the other streams is in tests/unit/apiserver/test_portforward.py). In the netns mode the pods
-are in network namespaces of their own and the kubelet connects from its node's; the local
-end is on the host's loopback as always.
+are in network namespaces of their own and the kubelet connects to localhost inside the pod's,
+as containerd does, so a server bound to the pod's 127.0.0.1 is reachable too; the local end
+is on the host's loopback as always.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import contextlib
 import http.client
 import os
 import queue
+import re
 import shutil
 import subprocess
 import textwrap
@@ -93,6 +95,23 @@ spec:
       runtimeClassName: process
       containers:
 """ + textwrap.indent(CONTAINERS, "      ")
+# netns mode only: a server bound to 127.0.0.1 in its own namespace (in host mode every pod
+# shares the host's loopback, so it would not be the pod's own).
+LOCAL_ONLY = """
+apiVersion: v1
+kind: Pod
+metadata: {name: local-only}
+spec:
+  runtimeClassName: process
+  containers:
+  - name: web
+    image: python
+    command: [python3, -m, http.server, --bind, 127.0.0.1, "8082"]
+    readinessProbe:
+      periodSeconds: 1
+      exec:
+        command: [python3, -c, "import socket; socket.create_connection(('127.0.0.1', 8082))"]
+"""
 MODES = [("host", ("--no-dns",)),
          ("netns", ("--network", "netns", "--nodes", "pf-node1,pf-node2"))]
 
@@ -113,7 +132,11 @@ def kubectl(request: pytest.FixtureRequest,
     try:
         kubectl("apply", "-f", "-", input=MANIFESTS)
         kubectl("rollout", "status", "deployment/pf-deploy", "--timeout=60s")
-        kubectl("wait", "--for=condition=Ready", "pod/pf", "pod/ghost", "--timeout=60s")
+        ready = ["pod/pf", "pod/ghost"]
+        if mode == "netns":
+            kubectl("apply", "-f", "-", input=LOCAL_ONLY)
+            ready.append("pod/local-only")
+        kubectl("wait", "--for=condition=Ready", *ready, "--timeout=60s")
         yield kubectl
     finally:
         cluster.stop()
@@ -188,14 +211,33 @@ def forward_error(proc: subprocess.Popen[str], port: int) -> str:
     return stderr
 
 
-def test_a_port_nothing_listens_on_is_kubectls_error(kubectl: Kubectl) -> None:
+@pytest.fixture
+def netns_mode(request: pytest.FixtureRequest) -> bool:
+    return bool(request.node.callspec.params["kubectl"][0][0] == "netns")
+
+
+def test_a_port_nothing_listens_on_is_kubectls_error(kubectl: Kubectl, netns_mode: bool) -> None:
+    """The kubelet's wording around the runtime's: containerd's (localhost in the pod's
+    namespace, IPv4 then IPv6) in netns mode, a dial of the pod's address in host mode."""
     uid = kubectl("get", "pod/pf", "-o", "jsonpath={.metadata.uid}")
     ip = kubectl("get", "pod/pf", "-o", "jsonpath={.status.podIP}")
     with port_forward(kubectl, "pod/pf", 8080, 9) as ([good, bad], proc):
         assert get(good, "/before") == "8080 /before"
         stderr = forward_error(proc, bad)
-    assert (f"error forwarding port 9 to pod pf_default, uid {uid}: dial tcp {ip}:9: "
-            "connect: connection refused") in stderr
+    reason = (r'failed to connect to localhost:9 inside namespace \\"tk\w+-p\w+\\", IPv4: '
+              r"dial tcp4 127.0.0.1:9: connect: connection refused IPv6 dial tcp6 \[::1\]:9: "
+              r"connect: connection refused " if netns_mode else
+              re.escape(f"dial tcp {ip}:9: connect: connection refused"))
+    assert re.search(re.escape(f"error forwarding port 9 to pod pf_default, uid {uid}: ") +
+                     reason, stderr), stderr
+
+
+def test_a_server_on_the_pods_own_localhost(kubectl: Kubectl, netns_mode: bool) -> None:
+    """As on a real node, port-forward reaches a server bound to 127.0.0.1 in the pod."""
+    if not netns_mode:
+        pytest.skip("host-mode pods share the host's loopback")
+    with port_forward(kubectl, "pod/local-only", 8082) as ([local], _):
+        assert "Directory listing" in get(local)
 
 
 def test_a_virtual_pod_runs_nothing_to_forward_to(kubectl: Kubectl) -> None:

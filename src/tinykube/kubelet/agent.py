@@ -53,6 +53,7 @@ from tinykube.client import events
 from tinykube.client.controller import Controller
 from tinykube.client.informer import shared as shared_informer
 from tinykube.client.rest import RESTClient
+from tinykube.kubelet import portforward
 from tinykube.kubelet import status as pod_status
 from tinykube.kubelet.cgroups import Cgroups
 from tinykube.kubelet.logs import ContainerLog
@@ -211,8 +212,9 @@ class NodeAgent(Controller):
         }
         self.server = KubeletServer(self._container_log, self._exec_command,
                                     self._attach_target, token=kubelet_token,
-                                    host=self.kubelet_host, forward_lookup=self._forward_target,
-                                    connect=connect)
+                                    host=self.kubelet_host, forward_lookup=self._forward_target)
+        self.network = network
+        self.connect = connect
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self.pods.add_handlers(on_add=self._on_pod, on_update=lambda _o, n: self._on_pod(n),
                                on_delete=self._on_delete)
@@ -405,13 +407,20 @@ class NodeAgent(Controller):
         pod, runtime = self._process_pod(namespace, name, "attach to")
         return runtime.attach_target(pod, container)
 
-    def _forward_target(self, namespace: str, name: str) -> tuple[str, str, str]:
-        """(name_namespace, uid, address) of a running process pod, for port-forward."""
+    def _forward_target(self, namespace: str, name: str) -> tuple[str, str, portforward.Dial]:
+        """(name_namespace, uid, how to reach its ports) of a process pod, for port-forward:
+        localhost in its own network namespace if it has one, else its address."""
         pod, _ = self._process_pod(namespace, name, "forward ports to")
+        uid = str(pod["metadata"]["uid"])
+        network = self.network
+        pod_netns = network.netns_of(uid) if network is not None else None
+        if network is not None and pod_netns is not None:
+            return f"{name}_{namespace}", uid, portforward.localhost_dial(
+                lambda host, port: network.open_in_pod(uid, host, port), pod_netns)
         address = pod.get("status", {}).get("podIP")
         if not address:
             raise errors.BadRequest(f'pod "{name}" has no address yet')
-        return f"{name}_{namespace}", str(pod["metadata"]["uid"]), str(address)
+        return f"{name}_{namespace}", uid, portforward.address_dial(self.connect, str(address))
 
     def _process_pod(self, namespace: str, name: str,
                      action: str) -> tuple[Mapping[str, Any], ProcessRuntime]:

@@ -8,13 +8,15 @@ on 0.0.0.0:8080 does not collide with another pod's, and peers see the pod's own
 
 `open_connection` is for the kubelet's own connections to pods (httpGet and tcpSocket
 probes): its sockets are made in the node's namespace, where pod addresses are routed, as a
-kubelet on a real node connects from the node. The namespace calls are blocking and short
-(a few ms); they run on a worker thread.
+kubelet on a real node connects from the node. `open_in_pod` makes them in a pod's own
+namespace instead, where port-forward connects to localhost as containerd does. The namespace
+calls are blocking and short (a few ms); they run on a worker thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 from typing import Any
 
@@ -52,18 +54,35 @@ class PodNetworking:
         if pod is not None:
             await asyncio.to_thread(netns.detach_pod, self.node, pod)
 
+    def netns_of(self, uid: str) -> str | None:
+        """The name of the pod's namespace, if it has one."""
+        pod = self._pods.get(uid)
+        return pod.netns if pod is not None else None
+
     async def open_connection(self, host: str, port: int, **kwargs: Any,
                               ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         """asyncio.open_connection from the node's namespace."""
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = await asyncio.to_thread(netns.socket_in, self.node.netns_path, family,
-                                       socket.SOCK_STREAM)
-        try:
-            sock.setblocking(False)
-            await asyncio.get_running_loop().sock_connect(sock, (host, port))
-        except BaseException:
-            sock.close()
-            raise
-        if kwargs.get("ssl") is not None:
-            kwargs.setdefault("server_hostname", host)
-        return await asyncio.open_connection(sock=sock, **kwargs)
+        return await _open_in(self.node.netns_path, host, port, **kwargs)
+
+    async def open_in_pod(self, uid: str, host: str, port: int,
+                          ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """asyncio.open_connection from the pod's own namespace."""
+        pod = self._pods.get(uid)
+        if pod is None:
+            raise ConnectionRefusedError(errno.ECONNREFUSED, "the pod has no network namespace")
+        return await _open_in(pod.netns_path, host, port)
+
+
+async def _open_in(path: str, host: str, port: int, **kwargs: Any,
+                   ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = await asyncio.to_thread(netns.socket_in, path, family, socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, (host, port))
+    except BaseException:
+        sock.close()
+        raise
+    if kwargs.get("ssl") is not None:
+        kwargs.setdefault("server_hostname", host)
+    return await asyncio.open_connection(sock=sock, **kwargs)

@@ -22,7 +22,6 @@ exec endpoint runs commands as the user tinykube runs as.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime
 import errno
@@ -46,8 +45,9 @@ Lookup = Callable[[str, str, str], ContainerLog | None]
 ExecLookup = Callable[[str, str, str, list[str]], tuple[list[str], dict[str, str], str | None]]
 #: (namespace, pod, container) -> the running container's streams; raises APIError.
 AttachLookup = Callable[[str, str, str], ContainerIO]
-#: (namespace, pod) -> (the pod's name_namespace, its uid, its address); raises APIError.
-ForwardLookup = Callable[[str, str], tuple[str, str, str]]
+#: (namespace, pod) -> (the pod's name_namespace, its uid, how to reach its ports); raises
+#: APIError.
+ForwardLookup = Callable[[str, str], tuple[str, str, portforward.Dial]]
 
 
 def _int(query: dict[str, str], name: str) -> int | None:
@@ -133,15 +133,13 @@ class KubeletServer:
 
     def __init__(self, lookup: Lookup, exec_lookup: ExecLookup, attach_lookup: AttachLookup, *,
                  token: str, host: str = "127.0.0.1", port: int = 0,
-                 forward_lookup: ForwardLookup | None = None,
-                 connect: portforward.Connect | None = None) -> None:
+                 forward_lookup: ForwardLookup | None = None) -> None:
         if not token:
             raise ValueError("a kubelet endpoint needs a token")
         self.lookup = lookup
         self.exec_lookup = exec_lookup
         self.attach_lookup = attach_lookup
         self.forward_lookup = forward_lookup
-        self.connect = connect or asyncio.open_connection
         self.token = token
         self.host = host
         self.port = port
@@ -216,12 +214,11 @@ class KubeletServer:
             if self.forward_lookup is None:
                 raise errors.BadRequest("this kubelet does not forward ports")
             port = portforward.parse_port(request.query.get("port", ""))
-            pod, uid, host = self.forward_lookup(info["namespace"], info["pod"])
+            pod, uid, dial = self.forward_lookup(info["namespace"], info["pod"])
         except errors.APIError as exc:
             await ws.send_str(exc.message)
         else:
-            await portforward.forward(ws, pod=pod, uid=uid, host=host, port=port,
-                                      connect=self.connect)
+            await portforward.forward(ws, pod=pod, uid=uid, port=port, dial=dial)
         await ws.close()
         return ws
 

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from tinykube.api import errors, spdy
 from tinykube.apiserver import portforward
+from tinykube.kubelet import portforward as kubelet_portforward
 from tinykube.kubelet.server import KubeletServer
 
 TOKEN = "kubelet-secret"
@@ -96,10 +97,11 @@ async def connect() -> AsyncIterator[Connect]:
     echo = await asyncio.start_server(upper_echo, "127.0.0.1", 0)
     echo_port = echo.sockets[0].getsockname()[1]
 
-    def lookup(namespace: str, pod: str) -> tuple[str, str, str]:
+    def lookup(namespace: str, pod: str) -> tuple[str, str, kubelet_portforward.Dial]:
         if pod == "ghost":
             raise errors.BadRequest('pod "ghost" runs in the virtual runtime')
-        return f"{pod}_{namespace}", "uid-1", "127.0.0.1"
+        return f"{pod}_{namespace}", "uid-1", kubelet_portforward.address_dial(
+            asyncio.open_connection, "127.0.0.1")
     kubelet = KubeletServer(no_lookup, no_lookup, no_lookup,
                             token=TOKEN, forward_lookup=lookup)
     kubelet_port = await kubelet.start()
