@@ -198,7 +198,7 @@ class NodeAgent(Controller):
         # directory, so a restarted agent finds and clears what it left)
         self.cgroups = Cgroups(hashlib.sha256(str(self.root_dir).encode()).hexdigest()[:8],
                                hierarchies=None if os.geteuid() == 0 else [])
-        # the kubelet's own connections to pods (probes, port-forward), from the node
+        # the kubelet's own connections to pods (probes; port-forward in host mode), from the node
         connect = network.open_connection if network else asyncio.open_connection
         context = NodeContext(host_ip=host_ip, event=self.recorder.event, notify=self.enqueue,
                               services=self.services.cache.list, clock=clock,
