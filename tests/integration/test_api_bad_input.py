@@ -326,9 +326,6 @@ def test_not_found_status_matches_kube_apiserver(server: Server) -> None:
 POD = "/api/v1/namespaces/default/pods/web"
 # An unserved path: the 404 says what tinykube does not serve and, where one exists, what to use.
 UNSERVED = {
-    "pods-portforward": (POD + "/portforward", "pods/portforward; pod IPs are reachable from "
-                         "the host directly in host mode: connect to the pod IP that kubectl "
-                         "get pod -o wide shows"),
     "pods-eviction": (POD + "/eviction", "pods/eviction; delete the pod instead, as kubectl "
                       "drain does on a server without eviction"),
     "pods-proxy-with-path": (POD + "/proxy/metrics", "pods/proxy; connect to the pod IP "

@@ -11,9 +11,6 @@ pytestmark = [pytest.mark.kubectl]
 
 # (arguments, what kubectl's error line contains)
 COMMANDS = {
-    "port-forward": (("port-forward", "pod/web", "0:80"),
-                     "tinykube does not serve pods/portforward; pod IPs are reachable from the "
-                     "host directly in host mode"),
     "debug-ephemeral": (("debug", "web", "--image=busybox", "--profile=general"),
                         "tinykube does not serve pods/ephemeralcontainers; kubectl debug "
                         "--copy-to makes a copy of the pod"),
