@@ -464,3 +464,24 @@ def test_security_context_users_and_the_exec_into_the_container(kctl: Kubectl) -
     assert waiting.startswith('container has runAsNonRoot and image will run as root (pod: '
                               '"nonroot_default(')
     kctl("delete", "pod", "sec", "nonroot", "private-run", "--timeout=20s")
+
+
+DEV_STDOUT = """
+apiVersion: v1
+kind: Pod
+metadata: {name: devout}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: python
+    command: [sh, -c, "echo to-stdout > /dev/stdout; echo to-stderr > /dev/stderr"]
+"""
+
+
+def test_a_container_can_open_dev_stdout_and_dev_stderr(kctl: Kubectl) -> None:
+    """As nginx's `access_log /dev/stdout` does: its streams are pipes, which open by path."""
+    kctl("apply", "-f", "-", input=DEV_STDOUT)
+    until(lambda: pod(kctl, "devout")["status"].get("phase") == "Succeeded", 30, "the end")
+    assert kctl("logs", "devout").split() == ["to-stdout", "to-stderr"]
+    kctl("delete", "pod", "devout", "--timeout=20s")

@@ -10,6 +10,10 @@ sessions; `tty: true` runs it on a pseudo-terminal (stdout and stderr are then o
 is echoed, window sizes apply). With `stdinOnce`, the first attach session that ends closes the
 container's stdin, as the kubelet does: `kubectl run -i --rm` relies on it to end the command.
 
+Output streams are pipes made with pipe(2), not the socket pairs uvloop's subprocess pipes are,
+so a container that opens `/dev/stdout` or `/dev/stderr` (nginx's `access_log /dev/stdout`)
+reopens its pipe as a container runtime's FIFO is reopened (a socket cannot be opened by path).
+
 Output goes to the log line by line (`ContainerLog`) and, raw, to every attach session: a shell
 prompt has no newline. A session first gets what this run has printed so far (up to
 `REPLAY_BYTES`), so the output of a command that started before kubectl attached is not lost.
@@ -50,6 +54,7 @@ class Streams:
         self.proc: asyncio.subprocess.Process | None = None
         self._master: int | None = None
         self._slave: int | None = None
+        self._pipes: dict[int, tuple[int, int]] = {}  # stream number -> (read end, write end)
 
     def __repr__(self) -> str:
         return f"Streams(tty={self.tty}, stdin={self.stdin})"
@@ -63,10 +68,14 @@ class Streams:
             return {"stdin": self._slave, "stdout": self._slave, "stderr": self._slave,
                     "preexec_fn": functools.partial(take_terminal, self._slave)}
         pipe, devnull = asyncio.subprocess.PIPE, asyncio.subprocess.DEVNULL
+        if self.stdout:
+            self._pipes[STDOUT] = os.pipe()
+        if self.stderr and not self.merge_stderr:
+            self._pipes[STDERR] = os.pipe()
         stderr = asyncio.subprocess.STDOUT if self.merge_stderr else \
-            pipe if self.stderr else devnull
+            self._pipes[STDERR][1] if self.stderr else devnull
         return {"stdin": pipe if self.stdin else devnull,
-                "stdout": pipe if self.stdout else devnull, "stderr": stderr}
+                "stdout": self._pipes[STDOUT][1] if self.stdout else devnull, "stderr": stderr}
 
     def started(self, proc: asyncio.subprocess.Process | None) -> None:
         """After the spawn (None: it failed): the parent's end of the terminal is closed."""
@@ -74,6 +83,9 @@ class Streams:
         if self._slave is not None:
             os.close(self._slave)
             self._slave = None
+        for number, (read_end, write_end) in list(self._pipes.items()):
+            os.close(write_end)  # the child has its own copy
+            self._pipes[number] = (read_end, -1)
         if proc is None:
             self.close()
 
@@ -83,8 +95,8 @@ class Streams:
         if self._master is not None:
             return [(STDOUT, read_terminal(self._master))]
         assert self.proc is not None
-        pipes = [(STDOUT, self.proc.stdout), (STDERR, self.proc.stderr)]
-        return [(number, read_stream(pipe)) for number, pipe in pipes if pipe is not None]
+        pipes, self._pipes = self._pipes, {}  # the readers own the read ends from here on
+        return [(number, read_pipe(read_end)) for number, (read_end, _) in sorted(pipes.items())]
 
     async def write(self, data: bytes) -> None:
         if self._master is not None:
@@ -107,10 +119,15 @@ class Streams:
             set_window_size(self._master, (rows, columns))
 
     def close(self) -> None:
-        """The process is over: the terminal closes."""
+        """The process is over: the terminal closes (and pipes nobody reads)."""
         if self._master is not None:
             os.close(self._master)
             self._master = None
+        for read_end, write_end in self._pipes.values():
+            for fd in (read_end, write_end):
+                if fd >= 0:
+                    os.close(fd)
+        self._pipes = {}
 
 
 class ContainerIO:
@@ -194,6 +211,20 @@ class ContainerIO:
 async def read_stream(stream: asyncio.StreamReader) -> AsyncIterator[bytes]:
     while chunk := await stream.read(_CHUNK):
         yield chunk
+
+
+async def read_pipe(fd: int) -> AsyncIterator[bytes]:
+    """What is written into a pipe (its read end `fd`, closed at the end), until every
+    writer closed it."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=_CHUNK)
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", buffering=0))
+    try:
+        async for chunk in read_stream(reader):
+            yield chunk
+    finally:
+        transport.close()
 
 
 async def read_terminal(master: int) -> AsyncIterator[bytes]:
