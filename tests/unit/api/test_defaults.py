@@ -11,7 +11,7 @@ import yaml
 
 from tinykube.api import defaults
 
-SEED = Path("/work/shared/seed/web.yaml")
+SEED = Path(__file__).resolve().parents[2] / "testdata" / "web.yaml"  # the seed manifest
 
 
 def _get(obj: Any, path: str) -> Any:

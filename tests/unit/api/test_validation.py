@@ -16,7 +16,7 @@ import yaml
 
 from tinykube.api import defaults, validation
 
-SEED = Path("/work/shared/seed/web.yaml")
+SEED = Path(__file__).resolve().parents[2] / "testdata" / "web.yaml"  # the seed manifest
 DELETE = object()  # `_with` value meaning "remove this field"
 
 DNS1123_LABEL = (
