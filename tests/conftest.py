@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import queue
+import re
 import shutil
 import signal
 import subprocess
@@ -152,12 +153,22 @@ def kubectl(request: pytest.FixtureRequest, cluster: Cluster, tmp_path: Path) ->
     return Kubectl(request.param, cluster.kubeconfig, cache)
 
 
+_CLUSTER_NETNS = re.compile(r"^(tk[0-9a-f]{6})-")
+
+
 def host_network_state() -> dict[str, str]:
-    """What tinykube must never change on the host: namespaces, nftables, routes, addresses."""
+    """What tinykube must never change on the host: namespaces, nftables, routes, addresses.
+    Namespaces of tinykube clusters that this session did not start (another test run's, or a
+    developer's) are left out: they come and go on their own."""
     commands = {"netns": ["ip", "netns", "list"], "nft": ["nft", "list", "ruleset"],
                 "routes": ["ip", "route", "show", "table", "all"], "addresses": ["ip", "addr"]}
-    return {name: subprocess.run(argv, capture_output=True, text=True, check=False).stdout
-            for name, argv in commands.items() if shutil.which(argv[0])}
+    state = {name: subprocess.run(argv, capture_output=True, text=True, check=False).stdout
+             for name, argv in commands.items() if shutil.which(argv[0])}
+    if "netns" in state:
+        state["netns"] = "\n".join(
+            line for line in state["netns"].splitlines()
+            if not (m := _CLUSTER_NETNS.match(line)) or m.group(1) in NETNS_CLUSTERS)
+    return state
 
 
 NETNS_CLUSTERS: set[str] = set()  # namespace prefixes of the netns-mode clusters started here
