@@ -71,6 +71,7 @@ from tinykube.proxy.app import (
 )
 from tinykube.proxy.nftables import NodeConfig
 from tinykube.proxy.nftproxy import NftNode, RunningNftProxy, start_nft_proxy
+from tinykube.proxy.noderelay import NodePortRelay
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +150,7 @@ class RunningComponents:
     network: ClusterNetwork | None = None  # the netns mode's namespaces, removed at stop
     nft_proxy: RunningNftProxy | None = None  # the netns mode's service proxy
     api_relay: Relay | None = None  # the netns mode's way from the nodes to the API server
+    relay_sockets: netns.SocketsIn | None = None  # the NodePort relay's way into its node
 
     async def stop(self) -> None:
         for task in self.tasks:
@@ -158,6 +160,8 @@ class RunningComponents:
             await self.proxy.close()
         if self.nft_proxy is not None:
             await self.nft_proxy.close()
+        if self.relay_sockets is not None:
+            self.relay_sockets.close()
         if self.api_relay is not None:
             await self.api_relay.close()
         if self.dns is not None:
@@ -245,8 +249,9 @@ async def _start(running: RunningComponents, options: ComponentOptions,
 
 async def _start_netns_services(running: RunningComponents, options: ComponentOptions,
                                 plan: ClusterNetwork, announce: Callable[[str], None]) -> None:
-    """The netns mode's API relay (the `kubernetes` Service's endpoint on every node) and its
-    nftables service proxy in every node namespace."""
+    """The netns mode's API relay (the `kubernetes` Service's endpoint on every node), its
+    nftables service proxy in every node namespace, and the host's NodePort relay into the
+    first node (`proxy.noderelay`)."""
     server = urllib.parse.urlsplit(client_config.load(str(options.kubeconfig)).server)
     api = (server.hostname or "127.0.0.1", server.port or 443)
     running.api_relay = await start_relay([n.netns_path for n in plan.nodes],
@@ -256,9 +261,17 @@ async def _start_netns_services(running: RunningComponents, options: ComponentOp
     served = (options.dns.listen[0],) if options.dns is not None else ()
     nodes = [NftNode(NodeConfig(n.name, options.pod_cidr, options.service_cidr, served),
                      n.netns) for n in plan.nodes]
-    running.nft_proxy = await start_nft_proxy(running.client, nodes)
+    entry = plan.nodes[0]
+    running.relay_sockets = netns.SocketsIn(entry.netns_path)
+    relay = NodePortRelay(entry.address, running.relay_sockets)
+    running.nft_proxy = await start_nft_proxy(
+        running.client, nodes, relay=relay,
+        on_bind_failure=bind_failure_reporter(running.client, announce),
+        on_refusal=refusal_reporter(running.client, announce))
     running.tasks.append(running.nft_proxy.task)  # its end stops the cluster, reported
-    announce(f"service proxy: nftables in {len(nodes)} node namespaces")
+    announce(f"service proxy: nftables in {len(nodes)} node namespaces; node ports on "
+             f"127.0.0.1 relayed into {entry.name} ({len(relay.applied)} ports, "
+             f"{len(relay.failing)} could not be bound)")
 
 
 async def run_until(tasks: list[asyncio.Task[Any]], stop: asyncio.Event) -> str | None:

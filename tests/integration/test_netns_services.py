@@ -276,6 +276,34 @@ def test_external_traffic_policy_local(kctl: Kubectl, cluster: Cluster,
     assert result.returncode == 28, result  # curl: timed out (dropped, not refused)
 
 
+def host_curl(port: int) -> subprocess.CompletedProcess[str]:
+    """From the host's own namespace, to its loopback only."""
+    return subprocess.run(["curl", "-sS", "-m", "5", f"http://127.0.0.1:{port}/"],
+                          capture_output=True, text=True, timeout=30, check=False)
+
+
+def test_node_ports_are_relayed_from_the_hosts_loopback(kctl: Kubectl,
+                                                        pods: dict[str, str]) -> None:
+    """`127.0.0.1:<nodePort>` on the host is relayed into n1's namespace, whose NodePort rule
+    takes the connection over: every ready server answers, and `Local` answers too (the
+    relay's traffic is n1's own, which kube-proxy sends to every endpoint)."""
+    port = node_port(kctl, "web")
+    answers = collections.Counter(host_curl(port).stdout for _ in range(30))
+    assert set(answers) == set(READY), answers
+    local = {host_curl(node_port(kctl, "web-local")).stdout for _ in range(6)}
+    assert local <= set(READY) and local, local
+
+
+def test_a_node_port_relay_comes_and_goes_with_its_service(kctl: Kubectl,
+                                                           pods: dict[str, str]) -> None:
+    kctl("apply", "-f", "-", input=yaml.safe_dump(service("relayed", type="NodePort")))
+    port = node_port(kctl, "relayed")
+    until(lambda: host_curl(port).stdout in READY, 20, "the relay of a new Service")
+    kctl("delete", "service", "relayed")
+    until(lambda: host_curl(port).returncode == 7, 20,  # curl: connection refused
+          "the relay to stop with its Service")
+
+
 def test_internal_traffic_policy_local(kctl: Kubectl, pods: dict[str, str]) -> None:
     """A pod on n2 reaches only n2's endpoints; the client on n3, with none, gets nothing."""
     assert set(spread(kctl, "http://web-itp/", 20, pod="srv-b")) <= {"srv-b", "srv-c"}

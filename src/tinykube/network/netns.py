@@ -10,8 +10,10 @@ Sockets inside a namespace: `socket_in(path, ...)` creates the socket on a short
 that has entered the namespace with setns(2) (it changes only the calling thread), so the
 event loop's thread never leaves the host's namespace; a socket keeps the namespace it was
 born in, so the loop then uses it as any other (the DNS listeners of every node, the
-kubelet's probe connections). Sysctls are written the same way: /proc/sys/net is the opening
-thread's namespace's.
+kubelet's probe connections). `SocketsIn(path)` keeps one such thread in the namespace
+for a caller that makes a socket per connection (the host's NodePort relay), so each socket
+costs a hand-off to that thread, not a new thread. Sysctls are written the same way:
+/proc/sys/net is the opening thread's namespace's.
 
 Nothing here touches the host's own namespace: every command names a namespace this cluster
 made, and `remove_stale` deletes only names with the cluster's prefix.
@@ -27,6 +29,7 @@ import socket
 import subprocess
 import threading
 from collections.abc import Callable
+from concurrent.futures import BrokenExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
@@ -126,6 +129,35 @@ def in_netns(path: str, action: Callable[[], T]) -> T:
 def socket_in(path: str, family: int, kind: int) -> socket.socket:
     """A new socket that lives in the network namespace at `path`."""
     return in_netns(path, lambda: socket.socket(family, kind))
+
+
+def _enter(path: str) -> None:
+    target = os.open(path, os.O_RDONLY)
+    try:
+        _setns(target)
+    finally:
+        os.close(target)
+
+
+class SocketsIn:
+    """Makes sockets in the namespace at `path` on one thread that stays in it (see above)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"netns:{os.path.basename(path)}",
+                                          initializer=_enter, initargs=(path,))
+
+    def __repr__(self) -> str:
+        return f"SocketsIn({self.path})"
+
+    def __call__(self, family: int, kind: int) -> socket.socket:
+        try:
+            return self._thread.submit(socket.socket, family, kind).result()
+        except BrokenExecutor as error:  # the thread could not enter the namespace
+            raise OSError(f"cannot enter the network namespace {self.path}") from error
+
+    def close(self) -> None:
+        self._thread.shutdown(wait=False)
 
 
 def bound_socket_in(path: str, family: int, kind: int,

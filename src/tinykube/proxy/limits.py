@@ -1,5 +1,8 @@
 """How many listening sockets the userspace proxy may open, and which Service ports it leaves out.
 
+The same bounds serve the host's NodePort relay of `--network netns` (`noderelay`), which is
+the userspace backend listening on 127.0.0.1; `Limits.owner` names which one a message is about.
+
 The userspace backend holds a socket per listen address (and two per proxied connection, one per
 UDP flow) in a process that, under `tinykube up`, also runs the node agents and their pods' pipes,
 the cluster DNS and its TCP clients, and the connections to the API server. Every one of those
@@ -38,15 +41,18 @@ class Limits:
     per_service: int = PER_SERVICE
     total: int | None = None  # listening sockets in all; None: no bound
     open_files: int | None = None  # the RLIMIT_NOFILE `total` was derived from, for messages
+    owner: str = "the userspace proxy"  # who listens, for messages
 
     @classmethod
-    def for_open_files(cls, open_files: int | None = None) -> Limits:
+    def for_open_files(cls, open_files: int | None = None,
+                       owner: str = "the userspace proxy") -> Limits:
         """Bounds for this process's soft RLIMIT_NOFILE (or `open_files`)."""
         if open_files is None:
             open_files = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
         if open_files == resource.RLIM_INFINITY:
-            return cls()
-        return cls(total=max(0, open_files - reserve(open_files)), open_files=open_files)
+            return cls(owner=owner)
+        return cls(total=max(0, open_files - reserve(open_files)), open_files=open_files,
+                   owner=owner)
 
 
 def reserve(open_files: int) -> int:
@@ -96,10 +102,10 @@ def _refusal(service: str, reason: str, wanted: int, refused: list[ListenKey],
     left_out = (f"{len(refused)} of its {wanted} listen addresses are not proxied (the lowest: "
                 f"{first})")
     if reason == PER_SERVICE_REASON:
-        message = (f"the userspace proxy listens on at most {limits.per_service} addresses of "
+        message = (f"{limits.owner} listens on at most {limits.per_service} addresses of "
                    f"one Service: {left_out}")
     else:
-        message = (f"the userspace proxy's listeners may use {limits.total} of the "
+        message = (f"{limits.owner}'s listeners may use {limits.total} of the "
                    f"{limits.open_files} files this process may open (ulimit -n), the rest is "
                    f"kept for pods, DNS and connections, and they are all in use: {left_out}. "
                    "Raise the limit and restart the proxy")

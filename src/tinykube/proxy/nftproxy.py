@@ -12,7 +12,10 @@ keep sending a client's datagrams to a dead pod.
 
 `NftSyncer` is the `syncer.ProxyController`'s target: each sync (debounced, level-triggered,
 as the userspace proxy's) builds `ports.service_ports` from the informer caches once and
-renders and applies it in every node concurrently.
+renders and applies it in every node concurrently. With a `relay` (`noderelay.NodePortRelay`,
+the host's `127.0.0.1:<nodePort>` listeners) each sync then brings the relay in step from the
+same caches, and its bind failures and refusals are the sync's result, which the controller
+reports as Events on the Services.
 """
 
 from __future__ import annotations
@@ -29,8 +32,15 @@ from typing import Any
 from tinykube.client.rest import RESTClient
 from tinykube.proxy import nftables
 from tinykube.proxy.nftables import NodeConfig, Ruleset
-from tinykube.proxy.ports import service_ports
-from tinykube.proxy.syncer import Plan, ProxyController, SyncResult
+from tinykube.proxy.ports import ServicePort, service_ports
+from tinykube.proxy.syncer import (
+    BindFailureHandler,
+    Plan,
+    ProxyController,
+    RefusalHandler,
+    Syncer,
+    SyncResult,
+)
 
 log = logging.getLogger(__name__)
 Obj = Mapping[str, Any]
@@ -139,19 +149,26 @@ class NftNode:
 class NftSyncer:
     """Renders the service ports for every node and applies them (`ProxyController` target)."""
 
-    def __init__(self, nodes: Sequence[NftNode]) -> None:
+    def __init__(self, nodes: Sequence[NftNode], relay: Syncer | None = None) -> None:
         self.nodes = list(nodes)
+        self.relay = relay
         self.failed: dict[str, BaseException] = {}  # node -> why its last apply failed
 
     def __repr__(self) -> str:
-        return f"NftSyncer({len(self.nodes)} nodes, failed={sorted(self.failed)})"
+        return f"NftSyncer({len(self.nodes)} nodes, failed={sorted(self.failed)}, {self.relay!r})"
 
     @property
     def wants_retry(self) -> bool:
-        return bool(self.failed)
+        return bool(self.failed) or (self.relay is not None and self.relay.wants_retry)
 
     async def sync(self, services: Iterable[Obj], slices: Iterable[Obj]) -> SyncResult:
-        ports = service_ports(services, slices)
+        services, slices = list(services), list(slices)
+        await self._apply(service_ports(services, slices))
+        if self.relay is not None:
+            return await self.relay.sync(services, slices)
+        return SyncResult(Plan(), {}, [])
+
+    async def _apply(self, ports: list[ServicePort]) -> None:
         outcomes = await asyncio.gather(
             *(node.apply(nftables.render(ports, node.config)) for node in self.nodes),
             return_exceptions=True)
@@ -165,9 +182,10 @@ class NftSyncer:
                 self.failed[node.config.node] = outcome
             else:
                 self.failed.pop(node.config.node, None)
-        return SyncResult(Plan(), {}, [])
 
     async def close(self) -> None:
+        if self.relay is not None:
+            await self.relay.close()
         await asyncio.gather(*(node.remove() for node in self.nodes))
 
 
@@ -184,12 +202,17 @@ class RunningNftProxy:
 
 
 async def start_nft_proxy(client: RESTClient, nodes: Sequence[NftNode], *,
+                          relay: Syncer | None = None,
+                          on_bind_failure: BindFailureHandler | None = None,
+                          on_refusal: RefusalHandler | None = None,
                           min_interval: float = 0.05, retry_interval: float = 5.0
                           ) -> RunningNftProxy:
-    """Start the informers and return after the first sync has programmed every node."""
-    syncer = NftSyncer(nodes)
+    """Start the informers and return after the first sync has programmed every node (and
+    the relay, if any, listens: its failures go to the callbacks, as the userspace proxy's)."""
+    syncer = NftSyncer(nodes, relay)
     controller = ProxyController(client, syncer, min_interval=min_interval,
-                                 retry_interval=retry_interval)
+                                 retry_interval=retry_interval,
+                                 on_bind_failure=on_bind_failure, on_refusal=on_refusal)
     running = RunningNftProxy(controller, syncer,
                               asyncio.create_task(controller.run(), name="nftables proxy"))
     synced = asyncio.create_task(controller.synced.wait())

@@ -105,7 +105,7 @@ class Syncer:
 
     async def sync(self, services: Iterable[Obj], slices: Iterable[Obj]) -> SyncResult:
         """Build the desired table from API objects and apply it."""
-        table = model.build_table(services, slices, self.is_local)
+        table = self.table(services, slices)
         for key, loser in table.conflicts:
             log.warning("%s: %s:%d/%s is already used by %s", loser, *key,
                         table.rules[key].service)
@@ -114,6 +114,10 @@ class Syncer:
         result = await self.apply(kept)
         result.new_refusals = new
         return result
+
+    def table(self, services: Iterable[Obj], slices: Iterable[Obj]) -> model.Table:
+        """The desired listeners (a subclass may listen on other addresses)."""
+        return model.build_table(services, slices, self.is_local)
 
     def _note_refusals(self, refusals: list[Refusal]) -> list[Refusal]:
         """Remember this sync's refusals; the new or changed ones (logged)."""

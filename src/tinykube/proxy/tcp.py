@@ -15,6 +15,11 @@ an EOF read before that (uvloop may deliver data despite the pause) are held and
 the join. With no endpoint at all the client is reset at
 once: kube-proxy REJECTs such packets, and a prompt reset is the userspace equivalent.
 
+The upstream socket is `socket.socket` made by the event loop, or by the listener's
+`make_socket(family, kind)` when it has one: the host's NodePort relay of `--network netns`
+passes one that makes the socket inside a node's network namespace (the connect then happens
+there, and the node's nftables take the connection over).
+
 Every half registers itself in the `Registry` from `connection_made` to `connection_lost`, and
 every connect task too, so the backend can count and abort them all: nothing outlives `close()`.
 """
@@ -27,7 +32,7 @@ import errno
 import logging
 import socket
 import struct
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, cast
 
 from tinykube.proxy.model import Endpoint, ListenKey
@@ -37,6 +42,7 @@ log = logging.getLogger(__name__)
 LINGER_RESET = struct.pack("ii", 1, 0)
 CONNECT_TIMEOUT = 5.0  # seconds per endpoint attempt
 OUT_OF_FILES = (errno.EMFILE, errno.ENFILE)  # worth a warning: nothing else will say it
+SocketFactory = Callable[[int, int], socket.socket]  # (family, kind) -> a new socket
 
 
 def reset(transport: asyncio.BaseTransport) -> None:
@@ -183,9 +189,7 @@ class ClientHalf(Half):
         tried: set[Endpoint] = set()
         while endpoint is not None:
             try:
-                await asyncio.wait_for(
-                    loop.create_connection(lambda: UpstreamHalf(self), *endpoint),
-                    CONNECT_TIMEOUT)
+                await asyncio.wait_for(self._open(loop, endpoint), CONNECT_TIMEOUT)
                 return
             except (OSError, TimeoutError) as error:
                 level = logging.WARNING if getattr(error, "errno", None) in OUT_OF_FILES \
@@ -197,6 +201,21 @@ class ClientHalf(Half):
         if self.transport is not None and not self.lost:
             reset(self.transport)
 
+    async def _open(self, loop: asyncio.AbstractEventLoop, endpoint: Endpoint) -> None:
+        make_socket = self.listener.make_socket
+        if make_socket is None:
+            await loop.create_connection(lambda: UpstreamHalf(self), *endpoint)
+            return
+        family = socket.AF_INET6 if ":" in endpoint[0] else socket.AF_INET
+        sock = make_socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            await loop.sock_connect(sock, endpoint)
+            await loop.create_connection(lambda: UpstreamHalf(self), sock=sock)
+        except BaseException:  # a timeout cancels us: the socket must not leak
+            sock.close()
+            raise
+
     def connection_lost(self, exc: Exception | None) -> None:
         if self.connecting is not None and not self.connecting.done():
             self.connecting.cancel()
@@ -206,8 +225,10 @@ class ClientHalf(Half):
 class TCPListener:
     """One listening socket forwarding to the endpoints its picker holds."""
 
-    def __init__(self, key: ListenKey, picker: EndpointPicker, registry: Registry) -> None:
+    def __init__(self, key: ListenKey, picker: EndpointPicker, registry: Registry,
+                 make_socket: SocketFactory | None = None) -> None:
         self.key, self.picker, self.registry = key, picker, registry
+        self.make_socket = make_socket
         self.server: asyncio.AbstractServer | None = None
 
     def __repr__(self) -> str:

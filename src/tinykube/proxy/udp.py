@@ -7,7 +7,9 @@ datagram is forwarded at once, without a task). Replies from the endpoint are se
 service address to the client. Each datagram in either direction refreshes the flow; a flow idle
 for `idle_timeout` seconds (loop time) is closed, as conntrack forgets UDP entries. Endpoint
 changes apply to new flows only. With no endpoint the datagram is dropped (a userspace proxy
-cannot send the ICMP port-unreachable that kube-proxy's REJECT would).
+cannot send the ICMP port-unreachable that kube-proxy's REJECT would). A listener given
+`make_socket(family, kind)` makes its flows' sockets with it (the NodePort relay of
+`--network netns`: inside a node's network namespace).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections.abc import Callable
 from typing import cast
 
 from tinykube.proxy.model import Endpoint, ListenKey
@@ -33,7 +36,7 @@ class UDPFlow:
         self.listener, self.client, self.endpoint = listener, client, endpoint
         self.loop = asyncio.get_running_loop()
         family = socket.AF_INET6 if ":" in endpoint[0] else socket.AF_INET
-        self.sock = socket.socket(family, socket.SOCK_DGRAM)
+        self.sock = (listener.make_socket or socket.socket)(family, socket.SOCK_DGRAM)
         try:
             self.sock.setblocking(False)
             self.sock.connect(endpoint)
@@ -87,8 +90,10 @@ class UDPFlow:
 class UDPListener(asyncio.DatagramProtocol):
     """The datagram endpoint on the service address, demultiplexing clients into flows."""
 
-    def __init__(self, key: ListenKey, picker: EndpointPicker, idle_timeout: float) -> None:
+    def __init__(self, key: ListenKey, picker: EndpointPicker, idle_timeout: float,
+                 make_socket: Callable[[int, int], socket.socket] | None = None) -> None:
         self.key, self.picker, self.idle_timeout = key, picker, idle_timeout
+        self.make_socket = make_socket
         self.transport: asyncio.DatagramTransport | None = None
         self.flows: dict[Address, UDPFlow] = {}
 

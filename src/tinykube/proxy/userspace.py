@@ -12,6 +12,9 @@ stops listening; TCP connections already forwarded finish on their own, UDP flow
 `close()` closes everything, resets every open connection, cancels connect tasks and waits (a
 bounded time) until every socket has been released.
 
+Upstream sockets are made by `make_socket` when the backend has one (the NodePort relay of
+`--network netns` makes them in a node's network namespace, see `noderelay`).
+
 Bind errors of any kind (EACCES for a privileged port, EADDRINUSE, EADDRNOTAVAIL) come back as
 `BindError`, never as a silently missing listener.
 """
@@ -26,7 +29,7 @@ import time
 from tinykube.proxy.backend import BindError
 from tinykube.proxy.model import ListenKey, ServicePortRule
 from tinykube.proxy.picker import Clock, EndpointPicker
-from tinykube.proxy.tcp import Registry, TCPListener, reset
+from tinykube.proxy.tcp import Registry, SocketFactory, TCPListener, reset
 from tinykube.proxy.udp import UDPListener
 
 log = logging.getLogger(__name__)
@@ -39,8 +42,10 @@ class UserspaceBackend:
     """Implements `tinykube.proxy.backend.Backend` with real sockets."""
 
     def __init__(self, *, clock: Clock = time.monotonic,
-                 udp_idle_timeout: float = UDP_IDLE_TIMEOUT) -> None:
+                 udp_idle_timeout: float = UDP_IDLE_TIMEOUT,
+                 make_socket: SocketFactory | None = None) -> None:
         self.clock = clock
+        self.make_socket = make_socket  # for upstream sockets; None: socket.socket
         self.udp_idle_timeout = udp_idle_timeout
         self.listeners: dict[ListenKey, Listener] = {}
         self.registry = Registry()
@@ -62,9 +67,9 @@ class UserspaceBackend:
         picker = EndpointPicker(rule.endpoints, rule.affinity_timeout, clock=self.clock)
         listener: Listener
         if key[2] == "UDP":
-            listener = UDPListener(key, picker, self.udp_idle_timeout)
+            listener = UDPListener(key, picker, self.udp_idle_timeout, self.make_socket)
         else:
-            listener = TCPListener(key, picker, self.registry)
+            listener = TCPListener(key, picker, self.registry, self.make_socket)
         try:
             await listener.start()
         except OSError as error:
