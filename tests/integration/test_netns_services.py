@@ -20,6 +20,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -302,6 +303,56 @@ def test_a_node_port_relay_comes_and_goes_with_its_service(kctl: Kubectl,
     kctl("delete", "service", "relayed")
     until(lambda: host_curl(port).returncode == 7, 20,  # curl: connection refused
           "the relay to stop with its Service")
+
+
+def test_a_udp_node_port_is_relayed_too(kctl: Kubectl, pods: dict[str, str]) -> None:
+    echo = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "echo-np"},
+            "spec": {"type": "NodePort", "selector": {"app": "web"}, "ports": [
+                {"name": "echo", "port": 53, "protocol": "UDP", "targetPort": "echo"}]}}
+    kctl("apply", "-f", "-", input=yaml.safe_dump(echo))
+    port = node_port(kctl, "echo-np")
+
+    def ask() -> str:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(1)
+            sock.sendto(b"who", ("127.0.0.1", port))
+            try:
+                return sock.recv(100).decode()
+            except TimeoutError:
+                return ""
+    try:
+        assert until(ask, 20, "an answer through the UDP relay") in READY
+    finally:
+        kctl("delete", "service", "echo-np")
+
+
+def test_a_node_port_the_host_already_uses_is_an_event(kctl: Kubectl,
+                                                       pods: dict[str, str]) -> None:
+    """The relay cannot listen where another program of the host does: a Warning Event on
+    the Service says so (the userspace proxy's reason), nothing else breaks."""
+    with socket.socket() as taken:  # a free port of the default node port range, held
+        port = next(p for p in range(32767, 32000, -1) if _bind(taken, p))
+        taken.listen()
+        web = service("busy", type="NodePort")
+        web["spec"]["ports"][0]["nodePort"] = port
+        kctl("apply", "-f", "-", input=yaml.safe_dump(web))
+        try:
+            event = until(lambda: [e for e in json.loads(kctl(
+                "get", "events", "--field-selector", "involvedObject.name=busy", "-o",
+                "json"))["items"] if e["reason"] == "FailedToBindServicePort"], 20,
+                "the relay's bind failure event")
+            assert f"127.0.0.1:{port}/TCP" in event[0]["message"], event
+            assert "in use" in event[0]["message"], event
+        finally:
+            kctl("delete", "service", "busy")
+
+
+def _bind(sock: socket.socket, port: int) -> bool:
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError:
+        return False
+    return True
 
 
 def test_internal_traffic_policy_local(kctl: Kubectl, pods: dict[str, str]) -> None:
