@@ -1,0 +1,172 @@
+"""A whole pull, as containerd's CRI `PullImage` does it: resolve, fetch, verify, unpack.
+
+1. Resolve the reference: GET its manifest (the four media types accepted); an index or
+   manifest list gives the entry for this machine's platform, fetched by digest. Both
+   bodies are stored by digest.
+2. Fetch the config (bounded, in memory) and every layer not yet unpacked, concurrently,
+   each into `tmp/` with its size and sha256 checked as it streams; renamed into `blobs/`
+   when verified.
+3. Unpack the layers in order, each in a worker thread as soon as its blob (and the layer
+   below) is there, into a temporary directory that becomes `layers/HEX` only once its
+   diff_id matched.
+4. Record the image (tag -> manifest digest).
+
+Any failure cancels the transfers still running and leaves nothing partial in the cache.
+Errors are re-raised with the normalised reference set, so `str(error)` is containerd's
+`failed to pull and unpack image "REF": ...`. Concurrent pulls of one layer in one process
+wait for each other (a lock per diff_id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Collection
+
+import aiohttp
+
+from tinykube.images import manifest as mf
+from tinykube.images import reference
+from tinykube.images.auth import Credentials
+from tinykube.images.errors import ContentError, ImageError, ResolveError
+from tinykube.images.registry import Registry
+from tinykube.images.store import Image, Layer, Store
+from tinykube.images.unpack import Form, LayerDir, unpack
+
+
+@dataclasses.dataclass
+class Pulled:
+    """What the kubelet reports: the image, its reference, size and how long it took."""
+
+    image: Image
+    ref: str
+    seconds: float
+    fetched: int  # bytes transferred for blobs
+
+
+class Puller:
+    """Pulls into `store`; `insecure`: registries spoken to over plain HTTP (loopback
+    registries always are); `platform`: the one to choose from indexes."""
+
+    def __init__(self, store: Store, *, insecure: Collection[str] = (),
+                 platform: mf.Platform | None = None, max_layer: int = 64 << 30,
+                 timeout: aiohttp.ClientTimeout | None = None) -> None:
+        self.store = store
+        self.insecure = insecure
+        self.platform = platform or mf.this_platform()
+        self.max_layer = max_layer
+        self.timeout = timeout or aiohttp.ClientTimeout(total=None, sock_connect=30,
+                                                        sock_read=120)
+        self.form = Form.OVERLAY if os.geteuid() == 0 else Form.OCI
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def __repr__(self) -> str:
+        return f"Puller({self.store!r}, platform={self.platform})"
+
+    async def pull(self, image: str, *, creds: Credentials | None = None) -> Pulled:
+        """Pull `image` (any reference form); `ImageError` with containerd's text on failure."""
+        ref = reference.parse(image)
+        start = time.monotonic()
+        try:
+            async with aiohttp.ClientSession(timeout=self.timeout) as session:
+                reg = Registry(session, ref, creds=creds, insecure=self.insecure)
+                record, fetched = await self._pull(reg, ref)
+        except ImageError as exc:
+            exc.image = str(ref)
+            raise
+        return Pulled(record, str(ref), time.monotonic() - start, fetched)
+
+    async def _resolve(self, reg: Registry, ref: reference.Reference
+                       ) -> tuple[mf.Manifest, bytes, str, str]:
+        body, ctype, digest = await reg.manifest(ref.object)
+        doc = mf.parse(body, ctype)
+        index = ""
+        if isinstance(doc, mf.Index):
+            self._keep(body, digest)
+            index = digest
+            chosen = mf.choose(doc, self.platform)
+            body, ctype, digest = await reg.manifest(chosen.digest)
+            doc = mf.parse(body, ctype or chosen.media_type)
+            if isinstance(doc, mf.Index):
+                raise ResolveError(f"index {chosen.digest} inside an index is not supported")
+        self._keep(body, digest)
+        return doc, body, digest, index
+
+    def _keep(self, body: bytes, digest: str) -> None:
+        if not self.store.has_blob(digest):
+            with self.store.temp_file() as (f, path):
+                f.write(body)
+                f.close()
+                self.store.commit_blob(path, digest)
+
+    async def _config(self, reg: Registry, desc: mf.Descriptor) -> bytes:
+        if self.store.has_blob(desc.digest):
+            return self.store.blob_path(desc.digest).read_bytes()
+        data = await reg.blob(desc, mf.MAX_CONFIG)
+        self._keep(data, desc.digest)
+        return data
+
+    async def _fetch(self, reg: Registry, desc: mf.Descriptor) -> int:
+        """The blob `desc` into `blobs/` (nothing if it is there); bytes transferred."""
+        if desc.size > self.max_layer:
+            raise ContentError(f"{desc.digest}: {desc.size} bytes, more than {self.max_layer}")
+        if self.store.has_blob(desc.digest):
+            return 0
+        with self.store.temp_file() as (f, path):
+            await reg.blob_to(desc, f)
+            f.close()
+            self.store.commit_blob(path, desc.digest)
+        return desc.size
+
+    async def _unpack(self, desc: mf.Descriptor, diff_id: str, lowers: list[LayerDir]) -> int:
+        lock = self._locks.setdefault(diff_id, asyncio.Lock())
+        async with lock:
+            if self.store.layer(diff_id) is not None:
+                return self.store.layer_size(diff_id)
+            with self.store.temp_dir() as tmp:
+                dest = LayerDir(tmp / "fs", self.form)
+                dest.root.mkdir()
+                size = await asyncio.to_thread(
+                    unpack, self.store.blob_path(desc.digest), dest, lowers[::-1], diff_id,
+                    max_bytes=self.max_layer * 64)
+                self.store.commit_layer(tmp, diff_id, self.form, size)
+            return size
+
+    async def _pull(self, reg: Registry, ref: reference.Reference) -> tuple[Image, int]:
+        doc, body, digest, index = await self._resolve(reg, ref)
+        config = await self._config(reg, doc.config)
+        ids = mf.diff_ids(config, len(doc.layers))
+        pending = [(d, i) for d, i in zip(doc.layers, ids, strict=True)
+                   if self.store.layer(i) is None]
+        fetches = {d.digest: asyncio.ensure_future(self._fetch(reg, d)) for d, _ in pending}
+        layers: list[Layer] = []
+        lowers: list[LayerDir] = []
+        try:
+            for desc, diff_id in zip(doc.layers, ids, strict=True):
+                if desc.digest in fetches:
+                    await fetches[desc.digest]
+                unpacked = await self._unpack(desc, diff_id, lowers)
+                layer = self.store.layer(diff_id)
+                assert layer is not None
+                lowers.append(layer)
+                layers.append(Layer(desc.digest, diff_id, desc.size, unpacked))
+        finally:
+            for task in fetches.values():
+                task.cancel()
+            await asyncio.gather(*fetches.values(), return_exceptions=True)
+        fetched = sum(t.result() for t in fetches.values())
+        record = Image(digest, doc.config.digest, doc.config.size, layers, len(body),
+                       names=[str(ref)], index=index)
+        if ref.digest:
+            record.names = [f"{ref.name}@{ref.digest}"]
+        return self.store.add(record, str(ref) if not ref.digest else record.names[0]), fetched
+
+
+def image_config(store: Store, image: Image) -> dict[str, object]:
+    """The image config's `config` section (Entrypoint, Cmd, Env, User, WorkingDir...)."""
+    doc = json.loads(store.blob_path(image.config).read_bytes())
+    section = doc.get("config") or {}
+    return dict(section) if isinstance(section, dict) else {}
