@@ -1,0 +1,176 @@
+"""Pulls from a fake registry that misbehaves: tampered blobs, wrong diff_ids, lies, cuts,
+escaping layers; whatever fails, nothing partial is left in the cache."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.unit.images.fake_registry import BASE_MEMBERS, Fake, Member, serve, sha, tar
+from tinykube.images import errors, rootfs, unpack
+from tinykube.images.auth import Credentials
+from tinykube.images.pull import Puller
+from tinykube.images.store import Store
+
+BASE = BASE_MEMBERS
+
+
+def _empty_cache(store: Store) -> None:
+    assert not any((store.root / "layers").iterdir()), "a layer was left in the cache"
+    assert not any((store.root / "tmp").iterdir()), "a temporary file was left behind"
+    assert store.images == {}
+
+
+async def test_pull_and_unpack(tmp_path: Path) -> None:
+    fake = Fake()
+    digest = fake.add_image("app", "v1", [tar(BASE), tar([Member("etc/.wh.passwd", b"")])])
+    async with serve(fake):
+        store = Store(tmp_path)
+        pulled = await Puller(store).pull(f"{fake.host}/app:v1")
+    assert pulled.image.digest == digest and pulled.fetched > 0
+    root = rootfs.create(store, "c", pulled.image, overlay=False)
+    assert (root / "bin/sh").read_bytes() == b"#!sh\n"
+    assert not (root / "etc/passwd").exists()
+
+
+async def test_tampered_blob_refused(tmp_path: Path) -> None:
+    fake = Fake()
+    good = gzip.compress(tar(BASE), mtime=0)
+    fake.add_image("app", "v1", [tar(BASE)])
+    bad = bytearray(good)
+    bad[-12] ^= 0xFF
+    fake.tamper[sha(good)] = bytes(bad)
+    ref = "{host}/app:v1"
+    async with serve(fake):
+        store = Store(tmp_path)
+        with pytest.raises(errors.ContentError) as exc:
+            await Puller(store).pull(ref.format(host=fake.host))
+    assert str(exc.value) == (
+        f'failed to pull and unpack image "{fake.host}/app:v1": failed to copy: unexpected '
+        f"commit digest {sha(bytes(bad))}, expected {sha(good)}: failed precondition")
+    assert not store.has_blob(sha(good))
+    _empty_cache(store)
+
+
+async def test_wrong_diff_id_refused(tmp_path: Path) -> None:
+    fake = Fake()
+    claimed = sha(b"not this layer")
+    fake.add_image("app", "v1", [tar(BASE)], diff_ids=[claimed])
+    async with serve(fake):
+        store = Store(tmp_path)
+        with pytest.raises(errors.UnpackError) as exc:
+            await Puller(store).pull(f"{fake.host}/app:v1")
+    assert str(exc.value) == (
+        f'failed to pull and unpack image "{fake.host}/app:v1": failed to extract layer '
+        f'{claimed}: wrong diff id calculated on extraction "{sha(tar(BASE))}"')
+    _empty_cache(store)
+
+
+async def test_docker_content_digest_checked(tmp_path: Path) -> None:
+    fake = Fake()
+    fake.add_image("app", "v1", [tar(BASE)])
+    fake.lie_digest = True
+    async with serve(fake):
+        with pytest.raises(errors.ResolveError, match="manifest digest mismatch: "
+                                                      "Docker-Content-Digest"):
+            await Puller(Store(tmp_path)).pull(f"{fake.host}/app:v1")
+
+
+async def test_manifest_over_4mib_refused(tmp_path: Path) -> None:
+    fake = Fake()
+    fake.manifests["app:big"] = (b" " * (4 << 20) + b"{}", "application/json")
+    async with serve(fake):
+        with pytest.raises(errors.ResolveError, match="manifest too large"):
+            await Puller(Store(tmp_path)).pull(f"{fake.host}/app:big")
+
+
+@pytest.mark.parametrize("cut", ["truncate", "hang"])
+async def test_interrupted_blob_leaves_nothing(tmp_path: Path, cut: str) -> None:
+    """A connection cut halfway, or the pull cancelled while the blob streams (the agent
+    stopping): no blob, no layer, no image, nothing in tmp/."""
+    fake = Fake()
+    big = tar([*BASE, Member("big", os.urandom(1 << 20))])
+    fake.add_image("app", "v1", [tar(BASE), big])
+    getattr(fake, cut).add(sha(gzip.compress(big, mtime=0)))
+    async with serve(fake):
+        store = Store(tmp_path)
+        task = asyncio.ensure_future(Puller(store).pull(f"{fake.host}/app:v1"))
+        if cut == "hang":
+            await asyncio.wait_for(fake.half_sent.wait(), 10)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        else:
+            with pytest.raises(errors.ContentError):
+                await task
+    assert not store.has_blob(sha(gzip.compress(big, mtime=0)))
+    assert not (store.root / "layers" / sha(big)[7:]).exists()
+    assert not any((store.root / "tmp").iterdir())
+    assert store.images == {}
+
+
+async def test_basic_auth(tmp_path: Path) -> None:
+    fake = Fake()
+    fake.add_image("app", "v1", [tar(BASE)])
+    fake.basic = ("bob", "pw")
+    async with serve(fake):
+        pulled = await Puller(Store(tmp_path)).pull(f"{fake.host}/app:v1",
+                                                    creds=Credentials("bob", "pw"))
+        assert pulled.image.layers
+        with pytest.raises(errors.Unauthorized, match="pull access denied, repository does not "
+                                                      "exist or may require authorization"):
+            await Puller(Store(tmp_path / "2")).pull(f"{fake.host}/app:v1")
+
+
+def test_zstd_refused_without_a_decompressor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                             ) -> None:
+    monkeypatch.setattr(unpack, "zstd_module", lambda: None)
+    blob = tmp_path / "layer"
+    blob.write_bytes(b"\x28\xb5\x2f\xfd" + b"\0" * 32)
+    (tmp_path / "fs").mkdir()
+    with pytest.raises(errors.UnpackError, match="zstd-compressed layer, but neither the "
+                                                 "zstandard package nor Python's compression"):
+        unpack.unpack(blob, unpack.LayerDir(tmp_path / "fs", unpack.Form.OCI), [], sha(b""))
+
+
+ESCAPES = [
+    pytest.param([], [Member("../escaped", b"x")], "path escapes the root filesystem",
+                 id="dotdot"),
+    pytest.param([], [Member("/escaped", b"x")], "absolute path in layer", id="absolute"),
+    pytest.param([Member("etc", symlink="{outside}")], [Member("etc/passwd", b"x")],
+                 "parent etc is a symlink in a lower layer", id="lower-layer-symlink-parent"),
+    pytest.param([], [Member("etc", symlink="{outside}"), Member("etc/passwd", b"x")],
+                 "parent etc is a symlink", id="same-layer-symlink-parent"),
+    pytest.param([], [Member("x", hardlink="../../outside/secret")],
+                 "path escapes the root filesystem", id="hardlink-dotdot"),
+    pytest.param([Member("lnk", symlink="{outside}/secret")], [Member("x", hardlink="lnk")],
+                 "which is not a file of the image", id="hardlink-to-symlink"),
+    pytest.param([], [Member("x", hardlink="nothing/here")],
+                 "which is not a file of the image", id="hardlink-to-nothing"),
+]
+
+
+@pytest.mark.parametrize(("lower", "upper", "why"), ESCAPES)
+async def test_escaping_layer_refused(tmp_path: Path, lower: list[Member], upper: list[Member],
+                                      why: str) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret").write_text("host file\n")
+
+    def fix(ms: list[Member]) -> list[Member]:
+        return [Member(m.name, m.data, m.mode, m.symlink.format(outside=outside), m.hardlink)
+                for m in ms]
+    fake = Fake()
+    fake.add_image("app", "v1", [tar([*BASE, *fix(lower)]), tar(fix(upper))])
+    async with serve(fake):
+        store = Store(tmp_path / "cache")
+        with pytest.raises(errors.UnpackError, match=why):
+            await Puller(store).pull(f"{fake.host}/app:v1")
+    assert sorted(p.name for p in outside.iterdir()) == ["secret"]
+    assert (outside / "secret").read_text() == "host file\n"
+    assert not (tmp_path / "escaped").exists()
+    assert store.images == {}
