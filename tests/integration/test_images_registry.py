@@ -170,8 +170,10 @@ async def test_registry_stopped_before_a_blob(env: Env, tmp_path: Path) -> None:
             return await original(reg, desc)
 
         puller._fetch = fetch_then_stop  # type: ignore[method-assign]
-        with pytest.raises(errors.PullError, match="failed to do request: Get"):
+        with pytest.raises(errors.ContentError) as exc:
             await puller.pull(ref)
+    assert str(exc.value).startswith(f'failed to pull and unpack image "{ref}": failed to copy: '
+                                     f'failed to do request: Get "http://{doomed.host}/v2/')
     assert not any((store.root / "layers").iterdir())
     assert store.find(ref) is None
     assert not any((store.root / "tmp").iterdir())

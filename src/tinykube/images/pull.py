@@ -49,15 +49,18 @@ class Pulled:
 
 class Puller:
     """Pulls into `store`; `insecure`: registries spoken to over plain HTTP (loopback
-    registries always are); `platform`: the one to choose from indexes."""
+    registries always are); `platform`: the one to choose from indexes; `max_layer` and
+    `max_unpacked` bound one layer's blob and its uncompressed tar."""
 
     def __init__(self, store: Store, *, insecure: Collection[str] = (),
-                 platform: mf.Platform | None = None, max_layer: int = 64 << 30,
+                 platform: mf.Platform | None = None, max_layer: int = 16 << 30,
+                 max_unpacked: int = 64 << 30,
                  timeout: aiohttp.ClientTimeout | None = None) -> None:
         self.store = store
         self.insecure = insecure
         self.platform = platform or mf.this_platform()
         self.max_layer = max_layer
+        self.max_unpacked = max_unpacked
         self.timeout = timeout or aiohttp.ClientTimeout(total=None, sock_connect=30,
                                                         sock_read=120)
         self.form = Form.OVERLAY if os.geteuid() == 0 else Form.OCI
@@ -126,14 +129,17 @@ class Puller:
         async with lock:
             if self.store.layer(diff_id) is not None:
                 return self.store.layer_size(diff_id)
+            size = 0
             with self.store.temp_dir() as tmp:
                 dest = LayerDir(tmp / "fs", self.form)
                 dest.root.mkdir()
                 size = await asyncio.to_thread(
                     unpack, self.store.blob_path(desc.digest), dest, lowers[::-1], diff_id,
-                    max_bytes=self.max_layer * 64)
+                    max_bytes=self.max_unpacked)
                 self.store.commit_layer(tmp, diff_id, self.form, size)
-            return size
+        if not lock.locked():
+            self._locks.pop(diff_id, None)
+        return size
 
     async def _pull(self, reg: Registry, ref: reference.Reference) -> tuple[Image, int]:
         doc, body, digest, index = await self._resolve(reg, ref)

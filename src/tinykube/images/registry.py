@@ -33,6 +33,7 @@ from tinykube.images import manifest as mf
 from tinykube.images.errors import (
     ContentError,
     NotFound,
+    PullError,
     RegistryUnavailable,
     ResolveError,
     Unauthorized,
@@ -125,8 +126,10 @@ class Registry:
             raise Unauthorized("pull access denied, repository does not exist or may require "
                                "authorization: authorization failed: no basic auth credentials")
 
-    async def _get(self, url: str, headers: dict[str, str]) -> aiohttp.ClientResponse:
-        """GET `url`, answering one auth challenge; the caller closes the response."""
+    async def _get(self, url: str, headers: dict[str, str],
+                   failed: type[PullError] = RegistryUnavailable) -> aiohttp.ClientResponse:
+        """GET `url`, answering one auth challenge; the caller closes the response. A
+        transport failure raises `failed` (resolving or copying, as the caller is)."""
         for retried in (False, True):
             h = dict(headers)
             if self.authorization:
@@ -134,7 +137,7 @@ class Registry:
             try:
                 resp = await self.session.get(url, headers=h)
             except aiohttp.ClientError as exc:
-                raise RegistryUnavailable(f'failed to do request: Get "{url}": {exc}') from exc
+                raise failed(f'failed to do request: Get "{url}": {exc}') from exc
             if resp.status != 401:
                 return resp
             resp.release()
@@ -163,7 +166,7 @@ class Registry:
 
     async def blob_to(self, desc: mf.Descriptor, out: BinaryIO) -> None:
         """Stream blob `desc` into `out`, checking size and sha256 as it arrives."""
-        resp = await self._get(self._url("blobs", desc.digest), {})
+        resp = await self._get(self._url("blobs", desc.digest), {}, ContentError)
         async with resp:
             if resp.status != 200:
                 raise ContentError(f"{desc.digest}: {_unexpected(resp)}")

@@ -26,6 +26,7 @@ import dataclasses
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Collection, Iterator
@@ -58,7 +59,14 @@ class Image:
     last_used: float = 0.0
 
     @property
+    def content_size(self) -> int:
+        """Bytes of its blobs (manifest, config, compressed layers): the size containerd's
+        CRI reports and the kubelet's `Pulled` event and `status.images` show."""
+        return self.manifest_size + self.config_size + sum(ly.size for ly in self.layers)
+
+    @property
     def size(self) -> int:
+        """Bytes it takes in the cache: its blobs and its unpacked layers."""
         layers = sum(ly.size + ly.unpacked for ly in self.layers)
         return self.manifest_size + self.config_size + layers
 
@@ -249,8 +257,18 @@ class Store:
                 _remove(path)
 
 
+def _writable_retry(func: Callable[..., object], path: str, _exc: BaseException) -> None:
+    """rmtree's error hook: a read-only directory (kept from a layer) is made writable."""
+    parent = os.path.dirname(path)
+    os.chmod(parent, os.stat(parent).st_mode | 0o700)
+    func(path)
+
+
 def _remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
+        if sys.version_info >= (3, 12):
+            shutil.rmtree(path, onexc=_writable_retry)
+        else:
+            shutil.rmtree(path, onerror=lambda f, p, e: _writable_retry(f, p, e[1]))
     else:
         path.unlink(missing_ok=True)

@@ -268,10 +268,14 @@ class _Unpacker:
             return
         self.ensure_dir(parts[:-1], m.name)
         path = self.dest.root.joinpath(*parts)
+        st = _lstat(path)
+        replaces_whiteout = self.dest.form is Form.OVERLAY and self.dest.is_whiteout(path, st)
         self.clear(path, keep_dir=m.isdir())
         self.size += m.size if m.isreg() else 0
         if m.isdir():
             path.mkdir(exist_ok=True)
+            if replaces_whiteout:  # deleted, then made anew: it must hide the lower one
+                self.set_opaque(path)
             self.dirs.add(parts)
             self.deferred.append((m, path))
         elif m.islnk():

@@ -174,3 +174,23 @@ async def test_escaping_layer_refused(tmp_path: Path, lower: list[Member], upper
     assert (outside / "secret").read_text() == "host file\n"
     assert not (tmp_path / "escaped").exists()
     assert store.images == {}
+
+
+async def test_file_replacing_a_symlink_writes_no_further(tmp_path: Path) -> None:
+    """A layer's symlink to a host file, then a regular file of the same name (same layer
+    or next): the symlink is replaced, the host file is untouched."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret").write_text("host file\n")
+    fake = Fake()
+    fake.add_image("app", "v1", [
+        tar([*BASE, Member("a", symlink=str(outside / "secret")), Member("a", b"mine\n"),
+             Member("b", symlink=str(outside / "secret"))]),
+        tar([Member("b", b"mine too\n")])])
+    async with serve(fake):
+        store = Store(tmp_path / "cache")
+        image = (await Puller(store).pull(f"{fake.host}/app:v1")).image
+    root = rootfs.create(store, "c", image, overlay=False)
+    assert (root / "a").read_text() == "mine\n" and not (root / "a").is_symlink()
+    assert (root / "b").read_text() == "mine too\n" and not (root / "b").is_symlink()
+    assert (outside / "secret").read_text() == "host file\n"

@@ -231,12 +231,14 @@ async def test_gc_keeps_images_of_containers(tmp_path: Path) -> None:
 
 WHITEOUTS = [tar([*BASE_MEMBERS, Member("www/", None, 0o755), Member("www/gone", b"x"),
                   Member("www/old/", None, 0o700), Member("www/old/a", b"a"),
-                  Member("www/keep", b"k")]),
+                  Member("www/keep", b"k"), Member("www/redo/", None, 0o755),
+                  Member("www/redo/lower", b"l")]),
              tar([Member("www/.wh.gone", b""), Member("www/old/.wh..wh..opq", b""),
                   Member("www/old/new", b"n")]),
              tar([Member("www/old/.wh.new", b""), Member("www/old/newer", b"n2"),
                   Member("www/.wh.keep", b""), Member("www/keep/", None, 0o755),
-                  Member("www/keep/inside", b"i")])]
+                  Member("www/keep/inside", b"i"), Member("www/.wh.redo", b""),
+                  Member("www/redo/", None, 0o755), Member("www/redo/upper", b"u")])]
 
 
 @pytest.mark.parametrize("form", [Form.OVERLAY, Form.OCI])
@@ -252,7 +254,15 @@ async def test_whiteouts_in_both_forms(tmp_path: Path, form: Form) -> None:
         puller = Puller(store)
         puller.form = form
         image = (await puller.pull(f"{fake.host}/w:1")).image
+    want = ["keep", "keep/inside", "old", "old/newer", "redo", "redo/upper"]
     root = rootfs.create(store, "c", image, overlay=False)
-    found = sorted(str(p.relative_to(root)) for p in (root / "www").rglob("*"))
-    assert found == ["www/keep", "www/keep/inside", "www/old", "www/old/newer"]
+    assert sorted(str(p.relative_to(root / "www")) for p in (root / "www").rglob("*")) == want
     assert (root / "www/old").stat().st_mode & 0o777 == 0o700
+    if form is Form.OVERLAY and rootfs.overlay_supported(store):
+        mounted = rootfs.create(store, "m", image)
+        try:
+            assert (store.root / "containers/m/mounted").exists()
+            assert sorted(str(p.relative_to(mounted / "www"))
+                          for p in (mounted / "www").rglob("*")) == want
+        finally:
+            rootfs.remove(store, "m")
