@@ -308,3 +308,34 @@ def listing(root: Path) -> dict[str, tuple[str, int, int, int, str]]:
             out[str(path.relative_to(root))] = (kind, st.st_mode & 0o7777, st.st_uid, st.st_gid,
                                                 extra)
     return out
+
+
+def _needed_libs(binary: str) -> list[str]:
+    out = subprocess.run(["ldd", binary], capture_output=True, text=True, check=False).stdout
+    return [w for w in out.split() if w.startswith("/") and ".so" in w]
+
+
+def build_python(work: Path, layout: Path, tag: str = "py") -> None:
+    """A bigger image on top of the busybox one (tag "1"): the host's Debian python3.11, its
+    shared libraries and standard library (no tests, no site-packages), as the trial's a2b."""
+    bundle = work / f"bundle-{tag}"
+    _run("umoci", "unpack", "--image", f"{layout}:1", str(bundle))
+    root = bundle / "rootfs"
+    python = "/usr/bin/python3.11"
+    wanted = {python, *_needed_libs(python)}
+    for so in Path("/usr/lib/python3.11/lib-dynload").glob("*.so"):
+        wanted.update(_needed_libs(str(so)))
+    for src in sorted(wanted):
+        dest = root / src.lstrip("/")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(os.path.realpath(src), dest)
+    os.symlink("python3.11", root / "usr/bin/python3")
+    skip = shutil.ignore_patterns("test", "tests", "idlelib", "tkinter", "turtledemo",
+                                  "__pycache__", "site-packages", "dist-packages")
+    shutil.copytree("/usr/lib/python3.11", root / "usr/lib/python3.11", ignore=skip,
+                    symlinks=True, dirs_exist_ok=True)
+    _run("umoci", "repack", "--image", f"{layout}:{tag}", str(bundle))
+    shutil.rmtree(bundle)
+    _run("umoci", "config", "--image", f"{layout}:{tag}", "--clear=config.entrypoint",
+         "--config.entrypoint", "/usr/bin/python3", "--clear=config.cmd",
+         "--config.cmd", "-m", "--config.cmd", "http.server", "--config.cmd", "8000")
