@@ -177,3 +177,23 @@ async def test_registry_stopped_before_a_blob(env: Env, tmp_path: Path) -> None:
     assert not any((store.root / "layers").iterdir())
     assert store.find(ref) is None
     assert not any((store.root / "tmp").iterdir())
+
+
+@pytest.mark.slow
+async def test_python_image_matches_umoci_unpack(env: Env, tmp_path: Path) -> None:
+    """The bigger image (the host's python3.11 and its standard library, ~1,000 entries on
+    the busybox layers): overlay and copy roots both equal umoci's unpack."""
+    oci_registry.build_python(env.work, env.layout, "py")
+    ref = f"{env.plain.host}/demo/python:3.11"
+    oci_registry.push(env.layout, "py", ref)
+    store = _store(tmp_path)
+    pulled = await Puller(store).pull(ref)
+    theirs = oci_registry.listing(oci_registry.umoci_unpack(env.layout, "py", tmp_path / "u"))
+    assert len(theirs) > 500
+    copy = rootfs.create(store, "copy", pulled.image, overlay=False)
+    assert oci_registry.listing(copy) == theirs
+    if rootfs.overlay_supported(store):
+        try:
+            assert oci_registry.listing(rootfs.create(store, "ovl", pulled.image)) == theirs
+        finally:
+            rootfs.remove(store, "ovl")
