@@ -111,6 +111,8 @@ async def test_not_found_message(env: Env, tmp_path: Path) -> None:
     assert str(exc.value) == (f'failed to pull and unpack image "{ref}": failed to resolve '
                               f'reference "{ref}": {ref}: not found')
     assert exc.value.code == "NotFound"
+    assert errors.event_message("img", exc.value) == (
+        f'Failed to pull image "img": rpc error: code = NotFound desc = {exc.value}')
 
 
 async def test_token_auth_pulls_with_the_right_password(env: Env, tmp_path: Path) -> None:
@@ -172,8 +174,9 @@ async def test_registry_stopped_before_a_blob(env: Env, tmp_path: Path) -> None:
         puller._fetch = fetch_then_stop  # type: ignore[method-assign]
         with pytest.raises(errors.ContentError) as exc:
             await puller.pull(ref)
-    assert str(exc.value).startswith(f'failed to pull and unpack image "{ref}": failed to copy: '
-                                     f'failed to do request: Get "http://{doomed.host}/v2/')
+    assert str(exc.value).startswith(
+        f'failed to pull and unpack image "{ref}": failed to copy: httpReadSeeker: failed open: '
+        f'failed to do request: Get "http://{doomed.host}/v2/demo/busybox/blobs/sha256:')
     assert not any((store.root / "layers").iterdir())
     assert store.find(ref) is None
     assert not any((store.root / "tmp").iterdir())

@@ -17,6 +17,7 @@ class ImageError(Exception):
     """Any failure of the image library."""
 
     code = "Unknown"  # the gRPC status code containerd's CRI service answers with
+    reason = "ErrImagePull"  # the container's `state.waiting.reason` the kubelet writes
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
@@ -31,6 +32,7 @@ class InvalidReference(ImageError):
     """An image name the reference grammar refuses (the kubelet's `InvalidImageName`)."""
 
     code = "InvalidArgument"
+    reason = "InvalidImageName"
 
 
 class PullError(ImageError):
@@ -92,5 +94,19 @@ class UnpackError(PullError):
 class NeverPull(ImageError):
     """`imagePullPolicy: Never` and the image is not in the cache (`ErrImageNeverPull`)."""
 
+    reason = "ErrImageNeverPull"
+
     def __init__(self, image: str) -> None:
         super().__init__(f'Container image "{image}" is not present with pull policy of Never')
+
+
+def event_message(image: str, exc: ImageError) -> str:
+    """The kubelet's (v1.32) warning event for `exc` on the container's `image` as the pod
+    spells it: `Failed to pull image "IMAGE": rpc error: code = CODE desc = ...` (reason
+    `Failed`), `Failed to apply default image tag ...` for a bad name, and the bare message
+    for `Never` (reason `ErrImageNeverPull`)."""
+    if isinstance(exc, NeverPull):
+        return str(exc)
+    if isinstance(exc, InvalidReference):
+        return f'Failed to apply default image tag "{image}": {exc}'
+    return f'Failed to pull image "{image}": rpc error: code = {exc.code} desc = {exc}'

@@ -137,7 +137,8 @@ class Registry:
             try:
                 resp = await self.session.get(url, headers=h)
             except aiohttp.ClientError as exc:
-                raise failed(f'failed to do request: Get "{url}": {exc}') from exc
+                where = "httpReadSeeker: failed open: " if failed is ContentError else ""
+                raise failed(f'{where}failed to do request: Get "{url}": {exc}') from exc
             if resp.status != 401:
                 return resp
             resp.release()

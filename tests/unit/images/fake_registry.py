@@ -58,6 +58,13 @@ def tar(members: list[Member]) -> bytes:
     return buf.getvalue()
 
 
+def _compress(data: bytes, how: str) -> bytes:
+    if how == "zstd":
+        import zstandard
+        return bytes(zstandard.ZstdCompressor().compress(data))
+    return gzip.compress(data, mtime=0) if how == "gzip" else data
+
+
 def sha(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
@@ -75,8 +82,8 @@ class Fake:
         self.host = ""
 
     def add_image(self, repo: str, tag: str, layers: list[bytes], *,
-                  diff_ids: list[str] | None = None, compress: bool = True) -> str:
-        blobs = [gzip.compress(t, mtime=0) if compress else t for t in layers]
+                  diff_ids: list[str] | None = None, compress: str = "gzip") -> str:
+        blobs = [_compress(t, compress) for t in layers]
         config = json.dumps({"architecture": "amd64", "os": "linux",
                              "config": {"Cmd": ["/bin/sh"]},
                              "rootfs": {"type": "layers",

@@ -126,6 +126,23 @@ async def test_basic_auth(tmp_path: Path) -> None:
             await Puller(Store(tmp_path / "2")).pull(f"{fake.host}/app:v1")
 
 
+@pytest.mark.parametrize("compress", ["gzip", "zstd", "none"])
+async def test_layer_compressions(tmp_path: Path, compress: str) -> None:
+    """gzip, zstd (with the zstandard package, as `pip install tinykube[zstd]` brings) and
+    uncompressed layers, each with its diff_id checked."""
+    if compress == "zstd" and unpack.zstd_module() is None:
+        pytest.skip("neither zstandard nor compression.zstd is installed")
+    fake = Fake()
+    fake.add_image("app", "v1", [tar(BASE), tar([Member("etc/motd", b"hi\n")])],
+                   compress=compress)
+    async with serve(fake):
+        store = Store(tmp_path)
+        image = (await Puller(store).pull(f"{fake.host}/app:v1")).image
+    root = rootfs.create(store, "c", image, overlay=False)
+    assert (root / "etc/motd").read_bytes() == b"hi\n"
+    assert (root / "bin/sh").stat().st_mode & 0o777 == 0o755
+
+
 def test_zstd_refused_without_a_decompressor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                                              ) -> None:
     monkeypatch.setattr(unpack, "zstd_module", lambda: None)

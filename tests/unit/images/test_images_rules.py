@@ -45,6 +45,9 @@ def test_reference_invalid(image: str) -> None:
     with pytest.raises(errors.InvalidReference) as exc:
         reference.parse(image)
     assert str(exc.value) == f'couldn\'t parse image name "{image}": invalid reference format'
+    assert exc.value.reason == "InvalidImageName"
+    assert errors.event_message(image, exc.value) == (
+        f'Failed to apply default image tag "{image}": {exc.value}')
 
 
 @pytest.mark.parametrize(("registry", "insecure", "want"), [
@@ -151,6 +154,8 @@ def test_pull_policy_never_absent() -> None:
     with pytest.raises(errors.NeverPull) as exc:
         policy.should_pull("Never", "nginx:1.11", False)
     assert str(exc.value) == 'Container image "nginx:1.11" is not present with pull policy of Never'
+    assert exc.value.reason == "ErrImageNeverPull"
+    assert errors.event_message("nginx:1.11", exc.value) == str(exc.value)
 
 
 def _index(*platforms: mf.Platform | None) -> mf.Index:
@@ -266,3 +271,13 @@ async def test_whiteouts_in_both_forms(tmp_path: Path, form: Form) -> None:
                           for p in (mounted / "www").rglob("*")) == want
         finally:
             rootfs.remove(store, "m")
+
+
+def test_store_reopens_and_clears_leftovers(tmp_path: Path) -> None:
+    """A crashed pull's temporary files go when the store opens; records persist."""
+    store = Store(tmp_path)
+    (store.root / "tmp" / "partial-blob").write_bytes(b"half")
+    (store.root / "tmp" / "partial-layer").mkdir()
+    (store.root / "tmp" / "partial-layer" / "ro").mkdir(mode=0o500)
+    Store(tmp_path)
+    assert not any((tmp_path / "tmp").iterdir())
