@@ -11,6 +11,11 @@
    diff_id matched.
 4. Record the image (tag -> manifest digest).
 
+Mirrors (`--registry-mirror`, as containerd's `hosts.toml` mirrors) are tried in order before
+the registry itself, anonymously; a mirror that has not the image (404) or cannot be reached
+passes the pull to the next. If all fail, the first error other than not-found is raised, or
+not-found, as containerd's resolver does. Blobs come from the endpoint that resolved.
+
 Any failure cancels the transfers still running and leaves nothing partial in the cache.
 Errors are re-raised with the normalised reference set, so `str(error)` is containerd's
 `failed to pull and unpack image "REF": ...`. Concurrent pulls of one layer in one process
@@ -24,14 +29,20 @@ import dataclasses
 import json
 import os
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 
 import aiohttp
 
 from tinykube.images import manifest as mf
 from tinykube.images import reference
 from tinykube.images.auth import Credentials
-from tinykube.images.errors import ContentError, ImageError, ResolveError
+from tinykube.images.errors import (
+    ContentError,
+    ImageError,
+    NotFound,
+    RegistryUnavailable,
+    ResolveError,
+)
 from tinykube.images.registry import Registry
 from tinykube.images.store import Image, Layer, Store
 from tinykube.images.unpack import Form, LayerDir, unpack
@@ -50,14 +61,17 @@ class Pulled:
 class Puller:
     """Pulls into `store`; `insecure`: registries spoken to over plain HTTP (loopback
     registries always are); `platform`: the one to choose from indexes; `max_layer` and
-    `max_unpacked` bound one layer's blob and its uncompressed tar."""
+    `max_unpacked` bound one layer's blob and its uncompressed tar; `mirrors`: registry
+    (`docker.io`, `host:port`) -> mirror endpoints (`host:port` or URLs), tried first."""
 
     def __init__(self, store: Store, *, insecure: Collection[str] = (),
+                 mirrors: Mapping[str, Sequence[str]] | None = None,
                  platform: mf.Platform | None = None, max_layer: int = 16 << 30,
                  max_unpacked: int = 64 << 30,
                  timeout: aiohttp.ClientTimeout | None = None) -> None:
         self.store = store
         self.insecure = insecure
+        self.mirrors = dict(mirrors or {})
         self.platform = platform or mf.this_platform()
         self.max_layer = max_layer
         self.max_unpacked = max_unpacked
@@ -75,12 +89,29 @@ class Puller:
         start = time.monotonic()
         try:
             async with aiohttp.ClientSession(timeout=self.timeout) as session:
-                reg = Registry(session, ref, creds=creds, insecure=self.insecure)
-                record, fetched = await self._pull(reg, ref)
+                record, fetched = await self._pull_any(session, ref, creds)
         except ImageError as exc:
             exc.image = str(ref)
             raise
         return Pulled(record, str(ref), time.monotonic() - start, fetched)
+
+    def _mirror_base(self, mirror: str) -> str:
+        if mirror.startswith(("http://", "https://")):
+            return mirror.rstrip("/")
+        return reference.endpoint(mirror, self.insecure)
+
+    async def _pull_any(self, session: aiohttp.ClientSession, ref: reference.Reference,
+                        creds: Credentials | None) -> tuple[Image, int]:
+        endpoints = [Registry(session, ref, insecure=self.insecure, base=self._mirror_base(m))
+                     for m in self.mirrors.get(ref.registry, ())]
+        endpoints.append(Registry(session, ref, creds=creds, insecure=self.insecure))
+        failures: list[ImageError] = []
+        for reg in endpoints:
+            try:
+                return await self._pull(reg, ref)
+            except (NotFound, RegistryUnavailable) as exc:  # try the next endpoint
+                failures.append(exc)
+        raise next((e for e in failures if not isinstance(e, NotFound)), failures[0])
 
     async def _resolve(self, reg: Registry, ref: reference.Reference
                        ) -> tuple[mf.Manifest, bytes, str, str]:

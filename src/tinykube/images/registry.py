@@ -64,13 +64,15 @@ def _unexpected(resp: aiohttp.ClientResponse) -> str:
 
 
 class Registry:
-    """The v2 API of one repository; `creds` None means anonymous."""
+    """The v2 API of one repository; `creds` None means anonymous; `base` another endpoint
+    serving it (a mirror) instead of the reference's registry."""
 
     def __init__(self, session: aiohttp.ClientSession, ref: Reference, *,
-                 creds: auth.Credentials | None = None, insecure: Collection[str] = ()) -> None:
+                 creds: auth.Credentials | None = None, insecure: Collection[str] = (),
+                 base: str = "") -> None:
         self.session = session
         self.ref = ref
-        self.base = endpoint(ref.registry, insecure)
+        self.base = base or endpoint(ref.registry, insecure)
         self.creds = creds
         self.authorization = ""
         self.token_fetches = 0

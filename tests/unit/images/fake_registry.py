@@ -80,6 +80,7 @@ class Fake:
         self.lie_digest = False
         self.basic: tuple[str, str] | None = None
         self.host = ""
+        self.served: list[str] = []  # blobs sent in full
 
     def add_image(self, repo: str, tag: str, layers: list[bytes], *,
                   diff_ids: list[str] | None = None, compress: str = "gzip") -> str:
@@ -126,6 +127,7 @@ class Fake:
             return web.Response(status=404)
         data = self.tamper.get(digest, self.blobs[digest])
         if digest not in self.truncate and digest not in self.hang:
+            self.served.append(digest)
             return web.Response(body=data)
         resp = web.StreamResponse()
         resp.content_length = len(data)

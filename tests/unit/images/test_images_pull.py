@@ -15,6 +15,7 @@ from tinykube.images import errors, rootfs, unpack
 from tinykube.images.auth import Credentials
 from tinykube.images.pull import Puller
 from tinykube.images.store import Store
+from tinykube.testing import free_port
 
 BASE = BASE_MEMBERS
 
@@ -211,3 +212,35 @@ async def test_file_replacing_a_symlink_writes_no_further(tmp_path: Path) -> Non
     assert (root / "a").read_text() == "mine\n" and not (root / "a").is_symlink()
     assert (root / "b").read_text() == "mine too\n" and not (root / "b").is_symlink()
     assert (outside / "secret").read_text() == "host file\n"
+
+
+@pytest.mark.parametrize(("mirror_has", "upstream_has", "want"), [
+    pytest.param(True, False, "mirror", id="mirror-serves"),
+    pytest.param(False, True, "upstream", id="mirror-404-upstream-serves"),
+    pytest.param(None, True, "upstream", id="mirror-down-upstream-serves"),
+    pytest.param(False, False, "{ref}: not found", id="both-404"),
+    pytest.param(None, False, 'failed to do request: Get "http://{mirror}/v2/app/manifests/v1"',
+                 id="mirror-down-upstream-404"),
+])
+async def test_mirrors(tmp_path: Path, mirror_has: bool | None, upstream_has: bool,
+                       want: str) -> None:
+    """Mirrors first, then the registry; when all fail, the first error other than
+    not-found is the one raised (containerd's resolver), else not-found."""
+    mirror, upstream = Fake(), Fake()
+    for fake, has in ((mirror, mirror_has), (upstream, upstream_has)):
+        if has:
+            fake.add_image("app", "v1", [tar(BASE)])
+    async with serve(mirror), serve(upstream):
+        mirror_host = mirror.host if mirror_has is not None else f"127.0.0.1:{free_port()}"
+        puller = Puller(Store(tmp_path), mirrors={upstream.host: [f"http://{mirror_host}"]})
+        ref = f"{upstream.host}/app:v1"
+        if want in ("mirror", "upstream"):
+            await puller.pull(ref)
+            assert bool(mirror.served) == (want == "mirror")
+            assert bool(upstream.served) == (want == "upstream")
+            return
+        with pytest.raises(errors.ResolveError) as exc:
+            await puller.pull(ref)
+    assert str(exc.value).startswith(  # a connection error's own text follows
+        f'failed to pull and unpack image "{ref}": failed to resolve reference "{ref}": '
+        + want.format(ref=ref, mirror=mirror_host))
