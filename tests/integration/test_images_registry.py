@@ -77,6 +77,8 @@ async def test_pull_by_digest_and_cache_reuse(env: Env, tmp_path: Path) -> None:
     first = await Puller(store).pull(f"{env.plain.host}/demo/busybox:1")
     again = await Puller(store).pull(f"{env.plain.host}/demo/busybox@{first.image.digest}")
     assert again.image.digest == first.image.digest
+    assert first.image.names == [f"{env.plain.host}/demo/busybox:1",
+                                 f"{env.plain.host}/demo/busybox@{first.image.digest}"]
     assert again.fetched == 0  # every layer was already unpacked
     assert store.find(f"{env.plain.host}/demo/busybox@{first.image.digest}") is not None
     assert store.find(f"{env.plain.host}/demo/busybox:1") is not None
@@ -93,6 +95,11 @@ async def test_index_platform_choice(env: Env, tmp_path: Path, platform: mf.Plat
     chosen = await Puller(store, platform=platform).pull(f"{env.plain.host}/demo/busybox:multi")
     assert chosen.image.digest == direct.image.digest
     assert chosen.image.index == env.index_digest
+    name = f"{env.plain.host}/demo/busybox"
+    assert f"{name}@{env.index_digest}" in chosen.image.names  # the imageID a pod shows
+    by_index = await Puller(store, platform=platform).pull(f"{name}@{env.index_digest}")
+    assert by_index.image.digest == direct.image.digest and by_index.fetched == 0
+    assert store.find(f"{name}@{env.index_digest}") == by_index.image
 
 
 async def test_index_without_this_platform(env: Env, tmp_path: Path) -> None:

@@ -195,11 +195,11 @@ class Puller:
                 task.cancel()
             await asyncio.gather(*fetches.values(), return_exceptions=True)
         fetched = sum(t.result() for t in fetches.values())
+        by_digest = f"{ref.name}@{index or digest}"  # the name a pod's imageID shows
+        names = [by_digest] if ref.digest else [str(ref), by_digest]
         record = Image(digest, doc.config.digest, doc.config.size, layers, len(body),
-                       names=[str(ref)], index=index)
-        if ref.digest:
-            record.names = [f"{ref.name}@{ref.digest}"]
-        return self.store.add(record, str(ref) if not ref.digest else record.names[0]), fetched
+                       names=names, index=index)
+        return self.store.add(record, names[0]), fetched
 
 
 def image_config(store: Store, image: Image) -> dict[str, object]:

@@ -121,9 +121,12 @@ class Store:
             os.replace(path, self.root / "images.json")
 
     def find(self, ref: str) -> Image | None:
-        """The image of a normalised reference (`name:tag`, or `name@digest`)."""
+        """The image of a normalised reference (`name:tag`, or `name@digest` of its manifest
+        or of the index it was chosen from)."""
         digest = ref.partition("@")[2] or self.tags.get(ref, "")
-        return self.images.get(digest)
+        if digest in self.images:
+            return self.images[digest]
+        return next((i for i in self.images.values() if digest and i.index == digest), None)
 
     def add(self, image: Image, ref: str) -> Image:
         """Record `image` (merging its names with an existing record) and tag `ref` to it."""

@@ -28,6 +28,7 @@ written. The caller unpacks into a temporary directory and renames it only if it
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import enum
 import gzip
@@ -283,8 +284,7 @@ class _Unpacker:
         elif (m.ischr() or m.isblk()) and not self.root:
             return
         else:
-            tf.extract(m.replace(name="/".join(parts), deep=False), self.dest.root,
-                       set_attrs=True, numeric_owner=True, filter="fully_trusted")
+            _extract(tf, m, "/".join(parts), self.dest.root)
             self.xattrs(m, path)
 
     def xattrs(self, m: tarfile.TarInfo, path: Path) -> None:
@@ -295,14 +295,28 @@ class _Unpacker:
                 os.setxattr(path, key[len("SCHILY.xattr."):],
                             value.encode("utf-8", "surrogateescape"), follow_symlinks=False)
 
-    def finish(self, tf: tarfile.TarFile) -> None:
+    def finish(self) -> None:
         """Directory modes, owners and times last (a read-only directory is filled first)."""
         for m, path in reversed(self.deferred):
+            if not path.is_dir() or path.is_symlink():
+                continue  # replaced by a later member of the same name
             if self.root:
                 os.lchown(path, m.uid, m.gid)
             os.chmod(path, m.mode & 0o7777)
             os.utime(path, (m.mtime, m.mtime), follow_symlinks=False)
             self.xattrs(m, path)
+
+
+def _extract(tf: tarfile.TarFile, m: tarfile.TarInfo, name: str, root: Path) -> None:
+    """`tarfile` writes the member under its checked name, keeping setuid bits and owners
+    (`fully_trusted`; Pythons before 3.11.4 have no filters and behave so anyway)."""
+    if hasattr(tarfile, "fully_trusted_filter"):
+        tf.extract(m.replace(name=name, deep=False), root, set_attrs=True, numeric_owner=True,
+                   filter="fully_trusted")
+    else:
+        checked = copy.copy(m)
+        checked.name = name
+        tf.extract(checked, root, set_attrs=True, numeric_owner=True)
 
 
 def _under(d: tuple[str, ...], path: Path, root: Path) -> bool:
@@ -324,7 +338,7 @@ def unpack(blob: Path, dest: LayerDir, lowers: Sequence[LayerDir], diff_id: str,
                     unpacker.member(tf, m)
                     if progress is not None:
                         progress()
-                unpacker.finish(tf)
+                unpacker.finish()
             got = stream.drain()
         except (tarfile.TarError, EOFError, OSError, ValueError, zlib.error) as exc:
             raise UnpackError(diff_id, f"invalid layer: {exc}") from exc
