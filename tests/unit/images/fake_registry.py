@@ -31,6 +31,8 @@ class Member:
     mode: int = 0o644
     symlink: str = ""
     hardlink: str = ""
+    owner: tuple[int, int] = (0, 0)
+    xattrs: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 BASE_MEMBERS = [Member("bin/", None, 0o755), Member("bin/sh", b"#!sh\n", 0o755),
@@ -43,6 +45,8 @@ def tar(members: list[Member]) -> bytes:
         for m in members:
             info = tarfile.TarInfo(m.name)
             info.mode, info.mtime = m.mode, 1700000000
+            info.uid, info.gid = m.owner
+            info.pax_headers = {f"SCHILY.xattr.{k}": v for k, v in m.xattrs.items()}
             if m.symlink:
                 info.type, info.linkname = tarfile.SYMTYPE, m.symlink
                 tf.addfile(info)

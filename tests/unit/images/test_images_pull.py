@@ -244,3 +244,44 @@ async def test_mirrors(tmp_path: Path, mirror_has: bool | None, upstream_has: bo
     assert str(exc.value).startswith(  # a connection error's own text follows
         f'failed to pull and unpack image "{ref}": failed to resolve reference "{ref}": '
         + want.format(ref=ref, mirror=mirror_host))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="owners and xattrs are kept only as root")
+async def test_owners_modes_and_xattrs_kept(tmp_path: Path) -> None:
+    """Numeric owners, setgid and sticky directories, setuid files and `SCHILY.xattr`
+    attributes survive unpacking, in the copy and in the overlay."""
+    fake = Fake()
+    fake.add_image("app", "v1", [tar([
+        *BASE, Member("srv/", None, 0o2775, owner=(1000, 1001)),
+        Member("srv/data", b"d", 0o640, owner=(1000, 1001), xattrs={"user.tk": "kept"}),
+        Member("srv/tmp/", None, 0o1777), Member("bin/su", b"su", 0o4755),
+        Member("srv/link", symlink="data", owner=(1000, 1001))])])
+    async with serve(fake):
+        store = Store(tmp_path)
+        image = (await Puller(store).pull(f"{fake.host}/app:v1")).image
+    roots = [rootfs.create(store, "copy", image, overlay=False)]
+    if rootfs.overlay_supported(store):
+        roots.append(rootfs.create(store, "ovl", image))
+    try:
+        for root in roots:
+            got = {n: (st.st_mode & 0o7777, st.st_uid, st.st_gid) for n in
+                   ("srv", "srv/data", "srv/tmp", "bin/su", "srv/link")
+                   for st in [os.lstat(root / n)]}
+            assert got == {"srv": (0o2775, 1000, 1001), "srv/data": (0o640, 1000, 1001),
+                           "srv/tmp": (0o1777, 0, 0), "bin/su": (0o4755, 0, 0),
+                           "srv/link": (0o777, 1000, 1001)}
+            assert os.getxattr(root / "srv/data", "user.tk") == b"kept"
+    finally:
+        rootfs.remove(store, "ovl")
+
+
+async def test_concurrent_pulls_unpack_once(tmp_path: Path) -> None:
+    fake = Fake()
+    fake.add_image("app", "v1", [tar(BASE), tar([Member("etc/motd", b"hi")])])
+    async with serve(fake):
+        store = Store(tmp_path)
+        puller = Puller(store)
+        a, b = await asyncio.gather(*(puller.pull(f"{fake.host}/app:v1") for _ in range(2)))
+    assert a.image.digest == b.image.digest
+    assert len(list((store.root / "layers").iterdir())) == 2
+    assert not any((store.root / "tmp").iterdir())
