@@ -8,7 +8,8 @@
    when verified.
 3. Unpack the layers in order, each in a worker thread as soon as its blob (and the layer
    below) is there, into a temporary directory that becomes `layers/HEX` only once its
-   diff_id matched.
+   diff_id matched. A cancelled pull stops the thread (at its next read) and waits for it
+   before the directory is removed.
 4. Record the image (tag -> manifest digest).
 
 Mirrors (`--registry-mirror`, as containerd's `hosts.toml` mirrors) are tried in order before
@@ -28,6 +29,7 @@ import asyncio
 import dataclasses
 import json
 import os
+import threading
 import time
 from collections.abc import Collection, Mapping, Sequence
 
@@ -164,9 +166,17 @@ class Puller:
             with self.store.temp_dir() as tmp:
                 dest = LayerDir(tmp / "fs", self.form)
                 dest.root.mkdir()
-                size = await asyncio.to_thread(
+                stop = threading.Event()
+                work = asyncio.ensure_future(asyncio.to_thread(
                     unpack, self.store.blob_path(desc.digest), dest, lowers[::-1], diff_id,
-                    max_bytes=self.max_unpacked)
+                    max_bytes=self.max_unpacked, stop=stop))
+                try:
+                    size = await asyncio.shield(work)
+                except asyncio.CancelledError:
+                    # the thread writes into tmp: stop it and let it finish before tmp goes
+                    stop.set()
+                    await asyncio.wait([work])
+                    raise
                 self.store.commit_layer(tmp, diff_id, self.form, size)
         if not lock.locked():
             self._locks.pop(diff_id, None)

@@ -38,8 +38,9 @@ import os
 import shutil
 import stat
 import tarfile
+import threading
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
@@ -128,12 +129,16 @@ def zstd_module() -> Any | None:
 class _Hashing:
     """A read-only stream that hashes (and counts) what passes through it, bounded."""
 
-    def __init__(self, inner: BinaryIO, limit: int, diff_id: str) -> None:
-        self.inner, self.limit, self.diff_id = inner, limit, diff_id
+    def __init__(self, inner: BinaryIO, limit: int, diff_id: str,
+                 stop: threading.Event | None) -> None:
+        self.inner, self.limit, self.diff_id, self.stop = inner, limit, diff_id, stop
         self.sha = hashlib.sha256()
         self.n = 0
 
     def read(self, size: int = -1) -> bytes:
+        """At most `size` bytes (1 MiB when unbounded: tarfile always asks for a size)."""
+        if self.stop is not None and self.stop.is_set():
+            raise UnpackError(self.diff_id, "unpacking cancelled")
         data = self.inner.read(size if size >= 0 else 1 << 20)
         self.n += len(data)
         if self.n > self.limit:
@@ -324,20 +329,19 @@ def _under(d: tuple[str, ...], path: Path, root: Path) -> bool:
 
 
 def unpack(blob: Path, dest: LayerDir, lowers: Sequence[LayerDir], diff_id: str, *,
-           max_bytes: int = 64 << 30, progress: Callable[[], None] | None = None) -> int:
+           max_bytes: int = 64 << 30, stop: threading.Event | None = None) -> int:
     """Unpack the layer `blob` into the empty directory `dest.root` over `lowers` (top
-    first); return its unpacked size. `UnpackError` if it escapes or its diff_id differs."""
+    first); return its unpacked size. `UnpackError` if it escapes or its diff_id differs,
+    or soon after `stop` is set (checked before every read of at most 1 MiB)."""
     unpacker = _Unpacker(dest, lowers, diff_id)
     with blob.open("rb") as raw:
-        stream = _Hashing(_open_decompressed(raw, diff_id), max_bytes, diff_id)
+        stream = _Hashing(_open_decompressed(raw, diff_id), max_bytes, diff_id, stop)
         try:
             with tarfile.open(fileobj=stream, mode="r|") as tf:  # type: ignore[call-overload]
                 for count, m in enumerate(tf):
                     if count >= MAX_MEMBERS:
                         raise UnpackError(diff_id, f"more than {MAX_MEMBERS} entries")
                     unpacker.member(tf, m)
-                    if progress is not None:
-                        progress()
                 unpacker.finish()
             got = stream.drain()
         except (tarfile.TarError, EOFError, OSError, ValueError, zlib.error) as exc:

@@ -285,3 +285,35 @@ async def test_concurrent_pulls_unpack_once(tmp_path: Path) -> None:
     assert a.image.digest == b.image.digest
     assert len(list((store.root / "layers").iterdir())) == 2
     assert not any((store.root / "tmp").iterdir())
+
+
+async def test_cancel_during_unpack_waits_for_the_thread(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cancelled while a layer unpacks in its thread: the pull's cancellation completes only
+    after the thread has stopped, so its temporary directory is removed after the last write
+    (not while the thread still writes into it, as the first version did)."""
+    import threading
+
+    from tinykube.images import pull as pull_module
+    started, finished = threading.Event(), threading.Event()
+    real = pull_module.unpack
+
+    def slow_unpack(*args, stop: threading.Event, **kwargs):  # type: ignore[no-untyped-def]
+        started.set()
+        try:
+            assert stop.wait(10), "never told to stop"
+            return real(*args, stop=stop, **kwargs)  # stops at its first read
+        finally:
+            finished.set()
+    monkeypatch.setattr(pull_module, "unpack", slow_unpack)
+    fake = Fake()
+    fake.add_image("app", "v1", [tar(BASE)])
+    async with serve(fake):
+        store = Store(tmp_path)
+        task = asyncio.ensure_future(Puller(store).pull(f"{fake.host}/app:v1"))
+        assert await asyncio.to_thread(started.wait, 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert finished.is_set()
+    _empty_cache(store)
