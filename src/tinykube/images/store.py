@@ -11,7 +11,8 @@ Layout under the directory the caller gives (`DATA/images`):
 
 Nothing enters `blobs/` or `layers/` but by `os.rename` from `tmp/` after verification, so an
 interrupted pull leaves no partial blob or layer, only files in `tmp/`, which `Store()`
-empties when it opens (a crashed agent's leftovers). `images.json` is replaced the same way.
+empties when it opens (a crashed agent's leftovers): so one `Store` per directory, opened by
+the one process that pulls into it (the node agent). `images.json` is replaced the same way.
 
 Garbage collection is the kubelet's image GC with a byte bound instead of disk percentages:
 when the cache holds more than the bound, images no container uses are removed, least
