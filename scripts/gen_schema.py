@@ -62,6 +62,7 @@ KINDS: dict[str, str] = {
     "coordination.k8s.io/v1/Lease": "V1Lease",
     "discovery.k8s.io/v1/EndpointSlice": "V1EndpointSlice",
     "networking.k8s.io/v1/Ingress": "V1Ingress",
+    "networking.k8s.io/v1/NetworkPolicy": "V1NetworkPolicy",
     "node.k8s.io/v1/RuntimeClass": "V1RuntimeClass",
     "autoscaling/v1/Scale": "V1Scale",
     # kubectl sends DeleteOptions as "v1"; "meta.k8s.io/v1" is the canonical group.
@@ -72,6 +73,7 @@ KINDS: dict[str, str] = {
 # (model, JSON field) of every `object` field that is an intstr.IntOrString.
 INT_OR_STRING = {
     ("V1HTTPGetAction", "port"),
+    ("V1NetworkPolicyPort", "port"),
     ("V1RollingUpdateDaemonSet", "maxSurge"),
     ("V1RollingUpdateDaemonSet", "maxUnavailable"),
     ("V1RollingUpdateDeployment", "maxSurge"),

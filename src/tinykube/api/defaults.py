@@ -356,6 +356,23 @@ def _default_secret(secret: Obj) -> None:
     secret.setdefault("type", "Opaque")
 
 
+def _default_network_policy(policy: Obj) -> None:
+    """`SetDefaults_NetworkPolicy`: no policyTypes means Ingress, plus Egress when there are
+    egress rules; a port's protocol defaults to TCP. The empty podSelector is written out (the
+    Go struct is not a pointer: it always serializes)."""
+    spec = _setdefault_path(policy, "spec")
+    spec.setdefault("podSelector", {})
+    if not spec.get("policyTypes"):
+        spec["policyTypes"] = ["Ingress", "Egress"] if spec.get("egress") else ["Ingress"]
+    for direction in ("ingress", "egress"):
+        rules = spec.get(direction)
+        for rule in rules if isinstance(rules, list) else []:
+            ports = rule.get("ports") if isinstance(rule, dict) else None
+            for port in ports if isinstance(ports, list) else []:
+                if isinstance(port, dict) and port.get("protocol") is None:
+                    port["protocol"] = "TCP"
+
+
 def _default_pv(pv: Obj) -> None:
     spec = _setdefault_path(pv, "spec")
     spec.setdefault("persistentVolumeReclaimPolicy", "Retain")
@@ -385,4 +402,5 @@ _BY_KIND: dict[str, Callable[[Obj], None]] = {
     "ReplicationController": _default_replication_controller,
     "Job": _default_job,
     "CronJob": _default_cronjob,
+    "NetworkPolicy": _default_network_policy,
 }

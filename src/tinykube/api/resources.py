@@ -188,6 +188,7 @@ REVIEWS: list[Resource] = [
 
 # batch/v1 and networking.k8s.io/v1: served so manifests (and kubectl's default prune list)
 # work; no controller runs Jobs or CronJobs yet, and Ingresses need an ingress controller.
+# NetworkPolicies are enforced in --network netns.
 BATCH: list[Resource] = [
     Resource("batch", "v1", "cronjobs", "CronJob", short_names=("cj",), categories=("all",),
              subresources=(_status("batch", "v1", "CronJob"),), not_run=True),
@@ -204,6 +205,10 @@ GROUPS: list[Resource] = [
     Resource("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice"),
     Resource("networking.k8s.io", "v1", "ingresses", "Ingress", short_names=("ing",),
              subresources=(_status("networking.k8s.io", "v1", "Ingress"),)),
+    # Enforced by the nftables proxy in --network netns (proxy/netpol.py); stored only in
+    # host mode, where pods share one network namespace.
+    Resource("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy",
+             short_names=("netpol",)),
     Resource("node.k8s.io", "v1", "runtimeclasses", "RuntimeClass", namespaced=False),
     *REVIEWS,
 ]

@@ -440,6 +440,12 @@ CELL_CASES: list[tuple[str, str, dict[str, Any], list[Any]]] = [
         "metadata": meta("many", H), "spec": {"rules": [
             {"host": "a"}, {}, {"host": "b"}, {"host": "c"}, {"host": "d"}]}},
      ["many", "<none>", "a,b,c + 2 more...", "", "80", "60m"]),
+    ("NetworkPolicy", "all-pods", {"metadata": meta("deny", H), "spec": {"podSelector": {}}},
+     ["deny", "<none>", "60m"]),
+    ("NetworkPolicy", "selector", {"metadata": meta("web", 2 * D), "spec": {"podSelector": {
+        "matchLabels": {"app": "web"},
+        "matchExpressions": [{"key": "tier", "operator": "In", "values": ["a", "b"]}]}}},
+     ["web", "app=web,tier in (a,b)", "2d"]),
 ]
 
 
@@ -483,6 +489,7 @@ HEADERS = [
     ("PersistentVolume", "NAME CAPACITY ACCESS MODES RECLAIM POLICY STATUS CLAIM STORAGECLASS "
                          "VOLUMEATTRIBUTESCLASS REASON AGE VOLUMEMODE*"),
     ("Ingress", "NAME CLASS HOSTS ADDRESS PORTS AGE"),
+    ("NetworkPolicy", "NAME POD-SELECTOR AGE"),
     ("Unknown", "NAME CREATED AT"),
 ]
 

@@ -6,8 +6,8 @@ computes them the way kube-apiserver's `pkg/printers/internalversion/printers.go
 
 - one `Printer` per kind: its column definitions and a function (object, now) -> row cells,
   grouped by API group in `core_workloads` (Pod), `core_network` (Service, Endpoints,
-  EndpointSlice, Ingress), `apps` (with ReplicationController), `batch` (Job, CronJob),
-  `cluster` (Node, Namespace, Event, Lease, RuntimeClass) and `config` (ConfigMap, Secret,
+  EndpointSlice, Ingress, NetworkPolicy), `apps` (with ReplicationController), `batch` (Job,
+  CronJob), `cluster` (Node, Namespace, Event, Lease, RuntimeClass) and `config` (ConfigMap, Secret,
   ServiceAccount, PersistentVolumeClaim, PersistentVolume); `base` has the shared pieces;
 - wide (priority 1) cells are always filled, as kube-apiserver prints with `Wide: true`;
 - kinds without a printer get the default NAME / CREATED AT table (`rest.DefaultTableConvertor`);

@@ -1,4 +1,5 @@
-"""Printers for the networking kinds: Service, Endpoints, EndpointSlice and Ingress.
+"""Printers for the networking kinds: Service, Endpoints, EndpointSlice, Ingress and
+NetworkPolicy.
 
 Internal-type defaults the Go printers rely on (`type: ClusterIP`, `protocol: TCP`,
 `clusterIPs` from `clusterIP`) are applied here when a field is missing. Endpoint lists show at
@@ -23,6 +24,7 @@ from tinykube.api.printers.base import (
     as_dict,
     as_int,
     as_list,
+    format_label_selector,
     format_labels,
     get_path,
     name_of,
@@ -147,6 +149,11 @@ def _ingress_cells(ing: Mapping[str, Any], now: datetime) -> list[Cell]:
             "80, 443" if as_list(spec.get("tls")) else "80", age_of(ing, now)]
 
 
+def _network_policy_cells(policy: Mapping[str, Any], now: datetime) -> list[Cell]:
+    return [name_of(policy), format_label_selector(get_path(policy, "spec", "podSelector")),
+            age_of(policy, now)]
+
+
 NETWORK_PRINTERS: dict[str, Printer] = {
     "Service": Printer((
         NAME_COLUMN,
@@ -180,4 +187,14 @@ NETWORK_PRINTERS: dict[str, Printer] = {
         Column("Address", "Address is a list containing ingress points for the load-balancer"),
         Column("Ports", "Ports of TLS configurations that open"), AGE_COLUMN,
     ), _ingress_cells),
+    "NetworkPolicy": Printer((
+        NAME_COLUMN,
+        Column("Pod-Selector", "podSelector selects the pods to which this NetworkPolicy object "
+                               "applies. The array of rules is applied to any pods selected by "
+                               "this field. An empty selector matches all pods in the policy's "
+                               "namespace. Multiple network policies can select the same set of "
+                               "pods. In this case, the ingress rules for each are combined "
+                               "additively. This field is optional. If it is not specified, it "
+                               "defaults to an empty selector."), AGE_COLUMN,
+    ), _network_policy_cells),
 }

@@ -14,8 +14,8 @@ update (uid, creationTimestamp, clusterIP); empty values of those are not report
 
 The package, bottom up: `render` (Go `%#v` rendering), `names` (name/label/port/IP
 primitives), `meta` (ObjectMeta and label selectors), then one module per group of kinds:
-`pods`, `services`, `apps`, `batch`, `storage`, `ingress`, `other`. A kind without an entry
-in the tables still gets the structural schema's checks (`api.schema`, in the codec) and the
+`pods`, `services`, `apps`, `batch`, `storage`, `ingress`, `netpol`, `other`. A kind without an
+entry in the tables still gets the structural schema's checks (`api.schema`, in the codec) and the
 metadata rules: a new kind is a `resources` entry plus what is special about it. This module
 holds the `_VALIDATORS` tables that `validate` dispatches on, and re-exports the public helpers.
 """
@@ -56,6 +56,7 @@ from tinykube.api.validation.names import (
     port_name_errors,
     qualified_name_errors,
 )
+from tinykube.api.validation.netpol import validate_network_policy
 from tinykube.api.validation.other import (
     validate_configmap,
     validate_endpoints,
@@ -114,6 +115,7 @@ _VALIDATORS: dict[str, Validator] = {
     "CronJob": validate_cronjob,
     "PersistentVolume": validate_persistent_volume,
     "Ingress": validate_ingress,
+    "NetworkPolicy": validate_network_policy,
 }
 
 _UPDATE_VALIDATORS: dict[str, UpdateValidator] = {
