@@ -85,7 +85,8 @@ class Ruleset:
     udp: dict[tuple[str, int], frozenset[str]] = field(default_factory=dict)
 
 
-def _hash(*parts: object) -> str:
+def content_hash(*parts: object) -> str:
+    """A short name suffix for what `parts` hold (chains and sets are named after it)."""
     digest = hashlib.sha256("\x00".join(map(str, parts)).encode()).digest()
     return base64.b32encode(digest).decode()[:10].lower()
 
@@ -174,7 +175,7 @@ class _Builder:
         self.rules.elements[(where, key)] = value
 
     def chain(self, prefix: str, rules: list[str]) -> str:
-        name = f"{prefix}-{_hash(*rules)}"
+        name = f"{prefix}-{content_hash(*rules)}"
         self.rules.chains[name] = tuple(rules)
         return name
 
@@ -190,7 +191,8 @@ class _Builder:
         rules, targets, timeout = [], [], port.affinity_timeout
         for endpoint in endpoints:
             # the timeout is part of the name: a set's timeout cannot be changed in place
-            sticky = f"aff-{_hash(port.service, port.port_name, proto, endpoint, timeout)}"
+            sticky = "aff-" + content_hash(port.service, port.port_name, proto, endpoint,
+                                           timeout)
             self.rules.sets[sticky] = (f"type ipv4_addr ; flags dynamic,timeout ; "
                                        f"timeout {timeout}s ;")
             target = self.chain("ep", [f"update @{sticky} {{ ip saddr }} "
@@ -327,13 +329,16 @@ def _set_lines(table: str, sets: dict[str, str]) -> list[str]:
     return [f"add set ip {table} {name} {{ {sets[name]} }}" for name in sorted(sets)]
 
 
+def definition_lines(rules: Ruleset) -> list[str]:
+    """The sets, chains and elements of `rules`, to follow a table's skeleton."""
+    table = rules.node.table
+    return [*_set_lines(table, rules.sets), *_chain_lines(table, rules.chains),
+            *_element_lines(table, "add", rules.elements.items())]
+
+
 def full_script(rules: Ruleset) -> str:
     """Replace the node's table with `rules`, in one transaction."""
-    table = rules.node.table
-    lines = [*skeleton(rules.node), *_set_lines(table, rules.sets),
-             *_chain_lines(table, rules.chains),
-             *_element_lines(table, "add", rules.elements.items())]
-    return "\n".join(lines) + "\n"
+    return "\n".join([*skeleton(rules.node), *definition_lines(rules)]) + "\n"
 
 
 def update_script(old: Ruleset, new: Ruleset) -> str:
