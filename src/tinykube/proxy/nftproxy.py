@@ -12,25 +12,30 @@ keep sending a client's datagrams to a dead pod.
 
 `NftSyncer` is the `syncer.ProxyController`'s target: each sync (debounced, level-triggered,
 as the userspace proxy's) builds `ports.service_ports` from the informer caches once and
-renders and applies it in every node concurrently. With a `relay` (`noderelay.NodePortRelay`,
-the host's `127.0.0.1:<nodePort>` listeners) each sync then brings the relay in step from the
-same caches, and its bind failures and refusals are the sync's result, which the controller
-reports as Events on the Services.
+renders and applies it in every node concurrently. With `policy_inputs` (what
+`start_nft_proxy` wires to its NetworkPolicy, Pod and Namespace informers), each node also gets
+its `netpol` table, a second `NftNode` on the same namespace: same full load and element
+updates, its own transaction, so a policy table nft refuses never holds back the Services.
+With a `relay` (`noderelay.NodePortRelay`, the host's `127.0.0.1:<nodePort>` listeners) each
+sync then brings the relay in step from the same caches, and its bind failures and refusals are
+the sync's result, which the controller reports as Events on the Services.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import shutil
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tinykube.api import resources
 from tinykube.client.rest import RESTClient
-from tinykube.proxy import nftables
+from tinykube.proxy import netpol, nftables
 from tinykube.proxy.nftables import NodeConfig, Ruleset
 from tinykube.proxy.ports import ServicePort, service_ports
 from tinykube.proxy.syncer import (
@@ -85,11 +90,14 @@ class NodeStats:
 
 
 class NftNode:
-    """One node's table: what is applied there, and how to change it."""
+    """One node's table: what is applied there, and how to change it. `full_script` makes
+    the transaction that replaces the table (the service table's, or `netpol`'s)."""
 
-    def __init__(self, config: NodeConfig, netns: str) -> None:
+    def __init__(self, config: NodeConfig, netns: str,
+                 full_script: Callable[[Ruleset], str] = nftables.full_script) -> None:
         self.config = config
         self.netns = netns
+        self.full_script = full_script
         self.applied: Ruleset | None = None
         self.stats = NodeStats()
 
@@ -117,7 +125,7 @@ class NftNode:
                 log.warning("%s; replacing the whole table", error)
                 self.applied = None
         if self.applied is None:  # the first load, or the update failed
-            await self.nft(nftables.full_script(rules))
+            await self.nft(self.full_script(rules))
             self.stats.full_loads += 1
         self.applied = rules
         if previous is not None:
@@ -146,12 +154,31 @@ class NftNode:
         self.applied = None
 
 
-class NftSyncer:
-    """Renders the service ports for every node and applies them (`ProxyController` target)."""
+@dataclass(frozen=True)
+class PolicyInputs:
+    """What the policy tables are rendered from (the informer caches' objects)."""
 
-    def __init__(self, nodes: Sequence[NftNode], relay: Syncer | None = None) -> None:
+    policies: Iterable[Obj]
+    pods: Iterable[Obj]
+    namespaces: Iterable[Obj]
+
+
+POLICY_RESOURCES = (resources.must("networking.k8s.io", "v1", "networkpolicies"),
+                    resources.must("", "v1", "pods"), resources.must("", "v1", "namespaces"))
+
+
+class NftSyncer:
+    """Renders the service ports (and, with `policy_inputs`, the NetworkPolicies) for every
+    node and applies them (`ProxyController` target); then brings the relay, if any, in step."""
+
+    def __init__(self, nodes: Sequence[NftNode], relay: Syncer | None = None,
+                 policy_inputs: Callable[[], PolicyInputs] | None = None) -> None:
         self.nodes = list(nodes)
         self.relay = relay
+        self.policy_inputs = policy_inputs
+        self.policy_nodes = [
+            NftNode(dataclasses.replace(n.config, table=netpol.TABLE), n.netns,
+                    netpol.full_script) for n in self.nodes]
         self.failed: dict[str, BaseException] = {}  # node -> why its last apply failed
 
     def __repr__(self) -> str:
@@ -163,30 +190,46 @@ class NftSyncer:
 
     async def sync(self, services: Iterable[Obj], slices: Iterable[Obj]) -> SyncResult:
         services, slices = list(services), list(slices)
-        await self._apply(service_ports(services, slices))
+        await self._apply(services, service_ports(services, slices))
         if self.relay is not None:
             return await self.relay.sync(services, slices)
         return SyncResult(Plan(), {}, [])
 
-    async def _apply(self, ports: list[ServicePort]) -> None:
-        outcomes = await asyncio.gather(
-            *(node.apply(nftables.render(ports, node.config)) for node in self.nodes),
-            return_exceptions=True)
-        for node, outcome in zip(self.nodes, outcomes, strict=True):
+    async def _apply(self, services: list[Obj], ports: list[ServicePort]) -> None:
+        applies = [(node, nftables.render(ports, node.config)) for node in self.nodes]
+        if self.policy_inputs is not None:
+            applies += self._policy_rulesets(services, self.policy_inputs())
+        outcomes = await asyncio.gather(*(node.apply(rules) for node, rules in applies),
+                                        return_exceptions=True)
+        failed: dict[str, BaseException] = {}
+        for (node, _), outcome in zip(applies, outcomes, strict=True):
             if isinstance(outcome, asyncio.CancelledError):
                 raise outcome
+            key = f"{node.config.node}" if node.config.table == nftables.TABLE else \
+                f"{node.config.node} ({node.config.table})"
             if isinstance(outcome, BaseException):  # retried: one node never stops the rest
-                if node.config.node not in self.failed:
-                    log.error("nftables in node %s: %s", node.config.node, outcome,
+                if key not in self.failed:
+                    log.error("nftables in node %s: %s", key, outcome,
                               exc_info=not isinstance(outcome, NftError))
-                self.failed[node.config.node] = outcome
-            else:
-                self.failed.pop(node.config.node, None)
+                failed[key] = outcome
+        self.failed = failed
+
+    def _policy_rulesets(self, services: list[Obj], inputs: PolicyInputs
+                         ) -> list[tuple[NftNode, Ruleset]]:
+        policies = netpol.policies_of(inputs.policies)
+        pods = netpol.pods_of(inputs.pods)
+        namespaces = netpol.namespace_labels(inputs.namespaces)
+        applies = []
+        for node in self.policy_nodes:
+            served = node.config.served
+            dns = netpol.dns_peer(services, served[0]) if served else None
+            applies.append((node, netpol.render(policies, pods, namespaces, node.config, dns)))
+        return applies
 
     async def close(self) -> None:
         if self.relay is not None:
             await self.relay.close()
-        await asyncio.gather(*(node.remove() for node in self.nodes))
+        await asyncio.gather(*(node.remove() for node in self.nodes + self.policy_nodes))
 
 
 @dataclass
@@ -212,7 +255,12 @@ async def start_nft_proxy(client: RESTClient, nodes: Sequence[NftNode], *,
     syncer = NftSyncer(nodes, relay)
     controller = ProxyController(client, syncer, min_interval=min_interval,
                                  retry_interval=retry_interval,
-                                 on_bind_failure=on_bind_failure, on_refusal=on_refusal)
+                                 on_bind_failure=on_bind_failure, on_refusal=on_refusal,
+                                 extra=POLICY_RESOURCES)
+    informers = controller.informers
+    syncer.policy_inputs = lambda: PolicyInputs(
+        informers["networkpolicies"].cache.list(), informers["pods"].cache.list(),
+        informers["namespaces"].cache.list())
     running = RunningNftProxy(controller, syncer,
                               asyncio.create_task(controller.run(), name="nftables proxy"))
     synced = asyncio.create_task(controller.synced.wait())

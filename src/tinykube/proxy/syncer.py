@@ -22,11 +22,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 from tinykube.api import resources
+from tinykube.api.resources import Resource
+from tinykube.client.informer import Informer
 from tinykube.client.informer import shared as shared_informer
 from tinykube.client.rest import RESTClient
 from tinykube.proxy import limits, model
@@ -173,27 +175,36 @@ Target = TypeVar("Target", bound=SyncTarget)
 
 
 class ProxyController(Generic[Target]):
-    """Informers on Services and EndpointSlices driving a `Syncer` (see the module docstring)."""
+    """Informers on Services and EndpointSlices driving a `Syncer` (see the module docstring).
+
+    `extra` resources get informers too (the nftables proxy's NetworkPolicies, Pods and
+    Namespaces, in `informers` by plural): their changes mark the state dirty like the
+    Services', and the first sync waits for their caches; the target reads them itself."""
 
     def __init__(self, client: RESTClient, syncer: Target, *, min_interval: float = 0.05,
                  retry_interval: float = 10.0,
                  on_bind_failure: BindFailureHandler | None = None,
-                 on_refusal: RefusalHandler | None = None) -> None:
+                 on_refusal: RefusalHandler | None = None,
+                 extra: Sequence[Resource] = ()) -> None:
         self.syncer = syncer
         self.min_interval, self.retry_interval = min_interval, retry_interval
         self.on_bind_failure, self.on_refusal = on_bind_failure, on_refusal
         self.services = shared_informer(client, resources.must("", "v1", "services"))
         self.slices = shared_informer(
             client, resources.must("discovery.k8s.io", "v1", "endpointslices"))
+        self.informers = {res.plural: shared_informer(client, res) for res in extra}
         self.syncs = 0
         self.synced = asyncio.Event()  # set after the first sync with synced caches
         self._dirty = asyncio.Event()
-        for informer in (self.services, self.slices):
+        for informer in self._all_informers():
             informer.add_handlers(on_add=self._mark, on_update=self._mark_update,
                                   on_delete=self._mark)
 
     def __repr__(self) -> str:
         return f"ProxyController(syncs={self.syncs}, {self.syncer!r})"
+
+    def _all_informers(self) -> list[Informer]:
+        return [self.services, self.slices, *self.informers.values()]
 
     def _mark(self, _obj: dict[str, Any]) -> None:
         self._dirty.set()
@@ -204,12 +215,12 @@ class ProxyController(Generic[Target]):
     async def run(self) -> None:
         """Run the informers and the sync loop until cancelled (the caller closes the syncer)."""
         async with asyncio.TaskGroup() as group:
-            for informer in (self.services, self.slices):
+            for informer in self._all_informers():
                 group.create_task(informer.run())
             group.create_task(self._sync_loop())
 
     async def _sync_loop(self) -> None:
-        await asyncio.gather(self.services.wait_synced(), self.slices.wait_synced())
+        await asyncio.gather(*(informer.wait_synced() for informer in self._all_informers()))
         while True:
             self._dirty.clear()
             await self.sync_once()

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from proxyobjects import endpoint, endpoint_slice, port, service
 
 from tinykube.proxy import nftables, ports
-from tinykube.proxy.nftproxy import NftNode, NftSyncer
+from tinykube.proxy.nftproxy import NftNode, NftSyncer, PolicyInputs
 
 pytestmark = [pytest.mark.root, pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("nft") is None or shutil.which("conntrack") is None,
@@ -80,3 +80,31 @@ async def test_a_node_that_fails_is_retried_and_does_not_stop_the_others(netns: 
     await syncer.sync(*objects(["10.244.0.2"]))
     assert syncer.wants_retry and list(syncer.failed) == ["b"]
     assert good.stats.full_loads == 1 and "10.244.0.2 . 53" in backends(netns)
+
+
+def policy_inputs(web_ip: str) -> PolicyInputs:
+    pods = [{"metadata": {"name": n, "namespace": "default", "labels": {"app": n}},
+             "spec": {"nodeName": "a"}, "status": {"phase": "Running", "podIP": ip}}
+            for n, ip in (("db", "10.244.0.2"), ("web", web_ip))]
+    policy = {"metadata": {"name": "db", "namespace": "default"}, "spec": {
+        "podSelector": {"matchLabels": {"app": "db"}},
+        "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "web"}}}]}]}}
+    return PolicyInputs([policy], pods, [{"metadata": {"name": "default"}}])
+
+
+async def test_policy_table_beside_the_service_table(netns: str) -> None:
+    inputs = [policy_inputs("10.244.0.3")]
+    node = NftNode(NODE, netns)
+    syncer = NftSyncer([node], lambda: inputs[0])
+    await syncer.sync(*objects(["10.244.0.2"]))
+    (policies,) = syncer.policy_nodes
+    table = nft(netns, "list", "table", "ip", "tinykube-netpol")
+    assert "10.244.0.2 : jump ingress-" in table and "10.244.0.3" in table
+    inputs[0] = policy_inputs("10.244.0.7")  # the client pod was replaced: elements only
+    await syncer.sync(*objects(["10.244.0.2"]))
+    assert (policies.stats.full_loads, policies.stats.updates) == (1, 1)
+    assert node.stats.updates == 0  # the service table did not change
+    table = nft(netns, "list", "table", "ip", "tinykube-netpol")
+    assert "10.244.0.7" in table and "10.244.0.3" not in table
+    await syncer.close()
+    assert "tinykube" not in nft(netns, "list", "tables")
