@@ -18,6 +18,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -154,7 +156,8 @@ CASES: list[tuple[str, Policies, list[tuple[str, str, int, bool]]]] = [
     ("default-deny-ingress", lambda ip: [netpol("deny", {"podSelector": {}})], [
         ("client", "srv", 8080, False), ("outsider", "srv", 8080, False),
         ("srv", "client", 8080, False), ("client", "svc", 80, False),
-        ("client", "outsider", 8080, True), ("srv", "stranger", 8080, True)]),
+        ("client", "outsider", 8080, True), ("srv", "stranger", 8080, True),
+        ("srv", "svc", 80, True)]),  # a pod cannot block access to itself
     ("allow-from-a-namespace", lambda ip: [netpol("srv", {"podSelector": SRV, "ingress": [
         {"from": [{"namespaceSelector": {"matchLabels": {"team": "a"}}}]}]})], [
         ("outsider", "srv", 8080, True), ("stranger", "srv", 8080, False),
@@ -216,6 +219,22 @@ def test_egress_default_deny_blocks_dns_until_a_policy_allows_kube_dns(
     finally:
         kctl("delete", "networkpolicy", "deny-egress", "dns", "--ignore-not-found")
     until(lambda: reach(kctl, "client", f"{ips['friend']}:8080"), 20, "egress restored")
+
+
+def test_the_node_always_reaches_its_isolated_pod(kctl: Kubectl, cluster: Cluster,
+                                                  ips: dict[str, str]) -> None:
+    deny = netpol("deny", {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]})
+    kctl("apply", "-f", "-", input=yaml.safe_dump(deny))
+    try:
+        until(lambda: not reach(kctl, "client", f"{ips['srv']}:8080"), 20, "srv isolated")
+        result = subprocess.run(
+            [sys.executable, "-m", "tinykube", "node", "exec", "--data-dir",
+             str(cluster.data_dir), "n1", "--", "curl", "-sS", "-m", "5", "-o", "/dev/null",
+             "-w", "%{http_code}", f"http://{ips['srv']}:8080/"],
+            capture_output=True, text=True, timeout=30, check=False)
+        assert result.stdout == "200", result.stderr
+    finally:
+        kctl("delete", "netpol", "deny")
 
 
 def test_get_netpol_lists_the_policies(kctl: Kubectl, ips: dict[str, str]) -> None:

@@ -6,18 +6,22 @@ send only element changes and the few chains that changed. The table stands besi
 table and never touches it:
 
     forward (filter, priority 0)   ct state established,related accept
+                                   ip saddr . ip daddr @self accept   (a pod reaching itself)
                                    ip saddr vmap @egress-pods     (jump: egress chain of the pod)
                                    ip daddr vmap @ingress-pods    (jump: ingress chain of the pod)
     input   (filter, priority 0)   ct state established,related accept
+                                   ip daddr != @served accept     (the pod's node: always)
                                    ip saddr vmap @egress-pods
 
 The forward hook runs after the service table's DNAT (prerouting), so ingress is judged on the
 real pod address and port behind a Service, as CNIs do; bridged traffic between pods of one
-node passes it too (`bridge-nf-call-iptables=1`). Traffic a pod sends to its node itself (the
-cluster DNS on 10.96.0.10 answers inside the node namespace) arrives on the input hook, which
-applies the egress chains too: DNS is allowed only when a policy allows it, as with a real CNI.
-The node's own traffic to its pods (the output hook) is never filtered: kube always allows a
-pod's own node (probes).
+node passes it too (`bridge-nf-call-iptables=1`). As kube documents, a pod cannot block access
+to itself (through its own Service: `self` holds `ip . ip` of every isolated pod), and traffic
+between a pod and its own node is always allowed: the node's traffic to its pods (the output
+hook) is never filtered, nor a pod's traffic to its node's addresses (input), except to the
+addresses the node serves for the cluster (`served`: the cluster DNS on 10.96.0.10, which
+answers inside the node namespace but stands for the kube-dns pods): DNS is allowed only when
+a policy allows it, as with a real CNI.
 
 Maps and sets are keyed by pod IP, so pod churn is element updates:
 
@@ -355,6 +359,8 @@ def render(policies: Iterable[Policy], pods: Iterable[Pod], namespaces: Mapping[
         labels = dict(pod.labels)
         selecting = [p for p in policies
                      if p.namespace == pod.namespace and _matches(p.selector, labels)]
+        if selecting:
+            builder.rules.elements[("self", f"{pod.ip} . {pod.ip}")] = ""
         ingress = [p for p in selecting if p.ingress is not None]
         if ingress:
             rules = [line for p in ingress for r in p.ingress or ()
@@ -370,22 +376,30 @@ def render(policies: Iterable[Policy], pods: Iterable[Pod], namespaces: Mapping[
     return builder.rules
 
 
-def skeleton(table: str = TABLE) -> list[str]:
-    t = f"ip {table}"
-    return [
+def skeleton(node: NodeConfig) -> list[str]:
+    """The fixed part of the table (see the module docstring)."""
+    t = f"ip {node.table}"
+    lines = [
         f"add table {t}", f"delete table {t}", f"add table {t}",
         f"add map {t} ingress-pods {{ type ipv4_addr : verdict ; }}",
         f"add map {t} egress-pods {{ type ipv4_addr : verdict ; }}",
+        f"add set {t} self {{ type ipv4_addr . ipv4_addr ; }}",
+        f"add set {t} served {{ type ipv4_addr ; }}",
         f"add chain {t} forward {{ type filter hook forward priority 0 ; policy accept ; }}",
         f"add rule {t} forward ct state established,related accept",
+        f"add rule {t} forward ip saddr . ip daddr @self accept",
         f"add rule {t} forward ip saddr vmap @egress-pods",
         f"add rule {t} forward ip daddr vmap @ingress-pods",
         f"add chain {t} input {{ type filter hook input priority 0 ; policy accept ; }}",
         f"add rule {t} input ct state established,related accept",
+        f"add rule {t} input ip daddr != @served accept",
         f"add rule {t} input ip saddr vmap @egress-pods",
     ]
+    if node.served:
+        lines.append(f"add element {t} served {{ {', '.join(node.served)} }}")
+    return lines
 
 
 def full_script(rules: Ruleset) -> str:
     """Replace the node's policy table with `rules`, in one transaction."""
-    return "\n".join([*skeleton(rules.node.table), *definition_lines(rules)]) + "\n"
+    return "\n".join([*skeleton(rules.node), *definition_lines(rules)]) + "\n"
