@@ -269,9 +269,9 @@ async def _start_netns_services(running: RunningComponents, options: ComponentOp
         on_bind_failure=bind_failure_reporter(running.client, announce),
         on_refusal=refusal_reporter(running.client, announce))
     running.tasks.append(running.nft_proxy.task)  # its end stops the cluster, reported
-    announce(f"service proxy: nftables in {len(nodes)} node namespaces; node ports on "
-             f"127.0.0.1 relayed into {entry.name} ({len(relay.applied)} ports, "
-             f"{len(relay.failing)} could not be bound)")
+    announce(f"service proxy: nftables in {len(nodes)} node namespaces (Services and "
+             f"NetworkPolicies); node ports on 127.0.0.1 relayed into {entry.name} "
+             f"({len(relay.applied)} ports, {len(relay.failing)} could not be bound)")
 
 
 async def run_until(tasks: list[asyncio.Task[Any]], stop: asyncio.Event) -> str | None:

@@ -177,6 +177,12 @@ CASES: list[tuple[str, Policies, list[tuple[str, str, int, bool]]]] = [
         ("client", "srv", 8080, False), ("client", "svc", 80, False),
         ("client", "outsider", 8080, True), ("client", "friend", 8080, True),
         ("friend", "srv", 8080, True)]),
+    ("egress-named-port-resolved-per-destination", lambda ip: [netpol("out", {
+        "podSelector": CLIENT, "policyTypes": ["Egress"],
+        "egress": [{"ports": [{"port": "extra"}]}]})], [
+        ("client", "srv", 9091, True), ("client", "friend", 9091, True),
+        ("client", "srv", 8080, False), ("client", "svc", 80, False),
+        ("friend", "srv", 8080, True)]),
 ]
 
 
