@@ -1,13 +1,15 @@
-"""NetworkPolicy through both real kubectls: served under its short name with kube's columns,
-defaulted (policyTypes, port protocol) and validated with kube-apiserver's messages."""
+"""NetworkPolicy through both real kubectls and the official client: served under its short
+name with kube's columns, `explain` and `api-resources`, defaulted (policyTypes, port
+protocol) and validated with kube-apiserver's messages."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+from kubernetes import client, config
 
-from tests.conftest import Kubectl
+from tests.conftest import Cluster, Kubectl
 
 pytestmark = [pytest.mark.kubectl]
 
@@ -61,3 +63,33 @@ def test_invalid_policy_is_refused(kubectl: Kubectl, manifest: str, message: str
     result = kubectl.run("apply", "-f", "-", input=manifest, check=False)
     assert result.returncode == 1
     assert message in result.stderr
+
+
+def test_explain_and_api_resources(kubectl: Kubectl) -> None:
+    explained = kubectl("explain", "netpol.spec")
+    assert "KIND:" in explained and "NetworkPolicy" in explained
+    assert "policyTypes" in explained and "podSelector" in explained
+    rows = [line.split() for line in kubectl("api-resources", "--api-group",
+                                             "networking.k8s.io").splitlines()]
+    assert ["networkpolicies", "netpol", "networking.k8s.io/v1", "true", "NetworkPolicy"] in rows
+
+
+def test_official_client_creates_and_reads_a_policy(cluster: Cluster) -> None:
+    api = client.NetworkingV1Api(config.new_client_from_config(  # type: ignore[no-untyped-call]
+        config_file=str(cluster.kubeconfig)))
+    body = client.V1NetworkPolicy(
+        metadata=client.V1ObjectMeta(name="api"),
+        spec=client.V1NetworkPolicySpec(
+            pod_selector=client.V1LabelSelector(match_labels={"app": "api"}),
+            egress=[client.V1NetworkPolicyEgressRule(ports=[
+                client.V1NetworkPolicyPort(port=8000, end_port=8080)])]))
+    api.create_namespaced_network_policy("default", body)
+    read = api.read_namespaced_network_policy("api", "default")
+    assert read.spec.policy_types == ["Ingress", "Egress"]
+    assert read.spec.egress[0].ports[0].to_dict() == {"end_port": 8080, "port": 8000,
+                                                      "protocol": "TCP"}
+    body.metadata.name, body.spec.egress[0].ports[0].end_port = "bad", 7000
+    with pytest.raises(client.ApiException) as refused:
+        api.create_namespaced_network_policy("default", body)
+    assert refused.value.status == 422
+    assert "must be greater than or equal to `port`" in str(refused.value.body)
