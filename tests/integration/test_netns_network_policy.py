@@ -191,7 +191,8 @@ CASES: list[tuple[str, Policies, list[tuple[str, str, int, bool]]]] = [
 def test_policy_case(kctl: Kubectl, ips: dict[str, str], policies: Policies,
                      checks: list[tuple[str, str, int, bool]]) -> None:
     manifests = policies(ips)
-    kctl("apply", "-f", "-", input=yaml.safe_dump_all(manifests))
+    applied = kctl.run("apply", "-f", "-", input=yaml.safe_dump_all(manifests))
+    assert "Warning" not in applied.stderr  # enforced here: no "does not enforce" warning
     try:
         for client, target, port, expected in checks:
             until(lambda c=client, t=target, p=port, e=expected:

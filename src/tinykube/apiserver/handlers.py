@@ -17,7 +17,7 @@ import base64
 import contextlib
 import dataclasses
 import datetime
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
@@ -73,14 +73,20 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
                         headers=headers)
 
 
+def unenforced_warning(kind: str) -> str:
+    return (f"tinykube stores {kind} objects but does not enforce them in this cluster: "
+            "only `tinykube up --network netns` (with its service proxy) does")
+
+
 class ResourceHandler:
     """Serves every resource path, given the registry and a few settings."""
 
     def __init__(self, registry: Registry, *, bookmark_interval: float = 5.0,
                  now: Callable[[], datetime.datetime] | None = None,
                  kubelet_token: str = "", admission: Admission | None = None,
-                 rv_wait: float = RV_WAIT) -> None:
+                 rv_wait: float = RV_WAIT, unenforced: Iterable[str] = ()) -> None:
         self.registry = registry
+        self.unenforced = frozenset(unenforced)  # kinds stored but not enforced here
         self.admission = admission if admission is not None else Admission(registry)
         self.rv_wait = rv_wait
         self.kubelets = kubelets.KubeletProxy(registry, kubelet_token)
@@ -95,9 +101,11 @@ class ResourceHandler:
         warnings: list[str] = []
         if target.res.deprecated_warning:
             warnings.append(target.res.deprecated_warning)
-        if target.res.not_run and not target.subresource and \
-                request.method in ("POST", "PUT", "PATCH"):
+        writes = not target.subresource and request.method in ("POST", "PUT", "PATCH")
+        if target.res.not_run and writes:
             warnings.append(target.res.not_run_warning)
+        if target.res.kind in self.unenforced and writes:
+            warnings.append(unenforced_warning(target.res.kind))
         # Sent as headers when the response starts (add_warning_headers), which covers
         # streams, whose headers go out inside _dispatch, and errors, raised out of it.
         request[WARNINGS] = warnings

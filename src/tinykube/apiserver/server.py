@@ -44,6 +44,9 @@ class APIServerOptions:
     # The address the `kubernetes` Service's endpoint names (default: `host`); the netns mode's
     # relay address, which pods reach and `host` (the host's loopback) they do not.
     advertise_address: str | None = None
+    # Whether something enforces NetworkPolicies (`--network netns` with its nftables proxy);
+    # if not, their writes answer a Warning saying so.
+    enforces_network_policy: bool = False
 
 
 @dataclasses.dataclass
@@ -105,7 +108,9 @@ async def _open(options: APIServerOptions, lock: datadir.DataDirLock) -> Running
                     *certs.SERVICE_NAMES})
     creds = certs.ensure_credentials(options.data_dir, hosts=hosts)
     handler = ResourceHandler(registry, bookmark_interval=options.bookmark_interval,
-                              kubelet_token=creds.kubelet_token)
+                              kubelet_token=creds.kubelet_token,
+                              unenforced=() if options.enforces_network_policy else
+                              ("NetworkPolicy",))
     context = None
     if options.tls:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

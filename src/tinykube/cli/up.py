@@ -161,6 +161,7 @@ def command(data_dir: Path, listen: str, network: str, service_cidr: str | None,
         options.network = network
         if netns:  # the nftables proxy in every node; pods reach the API through a relay
             options.api.advertise_address = API_RELAY_ADDRESS
+            options.api.enforces_network_policy = proxy  # the nftables proxy enforces them
             if options.dns is not None:
                 options.dns = dataclasses.replace(options.dns, fallback_port=None,
                                                   metrics=None)
