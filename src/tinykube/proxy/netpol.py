@@ -176,11 +176,18 @@ def policies_of(objs: Iterable[Obj]) -> list[Policy]:
     return sorted(policies, key=lambda p: (p.namespace, p.name))
 
 
-def _matches(selector: Obj | None, labels: Mapping[str, str]) -> bool:
+def _selector(selector: Obj | None) -> selectors.Selector | None:
+    """The parsed label selector (None: one that cannot be read, which selects nothing; the
+    API validated it)."""
     try:
-        return selectors.match_labels(selectors.from_label_selector(selector), labels)
+        return selectors.from_label_selector(selector)
     except (KeyError, ValueError, TypeError):
-        return False  # the API validated it; a selector that cannot be read selects nothing
+        return None
+
+
+def _matches(selector: Obj | None, labels: Mapping[str, str]) -> bool:
+    parsed = _selector(selector)
+    return parsed is not None and selectors.match_labels(parsed, labels)
 
 
 # --- peers ----------------------------------------------------------------------------------
@@ -194,15 +201,19 @@ class _World:
         pod_sel, ns_sel = peer.get("podSelector"), peer.get("namespaceSelector")
         if pod_sel is None and ns_sel is None:
             return []
-        found = []
-        for pod in self.pods:
-            if ns_sel is None:
-                in_scope = pod.namespace == policy.namespace
-            else:
-                in_scope = _matches(ns_sel, self.namespaces.get(pod.namespace, {}))
-            if in_scope and (pod_sel is None or _matches(pod_sel, dict(pod.labels))):
-                found.append(pod)
-        return found
+        pods = None if pod_sel is None else _selector(pod_sel)
+        if ns_sel is None:
+            scope = {policy.namespace}
+        else:
+            parsed = _selector(ns_sel)
+            scope = {name for name, labels in self.namespaces.items()
+                     if parsed is not None and selectors.match_labels(parsed, labels)}
+            if parsed is not None and not parsed:  # {}: every namespace, listed or not
+                scope |= {pod.namespace for pod in self.pods}
+        if pod_sel is not None and pods is None:
+            return []
+        return [pod for pod in self.pods if pod.namespace in scope
+                and (pods is None or selectors.match_labels(pods, dict(pod.labels)))]
 
 
 def _ip_block(block: Obj) -> list[ipaddress.IPv4Network]:
@@ -289,16 +300,17 @@ class _Builder:
     def __init__(self, node: NodeConfig, world: _World) -> None:
         self.rules = Ruleset(node)
         self.world = world
+        self.peer_pods: dict[str, list[Pod]] = {}  # rule key -> its peer pods
 
-    def peers(self, policy: Policy, rule: Rule, direction: str) -> tuple[str, list[Pod]]:
-        """The name of the rule's peer set (defined and filled here), and its peer pods."""
+    def peers(self, policy: Policy, rule: Rule) -> tuple[str, list[Pod]]:
+        """The name of the rule's peer set (defined and filled here once), its peer pods."""
         name = f"peers-{rule.key}"
-        elements, pods = _peer_elements(self.world, policy, rule)
-        if name not in self.rules.sets:
+        if rule.key not in self.peer_pods:
+            elements, self.peer_pods[rule.key] = _peer_elements(self.world, policy, rule)
             self.rules.sets[name] = "type ipv4_addr ; flags interval ;"
             for element in elements:
                 self.rules.elements[(name, element)] = ""
-        return name, pods
+        return name, self.peer_pods[rule.key]
 
     def egress_named(self, rule: Rule, pods: Iterable[Pod]) -> str | None:
         named = _named_only(rule.ports)
@@ -318,7 +330,7 @@ class _Builder:
     def ingress_rules(self, policy: Policy, rule: Rule, pod: Pod) -> list[str]:
         source = ""
         if rule.peers is not None:
-            source = f"ip saddr @{self.peers(policy, rule, 'ingress')[0]} "
+            source = f"ip saddr @{self.peers(policy, rule)[0]} "
         matches = _port_matches(rule.ports, pod.port)
         if matches is None:
             return [f"{source}return"]
@@ -327,7 +339,7 @@ class _Builder:
     def egress_rules(self, policy: Policy, rule: Rule) -> list[str]:
         target, pods = "", list(self.world.pods)
         if rule.peers is not None:
-            name, pods = self.peers(policy, rule, "egress")
+            name, pods = self.peers(policy, rule)
             target = f"ip daddr @{name} "
         matches = _port_matches(rule.ports, lambda _name, _proto: None)
         if matches is None:
