@@ -153,13 +153,14 @@ def kubectl(request: pytest.FixtureRequest, cluster: Cluster, tmp_path: Path) ->
     return Kubectl(request.param, cluster.kubeconfig, cache)
 
 
-_CLUSTER_NETNS = re.compile(r"^(tk[0-9a-f]{6})-")
+_CLUSTER_NETNS = re.compile(r"^(tk[0-9a-f]{6}|tkt)-")  # clusters' and tests' scratch ones
 
 
 def host_network_state() -> dict[str, str]:
     """What tinykube must never change on the host: namespaces, nftables, routes, addresses.
     Namespaces of tinykube clusters that this session did not start (another test run's, or a
-    developer's) are left out: they come and go on their own."""
+    developer's) are left out: they come and go on their own; so are the `tkt-` scratch
+    namespaces that single tests make and delete (in a `finally`)."""
     commands = {"netns": ["ip", "netns", "list"], "nft": ["nft", "list", "ruleset"],
                 "routes": ["ip", "route", "show", "table", "all"], "addresses": ["ip", "addr"]}
     state = {name: subprocess.run(argv, capture_output=True, text=True, check=False).stdout

@@ -171,7 +171,7 @@ class NftSyncer:
     """Renders the service ports (and, with `policy_inputs`, the NetworkPolicies) for every
     node and applies them (`ProxyController` target); then brings the relay, if any, in step."""
 
-    def __init__(self, nodes: Sequence[NftNode], relay: Syncer | None = None,
+    def __init__(self, nodes: Sequence[NftNode], relay: Syncer | None = None, *,
                  policy_inputs: Callable[[], PolicyInputs] | None = None) -> None:
         self.nodes = list(nodes)
         self.relay = relay

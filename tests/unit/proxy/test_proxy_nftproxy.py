@@ -95,7 +95,7 @@ def policy_inputs(web_ip: str) -> PolicyInputs:
 async def test_policy_table_beside_the_service_table(netns: str) -> None:
     inputs = [policy_inputs("10.244.0.3")]
     node = NftNode(NODE, netns)
-    syncer = NftSyncer([node], lambda: inputs[0])
+    syncer = NftSyncer([node], policy_inputs=lambda: inputs[0])
     await syncer.sync(*objects(["10.244.0.2"]))
     (policies,) = syncer.policy_nodes
     table = nft(netns, "list", "table", "ip", "tinykube-netpol")
