@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import shutil
-import subprocess
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import scratch
 
 from tinykube.proxy import netpol, nftables
 
@@ -235,35 +232,19 @@ def test_policy_change_replaces_the_chain() -> None:
 
 # --- the kernel accepts every golden script (root, nft) ---------------------------------------
 
-@pytest.fixture
-def scratch_netns() -> Iterator[str]:
-    if os.geteuid() != 0 or shutil.which("nft") is None:
-        pytest.skip("needs root and nft")
-    name = f"tkt-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    yield name
-    subprocess.run(["ip", "netns", "delete", name], check=True)
-
-
-def nft(netns: str, script: str) -> None:
-    result = subprocess.run(["ip", "netns", "exec", netns, "nft", "-f", "-"], input=script,
-                            text=True, capture_output=True, check=False)
-    assert result.returncode == 0, result.stderr
-
-
 @pytest.mark.root
 def test_the_kernel_takes_every_full_load_and_update(scratch_netns: str) -> None:
     for policies in CASES.values():
-        nft(scratch_netns, netpol.full_script(rendered(policies)))
+        scratch.load(scratch_netns, netpol.full_script(rendered(policies)))
     for policies, before, after in UPDATES.values():
         old = rendered(policies, before)
-        nft(scratch_netns, netpol.full_script(old))
-        nft(scratch_netns, nftables.update_script(old, rendered(policies, after)))
+        scratch.load(scratch_netns, netpol.full_script(old))
+        scratch.load(scratch_netns, nftables.update_script(old, rendered(policies, after)))
     old = rendered(CASES["allow-from-pods"])
-    nft(scratch_netns, netpol.full_script(old))
+    scratch.load(scratch_netns, netpol.full_script(old))
     for policies in CASES.values():  # policy changes as updates, one after another
         new = rendered(policies)
-        nft(scratch_netns, nftables.update_script(old, new))
+        scratch.load(scratch_netns, nftables.update_script(old, new))
         old = new
 
 

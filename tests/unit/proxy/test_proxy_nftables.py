@@ -10,11 +10,7 @@ from __future__ import annotations
 
 import copy
 import os
-import shutil
-import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +18,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import scratch
 from proxyobjects import endpoint, endpoint_slice, port, service
 
 from tinykube.proxy import nftables, ports
@@ -234,32 +231,16 @@ def test_stale_udp_of_a_node_port() -> None:
 
 # --- the kernel accepts every golden script (root, nft) ---------------------------------------
 
-@pytest.fixture
-def scratch_netns() -> Iterator[str]:
-    if os.geteuid() != 0 or shutil.which("nft") is None:
-        pytest.skip("needs root and nft")
-    name = f"tkt-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    yield name
-    subprocess.run(["ip", "netns", "delete", name], check=True)
-
-
-def nft(netns: str, script: str) -> None:
-    result = subprocess.run(["ip", "netns", "exec", netns, "nft", "-f", "-"], input=script,
-                            text=True, capture_output=True, check=False)
-    assert result.returncode == 0, result.stderr
-
-
 @pytest.mark.root
 def test_the_kernel_takes_every_full_load_and_update(scratch_netns: str) -> None:
     for services, slices in CASES.values():
-        nft(scratch_netns, nftables.full_script(rendered(services, slices)))
+        scratch.load(scratch_netns, nftables.full_script(rendered(services, slices)))
     for before, after, spec in UPDATES.values():
         old = with_endpoints(before, **spec)
-        nft(scratch_netns, nftables.full_script(old))
-        nft(scratch_netns, nftables.update_script(old, with_endpoints(after, **spec)))
+        scratch.load(scratch_netns, nftables.full_script(old))
+        scratch.load(scratch_netns, nftables.update_script(old, with_endpoints(after, **spec)))
     sticky = [with_endpoints(["10.244.0.2"], sessionAffinity="ClientIP",
                              sessionAffinityConfig={"clientIP": {"timeoutSeconds": seconds}})
               for seconds in (60, 120)]
-    nft(scratch_netns, nftables.full_script(sticky[0]))
-    nft(scratch_netns, nftables.update_script(*sticky))
+    scratch.load(scratch_netns, nftables.full_script(sticky[0]))
+    scratch.load(scratch_netns, nftables.update_script(*sticky))

@@ -10,8 +10,6 @@ import os
 import shutil
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,11 +29,8 @@ NODE = nftables.NodeConfig("a", "10.244.0.0/16", "10.96.0.0/12", ("10.96.0.10",)
 
 
 @pytest.fixture
-def netns() -> Iterator[str]:
-    name = f"tkt-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    yield name
-    subprocess.run(["ip", "netns", "delete", name], check=True)
+def netns(scratch_netns: str) -> str:
+    return scratch_netns
 
 
 def objects(ips: list[str]) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
