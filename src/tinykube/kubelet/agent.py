@@ -276,6 +276,8 @@ class NodeAgent(Controller):
             for runtime in self.runtimes.values():
                 await runtime.close()
             await asyncio.to_thread(self.cgroups.clear)
+            if self.network is not None:
+                self.network.close()
             await self.server.close()
 
     async def renew_lease_forever(self) -> None:

@@ -8,9 +8,11 @@ on 0.0.0.0:8080 does not collide with another pod's, and peers see the pod's own
 
 `open_connection` is for the kubelet's own connections to pods (httpGet and tcpSocket
 probes): its sockets are made in the node's namespace, where pod addresses are routed, as a
-kubelet on a real node connects from the node. `open_in_pod` makes them in a pod's own
-namespace instead, where port-forward connects to localhost as containerd does. The namespace
-calls are blocking and short (a few ms); they run on a worker thread.
+kubelet on a real node connects from the node; a probe runs every period for every pod, so the
+node's sockets come from one thread that stays in its namespace (`netns.SocketsIn`, made on
+first use). `open_in_pod` makes them in a pod's own namespace instead, where port-forward
+connects to localhost as containerd does (one short-lived thread per connection). The
+namespace calls are blocking and short (a few ms at most); they run on worker threads.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import socket
+from collections.abc import Callable
 from typing import Any
 
 from tinykube.network import netns
@@ -31,6 +34,7 @@ class PodNetworking:
         self.node = node
         self.prefix = prefix
         self._pods: dict[str, PodNetwork] = {}  # uid -> its network
+        self._node_sockets: netns.SocketsIn | None = None  # made on the first probe
 
     def __repr__(self) -> str:
         return f"PodNetworking({self.node.name}, {self.node.pod_cidr}, pods={len(self._pods)})"
@@ -62,7 +66,9 @@ class PodNetworking:
     async def open_connection(self, host: str, port: int, **kwargs: Any,
                               ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         """asyncio.open_connection from the node's namespace."""
-        return await _open_in(self.node.netns_path, host, port, **kwargs)
+        if self._node_sockets is None:
+            self._node_sockets = netns.SocketsIn(self.node.netns_path)
+        return await _open_in(self._node_sockets, host, port, **kwargs)
 
     async def open_in_pod(self, uid: str, host: str, port: int,
                           ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -70,13 +76,19 @@ class PodNetworking:
         pod = self._pods.get(uid)
         if pod is None:
             raise ConnectionRefusedError(errno.ECONNREFUSED, "the pod has no network namespace")
-        return await _open_in(pod.netns_path, host, port)
+        path = pod.netns_path
+        return await _open_in(lambda family, kind: netns.socket_in(path, family, kind), host,
+                              port)
+
+    def close(self) -> None:
+        if self._node_sockets is not None:
+            self._node_sockets.close()
 
 
-async def _open_in(path: str, host: str, port: int, **kwargs: Any,
-                   ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+async def _open_in(make_socket: Callable[[int, int], socket.socket], host: str, port: int,
+                   **kwargs: Any) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = await asyncio.to_thread(netns.socket_in, path, family, socket.SOCK_STREAM)
+    sock = await asyncio.to_thread(make_socket, family, socket.SOCK_STREAM)
     try:
         sock.setblocking(False)
         await asyncio.get_running_loop().sock_connect(sock, (host, port))
