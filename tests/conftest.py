@@ -19,8 +19,9 @@ import sys
 import sysconfig
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -103,6 +104,16 @@ def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]
     running = start_cluster(tmp_path / "data", *(marker.args if marker else ()))
     yield running
     running.stop()
+
+
+def until(check: Callable[[], Any], timeout: float = 30, what: str = "the condition") -> Any:
+    """Poll `check` until it returns something truthy (that), failing after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := check():
+            return result
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def _kubectl_binaries() -> list[tuple[str, str]]:

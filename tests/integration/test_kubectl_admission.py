@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import json
 import secrets
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ import kr8s
 import pytest
 from kr8s.objects import Pod
 
-from tests.conftest import Cluster, Kubectl, start_cluster
+from tests.conftest import Cluster, Kubectl, start_cluster, until
 
 pytestmark = [pytest.mark.kubectl]
 
@@ -62,14 +61,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     running.stop()
 
 
-def until(check: Callable[[], Any], what: str, timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := check():
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
 
 @pytest.fixture
 def namespace(kubectl: Kubectl) -> str:
@@ -91,7 +82,7 @@ def test_statefulset_mounting_its_claim_templates_is_applied(kubectl: Kubectl,
         items = get_json(kubectl, "pods", "-n", namespace, "-l", "app=db")["items"]
         return items if len(items) == 2 else None
 
-    for pod in until(pods, "both pods of the set"):
+    for pod in until(pods, what="both pods of the set"):
         ordinal = pod["metadata"]["name"].rsplit("-", 1)[1]
         assert {"name": "data", "persistentVolumeClaim": {"claimName": f"data-db-{ordinal}"}} \
             in pod["spec"]["volumes"]

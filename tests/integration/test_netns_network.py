@@ -15,13 +15,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import KUBECTLS, TESTDATA, Cluster, Kubectl, start_cluster
+from tests.conftest import KUBECTLS, TESTDATA, Cluster, Kubectl, start_cluster, until
 from tinykube.network import netns, plan
 
 pytestmark = [
@@ -92,12 +91,6 @@ def addresses(nslookup_output: str) -> set[str]:
     return {line.split()[-1] for line in answer.splitlines() if line.startswith("Address:")}
 
 
-def wait_for(check: object, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
-
 
 def test_the_seed_resolves_inside_a_node(net_cluster: Cluster, kctl: Kubectl) -> None:
     kctl("apply", "-f", str(TESTDATA / "web.yaml"))
@@ -135,7 +128,7 @@ def test_pods_have_their_own_addresses_and_ports(net_cluster: Cluster, kctl: Kub
         code = kctl("exec", "client", "--", "curl", "-s", "-o", "/dev/null", "-w",
                     "%{http_code}", f"http://{ips[server]}:8080/")
         assert code == "200"
-        wait_for(lambda server=server: f'{ips["client"]} - - ' in kctl("logs", server))
+        until(lambda server=server: f'{ips["client"]} - - ' in kctl("logs", server))
     inside = kctl("exec", "client", "--", "ip", "-br", "-4", "addr")
     assert ips["client"] in inside and "192.0.2" not in inside  # its own interfaces only
     resolv = kctl("exec", "client", "--", "cat", "/etc/resolv.conf")

@@ -20,14 +20,13 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.conftest import KUBECTLS, Cluster, Kubectl, start_cluster
+from tests.conftest import KUBECTLS, Cluster, Kubectl, start_cluster, until
 
 pytestmark = [
     pytest.mark.root, pytest.mark.slow, pytest.mark.kubectl,
@@ -94,15 +93,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 @pytest.fixture(scope="module")
 def kctl(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
     return Kubectl(KUBECTLS[0][1], cluster.kubeconfig, tmp_path_factory.mktemp("kubecache"))
-
-
-def until(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := check():
-            return result
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 @pytest.fixture(scope="module")

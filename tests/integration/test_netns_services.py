@@ -23,15 +23,14 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.conftest import KUBECTLS, Cluster, Kubectl, host_network_state, start_cluster
+from tests.conftest import KUBECTLS, Cluster, Kubectl, host_network_state, start_cluster, until
 
 pytestmark = [
     pytest.mark.root, pytest.mark.slow, pytest.mark.kubectl,
@@ -139,15 +138,6 @@ def cluster(before: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 @pytest.fixture(scope="module")
 def kctl(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
     return Kubectl(KUBECTLS[0][1], cluster.kubeconfig, tmp_path_factory.mktemp("kubecache"))
-
-
-def until(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := check():
-            return result
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def get(kctl: Kubectl, kind: str, name: str) -> dict[str, Any]:
