@@ -41,10 +41,14 @@ class Resource:
     deprecated_warning: str = ""  # Warning header text for every request to this version
     stored: bool = True  # False: create-only reviews, answered and never stored
     not_run: bool = False  # stored and served, but no tinykube controller acts on it yet
+    # Served from elsewhere than the store: "metrics" (read-only figures the API server
+    # scrapes from the kubelets, as an aggregated metrics-server serves them).
+    provider: str = ""
+    singular_name: str | None = None  # what discovery advertises, if not the kind lowercased
 
     @property
     def singular(self) -> str:
-        return self.kind.lower()
+        return self.kind.lower() if self.singular_name is None else self.singular_name
 
     @property
     def group_version(self) -> str:
@@ -196,6 +200,15 @@ BATCH: list[Resource] = [
              subresources=(_status("batch", "v1", "Job"),), not_run=True),
 ]
 
+# metrics.k8s.io/v1beta1, as metrics-server serves it behind its APIService (get and list
+# only, no singular names); figures from the kubelets' /metrics/resource (api/resourcemetrics).
+METRICS: list[Resource] = [
+    Resource("metrics.k8s.io", "v1beta1", "nodes", "NodeMetrics", namespaced=False,
+             verbs=("get", "list"), stored=False, provider="metrics", singular_name=""),
+    Resource("metrics.k8s.io", "v1beta1", "pods", "PodMetrics", verbs=("get", "list"),
+             stored=False, provider="metrics", singular_name=""),
+]
+
 GROUPS: list[Resource] = [
     *_apps("v1"),
     *_apps("v1beta2", _legacy_warning("v1beta2")),
@@ -211,6 +224,7 @@ GROUPS: list[Resource] = [
              short_names=("netpol",)),
     Resource("node.k8s.io", "v1", "runtimeclasses", "RuntimeClass", namespaced=False),
     *REVIEWS,
+    *METRICS,
 ]
 
 ALL: list[Resource] = CORE + GROUPS

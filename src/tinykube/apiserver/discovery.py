@@ -50,6 +50,7 @@ _GROUP_PRIORITY = {
     "coordination.k8s.io": 16500,
     "node.k8s.io": 16300,
     "discovery.k8s.io": 16200,
+    "metrics.k8s.io": 100,  # metrics-server's APIService (groupPriorityMinimum 100)
 }
 _KUBE_VERSION = re.compile(r"^v(\d+)(?:(alpha|beta)(\d+))?$")
 _STABILITY = {"alpha": 0, "beta": 1, None: 2}

@@ -5,7 +5,8 @@ the method, the name and the `watch` parameter, and returns a response. Creates 
 through `admission` (kube's admission plugins) before the registry; the lifecycle rules live
 in `registry`; decoding and encoding in `codec`; query parameters in `params`, and which state
 a list reads (`resourceVersion`, `resourceVersionMatch`) in `list_options`; the pod
-subresources a node serves (log, exec, attach) in `kubelets`; self reviews in `reviews`. This
+subresources a node serves (log, exec, attach) in `kubelets`; self reviews in `reviews`;
+`metrics.k8s.io` in `metrics`. This
 module only joins them to HTTP: content negotiation (JSON, Table), `Warning` headers, and watch
 streams.
 """
@@ -26,7 +27,7 @@ from aiohttp import web
 from tinykube.api import errors, patch, selectors
 from tinykube.api.clone import clone
 from tinykube.api.resources import Resource
-from tinykube.apiserver import codec, kubelets, list_options, reviews
+from tinykube.apiserver import codec, kubelets, list_options, metrics, reviews
 from tinykube.apiserver.admission import CREATE, UPDATE, Admission
 from tinykube.apiserver.admission import Request as AdmissionRequest
 from tinykube.apiserver.list_options import Consistency
@@ -84,8 +85,11 @@ class ResourceHandler:
     def __init__(self, registry: Registry, *, bookmark_interval: float = 5.0,
                  now: Callable[[], datetime.datetime] | None = None,
                  kubelet_token: str = "", admission: Admission | None = None,
-                 rv_wait: float = RV_WAIT, unenforced: Iterable[str] = ()) -> None:
+                 rv_wait: float = RV_WAIT, unenforced: Iterable[str] = (),
+                 metric_resolution: float = metrics.RESOLUTION) -> None:
         self.registry = registry
+        self.metrics = metrics.ResourceMetrics(registry, kubelet_token,
+                                               resolution=metric_resolution)
         self.unenforced = frozenset(unenforced)  # kinds stored but not enforced here
         self.admission = admission if admission is not None else Admission(registry)
         self.rv_wait = rv_wait
@@ -121,6 +125,8 @@ class ResourceHandler:
         res = target.res
         if res.namespaced and target.namespace is None and target.name is not None:
             raise errors.NotFound.path()
+        if res.provider == "metrics":
+            return await self.metrics.serve(request, target)
         if not res.stored:
             return await self._review(request, target)
         if target.subresource in ("scale",):

@@ -22,7 +22,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -90,16 +92,7 @@ class KubeletProxy:
     def _kubelet(self, node_name: str) -> str | None:
         """The base URL of the node's kubelet endpoint; None when the Node publishes none."""
         nodes = resources.must("", "v1", "nodes")
-        node_obj = self.registry.get(nodes, "", node_name).obj
-        node = node_obj.get("status", {})
-        port = node.get("daemonEndpoints", {}).get("kubeletEndpoint", {}).get("Port")
-        # A node in its own network namespace (`--network netns`) names where its kubelet
-        # endpoint listens on this host; otherwise it is the node's InternalIP.
-        annotations = node_obj.get("metadata", {}).get("annotations") or {}
-        host = annotations.get(KUBELET_ADDRESS_ANNOTATION) or next(
-            (a["address"] for a in node.get("addresses", []) if a.get("type") == "InternalIP"),
-            "127.0.0.1")
-        return f"http://{host}:{port}" if port else None
+        return endpoint(self.registry.get(nodes, "", node_name).obj)
 
     async def _portforward(self, request: web.Request, target: Target) -> web.StreamResponse:
         entry = self.registry.get(target.res, target.namespace or "", target.name or "")
@@ -144,6 +137,19 @@ class KubeletProxy:
                 return response
         except aiohttp.ClientError as exc:
             raise errors.InternalError(f"Get \"{url}\": {exc}") from exc
+
+
+def endpoint(node_obj: Mapping[str, Any]) -> str | None:
+    """The base URL of a Node's kubelet endpoint; None when it publishes none."""
+    node = node_obj.get("status", {})
+    port = node.get("daemonEndpoints", {}).get("kubeletEndpoint", {}).get("Port")
+    # A node in its own network namespace (`--network netns`) names where its kubelet
+    # endpoint listens on this host; otherwise it is the node's InternalIP.
+    annotations = node_obj.get("metadata", {}).get("annotations") or {}
+    host = annotations.get(KUBELET_ADDRESS_ANNOTATION) or next(
+        (a["address"] for a in node.get("addresses", []) if a.get("type") == "InternalIP"),
+        "127.0.0.1")
+    return f"http://{host}:{port}" if port else None
 
 
 async def _copy_log(upstream: aiohttp.ClientResponse, response: web.StreamResponse,

@@ -181,6 +181,8 @@ def _documents() -> dict[str, bytes]:
     paths_by_key: dict[str, Document] = {}
     kinds_by_key: dict[str, list[tuple[str, str]]] = {}
     for resource in resources.ALL:
+        if resource.provider:  # metrics.k8s.io: served without published schemas
+            continue
         key = _index_key(resource.group, resource.version)
         paths_by_key.setdefault(key, {}).update(paths(resource))
         if resource.stored:

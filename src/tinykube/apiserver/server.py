@@ -47,6 +47,8 @@ class APIServerOptions:
     # Whether something enforces NetworkPolicies (`--network netns` with its nftables proxy);
     # if not, their writes answer a Warning saying so.
     enforces_network_policy: bool = False
+    # Seconds between scrapes of the kubelets for metrics.k8s.io (`kubectl top`).
+    metric_resolution: float = 15.0
 
 
 @dataclasses.dataclass
@@ -57,6 +59,7 @@ class RunningAPIServer:
     credentials: certs.Credentials
     lock: datadir.DataDirLock
     reconciler: asyncio.Task[None] | None = None  # the kubernetes endpoints, kept up to date
+    scraper: asyncio.Task[None] | None = None  # metrics.k8s.io's figures, from the kubelets
 
     @property
     def url(self) -> str:
@@ -71,10 +74,11 @@ class RunningAPIServer:
         return self.server.unix_path
 
     async def stop(self) -> None:
-        if self.reconciler is not None:
-            self.reconciler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.reconciler
+        for task in (self.reconciler, self.scraper):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.server.stop()
         self.store.close()
         if self.server.unix_path is not None:
@@ -110,7 +114,7 @@ async def _open(options: APIServerOptions, lock: datadir.DataDirLock) -> Running
     handler = ResourceHandler(registry, bookmark_interval=options.bookmark_interval,
                               kubelet_token=creds.kubelet_token,
                               unenforced=() if options.enforces_network_policy else
-                              ("NetworkPolicy",))
+                              ("NetworkPolicy",), metric_resolution=options.metric_resolution)
     context = None
     if options.tls:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -130,4 +134,5 @@ async def _open(options: APIServerOptions, lock: datadir.DataDirLock) -> Running
                            token=creds.token)
     reconciler = asyncio.create_task(bootstrap.reconcile_endpoints_forever(
         registry, api_host=advertised, api_port=server.port), name="endpoint-reconciler")
-    return RunningAPIServer(server, store, registry, creds, lock, reconciler)
+    scraper = asyncio.create_task(handler.metrics.run_forever(), name="metrics-scraper")
+    return RunningAPIServer(server, store, registry, creds, lock, reconciler, scraper)

@@ -129,6 +129,10 @@ async def _run(options: cluster.ClusterOptions, process: subprocess.Popen[bytes]
               help="Watch events kept for clients resuming a watch (older ones get 410 Gone "
               "and relist); each holds a whole object, and the history keeps at most "
               f"{DEFAULT_WATCH_HISTORY_BYTES >> 20} MiB of them (encoded).")
+@click.option("--metric-resolution", default="15s", show_default=True, metavar="DURATION",
+              help="How often the API server scrapes the kubelets for metrics.k8s.io "
+              "(`kubectl top`), as metrics-server's flag: `15s`, `500ms`, `1m`; figures "
+              "appear after two scrapes.")
 @click.option("--durable", is_flag=True,
               help="fsync every write (survives power loss, not only a crash).")
 @click.option("--single-process", is_flag=True,
@@ -138,12 +142,13 @@ async def _run(options: cluster.ClusterOptions, process: subprocess.Popen[bytes]
 def command(data_dir: Path, listen: str, network: str, service_cidr: str | None,
             pod_cidr: str | None, nodes: str | None,
             node_labels: tuple[str, ...], dns_listen: str | None, no_dns: bool, proxy: bool,
-            default_runtime: str, insecure_http: bool, watch_history: int, durable: bool,
-            single_process: bool, verbose: int) -> None:
+            default_runtime: str, insecure_http: bool, watch_history: int,
+            metric_resolution: str, durable: bool, single_process: bool, verbose: int) -> None:
     """Start tinykube on this machine."""
     logging.basicConfig(level=logging.WARNING - 10 * verbose,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     host, port = split_listen(listen, "--listen")
+    resolution = parse_duration(metric_resolution, "--metric-resolution")
     dns_address = split_listen(dns_listen, "--dns-listen") if dns_listen else None
     raise_open_files_limit()  # before the child starts: it inherits the limit
     if network == "netns":
@@ -159,6 +164,7 @@ def command(data_dir: Path, listen: str, network: str, service_cidr: str | None,
                            dns_address, no_dns, proxy, default_runtime, insecure_http,
                            watch_history, durable, single_process, verbose)
         options.network = network
+        options.api.metric_resolution = resolution
         if netns:  # the nftables proxy in every node; pods reach the API through a relay
             options.api.advertise_address = API_RELAY_ADDRESS
             options.api.enforces_network_policy = proxy  # the nftables proxy enforces them
@@ -174,6 +180,24 @@ def command(data_dir: Path, listen: str, network: str, service_cidr: str | None,
 
     tune_gc()
     cluster.run_forever(lambda: _run(options, process))
+
+
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "": 1.0}
+
+
+def parse_duration(text: str, flag: str) -> float:
+    """Seconds of a Go-style duration (`15s`, `500ms`, `1m`; a bare number is seconds), at
+    least 0.1 s."""
+    number = text.rstrip("hms")
+    unit = text[len(number):]
+    try:
+        seconds = float(number) * _DURATION_UNITS[unit]
+    except (KeyError, ValueError):
+        raise click.BadParameter(f"{text!r} is not a duration such as 15s, 500ms or 1m",
+                                 param_hint=flag) from None
+    if seconds < 0.1:
+        raise click.BadParameter(f"{text!r} is shorter than 100ms", param_hint=flag)
+    return seconds
 
 
 def check_netns_mode(dns_address: tuple[str, int] | None, proxy: bool) -> None:

@@ -24,7 +24,9 @@ stays on the host's loopback, where the API server reaches it, and the Node says
 
 The `KubeletServer` serves container logs (`kubectl logs`), exec and attach sessions (`kubectl
 exec`, `kubectl attach`, `kubectl run -i`) and forwarded connections to pods' ports (`kubectl
-port-forward`) to the API server, which authenticates with the cluster's kubelet token.
+port-forward`) to the API server, which authenticates with the cluster's kubelet token, and
+the node's resource metrics (`/metrics/resource`, `kubelet.resourcemetrics`) that the API server
+scrapes for `kubectl top`.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ from tinykube.client import events
 from tinykube.client.controller import Controller
 from tinykube.client.informer import shared as shared_informer
 from tinykube.client.rest import RESTClient
-from tinykube.kubelet import portforward
+from tinykube.kubelet import portforward, resourcemetrics
 from tinykube.kubelet import status as pod_status
 from tinykube.kubelet.cgroups import Cgroups
 from tinykube.kubelet.logs import ContainerLog
@@ -212,7 +214,8 @@ class NodeAgent(Controller):
         }
         self.server = KubeletServer(self._container_log, self._exec_command,
                                     self._attach_target, token=kubelet_token,
-                                    host=self.kubelet_host, forward_lookup=self._forward_target)
+                                    host=self.kubelet_host, forward_lookup=self._forward_target,
+                                    metrics=self._resource_metrics)
         self.network = network
         self.connect = connect
         self._timers: dict[str, asyncio.TimerHandle] = {}
@@ -388,6 +391,12 @@ class NodeAgent(Controller):
         handler = self.handler_of(pod)
         runtime = self.runtimes["process" if handler in ("process", "netns") else "virtual"]
         return runtime.container_log(pod, container)
+
+    async def _resource_metrics(self) -> bytes:
+        """`/metrics/resource`: the running containers, from the pods' statuses here on the
+        loop; their cgroups and the node's /proc, read in a thread."""
+        containers = resourcemetrics.running_containers(self.pods.cache.list())
+        return await asyncio.to_thread(resourcemetrics.render, containers, self.cgroups)
 
     def _service_account_files(self, pod: Mapping[str, Any]) -> dict[str, str] | None:
         """What a kubelet mounts at /var/run/secrets/kubernetes.io/serviceaccount: a token,

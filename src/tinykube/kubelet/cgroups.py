@@ -10,6 +10,11 @@ cgroup hierarchies it finds (`/proc/self/mounts`, `/proc/self/cgroup`), below it
   included. When the container stops (its main process exited or was killed), `kill_all`
   kills what is left, with `cgroup.kill` on cgroup v2, else by SIGKILLing `cgroup.procs` until
   it is empty, as runc does for a container without a PID namespace.
+- **Usage** (`usage`): cumulative CPU time and the memory working set, what the kubelet's
+  `/metrics/resource` reports; on cgroup v2 from `cpu.stat` and `memory.current`/`memory.stat`,
+  on v1 from `cpuacct.usage` and `memory.usage_in_bytes`/`memory.stat`. In a hybrid layout
+  (v1 controllers, the v2 hierarchy for tracking) CPU comes from v2's `cpu.stat`, which has
+  `usage_usec` without the cpu controller; a v1-only host adds its `cpuacct` hierarchy.
 - **Memory**: `resources.limits.memory` becomes `memory.max` (v2) or `memory.limit_in_bytes`
   (v1); when the kernel's OOM killer ends a process of the container, its `oom_kill` counter
   (`memory.events` or `memory.oom_control`) goes up, and the runtime reports the container
@@ -41,7 +46,8 @@ KILL_ROUNDS = 50  # v1 kill loop: each round SIGKILLs what cgroup.procs lists
 class Hierarchy:
     root: Path  # where our own cgroup is, e.g. /sys/fs/cgroup/memory/<our path>
     version: int  # 1 or 2
-    memory: bool  # limits and OOM counters live here
+    memory: bool  # limits, OOM counters and the working set live here
+    cpu: bool = False  # CPU time is read here (v2 `cpu.stat`, v1 `cpuacct.usage`)
 
 
 def _own_paths() -> dict[str, str]:
@@ -58,15 +64,27 @@ def discover() -> list[Hierarchy]:
     when the memory controller is there; writable ones only."""
     own = _own_paths()
     found: list[Hierarchy] = []
+    cpuacct: Hierarchy | None = None
     for line in Path("/proc/self/mounts").read_text().splitlines():
         _dev, mount, kind, options, *_ = line.split()
+        controllers = options.split(",")
         if kind == "cgroup2" and "" in own:
-            controllers = Path(mount, "cgroup.controllers").read_text().split()
-            found.append(Hierarchy(Path(mount + own[""]), 2, "memory" in controllers))
-        elif kind == "cgroup" and "memory" in options.split(","):
-            path = next((p for c, p in own.items() if "memory" in c.split(",")), None)
-            if path is not None:
-                found.append(Hierarchy(Path(mount + path), 1, True))
+            enabled = Path(mount, "cgroup.controllers").read_text().split()
+            # cpu.stat's usage_usec is there with or without the cpu controller
+            found.append(Hierarchy(Path(mount + own[""]), 2, "memory" in enabled, cpu=True))
+        elif kind == "cgroup" and {"memory", "cpuacct"} & set(controllers):
+            path = next((p for c, p in own.items()
+                         if {"memory", "cpuacct"} & set(c.split(","))), None)
+            if path is None:
+                continue
+            hierarchy = Hierarchy(Path(mount + path), 1, "memory" in controllers,
+                                  cpu="cpuacct" in controllers)
+            if hierarchy.memory:
+                found.append(hierarchy)
+            else:
+                cpuacct = hierarchy
+    if cpuacct is not None and not any(h.cpu for h in found):  # v1 only: CPU from cpuacct
+        found.append(cpuacct)
     return [h for h in found if os.access(h.root, os.W_OK)]
 
 
@@ -121,6 +139,18 @@ class Cgroups:
                 path = self._base(hierarchy) / pod_uid / name
                 total = max(total, _oom_count(path, hierarchy.version))
         return total
+
+    def usage(self, pod_uid: str, name: str) -> tuple[int, int] | None:
+        """The container's (cumulative CPU time in ns, memory working set in bytes), or None
+        when it has no cgroups to read them from (a virtual pod; not root)."""
+        cpu = memory = None
+        for hierarchy in self.hierarchies:
+            path = self._base(hierarchy) / pod_uid / name
+            if hierarchy.cpu and cpu is None:
+                cpu = cpu_time(path, hierarchy.version)
+            if hierarchy.memory and memory is None:
+                memory = working_set(path, hierarchy.version)
+        return None if cpu is None or memory is None else (cpu, memory)
 
     def kill_all(self, pod_uid: str, name: str | None = None) -> None:
         """SIGKILL every process left in the container's (or the whole pod's) cgroups."""
@@ -180,6 +210,42 @@ def _oom_count(path: Path, version: int) -> int:
     except (FileNotFoundError, ValueError):
         pass
     return 0
+
+
+def flat_keyed(text: str) -> dict[str, int]:
+    """A cgroup flat-keyed file (`cpu.stat`, `memory.stat`): `key value` lines."""
+    values = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(" ")
+        with contextlib.suppress(ValueError):
+            values[key] = int(value)
+    return values
+
+
+def cpu_time(path: Path, version: int) -> int | None:
+    """Cumulative CPU time of the cgroup at `path` in ns (v2 `cpu.stat` usage_usec, v1
+    `cpuacct.usage`), None if it is not there."""
+    try:
+        if version == 2:
+            usec = flat_keyed((path / "cpu.stat").read_text()).get("usage_usec")
+            return None if usec is None else usec * 1000
+        return int((path / "cpuacct.usage").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def working_set(path: Path, version: int) -> int | None:
+    """The cgroup's working set as cAdvisor computes it: memory in use less the inactive
+    file pages the kernel can drop at once (v2 `memory.current` - `inactive_file`, v1
+    `memory.usage_in_bytes` - `total_inactive_file`), never below 0."""
+    usage_file, inactive_key = ("memory.current", "inactive_file") if version == 2 else \
+        ("memory.usage_in_bytes", "total_inactive_file")
+    try:
+        usage = int((path / usage_file).read_text())
+        stat = flat_keyed((path / "memory.stat").read_text())
+    except (OSError, ValueError):
+        return None
+    return max(0, usage - stat.get(inactive_key, 0))
 
 
 def _procs(path: Path) -> list[int]:

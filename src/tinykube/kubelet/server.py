@@ -11,6 +11,8 @@ Node publishes in `status.daemonEndpoints.kubeletEndpoint.Port`. This server ans
         (WebSockets speaking the channel protocol, see `kubelet.streams`)
     GET /portForward/<namespace>/<pod>?port=
         (a WebSocket of raw bytes to the pod's port, see `kubelet.portforward`)
+    GET /metrics/resource
+        (the resource metrics metrics-server scrapes, see `kubelet.resourcemetrics`)
     GET /healthz
 
 with the kubelet's parameters. Errors are Kubernetes `Status` bodies with the right code, which
@@ -33,7 +35,7 @@ import aiohttp
 from aiohttp import web
 
 from tinykube.api import errors, remotecommand
-from tinykube.kubelet import logs, portforward, streams
+from tinykube.kubelet import logs, portforward, resourcemetrics, streams
 from tinykube.kubelet.logs import ContainerLog
 from tinykube.kubelet.stdio import ContainerIO
 
@@ -48,6 +50,8 @@ AttachLookup = Callable[[str, str, str], ContainerIO]
 #: (namespace, pod) -> (the pod's name_namespace, its uid, how to reach its ports); raises
 #: APIError.
 ForwardLookup = Callable[[str, str], tuple[str, str, portforward.Dial]]
+#: () -> the `/metrics/resource` exposition, read now.
+MetricsSource = Callable[[], Awaitable[bytes]]
 
 
 def _int(query: dict[str, str], name: str) -> int | None:
@@ -133,13 +137,15 @@ class KubeletServer:
 
     def __init__(self, lookup: Lookup, exec_lookup: ExecLookup, attach_lookup: AttachLookup, *,
                  token: str, host: str = "127.0.0.1", port: int = 0,
-                 forward_lookup: ForwardLookup | None = None) -> None:
+                 forward_lookup: ForwardLookup | None = None,
+                 metrics: MetricsSource | None = None) -> None:
         if not token:
             raise ValueError("a kubelet endpoint needs a token")
         self.lookup = lookup
         self.exec_lookup = exec_lookup
         self.attach_lookup = attach_lookup
         self.forward_lookup = forward_lookup
+        self.metrics = metrics
         self.token = token
         self.host = host
         self.port = port
@@ -155,6 +161,7 @@ class KubeletServer:
         app.router.add_get("/exec/{namespace}/{pod}/{container}", self._exec)
         app.router.add_get("/attach/{namespace}/{pod}/{container}", self._attach)
         app.router.add_get("/portForward/{namespace}/{pod}", self._port_forward)
+        app.router.add_get("/metrics/resource", self._resource_metrics)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
@@ -178,6 +185,12 @@ class KubeletServer:
 
     async def _healthz(self, _request: web.Request) -> web.Response:
         return web.Response(text="ok")
+
+    async def _resource_metrics(self, _request: web.Request) -> web.Response:
+        if self.metrics is None:
+            return web.Response(status=404, text="404 page not found\n")
+        return web.Response(body=await self.metrics(),
+                            headers={"Content-Type": resourcemetrics.CONTENT_TYPE})
 
     async def _exec(self, request: web.Request) -> web.StreamResponse:
         """An exec session (see `_stream`)."""

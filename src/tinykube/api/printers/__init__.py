@@ -8,7 +8,8 @@ computes them the way kube-apiserver's `pkg/printers/internalversion/printers.go
   grouped by API group in `core_workloads` (Pod), `core_network` (Service, Endpoints,
   EndpointSlice, Ingress, NetworkPolicy), `apps` (with ReplicationController), `batch` (Job,
   CronJob), `cluster` (Node, Namespace, Event, Lease, RuntimeClass) and `config` (ConfigMap, Secret,
-  ServiceAccount, PersistentVolumeClaim, PersistentVolume); `base` has the shared pieces;
+  ServiceAccount, PersistentVolumeClaim, PersistentVolume), `metrics` (NodeMetrics,
+  PodMetrics); `base` has the shared pieces;
 - wide (priority 1) cells are always filled, as kube-apiserver prints with `Wide: true`;
 - kinds without a printer get the default NAME / CREATED AT table (`rest.DefaultTableConvertor`);
 - ages use `human_duration` (in `duration`), a port of apimachinery's `duration.HumanDuration`.
@@ -52,6 +53,7 @@ from tinykube.api.printers.duration import (
     parse_timestamp,
     translate_timestamp,
 )
+from tinykube.api.printers.metrics import METRICS_PRINTERS
 
 __all__ = [
     "AGE_COLUMN",
@@ -76,7 +78,7 @@ __all__ = [
 
 PRINTERS: dict[str, Printer] = {
     **POD_PRINTERS, **NETWORK_PRINTERS, **APPS_PRINTERS, **BATCH_PRINTERS, **CLUSTER_PRINTERS,
-    **CONFIG_PRINTERS,
+    **CONFIG_PRINTERS, **METRICS_PRINTERS,
 }
 
 
