@@ -148,6 +148,8 @@ def all_messages(binary: bytes) -> dict[str, dict[str, Any]]:
 def roots() -> dict[str, str]:
     kinds = {}
     for res in resources.ALL:
+        if res.provider:  # metrics.k8s.io is read-only: no request bodies to decode
+            continue
         package = res.group.split(".")[0] if res.group else "core"
         kinds[f"{res.api_version}/{res.kind}"] = f"k8s.io.api.{package}.{res.version}.{res.kind}"
     return {**kinds, **_EXTRA_ROOTS}

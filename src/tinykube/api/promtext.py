@@ -46,9 +46,9 @@ def _labels(line: str, start: int, number: int) -> tuple[dict[str, str], int]:
     """The labels of `line` from the `{` at `start`; and where they end."""
     labels: dict[str, str] = {}
     position = start + 1
-    if line[position:].lstrip().startswith("}"):
-        return labels, line.index("}", position) + 1
     while True:
+        if line[position:].lstrip().startswith("}"):  # `{}`, or a trailing comma
+            return labels, line.index("}", position) + 1
         match = _LABEL.match(line, position)
         if match is None:
             raise ParseError(f"line {number}: malformed labels: {line!r}")

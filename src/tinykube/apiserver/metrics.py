@@ -72,7 +72,7 @@ class ResourceMetrics:
     async def run_forever(self) -> None:
         """Scrape every node every `resolution` seconds, on a fixed beat."""
         connector = aiohttp.TCPConnector(limit=CONCURRENCY)
-        async with aiohttp.ClientSession(headers=self.headers, connector=connector) as session:
+        async with aiohttp.ClientSession(connector=connector) as session:
             loop = asyncio.get_running_loop()
             beat = loop.time()
             while True:
@@ -93,7 +93,7 @@ class ResourceMetrics:
     async def _scrape_node(self, session: aiohttp.ClientSession, node: str, url: str) -> None:
         started = int(self.clock() * 1000)
         try:
-            async with session.get(f"{url}/metrics/resource",
+            async with session.get(f"{url}/metrics/resource", headers=self.headers,
                                    timeout=aiohttp.ClientTimeout(total=TIMEOUT)) as answer:
                 if answer.status != 200:
                     raise ValueError(f"HTTP {answer.status}")

@@ -215,8 +215,8 @@ def test_every_pointer_field_listed_exists_in_the_schema() -> None:
 
 def test_every_served_kind_has_a_schema() -> None:
     from tinykube.api import resources
-    missing = [f"{r.api_version}/{r.kind}" for r in resources.ALL
-               if protobuf.message_for(r.api_version, r.kind) is None]
+    missing = [f"{r.api_version}/{r.kind}" for r in resources.ALL  # metrics: read-only
+               if not r.provider and protobuf.message_for(r.api_version, r.kind) is None]
     assert missing == []
 
 

@@ -98,6 +98,7 @@ def test_aggregated_group_and_version_order() -> None:
         ("coordination.k8s.io", ["v1"]),
         ("node.k8s.io", ["v1"]),
         ("discovery.k8s.io", ["v1"]),
+        ("metrics.k8s.io", ["v1beta1"]),  # an APIService's priority (100): last
     ]
     core = discovery.aggregated(core=True)["items"]
     assert [(i["metadata"]["name"], [v["version"] for v in i["versions"]]) for i in core] == [
@@ -274,6 +275,8 @@ def test_api_group_list_golden() -> None:
              "preferredVersion": gv("node.k8s.io", "v1")},
             {"name": "discovery.k8s.io", "versions": [gv("discovery.k8s.io", "v1")],
              "preferredVersion": gv("discovery.k8s.io", "v1")},
+            {"name": "metrics.k8s.io", "versions": [gv("metrics.k8s.io", "v1beta1")],
+             "preferredVersion": gv("metrics.k8s.io", "v1beta1")},
         ],
     }
 
@@ -330,6 +333,13 @@ LEGACY_ENTRIES = [
     ("secrets", "", "v1", "secrets",
      {"name": "secrets", "singularName": "secret", "namespaced": True, "kind": "Secret",
       "verbs": ALL_VERBS}),
+    # metrics-server's APIResourceList: get and list, no singular names
+    ("metrics-nodes", "metrics.k8s.io", "v1beta1", "nodes",
+     {"name": "nodes", "singularName": "", "namespaced": False, "kind": "NodeMetrics",
+      "verbs": ["get", "list"]}),
+    ("metrics-pods", "metrics.k8s.io", "v1beta1", "pods",
+     {"name": "pods", "singularName": "", "namespaced": True, "kind": "PodMetrics",
+      "verbs": ["get", "list"]}),
 ]
 
 
