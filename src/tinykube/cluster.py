@@ -136,6 +136,7 @@ class RunningCluster:
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.api.stop_scraping()  # the kubelets go next
         await self.components.stop()
         await self.api.stop()
 

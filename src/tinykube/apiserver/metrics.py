@@ -76,7 +76,10 @@ class ResourceMetrics:
             loop = asyncio.get_running_loop()
             beat = loop.time()
             while True:
-                await self.scrape(session)
+                try:
+                    await self.scrape(session)
+                except Exception:  # a bug must not end the scrapes for good
+                    log.exception("a round of kubelet scrapes failed")
                 beat += self.resolution
                 await asyncio.sleep(max(0.0, beat - loop.time()))
                 beat = max(beat, loop.time() - self.resolution)  # no burst after a stall

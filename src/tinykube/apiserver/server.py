@@ -73,12 +73,20 @@ class RunningAPIServer:
     def local_socket(self) -> Path | None:
         return self.server.unix_path
 
+    async def stop_scraping(self) -> None:
+        """Stop scraping the kubelets (before they stop, so that their going is not logged
+        as a failed scrape)."""
+        if self.scraper is not None:
+            self.scraper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.scraper
+
     async def stop(self) -> None:
-        for task in (self.reconciler, self.scraper):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await self.stop_scraping()
+        if self.reconciler is not None:
+            self.reconciler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.reconciler
         await self.server.stop()
         self.store.close()
         if self.server.unix_path is not None:

@@ -4,6 +4,7 @@ lists, gets, selectors, Tables and kube's errors, over real HTTP."""
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -44,9 +45,12 @@ async def cluster(tmp_path: Path) -> AsyncIterator[tuple[aiohttp.ClientSession, 
     """The API server, a kubelet that answers scrape(0), scrape(1), ... and one round of
     scrapes done per call of the yielded `scrape_round`."""
     answers = iter(range(100))
+    failing = [False]
 
     async def metrics(request: web.Request) -> web.Response:
         assert request.headers["Authorization"] == "Bearer kubelet-secret"
+        if failing[0]:
+            return web.Response(status=503, text="not now")
         return web.Response(text=scrape(next(answers)))
     kubelet = web.Application()
     kubelet.router.add_get("/metrics/resource", metrics)
@@ -73,7 +77,8 @@ async def cluster(tmp_path: Path) -> AsyncIterator[tuple[aiohttp.ClientSession, 
     try:
         async with aiohttp.ClientSession(base_url=server.url) as session, \
                 aiohttp.ClientSession() as scraper:
-            async def scrape_round() -> None:
+            async def scrape_round(*, fail: bool = False) -> None:
+                failing[0] = fail
                 await handler.metrics.scrape(scraper)
             yield session, scrape_round
     finally:
@@ -97,11 +102,13 @@ async def test_figures_after_two_scrapes(tmp_path: Path) -> None:
         assert (status, body["kind"], body["items"]) == (200, "PodMetricsList", [])
         await scrape_round()
         status, body = await get(session, POD_LIST)
+        assert status == 200
         assert [(i["metadata"]["name"], i["window"], i["containers"]) for i in body["items"]] == [
             ("db", "15s", [{"name": "main", "usage": {"cpu": "500m", "memory": "1Mi"}}]),
             ("web", "15s", [{"name": "app", "usage": {"cpu": "250m", "memory": "50Mi"}}])]
         assert body["items"][1]["metadata"]["labels"] == {"app": "web"}
         status, node = await get(session, "/apis/metrics.k8s.io/v1beta1/nodes/n1")
+        assert status == 200
         assert (node["usage"], node["metadata"]["labels"]) == (
             {"cpu": "1", "memory": "1Gi"}, {"role": "worker"})
 
@@ -173,3 +180,20 @@ async def test_table_as_metrics_server_converts(tmp_path: Path) -> None:
             "Name", "cpu", "memory", "Window"]
         assert [r["cells"] for r in table["rows"]] == [["db", "500m", "1Mi", "15s"],
                                                        ["web", "250m", "50Mi", "15s"]]
+
+
+async def test_a_failing_kubelet_keeps_its_points_and_is_logged_once(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="tinykube.apiserver.metrics")
+    async with cluster(tmp_path) as (session, scrape_round):
+        await scrape_round()
+        await scrape_round()
+        for _ in range(3):
+            await scrape_round(fail=True)
+        status, body = await get(session, POD_LIST)
+        assert status == 200
+        assert [i["metadata"]["name"] for i in body["items"]] == ["db", "web"]
+        failures = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
+        assert len(failures) == 1 and failures[0].endswith("failed: HTTP 503")
+        await scrape_round()
+        assert any("works again" in r.getMessage() for r in caplog.records)
