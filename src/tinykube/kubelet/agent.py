@@ -395,7 +395,8 @@ class NodeAgent(Controller):
     async def _resource_metrics(self) -> bytes:
         """`/metrics/resource`: the running containers, from the pods' statuses here on the
         loop; their cgroups and the node's /proc, read in a thread."""
-        containers = resourcemetrics.running_containers(self.pods.cache.list())
+        running = [p for p in self.pods.cache.list() if self.handler_of(p) != "virtual"]
+        containers = resourcemetrics.running_containers(running)  # virtual ones have none
         return await asyncio.to_thread(resourcemetrics.render, containers, self.cgroups)
 
     def _service_account_files(self, pod: Mapping[str, Any]) -> dict[str, str] | None:
