@@ -209,3 +209,13 @@ def test_python_client_reads_pod_and_node_metrics(custom: Any) -> None:
         custom.get_namespaced_custom_object("metrics.k8s.io", "v1beta1", "default", "pods",
                                             "nope")
     assert caught.value.status == 404
+
+
+@pytest.mark.parametrize(("field", "shown"), [
+    ("podmetrics.containers", "FIELD: containers <[]ContainerMetrics>"),
+    ("nodemetrics.usage", "FIELD: usage <map[string]Quantity>"),
+])
+def test_explain_metrics_kinds(kubectl: Kubectl, field: str, shown: str) -> None:
+    text = kubectl("explain", field)
+    assert "GROUP:      metrics.k8s.io" in text
+    assert shown in text, text

@@ -158,7 +158,7 @@ def paths(resource: Resource) -> Document:
     collection = _collection_path(resource)
     paths = {collection: {**_collection_operations(resource),
                           "parameters": _path_params(resource, item=False)}}
-    if resource.stored:  # reviews are create-only: no object path
+    if resource.stored or resource.provider:  # reviews are create-only: no object path
         paths[collection + "/{name}"] = {**_item_operations(resource),
                                          "parameters": _path_params(resource, item=True)}
     return paths
@@ -181,11 +181,9 @@ def _documents() -> dict[str, bytes]:
     paths_by_key: dict[str, Document] = {}
     kinds_by_key: dict[str, list[tuple[str, str]]] = {}
     for resource in resources.ALL:
-        if resource.provider:  # metrics.k8s.io: served without published schemas
-            continue
         key = _index_key(resource.group, resource.version)
         paths_by_key.setdefault(key, {}).update(paths(resource))
-        if resource.stored:
+        if resource.stored or resource.provider:
             kinds_by_key.setdefault(key, []).append((resource.api_version, resource.kind))
     return {
         key: orjson.dumps({"openapi": "3.0.0", "info": _INFO,

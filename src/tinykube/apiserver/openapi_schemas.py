@@ -8,6 +8,9 @@ server checks bodies against (`api/schema_data.json`) and the API's own descript
 kube-apiserver names them in their last dotted part (`...ServiceSpec`), with lists and maps, the
 IntOrString and Quantity types, and the strategic-merge extensions of `api.patch`'s field table.
 
+metrics.k8s.io's kinds (NodeMetrics, PodMetrics, ContainerMetrics), which the official client
+has no models of, are written here in the same notation, with metrics-server's descriptions.
+
 `schemas(kinds)` returns the closure of the types a document's kinds reach. The documents carry
 no `requestBody`, so kubectl's apply still takes patch strategies from the Go types compiled into
 it (see `apiserver.openapi`); these schemas only explain.
@@ -46,13 +49,49 @@ _SCALARS: dict[str, Document] = {
 }
 
 
+# metrics.k8s.io, which the official client has no models of: metrics-server's types
+# (k8s.io/metrics/pkg/apis/metrics/v1beta1) in the structural schema's notation.
+_METRICS_KINDS = {"metrics.k8s.io/v1beta1/NodeMetrics": "V1beta1NodeMetrics",
+                  "metrics.k8s.io/v1beta1/PodMetrics": "V1beta1PodMetrics"}
+_METRICS_COMMON = {"apiVersion": "string", "kind": "string", "metadata": "V1ObjectMeta",
+                   "timestamp": "string", "window": "string"}
+_METRICS_TYPES = {
+    "V1beta1NodeMetrics": {**_METRICS_COMMON, "usage": "map[quantity]"},
+    "V1beta1PodMetrics": {**_METRICS_COMMON, "containers": "[]V1beta1ContainerMetrics"},
+    "V1beta1ContainerMetrics": {"name": "string", "usage": "map[quantity]"},
+}
+_WINDOW = ("The following fields define time interval from which metrics were collected from "
+           "the interval [Timestamp-Window, Timestamp].")
+_METRICS_DESCRIPTIONS = {
+    "V1beta1NodeMetrics": {"": "NodeMetrics sets resource usage metrics of a node.",
+                           "timestamp": _WINDOW,
+                           "usage": "The memory usage is the memory working set."},
+    "V1beta1PodMetrics": {"": "PodMetrics sets resource usage metrics of a pod.",
+                          "timestamp": _WINDOW,
+                          "containers": "Metrics for all containers are collected within the "
+                                        "same time window."},
+    "V1beta1ContainerMetrics": {
+        "": "ContainerMetrics sets resource usage metrics of a container.",
+        "name": "Container name corresponding to the one from pod.spec.containers.",
+        "usage": "The memory usage is the memory working set."},
+}
+
+
 @functools.cache
 def _descriptions() -> dict[str, dict[str, str]]:
     """model -> field ("" for the type itself) -> description."""
     text = importlib.resources.files("tinykube.api").joinpath(
         "schema_descriptions.json").read_text()
     loaded: dict[str, dict[str, str]] = json.loads(text)
+    common = {f: loaded["V1Pod"][f] for f in ("apiVersion", "kind", "metadata")}
+    for model, texts in _METRICS_DESCRIPTIONS.items():
+        loaded[model] = {**(common if "timestamp" in texts else {}), **texts}
     return loaded
+
+
+def _types(model: str) -> dict[str, str]:
+    types: dict[str, dict[str, str]] = schema.document()["types"]
+    return types.get(model) or _METRICS_TYPES[model]
 
 
 def schema_name(model: str) -> str:
@@ -66,8 +105,8 @@ def model_of(api_version: str, kind: str) -> str | None:
     """The structural schema's model for a kind (legacy apps versions use apps/v1's)."""
     kinds: dict[str, str] = schema.document()["kinds"]
     group, _, _version = api_version.rpartition("/")
-    return kinds.get(f"{api_version}/{kind}") or (
-        kinds.get(f"apps/v1/{kind}") if group == "apps" else None)
+    return kinds.get(f"{api_version}/{kind}") or _METRICS_KINDS.get(f"{api_version}/{kind}") \
+        or (kinds.get(f"apps/v1/{kind}") if group == "apps" else None)
 
 
 def schemas(kinds: Iterable[tuple[str, str]]) -> dict[str, Document]:
@@ -96,7 +135,7 @@ def _add(model: str, out: dict[str, Document]) -> None:
                            "properties": {}}
     out[name] = component
     go_name = schema.split_model(model)[1]
-    for field, type_string in schema.document()["types"][model].items():
+    for field, type_string in _types(model).items():
         prop = _property(type_string, out)
         prop.update(_patch_extensions(go_name, field))
         if texts.get(field):

@@ -98,10 +98,8 @@ def document() -> Document:
     paths: Document = {}
     kinds: list[tuple[str, str]] = []
     for resource in resources.ALL:
-        if resource.provider:  # metrics.k8s.io: served without published schemas
-            continue
         paths.update({path: _path_item(item) for path, item in openapi.paths(resource).items()})
-        if resource.stored:
+        if resource.stored or resource.provider:
             kinds.append((resource.api_version, resource.kind))
     definitions = {name: _schema(schema)
                    for name, schema in openapi_schemas.schemas(kinds).items()}

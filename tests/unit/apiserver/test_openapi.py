@@ -10,11 +10,10 @@ import pytest
 
 from tinykube.api import resources
 from tinykube.api.resources import Resource
-from tinykube.apiserver import openapi
+from tinykube.apiserver import openapi, openapi_schemas
 
-# metrics.k8s.io is served without published schemas (see apiserver/metrics.py)
-PUBLISHED = [r for r in resources.ALL if not r.provider]
-RESOURCE_IDS = [f"{r.group_version}/{r.plural}" for r in PUBLISHED]
+CREATABLE = [r for r in resources.ALL if "create" in r.verbs]  # metrics.k8s.io is read-only
+RESOURCE_IDS = [f"{r.group_version}/{r.plural}" for r in CREATABLE]
 
 
 def document(key: str) -> dict[str, Any]:
@@ -41,7 +40,7 @@ def test_index_lists_every_group_version_alphabetically() -> None:
         "api/v1", "apis/apps/v1", "apis/apps/v1beta1", "apis/apps/v1beta2",
         "apis/authentication.k8s.io/v1", "apis/authorization.k8s.io/v1", "apis/batch/v1",
         "apis/coordination.k8s.io/v1", "apis/discovery.k8s.io/v1",
-        "apis/networking.k8s.io/v1", "apis/node.k8s.io/v1",
+        "apis/metrics.k8s.io/v1beta1", "apis/networking.k8s.io/v1", "apis/node.k8s.io/v1",
     ]
 
 
@@ -62,7 +61,7 @@ def test_legacy_apps_v1beta1_statefulset_is_indexed() -> None:
         "group": "apps", "version": "v1beta1", "kind": "StatefulSet"}
 
 
-PATCHABLE = [r for r in PUBLISHED if "patch" in r.verbs]
+PATCHABLE = [r for r in resources.ALL if "patch" in r.verbs]
 
 
 @pytest.mark.parametrize("resource", PATCHABLE, ids=[index_key(r) + "/" + r.plural
@@ -75,7 +74,7 @@ def test_kubectl_finds_a_patch_op_with_gvk_and_field_validation(resource: Resour
     assert "fieldValidation" in parameter_names(matches[0])
 
 
-@pytest.mark.parametrize("resource", PUBLISHED, ids=RESOURCE_IDS)
+@pytest.mark.parametrize("resource", CREATABLE, ids=RESOURCE_IDS)
 def test_collection_post_has_gvk_and_field_validation(resource: Resource) -> None:
     doc = document(index_key(resource))
     prefix = f"/apis/{resource.group}" if resource.group else "/api"
@@ -171,7 +170,7 @@ def test_every_kind_has_one_schema_and_every_ref_resolves(key: str) -> None:
     tagged = [(gvk["group"], gvk["version"], gvk["kind"]) for schema in schemas.values()
               for gvk in schema.get("x-kubernetes-group-version-kind", [])]
     served = [(r.group, r.version, r.kind) for r in resources.ALL
-              if r.stored and index_key(r) == key]
+              if (r.stored or r.provider) and index_key(r) == key]
     assert sorted(tagged) == sorted(served)
     prefix = "#/components/schemas/"
     assert {ref.removeprefix(prefix) for ref in _refs(doc)} <= set(schemas)
@@ -220,3 +219,23 @@ def test_legacy_versions_explain_with_apps_v1_types() -> None:
     schemas = document("apis/apps/v1beta1")["components"]["schemas"]
     assert schemas["io.k8s.api.v1.StatefulSet"]["x-kubernetes-group-version-kind"] == [
         {"group": "apps", "version": "v1beta1", "kind": "StatefulSet"}]
+
+
+def test_metrics_kinds_explain_as_metrics_server_publishes_them() -> None:
+    """NodeMetrics and PodMetrics (k8s.io/metrics types): get and list only, usage as
+    Quantities, the pod's containers as ContainerMetrics."""
+    doc = document("apis/metrics.k8s.io/v1beta1")
+    assert {path: sorted(k for k in item if k != "parameters")
+            for path, item in doc["paths"].items()} == {
+        "/apis/metrics.k8s.io/v1beta1/nodes": ["get"],
+        "/apis/metrics.k8s.io/v1beta1/nodes/{name}": ["get"],
+        "/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods": ["get"],
+        "/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods/{name}": ["get"]}
+    schemas = doc["components"]["schemas"]
+    pod = schemas["io.k8s.api.v1beta1.PodMetrics"]
+    assert sorted(pod["properties"]) == ["apiVersion", "containers", "kind", "metadata",
+                                         "timestamp", "window"]
+    assert pod["description"] == "PodMetrics sets resource usage metrics of a pod."
+    container = schemas["io.k8s.api.v1beta1.ContainerMetrics"]
+    assert container["properties"]["usage"]["additionalProperties"] == {
+        "allOf": [{"$ref": "#/components/schemas/" + openapi_schemas.QUANTITY}]}
