@@ -57,6 +57,7 @@ from tinykube.client.informer import shared as shared_informer
 from tinykube.client.rest import RESTClient
 from tinykube.kubelet import portforward, resourcemetrics
 from tinykube.kubelet import status as pod_status
+from tinykube.kubelet import volumes as pod_volumes
 from tinykube.kubelet.cgroups import Cgroups
 from tinykube.kubelet.logs import ContainerLog
 from tinykube.kubelet.podnet import PodNetworking
@@ -190,7 +191,12 @@ class NodeAgent(Controller):
         self.services = shared_informer(client, resources.must("", "v1", "services"))
         self.runtime_classes = shared_informer(
             client, resources.must("node.k8s.io", "v1", "runtimeclasses"))
-        super().__init__(client, [self.pods, self.services, self.runtime_classes])
+        # what pods' volumes read: ConfigMaps, Secrets, claims and their PersistentVolumes
+        self.volume_sources = {plural: shared_informer(client, resources.must("", "v1", plural))
+                               for plural in ("configmaps", "secrets", "persistentvolumeclaims",
+                                              "persistentvolumes")}
+        super().__init__(client, [self.pods, self.services, self.runtime_classes,
+                                  *self.volume_sources.values()])
         self.recorder = events.Recorder(client, "kubelet", node_name)
         self.cluster_dns = cluster_dns  # set by the cluster once its DNS listens
         self.default_runtime = default_runtime
@@ -210,7 +216,9 @@ class NodeAgent(Controller):
             "process": ProcessRuntime(context, root=self.root_dir / "pods",
                                       cluster_dns=lambda: self.cluster_dns,
                                       sandbox_mode=sandbox_mode,
-                                      account=self._service_account_files, network=network),
+                                      account=self._service_account_files, network=network,
+                                      volumes=pod_volumes.VolumeManager(
+                                          self.root_dir / "pods", self._volume_objects())),
         }
         self.server = KubeletServer(self._container_log, self._exec_command,
                                     self._attach_target, token=kubelet_token,
@@ -221,6 +229,42 @@ class NodeAgent(Controller):
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self.pods.add_handlers(on_add=self._on_pod, on_update=lambda _o, n: self._on_pod(n),
                                on_delete=self._on_delete)
+        for plural, informer in self.volume_sources.items():
+            self._watch_volume_source(plural, informer)
+
+    # --- volumes --------------------------------------------------------------------------------
+
+    def _watch_volume_source(self, plural: str, informer: Any) -> None:
+        def changed(obj: Mapping[str, Any]) -> None:
+            self._volume_source_changed(plural, obj)
+
+        def updated(_old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+            self._volume_source_changed(plural, new)
+        informer.add_handlers(on_add=changed, on_update=updated, on_delete=changed)
+
+    def _volume_objects(self) -> pod_volumes.Objects:
+        def namespaced(plural: str) -> Any:
+            cache = self.volume_sources[plural].cache
+            return lambda namespace, name: cache.get(f"{namespace}/{name}")
+        return pod_volumes.Objects(
+            configmaps=namespaced("configmaps"), secrets=namespaced("secrets"),
+            claims=namespaced("persistentvolumeclaims"),
+            persistent_volumes=self.volume_sources["persistentvolumes"].cache.get,
+            token=lambda pod, _source: (self._service_account_files(pod) or {}).get("token"))
+
+    def _volume_source_changed(self, plural: str, obj: Mapping[str, Any]) -> None:
+        """Enqueue this node's pods whose volumes read `obj` (a PersistentVolume: every pod
+        with a claim), so that their files are updated or their setup retried at once."""
+        meta = obj.get("metadata", {})
+        for pod in self.pods.cache.list():
+            refs = pod_volumes.references(pod)
+            if plural == "persistentvolumes":
+                hit = any(kind == "persistentvolumeclaims" for kind, _name in refs)
+            else:
+                hit = pod["metadata"].get("namespace") == meta.get("namespace") and \
+                    (plural, meta.get("name")) in refs
+            if hit:
+                self.enqueue(pod)
 
     def _on_pod(self, pod: Mapping[str, Any]) -> None:
         ip = pod.get("status", {}).get("podIP")

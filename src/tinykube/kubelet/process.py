@@ -11,6 +11,13 @@ they cannot (not root, no user namespaces) or the cluster DNS is not on port 53 
 resolv.conf cannot name), the pod's events say so. In the `netns` network mode each pod also
 gets its own network namespace (`podnet.PodNetworking`), made before its first container runs
 and removed once the pod object is gone.
+
+Volumes (`volumes.VolumeManager`): every sync sets up the pod's volumes (idempotent, so
+ConfigMap, Secret and downward API changes reach the files); the worker starts only once all
+are there. Until then the pod stays ContainerCreating, each failure is a `FailedMount` event
+and the setup is retried with a back-off (0.5 s doubling to 32 s, on the node's clock) and at
+once when an object it reads changes (the agent enqueues the pod). Without mount namespaces
+(sandbox mode `none`) volumes cannot be mounted: the pod waits with an event saying so.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from typing import Any
 from tinykube.api import errors
 from tinykube.api.meta import rfc3339
 from tinykube.kubelet import sandbox
+from tinykube.kubelet import volumes as pod_volumes
 from tinykube.kubelet.logs import ContainerLog
 from tinykube.kubelet.podnet import PodNetworking
 from tinykube.kubelet.runtime import Obj, grace_seconds
@@ -33,6 +41,7 @@ from tinykube.kubelet.worker import NodeContext, PodWorker
 from tinykube.network.netns import NetworkError
 
 SHUTDOWN_GRACE = 2.0
+MOUNT_RETRY_FIRST, MOUNT_RETRY_MAX = 0.5, 32.0
 
 
 class ProcessRuntime:
@@ -42,8 +51,13 @@ class ProcessRuntime:
                  cluster_dns: Callable[[], tuple[str, int] | None],
                  sandbox_mode: str | None = None,
                  account: Callable[[Obj], Mapping[str, str] | None] = lambda _pod: None,
-                 network: PodNetworking | None = None) -> None:
+                 network: PodNetworking | None = None,
+                 volumes: pod_volumes.VolumeManager | None = None) -> None:
         self.node = node
+        self.volumes = volumes  # the pods' volumes (None: pods with volumes do not start)
+        self._mount_retries: dict[str, asyncio.Task[None]] = {}
+        self._mount_attempts: dict[str, int] = {}
+        self._mount_errors: dict[str, str] = {}
         self.network = network  # the netns network mode's pod namespaces, else None
         self.root = root
         self.cluster_dns = cluster_dns
@@ -63,6 +77,7 @@ class ProcessRuntime:
                 return dict(pod["status"])
             worker = await self._start(pod, pod_ip)
         worker.pod = pod
+        await self._mount(worker, pod)
         return worker.status(pod, rfc3339())
 
     async def _start(self, pod: Obj, pod_ip: str) -> PodWorker:
@@ -76,11 +91,58 @@ class ProcessRuntime:
                               resolv=sandbox.resolv_conf(pod, self._nameserver()),
                               account=self.account(pod), netns=pod_netns,
                               shared=self._runs_as_others(pod))
-        worker = PodWorker(pod, pod_ip, node=self.node, box=box, log_dir=directory / "logs")
+        worker = PodWorker(pod, pod_ip, node=self.node, box=box, log_dir=directory / "logs",
+                           mounts=lambda c, env: pod_volumes.mounts(worker.pod, c,
+                                                                    worker.volume_paths, env))
         self.workers[str(pod["metadata"]["uid"])] = worker
         await self._explain_names(pod, box)
-        worker.start()
         return worker
+
+    async def _mount(self, worker: PodWorker, pod: Obj) -> None:
+        """Set up (or refresh) the pod's volumes; start its worker once they are there."""
+        uid = str(pod["metadata"]["uid"])
+        if not (pod.get("spec", {}).get("volumes") or []):
+            if worker.task is None:
+                worker.start()
+            return
+        try:
+            if self.volumes is None or (worker.box.mode == "none" and _mounts_any(pod)):
+                raise pod_volumes.SetupError(self._cannot_mount(pod))
+            paths = await asyncio.to_thread(self.volumes.setup, pod)
+        except pod_volumes.SetupError as exc:
+            if worker.task is None or self._mount_errors.get(uid) != str(exc):
+                await self.node.event(pod, "Warning", "FailedMount", str(exc))
+            self._mount_errors[uid] = str(exc)
+            if worker.task is None:
+                self._retry_mount(pod)
+            return
+        self._mount_errors.pop(uid, None)
+        self._mount_attempts.pop(uid, None)
+        worker.volume_paths = paths
+        if worker.task is None:
+            worker.start()
+
+    def _cannot_mount(self, pod: Obj) -> str:
+        name = next(v["name"] for v in pod["spec"]["volumes"])
+        return (f'MountVolume.SetUp failed for volume "{name}" : this node cannot mount volumes:'
+                " tinykube runs without root and this kernel allows no unprivileged user "
+                "namespace, so a process pod has no mount namespace of its own")
+
+    def _retry_mount(self, pod: Obj) -> None:
+        uid = str(pod["metadata"]["uid"])
+        if uid in self._mount_retries:
+            return
+        attempt = self._mount_attempts.get(uid, 0)
+        self._mount_attempts[uid] = attempt + 1
+        delay = min(MOUNT_RETRY_FIRST * 2 ** attempt, MOUNT_RETRY_MAX)
+
+        async def later() -> None:
+            try:
+                await self.node.clock.sleep(delay)
+            finally:
+                self._mount_retries.pop(uid, None)
+            self.node.notify(pod)
+        self._mount_retries[uid] = asyncio.create_task(later(), name=f"mount-retry/{uid}")
 
     async def _attach(self, pod: Obj, pod_ip: str) -> str | None:
         """The pod's network namespace (netns mode), made now; None in host mode."""
@@ -137,6 +199,13 @@ class ProcessRuntime:
             worker.kill()
         if self.node.cgroups is not None:
             self.node.cgroups.remove(uid)
+        retry = self._mount_retries.pop(uid, None)
+        if retry is not None:
+            retry.cancel()
+        self._mount_attempts.pop(uid, None)
+        self._mount_errors.pop(uid, None)
+        if self.volumes is not None:
+            self.volumes.remove(uid)  # tmpfs unmounted before the directory goes
         shutil.rmtree(self.root / uid, ignore_errors=True)
         if self.network is not None and self.network.attached(uid):
             task = asyncio.create_task(self.network.detach(uid), name=f"detach/{uid}")
@@ -179,3 +248,13 @@ class ProcessRuntime:
                              return_exceptions=True)
         for worker in workers:
             worker.kill()
+        for retry in list(self._mount_retries.values()):
+            retry.cancel()
+        if self.volumes is not None:
+            self.volumes.close()
+
+
+def _mounts_any(pod: Obj) -> bool:
+    spec = pod.get("spec", {})
+    return any(c.get("volumeMounts") for c in [*(spec.get("initContainers") or []),
+                                               *(spec.get("containers") or [])])

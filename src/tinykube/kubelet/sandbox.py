@@ -31,13 +31,17 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import dataclasses
+import json
 import os
 import socket
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the helper runs with the standard library only
+    from tinykube.kubelet.mounts import Mount
 
 Obj = Mapping[str, Any]
 CLUSTER_DOMAIN = "cluster.local"
@@ -48,8 +52,19 @@ CLONE_NEWNET = 0x40000000
 MS_BIND = 4096
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
+MS_RDONLY = 1
 MS_NOSUID = 2
 MS_NODEV = 4
+MS_NOEXEC = 8
+MS_REMOUNT = 32
+MS_NOATIME = 1024
+MS_NODIRATIME = 2048
+MS_MOVE = 8192
+MS_RELATIME = 1 << 21
+MNT_DETACH = 2
+ST_RELATIME = 4096
+OLD_ROOT = "/.tinykube-old-root"  # where the host's root is while volumes are bound
+SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}
 ACCOUNT_TARGET = "/var/run/secrets/kubernetes.io/serviceaccount"
 HELPER = (sys.executable, "-I", os.path.abspath(__file__))  # this module, as the helper
 
@@ -187,6 +202,8 @@ class Sandbox:
         if resolv is not None:
             self.resolv_path = directory / "resolv.conf"
             private.write(self.resolv_path, resolv)
+        self.stage = directory / "stage"  # where the helper builds a shadow tmpfs (volumes)
+        private.make_dir(self.stage)
         self.account_path: Path | None = None
         if account is not None:
             self.account_path = directory / "serviceaccount"
@@ -206,10 +223,12 @@ class Sandbox:
         return f"Sandbox({self.mode}, {self.hostname})"
 
     def wrap(self, argv: Sequence[str], cgroups: Sequence[str] = (), *,
-             user: Identity | None = None, join: int | None = None) -> list[str]:
+             user: Identity | None = None, join: int | None = None,
+             mounts: Sequence[Mount] = ()) -> list[str]:
         """The command line that runs `argv` inside the pod's namespaces: new ones, or with
         `join` those of that running process (a `kubectl exec` into its container); given
-        their paths, in a container's cgroups; given `user`, as that identity (root only)."""
+        their paths, in a container's cgroups; given `user`, as that identity (root only);
+        with `mounts`, the container's volumes bound in its mount namespace."""
         if self.mode == "none":
             return list(argv)
         helper = [*HELPER, "--mode", self.mode,
@@ -226,6 +245,9 @@ class Sandbox:
             helper += ["--netns", self.netns]
         if cgroups:
             helper += ["--cgroups", ",".join(cgroups)]
+        if mounts and join is None:
+            helper += ["--stage", str(self.stage), "--mounts", json.dumps(
+                [[str(m.source), m.target, m.read_only] for m in mounts])]
         return [*helper, "--", *argv]
 
 
@@ -285,10 +307,12 @@ def _become(option: str) -> None:
 
 
 def _enter(mode: str, hostname: str, binds: Mapping[str, str],
-           account: str | None = None, netns: str | None = None) -> None:
+           account: str | None = None, netns: str | None = None,
+           volumes: Sequence[tuple[str, str, bool]] = (), stage: str | None = None) -> None:
     """New mount and UTS namespaces with the pod's files bound in place. With `account`, a
     private tmpfs on /run (as a container has its own) holds it at `ACCOUNT_TARGET`; with
-    `netns`, the pod's network namespace is joined first."""
+    `netns`, the pod's network namespace is joined first; `volumes` are then bound (see
+    `_bind_volumes`)."""
     libc = _libc()
     if netns is not None:
         _enter_netns(libc, netns)
@@ -306,11 +330,15 @@ def _enter(mode: str, hostname: str, binds: Mapping[str, str],
     sources = {target: os.open(source, os.O_PATH) for source, target in binds.items()}
     if account is not None:
         sources[ACCOUNT_TARGET] = os.open(account, os.O_PATH | os.O_DIRECTORY)
+    volume_fds = [(os.open(source, os.O_PATH), target, read_only)
+                  for source, target, read_only in volumes]
     targets = {target: os.path.realpath(target) for target in sources}
     run = os.path.realpath("/var/run")
+    ours: set[int] = set()  # devices of the tmpfs mounts made here: writable, not the host's
     if account is not None:
         _check(libc.mount(b"tmpfs", run.encode(), b"tmpfs", MS_NOSUID | MS_NODEV,
                           b"mode=755"), f"tmpfs on {run}")
+        ours.add(os.stat(run).st_dev)
     for target, fd in sources.items():
         real = targets[target]
         if account is not None and real.startswith(run + "/") and not os.path.exists(real):
@@ -323,12 +351,120 @@ def _enter(mode: str, hostname: str, binds: Mapping[str, str],
         _check(libc.mount(f"/proc/self/fd/{fd}".encode(), real.encode(), None, MS_BIND, None),
                f"bind over {target}")
         os.close(fd)
+    if volume_fds:
+        if stage is None:
+            raise OSError(22, "volumes need --stage")
+        _bind_volumes(libc, volume_fds, stage, ours)
     socket.sethostname(hostname)
+
+
+def _bind_volumes(libc: ctypes.CDLL, volumes: Sequence[tuple[int, str, bool]], stage: str,
+                  ours: set[int]) -> None:
+    """Bind each volume (an O_PATH descriptor) at its target, read-only if asked.
+
+    A target that does not exist cannot be made on the host. Its deepest existing ancestor
+    is shadowed instead: a tmpfs (built at `stage`) gets one entry per entry of the ancestor,
+    each bound back from the host (recursively, so mounts below stay) or, for a symlink,
+    copied; the missing directories (and an empty file for a file volume) are made in that
+    tmpfs, which then replaces the ancestor (MS_MOVE; for `/` itself, pivot_root into it).
+    The host's files are only ever bind-mounted, never written; in the container, new entries
+    made directly in a shadowed directory live in the tmpfs and are gone with the container.
+    """
+    old_roots: list[str] = []  # the host's root after a pivot, detached once all are bound
+    for fd, target, read_only in volumes:
+        real = os.path.realpath(target)
+        source = f"/proc/self/fd/{fd}"
+        if not os.path.lexists(real):
+            _make_target(libc, real, os.path.isdir(source), stage, ours, old_roots)
+        _check(libc.mount(source.encode(), real.encode(), None, MS_BIND | MS_REC, None),
+               f"bind volume at {target}")
+        if read_only:
+            _remount_read_only(libc, real)
+        os.close(fd)
+    for old_root in old_roots:  # sources bound from a detached tree would be refused: last
+        _check(libc.umount2(old_root.encode(), MNT_DETACH), "detach the old root")
+        os.rmdir(old_root)
+
+
+def _make_target(libc: ctypes.CDLL, real: str, directory: bool, stage: str,
+                 ours: set[int], old_roots: list[str]) -> None:
+    missing = []
+    ancestor = real
+    while not os.path.lexists(ancestor):
+        missing.append(ancestor)
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor):
+        raise OSError(20, f"mount point {real}: {ancestor} is not a directory")
+    if os.stat(ancestor).st_dev not in ours:
+        _shadow(libc, ancestor, stage, old_roots)
+        ours.add(os.stat(ancestor).st_dev)
+    for path in reversed(missing[1:]):
+        os.mkdir(path, 0o755)
+    if directory:
+        os.mkdir(real, 0o755)
+    else:
+        os.close(os.open(real, os.O_CREAT | os.O_WRONLY, 0o644))
+
+
+def _shadow(libc: ctypes.CDLL, ancestor: str, stage: str, old_roots: list[str]) -> None:
+    """Replace directory `ancestor` by a tmpfs that shows the same entries (bound from it)."""
+    original = os.open(ancestor, os.O_PATH | os.O_DIRECTORY)
+    info = os.stat(ancestor)
+    _check(libc.mount(b"tmpfs", stage.encode(), b"tmpfs", 0,
+                      f"mode={info.st_mode & 0o7777:o}".encode()), f"tmpfs on {stage}")
+    os.chown(stage, info.st_uid, info.st_gid)
+    for entry in os.listdir(f"/proc/self/fd/{original}"):
+        _mirror(libc, f"/proc/self/fd/{original}/{entry}", os.path.join(stage, entry))
+    os.close(original)
+    cwd = os.getcwd()
+    if ancestor == "/":
+        put_old = os.path.join(stage, OLD_ROOT.lstrip("/"))
+        os.mkdir(put_old, 0o700)
+        _check(libc.syscall(SYS_PIVOT_ROOT[os.uname().machine], stage.encode(),
+                            put_old.encode()), "pivot_root")
+        old_roots.append(OLD_ROOT)
+    else:
+        _check(libc.mount(stage.encode(), ancestor.encode(), None, MS_MOVE, None),
+               f"move the shadow of {ancestor}")
+    if within(stage, ancestor):  # its copy, bound back in with the entries: not wanted
+        libc.umount2(stage.encode(), MNT_DETACH)
+    if os.path.isdir(cwd):
+        os.chdir(cwd)
+
+
+def _mirror(libc: ctypes.CDLL, source: str, copy: str) -> None:
+    """One entry of a shadowed directory: a symlink copied, anything else bound."""
+    info = os.lstat(source)
+    if os.path.islink(source):
+        os.symlink(os.readlink(source), copy)
+        return
+    if os.path.isdir(source):
+        os.mkdir(copy, info.st_mode & 0o7777)
+    else:
+        os.close(os.open(copy, os.O_CREAT | os.O_WRONLY, 0o600))
+    _check(libc.mount(source.encode(), copy.encode(), None, MS_BIND | MS_REC, None),
+           f"bind {copy}")
+
+
+def _remount_read_only(libc: ctypes.CDLL, real: str) -> None:
+    """Make the bind at `real` read-only, keeping the flags its mount has (a user namespace
+    may not clear them)."""
+    flags = os.statvfs(real).f_flag
+    keep = flags & (MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME)
+    if flags & ST_RELATIME:
+        keep |= MS_RELATIME
+    _check(libc.mount(None, real.encode(), None, MS_REMOUNT | MS_BIND | MS_RDONLY | keep, None),
+           f"read-only {real}")
+
+
+def within(path: str, base: str) -> bool:
+    return base == "/" or path == base or path.startswith(base.rstrip("/") + "/")
 
 
 def main(argv: Sequence[str]) -> int:
     """Parse `--mode M --hostname H [--hosts F] [--resolv F] [--serviceaccount D] [--netns P]
-    [--cgroups DIR,DIR] [--join PID] [--user UID:GID:GROUPS] -- CMD...`, join the cgroups,
+    [--cgroups DIR,DIR] [--join PID] [--user UID:GID:GROUPS] [--stage DIR --mounts JSON]
+    -- CMD...`, join the cgroups,
     enter (or join PID's namespaces), become the user, exec."""
     split = list(argv).index("--")
     options = dict(zip(argv[:split:2], argv[1:split:2], strict=True))
@@ -341,8 +477,11 @@ def main(argv: Sequence[str]) -> int:
         if "--join" in options:
             _join(_libc(), options["--join"])
         else:
+            volumes = [(str(s), str(t), bool(r))
+                       for s, t, r in json.loads(options.get("--mounts", "[]"))]
             _enter(options["--mode"], options["--hostname"], binds,
-                   options.get("--serviceaccount"), options.get("--netns"))
+                   options.get("--serviceaccount"), options.get("--netns"),
+                   volumes, options.get("--stage"))
         if "--user" in options:
             _become(options["--user"])
     except OSError as exc:

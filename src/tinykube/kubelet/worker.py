@@ -36,10 +36,12 @@ from tinykube.kubelet import probes, sandbox, stdio
 from tinykube.kubelet import status as pod_status
 from tinykube.kubelet.cgroups import Cgroups, memory_limit
 from tinykube.kubelet.logs import ContainerLog
+from tinykube.kubelet.mounts import Mount
 from tinykube.kubelet.restarts import Clock, CrashBackoff, LoopClock, should_restart
 
 Obj = Mapping[str, Any]
 EventFn = Callable[[Obj, str, str, str], Awaitable[None]]
+MountsFn = Callable[[Obj, Mapping[str, str]], Sequence[Mount]]  # (container, env) -> mounts
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -78,8 +80,10 @@ class PodWorker:
     """Runs one pod's containers and keeps their records."""
 
     def __init__(self, pod: Obj, pod_ip: str, *, node: NodeContext, box: sandbox.Sandbox,
-                 log_dir: Path) -> None:
+                 log_dir: Path, mounts: MountsFn = lambda _container, _env: ()) -> None:
         self.pod = pod
+        self.mounts = mounts  # a container's volumes (see `volumes.mounts`)
+        self.volume_paths: dict[str, Path] = {}  # volume name -> host path, once set up
         self.pod_ip = pod_ip
         self.node = node
         self.box = box
@@ -240,6 +244,7 @@ class PodWorker:
             refused = sandbox.runs_as_root_refused(self.pod, container, uid=os.geteuid())
             if refused is not None:
                 raise pod_env.EnvError(refused)
+            mounts = self.mounts(container, env)
         except pod_env.EnvError as exc:
             record.state, record.reason, record.message = ("waiting",
                                                            "CreateContainerConfigError", str(exc))
@@ -252,7 +257,7 @@ class PodWorker:
         cgroups = self._cgroups(container)
         try:
             proc = await asyncio.create_subprocess_exec(
-                *self.box.wrap(argv, cgroups, user=self._identity(container)),
+                *self.box.wrap(argv, cgroups, user=self._identity(container), mounts=mounts),
                 cwd=container.get("workingDir") or None, env=env,
                 start_new_session=True, **io.spawn_options())
         except (OSError, subprocess.SubprocessError) as exc:
