@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 
 from tinykube.kubelet import sandbox
+from tinykube.kubelet.mounts import Mount
 
 
 def pod(**spec: Any) -> dict[str, Any]:
@@ -105,3 +107,40 @@ def test_the_helper_gives_the_pod_its_names_and_service_account(tmp_path: Path) 
         "web-0", "127.244.0.5\tweb-0", "nameserver 127.96.0.10", "t0kendemo", "secrets", ""]
     assert Path("/run/secrets").exists() == host_had_secrets
     assert Path("/etc/hosts").read_text() != "127.244.0.5\tweb-0\n"
+
+
+@pytest.mark.parametrize("mode", [
+    pytest.param("root", marks=pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
+                 id="root"),
+    pytest.param("userns", id="userns"),
+])
+def test_the_helper_binds_volumes_at_paths_the_host_lacks(tmp_path: Path, mode: str) -> None:
+    """Mount points under a missing top-level directory (the root is shadowed and pivoted
+    into), below an existing directory (/usr/share shadowed), over an existing file, and
+    read-only; the host's tree is unchanged afterwards."""
+    if mode == "userns" and subprocess.run(
+            [*sandbox.HELPER, "--mode", "userns", "--hostname", "probe", "--", "true"],
+            capture_output=True, timeout=10, check=False).returncode != 0:
+        pytest.skip("this kernel allows no unprivileged user namespace")
+    volume = tmp_path / "vol"
+    volume.mkdir()
+    (volume / "f").write_text("content\n")
+    top = f"/tinykube-test-{os.getpid()}"
+    before = set(os.listdir("/")), set(os.listdir("/usr/share"))
+    box = sandbox.Sandbox(mode, tmp_path / "pod", hostname="p", hosts="h\n", resolv=None,
+                          account={"token": "t", "ca.crt": "", "namespace": "n"})
+    mounts = [Mount(volume, f"{top}/a/b", read_only=True),
+              Mount(volume / "f", "/usr/share/tinykube-test/f"),
+              Mount(volume, "/var/run/secrets/extra")]
+    script = (f"cat {top}/a/b/f /usr/share/tinykube-test/f /var/run/secrets/extra/f; "
+              f"cat /var/run/secrets/kubernetes.io/serviceaccount/token; echo; "
+              f"echo x > {top}/a/b/g || echo read-only; ls /usr/share | wc -l; ls -a / | "
+              "grep -c old-root")
+    result = subprocess.run(box.wrap(["sh", "-c", script], mounts=mounts), capture_output=True,
+                            text=True, timeout=30, check=False, cwd=tmp_path)
+    lines = result.stdout.split("\n")
+    assert lines[:5] == ["content", "content", "content", "t", "read-only"], result.stderr
+    assert int(lines[5]) == len(before[1]) + 1
+    assert lines[6] == "0"
+    assert (set(os.listdir("/")), set(os.listdir("/usr/share"))) == before
+    assert not (volume / "g").exists()
