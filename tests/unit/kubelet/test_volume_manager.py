@@ -37,16 +37,15 @@ def test_atomic_writer_layout_and_modes(tmp_path: Path) -> None:
 def test_atomic_writer_update_swaps_and_cleans(tmp_path: Path) -> None:
     atomicwriter.write(tmp_path, {"a": File(b"1"), "gone": File(b"x")}, now=clock(5))
     first = os.readlink(tmp_path / "..data")
-    held = open(tmp_path / "a", "rb")  # a reader of the old version keeps what it opened
-    assert not atomicwriter.write(tmp_path, {"a": File(b"1"), "gone": File(b"x")},
-                                  now=clock(6)), "an equal payload writes nothing"
-    assert atomicwriter.write(tmp_path, {"a": File(b"2")}, now=clock(7))
-    assert os.readlink(tmp_path / "..data") != first
-    assert not (tmp_path / first).exists()
-    assert not (tmp_path / "gone").is_symlink()
-    assert (tmp_path / "a").read_bytes() == b"2"
-    assert held.read() == b"1"
-    held.close()
+    with open(tmp_path / "a", "rb") as held:  # a reader of the old version keeps it
+        assert not atomicwriter.write(tmp_path, {"a": File(b"1"), "gone": File(b"x")},
+                                      now=clock(6)), "an equal payload writes nothing"
+        assert atomicwriter.write(tmp_path, {"a": File(b"2")}, now=clock(7))
+        assert os.readlink(tmp_path / "..data") != first
+        assert not (tmp_path / first).exists()
+        assert not (tmp_path / "gone").is_symlink()
+        assert (tmp_path / "a").read_bytes() == b"2"
+        assert held.read() == b"1"
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("..2026")) == \
         ["..data", "a"]
 
