@@ -309,3 +309,33 @@ def test_sub_path_expr(kubectl: Kubectl, ns: str) -> None:
     until(lambda: kubectl.run("exec", "-n", ns, "p", "-c", "all", "--", "cat",
                               "/tinykube-vol/all/p/f", check=False).stdout == "here\n", 30,
           "the file in the pod-named sub directory")
+
+
+def test_secret_and_label_changes_reach_the_files(kubectl: Kubectl, ns: str) -> None:
+    apply(kubectl, ns, CONFIG)
+    apply(kubectl, ns, pod_yaml("p", [
+        {"name": "s", "secret": {"secretName": "sec"}},
+        {"name": "d", "downwardAPI": {"items": [
+            {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}}],
+        [{"name": "s", "mountPath": "/tinykube-vol/s"},
+         {"name": "d", "mountPath": "/tinykube-vol/d"}]))
+    running(kubectl, ns, "p")
+    kubectl("patch", "-n", ns, "secret", "sec", "--type=merge",
+            "-p", json.dumps({"data": {"password": b64("rotated")}}))
+    kubectl("label", "-n", ns, "pod", "p", "tier=web")
+    until(lambda: cat(kubectl, ns, "p", "/tinykube-vol/s/password") == "rotated", 30,
+          "the rotated secret in the mounted file")
+    until(lambda: cat(kubectl, ns, "p", "/tinykube-vol/d/labels") == 'app="vol"\ntier="web"',
+          30, "the new label in the downward API file")
+
+
+def test_host_path_without_type_is_made_like_containerd(kubectl: Kubectl, ns: str,
+                                                        tmp_path: Path) -> None:
+    """The seed's web.yaml mounts hostPath /mydir with no type: a missing path is made as a
+    directory, as containerd does for a bind source (here below tmp_path, not at /)."""
+    path = tmp_path / "mydir"
+    apply(kubectl, ns, pod_yaml("p", [{"name": "www", "hostPath": {"path": str(path)}}],
+                                [{"name": "www", "mountPath": "/usr/share/nginx/html"}]))
+    running(kubectl, ns, "p")
+    kubectl("exec", "-n", ns, "p", "--", "sh", "-c", "echo page > /usr/share/nginx/html/i")
+    assert (path / "i").read_text() == "page\n"

@@ -120,6 +120,8 @@ class ProcessRuntime:
         self._mount_attempts.pop(uid, None)
         worker.volume_paths = paths
         if worker.task is None:
+            for warning in self.volumes.warnings.pop(uid, []) if self.volumes else []:
+                await self.node.event(pod, "Warning", "VolumeMedium", warning)
             worker.start()
 
     def _cannot_mount(self, pod: Obj) -> str:

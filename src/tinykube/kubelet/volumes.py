@@ -5,8 +5,9 @@ manager, for every runtime).
 does under /var/lib/kubelet/pods/UID/volumes/PLUGIN/NAME, and returns volume name -> host path:
 
 - `emptyDir`: a directory (0777); `medium: Memory` a tmpfs there (`sizeLimit` its size) when
-  the agent may mount (root), else a directory, and the error says so;
-- `hostPath`: the path itself, after its `type` check (`hostpath`);
+  the agent may mount (root), else a directory on disk, which `warnings` says;
+- `hostPath`: the path itself, after its `type` check (`hostpath`); with no type, a missing
+  path is made as a directory (0755), as containerd and Docker do for a bind source;
 - `configMap`, `secret`, `downwardAPI`, `projected`: files built by `payloads`, written by the
   `atomicwriter`; `setup` is idempotent and runs on every sync of the pod, so a changed
   ConfigMap, Secret or label reaches the files (the node agent enqueues the pods that use an
@@ -109,6 +110,7 @@ class VolumeManager:
         self.can_mount = os.geteuid() == 0 if can_mount is None else can_mount
         self.now = now
         self.tmpfs: dict[str, set[Path]] = {}  # pod uid -> its mounted tmpfs volumes
+        self.warnings: dict[str, list[str]] = {}  # pod uid -> what it gets instead (events)
 
     def __repr__(self) -> str:
         return f"VolumeManager({self.root}, pods={len(self.tmpfs)})"
@@ -141,6 +143,8 @@ class VolumeManager:
         if kind == "hostPath":
             path = Path(volume["hostPath"]["path"])
             hostpath.check(path, volume["hostPath"].get("type"))
+            if not volume["hostPath"].get("type") and not os.path.lexists(path):
+                hostpath.check(path, "DirectoryOrCreate")
             return path
         if kind == "persistentVolumeClaim":
             return self._claim(pod, volume["persistentVolumeClaim"])
@@ -159,15 +163,18 @@ class VolumeManager:
 
     def _empty_dir(self, pod: Obj, volume: Obj, directory: Path) -> Path:
         uid = str(pod["metadata"]["uid"])
-        if directory.is_dir() and (volume["emptyDir"].get("medium") != "Memory"
+        memory = volume["emptyDir"].get("medium") == "Memory"
+        if directory.is_dir() and (not memory or not self.can_mount
                                    or directory in self.tmpfs.get(uid, set())):
-            return directory
+            return directory  # made by an earlier sync
         directory.mkdir(parents=True, exist_ok=True)
         os.chmod(directory, 0o777)
-        if volume["emptyDir"].get("medium") == "Memory":
+        if memory:
             if not self.can_mount:
-                raise VolumeError("a memory-backed emptyDir needs a tmpfs, which only a node "
-                                  "agent running as root may mount")
+                self.warnings.setdefault(uid, []).append(
+                    f'emptyDir "{volume["name"]}" has medium Memory, but only a node agent '
+                    "running as root may mount a tmpfs: it is a directory on disk")
+                return directory
             size = memory_size(volume)
             options = "mode=777" + (f",size={size}" if size is not None else "")
             _mount_tmpfs(directory, options)
@@ -206,6 +213,7 @@ class VolumeManager:
 
     def remove(self, uid: str) -> None:
         """The pod is gone: unmount its tmpfs volumes, delete its volume directories."""
+        self.warnings.pop(uid, None)
         for directory in self.tmpfs.pop(uid, set()):
             _umount(directory)
         shutil.rmtree(self.root / uid / "volumes", ignore_errors=True)

@@ -246,14 +246,31 @@ def test_setup_and_remove(tmp_path: Path) -> None:
                     {"name": "cfg", "configMap": {"name": "cm"}},
                     {"name": "mem", "emptyDir": {"medium": "Memory"}})
     vm = manager(tmp_path, configmaps={("ns", "cm"): {"data": {"k": "v"}}})
-    with pytest.raises(volumes.SetupError) as caught:
-        vm.setup(pod)
-    assert str(caught.value).startswith(
-        'MountVolume.SetUp failed for volume "mem" : a memory-backed emptyDir needs a tmpfs')
-    pod["spec"]["volumes"].pop()
     paths = vm.setup(pod)
+    assert vm.setup(pod) == paths, "idempotent"
+    assert paths["mem"].is_dir()
+    assert vm.warnings["u1"] == ['emptyDir "mem" has medium Memory, but only a node agent '
+                                 "running as root may mount a tmpfs: it is a directory on disk"]
     assert paths["e"] == tmp_path / "u1" / "volumes" / "kubernetes.io~empty-dir" / "e"
     assert stat.S_IMODE(paths["e"].stat().st_mode) == 0o777
     assert (paths["cfg"] / "k").read_text() == "v"
     vm.remove("u1")
     assert not (tmp_path / "u1" / "volumes").exists()
+    assert "u1" not in vm.warnings
+
+
+@pytest.mark.parametrize(("kind", "made"), [
+    pytest.param(None, True, id="no-type-made-as-containerd-does"),
+    pytest.param("Directory", False, id="directory-checked-not-made"),
+])
+def test_host_path_source_missing(tmp_path: Path, kind: str | None, made: bool) -> None:
+    path = tmp_path / "host" / "dir"
+    pod = claim_pod({"name": "h", "hostPath": {"path": str(path), **({"type": kind} if kind
+                                                                        else {})}})
+    if made:
+        assert manager(tmp_path / "root").setup(pod) == {"h": path}
+        assert path.is_dir()
+        return
+    with pytest.raises(volumes.SetupError):
+        manager(tmp_path / "root").setup(pod)
+    assert not path.exists()
