@@ -139,6 +139,8 @@ CASES = {
 @pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
 def test_volume_content_seen_from_inside(kubectl: Kubectl, ns: str, case: str) -> None:
     volume, path, name, expected = CASES[case]
+    if (volume.get("emptyDir") or {}).get("medium") and os.geteuid() != 0:
+        pytest.skip("a memory emptyDir is a tmpfs only with a root node agent")
     apply(kubectl, ns, CONFIG)
     apply(kubectl, ns, pod_yaml("p", [{"name": "v", **volume}],
                                 [{"name": "v", "mountPath": path}]))
@@ -339,3 +341,19 @@ def test_host_path_without_type_is_made_like_containerd(kubectl: Kubectl, ns: st
     running(kubectl, ns, "p")
     kubectl("exec", "-n", ns, "p", "--", "sh", "-c", "echo page > /usr/share/nginx/html/i")
     assert (path / "i").read_text() == "page\n"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a memory emptyDir is a tmpfs only as root")
+def test_volumes_go_with_the_pod(kubectl: Kubectl, ns: str, cluster: Cluster) -> None:
+    apply(kubectl, ns, pod_yaml("p", [{"name": "m", "emptyDir": {"medium": "Memory"}},
+                                      {"name": "e", "emptyDir": {}}],
+                                [{"name": "m", "mountPath": "/tinykube-vol/m"},
+                                 {"name": "e", "mountPath": "/tinykube-vol/e"}]))
+    running(kubectl, ns, "p")
+    uid = get(kubectl, ns, "pod", "p")["metadata"]["uid"]
+    [pod_dir] = list(cluster.data_dir.glob(f"kubelet/*/pods/{uid}"))
+    assert (pod_dir / "volumes" / "kubernetes.io~empty-dir" / "e").is_dir()
+    assert uid in Path("/proc/self/mounts").read_text()  # the memory emptyDir's tmpfs
+    kubectl("delete", "-n", ns, "pod", "p", "--wait=true", "--timeout=30s")
+    until(lambda: not pod_dir.exists(), 10, "the pod's directory removed")
+    assert uid not in Path("/proc/self/mounts").read_text()

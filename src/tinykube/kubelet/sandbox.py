@@ -20,6 +20,20 @@ where client-go's in-cluster config looks. With `--netns PATH` (the `netns` netw
 first enters the pod's network namespace, so the command has the pod's own address and peers
 see it. The host's own files are never written.
 
+With `--mounts` (the container's volumes, `mounts.Mount`s as JSON) each volume is bound at its
+mount path, read-only where asked. Process pods share the host's filesystem, so a mount path
+whose directory the host lacks (`/data`, `/usr/share/nginx/html`) cannot be made by mkdir.
+Measured (kernel 6.x, root and unprivileged user namespace alike): the deepest existing
+ancestor is shadowed by a tmpfs built at `--stage` (a directory of the pod's own) holding one
+entry per entry of the ancestor, bound back recursively (so /proc, /dev/pts and the other
+mounts below stay) or, for a symlink, copied; the missing directories are made in that tmpfs,
+which then replaces the ancestor with MS_MOVE, or for `/` itself becomes the root by
+pivot_root (the old root stays attached under /.tinykube-old-root until every volume is bound:
+a bind from a detached tree is refused, EINVAL; then it is detached and its directory
+removed). An overlay with a tmpfs upper was not used: over `/` it would hide every mount
+below it. What the container itself creates directly in a shadowed directory lives in the
+tmpfs and goes with the container.
+
 `detect_mode` decides once per node agent: `root` (mount+UTS namespaces), `userns` (not root,
 but the kernel allows an unprivileged user namespace, in which the process is mapped to root),
 or `none` (the pod runs with the host's names; the pod's events say so).
