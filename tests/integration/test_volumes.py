@@ -357,3 +357,21 @@ def test_volumes_go_with_the_pod(kubectl: Kubectl, ns: str, cluster: Cluster) ->
     kubectl("delete", "-n", ns, "pod", "p", "--wait=true", "--timeout=30s")
     until(lambda: not pod_dir.exists(), 10, "the pod's directory removed")
     assert uid not in Path("/proc/self/mounts").read_text()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="runAsUser needs a root node agent")
+def test_fs_group_lets_another_user_read_and_write(kubectl: Kubectl, ns: str) -> None:
+    apply(kubectl, ns, CONFIG)
+    manifest = json.loads(pod_yaml("p", [
+        {"name": "s", "secret": {"secretName": "sec", "defaultMode": 0o400}},
+        {"name": "e", "emptyDir": {}}],
+        [{"name": "s", "mountPath": "/tinykube-vol/s"},
+         {"name": "e", "mountPath": "/tinykube-vol/e"}]))
+    manifest["spec"]["securityContext"] = {"runAsUser": 1000, "runAsGroup": 1000,
+                                           "fsGroup": 2000}
+    apply(kubectl, ns, json.dumps(manifest))
+    running(kubectl, ns, "p")
+    assert cat(kubectl, ns, "p", "/tinykube-vol/s/password") == "secret"
+    out = kubectl("exec", "-n", ns, "p", "--", "sh", "-c",
+                  "id -u; echo x > /tinykube-vol/e/f && stat -c %g /tinykube-vol/e/f")
+    assert out.split() == ["1000", "2000"]

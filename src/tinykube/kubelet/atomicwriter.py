@@ -61,8 +61,10 @@ def current(directory: Path) -> Payload | None:
     return found
 
 
-def write(directory: Path, payload: Payload, *, now: Now = _utcnow) -> bool:
-    """Make `directory` hold `payload`; True when anything changed."""
+def write(directory: Path, payload: Payload, *, now: Now = _utcnow,
+          group: int | None = None) -> bool:
+    """Make `directory` hold `payload`; True when anything changed. With `group` (the pod's
+    fsGroup) the files and directories written belong to that group."""
     for path in payload:
         check_path(path)
     directory.mkdir(parents=True, exist_ok=True)
@@ -80,6 +82,8 @@ def write(directory: Path, payload: Payload, *, now: Now = _utcnow) -> bool:
         with os.fdopen(fd, "wb") as handle:
             handle.write(file.data)
         os.chmod(target, file.mode)
+    if group is not None:
+        _chgrp(fresh, group)
     tmp = directory / "..data_tmp"
     if tmp.is_symlink():
         tmp.unlink()
@@ -89,6 +93,12 @@ def write(directory: Path, payload: Payload, *, now: Now = _utcnow) -> bool:
     if old is not None and old != fresh.name:
         shutil.rmtree(directory / old, ignore_errors=True)
     return True
+
+
+def _chgrp(base: Path, group: int) -> None:
+    for root, dirs, files in os.walk(base):
+        for name in [".", *dirs, *files]:
+            os.chown(os.path.join(root, name), -1, group)
 
 
 def _make_parents(base: Path, parent: Path) -> None:

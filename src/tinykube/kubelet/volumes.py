@@ -9,7 +9,8 @@ does under /var/lib/kubelet/pods/UID/volumes/PLUGIN/NAME, and returns volume nam
 - `hostPath`: the path itself, after its `type` check (`hostpath`); with no type, a missing
   path is made as a directory (0755), as containerd and Docker do for a bind source;
 - `configMap`, `secret`, `downwardAPI`, `projected`: files built by `payloads`, written by the
-  `atomicwriter`; `setup` is idempotent and runs on every sync of the pod, so a changed
+  `atomicwriter` (with the pod's `fsGroup` their group, and group-readable, as the kubelet's
+  volume ownership does); `setup` is idempotent and runs on every sync of the pod, so a changed
   ConfigMap, Secret or label reaches the files (the node agent enqueues the pods that use an
   object when it changes);
 - `persistentVolumeClaim`: the bound PersistentVolume's `spec.hostPath.path` or
@@ -93,6 +94,11 @@ def kind_of(volume: Obj) -> str | None:
     return next((k for k in KINDS if k in volume), None)
 
 
+def fs_group(pod: Obj) -> int | None:
+    group = (pod.get("spec", {}).get("securityContext") or {}).get("fsGroup")
+    return None if group is None else int(group)
+
+
 def memory_size(volume: Obj) -> int | None:
     """A memory emptyDir's size in bytes (its sizeLimit), None when unlimited."""
     limit = volume["emptyDir"].get("sizeLimit")
@@ -155,10 +161,13 @@ class VolumeManager:
                                    self.objects.token)
         payload = payloads.content(volume, pod, sources)
         assert payload is not None
+        group = fs_group(pod)
+        if group is not None:
+            payload = {p: payloads.File(f.data, f.mode | 0o440) for p, f in payload.items()}
         if self.now is None:
-            atomicwriter.write(directory, payload)
+            atomicwriter.write(directory, payload, group=group)
         else:
-            atomicwriter.write(directory, payload, now=self.now)
+            atomicwriter.write(directory, payload, now=self.now, group=group)
         return directory
 
     def _empty_dir(self, pod: Obj, volume: Obj, directory: Path) -> Path:
@@ -169,16 +178,19 @@ class VolumeManager:
             return directory  # made by an earlier sync
         directory.mkdir(parents=True, exist_ok=True)
         os.chmod(directory, 0o777)
-        if memory:
-            if not self.can_mount:
-                self.warnings.setdefault(uid, []).append(
-                    f'emptyDir "{volume["name"]}" has medium Memory, but only a node agent '
-                    "running as root may mount a tmpfs: it is a directory on disk")
-                return directory
+        if memory and not self.can_mount:
+            self.warnings.setdefault(uid, []).append(
+                f'emptyDir "{volume["name"]}" has medium Memory, but only a node agent '
+                "running as root may mount a tmpfs: it is a directory on disk")
+        elif memory:
             size = memory_size(volume)
             options = "mode=777" + (f",size={size}" if size is not None else "")
             _mount_tmpfs(directory, options)
             self.tmpfs.setdefault(uid, set()).add(directory)
+        group = fs_group(pod)
+        if group is not None:  # new files get the group (setgid), as the kubelet sets it up
+            os.chown(directory, -1, group)
+            os.chmod(directory, 0o2777)
         return directory
 
     def _claim(self, pod: Obj, source: Obj) -> Path:

@@ -274,3 +274,20 @@ def test_host_path_source_missing(tmp_path: Path, kind: str | None, made: bool) 
     with pytest.raises(volumes.SetupError):
         manager(tmp_path / "root").setup(pod)
     assert not path.exists()
+
+
+def test_fs_group_owns_the_files(tmp_path: Path) -> None:
+    group = os.getgid() if os.geteuid() != 0 else 4321
+    pod = claim_pod({"name": "e", "emptyDir": {}},
+                    {"name": "s", "secret": {"secretName": "sec", "defaultMode": 0o400}})
+    pod["spec"]["securityContext"] = {"fsGroup": group}
+    vm = manager(tmp_path, secrets={("ns", "sec"): {"data": {"k": "dg=="}}})
+    paths = vm.setup(pod)
+    assert paths["e"].stat().st_gid == group
+    assert stat.S_IMODE(paths["e"].stat().st_mode) == 0o2777
+    secret = paths["s"] / "k"
+    assert secret.stat().st_gid == group
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o440  # group-readable, as the kubelet's
+    version = os.readlink(paths["s"] / "..data")
+    vm.setup(pod)
+    assert os.readlink(paths["s"] / "..data") == version, "the same files are not rewritten"
