@@ -186,6 +186,7 @@ def test_config_map_update_reaches_the_file_but_not_a_sub_path(kubectl: Kubectl,
     until(lambda: cat(kubectl, ns, "p", "/tinykube-vol/cfg/app.conf") == "port=9090\n", 30,
           "the new content in the mounted file")
     assert cat(kubectl, ns, "p", "/tinykube-vol/one.conf") == "port=8080\n"
+    assert get(kubectl, ns, "pod", "p")["status"]["containerStatuses"][0]["restartCount"] == 0
 
 
 def test_missing_config_map_waits_then_runs(kubectl: Kubectl, ns: str) -> None:

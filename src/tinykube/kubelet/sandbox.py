@@ -238,11 +238,13 @@ class Sandbox:
 
     def wrap(self, argv: Sequence[str], cgroups: Sequence[str] = (), *,
              user: Identity | None = None, join: int | None = None,
-             mounts: Sequence[Mount] = ()) -> list[str]:
+             mounts: Sequence[Mount] = (), ready: int | None = None) -> list[str]:
         """The command line that runs `argv` inside the pod's namespaces: new ones, or with
         `join` those of that running process (a `kubectl exec` into its container); given
         their paths, in a container's cgroups; given `user`, as that identity (root only);
-        with `mounts`, the container's volumes bound in its mount namespace."""
+        with `mounts`, the container's volumes bound in its mount namespace; `ready`, a pipe's
+        write end the helper keeps open until it execs the command (or fails), so the caller
+        knows when the container's mounts are in place (as runc's exec fifo tells)."""
         if self.mode == "none":
             return list(argv)
         helper = [*HELPER, "--mode", self.mode,
@@ -262,6 +264,8 @@ class Sandbox:
         if mounts and join is None:
             helper += ["--stage", str(self.stage), "--mounts", json.dumps(
                 [[str(m.source), m.target, m.read_only] for m in mounts])]
+        if ready is not None:
+            helper += ["--ready", str(ready)]
         return [*helper, "--", *argv]
 
 
@@ -478,11 +482,13 @@ def within(path: str, base: str) -> bool:
 def main(argv: Sequence[str]) -> int:
     """Parse `--mode M --hostname H [--hosts F] [--resolv F] [--serviceaccount D] [--netns P]
     [--cgroups DIR,DIR] [--join PID] [--user UID:GID:GROUPS] [--stage DIR --mounts JSON]
-    -- CMD...`, join the cgroups,
+    [--ready FD] -- CMD...`, join the cgroups,
     enter (or join PID's namespaces), become the user, exec."""
     split = list(argv).index("--")
     options = dict(zip(argv[:split:2], argv[1:split:2], strict=True))
     command = list(argv[split + 1:])
+    if "--ready" in options:  # closed by the exec below, or by the exit on a failure
+        os.set_inheritable(int(options["--ready"]), False)
     binds = {options[k]: t for k, t in (("--hosts", "/etc/hosts"),
                                          ("--resolv", "/etc/resolv.conf")) if k in options}
     try:

@@ -305,10 +305,15 @@ def mounts(pod: Obj, container: Obj, paths: Mapping[str, Path],
         source = paths[name]
         if mount.get("subPath") or mount.get("subPathExpr"):
             try:
-                source = resolve_sub_path(source, sub_path(mount, env))
+                sub = sub_path(mount, env)
+                resolved = resolve_sub_path(source, sub)
             except (ValueError, OSError) as exc:
                 raise MountError(f'failed to prepare subPath for volumeMount "{name}" of '
                                  f'container "{container["name"]}": {exc}') from exc
+            # In a volume only tinykube writes, the path through its `..data` link: the
+            # runtime opens it when the container starts, so an update between now and then
+            # cannot remove what it binds (the bind then keeps that version, as kube's does).
+            source = source / sub if kinds.get(name) in API_DATA else resolved
         elif not source.exists():
             raise MountError(f'failed to mount volume "{name}": {source}: no such file or '
                              "directory")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import select
 import signal
 import subprocess
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -42,12 +43,21 @@ from tinykube.kubelet.restarts import Clock, CrashBackoff, LoopClock, should_res
 Obj = Mapping[str, Any]
 EventFn = Callable[[Obj, str, str, str], Awaitable[None]]
 MountsFn = Callable[[Obj, Mapping[str, str]], Sequence[Mount]]  # (container, env) -> mounts
+READY_TIMEOUT = 30.0  # bounds the wait for a helper to bind a container's volumes
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def _killpg(pid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
+
+
+def _wait_closed(fd: int, timeout: float) -> None:
+    """Wait until every writer of pipe `fd` closed it (or `timeout`), then close it."""
+    try:
+        select.select([fd], [], [], timeout)
+    finally:
+        os.close(fd)
 
 
 def exit_code(returncode: int) -> tuple[int, int | None]:
@@ -255,12 +265,21 @@ class PodWorker:
         log.start_run()
         io = stdio.ContainerIO(container)
         cgroups = self._cgroups(container)
+        # With volumes, the container counts as started once the helper has bound them
+        ready = os.pipe() if mounts and self.box.mode != "none" else None
+        options = io.spawn_options()
+        if ready is not None:
+            options["pass_fds"] = (*options.get("pass_fds", ()), ready[1])
         try:
             proc = await asyncio.create_subprocess_exec(
-                *self.box.wrap(argv, cgroups, user=self._identity(container), mounts=mounts),
+                *self.box.wrap(argv, cgroups, user=self._identity(container), mounts=mounts,
+                               ready=ready[1] if ready else None),
                 cwd=container.get("workingDir") or None, env=env,
-                start_new_session=True, **io.spawn_options())
+                start_new_session=True, **options)
         except (OSError, subprocess.SubprocessError) as exc:
+            if ready is not None:
+                os.close(ready[0])
+                os.close(ready[1])
             io.started(None)
             log.end_run()
             self._record_exit(record, 128, None, "StartError", str(exc), started=rfc3339())
@@ -270,6 +289,9 @@ class PodWorker:
         io.started(proc)
         self.stdio[container["name"]] = io
         try:
+            if ready is not None:
+                os.close(ready[1])
+                await asyncio.to_thread(_wait_closed, ready[0], READY_TIMEOUT)
             return await self._watch(container, record, proc, env, log, probing=probing)
         finally:
             if proc.returncode is None:  # cancelled while running: leave nothing behind

@@ -164,7 +164,7 @@ def test_mounts(tmp_path: Path) -> None:
     paths = {"cfg": tmp_path / "cfg", "data": tmp_path / "data", "scratch": tmp_path / "data"}
     assert volumes.mounts(pod, container, paths, {}) == [
         Mount(tmp_path / "cfg", "/etc/app", True),
-        Mount(tmp_path / "cfg" / "app.conf", "/etc/app.conf", True),
+        Mount(tmp_path / "cfg" / "app.conf", "/etc/app.conf", True),  # through ..data
         Mount(tmp_path / "data", "/data", True),
         Mount(tmp_path / "data", "/scratch", True),
         Mount(tmp_path / "data", "/rw", False)]
