@@ -14,6 +14,7 @@ import itertools
 import json
 import os
 import random
+import signal
 import textwrap
 import time
 from collections.abc import Callable, Iterator
@@ -22,10 +23,11 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Cluster, Kubectl, start_cluster
+from tests.conftest import KUBECTLS, Cluster, Kubectl, start_cluster
 
 pytestmark = [pytest.mark.kubectl, pytest.mark.slow]
 _names = itertools.count()
+KUBECTL = KUBECTLS[0][1]
 
 
 @pytest.fixture(scope="module")
@@ -376,3 +378,46 @@ def test_fs_group_lets_another_user_read_and_write(kubectl: Kubectl, ns: str) ->
     out = kubectl("exec", "-n", ns, "p", "--", "sh", "-c",
                   "id -u; echo x > /tinykube-vol/e/f && stat -c %g /tinykube-vol/e/f")
     assert out.split() == ["1000", "2000"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a memory emptyDir is a tmpfs only as root")
+def test_a_killed_run_leaves_no_tmpfs_behind(tmp_path: Path) -> None:
+    """A node agent killed with SIGKILL (its components process: `tinykube up` itself stops it
+    gracefully when killed) cannot unmount its pods' tmpfs volumes: the next run on the same
+    data directory does, and mounts the pod's afresh."""
+    data = tmp_path / "data"
+    first = start_cluster(data, "--default-runtime", "process")
+    try:
+        kctl = Kubectl(KUBECTL, first.kubeconfig, tmp_path / "cache")
+        apply(kctl, "default", pod_yaml("p", [{"name": "m", "emptyDir": {"medium": "Memory"}}],
+                                        [{"name": "m", "mountPath": "/tinykube-vol/m"}]))
+        running(kctl, "default", "p")
+        uid = get(kctl, "default", "pod", "p")["metadata"]["uid"]
+        assert Path("/proc/self/mounts").read_text().count(uid) == 1
+        os.kill(components_of(first.process.pid), signal.SIGKILL)
+    finally:
+        first.stop()
+    assert Path("/proc/self/mounts").read_text().count(uid) == 1  # left behind
+    second = start_cluster(data, "--default-runtime", "process")
+    try:
+        kctl = Kubectl(KUBECTL, second.kubeconfig, tmp_path / "cache")
+        until(lambda: kctl.run("exec", "p", "--", "true", check=False).returncode == 0, 30,
+              "the pod running again")
+        assert Path("/proc/self/mounts").read_text().count(uid) == 1
+        kctl("delete", "pod", "p", "--wait=true", "--timeout=30s")
+        assert uid not in Path("/proc/self/mounts").read_text()
+    finally:
+        second.stop()
+
+
+def components_of(parent: int) -> int:
+    """The pid of `tinykube up`'s components process."""
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == parent and b"tinykube.components" in cmdline:
+            return int(entry.name)
+    raise AssertionError(f"no components process under {parent}")

@@ -211,14 +211,14 @@ class NodeAgent(Controller):
         context = NodeContext(host_ip=host_ip, event=self.recorder.event, notify=self.enqueue,
                               services=self.services.cache.list, clock=clock,
                               connect=connect, cgroups=self.cgroups)
+        self.volumes = pod_volumes.VolumeManager(self.root_dir / "pods", self._volume_objects())
         self.runtimes: dict[str, Runtime] = {
             "virtual": VirtualRuntime(host_ip=host_ip, event=self.recorder.event),
             "process": ProcessRuntime(context, root=self.root_dir / "pods",
                                       cluster_dns=lambda: self.cluster_dns,
                                       sandbox_mode=sandbox_mode,
                                       account=self._service_account_files, network=network,
-                                      volumes=pod_volumes.VolumeManager(
-                                          self.root_dir / "pods", self._volume_objects())),
+                                      volumes=self.volumes),
         }
         self.server = KubeletServer(self._container_log, self._exec_command,
                                     self._attach_target, token=kubelet_token,
@@ -286,8 +286,11 @@ class NodeAgent(Controller):
     # --- the node -----------------------------------------------------------------------------
 
     async def register(self) -> None:
-        """Clear an earlier run's cgroups, start the log endpoint, create or update the Node."""
+        """Clear an earlier run's cgroups and tmpfs volumes, start the log endpoint, create or
+        update the Node."""
         await asyncio.to_thread(self.cgroups.clear)
+        if self.volumes.can_mount:  # tmpfs volumes a killed run left mounted
+            await asyncio.to_thread(self.volumes.clear)
         if not self.server.port:
             await self.server.start()
         nodes = resources.must("", "v1", "nodes")

@@ -33,6 +33,7 @@ import ctypes.util
 import dataclasses
 import math
 import os
+import re
 import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -234,9 +235,28 @@ class VolumeManager:
         for uid in list(self.tmpfs):
             self.remove(uid)
 
+    def clear(self, mounts_table: Path = Path("/proc/self/mounts")) -> list[str]:
+        """Unmount what an earlier run of this agent left mounted under its directory (it was
+        killed before it could); the mount points unmounted."""
+        base = str(self.root.resolve()) + "/"
+        try:
+            lines = mounts_table.read_text().splitlines()
+        except OSError:
+            return []
+        stale = [_unescape(line.split()[1]) for line in lines if len(line.split()) > 1]
+        stale = sorted((m for m in stale if m.startswith(base)), key=len, reverse=True)
+        for point in stale:
+            _umount(Path(point))
+        return stale
+
 
 class ClaimError(Exception):
     """A claim that is missing or not bound (the kubelet's "Unable to attach or mount")."""
+
+
+def _unescape(field: str) -> str:
+    """A /proc/self/mounts field: spaces and the like are written as octal escapes."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
 
 
 def _libc() -> ctypes.CDLL:

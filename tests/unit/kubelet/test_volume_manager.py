@@ -291,3 +291,20 @@ def test_fs_group_owns_the_files(tmp_path: Path) -> None:
     version = os.readlink(paths["s"] / "..data")
     vm.setup(pod)
     assert os.readlink(paths["s"] / "..data") == version, "the same files are not rewritten"
+
+
+def test_clear_unmounts_only_below_the_agent_directory(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "pods"
+    table = tmp_path / "mounts"
+    table.write_text(
+        "proc /proc proc rw 0 0\n"
+        f"tmpfs {root}/u1/volumes/kubernetes.io~empty-dir/m tmpfs rw 0 0\n"
+        f"tmpfs {root}/u2/volumes/kubernetes.io~empty-dir/with\\040space tmpfs rw 0 0\n"
+        f"tmpfs {tmp_path}/podsother tmpfs rw 0 0\n")
+    unmounted: list[Path] = []
+    monkeypatch.setattr(volumes, "_umount", unmounted.append)
+    assert manager(root).clear(table) == [
+        f"{root}/u2/volumes/kubernetes.io~empty-dir/with space",
+        f"{root}/u1/volumes/kubernetes.io~empty-dir/m"]
+    assert len(unmounted) == 2
