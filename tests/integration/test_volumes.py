@@ -421,3 +421,25 @@ def components_of(parent: int) -> int:
         if int(stat.rsplit(")", 1)[1].split()[1]) == parent and b"tinykube.components" in cmdline:
             return int(entry.name)
     raise AssertionError(f"no components process under {parent}")
+
+
+def test_the_kubelet_style_service_account_volume(kubectl: Kubectl, ns: str) -> None:
+    """The projected volume a real API server adds to every pod (kube-api-access-*), written
+    out in a manifest as `kubectl get -o yaml` from a real cluster shows it."""
+    volume = {"name": "kube-api-access-x", "projected": {"defaultMode": 420, "sources": [
+        {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+        {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt",
+                                                              "path": "ca.crt"}]}},
+        {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {
+            "apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}]}}
+    until(lambda: kubectl.run("get", "-n", ns, "configmap", "kube-root-ca.crt",
+                              check=False).returncode == 0, 30, "kube-root-ca.crt")
+    apply(kubectl, ns, pod_yaml("p", [volume], [
+        {"name": "kube-api-access-x", "mountPath": "/tinykube-vol/sa", "readOnly": True}]))
+    running(kubectl, ns, "p")
+    ca = get(kubectl, ns, "configmap", "kube-root-ca.crt")["data"]["ca.crt"]
+    assert cat(kubectl, ns, "p", "/tinykube-vol/sa/ca.crt") == ca
+    assert cat(kubectl, ns, "p", "/tinykube-vol/sa/namespace") == ns
+    mode = kubectl("exec", "-n", ns, "p", "--", "stat", "-L", "-c", "%a",
+                   "/tinykube-vol/sa/token")
+    assert mode.strip() == "644"
