@@ -443,3 +443,21 @@ def test_the_kubelet_style_service_account_volume(kubectl: Kubectl, ns: str) -> 
     mode = kubectl("exec", "-n", ns, "p", "--", "stat", "-L", "-c", "%a",
                    "/tinykube-vol/sa/token")
     assert mode.strip() == "644"
+
+
+def test_a_volume_inside_another(kubectl: Kubectl, ns: str) -> None:
+    """A configMap mounted inside an emptyDir (listed first): the emptyDir is bound first and
+    the mount point made in it, so what the container writes at its top level is shared."""
+    apply(kubectl, ns, CONFIG)
+    other = {"name": "o", "image": "busybox", "command": ["sleep", "3600"],
+             "volumeMounts": [{"name": "e", "mountPath": "/tinykube-vol/q"}]}
+    apply(kubectl, ns, pod_yaml("p", [{"name": "e", "emptyDir": {}},
+                                      {"name": "cfg", "configMap": {"name": "cfg"}}],
+                                [{"name": "cfg", "mountPath": "/tinykube-vol/p/cfg"},
+                                 {"name": "e", "mountPath": "/tinykube-vol/p"}], extra=[other]))
+    running(kubectl, ns, "p")
+    assert cat(kubectl, ns, "p", "/tinykube-vol/p/cfg/app.conf") == "port=8080\n"
+    kubectl("exec", "-n", ns, "p", "-c", "c", "--", "sh", "-c", "echo top > /tinykube-vol/p/t")
+    assert cat(kubectl, ns, "p", "/tinykube-vol/q/t", container="o") == "top\n"
+    listing = kubectl("exec", "-n", ns, "p", "-c", "o", "--", "ls", "/tinykube-vol/q")
+    assert listing.split() == ["cfg", "t"]

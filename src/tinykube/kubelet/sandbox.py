@@ -30,7 +30,8 @@ mounts below stay) or, for a symlink, copied; the missing directories are made i
 which then replaces the ancestor with MS_MOVE, or for `/` itself becomes the root by
 pivot_root (the old root stays attached under /.tinykube-old-root until every volume is bound:
 a bind from a detached tree is refused, EINVAL; then it is detached and its directory
-removed). An overlay with a tmpfs upper was not used: over `/` it would hide every mount
+removed). A mount point inside a volume bound read-write before it (mounts come parents
+first) is made in that volume, as runc makes it. An overlay with a tmpfs upper was not used: over `/` it would hide every mount
 below it. What the container itself creates directly in a shadowed directory lives in the
 tmpfs and goes with the container.
 
@@ -389,15 +390,19 @@ def _bind_volumes(libc: ctypes.CDLL, volumes: Sequence[tuple[int, str, bool]], s
     made directly in a shadowed directory live in the tmpfs and are gone with the container.
     """
     old_roots: list[str] = []  # the host's root after a pivot, detached once all are bound
+    writable: list[str] = []  # volumes bound read-write: a mount point in one is made there
     for fd, target, read_only in volumes:
         real = os.path.realpath(target)
         source = f"/proc/self/fd/{fd}"
         if not os.path.lexists(real):
-            _make_target(libc, real, os.path.isdir(source), stage, ours, old_roots)
+            inside = any(within(real, w) for w in writable)
+            _make_target(libc, real, os.path.isdir(source), stage, ours, old_roots, inside)
         _check(libc.mount(source.encode(), real.encode(), None, MS_BIND | MS_REC, None),
                f"bind volume at {target}")
         if read_only:
             _remount_read_only(libc, real)
+        else:
+            writable.append(real)
         os.close(fd)
     for old_root in old_roots:  # sources bound from a detached tree would be refused: last
         _check(libc.umount2(old_root.encode(), MNT_DETACH), "detach the old root")
@@ -405,7 +410,9 @@ def _bind_volumes(libc: ctypes.CDLL, volumes: Sequence[tuple[int, str, bool]], s
 
 
 def _make_target(libc: ctypes.CDLL, real: str, directory: bool, stage: str,
-                 ours: set[int], old_roots: list[str]) -> None:
+                 ours: set[int], old_roots: list[str], in_volume: bool) -> None:
+    """Make the missing mount point `real`: in a tmpfs of ours or (`in_volume`) in a volume
+    bound read-write before it, as runc makes it there; else in a shadow of its ancestor."""
     missing = []
     ancestor = real
     while not os.path.lexists(ancestor):
@@ -413,7 +420,7 @@ def _make_target(libc: ctypes.CDLL, real: str, directory: bool, stage: str,
         ancestor = os.path.dirname(ancestor)
     if not os.path.isdir(ancestor):
         raise OSError(20, f"mount point {real}: {ancestor} is not a directory")
-    if os.stat(ancestor).st_dev not in ours:
+    if os.stat(ancestor).st_dev not in ours and not in_volume:
         _shadow(libc, ancestor, stage, old_roots)
         ours.add(os.stat(ancestor).st_dev)
     for path in reversed(missing[1:]):

@@ -19,8 +19,9 @@ does under /var/lib/kubelet/pods/UID/volumes/PLUGIN/NAME, and returns volume nam
 A volume that cannot be set up raises `SetupError` with the kubelet's event message
 (`MountVolume.SetUp failed for volume "cfg" : configmap "x" not found`); the runtime keeps the
 pod ContainerCreating and retries. `mounts(pod, container, paths, env)` turns the container's
-`volumeMounts` into `Mount`s: `subPath` / `subPathExpr` resolved inside the volume (made if
-missing, refused when it resolves outside, with kube's messages); configMap, secret,
+`volumeMounts` into `Mount`s, parents before children (as containerd sorts them): `subPath` /
+`subPathExpr` resolved inside the volume (made if missing, refused when it resolves outside,
+with kube's messages); configMap, secret,
 downwardAPI and projected volumes are read-only, as the kubelet mounts them. `remove(uid)`
 unmounts the pod's tmpfs volumes and deletes its volume directories; hostPath and PV contents
 are never touched.
@@ -340,4 +341,5 @@ def mounts(pod: Obj, container: Obj, paths: Mapping[str, Path],
         read_only = bool(mount.get("readOnly")) or kinds.get(name) in API_DATA \
             or claims.get(name, False)
         found.append(Mount(source, str(mount["mountPath"]), read_only))
-    return found
+    # parents before children, as containerd orders a container's mounts (stable otherwise)
+    return sorted(found, key=lambda m: len(Path(os.path.normpath(m.target)).parts))

@@ -163,11 +163,11 @@ def test_mounts(tmp_path: Path) -> None:
         {"name": "scratch", "mountPath": "/rw"}]}
     paths = {"cfg": tmp_path / "cfg", "data": tmp_path / "data", "scratch": tmp_path / "data"}
     assert volumes.mounts(pod, container, paths, {}) == [
-        Mount(tmp_path / "cfg", "/etc/app", True),
-        Mount(tmp_path / "cfg" / "app.conf", "/etc/app.conf", True),  # through ..data
         Mount(tmp_path / "data", "/data", True),
         Mount(tmp_path / "data", "/scratch", True),
-        Mount(tmp_path / "data", "/rw", False)]
+        Mount(tmp_path / "data", "/rw", False),
+        Mount(tmp_path / "cfg", "/etc/app", True),
+        Mount(tmp_path / "cfg" / "app.conf", "/etc/app.conf", True)]  # through ..data
 
 
 def test_mounts_refuse_an_escaping_sub_path(tmp_path: Path) -> None:
@@ -308,3 +308,12 @@ def test_clear_unmounts_only_below_the_agent_directory(tmp_path: Path,
         f"{root}/u2/volumes/kubernetes.io~empty-dir/with space",
         f"{root}/u1/volumes/kubernetes.io~empty-dir/m"]
     assert len(unmounted) == 2
+
+
+def test_mounts_put_parents_first(tmp_path: Path) -> None:
+    pod = {"spec": {"volumes": [{"name": "a", "emptyDir": {}}, {"name": "b", "emptyDir": {}}]}}
+    container = {"name": "c", "volumeMounts": [
+        {"name": "a", "mountPath": "/data/inner/deep"}, {"name": "b", "mountPath": "/data"},
+        {"name": "a", "mountPath": "/other/x"}]}
+    found = volumes.mounts(pod, container, {"a": tmp_path, "b": tmp_path}, {})
+    assert [m.target for m in found] == ["/data", "/other/x", "/data/inner/deep"]
