@@ -31,9 +31,9 @@ which then replaces the ancestor with MS_MOVE, or for `/` itself becomes the roo
 pivot_root (the old root stays attached under /.tinykube-old-root until every volume is bound:
 a bind from a detached tree is refused, EINVAL; then it is detached and its directory
 removed). A mount point inside a volume bound read-write before it (mounts come parents
-first) is made in that volume, as runc makes it. An overlay with a tmpfs upper was not used: over `/` it would hide every mount
-below it. What the container itself creates directly in a shadowed directory lives in the
-tmpfs and goes with the container.
+first) is made in that volume, as runc makes it. An overlay with a tmpfs upper was not used:
+over `/` it would hide every mount below it. What the container itself creates directly in a
+shadowed directory lives in the tmpfs and goes with the container.
 
 `detect_mode` decides once per node agent: `root` (mount+UTS namespaces), `userns` (not root,
 but the kernel allows an unprivileged user namespace, in which the process is mapped to root),
