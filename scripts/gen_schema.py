@@ -64,6 +64,7 @@ KINDS: dict[str, str] = {
     "networking.k8s.io/v1/Ingress": "V1Ingress",
     "networking.k8s.io/v1/NetworkPolicy": "V1NetworkPolicy",
     "node.k8s.io/v1/RuntimeClass": "V1RuntimeClass",
+    "storage.k8s.io/v1/StorageClass": "V1StorageClass",
     "autoscaling/v1/Scale": "V1Scale",
     # kubectl sends DeleteOptions as "v1"; "meta.k8s.io/v1" is the canonical group.
     "v1/DeleteOptions": "V1DeleteOptions",

@@ -379,6 +379,12 @@ def _default_pv(pv: Obj) -> None:
     spec.setdefault("volumeMode", "Filesystem")
 
 
+def _default_storage_class(sc: Obj) -> None:
+    """`SetDefaults_StorageClass`: reclaimPolicy Delete, volumeBindingMode Immediate."""
+    sc.setdefault("reclaimPolicy", "Delete")
+    sc.setdefault("volumeBindingMode", "Immediate")
+
+
 def _default_node(node: Obj) -> None:
     status = node.get("status")
     if isinstance(status, dict) and "capacity" in status and "allocatable" not in status:
@@ -403,4 +409,5 @@ _BY_KIND: dict[str, Callable[[Obj], None]] = {
     "Job": _default_job,
     "CronJob": _default_cronjob,
     "NetworkPolicy": _default_network_policy,
+    "StorageClass": _default_storage_class,
 }

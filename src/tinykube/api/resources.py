@@ -223,6 +223,10 @@ GROUPS: list[Resource] = [
     Resource("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy",
              short_names=("netpol",)),
     Resource("node.k8s.io", "v1", "runtimeclasses", "RuntimeClass", namespaced=False),
+    # Provisioned and bound by controllers/volumes.py (the default class `standard` is made at
+    # start-up, as kind's local-path-provisioner installs it).
+    Resource("storage.k8s.io", "v1", "storageclasses", "StorageClass", namespaced=False,
+             short_names=("sc",)),
     *REVIEWS,
     *METRICS,
 ]

@@ -47,6 +47,7 @@ _GROUP_PRIORITY = {
     "authorization.k8s.io": 17600,
     "batch": 17400,
     "networking.k8s.io": 17200,
+    "storage.k8s.io": 16800,
     "coordination.k8s.io": 16500,
     "node.k8s.io": 16300,
     "discovery.k8s.io": 16200,

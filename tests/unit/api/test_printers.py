@@ -446,6 +446,20 @@ CELL_CASES: list[tuple[str, str, dict[str, Any], list[Any]]] = [
         "matchLabels": {"app": "web"},
         "matchExpressions": [{"key": "tier", "operator": "In", "values": ["a", "b"]}]}}},
      ["web", "app=web,tier in (a,b)", "2d"]),
+    ("StorageClass", "default", {"metadata": meta("standard", H, annotations={
+        "storageclass.kubernetes.io/is-default-class": "true"}),
+        "provisioner": "rancher.io/local-path", "reclaimPolicy": "Delete",
+        "volumeBindingMode": "WaitForFirstConsumer"},
+     ["standard (default)", "rancher.io/local-path", "Delete", "WaitForFirstConsumer", False,
+      "60m"]),
+    ("StorageClass", "beta-default", {"metadata": meta("old", H, annotations={
+        "storageclass.beta.kubernetes.io/is-default-class": "true"}), "provisioner": "x.io/y"},
+     ["old (default)", "x.io/y", "Delete", "Immediate", False, "60m"]),
+    ("StorageClass", "not-default", {"metadata": meta("fast", D, annotations={
+        "storageclass.kubernetes.io/is-default-class": "false"}),
+        "provisioner": "csi.example.com", "reclaimPolicy": "Retain",
+        "volumeBindingMode": "Immediate", "allowVolumeExpansion": True},
+     ["fast", "csi.example.com", "Retain", "Immediate", True, "24h"]),
 ]
 
 
@@ -490,6 +504,7 @@ HEADERS = [
                          "VOLUMEATTRIBUTESCLASS REASON AGE VOLUMEMODE*"),
     ("Ingress", "NAME CLASS HOSTS ADDRESS PORTS AGE"),
     ("NetworkPolicy", "NAME POD-SELECTOR AGE"),
+    ("StorageClass", "NAME PROVISIONER RECLAIMPOLICY VOLUMEBINDINGMODE ALLOWVOLUMEEXPANSION AGE"),
     ("Unknown", "NAME CREATED AT"),
 ]
 

@@ -95,6 +95,7 @@ def test_aggregated_group_and_version_order() -> None:
         ("authorization.k8s.io", ["v1"]),
         ("batch", ["v1"]),
         ("networking.k8s.io", ["v1"]),
+        ("storage.k8s.io", ["v1"]),
         ("coordination.k8s.io", ["v1"]),
         ("node.k8s.io", ["v1"]),
         ("discovery.k8s.io", ["v1"]),
@@ -155,6 +156,8 @@ NAMES = [
      None, None),
     ("runtimeclasses", "node.k8s.io", "v1", "runtimeclasses", "RuntimeClass", "Cluster", None,
      None),
+    ("storageclasses", "storage.k8s.io", "v1", "storageclasses", "StorageClass", "Cluster",
+     ["sc"], None),
 ]
 
 
@@ -269,6 +272,8 @@ def test_api_group_list_golden() -> None:
              "preferredVersion": gv("batch", "v1")},
             {"name": "networking.k8s.io", "versions": [gv("networking.k8s.io", "v1")],
              "preferredVersion": gv("networking.k8s.io", "v1")},
+            {"name": "storage.k8s.io", "versions": [gv("storage.k8s.io", "v1")],
+             "preferredVersion": gv("storage.k8s.io", "v1")},
             {"name": "coordination.k8s.io", "versions": [gv("coordination.k8s.io", "v1")],
              "preferredVersion": gv("coordination.k8s.io", "v1")},
             {"name": "node.k8s.io", "versions": [gv("node.k8s.io", "v1")],

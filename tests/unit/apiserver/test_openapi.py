@@ -41,6 +41,7 @@ def test_index_lists_every_group_version_alphabetically() -> None:
         "apis/authentication.k8s.io/v1", "apis/authorization.k8s.io/v1", "apis/batch/v1",
         "apis/coordination.k8s.io/v1", "apis/discovery.k8s.io/v1",
         "apis/metrics.k8s.io/v1beta1", "apis/networking.k8s.io/v1", "apis/node.k8s.io/v1",
+        "apis/storage.k8s.io/v1",
     ]
 
 
@@ -108,6 +109,8 @@ PATHS = [
      "patchDiscoveryV1NamespacedEndpointSlice"),
     ("runtimeclasses", "apis/node.k8s.io/v1", "/apis/node.k8s.io/v1/runtimeclasses/{name}",
      ["get", "put", "patch", "delete"], ["get", "post", "delete"], "patchNodeV1RuntimeClass"),
+    ("storageclasses", "apis/storage.k8s.io/v1", "/apis/storage.k8s.io/v1/storageclasses/{name}",
+     ["get", "put", "patch", "delete"], ["get", "post", "delete"], "patchStorageV1StorageClass"),
 ]
 
 

@@ -80,7 +80,8 @@ _KIND_SPECIFIC: dict[str, dict[str, str]] = {
     "Namespace": {"status": "ConditionsStatus"},
     "PersistentVolumeClaim": {"status": "ConditionsStatus"},
     **{kind: {} for kind in ("ConfigMap", "Secret", "Endpoints", "EndpointSlice", "Event",
-                             "Lease", "ControllerRevision", "RuntimeClass", "Scale")},
+                             "Lease", "ControllerRevision", "RuntimeClass", "Scale",
+                             "StorageClass")},
 }
 # Kind -> dotted path -> the type found there ("" is the object itself).
 KIND_PATHS: dict[str, dict[str, str]] = {

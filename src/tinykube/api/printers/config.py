@@ -1,7 +1,9 @@
 """Printers for configuration and storage objects.
 
 ConfigMap (DATA counts `data` and `binaryData` keys), Secret, ServiceAccount and
-PersistentVolumeClaim and PersistentVolume (access modes abbreviated RWO / ROX / RWX / RWOP).
+PersistentVolumeClaim and PersistentVolume (access modes abbreviated RWO / ROX / RWX / RWOP),
+StorageClass (the default class's name followed by ` (default)`, unset policies printed as
+their defaults, as `printStorageClass` does).
 """
 
 from __future__ import annotations
@@ -84,6 +86,23 @@ def _pv_cells(pv: Mapping[str, Any], now: datetime) -> list[Cell]:
             spec.get("volumeMode") or UNSET]
 
 
+DEFAULT_CLASS_ANNOTATIONS = ("storageclass.kubernetes.io/is-default-class",
+                             "storageclass.beta.kubernetes.io/is-default-class")
+
+
+def is_default_class(sc: Mapping[str, Any]) -> bool:
+    """`storageutil.IsDefaultAnnotation`: either annotation set to "true"."""
+    annotations = as_dict(get_path(sc, "metadata", "annotations"))
+    return any(annotations.get(key) == "true" for key in DEFAULT_CLASS_ANNOTATIONS)
+
+
+def _storage_class_cells(sc: Mapping[str, Any], now: datetime) -> list[Cell]:
+    name = name_of(sc) + (" (default)" if is_default_class(sc) else "")
+    return [name, str(sc.get("provisioner") or ""), str(sc.get("reclaimPolicy") or "Delete"),
+            str(sc.get("volumeBindingMode") or "Immediate"),
+            sc.get("allowVolumeExpansion") is True, age_of(sc, now)]
+
+
 CONFIG_PRINTERS: dict[str, Printer] = {
     "ConfigMap": Printer((
         NAME_COLUMN, Column("Data", "Data contains the configuration data."), AGE_COLUMN,
@@ -129,4 +148,18 @@ CONFIG_PRINTERS: dict[str, Printer] = {
         wide("VolumeMode", "volumeMode defines if a volume is intended to be used with a "
                            "formatted filesystem or to remain in raw block state."),
     ), _pv_cells),
+    "StorageClass": Printer((
+        NAME_COLUMN,
+        Column("Provisioner", "provisioner indicates the type of the provisioner."),
+        Column("ReclaimPolicy", "reclaimPolicy controls the reclaimPolicy for dynamically "
+                                "provisioned PersistentVolumes of this storage class. Defaults "
+                                "to Delete."),
+        Column("VolumeBindingMode", "volumeBindingMode indicates how PersistentVolumeClaims "
+                                    "should be provisioned and bound.  When unset, "
+                                    "VolumeBindingImmediate is used. This field is only honored "
+                                    "by servers that enable the VolumeScheduling feature."),
+        Column("AllowVolumeExpansion", "allowVolumeExpansion shows whether the storage class "
+                                       "allow volume expand."),
+        AGE_COLUMN,
+    ), _storage_class_cells),
 }

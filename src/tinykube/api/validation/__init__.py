@@ -68,7 +68,11 @@ from tinykube.api.validation.other import (
 )
 from tinykube.api.validation.pods import validate_pod, validate_pod_spec, validate_pod_update
 from tinykube.api.validation.services import validate_service, validate_service_update
-from tinykube.api.validation.storage import validate_persistent_volume
+from tinykube.api.validation.storage import (
+    validate_persistent_volume,
+    validate_storage_class,
+    validate_storage_class_update,
+)
 
 __all__ = [
     "Errors",
@@ -116,6 +120,7 @@ _VALIDATORS: dict[str, Validator] = {
     "PersistentVolume": validate_persistent_volume,
     "Ingress": validate_ingress,
     "NetworkPolicy": validate_network_policy,
+    "StorageClass": validate_storage_class,
 }
 
 _UPDATE_VALIDATORS: dict[str, UpdateValidator] = {
@@ -129,6 +134,7 @@ _UPDATE_VALIDATORS: dict[str, UpdateValidator] = {
     "EndpointSlice": validate_endpointslice_update,
     "DaemonSet": validate_selector_update,
     "Job": validate_selector_update,
+    "StorageClass": validate_storage_class_update,
 }
 
 

@@ -1,15 +1,23 @@
-"""PersistentVolume (`ValidatePersistentVolume` in `pkg/apis/core/validation`).
+"""PersistentVolume (`ValidatePersistentVolume` in `pkg/apis/core/validation`) and
+StorageClass (`ValidateStorageClass[Update]` in `pkg/apis/storage/validation`).
 
 A PersistentVolume needs access modes, a capacity and exactly one volume source; its reclaim
-policy is Delete, Recycle or Retain. Nothing provisions or binds volumes in tinykube: a
-PersistentVolume is stored and listed (and pruned), and the claim binding is left to whoever
-writes `claimRef`.
+policy is Delete, Recycle or Retain. A StorageClass needs a provisioner that is a qualified
+name, parameters with non-empty keys (at most 512 of them, 256 kB in all), a reclaim policy of
+Delete or Retain and a binding mode of Immediate or WaitForFirstConsumer; once created, its
+parameters, provisioner, reclaim policy and binding mode do not change.
 """
 
 from __future__ import annotations
 
 from tinykube.api.errors import FieldError
-from tinykube.api.validation.names import Errors, Obj, check_one_of
+from tinykube.api.validation.names import (
+    Errors,
+    Obj,
+    check_one_of,
+    invalid_each,
+    qualified_name_errors,
+)
 
 _ACCESS_MODES = ["ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"]
 # PersistentVolumeSpec's volume sources, in the order upstream counts them.
@@ -39,4 +47,48 @@ def validate_persistent_volume(pv: Obj) -> Errors:
     for extra in sources[1:]:
         errors.append(FieldError.forbidden(f"spec.{extra}",
                                            "may not specify more than 1 volume type"))
+    return errors
+
+
+_MAX_PARAMETERS = 512
+_MAX_PARAMETER_BYTES = 256 * 1024
+
+
+def _check_parameters(params: object) -> Errors:
+    if not isinstance(params, dict):
+        return []
+    if len(params) > _MAX_PARAMETERS:
+        return [FieldError.too_long("parameters", "Provisioner Parameters exceeded max allowed",
+                                    _MAX_PARAMETERS)]
+    errors: Errors = [FieldError.invalid("parameters", "", "field can not be empty.")
+                      for key in params if not key]
+    size = sum(len(str(k)) + len(str(v)) for k, v in params.items())
+    if size > _MAX_PARAMETER_BYTES:
+        errors.append(FieldError.too_long("parameters", "", _MAX_PARAMETER_BYTES))
+    return errors
+
+
+def validate_storage_class(sc: Obj) -> Errors:
+    provisioner = sc.get("provisioner") or ""
+    errors: Errors = []
+    if not provisioner:
+        errors.append(FieldError.required("provisioner"))
+    else:
+        errors += invalid_each("provisioner", provisioner,
+                               qualified_name_errors(str(provisioner).lower()))
+    errors += _check_parameters(sc.get("parameters"))
+    errors += check_one_of("reclaimPolicy", sc.get("reclaimPolicy"), ["Delete", "Retain"])
+    errors += check_one_of("volumeBindingMode", sc.get("volumeBindingMode"),
+                           ["Immediate", "WaitForFirstConsumer"])
+    return errors
+
+
+def validate_storage_class_update(sc: Obj, old: Obj) -> Errors:
+    errors: Errors = []
+    for field in ("parameters", "provisioner", "reclaimPolicy"):
+        if (sc.get(field) or None) != (old.get(field) or None):
+            errors.append(FieldError.forbidden(field, f"updates to {field} are forbidden."))
+    if sc.get("volumeBindingMode") != old.get("volumeBindingMode"):
+        errors.append(FieldError.invalid("volumeBindingMode", sc.get("volumeBindingMode"),
+                                         "field is immutable"))
     return errors
