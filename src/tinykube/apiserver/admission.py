@@ -37,6 +37,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from tinykube.api import errors
+from tinykube.api.printers.config import is_default_class
 from tinykube.api.resources import Resource
 from tinykube.apiserver.registry import Registry
 
@@ -167,6 +168,43 @@ async def _default_toleration_seconds(admission: Admission, request: Request) ->
     spec["tolerations"] = tolerations
 
 
+BETA_CLASS_ANNOTATION = "volume.beta.kubernetes.io/storage-class"
+PROTECTION_FINALIZERS = {"PersistentVolumeClaim": "kubernetes.io/pvc-protection",
+                         "PersistentVolume": "kubernetes.io/pv-protection"}
+
+
+def default_storage_class(classes: list[Obj]) -> Obj | None:
+    """`util.GetDefaultClass`: of the classes marked default, the newest (then by name)."""
+    marked = [c for c in classes if is_default_class(c)]
+    if not marked:
+        return None
+    return max(marked, key=lambda c: (c["metadata"].get("creationTimestamp") or "",
+                                      c["metadata"].get("name") or ""))
+
+
+async def _default_storage_class(admission: Admission, request: Request) -> None:
+    spec = request.obj.get("spec")
+    if not isinstance(spec, dict):
+        spec = request.obj["spec"] = {}
+    annotations = request.obj.get("metadata", {}).get("annotations") or {}
+    if spec.get("storageClassName") is not None or BETA_CLASS_ANNOTATION in annotations:
+        return
+    entries = admission.registry.store.list("storage.k8s.io/storageclasses")
+    chosen = default_storage_class([e.obj for e in entries])
+    if chosen is not None:
+        spec["storageClassName"] = chosen["metadata"]["name"]
+
+
+async def _storage_object_in_use_protection(admission: Admission, request: Request) -> None:
+    meta = request.obj.setdefault("metadata", {})
+    finalizers = meta.get("finalizers")
+    if not isinstance(finalizers, list):
+        finalizers = []
+    finalizer = PROTECTION_FINALIZERS[request.res.kind]
+    if finalizer not in finalizers:
+        meta["finalizers"] = [*finalizers, finalizer]
+
+
 _PODS = frozenset({"Pod"})
 PLUGINS: tuple[Plugin, ...] = (
     Plugin("NamespaceLifecycle", None, frozenset({CREATE}), _namespace_lifecycle),
@@ -175,5 +213,9 @@ PLUGINS: tuple[Plugin, ...] = (
     # PodSecurity and Priority go here.
     Plugin("DefaultTolerationSeconds", _PODS, frozenset({CREATE, UPDATE}),
            _default_toleration_seconds),
+    Plugin("DefaultStorageClass", frozenset({"PersistentVolumeClaim"}), frozenset({CREATE}),
+           _default_storage_class),
+    Plugin("StorageObjectInUseProtection", frozenset(PROTECTION_FINALIZERS),
+           frozenset({CREATE}), _storage_object_in_use_protection),
     # ResourceQuota goes last.
 )

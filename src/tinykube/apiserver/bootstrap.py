@@ -11,6 +11,10 @@
 - Service `kube-system/kube-dns` on the tenth address (53/UDP, 53/TCP, 9153/TCP), as kubeadm
   installs it for CoreDNS; tinykube's own DNS server answers on that address.
 - RuntimeClasses `virtual`, `process` and `netns` (see architecture.md, "Pod runtimes").
+- StorageClass `standard`, the default class, as kind installs it for its local-path
+  provisioner (`rancher.io/local-path`, `WaitForFirstConsumer`, reclaim `Delete`); tinykube's
+  own provisioner (controllers/volumes.py) serves it. Like every object here it is made only if
+  missing: a user's changes to it are kept, and one who deletes it gets it back at the next start.
 
 Running it again on an existing data directory changes nothing that is already there, except
 the API server's endpoints when its address or port changed.
@@ -89,6 +93,20 @@ def kubernetes_endpointslice(api_host: str, api_port: int) -> dict[str, Any]:
     }
 
 
+DEFAULT_STORAGE_CLASS = "standard"
+LOCAL_PATH_PROVISIONER = "rancher.io/local-path"
+
+
+def standard_storage_class() -> dict[str, Any]:
+    return {
+        "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+        "metadata": {"name": DEFAULT_STORAGE_CLASS,
+                     "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+        "provisioner": LOCAL_PATH_PROVISIONER,
+        "reclaimPolicy": "Delete", "volumeBindingMode": "WaitForFirstConsumer",
+    }
+
+
 def bootstrap(registry: Registry, *, api_host: str, api_port: int) -> None:
     """Create the cluster's built-in objects that are missing."""
     ns = resources.must("", "v1", "namespaces")
@@ -105,6 +123,8 @@ def bootstrap(registry: Registry, *, api_host: str, api_port: int) -> None:
     for name in RUNTIME_CLASSES:
         _ensure(registry, runtime, {"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
                                     "metadata": {"name": name}, "handler": name})
+    _ensure(registry, resources.must("storage.k8s.io", "v1", "storageclasses"),
+            standard_storage_class())
 
 
 def _reconcile(registry: Registry, res: resources.Resource, desired: dict[str, Any]) -> None:

@@ -153,3 +153,55 @@ async def test_status_writes_skip_admission(tmp_path: Path) -> None:
         status, updated = await send(session, "PUT", f"{PODS}/p/status", created)
     assert status == 200, updated
     assert updated["status"]["phase"] == "Running"
+
+
+# --- DefaultStorageClass and StorageObjectInUseProtection ------------------------------------
+
+CLAIMS = "/api/v1/namespaces/default/persistentvolumeclaims"
+CLASSES = "/apis/storage.k8s.io/v1/storageclasses"
+
+
+def claim(name: str = "data", annotations: Obj | None = None, **spec: Any) -> Obj:
+    meta: Obj = {"name": name, **({"annotations": annotations} if annotations else {})}
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta,
+            "spec": {"accessModes": ["ReadWriteOnce"],
+                     "resources": {"requests": {"storage": "1Gi"}}, **spec}}
+
+
+@pytest.mark.parametrize(("spec", "annotations", "expected"), [
+    pytest.param({}, None, "standard", id="unset-gets-default"),
+    pytest.param({"storageClassName": ""}, None, "", id="empty-means-no-class"),
+    pytest.param({"storageClassName": "fast"}, None, "fast", id="named-kept"),
+    pytest.param({}, {"volume.beta.kubernetes.io/storage-class": "old"}, None,
+                 id="beta-annotation-kept"),
+])
+async def test_claim_gets_the_default_storage_class(tmp_path: Path, spec: Obj,
+                                                    annotations: Obj | None,
+                                                    expected: str | None) -> None:
+    async with running_api(tmp_path, bootstrapped=True) as (session, _store):
+        status, created = await send(session, "POST", CLAIMS, claim(annotations=annotations,
+                                                                    **spec))
+    assert status == 201, created
+    assert created["spec"].get("storageClassName") == expected
+    assert created["metadata"]["finalizers"] == ["kubernetes.io/pvc-protection"]
+
+
+async def test_no_default_class_leaves_the_claim_without_one(tmp_path: Path) -> None:
+    async with running_api(tmp_path, bootstrapped=True) as (session, _store):
+        async with session.delete(f"{CLASSES}/standard") as reply:
+            assert reply.status == 200
+        status, created = await send(session, "POST", CLAIMS, claim())
+    assert status == 201, created
+    assert "storageClassName" not in created["spec"]
+
+
+async def test_pv_gets_its_protection_finalizer(tmp_path: Path) -> None:
+    pv = {"apiVersion": "v1", "kind": "PersistentVolume",
+          "metadata": {"name": "pv1", "finalizers": ["example.com/mine"]},
+          "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                   "hostPath": {"path": "/tmp/pv1"}}}
+    async with running_api(tmp_path, bootstrapped=True) as (session, _store):
+        status, created = await send(session, "POST", "/api/v1/persistentvolumes", pv)
+    assert status == 201, created
+    assert created["metadata"]["finalizers"] == ["example.com/mine",
+                                                 "kubernetes.io/pv-protection"]

@@ -91,3 +91,24 @@ def test_reconcile_of_current_endpoints_writes_nothing(registry: Registry) -> No
     bootstrap.bootstrap(registry, api_host="127.0.0.1", api_port=6443)
     bootstrap.reconcile_endpoints(registry, api_host="127.0.0.1", api_port=6443)
     assert registry.store.resource_version == before
+
+
+def test_bootstrap_creates_kinds_default_storage_class(registry: Registry) -> None:
+    bootstrap.bootstrap(registry, api_host="127.0.0.1", api_port=6443)
+    entry = registry.store.get("storage.k8s.io/storageclasses", "", "standard")
+    assert entry is not None
+    sc = entry.obj
+    assert (sc["provisioner"], sc["reclaimPolicy"], sc["volumeBindingMode"]) == \
+        ("rancher.io/local-path", "Delete", "WaitForFirstConsumer")
+    assert sc["metadata"]["annotations"] == {"storageclass.kubernetes.io/is-default-class": "true"}
+
+
+def test_a_changed_default_class_is_kept_at_restart(registry: Registry) -> None:
+    bootstrap.bootstrap(registry, api_host="127.0.0.1", api_port=6443)
+    res = resources.must("storage.k8s.io", "v1", "storageclasses")
+    sc = registry.store.get(res.storage_key, "", "standard")
+    assert sc is not None
+    registry.update(res, {**sc.obj, "metadata": {**sc.obj["metadata"], "annotations": {}}})
+    bootstrap.bootstrap(registry, api_host="127.0.0.1", api_port=6443)
+    again = registry.store.get(res.storage_key, "", "standard")
+    assert again is not None and again.obj["metadata"].get("annotations") in (None, {})
