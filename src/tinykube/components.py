@@ -44,11 +44,14 @@ from tinykube.controllers.endpoints import EndpointsController
 from tinykube.controllers.endpointslice import EndpointSliceController
 from tinykube.controllers.endpointslice_mirroring import MirroringController
 from tinykube.controllers.gc import GarbageCollector
+from tinykube.controllers.localpath import LocalPathProvisioner
+from tinykube.controllers.persistentvolume import PersistentVolumeController
 from tinykube.controllers.namespace import NamespaceController
 from tinykube.controllers.replicaset import ReplicaSetController, ReplicationControllerController
 from tinykube.controllers.scheduler import Scheduler
 from tinykube.controllers.serviceaccounts import ServiceAccountsController
 from tinykube.controllers.statefulset import StatefulSetController
+from tinykube.controllers.volume_protection import PVCProtectionController, PVProtectionController
 from tinykube.dns.app import DNSOptions, RunningDNS, start_dns
 from tinykube.kubelet.agent import NodeAgent
 from tinykube.kubelet.podnet import PodNetworking
@@ -124,8 +127,14 @@ def node_pod_cidrs(cluster_cidr: str, count: int) -> list[str]:
     return [str(next(subnets)) for _ in range(count)]
 
 
-def _controllers(client: RESTClient) -> list[Controller]:
+VOLUMES_DIR = "volumes"  # the local-path provisioner's directories, one per node beneath
+
+
+def _controllers(client: RESTClient, data_dir: Path) -> list[Controller]:
     return [Scheduler(client), StatefulSetController(client), DeploymentController(client),
+            PersistentVolumeController(client), LocalPathProvisioner(client, data_dir /
+                                                                     VOLUMES_DIR),
+            PVCProtectionController(client), PVProtectionController(client),
             ReplicaSetController(client), ReplicationControllerController(client),
             EndpointSliceController(client),
             EndpointsController(client), MirroringController(client),
@@ -223,7 +232,7 @@ async def _start(running: RunningComponents, options: ComponentOptions,
         await agent.register()
         tasks += agent.start(workers=4)
         tasks.append(asyncio.create_task(agent.renew_lease_forever(), name=f"lease/{node.name}"))
-    for controller in _controllers(client):
+    for controller in _controllers(client, options.data_dir):
         tasks += controller.start(workers=8)
     if options.dns is not None:
         dns_options = options.dns

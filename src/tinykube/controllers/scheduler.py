@@ -7,6 +7,17 @@ each node already runs. When nothing fits it
 returns kube-scheduler's message, e.g.
 `0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector.`
 
+Pods with PersistentVolumeClaims go through volume binding (`volume_scheduling`, kube's
+VolumeBinding plugin): a claim that is missing, being deleted or unbound with an Immediate
+class keeps the pod Pending with kube's PreFilter message (`0/3 nodes are available: pod has
+unbound immediate PersistentVolumeClaims. preemption: 0/3 nodes are available: 3 Preemption is
+not helpful for scheduling.`); bound volumes restrict the nodes to their `nodeAffinity`; for
+claims whose class is `WaitForFirstConsumer` the scheduler picks a node, then pre-binds a free
+static volume there (its `claimRef`) or writes the node into the claim's
+`volume.kubernetes.io/selected-node` for the provisioner, and binds the pod only once every
+claim is bound (each claim change re-queues the pods that name it), so the pod lands where its
+volume is.
+
 The controller around it watches pods and nodes, enqueues unbound pods, binds through the
 `pods/<name>/binding` subresource, and for a pod that fits nowhere sets `PodScheduled=False`
 (reason `Unschedulable`) and records a `FailedScheduling` event. Every node change re-queues the
@@ -21,15 +32,18 @@ from __future__ import annotations
 
 import collections
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from tinykube.api import resources
+from tinykube.api import errors, resources
 from tinykube.api.meta import rfc3339
 from tinykube.client import events
 from tinykube.client.controller import Controller
 from tinykube.client.informer import shared as shared_informer
 from tinykube.client.rest import RESTClient
+from tinykube.controllers import volume_scheduling as vs
+from tinykube.controllers import volumematch as vm
+from tinykube.controllers.nodeaffinity import terms_match
 
 log = logging.getLogger(__name__)
 Obj = Mapping[str, Any]
@@ -40,26 +54,9 @@ _REASON_TEXT = {
     "taint": "had untolerated taint",
     "notready": "had untolerated taint {node.kubernetes.io/not-ready: }",
     "full": "Too many pods",
+    **vs.REASON_TEXT,
 }
-
-
-def _match_expression(labels: Mapping[str, str], expr: Obj) -> bool:
-    key, op, values = expr.get("key", ""), expr.get("operator", ""), expr.get("values") or []
-    if op == "In":
-        return labels.get(key) in values
-    if op == "NotIn":
-        return labels.get(key) not in values
-    if op == "Exists":
-        return key in labels
-    if op == "DoesNotExist":
-        return key not in labels
-    if op in ("Gt", "Lt") and key in labels and values:
-        try:
-            have, want = int(labels[key]), int(values[0])
-        except ValueError:
-            return False
-        return have > want if op == "Gt" else have < want
-    return False
+NodeFilter = Callable[[Obj], str | None]
 
 
 def matches_selector(pod: Obj, node: Obj) -> bool:
@@ -70,11 +67,7 @@ def matches_selector(pod: Obj, node: Obj) -> bool:
             return False
     required = (((spec.get("affinity") or {}).get("nodeAffinity") or {})
                 .get("requiredDuringSchedulingIgnoredDuringExecution") or {})
-    terms = required.get("nodeSelectorTerms") or []
-    if not terms:
-        return True
-    return any(all(_match_expression(labels, e) for e in term.get("matchExpressions") or [])
-               for term in terms)
+    return terms_match(labels, required.get("nodeSelectorTerms") or [])
 
 
 def _tolerates(tolerations: list[Obj], taint: Obj) -> bool:
@@ -108,9 +101,10 @@ def _reject_reason(pod: Obj, node: Obj, running: int = 0) -> str | None:
     return None
 
 
-def choose_node(pod: Obj, nodes: Sequence[Obj],
-                pod_counts: Mapping[str, int]) -> tuple[str | None, str]:
-    """The node to bind `pod` to, or None and the FailedScheduling message.
+def choose_node(pod: Obj, nodes: Sequence[Obj], pod_counts: Mapping[str, int],
+                extra: NodeFilter | None = None) -> tuple[str | None, str]:
+    """The node to bind `pod` to, or None and the FailedScheduling message; `extra` is one
+    more filter (the volume binding's), run after the others.
 
     Nodes are tried least loaded first (ties by name), so the usual pod, which fits anywhere,
     costs one filter instead of one per node; the reasons are gathered only when none fits."""
@@ -118,18 +112,26 @@ def choose_node(pod: Obj, nodes: Sequence[Obj],
         name = node["metadata"]["name"]
         return pod_counts.get(name, 0), name
 
+    def reject(node: Obj) -> str | None:
+        reason = _reject_reason(pod, node, pod_counts.get(node["metadata"]["name"], 0))
+        return reason if reason is not None or extra is None else extra(node)
+
     for node in sorted(nodes, key=load):
-        running, name = load(node)
-        if _reject_reason(pod, node, running) is None:
-            return name, ""
-    reasons = collections.Counter(
-        reason for node in nodes
-        if (reason := _reject_reason(pod, node, pod_counts.get(node["metadata"]["name"], 0))))
+        if reject(node) is None:
+            return node["metadata"]["name"], ""
+    reasons = collections.Counter(reason for node in nodes if (reason := reject(node)))
     if not nodes:
         return None, "no nodes available to schedule pods"
     parts = sorted(f"{count} {'' if reason == 'full' else 'node(s) '}{_REASON_TEXT[reason]}"
                    for reason, count in reasons.items())  # as upstream: counts included
     return None, f"0/{len(nodes)} nodes are available: {', '.join(parts)}."
+
+
+def prefilter_message(nodes: int, error: str) -> str:
+    """A PreFilter rejection as kube-scheduler words it (the pod fits no node whatever is
+    preempted)."""
+    return (f"0/{nodes} nodes are available: {error}. preemption: 0/{nodes} nodes are "
+            f"available: {nodes} Preemption is not helpful for scheduling.")
 
 
 def _is_pending_unbound(pod: Obj) -> bool:
@@ -152,9 +154,17 @@ class Scheduler(Controller):
     def __init__(self, client: RESTClient) -> None:
         self.pods_res = resources.must("", "v1", "pods")
         self.nodes_res = resources.must("", "v1", "nodes")
+        self.pvc_res = resources.must("", "v1", "persistentvolumeclaims")
+        self.pv_res = resources.must("", "v1", "persistentvolumes")
         self.pods = shared_informer(client, self.pods_res)
         self.nodes = shared_informer(client, self.nodes_res)
-        super().__init__(client, [self.pods, self.nodes])
+        self.claims = shared_informer(client, self.pvc_res)
+        self.volumes = shared_informer(client, self.pv_res)
+        self.classes = shared_informer(client, resources.must("storage.k8s.io", "v1",
+                                                              "storageclasses"))
+        super().__init__(client, [self.pods, self.nodes, self.claims, self.volumes,
+                                  self.classes])
+        self.pods.cache.add_index(vm.CLAIMS_INDEX, vm.pod_claims_index)
         self.recorder = events.Recorder(client, "default-scheduler")
         self._placed: dict[str, str] = {}  # pod key -> node, for pods that count on a node
         self._counts: collections.Counter[str] = collections.Counter()
@@ -162,6 +172,21 @@ class Scheduler(Controller):
                                on_delete=lambda pod: self._place(_key(pod), None))
         self.nodes.add_handlers(on_add=lambda _n: self._requeue_pending(),
                                 on_update=lambda _o, _n: self._requeue_pending())
+        self.claims.add_handlers(on_add=self._on_claim, on_update=lambda _o, n: self._on_claim(n),
+                                 on_delete=self._on_claim)
+        self.volumes.add_handlers(on_add=lambda _v: self._requeue_waiting())
+        self.classes.add_handlers(on_add=lambda _c: self._requeue_waiting())
+
+    def _on_claim(self, pvc: Obj) -> None:
+        for pod in self.pods.cache.by_index(vm.CLAIMS_INDEX, vm.claim_key(pvc)):
+            if _is_pending_unbound(pod):
+                self.enqueue(pod)
+
+    def _requeue_waiting(self) -> None:
+        """A new volume or class may unblock the pods that name claims."""
+        for pod in self.pods.cache.list():
+            if _is_pending_unbound(pod) and vm.claim_names(pod):
+                self.enqueue(pod)
 
     def _on_pod(self, pod: Obj) -> None:
         node = pod.get("spec", {}).get("nodeName")
@@ -190,8 +215,20 @@ class Scheduler(Controller):
         pod = self.pods.cache.get(key)
         if pod is None or not _is_pending_unbound(pod) or key in self._placed:
             return
-        node, message = choose_node(pod, self.nodes.cache.list(), self._counts)
+        nodes = self.nodes.cache.list()
+        state = self._pod_volumes(pod)
+        if state is not None and state.error:
+            await self._mark_unschedulable(pod, prefilter_message(len(nodes), state.error))
+            return
+        extra = None
+        if state is not None:
+            volumes, classes = self.volumes.cache.list(), self._classes()
+            extra = lambda node: vs.node_reason(state, node, volumes, classes)  # noqa: E731
+        node, message = choose_node(pod, nodes, self._counts, extra)
         namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+        if node is not None and state is not None and not state.ready:
+            await self._reserve_volumes(state, node)
+            return  # bound once its claims are: their changes re-queue it
         if node is not None:
             await self.client.create(
                 self.pods_res, {"apiVersion": "v1", "kind": "Binding",
@@ -203,6 +240,42 @@ class Scheduler(Controller):
                                       f"Successfully assigned {namespace}/{name} to {node}")
             return
         await self._mark_unschedulable(pod, message)
+
+    def _classes(self) -> dict[str, Obj]:
+        return {sc["metadata"]["name"]: sc for sc in self.classes.cache.list()}
+
+    def _pod_volumes(self, pod: Obj) -> vs.PodVolumes | None:
+        """The pod's claims sorted for volume binding; None if it names none."""
+        if not vm.claim_names(pod):
+            return None
+        claims = {vm.claim_key(c): c for c in self.claims.cache.list()
+                  if c["metadata"].get("namespace") == pod["metadata"].get("namespace")}
+        volumes = {v["metadata"]["name"]: v for v in self.volumes.cache.list()}
+        return vs.pod_volumes(pod, claims, volumes, self._classes())
+
+    async def _reserve_volumes(self, state: vs.PodVolumes, node_name: str) -> None:
+        """Pre-bind the chosen node's static volumes to the waiting claims, and name the node
+        on the claims that are to be provisioned (kube's Reserve and PreBind)."""
+        node = self.nodes.cache.get(node_name)
+        plan = vs.node_plan(state, node, self.volumes.cache.list(), self._classes()) \
+            if node is not None else None
+        for pvc, pv in plan or []:
+            if pv is not None and not vm.is_bound_to(pv, pvc):
+                await self._prebind(pv, pvc)
+            elif vm.annotations_of(pvc).get(vm.SELECTED_NODE) != node_name:
+                await self.client.patch(self.pvc_res, pvc["metadata"]["name"], {"metadata": {
+                    "annotations": {vm.SELECTED_NODE: node_name}}},
+                    pvc["metadata"]["namespace"], patch_type="merge")
+
+    async def _prebind(self, pv: Obj, pvc: Obj) -> None:
+        meta = dict(pv["metadata"])
+        meta["annotations"] = {**(meta.get("annotations") or {}), vm.BOUND_BY_CONTROLLER: "yes"}
+        updated = {**pv, "metadata": meta, "spec": {**pv["spec"], "claimRef": vm.claim_ref(pvc)}}
+        try:
+            await self.client.update(self.pv_res, updated)
+        except errors.Conflict:
+            log.debug("volume %s changed while pre-binding it; retried on its event",
+                      pv["metadata"]["name"])
 
     async def _mark_unschedulable(self, pod: Obj, message: str) -> None:
         conditions = pod.get("status", {}).get("conditions") or []

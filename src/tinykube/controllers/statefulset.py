@@ -14,7 +14,9 @@ The rules are upstream's (pkg/controller/statefulset/stateful_set_control.go):
 
 Pods get `hostname` = pod name and `subdomain` = `serviceName`, which is what gives them the
 DNS names `web-0.nginx.<ns>.svc.<zone>`. PVCs from `volumeClaimTemplates` are created as
-`<claim>-<sts>-<ordinal>` and kept on scale-down, as upstream's default retention policy does.
+`<claim>-<sts>-<ordinal>` and kept on scale-down, as upstream's default retention policy does;
+the PV controller binds them (a recreated pod names the same claims, so it gets the same
+volumes back).
 """
 
 from __future__ import annotations
@@ -250,12 +252,8 @@ class StatefulSetController(Controller):
         namespace = sts["metadata"]["namespace"]
         if plan.create_revision is not None:
             await _create_ignoring_exists(self.client, self.rev_res, plan.create_revision)
-        for claim in plan.create_claims:
-            created = await _create_ignoring_exists(self.client, self.pvc_res, claim)
-            if created is not None:
-                await self.client.patch(self.pvc_res, claim["metadata"]["name"],
-                                        {"status": {"phase": "Bound"}}, namespace,
-                                        patch_type="merge", subresource="status")
+        for claim in plan.create_claims:  # bound by the PV controller, as upstream
+            await _create_ignoring_exists(self.client, self.pvc_res, claim)
         for pod in plan.create_pods:
             if await _create_ignoring_exists(self.client, self.pods_res, pod) is not None:
                 await self.recorder.event(sts, "Normal", "SuccessfulCreate",
