@@ -45,8 +45,8 @@ from tinykube.controllers.endpointslice import EndpointSliceController
 from tinykube.controllers.endpointslice_mirroring import MirroringController
 from tinykube.controllers.gc import GarbageCollector
 from tinykube.controllers.localpath import LocalPathProvisioner
-from tinykube.controllers.persistentvolume import PersistentVolumeController
 from tinykube.controllers.namespace import NamespaceController
+from tinykube.controllers.persistentvolume import PersistentVolumeController
 from tinykube.controllers.replicaset import ReplicaSetController, ReplicationControllerController
 from tinykube.controllers.scheduler import Scheduler
 from tinykube.controllers.serviceaccounts import ServiceAccountsController
