@@ -245,6 +245,25 @@ def test_claim_that_cannot_bind_keeps_its_pod_pending(kubectl: Kubectl, namespac
     assert app["status"]["phase"] == "Pending" and not app["spec"].get("nodeName")
 
 
+def test_claim_made_without_a_default_class_gets_one_later(kubectl: Kubectl,
+                                                          namespace: str) -> None:
+    key = "storageclass.kubernetes.io/is-default-class"
+    kubectl("annotate", "sc", "standard", f"{key}-")
+    try:
+        assert kubectl("get", "sc", "standard", "--no-headers").split()[0] == "standard"
+        apply(kubectl, namespace, claim("data"))
+        assert "storageClassName" not in get_json(kubectl, "pvc", "data", "-n",
+                                                  namespace)["spec"]
+        until(lambda: ("Normal", "FailedBinding", "no persistent volumes available for this "
+                       "claim and no storage class is set") in events_of(kubectl, namespace,
+                                                                         "data"),
+              what="the FailedBinding event")
+    finally:
+        kubectl("annotate", "sc", "standard", f"{key}=true")
+    until(lambda: get_json(kubectl, "pvc", "data", "-n", namespace)["spec"].get(
+        "storageClassName") == "standard", what="the default class assigned")
+
+
 def test_pod_naming_a_missing_claim_stays_pending(kubectl: Kubectl, namespace: str) -> None:
     apply(kubectl, namespace, pod("app", "nope"))
     message = ('0/3 nodes are available: persistentvolumeclaim "nope" not found. preemption: '

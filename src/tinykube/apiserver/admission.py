@@ -37,8 +37,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from tinykube.api import errors
-from tinykube.api.printers.config import is_default_class
 from tinykube.api.resources import Resource
+from tinykube.api.storageclasses import default_storage_class
 from tinykube.apiserver.registry import Registry
 
 Obj = dict[str, Any]
@@ -171,15 +171,6 @@ async def _default_toleration_seconds(admission: Admission, request: Request) ->
 BETA_CLASS_ANNOTATION = "volume.beta.kubernetes.io/storage-class"
 PROTECTION_FINALIZERS = {"PersistentVolumeClaim": "kubernetes.io/pvc-protection",
                          "PersistentVolume": "kubernetes.io/pv-protection"}
-
-
-def default_storage_class(classes: list[Obj]) -> Obj | None:
-    """`util.GetDefaultClass`: of the classes marked default, the newest (then by name)."""
-    marked = [c for c in classes if is_default_class(c)]
-    if not marked:
-        return None
-    return max(marked, key=lambda c: (c["metadata"].get("creationTimestamp") or "",
-                                      c["metadata"].get("name") or ""))
 
 
 async def _default_storage_class(admission: Admission, request: Request) -> None:

@@ -43,6 +43,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from tinykube.api import errors, resources
+from tinykube.api.meta import rfc3339
+from tinykube.api.storageclasses import default_storage_class
 from tinykube.client import events
 from tinykube.client.controller import Controller, StaleCacheError
 from tinykube.client.informer import shared as shared_informer
@@ -151,6 +153,8 @@ class PersistentVolumeController(Controller):
             await self._sync_prebound_claim(pvc, name)
             return
         classes = self._class_map()
+        if await self._assign_default_class(pvc, classes):
+            return  # its update brings the claim back
         selected = vm.annotations_of(pvc).get(vm.SELECTED_NODE)
         delay = vm.is_delay_binding(pvc, classes) and not selected
         node = self.nodes.cache.get(selected) if selected else None
@@ -172,6 +176,23 @@ class PersistentVolumeController(Controller):
                                       f'storageclass.storage.k8s.io "{class_name}" not found')
         else:
             await self._ask_provisioner(pvc, str(classes[class_name].get("provisioner") or ""))
+
+    async def _assign_default_class(self, pvc: Obj, classes: Mapping[str, Obj]) -> bool:
+        """Retroactive default StorageClass assignment (KEP-3333): a claim that names no class
+        at all (not even `""`) gets the default class once there is one."""
+        if pvc.get("spec", {}).get("storageClassName") is not None or \
+                vm.BETA_STORAGE_CLASS in vm.annotations_of(pvc):
+            return False
+        default = default_storage_class(list(classes.values()))
+        if default is None:
+            return False
+        updated = copy.deepcopy(dict(pvc))
+        updated["spec"]["storageClassName"] = default["metadata"]["name"]
+        try:
+            await self.client.update(self.pvc_res, updated, pvc["metadata"]["namespace"])
+        except errors.Conflict as exc:
+            raise StaleCacheError(f"claim {vm.claim_key(pvc)} changed") from exc
+        return True
 
     async def _ask_provisioner(self, pvc: Obj, provisioner: str) -> None:
         """`setClaimProvisioner`: name the provisioner on the claim, for it to act on."""
@@ -277,7 +298,7 @@ class PersistentVolumeController(Controller):
                                     patch_type="merge", subresource="status")
 
     async def _set_volume_phase(self, pv: Obj, phase: str, message: str = "") -> Obj:
-        status: dict[str, Any] = {"phase": phase}
+        status: dict[str, Any] = {"phase": phase, "lastPhaseTransitionTime": rfc3339()}
         if message:
             status["message"] = message
         written = await self.client.patch(self.pv_res, pv["metadata"]["name"],

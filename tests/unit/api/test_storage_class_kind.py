@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tinykube.api import defaults, resources, validation
+from tinykube.api import defaults, resources, storageclasses, validation
 from tinykube.api.resources import ALL_VERBS
 
 CLASS: dict[str, Any] = {
@@ -98,3 +98,30 @@ def test_update(changes: dict[str, Any], expected: list[str]) -> None:
     new = storage_class(**changes)
     new["metadata"] = {**old["metadata"]}
     assert [str(e) for e in validation.validate("StorageClass", new, old)] == expected
+
+
+def sc(name: str, created: str, default: str | None = "true",
+       key: str = "storageclass.kubernetes.io/is-default-class") -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "creationTimestamp": created}
+    if default is not None:
+        meta["annotations"] = {key: default}
+    return {"metadata": meta}
+
+
+DEFAULT_CHOICES = [
+    ("none-marked", [sc("a", "2026-01-01T00:00:00Z", None)], None),
+    ("false-is-not-default", [sc("a", "2026-01-01T00:00:00Z", "false")], None),
+    ("beta-annotation", [sc("a", "2026-01-01T00:00:00Z",
+                            key="storageclass.beta.kubernetes.io/is-default-class")], "a"),
+    ("newest-wins", [sc("old", "2026-01-01T00:00:00Z"), sc("new", "2026-02-01T00:00:00Z"),
+                     sc("plain", "2026-03-01T00:00:00Z", None)], "new"),
+    ("same-age-by-name", [sc("a", "2026-01-01T00:00:00Z"), sc("b", "2026-01-01T00:00:00Z")],
+     "b"),
+]
+
+
+@pytest.mark.parametrize(("classes", "expected"), [d[1:] for d in DEFAULT_CHOICES],
+                         ids=[d[0] for d in DEFAULT_CHOICES])
+def test_default_storage_class(classes: list[dict[str, Any]], expected: str | None) -> None:
+    chosen = storageclasses.default_storage_class(classes)
+    assert (chosen["metadata"]["name"] if chosen else None) == expected

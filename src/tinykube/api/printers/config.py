@@ -26,6 +26,7 @@ from tinykube.api.printers.base import (
     name_of,
     wide,
 )
+from tinykube.api.storageclasses import is_default_class
 
 
 def _configmap_cells(cm: Mapping[str, Any], now: datetime) -> list[Cell]:
@@ -84,16 +85,6 @@ def _pv_cells(pv: Mapping[str, Any], now: datetime) -> list[Cell]:
             str(storage_class), spec.get("volumeAttributesClassName") or UNSET,
             str(get_path(pv, "status", "reason") or ""), age_of(pv, now),
             spec.get("volumeMode") or UNSET]
-
-
-DEFAULT_CLASS_ANNOTATIONS = ("storageclass.kubernetes.io/is-default-class",
-                             "storageclass.beta.kubernetes.io/is-default-class")
-
-
-def is_default_class(sc: Mapping[str, Any]) -> bool:
-    """`storageutil.IsDefaultAnnotation`: either annotation set to "true"."""
-    annotations = as_dict(get_path(sc, "metadata", "annotations"))
-    return any(annotations.get(key) == "true" for key in DEFAULT_CLASS_ANNOTATIONS)
 
 
 def _storage_class_cells(sc: Mapping[str, Any], now: datetime) -> list[Cell]:
