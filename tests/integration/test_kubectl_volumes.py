@@ -178,18 +178,26 @@ metadata: {{name: {name}, labels: {{disk: {label}}}}}
 spec:
   capacity: {{storage: {size}}}
   accessModes: [ReadWriteOnce]
-  storageClassName: ""
+  storageClassName: "{cls}"
   hostPath: {{path: /tmp/tinykube-static-{name}}}{extra}
 """
 
 
+def static_volume(kubectl: Kubectl, name: str, *, size: str = "1Gi", label: str = "x",
+                  cls: str = "", extra: str = "") -> None:
+    kubectl("apply", "-f", "-", input=STATIC_VOLUME.format(name=name, size=size, label=label,
+                                                           cls=cls, extra=extra))
+
+
 def test_static_volume_binds_by_size_and_selector(kubectl: Kubectl, namespace: str) -> None:
+    # A class of the test's own (no StorageClass object: static volumes need none), so claims
+    # of other tests never compete for these volumes.
+    cls = f"static-{namespace}"
     big, small, other = (f"{namespace}-{n}" for n in ("big", "small", "other"))
     for name, size, label in ((big, "5Gi", "ssd"), (small, "1Gi", "ssd"),
                               (other, "1Gi", "hdd")):
-        kubectl("apply", "-f", "-", input=STATIC_VOLUME.format(name=name, size=size,
-                                                               label=label, extra=""))
-    apply(kubectl, namespace, claim("data", "", "\n  selector: {matchLabels: {disk: ssd}}"))
+        static_volume(kubectl, name, size=size, label=label, cls=cls)
+    apply(kubectl, namespace, claim("data", cls, "\n  selector: {matchLabels: {disk: ssd}}"))
     until(lambda: phase(kubectl, "pvc", "data", "-n", namespace) == "Bound", what="Bound")
     pvc = get_json(kubectl, "pvc", "data", "-n", namespace)
     assert pvc["spec"]["volumeName"] == small  # the smallest ssd volume that fits
@@ -206,15 +214,27 @@ def test_static_volume_binds_by_size_and_selector(kubectl: Kubectl, namespace: s
     kubectl("delete", "pv", big, small, other)
 
 
-def test_claim_naming_its_volume_binds_to_it(kubectl: Kubectl, namespace: str) -> None:
+@pytest.mark.parametrize("by", ["volumeName", "claimRef"])
+def test_pre_bound_claim_and_volume_bind(kubectl: Kubectl, namespace: str, by: str) -> None:
+    """Pre-binding from the claim's side (`volumeName`) or the volume's (`claimRef`)."""
     name = f"{namespace}-named"
-    kubectl("apply", "-f", "-", input=STATIC_VOLUME.format(name=name, size="2Gi", label="x",
-                                                           extra=""))
-    apply(kubectl, namespace, claim("data", "", f"\n  volumeName: {name}"))
+    if by == "claimRef":
+        static_volume(kubectl, name, size="2Gi", extra=(
+            f"\n  claimRef: {{name: data, namespace: {namespace}}}"))
+        apply(kubectl, namespace, claim("data", ""))
+    else:
+        static_volume(kubectl, name, size="2Gi", cls=f"named-{namespace}")
+        apply(kubectl, namespace, claim("data", f"named-{namespace}",
+                                        f"\n  volumeName: {name}"))
     until(lambda: phase(kubectl, "pvc", "data", "-n", namespace) == "Bound", what="Bound")
     pvc = get_json(kubectl, "pvc", "data", "-n", namespace)
-    assert "pv.kubernetes.io/bound-by-controller" not in pvc["metadata"]["annotations"]
+    assert pvc["spec"]["volumeName"] == name
+    by_controller = "pv.kubernetes.io/bound-by-controller"
+    assert (by_controller in pvc["metadata"]["annotations"]) == (by == "claimRef")
     assert pvc["status"]["capacity"] == {"storage": "2Gi"}
+    pv = get_json(kubectl, "pv", name)
+    assert pv["spec"]["claimRef"]["uid"] == pvc["metadata"]["uid"]
+    assert (by_controller in pv["metadata"].get("annotations", {})) == (by == "volumeName")
     kubectl("delete", "pvc", "data", "-n", namespace)
     kubectl("delete", "pv", name)
 
@@ -243,6 +263,8 @@ def test_claim_that_cannot_bind_keeps_its_pod_pending(kubectl: Kubectl, namespac
     assert phase(kubectl, "pvc", "data", "-n", namespace) == "Pending"
     app = get_json(kubectl, "pod", "app", "-n", namespace)
     assert app["status"]["phase"] == "Pending" and not app["spec"].get("nodeName")
+    kubectl("delete", "pod", "app", "-n", namespace, "--wait=false")
+    kubectl("delete", "pvc", "data", "-n", namespace, "--wait=false")
 
 
 def test_claim_made_without_a_default_class_gets_one_later(kubectl: Kubectl,
@@ -285,6 +307,20 @@ def test_claim_in_use_waits_for_its_pod(kubectl: Kubectl, namespace: str) -> Non
         ["kubernetes.io/pvc-protection"]
     kubectl("delete", "pod", "app", "-n", namespace, "--wait=false")
     until(lambda: gone(kubectl, "pvc", "data", "-n", namespace), what="the claim gone")
+
+
+def test_bound_volume_waits_for_its_claim(kubectl: Kubectl, namespace: str) -> None:
+    name = f"{namespace}-held"
+    static_volume(kubectl, name, extra=f"\n  claimRef: {{name: data, namespace: {namespace}}}")
+    apply(kubectl, namespace, claim("data", ""))
+    until(lambda: phase(kubectl, "pvc", "data", "-n", namespace) == "Bound", what="Bound")
+    assert phase(kubectl, "pv", name) == "Bound"
+    kubectl("delete", "pv", name, "--wait=false")
+    row = kubectl("get", "pv", name, "--no-headers").split()
+    assert row[4] == "Terminating"
+    assert phase(kubectl, "pvc", "data", "-n", namespace) == "Bound"
+    kubectl("delete", "pvc", "data", "-n", namespace)
+    until(lambda: gone(kubectl, "pv", name), what="the volume gone once released")
 
 
 STATEFULSET = """

@@ -374,9 +374,12 @@ def _default_network_policy(policy: Obj) -> None:
 
 
 def _default_pv(pv: Obj) -> None:
+    """`SetDefaults_PersistentVolume`: a new volume is `Pending` until the PV controller has
+    looked at it (then `Available`, or `Bound` to the claim its `claimRef` names)."""
     spec = _setdefault_path(pv, "spec")
     spec.setdefault("persistentVolumeReclaimPolicy", "Retain")
     spec.setdefault("volumeMode", "Filesystem")
+    _setdefault_path(pv, "status").setdefault("phase", "Pending")
 
 
 def _default_storage_class(sc: Obj) -> None:
