@@ -239,6 +239,38 @@ def test_pre_bound_claim_and_volume_bind(kubectl: Kubectl, namespace: str, by: s
     kubectl("delete", "pv", name)
 
 
+def test_static_volume_with_delete_policy_fails_and_keeps_its_directory(
+        kubectl: Kubectl, namespace: str, tmp_path: Path) -> None:
+    """No in-tree deleter runs: a static volume that asks for Delete fails as kube's do, and
+    its directory, outside the data directory, is left alone."""
+    name = f"{namespace}-static"
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "file").write_text("data")
+    kubectl("apply", "-f", "-", input=f"""
+apiVersion: v1
+kind: PersistentVolume
+metadata: {{name: {name}}}
+spec:
+  capacity: {{storage: 1Gi}}
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Delete
+  claimRef: {{name: data, namespace: {namespace}}}
+  hostPath: {{path: {kept}}}
+""")
+    apply(kubectl, namespace, claim("data", ""))
+    until(lambda: phase(kubectl, "pvc", "data", "-n", namespace) == "Bound", what="Bound")
+    kubectl("delete", "pvc", "data", "-n", namespace)
+    until(lambda: phase(kubectl, "pv", name) == "Failed", what="Failed")
+    message = (f'error getting deleter volume plugin for volume "{name}": no deletable volume '
+               "plugin matched")
+    assert get_json(kubectl, "pv", name)["status"]["message"] == message
+    until(lambda: ("Warning", "VolumeFailedDelete", message)
+          in events_of(kubectl, "default", name), what="the VolumeFailedDelete event")
+    assert (kept / "file").read_text() == "data"
+    kubectl("delete", "pv", name)
+
+
 PENDING = [
     ("missing-class", "gold", ("Warning", "ProvisioningFailed",
                                'storageclass.storage.k8s.io "gold" not found')),
