@@ -54,6 +54,7 @@ class ClusterOptions:
     single_process: bool = False
     verbose: int = 0
     network: str = "host"  # "netns": nodes and pods in network namespaces (root)
+    virtual_job_seconds: float = 1.0  # a Job's virtual pods succeed after this long
 
     def components(self, api: RunningAPIServer) -> ComponentOptions:
         return ComponentOptions(kubeconfig=api.kubeconfig, data_dir=self.api.data_dir,
@@ -62,7 +63,8 @@ class ClusterOptions:
                                 default_runtime=self.default_runtime, verbose=self.verbose,
                                 api_socket=str(api.local_socket) if api.local_socket else None,
                                 kubelet_token=api.credentials.kubelet_token,
-                                network=self.network, service_cidr=self.api.service_cidr)
+                                network=self.network, service_cidr=self.api.service_cidr,
+                                virtual_job_seconds=self.virtual_job_seconds)
 
 
 class ChildComponents:

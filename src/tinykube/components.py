@@ -39,12 +39,14 @@ from tinykube import private
 from tinykube.client import config as client_config
 from tinykube.client.controller import Controller
 from tinykube.client.rest import RESTClient
+from tinykube.controllers.cronjob import CronJobController
 from tinykube.controllers.deployment import DeploymentController
 from tinykube.controllers.endpoints import EndpointsController
 from tinykube.controllers.endpointslice import EndpointSliceController
 from tinykube.controllers.endpointslice_mirroring import MirroringController
 from tinykube.controllers.gc import GarbageCollector
 from tinykube.controllers.localpath import LocalPathProvisioner
+from tinykube.controllers.job import JobController
 from tinykube.controllers.namespace import NamespaceController
 from tinykube.controllers.persistentvolume import PersistentVolumeController
 from tinykube.controllers.replicaset import ReplicaSetController, ReplicationControllerController
@@ -52,6 +54,7 @@ from tinykube.controllers.scheduler import Scheduler
 from tinykube.controllers.serviceaccounts import ServiceAccountsController
 from tinykube.controllers.statefulset import StatefulSetController
 from tinykube.controllers.volume_protection import PVCProtectionController, PVProtectionController
+from tinykube.controllers.ttl_after_finished import TTLAfterFinishedController
 from tinykube.dns.app import DNSOptions, RunningDNS, start_dns
 from tinykube.kubelet.agent import NodeAgent
 from tinykube.kubelet.podnet import PodNetworking
@@ -101,6 +104,7 @@ class ComponentOptions:
     api_socket: str | None = None  # the API server's local unix socket (plain HTTP), if any
     network: str = "host"  # "netns": every node and pod in its own network namespace
     service_cidr: str = ""  # the cluster IP range (the netns mode's nftables rules need it)
+    virtual_job_seconds: float = 1.0  # how long a Job's virtual pod runs before it succeeds
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), default=str)
@@ -139,6 +143,7 @@ def _controllers(client: RESTClient, data_dir: Path) -> list[Controller]:
             EndpointSliceController(client),
             EndpointsController(client), MirroringController(client),
             NamespaceController(client), ServiceAccountsController(client),
+            JobController(client), CronJobController(client), TTLAfterFinishedController(client),
             GarbageCollector(client)]
 
 
@@ -227,7 +232,8 @@ async def _start(running: RunningComponents, options: ComponentOptions,
         agent = NodeAgent(client, node.name, pod_cidr=cidr, labels=node.labels,
                           host_ip=options.host_ip, default_runtime=options.default_runtime,
                           root_dir=options.data_dir / "kubelet" / node.name,
-                          kubelet_token=options.kubelet_token, network=networking)
+                          kubelet_token=options.kubelet_token, network=networking,
+                          virtual_job_seconds=options.virtual_job_seconds)
         agents.append(agent)
         await agent.register()
         tasks += agent.start(workers=4)

@@ -92,9 +92,9 @@ spec:
 
 # kind, the line `apply` prints, the Warning (if no controller runs it), `get` header, short name
 KINDS = [
-    ("job", "job.batch/pi created", "Job",
+    ("job", "job.batch/pi created", "",
      "NAME STATUS COMPLETIONS DURATION AGE", "jobs"),
-    ("cronjob", "cronjob.batch/hello created", "CronJob",
+    ("cronjob", "cronjob.batch/hello created", "",
      "NAME SCHEDULE TIMEZONE SUSPEND ACTIVE LAST SCHEDULE AGE", "cj"),
     ("daemonset", "daemonset.apps/agent created", "DaemonSet",
      "NAME DESIRED CURRENT READY UP-TO-DATE AVAILABLE NODE SELECTOR AGE", "ds"),

@@ -191,13 +191,14 @@ REVIEWS: list[Resource] = [
 ]
 
 # batch/v1 and networking.k8s.io/v1: served so manifests (and kubectl's default prune list)
-# work; no controller runs Jobs or CronJobs yet, and Ingresses need an ingress controller.
+# work; the Job, CronJob and TTL-after-finished controllers run them; Ingresses need an
+# ingress controller.
 # NetworkPolicies are enforced in --network netns.
 BATCH: list[Resource] = [
     Resource("batch", "v1", "cronjobs", "CronJob", short_names=("cj",), categories=("all",),
-             subresources=(_status("batch", "v1", "CronJob"),), not_run=True),
+             subresources=(_status("batch", "v1", "CronJob"),)),
     Resource("batch", "v1", "jobs", "Job", categories=("all",),
-             subresources=(_status("batch", "v1", "Job"),), not_run=True),
+             subresources=(_status("batch", "v1", "Job"),)),
 ]
 
 # metrics.k8s.io/v1beta1, as metrics-server serves it behind its APIService (get and list

@@ -123,6 +123,10 @@ async def _run(options: cluster.ClusterOptions, process: subprocess.Popen[bytes]
               "NodePorts on loopback; --network netns: nftables rules in every node).")
 @click.option("--default-runtime", type=click.Choice(["virtual", "process"]), default="virtual",
               show_default=True, help="Runtime of pods without a runtimeClassName.")
+@click.option("--virtual-job-seconds", type=click.FloatRange(0), default=1.0,
+              show_default=True,
+              help="How long a virtual pod owned by a Job runs before it succeeds (virtual "
+              "pods of other owners run until deleted).")
 @click.option("--insecure-http", is_flag=True, help="Serve plain HTTP instead of HTTPS.")
 @click.option("--watch-history", type=click.IntRange(100), default=DEFAULT_WATCH_HISTORY,
               show_default=True,
@@ -142,8 +146,9 @@ async def _run(options: cluster.ClusterOptions, process: subprocess.Popen[bytes]
 def command(data_dir: Path, listen: str, network: str, service_cidr: str | None,
             pod_cidr: str | None, nodes: str | None,
             node_labels: tuple[str, ...], dns_listen: str | None, no_dns: bool, proxy: bool,
-            default_runtime: str, insecure_http: bool, watch_history: int,
-            metric_resolution: str, durable: bool, single_process: bool, verbose: int) -> None:
+            default_runtime: str, virtual_job_seconds: float, insecure_http: bool,
+            watch_history: int, metric_resolution: str, durable: bool, single_process: bool,
+            verbose: int) -> None:
     """Start tinykube on this machine."""
     logging.basicConfig(level=logging.WARNING - 10 * verbose,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -165,6 +170,7 @@ def command(data_dir: Path, listen: str, network: str, service_cidr: str | None,
                            watch_history, durable, single_process, verbose)
         options.network = network
         options.api.metric_resolution = resolution
+        options.virtual_job_seconds = virtual_job_seconds
         if netns:  # the nftables proxy in every node; pods reach the API through a relay
             options.api.advertise_address = API_RELAY_ADDRESS
             options.api.enforces_network_policy = proxy  # the nftables proxy enforces them

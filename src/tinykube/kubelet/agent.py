@@ -52,7 +52,7 @@ from tinykube import __version__
 from tinykube.api import errors, resources
 from tinykube.api.meta import KUBELET_ADDRESS_ANNOTATION, rfc3339
 from tinykube.client import events
-from tinykube.client.controller import Controller
+from tinykube.client.controller import Controller, object_key
 from tinykube.client.informer import shared as shared_informer
 from tinykube.client.rest import RESTClient
 from tinykube.kubelet import portforward, resourcemetrics
@@ -66,7 +66,7 @@ from tinykube.kubelet.restarts import Clock
 from tinykube.kubelet.runtime import HANDLERS, Runtime
 from tinykube.kubelet.server import KubeletServer
 from tinykube.kubelet.stdio import ContainerIO
-from tinykube.kubelet.virtual import VirtualRuntime
+from tinykube.kubelet.virtual import DEFAULT_JOB_POD_SECONDS, VirtualRuntime
 from tinykube.kubelet.worker import NodeContext
 
 log = logging.getLogger(__name__)
@@ -175,7 +175,8 @@ class NodeAgent(Controller):
                  default_runtime: str = "virtual", root_dir: Path | None = None,
                  cluster_dns: tuple[str, int] | None = None, clock: Clock | None = None,
                  sandbox_mode: str | None = None, kubelet_token: str,
-                 network: PodNetworking | None = None) -> None:
+                 network: PodNetworking | None = None,
+                 virtual_job_seconds: float = DEFAULT_JOB_POD_SECONDS) -> None:
         self.name = f"kubelet/{node_name}"
         self.node_name = node_name
         self.kubelet_host = host_ip  # the kubelet endpoint, on the host's loopback
@@ -213,7 +214,10 @@ class NodeAgent(Controller):
                               connect=connect, cgroups=self.cgroups)
         self.volumes = pod_volumes.VolumeManager(self.root_dir / "pods", self._volume_objects())
         self.runtimes: dict[str, Runtime] = {
-            "virtual": VirtualRuntime(host_ip=host_ip, event=self.recorder.event),
+            "virtual": VirtualRuntime(host_ip=host_ip, event=self.recorder.event,
+                                      job_pod_seconds=virtual_job_seconds,
+                                      requeue=lambda pod, delay: self.queue.add_after(
+                                          object_key(pod), delay)),
             "process": ProcessRuntime(context, root=self.root_dir / "pods",
                                       cluster_dns=lambda: self.cluster_dns,
                                       sandbox_mode=sandbox_mode,
