@@ -529,6 +529,9 @@ def _manage(job: Mapping[str, Any], plan: Plan, active: Sequence[Pod], completed
     spec = job.get("spec") or {}
     want = _want_active(job, succeeded, len(active))
     keep = list(active)
+    left = _past_deadline(job, now)
+    if left is not None:
+        plan.requeue_after = left  # to fail the Job when its deadline passes
     if spec.get("completionMode") == "Indexed":
         keep, doomed = _indexed_keep(job, active, completed)
         plan.delete += [p["metadata"]["name"] for p in doomed]
@@ -538,9 +541,6 @@ def _manage(job: Mapping[str, Any], plan: Plan, active: Sequence[Pod], completed
     missing = min(want - len(keep), BURST)
     if missing <= 0:
         return
-    left = _past_deadline(job, now)
-    if left is not None:
-        plan.requeue_after = left
     wait = plan.backoff.remaining(now)
     if wait > 0:
         plan.requeue_after = min(wait, plan.requeue_after or wait)
@@ -644,7 +644,7 @@ class JobController(Controller):
         status = plan.status
         version = str(job["metadata"].get("resourceVersion", ""))
         if _status_differs(job.get("status") or {}, status):
-            version = await self._write_status(job, status, version)
+            version = await self._write_status(job, job.get("status") or {}, status, version)
         finalized: set[str] = set()
         for name in plan.delete:
             finalized |= await self._delete_pod(job, name)
@@ -652,7 +652,7 @@ class JobController(Controller):
             job, [n for n in plan.finalize if n not in finalized]))
         flushed = flush(status, self._finalized_uids(job, status, finalized))
         if _status_differs(status, flushed):
-            await self._write_status(job, flushed, version)
+            await self._write_status(job, status, flushed, version)
         created = []
         for index in plan.create:
             pod_name = await self._create_pod(job, index)
@@ -677,10 +677,11 @@ class JobController(Controller):
                 done.add(uid)
         return done
 
-    async def _write_status(self, job: Mapping[str, Any], status: Obj, version: str) -> str:
+    async def _write_status(self, job: Mapping[str, Any], old: Mapping[str, Any], status: Obj,
+                            version: str) -> str:
         """Write the status if the Job is still at `version` (else retry on a fresher cache);
         the new resourceVersion."""
-        body = {**status, **{k: None for k in (job.get("status") or {}) if k not in status}}
+        body = merge_patch(old, status)
         try:
             written = await self.client.patch(
                 self.res, job["metadata"]["name"],
@@ -733,6 +734,18 @@ class JobController(Controller):
                     continue
             done.append(name)
         return done
+
+
+def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> Obj:
+    """A JSON merge patch from `old` to `new`: fields gone are null, objects recursively."""
+    patch: Obj = {k: None for k in old if k not in new}
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, dict) and isinstance(before, dict):
+            patch[key] = merge_patch(before, value)
+        else:
+            patch[key] = value
+    return patch
 
 
 def _status_differs(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
