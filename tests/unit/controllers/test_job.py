@@ -333,7 +333,7 @@ def test_fail_job_message_names_the_container_and_code() -> None:
     (name,) = world.running()
     world.finish(name, code=42)
     world.settle()
-    failed = [c for c in world.job["status"]["conditions"] if c["type"] == "Failed"][0]
+    failed = next(c for c in world.job["status"]["conditions"] if c["type"] == "Failed")
     assert failed["message"] == f"Container c for pod ns/{name} failed with exit code 42 " \
         "matching FailJob rule at index 0"
 
