@@ -202,6 +202,15 @@ INVALID = [
     ("CronJob", "spec.schedule", "@fortnightly",
      ['spec.schedule: Invalid value: "@fortnightly": unrecognized descriptor: @fortnightly'],
      "cron-bad-descriptor"),
+    ("CronJob", "spec.schedule", "TZ=UTC 0 * * * *",
+     ['spec.schedule: Invalid value: "TZ=UTC 0 * * * *": cannot use TZ or CRON_TZ in schedule, '
+      "use timeZone field instead"], "cron-tz-in-schedule"),
+    ("CronJob", "spec.timeZone", "Mars/Olympus",
+     ['spec.timeZone: Invalid value: "Mars/Olympus": unknown time zone Mars/Olympus'],
+     "cron-unknown-time-zone"),
+    ("CronJob", "spec.timeZone", "Local",
+     ['spec.timeZone: Invalid value: "Local": timeZone must be an explicit time zone as '
+      "defined in https://www.iana.org/time-zones"], "cron-local-time-zone"),
     ("CronJob", "spec.concurrencyPolicy", "Sometimes",
      ['spec.concurrencyPolicy: Unsupported value: "Sometimes": supported values: "Allow", '
       '"Forbid", "Replace"'], "cron-concurrency"),
@@ -262,9 +271,25 @@ def test_job_selector_is_immutable() -> None:
     new = copy.deepcopy(old)
     new["spec"]["selector"] = {"matchLabels": {"a": "b"}}
     new["spec"]["template"]["metadata"]["labels"]["a"] = "b"
+    rendered = 'v1.LabelSelector{MatchLabels:map[string]string{"a":"b"}, ' \
+        "MatchExpressions:[]v1.LabelSelectorRequirement(nil)}"
     assert _messages("Job", new, old) == [
+        f"spec.selector: Invalid value: {rendered}: field is immutable",
+        f"spec.selector: Invalid value: {rendered}: `selector` not auto-generated"]
+    new["spec"]["manualSelector"] = True
+    assert _messages("Job", new, old) == [
+        f"spec.selector: Invalid value: {rendered}: field is immutable"]
+
+
+def test_job_selector_of_ones_own_needs_manual_selector() -> None:
+    job = raw("Job")
+    job["spec"]["selector"] = {"matchLabels": {"a": "b"}}
+    job["spec"]["template"]["metadata"] = {"labels": {"a": "b"}}
+    assert _messages("Job", defaults.apply_defaults("Job", job)) == [
         'spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string{"a":"b"}, '
-        "MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: field is immutable"]
+        "MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: `selector` not auto-generated"]
+    job["spec"]["manualSelector"] = True
+    assert _messages("Job", defaults.apply_defaults("Job", job)) == []
 
 
 def test_rc_selector_may_change() -> None:

@@ -6,10 +6,13 @@ whose `restartPolicy` is `OnFailure` or `Never`; counts are non-negative. A Cron
 schedule (five cron fields or a `@` descriptor, checked as robfig/cron's parser counts them), a
 known concurrency policy and a name of at most 52 characters (its Jobs append a timestamp); its
 `jobTemplate.spec` is checked as a Job spec whose selector is optional. A Job's selector may not
-change.
+change, and without `manualSelector: true` must be the generated one. A schedule may not name a
+zone (`TZ=`/`CRON_TZ=`, refused as kube refuses new ones); `timeZone` must be an IANA zone.
 """
 
 from __future__ import annotations
+
+import zoneinfo
 
 from tinykube.api.errors import FieldError
 from tinykube.api.validation.meta import (
@@ -20,7 +23,7 @@ from tinykube.api.validation.meta import (
 )
 from tinykube.api.validation.names import Errors, Obj, check_non_negative, check_one_of
 from tinykube.api.validation.pods import validate_pod_spec
-from tinykube.api.validation.render import go_map, raw
+from tinykube.api.validation.render import go_map, go_selector, raw
 
 _RESTART_POLICIES = ["OnFailure", "Never"]
 _DESCRIPTORS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
@@ -67,11 +70,30 @@ def _validate_job_spec(spec: Obj, path: str, *, selector_required: bool) -> Erro
     return errors
 
 
+def _generated_selector_errors(job: Obj) -> Errors:
+    """Without `manualSelector: true` the selector must be the generated one (the Job's uid):
+    a selector of one's own would let a Job adopt another's pods."""
+    spec, uid = job.get("spec") or {}, (job.get("metadata") or {}).get("uid")
+    selector = spec.get("selector")
+    if spec.get("manualSelector") is True or not uid or not isinstance(selector, dict):
+        return []
+    if (selector.get("matchLabels") or {}).get("batch.kubernetes.io/controller-uid") == uid:
+        return []
+    return [raw("FieldValueInvalid", "spec.selector", go_selector(selector),
+                "`selector` not auto-generated")]
+
+
 def validate_job(job: Obj) -> Errors:
-    return _validate_job_spec(job.get("spec") or {}, "spec", selector_required=True)
+    return _validate_job_spec(job.get("spec") or {}, "spec", selector_required=True) + \
+        _generated_selector_errors(job)
 
 
-def _schedule_errors(schedule: str) -> Errors:
+def _schedule_errors(schedule: str, time_zone: object) -> Errors:
+    if "TZ" in schedule:
+        detail = "cannot use both timeZone field and TZ or CRON_TZ in schedule" \
+            if time_zone is not None else \
+            "cannot use TZ or CRON_TZ in schedule, use timeZone field instead"
+        return [FieldError.invalid("spec.schedule", schedule, detail)]
     if schedule.startswith("@"):
         if schedule in _DESCRIPTORS or schedule.startswith("@every "):
             return []
@@ -82,6 +104,23 @@ def _schedule_errors(schedule: str) -> Errors:
             return []
         detail = f"expected exactly 5 fields, found {len(fields)}: [{' '.join(fields)}]"
     return [FieldError.invalid("spec.schedule", schedule, detail)]
+
+
+def _time_zone_errors(zone: object) -> Errors:
+    if zone is None:
+        return []
+    text = str(zone)
+    if not text:
+        return [FieldError.invalid("spec.timeZone", text,
+                                   "timeZone must be nil or non-empty string")]
+    if text.lower() == "local":
+        return [FieldError.invalid("spec.timeZone", text, "timeZone must be an explicit time "
+                                   "zone as defined in https://www.iana.org/time-zones")]
+    try:
+        zoneinfo.ZoneInfo(text)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return [FieldError.invalid("spec.timeZone", text, f"unknown time zone {text}")]
+    return []
 
 
 def validate_cronjob(cj: Obj) -> Errors:
@@ -95,7 +134,8 @@ def validate_cronjob(cj: Obj) -> Errors:
     if not schedule:
         errors.append(FieldError.required("spec.schedule"))
     else:
-        errors += _schedule_errors(str(schedule))
+        errors += _schedule_errors(str(schedule), spec.get("timeZone"))
+    errors += _time_zone_errors(spec.get("timeZone"))
     errors += check_one_of("spec.concurrencyPolicy", spec.get("concurrencyPolicy"),
                            ["Allow", "Forbid", "Replace"])
     for key in ("startingDeadlineSeconds", "successfulJobsHistoryLimit",
