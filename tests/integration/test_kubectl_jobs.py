@@ -328,3 +328,19 @@ def test_forbid_skips_a_minute_while_its_job_runs(clocked: ServerThread, binary:
     assert [ref["name"] for ref in status["active"]] == [name_at(third).split("/")[1]]
     row = kubectl("get", "-n", namespace, "cronjob", "minutely", "--no-headers").split()
     assert row[:9] == ["minutely", "*", "*", "*", "*", "*", "<none>", "False", "1"]
+
+
+def test_deleting_a_running_job_deletes_its_pods(kubectl: Kubectl) -> None:
+    """The pods' tracking finalizer goes once their Job is gone, so the garbage collector's
+    deletion completes (no pod hangs in Terminating)."""
+    long_running = VIRTUAL.replace("name: slow", "").replace("name: quick", "name: slow").replace(
+        "    spec:\n      restartPolicy", "    metadata:\n      annotations: "
+        "{tinykube.io/virtual-run-seconds: '300'}\n    spec:\n      restartPolicy")
+    kubectl("apply", "-f", "-", input=long_running)
+    until(lambda: kubectl("get", "job", "slow", "-o", "jsonpath={.status.active}") == "2",
+          what="two active pods")
+    pods = get(kubectl, "pods", "-l", "job-name=slow")["items"]
+    assert all(p["metadata"]["finalizers"] == ["batch.kubernetes.io/job-tracking"] for p in pods)
+    kubectl("delete", "job", "slow", "--cascade=background")
+    until(lambda: not kubectl("get", "pods", "-l", "job-name=slow", "-o", "name").strip(),
+          what="the pods deleted")

@@ -30,6 +30,9 @@ Decisions, in upstream's order:
 Indexed pods get the `batch.kubernetes.io/job-completion-index` annotation and label, the
 `JOB_COMPLETION_INDEX` env var (from the annotation, as upstream) and hostname `<job>-<index>`,
 so with a headless Service named in `subdomain` each index has a stable DNS name.
+`podReplacementPolicy: Failed` (the default with a podFailurePolicy) counts a deleted pod only
+once it is Failed, and replaces it only then. A Job deleted without cascading leaves pods
+whose finalizer the controller removes (`_release_orphans`), so they do not hang in deletion.
 `backoffLimitPerIndex` is not implemented (the Job then runs with the plain backoff rules).
 """
 
@@ -469,7 +472,8 @@ def reconcile(job: Mapping[str, Any], pods: Sequence[Pod], backoff: Backoff,
             plan.events.append(("Normal", "Resumed", "Job resumed"))
             status["startTime"] = stamp
         status.setdefault("startTime", stamp)
-        _manage(job, plan, seen.active, completed, succeeded_total, now)
+        _manage(job, plan, seen.active, completed, succeeded_total, now,
+                terminating=seen.terminating if only_replace_failed(job) else 0)
 
     new_s = [p["metadata"]["uid"] for p in seen.new_succeeded]
     new_f = [p["metadata"]["uid"] for p in seen.new_failed]
@@ -524,8 +528,9 @@ def _finish(job: Mapping[str, Any], plan: Plan, finishing: tuple[str, str, str],
 
 
 def _manage(job: Mapping[str, Any], plan: Plan, active: Sequence[Pod], completed: set[int],
-            succeeded: int, now: datetime.datetime) -> None:
-    """Create or delete pods towards the wanted number of active ones."""
+            succeeded: int, now: datetime.datetime, *, terminating: int = 0) -> None:
+    """Create or delete pods towards the wanted number of active ones (`terminating` pods
+    still count, with `podReplacementPolicy: Failed`, until they are gone)."""
     spec = job.get("spec") or {}
     want = _want_active(job, succeeded, len(active))
     keep = list(active)
@@ -538,7 +543,7 @@ def _manage(job: Mapping[str, Any], plan: Plan, active: Sequence[Pod], completed
     if len(keep) > want:
         plan.delete += [p["metadata"]["name"] for p in deletion_order(keep)[:len(keep) - want]]
         return
-    missing = min(want - len(keep), BURST)
+    missing = min(want - len(keep) - terminating, BURST)
     if missing <= 0:
         return
     wait = plan.backoff.remaining(now)
@@ -623,8 +628,9 @@ class JobController(Controller):
 
     async def sync(self, key: str) -> None:
         job = self.jobs.cache.get(key)
-        if job is None:
+        if job is None:  # deleted: its pods are orphans, their finalizer must go
             self.expectations.forget(key)
+            await self._release_orphans(key)
             return
         pods = self.job_pods(job)
         if job["metadata"].get("deletionTimestamp"):
@@ -638,6 +644,15 @@ class JobController(Controller):
         plan = reconcile(job, pods, self.backoffs.get(uid, Backoff()), self.now())
         self.backoffs[uid] = plan.backoff
         await self._apply(key, job, plan)
+
+    async def _release_orphans(self, key: str) -> None:
+        namespace, _, name = key.rpartition("/")
+        for pod in self.pods.cache.list():
+            ref = controller_ref(pod)
+            if pod["metadata"].get("namespace") == namespace and has_finalizer(pod) and \
+                    ref is not None and ref.get("kind") == "Job" and ref.get("name") == name:
+                await self._remove_finalizers({"metadata": {"namespace": namespace}},
+                                              [pod["metadata"]["name"]])
 
     async def _apply(self, key: str, job: Mapping[str, Any], plan: Plan) -> None:
         namespace = job["metadata"]["namespace"]

@@ -353,3 +353,19 @@ def test_merge_patch_nulls_what_is_gone() -> None:
     new = {"uncountedTerminatedPods": {}, "succeeded": 1}
     assert jobs.merge_patch(old, new) == {
         "uncountedTerminatedPods": {"succeeded": None}, "succeeded": 1, "active": None}
+
+
+def test_replacement_policy_failed_waits_for_a_terminating_pod() -> None:
+    world = World(make_job(podReplacementPolicy="Failed"))
+    world.settle()
+    (name,) = world.running()
+    world.pods[name]["metadata"]["deletionTimestamp"] = rfc3339(world.now)
+    world.settle()
+    assert list(world.pods) == [name] and world.job["status"]["terminating"] == 1
+    assert "failed" not in world.job["status"]
+    world.finish(name, code=137)  # the kubelet stopped it
+    world.settle()
+    assert world.job["status"]["failed"] == 1 and name not in world.pods
+    world.advance(10)
+    world.settle()
+    assert len(world.running()) == 1
