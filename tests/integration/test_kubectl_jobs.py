@@ -7,6 +7,8 @@
 - `kubectl wait --for=condition=complete` returns for a Job of virtual pods (which succeed
   after `--virtual-job-seconds`), and `kubectl get jobs`/`cronjobs` print kube's columns.
 - `kubectl create job --from=cronjob/x` makes a Job the CronJob owns, and it completes.
+- With a headless Service named in `subdomain`, the cluster DNS answers `<job>-<index>.<svc>`
+  with that index's pod.
 - A finished Job with `ttlSecondsAfterFinished: 0` is deleted, its pods with it.
 - Forbid, every minute: the CronJob controller runs in this process with an injected clock
   against a real API server (no other controller there), and kubectl watches it skip a minute
@@ -25,9 +27,11 @@ from collections.abc import Awaitable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import dns.message
+import dns.query
 import pytest
 
-from tests.conftest import KUBECTLS, Kubectl, until
+from tests.conftest import KUBECTLS, Cluster, Kubectl, until
 from tinykube.apiserver.server import APIServerOptions, RunningAPIServer, open_apiserver
 from tinykube.client import config as client_config
 from tinykube.client.rest import RESTClient
@@ -36,6 +40,7 @@ from tinykube.controllers.cronjob import CronJobController
 pytestmark = [pytest.mark.kubectl, pytest.mark.cluster_args("--virtual-job-seconds", "0.5")]
 T = TypeVar("T")
 Obj = dict[str, Any]
+INDEX = "batch.kubernetes.io/job-completion-index"
 
 FAILING = """
 apiVersion: batch/v1
@@ -154,6 +159,52 @@ def test_indexed_job_pods_get_their_index(kubectl: Kubectl) -> None:
         assert pod["spec"]["hostname"] == f"idx-{index}"
         assert pod["spec"]["subdomain"] == "workers"
         assert kubectl("logs", name).strip() == f"index={index} host=idx-{index}"
+
+
+STABLE_NAMES = """
+apiVersion: v1
+kind: Service
+metadata: {name: workers}
+spec:
+  clusterIP: None
+  selector: {batch.kubernetes.io/job-name: named}
+  ports: [{port: 80}]
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: named}
+spec:
+  completions: 2
+  parallelism: 2
+  completionMode: Indexed
+  template:
+    metadata:
+      annotations: {tinykube.io/virtual-run-seconds: '300'}
+    spec:
+      restartPolicy: Never
+      subdomain: workers
+      containers: [{name: c, image: busybox}]
+"""
+
+
+def _a_records(server: tuple[str, int], name: str) -> list[str]:
+    answer = dns.query.udp(dns.message.make_query(name, "A"), server[0], port=server[1],
+                           timeout=2)
+    return sorted(item.address for rrset in answer.answer for item in rrset)
+
+
+def test_indexed_pods_have_stable_dns_names(kubectl: Kubectl, cluster: Cluster) -> None:
+    assert cluster.dns is not None
+    kubectl("apply", "-f", "-", input=STABLE_NAMES)
+    until(lambda: kubectl("get", "job", "named", "-o", "jsonpath={.status.ready}") == "2",
+          what="both pods ready")
+    server = cluster.dns
+    pods = get(kubectl, "pods", "-l", "job-name=named")["items"]
+    expected = {f"named-{p['metadata']['annotations'][INDEX]}.workers.default.svc.cluster.local":
+                [p["status"]["podIP"]] for p in pods}
+    assert len(expected) == 2
+    until(lambda: {name: _a_records(server, name) for name in expected} == expected,
+          what="each index's name answered with its pod")
 
 
 def test_wait_for_complete_and_the_printed_columns(kubectl: Kubectl) -> None:

@@ -80,7 +80,7 @@ def name_at(t: datetime.datetime) -> str:
 ], ids=["starting-deadline-10s", "no-deadline"])
 def test_forbid_skips_while_a_job_runs_every_minute(deadline: int | None,
                                                     after_the_first: list[str]) -> None:
-    spec = {"startingDeadlineSeconds": deadline} if deadline else {}
+    spec: Obj = {"startingDeadlineSeconds": deadline} if deadline else {}
     world = Clocked(make_cj(concurrencyPolicy="Forbid", **spec))
     plan = world.sync(minutes(0) + datetime.timedelta(seconds=1))
     first = name_at(minutes(0))
@@ -145,7 +145,8 @@ MISSED = [
                          [m[1:] for m in MISSED], ids=[m[0] for m in MISSED])
 def test_most_recent_time(last: float, deadline: int | None, now: float,
                           recent: float | None, count: int) -> None:
-    cj = make_cj(**({"startingDeadlineSeconds": deadline} if deadline else {}))
+    extra: Obj = {"startingDeadlineSeconds": deadline} if deadline else {}
+    cj = make_cj(**extra)
     cj["status"]["lastScheduleTime"] = rfc3339(minutes(last))
     found, missed = cronjob.most_recent_time(cj, cron.parse("* * * * *"), minutes(now))
     assert found == (None if recent is None else minutes(recent)) and missed == count
