@@ -13,6 +13,7 @@ import itertools
 from typing import Any
 
 import pytest
+from workload_fakes import FakeClient
 
 from tinykube.api.meta import rfc3339
 from tinykube.controllers import job as jobs
@@ -369,3 +370,42 @@ def test_replacement_policy_failed_waits_for_a_terminating_pod() -> None:
     world.advance(10)
     world.settle()
     assert len(world.running()) == 1
+
+
+# --- the controller's writes ----------------------------------------------------------------
+
+def _controller(client: FakeClient, job: Obj, pods: list[Obj]) -> jobs.JobController:
+    ctl = jobs.JobController(client, now=lambda: T0)  # type: ignore[arg-type]
+    ctl.jobs.cache.put("ns/j", job)
+    for pod in pods:
+        ctl.pods.cache.put(f"ns/{pod['metadata']['name']}", pod)
+    return ctl
+
+
+def _owned_pod(job: Obj, name: str, phase: str) -> Obj:
+    pod = jobs.new_pod(job, None)
+    pod["metadata"].update(name=name, uid=f"uid-{name}", resourceVersion="7",
+                           labels={"batch.kubernetes.io/controller-uid": "job-uid"})
+    pod["metadata"]["ownerReferences"][0]["uid"] = "job-uid"
+    pod["status"] = {"phase": phase}
+    return pod
+
+
+async def test_sync_records_then_releases_then_counts_a_finished_pod() -> None:
+    job = make_job(selector={"matchLabels": {"batch.kubernetes.io/controller-uid": "job-uid"}})
+    job["metadata"]["resourceVersion"] = "5"
+    job["status"] = {"startTime": rfc3339(T0), "active": 1}
+    pod = _owned_pod(job, "j-abc", "Succeeded")
+    client = FakeClient()
+    ctl = _controller(client, job, [pod])
+    await ctl.sync("ns/j")
+    writes = [(verb, plural, body) for verb, plural, body in client.writes()]
+    assert [(verb, plural) for verb, plural, _ in writes] == [
+        ("patch/status", "jobs"), ("patch", "pods"), ("patch/status", "jobs")]
+    first, release, counted = (body for _, _, body in writes)
+    assert first["metadata"] == {"resourceVersion": "5"}
+    assert first["status"]["uncountedTerminatedPods"] == {"succeeded": ["uid-j-abc"]}
+    assert release == {"metadata": {"finalizers": None, "resourceVersion": "7"}}
+    assert counted["status"]["succeeded"] == 1
+    assert counted["status"]["uncountedTerminatedPods"] == {"succeeded": None}
+    assert client.events == []  # Complete comes on the next sync, once nothing is left running
