@@ -33,7 +33,10 @@ so with a headless Service named in `subdomain` each index has a stable DNS name
 `podReplacementPolicy: Failed` (the default with a podFailurePolicy) counts a deleted pod only
 once it is Failed, and replaces it only then. A Job deleted without cascading leaves pods
 whose finalizer the controller removes (`_release_orphans`), so they do not hang in deletion.
-`backoffLimitPerIndex` is not implemented (the Job then runs with the plain backoff rules).
+`backoffLimitPerIndex` (Indexed): each pod carries `batch.kubernetes.io/job-index-failure-count`;
+an index that failed more often (or hit a `FailIndex` rule) joins `status.failedIndexes` and is
+not run again; each index backs off on its own failures; more than `maxFailedIndexes` fails the
+Job (`MaxFailedIndexesExceeded`), as does ending with any failed index (`FailedIndexes`).
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ Pod = Mapping[str, Any]
 TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"
 INDEX_KEY = "batch.kubernetes.io/job-completion-index"
 INDEX_ENV = "JOB_COMPLETION_INDEX"
+FAILURE_COUNT_KEY = "batch.kubernetes.io/job-index-failure-count"
 BACKOFF_BASE = 10.0  # seconds (upstream DefaultJobPodFailureBackOff)
 BACKOFF_MAX = 600.0  # seconds (upstream MaxJobPodFailureBackOff)
 BURST = 500
@@ -76,6 +80,9 @@ BURST = 500
 BACKOFF_LIMIT = ("BackoffLimitExceeded", "Job has reached the specified backoff limit")
 DEADLINE = ("DeadlineExceeded", "Job was active longer than specified deadline")
 COMPLETIONS = ("CompletionsReached", "Reached expected number of succeeded pods")
+FAILED_INDEXES = ("FailedIndexes", "Job has failed indexes")
+MAX_FAILED_INDEXES = ("MaxFailedIndexesExceeded",
+                      "Job has exceeded the specified maximal number of failed indexes")
 
 
 # --- pods -------------------------------------------------------------------------------------
@@ -291,7 +298,7 @@ def set_condition(conditions: list[Obj], type_: str, status: str, reason: str, m
 
 # --- new pods ---------------------------------------------------------------------------------
 
-def new_pod(job: Mapping[str, Any], index: int | None) -> Obj:
+def new_pod(job: Mapping[str, Any], index: int | None, failures: int = 0) -> Obj:
     """A pod from the Job's template, with the tracking finalizer (and its index, if Indexed)."""
     template = (job.get("spec") or {}).get("template") or {}
     template_meta = template.get("metadata") or {}
@@ -303,6 +310,8 @@ def new_pod(job: Mapping[str, Any], index: int | None) -> Obj:
     if index is not None:
         prefix = f"{name}-{index}-"
         labels[INDEX_KEY] = annotations[INDEX_KEY] = str(index)
+        if (job.get("spec") or {}).get("backoffLimitPerIndex") is not None:
+            annotations[FAILURE_COUNT_KEY] = str(failures)
         spec.setdefault("hostname", f"{name}-{index}")
         env_var = {"name": INDEX_ENV, "valueFrom": {"fieldRef": {
             "apiVersion": "v1", "fieldPath": f"metadata.annotations['{INDEX_KEY}']"}}}
@@ -331,6 +340,7 @@ class Plan:
     events: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
     requeue_after: float | None = None
     backoff: Backoff = Backoff()
+    failure_counts: dict[int, int] = dataclasses.field(default_factory=dict)  # per new index
 
 
 def _counts(job: Mapping[str, Any]) -> tuple[int, int]:
@@ -353,6 +363,7 @@ class _Seen:
     new_failed: list[Pod]
     ignored: list[Pod]  # failed, but an `Ignore` rule says not to count them
     fail_job: str | None  # the message of a matching FailJob rule
+    fail_index: set[int] = dataclasses.field(default_factory=set)  # FailIndex rules matched
 
 
 def _sort_pods(job: Mapping[str, Any], pods: Sequence[Pod], finishing: bool) -> _Seen:
@@ -371,6 +382,9 @@ def _sort_pods(job: Mapping[str, Any], pods: Sequence[Pod], finishing: bool) -> 
                 continue
             if action is not None and action[0] == "FailJob" and seen.fail_job is None:
                 seen.fail_job = action[1]
+            if action is not None and action[0] == "FailIndex" and \
+                    (index := completion_index(pod)) is not None:
+                seen.fail_index.add(index)
             seen.new_failed.append(pod)
     return seen
 
@@ -393,8 +407,47 @@ def _past_deadline(job: Mapping[str, Any], now: datetime.datetime) -> float | No
     return float(deadline) - (now - start).total_seconds()
 
 
+def failure_count(pod: Pod) -> int:
+    """How many times the pod's index failed before it (backoffLimitPerIndex)."""
+    text = (pod["metadata"].get("annotations") or {}).get(FAILURE_COUNT_KEY, "0")
+    return int(text) if str(text).isdigit() else 0
+
+
+def _newly_failed_indexes(job: Mapping[str, Any], seen: _Seen) -> set[int]:
+    """Indexes past their backoffLimitPerIndex (or hit by a FailIndex rule) with these pods."""
+    limit = (job.get("spec") or {}).get("backoffLimitPerIndex")
+    if not isinstance(limit, int):
+        return set()
+    failed = set(seen.fail_index)
+    for pod in seen.new_failed:
+        index = completion_index(pod)
+        if index is not None and failure_count(pod) + 1 > limit:
+            failed.add(index)
+    return failed
+
+
+def _index_backoff(job: Mapping[str, Any], pods: Sequence[Pod], index: int,
+                   now: datetime.datetime) -> tuple[int, float]:
+    """(failures so far, seconds left to wait) for recreating `index` (backoffLimitPerIndex:
+    each index backs off on its own failures)."""
+    failed = [p for p in pods if completion_index(p) == index and _phase(p) == "Failed"]
+    if not failed:
+        return 0, 0.0
+    last = max(failed, key=lambda p: finish_time(p, now))
+    failures = failure_count(last) + 1
+    return failures, Backoff(failures, finish_time(last, now)).remaining(now)
+
+
+def _backoff_limit(spec: Mapping[str, Any]) -> float:
+    """backoffLimit (unlimited by default once backoffLimitPerIndex is set, as upstream)."""
+    default: float = float("inf") if spec.get("backoffLimitPerIndex") is not None else 6
+    limit = spec.get("backoffLimit")
+    return float(limit) if isinstance(limit, int) else default
+
+
 def _finishing(job: Mapping[str, Any], seen: _Seen, failed: int, completed: set[int],
-               succeeded: int, now: datetime.datetime) -> tuple[str, str, str] | None:
+               succeeded: int, now: datetime.datetime,
+               failed_indexes: set[int] | None = None) -> tuple[str, str, str] | None:
     """(interim condition type, reason, message) if the Job is now finishing."""
     for type_ in ("FailureTarget", "SuccessCriteriaMet"):
         cond = condition(job, type_)
@@ -403,7 +456,11 @@ def _finishing(job: Mapping[str, Any], seen: _Seen, failed: int, completed: set[
     spec = job.get("spec") or {}
     if seen.fail_job is not None:
         return "FailureTarget", "PodFailurePolicy", seen.fail_job
-    if failed > int(spec.get("backoffLimit", 6)) or _restarts_exceed(job, seen.active):
+    failed_indexes = failed_indexes or set()
+    most = spec.get("maxFailedIndexes")
+    if isinstance(most, int) and len(failed_indexes) > most:
+        return ("FailureTarget", *MAX_FAILED_INDEXES)
+    if failed > _backoff_limit(spec) or _restarts_exceed(job, seen.active):
         return ("FailureTarget", *BACKOFF_LIMIT)
     left = _past_deadline(job, now)
     if left is not None and left <= 0 and not spec.get("suspend"):
@@ -412,6 +469,8 @@ def _finishing(job: Mapping[str, Any], seen: _Seen, failed: int, completed: set[
     if indexed and (rule := success_policy_rule(job, completed)) is not None:
         return "SuccessCriteriaMet", "SuccessPolicy", f"Matched rules at index {rule}"
     completions = spec.get("completions")
+    if failed_indexes and len(completed | failed_indexes) >= int(completions or 0):
+        return ("FailureTarget", *FAILED_INDEXES)
     done = succeeded >= int(completions) if completions is not None else \
         succeeded > 0 and not seen.active
     return ("SuccessCriteriaMet", *COMPLETIONS) if done else None
@@ -422,7 +481,7 @@ def _restarts_exceed(job: Mapping[str, Any], active: Sequence[Pod]) -> bool:
     spec = job.get("spec") or {}
     if ((spec.get("template") or {}).get("spec") or {}).get("restartPolicy") != "OnFailure":
         return False
-    limit = int(spec.get("backoffLimit", 6))
+    limit = _backoff_limit(spec)
     restarts = sum(int(c.get("restartCount") or 0) for p in active
                    for c in (p.get("status") or {}).get("containerStatuses") or [])
     return restarts > limit if limit == 0 else restarts >= limit
@@ -454,8 +513,12 @@ def reconcile(job: Mapping[str, Any], pods: Sequence[Pod], backoff: Backoff,
         succeeded + len(uncounted_s) + len(seen.new_succeeded)
     failed_total = failed + len(uncounted_f) + len(seen.new_failed)
     plan.backoff = backoff.after(seen.new_succeeded, seen.new_failed, now)
+    per_index = isinstance(spec.get("backoffLimitPerIndex"), int) and indexed
+    failed_indexes = parse_indexes(status.get("failedIndexes")) | \
+        (_newly_failed_indexes(job, seen) if per_index else set())
 
-    finishing = _finishing(job, seen, failed_total, completed, succeeded_total, now)
+    finishing = _finishing(job, seen, failed_total, completed, succeeded_total, now,
+                           failed_indexes)
     if finishing is not None and not finishing_before:
         set_condition(conditions, finishing[0], "True", finishing[1], finishing[2], stamp)
         # the pods still running now count as failed: sort them again as the Job finishes
@@ -473,13 +536,16 @@ def reconcile(job: Mapping[str, Any], pods: Sequence[Pod], backoff: Backoff,
             status["startTime"] = stamp
         status.setdefault("startTime", stamp)
         _manage(job, plan, seen.active, completed, succeeded_total, now,
-                terminating=seen.terminating if only_replace_failed(job) else 0)
+                terminating=seen.terminating if only_replace_failed(job) else 0,
+                failed_indexes=failed_indexes, pods=pods if per_index else None)
 
     new_s = [p["metadata"]["uid"] for p in seen.new_succeeded]
     new_f = [p["metadata"]["uid"] for p in seen.new_failed]
     status["uncountedTerminatedPods"] = _uncounted_status(uncounted_s + new_s, uncounted_f + new_f)
     if indexed:
         status["completedIndexes"] = format_indexes(completed)
+    if per_index:
+        status["failedIndexes"] = format_indexes(failed_indexes)
     plan.finalize = [p["metadata"]["name"] for p in
                      [*seen.new_succeeded, *seen.new_failed, *seen.ignored]] + \
         [p["metadata"]["name"] for p in pods if has_finalizer(p) and
@@ -528,7 +594,8 @@ def _finish(job: Mapping[str, Any], plan: Plan, finishing: tuple[str, str, str],
 
 
 def _manage(job: Mapping[str, Any], plan: Plan, active: Sequence[Pod], completed: set[int],
-            succeeded: int, now: datetime.datetime, *, terminating: int = 0) -> None:
+            succeeded: int, now: datetime.datetime, *, terminating: int = 0,
+            failed_indexes: set[int] | None = None, pods: Sequence[Pod] | None = None) -> None:
     """Create or delete pods towards the wanted number of active ones (`terminating` pods
     still count, with `podReplacementPolicy: Failed`, until they are gone)."""
     spec = job.get("spec") or {}
@@ -537,8 +604,9 @@ def _manage(job: Mapping[str, Any], plan: Plan, active: Sequence[Pod], completed
     left = _past_deadline(job, now)
     if left is not None:
         plan.requeue_after = left  # to fail the Job when its deadline passes
+    failed_indexes = failed_indexes or set()
     if spec.get("completionMode") == "Indexed":
-        keep, doomed = _indexed_keep(job, active, completed)
+        keep, doomed = _indexed_keep(job, active, completed | failed_indexes)
         plan.delete += [p["metadata"]["name"] for p in doomed]
     if len(keep) > want:
         plan.delete += [p["metadata"]["name"] for p in deletion_order(keep)[:len(keep) - want]]
@@ -546,17 +614,34 @@ def _manage(job: Mapping[str, Any], plan: Plan, active: Sequence[Pod], completed
     missing = min(want - len(keep) - terminating, BURST)
     if missing <= 0:
         return
-    wait = plan.backoff.remaining(now)
+    wait = plan.backoff.remaining(now) if pods is None else 0.0
     if wait > 0:
         plan.requeue_after = min(wait, plan.requeue_after or wait)
         return
     if spec.get("completionMode") == "Indexed":
         running = {completion_index(p) for p in keep}
         free = [i for i in range(int(spec.get("completions") or 0))
-                if i not in completed and i not in running]
+                if i not in completed and i not in running and i not in failed_indexes]
+        if pods is not None:  # backoffLimitPerIndex: each index waits on its own
+            free = _ready_indexes(job, plan, pods, free, now)
         plan.create = list(free[:missing])
     else:
         plan.create = [None] * missing
+
+
+def _ready_indexes(job: Mapping[str, Any], plan: Plan, pods: Sequence[Pod], free: list[int],
+                   now: datetime.datetime) -> list[int]:
+    """The free indexes whose own backoff is over; the others re-queue the Job."""
+    ready = []
+    for index in free:
+        failures, wait = _index_backoff(job, pods, index, now)
+        if wait > 0:
+            plan.requeue_after = min(wait, plan.requeue_after or wait)
+            continue
+        ready.append(index)
+        if failures:
+            plan.failure_counts[index] = failures
+    return ready
 
 
 def _indexed_keep(job: Mapping[str, Any], active: Sequence[Pod],
@@ -670,7 +755,7 @@ class JobController(Controller):
             await self._write_status(job, status, flushed, version)
         created = []
         for index in plan.create:
-            pod_name = await self._create_pod(job, index)
+            pod_name = await self._create_pod(job, index, plan.failure_counts.get(index or 0, 0))
             if pod_name is None:
                 self.queue.add_rate_limited(key)
                 break
@@ -706,9 +791,10 @@ class JobController(Controller):
             raise StaleCacheError(object_key(job)) from exc
         return str((written.get("metadata") or {}).get("resourceVersion", version))
 
-    async def _create_pod(self, job: Mapping[str, Any], index: int | None) -> str | None:
+    async def _create_pod(self, job: Mapping[str, Any], index: int | None,
+                          failures: int = 0) -> str | None:
         try:
-            pod = await self.client.create(self.pods_res, new_pod(job, index),
+            pod = await self.client.create(self.pods_res, new_pod(job, index, failures),
                                            job["metadata"]["namespace"])
         except errors.APIError as exc:
             log.info("%s: creating a pod for %s failed: %s", self.name, object_key(job), exc)

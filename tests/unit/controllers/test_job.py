@@ -65,7 +65,7 @@ class World:
                 if u not in {p["metadata"]["uid"] for p in self.pods.values()}}
         self.job = {**self.job, "status": jobs.flush(status, finalized | gone)}
         for index in plan.create:
-            pod = jobs.new_pod(self.job, index)
+            pod = jobs.new_pod(self.job, index, plan.failure_counts.get(index or 0, 0))
             n = next(self._ids)
             pod["metadata"].update(name=f"{pod['metadata']['generateName']}{n}", uid=f"pod{n}",
                                    creationTimestamp=rfc3339(self.now))
@@ -409,3 +409,48 @@ async def test_sync_records_then_releases_then_counts_a_finished_pod() -> None:
     assert counted["status"]["succeeded"] == 1
     assert counted["status"]["uncountedTerminatedPods"] == {"succeeded": None}
     assert client.events == []  # Complete comes on the next sync, once nothing is left running
+
+
+def test_backoff_limit_per_index_fails_the_index_then_the_job() -> None:
+    world = World(make_job(completions=3, parallelism=3, completionMode="Indexed",
+                           backoffLimitPerIndex=1, backoffLimit=None))
+    del world.job["spec"]["backoffLimit"]  # as defaulted: no global limit with a per-index one
+
+    def pod_of(index: int) -> str:
+        return next(n for n in world.running()
+                    if jobs.completion_index(world.pods[n]) == index)
+
+    world.settle()
+    first = pod_of(1)
+    assert world.pods[first]["metadata"]["annotations"][jobs.FAILURE_COUNT_KEY] == "0"
+    world.finish(first, code=1)
+    world.finish(pod_of(0))
+    world.settle()
+    assert len(world.running()) == 1 and world.requeue == pytest.approx(10)  # index 1 waits
+    world.advance(10)
+    world.settle()
+    second = pod_of(1)
+    assert world.pods[second]["metadata"]["annotations"][jobs.FAILURE_COUNT_KEY] == "1"
+    world.finish(second, code=1)
+    world.settle()
+    assert world.job["status"]["failedIndexes"] == "1"
+    world.advance(600)
+    world.settle()
+    assert [jobs.completion_index(world.pods[n]) for n in world.running()] == [2]
+    world.finish(pod_of(2))
+    world.settle()
+    assert world.conditions() == [("FailureTarget", "FailedIndexes"), ("Failed", "FailedIndexes")]
+    assert world.job["status"]["completedIndexes"] == "0,2"
+    assert world.job["status"]["failed"] == 2
+
+
+def test_max_failed_indexes_fails_the_job_at_once() -> None:
+    world = World(make_job(completions=4, parallelism=4, completionMode="Indexed",
+                           backoffLimitPerIndex=0, maxFailedIndexes=0))
+    del world.job["spec"]["backoffLimit"]
+    world.settle()
+    world.finish(world.running()[0], code=1)
+    world.settle()
+    assert world.conditions() == [("FailureTarget", "MaxFailedIndexesExceeded"),
+                                  ("Failed", "MaxFailedIndexesExceeded")]
+    assert world.running() == []
