@@ -227,6 +227,59 @@ def test_wait_for_complete_and_the_printed_columns(kubectl: Kubectl) -> None:
     assert sorted(events) == ["Completed", "SuccessfulCreate", "SuccessfulCreate"]
 
 
+LONG_RUNNING = """
+apiVersion: batch/v1
+kind: Job
+metadata: {name: NAME}
+spec:
+  parallelism: 2
+  completions: 2
+SPEC
+  template:
+    metadata:
+      annotations: {tinykube.io/virtual-run-seconds: '300'}
+    spec:
+      restartPolicy: Never
+      containers: [{name: c, image: busybox}]
+"""
+
+
+def long_running(name: str, spec: str) -> str:
+    return LONG_RUNNING.replace("NAME", name).replace("SPEC", spec)
+
+
+def test_active_deadline_fails_the_job(kubectl: Kubectl) -> None:
+    kubectl("apply", "-f", "-", input=long_running("late", "  activeDeadlineSeconds: 2"))
+    kubectl("wait", "--for=condition=failed", "job/late", "--timeout=30s", timeout=40)
+    job = get(kubectl, "job", "late")
+    failed = next(c for c in job["status"]["conditions"] if c["type"] == "Failed")
+    assert (failed["reason"], failed["message"]) == (
+        "DeadlineExceeded", "Job was active longer than specified deadline")
+    assert job["status"]["failed"] == 2 and "active" not in job["status"]
+    until(lambda: not kubectl("get", "pods", "-l", "job-name=late", "-o", "name").strip(),
+          what="the running pods deleted")
+
+
+def test_suspend_and_resume(kubectl: Kubectl) -> None:
+    kubectl("apply", "-f", "-", input=long_running("paused", "  suspend: true"))
+    kubectl("wait", "--for=condition=suspended", "job/paused", "--timeout=30s", timeout=40)
+    assert kubectl("get", "pods", "-l", "job-name=paused", "-o", "name").strip() == ""
+    assert kubectl("get", "job", "paused", "--no-headers").split()[:3] == \
+        ["paused", "Suspended", "0/2"]
+    kubectl("patch", "job", "paused", "--type=merge", "-p", '{"spec": {"suspend": false}}')
+    until(lambda: kubectl("get", "job", "paused", "-o", "jsonpath={.status.active}") == "2",
+          what="two pods once resumed")
+    kubectl("wait", "--for=condition=suspended=false", "job/paused", "--timeout=30s",
+            timeout=40)
+    kubectl("patch", "job", "paused", "--type=merge", "-p", '{"spec": {"suspend": true}}')
+    until(lambda: not kubectl("get", "pods", "-l", "job-name=paused", "-o", "name").strip(),
+          what="the pods deleted on suspend")
+    job = get(kubectl, "job", "paused")
+    assert "failed" not in job["status"]  # pods the controller deletes are not failures
+    events = kubectl("get", "events", "--field-selector", "involvedObject.name=paused")
+    assert "Suspended" in events and "Resumed" in events
+
+
 def test_create_job_from_cronjob(kubectl: Kubectl) -> None:
     kubectl("apply", "-f", "-", input=CRONJOB)
     table = kubectl("get", "cronjobs").splitlines()
