@@ -30,6 +30,9 @@ from typing import Any, TypeVar
 import dns.message
 import dns.query
 import pytest
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes import watch as k8s_watch
 
 from tests.conftest import KUBECTLS, Cluster, Kubectl, until
 from tinykube.apiserver.server import APIServerOptions, RunningAPIServer, open_apiserver
@@ -278,6 +281,28 @@ def test_suspend_and_resume(kubectl: Kubectl) -> None:
     assert "failed" not in job["status"]  # pods the controller deletes are not failures
     events = kubectl("get", "events", "--field-selector", "involvedObject.name=paused")
     assert "Suspended" in events and "Resumed" in events
+
+
+def test_official_client_watches_a_job_complete(cluster: Cluster) -> None:
+    """The `kubernetes` client: create a Job, watch it until its Complete condition."""
+    api = k8s.BatchV1Api(k8s_config.new_client_from_config(  # type: ignore[no-untyped-call]
+        str(cluster.kubeconfig)))
+    body = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "watched"},
+            "spec": {"completions": 3, "parallelism": 3, "template": {"spec": {
+                "restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}}}
+    created = api.create_namespaced_job("default", body)
+    assert created.spec.selector.match_labels == {
+        "batch.kubernetes.io/controller-uid": created.metadata.uid}
+    seen: list[int] = []
+    stream = k8s_watch.Watch()  # type: ignore[no-untyped-call]
+    for event in stream.stream(api.list_namespaced_job, "default",  # type: ignore[no-untyped-call]
+                               field_selector="metadata.name=watched", timeout_seconds=30):
+        job = event["object"]
+        seen.append(job.status.succeeded or 0)
+        if any(c.type == "Complete" and c.status == "True" for c in job.status.conditions or []):
+            stream.stop()  # type: ignore[no-untyped-call]
+    assert seen[-1] == 3 and seen == sorted(seen)
+    assert job.status.completion_time is not None and job.status.failed is None
 
 
 def test_create_job_from_cronjob(kubectl: Kubectl) -> None:
