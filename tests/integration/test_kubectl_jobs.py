@@ -162,6 +162,7 @@ def test_indexed_job_pods_get_their_index(kubectl: Kubectl) -> None:
         assert pod["spec"]["hostname"] == f"idx-{index}"
         assert pod["spec"]["subdomain"] == "workers"
         assert kubectl("logs", name).strip() == f"index={index} host=idx-{index}"
+    assert re.fullmatch(r"index=(\d) host=idx-\1", kubectl("logs", "job/idx").strip())
 
 
 STABLE_NAMES = """
