@@ -45,16 +45,16 @@ from tinykube.controllers.endpoints import EndpointsController
 from tinykube.controllers.endpointslice import EndpointSliceController
 from tinykube.controllers.endpointslice_mirroring import MirroringController
 from tinykube.controllers.gc import GarbageCollector
-from tinykube.controllers.localpath import LocalPathProvisioner
 from tinykube.controllers.job import JobController
+from tinykube.controllers.localpath import LocalPathProvisioner
 from tinykube.controllers.namespace import NamespaceController
 from tinykube.controllers.persistentvolume import PersistentVolumeController
 from tinykube.controllers.replicaset import ReplicaSetController, ReplicationControllerController
 from tinykube.controllers.scheduler import Scheduler
 from tinykube.controllers.serviceaccounts import ServiceAccountsController
 from tinykube.controllers.statefulset import StatefulSetController
-from tinykube.controllers.volume_protection import PVCProtectionController, PVProtectionController
 from tinykube.controllers.ttl_after_finished import TTLAfterFinishedController
+from tinykube.controllers.volume_protection import PVCProtectionController, PVProtectionController
 from tinykube.dns.app import DNSOptions, RunningDNS, start_dns
 from tinykube.kubelet.agent import NodeAgent
 from tinykube.kubelet.podnet import PodNetworking
