@@ -64,6 +64,9 @@ _MESSAGE, _REPEATED = 11, 3
 # Extra roots besides each served kind: request bodies of subresources and deletes.
 _EXTRA_ROOTS = {"autoscaling/v1/Scale": "k8s.io.api.autoscaling.v1.Scale",
                 "v1/Binding": "k8s.io.api.core.v1.Binding",
+                # kubectl create token sends it in protobuf
+                "authentication.k8s.io/v1/TokenRequest":
+                    "k8s.io.api.authentication.v1.TokenRequest",
                 "meta.k8s.io/v1/DeleteOptions": protobuf.META + "DeleteOptions"}
 
 
@@ -126,7 +129,11 @@ def _field(data: int | bytes) -> dict[str, Any]:
     """A FieldDescriptorProto: 1 name, 3 number, 4 label, 5 type, 6 type_name, 10 json_name."""
     assert isinstance(data, bytes)
     parts = dict(_parts(data))
-    return {"name": _text(parts.get(10) or parts[1]), "number": parts[3],
+    name = _text(parts.get(10) or parts[1])
+    # admissionregistration's messages name their lists `Webhooks`; the JSON name is the Go
+    # field's tag, `webhooks` (every Kubernetes JSON name starts lower case).
+    name = name[:1].lower() + name[1:]
+    return {"name": name, "number": parts[3],
             "repeated": parts.get(4) == _REPEATED, "type": parts[5],
             "type_name": _text(parts.get(6, b"")).lstrip(".")}
 
@@ -145,13 +152,18 @@ def all_messages(binary: bytes) -> dict[str, dict[str, Any]]:
     return messages
 
 
+# Groups whose messages kubectl does not carry: kube-aggregator's APIService (kubectl has no
+# client for it), so an APIService body in protobuf is refused as an unknown kind.
+_NO_DESCRIPTORS = {"apiregistration.k8s.io"}
+
+
 def roots() -> dict[str, str]:
     kinds = {}
     for res in resources.ALL:
-        if res.provider:  # metrics.k8s.io is read-only: no request bodies to decode
+        if res.provider or res.group in _NO_DESCRIPTORS:  # metrics: read-only
             continue
-        package = res.group.split(".")[0] if res.group else "core"
-        kinds[f"{res.api_version}/{res.kind}"] = f"k8s.io.api.{package}.{res.version}.{res.kind}"
+        package = f"k8s.io.api.{res.group.split('.')[0] if res.group else 'core'}"
+        kinds[f"{res.api_version}/{res.kind}"] = f"{package}.{res.version}.{res.kind}"
     return {**kinds, **_EXTRA_ROOTS}
 
 
@@ -234,11 +246,25 @@ class Inline:
                              f"the JSON schema ({', '.join(sorted(json_types))}) says not")
         return verdict
 
+    def _flat_names(self, message: str, properties: set[str]) -> set[str]:
+        """The JSON names `message`'s fields contribute to a parent, an embedding within the
+        embedding (`RuleWithOperations.Rule` in `NamedRuleWithOperations`) by its own fields."""
+        names: set[str] = set()
+        for field in self.every[message]["fields"]:
+            if field["name"] not in properties and field["type"] == _MESSAGE and \
+                    not field["repeated"] and not self.every[field["type_name"]]["map_entry"]:
+                inner = self._flat_names(field["type_name"], properties)
+                if inner and inner <= properties:
+                    names |= inner
+                    continue
+            names.add(field["name"])
+        return names
+
     def _inline_in(self, message: str, json_type: str, field: dict[str, Any]) -> bool:
         properties = self.types[json_type]
         if field["name"] in properties:
             return False
-        names = {f["name"] for f in self.every[field["type_name"]]["fields"]}
+        names = self._flat_names(field["type_name"], set(properties))
         if names and names <= set(properties):
             return True
         raise SystemExit(

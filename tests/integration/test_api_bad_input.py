@@ -339,15 +339,14 @@ UNSERVED = {
                             "services/nope"),
     "subresource-in-group": ("/apis/apps/v1/namespaces/default/deployments/d/rollback",
                              "deployments/rollback in apps"),
-    "hpa": ("/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers",
-            "horizontalpodautoscalers in autoscaling/v2; scale with kubectl scale"),
-    "rbac-resource": ("/apis/rbac.authorization.k8s.io/v1/clusterroles",
-                      "clusterroles in rbac.authorization.k8s.io/v1; the admin token may do "
-                      "everything; there is no authorization to configure"),
+    "beta-resource-off-by-default": (
+        "/apis/resource.k8s.io/v1beta1/namespaces/default/resourceclaims",
+        "resourceclaims in resource.k8s.io/v1beta1"),
+    "removed-version": ("/apis/policy/v1beta1/namespaces/default/poddisruptionbudgets",
+                        "poddisruptionbudgets in policy/v1beta1"),
     "unknown-core-resource": ("/api/v1/widgets", "widgets in v1"),
     "unknown-version": ("/apis/apps/v9/deployments", "deployments in apps/v9"),
-    "unserved-group-version": ("/apis/autoscaling/v2", "autoscaling/v2; scale with kubectl "
-                               "scale"),
+    "unserved-group-version": ("/apis/autoscaling/v2beta2", "autoscaling/v2beta2"),
     "unserved-group": ("/apis/example.com", "the example.com API group"),
     "unserved-core-version": ("/api/v2", "v2"),
 }

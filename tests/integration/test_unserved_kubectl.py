@@ -14,8 +14,8 @@ COMMANDS = {
     "debug-ephemeral": (("debug", "web", "--image=busybox", "--profile=general"),
                         "tinykube does not serve pods/ephemeralcontainers; kubectl debug "
                         "--copy-to makes a copy of the pod"),
-    "create-token": (("create", "token", "default"),
-                     "tinykube does not serve serviceaccounts/token"),
+    "services-proxy": (("get", "--raw", "/api/v1/namespaces/default/services/kubernetes/proxy/"),
+                       "tinykube does not serve services/proxy"),
     "raw-nodes-proxy": (("get", "--raw", "/api/v1/nodes/n/proxy/stats/summary"),
                         "Error from server (NotFound): the server could not find the requested "
                         "resource (tinykube does not serve nodes/proxy"),

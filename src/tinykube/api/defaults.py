@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from tinykube.api import defaults_policy
 from tinykube.api.clone import clone
 
 Obj = dict[str, Any]
@@ -413,4 +414,5 @@ _BY_KIND: dict[str, Callable[[Obj], None]] = {
     "CronJob": _default_cronjob,
     "NetworkPolicy": _default_network_policy,
     "StorageClass": _default_storage_class,
+    **defaults_policy.DEFAULTERS,
 }

@@ -38,13 +38,16 @@ class Resource:
     verbs: tuple[str, ...] = ALL_VERBS
     subresources: tuple[Subresource, ...] = ()
     storage_version: str = ""  # version objects are stored in; "" means this one
+    storage_group: str | None = None  # group objects are stored in; None means this one
     deprecated_warning: str = ""  # Warning header text for every request to this version
-    stored: bool = True  # False: create-only reviews, answered and never stored
+    stored: bool = True  # False: answered by `virtual`'s handler and never stored
+    virtual: str = ""  # "review", "binding", "componentstatus": who answers an unstored kind
     not_run: bool = False  # stored and served, but no tinykube controller acts on it yet
     # Served from elsewhere than the store: "metrics" (read-only figures the API server
     # scrapes from the kubelets, as an aggregated metrics-server serves them).
     provider: str = ""
     singular_name: str | None = None  # what discovery advertises, if not the kind lowercased
+    not_run_text: str = ""  # what the not_run warning says instead of the generic sentence
 
     @property
     def singular(self) -> str:
@@ -63,9 +66,25 @@ class Resource:
         return self.storage_version or self.version
 
     @property
+    def stored_group(self) -> str:
+        return self.group if self.storage_group is None else self.storage_group
+
+    @property
+    def stored_api_version(self) -> str:
+        """The apiVersion objects of this resource are stored in (`apps/v1`, `v1`)."""
+        group = self.stored_group
+        return f"{group}/{self.stored_version}" if group else self.stored_version
+
+    @property
+    def converted(self) -> bool:
+        """Whether objects are stored in another group-version and converted when served."""
+        return bool(self.storage_version) or self.storage_group is not None
+
+    @property
     def storage_key(self) -> str:
-        """The key prefix shared by every version of this resource (`apps/statefulsets`)."""
-        return f"{self.group or 'core'}/{self.plural}"
+        """The key prefix shared by every version of this resource (`apps/statefulsets`);
+        events.k8s.io Events share `core/events` with the core ones."""
+        return f"{self.stored_group or 'core'}/{self.plural}"
 
     @property
     def qualified(self) -> str:
@@ -77,8 +96,8 @@ class Resource:
         """The Warning header text for writes of a kind nothing runs yet ("" if it is run)."""
         if not self.not_run:
             return ""
-        return (f"tinykube stores {self.kind} objects but does not run them yet: no controller "
-                "acts on them")
+        return self.not_run_text or (f"tinykube stores {self.kind} objects but does not run "
+                                     "them yet: no controller acts on them")
 
     def subresource(self, name: str) -> Subresource | None:
         for sub in self.subresources:
@@ -132,10 +151,19 @@ def _legacy_warning(version: str) -> str:
     )
 
 
+READ_ONLY = ("get", "list")
+
 CORE: list[Resource] = [
+    # POST /api/v1/namespaces/N/bindings binds the pod named in the body, as pods/binding does.
+    Resource("", "v1", "bindings", "Binding", verbs=("create",), stored=False,
+             virtual="binding"),
+    # Computed on each read from the components tinykube runs (apiserver/componentstatus.py).
+    Resource("", "v1", "componentstatuses", "ComponentStatus", namespaced=False,
+             short_names=("cs",), verbs=READ_ONLY, stored=False, virtual="componentstatus"),
     Resource("", "v1", "configmaps", "ConfigMap", short_names=("cm",)),
     Resource("", "v1", "endpoints", "Endpoints", short_names=("ep",)),
     Resource("", "v1", "events", "Event", short_names=("ev",)),
+    Resource("", "v1", "limitranges", "LimitRange", short_names=("limits",), not_run=True),
     Resource(
         "", "v1", "namespaces", "Namespace", namespaced=False, short_names=("ns",),
         verbs=("create", "delete", "get", "list", "patch", "update", "watch"),
@@ -159,18 +187,24 @@ CORE: list[Resource] = [
         subresources=(
             _status("", "v1", "Pod"),
             Subresource("attach", "", "v1", "PodAttachOptions", ("create", "get")),
+            Subresource("binding", "", "v1", "Binding", ("create",)),
             Subresource("exec", "", "v1", "PodExecOptions", ("create", "get")),
             Subresource("log", "", "v1", "Pod", ("get",)),
             Subresource("portforward", "", "v1", "PodPortForwardOptions", ("create", "get")),
         ),
     ),
+    Resource("", "v1", "podtemplates", "PodTemplate"),
     Resource(
         "", "v1", "replicationcontrollers", "ReplicationController", short_names=("rc",),
         categories=("all",),
         subresources=(_status("", "v1", "ReplicationController"), _SCALE),
     ),
+    Resource("", "v1", "resourcequotas", "ResourceQuota", short_names=("quota",),
+             subresources=(_status("", "v1", "ResourceQuota"),), not_run=True),
     Resource("", "v1", "secrets", "Secret"),
-    Resource("", "v1", "serviceaccounts", "ServiceAccount", short_names=("sa",)),
+    Resource("", "v1", "serviceaccounts", "ServiceAccount", short_names=("sa",),
+             subresources=(Subresource("token", "authentication.k8s.io", "v1", "TokenRequest",
+                                       ("create",)),)),
     Resource(
         "", "v1", "services", "Service", short_names=("svc",), categories=("all",),
         verbs=("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"),
@@ -178,16 +212,131 @@ CORE: list[Resource] = [
     ),
 ]
 
-def _review(group: str, plural: str, kind: str) -> Resource:
-    return Resource(group, "v1", plural, kind, namespaced=False, verbs=("create",),
-                    stored=False)
+def _review(group: str, plural: str, kind: str, *, namespaced: bool = False) -> Resource:
+    return Resource(group, "v1", plural, kind, namespaced=namespaced, verbs=("create",),
+                    stored=False, virtual="review")
 
 
-# What kubectl auth can-i [--list] and kubectl auth whoami ask (see apiserver/reviews.py).
+# What kubectl auth can-i [--list] and kubectl auth whoami ask, and what webhooks and
+# aggregated servers ask of tokens and access (see apiserver/reviews.py).
 REVIEWS: list[Resource] = [
     _review("authentication.k8s.io", "selfsubjectreviews", "SelfSubjectReview"),
+    _review("authentication.k8s.io", "tokenreviews", "TokenReview"),
+    _review("authorization.k8s.io", "localsubjectaccessreviews", "LocalSubjectAccessReview",
+            namespaced=True),
     _review("authorization.k8s.io", "selfsubjectaccessreviews", "SelfSubjectAccessReview"),
     _review("authorization.k8s.io", "selfsubjectrulesreviews", "SelfSubjectRulesReview"),
+    _review("authorization.k8s.io", "subjectaccessreviews", "SubjectAccessReview"),
+]
+
+
+def _cluster(group: str, plural: str, kind: str, *, short_names: tuple[str, ...] = (),
+             categories: tuple[str, ...] = (), subresources: tuple[Subresource, ...] = (),
+             not_run: bool = False, not_run_text: str = "") -> Resource:
+    """A cluster-scoped v1 resource of `group`."""
+    return Resource(group, "v1", plural, kind, namespaced=False, short_names=short_names,
+                    categories=categories, subresources=subresources, not_run=not_run,
+                    not_run_text=not_run_text)
+
+
+_ADMISSION = "admissionregistration.k8s.io"
+_EXTENSIONS = ("api-extensions",)
+# Stored and served so manifests and operators' installers work; no webhook is called and no
+# policy is evaluated yet (the not_run warning says so on every write).
+def _unused(kind: str, what: str) -> str:
+    return f"tinykube stores {kind} objects but does not {what} yet"
+
+
+ADMISSION: list[Resource] = [
+    _cluster(_ADMISSION, "mutatingwebhookconfigurations", "MutatingWebhookConfiguration",
+             categories=_EXTENSIONS, not_run=True,
+             not_run_text=_unused("MutatingWebhookConfiguration", "call their webhooks")),
+    _cluster(_ADMISSION, "validatingadmissionpolicies", "ValidatingAdmissionPolicy",
+             categories=_EXTENSIONS, not_run=True,
+             subresources=(_status(_ADMISSION, "v1", "ValidatingAdmissionPolicy"),),
+             not_run_text=_unused("ValidatingAdmissionPolicy", "evaluate them")),
+    _cluster(_ADMISSION, "validatingadmissionpolicybindings", "ValidatingAdmissionPolicyBinding",
+             categories=_EXTENSIONS, not_run=True,
+             not_run_text=_unused("ValidatingAdmissionPolicyBinding", "evaluate their policies")),
+    _cluster(_ADMISSION, "validatingwebhookconfigurations", "ValidatingWebhookConfiguration",
+             categories=_EXTENSIONS, not_run=True,
+             not_run_text=_unused("ValidatingWebhookConfiguration", "call their webhooks")),
+]
+
+# The local APIServices (one per served group-version) are created at startup
+# (apiserver/bootstrap.py), as kube-apiserver's autoregister controller does.
+API_REGISTRATION: list[Resource] = [
+    _cluster("apiregistration.k8s.io", "apiservices", "APIService", categories=_EXTENSIONS,
+             subresources=(_status("apiregistration.k8s.io", "v1", "APIService"),)),
+]
+
+# v2 is the storage version; v1 (targetCPUUtilizationPercentage) is converted (api.conversion).
+AUTOSCALING: list[Resource] = [
+    Resource("autoscaling", version, "horizontalpodautoscalers", "HorizontalPodAutoscaler",
+             short_names=("hpa",), categories=("all",),
+             subresources=(_status("autoscaling", version, "HorizontalPodAutoscaler"),),
+             storage_version="" if version == "v2" else "v2", not_run=True)
+    for version in ("v2", "v1")
+]
+
+CERTIFICATES: list[Resource] = [
+    _cluster("certificates.k8s.io", "certificatesigningrequests", "CertificateSigningRequest",
+             short_names=("csr",), not_run=True,
+             subresources=(
+                 Subresource("approval", "certificates.k8s.io", "v1",
+                             "CertificateSigningRequest"),
+                 _status("certificates.k8s.io", "v1", "CertificateSigningRequest"),
+             )),
+]
+
+# Same objects as core Events (storage `core/events`), in the events.k8s.io/v1 shape.
+EVENTS: list[Resource] = [
+    Resource("events.k8s.io", "v1", "events", "Event", short_names=("ev",),
+             storage_group="", storage_version="v1"),
+]
+
+_FLOWCONTROL = "flowcontrol.apiserver.k8s.io"
+# kube's mandatory objects are created at startup; tinykube does not queue requests by them.
+FLOWCONTROL: list[Resource] = [
+    _cluster(_FLOWCONTROL, "flowschemas", "FlowSchema",
+             subresources=(_status(_FLOWCONTROL, "v1", "FlowSchema"),)),
+    _cluster(_FLOWCONTROL, "prioritylevelconfigurations", "PriorityLevelConfiguration",
+             subresources=(_status(_FLOWCONTROL, "v1", "PriorityLevelConfiguration"),)),
+]
+
+POLICY: list[Resource] = [
+    Resource("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget",
+             short_names=("pdb",), subresources=(_status("policy", "v1", "PodDisruptionBudget"),),
+             not_run=True),
+]
+
+_RBAC = "rbac.authorization.k8s.io"
+# Stored and served (kubectl create role, kubectl auth reconcile, Helm charts); the admin token
+# may do everything and nothing enforces the rules yet.
+_RBAC_UNENFORCED = ("tinykube stores RBAC objects but does not enforce them: every "
+                    "authenticated request is allowed")
+RBAC: list[Resource] = [
+    _cluster(_RBAC, "clusterrolebindings", "ClusterRoleBinding", not_run=True,
+             not_run_text=_RBAC_UNENFORCED),
+    _cluster(_RBAC, "clusterroles", "ClusterRole", not_run=True, not_run_text=_RBAC_UNENFORCED),
+    Resource(_RBAC, "v1", "rolebindings", "RoleBinding", not_run=True,
+             not_run_text=_RBAC_UNENFORCED),
+    Resource(_RBAC, "v1", "roles", "Role", not_run=True, not_run_text=_RBAC_UNENFORCED),
+]
+
+# system-cluster-critical and system-node-critical are created at startup.
+SCHEDULING: list[Resource] = [
+    _cluster("scheduling.k8s.io", "priorityclasses", "PriorityClass", short_names=("pc",)),
+]
+
+_STORAGE = "storage.k8s.io"
+# What CSI drivers and their sidecars write; tinykube runs no CSI driver.
+STORAGE: list[Resource] = [
+    _cluster(_STORAGE, "csidrivers", "CSIDriver"),
+    _cluster(_STORAGE, "csinodes", "CSINode"),
+    Resource(_STORAGE, "v1", "csistoragecapacities", "CSIStorageCapacity"),
+    _cluster(_STORAGE, "volumeattachments", "VolumeAttachment",
+             subresources=(_status(_STORAGE, "v1", "VolumeAttachment"),)),
 ]
 
 # batch/v1 and networking.k8s.io/v1: served so manifests (and kubectl's default prune list)
@@ -217,6 +366,7 @@ GROUPS: list[Resource] = [
     *BATCH,
     Resource("coordination.k8s.io", "v1", "leases", "Lease"),
     Resource("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice"),
+    Resource("networking.k8s.io", "v1", "ingressclasses", "IngressClass", namespaced=False),
     Resource("networking.k8s.io", "v1", "ingresses", "Ingress", short_names=("ing",),
              subresources=(_status("networking.k8s.io", "v1", "Ingress"),)),
     # Enforced by the nftables proxy in --network netns (proxy/netpol.py); stored only in
@@ -230,6 +380,16 @@ GROUPS: list[Resource] = [
              short_names=("sc",)),
     *REVIEWS,
     *METRICS,
+    *ADMISSION,
+    *API_REGISTRATION,
+    *AUTOSCALING,
+    *CERTIFICATES,
+    *EVENTS,
+    *FLOWCONTROL,
+    *POLICY,
+    *RBAC,
+    *SCHEDULING,
+    *STORAGE,
 ]
 
 ALL: list[Resource] = CORE + GROUPS
@@ -268,13 +428,13 @@ def by_api_version(api_version: str, kind: str) -> Resource | None:
 
 def storage_resource(resource: Resource) -> Resource:
     """The entry whose version objects of `resource` are stored in."""
-    if not resource.storage_version:
+    if not resource.converted:
         return resource
-    stored = lookup(resource.group, resource.storage_version, resource.plural)
+    stored = lookup(resource.stored_group, resource.stored_version, resource.plural)
     assert stored is not None
     return stored
 
 
 def preferred(resources: Iterable[Resource] = ALL) -> list[Resource]:
     """Stored resources of each group's preferred version only (one per storage key)."""
-    return [r for r in resources if not r.storage_version and r.stored]
+    return [r for r in resources if not r.converted and r.stored]

@@ -148,7 +148,11 @@ class APIServer:
         if self.token is None:
             return True
         scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(credentials.strip(), self.token)
+        if scheme.lower() != "bearer":
+            return False
+        token = credentials.strip()
+        return hmac.compare_digest(token, self.token) or (
+            self.handler.service_account_user(token) is not None)
 
     async def _serve(self, request: web.Request) -> web.StreamResponse:
         if not self._authenticated(request):

@@ -15,6 +15,8 @@
   provisioner (`rancher.io/local-path`, `WaitForFirstConsumer`, reclaim `Delete`); tinykube's
   own provisioner (controllers/volumes.py) serves it. Like every object here it is made only if
   missing: a user's changes to it are kept, and one who deletes it gets it back at the next start.
+- What kube-apiserver creates for itself: the system PriorityClasses, the local APIServices and
+  the mandatory flow-control objects (`system_objects`).
 
 Running it again on an existing data directory changes nothing that is already there, except
 the API server's endpoints when its address or port changed.
@@ -28,6 +30,7 @@ import logging
 from typing import Any
 
 from tinykube.api import errors, resources
+from tinykube.apiserver import system_objects
 from tinykube.apiserver.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -125,6 +128,7 @@ def bootstrap(registry: Registry, *, api_host: str, api_port: int) -> None:
                                     "metadata": {"name": name}, "handler": name})
     _ensure(registry, resources.must("storage.k8s.io", "v1", "storageclasses"),
             standard_storage_class())
+    system_objects.ensure(registry)
 
 
 def _reconcile(registry: Registry, res: resources.Resource, desired: dict[str, Any]) -> None:

@@ -41,6 +41,8 @@ class Credentials:
     kubeconfig: Path
     # What the API server shows the node agents' kubelet endpoints.
     kubelet_token: str = dataclasses.field(repr=False)
+    # Signs ServiceAccount tokens (apiserver.sa_tokens).
+    service_account_key: str = dataclasses.field(repr=False)
 
 
 def write_kubeconfig(path: Path, *, server: str, ca_cert: Path, token: str) -> None:
@@ -73,7 +75,8 @@ def ensure_credentials(data_dir: Path, *, hosts: list[str]) -> Credentials:
         pki.ensure_serving(data_dir, hosts)
     return Credentials(data_dir / "ca.crt", data_dir / "apiserver.crt", data_dir / "apiserver.key",
                        _token(data_dir / "admin.token"), data_dir / "kubeconfig",
-                       _token(data_dir / "kubelet.token"))
+                       _token(data_dir / "kubelet.token"),
+                       _token(data_dir / "serviceaccount.key"))
 
 
 def _token(path: Path) -> str:

@@ -94,23 +94,29 @@ def decode_object(res: Resource, body: Any, *, field_validation: str,
             f"the API version in the data ({api_version}) does not match the expected API "
             f"version ({res.api_version})")
     body = {**body, "apiVersion": api_version, "kind": kind}
-    stored = conversion.to_storage(body, api_version)
-    stored_version = str(stored.get("apiVersion", api_version))
-    type_errors = schema.type_errors(stored_version, kind, stored)
+    # Checked in the version sent when the schema has it (the field names are that version's),
+    # else after conversion (the legacy apps versions share apps/v1's types).
+    checked = body if schema.has_kind(api_version, kind) else conversion.to_storage(
+        body, api_version)
+    checked_version = str(checked.get("apiVersion", api_version))
+    type_errors = schema.type_errors(checked_version, kind, checked)
     if type_errors:
         raise errors.BadRequest(
             f'{kind} in version "{res.version}" cannot be handled as a {kind}: {type_errors[0]}')
     if field_validation == "Strict":
-        unknown = schema.unknown_fields(stored_version, kind, stored)
+        unknown = schema.unknown_fields(checked_version, kind, checked)
         if unknown:
             listed = ", ".join(f'unknown field "{path}"' for path in unknown)
             raise errors.BadRequest(
                 f'{kind} in version "{res.version}" cannot be handled as a {kind}: '
                 f"strict decoding error: {listed}")
     else:  # Warn or Ignore: the field is dropped, as decoding into a Go struct drops it
-        unknown = schema.drop_unknown_fields(stored_version, kind, stored)
+        if checked is body:
+            body = checked = dict(body)
+        unknown = schema.drop_unknown_fields(checked_version, kind, checked)
         if field_validation == "Warn":
             warnings.extend(f'unknown field "{path}"' for path in unknown)
+    stored = checked if checked is not body else conversion.to_storage(body, api_version)
     if not isinstance(stored.get("metadata"), dict):
         stored["metadata"] = {}
     return stored
@@ -135,13 +141,13 @@ def _short(value: Any) -> str:
 
 def object_bytes(res: Resource, entry: Entry) -> bytes:
     """An object's JSON in the version `res` serves."""
-    if not res.storage_version:
+    if not res.converted:
         return entry.raw
     return orjson.dumps(conversion.from_storage(entry.obj, res.api_version))
 
 
 def served(res: Resource, obj: Obj) -> Obj:
-    return conversion.from_storage(obj, res.api_version) if res.storage_version else obj
+    return conversion.from_storage(obj, res.api_version) if res.converted else obj
 
 
 def list_bytes(res: Resource, entries: Iterable[Entry], *, resource_version: int,
@@ -164,8 +170,10 @@ def wants_table(accept: str) -> bool:
 def table(res: Resource, objects: list[Obj], *, now: datetime.datetime, include_object: str,
           resource_version: int | str = "", continue_token: str = "",
           with_headers: bool = True) -> Obj:
+    # Printed from the storage version, as kube prints from its internal version (an
+    # autoscaling/v1 HPA shows its v2 metrics); rows carry the served version.
     result: Obj = printers.table(
-        res.kind, [served(res, o) for o in objects], now=now,
+        res.kind, objects, now=now, serve=lambda obj: served(res, obj),
         include_object=include_object or "Metadata", resource_version=str(resource_version),
         continue_token=continue_token, with_headers=with_headers)
     return result

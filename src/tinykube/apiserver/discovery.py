@@ -13,8 +13,8 @@ Two families are served, as kube-apiserver serves them:
   `APIResourceList` (`/api/v1`, `/apis/G/V`), where each subresource is its own entry
   (`statefulsets/scale`).
 
-Order follows kube-apiserver: groups by its built-in group priority (core first, then apps,
-coordination.k8s.io, node.k8s.io, discovery.k8s.io), versions preferred first (`v1`, then
+Order follows kube-apiserver: groups by its built-in group priority (core first, then
+apiregistration.k8s.io, apps, events.k8s.io, ...), versions preferred first (`v2`, `v1`, then
 `v1beta2`, then `v1beta1`), resources of a group-version alphabetically. kubectl keeps this order
 (`get all` prints in it). Every advertised version is `freshness: Current`: a `Stale` one would
 count as a failed group-version, and the legacy apps versions are really served.
@@ -39,18 +39,29 @@ AGGREGATED_CONTENT_TYPE = {
     for version in AGGREGATED_VERSIONS
 }
 
-# kube-apiserver's built-in APIService group priorities (higher first); only the groups we serve.
+# kube-apiserver's built-in APIService group priorities (higher first), in the order its
+# aggregated discovery lists them (upstream api/discovery/aggregated_v2.json).
 _GROUP_PRIORITY = {
     "": 18000,
+    "apiregistration.k8s.io": 17900,  # the aggregator's own group, listed first under /apis
     "apps": 17800,
+    "events.k8s.io": 17750,
     "authentication.k8s.io": 17700,
     "authorization.k8s.io": 17600,
+    "autoscaling": 17500,
     "batch": 17400,
+    "certificates.k8s.io": 17300,
     "networking.k8s.io": 17200,
+    "policy": 17100,
+    "rbac.authorization.k8s.io": 17000,
     "storage.k8s.io": 16800,
+    "admissionregistration.k8s.io": 16700,
+    "apiextensions.k8s.io": 16650,
+    "scheduling.k8s.io": 16600,
     "coordination.k8s.io": 16500,
     "node.k8s.io": 16300,
     "discovery.k8s.io": 16200,
+    "flowcontrol.apiserver.k8s.io": 16100,
     "metrics.k8s.io": 100,  # metrics-server's APIService (groupPriorityMinimum 100)
 }
 _KUBE_VERSION = re.compile(r"^v(\d+)(?:(alpha|beta)(\d+))?$")

@@ -24,10 +24,18 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tinykube.api import errors, patch, selectors
+from tinykube.api import errors, patch, resources, selectors
 from tinykube.api.clone import clone
 from tinykube.api.resources import Resource
-from tinykube.apiserver import codec, kubelets, list_options, metrics, reviews
+from tinykube.apiserver import (
+    codec,
+    componentstatus,
+    kubelets,
+    list_options,
+    metrics,
+    reviews,
+    sa_tokens,
+)
 from tinykube.apiserver.admission import CREATE, UPDATE, Admission
 from tinykube.apiserver.admission import Request as AdmissionRequest
 from tinykube.apiserver.list_options import Consistency
@@ -86,8 +94,10 @@ class ResourceHandler:
                  now: Callable[[], datetime.datetime] | None = None,
                  kubelet_token: str = "", admission: Admission | None = None,
                  rv_wait: float = RV_WAIT, unenforced: Iterable[str] = (),
-                 metric_resolution: float = metrics.RESOLUTION) -> None:
+                 metric_resolution: float = metrics.RESOLUTION,
+                 issuer: sa_tokens.Issuer | None = None) -> None:
         self.registry = registry
+        self.issuer = issuer  # signs and checks ServiceAccount tokens (None: none issued)
         self.metrics = metrics.ResourceMetrics(registry, kubelet_token,
                                                resolution=metric_resolution)
         self.unenforced = frozenset(unenforced)  # kinds stored but not enforced here
@@ -128,13 +138,15 @@ class ResourceHandler:
         if res.provider == "metrics":
             return await self.metrics.serve(request, target)
         if not res.stored:
-            return await self._review(request, target)
+            return await self._virtual(request, target)
         if target.subresource in ("scale",):
             return await self._scale(request, target)
         if target.subresource in kubelets.SUBRESOURCES:
             return await self.kubelets.serve(request, target)
         if target.subresource == "binding":
             return await self._binding(request, target)
+        if target.subresource == "token":
+            return await self._token_request(request, target)
         if method == "GET":
             if target.is_collection:
                 if parse_bool(request.query.get("watch")):
@@ -161,7 +173,7 @@ class ResourceHandler:
 
     def _get(self, request: web.Request, target: Target) -> web.Response:
         entry = self.registry.get(target.res, self._namespace(target), target.name or "")
-        if target.subresource and target.subresource not in ("status", "finalize"):
+        if target.subresource and target.subresource not in ("status", "finalize", "approval"):
             raise errors.NotFound.path()
         accept = request.headers.get("Accept", "")
         if codec.wants_table(accept):
@@ -564,6 +576,57 @@ class ResourceHandler:
         updated = self.registry.update(res, obj, dry_run=_dry_run(request))
         return _json(self._scale_of(res, updated))
 
+    async def _virtual(self, request: web.Request, target: Target) -> web.Response:
+        """Kinds that are answered, never stored: reviews, Bindings, ComponentStatuses."""
+        if target.res.virtual == "binding":
+            if request.method != "POST" or not target.is_collection:
+                raise errors.MethodNotAllowed(
+                    f"the server does not allow this method on the requested resource "
+                    f"({request.method})")
+            return await self._binding(request, target)
+        if target.res.virtual == "componentstatus":
+            return self._component_status(request, target)
+        return await self._review(request, target)
+
+    def _component_status(self, request: web.Request, target: Target) -> web.Response:
+        if request.method != "GET" or parse_bool(request.query.get("watch")):
+            raise errors.MethodNotAllowed(
+                f"the server does not allow this method on the requested resource "
+                f"({request.method})")
+        request[WARNINGS].append(componentstatus.DEPRECATED)
+        items = ([componentstatus.get(self.store, target.name)] if target.name
+                 else componentstatus.list_of(self.store)["items"])
+        if codec.wants_table(request.headers.get("Accept", "")):
+            return _json(codec.table(target.res, items, now=self.now(),
+                                     include_object=request.query.get("includeObject", "")))
+        if target.name:
+            return _json(items[0])
+        return _json(componentstatus.list_of(self.store))
+
+    def service_account_user(self, token: str) -> Obj | None:
+        """The user a ServiceAccount token authenticates as, or None: not one of ours, expired,
+        or its account is gone (or was recreated with another uid)."""
+        claims = self.issuer.claims(token) if self.issuer is not None else None
+        account = sa_tokens.account_of(claims) if claims is not None else None
+        if account is None:
+            return None
+        namespace, name, uid = account
+        entry = self.store.get("core/serviceaccounts", namespace, name)
+        if entry is None or entry.obj["metadata"].get("uid") != uid:
+            return None
+        return sa_tokens.user_info(namespace, name, uid)
+
+    async def _token_request(self, request: web.Request, target: Target) -> web.Response:
+        """serviceaccounts/NAME/token: a token for the account (`kubectl create token`)."""
+        if request.method != "POST" or self.issuer is None:
+            raise errors.MethodNotAllowed(
+                f"the server does not allow this method on the requested resource "
+                f"({request.method})")
+        body = codec.parse_body(await self._read_body(request),
+                                request.headers.get("Content-Type", codec.JSON))
+        account = self.registry.get(target.res, self._namespace(target), target.name or "")
+        return _json(self.issuer.issue(account.obj, body), status=201)
+
     async def _review(self, request: web.Request, target: Target) -> web.Response:
         if request.method != "POST" or not target.is_collection:
             raise errors.MethodNotAllowed(
@@ -571,22 +634,42 @@ class ResourceHandler:
                 f"({request.method})")
         body = codec.parse_body(await self._read_body(request),
                                 request.headers.get("Content-Type", codec.JSON))
-        return _json(reviews.answer(target.res.kind, body), status=201)
+        scheme, _, bearer = request.headers.get("Authorization", "").partition(" ")
+        bearer = bearer.strip() if scheme.lower() == "bearer" else ""
+        # the request's own bearer is the admin's unless it is a ServiceAccount token
+        admin = "" if self.service_account_user(bearer) is not None else bearer
+        return _json(reviews.answer(target.res.kind, body, namespace=self._namespace(target),
+                                    bearer=admin, authenticate=self.service_account_user),
+                     status=201)
 
     async def _binding(self, request: web.Request, target: Target) -> web.Response:
+        """pods/NAME/binding, or POST bindings with the pod's name in the Binding's metadata:
+        set the pod's node, once."""
         if request.method != "POST":
             raise errors.MethodNotAllowed("bindings can only be created")
         body = codec.parse_body(await self._read_body(request),
                                 request.headers.get("Content-Type", codec.JSON))
         node = ((body or {}).get("target") or {}).get("name", "")
-        res, namespace = target.res, self._namespace(target)
-        entry = self.registry.get(res, namespace, target.name or "")
+        namespace = self._namespace(target)
+        name = target.name or ""
+        pods = target.res
+        if target.res.virtual == "binding":  # the bindings collection
+            pods = resources.must("", "v1", "pods")
+            meta = (body or {}).get("metadata") or {}
+            name = str(meta.get("name") or "")
+            if not name:
+                raise errors.Invalid("Binding", "", "", [errors.FieldError.required(
+                    "metadata.name", "name or generateName is required")])
+        if not node:
+            raise errors.Invalid("Binding", "", name, [errors.FieldError.required(
+                "target.name", "")])
+        entry = self.registry.get(pods, namespace, name)
         if entry.obj.get("spec", {}).get("nodeName"):
-            raise errors.Conflict(f'pod {target.name} is already assigned to node '
+            raise errors.Conflict(f'pod {name} is already assigned to node '
                                   f'"{entry.obj["spec"]["nodeName"]}"')
         obj = clone(entry.obj)
         obj["spec"]["nodeName"] = node
-        self.registry.store.update(res.storage_key, obj, expected_rv=entry.rv)
+        self.registry.store.update(pods.storage_key, obj, expected_rv=entry.rv)
         return _json(errors.status_body({"kind": "Status", "apiVersion": "v1",
                                          "metadata": {}, "status": "Success", "code": 201}),
                      status=201)

@@ -158,7 +158,7 @@ def paths(resource: Resource) -> Document:
     collection = _collection_path(resource)
     paths = {collection: {**_collection_operations(resource),
                           "parameters": _path_params(resource, item=False)}}
-    if resource.stored or resource.provider:  # reviews are create-only: no object path
+    if "get" in resource.verbs:  # reviews, bindings: create-only, no object path
         paths[collection + "/{name}"] = {**_item_operations(resource),
                                          "parameters": _path_params(resource, item=True)}
     return paths

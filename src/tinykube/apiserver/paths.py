@@ -68,7 +68,7 @@ def parse(path: str) -> Target | None:
     if res is None:
         raise UnknownResource(path, (group, version, rest[0], ""))
     sub = rest[2] if len(rest) >= 3 else ""
-    if sub and res.subresource(sub) is None and not (res.kind == "Pod" and sub == "binding"):
+    if sub and res.subresource(sub) is None:
         raise UnknownResource(path, (group, version, rest[0], sub))  # e.g. pods/x/proxy/...
     if len(rest) > 3 or (namespace is not None and not res.namespaced):
         raise UnknownResource(path)

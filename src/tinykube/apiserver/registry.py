@@ -33,6 +33,7 @@ from tinykube.api.errors import FieldError
 from tinykube.api.meta import rfc3339
 from tinykube.api.resources import Resource
 from tinykube.apiserver.allocators import ServiceAllocator
+from tinykube.apiserver.reviews import ADMIN
 from tinykube.store.cache import Entry, Store
 
 Obj = dict[str, Any]
@@ -41,10 +42,17 @@ Clock = Callable[[], datetime.datetime]
 # Kinds whose status may only be written through the status subresource.
 _STATUS_KINDS = {"Pod", "Service", "Node", "Namespace", "PersistentVolumeClaim", "StatefulSet",
                  "Deployment", "ReplicaSet", "DaemonSet", "ReplicationController", "Job",
-                 "CronJob", "Ingress", "PersistentVolume"}
+                 "CronJob", "Ingress", "PersistentVolume",
+                 "APIService", "CertificateSigningRequest", "FlowSchema",
+                 "HorizontalPodAutoscaler", "PodDisruptionBudget", "PriorityLevelConfiguration",
+                 "ResourceQuota", "ValidatingAdmissionPolicy", "VolumeAttachment"}
 # Kinds with metadata.generation tracking spec changes.
 _GENERATION_KINDS = {"Pod", "StatefulSet", "Deployment", "ReplicaSet", "Namespace", "DaemonSet",
-                     "ReplicationController", "Job", "CronJob", "Ingress"}
+                     "ReplicationController", "Job", "CronJob", "Ingress",
+                     "FlowSchema", "IngressClass", "MutatingWebhookConfiguration",
+                     "PodDisruptionBudget", "PriorityLevelConfiguration",
+                     "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
+                     "ValidatingWebhookConfiguration"}
 _EMPTY_STATUS: dict[str, Obj] = {
     "Pod": {"phase": "Pending", "qosClass": "BestEffort"},
     "Service": {"loadBalancer": {}},
@@ -57,7 +65,15 @@ _EMPTY_STATUS: dict[str, Obj] = {
     "DaemonSet": {"currentNumberScheduled": 0, "numberMisscheduled": 0,
                   "desiredNumberScheduled": 0, "numberReady": 0},
     "Ingress": {"loadBalancer": {}},
+    # Go fields without omitempty are written as zeros.
+    "HorizontalPodAutoscaler": {"desiredReplicas": 0},
+    "PodDisruptionBudget": {"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0,
+                            "expectedPods": 0},
+    "VolumeAttachment": {"attached": False},
 }
+# CertificateSigningRequest: the requestor, which the API server records from the
+# authenticated user (tinykube's one identity, the admin) and clients may not set.
+_REQUESTOR = ("username", "uid", "groups", "extra")
 # Metadata lists that are left out when empty, as kube-apiserver's JSON leaves them.
 _OMIT_EMPTY = ("ownerReferences", "finalizers")
 _NAME_SUFFIX = string.ascii_lowercase.replace("a", "").replace("e", "").replace("i", "") \
@@ -156,9 +172,13 @@ class Registry:
             meta.pop("generation", None)
         if res.kind in _STATUS_KINDS and res.kind != "Node":
             obj["status"] = clone(_EMPTY_STATUS.get(res.kind, {}))
-        obj["apiVersion"] = res.api_version if not res.storage_version else \
-            f"{res.group}/{res.storage_version}"
+        obj["apiVersion"] = res.stored_api_version
         obj["kind"] = res.kind
+        if res.kind == "CertificateSigningRequest" and isinstance(obj.get("spec"), dict):
+            spec = obj["spec"]
+            for field in _REQUESTOR:
+                spec.pop(field, None)
+            spec["username"], spec["groups"] = ADMIN["username"], list(ADMIN["groups"])
 
     def _validate(self, res: Resource, obj: Obj, old: Obj | None) -> None:
         errs = validation.validate(res.kind, obj, old)
@@ -226,6 +246,11 @@ class Registry:
         if subresource == "status":
             merged = clone(old)
             merged["status"] = new.get("status", {})
+            return merged
+        if subresource == "approval":  # CertificateSigningRequest: its conditions only
+            merged = clone(old)
+            merged.setdefault("status", {})["conditions"] = (
+                new.get("status") or {}).get("conditions") or []
             return merged
         if subresource == "finalize":
             merged = clone(old)

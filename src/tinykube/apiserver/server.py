@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from tinykube.api import resources
-from tinykube.apiserver import bootstrap, certs, datadir
+from tinykube.apiserver import bootstrap, certs, datadir, openapi, openapi_v2, sa_tokens
 from tinykube.apiserver.allocators import ServiceAllocator
 from tinykube.apiserver.app import APIServer
 from tinykube.apiserver.handlers import ResourceHandler
@@ -122,7 +122,9 @@ async def _open(options: APIServerOptions, lock: datadir.DataDirLock) -> Running
     handler = ResourceHandler(registry, bookmark_interval=options.bookmark_interval,
                               kubelet_token=creds.kubelet_token,
                               unenforced=() if options.enforces_network_policy else
-                              ("NetworkPolicy",), metric_resolution=options.metric_resolution)
+                              ("NetworkPolicy",), metric_resolution=options.metric_resolution,
+                              issuer=sa_tokens.Issuer(creds.service_account_key.encode(),
+                                                      registry.clock))
     context = None
     if options.tls:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -142,5 +144,16 @@ async def _open(options: APIServerOptions, lock: datadir.DataDirLock) -> Running
                            token=creds.token)
     reconciler = asyncio.create_task(bootstrap.reconcile_endpoints_forever(
         registry, api_host=advertised, api_port=server.port), name="endpoint-reconciler")
+    # Build the OpenAPI documents off the event loop now, so that the first kubectl that asks
+    # gets them from cache instead of waiting for them (a few hundred ms for the whole API).
+    asyncio.get_running_loop().run_in_executor(None, warm_documents)
     scraper = asyncio.create_task(handler.metrics.run_forever(), name="metrics-scraper")
     return RunningAPIServer(server, store, registry, creds, lock, reconciler, scraper)
+
+
+def warm_documents() -> None:
+    """Build and cache every OpenAPI document (v3 per group-version, v2 in JSON and protobuf);
+    discovery documents are cheap and built on first use."""
+    openapi.index()
+    for media_type in (openapi_v2.JSON, openapi_v2.PROTOBUF):
+        openapi_v2.encoded(media_type)

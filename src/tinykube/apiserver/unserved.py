@@ -32,14 +32,7 @@ ALTERNATIVES: dict[tuple[str, str, str], str] = {
     ("", "services", "proxy"): "connect to the Service's cluster IP, which tinykube's service "
                                "proxy forwards, or to a pod IP",
     ("", "nodes", "proxy"): "kubectl logs serves container logs",
-    ("", "serviceaccounts", "token"): "clients authenticate with the kubeconfig's admin token, "
-                                      "admin.token in the data directory",
     ("", "pods", "resize"): "change the pod's resources by recreating it",
-    ("rbac.authorization.k8s.io", "", ""): "the admin token may do everything; there is no "
-                                           "authorization to configure",
-    ("autoscaling", "", ""): "scale with kubectl scale",
-    ("policy", "poddisruptionbudgets", ""): "kubectl drain deletes pods without eviction, so "
-                                            "there is no budget to respect",
 }
 
 

@@ -307,6 +307,7 @@ class Store:
         self._batch_done: asyncio.Future[None] | None = None
         self._progress: asyncio.Future[None] | None = None  # resolved by the next write
         self._lost: collections.deque[tuple[int, int]] = collections.deque(maxlen=100)
+        self._commit_error = ""  # why the last commit failed; "" once one succeeds
         self._load()
 
     def __repr__(self) -> str:
@@ -322,6 +323,11 @@ class Store:
     @property
     def resource_version(self) -> int:
         return self._rv
+
+    @property
+    def commit_error(self) -> str:
+        """Why the last commit failed, or "" when it succeeded (what ComponentStatus reports)."""
+        return self._commit_error
 
     @property
     def durable_resource_version(self) -> int:
@@ -473,6 +479,7 @@ class Store:
                 self._lose(events, error)
             else:
                 self._durable_rv = self._rv
+                self._commit_error = ""
                 for event in events:
                     self._publish(event)
         finally:  # waiters always wake; `settle` tells them whether their writes were lost
@@ -485,6 +492,7 @@ class Store:
                   "committed state and closing every watch. Check the disk of the data "
                   "directory.", len(events), first, self._rv, error)
         self._lost.append((first, self._rv))
+        self._commit_error = f"could not commit resourceVersions {first}-{self._rv}: {error}"
         for watcher in self._all_watchers():
             watcher.close()
         self._objects.clear()

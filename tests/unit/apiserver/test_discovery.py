@@ -89,16 +89,26 @@ def test_aggregated_envelope(core: bool, version: str) -> None:
 def test_aggregated_group_and_version_order() -> None:
     order = [(item["metadata"]["name"], [v["version"] for v in item["versions"]])
              for item in discovery.aggregated(core=False)["items"]]
+    # kube-apiserver's group priorities, as its aggregated discovery lists them
     assert order == [
+        ("apiregistration.k8s.io", ["v1"]),
         ("apps", ["v1", "v1beta2", "v1beta1"]),
+        ("events.k8s.io", ["v1"]),
         ("authentication.k8s.io", ["v1"]),
         ("authorization.k8s.io", ["v1"]),
+        ("autoscaling", ["v2", "v1"]),
         ("batch", ["v1"]),
+        ("certificates.k8s.io", ["v1"]),
         ("networking.k8s.io", ["v1"]),
+        ("policy", ["v1"]),
+        ("rbac.authorization.k8s.io", ["v1"]),
         ("storage.k8s.io", ["v1"]),
+        ("admissionregistration.k8s.io", ["v1"]),
+        ("scheduling.k8s.io", ["v1"]),
         ("coordination.k8s.io", ["v1"]),
         ("node.k8s.io", ["v1"]),
         ("discovery.k8s.io", ["v1"]),
+        ("flowcontrol.apiserver.k8s.io", ["v1"]),
         ("metrics.k8s.io", ["v1beta1"]),  # an APIService's priority (100): last
     ]
     core = discovery.aggregated(core=True)["items"]
@@ -210,6 +220,7 @@ SUBRESOURCES = [
     ]),
     ("pods", "", "v1", "pods", [
         ("attach", ("", "v1", "PodAttachOptions"), ["create", "get"]),
+        ("binding", ("", "v1", "Binding"), ["create"]),
         ("exec", ("", "v1", "PodExecOptions"), ["create", "get"]),
         ("log", ("", "v1", "Pod"), ["get"]),
         ("portforward", ("", "v1", "PodPortForwardOptions"), ["create", "get"]),
@@ -256,32 +267,35 @@ def gv(group: str, version: str) -> dict[str, str]:
     return {"groupVersion": f"{group}/{version}", "version": version}
 
 
+def _group(name: str, *versions: str) -> dict[str, Any]:
+    return {"name": name, "versions": [gv(name, v) for v in versions],
+            "preferredVersion": gv(name, versions[0])}
+
+
 def test_api_group_list_golden() -> None:
     assert discovery.api_group_list() == {
         "kind": "APIGroupList",
         "apiVersion": "v1",
         "groups": [
-            {"name": "apps",
-             "versions": [gv("apps", "v1"), gv("apps", "v1beta2"), gv("apps", "v1beta1")],
-             "preferredVersion": gv("apps", "v1")},
-            {"name": "authentication.k8s.io", "versions": [gv("authentication.k8s.io", "v1")],
-             "preferredVersion": gv("authentication.k8s.io", "v1")},
-            {"name": "authorization.k8s.io", "versions": [gv("authorization.k8s.io", "v1")],
-             "preferredVersion": gv("authorization.k8s.io", "v1")},
-            {"name": "batch", "versions": [gv("batch", "v1")],
-             "preferredVersion": gv("batch", "v1")},
-            {"name": "networking.k8s.io", "versions": [gv("networking.k8s.io", "v1")],
-             "preferredVersion": gv("networking.k8s.io", "v1")},
-            {"name": "storage.k8s.io", "versions": [gv("storage.k8s.io", "v1")],
-             "preferredVersion": gv("storage.k8s.io", "v1")},
-            {"name": "coordination.k8s.io", "versions": [gv("coordination.k8s.io", "v1")],
-             "preferredVersion": gv("coordination.k8s.io", "v1")},
-            {"name": "node.k8s.io", "versions": [gv("node.k8s.io", "v1")],
-             "preferredVersion": gv("node.k8s.io", "v1")},
-            {"name": "discovery.k8s.io", "versions": [gv("discovery.k8s.io", "v1")],
-             "preferredVersion": gv("discovery.k8s.io", "v1")},
-            {"name": "metrics.k8s.io", "versions": [gv("metrics.k8s.io", "v1beta1")],
-             "preferredVersion": gv("metrics.k8s.io", "v1beta1")},
+            _group("apiregistration.k8s.io", "v1"),
+            _group("apps", "v1", "v1beta2", "v1beta1"),
+            _group("events.k8s.io", "v1"),
+            _group("authentication.k8s.io", "v1"),
+            _group("authorization.k8s.io", "v1"),
+            _group("autoscaling", "v2", "v1"),
+            _group("batch", "v1"),
+            _group("certificates.k8s.io", "v1"),
+            _group("networking.k8s.io", "v1"),
+            _group("policy", "v1"),
+            _group("rbac.authorization.k8s.io", "v1"),
+            _group("storage.k8s.io", "v1"),
+            _group("admissionregistration.k8s.io", "v1"),
+            _group("scheduling.k8s.io", "v1"),
+            _group("coordination.k8s.io", "v1"),
+            _group("node.k8s.io", "v1"),
+            _group("discovery.k8s.io", "v1"),
+            _group("flowcontrol.apiserver.k8s.io", "v1"),
+            _group("metrics.k8s.io", "v1beta1"),
         ],
     }
 
@@ -290,7 +304,8 @@ GROUPS = [
     ("apps", "apps", "v1"),
     ("discovery", "discovery.k8s.io", "v1"),
     ("core-is-not-a-named-group", "", None),
-    ("unknown", "policy", None),
+    ("autoscaling-prefers-v2", "autoscaling", "v2"),
+    ("unknown", "resource.k8s.io", None),  # DRA: beta in 1.32, off by default
 ]
 
 
@@ -355,7 +370,9 @@ def test_legacy_resource_entry(group: str, version: str, name: str,
     assert legacy_entry(group, version, name) == expected
 
 
-UNSERVED = [("core-v2", "", "v2"), ("apps-v2", "apps", "v2"), ("policy", "policy", "v1")]
+UNSERVED = [("core-v2", "", "v2"), ("apps-v2", "apps", "v2"),
+            ("policy-v1beta1", "policy", "v1beta1"),
+            ("servicecidrs-beta", "networking.k8s.io", "v1beta1")]
 
 
 @pytest.mark.parametrize(("group", "version"), [u[1:] for u in UNSERVED],

@@ -37,11 +37,16 @@ def parameter_names(operation: dict[str, Any]) -> list[str]:
 
 def test_index_lists_every_group_version_alphabetically() -> None:
     assert list(openapi.index()["paths"]) == [
-        "api/v1", "apis/apps/v1", "apis/apps/v1beta1", "apis/apps/v1beta2",
-        "apis/authentication.k8s.io/v1", "apis/authorization.k8s.io/v1", "apis/batch/v1",
-        "apis/coordination.k8s.io/v1", "apis/discovery.k8s.io/v1",
-        "apis/metrics.k8s.io/v1beta1", "apis/networking.k8s.io/v1", "apis/node.k8s.io/v1",
-        "apis/storage.k8s.io/v1",
+        "api/v1", "apis/admissionregistration.k8s.io/v1", "apis/apiregistration.k8s.io/v1",
+        "apis/apps/v1", "apis/apps/v1beta1", "apis/apps/v1beta2",
+        "apis/authentication.k8s.io/v1", "apis/authorization.k8s.io/v1",
+        "apis/autoscaling/v1", "apis/autoscaling/v2", "apis/batch/v1",
+        "apis/certificates.k8s.io/v1", "apis/coordination.k8s.io/v1",
+        "apis/discovery.k8s.io/v1", "apis/events.k8s.io/v1",
+        "apis/flowcontrol.apiserver.k8s.io/v1", "apis/metrics.k8s.io/v1beta1",
+        "apis/networking.k8s.io/v1",
+        "apis/node.k8s.io/v1", "apis/policy/v1", "apis/rbac.authorization.k8s.io/v1",
+        "apis/scheduling.k8s.io/v1", "apis/storage.k8s.io/v1",
     ]
 
 
@@ -142,7 +147,7 @@ def test_document_shape() -> None:
 
 
 UNKNOWN = [("empty", ""), ("group-only", "apis/apps"), ("unknown-version", "apis/apps/v2"),
-           ("unknown-group", "apis/policy/v1"), ("core-under-apis", "apis/v1")]
+           ("unknown-group", "apis/resource.k8s.io/v1beta1"), ("core-under-apis", "apis/v1")]
 
 
 @pytest.mark.parametrize("path", [u[1] for u in UNKNOWN], ids=[u[0] for u in UNKNOWN])

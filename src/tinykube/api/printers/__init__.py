@@ -7,9 +7,11 @@ computes them the way kube-apiserver's `pkg/printers/internalversion/printers.go
 - one `Printer` per kind: its column definitions and a function (object, now) -> row cells,
   grouped by API group in `core_workloads` (Pod), `core_network` (Service, Endpoints,
   EndpointSlice, Ingress, NetworkPolicy), `apps` (with ReplicationController), `batch` (Job,
-  CronJob), `cluster` (Node, Namespace, Event, Lease, RuntimeClass) and `config` (ConfigMap, Secret,
-  ServiceAccount, PersistentVolumeClaim, PersistentVolume), `metrics` (NodeMetrics,
-  PodMetrics); `base` has the shared pieces;
+  CronJob), `cluster` (Node, Namespace, Event, Lease, RuntimeClass), `config` (ConfigMap, Secret,
+  ServiceAccount, PersistentVolumeClaim, PersistentVolume), `policy` (PodDisruptionBudget,
+  HorizontalPodAutoscaler, ResourceQuota, PodTemplate, ComponentStatus) and `control` (RBAC
+  bindings, CSR, admission configuration, APIService, flow control, PriorityClass,
+  IngressClass, CSI kinds), `metrics` (NodeMetrics, PodMetrics); `base` has the shared pieces;
 - wide (priority 1) cells are always filled, as kube-apiserver prints with `Wide: true`;
 - kinds without a printer get the default NAME / CREATED AT table (`rest.DefaultTableConvertor`);
 - ages use `human_duration` (in `duration`), a port of apimachinery's `duration.HumanDuration`.
@@ -22,7 +24,7 @@ in (`now`); nothing here reads the clock or does I/O.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,6 +47,7 @@ from tinykube.api.printers.base import (
 from tinykube.api.printers.batch import BATCH_PRINTERS
 from tinykube.api.printers.cluster import CLUSTER_PRINTERS
 from tinykube.api.printers.config import CONFIG_PRINTERS
+from tinykube.api.printers.control import CONTROL_PRINTERS
 from tinykube.api.printers.core_network import NETWORK_PRINTERS
 from tinykube.api.printers.core_workloads import POD_PRINTERS, pod_conditions
 from tinykube.api.printers.duration import (
@@ -54,6 +57,7 @@ from tinykube.api.printers.duration import (
     translate_timestamp,
 )
 from tinykube.api.printers.metrics import METRICS_PRINTERS
+from tinykube.api.printers.policy import POLICY_PRINTERS
 
 __all__ = [
     "AGE_COLUMN",
@@ -78,7 +82,7 @@ __all__ = [
 
 PRINTERS: dict[str, Printer] = {
     **POD_PRINTERS, **NETWORK_PRINTERS, **APPS_PRINTERS, **BATCH_PRINTERS, **CLUSTER_PRINTERS,
-    **CONFIG_PRINTERS, **METRICS_PRINTERS,
+    **CONFIG_PRINTERS, **METRICS_PRINTERS, **POLICY_PRINTERS, **CONTROL_PRINTERS,
 }
 
 
@@ -89,6 +93,8 @@ def _default_cells(obj: Mapping[str, Any], now: datetime) -> list[Cell]:
     stamp = created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return [name_of(obj), stamp]
 
+
+Serve = Callable[[Obj], Obj]
 
 DEFAULT_PRINTER = Printer(
     (NAME_COLUMN, Column("Created At", DESC_CREATED, type="date")), _default_cells)
@@ -107,11 +113,11 @@ def row_cells(kind: str, obj: Mapping[str, Any], now: datetime) -> list[Cell]:
 
 
 def _row_object(obj: Mapping[str, Any], kind: str, include_object: str,
-                object_api_version: str | None) -> Obj | None:
+                object_api_version: str | None, serve: Serve | None) -> Obj | None:
     if include_object == "None":
         return None
     if include_object == "Object":
-        full = copy.deepcopy(dict(obj))
+        full = copy.deepcopy(serve(dict(obj)) if serve is not None else dict(obj))
         if object_api_version:
             full["apiVersion"] = object_api_version
         full.setdefault("kind", kind)
@@ -121,12 +127,12 @@ def _row_object(obj: Mapping[str, Any], kind: str, include_object: str,
 
 
 def _row(kind: str, obj: Mapping[str, Any], now: datetime, include_object: str,
-         object_api_version: str | None) -> Obj:
+         object_api_version: str | None, serve: Serve | None) -> Obj:
     row: Obj = {"cells": row_cells(kind, obj, now)}
     conditions = pod_conditions(obj) if kind == "Pod" else None
     if conditions:
         row["conditions"] = conditions
-    row_object = _row_object(obj, kind, include_object, object_api_version)
+    row_object = _row_object(obj, kind, include_object, object_api_version, serve)
     if row_object is not None:
         row["object"] = row_object
     return row
@@ -134,8 +140,11 @@ def _row(kind: str, obj: Mapping[str, Any], now: datetime, include_object: str,
 
 def table(kind: str, objects: list[Obj], *, now: datetime, include_object: str = "Metadata",
           resource_version: str = "", continue_token: str = "", with_headers: bool = True,
-          object_api_version: str | None = None) -> Obj:
+          object_api_version: str | None = None, serve: Serve | None = None) -> Obj:
     """A `meta.k8s.io/v1` Table of `objects` (all of `kind`), rows in the given order.
+
+    Cells are printed from `objects` as given; `serve`, if set, converts each row's `Object`
+    to the version the client asked for.
 
     `include_object` is the request's `includeObject` (`None`, `Metadata` or `Object`);
     `with_headers=False` leaves `columnDefinitions` empty, as watch events after the first do.
@@ -150,5 +159,6 @@ def table(kind: str, objects: list[Obj], *, now: datetime, include_object: str =
         "apiVersion": "meta.k8s.io/v1",
         "metadata": metadata,
         "columnDefinitions": columns(kind) if with_headers else [],
-        "rows": [_row(kind, obj, now, include_object, object_api_version) for obj in objects],
+        "rows": [_row(kind, obj, now, include_object, object_api_version, serve)
+                 for obj in objects],
     }

@@ -14,10 +14,11 @@ update (uid, creationTimestamp, clusterIP); empty values of those are not report
 
 The package, bottom up: `render` (Go `%#v` rendering), `names` (name/label/port/IP
 primitives), `meta` (ObjectMeta and label selectors), then one module per group of kinds:
-`pods`, `services`, `apps`, `batch`, `storage`, `ingress`, `netpol`, `other`. A kind without an
-entry in the tables still gets the structural schema's checks (`api.schema`, in the codec) and the
-metadata rules: a new kind is a `resources` entry plus what is special about it. This module
-holds the `_VALIDATORS` tables that `validate` dispatches on, and re-exports the public helpers.
+`pods`, `services`, `apps`, `batch`, `storage`, `ingress`, `netpol`, `other`, `policy`. A kind
+without an entry in the tables still gets the structural schema's checks (`api.schema`, in the
+codec) and the metadata rules: a new kind is a `resources` entry plus what is special about it.
+This module holds the `_VALIDATORS` tables that `validate` dispatches on, and re-exports the
+public helpers.
 """
 
 from __future__ import annotations
@@ -67,6 +68,22 @@ from tinykube.api.validation.other import (
     validate_secret_update,
 )
 from tinykube.api.validation.pods import validate_pod, validate_pod_spec, validate_pod_update
+from tinykube.api.validation.policy import (
+    path_segment_errors,
+    validate_api_service,
+    validate_binding_update,
+    validate_cluster_role,
+    validate_cluster_role_binding,
+    validate_csr,
+    validate_hpa,
+    validate_ingress_class,
+    validate_ingress_class_update,
+    validate_pdb,
+    validate_priority_class,
+    validate_priority_class_update,
+    validate_role,
+    validate_role_binding,
+)
 from tinykube.api.validation.services import validate_service, validate_service_update
 from tinykube.api.validation.storage import (
     validate_persistent_volume,
@@ -101,6 +118,11 @@ UpdateValidator = Callable[[Obj, Obj], Errors]
 _NAME_CHECKS: dict[str, NameCheck] = {
     "Service": dns1035_label_errors,
     "Namespace": dns1123_label_errors,
+    "Role": path_segment_errors,
+    "ClusterRole": path_segment_errors,
+    "RoleBinding": path_segment_errors,
+    "ClusterRoleBinding": path_segment_errors,
+    "APIService": path_segment_errors,
 }
 
 _VALIDATORS: dict[str, Validator] = {
@@ -121,6 +143,16 @@ _VALIDATORS: dict[str, Validator] = {
     "Ingress": validate_ingress,
     "NetworkPolicy": validate_network_policy,
     "StorageClass": validate_storage_class,
+    "Role": validate_role,
+    "ClusterRole": validate_cluster_role,
+    "RoleBinding": validate_role_binding,
+    "ClusterRoleBinding": validate_cluster_role_binding,
+    "PodDisruptionBudget": validate_pdb,
+    "HorizontalPodAutoscaler": validate_hpa,
+    "PriorityClass": validate_priority_class,
+    "CertificateSigningRequest": validate_csr,
+    "IngressClass": validate_ingress_class,
+    "APIService": validate_api_service,
 }
 
 _UPDATE_VALIDATORS: dict[str, UpdateValidator] = {
@@ -135,6 +167,10 @@ _UPDATE_VALIDATORS: dict[str, UpdateValidator] = {
     "DaemonSet": validate_selector_update,
     "Job": validate_selector_update,
     "StorageClass": validate_storage_class_update,
+    "RoleBinding": validate_binding_update,
+    "ClusterRoleBinding": validate_binding_update,
+    "PriorityClass": validate_priority_class_update,
+    "IngressClass": validate_ingress_class_update,
 }
 
 

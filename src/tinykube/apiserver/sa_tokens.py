@@ -1,0 +1,116 @@
+"""ServiceAccount tokens: what `kubectl create token NAME` (the `serviceaccounts/token`
+subresource) issues, and what the API server then accepts as that service account.
+
+A token is a JWT with kube's claims (`iss`, `sub` = `system:serviceaccount:NS:NAME`, `aud`,
+`iat`, `nbf`, `exp`, and `kubernetes.io` naming the namespace and the account's name and uid),
+signed with HS256 under a random key kept in the data directory (`serviceaccount.key`), so
+tokens survive a restart. kube-apiserver signs with RS256 and publishes the key for OIDC
+discovery; tinykube does not serve `/openid/v1/jwks`, so only the API server itself (and
+TokenReview) can check these tokens. A token is accepted until it expires and while its
+service account exists with the uid it was issued for (delete the account and its tokens stop
+working, as upstream). The identity it carries may do everything, as every authenticated
+identity may in tinykube.
+
+Kube's request rules: `expirationSeconds` defaults to 3600 and must be at least 600
+("may not specify a duration less than 10 minutes"); no audiences means the API server's own.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime
+import hashlib
+import hmac
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from tinykube.api import errors
+from tinykube.api.meta import rfc3339
+
+Obj = dict[str, Any]
+
+ISSUER = "https://kubernetes.default.svc.cluster.local"
+DEFAULT_SECONDS = 3600
+MIN_SECONDS = 600
+_HEADER = {"alg": "HS256", "typ": "JWT"}
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def user_info(namespace: str, name: str, uid: str) -> Obj:
+    """The user a service account authenticates as, with kube's groups."""
+    return {"username": f"system:serviceaccount:{namespace}:{name}", "uid": uid,
+            "groups": ["system:serviceaccounts", f"system:serviceaccounts:{namespace}",
+                       "system:authenticated"]}
+
+
+@dataclasses.dataclass(frozen=True)
+class Issuer:
+    key: bytes
+    clock: Callable[[], datetime.datetime]
+
+    def _sign(self, payload: str) -> str:
+        return _b64(hmac.new(self.key, payload.encode(), hashlib.sha256).digest())
+
+    def issue(self, account: Obj, request: Any) -> Obj:
+        """The TokenRequest answer for `account` (a ServiceAccount) and the request body."""
+        spec = request.get("spec") if isinstance(request, dict) else None
+        spec = spec if isinstance(spec, dict) else {}
+        seconds = spec.get("expirationSeconds", DEFAULT_SECONDS)
+        if not isinstance(seconds, int) or seconds < MIN_SECONDS:
+            raise errors.Invalid("TokenRequest", "authentication.k8s.io", "", [
+                errors.FieldError.invalid("spec.expirationSeconds", seconds,
+                                          "may not specify a duration less than 10 minutes")])
+        audiences = list(spec.get("audiences") or [ISSUER])
+        meta = account["metadata"]
+        now = self.clock()
+        issued = int(now.timestamp())
+        claims = {"aud": audiences, "exp": issued + seconds, "iat": issued, "iss": ISSUER,
+                  "nbf": issued, "sub": f"system:serviceaccount:{meta['namespace']}:{meta['name']}",
+                  "kubernetes.io": {"namespace": meta["namespace"], "serviceaccount": {
+                      "name": meta["name"], "uid": meta["uid"]}}}
+        payload = f"{_b64(orjson.dumps(_HEADER))}.{_b64(orjson.dumps(claims))}"
+        token = f"{payload}.{self._sign(payload)}"
+        expires = now + datetime.timedelta(seconds=seconds)
+        return {"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
+                "metadata": {"name": meta["name"], "namespace": meta["namespace"],
+                             "creationTimestamp": None},
+                "spec": {"audiences": audiences, "expirationSeconds": seconds,
+                         "boundObjectRef": spec.get("boundObjectRef")},
+                "status": {"token": token, "expirationTimestamp": rfc3339(expires)}}
+
+    def claims(self, token: str) -> Obj | None:
+        """The claims of a token this issuer signed and that has not expired, else None."""
+        parts = token.split(".")
+        if len(parts) != 3 or not parts[0].startswith("eyJ"):
+            return None
+        if not hmac.compare_digest(parts[2], self._sign(f"{parts[0]}.{parts[1]}")):
+            return None
+        try:
+            claims = orjson.loads(_unb64(parts[1]))
+        except (ValueError, orjson.JSONDecodeError):
+            return None
+        if not isinstance(claims, dict) or not isinstance(claims.get("exp"), int):
+            return None
+        now = self.clock().timestamp()
+        if claims["exp"] <= now or int(claims.get("nbf", 0)) > now + 60:
+            return None
+        return claims
+
+
+def account_of(claims: Obj) -> tuple[str, str, str] | None:
+    """(namespace, name, uid) a token's claims name."""
+    info = claims.get("kubernetes.io")
+    if not isinstance(info, dict) or not isinstance(info.get("serviceaccount"), dict):
+        return None
+    account = info["serviceaccount"]
+    return str(info.get("namespace", "")), str(account.get("name", "")), str(account.get("uid", ""))
