@@ -40,6 +40,7 @@ from tinykube.client import config as client_config
 from tinykube.client.controller import Controller
 from tinykube.client.rest import RESTClient
 from tinykube.controllers.cronjob import CronJobController
+from tinykube.controllers.daemonset import DaemonSetController
 from tinykube.controllers.deployment import DeploymentController
 from tinykube.controllers.endpoints import EndpointsController
 from tinykube.controllers.endpointslice import EndpointSliceController
@@ -140,6 +141,7 @@ def _controllers(client: RESTClient, data_dir: Path) -> list[Controller]:
                                                                      VOLUMES_DIR),
             PVCProtectionController(client), PVProtectionController(client),
             ReplicaSetController(client), ReplicationControllerController(client),
+            DaemonSetController(client),
             EndpointSliceController(client),
             EndpointsController(client), MirroringController(client),
             NamespaceController(client), ServiceAccountsController(client),

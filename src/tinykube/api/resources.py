@@ -133,7 +133,7 @@ def _apps(version: str, warning: str = "") -> list[Resource]:
         Resource("apps", "v1", "controllerrevisions", "ControllerRevision"),
         Resource(
             "apps", "v1", "daemonsets", "DaemonSet", short_names=("ds",), categories=("all",),
-            subresources=(_status("apps", "v1", "DaemonSet"),), not_run=True,
+            subresources=(_status("apps", "v1", "DaemonSet"),),
         ),
         deploy,
         Resource(

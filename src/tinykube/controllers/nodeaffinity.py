@@ -1,6 +1,7 @@
 """Node selector terms (`NodeSelectorTerm`) against a node's labels, as the scheduler and the
-volume binder read them: a term matches when all its `matchExpressions` do, a selector when any
-term does (an empty list of terms matches every node)."""
+volume binder read them: a term matches when all its `matchExpressions` and `matchFields` do
+(an empty term matches no node), a selector when any term does (an empty list of terms
+matches every node)."""
 
 from __future__ import annotations
 
@@ -29,11 +30,21 @@ def match_expression(labels: Mapping[str, str], expr: Obj) -> bool:
     return False
 
 
-def terms_match(labels: Mapping[str, str], terms: Sequence[Obj]) -> bool:
+def terms_match(labels: Mapping[str, str], terms: Sequence[Obj],
+                fields: Mapping[str, str] | None = None) -> bool:
+    """Whether any term matches; `fields` are the node's selectable fields (`metadata.name`)
+    for `matchFields`, as DaemonSet pods are pinned."""
     if not terms:
         return True
-    return any(all(match_expression(labels, e) for e in term.get("matchExpressions") or [])
-               for term in terms)
+    return any(_term_matches(labels, fields or {}, term) for term in terms)
+
+
+def _term_matches(labels: Mapping[str, str], fields: Mapping[str, str], term: Obj) -> bool:
+    expressions, field_terms = term.get("matchExpressions") or [], term.get("matchFields") or []
+    if not expressions and not field_terms:
+        return False  # an empty term matches no node, as upstream
+    return (all(match_expression(labels, e) for e in expressions)
+            and all(match_expression(fields, f) for f in field_terms))
 
 
 def node_labels(node: Obj) -> Mapping[str, str]:

@@ -1,10 +1,11 @@
 """The scheduler: bind each pending pod to a node it fits on.
 
-`choose_node` is the whole decision, pure: filter the nodes (cordoned, `nodeSelector`, required
-node affinity with `In`/`NotIn`/`Exists`/`DoesNotExist`, `NoSchedule` taints against the pod's
-tolerations, nodes already running their `allocatable.pods`), then spread by the number of pods
-each node already runs. When nothing fits it
-returns kube-scheduler's message, e.g.
+`choose_node` is the whole decision, pure: filter the nodes (cordoned unless the pod tolerates
+`node.kubernetes.io/unschedulable`, `nodeSelector`, required node affinity with
+`In`/`NotIn`/`Exists`/`DoesNotExist` and `matchFields` on `metadata.name` (how DaemonSet pods are
+pinned), `NoSchedule` taints against the pod's tolerations, nodes already running their
+`allocatable.pods`), then spread by the number of pods each node already runs. When nothing fits
+it returns kube-scheduler's message, e.g.
 `0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector.`
 
 Pods with PersistentVolumeClaims go through volume binding (`volume_scheduling`, kube's
@@ -59,6 +60,10 @@ _REASON_TEXT = {
 NodeFilter = Callable[[Obj], str | None]
 
 
+# A cordoned node is tainted so (NodeUnschedulable plugin); DaemonSet pods tolerate it.
+_UNSCHEDULABLE = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
+
+
 def matches_selector(pod: Obj, node: Obj) -> bool:
     labels = node.get("metadata", {}).get("labels") or {}
     spec = pod.get("spec", {})
@@ -67,10 +72,11 @@ def matches_selector(pod: Obj, node: Obj) -> bool:
             return False
     required = (((spec.get("affinity") or {}).get("nodeAffinity") or {})
                 .get("requiredDuringSchedulingIgnoredDuringExecution") or {})
-    return terms_match(labels, required.get("nodeSelectorTerms") or [])
+    fields = {"metadata.name": node.get("metadata", {}).get("name", "")}
+    return terms_match(labels, required.get("nodeSelectorTerms") or [], fields)
 
 
-def _tolerates(tolerations: list[Obj], taint: Obj) -> bool:
+def tolerates(tolerations: list[Obj], taint: Obj) -> bool:
     for tol in tolerations:
         if tol.get("effect") and tol["effect"] != taint.get("effect"):
             continue
@@ -87,13 +93,13 @@ def _allocatable_pods(node: Obj) -> int | None:
 
 
 def _reject_reason(pod: Obj, node: Obj, running: int = 0) -> str | None:
-    if node.get("spec", {}).get("unschedulable"):
+    tolerations = pod.get("spec", {}).get("tolerations") or []
+    if node.get("spec", {}).get("unschedulable") and not tolerates(tolerations, _UNSCHEDULABLE):
         return "unschedulable"
     if not matches_selector(pod, node):
         return "selector"
-    tolerations = pod.get("spec", {}).get("tolerations") or []
     for taint in node.get("spec", {}).get("taints") or []:
-        if taint.get("effect") == "NoSchedule" and not _tolerates(tolerations, taint):
+        if taint.get("effect") == "NoSchedule" and not tolerates(tolerations, taint):
             return "taint"
     limit = _allocatable_pods(node)
     if limit is not None and running >= limit:
