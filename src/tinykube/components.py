@@ -42,6 +42,7 @@ from tinykube.client.rest import RESTClient
 from tinykube.controllers.cronjob import CronJobController
 from tinykube.controllers.daemonset import DaemonSetController
 from tinykube.controllers.deployment import DeploymentController
+from tinykube.controllers.disruption import DisruptionController
 from tinykube.controllers.endpoints import EndpointsController
 from tinykube.controllers.endpointslice import EndpointSliceController
 from tinykube.controllers.endpointslice_mirroring import MirroringController
@@ -141,7 +142,7 @@ def _controllers(client: RESTClient, data_dir: Path) -> list[Controller]:
                                                                      VOLUMES_DIR),
             PVCProtectionController(client), PVProtectionController(client),
             ReplicaSetController(client), ReplicationControllerController(client),
-            DaemonSetController(client),
+            DaemonSetController(client), DisruptionController(client),
             EndpointSliceController(client),
             EndpointsController(client), MirroringController(client),
             NamespaceController(client), ServiceAccountsController(client),

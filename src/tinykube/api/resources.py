@@ -190,6 +190,7 @@ CORE: list[Resource] = [
             Subresource("binding", "", "v1", "Binding", ("create",)),
             Subresource("exec", "", "v1", "PodExecOptions", ("create", "get")),
             Subresource("log", "", "v1", "Pod", ("get",)),
+            Subresource("eviction", "policy", "v1", "Eviction", ("create",)),
             Subresource("portforward", "", "v1", "PodPortForwardOptions", ("create", "get")),
         ),
     ),
@@ -306,8 +307,7 @@ FLOWCONTROL: list[Resource] = [
 
 POLICY: list[Resource] = [
     Resource("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget",
-             short_names=("pdb",), subresources=(_status("policy", "v1", "PodDisruptionBudget"),),
-             not_run=True),
+             short_names=("pdb",), subresources=(_status("policy", "v1", "PodDisruptionBudget"),)),
 ]
 
 _RBAC = "rbac.authorization.k8s.io"

@@ -29,6 +29,7 @@ from tinykube.api.clone import clone
 from tinykube.api.resources import Resource
 from tinykube.apiserver import (
     codec,
+    eviction,
     componentstatus,
     kubelets,
     list_options,
@@ -147,6 +148,10 @@ class ResourceHandler:
             return await self._binding(request, target)
         if target.subresource == "token":
             return await self._token_request(request, target)
+        if target.subresource == "eviction":
+            return _json(eviction.evict(self.registry, request, await self._read_body(request),
+                                        self._namespace(target), target.name or "",
+                                        query_dry_run=_dry_run(request)), status=201)
         if method == "GET":
             if target.is_collection:
                 if parse_bool(request.query.get("watch")):
