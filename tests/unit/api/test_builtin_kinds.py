@@ -58,7 +58,9 @@ TABLE = [
     ("", "persistentvolumes", "PersistentVolume", False, ("pv",), (), ("status",), True),
     ("batch", "jobs", "Job", True, (), ("all",), ("status",), True),
     ("batch", "cronjobs", "CronJob", True, ("cj",), ("all",), ("status",), True),
-    ("apps", "daemonsets", "DaemonSet", True, ("ds",), ("all",), ("status",), False),
+    ("apps", "daemonsets", "DaemonSet", True, ("ds",), ("all",), ("status",), True),
+    ("policy", "poddisruptionbudgets", "PodDisruptionBudget", True, ("pdb",), (), ("status",),
+     True),
     ("networking.k8s.io", "ingresses", "Ingress", True, ("ing",), (), ("status",), True),
 ]
 

@@ -311,7 +311,8 @@ def test_known_kinds_cover_every_served_storage_kind() -> None:
                  if r.converted and r.group != "apps"}  # apps' legacy versions share v1's
     extra = {("autoscaling/v1", "Scale"), ("v1", "DeleteOptions"),
              ("meta.k8s.io/v1", "DeleteOptions"), ("v1", "Binding"), ("v1", "ComponentStatus"),
-             ("authentication.k8s.io/v1", "TokenRequest"), *converted}
+             ("authentication.k8s.io/v1", "TokenRequest"),
+             ("policy/v1", "Eviction"), *converted}
     assert schema.known_kinds() == served | extra
     assert all(schema.has_kind(*pair) for pair in served)
 
