@@ -372,7 +372,8 @@ def test_legacy_resource_entry(group: str, version: str, name: str,
 
 UNSERVED = [("core-v2", "", "v2"), ("apps-v2", "apps", "v2"),
             ("policy-v1beta1", "policy", "v1beta1"),
-            ("servicecidrs-beta", "networking.k8s.io", "v1beta1")]
+            ("servicecidrs-beta", "networking.k8s.io", "v1beta1"),
+            ("unknown-group", "example.com", "v1")]
 
 
 @pytest.mark.parametrize(("group", "version"), [u[1:] for u in UNSERVED],

@@ -55,6 +55,13 @@ def affinity(*expressions: Obj) -> Obj:
     (pod(), [node("a", cordoned=True), node("b")], {"b": 5}, "b"),
     (pod(), [node("a", pods="2"), node("b", pods="10")], {"a": 2, "b": 5}, "b"),
     (pod(), [node("a", pods=None)], {"a": 500}, "a"),
+    # a DaemonSet pod: pinned by matchFields, and it tolerates the cordon
+    (pod(affinity={"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchFields": [
+            {"key": "metadata.name", "operator": "In", "values": ["kube-node2"]}]}]}}}),
+     THREE, {"kube-node2": 9}, "kube-node2"),
+    (pod(tolerations=[{"key": "node.kubernetes.io/unschedulable", "operator": "Exists",
+                       "effect": "NoSchedule"}]), [node("a", cordoned=True)], {}, "a"),
 ])
 def test_chooses(the_pod: Obj, nodes: list[Obj], counts: dict[str, int], expected: str) -> None:
     assert choose_node(the_pod, nodes, counts) == (expected, "")
