@@ -326,8 +326,6 @@ def test_not_found_status_matches_kube_apiserver(server: Server) -> None:
 POD = "/api/v1/namespaces/default/pods/web"
 # An unserved path: the 404 says what tinykube does not serve and, where one exists, what to use.
 UNSERVED = {
-    "pods-eviction": (POD + "/eviction", "pods/eviction; delete the pod instead, as kubectl "
-                      "drain does on a server without eviction"),
     "pods-proxy-with-path": (POD + "/proxy/metrics", "pods/proxy; connect to the pod IP "
                              "directly"),
     "services-proxy": ("/api/v1/namespaces/default/services/kubernetes/proxy",

@@ -96,7 +96,7 @@ KINDS = [
      "NAME STATUS COMPLETIONS DURATION AGE", "jobs"),
     ("cronjob", "cronjob.batch/hello created", "",
      "NAME SCHEDULE TIMEZONE SUSPEND ACTIVE LAST SCHEDULE AGE", "cj"),
-    ("daemonset", "daemonset.apps/agent created", "DaemonSet",
+    ("daemonset", "daemonset.apps/agent created", "",
      "NAME DESIRED CURRENT READY UP-TO-DATE AVAILABLE NODE SELECTOR AGE", "ds"),
     ("replicationcontroller", "replicationcontroller/rc1 created", "",
      "NAME DESIRED CURRENT READY AGE", "rc"),

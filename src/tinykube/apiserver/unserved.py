@@ -8,7 +8,7 @@ and some match the third) and adds what tinykube does not serve and, where there
 alternative:
 
     the server could not find the requested resource (tinykube does not serve
-    pods/eviction; delete the pod instead, as kubectl drain does on a server without eviction)
+    pods/proxy; connect to the pod IP directly)
 
 `ALTERNATIVES` is the table of known gaps, keyed by (group, resource, subresource); a group-wide
 row has an empty resource. A path the table does not name still says what is not served. A
@@ -24,8 +24,6 @@ NOT_FOUND = "the server could not find the requested resource"
 
 # (group, resource, subresource) -> what to do instead, "" when there is nothing.
 ALTERNATIVES: dict[tuple[str, str, str], str] = {
-    ("", "pods", "eviction"): "delete the pod instead, as kubectl drain does on a server "
-                              "without eviction",
     ("", "pods", "ephemeralcontainers"): "kubectl debug --copy-to makes a copy of the pod with "
                                          "the debug container",
     ("", "pods", "proxy"): "connect to the pod IP directly",
