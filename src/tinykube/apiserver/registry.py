@@ -74,6 +74,9 @@ _EMPTY_STATUS: dict[str, Obj] = {
 # CertificateSigningRequest: the requestor, which the API server records from the
 # authenticated user (tinykube's one identity, the admin) and clients may not set.
 _REQUESTOR = ("username", "uid", "groups", "extra")
+# A DaemonSet's template generation (upstream's internal spec.templateGeneration, carried in v1
+# by this annotation): 1 at create, one more at each template change, whatever the client sent.
+_TEMPLATE_GENERATION = "deprecated.daemonset.template.generation"
 # Metadata lists that are left out when empty, as kube-apiserver's JSON leaves them.
 _OMIT_EMPTY = ("ownerReferences", "finalizers")
 _NAME_SUFFIX = string.ascii_lowercase.replace("a", "").replace("e", "").replace("i", "") \
@@ -166,6 +169,8 @@ class Registry:
             meta.pop(field, None)
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = rfc3339(self.clock())
+        if res.kind == "DaemonSet":
+            meta["annotations"] = {**(meta.get("annotations") or {}), _TEMPLATE_GENERATION: "1"}
         if res.kind in _GENERATION_KINDS:
             meta["generation"] = 1
         else:
@@ -260,6 +265,12 @@ class Registry:
             new["status"] = clone(old["status"])
         if res.kind in _GENERATION_KINDS and new.get("spec") != old.get("spec"):
             meta["generation"] = int(old_meta.get("generation", 1)) + 1
+        if res.kind == "DaemonSet":
+            generation = int((old_meta.get("annotations") or {}).get(_TEMPLATE_GENERATION, 1))
+            if (new.get("spec") or {}).get("template") != (old.get("spec") or {}).get("template"):
+                generation += 1
+            meta["annotations"] = {**(meta.get("annotations") or {}),
+                                   _TEMPLATE_GENERATION: str(generation)}
         return new
 
     # --- delete ---------------------------------------------------------------------

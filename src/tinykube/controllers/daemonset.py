@@ -34,8 +34,11 @@ Gather / decide / apply, as upstream's pkg/controller/daemon:
      counts over the nodes that should run the pod (judged on each node's oldest pod),
      misscheduled pods, `numberUnavailable`, `observedGeneration`; this is what
      `kubectl rollout status ds/x` reads.
-3. Apply: create revision, pods, deletes, status patch; events `SuccessfulCreate`
-   "Created pod: x" and `SuccessfulDelete` "Deleted pod: x" as upstream.
+3. Apply: create revision, pods, deletes, status; events `SuccessfulCreate`
+   "Created pod: x" and `SuccessfulDelete` "Deleted pod: x" as upstream. As upstream, pod
+   writes wait for the informer to show the previous sync's creates and deletes
+   (`Expectations`, shared with the ReplicaSet controller), so a lagging cache never makes a
+   second pod for a node or deletes twice.
 
 Availability uses `minReadySeconds` and the time passed in (`now`), so tables of scenarios
 run with an injected clock; the key is re-queued for when the next pod becomes available.
@@ -60,6 +63,7 @@ from tinykube.client.informer import shared as shared_informer
 from tinykube.client.rest import RESTClient
 from tinykube.controllers.replicaset import (
     CONTROLLER_INDEX,
+    Expectations,
     available_in,
     controller_ref,
     controller_uid_index,
@@ -414,6 +418,7 @@ class DaemonSetController(Controller):
         super().__init__(client, [self.sets, self.pods, self.nodes, self.revisions])
         self.now = now or (lambda: datetime.datetime.now(datetime.UTC))
         self.recorder = events.Recorder(client, self.name)
+        self.expectations = Expectations()
         self.sets.add_handlers(on_add=self.enqueue, on_update=lambda _o, n: self.enqueue(n),
                                on_delete=self.enqueue)
         self.pods.add_handlers(on_add=self._on_pod, on_update=lambda _o, n: self._on_pod(n),
@@ -440,12 +445,23 @@ class DaemonSetController(Controller):
                 if selectors.match_labels(selector, p["metadata"].get("labels"))]
         revisions = list(self.revisions.cache.by_index(CONTROLLER_INDEX, uid))
         plan = reconcile(ds, self.nodes.cache.list(), pods, revisions, self.now())
-        await self._apply(ds, plan)
+        if not self.expectations.satisfied(key, self.pods.cache.get):
+            # our last creates or deletes are not in the cache yet: acting again now would
+            # create or delete twice; the status is written, the pods wait for the cache
+            plan.create_on, plan.delete_pods = [], []
+            self.queue.add_after(key, self.expectations.ttl)
+        created, deleted = await self._apply(ds, plan)
+        namespace = ds["metadata"]["namespace"]
+        self.expectations.expect(key, created=[f"{namespace}/{n}" for n in created],
+                                 deleted=[f"{namespace}/{n}" for n in deleted])
         if plan.requeue_after is not None:
             self.queue.add_after(key, plan.requeue_after)
 
-    async def _apply(self, ds: Mapping[str, Any], plan: Plan) -> None:
+    async def _apply(self, ds: Mapping[str, Any], plan: Plan) -> tuple[list[str], list[str]]:
+        """Write the plan; the names of the pods created and deleted."""
         namespace = ds["metadata"]["namespace"]
+        created: list[str] = []
+        deleted: list[str] = []
         if plan.create_revision is not None:
             with contextlib.suppress(errors.AlreadyExists):
                 await self.client.create(self.rev_res, plan.create_revision, namespace)
@@ -462,6 +478,7 @@ class DaemonSetController(Controller):
                 await self.recorder.event(ds, "Warning", "FailedCreate",
                                           f"Error creating: {exc}")
                 continue
+            created.append(pod["metadata"]["name"])
             await self.recorder.event(ds, "Normal", "SuccessfulCreate",
                                       f"Created pod: {pod['metadata']['name']}")
         for pod_name in plan.delete_pods:
@@ -469,6 +486,7 @@ class DaemonSetController(Controller):
                 await self.client.delete(self.pods_res, pod_name, namespace)
             except errors.NotFound:
                 continue
+            deleted.append(pod_name)
             await self.recorder.event(ds, "Normal", "SuccessfulDelete",
                                       f"Deleted pod: {pod_name}")
         for rev in plan.delete_revisions:
@@ -479,4 +497,5 @@ class DaemonSetController(Controller):
             await self.client.update(self.res, {**ds, "status": plan.status}, namespace,
                                      subresource="status")
         log.debug("%s: synced %s", self.name, object_key(ds))
+        return created, deleted
 
