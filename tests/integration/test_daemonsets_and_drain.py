@@ -1,7 +1,8 @@
 """DaemonSets, PodDisruptionBudgets, evictions and `kubectl drain` on a real 3-node cluster.
 
 Driven with both kubectls (the `kubectl` fixture) against `tinykube up --nodes a,b,c`; the
-eviction bodies are checked on the wire with a bare HTTPS client.
+eviction bodies are checked on the wire with a bare HTTPS client, and the official `kubernetes`
+client runs a DaemonSet, a budget and evictions.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import threading
 from typing import Any
 
 import pytest
+from kubernetes import client, config
 
 from tests.conftest import Cluster, Kubectl, until
 from tests.integration.api_http import Server
@@ -310,3 +312,45 @@ def test_eviction_subresource_on_the_wire(kubectl: Kubectl, cluster: Cluster) ->
     until(lambda: pdb_status(kubectl).get("currentHealthy") == 3, what="the replacement")
     assert not pdb_status(kubectl).get("disruptedPods")
     conn.close()
+
+
+def test_official_client_daemonset_budget_and_eviction(cluster: Cluster) -> None:
+    api_client = config.new_client_from_config(  # type: ignore[no-untyped-call]
+        config_file=str(cluster.kubeconfig))
+    apps, core = client.AppsV1Api(api_client), client.CoreV1Api(api_client)
+    policy = client.PolicyV1Api(api_client)
+    labels = {"app": "py"}
+    template = client.V1PodTemplateSpec(
+        metadata=client.V1ObjectMeta(labels=labels),
+        spec=client.V1PodSpec(termination_grace_period_seconds=1, containers=[
+            client.V1Container(name="c", image="busybox:1.36")]))
+    apps.create_namespaced_daemon_set("default", client.V1DaemonSet(
+        metadata=client.V1ObjectMeta(name="py"),
+        spec=client.V1DaemonSetSpec(selector=client.V1LabelSelector(match_labels=labels),
+                                    template=template)))
+    until(lambda: apps.read_namespaced_daemon_set("py", "default").status.number_available == 3,
+          what="three available daemon pods")
+    policy.create_namespaced_pod_disruption_budget("default", client.V1PodDisruptionBudget(
+        metadata=client.V1ObjectMeta(name="py"),
+        spec=client.V1PodDisruptionBudgetSpec(
+            min_available=3, selector=client.V1LabelSelector(match_labels=labels))))
+    # a DaemonSet has no scale, but an int minAvailable counts the pods found
+    until(lambda: (policy.read_namespaced_pod_disruption_budget("py", "default").status
+                   .current_healthy == 3), what="the budget's status")
+    name = core.list_namespaced_pod("default", label_selector="app=py").items[0].metadata.name
+    with pytest.raises(client.ApiException) as refused:
+        core.create_namespaced_pod_eviction(name, "default", client.V1Eviction(
+            metadata=client.V1ObjectMeta(name=name, namespace="default")))
+    assert refused.value.status == 429
+    assert json.loads(refused.value.body)["details"]["causes"][0]["reason"] == \
+        "DisruptionBudget"
+    policy.patch_namespaced_pod_disruption_budget("py", "default",
+                                                  {"spec": {"minAvailable": 2}})
+    until(lambda: (policy.read_namespaced_pod_disruption_budget("py", "default").status
+                   .disruptions_allowed == 1), what="room for one eviction")
+    core.create_namespaced_pod_eviction(name, "default", client.V1Eviction(
+        metadata=client.V1ObjectMeta(name=name, namespace="default")))
+    # the DaemonSet puts a new pod on the node the evicted one left
+    until(lambda: name not in {p.metadata.name for p in core.list_namespaced_pod(
+        "default", label_selector="app=py").items} and apps.read_namespaced_daemon_set(
+        "py", "default").status.number_available == 3, what="the replacement")
