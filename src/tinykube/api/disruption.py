@@ -80,6 +80,18 @@ def too_many_requests(cause: str, retry_after: int = 0) -> errors.TooManyRequest
     return errors.TooManyRequests(VIOLATION, details=details)
 
 
+class MultipleBudgets(errors.APIError):
+    """The 500 Status upstream returns (not raises) for a pod of two budgets: no reason."""
+
+    code = 500
+    reason = ""
+
+    def to_status(self) -> dict[str, Any]:
+        status = super().to_status()
+        del status["reason"]
+        return status
+
+
 @dataclasses.dataclass
 class Eviction:
     """What evicting a pod comes to: a budget status to write first, then the delete."""
@@ -104,7 +116,7 @@ def decide_eviction(pod: Mapping[str, Any], budgets: Sequence[Mapping[str, Any]]
         return Eviction(enforce_rv=not terminal)
     covering = [b for b in budgets if selects(b, pod)]
     if len(covering) > 1:
-        raise errors.InternalError(
+        raise MultipleBudgets(
             "This pod has more than one PodDisruptionBudget, which the eviction subresource "
             "does not support.")
     if not covering:

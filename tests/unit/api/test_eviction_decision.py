@@ -89,10 +89,10 @@ REFUSED = [
                               "message": "The disruption budget web is still being processed "
                                          "by the server."}], "retryAfterSeconds": 10},
       "code": 429}),
-    ("two-budgets", [budget(1), budget(1, name="other")], errors.InternalError,
+    ("two-budgets", [budget(1), budget(1, name="other")], disruption.MultipleBudgets,
      {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
       "message": "This pod has more than one PodDisruptionBudget, which the eviction "
-                 "subresource does not support.", "reason": "InternalError", "code": 500}),
+                 "subresource does not support.", "code": 500}),
     ("negative", [budget(-1)], errors.Forbidden,
      {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
       "message": 'poddisruptionbudget.policy "web" is forbidden: pdb disruptions allowed is '
