@@ -59,8 +59,12 @@ _HEALTH = ("/healthz", "/livez", "/readyz")
 
 
 def _status_response(error: errors.APIError) -> web.Response:
+    """The error's Status; a retry delay in its details is also a `Retry-After` header, as
+    kube-apiserver's ErrorNegotiated writes it (e.g. an eviction of an unobserved budget)."""
+    retry = (error.details or {}).get("retryAfterSeconds")
+    headers = {"Retry-After": str(retry)} if isinstance(retry, int) and retry > 0 else None
     return web.Response(body=error.body(), status=error.code,
-                        content_type="application/json")
+                        content_type="application/json", headers=headers)
 
 
 def _http_error(exc: web.HTTPException) -> errors.APIError:

@@ -15,8 +15,8 @@ import orjson
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
-from tinykube.api import errors, resources
-from tinykube.apiserver import eviction
+from tinykube.api import disruption, errors, resources
+from tinykube.apiserver import app, eviction
 from tinykube.apiserver.allocators import ServiceAllocator
 from tinykube.apiserver.registry import Registry
 from tinykube.settings import DEFAULT_SERVICE_CIDR
@@ -133,3 +133,10 @@ def test_daemonset_template_generation_moves_with_the_template(registry: Registr
     ds = registry.update(DAEMONSETS, ds).obj
     assert ds["metadata"]["annotations"][key] == "2"
     assert ds["metadata"]["generation"] == 3
+
+
+@pytest.mark.parametrize(("retry", "header"), [(10, "10"), (0, None)], ids=["delay", "none"])
+def test_retry_after_header_from_the_status_details(retry: int, header: str | None) -> None:
+    response = app._status_response(disruption.too_many_requests("busy", retry_after=retry))
+    assert response.status == 429
+    assert response.headers.get("Retry-After") == header
