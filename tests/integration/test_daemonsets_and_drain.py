@@ -103,21 +103,22 @@ def test_one_pod_per_node_honouring_node_selector_and_taints(kubectl: Kubectl) -
           what="the node added later to get its pod")
 
 
-def replay(stream: str) -> tuple[list[int], dict[str, dict[str, Any]]]:
+def replay(stream: str) -> tuple[list[int], dict[str, dict[str, Any]], int]:
     """Replay a `kubectl get pods -w --output-watch-events -o json` stream: the nodes without a
     ready, not terminating pod of the DaemonSet after each event (as upstream counts them),
-    and the pods at the end. A trailing incomplete object is left for later."""
+    the pods at the end, and the most live pods at once. A trailing incomplete object is left
+    for later."""
     decoder = json.JSONDecoder()
     state: dict[str, dict[str, Any]] = {}
     counts: list[int] = []
-    at = 0
+    peak, at = 0, 0
     while True:
         while at < len(stream) and stream[at].isspace():
             at += 1
         try:
             event, at = decoder.raw_decode(stream, at)
         except json.JSONDecodeError:
-            return counts, state
+            return counts, state, peak
         pod = event["object"]
         if event["type"] == "DELETED":
             state.pop(pod["metadata"]["name"], None)
@@ -125,6 +126,7 @@ def replay(stream: str) -> tuple[list[int], dict[str, dict[str, Any]]]:
             state[pod["metadata"]["name"]] = pod
         serving = {p["spec"].get("nodeName") for p in live(list(state.values())) if is_ready(p)}
         counts.append(len({"a", "b", "c"} - serving))
+        peak = max(peak, len(live(list(state.values()))))
 
 
 def all_on(state: dict[str, dict[str, Any]], image: str) -> bool:
@@ -133,8 +135,19 @@ def all_on(state: dict[str, dict[str, Any]], image: str) -> bool:
         is_ready(p) and p["spec"]["containers"][0]["image"] == image for p in running)
 
 
-def test_rolls_across_three_nodes_one_at_a_time(kubectl: Kubectl) -> None:
-    kubectl("apply", "-f", "-", input=daemonset("roll"))
+ROLLS = [
+    # (id, rollingUpdate, most nodes without a ready pod at once)
+    ("max-unavailable-1", "{maxUnavailable: 1, maxSurge: 0}", 1),
+    ("max-surge-1", "{maxUnavailable: 0, maxSurge: 1}", 0),
+]
+
+
+@pytest.mark.parametrize(("rolling", "most_down"), [r[1:] for r in ROLLS],
+                         ids=[r[0] for r in ROLLS])
+def test_rolls_across_three_nodes_one_at_a_time(kubectl: Kubectl, rolling: str,
+                                                most_down: int) -> None:
+    kubectl("apply", "-f", "-", input=daemonset(
+        "roll", strategy=f"{{type: RollingUpdate, rollingUpdate: {rolling}}}"))
     rolled_out(kubectl, "roll")
     first = {p["metadata"]["labels"]["controller-revision-hash"] for p in pods(kubectl, "app=roll")}
     watch = kubectl.popen("get", "pods", "-l", "app=roll", "--watch", "--output-watch-events",
@@ -153,9 +166,10 @@ def test_rolls_across_three_nodes_one_at_a_time(kubectl: Kubectl) -> None:
     finally:
         watch.kill()
         watch.communicate(timeout=10)
-    counts, _ = replay("".join(chunks))
+    counts, _, peak = replay("".join(chunks))
     during = counts[counts.index(0):]  # from the end of the initial listing (one ADDED a pod)
-    assert max(during) == 1 and during[-1] == 0  # it rolled, never more than one node down
+    assert max(during) == most_down and during[-1] == 0  # never more nodes down than allowed
+    assert (peak > 3) == (most_down == 0)  # surging: a node had its old and new pod at once
     images = {p["spec"]["containers"][0]["image"] for p in pods(kubectl, "app=roll")}
     assert images == {"busybox:1.37"}
     history = kubectl("rollout", "history", "ds/roll")
