@@ -29,8 +29,8 @@ from tinykube.api.clone import clone
 from tinykube.api.resources import Resource
 from tinykube.apiserver import (
     codec,
-    eviction,
     componentstatus,
+    eviction,
     kubelets,
     list_options,
     metrics,
