@@ -221,6 +221,7 @@ SUBRESOURCES = [
     ("pods", "", "v1", "pods", [
         ("attach", ("", "v1", "PodAttachOptions"), ["create", "get"]),
         ("binding", ("", "v1", "Binding"), ["create"]),
+        ("eviction", ("policy", "v1", "Eviction"), ["create"]),
         ("exec", ("", "v1", "PodExecOptions"), ["create", "get"]),
         ("log", ("", "v1", "Pod"), ["get"]),
         ("portforward", ("", "v1", "PodPortForwardOptions"), ["create", "get"]),
