@@ -55,6 +55,8 @@ class ClusterOptions:
     verbose: int = 0
     network: str = "host"  # "netns": nodes and pods in network namespaces (root)
     virtual_job_seconds: float = 1.0  # a Job's virtual pods succeed after this long
+    insecure_registries: list[str] = dataclasses.field(default_factory=list)
+    registry_mirrors: dict[str, list[str]] = dataclasses.field(default_factory=dict)
 
     def components(self, api: RunningAPIServer) -> ComponentOptions:
         return ComponentOptions(kubeconfig=api.kubeconfig, data_dir=self.api.data_dir,
@@ -64,7 +66,9 @@ class ClusterOptions:
                                 api_socket=str(api.local_socket) if api.local_socket else None,
                                 kubelet_token=api.credentials.kubelet_token,
                                 network=self.network, service_cidr=self.api.service_cidr,
-                                virtual_job_seconds=self.virtual_job_seconds)
+                                virtual_job_seconds=self.virtual_job_seconds,
+                                insecure_registries=self.insecure_registries,
+                                registry_mirrors=self.registry_mirrors)
 
 
 class ChildComponents:

@@ -107,6 +107,8 @@ class ComponentOptions:
     network: str = "host"  # "netns": every node and pod in its own network namespace
     service_cidr: str = ""  # the cluster IP range (the netns mode's nftables rules need it)
     virtual_job_seconds: float = 1.0  # how long a Job's virtual pod runs before it succeeds
+    insecure_registries: list[str] = dataclasses.field(default_factory=list)
+    registry_mirrors: dict[str, list[str]] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), default=str)
@@ -236,7 +238,9 @@ async def _start(running: RunningComponents, options: ComponentOptions,
                           host_ip=options.host_ip, default_runtime=options.default_runtime,
                           root_dir=options.data_dir / "kubelet" / node.name,
                           kubelet_token=options.kubelet_token, network=networking,
-                          virtual_job_seconds=options.virtual_job_seconds)
+                          virtual_job_seconds=options.virtual_job_seconds,
+                          insecure_registries=options.insecure_registries,
+                          registry_mirrors=options.registry_mirrors)
         agents.append(agent)
         await agent.register()
         tasks += agent.start(workers=4)

@@ -64,7 +64,10 @@ def own_namespaces(prefix: str) -> list[str]:
 
 @pytest.fixture
 def net_cluster(tmp_path: Path) -> Iterator[Cluster]:
+    # the seed's nginx:1.11 cannot be pulled offline: its pods stay virtual (the default
+    # `container` runtime of netns mode is tested in test_container_runtime.py)
     running = start_cluster(tmp_path / "data", "--network", "netns", "--nodes", NODES,
+                            "--default-runtime", "virtual",
                             "--node-label", "kube-node3:node=kube-node3")
     yield running
     running.stop()

@@ -10,7 +10,8 @@
   leaves them to us.
 - Service `kube-system/kube-dns` on the tenth address (53/UDP, 53/TCP, 9153/TCP), as kubeadm
   installs it for CoreDNS; tinykube's own DNS server answers on that address.
-- RuntimeClasses `virtual`, `process` and `netns` (see architecture.md, "Pod runtimes").
+- RuntimeClasses `virtual`, `process`, `netns` and `container` (see architecture.md,
+  "Pod runtimes").
 - StorageClass `standard`, the default class, as kind installs it for its local-path
   provisioner (`rancher.io/local-path`, `WaitForFirstConsumer`, reclaim `Delete`); tinykube's
   own provisioner (controllers/volumes.py) serves it. Like every object here it is made only if
@@ -35,7 +36,7 @@ from tinykube.apiserver.registry import Registry
 
 log = logging.getLogger(__name__)
 NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
-RUNTIME_CLASSES = ("virtual", "process", "netns")
+RUNTIME_CLASSES = ("virtual", "process", "netns", "container")
 RECONCILE_INTERVAL = 10.0  # seconds, kube-apiserver's --endpoint-reconciler interval
 SKIP_MIRROR_LABEL = "endpointslice.kubernetes.io/skip-mirror"
 # The fields of each endpoints kind that the reconciler owns.

@@ -66,7 +66,8 @@ def parse_nodes(nodes: str | None, labels: tuple[str, ...]) -> list[cluster.Node
     return list(specs.values())
 
 
-async def _run(options: cluster.ClusterOptions, process: subprocess.Popen[bytes] | None) -> None:
+async def _run(options: cluster.ClusterOptions, process: subprocess.Popen[bytes] | None,
+               runtime_line: str) -> None:
     from tinykube import cluster
     from tinykube.apiserver.datadir import DataDirInUse
 
@@ -82,6 +83,7 @@ async def _run(options: cluster.ClusterOptions, process: subprocess.Popen[bytes]
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    click.echo(runtime_line)
     click.echo(f"tinykube API server ready at {running.api.url} "
                f"(data in {options.api.data_dir})")
     click.echo(f"export KUBECONFIG={running.api.kubeconfig}")
@@ -121,8 +123,15 @@ async def _run(options: cluster.ClusterOptions, process: subprocess.Popen[bytes]
 @click.option("--proxy/--no-proxy", default=True, show_default=True,
               help="Run the service proxy (host mode: the userspace one, cluster IPs and "
               "NodePorts on loopback; --network netns: nftables rules in every node).")
-@click.option("--default-runtime", type=click.Choice(["virtual", "process"]), default="virtual",
-              show_default=True, help="Runtime of pods without a runtimeClassName.")
+@click.option("--default-runtime", type=click.Choice(["virtual", "process", "container"]),
+              default=None, show_default="container with --network netns when runc is "
+              "installed, else virtual", help="Runtime of pods without a runtimeClassName.")
+@click.option("--registry-mirror", "registry_mirrors", multiple=True,
+              metavar="[REGISTRY=]HOST[:PORT]|URL",
+              help="Try this mirror before the registry (default registry: docker.io); "
+              "repeatable, tried in order.")
+@click.option("--insecure-registry", "insecure_registries", multiple=True, metavar="HOST[:PORT]",
+              help="Pull from this registry over plain HTTP (loopback ones always are).")
 @click.option("--virtual-job-seconds", type=click.FloatRange(0), default=1.0,
               show_default=True,
               help="How long a virtual pod owned by a Job runs before it succeeds (virtual "
@@ -146,9 +155,10 @@ async def _run(options: cluster.ClusterOptions, process: subprocess.Popen[bytes]
 def command(data_dir: Path, listen: str, network: str, service_cidr: str | None,
             pod_cidr: str | None, nodes: str | None,
             node_labels: tuple[str, ...], dns_listen: str | None, no_dns: bool, proxy: bool,
-            default_runtime: str, virtual_job_seconds: float, insecure_http: bool,
-            watch_history: int, metric_resolution: str, durable: bool, single_process: bool,
-            verbose: int) -> None:
+            default_runtime: str | None, registry_mirrors: tuple[str, ...],
+            insecure_registries: tuple[str, ...], virtual_job_seconds: float,
+            insecure_http: bool, watch_history: int, metric_resolution: str, durable: bool,
+            single_process: bool, verbose: int) -> None:
     """Start tinykube on this machine."""
     logging.basicConfig(level=logging.WARNING - 10 * verbose,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -161,6 +171,8 @@ def command(data_dir: Path, listen: str, network: str, service_cidr: str | None,
     netns = network == "netns"
     service_cidr = service_cidr or (NETNS_SERVICE_CIDR if netns else DEFAULT_SERVICE_CIDR)
     pod_cidr = pod_cidr or (NETNS_POD_CIDR if netns else DEFAULT_POD_CIDR)
+    default_runtime, why = choose_default_runtime(default_runtime, network)
+    mirrors = parse_mirrors(registry_mirrors)
     process = None
     if not single_process:
         process = spawn_components()
@@ -171,6 +183,8 @@ def command(data_dir: Path, listen: str, network: str, service_cidr: str | None,
         options.network = network
         options.api.metric_resolution = resolution
         options.virtual_job_seconds = virtual_job_seconds
+        options.insecure_registries = list(insecure_registries)
+        options.registry_mirrors = mirrors
         if netns:  # the nftables proxy in every node; pods reach the API through a relay
             options.api.advertise_address = API_RELAY_ADDRESS
             options.api.enforces_network_policy = proxy  # the nftables proxy enforces them
@@ -185,7 +199,38 @@ def command(data_dir: Path, listen: str, network: str, service_cidr: str | None,
     from tinykube import cluster
 
     tune_gc()
-    cluster.run_forever(lambda: _run(options, process))
+    cluster.run_forever(lambda: _run(options, process, f"default runtime: {default_runtime} "
+                                     f"({why})"))
+
+
+def choose_default_runtime(given: str | None, network: str) -> tuple[str, str]:
+    """The runtime of pods without a runtimeClassName, and why."""
+    runc = shutil.which("runc") is not None
+    if given is not None:
+        if given == "container" and not (runc and os.geteuid() == 0):
+            raise click.UsageError("--default-runtime container runs images with runc as "
+                                   "root: install the runc package and run as root")
+        return given, "--default-runtime"
+    if network != "netns":
+        return "virtual", ("--network host: pods share the host's network, so images that "
+                           "listen on the same port would collide; give pods runtimeClassName "
+                           "container or process to run them")
+    if not runc:
+        return "virtual", "runc is not installed (install the runc package to run images)"
+    return "container", "runc is installed and --network netns gives every pod its own network"
+
+
+def parse_mirrors(values: tuple[str, ...]) -> dict[str, list[str]]:
+    """`[REGISTRY=]MIRROR` flags -> registry -> mirrors in order (docker.io by default)."""
+    mirrors: dict[str, list[str]] = {}
+    for value in values:
+        registry, sep, mirror = value.partition("=")
+        if not sep or "://" in registry:
+            registry, mirror = "docker.io", value
+        if not mirror:
+            raise click.BadParameter(f"{value!r}: no mirror", param_hint="--registry-mirror")
+        mirrors.setdefault(registry, []).append(mirror)
+    return mirrors
 
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "": 1.0}

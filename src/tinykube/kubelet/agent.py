@@ -42,7 +42,7 @@ import os
 import platform
 import random
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,8 @@ from tinykube.client import events
 from tinykube.client.controller import Controller, object_key
 from tinykube.client.informer import shared as shared_informer
 from tinykube.client.rest import RESTClient
+from tinykube.images import auth
+from tinykube.kubelet import container as container_runtime
 from tinykube.kubelet import portforward, resourcemetrics
 from tinykube.kubelet import status as pod_status
 from tinykube.kubelet import volumes as pod_volumes
@@ -176,7 +178,9 @@ class NodeAgent(Controller):
                  cluster_dns: tuple[str, int] | None = None, clock: Clock | None = None,
                  sandbox_mode: str | None = None, kubelet_token: str,
                  network: PodNetworking | None = None,
-                 virtual_job_seconds: float = DEFAULT_JOB_POD_SECONDS) -> None:
+                 virtual_job_seconds: float = DEFAULT_JOB_POD_SECONDS,
+                 insecure_registries: Sequence[str] = (),
+                 registry_mirrors: Mapping[str, Sequence[str]] | None = None) -> None:
         self.name = f"kubelet/{node_name}"
         self.node_name = node_name
         self.kubelet_host = host_ip  # the kubelet endpoint, on the host's loopback
@@ -224,6 +228,16 @@ class NodeAgent(Controller):
                                       account=self._service_account_files, network=network,
                                       volumes=self.volumes),
         }
+        if container_runtime.available():
+            self.runtimes["container"] = container_runtime.ContainerRuntime(
+                context, root=self.root_dir / "containers",
+                store=container_runtime.shared_store(self.root_dir.parent / "images"),
+                cluster_dns=lambda: self.cluster_dns, account=self._service_account_files,
+                network=network, secrets=self._pull_secrets, insecure=insecure_registries,
+                mirrors=registry_mirrors, on_images=self._publish_images,
+                volumes=self.volumes)
+        self._images_task: asyncio.Task[None] | None = None
+        self._images: list[dict[str, Any]] = []
         self.server = KubeletServer(self._container_log, self._exec_command,
                                     self._attach_target, token=kubelet_token,
                                     host=self.kubelet_host, forward_lookup=self._forward_target,
@@ -290,9 +304,12 @@ class NodeAgent(Controller):
     # --- the node -----------------------------------------------------------------------------
 
     async def register(self) -> None:
-        """Clear an earlier run's cgroups and tmpfs volumes, start the log endpoint, create or
-        update the Node."""
+        """Clear an earlier run's cgroups, runc containers and tmpfs volumes, start the log
+        endpoint, create or update the Node."""
         await asyncio.to_thread(self.cgroups.clear)
+        containers = self.runtimes.get("container")
+        if isinstance(containers, container_runtime.ContainerRuntime):
+            await containers.clear()
         if self.volumes.can_mount:  # tmpfs volumes a killed run left mounted
             await asyncio.to_thread(self.volumes.clear)
         if not self.server.port:
@@ -383,6 +400,12 @@ class NodeAgent(Controller):
                     f'RuntimeHandler for RuntimeClass "{pod["spec"]["runtimeClassName"]}" is '
                     f"not supported (this node runs {', '.join(HANDLERS)})")
             return None
+        if handler == "container" and handler not in self.runtimes:
+            if first_sync:
+                await self.recorder.event(
+                    pod, "Warning", "FailedCreatePodSandBox", "Failed to create pod sandbox: "
+                    "the container runtime needs runc (install the runc package) and root")
+            return None
         if handler == "netns":
             if first_sync:
                 await self.recorder.event(pod, "Warning", "RuntimeHandlerFallback",
@@ -439,9 +462,44 @@ class NodeAgent(Controller):
         pod = self.pods.cache.get(f"{namespace}/{name}")
         if pod is None:
             raise errors.NotFound.for_object("pods", "", name)
+        return self._runtime_of(pod).container_log(pod, container)
+
+    def _runtime_of(self, pod: Mapping[str, Any]) -> Runtime:
+        """The runtime serving a pod now (without events): virtual when none fits."""
         handler = self.handler_of(pod)
-        runtime = self.runtimes["process" if handler in ("process", "netns") else "virtual"]
-        return runtime.container_log(pod, container)
+        handler = "process" if handler == "netns" else handler
+        return self.runtimes.get(handler or "virtual", self.runtimes["virtual"])
+
+    async def _pull_secrets(self, pod: Mapping[str, Any]) -> list[Mapping[str, auth.Credentials]]:
+        """The keyrings of the pod's `imagePullSecrets`, in order (missing or bad ones
+        skipped, as the kubelet does)."""
+        secrets = resources.must("", "v1", "secrets")
+        rings: list[Mapping[str, auth.Credentials]] = []
+        for ref in pod.get("spec", {}).get("imagePullSecrets") or []:
+            try:
+                secret = await self.client.get(secrets, ref.get("name", ""),
+                                               pod["metadata"].get("namespace", "default"))
+                rings.append(auth.from_secret(secret.get("data") or {}))
+            except (errors.APIError, auth.CredentialError) as exc:
+                log.warning("image pull secret %s: %s", ref.get("name"), exc)
+        return rings
+
+    def _publish_images(self, images: list[dict[str, Any]]) -> None:
+        """Write the node's `status.images` (the latest list wins; one patch at a time)."""
+        self._images = images
+        if self._images_task is None or self._images_task.done():
+            self._images_task = asyncio.create_task(self._patch_images())
+
+    async def _patch_images(self) -> None:
+        nodes = resources.must("", "v1", "nodes")
+        sent: list[dict[str, Any]] | None = None
+        while sent is not self._images:
+            sent = self._images
+            try:
+                await self.client.patch(nodes, self.node_name, {"status": {"images": sent}},
+                                        patch_type="merge", subresource="status")
+            except (errors.APIError, aiohttp.ClientError, OSError) as exc:
+                log.warning("node images of %s: %r", self.node_name, exc)
 
     async def _resource_metrics(self) -> bytes:
         """`/metrics/resource`: the running containers, from the pods' statuses here on the
@@ -490,12 +548,11 @@ class NodeAgent(Controller):
         pod = self.pods.cache.get(f"{namespace}/{name}")
         if pod is None:
             raise errors.NotFound.for_object("pods", "", name)
-        if self.handler_of(pod) not in ("process", "netns"):
+        runtime = self._runtime_of(pod)
+        if not isinstance(runtime, ProcessRuntime):
             raise errors.BadRequest(
                 f'pod "{name}" runs in the virtual runtime, which runs no process to {action}: '
                 'give it runtimeClassName "process"')
-        runtime = self.runtimes["process"]
-        assert isinstance(runtime, ProcessRuntime)
         return pod, runtime
 
 

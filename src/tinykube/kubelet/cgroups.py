@@ -48,6 +48,7 @@ class Hierarchy:
     version: int  # 1 or 2
     memory: bool  # limits, OOM counters and the working set live here
     cpu: bool = False  # CPU time is read here (v2 `cpu.stat`, v1 `cpuacct.usage`)
+    mount: str = ""  # where the hierarchy is mounted (root is below it)
 
 
 def _own_paths() -> dict[str, str]:
@@ -71,14 +72,15 @@ def discover() -> list[Hierarchy]:
         if kind == "cgroup2" and "" in own:
             enabled = Path(mount, "cgroup.controllers").read_text().split()
             # cpu.stat's usage_usec is there with or without the cpu controller
-            found.append(Hierarchy(Path(mount + own[""]), 2, "memory" in enabled, cpu=True))
+            found.append(Hierarchy(Path(mount + own[""]), 2, "memory" in enabled, cpu=True,
+                                   mount=mount))
         elif kind == "cgroup" and {"memory", "cpuacct"} & set(controllers):
             path = next((p for c, p in own.items()
                          if {"memory", "cpuacct"} & set(c.split(","))), None)
             if path is None:
                 continue
             hierarchy = Hierarchy(Path(mount + path), 1, "memory" in controllers,
-                                  cpu="cpuacct" in controllers)
+                                  cpu="cpuacct" in controllers, mount=mount)
             if hierarchy.memory:
                 found.append(hierarchy)
             else:
@@ -131,6 +133,16 @@ class Cgroups:
         """The container's cgroups (for `kubectl exec`, whose command joins them)."""
         return [str(self._base(h) / pod_uid / name) for h in self.hierarchies]
 
+    def relative(self, pod_uid: str, name: str) -> str | None:
+        """The container's cgroup as a path from the memory hierarchy's root (an OCI
+        `linux.cgroupsPath`, so that runc puts the container where `oom_kills`, `kill_all`
+        and `kubectl top` look); None without a memory hierarchy."""
+        for hierarchy in self.hierarchies:
+            if hierarchy.memory and hierarchy.mount:
+                path = self._base(hierarchy) / pod_uid / name
+                return "/" + str(path.relative_to(hierarchy.mount))
+        return None
+
     def oom_kills(self, pod_uid: str, name: str) -> int:
         """How many processes of the container the OOM killer has ended so far."""
         total = 0
@@ -147,10 +159,21 @@ class Cgroups:
         for hierarchy in self.hierarchies:
             path = self._base(hierarchy) / pod_uid / name
             if hierarchy.cpu and cpu is None:
-                cpu = cpu_time(path, hierarchy.version)
+                cpu = cpu_time(self._runc_placed(hierarchy, path, pod_uid, name),
+                               hierarchy.version)
             if hierarchy.memory and memory is None:
                 memory = working_set(path, hierarchy.version)
         return None if cpu is None or memory is None else (cpu, memory)
+
+    def _runc_placed(self, hierarchy: Hierarchy, path: Path, pod_uid: str, name: str) -> Path:
+        """Where the container's cgroup is in `hierarchy`: ours, or for a runc container (which
+        uses its one `cgroupsPath`, the memory hierarchy's relative path, in every hierarchy)
+        that path under this hierarchy's mount, when ours does not exist."""
+        relative = self.relative(pod_uid, name)
+        if path.exists() or relative is None or not hierarchy.mount:
+            return path
+        placed = Path(hierarchy.mount + relative)
+        return placed if placed.exists() else path
 
     def kill_all(self, pod_uid: str, name: str | None = None) -> None:
         """SIGKILL every process left in the container's (or the whole pod's) cgroups."""

@@ -6,7 +6,8 @@ chosen by the handler of its RuntimeClass (`spec.runtimeClassName`), or the agen
 
 - `virtual.VirtualRuntime`: nothing runs; the pod is Running and Ready at once;
 - `process.ProcessRuntime`: the containers' commands run as local processes, with probes,
-  restarts and logs (also the handler `netns` for now, with an event saying so).
+  restarts and logs (also the handler `netns` for now, with an event saying so);
+- `container.ContainerRuntime`: the containers' images are pulled and run with runc.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from tinykube.kubelet.logs import ContainerLog
 
 Obj = Mapping[str, Any]
 EventFn = Callable[[Obj, str, str, str], Awaitable[None]]
-HANDLERS = ("virtual", "process", "netns")
+HANDLERS = ("virtual", "process", "netns", "container")
 
 
 def grace_seconds(pod: Obj) -> float:

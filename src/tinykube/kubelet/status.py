@@ -112,6 +112,7 @@ class ContainerRecord:
     ready: bool = False
     started: bool = False
     last_terminated: Obj | None = None
+    image_id: str = ""  # repo@sha256:digest once pulled (container runtime)
 
     def terminated(self) -> Obj:
         """The `terminated` state of the run that just ended."""
@@ -133,7 +134,7 @@ class ContainerRecord:
             state = {"waiting": {"reason": self.reason, **(
                 {"message": self.message} if self.message else {})}}
         status: Obj = {
-            "name": self.name, "image": self.image, "imageID": "", "ready": self.ready,
+            "name": self.name, "image": self.image, "imageID": self.image_id, "ready": self.ready,
             "started": self.started, "restartCount": self.restart_count, "state": state,
             "lastState": {"terminated": self.last_terminated} if self.last_terminated else {},
         }

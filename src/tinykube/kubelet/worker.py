@@ -140,14 +140,19 @@ class PodWorker:
 
     async def _run(self) -> None:
         spec = self.pod.get("spec", {})
-        images = ", ".join(sorted({c.get("image", "") for c in spec.get("containers") or []}))
-        await self._event("Normal", "Pulled", f'Container image "{images}" is not pulled: the '
-                          "process runtime runs the container's command on this host")
+        await self._announce()
         for container in spec.get("initContainers") or []:
             if not await self._supervise(container, self.init[container["name"]], init=True):
                 return
         await asyncio.gather(*(self._supervise(c, self.main[c["name"]], init=False)
                                for c in spec.get("containers") or []))
+
+    async def _announce(self) -> None:
+        """Say once how the pod's images are treated (here: not pulled)."""
+        spec = self.pod.get("spec", {})
+        images = ", ".join(sorted({c.get("image", "") for c in spec.get("containers") or []}))
+        await self._event("Normal", "Pulled", f'Container image "{images}" is not pulled: the '
+                          "process runtime runs the container's command on this host")
 
     async def _supervise(self, container: Obj, record: pod_status.ContainerRecord, *,
                          init: bool) -> bool:
@@ -198,7 +203,11 @@ class PodWorker:
         every = [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
         container = next(c for c in every if c["name"] == container_name)
         return (self._in_container(container)(list(command)), self._env(container),
-                container.get("workingDir") or None)
+                self._exec_cwd(container))
+
+    def _exec_cwd(self, container: Obj) -> str | None:
+        """The host working directory of a command run in the container (exec, probes)."""
+        return container.get("workingDir") or None
 
     def _identity(self, container: Obj) -> sandbox.Identity | None:
         return sandbox.identity(self.pod, container, uid=os.geteuid(), gid=os.getegid())
@@ -231,14 +240,18 @@ class PodWorker:
 
     # --- one run of one container -----------------------------------------------------------
 
+    def _base_env(self, container: Obj) -> dict[str, str]:
+        """What a container's environment starts from (here: the host's PATH and HOME)."""
+        return {"PATH": os.environ.get("PATH", DEFAULT_PATH),
+                "HOME": os.environ.get("HOME", "/root"), "HOSTNAME": self.box.hostname,
+                "POD_IP": self.pod_ip}
+
     def _env(self, container: Obj) -> dict[str, str]:
         pod = {**self.pod, "status": {**self.pod.get("status", {}), "podIP": self.pod_ip,
                                       "podIPs": [{"ip": self.pod_ip}],
                                       "hostIP": self.node.host_ip,
                                       "hostIPs": [{"ip": self.node.host_ip}]}}
-        base = {"PATH": os.environ.get("PATH", DEFAULT_PATH),
-                "HOME": os.environ.get("HOME", "/root"), "HOSTNAME": self.box.hostname,
-                "POD_IP": self.pod_ip}
+        base = self._base_env(container)
         spec = self.pod.get("spec", {})
         services = pod_env.service_env(
             list(self.node.services()), namespace=str(self.pod["metadata"].get("namespace")),
@@ -249,12 +262,7 @@ class PodWorker:
                         probing: bool) -> int | None:
         """Start the container, wait for it to stop; its exit code (None: cannot start)."""
         try:
-            env = self._env(container)
-            argv = pod_env.command_line(container, env)
-            refused = sandbox.runs_as_root_refused(self.pod, container, uid=os.geteuid())
-            if refused is not None:
-                raise pod_env.EnvError(refused)
-            mounts = self.mounts(container, env)
+            argv, env, mounts = self._prepare(container)
         except pod_env.EnvError as exc:
             record.state, record.reason, record.message = ("waiting",
                                                            "CreateContainerConfigError", str(exc))
@@ -266,16 +274,10 @@ class PodWorker:
         io = stdio.ContainerIO(container)
         cgroups = self._cgroups(container)
         # With volumes, the container counts as started once the helper has bound them
-        ready = os.pipe() if mounts and self.box.mode != "none" else None
-        options = io.spawn_options()
-        if ready is not None:
-            options["pass_fds"] = (*options.get("pass_fds", ()), ready[1])
+        ready = os.pipe() if self._binds_mounts(mounts) else None
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *self.box.wrap(argv, cgroups, user=self._identity(container), mounts=mounts,
-                               ready=ready[1] if ready else None),
-                cwd=container.get("workingDir") or None, env=env,
-                start_new_session=True, **options)
+            proc = await self._spawn(container, argv, env, io, cgroups, mounts,
+                                     ready[1] if ready else None)
         except (OSError, subprocess.SubprocessError) as exc:
             if ready is not None:
                 os.close(ready[0])
@@ -301,6 +303,41 @@ class PodWorker:
             self.procs.pop(container["name"], None)
             self.stdio.pop(container["name"], None)
             io.end()
+            await self._cleanup(container)
+
+    def _prepare(self, container: Obj) -> tuple[list[str], dict[str, str], Sequence[Mount]]:
+        """(argv, env, volume mounts) of the container's next run; EnvError when it cannot
+        run."""
+        env = self._env(container)
+        argv = pod_env.command_line(container, env)
+        refused = sandbox.runs_as_root_refused(self.pod, container, uid=os.geteuid())
+        if refused is not None:
+            raise pod_env.EnvError(refused)
+        return argv, env, self.mounts(container, env)
+
+    def _binds_mounts(self, mounts: Sequence[Mount]) -> bool:
+        """Whether the sandbox helper binds `mounts` (the run is started once it has: a ready
+        pipe it closes when it execs the command)."""
+        return bool(mounts) and self.box.mode != "none"
+
+    async def _spawn(self, container: Obj, argv: list[str], env: Mapping[str, str],
+                     io: stdio.ContainerIO, cgroups: list[str], mounts: Sequence[Mount],
+                     ready: int | None) -> asyncio.subprocess.Process:
+        """Start one run of the container: its command in the pod's sandbox."""
+        options = io.spawn_options()
+        if ready is not None:
+            options["pass_fds"] = (*options.get("pass_fds", ()), ready)
+        return await asyncio.create_subprocess_exec(
+            *self.box.wrap(argv, cgroups, user=self._identity(container), mounts=mounts,
+                           ready=ready),
+            cwd=container.get("workingDir") or None, env=env,
+            start_new_session=True, **options)
+
+    async def _cleanup(self, container: Obj) -> None:
+        """After a run (however it ended): nothing to undo for a process."""
+
+    def _container_id(self, name: str, run: int) -> str:
+        return f"tinykube://{self.uid}/{name}/{run}"
 
     async def _watch(self, container: Obj, record: pod_status.ContainerRecord,
                      proc: asyncio.subprocess.Process, env: Mapping[str, str],
@@ -310,7 +347,7 @@ class PodWorker:
         ooms = self.node.cgroups.oom_kills(self.uid, name) if self.node.cgroups else 0
         record.state, record.reason, record.message = "running", "", ""
         record.started_at, record.finished_at = rfc3339(), None
-        record.container_id = f"tinykube://{self.uid}/{name}/{log.runs}"
+        record.container_id = self._container_id(name, log.runs)
         has_startup = bool(container.get("startupProbe")) and probing
         record.started = not has_startup
         record.ready = record.started and not (probing and bool(container.get("readinessProbe")))
@@ -388,7 +425,7 @@ class PodWorker:
             next_at = max(next_at + tracker.timing.period, clock.now())
             ok, message = await probes.run_probe(
                 probe, container, pod_ip=self.pod_ip, env=env,
-                wrap=self._in_container(container), cwd=container.get("workingDir") or None,
+                wrap=self._in_container(container), cwd=self._exec_cwd(container),
                 connect=self.node.connect)
             if not ok:
                 await self._event("Warning", "Unhealthy", f"{label} probe failed: {message}")
@@ -416,7 +453,7 @@ class PodWorker:
             ok, message = await probes.run_probe(
                 {"exec": hook["exec"], "timeoutSeconds": max(grace, 1)}, container,
                 pod_ip=self.pod_ip, env=self._env(container), wrap=self._in_container(container),
-                cwd=container.get("workingDir") or None)
+                cwd=self._exec_cwd(container))
             if not ok:
                 await self._event("Warning", "FailedPreStopHook",
                                   f"PreStopHook failed: {message}")
