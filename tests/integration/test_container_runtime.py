@@ -292,3 +292,33 @@ def test_init_container_then_app_and_exec_stdin(env: Env, kctl: Kubectl) -> None
     assert init["state"]["terminated"]["exitCode"] == 0
     assert kctl("logs", "inits", "-c", "init") == "init ran\n"
     assert kctl("exec", "-i", "inits", "--", "cat", input="through stdin\n") == "through stdin\n"
+
+
+SEED = (Path(__file__).resolve().parent.parent / "testdata" / "web.yaml").read_text()
+
+
+def test_the_seed_statefulset_serves_its_host_path(env: Env, kctl: Kubectl,
+                                                   tmp_path: Path) -> None:
+    """The seed's manifest as written, but for three things CI needs: the image is the local
+    registry's busybox httpd (no command: its entrypoint runs, on the seed's port 80), the
+    document root it mounts is that image's (/www), and the hostPath is a test directory
+    instead of the host's /mydir."""
+    docroot = tmp_path / "mydir"
+    docroot.mkdir()
+    (docroot / "index.html").write_text("written into mydir\n")
+    manifest = (SEED.replace("image: nginx:1.11", f"image: {env.image}\n        args: "
+                             '["-f", "-p", "80"]')
+                .replace("mountPath: /usr/share/nginx/html", "mountPath: /www")
+                .replace("path: /mydir", f"path: {docroot}"))
+    kctl("label", "node", NODES[1], "node=kube-node3", "--overwrite")
+    try:
+        kctl("apply", "-f", "-", input=manifest)
+        kctl("apply", "-f", "-", input=_pod("client", env.image,
+                                            command=["/bin/busybox", "sleep", "3600"]))
+        until(lambda: _ready(kctl, "web-0") and _ready(kctl, "client"), 90, "web-0 and client")
+        assert _status(kctl, "web-0").get("hostIP") != _status(kctl, "client").get("hostIP")
+        page = kctl("exec", "client", "--", "wget", "-qO-", "http://web-0.nginx/")
+        assert page == "written into mydir\n"
+    finally:
+        kctl("delete", "-f", "-", "--wait=true", "--timeout=60s", input=manifest, check=False)
+        kctl("label", "node", NODES[1], "node-")
