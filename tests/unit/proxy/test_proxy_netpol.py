@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -248,16 +247,14 @@ def test_the_kernel_takes_every_full_load_and_update(scratch_netns: str) -> None
         old = new
 
 
-def test_render_time_is_bounded_at_a_thousand_pods() -> None:
-    """Every sync renders every node's table: 1,000 pods and 50 policies (0.05 s here) stay
-    well under a second on a shared machine."""
+def test_a_thousand_pods_and_fifty_policies_render() -> None:
+    """Every sync renders every node's table; at 1,000 pods and 50 policies each policy still
+    selects its own pods (how long it takes is bench/nftload's business, not a test's)."""
     pods = [pod(f"p{i}", f"10.244.{i % 4}.{i // 4 + 2}", "a" if i % 4 == 0 else "b",
                 app=f"app{i % 50}") for i in range(1000)]
     policies = [policy(f"p{j}", {"podSelector": {"matchLabels": {"app": f"app{j}"}},
                                  "ingress": [{"from": [{"podSelector": {"matchLabels": {
                                      "app": f"app{(j + 1) % 50}"}}}],
                                      "ports": [{"port": 8080}]}]}) for j in range(50)]
-    began = time.perf_counter()
     rules = rendered(policies, pods)
-    assert time.perf_counter() - began < 1.0
     assert len(elements(rules, "ingress-pods")) == 250
