@@ -6,8 +6,12 @@
 headless Service's `etcd-N.etcd` names (`publishNotReadyAddresses: true`: a member must find
 its peers before the cluster has quorum, so before any is Ready; `podManagementPolicy:
 Parallel` for the same reason). A key is written through one member; then each pod is deleted
-in turn and must come back Running and Ready on the same claim and volume, with the same member
-IDs and the key still there. Only the machine's kubectl (v1.32) drives it: the test restarts
+in turn and must come back Running and Ready on the same node, claim and volume, with the same
+member IDs and cluster ID and the key still there, read serializably (from that member's own
+data, not through the leader). etcd derives a bootstrapped member's ID from its peer URLs and
+the cluster token, so equal IDs alone would not prove the data survived: the member's data
+directory must be the one it had (a marker file written there before the deletion, and its
+WAL's first file unchanged). Only the machine's kubectl (v1.32) drives it: the test restarts
 three etcd members, and running it twice (once per kubectl) would double a long test.
 """
 
@@ -121,6 +125,12 @@ def all_ready(kctl: Kubectl) -> dict[str, dict[str, Any]] | None:
     return pods if good else None
 
 
+def replaced(kctl: Kubectl, name: str, old_uid: str) -> dict[str, dict[str, Any]] | None:
+    """All three Ready, `name` a new pod (not the one of `old_uid`)."""
+    now = all_ready(kctl)
+    return now if now and now[name]["metadata"]["uid"] != old_uid else None
+
+
 def etcdctl(kctl: Kubectl, pod: str, *args: str) -> str:
     return kctl("exec", pod, "--", "etcdctl", "--endpoints=http://127.0.0.1:2379",
                 "--command-timeout=10s", *args)
@@ -130,6 +140,21 @@ def member_ids(kctl: Kubectl, pod: str) -> dict[str, str]:
     """name -> hex member ID, from `etcdctl member list -w json` through `pod`'s member."""
     members = json.loads(etcdctl(kctl, pod, "member", "list", "-w", "json"))["members"]
     return {m["name"]: format(m["ID"], "x") for m in members}
+
+
+def status(kctl: Kubectl, pod: str) -> dict[str, Any]:
+    """`etcdctl endpoint status` of the pod's own member: its header's cluster and member IDs."""
+    header = json.loads(etcdctl(kctl, pod, "endpoint", "status", "-w", "json"))[0]
+    ids = {k: header["Status"]["header"][k] for k in ("cluster_id", "member_id")}
+    assert all(ids.values()), header
+    return ids
+
+
+def on_volume(kctl: Kubectl, pod: str, script: str) -> str:
+    return kctl("exec", pod, "--", "sh", "-c", f"cd /var/lib/etcd-data && {script}")
+
+
+WAL = "ls member-data/member/wal/*.wal | head -1"
 
 
 def volumes(kctl: Kubectl) -> dict[str, tuple[str, str]]:
@@ -142,7 +167,6 @@ def volumes(kctl: Kubectl) -> dict[str, tuple[str, str]]:
 def test_members_keep_data_and_ids_across_pod_deletion(kctl: Kubectl) -> None:
     kctl("apply", "-f", "-", input=MANIFEST)
     pods = until(lambda: all_ready(kctl), 90, "three Ready etcd members")
-    assert len({p["spec"]["nodeName"] for p in pods.values()}) >= 1
     claims = volumes(kctl)
     assert sorted(claims) == [f"data-{m}" for m in MEMBERS]
     assert all(pv.startswith("pvc-") for _, pv in claims.values()), claims
@@ -150,15 +174,18 @@ def test_members_keep_data_and_ids_across_pod_deletion(kctl: Kubectl) -> None:
     ids = member_ids(kctl, "etcd-0")
     assert sorted(ids) == MEMBERS and len(set(ids.values())) == 3
     for victim in MEMBERS:
-        old_uid = pods[victim]["metadata"]["uid"]
+        old_uid, node = pods[victim]["metadata"]["uid"], pods[victim]["spec"]["nodeName"]
+        before = status(kctl, victim)
+        wal = on_volume(kctl, victim, WAL)
+        assert wal.endswith(".wal\n"), wal
+        on_volume(kctl, victim, f"echo {old_uid} > marker")
         kctl("delete", "pod", victim, "--wait=true", "--timeout=60s")
-
-        def replaced() -> dict[str, dict[str, Any]] | None:
-            now = all_ready(kctl)
-            return now if now and now[victim]["metadata"]["uid"] != old_uid else None
-
-        pods = until(replaced, 60, f"{victim} back Running and Ready")
+        pods = until(lambda: replaced(kctl, victim, old_uid), 60,  # noqa: B023 (called here)
+                     f"{victim} back Running and Ready")
+        assert pods[victim]["spec"]["nodeName"] == node  # the local volume's node affinity
         assert volumes(kctl) == claims
+        assert on_volume(kctl, victim, f"cat marker && {WAL}") == f"{old_uid}\n{wal}"
         assert member_ids(kctl, victim) == ids
-        assert etcdctl(kctl, victim, "get", "greeting", "--print-value-only") == \
-            "hello from etcd-1\n"
+        assert status(kctl, victim) == before
+        assert etcdctl(kctl, victim, "get", "greeting", "--print-value-only",
+                       "--consistency=s") == "hello from etcd-1\n"
