@@ -14,8 +14,13 @@ readiness verdict is the container's `ready`; a liveness (or startup) failure ki
 container, which the loop then restarts. Every change calls `notify`, and the node agent writes
 the pod status computed by `status.process_status` from the workers' `ContainerRecord`s.
 
-`stop(grace)` (pod deletion) stops restarts, runs each running container's `preStop` exec hook,
-sends SIGTERM to each process group and SIGKILL to what is left when the grace period is over.
+Lifecycle hooks (`hooks.run_hook`): `postStart` runs right after the process starts; the
+container is not running (nor `started`, nor probed) until it returns, and a failing one is a
+`FailedPostStartHook` event and a kill (then the restart policy decides, as upstream).
+
+`stop(grace)` (pod deletion) stops restarts, runs each running container's `preStop` hook
+(exec, httpGet or sleep) within the grace period, sends SIGTERM to each process group and
+SIGKILL to what is left when the grace period is over.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from typing import Any
 from tinykube.api import errors
 from tinykube.api.meta import rfc3339
 from tinykube.kubelet import env as pod_env
-from tinykube.kubelet import probes, sandbox, stdio
+from tinykube.kubelet import hooks, probes, sandbox, stdio
 from tinykube.kubelet import status as pod_status
 from tinykube.kubelet.cgroups import Cgroups, memory_limit
 from tinykube.kubelet.logs import ContainerLog
@@ -44,6 +49,7 @@ Obj = Mapping[str, Any]
 EventFn = Callable[[Obj, str, str, str], Awaitable[None]]
 MountsFn = Callable[[Obj, Mapping[str, str]], Sequence[Mount]]  # (container, env) -> mounts
 READY_TIMEOUT = 30.0  # bounds the wait for a helper to bind a container's volumes
+MIN_GRACE = 2.0  # the kubelet's minimumGracePeriodInSeconds after an overrun preStop hook
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -345,17 +351,20 @@ class PodWorker:
         name = container["name"]
         self.procs[name] = proc
         ooms = self.node.cgroups.oom_kills(self.uid, name) if self.node.cgroups else 0
-        record.state, record.reason, record.message = "running", "", ""
         record.started_at, record.finished_at = rfc3339(), None
         record.container_id = self._container_id(name, log.runs)
-        has_startup = bool(container.get("startupProbe")) and probing
-        record.started = not has_startup
-        record.ready = record.started and not (probing and bool(container.get("readinessProbe")))
-        self._changed()
         await self._event("Normal", "Started", f"Started container {name}")
         pump = asyncio.create_task(self.stdio[name].pump(log))
-        prober = asyncio.create_task(self._probe(container, record, proc, env)) \
-            if probing else None
+        prober = None
+        if await self._post_start(container, proc, env):
+            record.state, record.reason, record.message = "running", "", ""
+            has_startup = bool(container.get("startupProbe")) and probing
+            record.started = not has_startup
+            record.ready = record.started and not (probing and
+                                                   bool(container.get("readinessProbe")))
+            self._changed()
+            if probing:
+                prober = asyncio.create_task(self._probe(container, record, proc, env))
         try:
             returncode = await proc.wait()
         finally:
@@ -443,23 +452,64 @@ class PodWorker:
     def _grace(self) -> float:
         return float(self.pod.get("spec", {}).get("terminationGracePeriodSeconds", 30))
 
+    async def _post_start(self, container: Obj, proc: asyncio.subprocess.Process,
+                          env: Mapping[str, str]) -> bool:
+        """Run the postStart hook (the container is not running until it returns); when it
+        fails, a `FailedPostStartHook` event and the container is killed (False)."""
+        hook = (container.get("lifecycle") or {}).get("postStart") or {}
+        if hooks.kind(hook) is None:
+            return True
+        message = await self._run_hook(hook, container, env, hooks.NO_TIMEOUT)
+        if message is None:
+            return True
+        await self._event("Warning", "FailedPostStartHook", message)
+        if proc.returncode is None:
+            await self._event("Normal", "Killing", "FailedPostStartHook")
+            await self._stop_process(container, proc, self._grace())
+        return False
+
+    async def _run_hook(self, hook: Obj, container: Obj, env: Mapping[str, str],
+                        seconds: float) -> str | None:
+        return await hooks.run_hook(
+            hook, container, self.pod, pod_ip=self.pod_ip, env=env,
+            wrap=self._in_container(container), cwd=self._exec_cwd(container),
+            connect=self.node.connect, clock=self.node.clock, seconds=seconds)
+
+    async def _pre_stop(self, container: Obj, grace: float) -> bool:
+        """Run the preStop hook within `grace` seconds (a failure is a `FailedPreStopHook`
+        event); False when the grace period ran out first."""
+        hook = (container.get("lifecycle") or {}).get("preStop") or {}
+        if hooks.kind(hook) is None or grace <= 0:
+            return True
+        run = asyncio.ensure_future(self._run_hook(hook, container, self._env(container), grace))
+        timer = asyncio.ensure_future(self.node.clock.sleep(grace))
+        try:
+            await asyncio.wait({run, timer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            timer.cancel()
+            if not run.done():
+                run.cancel()
+            await asyncio.gather(run, timer, return_exceptions=True)
+        if run.cancelled():
+            return False  # "PreStop hook not completed in grace period" (a log line upstream)
+        message = run.result()
+        if message is not None:
+            await self._event("Warning", "FailedPreStopHook", message)
+        return True
+
     async def _stop_process(self, container: Obj, proc: asyncio.subprocess.Process,
                             grace: float) -> None:
-        """preStop hook, SIGTERM to the group, SIGKILL once `grace` seconds have passed."""
+        """preStop hook, SIGTERM to the group, SIGKILL once `grace` seconds have passed (or
+        MIN_GRACE after a preStop hook that used up the grace period, as the kubelet)."""
         clock = self.node.clock
         deadline = clock.now() + grace
-        hook = (container.get("lifecycle") or {}).get("preStop") or {}
-        if "exec" in hook and proc.returncode is None:
-            ok, message = await probes.run_probe(
-                {"exec": hook["exec"], "timeoutSeconds": max(grace, 1)}, container,
-                pod_ip=self.pod_ip, env=self._env(container), wrap=self._in_container(container),
-                cwd=self._exec_cwd(container))
-            if not ok:
-                await self._event("Warning", "FailedPreStopHook",
-                                  f"PreStopHook failed: {message}")
+        in_time = True
+        if proc.returncode is None:
+            in_time = await self._pre_stop(container, grace)
         _killpg(proc.pid, signal.SIGTERM)
+        remaining = max(0.0, deadline - clock.now()) if in_time else MIN_GRACE
         try:
-            await asyncio.wait_for(proc.wait(), max(0.0, deadline - clock.now()))
+            await asyncio.wait_for(proc.wait(), remaining)
         except TimeoutError:
             _killpg(proc.pid, signal.SIGKILL)
             await proc.wait()
