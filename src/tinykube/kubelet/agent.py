@@ -11,10 +11,13 @@ pod should look like with what it does:
 - a new pod gets an address from the node's pod range; the runtime starts it and says what its
   status is now (`Runtime.sync`); the agent writes the status when it differs. Runtimes call
   back (`enqueue`) whenever something changed, so `sync` runs again;
-- a deleted pod (deletionTimestamp set) is marked not ready at once; the runtime stops it
-  (`Runtime.terminate`), and then the pod is removed for good (a delete with grace period 0),
-  as a kubelet does once the containers have stopped; its address is released then, never
-  while the pod still exists.
+- a deleted pod (deletionTimestamp set): the runtime stops it (`Runtime.terminate`: preStop
+  hooks, SIGTERM, SIGKILL at the end of the grace period) while its status keeps what the
+  runtime sees (`Runtime.stopping_status`: readiness is still probed, as the kubelet does, so
+  its endpoints stay `serving` and `terminating` until it stops; a runtime with nothing live to
+  report marks it not ready at once), and then the pod is removed for good (a delete with
+  grace period 0), as a kubelet does once the containers have stopped; its address is
+  released then, never while the pod still exists.
 
 In the `netns` network mode (`network` given) the node is a network namespace: its InternalIP
 is its underlay address, pods get addresses from its bridge's range (the gateway, .1, is never
@@ -245,6 +248,7 @@ class NodeAgent(Controller):
         self.network = network
         self.connect = connect
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._stopping: set[str] = set()  # pods whose Killing event was recorded
         self.pods.add_handlers(on_add=self._on_pod, on_update=lambda _o, n: self._on_pod(n),
                                on_delete=self._on_delete)
         for plural, informer in self.volume_sources.items():
@@ -294,8 +298,9 @@ class NodeAgent(Controller):
         ip = pod.get("status", {}).get("podIP")
         if ip:
             self.addresses.release(ip)
-        timer = self._timers.pop(f"{pod['metadata']['namespace']}/{pod['metadata']['name']}",
-                                 None)
+        key = f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
+        self._stopping.discard(key)
+        timer = self._timers.pop(key, None)
         if timer is not None:
             timer.cancel()
         for runtime in self.runtimes.values():
@@ -435,10 +440,14 @@ class NodeAgent(Controller):
 
     async def _terminate(self, key: str, pod: Mapping[str, Any], runtime: Runtime) -> None:
         meta = pod["metadata"]
-        desired = pod_status.terminating_status(pod, now=rfc3339())
-        if _differs(pod.get("status", {}), desired):
+        if key not in self._stopping:
+            self._stopping.add(key)
             await self.recorder.event(pod, "Normal", "Killing", "Stopping container(s) "
                                       f"{', '.join(c['name'] for c in pod['spec']['containers'])}")
+        delay = await runtime.terminate(pod)
+        live = runtime.stopping_status(pod)
+        desired = live if live is not None else pod_status.terminating_status(pod, now=rfc3339())
+        if _differs(pod.get("status", {}), desired):
             await self.client.patch(self.pods_res, meta["name"], {"status": desired},
                                     meta["namespace"], patch_type="merge", subresource="status")
         delay = await runtime.terminate(pod)

@@ -194,6 +194,12 @@ class ProcessRuntime:
             worker.stop_task.add_done_callback(lambda _t: self.node.notify(pod))
         return None if worker.stop_task.done() else grace_seconds(pod) + 5
 
+    def stopping_status(self, pod: Obj) -> dict[str, Any] | None:
+        """The worker's status of a pod that is stopping: probes run until each container
+        has stopped, so readiness is live (None: no worker)."""
+        worker = self.workers.get(str(pod["metadata"]["uid"]))
+        return None if worker is None else worker.status(pod, rfc3339())
+
     def forget(self, pod: Obj) -> None:
         uid = str(pod["metadata"]["uid"])
         worker = self.workers.pop(uid, None)

@@ -44,6 +44,11 @@ class Runtime(Protocol):
         """Stop a deleted pod; None once everything stopped, else seconds to check again."""
         ...
 
+    def stopping_status(self, pod: Obj) -> dict[str, Any] | None:
+        """A deleted pod's status while it stops (readiness still probed, as the kubelet
+        does); None: the runtime has nothing live to report."""
+        ...
+
     def forget(self, pod: Obj) -> None:
         """The pod object is gone: drop whatever is left of it, at once."""
         ...

@@ -121,6 +121,10 @@ class VirtualRuntime:
     async def terminate(self, pod: Obj) -> float | None:
         return None  # nothing runs: stopped as soon as asked
 
+    def stopping_status(self, pod: Obj) -> dict[str, Any] | None:
+        """Nothing runs: nothing live to report (the agent marks the pod not ready)."""
+        return None
+
     def forget(self, pod: Obj) -> None:
         pass
 

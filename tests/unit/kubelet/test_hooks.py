@@ -181,3 +181,29 @@ async def test_pre_stop_runs_before_sigterm(tmp_path: Path, lifecycle: dict[str,
     assert state(rt, the_pod)["state"]["terminated"]["exitCode"] == 143  # SIGTERM, not KILL
     assert [m for r, m in events if r == "FailedPreStopHook"] == ([event] if event else [])
     await rt.close()
+
+
+def ready(status: dict[str, Any] | None) -> str:
+    assert status is not None
+    return next(c["status"] for c in status["conditions"] if c["type"] == "Ready")
+
+
+async def test_stopping_pod_stays_ready_during_pre_stop(tmp_path: Path) -> None:
+    """While preStop runs the pod keeps its live readiness (its endpoints are serving and
+    terminating); once the container stopped it is not ready."""
+    rt, _events, clock = runtime(tmp_path)
+    the_pod = pod({"preStop": {"sleep": {"seconds": 2}}})
+    await rt.sync(the_pod, pod_ip="127.0.0.1")
+    await until(clock, lambda: "running" in state(rt, the_pod)["state"])
+    clock.gate = asyncio.Event()
+    await rt.terminate(the_pod)
+    await until(clock, lambda: 2 in clock.sleeps)
+    assert ready(rt.stopping_status(the_pod)) == "True"
+    clock.gate.set()
+    worker = rt.workers["u1"]
+    assert worker.stop_task is not None
+    await asyncio.wait_for(worker.stop_task, 10)
+    assert ready(rt.stopping_status(the_pod)) == "False"
+    await rt.close()
+    rt.forget(the_pod)
+    assert rt.stopping_status(the_pod) is None
