@@ -90,6 +90,15 @@ def _ready_endpoints(k: Kubectl) -> int:
                for e in s.get("endpoints") or [])
 
 
+def _objects(stream: str) -> list[dict[str, object]]:
+    """The objects of a `kubectl get -w -o json` stream (JSON documents one after another)."""
+    decoder, objects, at = json.JSONDecoder(), [], 0
+    while (at := len(stream) - len(stream[at:].lstrip())) < len(stream):
+        obj, at = decoder.raw_decode(stream, at)
+        objects.append(obj)
+    return objects
+
+
 def _phase(k: Kubectl, name: str) -> str:
     return str(json.loads(k("get", "pod", name, "-o", "json"))["status"].get("phase"))
 
@@ -107,8 +116,14 @@ def test_rollout_restart_fails_no_request(cluster: tuple[Cluster, str], binary: 
     k("apply", "-f", "-", input=_client(image))
     until(lambda: _phase(k, "client") == "Running", 60, "the client pod runs")
     until(lambda: "start" in k("logs", "client"), 30, "the client loop runs")
-    k("rollout", "restart", "deploy/web")
-    k("rollout", "status", "deploy/web", "--timeout=180s", timeout=190)
+    watch = k.popen("get", "endpointslices", "-l", "kubernetes.io/service-name=web",
+                    "--watch", "-o", "json")
+    try:
+        k("rollout", "restart", "deploy/web")
+        k("rollout", "status", "deploy/web", "--timeout=180s", timeout=190)
+    finally:
+        watch.terminate()
+        seen, _ = watch.communicate(timeout=10)
     k("exec", "client", "--", "sh", "-c", "echo > /tmp/stop")
     until(lambda: _phase(k, "client") in ("Succeeded", "Failed"), 60, "the client loop ends")
     log = k("logs", "client")
@@ -117,6 +132,9 @@ def test_rollout_restart_fails_no_request(cluster: tuple[Cluster, str], binary: 
     assert summary.group(3) == "marker", log  # the loop ran through the whole rollout
     assert int(summary.group(1)) > 0
     assert (summary.group(2), log.count("fail ")) == ("0", 0), log
+    conditions = [e.get("conditions") for s in _objects(seen) for e in s.get("endpoints") or []]
+    # while preStop sleeps, an old pod's endpoint is serving and terminating, not ready
+    assert {"ready": False, "serving": True, "terminating": True} in conditions
     after = _pods(k)
     assert len(after) == 3
     assert not before & {p["metadata"]["uid"] for p in after}  # type: ignore[index]
