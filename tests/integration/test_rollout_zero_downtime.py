@@ -17,6 +17,7 @@ import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -90,13 +91,22 @@ def _ready_endpoints(k: Kubectl) -> int:
                for e in s.get("endpoints") or [])
 
 
-def _objects(stream: str) -> list[dict[str, object]]:
-    """The objects of a `kubectl get -w -o json` stream (JSON documents one after another)."""
+def _objects(stream: str) -> list[dict[str, Any]]:
+    """The objects of a `kubectl get -w -o json` stream (JSON documents one after another;
+    the last one may be cut short where the watch was stopped)."""
     decoder, objects, at = json.JSONDecoder(), [], 0
     while (at := len(stream) - len(stream[at:].lstrip())) < len(stream):
-        obj, at = decoder.raw_decode(stream, at)
+        try:
+            obj, at = decoder.raw_decode(stream, at)
+        except json.JSONDecodeError:  # the cut-short last document
+            break
         objects.append(obj)
     return objects
+
+
+def _condition(pod: dict[str, Any], kind: str) -> str:
+    return next((c["status"] for c in pod["status"].get("conditions") or []
+                 if c["type"] == kind), "")
 
 
 def _phase(k: Kubectl, name: str) -> str:
@@ -118,12 +128,15 @@ def test_rollout_restart_fails_no_request(cluster: tuple[Cluster, str], binary: 
     until(lambda: "start" in k("logs", "client"), 30, "the client loop runs")
     watch = k.popen("get", "endpointslices", "-l", "kubernetes.io/service-name=web",
                     "--watch", "-o", "json")
+    pod_watch = k.popen("get", "pods", "-l", "app=web", "--watch", "-o", "json")
     try:
         k("rollout", "restart", "deploy/web")
         k("rollout", "status", "deploy/web", "--timeout=180s", timeout=190)
     finally:
-        watch.terminate()
+        for w in (watch, pod_watch):
+            w.terminate()
         seen, _ = watch.communicate(timeout=10)
+        pod_versions, _ = pod_watch.communicate(timeout=10)
     k("exec", "client", "--", "sh", "-c", "echo > /tmp/stop")
     until(lambda: _phase(k, "client") in ("Succeeded", "Failed"), 60, "the client loop ends")
     log = k("logs", "client")
@@ -135,6 +148,11 @@ def test_rollout_restart_fails_no_request(cluster: tuple[Cluster, str], binary: 
     conditions = [e.get("conditions") for s in _objects(seen) for e in s.get("endpoints") or []]
     # while preStop sleeps, an old pod's endpoint is serving and terminating, not ready
     assert {"ready": False, "serving": True, "terminating": True} in conditions
+    # the kubelet keeps probing a stopping pod: it stays Ready while its container runs
+    stopping = [p for p in _objects(pod_versions) if p["metadata"].get("deletionTimestamp")
+                and "running" in p["status"]["containerStatuses"][0]["state"]]
+    assert stopping
+    assert all(_condition(p, "Ready") == "True" for p in stopping)
     after = _pods(k)
     assert len(after) == 3
     assert not before & {p["metadata"]["uid"] for p in after}  # type: ignore[index]
