@@ -160,3 +160,47 @@ def test_rollout_restart_fails_no_request(cluster: tuple[Cluster, str], binary: 
     k("delete", "-f", "-", "--wait=true", "--timeout=60s", input=_manifests(image), timeout=70)
     until(lambda: not json.loads(k("get", "pods", "-o", "json"))["items"], 60,
           "every pod is gone")
+
+
+def _hook_pod(name: str, image: str, lifecycle: dict[str, Any]) -> str:
+    return json.dumps({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+        "spec": {"terminationGracePeriodSeconds": 3, "restartPolicy": "Never",
+                 "containers": [{"name": "c", "image": image, "lifecycle": lifecycle,
+                                 "ports": [{"name": "http", "containerPort": 8080}]}]}})
+
+
+def _events(k: Kubectl, name: str, uid: str) -> list[tuple[str, str]]:
+    """Events about this pod (not an earlier one of the same name)."""
+    out = json.loads(k("get", "events", "--field-selector", f"involvedObject.name={name}",
+                       "-o", "json"))
+    return [(e["reason"], e["message"]) for e in out["items"]
+            if e["involvedObject"].get("uid") == uid]
+
+
+@pytest.mark.parametrize("binary", [b for _, b in KUBECTLS], ids=[n for n, _ in KUBECTLS])
+def test_hooks_in_images(cluster: tuple[Cluster, str], binary: str, tmp_path: Path) -> None:
+    """postStart exec runs in the container before it counts as started; a failing postStart
+    kills it with kube's event; a failing preStop httpGet (by port name) is an event too."""
+    the_cluster, image = cluster
+    k = Kubectl(binary, the_cluster.kubeconfig, tmp_path)
+    k("apply", "-f", "-", input=_hook_pod("hooks-ok", image, {
+        "postStart": {"exec": {"command": ["sh", "-c", "echo posted > /www/post.txt"]}},
+        "preStop": {"httpGet": {"path": "/missing", "port": "http"}}}))
+    k("apply", "-f", "-", input=_hook_pod("hooks-fail", image, {
+        "postStart": {"exec": {"command": ["sh", "-c", "exit 3"]}}}))
+    until(lambda: _phase(k, "hooks-ok") == "Running", 60, "hooks-ok runs")
+    assert k("exec", "hooks-ok", "--", "cat", "/www/post.txt") == "posted\n"
+    until(lambda: _phase(k, "hooks-fail") == "Failed", 60, "hooks-fail is killed")
+    uid = json.loads(k("get", "pod", "hooks-fail", "-o", "json"))["metadata"]["uid"]
+    failed = [m for r, m in _events(k, "hooks-fail", uid) if r == "FailedPostStartHook"]
+    assert failed == [f'Exec lifecycle hook ([sh -c exit 3]) for Container "c" in Pod '
+                      f'"hooks-fail_default({uid})" failed - error: command failed with exit '
+                      'code 3: ']
+    assert ("Killing", "FailedPostStartHook") in _events(k, "hooks-fail", uid)
+    uid = json.loads(k("get", "pod", "hooks-ok", "-o", "json"))["metadata"]["uid"]
+    k("delete", "pod", "hooks-ok", "hooks-fail", "--wait=true", "--timeout=60s", timeout=70)
+    failed = [m for r, m in _events(k, "hooks-ok", uid) if r == "FailedPreStopHook"]
+    assert failed == [f'HTTP lifecycle hook (/missing) for Container "c" in Pod '
+                      f'"hooks-ok_default({uid})" failed - error: HTTP probe failed with '
+                      'statuscode: 404']

@@ -27,13 +27,13 @@ of a container:
    container (and its cgroups) in place so the OOM counter can be read before `runc delete`.
    A SIGKILL at the end of the grace period kills runc; the container's processes are then
    killed through its memory cgroup (`Cgroups.kill_all`), which is runc's cgroup too.
-4. **Exec** (`kubectl exec`, exec probes, preStop hooks): `runc exec ID ARGV` (runc takes the
-   user, env, cwd and capabilities from the container's config).
+4. **Exec** (`kubectl exec`, exec probes, lifecycle hooks): `runc exec ID ARGV` (runc takes
+   the user, env, cwd and capabilities from the container's config). A postStart hook first
+   waits for `runc state` to say running (`runc run` creates, then starts).
 5. **After the run**: `runc delete --force`, the root filesystem unmounted and removed.
 
 Not done here (yet): exit codes surviving the node agent's restart (a foreground runc dies
-with the agent; the agent's cgroup cleanup kills the containers), image GC, lifecycle
-postStart hooks.
+with the agent; the agent's cgroup cleanup kills the containers), image GC.
 """
 
 from __future__ import annotations
@@ -65,6 +65,8 @@ from tinykube.kubelet.runtime import Obj
 from tinykube.kubelet.worker import MountsFn, NodeContext, PodWorker
 
 RUNC = "runc"
+RUNNING_TIMEOUT = 30.0  # bounds the wait for a started container to be running (postStart)
+STATE_POLL = 0.02  # seconds between `runc state` polls while it is being created
 ERR_IMAGE_PULL_HOLD = 1.0  # seconds a failed pull shows ErrImagePull before ImagePullBackOff
 Keyrings = list[Mapping[str, auth.Credentials]]
 SecretsFn = Callable[[Obj], Awaitable[Keyrings]]
@@ -251,6 +253,22 @@ class ContainerWorker(PodWorker):
             *self.runtime.runc("run", "--keep", "--bundle", str(self._bundles[name]),
                                self.ids[name]),
             start_new_session=True, **io.spawn_options())
+
+    async def _until_running(self, container: Obj, proc: asyncio.subprocess.Process) -> None:
+        """`runc run` creates, then starts: a postStart hook's `runc exec` needs the container
+        running (`runc state`), which it is within RUNNING_TIMEOUT or it has exited."""
+        cid = self.ids.get(container["name"], "")
+        deadline = asyncio.get_running_loop().time() + RUNNING_TIMEOUT
+        while proc.returncode is None and asyncio.get_running_loop().time() < deadline:
+            state = await asyncio.create_subprocess_exec(
+                *self.runtime.runc("state", cid), stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.DEVNULL)
+            out, _ = await state.communicate()
+            with contextlib.suppress(ValueError):
+                if json.loads(out or b"{}").get("status") == "running":
+                    return
+            with contextlib.suppress(TimeoutError):  # wakes early if the run ended
+                await asyncio.wait_for(asyncio.shield(proc.wait()), STATE_POLL)
 
     async def _cleanup(self, container: Obj) -> None:
         cid = self.ids.pop(container["name"], None)

@@ -459,6 +459,7 @@ class PodWorker:
         hook = (container.get("lifecycle") or {}).get("postStart") or {}
         if hooks.kind(hook) is None:
             return True
+        await self._until_running(container, proc)
         message = await self._run_hook(hook, container, env, hooks.NO_TIMEOUT)
         if message is None:
             return True
@@ -467,6 +468,9 @@ class PodWorker:
             await self._event("Normal", "Killing", "FailedPostStartHook")
             await self._stop_process(container, proc, self._grace())
         return False
+
+    async def _until_running(self, container: Obj, proc: asyncio.subprocess.Process) -> None:
+        """Wait until the run's command is running (a process is, once spawned)."""
 
     async def _run_hook(self, hook: Obj, container: Obj, env: Mapping[str, str],
                         seconds: float) -> str | None:
