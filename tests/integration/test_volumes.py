@@ -16,14 +16,13 @@ import os
 import random
 import signal
 import textwrap
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import KUBECTLS, Cluster, Kubectl, start_cluster
+from tests.conftest import KUBECTLS, Cluster, Kubectl, start_cluster, until
 
 pytestmark = [pytest.mark.kubectl, pytest.mark.slow]
 _names = itertools.count()
@@ -51,15 +50,6 @@ def host_tree_untouched() -> Iterator[None]:
     before = set(os.listdir("/")), set(os.listdir("/usr/share"))
     yield
     assert (set(os.listdir("/")), set(os.listdir("/usr/share"))) == before
-
-
-def until(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := check():
-            return result
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def pod_yaml(name: str, volumes: list[dict[str, Any]], mounts: list[dict[str, Any]], *,
