@@ -84,32 +84,35 @@ def secret_data(secret: Obj) -> dict[str, bytes]:
     return data
 
 
-def configmap(source: Obj, namespace: str, lookup: Lookup, *,
-              default_mode: int | None = None) -> Payload:
-    name = str(source.get("name", ""))
+def _object_source(source: Obj, name: str, namespace: str, lookup: Lookup, *, kind: str,
+                   data: Callable[[Obj], Mapping[str, bytes]], missing_key: str,
+                   default_mode: int | None) -> Payload:
+    """A configMap or secret source: the object's keys (or `items`) as files, nothing when
+    an `optional` object is missing."""
     obj = lookup(namespace, name)
     optional = bool(source.get("optional"))
-    mode = source.get("defaultMode", default_mode)
     if obj is None:
         if optional:
             return {}
-        raise VolumeError(f'configmap "{name}" not found')
-    return keyed(configmap_data(obj), source.get("items"), default_mode=mode,
-                 optional=optional, missing_key="configmap references non-existent config key: ")
+        raise VolumeError(f'{kind} "{name}" not found')
+    return keyed(data(obj), source.get("items"),
+                 default_mode=source.get("defaultMode", default_mode), optional=optional,
+                 missing_key=missing_key)
+
+
+def configmap(source: Obj, namespace: str, lookup: Lookup, *,
+              default_mode: int | None = None) -> Payload:
+    return _object_source(source, str(source.get("name", "")), namespace, lookup,
+                          kind="configmap", data=configmap_data, default_mode=default_mode,
+                          missing_key="configmap references non-existent config key: ")
 
 
 def secret(source: Obj, namespace: str, lookup: Lookup, *,
            default_mode: int | None = None) -> Payload:
-    name = str(source.get("secretName", source.get("name", "")))
-    obj = lookup(namespace, name)
-    optional = bool(source.get("optional"))
-    mode = source.get("defaultMode", default_mode)
-    if obj is None:
-        if optional:
-            return {}
-        raise VolumeError(f'secret "{name}" not found')
-    return keyed(secret_data(obj), source.get("items"), default_mode=mode,
-                 optional=optional, missing_key="references non-existent secret key: ")
+    return _object_source(source, str(source.get("secretName", source.get("name", ""))),
+                          namespace, lookup, kind="secret", data=secret_data,
+                          default_mode=default_mode,
+                          missing_key="references non-existent secret key: ")
 
 
 def format_map(values: Mapping[str, str]) -> str:
