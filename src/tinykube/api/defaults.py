@@ -207,9 +207,7 @@ def _default_pod(pod: Obj) -> None:
     _default_pod_spec(spec)
     for container in [*_each(spec, "initContainers"), *_each(spec, "containers")]:
         _default_requests_from_limits(container)
-    # Set by the Priority admission plugin when no PriorityClass is named.
-    spec.setdefault("priority", 0)
-    spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
+    # `priority` and `preemptionPolicy` are not defaults: the Priority admission plugin sets them.
 
 
 def _default_template(spec: Obj) -> None:

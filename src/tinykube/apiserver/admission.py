@@ -10,7 +10,8 @@ request, usually with a 403 Forbidden that names itself in the message.
 operations it handles, and an `admit` coroutine that may change `request.obj` or raise an
 `APIError`. Subresource writes (status, binding, ...) skip the chain, as every plugin here skips
 them upstream. Plugins still to come slot into their upstream positions: LimitRanger before
-ServiceAccount, PodSecurity and Priority after it, ResourceQuota last.
+ServiceAccount, ResourceQuota last. A plugin may add to `request.warnings`, which the API
+server sends as `Warning` headers.
 
 - NamespaceLifecycle: no creation in a namespace that is missing or terminating (the registry
   checks the same for its own callers; running it first keeps kube's order of errors: a pod in
@@ -27,6 +28,17 @@ ServiceAccount, PodSecurity and Priority after it, ResourceQuota last.
 - DefaultTolerationSeconds (create and update): a pod that does not tolerate
   `node.kubernetes.io/not-ready:NoExecute` (or `unreachable`) gets a toleration of it with
   `tolerationSeconds: 300`. On update it puts back the defaults a replacing client left out.
+- PodSecurity (create and update of pods, workloads and namespaces): the Pod Security
+  Standards as the namespace's `pod-security.kubernetes.io/*` labels choose them; the decision
+  is `api.podsecurity.review`'s, this plugin only looks up the namespace and its pods. Upstream
+  it is a validating plugin, run after every mutating one; here it runs in its place in the one
+  chain, which is the same as long as no later plugin changes what it checks (none does).
+- Priority: a created pod gets `spec.priority` (and `preemptionPolicy`) from its
+  `priorityClassName`, or from the `globalDefault` class (whose name it then gets), or 0 and
+  `PreemptLowerPriority`; an unknown class, or a `priority` the pod sets that differs, is
+  refused. An update keeps the stored priority when the client left it out. A PriorityClass
+  may not become a second `globalDefault`. (Since 1.17 the system classes may be used in any
+  namespace; upstream limits them only by a quota configuration, which tinykube has not.)
 """
 
 from __future__ import annotations
@@ -37,6 +49,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from tinykube.api import errors
+from tinykube.api.podsecurity import policy as pod_security_policy
+from tinykube.api.podsecurity import review as pod_security
 from tinykube.api.resources import Resource
 from tinykube.api.storageclasses import default_storage_class
 from tinykube.apiserver.registry import Registry
@@ -59,6 +73,7 @@ class Request:
     namespace: str
     obj: Obj
     old: Obj | None = None
+    warnings: list[str] = dataclasses.field(default_factory=list)  # Warning headers to send
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,6 +170,101 @@ def _tolerates(tolerations: list[Obj], key: str) -> bool:
                and (t.get("effect") or "") in ("", "NoExecute") for t in tolerations)
 
 
+async def _pod_security(admission: Admission, request: Request) -> None:
+    kind, obj, store = request.res.kind, request.obj, admission.registry.store
+    if kind == "Namespace":
+        _pod_security_namespace(admission, request)
+        return
+    entry = store.get("core/namespaces", "", request.namespace)
+    labels = (entry.obj.get("metadata") or {}).get("labels") if entry is not None else None
+    nspolicy, label_errors = pod_security_policy.policy_of(labels)
+    if kind == "Pod":
+        if not label_errors and nspolicy.fully_privileged:
+            return
+        if request.old is not None and not pod_security.significant_pod_update(obj, request.old):
+            return
+        verdict = pod_security.review_pod(nspolicy, obj.get("metadata") or {},
+                                          obj.get("spec") or {}, enforce=True)
+    else:
+        template = pod_security.template_of(kind, obj)
+        if template is None or (not label_errors and nspolicy.warn.level == "privileged"):
+            return
+        verdict = pod_security.review_pod(nspolicy, *template, enforce=False)
+    if verdict.refusal is not None:
+        raise forbidden(request, verdict.refusal)
+    request.warnings.extend(verdict.warnings)
+
+
+def _pod_security_namespace(admission: Admission, request: Request) -> None:
+    """Bad labels refuse the write (422, as validation would); a stricter enforce level
+    warns about the pods already there."""
+    bad = pod_security.label_errors(request.obj, request.old)
+    if bad:
+        name = str((request.obj.get("metadata") or {}).get("name") or "")
+        raise errors.Invalid("Namespace", "", name, bad)
+    if request.old is not None:
+        name = str((request.obj.get("metadata") or {}).get("name") or "")
+        pods = [e.obj for e in admission.registry.store.list("core/pods", name)]
+        verdict = pod_security.review_namespace_update(request.obj, request.old, pods)
+        request.warnings.extend(verdict.warnings)
+
+
+def _default_priority_class(admission: Admission) -> Obj | None:
+    """The `globalDefault` PriorityClass; of several (a race), the lowest value's."""
+    defaults = [e.obj for e in admission.registry.store.list("scheduling.k8s.io/priorityclasses")
+                if e.obj.get("globalDefault") is True]
+    return min(defaults, key=lambda pc: pc.get("value", 0), default=None)
+
+
+async def _priority(admission: Admission, request: Request) -> None:
+    if request.res.kind == "PriorityClass":
+        _priority_class_default(admission, request)
+        return
+    spec = _pod_spec(request)
+    if request.old is not None:  # update: what the plugin set on create stays
+        old_spec = request.old.get("spec") or {}
+        for key in ("priority", "preemptionPolicy"):
+            if spec.get(key) is None and old_spec.get(key) is not None:
+                spec[key] = old_spec[key]
+        return
+    name = spec.get("priorityClassName") or ""
+    if name:
+        entry = admission.registry.store.get("scheduling.k8s.io/priorityclasses", "", name)
+        if entry is None:
+            raise forbidden(request, f"no PriorityClass with name {name} was found")
+        chosen: Obj | None = entry.obj
+    else:
+        chosen = _default_priority_class(admission)
+        if chosen is not None:
+            spec["priorityClassName"] = chosen["metadata"]["name"]
+    value = chosen.get("value", 0) if chosen is not None else 0
+    policy = (chosen.get("preemptionPolicy") if chosen is not None
+              else None) or "PreemptLowerPriority"
+    if spec.get("priority") is not None and spec["priority"] != value:
+        raise forbidden(request, f"the integer value of priority ({spec['priority']}) must not be "
+                                 f"provided in pod spec; priority admission controller computed "
+                                 f"{value} from the given PriorityClass name")
+    if spec.get("preemptionPolicy") is not None and spec["preemptionPolicy"] != policy:
+        raise forbidden(request, f"the string value of PreemptionPolicy "
+                                 f"({spec['preemptionPolicy']}) must not be provided in pod spec; "
+                                 f"priority admission controller computed {policy} from the "
+                                 "given PriorityClass name")
+    spec["priority"], spec["preemptionPolicy"] = value, policy
+
+
+def _priority_class_default(admission: Admission, request: Request) -> None:
+    """Only one PriorityClass may be the `globalDefault`."""
+    if request.obj.get("globalDefault") is not True:
+        return
+    current = _default_priority_class(admission)
+    if current is None:
+        return
+    current_name = current["metadata"]["name"]
+    if request.old is None or current_name != (request.obj.get("metadata") or {}).get("name"):
+        raise forbidden(request, f"PriorityClass {current_name} is already marked as default. "
+                                 "Only one default can exist")
+
+
 async def _default_toleration_seconds(admission: Admission, request: Request) -> None:
     spec = _pod_spec(request)
     tolerations = spec.get("tolerations") or []
@@ -201,7 +311,10 @@ PLUGINS: tuple[Plugin, ...] = (
     Plugin("NamespaceLifecycle", None, frozenset({CREATE}), _namespace_lifecycle),
     # LimitRanger goes here.
     Plugin("ServiceAccount", _PODS, frozenset({CREATE}), _service_account),
-    # PodSecurity and Priority go here.
+    Plugin("PodSecurity", frozenset({"Pod", "Namespace", *pod_security.TEMPLATES}),
+           frozenset({CREATE, UPDATE}), _pod_security),
+    Plugin("Priority", frozenset({"Pod", "PriorityClass"}), frozenset({CREATE, UPDATE}),
+           _priority),
     Plugin("DefaultTolerationSeconds", _PODS, frozenset({CREATE, UPDATE}),
            _default_toleration_seconds),
     Plugin("DefaultStorageClass", frozenset({"PersistentVolumeClaim"}), frozenset({CREATE}),

@@ -428,29 +428,31 @@ class ResourceHandler:
                 raise errors.BadRequest("the namespace of the provided object does not match "
                                         "the namespace sent on the request")
             meta["namespace"] = namespace
-        await self._admit_create(target, obj)
+        await self._admit_create(target, obj, warnings)
         entry = self.registry.create(target.res, obj, dry_run=_dry_run(request),
                                      manager=_manager(request, target))
         return self._respond(target.res, entry, 201)
 
-    async def _admit_create(self, target: Target, obj: Obj) -> None:
+    async def _admit_create(self, target: Target, obj: Obj, warnings: list[str]) -> None:
         namespace = obj["metadata"].get("namespace", "") if target.res.namespaced else ""
-        await self.admission.admit(AdmissionRequest(CREATE, target.res, namespace, obj))
+        await self.admission.admit(AdmissionRequest(CREATE, target.res, namespace, obj,
+                                                    warnings=warnings))
 
-    async def _admit_update(self, target: Target, obj: Obj) -> None:
+    async def _admit_update(self, target: Target, obj: Obj, warnings: list[str]) -> None:
         """Admission of an update of the object itself (subresources skip it, as upstream)."""
         if target.subresource:
             return
         namespace = self._namespace(target)
         current = self.store.get(target.res.storage_key, namespace, target.name or "")
         await self.admission.admit(AdmissionRequest(
-            UPDATE, target.res, namespace, obj, current.obj if current else None))
+            UPDATE, target.res, namespace, obj, current.obj if current else None,
+            warnings=warnings))
 
     async def _update(self, request: web.Request, target: Target,
                       warnings: list[str]) -> web.Response:
         obj = await self._decoded(request, target, warnings)
         self._check_identity(target, obj)
-        await self._admit_update(target, obj)
+        await self._admit_update(target, obj, warnings)
         entry = self.registry.update(target.res, obj, subresource=target.subresource,
                                      dry_run=_dry_run(request), manager=_manager(request, target))
         return self._respond(target.res, entry, 200)
@@ -496,7 +498,7 @@ class ResourceHandler:
         self._check_identity(target, obj)
         if str(obj["metadata"].get("resourceVersion")) == str(current.rv):
             obj["metadata"].pop("resourceVersion")  # a patch is unconditional unless it says so
-        await self._admit_update(target, obj)
+        await self._admit_update(target, obj, warnings)
         entry = self.registry.update(res, obj, subresource=target.subresource,
                                      dry_run=_dry_run(request), manager=manager)
         return self._respond(res, entry, 200)
@@ -534,7 +536,7 @@ class ResourceHandler:
         obj = codec.decode_object(target.res, parsed, field_validation=validation,
                                   warnings=warnings)
         self._check_identity(target, obj)
-        await self._admit_create(target, obj)
+        await self._admit_create(target, obj, warnings)
         entry = self.registry.create(target.res, obj, dry_run=_dry_run(request))
         return self._respond(target.res, entry, 201)
 
