@@ -319,3 +319,22 @@ def test_refused_pod_gets_no_warning() -> None:
     assert verdict == review.Verdict(refusal='violates PodSecurity "baseline:latest": privileged '
                                              '(container "c" must not set '
                                              'securityContext.privileged=true)')
+
+
+@pytest.mark.parametrize(("old", "new", "refused"), [
+    pytest.param(None, {ENFORCE: "bogus"}, True, id="create"),
+    pytest.param({}, {ENFORCE: "bogus"}, True, id="update-adds"),
+    pytest.param({ENFORCE: "bogus"}, {ENFORCE: "bogus", "team": "a"}, False,
+                 id="update-keeps-an-old-bad-label"),
+    pytest.param({ENFORCE: "bogus"}, {ENFORCE: "worse"}, True, id="update-changes-it"),
+])
+def test_label_errors_refuse_only_new_mistakes(old: dict[str, str] | None, new: dict[str, str],
+                                               refused: bool) -> None:
+    previous = None if old is None else {"metadata": {"labels": old}}
+    assert bool(review.label_errors({"metadata": {"labels": new}}, previous)) is refused
+
+
+def test_pod_in_a_namespace_with_a_bad_enforce_label_is_held_to_restricted() -> None:
+    nspolicy, _ = policy.policy_of({ENFORCE: "bogus"})
+    verdict = review.review_pod(nspolicy, {}, spec(), enforce=True)
+    assert (verdict.refusal or "").startswith('violates PodSecurity "restricted:latest": ')
