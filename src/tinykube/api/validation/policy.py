@@ -178,8 +178,6 @@ def validate_priority_class(pc: Obj) -> Errors:
     elif isinstance(value, int) and value > HIGHEST_USER_PRIORITY:
         errors.append(FieldError.forbidden("value", "maximum allowed value of a user defined "
                                                     f"priority is {HIGHEST_USER_PRIORITY}"))
-    if "value" not in pc:
-        errors.append(FieldError.required("value"))
     if pc.get("preemptionPolicy") is not None:
         errors += check_one_of("preemptionPolicy", pc["preemptionPolicy"], PREEMPTION_POLICIES)
     return errors
