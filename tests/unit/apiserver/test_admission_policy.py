@@ -16,6 +16,7 @@ import orjson
 import pytest
 
 from tests.unit.apiserver.harness import running_api
+from tinykube.apiserver.admission import PLUGINS
 
 Obj = dict[str, Any]
 JSON = {"Content-Type": "application/json"}
@@ -49,6 +50,15 @@ async def namespace(session: aiohttp.ClientSession, name: str, labels: dict[str,
     status, body, _ = await send(session, "POST", f"{NS}/{name}/serviceaccounts",
                                  {"metadata": {"name": "default"}})
     assert status == 201, body
+
+
+def test_plugins_sit_in_kube_apiservers_order() -> None:
+    """`AllOrderedPlugins`: ServiceAccount, ..., PodSecurity, PodNodeSelector, Priority,
+    DefaultTolerationSeconds."""
+    names = [p.name for p in PLUGINS]
+    positions = [names.index(n) for n in ("ServiceAccount", "PodSecurity", "Priority",
+                                          "DefaultTolerationSeconds")]
+    assert positions == sorted(positions)
 
 
 async def test_enforce_refuses_a_violating_pod(tmp_path: Path) -> None:
