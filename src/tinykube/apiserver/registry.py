@@ -38,6 +38,7 @@ from tinykube.store.cache import Entry, Store
 
 Obj = dict[str, Any]
 Clock = Callable[[], datetime.datetime]
+Validator = Callable[[Obj, Obj | None], None]  # (new object, stored object or None)
 
 # Kinds whose status may only be written through the status subresource.
 _STATUS_KINDS = {"Pod", "Service", "Node", "Namespace", "PersistentVolumeClaim", "StatefulSet",
@@ -139,7 +140,10 @@ class Registry:
 
     # --- create ---------------------------------------------------------------------
 
-    def create(self, res: Resource, obj: Obj, *, dry_run: bool = False) -> Entry:
+    def create(self, res: Resource, obj: Obj, *, dry_run: bool = False,
+               admit: Validator | None = None) -> Entry:
+        """Create `obj`; `admit` (admission's validating phase) sees it last, before the
+        write, with no await in between."""
         meta = obj.setdefault("metadata", {})
         namespace = meta.get("namespace", "") if res.namespaced else ""
         self.check_namespace(res, namespace, creating=True)
@@ -154,6 +158,8 @@ class Registry:
         self._validate(res, obj, None)
         if self.store.get(res.storage_key, namespace, obj["metadata"]["name"]) is not None:
             raise errors.AlreadyExists.for_object(res.plural, res.group, obj["metadata"]["name"])
+        if admit is not None:
+            admit(obj, None)
         if res.kind == "Service":
             self._allocate(res, obj, None, dry_run=dry_run)
         if dry_run:
@@ -213,8 +219,9 @@ class Registry:
     # --- update ---------------------------------------------------------------------
 
     def update(self, res: Resource, obj: Obj, *, subresource: str = "",
-               dry_run: bool = False) -> Entry:
-        """Replace an object (or its status); `metadata.resourceVersion` if set must match."""
+               dry_run: bool = False, admit: Validator | None = None) -> Entry:
+        """Replace an object (or its status); `metadata.resourceVersion` if set must match.
+        `admit` (admission's validating phase) sees the new and old object before the write."""
         meta = obj.setdefault("metadata", {})
         namespace = meta.get("namespace", "") if res.namespaced else ""
         current = self.get(res, namespace, meta.get("name", ""))
@@ -224,6 +231,8 @@ class Registry:
         new = self._merge_update(res, current.obj, obj, subresource)
         new = defaults.apply_defaults(res.kind, new)
         self._validate(res, new, current.obj)
+        if admit is not None:
+            admit(new, current.obj)
         if res.kind == "Service" and subresource != "status":
             self._allocate(res, new, current.obj, dry_run=dry_run)
         if dry_run:
