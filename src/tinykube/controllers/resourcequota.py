@@ -26,7 +26,7 @@ from fractions import Fraction
 from typing import Any
 
 from tinykube.api import errors, quota, resources
-from tinykube.client.controller import Controller, object_key, split_key
+from tinykube.client.controller import Controller, split_key
 from tinykube.client.informer import Informer, namespace_index
 from tinykube.client.informer import shared as shared_informer
 from tinykube.client.rest import RESTClient
@@ -90,16 +90,22 @@ class ResourceQuotaController(Controller):
         evaluator = quota.evaluator_for(*pair)
 
         def changed(old: Obj, new: Obj) -> None:
+            if not self._quota_keys(new):
+                return  # most namespaces have no quota: skip the usage sums
             now = self.now()
             if evaluator.usage(old, now) != evaluator.usage(new, now):
                 self._enqueue_namespace(new)
         informer.add_handlers(on_add=self._enqueue_namespace, on_update=changed,
                               on_delete=self._enqueue_namespace)
 
-    def _enqueue_namespace(self, obj: Obj) -> None:
+    def _quota_keys(self, obj: Obj) -> list[str]:
+        """The keys of the quotas of `obj`'s namespace."""
         namespace = str((obj.get("metadata") or {}).get("namespace") or "")
-        for item in self.quotas.cache.by_index(NAMESPACE, namespace):
-            self.queue.add(object_key(item))
+        return self.quotas.cache.index_keys(NAMESPACE, namespace)
+
+    def _enqueue_namespace(self, obj: Obj) -> None:
+        for key in self._quota_keys(obj):
+            self.queue.add(key)
 
     async def _objects(self, namespace: str, pairs: Iterable[tuple[str, str]]
                        ) -> dict[tuple[str, str], list[Obj]]:
