@@ -251,6 +251,8 @@ def _resource_quota(admission: Admission, request: Request) -> None:
     if not request.res.namespaced or not request.namespace:
         return
     store, res = admission.registry.store, request.res
+    if request.operation not in quota.evaluator_for(res.group, res.plural).operations:
+        return  # e.g. a pod update: nothing it changes is charged
     for _attempt in range(QUOTA_CONFLICT_RETRIES):
         entries = {e.obj["metadata"]["name"]: e
                    for e in store.list("core/resourcequotas", request.namespace)}
