@@ -8,6 +8,7 @@ defaults appear in created pods, and its bounds refuse pods and claims.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,15 @@ async def test_third_pod_over_a_pods_quota_is_forbidden(tmp_path: Path) -> None:
                                       'pods=1, used: pods=2, limited: pods=2')
         assert refused["details"] == {"name": "p", "kind": "pods"}
         assert await used(session) == {"pods": "2"}
+
+
+async def test_concurrent_creates_cannot_overshoot(tmp_path: Path) -> None:
+    async with running_api(tmp_path, bootstrapped=True) as (session, _store):
+        await make_quota(session, {"pods": "3"})
+        replies = await asyncio.gather(*(send(session, "POST", f"{NS}/pods", pod(f"p{i}"))
+                                         for i in range(8)))
+        assert sorted(status for status, _ in replies) == [201] * 3 + [403] * 5
+        assert await used(session) == {"pods": "3"}
 
 
 async def test_dry_run_is_checked_but_not_charged(tmp_path: Path) -> None:
