@@ -158,13 +158,24 @@ class Registry:
         self._validate(res, obj, None)
         if self.store.get(res.storage_key, namespace, obj["metadata"]["name"]) is not None:
             raise errors.AlreadyExists.for_object(res.plural, res.group, obj["metadata"]["name"])
-        if admit is not None:
-            admit(obj, None)
         if res.kind == "Service":
             self._allocate(res, obj, None, dry_run=dry_run)
+        if admit is not None:
+            self._admit_create(res, obj, admit, dry_run=dry_run)
         if dry_run:
             return Entry(obj, self.store.resource_version)
         return self.store.create(res.storage_key, obj)
+
+    def _admit_create(self, res: Resource, obj: Obj, admit: Validator, *,
+                      dry_run: bool) -> None:
+        """Run admission's validating phase after allocation (so a Service whose node port is
+        taken is refused before any quota is charged), releasing what a refused one took."""
+        try:
+            admit(obj, None)
+        except errors.APIError:
+            if res.kind == "Service" and not dry_run:
+                self.allocator.release(obj.get("spec", {}))
+            raise
 
     def _prepare_create(self, res: Resource, obj: Obj) -> None:
         meta = obj["metadata"]

@@ -173,3 +173,30 @@ async def test_limit_range_bounds_refuse_claims(tmp_path: Path) -> None:
     assert status == 403, refused
     assert refused["message"] == ('persistentvolumeclaims "data" is forbidden: maximum storage '
                                   'usage per PersistentVolumeClaim is 2Gi, but request is 5Gi')
+
+
+async def test_refused_service_releases_its_node_port(tmp_path: Path) -> None:
+    svc = {"metadata": {"name": "s"}, "spec": {
+        "type": "NodePort", "ports": [{"port": 80, "nodePort": 30080}]}}
+    async with running_api(tmp_path, bootstrapped=True) as (session, _store):
+        await make_quota(session, {"services.nodeports": "0"})
+        status, refused = await send(session, "POST", f"{NS}/services", svc)
+        assert status == 403, refused
+        status, _ = await send(session, "DELETE", f"{NS}/resourcequotas/q")
+        assert status == 200
+        status, created = await send(session, "POST", f"{NS}/services", svc)
+        assert status == 201, created
+        assert created["spec"]["ports"][0]["nodePort"] == 30080
+
+
+async def test_service_refused_for_a_taken_node_port_is_not_charged(tmp_path: Path) -> None:
+    def svc(name: str) -> Obj:
+        return {"metadata": {"name": name}, "spec": {
+            "type": "NodePort", "ports": [{"port": 80, "nodePort": 30081}]}}
+    async with running_api(tmp_path, bootstrapped=True) as (session, _store):
+        await make_quota(session, {"services": "5"})
+        status, created = await send(session, "POST", f"{NS}/services", svc("a"))
+        assert status == 201, created
+        status, refused = await send(session, "POST", f"{NS}/services", svc("b"))
+        assert status == 422, refused
+        assert await used(session) == {"services": "1"}
