@@ -4,6 +4,10 @@ This is kube-apiserver's generic registry plus the per-kind strategies that matt
 
 - create: namespace must exist (and not be terminating), `generateName`, uid,
   creationTimestamp, generation 1, status reset, defaults, validation, Service allocation;
+- managed fields: a write that names its manager (`manager`) records it in
+  `metadata.managedFields` (`api.managedfields`: the fields it changed become its own), computed
+  on the object as stored, defaults included; a client that sends `managedFields` replaces
+  them (`[]` clears them), one that leaves them out keeps the stored ones;
 - update: optimistic concurrency on `metadata.resourceVersion` (409 when stale), immutable
   metadata kept, the main resource keeps the old status and a `status` update keeps the old
   spec, generation bumped only when the spec changes;
@@ -27,7 +31,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from tinykube.api import defaults, errors, ownership, validation
+from tinykube.api import defaults, errors, managedfields, ownership, structured, validation
 from tinykube.api.clone import clone
 from tinykube.api.errors import FieldError
 from tinykube.api.meta import rfc3339
@@ -141,6 +145,7 @@ class Registry:
     # --- create ---------------------------------------------------------------------
 
     def create(self, res: Resource, obj: Obj, *, dry_run: bool = False,
+               manager: managedfields.Manager | None = None,
                admit: Validator | None = None) -> Entry:
         """Create `obj`; `admit` (admission's validating phase) sees it last, before the
         write, with no await in between."""
@@ -162,6 +167,7 @@ class Registry:
             self._allocate(res, obj, None, dry_run=dry_run)
         if admit is not None:
             self._admit_create(res, obj, admit, dry_run=dry_run)
+        self._record_manager(res, None, obj, manager)
         if dry_run:
             return Entry(obj, self.store.resource_version)
         return self.store.create(res.storage_key, obj)
@@ -230,7 +236,8 @@ class Registry:
     # --- update ---------------------------------------------------------------------
 
     def update(self, res: Resource, obj: Obj, *, subresource: str = "",
-               dry_run: bool = False, admit: Validator | None = None) -> Entry:
+               dry_run: bool = False, manager: managedfields.Manager | None = None,
+               admit: Validator | None = None) -> Entry:
         """Replace an object (or its status); `metadata.resourceVersion` if set must match.
         `admit` (admission's validating phase) sees the new and old object before the write."""
         meta = obj.setdefault("metadata", {})
@@ -246,6 +253,7 @@ class Registry:
             admit(new, current.obj)
         if res.kind == "Service" and subresource != "status":
             self._allocate(res, new, current.obj, dry_run=dry_run)
+        self._record_manager(res, current.obj, new, manager)
         if dry_run:
             return Entry(new, current.rv)
         if _finalized(new):
@@ -254,9 +262,27 @@ class Registry:
             return current  # a no-op update does not change the resourceVersion
         return self.store.update(res.storage_key, new, expected_rv=current.rv)
 
+    def _record_manager(self, res: Resource, old: Obj | None, new: Obj,
+                        manager: managedfields.Manager | None) -> None:
+        """Record `manager`'s write in `new`'s managedFields (see the module docstring)."""
+        meta = new["metadata"]
+        if manager is not None:
+            managed = managedfields.update(
+                managedfields.decode_entries(meta.get("managedFields")), manager, old, new,
+                structured.builtin_shape(res.kind), rfc3339(self.clock()))
+            meta["managedFields"] = managedfields.encode_entries(managed)
+        if not meta.get("managedFields"):
+            meta.pop("managedFields", None)
+
+    def has_status(self, res: Resource) -> bool:
+        """Whether the main resource leaves `status` to the status subresource."""
+        return res.kind in _STATUS_KINDS
+
     def _merge_update(self, res: Resource, old: Obj, new: Obj, subresource: str) -> Obj:
         new = clone(new)
         old_meta, meta = old["metadata"], new["metadata"]
+        if "managedFields" not in meta and "managedFields" in old_meta:
+            meta["managedFields"] = old_meta["managedFields"]  # left out: kept
         for field in ("uid", "creationTimestamp", "deletionTimestamp",
                       "deletionGracePeriodSeconds", "generation", "namespace", "name"):
             if field in old_meta:
@@ -271,6 +297,8 @@ class Registry:
         if subresource == "status":
             merged = clone(old)
             merged["status"] = new.get("status", {})
+            if "managedFields" in meta:
+                merged["metadata"]["managedFields"] = meta["managedFields"]
             return merged
         if subresource == "approval":  # CertificateSigningRequest: its conditions only
             merged = clone(old)

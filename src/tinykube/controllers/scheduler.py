@@ -4,9 +4,12 @@
 `node.kubernetes.io/unschedulable`, `nodeSelector`, required node affinity with
 `In`/`NotIn`/`Exists`/`DoesNotExist` and `matchFields` on `metadata.name` (how DaemonSet pods are
 pinned), `NoSchedule` taints against the pod's tolerations, nodes already running their
-`allocatable.pods`), then spread by the number of pods each node already runs. When nothing fits
-it returns kube-scheduler's message, e.g.
-`0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector.`
+`allocatable.pods`, and kube's NodeResourcesFit: every resource the pod requests (`podresources`:
+containers, sidecars, the init peak and overhead) must fit in the node's allocatable minus what
+the pods placed there request), then spread by the number of pods each node already runs. When
+nothing fits it returns kube-scheduler's message, every reason counted, e.g.
+`0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector.` or
+`0/1 nodes are available: 1 Insufficient cpu, 1 Insufficient memory.`
 
 Pods with PersistentVolumeClaims go through volume binding (`volume_scheduling`, kube's
 VolumeBinding plugin): a claim that is missing, being deleted or unbound with an Immediate
@@ -36,7 +39,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from tinykube.api import errors, resources
+from tinykube.api import errors, podresources, resources
 from tinykube.api.meta import rfc3339
 from tinykube.client import events
 from tinykube.client.controller import Controller
@@ -58,6 +61,7 @@ _REASON_TEXT = {
     **vs.REASON_TEXT,
 }
 NodeFilter = Callable[[Obj], str | None]
+Amounts = podresources.Amounts
 
 
 # A cordoned node is tainted so (NodeUnschedulable plugin); DaemonSet pods tolerate it.
@@ -92,43 +96,69 @@ def _allocatable_pods(node: Obj) -> int | None:
     return int(value) if value is not None and str(value).isdigit() else None
 
 
-def _reject_reason(pod: Obj, node: Obj, running: int = 0) -> str | None:
+def insufficient(wanted: Amounts, node: Obj, requested: Amounts) -> list[str]:
+    """NodeResourcesFit: the resources the pod asks more of than the node has left, as
+    kube-scheduler names them (`Insufficient cpu`); a resource the pod does not request never
+    counts, a resource the node does not offer has none left."""
+    allocatable = podresources.amounts(node.get("status", {}).get("allocatable"))
+    return [f"Insufficient {name}" for name in sorted(wanted)
+            if name != "pods" and wanted[name] > 0
+            and wanted[name] > allocatable.get(name, 0) - requested.get(name, 0)]
+
+
+def _reject_reasons(pod: Obj, node: Obj, running: int = 0, wanted: Amounts | None = None,
+                    requested: Amounts | None = None) -> list[str]:
     tolerations = pod.get("spec", {}).get("tolerations") or []
     if node.get("spec", {}).get("unschedulable") and not tolerates(tolerations, _UNSCHEDULABLE):
-        return "unschedulable"
+        return ["unschedulable"]
     if not matches_selector(pod, node):
-        return "selector"
+        return ["selector"]
     for taint in node.get("spec", {}).get("taints") or []:
         if taint.get("effect") == "NoSchedule" and not tolerates(tolerations, taint):
-            return "taint"
+            return ["taint"]
     limit = _allocatable_pods(node)
-    if limit is not None and running >= limit:
-        return "full"
-    return None
+    reasons = ["full"] if limit is not None and running >= limit else []
+    return reasons + insufficient(wanted or {}, node, requested or {})
+
+
+def _reason_text(reason: str, count: int) -> str:
+    if reason.startswith("Insufficient "):
+        return f"{count} {reason}"
+    return f"{count} {'' if reason == 'full' else 'node(s) '}{_REASON_TEXT[reason]}"
 
 
 def choose_node(pod: Obj, nodes: Sequence[Obj], pod_counts: Mapping[str, int],
-                extra: NodeFilter | None = None) -> tuple[str | None, str]:
+                extra: NodeFilter | None = None,
+                requested: Mapping[str, Amounts] | None = None) -> tuple[str | None, str]:
     """The node to bind `pod` to, or None and the FailedScheduling message; `extra` is one
-    more filter (the volume binding's), run after the others.
+    more filter (the volume binding's), run after the others; `requested` is what the pods
+    already placed on each node request.
 
     Nodes are tried least loaded first (ties by name), so the usual pod, which fits anywhere,
     costs one filter instead of one per node; the reasons are gathered only when none fits."""
+    wanted = podresources.pod_requests(pod)
+    requested = requested or {}
+
     def load(node: Obj) -> tuple[int, str]:
         name = node["metadata"]["name"]
         return pod_counts.get(name, 0), name
 
-    def reject(node: Obj) -> str | None:
-        reason = _reject_reason(pod, node, pod_counts.get(node["metadata"]["name"], 0))
-        return reason if reason is not None or extra is None else extra(node)
+    def reject(node: Obj) -> list[str]:
+        name = node["metadata"]["name"]
+        reasons = _reject_reasons(pod, node, pod_counts.get(name, 0), wanted,
+                                  requested.get(name))
+        if reasons or extra is None:
+            return reasons
+        reason = extra(node)
+        return [reason] if reason else []
 
     for node in sorted(nodes, key=load):
-        if reject(node) is None:
+        if not reject(node):
             return node["metadata"]["name"], ""
-    reasons = collections.Counter(reason for node in nodes if (reason := reject(node)))
+    reasons = collections.Counter(reason for node in nodes for reason in reject(node))
     if not nodes:
         return None, "no nodes available to schedule pods"
-    parts = sorted(f"{count} {'' if reason == 'full' else 'node(s) '}{_REASON_TEXT[reason]}"
+    parts = sorted(_reason_text(reason, count)
                    for reason, count in reasons.items())  # as upstream: counts included
     return None, f"0/{len(nodes)} nodes are available: {', '.join(parts)}."
 
@@ -172,8 +202,9 @@ class Scheduler(Controller):
                                   self.classes])
         self.pods.cache.add_index(vm.CLAIMS_INDEX, vm.pod_claims_index)
         self.recorder = events.Recorder(client, "default-scheduler")
-        self._placed: dict[str, str] = {}  # pod key -> node, for pods that count on a node
+        self._placed: dict[str, tuple[str, Amounts]] = {}  # pod key -> node, its requests
         self._counts: collections.Counter[str] = collections.Counter()
+        self._requested: dict[str, Amounts] = {}  # node -> what its placed pods request
         self.pods.add_handlers(on_add=self._on_pod, on_update=lambda _o, n: self._on_pod(n),
                                on_delete=lambda pod: self._place(_key(pod), None))
         self.nodes.add_handlers(on_add=lambda _n: self._requeue_pending(),
@@ -199,19 +230,26 @@ class Scheduler(Controller):
         if pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
             self._place(_key(pod), None)
         elif node:
-            self._place(_key(pod), node)
+            self._place(_key(pod), node, podresources.pod_requests(pod))
         # An unbound pod we just bound keeps its place: an older event must not undo it.
         if _is_pending_unbound(pod):
             self.enqueue(pod)
 
-    def _place(self, key: str, node: str | None) -> None:
-        """Count pod `key` on `node` (None: on no node)."""
+    def _place(self, key: str, node: str | None, wanted: Amounts | None = None) -> None:
+        """Count pod `key`, which requests `wanted`, on `node` (None: on no node)."""
         old = self._placed.pop(key, None)
         if old is not None:
-            self._counts[old] -= 1
+            self._counts[old[0]] -= 1
+            self._charge(old[0], old[1], -1)
         if node is not None:
-            self._placed[key] = node
+            self._placed[key] = (node, wanted or {})
             self._counts[node] += 1
+            self._charge(node, wanted or {}, 1)
+
+    def _charge(self, node: str, wanted: Amounts, sign: int) -> None:
+        total = self._requested.setdefault(node, {})
+        for name, value in wanted.items():
+            total[name] = total.get(name, 0) + sign * value
 
     def _requeue_pending(self) -> None:
         for pod in self.pods.cache.list():
@@ -230,7 +268,7 @@ class Scheduler(Controller):
         if state is not None:
             volumes, classes = self.volumes.cache.list(), self._classes()
             extra = lambda node: vs.node_reason(state, node, volumes, classes)  # noqa: E731
-        node, message = choose_node(pod, nodes, self._counts, extra)
+        node, message = choose_node(pod, nodes, self._counts, extra, self._requested)
         namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
         if node is not None and state is not None and not state.ready:
             await self._reserve_volumes(state, node)
@@ -241,7 +279,7 @@ class Scheduler(Controller):
                                 "metadata": {"name": name, "namespace": namespace},
                                 "target": {"apiVersion": "v1", "kind": "Node", "name": node}},
                 namespace, subresource_name=name, subresource="binding")
-            self._place(key, node)
+            self._place(key, node, podresources.pod_requests(pod))
             await self.recorder.event(pod, "Normal", "Scheduled",
                                       f"Successfully assigned {namespace}/{name} to {node}")
             return

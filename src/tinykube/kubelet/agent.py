@@ -129,11 +129,25 @@ class PodAddresses:
             self._released.append(ip)
 
 
+def machine_capacity(meminfo: str = "/proc/meminfo", root: str = "/") -> dict[str, str]:
+    """What this machine has, as a kubelet reports it: the CPUs this process may run on, the
+    memory in `/proc/meminfo`, the size of the root file system, and the kubelet's default pod
+    limit. Every virtual node reports the whole machine, as each node of a kind cluster does."""
+    memory_kib = 0
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path(meminfo).read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory_kib = int(line.split()[1])
+    disk = os.statvfs(root)
+    return {"cpu": str(len(os.sched_getaffinity(0))), "memory": f"{memory_kib}Ki",
+            "pods": "110", "ephemeral-storage": f"{disk.f_blocks * disk.f_frsize // 1024}Ki"}
+
+
 def node_object(name: str, *, pod_cidr: str, host_ip: str, labels: Mapping[str, str],
                 kubelet_port: int = 0, kubelet_host: str | None = None) -> Obj:
     now = rfc3339()
     arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
-    capacity = {"cpu": "2", "memory": "24Gi", "pods": "110", "ephemeral-storage": "100Gi"}
+    capacity = machine_capacity()
     annotations = {KUBELET_ADDRESS_ANNOTATION: kubelet_host} \
         if kubelet_host not in (None, host_ip) else {}
     return {
