@@ -52,6 +52,7 @@ from tinykube.controllers.localpath import LocalPathProvisioner
 from tinykube.controllers.namespace import NamespaceController
 from tinykube.controllers.persistentvolume import PersistentVolumeController
 from tinykube.controllers.replicaset import ReplicaSetController, ReplicationControllerController
+from tinykube.controllers.resourcequota import ResourceQuotaController
 from tinykube.controllers.scheduler import Scheduler
 from tinykube.controllers.serviceaccounts import ServiceAccountsController
 from tinykube.controllers.statefulset import StatefulSetController
@@ -149,7 +150,7 @@ def _controllers(client: RESTClient, data_dir: Path) -> list[Controller]:
             EndpointsController(client), MirroringController(client),
             NamespaceController(client), ServiceAccountsController(client),
             JobController(client), CronJobController(client), TTLAfterFinishedController(client),
-            GarbageCollector(client)]
+            GarbageCollector(client), ResourceQuotaController(client)]
 
 
 def _proxy_options(dns: RunningDNS | None) -> ProxyOptions:

@@ -430,8 +430,23 @@ class ResourceHandler:
             meta["namespace"] = namespace
         await self._admit_create(target, obj, warnings)
         entry = self.registry.create(target.res, obj, dry_run=_dry_run(request),
-                                     manager=_manager(request, target))
+                                     manager=_manager(request, target),
+                                     admit=self._validator(CREATE, target, request))
         return self._respond(target.res, entry, 201)
+
+    def _validator(self, operation: str, target: Target,
+                   request: web.Request) -> Callable[[Obj, Obj | None], None] | None:
+        """Admission's validating phase, for the registry to run just before it writes."""
+        if target.subresource:
+            return None
+        dry_run = _dry_run(request)
+
+        def validate(obj: Obj, old: Obj | None) -> None:
+            meta = obj.get("metadata") or {}
+            namespace = meta.get("namespace", "") if target.res.namespaced else ""
+            self.admission.validate(AdmissionRequest(operation, target.res, namespace, obj,
+                                                     old, dry_run=dry_run))
+        return validate
 
     async def _admit_create(self, target: Target, obj: Obj, warnings: list[str]) -> None:
         namespace = obj["metadata"].get("namespace", "") if target.res.namespaced else ""
@@ -454,7 +469,9 @@ class ResourceHandler:
         self._check_identity(target, obj)
         await self._admit_update(target, obj, warnings)
         entry = self.registry.update(target.res, obj, subresource=target.subresource,
-                                     dry_run=_dry_run(request), manager=_manager(request, target))
+                                     dry_run=_dry_run(request),
+                                     manager=_manager(request, target),
+                                     admit=self._validator(UPDATE, target, request))
         return self._respond(target.res, entry, 200)
 
     def _check_identity(self, target: Target, obj: Obj) -> None:
@@ -500,7 +517,8 @@ class ResourceHandler:
             obj["metadata"].pop("resourceVersion")  # a patch is unconditional unless it says so
         await self._admit_update(target, obj, warnings)
         entry = self.registry.update(res, obj, subresource=target.subresource,
-                                     dry_run=_dry_run(request), manager=manager)
+                                     dry_run=_dry_run(request), manager=manager,
+                                     admit=self._validator(UPDATE, target, request))
         return self._respond(res, entry, 200)
 
     def _server_side_apply(self, request: web.Request, target: Target, live: Obj,
@@ -537,7 +555,8 @@ class ResourceHandler:
                                   warnings=warnings)
         self._check_identity(target, obj)
         await self._admit_create(target, obj, warnings)
-        entry = self.registry.create(target.res, obj, dry_run=_dry_run(request))
+        entry = self.registry.create(target.res, obj, dry_run=_dry_run(request),
+                                     admit=self._validator(CREATE, target, request))
         return self._respond(target.res, entry, 201)
 
     async def _delete(self, request: web.Request, target: Target) -> web.Response:

@@ -42,6 +42,7 @@ from tinykube.store.cache import Entry, Store
 
 Obj = dict[str, Any]
 Clock = Callable[[], datetime.datetime]
+Validator = Callable[[Obj, Obj | None], None]  # (new object, stored object or None)
 
 # Kinds whose status may only be written through the status subresource.
 _STATUS_KINDS = {"Pod", "Service", "Node", "Namespace", "PersistentVolumeClaim", "StatefulSet",
@@ -144,7 +145,10 @@ class Registry:
     # --- create ---------------------------------------------------------------------
 
     def create(self, res: Resource, obj: Obj, *, dry_run: bool = False,
-               manager: managedfields.Manager | None = None) -> Entry:
+               manager: managedfields.Manager | None = None,
+               admit: Validator | None = None) -> Entry:
+        """Create `obj`; `admit` (admission's validating phase) sees it last, before the
+        write, with no await in between."""
         meta = obj.setdefault("metadata", {})
         namespace = meta.get("namespace", "") if res.namespaced else ""
         self.check_namespace(res, namespace, creating=True)
@@ -161,10 +165,23 @@ class Registry:
             raise errors.AlreadyExists.for_object(res.plural, res.group, obj["metadata"]["name"])
         if res.kind == "Service":
             self._allocate(res, obj, None, dry_run=dry_run)
+        if admit is not None:
+            self._admit_create(res, obj, admit, dry_run=dry_run)
         self._record_manager(res, None, obj, manager)
         if dry_run:
             return Entry(obj, self.store.resource_version)
         return self.store.create(res.storage_key, obj)
+
+    def _admit_create(self, res: Resource, obj: Obj, admit: Validator, *,
+                      dry_run: bool) -> None:
+        """Run admission's validating phase after allocation (so a Service whose node port is
+        taken is refused before any quota is charged), releasing what a refused one took."""
+        try:
+            admit(obj, None)
+        except errors.APIError:
+            if res.kind == "Service" and not dry_run:
+                self.allocator.release(obj.get("spec", {}))
+            raise
 
     def _prepare_create(self, res: Resource, obj: Obj) -> None:
         meta = obj["metadata"]
@@ -219,8 +236,10 @@ class Registry:
     # --- update ---------------------------------------------------------------------
 
     def update(self, res: Resource, obj: Obj, *, subresource: str = "",
-               dry_run: bool = False, manager: managedfields.Manager | None = None) -> Entry:
-        """Replace an object (or its status); `metadata.resourceVersion` if set must match."""
+               dry_run: bool = False, manager: managedfields.Manager | None = None,
+               admit: Validator | None = None) -> Entry:
+        """Replace an object (or its status); `metadata.resourceVersion` if set must match.
+        `admit` (admission's validating phase) sees the new and old object before the write."""
         meta = obj.setdefault("metadata", {})
         namespace = meta.get("namespace", "") if res.namespaced else ""
         current = self.get(res, namespace, meta.get("name", ""))
@@ -230,6 +249,8 @@ class Registry:
         new = self._merge_update(res, current.obj, obj, subresource)
         new = defaults.apply_defaults(res.kind, new)
         self._validate(res, new, current.obj)
+        if admit is not None:
+            admit(new, current.obj)
         if res.kind == "Service" and subresource != "status":
             self._allocate(res, new, current.obj, dry_run=dry_run)
         self._record_manager(res, current.obj, new, manager)
