@@ -7,7 +7,7 @@ This is kube-apiserver's generic registry plus the per-kind strategies that matt
 - managed fields: a write that names its manager (`manager`) records it in
   `metadata.managedFields` (`api.managedfields`: the fields it changed become its own), computed
   on the object as stored, defaults included; a client that sends `managedFields` replaces
-  them (`[]` clears them), one that leaves them out keeps the stored ones;
+  them, one that leaves them out or sends `[]` keeps the stored ones, and `[{}]` strips them;
 - update: optimistic concurrency on `metadata.resourceVersion` (409 when stale), immutable
   metadata kept, the main resource keeps the old status and a `status` update keeps the old
   spec, generation bumped only when the spec changes;
@@ -266,6 +266,10 @@ class Registry:
                         manager: managedfields.Manager | None) -> None:
         """Record `manager`'s write in `new`'s managedFields (see the module docstring)."""
         meta = new["metadata"]
+        sent = meta.get("managedFields")
+        if isinstance(sent, list) and sent and all(entry == {} for entry in sent):
+            meta.pop("managedFields")  # `[{}]`: strip them, this write included (kube's way)
+            return
         if manager is not None:
             managed = managedfields.update(
                 managedfields.decode_entries(meta.get("managedFields")), manager, old, new,
@@ -281,8 +285,8 @@ class Registry:
     def _merge_update(self, res: Resource, old: Obj, new: Obj, subresource: str) -> Obj:
         new = clone(new)
         old_meta, meta = old["metadata"], new["metadata"]
-        if "managedFields" not in meta and "managedFields" in old_meta:
-            meta["managedFields"] = old_meta["managedFields"]  # left out: kept
+        if not meta.get("managedFields") and "managedFields" in old_meta:
+            meta["managedFields"] = old_meta["managedFields"]  # left out or `[]`: kept
         for field in ("uid", "creationTimestamp", "deletionTimestamp",
                       "deletionGracePeriodSeconds", "generation", "namespace", "name"):
             if field in old_meta:
