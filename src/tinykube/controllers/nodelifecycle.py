@@ -210,8 +210,16 @@ class NodeLifecycleController(Controller):
         self.pods.add_handlers(on_add=self._on_pod, on_update=lambda _o, n: self._on_pod(n))
 
     def _on_pod(self, pod: Mapping[str, Any]) -> None:
-        for node in _node_of(pod):
-            self.queue.add(node)
+        """A pod matters only on a node that is not Ready or has a NoExecute taint (a burst
+        of pod events on healthy nodes costs nothing)."""
+        for name in _node_of(pod):
+            node = self.nodes.cache.get(name)
+            if node is None:
+                continue
+            taints = (node.get("spec") or {}).get("taints") or []
+            if (_condition(node, "Ready") or {}).get("status") != "True" or \
+                    any(t.get("effect") == "NoExecute" for t in taints):
+                self.queue.add(name)
 
     def enqueue(self, obj: Mapping[str, Any]) -> None:
         self.queue.add(str(obj["metadata"]["name"]))  # a node's name or its lease's
