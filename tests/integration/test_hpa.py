@@ -150,3 +150,18 @@ def test_get_hpa(kubectls: list[Kubectl], autoscaled: None, index: int) -> None:
     assert by_name["burn"][2] == "cpu:"
     assert by_name["virt"][2:4] == ["cpu:", "<unknown>/50%"]
     assert by_name["virt"][4:7] == ["1", "3", "1"]
+
+
+def test_describe_and_v1(kubectls: list[Kubectl], autoscaled: None) -> None:
+    kctl = kubectls[-1]
+    until(lambda: get(kctl, "hpa", "burn").get("status", {}).get("lastScaleTime"),
+          timeout=60, what="burn rescaled")
+    text = kctl("describe", "hpa", "burn")
+    assert re.search(r"resource cpu on pods\s+\(as a percentage of request\):\s+\d+% "
+                     r"\(\d+m\) / 50%", text), text
+    assert re.search(r"ScalingActive\s+True\s+ValidMetricFound", text), text
+    assert "SuccessfulRescale" in text
+    v1 = json.loads(kctl("get", "--raw", "/apis/autoscaling/v1/namespaces/default/"
+                         "horizontalpodautoscalers/burn"))
+    assert isinstance(v1["status"]["currentCPUUtilizationPercentage"], int)
+    assert v1["spec"]["targetCPUUtilizationPercentage"] == 50
