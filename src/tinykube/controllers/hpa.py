@@ -12,8 +12,9 @@ Gather / decide / apply, as upstream's pkg/controller/podautoscaler/horizontal.g
    count (`hpa_calc`), the largest wins, and the HPA's behavior (or upstream's rules without
    one) stabilizes and limits it. Metrics that fail set ScalingActive False with upstream's
    reason (`FailedGetResourceMetric`) and message and a Warning event; if all fail (or some
-   fail and the rest would scale down) nothing is scaled. Only `Resource` metrics are
-   computed: this cluster serves no custom or external metrics API.
+   fail and the rest would scale down) nothing is scaled. Only `Resource` and
+   `ContainerResource` metrics are computed: this cluster serves no custom or external
+   metrics API.
 3. Apply: the new `spec.replicas` through the scale subresource (`SuccessfulRescale` /
    `FailedRescale` events, worded as upstream's), then the status (currentReplicas,
    desiredReplicas, currentMetrics, lastScaleTime, the conditions AbleToScale,
@@ -97,35 +98,39 @@ class Failure:
 
 def _resource_metric(spec: Obj, current: int, pods: Sequence[Obj], metrics: list[Obj] | str,
                      now: datetime.datetime) -> tuple[int, str, Obj]:
-    """One Resource metric: (proposal, metric name, its status); CalcError if it fails."""
-    source = spec.get("resource") or {}
+    """One Resource or ContainerResource metric: (proposal, metric name, its status);
+    CalcError if it fails."""
+    kind = str(spec.get("type"))
+    field = "resource" if kind == "Resource" else "containerResource"
+    source = spec.get(field) or {}
     name, target = str(source.get("name", "")), source.get("target") or {}
+    container = str(source.get("container", "")) if kind == "ContainerResource" else ""
+    which = {"container": container} if container else {}
     try:
         if isinstance(metrics, str):
             raise CalcError(f"unable to get metrics for resource {name}: {metrics}")
-        found = hpa_calc.pod_metrics(metrics, name)
+        found = hpa_calc.pod_metrics(metrics, name, container)
         if target.get("averageValue") is not None:
             replicas, usage = hpa_calc.raw_resource_replicas(
                 current, hpa_calc.milli(target["averageValue"]), name, pods, found, now)
-            return replicas, f"{name} resource", {"type": "Resource", "resource": {
-                "name": name, "current": {"averageValue": hpa_calc.milli_text(usage)}}}
+            return replicas, f"{name} resource", {"type": kind, field: {
+                "name": name, **which, "current": {"averageValue": hpa_calc.milli_text(usage)}}}
         utilization_target = target.get("averageUtilization")
         if utilization_target is None:
             raise CalcError("invalid resource metric source: neither an average utilization "
                             "target nor an average value (usage) target was set")
         replicas, utilization, raw = hpa_calc.resource_replicas(
-            current, int(utilization_target), name, pods, found, now)
+            current, int(utilization_target), name, pods, found, now, container=container)
     except CalcError as exc:
         what = "usage" if target.get("averageValue") is not None else "utilization"
         raise CalcError(f"failed to get {name} {what}: {exc}") from exc
     return replicas, f"{name} resource utilization (percentage of request)", {
-        "type": "Resource", "resource": {"name": name, "current": {
+        "type": kind, field: {"name": name, **which, "current": {
             "averageUtilization": utilization, "averageValue": hpa_calc.milli_text(raw)}}}
 
 
 _CUSTOM_REASONS = {"Pods": "FailedGetPodsMetric", "Object": "FailedGetObjectMetric",
-                   "External": "FailedGetExternalMetric",
-                   "ContainerResource": "FailedGetContainerResourceMetric"}
+                   "External": "FailedGetExternalMetric"}
 
 
 def _metric(spec: Obj, current: int, pods: Sequence[Obj], metrics: list[Obj] | str,
@@ -139,6 +144,13 @@ def _metric(spec: Obj, current: int, pods: Sequence[Obj], metrics: list[Obj] | s
             name = (spec.get("resource") or {}).get("name")
             return Failure("FailedGetResourceMetric", str(exc),
                            f"failed to get {name} resource metric value: {exc}")
+    if kind == "ContainerResource":
+        try:
+            return _resource_metric(spec, current, pods, metrics, now)
+        except CalcError as exc:
+            container = (spec.get("containerResource") or {}).get("container")
+            return Failure("FailedGetContainerResourceMetric", str(exc),
+                           f"failed to get {container} container metric value: {exc}")
     if kind in _CUSTOM_REASONS:
         err = f"unable to get {kind} metric: this cluster serves no custom or external " \
               "metrics API"

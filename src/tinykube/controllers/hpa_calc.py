@@ -82,12 +82,14 @@ def go_seconds(text: Any) -> float:
     return sum(float(n) * _GO_UNITS[u] for n, u in _GO_PART.findall(text))
 
 
-def pod_metrics(items: Sequence[Obj], resource: str) -> dict[str, PodMetric]:
-    """PodMetrics objects -> pod name -> summed usage; a pod with a container lacking the
-    resource (or with no containers) is left out, as upstream's metrics client does."""
+def pod_metrics(items: Sequence[Obj], resource: str, container: str = "") -> dict[str, PodMetric]:
+    """PodMetrics objects -> pod name -> summed usage (of `container` only, if given); a pod
+    with a container lacking the resource (or with no containers) is left out, as upstream's
+    metrics client does."""
     found: dict[str, PodMetric] = {}
     for item in items:
-        containers = item.get("containers") or []
+        containers = [c for c in item.get("containers") or []
+                      if not container or c.get("name") == container]
         usages = [(c.get("usage") or {}).get(resource) for c in containers]
         if not usages or any(u is None for u in usages):
             continue
@@ -217,10 +219,12 @@ def _settle(current: int, ratio: float, new_ratio: float, count: int,
 
 def resource_replicas(current: int, target: int, resource: str, pods: Sequence[Obj],
                       metrics: Mapping[str, PodMetric], now: datetime.datetime, *,
-                      tolerance: float = TOLERANCE) -> tuple[int, int, int]:
-    """(replicas, utilization %, average raw milli-value) for an averageUtilization target."""
+                      tolerance: float = TOLERANCE,
+                      container: str = "") -> tuple[int, int, int]:
+    """(replicas, utilization %, average raw milli-value) for an averageUtilization target
+    (of one container of each pod, if `container` is given)."""
     kept, groups = _prepare(pods, metrics, resource, now)
-    requests = pod_requests(pods, resource)
+    requests = pod_requests(pods, resource, container)
     ratio, utilization, raw = utilization_ratio(kept, requests, target)
     with_unready = bool(groups.unready) and ratio > 1.0
     if not with_unready and not groups.missing:

@@ -368,3 +368,20 @@ def test_plan_failed_get_scale() -> None:
     assert conditions(out.status)["AbleToScale"] == (
         "False", "FailedGetScale", "the HPA controller was unable to get the target's current "
         'scale: deployments.apps "web" not found')
+
+
+def test_plan_container_resource() -> None:
+    from tinykube.controllers.hpa import History, plan
+    spec = hpa(metrics=[{"type": "ContainerResource", "containerResource": {
+        "name": "cpu", "container": "app", "target": {"type": "Utilization",
+                                                      "averageUtilization": 50}}}])
+    pod = pods(1)[0]
+    pod["spec"]["containers"] = [{"name": "app", "resources": {"requests": {"cpu": "100m"}}},
+                                 {"name": "sidecar"}]  # no request: not counted
+    items = [{"metadata": {"name": "p0"}, "timestamp": ts(0), "window": "15s", "containers": [
+        {"name": "app", "usage": {"cpu": "100m"}}, {"name": "sidecar", "usage": {"cpu": "1"}}]}]
+    out = plan(spec, SCALE, [pod], items, History(), NOW)
+    assert (out.rescale, out.desired) == (True, 2)
+    assert out.status["currentMetrics"] == [{"type": "ContainerResource", "containerResource": {
+        "name": "cpu", "container": "app", "current": {"averageUtilization": 100,
+                                                       "averageValue": "100m"}}}]
