@@ -3,8 +3,9 @@
 Replica cases are upstream's replica_calculator_test.go (TestReplicaCalc*) with one
 container per pod (upstream has two, so its expected raw values are twice ours). Pod start
 times: `cool` pods started 10 minutes ago, `hot` ones a minute ago and became Ready within
-the last metric window (upstream's hot/cool CPU creation times). Behavior cases follow
-horizontal_test.go's TestScalingWithRules and TestNormalizeDesiredReplicasWithBehavior.
+the last metric window (upstream's hot/cool CPU creation times). The behavior cases are
+horizontal_test.go's TestScalingWithRules and TestNormalizeDesiredReplicas, then a few of our
+own for stabilization windows, selectPolicy and scale-down events.
 """
 
 from __future__ import annotations
@@ -196,32 +197,114 @@ def rules(*policies: tuple[str, int, int], select: str = "Max", window: int = 0)
 DEFAULT_UP = rules(("Pods", 4, 15), ("Percent", 100, 15))
 DEFAULT_DOWN = rules(("Percent", 100, 15), window=300)
 
+def generated(pods: int, pods_period: int, percent: int, percent_period: int,
+              window: int) -> Obj:
+    """upstream's generateScalingRules (selectPolicy Max)."""
+    policies = ([("Pods", pods, pods_period)] if pods else []) + \
+        ([("Percent", percent, percent_period)] if percent else [])
+    return rules(*policies, window=window)
+
+
+def spread(changes: list[int], period: int) -> list[Stamped]:
+    """upstream's generateEventsUniformDistribution: each event mid-way in its segment."""
+    segment = period / len(changes)
+    return [Stamped(c, ago(period - segment * (i + 1) + segment / 2))
+            for i, c in enumerate(changes)]
+
+
+EVENTS = spread([1, 5, 9], 120)  # 100 s, 60 s and 20 s ago
+
+# upstream's TestScalingWithRules: id, min, max, current, desired, up, down, up events,
+# (replicas, ScalingLimited's reason); rules not given are the defaults
+SCALING_WITH_RULES = [
+    ("within-range", 3, 8, 5, 7, None, None, [], (7, "DesiredWithinRange")),
+    ("below-min-replicas", 2, 8, 3, 1, None, None, [], (2, "TooFewReplicas")),
+    ("within-range-min-replicas-0", 0, 10, 1, 0, None, None, [], (0, "DesiredWithinRange")),
+    ("max-replicas-below-scale-up-limit", 1, 10, 20, 1000, None, None, [],
+     (10, "TooManyReplicas")),
+    ("more-than-max-replicas", 100, 150, 100, 1000, None, None, [], (150, "TooManyReplicas")),
+    ("scale-up-limit-with-user-policies", 1, 2000, 3, 1000, generated(0, 0, 1, 60, 0), None,
+     [], (4, "ScaleUpLimit")),
+    ("scale-down-limit-with-user-policies", 3, 2000, 1000, 3, None, generated(20, 60, 0, 0, 0),
+     [], (980, "ScaleDownLimit")),
+    ("scale-up-default-behavior", 1, 1000, 10, 50, None, None, [], (20, "ScaleUpLimit")),
+    ("scale-up-pods-policy-larger-than-percent", 1, 1000, 10, 500,
+     generated(100, 60, 100, 60, 0), None, [], (110, "ScaleUpLimit")),
+    ("scale-up-percent-policy-larger-than-pods", 1, 1000, 10, 500,
+     generated(2, 60, 100, 60, 0), None, [], (20, "ScaleUpLimit")),
+    ("scale-up-max-replicas-with-large-pods-policy", 1, 1000, 10, 50,
+     generated(100, 60, 0, 0, 0), None, [], (50, "DesiredWithinRange")),
+    ("scale-up-max-replicas-with-large-percent-policy", 1, 1000, 10, 50,
+     generated(10000, 60, 0, 0, 0), None, [], (50, "DesiredWithinRange")),
+    ("scale-up-pods-policy-limitation", 1, 1000, 10, 50, generated(30, 60, 0, 0, 0), None, [],
+     (40, "ScaleUpLimit")),
+    ("scale-up-percent-policy-limitation", 1, 1000, 10, 50, generated(0, 0, 200, 60, 0), None,
+     [], (30, "ScaleUpLimit")),
+    ("scale-down-percent-policy-larger-than-pods", 1, 1000, 100, 2, None,
+     generated(20, 60, 1, 60, 300), [], (80, "ScaleDownLimit")),
+    ("scale-down-pods-policy-larger-than-percent", 1, 1000, 100, 2, None,
+     generated(2, 60, 1, 60, 300), [], (98, "ScaleDownLimit")),
+    ("scale-down-min-replicas-with-large-pods-policy", 1, 1000, 10, 0, None,
+     generated(100, 60, 0, 0, 300), [], (1, "TooFewReplicas")),
+    ("scale-down-min-replicas-with-large-percent-policy", 5, 1000, 10, 2, None,
+     generated(0, 0, 100, 60, 300), [], (5, "TooFewReplicas")),
+    ("scale-down-pods-policy-limitation", 1, 1000, 10, 2, None, generated(5, 60, 0, 0, 300), [],
+     (5, "ScaleDownLimit")),
+    ("scale-down-percent-policy-limitation", 1, 1000, 10, 5, None,
+     generated(0, 0, 50, 60, 300), [], (5, "DesiredWithinRange")),
+    ("scale-up-max-replicas-with-large-pods-policy-and-events", 1, 200, 100, 500,
+     generated(300, 60, 0, 0, 0), None, EVENTS, (200, "TooManyReplicas")),
+    ("scale-up-max-replicas-with-large-percent-policy-and-events", 1, 200, 100, 500,
+     generated(0, 0, 10000, 60, 0), None, EVENTS, (200, "TooManyReplicas")),
+    ("scale-up-current-replicas-after-many-recent-events", 1, 1000, 100, 500,
+     generated(5, 120, 0, 0, 0), None, EVENTS, (100, "ScaleUpLimit")),
+    ("scale-up-pods-policy-and-previous-events", 1, 1000, 100, 500,
+     generated(150, 120, 0, 0, 0), None, EVENTS, (235, "ScaleUpLimit")),
+]
+
+
+@pytest.mark.parametrize(("low", "high", "current", "desired", "up", "down", "up_events",
+                          "expected"), [pytest.param(*c[1:], id=c[0]) for c in SCALING_WITH_RULES])
+def test_scaling_with_rules(low: int, high: int, current: int, desired: int, up: Obj | None,
+                            down: Obj | None, up_events: list[Stamped],
+                            expected: tuple[int, str]) -> None:
+    out = hpa_calc.with_behavior(current=current, desired=desired, min_replicas=low,
+                                 max_replicas=high, behavior={"scaleUp": up or DEFAULT_UP,
+                                                              "scaleDown": down or DEFAULT_DOWN},
+                                 recommendations=[], up_events=up_events, down_events=[],
+                                 now=NOW)
+    assert (out.replicas, out.limited_reason) == expected
+    assert out.limited == (out.replicas != desired)
+
+
+# upstream's TestNormalizeDesiredReplicas (no behavior: the 5-minute downscale window)
+NORMALIZE_CASES = [
+    ("empty-log", [], 5, 5),
+    ("stabilize", [Stamped(4, ago(120)), Stamped(5, ago(60))], 3, 5),
+    ("no-stabilize", [Stamped(1, ago(120)), Stamped(2, ago(60))], 3, 3),
+    ("no-stabilize-old-recommendations", [Stamped(10, ago(600)), Stamped(9, ago(540))], 3, 3),
+    ("stabilize-old-recommendations", [Stamped(10, ago(600)), Stamped(4, ago(60)),
+                                       Stamped(5, ago(120)), Stamped(9, ago(540))], 3, 5),
+]
+
+
+@pytest.mark.parametrize(("recs", "desired", "expected"),
+                         [pytest.param(*c[1:], id=c[0]) for c in NORMALIZE_CASES])
+def test_normalize_desired_replicas(recs: list[Stamped], desired: int, expected: int) -> None:
+    out = hpa_calc.without_behavior(current=5, desired=desired, min_replicas=1,
+                                    max_replicas=100, recommendations=recs, now=NOW)
+    assert out.replicas == expected
+
+
+# stabilization windows, and scale-down events, with a behavior
 BEHAVIOR_CASES = [
     # id, min, max, current, desired, up, down, recommendations, up events, down events,
     # (replicas, AbleToScale reason, ScalingLimited, its reason)
-    ("scale-up-default-behavior", 1, 1000, 10, 50, DEFAULT_UP, DEFAULT_DOWN, [], [], [],
-     (20, "ReadyForNewScale", True, "ScaleUpLimit")),
-    ("scale-up-pods-policy-larger-than-percent", 1, 1000, 10, 500,
-     rules(("Pods", 100, 60), ("Percent", 100, 60)), DEFAULT_DOWN, [], [], [],
-     (110, "ReadyForNewScale", True, "ScaleUpLimit")),
-    ("scale-up-percent-policy-larger-than-pods", 1, 1000, 10, 500,
-     rules(("Pods", 2, 60), ("Percent", 100, 60)), DEFAULT_DOWN, [], [], [],
-     (20, "ReadyForNewScale", True, "ScaleUpLimit")),
     ("scale-up-min-change-select", 1, 1000, 10, 500,
      rules(("Pods", 2, 60), ("Percent", 100, 60), select="Min"), DEFAULT_DOWN, [], [], [],
      (12, "ReadyForNewScale", True, "ScaleUpLimit")),
     ("scale-up-disabled", 1, 1000, 10, 500, rules(("Pods", 2, 60), select="Disabled"),
      DEFAULT_DOWN, [], [], [], (10, "ReadyForNewScale", True, "ScaleUpLimit")),
-    ("scale-up-max-replicas-with-large-pods-policy", 1, 200, 100, 1000,
-     rules(("Pods", 1000, 60)), DEFAULT_DOWN, [], [], [],
-     (200, "ReadyForNewScale", True, "TooManyReplicas")),
-    ("scale-up-max-replicas-with-large-percent-policy", 1, 200, 100, 1000,
-     rules(("Percent", 10000, 60)), DEFAULT_DOWN, [], [], [],
-     (200, "ReadyForNewScale", True, "TooManyReplicas")),
-    ("scale-up-within-range", 1, 1000, 10, 15, DEFAULT_UP, DEFAULT_DOWN, [], [], [],
-     (15, "ReadyForNewScale", False, "DesiredWithinRange")),
-    ("scale-up-counts-earlier-events-of-the-period", 1, 1000, 10, 50, DEFAULT_UP, DEFAULT_DOWN,
-     [], [Stamped(6, ago(10))], [], (10, "ReadyForNewScale", True, "ScaleUpLimit")),
     ("scale-up-forgets-events-before-the-period", 1, 1000, 10, 50, DEFAULT_UP, DEFAULT_DOWN,
      [], [Stamped(6, ago(20))], [], (20, "ReadyForNewScale", True, "ScaleUpLimit")),
     ("scale-up-stabilized", 1, 1000, 3, 5, rules(("Pods", 4, 15), window=300), DEFAULT_DOWN,
@@ -230,14 +313,6 @@ BEHAVIOR_CASES = [
      [], [], (5, "ScaleDownStabilized", False, "DesiredWithinRange")),
     ("scale-down-after-the-window", 1, 1000, 5, 3, DEFAULT_UP, DEFAULT_DOWN,
      [Stamped(5, ago(301))], [], [], (3, "ReadyForNewScale", False, "DesiredWithinRange")),
-    ("scale-down-pods-policy", 1, 1000, 100, 2, DEFAULT_UP,
-     rules(("Pods", 20, 60), ("Percent", 1, 60)), [], [], [],
-     (80, "ReadyForNewScale", True, "ScaleDownLimit")),
-    ("scale-down-percent-policy", 1, 1000, 100, 2, DEFAULT_UP,
-     rules(("Pods", 2, 60), ("Percent", 50, 60)), [], [], [],
-     (50, "ReadyForNewScale", True, "ScaleDownLimit")),
-    ("scale-down-min-replicas-with-large-pods-policy", 100, 1000, 100, 2, DEFAULT_UP,
-     rules(("Pods", 200, 60)), [], [], [], (100, "ReadyForNewScale", True, "TooFewReplicas")),
     ("scale-down-counts-earlier-events-of-the-period", 1, 1000, 8, 1, DEFAULT_UP,
      rules(("Pods", 4, 60)), [], [], [Stamped(2, ago(30))],
      (6, "ReadyForNewScale", True, "ScaleDownLimit")),
