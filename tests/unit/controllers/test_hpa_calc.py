@@ -460,3 +460,12 @@ def test_plan_container_resource() -> None:
     assert out.status["currentMetrics"] == [{"type": "ContainerResource", "containerResource": {
         "name": "cpu", "container": "app", "current": {"averageUtilization": 100,
                                                        "averageValue": "100m"}}}]
+
+
+@pytest.mark.parametrize(("api_version", "kind"), [
+    ("apps/v1", "Deployment"), ("apps/v1", "ReplicaSet"), ("apps/v1", "StatefulSet"),
+    ("v1", "ReplicationController")])
+def test_every_scalable_kind_has_a_scale_subresource(api_version: str, kind: str) -> None:
+    from tinykube.api import resources
+    res = resources.by_api_version(api_version, kind)
+    assert res is not None and res.subresource("scale") is not None
