@@ -385,11 +385,28 @@ class NodeAgent(Controller):
                               "renewTime": _micro(_now())}}
             try:
                 await self._renew(leases, lease)
+                await self._repost_conditions()
             except (errors.APIError, aiohttp.ClientError, TimeoutError, OSError) as exc:
                 # A missed renewal is retried at the next beat; it must never stop the node.
                 log.warning("lease renewal for %s failed: %r", self.node_name, exc)
             await asyncio.sleep(delay)
             delay = RENEW_EVERY * (1 + RENEW_JITTER * random.random())
+
+    async def _repost_conditions(self) -> None:
+        """Post the node's conditions again when they are not what this agent reports (the
+        node lifecycle controller marked them Unknown while it was silent), as the kubelet
+        posts its node status when it changed."""
+        nodes = resources.must("", "v1", "nodes")
+        node = await self.client.get(nodes, self.node_name)
+        ours = node_object(self.node_name, pod_cidr=self.pod_cidr, host_ip=self.host_ip,
+                           labels=self.labels)["status"]["conditions"]
+        theirs = {c.get("type"): c.get("status") for c in
+                  (node.get("status") or {}).get("conditions") or []}
+        if all(theirs.get(c["type"]) == c["status"] for c in ours):
+            return
+        log.info("node %s: posting its conditions again", self.node_name)
+        await self.client.patch(nodes, self.node_name, {"status": {"conditions": ours}},
+                                patch_type="merge", subresource="status")
 
     async def _renew(self, leases: resources.Resource, lease: Obj) -> None:
         try:
