@@ -276,7 +276,7 @@ AUTOSCALING: list[Resource] = [
     Resource("autoscaling", version, "horizontalpodautoscalers", "HorizontalPodAutoscaler",
              short_names=("hpa",), categories=("all",),
              subresources=(_status("autoscaling", version, "HorizontalPodAutoscaler"),),
-             storage_version="" if version == "v2" else "v2", not_run=True)
+             storage_version="" if version == "v2" else "v2")
     for version in ("v2", "v1")
 ]
 
