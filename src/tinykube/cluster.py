@@ -58,6 +58,7 @@ class ClusterOptions:
     insecure_registries: list[str] = dataclasses.field(default_factory=list)
     registry_mirrors: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     host_sockets: int | None = None  # rootless netns mode: the child's end of hostsockets
+    holder_pid: int | None = None  # rootless netns mode: the namespaces' launcher
 
     def components(self, api: RunningAPIServer) -> ComponentOptions:
         return ComponentOptions(kubeconfig=api.kubeconfig, data_dir=self.api.data_dir,
@@ -70,7 +71,8 @@ class ClusterOptions:
                                 virtual_job_seconds=self.virtual_job_seconds,
                                 insecure_registries=self.insecure_registries,
                                 registry_mirrors=self.registry_mirrors,
-                                host_sockets=self.host_sockets)
+                                host_sockets=self.host_sockets,
+                                holder_pid=self.holder_pid)
 
 
 class ChildComponents:

@@ -112,6 +112,7 @@ class ComponentOptions:
     registry_mirrors: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     # rootless netns mode: this process's end of `network.hostsockets` (a file descriptor)
     host_sockets: int | None = None
+    holder_pid: int | None = None  # rootless: the launcher's pid (`tinykube node exec` enters)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), default=str)
@@ -208,7 +209,8 @@ async def _make_network(options: ComponentOptions, cidrs: list[str]) -> ClusterN
                            options.service_cidr)
     await asyncio.to_thread(netns.create_cluster, plan)
     private.write(options.data_dir / NETWORK_FILE, json.dumps(
-        {"prefix": plan.prefix, "nodes": {n.name: n.netns for n in plan.nodes}}))
+        {"prefix": plan.prefix, "nodes": {n.name: n.netns for n in plan.nodes},
+         "holder": options.holder_pid}))
     return plan
 
 

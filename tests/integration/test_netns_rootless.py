@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import urllib.request
@@ -188,6 +189,16 @@ def test_a_rootless_cluster_serves_pods_services_and_the_host(home: Path,
         finally:
             forward.kill()
             forward.wait(10)
+        # `tinykube node exec` enters the holder's namespaces, as the same user
+        cluster_ip = kctl("get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}")
+        if shutil.which("nslookup") is None:
+            pytest.fail("nslookup (bind9-dnsutils) is needed on this host for node exec")
+        lookup = subprocess.run([*prefix(home), sys.executable, "-m", "tinykube", "node", "exec",
+                                 "--data-dir", str(home / "data"), "n2", "--", "nslookup",
+                                 "web.default.svc.cluster.local", "10.96.0.10"],
+                                capture_output=True, text=True, timeout=30, check=False)
+        assert lookup.returncode == 0, lookup.stdout + lookup.stderr
+        assert f"Address: {cluster_ip}" in lookup.stdout
         node_port = kctl("get", "svc", "web", "-o", "jsonpath={.spec.ports[0].nodePort}")
         assert "Directory listing" in until(
             lambda: _try(f"http://127.0.0.1:{node_port}/"), 10, "the NodePort")

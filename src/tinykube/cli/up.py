@@ -108,9 +108,10 @@ async def _run(options: cluster.ClusterOptions, process: subprocess.Popen[bytes]
               help="API server address (HOST:PORT; port 0 picks a free one).")
 @click.option("--network", type=click.Choice(["host", "netns"]), default="host",
               show_default=True,
-              help="host: pods and Services on the host's loopback; netns (root): every node "
+              help="host: pods and Services on the host's loopback; netns: every node "
               "and pod in its own network namespace, pods on 10.244.0.0/16, Services on "
-              "10.96.0.0/12, DNS at 10.96.0.10 (reach them with `tinykube node exec`).")
+              "10.96.0.0/12, DNS at 10.96.0.10 (reach them with `tinykube node exec`); not "
+              "as root, inside a user namespace of its own.")
 @click.option("--service-cidr", default=None, show_default=f"{DEFAULT_SERVICE_CIDR}; "
               f"{NETNS_SERVICE_CIDR} with --network netns",
               help="Range for Service cluster IPs.")
@@ -191,6 +192,7 @@ def command(data_dir: Path, listen: str, network: str, service_cidr: str | None,
                            watch_history, durable, single_process, verbose)
         options.network = network
         options.host_sockets = host_sockets
+        options.holder_pid = process.pid if rootless and process is not None else None
         options.api.metric_resolution = resolution
         options.virtual_job_seconds = virtual_job_seconds
         options.insecure_registries = list(insecure_registries)
