@@ -40,6 +40,8 @@ def _why_not() -> str | None:
         return "switching to the user nobody needs root"
     if shutil.which("setpriv") is None or shutil.which("unshare") is None:
         return "needs util-linux's setpriv and unshare"
+    if shutil.which("nslookup") is None:
+        return "needs nslookup (bind9-dnsutils) for `tinykube node exec`"
     limit = Path("/proc/sys/user/max_user_namespaces")
     if not limit.exists() or int(limit.read_text()) == 0:
         return "user namespaces are disabled (user.max_user_namespaces is 0)"
@@ -154,6 +156,8 @@ def in_client(kctl: Kubectl, code: str) -> str:
 
 def test_a_rootless_cluster_serves_pods_services_and_the_host(home: Path,
                                                                tmp_path: Path) -> None:
+    """One cluster: served, then SIGKILLed (nothing left), started again (the pods come back),
+    then stopped (nothing left)."""
     cluster = start(home)
     marker = str(home / "data")
     try:
@@ -161,50 +165,82 @@ def test_a_rootless_cluster_serves_pods_services_and_the_host(home: Path,
         assert uid_of(cluster.process.pid) == NOBODY  # `up` itself, as its pods' processes
         assert {uid_of(int(pid)) for pid in cluster_processes(marker)} == {NOBODY}
         kctl = kubectl_for(cluster, tmp_path)
-        kctl("apply", "-f", "-", input=SERVER)
+        serve_and_reach(kctl, home)
+        refuse_runc(kctl)
+    except BaseException:
+        cluster.stop()
+        raise
+    # `up` killed: its components see their stdin close and stop; every pod process is in
+    # the holder's PID namespace and goes with it
+    cluster.stop(signal.SIGKILL)
+    until(lambda: not cluster_processes(marker), 20, "every process of the cluster to end")
+    again = start(home)
+    try:
+        kctl = kubectl_for(again, tmp_path)
         kctl("rollout", "status", "deploy/web", "--timeout=60s")
-        kctl("wait", "--for=condition=Ready", "pod/client", "--timeout=30s")
-        pods = json.loads(kctl("get", "pods", "-o", "json"))["items"]
-        ips = {p["metadata"]["name"]: p["status"]["podIP"] for p in pods}
-        assert all(ip.startswith("10.244.") for ip in ips.values()), ips
-        servers = {ip for name, ip in ips.items() if name.startswith("web-")}
-        # the Service by name, through cluster DNS (10.96.0.10) and the nftables DNAT
-        body = in_client(kctl, "import urllib.request as u; "
-                               "print(u.urlopen('http://web/', timeout=5).status)")
-        assert body.strip() == "200"
-        headless = in_client(kctl, "import socket; print(sorted({a[4][0] for a in "
-                                   "socket.getaddrinfo('web-pods', 8080)}))")
-        assert set(json.loads(headless.replace("'", '"'))) == servers
-        logs = until(lambda: ips["client"] in (text := kctl("logs", "-l", "app=web",
-                                                            "--prefix")) and text,
-                     10, "the client's address in a server's log")
-        assert re.search(rf"\b{re.escape(ips['client'])} - - ", logs), logs
-        # from the host: port-forward to the Service, and the NodePort on 127.0.0.1
-        forward = kctl.popen("port-forward", "svc/web", ":80")
-        try:
-            assert forward.stdout is not None
-            line = forward.stdout.readline()
-            port = int(line.split("127.0.0.1:")[1].split()[0])
-            assert "Directory listing" in fetch(f"http://127.0.0.1:{port}/")
-        finally:
-            forward.kill()
-            forward.wait(10)
-        # `tinykube node exec` enters the holder's namespaces, as the same user
-        cluster_ip = kctl("get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}")
-        if shutil.which("nslookup") is None:
-            pytest.fail("nslookup (bind9-dnsutils) is needed on this host for node exec")
-        lookup = subprocess.run([*prefix(home), sys.executable, "-m", "tinykube", "node", "exec",
-                                 "--data-dir", str(home / "data"), "n2", "--", "nslookup",
-                                 "web.default.svc.cluster.local", "10.96.0.10"],
-                                capture_output=True, text=True, timeout=30, check=False)
-        assert lookup.returncode == 0, lookup.stdout + lookup.stderr
-        assert f"Address: {cluster_ip}" in lookup.stdout
-        node_port = kctl("get", "svc", "web", "-o", "jsonpath={.spec.ports[0].nodePort}")
-        assert "Directory listing" in until(
-            lambda: _try(f"http://127.0.0.1:{node_port}/"), 10, "the NodePort")
+        # (the status is the killed run's until the new agent has started the pods again)
+        code = "import urllib.request as u; print(u.urlopen('http://web/', timeout=5).status)"
+        until(lambda: kctl.run("exec", "client", "--", sys.executable, "-c", code,
+                               check=False).stdout == "200\n", 40, "the Service, again")
     finally:
-        assert cluster.stop() == 0, "\n".join(cluster.output)
+        assert again.stop() == 0, "\n".join(again.output)
     until(lambda: not cluster_processes(marker), 10, "every process of the cluster to end")
+
+
+def serve_and_reach(kctl: Kubectl, home: Path) -> None:
+    kctl("apply", "-f", "-", input=SERVER)
+    kctl("rollout", "status", "deploy/web", "--timeout=60s")
+    kctl("wait", "--for=condition=Ready", "pod/client", "--timeout=30s")
+    pods = json.loads(kctl("get", "pods", "-o", "json"))["items"]
+    ips = {p["metadata"]["name"]: p["status"]["podIP"] for p in pods}
+    assert all(ip.startswith("10.244.") for ip in ips.values()), ips
+    servers = {ip for name, ip in ips.items() if name.startswith("web-")}
+    # pods nest their own PID namespaces in the holder's: the client's command is PID 2
+    seen = kctl("exec", "client", "--", "ps", "-e", "-o", "pid=,args=")
+    assert ["2", "sleep 3600"] in [line.split(None, 1) for line in seen.strip().splitlines()]
+    # the Service by name, through cluster DNS (10.96.0.10) and the nftables DNAT
+    body = in_client(kctl, "import urllib.request as u; "
+                           "print(u.urlopen('http://web/', timeout=5).status)")
+    assert body.strip() == "200"
+    headless = in_client(kctl, "import socket; print(sorted({a[4][0] for a in "
+                               "socket.getaddrinfo('web-pods', 8080)}))")
+    assert set(json.loads(headless.replace("'", '"'))) == servers
+    logs = until(lambda: ips["client"] in (text := kctl("logs", "-l", "app=web",
+                                                        "--prefix")) and text,
+                 10, "the client's address in a server's log")
+    assert re.search(rf"\b{re.escape(ips['client'])} - - ", logs), logs
+    # from the host: port-forward to the Service, and the NodePort on 127.0.0.1
+    forward = kctl.popen("port-forward", "svc/web", ":80")
+    try:
+        assert forward.stdout is not None
+        line = forward.stdout.readline()
+        port = int(line.split("127.0.0.1:")[1].split()[0])
+        assert "Directory listing" in fetch(f"http://127.0.0.1:{port}/")
+    finally:
+        forward.kill()
+        forward.wait(10)
+    # `tinykube node exec` enters the holder's namespaces, as the same user
+    cluster_ip = kctl("get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}")
+    lookup = subprocess.run([*prefix(home), sys.executable, "-m", "tinykube", "node", "exec",
+                             "--data-dir", str(home / "data"), "n2", "--", "nslookup",
+                             "web.default.svc.cluster.local", "10.96.0.10"],
+                            capture_output=True, text=True, timeout=30, check=False)
+    assert lookup.returncode == 0, lookup.stdout + lookup.stderr
+    assert f"Address: {cluster_ip}" in lookup.stdout
+    node_port = kctl("get", "svc", "web", "-o", "jsonpath={.spec.ports[0].nodePort}")
+    assert "Directory listing" in until(
+        lambda: _try(f"http://127.0.0.1:{node_port}/"), 10, "the NodePort")
+
+
+def refuse_runc(kctl: Kubectl) -> None:
+    """runc pods are not run rootless: the kubelet's event says so."""
+    kctl("run", "boxed", "--image=busybox", "--restart=Never",
+         '--overrides={"spec":{"runtimeClassName":"container"}}', "--", "true")
+    events = until(lambda: "FailedCreatePodSandBox" in (text := kctl(
+        "get", "events", "--field-selector", "involvedObject.name=boxed")) and text, 20,
+        "the refusal event")
+    assert "does not run in rootless --network netns" in " ".join(events.split())
+    kctl("delete", "pod", "boxed", "--wait=false")
 
 
 def _try(url: str) -> str | None:
@@ -212,22 +248,3 @@ def _try(url: str) -> str | None:
         return fetch(url)
     except OSError:
         return None
-
-
-def test_after_a_sigkill_of_up_nothing_is_left(home: Path, tmp_path: Path) -> None:
-    """`up` killed: its components see their stdin close and stop; every pod process is in
-    the holder's PID namespace and goes with it; the next start starts clean."""
-    cluster = start(home)
-    marker = str(home / "data")
-    kctl = kubectl_for(cluster, tmp_path)
-    kctl("apply", "-f", "-", input=SERVER.split("---")[-1])
-    kctl("wait", "--for=condition=Ready", "pod/client", "--timeout=30s")
-    cluster.stop(signal.SIGKILL)
-    until(lambda: not cluster_processes(marker), 20, "every process of the cluster to end")
-    again = start(home)
-    try:
-        kctl = kubectl_for(again, tmp_path)
-        kctl("wait", "--for=condition=Ready", "pod/client", "--timeout=30s")
-    finally:
-        assert again.stop() == 0, "\n".join(again.output)
-    until(lambda: not cluster_processes(marker), 10, "every process of the cluster to end")

@@ -413,7 +413,8 @@ class NodeAgent(Controller):
             if first_sync:
                 await self.recorder.event(
                     pod, "Warning", "FailedCreatePodSandBox", "Failed to create pod sandbox: "
-                    "the container runtime needs runc (install the runc package) and root")
+                    "the container runtime needs runc (install the runc package) and root "
+                    "(it does not run in rootless --network netns)")
             return None
         if handler == "netns":
             if first_sync:
