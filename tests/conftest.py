@@ -20,7 +20,7 @@ import sys
 import sysconfig
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,10 +58,12 @@ def _pump(proc: subprocess.Popen[str], lines: queue.Queue[str], output: list[str
 
 
 def start_cluster(data_dir: Path, *extra: str, timeout: float = 30,
-                  open_files: tuple[int, int] | None = None) -> Cluster:
+                  open_files: tuple[int, int] | None = None,
+                  prefix: Sequence[str] = ()) -> Cluster:
     """Start `tinykube up` and wait until it reports it is ready; `open_files` = (soft, hard)
-    RLIMIT_NOFILE it starts with (set by util-linux's prlimit, which then execs it)."""
-    cmd = [sys.executable, "-m", "tinykube", "up", "--data-dir", str(data_dir),
+    RLIMIT_NOFILE it starts with (set by util-linux's prlimit, which then execs it); `prefix`
+    runs it through a command that execs it (another user, say)."""
+    cmd = [*prefix, sys.executable, "-m", "tinykube", "up", "--data-dir", str(data_dir),
            "--listen", "127.0.0.1:0", *extra]
     if open_files is not None:
         cmd = ["prlimit", f"--nofile={open_files[0]}:{open_files[1]}", "--", *cmd]

@@ -65,6 +65,7 @@ from tinykube.kubelet.agent import NodeAgent
 from tinykube.kubelet.podnet import PodNetworking
 from tinykube.launch import FAILED, READY, tune_gc
 from tinykube.network import netns
+from tinykube.network.hostsockets import HostSockets
 from tinykube.network.plan import (
     API_RELAY_ADDRESS,
     ClusterNetwork,
@@ -115,6 +116,9 @@ class ComponentOptions:
     hpa_sync_period: float = 15.0  # --horizontal-pod-autoscaler-sync-period, seconds
     node_monitor_grace_period: float = 40.0  # --node-monitor-grace-period, seconds
     controllers: bool = True  # False: only the nodes (a node agent joining a cluster)
+    # rootless netns mode: this process's end of `network.hostsockets` (a file descriptor)
+    host_sockets: int | None = None
+    holder_pid: int | None = None  # rootless: the launcher's pid (`tinykube node exec` enters)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), default=str)
@@ -179,6 +183,7 @@ class RunningComponents:
     nft_proxy: RunningNftProxy | None = None  # the netns mode's service proxy
     api_relay: Relay | None = None  # the netns mode's way from the nodes to the API server
     relay_sockets: netns.SocketsIn | None = None  # the NodePort relay's way into its node
+    host_sockets: HostSockets | None = None  # rootless: sockets of the host's namespace
 
     async def stop(self) -> None:
         for task in self.tasks:
@@ -197,6 +202,8 @@ class RunningComponents:
         await self.client.close()
         if self.network is not None:
             await asyncio.to_thread(netns.destroy_cluster, self.network)
+        if self.host_sockets is not None:
+            self.host_sockets.close()
 
 
 NETWORK_FILE = "network.json"  # node name -> its namespace, for `tinykube node exec` (cli/node)
@@ -211,7 +218,8 @@ async def _make_network(options: ComponentOptions, cidrs: list[str]) -> ClusterN
                            options.service_cidr)
     await asyncio.to_thread(netns.create_cluster, plan)
     private.write(options.data_dir / NETWORK_FILE, json.dumps(
-        {"prefix": plan.prefix, "nodes": {n.name: n.netns for n in plan.nodes}}))
+        {"prefix": plan.prefix, "nodes": {n.name: n.netns for n in plan.nodes},
+         "holder": options.holder_pid}))
     return plan
 
 
@@ -235,6 +243,9 @@ async def _start(running: RunningComponents, options: ComponentOptions,
                  announce: Callable[[str], None]) -> None:
     client, tasks = running.client, running.tasks
     cidrs = node_pod_cidrs(options.pod_cidr, len(options.nodes))
+    if options.host_sockets is not None:  # rootless: the host's sockets come from `up`
+        running.host_sockets = HostSockets(options.host_sockets)
+    hosts = running.host_sockets
     plan = None
     if options.network == "netns":
         running.network = plan = await _make_network(options, cidrs)
@@ -249,7 +260,8 @@ async def _start(running: RunningComponents, options: ComponentOptions,
                           kubelet_token=options.kubelet_token, network=networking,
                           virtual_job_seconds=options.virtual_job_seconds,
                           insecure_registries=options.insecure_registries,
-                          registry_mirrors=options.registry_mirrors)
+                          registry_mirrors=options.registry_mirrors,
+                          listen_socket=hosts.bound if hosts else None)
         agents.append(agent)
         await agent.register()
         tasks += agent.start(workers=4)
@@ -286,8 +298,9 @@ async def _start_netns_services(running: RunningComponents, options: ComponentOp
     first node (`proxy.noderelay`)."""
     server = urllib.parse.urlsplit(client_config.load(str(options.kubeconfig)).server)
     api = (server.hostname or "127.0.0.1", server.port or 443)
+    hosts = running.host_sockets
     running.api_relay = await start_relay([n.netns_path for n in plan.nodes],
-                                          (API_RELAY_ADDRESS, api[1]), api)
+                                          (API_RELAY_ADDRESS, api[1]), api, hosts)
     if not options.proxy:
         return
     served = (options.dns.listen[0],) if options.dns is not None else ()
@@ -295,7 +308,8 @@ async def _start_netns_services(running: RunningComponents, options: ComponentOp
                      n.netns) for n in plan.nodes]
     entry = plan.nodes[0]
     running.relay_sockets = netns.SocketsIn(entry.netns_path)
-    relay = NodePortRelay(entry.address, running.relay_sockets)
+    relay = NodePortRelay(entry.address, running.relay_sockets,
+                          listen_socket=hosts.bound if hosts else None)
     running.nft_proxy = await start_nft_proxy(
         running.client, nodes, relay=relay,
         on_bind_failure=bind_failure_reporter(running.client, announce),

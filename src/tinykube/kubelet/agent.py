@@ -44,8 +44,9 @@ import logging
 import os
 import platform
 import random
+import socket
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -197,7 +198,9 @@ class NodeAgent(Controller):
                  network: PodNetworking | None = None,
                  virtual_job_seconds: float = DEFAULT_JOB_POD_SECONDS,
                  insecure_registries: Sequence[str] = (),
-                 registry_mirrors: Mapping[str, Sequence[str]] | None = None) -> None:
+                 registry_mirrors: Mapping[str, Sequence[str]] | None = None,
+                 listen_socket: Callable[[int, int, tuple[str, int]], socket.socket] | None
+                 = None) -> None:
         self.name = f"kubelet/{node_name}"
         self.node_name = node_name
         self.kubelet_host = host_ip  # the kubelet endpoint, on the host's loopback
@@ -258,7 +261,8 @@ class NodeAgent(Controller):
         self.server = KubeletServer(self._container_log, self._exec_command,
                                     self._attach_target, token=kubelet_token,
                                     host=self.kubelet_host, forward_lookup=self._forward_target,
-                                    metrics=self._resource_metrics)
+                                    metrics=self._resource_metrics,
+                                    listen_socket=listen_socket)
         self.network = network
         self.connect = connect
         self._timers: dict[str, asyncio.TimerHandle] = {}
@@ -440,7 +444,8 @@ class NodeAgent(Controller):
             if first_sync:
                 await self.recorder.event(
                     pod, "Warning", "FailedCreatePodSandBox", "Failed to create pod sandbox: "
-                    "the container runtime needs runc (install the runc package) and root")
+                    "the container runtime needs runc (install the runc package) and root "
+                    "(it does not run in rootless --network netns)")
             return None
         if handler == "netns":
             if first_sync:
