@@ -10,7 +10,7 @@ kube-aggregator's).
 - A PDB sets at most one of `minAvailable` and `maxUnavailable`.
 - An HPA has a target, `maxReplicas >= 1` and `minReplicas <= maxReplicas`.
 - A PriorityClass's value cannot change, and `system-` names are kube's own.
-- A CSR needs a request, a signer and usages.
+- CertificateSigningRequest: see `validation.certificates`.
 - An IngressClass's controller is required and immutable.
 - An APIService is named `<version>.<group>`.
 """
@@ -165,18 +165,6 @@ def validate_priority_class_update(new: Obj, old: Obj) -> Errors:
     if new.get("value") != old.get("value"):
         return [FieldError.forbidden("value", "may not be changed in an update.")]
     return []
-
-
-def validate_csr(csr: Obj) -> Errors:
-    spec = _dict(csr, "spec")
-    errors: Errors = []
-    if not spec.get("request"):
-        errors.append(FieldError.required("spec.request"))
-    if not spec.get("signerName"):
-        errors.append(FieldError.required("spec.signerName"))
-    if not spec.get("usages"):
-        errors.append(FieldError.required("spec.usages"))
-    return errors
 
 
 def validate_ingress_class(ic: Obj) -> Errors:
