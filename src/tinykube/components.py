@@ -40,6 +40,7 @@ from tinykube.client import config as client_config
 from tinykube.client.controller import Controller
 from tinykube.client.rest import RESTClient
 from tinykube.controllers.cronjob import CronJobController
+from tinykube.controllers.csrapproving import CSRApprovingController
 from tinykube.controllers.csrsigning import CSRSigningController
 from tinykube.controllers.daemonset import DaemonSetController
 from tinykube.controllers.deployment import DeploymentController
@@ -150,7 +151,8 @@ def _controllers(client: RESTClient, data_dir: Path) -> list[Controller]:
             EndpointsController(client), MirroringController(client),
             NamespaceController(client), ServiceAccountsController(client),
             JobController(client), CronJobController(client), TTLAfterFinishedController(client),
-            CSRSigningController(client, data_dir), GarbageCollector(client)]
+            CSRApprovingController(client), CSRSigningController(client, data_dir),
+            GarbageCollector(client)]
 
 
 def _proxy_options(dns: RunningDNS | None) -> ProxyOptions:

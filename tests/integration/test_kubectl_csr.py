@@ -5,6 +5,8 @@
   the signer controller: the certificate verifies against the data directory's CA, carries the
   request's subject and SANs and the requested usages, and lives `expirationSeconds` (or the
   signer's one year when unset).
+- A well-formed kubelet-client request is approved by the csrapproving controller (the admin
+  may create `certificatesigningrequests/nodeclient`) and issued with no `kubectl` step.
 - A kubelet-client request whose organization is not `system:nodes` gets `Failed`
   (SignerValidationFailure) with upstream's message; a denied one is never signed.
 - `kubectl get csr` prints kube's columns and `Approved,Issued` / `Approved,Failed` /
@@ -106,6 +108,7 @@ def test_approve_issues_from_the_cluster_ca(kubectl: Kubectl, running: Cluster,
                                             tmp_path: Path) -> None:
     suffix = str(len(kubectl.binary))
     client, serving, bad = f"alice-{suffix}", f"node1-serving-{suffix}", f"bad-{suffix}"
+    node = f"node1-client-{suffix}"
     requests = [
         manifest(client, make_request({"CN": ["alice"], "O": ["devs"]}),
                  "kubernetes.io/kube-apiserver-client", ["client auth", "digital signature"],
@@ -114,6 +117,9 @@ def test_approve_issues_from_the_cluster_ca(kubectl: Kubectl, running: Cluster,
                                        [x509.DNSName("node1.example")]),
                  "kubernetes.io/kubelet-serving", ["digital signature", "server auth"]),
         manifest(bad, make_request({"CN": ["system:node:node1"], "O": ["devs"]}),
+                 "kubernetes.io/kube-apiserver-client-kubelet",
+                 ["digital signature", "client auth"]),
+        manifest(node, make_request({"CN": ["system:node:node1"], "O": ["system:nodes"]}),
                  "kubernetes.io/kube-apiserver-client-kubelet",
                  ["digital signature", "client auth"]),
     ]
@@ -155,9 +161,18 @@ def test_approve_issues_from_the_cluster_ca(kubectl: Kubectl, running: Cluster,
     assert condition["message"] == "subject organization is not system:nodes"
     assert "certificate" not in (get_csr(kubectl, bad).get("status") or {})
 
-    table = kubectl("get", "csr", client, serving, bad, "--no-headers").split("\n")
+    cert = issued(kubectl, node)  # approved by csrapproving, no kubectl step
+    cert.verify_directly_issued_by(ca)
+    assert cert.subject == _name({"CN": ["system:node:node1"], "O": ["system:nodes"]})
+    status = get_csr(kubectl, node)["status"]
+    assert isinstance(status, dict)
+    assert [(c["type"], c["reason"], c["message"]) for c in status["conditions"]] == [
+        ("Approved", "AutoApproved",
+         "Auto approving kubelet client certificate after SubjectAccessReview.")]
+
+    table = kubectl("get", "csr", client, serving, bad, node, "--no-headers").split("\n")
     assert [row.split()[-1] for row in table if row] == \
-        ["Approved,Issued", "Approved,Issued", "Approved,Failed"]
+        ["Approved,Issued", "Approved,Issued", "Approved,Failed", "Approved,Issued"]
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="no openssl")

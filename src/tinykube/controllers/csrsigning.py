@@ -23,9 +23,8 @@ that breaks its signer's rules gets a `Failed` condition with reason
 and a retry, never a lost condition.
 
 The CA is the data directory's (`CertificateAuthority.load`), read at the first request to
-sign so that `cryptography` is imported only by clusters that use CSRs. Auto-approval
-(upstream's `csrapproving`, which approves kubelet client requests after a
-SubjectAccessReview) is not run: every request waits for `kubectl certificate approve`.
+sign so that `cryptography` is imported only by clusters that use CSRs. Approval is a
+person's (`kubectl certificate approve`) or, for kubelet client requests, `csrapproving`'s.
 """
 
 from __future__ import annotations
