@@ -10,7 +10,7 @@
 - A kubelet-client request whose organization is not `system:nodes` gets `Failed`
   (SignerValidationFailure) with upstream's message; a denied one is never signed.
 - `kubectl get csr` prints kube's columns and `Approved,Issued` / `Approved,Failed` /
-  `Denied`.
+  `Denied`; `kubectl describe csr` the request's subject and SANs.
 - The API refuses what kube refuses: less than 600 s, the legacy signer, Approved with Denied
   (through the approval subresource); a replace of the object keeps its spec and status.
 """
@@ -173,6 +173,12 @@ def test_approve_issues_from_the_cluster_ca(kubectl: Kubectl, running: Cluster,
     table = kubectl("get", "csr", client, serving, bad, node, "--no-headers").split("\n")
     assert [row.split()[-1] for row in table if row] == \
         ["Approved,Issued", "Approved,Issued", "Approved,Failed", "Approved,Issued"]
+    described = [" ".join(line.split()) for line in
+                 kubectl("describe", "csr", serving).splitlines()]
+    for line in ("Requesting User: tinykube-admin", "Signer: kubernetes.io/kubelet-serving",
+                 "Status: Approved,Issued", "Common Name: system:node:node1",
+                 "DNS Names: node1.example"):
+        assert line in described, described
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="no openssl")
