@@ -40,6 +40,8 @@ from tinykube.client import config as client_config
 from tinykube.client.controller import Controller
 from tinykube.client.rest import RESTClient
 from tinykube.controllers.cronjob import CronJobController
+from tinykube.controllers.csrapproving import CSRApprovingController
+from tinykube.controllers.csrsigning import CSRSigningController
 from tinykube.controllers.daemonset import DaemonSetController
 from tinykube.controllers.deployment import DeploymentController
 from tinykube.controllers.disruption import DisruptionController
@@ -162,6 +164,7 @@ def _controllers(client: RESTClient, data_dir: Path,
             EndpointsController(client), MirroringController(client),
             NamespaceController(client), ServiceAccountsController(client),
             JobController(client), CronJobController(client), TTLAfterFinishedController(client),
+            CSRApprovingController(client), CSRSigningController(client, data_dir),
             GarbageCollector(client), ResourceQuotaController(client)]
 
 

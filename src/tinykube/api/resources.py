@@ -282,7 +282,7 @@ AUTOSCALING: list[Resource] = [
 
 CERTIFICATES: list[Resource] = [
     _cluster("certificates.k8s.io", "certificatesigningrequests", "CertificateSigningRequest",
-             short_names=("csr",), not_run=True,
+             short_names=("csr",),
              subresources=(
                  Subresource("approval", "certificates.k8s.io", "v1",
                              "CertificateSigningRequest"),

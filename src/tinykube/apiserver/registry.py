@@ -31,7 +31,15 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from tinykube.api import defaults, errors, managedfields, ownership, structured, validation
+from tinykube.api import (
+    certificates,
+    defaults,
+    errors,
+    managedfields,
+    ownership,
+    structured,
+    validation,
+)
 from tinykube.api.clone import clone
 from tinykube.api.errors import FieldError
 from tinykube.api.meta import rfc3339
@@ -208,8 +216,9 @@ class Registry:
                 spec.pop(field, None)
             spec["username"], spec["groups"] = ADMIN["username"], list(ADMIN["groups"])
 
-    def _validate(self, res: Resource, obj: Obj, old: Obj | None) -> None:
-        errs = validation.validate(res.kind, obj, old)
+    def _validate(self, res: Resource, obj: Obj, old: Obj | None,
+                  subresource: str = "") -> None:
+        errs = validation.validate(res.kind, obj, old, subresource=subresource)
         if errs:
             raise errors.Invalid(res.kind, res.group, obj["metadata"].get("name", ""), errs)
 
@@ -247,8 +256,11 @@ class Registry:
         if expected and str(expected) != str(current.rv):
             raise errors.Conflict.modified(res.plural, res.group, meta["name"])
         new = self._merge_update(res, current.obj, obj, subresource)
+        if res.kind == "CertificateSigningRequest":
+            new = certificates.prepare_update(new, current.obj, subresource,
+                                              rfc3339(self.clock()))
         new = defaults.apply_defaults(res.kind, new)
-        self._validate(res, new, current.obj)
+        self._validate(res, new, current.obj, subresource)
         if admit is not None:
             admit(new, current.obj)
         if res.kind == "Service" and subresource != "status":
