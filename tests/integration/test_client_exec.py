@@ -7,16 +7,19 @@ reads it back on stdout: from `head -n1` run by exec, and from a container with 
 that echoes what it reads, by attach. `kubernetes.stream.portforward` speaks the channel
 WebSocket (`v4.channel.k8s.io`, ports in the query), not kubectl's SPDY: its case forwards two
 ports of an echo server and one nothing listens on, as the client's own e2e test
-`test_portforward_raw` does. One `tinykube up` (default runtime `process`) serves the module.
+`test_portforward_raw` does; kr8s's `Pod.portforward` speaks the same protocol, one port per
+WebSocket. One `tinykube up` (default runtime `process`) serves the module.
 """
 
 from __future__ import annotations
 
 import select
+import socket
 import time
 from collections.abc import Iterator
 from typing import Any
 
+import kr8s
 import pytest
 from kubernetes import client, config
 from kubernetes.stream import portforward, stream
@@ -156,3 +159,11 @@ def test_portforward_two_ports_and_a_refused_one(api: Any) -> None:
         time.sleep(0.05)
     assert not pf.connected
     assert (pf.error(ECHO_PORTS[0]), pf.error(ECHO_PORTS[1])) == (None, None)
+
+
+def test_kr8s_portforward(api: Any, running: Cluster) -> None:
+    cluster = kr8s.api(kubeconfig=str(running.kubeconfig))
+    pod = kr8s.objects.Pod.get("echo-ports", namespace="default", api=cluster)
+    with pod.portforward(ECHO_PORTS[0], local_port=None) as local, \
+            socket.create_connection(("127.0.0.1", local), timeout=DEADLINE) as sock:
+        assert _echoed(sock, b"through kr8s") == b"through kr8s"
