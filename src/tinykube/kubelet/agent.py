@@ -311,10 +311,12 @@ class NodeAgent(Controller):
     async def register(self) -> None:
         """Clear an earlier run's cgroups, runc containers and tmpfs volumes, start the log
         endpoint, create or update the Node."""
-        await asyncio.to_thread(self.cgroups.clear)
         containers = self.runtimes.get("container")
+        adopted = containers.live_pods() \
+            if isinstance(containers, container_runtime.ContainerRuntime) else set()
+        await asyncio.to_thread(self.cgroups.clear, adopted)  # adopted pods' containers run on
         if isinstance(containers, container_runtime.ContainerRuntime):
-            await containers.clear()
+            await containers.clear(adopted)
         if self.volumes.can_mount:  # tmpfs volumes a killed run left mounted
             await asyncio.to_thread(self.volumes.clear)
         if not self.server.port:
