@@ -58,6 +58,7 @@ from tinykube.controllers.statefulset import StatefulSetController
 from tinykube.controllers.ttl_after_finished import TTLAfterFinishedController
 from tinykube.controllers.volume_protection import PVCProtectionController, PVProtectionController
 from tinykube.dns.app import DNSOptions, RunningDNS, start_dns
+from tinykube.images import gc as image_gc
 from tinykube.kubelet.agent import NodeAgent
 from tinykube.kubelet.podnet import PodNetworking
 from tinykube.launch import FAILED, READY, tune_gc
@@ -109,6 +110,10 @@ class ComponentOptions:
     virtual_job_seconds: float = 1.0  # how long a Job's virtual pod runs before it succeeds
     insecure_registries: list[str] = dataclasses.field(default_factory=list)
     registry_mirrors: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    image_cache_size: int | None = None  # image GC's capacity (None: the filesystem's size)
+    image_gc_high: int = 85  # image GC thresholds, percent of the capacity
+    image_gc_low: int = 80
+    image_min_age: float = 120.0  # seconds before a pulled image may be collected
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), default=str)
@@ -240,7 +245,11 @@ async def _start(running: RunningComponents, options: ComponentOptions,
                           kubelet_token=options.kubelet_token, network=networking,
                           virtual_job_seconds=options.virtual_job_seconds,
                           insecure_registries=options.insecure_registries,
-                          registry_mirrors=options.registry_mirrors)
+                          registry_mirrors=options.registry_mirrors,
+                          image_gc_policy=image_gc.Policy(
+                              high=options.image_gc_high, low=options.image_gc_low,
+                              min_age=options.image_min_age,
+                              capacity=options.image_cache_size))
         agents.append(agent)
         await agent.register()
         tasks += agent.start(workers=4)

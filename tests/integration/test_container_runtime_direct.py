@@ -15,6 +15,7 @@ import pytest
 
 from tests.integration import oci_registry
 from tests.integration.test_container_runtime import pytestmark as _marks
+from tinykube.images import gc
 from tinykube.images.store import Store
 from tinykube.kubelet import volumes
 from tinykube.kubelet.cgroups import Cgroups
@@ -150,3 +151,51 @@ async def test_exec_runs_inside_the_container(image: str, tmp_path: Path) -> Non
     assert (proc.returncode, out) == (0, b"/www\n/bin\n")
     await worker.stop(1)
     await _finish(runtime, pod)
+
+
+async def test_image_gc_removes_unused_images_only(image: str, tmp_path: Path) -> None:
+    """Two images pulled through pods; one pod is gone, the other runs. A collection under a
+    tiny bound removes the unused image (blobs and layers), keeps the running one, says it
+    could not free enough (FreeDiskSpaceFailed) and refreshes the Node's images."""
+    work = tmp_path / "second"
+    work.mkdir()
+    layout = oci_registry.build_busybox(work, "2")
+    host = image.split("/", 1)[0]
+    oci_registry.push(layout, "2", f"{host}/demo/other:2")
+    other = f"{host}/demo/other:2"
+    events: list[tuple[str, str]] = []
+    runtime = _runtime(tmp_path, FakeClock(), events)
+    published: list[list[dict[str, Any]]] = []
+    runtime.on_images = published.append
+    running = _pod(image, args=["-f", "-p", "127.0.0.1:0"])
+    done = _pod(other, command=["sh", "-c", "exit 0"])
+    for pod in (running, done):
+        await runtime.sync(pod, pod_ip="127.0.0.1")
+    workers = [runtime.workers[p["metadata"]["uid"]] for p in (running, done)]
+    await _until(lambda: workers[0].main["c"].state == "running"
+                 and workers[1].main["c"].state == "terminated")
+    runtime.forget(done)
+    store = runtime.store
+    kept, gone = workers[0].images["c"], workers[1].images["c"]
+    assert kept.digest != gone.digest
+
+    async def node_event(type_: str, reason: str, message: str) -> None:
+        events.append((reason, message))
+
+    collector = gc.ImageGC(store, gc.Policy(capacity=1, min_age=0), clock=store.clock,
+                           in_use=runtime.images_in_use, event=node_event,
+                           on_change=runtime.images_changed)
+    before = store.usage()
+    await collector.run_once()
+    assert list(store.images) == [kept.digest]
+    assert not any(store.has_blob(ly.digest) for ly in gone.layers
+                   if ly.digest not in {k.digest for k in kept.layers})
+    assert 0 < store.usage() < before
+    assert [n for i in published[-1] for n in i["names"]] == sorted(
+        kept.names, key=lambda n: "@" not in n, reverse=True)
+    reason, message = events[-1]
+    assert reason == "FreeDiskSpaceFailed"
+    assert message.startswith(f"Failed to garbage collect required amount of images. "
+                              f"Attempted to free {before} bytes, but only found ")
+    await workers[0].stop(1)
+    await _finish(runtime, running)

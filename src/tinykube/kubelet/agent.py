@@ -59,6 +59,7 @@ from tinykube.client.controller import Controller, object_key
 from tinykube.client.informer import shared as shared_informer
 from tinykube.client.rest import RESTClient
 from tinykube.images import auth
+from tinykube.images import gc as image_gc
 from tinykube.kubelet import container as container_runtime
 from tinykube.kubelet import portforward, resourcemetrics
 from tinykube.kubelet import status as pod_status
@@ -183,7 +184,8 @@ class NodeAgent(Controller):
                  network: PodNetworking | None = None,
                  virtual_job_seconds: float = DEFAULT_JOB_POD_SECONDS,
                  insecure_registries: Sequence[str] = (),
-                 registry_mirrors: Mapping[str, Sequence[str]] | None = None) -> None:
+                 registry_mirrors: Mapping[str, Sequence[str]] | None = None,
+                 image_gc_policy: image_gc.Policy | None = None) -> None:
         self.name = f"kubelet/{node_name}"
         self.node_name = node_name
         self.kubelet_host = host_ip  # the kubelet endpoint, on the host's loopback
@@ -239,6 +241,17 @@ class NodeAgent(Controller):
                 network=network, secrets=self._pull_secrets, insecure=insecure_registries,
                 mirrors=registry_mirrors, on_images=self._publish_images,
                 volumes=self.volumes)
+        self.image_gc: image_gc.ImageGC | None = None
+        containers = self.runtimes.get("container")
+        if isinstance(containers, container_runtime.ContainerRuntime):
+            node_ref = {"apiVersion": "v1", "kind": "Node",  # the kubelet's nodeRef: uid = name
+                        "metadata": {"name": node_name, "uid": node_name}}
+            self.image_gc = image_gc.ImageGC(
+                containers.store, image_gc_policy or image_gc.Policy(),
+                clock=containers.store.clock, in_use=containers.images_in_use,
+                event=lambda type_, reason, message: self.recorder.event(
+                    node_ref, type_, reason, message),
+                on_change=containers.images_changed)
         self._images_task: asyncio.Task[None] | None = None
         self._images: list[dict[str, Any]] = []
         self.server = KubeletServer(self._container_log, self._exec_command,
@@ -343,6 +356,9 @@ class NodeAgent(Controller):
     def start(self, *, workers: int = 1) -> list[asyncio.Task[None]]:
         tasks = super().start(workers=workers)
         tasks.append(asyncio.create_task(self._stop_on_cancel(), name=f"{self.name}/runtimes"))
+        if self.image_gc is not None:
+            tasks.append(asyncio.create_task(self.image_gc.run_forever(),
+                                             name=f"{self.name}/image-gc"))
         return tasks
 
     async def _stop_on_cancel(self) -> None:

@@ -256,7 +256,11 @@ class ContainerWorker(PodWorker):
             return present
         await self._event("Normal", "Pulling", f'Pulling image "{image}"')
         keyrings = [*await self.runtime.secrets(self.pod), self.runtime.docker_config()]
-        pulled = await self.runtime.puller.pull(image, creds=auth.lookup(keyrings, ref))
+        store.pulling += 1  # image GC waits for no pull but skips its turn during one
+        try:
+            pulled = await self.runtime.puller.pull(image, creds=auth.lookup(keyrings, ref))
+        finally:
+            store.pulling -= 1
         took = f"{pulled.seconds:.3g}s"
         await self._event("Normal", "Pulled", f'Successfully pulled image "{image}" in {took} '
                           f"({took} including waiting). Image size: "
@@ -429,6 +433,12 @@ class ContainerRuntime(ProcessRuntime):
 
     def images_changed(self) -> None:
         self.on_images(node_images(self.store))
+
+    def images_in_use(self) -> set[str]:
+        """Manifest digests of the images this runtime's pods were given (image GC keeps
+        them, with those their containers' root filesystems name)."""
+        return {image.digest for worker in self.workers.values()
+                if isinstance(worker, ContainerWorker) for image in worker.images.values()}
 
     def delete(self, cid: str) -> None:
         """Remove a run's container and root filesystem (blocking)."""
