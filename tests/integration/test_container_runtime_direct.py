@@ -6,6 +6,8 @@ volume `Mount`s given by the caller, and the image pull back-off on an injected 
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -199,3 +201,47 @@ async def test_image_gc_removes_unused_images_only(image: str, tmp_path: Path) -
                               f"Attempted to free {before} bytes, but only found ")
     await workers[0].stop(1)
     await _finish(runtime, running)
+
+
+@pytest.fixture(scope="module")
+def private_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The busybox image on a token-auth registry (user alice, password s3cret)."""
+    work = tmp_path_factory.mktemp("private")
+    layout = oci_registry.build_busybox(work, "1")
+    storage = work / "registry-data"
+    with oci_registry.TokenServer(work, {"alice": "s3cret"}) as tokens, \
+            oci_registry.registry(work, storage) as plain, \
+            oci_registry.registry(work, storage, tokens) as secure:
+        oci_registry.push(layout, "1", f"{plain.host}/demo/busybox:1")
+        yield f"{secure.host}/demo/busybox:1"
+
+
+@pytest.mark.parametrize(("password", "runs"), [
+    pytest.param("wrong", False, id="wrong-password"),
+    pytest.param("s3cret", True, id="right-password"),
+])
+async def test_docker_config_credentials_on_a_token_registry(
+        private_image: str, tmp_path: Path, password: str, runs: bool) -> None:
+    """The node's ~/.docker/config.json (here a file given to the runtime) logs in to the
+    token server; a wrong password fails the pull with the registry's 401 in the event."""
+    host = private_image.split("/", 1)[0]
+    config = tmp_path / "docker-config.json"
+    login = base64.b64encode(f"alice:{password}".encode()).decode()
+    config.write_text(json.dumps({"auths": {host: {"auth": login}}}))
+    events: list[tuple[str, str]] = []
+    runtime = _runtime(tmp_path, FakeClock(), events)
+    runtime.docker_config_path = config
+    pod = _pod(private_image, command=["sh", "-c", "exit 0"])
+    await runtime.sync(pod, pod_ip="127.0.0.1")
+    worker = runtime.workers[pod["metadata"]["uid"]]
+    if runs:
+        await _until(lambda: worker.main["c"].state == "terminated")
+        assert worker.main["c"].exit_code == 0
+    else:
+        await _until(lambda: any(r == "BackOff" for r, _ in events))
+        failed = next(m for r, m in events if r == "Failed" and m.startswith("Failed to pull"))
+        assert failed.startswith(f'Failed to pull image "{private_image}": rpc error: code = ')
+        assert "401 Unauthorized" in failed, failed
+        assert worker.main["c"].reason in ("ErrImagePull", "ImagePullBackOff")
+        await worker.stop(1)
+    await _finish(runtime, pod)
