@@ -3,9 +3,10 @@
 containerd runs one `containerd-shim` per container (per pod with the v2 shim), CRI-O one
 `conmon`: a small process that is the parent of the OCI runtime, reaps the container and keeps
 its exit status and its output pipes, so that the daemon can be restarted. This is that
-process for tinykube, stdlib only (it starts in about 20 ms), run as
+process for tinykube, a few stdlib modules only (it starts in about 20 ms and keeps about
+10 MB RSS: no `site`, no pathlib or datetime), run as
 
-    python3 -I shim.py STATE_DIR -- runc --root R run --keep --bundle B ID
+    python3 -I -S shim.py STATE_DIR -- runc --root R run --keep --bundle B ID
 
 1. The launcher forks; the child makes itself a session leader (a signal to the agent's
    group does not reach it), a child subreaper (`PR_SET_CHILD_SUBREAPER`, so that the
@@ -32,12 +33,11 @@ process for tinykube, stdlib only (it starts in about 20 ms), run as
 from __future__ import annotations
 
 import ctypes
-import datetime
 import json
 import os
 import signal
 import sys
-from pathlib import Path
+import time
 
 PR_SET_CHILD_SUBREAPER = 36
 SURVIVED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
@@ -45,8 +45,8 @@ SURVIVED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal
 OUTPUT, SHIM, EXIT = "output", "shim.json", "exit.json"
 
 
-def _write_atomic(path: Path, doc: dict[str, object]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+def _write_atomic(path: str, doc: dict[str, object]) -> None:
+    tmp = path + ".tmp"
     with open(tmp, "w") as f:
         f.write(json.dumps(doc))
         f.flush()
@@ -59,7 +59,7 @@ def _survive(_sig: int, _frame: object) -> None:
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def _spawn(argv: list[str], output: int) -> int:
@@ -77,16 +77,16 @@ def _spawn(argv: list[str], output: int) -> int:
     return pid
 
 
-def _serve(state: Path, argv: list[str], ready: int) -> int:
+def _serve(state: str, argv: list[str], ready: int) -> int:
     """The shim proper (in its own session): start, tell, wait, record."""
     os.setsid()
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    output = os.open(state / OUTPUT, os.O_RDWR)
+    output = os.open(os.path.join(state, OUTPUT), os.O_RDWR)
     for sig in SURVIVED:
         signal.signal(sig, _survive)
     child = _spawn(argv, output)
-    _write_atomic(state / SHIM, {"pid": os.getpid(), "child": child})
+    _write_atomic(os.path.join(state, SHIM), {"pid": os.getpid(), "child": child})
     os.write(ready, b"ok")
     os.close(ready)
     devnull = os.open(os.devnull, os.O_RDWR)
@@ -96,7 +96,7 @@ def _serve(state: Path, argv: list[str], ready: int) -> int:
         pid, status = os.waitpid(-1, 0)  # orphans of the container are reaped too
         if pid == child:
             break
-    _write_atomic(state / EXIT, {"status": status, "finishedAt": _now()})
+    _write_atomic(os.path.join(state, EXIT), {"status": status, "finishedAt": _now()})
     return 0
 
 
@@ -104,7 +104,7 @@ def main(args: list[str]) -> int:
     if len(args) < 3 or args[1] != "--":
         sys.stderr.write("usage: shim.py STATE_DIR -- COMMAND...\n")
         return 2
-    state, argv = Path(args[0]), args[2:]
+    state, argv = args[0], args[2:]
     read_end, write_end = os.pipe()
     if os.fork() == 0:
         os.close(read_end)

@@ -154,7 +154,7 @@ async def launch(state: Path, argv: list[str]) -> ShimProcess:
     log = os.open(state / "shim.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-I", str(SHIM_PROGRAM), str(state), "--", *argv,
+            sys.executable, "-I", "-S", str(SHIM_PROGRAM), str(state), "--", *argv,
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=log)
     except OSError:
         os.close(output)
