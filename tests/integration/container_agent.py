@@ -2,9 +2,11 @@
 
 `python -m tests.integration.container_agent DIR POD_JSON` runs a `ContainerRuntime` under
 DIR (as `NodeAgent.register` starts it: the startup cleanup spares the pods whose shims still
-run) for the pod in POD_JSON, and writes the pod's status as the agent would publish it to
-DIR/status.json whenever it changes (replaced atomically). The host's network, a short crash
-back-off (0.2 s .. 1 s) so restarts happen within a test; SIGKILL is how the tests end it.
+run, then the adopted pods that are not in POD_JSON, `null` for none, are removed, as
+`NodeAgent._remove_orphans` does) for the pod in POD_JSON, and writes the pod's status as the
+agent would publish it to DIR/status.json whenever it changes (replaced atomically). The
+host's network, a short crash back-off (0.2 s .. 1 s) so restarts happen within a test; SIGKILL
+is how the tests end it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from tinykube.api.meta import rfc3339
 from tinykube.images.store import Store
@@ -29,7 +32,7 @@ NO_OBJECTS = volumes.Objects(configmaps=lambda _n, _m: None, secrets=lambda _n, 
                              token=lambda _p, _s: None)
 
 
-async def serve(directory: Path, pod: dict[str, object]) -> None:
+async def serve(directory: Path, pod: dict[str, Any] | None) -> None:
     changed = asyncio.Event()
 
     async def event(_obj: object, _type: str, reason: str, message: str) -> None:
@@ -47,7 +50,10 @@ async def serve(directory: Path, pod: dict[str, object]) -> None:
     adopted = runtime.live_pods()
     cgroups.clear(adopted)
     await runtime.clear(adopted)
-    while True:
+    for uid in adopted - ({pod["metadata"]["uid"]} if pod else set()):
+        runtime.remove_orphan(uid)
+    (directory / "started").write_text(str(os.getpid()))
+    while pod is not None:
         changed.clear()
         status = await runtime.sync(pod, pod_ip="127.0.0.1")
         tmp = directory / "status.json.tmp"
@@ -60,6 +66,8 @@ async def serve(directory: Path, pod: dict[str, object]) -> None:
 def main() -> None:
     directory, pod = Path(sys.argv[1]), json.loads(Path(sys.argv[2]).read_text())
     asyncio.run(serve(directory, pod))
+    if pod is None:
+        asyncio.run(asyncio.Event().wait())  # the test kills it
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 `ContainerRuntime` in a process of its own) is killed with SIGKILL and started again. A
 container that exited with code 3 meanwhile reports 3, its reason and finishedAt; a running
 one is the same process afterwards (same PID) and is followed again (its later output reaches
-the log, its later exit is seen); restartCount goes on from where it was.
+the log, its later exit is seen); restartCount goes on from where it was (the exited one is
+restarted by its policy: lastState has the code).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -73,9 +73,14 @@ class Agent:
 
 
 def _runc_pid(directory: Path, cid: str) -> int:
-    done = subprocess.run(["runc", "--root", str(directory / "node" / "runc"), "state", cid],
-                          capture_output=True, text=True, check=True)
-    return int(json.loads(done.stdout)["pid"])
+    """The pid of the container's init once runc says it runs (`runc run` creates, then
+    starts it)."""
+    def state() -> dict[str, Any] | None:
+        done = subprocess.run(["runc", "--root", str(directory / "node" / "runc"), "state",
+                               cid], capture_output=True, text=True, check=False)
+        doc = json.loads(done.stdout) if done.returncode == 0 else {}
+        return doc if doc.get("status") == "running" else None
+    return int(until(state, 30, f"runc container {cid} running")["pid"])
 
 
 def _cid(container: dict[str, Any]) -> str:
@@ -86,7 +91,9 @@ def test_exit_codes_and_running_containers_survive_the_agent(image: str, tmp_pat
     data = tmp_path / "shared"
     data.mkdir()
     wait_then_exit = ("test -e /data/once || { touch /data/once; exit 1; }; "
-                      "echo waiting; while [ ! -e /data/go ]; do sleep 0.05; done; exit 3")
+                      "test -e /data/three && exec sleep 3600; "
+                      "echo waiting; while [ ! -e /data/go ]; do sleep 0.05; done; "
+                      "touch /data/three; exit 3")
     long_running = ("echo before; while [ ! -e /data/speak ]; do sleep 0.05; done; "
                     "echo after; while [ ! -e /data/stop ]; do sleep 0.05; done; exit 7")
     uid = str(uuid.uuid4())
@@ -112,20 +119,21 @@ def test_exit_codes_and_running_containers_survive_the_agent(image: str, tmp_pat
         started = agent.container("stayer")["state"]["running"]["startedAt"]
         agent.kill()
 
+        quitter_id = _cid(json.loads((tmp_path / "status.json").read_text())["status"]
+                          ["containerStatuses"][0])
+        exit_file = tmp_path / "node" / "containers" / uid / "shims" / quitter_id / "exit.json"
         (data / "go").touch()  # the quitter exits 3 while no agent is there
-        until(lambda: (tmp_path / "node" / "containers" / uid / "shims" /
-                       _cid(json.loads((tmp_path / "status.json").read_text())["status"]
-                            ["containerStatuses"][0]) / "exit.json").exists(), 30,
-              "the quitter's shim to record its exit")
-        time.sleep(1.1)  # finishedAt (seconds) must be before the new agent starts
+        until(exit_file.exists, 30, "the quitter's shim to record its exit")
+        recorded = json.loads(exit_file.read_text())
+        assert os.waitstatus_to_exitcode(recorded["status"]) == 3
         agent.start()
-        until(lambda: "terminated" in agent.container("quitter").get("state", {}), 30,
-              "the new agent to report the quitter's exit")
-        quitter = agent.container("quitter")
-        ended = quitter["state"]["terminated"]
+        # the new agent reports the exit code 3, then OnFailure restarts it (restartCount 2)
+        until(lambda: agent.container("quitter").get("restartCount") == 2
+              and "running" in agent.container("quitter").get("state", {}), 30,
+              "the new agent to report the quitter's exit and restart it")
+        ended = agent.container("quitter")["lastState"]["terminated"]
         assert (ended["exitCode"], ended["reason"]) == (3, "Error")
-        assert quitter["restartCount"] == 1
-        assert ended["finishedAt"] < json.loads((tmp_path / "status.json").read_text())["at"]
+        assert ended["finishedAt"] == recorded["finishedAt"]  # when it exited, not "now"
 
         stayer = agent.container("stayer")
         assert "running" in stayer["state"], stayer
@@ -143,8 +151,10 @@ def test_exit_codes_and_running_containers_survive_the_agent(image: str, tmp_pat
               "the adopted container's exit")
         assert agent.container("stayer")["state"]["terminated"]["exitCode"] == 7
         events = [json.loads(line) for line in (tmp_path / "events.log").read_text().splitlines()]
-        second = [reason for pid, reason, _ in events if pid == agent.proc.pid]  # type: ignore[union-attr]
-        assert "Started" not in second  # nothing was started again by the new agent
+        second = [(reason, message) for pid, reason, message in events
+                  if pid == agent.proc.pid]  # type: ignore[union-attr]
+        # the new agent started the quitter again (its policy), not the adopted stayer
+        assert [m for r, m in second if r == "Started"] == ["Started container quitter"]
     finally:
         agent.kill()
         root = tmp_path / "node" / "runc"
@@ -154,5 +164,35 @@ def test_exit_codes_and_running_containers_survive_the_agent(image: str, tmp_pat
                            capture_output=True, check=False)
         for mount in (tmp_path / "images" / "containers").glob("*/rootfs"):
             subprocess.run(["umount", str(mount)], capture_output=True, check=False)
+        from tinykube.kubelet.cgroups import Cgroups
+        Cgroups("agent-" + tmp_path.name[-8:]).clear()
+
+
+def test_pods_deleted_while_no_agent_ran_are_removed(image: str, tmp_path: Path) -> None:
+    uid = str(uuid.uuid4())
+    pod = {"metadata": {"name": "p", "namespace": "default", "uid": uid},
+           "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 1,
+                    "containers": [{"name": "c", "image": image,
+                                    "command": ["sh", "-c", "while true; do sleep 1; done"]}]}}
+    (tmp_path / "pod.json").write_text(json.dumps(pod))
+    agent = Agent(tmp_path)
+    agent.start()
+    try:
+        until(lambda: "running" in agent.container("c").get("state", {}), 60, "running")
+        cid = _cid(agent.container("c"))
+        pid = _runc_pid(tmp_path, cid)
+        agent.kill()
+        (tmp_path / "pod.json").write_text("null")  # the pod was deleted meanwhile
+        agent.start()
+        until(lambda: (tmp_path / "started").exists()
+              and (tmp_path / "started").read_text() == str(agent.proc.pid), 30,  # type: ignore[union-attr]
+              "the new agent's startup")
+        until(lambda: not Path(f"/proc/{pid}").exists(), 30, "the container gone")
+        runc = subprocess.run(["runc", "--root", str(tmp_path / "node" / "runc"), "list", "-q"],
+                              capture_output=True, text=True, check=False).stdout.split()
+        assert runc == []
+        assert not (tmp_path / "node" / "containers" / uid).exists()
+    finally:
+        agent.kill()
         from tinykube.kubelet.cgroups import Cgroups
         Cgroups("agent-" + tmp_path.name[-8:]).clear()

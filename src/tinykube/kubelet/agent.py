@@ -242,6 +242,7 @@ class NodeAgent(Controller):
                 mirrors=registry_mirrors, on_images=self._publish_images,
                 volumes=self.volumes)
         self.image_gc: image_gc.ImageGC | None = None
+        self._adopted: set[str] = set()  # pods whose running containers `register` kept
         containers = self.runtimes.get("container")
         if isinstance(containers, container_runtime.ContainerRuntime):
             node_ref = {"apiVersion": "v1", "kind": "Node",  # the kubelet's nodeRef: uid = name
@@ -327,6 +328,7 @@ class NodeAgent(Controller):
         containers = self.runtimes.get("container")
         adopted = containers.live_pods() \
             if isinstance(containers, container_runtime.ContainerRuntime) else set()
+        self._adopted = adopted
         await asyncio.to_thread(self.cgroups.clear, adopted)  # adopted pods' containers run on
         if isinstance(containers, container_runtime.ContainerRuntime):
             await containers.clear(adopted)
@@ -359,7 +361,21 @@ class NodeAgent(Controller):
         if self.image_gc is not None:
             tasks.append(asyncio.create_task(self.image_gc.run_forever(),
                                              name=f"{self.name}/image-gc"))
+        if self._adopted:
+            tasks.append(asyncio.create_task(self._remove_orphans(),
+                                             name=f"{self.name}/orphans"))
         return tasks
+
+    async def _remove_orphans(self) -> None:
+        """Once the pods are listed: the adopted pods that are gone (deleted while no agent
+        ran) are stopped and removed, as the kubelet's housekeeping removes them."""
+        await self.pods.wait_synced()
+        present = {str(p["metadata"].get("uid")) for p in self.pods.cache.list()}
+        containers = self.runtimes.get("container")
+        if isinstance(containers, container_runtime.ContainerRuntime):
+            for uid in sorted(self._adopted - present):
+                log.info("removing the containers of pod %s: its object is gone", uid)
+                await asyncio.to_thread(containers.remove_orphan, uid)
 
     async def _stop_on_cancel(self) -> None:
         """Wait until cancelled; then stop every pod's processes (and remove their cgroups)

@@ -43,7 +43,8 @@ container from its record: a live shim is adopted (same container, same processe
 output read from the FIFO again, probes restarted, no Started event), an ended one gives its
 recorded exit code and finishedAt (then the restart policy decides); restartCount goes on
 from the record. `live_pods` tells the agent which pods' cgroups and runc containers its
-startup cleanup must leave alone.
+startup cleanup must leave alone; those whose pod object is gone (deleted while no agent ran)
+are then killed and removed (`remove_orphan`) once the agent has listed its pods.
 """
 
 from __future__ import annotations
@@ -485,6 +486,20 @@ class ContainerRuntime(ProcessRuntime):
             return set()
         return {state.parent.parent.name for state in self.root.glob("*/shims/*")
                 if shimhandle.alive(state)}
+
+    def remove_orphan(self, uid: str) -> None:
+        """A pod whose containers were adopted but whose object is gone (deleted while no
+        agent ran): kill its containers and remove what it left (blocking)."""
+        for cid in self.leftovers():
+            if cid.startswith(f"{uid}-"):
+                with contextlib.suppress(OSError, subprocess.SubprocessError):
+                    self.delete(cid)
+        if self.node.cgroups is not None:
+            self.node.cgroups.remove(uid)
+            _remove_runc_cgroups(self.node.cgroups.relative(uid, "x"))
+        if self.volumes is not None:
+            self.volumes.remove(uid)
+        shutil.rmtree(self.root / uid, ignore_errors=True)
 
     async def clear(self, keep: set[str] | None = None) -> None:
         """Delete every runc container (and root filesystem) left under this runtime's root:
