@@ -23,6 +23,7 @@ import pytest
 from tests.conftest import until
 from tests.integration import oci_registry
 from tests.integration.test_container_runtime import pytestmark as _marks
+from tinykube.kubelet.cgroups import Cgroups
 
 pytestmark = [m for m in _marks if m.name == "skipif"]
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,6 +82,18 @@ def _runc_pid(directory: Path, cid: str) -> int:
         doc = json.loads(done.stdout) if done.returncode == 0 else {}
         return doc if doc.get("status") == "running" else None
     return int(until(state, 30, f"runc container {cid} running")["pid"])
+
+
+def _clean_up(directory: Path) -> None:
+    """What a killed agent left: runc containers, root filesystem mounts, cgroups."""
+    root = directory / "node" / "runc"
+    for cid in subprocess.run(["runc", "--root", str(root), "list", "-q"],
+                              capture_output=True, text=True, check=False).stdout.split():
+        subprocess.run(["runc", "--root", str(root), "delete", "--force", cid],
+                       capture_output=True, check=False)
+    for mount in (directory / "images" / "containers").glob("*/rootfs"):
+        subprocess.run(["umount", str(mount)], capture_output=True, check=False)
+    Cgroups("agent-" + directory.name[-8:]).clear()
 
 
 def _cid(container: dict[str, Any]) -> str:
@@ -157,15 +170,7 @@ def test_exit_codes_and_running_containers_survive_the_agent(image: str, tmp_pat
         assert [m for r, m in second if r == "Started"] == ["Started container quitter"]
     finally:
         agent.kill()
-        root = tmp_path / "node" / "runc"
-        for cid in subprocess.run(["runc", "--root", str(root), "list", "-q"],
-                                  capture_output=True, text=True, check=False).stdout.split():
-            subprocess.run(["runc", "--root", str(root), "delete", "--force", cid],
-                           capture_output=True, check=False)
-        for mount in (tmp_path / "images" / "containers").glob("*/rootfs"):
-            subprocess.run(["umount", str(mount)], capture_output=True, check=False)
-        from tinykube.kubelet.cgroups import Cgroups
-        Cgroups("agent-" + tmp_path.name[-8:]).clear()
+        _clean_up(tmp_path)
 
 
 def test_pods_deleted_while_no_agent_ran_are_removed(image: str, tmp_path: Path) -> None:
@@ -194,5 +199,4 @@ def test_pods_deleted_while_no_agent_ran_are_removed(image: str, tmp_path: Path)
         assert not (tmp_path / "node" / "containers" / uid).exists()
     finally:
         agent.kill()
-        from tinykube.kubelet.cgroups import Cgroups
-        Cgroups("agent-" + tmp_path.name[-8:]).clear()
+        _clean_up(tmp_path)
