@@ -63,6 +63,7 @@ from tinykube.controllers.statefulset import StatefulSetController
 from tinykube.controllers.ttl_after_finished import TTLAfterFinishedController
 from tinykube.controllers.volume_protection import PVCProtectionController, PVProtectionController
 from tinykube.dns.app import DNSOptions, RunningDNS, start_dns
+from tinykube.images import gc as image_gc
 from tinykube.kubelet.agent import NodeAgent
 from tinykube.kubelet.podnet import PodNetworking
 from tinykube.launch import FAILED, READY, tune_gc
@@ -121,6 +122,10 @@ class ComponentOptions:
     # rootless netns mode: this process's end of `network.hostsockets` (a file descriptor)
     host_sockets: int | None = None
     holder_pid: int | None = None  # rootless: the launcher's pid (`tinykube node exec` enters)
+    image_cache_size: int | None = None  # image GC's capacity (None: the filesystem's size)
+    image_gc_high: int = 85  # image GC thresholds, percent of the capacity
+    image_gc_low: int = 80
+    image_min_age: float = 120.0  # seconds before a pulled image may be collected
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), default=str)
@@ -264,7 +269,11 @@ async def _start(running: RunningComponents, options: ComponentOptions,
                           virtual_job_seconds=options.virtual_job_seconds,
                           insecure_registries=options.insecure_registries,
                           registry_mirrors=options.registry_mirrors,
-                          listen_socket=hosts.bound if hosts else None)
+                          listen_socket=hosts.bound if hosts else None,
+                          image_gc_policy=image_gc.Policy(
+                              high=options.image_gc_high, low=options.image_gc_low,
+                              min_age=options.image_min_age,
+                              capacity=options.image_cache_size))
         agents.append(agent)
         await agent.register()
         tasks += agent.start(workers=4)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from tinykube.api import quantity
 from tinykube.launch import (
     raise_open_files_limit,
     spawn_components,
@@ -138,6 +139,17 @@ async def _run(options: cluster.ClusterOptions, process: subprocess.Popen[bytes]
               "repeatable, tried in order.")
 @click.option("--insecure-registry", "insecure_registries", multiple=True, metavar="HOST[:PORT]",
               help="Pull from this registry over plain HTTP (loopback ones always are).")
+@click.option("--image-cache-size", default=None, metavar="QUANTITY",
+              help="Bytes the image cache may take (`10Gi`) before the image GC thresholds "
+              "apply to it (default: the data directory's filesystem, as the kubelet).")
+@click.option("--image-gc-high-threshold", type=click.IntRange(0, 100), default=85,
+              show_default=True, help="Percent of the image cache's capacity at which image "
+              "garbage collection starts.")
+@click.option("--image-gc-low-threshold", type=click.IntRange(0, 100), default=80,
+              show_default=True, help="Percent of the capacity it frees down to.")
+@click.option("--minimum-image-ttl-duration", default="2m", show_default=True,
+              metavar="DURATION", help="How long after its pull an unused image may be "
+              "garbage collected.")
 @click.option("--virtual-job-seconds", type=click.FloatRange(0), default=1.0,
               show_default=True,
               help="How long a virtual pod owned by a Job runs before it succeeds (virtual "
@@ -169,7 +181,9 @@ def command(data_dir: Path, listen: str, network: str, service_cidr: str | None,
             pod_cidr: str | None, nodes: str | None,
             node_labels: tuple[str, ...], dns_listen: str | None, no_dns: bool, proxy: bool,
             default_runtime: str | None, registry_mirrors: tuple[str, ...],
-            insecure_registries: tuple[str, ...], virtual_job_seconds: float,
+            insecure_registries: tuple[str, ...], image_cache_size: str | None,
+            image_gc_high_threshold: int, image_gc_low_threshold: int,
+            minimum_image_ttl_duration: str, virtual_job_seconds: float,
             insecure_http: bool, watch_history: int, metric_resolution: str,
             hpa_sync_period: str, node_monitor_grace_period: str, durable: bool,
             single_process: bool, verbose: int) -> None:
@@ -190,6 +204,12 @@ def command(data_dir: Path, listen: str, network: str, service_cidr: str | None,
     pod_cidr = pod_cidr or (NETNS_POD_CIDR if netns else DEFAULT_POD_CIDR)
     default_runtime, why = choose_default_runtime(default_runtime, network)
     mirrors = parse_mirrors(registry_mirrors)
+    cache_size = parse_size(image_cache_size, "--image-cache-size") if image_cache_size else None
+    if image_gc_low_threshold > image_gc_high_threshold:
+        raise click.BadParameter(f"{image_gc_low_threshold} is above --image-gc-high-threshold "
+                                 f"({image_gc_high_threshold})",
+                                 param_hint="--image-gc-low-threshold")
+    image_min_age = parse_duration(minimum_image_ttl_duration, "--minimum-image-ttl-duration")
     process = None
     host_sockets = None
     if rootless:
@@ -208,6 +228,10 @@ def command(data_dir: Path, listen: str, network: str, service_cidr: str | None,
         options.hpa_sync_period, options.node_monitor_grace_period = hpa_period, grace
         options.insecure_registries = list(insecure_registries)
         options.registry_mirrors = mirrors
+        options.image_cache_size = cache_size
+        options.image_gc_high, options.image_gc_low = (image_gc_high_threshold,
+                                                       image_gc_low_threshold)
+        options.image_min_age = image_min_age
         if netns:  # the nftables proxy in every node; pods reach the API through a relay
             options.api.advertise_address = API_RELAY_ADDRESS
             options.api.enforces_network_policy = proxy  # the nftables proxy enforces them
@@ -275,6 +299,15 @@ def parse_duration(text: str, flag: str) -> float:
     if seconds < 0.1:
         raise click.BadParameter(f"{text!r} is shorter than 100ms", param_hint=flag)
     return seconds
+
+
+def parse_size(text: str, flag: str) -> int:
+    """Bytes of a quantity (`10Gi`, `500M`, `1073741824`)."""
+    parsed = quantity.parse(text)
+    if parsed is None or parsed[0] <= 0:
+        raise click.BadParameter(f"{text!r} is not a size such as 10Gi or 500M",
+                                 param_hint=flag)
+    return int(parsed[0])
 
 
 def check_netns_mode(dns_address: tuple[str, int] | None, proxy: bool,

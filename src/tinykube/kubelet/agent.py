@@ -60,6 +60,7 @@ from tinykube.client.controller import Controller, object_key
 from tinykube.client.informer import shared as shared_informer
 from tinykube.client.rest import RESTClient
 from tinykube.images import auth
+from tinykube.images import gc as image_gc
 from tinykube.kubelet import container as container_runtime
 from tinykube.kubelet import portforward, resourcemetrics
 from tinykube.kubelet import status as pod_status
@@ -200,7 +201,7 @@ class NodeAgent(Controller):
                  insecure_registries: Sequence[str] = (),
                  registry_mirrors: Mapping[str, Sequence[str]] | None = None,
                  listen_socket: Callable[[int, int, tuple[str, int]], socket.socket] | None
-                 = None) -> None:
+                 = None, image_gc_policy: image_gc.Policy | None = None) -> None:
         self.name = f"kubelet/{node_name}"
         self.node_name = node_name
         self.kubelet_host = host_ip  # the kubelet endpoint, on the host's loopback
@@ -256,6 +257,18 @@ class NodeAgent(Controller):
                 network=network, secrets=self._pull_secrets, insecure=insecure_registries,
                 mirrors=registry_mirrors, on_images=self._publish_images,
                 volumes=self.volumes)
+        self.image_gc: image_gc.ImageGC | None = None
+        self._adopted: set[str] = set()  # pods whose running containers `register` kept
+        containers = self.runtimes.get("container")
+        if isinstance(containers, container_runtime.ContainerRuntime):
+            node_ref = {"apiVersion": "v1", "kind": "Node",  # the kubelet's nodeRef: uid = name
+                        "metadata": {"name": node_name, "uid": node_name}}
+            self.image_gc = image_gc.ImageGC(
+                containers.store, image_gc_policy or image_gc.Policy(),
+                clock=containers.store.clock, in_use=containers.images_in_use,
+                event=lambda type_, reason, message: self.recorder.event(
+                    node_ref, type_, reason, message),
+                on_change=containers.images_changed)
         self._images_task: asyncio.Task[None] | None = None
         self._images: list[dict[str, Any]] = []
         self.server = KubeletServer(self._container_log, self._exec_command,
@@ -329,10 +342,13 @@ class NodeAgent(Controller):
     async def register(self) -> None:
         """Clear an earlier run's cgroups, runc containers and tmpfs volumes, start the log
         endpoint, create or update the Node."""
-        await asyncio.to_thread(self.cgroups.clear)
         containers = self.runtimes.get("container")
+        adopted = containers.live_pods() \
+            if isinstance(containers, container_runtime.ContainerRuntime) else set()
+        self._adopted = adopted
+        await asyncio.to_thread(self.cgroups.clear, adopted)  # adopted pods' containers run on
         if isinstance(containers, container_runtime.ContainerRuntime):
-            await containers.clear()
+            await containers.clear(adopted)
         if self.volumes.can_mount:  # tmpfs volumes a killed run left mounted
             await asyncio.to_thread(self.volumes.clear)
         if not self.server.port:
@@ -359,7 +375,24 @@ class NodeAgent(Controller):
     def start(self, *, workers: int = 1) -> list[asyncio.Task[None]]:
         tasks = super().start(workers=workers)
         tasks.append(asyncio.create_task(self._stop_on_cancel(), name=f"{self.name}/runtimes"))
+        if self.image_gc is not None:
+            tasks.append(asyncio.create_task(self.image_gc.run_forever(),
+                                             name=f"{self.name}/image-gc"))
+        if self._adopted:
+            tasks.append(asyncio.create_task(self._remove_orphans(),
+                                             name=f"{self.name}/orphans"))
         return tasks
+
+    async def _remove_orphans(self) -> None:
+        """Once the pods are listed: the adopted pods that are gone (deleted while no agent
+        ran) are stopped and removed, as the kubelet's housekeeping removes them."""
+        await self.pods.wait_synced()
+        present = {str(p["metadata"].get("uid")) for p in self.pods.cache.list()}
+        containers = self.runtimes.get("container")
+        if isinstance(containers, container_runtime.ContainerRuntime):
+            for uid in sorted(self._adopted - present):
+                log.info("removing the containers of pod %s: its object is gone", uid)
+                await asyncio.to_thread(containers.remove_orphan, uid)
 
     async def _stop_on_cancel(self) -> None:
         """Wait until cancelled; then stop every pod's processes (and remove their cgroups)
