@@ -30,6 +30,7 @@ from typing import Any
 import orjson
 
 from tinykube.api import resources
+from tinykube.api.apiextensions import openapi as crd_openapi
 from tinykube.api.resources import Resource
 from tinykube.apiserver import openapi_schemas
 
@@ -180,16 +181,21 @@ def _documents() -> dict[str, bytes]:
     """
     paths_by_key: dict[str, Document] = {}
     kinds_by_key: dict[str, list[tuple[str, str]]] = {}
+    custom_by_key: dict[str, Document] = {}
     for resource in resources.ALL:
         key = _index_key(resource.group, resource.version)
         paths_by_key.setdefault(key, {}).update(paths(resource))
-        if resource.stored or resource.provider:
+        if resource.custom is not None:
+            custom_by_key.setdefault(key, openapi_schemas.closure("V1ObjectMeta")).update(
+                crd_openapi.schemas(resource))
+        elif resource.stored or resource.provider:
             kinds_by_key.setdefault(key, []).append((resource.api_version, resource.kind))
     return {
         key: orjson.dumps({"openapi": "3.0.0", "info": _INFO,
                            "paths": dict(sorted(paths_by_key[key].items())),
-                           "components": {"schemas": openapi_schemas.schemas(
-                               kinds_by_key.get(key, []))}})
+                           "components": {"schemas": dict(sorted({
+                               **openapi_schemas.schemas(kinds_by_key.get(key, [])),
+                               **custom_by_key.get(key, {})}.items()))}})
         for key in sorted(paths_by_key)
     }
 
@@ -208,6 +214,15 @@ def index() -> Document:
             for key, doc in _documents().items()
         },
     }
+
+
+def _forget() -> None:
+    """Drop the cached documents (the resource table changed: a CRD came or went)."""
+    _documents.cache_clear()
+    index.cache_clear()
+
+
+resources.subscribe(_forget)
 
 
 def group_version(path: str) -> bytes | None:

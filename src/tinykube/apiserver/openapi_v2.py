@@ -36,6 +36,7 @@ from typing import Any
 import orjson
 
 from tinykube.api import resources
+from tinykube.api.apiextensions import openapi as crd_openapi
 from tinykube.apiserver import gnostic, openapi, openapi_schemas
 
 Document = dict[str, Any]
@@ -97,12 +98,16 @@ def document() -> Document:
     """The whole v2 document: every served path and every schema the kinds reach."""
     paths: Document = {}
     kinds: list[tuple[str, str]] = []
+    custom: Document = {}
     for resource in resources.ALL:
         paths.update({path: _path_item(item) for path, item in openapi.paths(resource).items()})
-        if resource.stored or resource.provider:
+        if resource.custom is not None:
+            custom.update({name: crd_openapi.v2(schema)
+                           for name, schema in crd_openapi.schemas(resource).items()})
+        elif resource.stored or resource.provider:
             kinds.append((resource.api_version, resource.kind))
     definitions = {name: _schema(schema)
-                   for name, schema in openapi_schemas.schemas(kinds).items()}
+                   for name, schema in {**openapi_schemas.schemas(kinds), **custom}.items()}
     return {"swagger": "2.0", "info": _INFO, "paths": dict(sorted(paths.items())),
             "definitions": definitions}
 
@@ -114,6 +119,14 @@ def encoded(media_type: str) -> tuple[bytes, str]:
     body = gnostic.encode_document(document()) if media_type == PROTOBUF else \
         orjson.dumps(document())
     return body, f'"{hashlib.sha512(body).hexdigest().upper()}"'
+
+
+def _forget() -> None:
+    document.cache_clear()
+    encoded.cache_clear()
+
+
+resources.subscribe(_forget)
 
 
 def negotiate(accept: str) -> str | None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from tinykube.api import resources
+from tinykube.api.apiextensions import validation as crd_validation
 from tinykube.api.errors import FieldError
 from tinykube.api.validation.apps import (
     validate_daemonset,
@@ -153,6 +154,7 @@ _VALIDATORS: dict[str, Validator] = {
     "CertificateSigningRequest": validate_csr,
     "IngressClass": validate_ingress_class,
     "APIService": validate_api_service,
+    "CustomResourceDefinition": crd_validation.validate_crd,
 }
 
 _UPDATE_VALIDATORS: dict[str, UpdateValidator] = {
@@ -171,6 +173,7 @@ _UPDATE_VALIDATORS: dict[str, UpdateValidator] = {
     "ClusterRoleBinding": validate_binding_update,
     "PriorityClass": validate_priority_class_update,
     "IngressClass": validate_ingress_class_update,
+    "CustomResourceDefinition": crd_validation.validate_crd_update,
 }
 
 
