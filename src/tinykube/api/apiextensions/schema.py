@@ -28,7 +28,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from tinykube.api.errors import FieldError
+from tinykube.api.errors import FieldError, Rendered
 
 Obj = dict[str, Any]
 _META_FIELDS = ("apiVersion", "kind", "metadata")
@@ -165,8 +165,27 @@ def _go(value: Any) -> str:
     return str(value)
 
 
+def unstructured(value: Any) -> Any:
+    """A JSON value as Go's %#v prints it inside an unstructured object; scalars unchanged."""
+    if isinstance(value, dict | list):
+        return Rendered(_go_any(value))
+    return value
+
+
+def _go_any(value: Any) -> str:
+    if isinstance(value, dict):
+        pairs = ", ".join(f"{json.dumps(k)}:{_go_any(v)}" for k, v in sorted(value.items()))
+        return "map[string]interface {}{" + pairs + "}"
+    if isinstance(value, list):
+        return "[]interface {}{" + ", ".join(_go_any(v) for v in value) + "}"
+    if value is None:
+        return "interface {}(nil)"
+    return _go(value)
+
+
 def _invalid(path: str, value: Any, text: str) -> FieldError:
-    return FieldError.invalid(path or "<root>", value, f"{path or '<root>'} in body {text}")
+    return FieldError.invalid(path or "<root>", unstructured(value),
+                              f"{path or '<root>'} in body {text}")
 
 
 def _validate(s: Obj, value: Any, path: str, out: list[FieldError]) -> None:
@@ -286,7 +305,7 @@ def _list_type(s: Obj, value: list[Any], path: str, out: list[FieldError]) -> No
         for index, item in enumerate(value):
             key = json.dumps(item, sort_keys=True)
             if key in seen:
-                out.append(FieldError.duplicate(f"{path}[{index}]", item))
+                out.append(FieldError.duplicate(f"{path}[{index}]", unstructured(item)))
             seen.add(key)
     elif kind == "map":
         keys = s.get("x-kubernetes-list-map-keys") or []
@@ -295,8 +314,8 @@ def _list_type(s: Obj, value: list[Any], path: str, out: list[FieldError]) -> No
                 continue
             key = json.dumps({k: item.get(k) for k in keys}, sort_keys=True)
             if key in seen:
-                out.append(FieldError.duplicate(f"{path}[{index}]",
-                                                {k: item[k] for k in keys if k in item}))
+                out.append(FieldError.duplicate(f"{path}[{index}]", unstructured(
+                    {k: item[k] for k in keys if k in item})))
             seen.add(key)
 
 
