@@ -193,3 +193,37 @@ def test_custom_objects_api(running: Cluster) -> None:
     with pytest.raises(client.ApiException) as missing:
         objects.get_namespaced_custom_object(*args, "nightly")
     assert missing.value.status == 404
+
+
+def test_namespace_deletion_deletes_custom_resources(running: Cluster) -> None:
+    api = config.new_client_from_config(str(running.kubeconfig))  # type: ignore[no-untyped-call]
+    group = "ns.example.com"
+    extensions = client.ApiextensionsV1Api(api)
+    extensions.create_custom_resource_definition(yaml.safe_load(_crd(group)))
+    core = client.CoreV1Api(api)
+    core.create_namespace({"metadata": {"name": "crs"}})
+    objects = client.CustomObjectsApi(api)
+    until(lambda: _try_create(objects, group), 5, "the custom resource to be served")
+    core.delete_namespace("crs")
+
+    def gone() -> bool:
+        try:
+            core.read_namespace("crs")
+        except client.ApiException as exc:
+            return exc.status == 404
+        return False
+    until(gone, 20, "the namespace to go")
+    with pytest.raises(client.ApiException) as missing:
+        objects.get_namespaced_custom_object(group, "v1", "crs", "crontabs", "nightly")
+    assert missing.value.status == 404
+
+
+def _try_create(objects: client.CustomObjectsApi, group: str) -> bool:
+    try:
+        objects.create_namespaced_custom_object(group, "v1", "crs", "crontabs",
+                                                yaml.safe_load(_crontab(group)))
+    except client.ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True
