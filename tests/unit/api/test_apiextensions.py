@@ -48,6 +48,10 @@ CRD_CASES = [
     ("group-without-dot", _crd(metadata__name="crontabs.stable", spec__group="stable"),
      ['spec.group: Invalid value: "stable": should be a domain with at least one dot']),
     ("scope-required", _crd(spec__scope=None), ["spec.scope: Required value"]),
+    ("protected-group", _crd(metadata__name="crontabs.x.k8s.io", spec__group="x.k8s.io"),
+     ["metadata.annotations[api-approved.kubernetes.io]: Required value: protected groups must "
+      'have approval annotation "api-approved.kubernetes.io", see '
+      "https://github.com/kubernetes/enhancements/pull/1111"]),
     ("scope-unsupported", _crd(spec__scope="Global"),
      ['spec.scope: Unsupported value: "Global": supported values: "Cluster", "Namespaced"']),
     ("no-storage-version", _crd(spec__versions__0__storage=False),
@@ -356,3 +360,24 @@ def test_default_columns_are_name_and_age() -> None:
     custom = model.CustomKind(crd_name="x", schema=None, columns=(), status=False, scale=None,
                               storage_version="v1", list_kind="XList")
     assert [c.name for c in printing.printer(custom).columns] == ["Name", "Age"]
+
+
+@pytest.mark.parametrize(("kind", "value", "cell"), [
+    ("string", ["a", "b"], '["a","b"]'),
+    ("string", {"k": 1}, '{"k":1}'),
+    ("string", True, "true"),
+    ("string", 3, "3"),
+    ("integer", 3, 3),
+    ("integer", "3", None),
+    ("number", 1.5, 1.5),
+    ("boolean", False, False),
+    ("boolean", "yes", None),
+    ("date", 5, None),
+])
+def test_cells_follow_the_column_type(kind: str, value: Any, cell: Any) -> None:
+    custom = model.CustomKind(crd_name="x", schema=None, status=False, scale=None,
+                              storage_version="v1", list_kind="XList",
+                              columns=({"name": "C", "type": kind, "jsonPath": ".spec.v"},))
+    now = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    assert printing.printer(custom).cells({"metadata": {"name": "a"}, "spec": {"v": value}},
+                                          now)[1] == cell

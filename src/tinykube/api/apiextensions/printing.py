@@ -4,9 +4,10 @@ Columns are NAME, then the CRD version's columns in order (each with its type, f
 description and priority); a version without columns gets NAME and AGE
 (`.metadata.creationTimestamp`, a date). Cells evaluate each column's JSONPath (the simple
 subset CRDs use: `.spec.replicas`, `.status.conditions[0].type`, `.metadata.labels['a/b']`,
-optionally wrapped in `{}`): a `date` cell is an age ("5m"), other types keep the JSON value, a
-list of scalars is joined with commas; a path that finds nothing gives an empty cell (`nil`),
-which kubectl prints as `<none>`.
+optionally wrapped in `{}`): a `string` cell is the value's text (JSON for lists and
+objects), a `date` cell an age ("5m"), the other types the value if it is of that type; a path
+that finds nothing, or a value of another type, gives an empty cell (`nil`), which kubectl
+prints as `<none>`.
 """
 
 from __future__ import annotations
@@ -60,19 +61,23 @@ def evaluate(path: str, obj: Any) -> Any:
 
 
 def _cell(column: Mapping[str, Any], obj: Mapping[str, Any], now: datetime) -> Cell:
+    """kube's tableconvertor: a `string` column prints the value as JSONPath prints it (text
+    for a string, JSON otherwise); the other types keep a value of their type, else nil."""
     value = evaluate(str(column.get("jsonPath", "")), obj)
     if value is None:
         return None
     kind = column.get("type", "string")
+    if kind == "string":
+        return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
     if kind == "date":
-        return translate_timestamp(value, now)
-    if isinstance(value, list) and all(not isinstance(v, dict | list) for v in value):
-        return ",".join(str(v).lower() if isinstance(v, bool) else str(v) for v in value)
-    if isinstance(value, dict | list):
-        return json.dumps(value, separators=(",", ":"))
-    if kind == "string" and not isinstance(value, str):
-        return str(value).lower() if isinstance(value, bool) else str(value)
-    return value  # type: ignore[no-any-return]
+        return translate_timestamp(value, now) if isinstance(value, str) else None
+    if kind == "boolean":
+        return value if isinstance(value, bool) else None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if kind == "integer":
+        return int(value) if float(value).is_integer() else None
+    return value  # number
 
 
 @functools.lru_cache(maxsize=256)

@@ -35,6 +35,7 @@ def validate_crd(crd: Obj) -> list[FieldError]:
         errs.append(FieldError.invalid("metadata.name", name,
                                        'must be spec.names.plural+"."+spec.group'))
     errs += _group(spec.get("group", ""))
+    errs += _approval(spec.get("group", ""), (crd.get("metadata") or {}).get("annotations") or {})
     errs += _scope(spec.get("scope", ""))
     errs += _versions(spec.get("versions") or [])
     errs += _required_names(names)
@@ -75,6 +76,22 @@ def _group(group: str) -> list[FieldError]:
     if len(group.split(".")) < 2:
         return [FieldError.invalid("spec.group", group, "should be a domain with at least one "
                                                         "dot")]
+    return []
+
+
+_APPROVAL = "api-approved.kubernetes.io"
+
+
+def _approval(group: str, annotations: Obj) -> list[FieldError]:
+    """Groups under k8s.io and kubernetes.io are the project's: kube asks for the API review's
+    link (or "unapproved, ...") in an annotation."""
+    protected = any(group == domain or group.endswith("." + domain)
+                    for domain in ("k8s.io", "kubernetes.io"))
+    if protected and not annotations.get(_APPROVAL):
+        return [FieldError.required(
+            f"metadata.annotations[{_APPROVAL}]",
+            f'protected groups must have approval annotation "{_APPROVAL}", see '
+            "https://github.com/kubernetes/enhancements/pull/1111")]
     return []
 
 
