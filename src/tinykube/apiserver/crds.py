@@ -6,8 +6,9 @@ all of them (a handful; the decisions are `api.apiextensions.names`' pure functi
 - naming + establishing: `status.acceptedNames` and the `NamesAccepted` / `Established`
   conditions, written through the registry's status path;
 - serving: the rows of every established CRD (`api.apiextensions.model.rows`) are registered
-  in `api.resources`, so routing, discovery and OpenAPI serve them at once; a CRD that is gone
-  takes its rows with it;
+  in `api.resources`, so routing, discovery and OpenAPI serve them at once, with a local
+  APIService per group-version (kube's crdregistration controller); a CRD that is gone takes
+  its rows and APIServices with it;
 - finalizing: a CRD being deleted (the registry gave it the
   `customresourcecleanup.apiextensions.k8s.io` finalizer) gets `Terminating`
   (`InstanceDeletionInProgress`), its objects are deleted through the registry, and once none
@@ -29,6 +30,7 @@ from tinykube.api import errors, resources
 from tinykube.api.apiextensions import model, names
 from tinykube.api.clone import clone
 from tinykube.api.meta import rfc3339
+from tinykube.apiserver import system_objects
 from tinykube.apiserver.registry import Registry
 from tinykube.store.cache import Entry
 
@@ -36,7 +38,9 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 
 CRDS = resources.must(model.GROUP, "v1", "customresourcedefinitions")
+API_SERVICES = resources.must("apiregistration.k8s.io", "v1", "apiservices")
 FINALIZER = "customresourcecleanup.apiextensions.k8s.io"
+_AUTOMANAGED = "kube-aggregator.kubernetes.io/automanaged"
 RETRY = 0.2
 
 
@@ -121,6 +125,32 @@ class CRDController:
             if _changed(key, rows):
                 resources.register(key[0], key[1], rows)
         self._served = set(wanted)
+        self._api_services({(r.group, r.version) for rows in wanted.values() for r in rows})
+
+    def _api_services(self, served: set[tuple[str, str]]) -> None:
+        """One local APIService per served custom group-version, as kube's crdregistration
+        controller keeps them (labelled automanaged `true`); the others it made go."""
+        existing = {e.obj["metadata"]["name"]: e for e in
+                    self.store.list(API_SERVICES.storage_key, None, None)
+                    if (e.obj["metadata"].get("labels") or {}).get(_AUTOMANAGED) == "true"}
+        for group, version in sorted(served):
+            name = f"{version}.{group}"
+            if name in existing or self.store.get(API_SERVICES.storage_key, "", name):
+                continue
+            with contextlib.suppress(errors.AlreadyExists, errors.Invalid):
+                entry = self.registry.create(API_SERVICES, {
+                    "apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+                    "metadata": {"name": name, "labels": {_AUTOMANAGED: "true"}},
+                    "spec": {"group": group, "version": version, "groupPriorityMinimum": 1000,
+                             "versionPriority": 100}})
+                self.registry.update(API_SERVICES, {
+                    **entry.obj, "status": system_objects.available(
+                        rfc3339(self.registry.clock()))}, subresource="status")
+        for name, entry in existing.items():
+            spec = entry.obj.get("spec") or {}
+            if (spec.get("group"), spec.get("version")) not in served:
+                with contextlib.suppress(errors.NotFound):
+                    self.registry.delete(API_SERVICES, "", name, {})
 
     def stop_serving(self) -> None:
         """Unregister every custom resource this controller served (the server is stopping)."""

@@ -61,6 +61,10 @@ def test_crd_is_established_and_served(registry: Registry) -> None:
                                         "metadata": {"name": "w", "namespace": "default"},
                                         "anything": 1})
     assert created.obj["metadata"]["generation"] == 1
+    service = registry.get(resources.must("apiregistration.k8s.io", "v1", "apiservices"), "",
+                           "v1.example.com").obj
+    assert service["spec"]["groupPriorityMinimum"] == 1000
+    assert service["metadata"]["labels"] == {"kube-aggregator.kubernetes.io/automanaged": "true"}
 
 
 def test_conflicting_short_name_is_not_established(registry: Registry) -> None:
@@ -99,3 +103,5 @@ def test_deleting_a_crd_deletes_its_objects_then_itself(registry: Registry) -> N
     with pytest.raises(errors.NotFound):
         registry.get(CRDS, "", "widgets.example.com")
     assert resources.lookup("example.com", "v1", "widgets") is None
+    apis = resources.must("apiregistration.k8s.io", "v1", "apiservices")
+    assert registry.store.get(apis.storage_key, "", "v1.example.com") is None
