@@ -74,6 +74,32 @@ CRD_CASES = [
       "same"]),
     ("plural-required", _crd(spec__names__plural=None, metadata__name=".stable.example.com"),
      ["spec.names.plural: Required value"]),
+    ("list-map-without-keys", _crd(spec__versions__0__schema={"openAPIV3Schema": {
+        "type": "object", "properties": {"a": {
+            "type": "array", "x-kubernetes-list-type": "map",
+            "items": {"type": "object", "properties": {"name": {"type": "string"}}}}}}}),
+     [f"{ROOT}.properties[a].x-kubernetes-list-map-keys: Required value: must not be empty if "
+      "x-kubernetes-list-type is map"]),
+    ("list-type-unsupported", _crd(spec__versions__0__schema={"openAPIV3Schema": {
+        "type": "object", "properties": {"a": {
+            "type": "array", "x-kubernetes-list-type": "bag", "items": {"type": "string"}}}}}),
+     [f'{ROOT}.properties[a].x-kubernetes-list-type: Unsupported value: "bag": supported '
+      'values: "atomic", "set", "map"']),
+    ("unique-items", _crd(spec__versions__0__schema={"openAPIV3Schema": {
+        "type": "object", "properties": {"a": {
+            "type": "array", "uniqueItems": True, "items": {"type": "string"}}}}}),
+     [f"{ROOT}.properties[a].uniqueItems: Forbidden: uniqueItems cannot be set to true since "
+      "the runtime complexity becomes quadratic"]),
+    ("default-of-wrong-type", _crd(spec__versions__0__schema={"openAPIV3Schema": {
+        "type": "object", "properties": {"a": {"type": "integer", "default": "one"}}}}),
+     [f'{ROOT}.properties[a].default: Invalid value: "string": {ROOT}.properties[a].default '
+      'in body must be of type integer: "string"']),
+    ("default-with-unknown-fields", _crd(spec__versions__0__schema={"openAPIV3Schema": {
+        "type": "object", "properties": {"a": {
+            "type": "object", "default": {"x": 1},
+            "properties": {"y": {"type": "integer"}}}}}}),
+     [f"{ROOT}.properties[a].default: Invalid value: map[string]interface {{}}{{\"x\":1}}: "
+      "must not have unknown fields"]),
     ("column-type", _crd(spec__versions__0__additionalPrinterColumns=[
         {"name": "X", "type": "float", "jsonPath": ".spec.x"}]),
      ['spec.versions[0].additionalPrinterColumns[0].type: Unsupported value: "float": '

@@ -131,6 +131,20 @@ def validate(schema: Obj | None, obj: Obj) -> list[FieldError]:
     return out
 
 
+def validate_value(s: Obj, value: Any, path: str) -> list[FieldError]:
+    """Value errors of `value` (at `path`) against the schema `s` (a CRD's `default`)."""
+    out: list[FieldError] = []
+    _validate(s, value, path, out)
+    return out
+
+
+def prune_value(s: Obj, value: Any) -> list[str]:
+    """What pruning would drop from `value` (in place) under the schema `s`."""
+    dropped: list[str] = []
+    _prune_value(s, value, "", dropped)
+    return dropped
+
+
 def type_name(value: Any) -> str:
     if value is None:
         return "null"

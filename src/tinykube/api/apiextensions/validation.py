@@ -9,10 +9,12 @@ upstream's tables below.
 
 from __future__ import annotations
 
+import copy
 import re
 from typing import Any
 
 from tinykube.api.apiextensions import names as naming
+from tinykube.api.apiextensions import schema as crd_schema
 from tinykube.api.apiextensions import structural
 from tinykube.api.errors import FieldError
 from tinykube.api.validation.names import dns1035_label_errors, dns1123_subdomain_errors
@@ -135,6 +137,8 @@ def _version(version: Obj, path: str) -> list[FieldError]:
     else:
         errs += structural.errors(schema, schema_path)
         errs += _unsupported(schema, schema_path)
+        if not errs:
+            errs += _defaults(schema, schema_path)
     subresources = version.get("subresources") or {}
     if isinstance(subresources.get("scale"), dict):
         errs += _scale(subresources["scale"], f"{path}.subresources.scale")
@@ -166,6 +170,10 @@ def _unsupported(s: Obj, path: str) -> list[FieldError]:
     if isinstance(s.get("items"), list):
         errs.append(FieldError.forbidden(f"{path}.items", "items must be a schema object and "
                                                           "not an array"))
+    if s.get("uniqueItems") is True:
+        errs.append(FieldError.forbidden(f"{path}.uniqueItems", "uniqueItems cannot be set to "
+                                         "true since the runtime complexity becomes quadratic"))
+    errs += _extension_rules(s, path)
     if s.get("properties") and isinstance(s.get("additionalProperties"), dict | bool) and \
             s.get("additionalProperties") is not True:
         errs.append(FieldError.forbidden(f"{path}.additionalProperties",
@@ -181,6 +189,55 @@ def _unsupported(s: Obj, path: str) -> list[FieldError]:
         for index, nested in enumerate(s.get(key) or []):
             if isinstance(nested, dict):
                 errs += _unsupported(nested, f"{path}.{key}[{index}]")
+    return errs
+
+
+def _defaults(s: Obj, path: str) -> list[FieldError]:
+    """Every `default` must be valid against its schema and have nothing pruning would drop
+    (kube's defaulting.ValidateDefaults; additionalProperties may hold none)."""
+    errs: list[FieldError] = []
+    if "default" in s:
+        value = copy.deepcopy(s["default"])
+        if isinstance(value, dict | list) and crd_schema.prune_value(s, value):
+            errs.append(FieldError.invalid(f"{path}.default", crd_schema.unstructured(
+                s["default"]), "must not have unknown fields"))
+        else:
+            errs += crd_schema.validate_value(s, s["default"], f"{path}.default")
+    if isinstance(s.get("items"), dict):
+        errs += _defaults(s["items"], f"{path}.items")
+    for name, prop in (s.get("properties") or {}).items():
+        if isinstance(prop, dict):
+            errs += _defaults(prop, f"{path}.properties[{name}]")
+    return errs
+
+
+_LIST_TYPES = ["atomic", "set", "map"]
+_MAP_TYPES = ["granular", "atomic"]
+
+
+def _extension_rules(s: Obj, path: str) -> list[FieldError]:
+    """x-kubernetes-list-type, -list-map-keys and -map-type, as kube checks them."""
+    errs: list[FieldError] = []
+    list_type = s.get("x-kubernetes-list-type")
+    keys = s.get("x-kubernetes-list-map-keys") or []
+    if list_type is not None and list_type not in _LIST_TYPES:
+        errs.append(FieldError.not_supported(f"{path}.x-kubernetes-list-type", list_type,
+                                             _LIST_TYPES))
+    if keys and list_type != "map":
+        errs.append(FieldError.forbidden(f"{path}.x-kubernetes-list-map-keys",
+                                         "must only be set if x-kubernetes-list-type is map"))
+    if list_type == "map" and not keys:
+        errs.append(FieldError.required(f"{path}.x-kubernetes-list-map-keys",
+                                        "must not be empty if x-kubernetes-list-type is map"))
+    items: Obj = s["items"] if isinstance(s.get("items"), dict) else {}
+    props = items.get("properties") or {}
+    if list_type == "map" and keys and any(k not in props for k in keys):
+        errs.append(FieldError.invalid(f"{path}.x-kubernetes-list-map-keys", keys,
+                                       "entries must all be names of item properties"))
+    map_type = s.get("x-kubernetes-map-type")
+    if map_type is not None and map_type not in _MAP_TYPES:
+        errs.append(FieldError.not_supported(f"{path}.x-kubernetes-map-type", map_type,
+                                             _MAP_TYPES))
     return errs
 
 
