@@ -17,11 +17,12 @@ the plain `$ref`.
 
 One difference from kube-apiserver's v2, on purpose: no operation lists the `fieldValidation`
 parameter. kubectl reads that parameter from v2 only for a kind the v3 documents lack, and then
-reasons "if Namespace supports it, a CRD would too" and lists CustomResourceDefinitions, which
-tinykube does not serve: the 404 would stop the apply with "failed to check CRD". Without the
-parameter kubectl validates such an object client-side against these schemas, finds none, and
-the REST mapper reports the unknown kind, as it does against kube-apiserver. Served kinds are
-unaffected: their v3 documents advertise `fieldValidation`, and kubectl uses them first.
+reasons "if Namespace supports it, a CRD would too" and lists CustomResourceDefinitions (this
+was written when tinykube served none, and a 404 there stopped the apply with "failed to check
+CRD"). Without the parameter kubectl validates such an object client-side against these
+schemas, finds none, and the REST mapper reports the unknown kind, as it does against
+kube-apiserver. Served kinds, custom resources included, are unaffected: their v3 documents
+advertise `fieldValidation`, and kubectl uses them first.
 
 kubectl asks for it only as gnostic protobuf (`apiserver.gnostic`); JSON is
 served too, as kube-apiserver does. Both encodings are built once, on first request.
