@@ -412,6 +412,7 @@ _BY_PATH: dict[tuple[str, str, str], Resource] = {}
 _BY_KIND: dict[tuple[str, str, str], Resource] = {}
 # Called after every change of the table (caches of discovery and OpenAPI documents).
 _LISTENERS: list[Callable[[], None]] = []
+_GENERATION = [0]  # one more at every change; documents built in a thread are keyed by it
 
 
 def _index() -> None:
@@ -429,6 +430,11 @@ def _index() -> None:
 _index()
 
 
+def generation() -> int:
+    """How many times the table has changed (a cache key for documents built off the loop)."""
+    return _GENERATION[0]
+
+
 def subscribe(listener: Callable[[], None]) -> None:
     """Call `listener` after each `register`/`unregister` (to drop cached documents)."""
     _LISTENERS.append(listener)
@@ -441,6 +447,7 @@ def register(group: str, plural: str, rows: Iterable[Resource]) -> None:
     ALL[:] = [r for r in ALL if (r.group, r.plural) != (group, plural) or r.custom is None]
     ALL.extend(rows)
     _index()
+    _GENERATION[0] += 1
     for listener in _LISTENERS:
         listener()
 

@@ -18,7 +18,9 @@ every type it reaches (`openapi_schemas`), with descriptions, which is what `kub
 reads.
 
 The index links each document as `serverRelativeURL` with `?hash=` the uppercase hex SHA-512 of
-its bytes, as kube-apiserver does. Documents are serialized once and cached.
+its bytes, as kube-apiserver does. Documents are serialized once per state of the resource
+table and cached (keyed by `resources.generation()`, so one built in a thread while a CRD came
+is never served after it).
 """
 
 from __future__ import annotations
@@ -172,8 +174,12 @@ def _index_key(group: str, version: str) -> str:
     return f"apis/{group}/{version}" if group else f"api/{version}"
 
 
-@functools.cache
 def _documents() -> dict[str, bytes]:
+    return _documents_of(resources.generation())
+
+
+@functools.lru_cache(maxsize=2)
+def _documents_of(generation: int) -> dict[str, bytes]:
     """Every group-version document, serialized, keyed by its index path (`apis/apps/v1`);
     built on first use (they hold every schema, which `tinykube up` need not wait for).
 
@@ -182,7 +188,7 @@ def _documents() -> dict[str, bytes]:
     paths_by_key: dict[str, Document] = {}
     kinds_by_key: dict[str, list[tuple[str, str]]] = {}
     custom_by_key: dict[str, Document] = {}
-    for resource in resources.ALL:
+    for resource in list(resources.ALL):  # a snapshot: a CRD may change the table meanwhile
         key = _index_key(resource.group, resource.version)
         paths_by_key.setdefault(key, {}).update(paths(resource))
         if resource.custom is not None:
@@ -205,24 +211,19 @@ def document_hash(document: bytes) -> str:
     return hashlib.sha512(document).hexdigest().upper()
 
 
-@functools.cache
 def index() -> Document:
     """The `/openapi/v3` answer: every group-version document with its hashed URL."""
+    return _index_of(resources.generation())
+
+
+@functools.lru_cache(maxsize=2)
+def _index_of(generation: int) -> Document:
     return {
         "paths": {
             key: {"serverRelativeURL": f"/openapi/v3/{key}?hash={document_hash(doc)}"}
-            for key, doc in _documents().items()
+            for key, doc in _documents_of(generation).items()
         },
     }
-
-
-def _forget() -> None:
-    """Drop the cached documents (the resource table changed: a CRD came or went)."""
-    _documents.cache_clear()
-    index.cache_clear()
-
-
-resources.subscribe(_forget)
 
 
 def group_version(path: str) -> bytes | None:

@@ -94,13 +94,17 @@ def _path_item(v3: Document) -> Document:
     return item
 
 
-@functools.cache
 def document() -> Document:
     """The whole v2 document: every served path and every schema the kinds reach."""
+    return _document_of(resources.generation())
+
+
+@functools.lru_cache(maxsize=2)
+def _document_of(generation: int) -> Document:
     paths: Document = {}
     kinds: list[tuple[str, str]] = []
     custom: Document = {}
-    for resource in resources.ALL:
+    for resource in list(resources.ALL):
         paths.update({path: _path_item(item) for path, item in openapi.paths(resource).items()})
         if resource.custom is not None:
             custom.update({name: crd_openapi.v2(schema)
@@ -113,21 +117,17 @@ def document() -> Document:
             "definitions": definitions}
 
 
-@functools.cache
 def encoded(media_type: str) -> tuple[bytes, str]:
     """The document in `media_type` (PROTOBUF or JSON) and its ETag, as kube-apiserver's
     OpenAPI handler quotes it: the uppercase hex SHA-512 of the bytes."""
-    body = gnostic.encode_document(document()) if media_type == PROTOBUF else \
-        orjson.dumps(document())
+    return _encoded_of(media_type, resources.generation())
+
+
+@functools.lru_cache(maxsize=4)
+def _encoded_of(media_type: str, generation: int) -> tuple[bytes, str]:
+    body = gnostic.encode_document(_document_of(generation)) if media_type == PROTOBUF else \
+        orjson.dumps(_document_of(generation))
     return body, f'"{hashlib.sha512(body).hexdigest().upper()}"'
-
-
-def _forget() -> None:
-    document.cache_clear()
-    encoded.cache_clear()
-
-
-resources.subscribe(_forget)
 
 
 def negotiate(accept: str) -> str | None:
