@@ -57,6 +57,10 @@ class ClusterOptions:
     virtual_job_seconds: float = 1.0  # a Job's virtual pods succeed after this long
     insecure_registries: list[str] = dataclasses.field(default_factory=list)
     registry_mirrors: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    hpa_sync_period: float = 15.0
+    node_monitor_grace_period: float = 40.0
+    host_sockets: int | None = None  # rootless netns mode: the child's end of hostsockets
+    holder_pid: int | None = None  # rootless netns mode: the namespaces' launcher
 
     def components(self, api: RunningAPIServer) -> ComponentOptions:
         return ComponentOptions(kubeconfig=api.kubeconfig, data_dir=self.api.data_dir,
@@ -68,7 +72,11 @@ class ClusterOptions:
                                 network=self.network, service_cidr=self.api.service_cidr,
                                 virtual_job_seconds=self.virtual_job_seconds,
                                 insecure_registries=self.insecure_registries,
-                                registry_mirrors=self.registry_mirrors)
+                                registry_mirrors=self.registry_mirrors,
+                                hpa_sync_period=self.hpa_sync_period,
+                                node_monitor_grace_period=self.node_monitor_grace_period,
+                                host_sockets=self.host_sockets,
+                                holder_pid=self.holder_pid)
 
 
 class ChildComponents:

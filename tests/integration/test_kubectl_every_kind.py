@@ -122,7 +122,9 @@ PRINTED = [
      rf"x-client {AGE} kubernetes.io/kube-apiserver-client tinykube-admin 60m Pending"),
     ("ingressclass", ("ingressclass", "x-nginx"), "NAME CONTROLLER PARAMETERS AGE",
      rf"x-nginx k8s.io/ingress-nginx IngressParameters.k8s.example.com/external-lb {AGE}"),
-    ("quota", ("quota", "quota"), "NAME AGE REQUEST LIMIT", rf"quota {AGE}"),
+    # The usage columns appear once the ResourceQuota controller has written the status.
+    ("quota", ("quota", "quota"), "NAME AGE REQUEST LIMIT",
+     rf"quota {AGE}( pods: 0/10, requests.cpu: 0/2 limits.memory: 0/2Gi)?"),
     ("flowschema", ("flowschema", "x-batch"),
      "NAME PRIORITYLEVEL MATCHINGPRECEDENCE DISTINGUISHERMETHOD AGE MISSINGPL",
      rf"x-batch x-batch 5000 ByNamespace {AGE} \?"),

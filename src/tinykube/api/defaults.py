@@ -208,9 +208,7 @@ def _default_pod(pod: Obj) -> None:
     _default_pod_spec(spec)
     for container in [*_each(spec, "initContainers"), *_each(spec, "containers")]:
         _default_requests_from_limits(container)
-    # Set by the Priority admission plugin when no PriorityClass is named.
-    spec.setdefault("priority", 0)
-    spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
+    # `priority` and `preemptionPolicy` are not defaults: the Priority admission plugin sets them.
 
 
 def _default_template(spec: Obj) -> None:
@@ -396,7 +394,26 @@ def _default_node(node: Obj) -> None:
         status["allocatable"] = clone(status["capacity"])
 
 
+def _default_limit_range(limit_range: Obj) -> None:
+    """`SetDefaults_LimitRangeItem`: a Container item's `default` falls back to its `max`,
+    its `defaultRequest` to its `default`, then to its `min`."""
+    for item in _each(_setdefault_path(limit_range, "spec"), "limits"):
+        if item.get("type") != "Container":
+            continue
+        default = item["default"] = dict(item.get("default") or {})
+        request = item["defaultRequest"] = dict(item.get("defaultRequest") or {})
+        for name, value in (item.get("max") or {}).items():
+            default.setdefault(name, value)
+        for source in (default, item.get("min") or {}):
+            for name, value in source.items():
+                request.setdefault(name, value)
+        for field in ("default", "defaultRequest"):  # Go's omitempty
+            if not item[field]:
+                del item[field]
+
+
 _BY_KIND: dict[str, Callable[[Obj], None]] = {
+    "LimitRange": _default_limit_range,
     "Service": _default_service,
     "Pod": _default_pod,
     "StatefulSet": _default_statefulset,

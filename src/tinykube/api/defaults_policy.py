@@ -1,6 +1,7 @@
 """kube's defaults for the policy and cluster-configuration kinds, on their storage shape.
 
-- PriorityClass: `preemptionPolicy: PreemptLowerPriority` (`SetDefaults_PriorityClass`).
+- PriorityClass: `preemptionPolicy: PreemptLowerPriority` (`SetDefaults_PriorityClass`), and
+  `value: 0` when absent (a plain int32 in Go: a manifest without it decodes as 0).
 - HorizontalPodAutoscaler (autoscaling/v2, the storage version of v1 too): `minReplicas: 1`
   and, without metrics, the CPU utilization target of 80% that the controller would otherwise
   assume; a `behavior` that is given gets its missing scale-up and scale-down rules filled
@@ -36,6 +37,7 @@ def _dict(obj: Obj, key: str) -> Obj:
 
 
 def _priority_class(pc: Obj) -> None:
+    pc.setdefault("value", 0)
     pc.setdefault("preemptionPolicy", "PreemptLowerPriority")
 
 

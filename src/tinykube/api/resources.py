@@ -167,7 +167,7 @@ CORE: list[Resource] = [
     Resource("", "v1", "configmaps", "ConfigMap", short_names=("cm",)),
     Resource("", "v1", "endpoints", "Endpoints", short_names=("ep",)),
     Resource("", "v1", "events", "Event", short_names=("ev",)),
-    Resource("", "v1", "limitranges", "LimitRange", short_names=("limits",), not_run=True),
+    Resource("", "v1", "limitranges", "LimitRange", short_names=("limits",)),
     Resource(
         "", "v1", "namespaces", "Namespace", namespaced=False, short_names=("ns",),
         verbs=("create", "delete", "get", "list", "patch", "update", "watch"),
@@ -205,7 +205,7 @@ CORE: list[Resource] = [
         subresources=(_status("", "v1", "ReplicationController"), _SCALE),
     ),
     Resource("", "v1", "resourcequotas", "ResourceQuota", short_names=("quota",),
-             subresources=(_status("", "v1", "ResourceQuota"),), not_run=True),
+             subresources=(_status("", "v1", "ResourceQuota"),)),
     Resource("", "v1", "secrets", "Secret"),
     Resource("", "v1", "serviceaccounts", "ServiceAccount", short_names=("sa",),
              subresources=(Subresource("token", "authentication.k8s.io", "v1", "TokenRequest",
@@ -287,13 +287,13 @@ AUTOSCALING: list[Resource] = [
     Resource("autoscaling", version, "horizontalpodautoscalers", "HorizontalPodAutoscaler",
              short_names=("hpa",), categories=("all",),
              subresources=(_status("autoscaling", version, "HorizontalPodAutoscaler"),),
-             storage_version="" if version == "v2" else "v2", not_run=True)
+             storage_version="" if version == "v2" else "v2")
     for version in ("v2", "v1")
 ]
 
 CERTIFICATES: list[Resource] = [
     _cluster("certificates.k8s.io", "certificatesigningrequests", "CertificateSigningRequest",
-             short_names=("csr",), not_run=True,
+             short_names=("csr",),
              subresources=(
                  Subresource("approval", "certificates.k8s.io", "v1",
                              "CertificateSigningRequest"),

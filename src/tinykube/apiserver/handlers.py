@@ -24,9 +24,10 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tinykube.api import errors, patch, resources, selectors
+from tinykube.api import errors, managedfields, patch, resources, selectors, structured
 from tinykube.api.apiextensions import serving as custom_serving
 from tinykube.api.clone import clone
+from tinykube.api.meta import rfc3339
 from tinykube.api.resources import Resource
 from tinykube.apiserver import (
     codec,
@@ -431,30 +432,50 @@ class ResourceHandler:
                 raise errors.BadRequest("the namespace of the provided object does not match "
                                         "the namespace sent on the request")
             meta["namespace"] = namespace
-        await self._admit_create(target, obj)
-        entry = self.registry.create(target.res, obj, dry_run=_dry_run(request))
+        await self._admit_create(target, obj, warnings)
+        entry = self.registry.create(target.res, obj, dry_run=_dry_run(request),
+                                     manager=_manager(request, target),
+                                     admit=self._validator(CREATE, target, request))
         return self._respond(target.res, entry, 201)
 
-    async def _admit_create(self, target: Target, obj: Obj) -> None:
-        namespace = obj["metadata"].get("namespace", "") if target.res.namespaced else ""
-        await self.admission.admit(AdmissionRequest(CREATE, target.res, namespace, obj))
+    def _validator(self, operation: str, target: Target,
+                   request: web.Request) -> Callable[[Obj, Obj | None], None] | None:
+        """Admission's validating phase, for the registry to run just before it writes."""
+        if target.subresource:
+            return None
+        dry_run = _dry_run(request)
 
-    async def _admit_update(self, target: Target, obj: Obj) -> None:
+        def validate(obj: Obj, old: Obj | None) -> None:
+            meta = obj.get("metadata") or {}
+            namespace = meta.get("namespace", "") if target.res.namespaced else ""
+            self.admission.validate(AdmissionRequest(operation, target.res, namespace, obj,
+                                                     old, dry_run=dry_run))
+        return validate
+
+    async def _admit_create(self, target: Target, obj: Obj, warnings: list[str]) -> None:
+        namespace = obj["metadata"].get("namespace", "") if target.res.namespaced else ""
+        await self.admission.admit(AdmissionRequest(CREATE, target.res, namespace, obj,
+                                                    warnings=warnings))
+
+    async def _admit_update(self, target: Target, obj: Obj, warnings: list[str]) -> None:
         """Admission of an update of the object itself (subresources skip it, as upstream)."""
         if target.subresource:
             return
         namespace = self._namespace(target)
         current = self.store.get(target.res.storage_key, namespace, target.name or "")
         await self.admission.admit(AdmissionRequest(
-            UPDATE, target.res, namespace, obj, current.obj if current else None))
+            UPDATE, target.res, namespace, obj, current.obj if current else None,
+            warnings=warnings))
 
     async def _update(self, request: web.Request, target: Target,
                       warnings: list[str]) -> web.Response:
         obj = await self._decoded(request, target, warnings)
         self._check_identity(target, obj)
-        await self._admit_update(target, obj)
+        await self._admit_update(target, obj, warnings)
         entry = self.registry.update(target.res, obj, subresource=target.subresource,
-                                     dry_run=_dry_run(request))
+                                     dry_run=_dry_run(request),
+                                     manager=_manager(request, target),
+                                     admit=self._validator(UPDATE, target, request))
         return self._respond(target.res, entry, 200)
 
     def _check_identity(self, target: Target, obj: Obj) -> None:
@@ -488,27 +509,60 @@ class ResourceHandler:
         original = codec.served(res, clone(current.obj))
         if res.custom is not None:
             custom_serving.check_patch_type(content_type)
-        patched = patch.apply_patch(res.kind, original, body, content_type)
+        manager = _manager(request, target)
+        if content_type == patch.APPLY_PATCH:
+            patched = self._server_side_apply(request, target, original, body)
+            manager = None  # the apply computed the managed fields itself
+        else:
+            patched = patch.apply_patch(res.kind, original, body, content_type)
         codec.check_patched(res, patched)
         validation = request.query.get("fieldValidation", "Warn")
         obj = codec.decode_object(res, patched, field_validation=validation, warnings=warnings)
         self._check_identity(target, obj)
         if str(obj["metadata"].get("resourceVersion")) == str(current.rv):
             obj["metadata"].pop("resourceVersion")  # a patch is unconditional unless it says so
-        await self._admit_update(target, obj)
+        await self._admit_update(target, obj, warnings)
         entry = self.registry.update(res, obj, subresource=target.subresource,
-                                     dry_run=_dry_run(request))
+                                     dry_run=_dry_run(request), manager=manager,
+                                     admit=self._validator(UPDATE, target, request))
         return self._respond(res, entry, 200)
+
+    def _server_side_apply(self, request: web.Request, target: Target, live: Obj,
+                           body: bytes) -> Obj:
+        """The live object with `body` applied, its managedFields updated
+        (`api.managedfields`); a 409 when the apply changes another manager's fields."""
+        applied = patch.parse_applied(body)
+        manager = _manager(request, target, managedfields.APPLY)
+        assert manager is not None
+        meta = live.get("metadata") or {}
+        managed = managedfields.decode_entries(meta.get("managedFields"))
+        bare = {**live, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+        merged, managed = managedfields.kubectl_apply(
+            managed, manager, bare, applied, structured.builtin_shape(target.res.kind),
+            force=parse_bool(request.query.get("force")), now=rfc3339(),
+            ignored=self._ignored_by_apply(target, applied))
+        merged.setdefault("metadata", {})["managedFields"] = \
+            managedfields.encode_entries(managed)
+        return merged
+
+    def _ignored_by_apply(self, target: Target, applied: Obj) -> tuple[tuple[str, ...], ...]:
+        """What an apply to this endpoint may not set: `status` on a main resource that has a
+        status subresource; everything but `status` on the status subresource."""
+        if target.subresource == "status":
+            return tuple(("f:" + key,) for key in applied
+                         if key not in ("status", "apiVersion", "kind"))
+        return (("f:status",),) if self.registry.has_status(target.res) else ()
 
     async def _apply_create(self, request: web.Request, target: Target, body: bytes,
                             warnings: list[str]) -> web.Response:
-        parsed = codec.parse_body(body, "application/apply-patch+yaml")
+        parsed = self._server_side_apply(request, target, {}, body)
         validation = request.query.get("fieldValidation", "Strict")
         obj = codec.decode_object(target.res, parsed, field_validation=validation,
                                   warnings=warnings)
         self._check_identity(target, obj)
-        await self._admit_create(target, obj)
-        entry = self.registry.create(target.res, obj, dry_run=_dry_run(request))
+        await self._admit_create(target, obj, warnings)
+        entry = self.registry.create(target.res, obj, dry_run=_dry_run(request),
+                                     admit=self._validator(CREATE, target, request))
         return self._respond(target.res, entry, 201)
 
     async def _delete(self, request: web.Request, target: Target) -> web.Response:
@@ -589,7 +643,8 @@ class ResourceHandler:
         else:
             obj["spec"]["replicas"] = replicas
         obj["metadata"]["resourceVersion"] = wanted_rv or str(entry.rv)
-        updated = self.registry.update(res, obj, dry_run=_dry_run(request))
+        updated = self.registry.update(res, obj, dry_run=_dry_run(request),
+                                       manager=_manager(request, target))
         return _json(self._scale_of(res, updated))
 
     async def _virtual(self, request: web.Request, target: Target) -> web.Response:
@@ -713,6 +768,32 @@ def _watch_index(request: web.Request) -> tuple[str, str] | None:
         if req.op == "=" and len(req.values) == 1:
             return req.key, next(iter(req.values))
     return None
+
+
+FIELD_MANAGER_MAX_LENGTH = 128
+
+
+def _manager(request: web.Request, target: Target,
+             operation: str = managedfields.UPDATE) -> managedfields.Manager | None:
+    """Who a write is on behalf of: `fieldManager`, or for updates the User-Agent up to its
+    first `/` (as kube-apiserver names `kubectl` or `OpenAPI-Generator`). An apply must name
+    its manager; an over-long or unprintable name is refused with kube's PatchOptions error."""
+    name = request.query.get("fieldManager")
+    if name is None:
+        if operation == managedfields.APPLY:
+            raise errors.Invalid("PatchOptions", "meta.k8s.io", "", [errors.FieldError.required(
+                "fieldManager", "is required for apply patch")])
+        name = request.headers.get("User-Agent", "").split("/")[0][:FIELD_MANAGER_MAX_LENGTH]
+    elif len(name) > FIELD_MANAGER_MAX_LENGTH:
+        raise errors.Invalid("PatchOptions" if request.method == "PATCH" else "CreateOptions",
+                             "meta.k8s.io", "", [errors.FieldError.too_long(
+                                 "fieldManager", name, FIELD_MANAGER_MAX_LENGTH)])
+    elif not name.isprintable():
+        raise errors.Invalid("PatchOptions" if request.method == "PATCH" else "CreateOptions",
+                             "meta.k8s.io", "", [errors.FieldError.invalid(
+                                 "fieldManager", name, "invalid character")])
+    subresource = target.subresource if target.subresource in ("status", "scale") else ""
+    return managedfields.Manager(name, operation, target.res.api_version, subresource)
 
 
 def _dry_run(request: web.Request, options: Obj | None = None) -> bool:

@@ -4,6 +4,10 @@ This is kube-apiserver's generic registry plus the per-kind strategies that matt
 
 - create: namespace must exist (and not be terminating), `generateName`, uid,
   creationTimestamp, generation 1, status reset, defaults, validation, Service allocation;
+- managed fields: a write that names its manager (`manager`) records it in
+  `metadata.managedFields` (`api.managedfields`: the fields it changed become its own), computed
+  on the object as stored, defaults included; a client that sends `managedFields` replaces
+  them, one that leaves them out or sends `[]` keeps the stored ones, and `[{}]` strips them;
 - update: optimistic concurrency on `metadata.resourceVersion` (409 when stale), immutable
   metadata kept, the main resource keeps the old status and a `status` update keeps the old
   spec, generation bumped only when the spec changes;
@@ -27,7 +31,15 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from tinykube.api import defaults, errors, ownership, validation
+from tinykube.api import (
+    certificates,
+    defaults,
+    errors,
+    managedfields,
+    ownership,
+    structured,
+    validation,
+)
 from tinykube.api.apiextensions import objects as custom
 from tinykube.api.clone import clone
 from tinykube.api.errors import FieldError
@@ -39,6 +51,7 @@ from tinykube.store.cache import Entry, Store
 
 Obj = dict[str, Any]
 Clock = Callable[[], datetime.datetime]
+Validator = Callable[[Obj, Obj | None], None]  # (new object, stored object or None)
 
 # Kinds whose status may only be written through the status subresource.
 _STATUS_KINDS = {"Pod", "Service", "Node", "Namespace", "PersistentVolumeClaim", "StatefulSet",
@@ -165,7 +178,11 @@ class Registry:
 
     # --- create ---------------------------------------------------------------------
 
-    def create(self, res: Resource, obj: Obj, *, dry_run: bool = False) -> Entry:
+    def create(self, res: Resource, obj: Obj, *, dry_run: bool = False,
+               manager: managedfields.Manager | None = None,
+               admit: Validator | None = None) -> Entry:
+        """Create `obj`; `admit` (admission's validating phase) sees it last, before the
+        write, with no await in between."""
         meta = obj.setdefault("metadata", {})
         namespace = meta.get("namespace", "") if res.namespaced else ""
         self.check_namespace(res, namespace, creating=True)
@@ -182,9 +199,23 @@ class Registry:
             raise errors.AlreadyExists.for_object(res.plural, res.group, obj["metadata"]["name"])
         if res.kind == "Service":
             self._allocate(res, obj, None, dry_run=dry_run)
+        if admit is not None:
+            self._admit_create(res, obj, admit, dry_run=dry_run)
+        self._record_manager(res, None, obj, manager)
         if dry_run:
             return Entry(obj, self.store.resource_version)
         return self.store.create(res.storage_key, obj)
+
+    def _admit_create(self, res: Resource, obj: Obj, admit: Validator, *,
+                      dry_run: bool) -> None:
+        """Run admission's validating phase after allocation (so a Service whose node port is
+        taken is refused before any quota is charged), releasing what a refused one took."""
+        try:
+            admit(obj, None)
+        except errors.APIError:
+            if res.kind == "Service" and not dry_run:
+                self.allocator.release(obj.get("spec", {}))
+            raise
 
     def _prepare_create(self, res: Resource, obj: Obj) -> None:
         meta = obj["metadata"]
@@ -214,9 +245,10 @@ class Registry:
                 spec.pop(field, None)
             spec["username"], spec["groups"] = ADMIN["username"], list(ADMIN["groups"])
 
-    def _validate(self, res: Resource, obj: Obj, old: Obj | None) -> None:
+    def _validate(self, res: Resource, obj: Obj, old: Obj | None,
+                  subresource: str = "") -> None:
         errs = custom.validate(res, obj, old) if res.custom is not None else \
-            validation.validate(res.kind, obj, old)
+            validation.validate(res.kind, obj, old, subresource=subresource)
         if errs:
             raise errors.Invalid(res.kind, res.group, obj["metadata"].get("name", ""), errs)
 
@@ -243,8 +275,10 @@ class Registry:
     # --- update ---------------------------------------------------------------------
 
     def update(self, res: Resource, obj: Obj, *, subresource: str = "",
-               dry_run: bool = False) -> Entry:
-        """Replace an object (or its status); `metadata.resourceVersion` if set must match."""
+               dry_run: bool = False, manager: managedfields.Manager | None = None,
+               admit: Validator | None = None) -> Entry:
+        """Replace an object (or its status); `metadata.resourceVersion` if set must match.
+        `admit` (admission's validating phase) sees the new and old object before the write."""
         meta = obj.setdefault("metadata", {})
         namespace = meta.get("namespace", "") if res.namespaced else ""
         current = self.get(res, namespace, meta.get("name", ""))
@@ -252,10 +286,16 @@ class Registry:
         if expected and str(expected) != str(current.rv):
             raise errors.Conflict.modified(res.plural, res.group, meta["name"])
         new = self._merge_update(res, current.obj, obj, subresource)
+        if res.kind == "CertificateSigningRequest":
+            new = certificates.prepare_update(new, current.obj, subresource,
+                                              rfc3339(self.clock()))
         new = _defaulted(res, new)
-        self._validate(res, new, current.obj)
+        self._validate(res, new, current.obj, subresource)
+        if admit is not None:
+            admit(new, current.obj)
         if res.kind == "Service" and subresource != "status":
             self._allocate(res, new, current.obj, dry_run=dry_run)
+        self._record_manager(res, current.obj, new, manager)
         if dry_run:
             return Entry(new, current.rv)
         if _finalized(new):
@@ -264,9 +304,31 @@ class Registry:
             return current  # a no-op update does not change the resourceVersion
         return self.store.update(res.storage_key, new, expected_rv=current.rv)
 
+    def _record_manager(self, res: Resource, old: Obj | None, new: Obj,
+                        manager: managedfields.Manager | None) -> None:
+        """Record `manager`'s write in `new`'s managedFields (see the module docstring)."""
+        meta = new["metadata"]
+        sent = meta.get("managedFields")
+        if isinstance(sent, list) and sent and all(entry == {} for entry in sent):
+            meta.pop("managedFields")  # `[{}]`: strip them, this write included (kube's way)
+            return
+        if manager is not None:
+            managed = managedfields.update(
+                managedfields.decode_entries(meta.get("managedFields")), manager, old, new,
+                structured.builtin_shape(res.kind), rfc3339(self.clock()))
+            meta["managedFields"] = managedfields.encode_entries(managed)
+        if not meta.get("managedFields"):
+            meta.pop("managedFields", None)
+
+    def has_status(self, res: Resource) -> bool:
+        """Whether the main resource leaves `status` to the status subresource."""
+        return res.kind in _STATUS_KINDS
+
     def _merge_update(self, res: Resource, old: Obj, new: Obj, subresource: str) -> Obj:
         new = clone(new)
         old_meta, meta = old["metadata"], new["metadata"]
+        if not meta.get("managedFields") and "managedFields" in old_meta:
+            meta["managedFields"] = old_meta["managedFields"]  # left out or `[]`: kept
         for field in ("uid", "creationTimestamp", "deletionTimestamp",
                       "deletionGracePeriodSeconds", "generation", "namespace", "name"):
             if field in old_meta:
@@ -281,6 +343,8 @@ class Registry:
         if subresource == "status":
             merged = clone(old)
             merged["status"] = new.get("status", {})
+            if "managedFields" in meta:
+                merged["metadata"]["managedFields"] = meta["managedFields"]
             return merged
         if subresource == "approval":  # CertificateSigningRequest: its conditions only
             merged = clone(old)

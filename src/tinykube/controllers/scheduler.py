@@ -4,9 +4,12 @@
 `node.kubernetes.io/unschedulable`, `nodeSelector`, required node affinity with
 `In`/`NotIn`/`Exists`/`DoesNotExist` and `matchFields` on `metadata.name` (how DaemonSet pods are
 pinned), `NoSchedule` taints against the pod's tolerations, nodes already running their
-`allocatable.pods`), then spread by the number of pods each node already runs. When nothing fits
-it returns kube-scheduler's message, e.g.
-`0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector.`
+`allocatable.pods`, and kube's NodeResourcesFit: every resource the pod requests (`podresources`:
+containers, sidecars, the init peak and overhead) must fit in the node's allocatable minus what
+the pods placed there request), then spread by the number of pods each node already runs. When
+nothing fits it returns kube-scheduler's message, every reason counted, e.g.
+`0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector.` or
+`0/1 nodes are available: 1 Insufficient cpu, 1 Insufficient memory.`
 
 Pods with PersistentVolumeClaims go through volume binding (`volume_scheduling`, kube's
 VolumeBinding plugin): a claim that is missing, being deleted or unbound with an Immediate
@@ -20,9 +23,12 @@ claim is bound (each claim change re-queues the pods that name it), so the pod l
 volume is.
 
 The controller around it watches pods and nodes, enqueues unbound pods, binds through the
-`pods/<name>/binding` subresource, and for a pod that fits nowhere sets `PodScheduled=False`
-(reason `Unschedulable`) and records a `FailedScheduling` event. Every node change re-queues the
-pending pods, so a pod is scheduled as soon as a node is labelled to fit it.
+`pods/<name>/binding` subresource, and for a pod that fits nowhere tries preemption
+(`preemption`: lower-priority pods evicted, the node nominated), then sets `PodScheduled=False`
+(reason `Unschedulable`) and records a `FailedScheduling` event with kube's PostFilter part
+(`... preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.`).
+Every node change re-queues the pending pods, so a pod is scheduled as soon as a node is
+labelled to fit it, and a pod leaving a node re-queues the pods waiting for room.
 
 Pod counts per node are kept incrementally from pod events, and a pod counts on its node from
 the moment we bind it (upstream's "assumed" pods): recounting the cache per pod was quadratic,
@@ -32,16 +38,18 @@ and a burst of binds made before the cache showed them all landed on the same no
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from tinykube.api import errors, resources
+from tinykube.api import errors, podresources, resources
 from tinykube.api.meta import rfc3339
 from tinykube.client import events
 from tinykube.client.controller import Controller
 from tinykube.client.informer import shared as shared_informer
 from tinykube.client.rest import RESTClient
+from tinykube.controllers import preemption
 from tinykube.controllers import volume_scheduling as vs
 from tinykube.controllers import volumematch as vm
 from tinykube.controllers.nodeaffinity import terms_match
@@ -58,6 +66,7 @@ _REASON_TEXT = {
     **vs.REASON_TEXT,
 }
 NodeFilter = Callable[[Obj], str | None]
+Amounts = podresources.Amounts
 
 
 # A cordoned node is tainted so (NodeUnschedulable plugin); DaemonSet pods tolerate it.
@@ -92,43 +101,69 @@ def _allocatable_pods(node: Obj) -> int | None:
     return int(value) if value is not None and str(value).isdigit() else None
 
 
-def _reject_reason(pod: Obj, node: Obj, running: int = 0) -> str | None:
+def insufficient(wanted: Amounts, node: Obj, requested: Amounts) -> list[str]:
+    """NodeResourcesFit: the resources the pod asks more of than the node has left, as
+    kube-scheduler names them (`Insufficient cpu`); a resource the pod does not request never
+    counts, a resource the node does not offer has none left."""
+    allocatable = podresources.amounts(node.get("status", {}).get("allocatable"))
+    return [f"Insufficient {name}" for name in sorted(wanted)
+            if name != "pods" and wanted[name] > 0
+            and wanted[name] > allocatable.get(name, 0) - requested.get(name, 0)]
+
+
+def _reject_reasons(pod: Obj, node: Obj, running: int = 0, wanted: Amounts | None = None,
+                    requested: Amounts | None = None) -> list[str]:
     tolerations = pod.get("spec", {}).get("tolerations") or []
     if node.get("spec", {}).get("unschedulable") and not tolerates(tolerations, _UNSCHEDULABLE):
-        return "unschedulable"
+        return ["unschedulable"]
     if not matches_selector(pod, node):
-        return "selector"
+        return ["selector"]
     for taint in node.get("spec", {}).get("taints") or []:
         if taint.get("effect") == "NoSchedule" and not tolerates(tolerations, taint):
-            return "taint"
+            return ["taint"]
     limit = _allocatable_pods(node)
-    if limit is not None and running >= limit:
-        return "full"
-    return None
+    reasons = ["full"] if limit is not None and running >= limit else []
+    return reasons + insufficient(wanted or {}, node, requested or {})
+
+
+def _reason_text(reason: str, count: int) -> str:
+    if reason.startswith("Insufficient "):
+        return f"{count} {reason}"
+    return f"{count} {'' if reason == 'full' else 'node(s) '}{_REASON_TEXT[reason]}"
 
 
 def choose_node(pod: Obj, nodes: Sequence[Obj], pod_counts: Mapping[str, int],
-                extra: NodeFilter | None = None) -> tuple[str | None, str]:
+                extra: NodeFilter | None = None,
+                requested: Mapping[str, Amounts] | None = None) -> tuple[str | None, str]:
     """The node to bind `pod` to, or None and the FailedScheduling message; `extra` is one
-    more filter (the volume binding's), run after the others.
+    more filter (the volume binding's), run after the others; `requested` is what the pods
+    already placed on each node request.
 
     Nodes are tried least loaded first (ties by name), so the usual pod, which fits anywhere,
     costs one filter instead of one per node; the reasons are gathered only when none fits."""
+    wanted = podresources.pod_requests(pod)
+    requested = requested or {}
+
     def load(node: Obj) -> tuple[int, str]:
         name = node["metadata"]["name"]
         return pod_counts.get(name, 0), name
 
-    def reject(node: Obj) -> str | None:
-        reason = _reject_reason(pod, node, pod_counts.get(node["metadata"]["name"], 0))
-        return reason if reason is not None or extra is None else extra(node)
+    def reject(node: Obj) -> list[str]:
+        name = node["metadata"]["name"]
+        reasons = _reject_reasons(pod, node, pod_counts.get(name, 0), wanted,
+                                  requested.get(name))
+        if reasons or extra is None:
+            return reasons
+        reason = extra(node)
+        return [reason] if reason else []
 
     for node in sorted(nodes, key=load):
-        if reject(node) is None:
+        if not reject(node):
             return node["metadata"]["name"], ""
-    reasons = collections.Counter(reason for node in nodes if (reason := reject(node)))
+    reasons = collections.Counter(reason for node in nodes for reason in reject(node))
     if not nodes:
         return None, "no nodes available to schedule pods"
-    parts = sorted(f"{count} {'' if reason == 'full' else 'node(s) '}{_REASON_TEXT[reason]}"
+    parts = sorted(_reason_text(reason, count)
                    for reason, count in reasons.items())  # as upstream: counts included
     return None, f"0/{len(nodes)} nodes are available: {', '.join(parts)}."
 
@@ -172,10 +207,12 @@ class Scheduler(Controller):
                                   self.classes])
         self.pods.cache.add_index(vm.CLAIMS_INDEX, vm.pod_claims_index)
         self.recorder = events.Recorder(client, "default-scheduler")
-        self._placed: dict[str, str] = {}  # pod key -> node, for pods that count on a node
+        self._placed: dict[str, tuple[str, Amounts]] = {}  # pod key -> node, its requests
         self._counts: collections.Counter[str] = collections.Counter()
+        self._requested: dict[str, Amounts] = {}  # node -> what its placed pods request
+        self._waiting: set[str] = set()  # unschedulable pods, retried when a pod leaves a node
         self.pods.add_handlers(on_add=self._on_pod, on_update=lambda _o, n: self._on_pod(n),
-                               on_delete=lambda pod: self._place(_key(pod), None))
+                               on_delete=self._on_pod_gone)
         self.nodes.add_handlers(on_add=lambda _n: self._requeue_pending(),
                                 on_update=lambda _o, _n: self._requeue_pending())
         self.claims.add_handlers(on_add=self._on_claim, on_update=lambda _o, n: self._on_claim(n),
@@ -199,19 +236,36 @@ class Scheduler(Controller):
         if pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
             self._place(_key(pod), None)
         elif node:
-            self._place(_key(pod), node)
+            self._place(_key(pod), node, podresources.pod_requests(pod))
         # An unbound pod we just bound keeps its place: an older event must not undo it.
         if _is_pending_unbound(pod):
             self.enqueue(pod)
 
-    def _place(self, key: str, node: str | None) -> None:
-        """Count pod `key` on `node` (None: on no node)."""
+    def _on_pod_gone(self, pod: Obj) -> None:
+        self._waiting.discard(_key(pod))
+        self._place(_key(pod), None)
+
+    def _place(self, key: str, node: str | None, wanted: Amounts | None = None) -> None:
+        """Count pod `key`, which requests `wanted`, on `node` (None: on no node)."""
         old = self._placed.pop(key, None)
         if old is not None:
-            self._counts[old] -= 1
+            self._counts[old[0]] -= 1
+            self._charge(old[0], old[1], -1)
+            if node != old[0]:
+                self._retry_waiting()
         if node is not None:
-            self._placed[key] = node
+            self._placed[key] = (node, wanted or {})
             self._counts[node] += 1
+            self._charge(node, wanted or {}, 1)
+
+    def _charge(self, node: str, wanted: Amounts, sign: int) -> None:
+        total = self._requested.setdefault(node, {})
+        for name, value in wanted.items():
+            total[name] = total.get(name, 0) + sign * value
+
+    def _retry_waiting(self) -> None:
+        for key in self._waiting:
+            self.queue.add(key)
 
     def _requeue_pending(self) -> None:
         for pod in self.pods.cache.list():
@@ -230,7 +284,8 @@ class Scheduler(Controller):
         if state is not None:
             volumes, classes = self.volumes.cache.list(), self._classes()
             extra = lambda node: vs.node_reason(state, node, volumes, classes)  # noqa: E731
-        node, message = choose_node(pod, nodes, self._counts, extra)
+        node, message = choose_node(pod, nodes, self._counts, extra, self._requested)
+        self._waiting.discard(key)
         namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
         if node is not None and state is not None and not state.ready:
             await self._reserve_volumes(state, node)
@@ -241,11 +296,68 @@ class Scheduler(Controller):
                                 "metadata": {"name": name, "namespace": namespace},
                                 "target": {"apiVersion": "v1", "kind": "Node", "name": node}},
                 namespace, subresource_name=name, subresource="binding")
-            self._place(key, node)
+            self._place(key, node, podresources.pod_requests(pod))
             await self.recorder.event(pod, "Normal", "Scheduled",
                                       f"Successfully assigned {namespace}/{name} to {node}")
             return
+        self._waiting.add(key)
+        if message.startswith("0/"):
+            message = await self._preempt(pod, nodes, message, extra)
         await self._mark_unschedulable(pod, message)
+
+    def _pods_by_node(self) -> dict[str, list[Obj]]:
+        by_node: dict[str, list[Obj]] = collections.defaultdict(list)
+        for key, (node, _wanted) in self._placed.items():
+            placed = self.pods.cache.get(key)
+            if placed is not None:
+                by_node[node].append(placed)
+        return by_node
+
+    async def _preempt(self, pod: Obj, nodes: Sequence[Obj], message: str,
+                       extra: NodeFilter | None) -> str:
+        """Preempt for `pod` if some node has victims (the FailedScheduling message stays the
+        filters'), else the message with kube's PostFilter part."""
+        by_node = self._pods_by_node()
+        wanted = podresources.pod_requests(pod)
+
+        def reasons(node: Obj, remaining: Sequence[Obj]) -> list[str]:
+            requested: Amounts = {}
+            for other in remaining:
+                for resource, value in podresources.pod_requests(other).items():
+                    requested[resource] = requested.get(resource, 0) + value
+            found = _reject_reasons(pod, node, len(remaining), wanted, requested)
+            if not found and extra is not None and (reason := extra(node)):
+                found = [reason]
+            return found
+
+        now = {n["metadata"]["name"]: reasons(n, by_node.get(n["metadata"]["name"], []))
+               for n in nodes}
+        choice, why = preemption.choose(pod, nodes, now, by_node, reasons)
+        if choice is None:
+            return f"{message} preemption: {why}"
+        await self._evict_victims(pod, choice)
+        return message
+
+    async def _evict_victims(self, pod: Obj, choice: preemption.Choice) -> None:
+        condition = {"type": "DisruptionTarget", "status": "True",
+                     "reason": "PreemptionByScheduler",
+                     "message": "default-scheduler: preempting to accommodate a higher "
+                                "priority pod", "lastTransitionTime": rfc3339()}
+        for victim in choice.victims:
+            meta = victim["metadata"]
+            with contextlib.suppress(errors.NotFound, errors.Conflict):
+                await self.client.patch(self.pods_res, meta["name"],
+                                        {"status": {"conditions": [condition]}},
+                                        meta["namespace"], patch_type="strategic",
+                                        subresource="status")
+                await self.client.delete(self.pods_res, meta["name"], meta["namespace"])
+                await self.recorder.event(victim, "Normal", "Preempted",
+                                          f"Preempted by pod {pod['metadata'].get('uid', '')} "
+                                          f"on node {choice.node}")
+        await self.client.patch(self.pods_res, pod["metadata"]["name"],
+                                {"status": {"nominatedNodeName": choice.node}},
+                                pod["metadata"]["namespace"], patch_type="merge",
+                                subresource="status")
 
     def _classes(self) -> dict[str, Obj]:
         return {sc["metadata"]["name"]: sc for sc in self.classes.cache.list()}

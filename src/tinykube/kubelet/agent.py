@@ -44,8 +44,9 @@ import logging
 import os
 import platform
 import random
+import socket
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -129,11 +130,25 @@ class PodAddresses:
             self._released.append(ip)
 
 
+def machine_capacity(meminfo: str = "/proc/meminfo", root: str = "/") -> dict[str, str]:
+    """What this machine has, as a kubelet reports it: the CPUs this process may run on, the
+    memory in `/proc/meminfo`, the size of the root file system, and the kubelet's default pod
+    limit. Every virtual node reports the whole machine, as each node of a kind cluster does."""
+    memory_kib = 0
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path(meminfo).read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory_kib = int(line.split()[1])
+    disk = os.statvfs(root)
+    return {"cpu": str(len(os.sched_getaffinity(0))), "memory": f"{memory_kib}Ki",
+            "pods": "110", "ephemeral-storage": f"{disk.f_blocks * disk.f_frsize // 1024}Ki"}
+
+
 def node_object(name: str, *, pod_cidr: str, host_ip: str, labels: Mapping[str, str],
                 kubelet_port: int = 0, kubelet_host: str | None = None) -> Obj:
     now = rfc3339()
     arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
-    capacity = {"cpu": "2", "memory": "24Gi", "pods": "110", "ephemeral-storage": "100Gi"}
+    capacity = machine_capacity()
     annotations = {KUBELET_ADDRESS_ANNOTATION: kubelet_host} \
         if kubelet_host not in (None, host_ip) else {}
     return {
@@ -183,7 +198,9 @@ class NodeAgent(Controller):
                  network: PodNetworking | None = None,
                  virtual_job_seconds: float = DEFAULT_JOB_POD_SECONDS,
                  insecure_registries: Sequence[str] = (),
-                 registry_mirrors: Mapping[str, Sequence[str]] | None = None) -> None:
+                 registry_mirrors: Mapping[str, Sequence[str]] | None = None,
+                 listen_socket: Callable[[int, int, tuple[str, int]], socket.socket] | None
+                 = None) -> None:
         self.name = f"kubelet/{node_name}"
         self.node_name = node_name
         self.kubelet_host = host_ip  # the kubelet endpoint, on the host's loopback
@@ -244,7 +261,8 @@ class NodeAgent(Controller):
         self.server = KubeletServer(self._container_log, self._exec_command,
                                     self._attach_target, token=kubelet_token,
                                     host=self.kubelet_host, forward_lookup=self._forward_target,
-                                    metrics=self._resource_metrics)
+                                    metrics=self._resource_metrics,
+                                    listen_socket=listen_socket)
         self.network = network
         self.connect = connect
         self._timers: dict[str, asyncio.TimerHandle] = {}
@@ -371,11 +389,28 @@ class NodeAgent(Controller):
                               "renewTime": _micro(_now())}}
             try:
                 await self._renew(leases, lease)
+                await self._repost_conditions()
             except (errors.APIError, aiohttp.ClientError, TimeoutError, OSError) as exc:
                 # A missed renewal is retried at the next beat; it must never stop the node.
                 log.warning("lease renewal for %s failed: %r", self.node_name, exc)
             await asyncio.sleep(delay)
             delay = RENEW_EVERY * (1 + RENEW_JITTER * random.random())
+
+    async def _repost_conditions(self) -> None:
+        """Post the node's conditions again when they are not what this agent reports (the
+        node lifecycle controller marked them Unknown while it was silent), as the kubelet
+        posts its node status when it changed."""
+        nodes = resources.must("", "v1", "nodes")
+        node = await self.client.get(nodes, self.node_name)
+        ours = node_object(self.node_name, pod_cidr=self.pod_cidr, host_ip=self.host_ip,
+                           labels=self.labels)["status"]["conditions"]
+        theirs = {c.get("type"): c.get("status") for c in
+                  (node.get("status") or {}).get("conditions") or []}
+        if all(theirs.get(c["type"]) == c["status"] for c in ours):
+            return
+        log.info("node %s: posting its conditions again", self.node_name)
+        await self.client.patch(nodes, self.node_name, {"status": {"conditions": ours}},
+                                patch_type="merge", subresource="status")
 
     async def _renew(self, leases: resources.Resource, lease: Obj) -> None:
         try:
@@ -409,7 +444,8 @@ class NodeAgent(Controller):
             if first_sync:
                 await self.recorder.event(
                     pod, "Warning", "FailedCreatePodSandBox", "Failed to create pod sandbox: "
-                    "the container runtime needs runc (install the runc package) and root")
+                    "the container runtime needs runc (install the runc package) and root "
+                    "(it does not run in rootless --network netns)")
             return None
         if handler == "netns":
             if first_sync:

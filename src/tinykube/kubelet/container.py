@@ -74,8 +74,17 @@ _STORES: dict[Path, Store] = {}
 
 
 def available() -> bool:
-    """Whether this node can run containers: runc installed and root."""
-    return shutil.which(RUNC) is not None and os.geteuid() == 0
+    """Whether this node can run containers: runc installed and root, the host's (not root of
+    the rootless netns mode's user namespace, where runc would need its rootless mode)."""
+    return shutil.which(RUNC) is not None and os.geteuid() == 0 and _host_root()
+
+
+def _host_root() -> bool:
+    """True in the initial user namespace (its uid_map maps every id onto itself)."""
+    try:
+        return Path("/proc/self/uid_map").read_text().split() == ["0", "0", "4294967295"]
+    except OSError:  # pragma: no cover - no /proc: trust the uid
+        return True
 
 
 def shared_store(root: Path) -> Store:

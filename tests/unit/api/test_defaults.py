@@ -47,7 +47,6 @@ DEPLOY = {"metadata": {"name": "d"}, "spec": {"template": {"spec": _pod_spec()}}
     pytest.param("Pod", POD, "spec.schedulerName", "default-scheduler", id="pod-scheduler"),
     pytest.param("Pod", POD, "spec.securityContext", {}, id="pod-security-context"),
     pytest.param("Pod", POD, "spec.enableServiceLinks", True, id="pod-service-links"),
-    pytest.param("Pod", POD, "spec.priority", 0, id="pod-priority"),
     pytest.param("Pod", POD, "spec.containers[0].ports[0].protocol", "TCP", id="ctr-port-protocol"),
     pytest.param("Pod", POD, "spec.containers[0].terminationMessagePath", "/dev/termination-log",
                  id="ctr-termination-path"),

@@ -202,6 +202,7 @@ def test_role_ref_cannot_change() -> None:
 def test_defaults_of_priority_class_and_hpa() -> None:
     pc = defaults.apply_defaults("PriorityClass", {"value": 5})
     assert pc["preemptionPolicy"] == "PreemptLowerPriority"
+    assert defaults.apply_defaults("PriorityClass", {})["value"] == 0
     hpa = defaults.apply_defaults("HorizontalPodAutoscaler", {"spec": {
         "maxReplicas": 2, "behavior": {"scaleDown": {"stabilizationWindowSeconds": 30}}}})
     assert hpa["spec"]["minReplicas"] == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 import pytest
@@ -80,3 +81,35 @@ def test_chooses(the_pod: Obj, nodes: list[Obj], counts: dict[str, int], expecte
 def test_fits_nowhere(the_pod: Obj, nodes: list[Obj], counts: dict[str, int],
                       message: str) -> None:
     assert choose_node(the_pod, nodes, counts) == (None, message)
+
+
+def sized(name: str, cpu: str, memory: str) -> Obj:
+    return {"metadata": {"name": name, "labels": {}}, "spec": {},
+            "status": {"allocatable": {"pods": "110", "cpu": cpu, "memory": memory}}}
+
+
+def asking(**requests: str) -> Obj:
+    return pod(containers=[{"name": "c", "resources": {"requests": requests}}])
+
+
+@pytest.mark.parametrize(("the_pod", "nodes", "requested", "expected"), [
+    pytest.param(asking(cpu="500m"), [sized("a", "2", "1Gi")], {"a": {"cpu": 1.5}}, ("a", ""),
+                 id="exactly-fits"),
+    pytest.param(asking(cpu="501m"), [sized("a", "2", "1Gi")], {"a": {"cpu": 1.5}},
+                 (None, "0/1 nodes are available: 1 Insufficient cpu."), id="one-milli-over"),
+    pytest.param(asking(cpu="3", memory="2Gi"), [sized("a", "2", "1Gi"), sized("b", "4", "1Gi")],
+                 {}, (None, "0/2 nodes are available: 1 Insufficient cpu, "
+                            "2 Insufficient memory."), id="every-reason-counted"),
+    pytest.param(asking(cpu="1"), [sized("a", "2", "1Gi"), sized("b", "2", "1Gi")],
+                 {"a": {"cpu": 1.5}}, ("b", ""), id="skips-the-full-node"),
+    pytest.param(asking(**{"example.com/gpu": "1"}), [sized("a", "2", "1Gi")], {},
+                 (None, "0/1 nodes are available: 1 Insufficient example.com/gpu."),
+                 id="resource-the-node-lacks"),
+    pytest.param(pod(), [sized("a", "0", "0")], {"a": {"cpu": 5}}, ("a", ""),
+                 id="asks-nothing-fits-anywhere"),
+])
+def test_node_resources_fit(the_pod: Obj, nodes: list[Obj], requested: dict[str, Any],
+                            expected: tuple[str | None, str]) -> None:
+    as_fractions = {n: {r: Fraction(v) for r, v in amounts.items()}
+                    for n, amounts in requested.items()}
+    assert choose_node(the_pod, nodes, {}, None, as_fractions) == expected

@@ -9,10 +9,9 @@
 - `application/strategic-merge-patch+json`: Kubernetes' strategic merge patch
   (`strategic_merge_patch`, in `strategic`, driven by the tables in `strategic_meta`), what
   kubectl apply, edit, set image and rollout restart send.
-- `application/apply-patch+yaml`: server-side apply, *simplified*: the body is the full desired
-  object and the result is its strategic merge onto the live object (`server_side_apply`). There
-  are no managedFields: nothing removed from the applied config is removed from the object, and
-  there are no field-manager conflicts. Creating an absent object is the caller's job.
+- `application/apply-patch+yaml`: server-side apply. The API server applies objects with
+  managed fields (`api.managedfields`, which parses the body with `parse_applied`); the
+  `server_side_apply` here is the ownership-free merge, kept for the `scale` subresource.
 
 This module decodes the bodies (within `api.bounds`: a body nested deeper than its limit, or YAML
 with excessive aliasing, is a 400 before any patch algorithm recurses into it) and words decoding
@@ -52,6 +51,7 @@ __all__ = [
     "apply_patch",
     "json_patch",
     "merge_patch",
+    "parse_applied",
     "server_side_apply",
     "strategic_merge_patch",
 ]
@@ -127,7 +127,7 @@ def _parse_operations(body: bytes) -> list[Obj]:
     return parsed
 
 
-def _parse_applied(body: bytes) -> Obj:
+def parse_applied(body: bytes) -> Obj:
     """An apply body: JSON (what kubectl sends) or YAML."""
     try:
         parsed = orjson.loads(body)
@@ -153,5 +153,5 @@ _PATCHERS: dict[str, Callable[[str, Obj, bytes], Obj]] = {
         obj, _parse_object(body, "error decoding patch: ")),
     STRATEGIC_MERGE_PATCH: lambda kind, obj, body: strategic_merge_patch(
         kind, obj, _parse_object(body, "")),
-    APPLY_PATCH: lambda kind, obj, body: server_side_apply(kind, obj, _parse_applied(body)),
+    APPLY_PATCH: lambda kind, obj, body: server_side_apply(kind, obj, parse_applied(body)),
 }

@@ -9,8 +9,9 @@ kube-aggregator's).
   a ServiceAccount subject needs a namespace; a rule needs verbs, and resource rules an API group.
 - A PDB sets at most one of `minAvailable` and `maxUnavailable`.
 - An HPA has a target, `maxReplicas >= 1` and `minReplicas <= maxReplicas`.
-- A PriorityClass's value cannot change, and `system-` names are kube's own.
-- A CSR needs a request, a signer and usages.
+- A PriorityClass's value and preemptionPolicy cannot change, `system-` names are kube's own
+  (with kube's values), and a user's value is at most 1000000000.
+- CertificateSigningRequest: see `validation.certificates`.
 - An IngressClass's controller is required and immutable.
 - An APIService is named `<version>.<group>`.
 """
@@ -20,11 +21,10 @@ from __future__ import annotations
 from typing import Any
 
 from tinykube.api.errors import FieldError
-from tinykube.api.validation.names import Errors, Obj
+from tinykube.api.validation.names import Errors, Obj, check_one_of
 
 RBAC_GROUP = "rbac.authorization.k8s.io"
 _SUBJECT_KINDS = ["ServiceAccount", "User", "Group"]
-SYSTEM_PRIORITY_CLASSES = ("system-node-critical", "system-cluster-critical")
 
 
 def _dict(obj: Obj, key: str) -> Obj:
@@ -149,33 +149,47 @@ def validate_hpa(hpa: Obj) -> Errors:
     return errors
 
 
+HIGHEST_USER_PRIORITY = 1000000000
+SYSTEM_PRIORITY_VALUES = {"system-node-critical": 2000001000, "system-cluster-critical": 2000000000}
+PREEMPTION_POLICIES = ["Never", "PreemptLowerPriority"]
+
+
+def _system_class_error(name: str, pc: Obj) -> str:
+    """`IsKnownSystemPriorityClass`: "" for one of kube's own, as kube defines it."""
+    if name not in SYSTEM_PRIORITY_VALUES:
+        return f"{name} is not a known system priority class"
+    if pc.get("value") != SYSTEM_PRIORITY_VALUES[name]:
+        return f"value of {name} PriorityClass must be {SYSTEM_PRIORITY_VALUES[name]}"
+    if pc.get("globalDefault", False) is not False:
+        return f"globalDefault of {name} PriorityClass must be false"
+    return ""
+
+
 def validate_priority_class(pc: Obj) -> Errors:
     name = str((pc.get("metadata") or {}).get("name") or "")
     errors: Errors = []
-    if name.startswith("system-") and name not in SYSTEM_PRIORITY_CLASSES:
-        errors.append(FieldError.forbidden("metadata.name",
-                                           "priority class names with 'system-' prefix are "
-                                           "reserved"))
-    if "value" not in pc:
-        errors.append(FieldError.required("value"))
+    value = pc.get("value")
+    if name.startswith("system-"):
+        error = _system_class_error(name, pc)
+        if error:
+            errors.append(FieldError.forbidden(
+                "metadata.name", "priority class names with 'system-' prefix are reserved for "
+                                 f"system use only. error: {error}"))
+    elif isinstance(value, int) and value > HIGHEST_USER_PRIORITY:
+        errors.append(FieldError.forbidden("value", "maximum allowed value of a user defined "
+                                                    f"priority is {HIGHEST_USER_PRIORITY}"))
+    if pc.get("preemptionPolicy") is not None:
+        errors += check_one_of("preemptionPolicy", pc["preemptionPolicy"], PREEMPTION_POLICIES)
     return errors
 
 
 def validate_priority_class_update(new: Obj, old: Obj) -> Errors:
-    if new.get("value") != old.get("value"):
-        return [FieldError.forbidden("value", "may not be changed in an update.")]
-    return []
-
-
-def validate_csr(csr: Obj) -> Errors:
-    spec = _dict(csr, "spec")
     errors: Errors = []
-    if not spec.get("request"):
-        errors.append(FieldError.required("spec.request"))
-    if not spec.get("signerName"):
-        errors.append(FieldError.required("spec.signerName"))
-    if not spec.get("usages"):
-        errors.append(FieldError.required("spec.usages"))
+    if new.get("value") != old.get("value"):
+        errors.append(FieldError.forbidden("value", "may not be changed in an update."))
+    if new.get("preemptionPolicy") != old.get("preemptionPolicy"):
+        errors.append(FieldError.invalid("preemptionPolicy", new.get("preemptionPolicy"),
+                                         "field is immutable"))
     return errors
 
 
