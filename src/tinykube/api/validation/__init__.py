@@ -23,7 +23,9 @@ public helpers.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
+from types import ModuleType
 
 from tinykube.api import resources
 from tinykube.api.errors import FieldError
@@ -156,6 +158,7 @@ _VALIDATORS: dict[str, Validator] = {
     "CertificateSigningRequest": validate_csr,
     "IngressClass": validate_ingress_class,
     "APIService": validate_api_service,
+    "CustomResourceDefinition": lambda obj: _crd_validation().validate_crd(obj),
 }
 
 _UPDATE_VALIDATORS: dict[str, UpdateValidator] = {
@@ -174,11 +177,17 @@ _UPDATE_VALIDATORS: dict[str, UpdateValidator] = {
     "ClusterRoleBinding": validate_binding_update,
     "PriorityClass": validate_priority_class_update,
     "IngressClass": validate_ingress_class_update,
+    "CustomResourceDefinition": lambda obj, old: _crd_validation().validate_crd_update(obj, old),
 }
 
 _SUBRESOURCE_UPDATE_VALIDATORS: dict[str, SubresourceUpdateValidator] = {
     "CertificateSigningRequest": validate_csr_update,
 }
+
+
+def _crd_validation() -> ModuleType:
+    """`api.apiextensions.validation`, imported on first use: it builds on this package."""
+    return importlib.import_module("tinykube.api.apiextensions.validation")
 
 
 def _is_namespaced(kind: str) -> bool:
