@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tinykube.api import errors, managedfields, patch, resources, selectors, structured
+from tinykube.api import errors, managedfields, patch, resources, selectors
 from tinykube.api.apiextensions import serving as custom_serving
 from tinykube.api.clone import clone
 from tinykube.api.meta import rfc3339
@@ -538,7 +538,7 @@ class ResourceHandler:
         managed = managedfields.decode_entries(meta.get("managedFields"))
         bare = {**live, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
         merged, managed = managedfields.kubectl_apply(
-            managed, manager, bare, applied, structured.builtin_shape(target.res.kind),
+            managed, manager, bare, applied, self.registry.shape(target.res),
             force=parse_bool(request.query.get("force")), now=rfc3339(),
             ignored=self._ignored_by_apply(target, applied))
         merged.setdefault("metadata", {})["managedFields"] = \

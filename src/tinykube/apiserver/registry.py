@@ -315,14 +315,21 @@ class Registry:
         if manager is not None:
             managed = managedfields.update(
                 managedfields.decode_entries(meta.get("managedFields")), manager, old, new,
-                structured.builtin_shape(res.kind), rfc3339(self.clock()))
+                self.shape(res), rfc3339(self.clock()))
             meta["managedFields"] = managedfields.encode_entries(managed)
         if not meta.get("managedFields"):
             meta.pop("managedFields", None)
 
+    @staticmethod
+    def shape(res: Resource) -> structured.Shape:
+        """How server-side apply merges this resource's lists and maps."""
+        custom = res.custom
+        return structured.shape_of(res.kind, custom.schema if custom else None,
+                                   custom=custom is not None)
+
     def has_status(self, res: Resource) -> bool:
         """Whether the main resource leaves `status` to the status subresource."""
-        return res.kind in _STATUS_KINDS
+        return res.custom.status if res.custom is not None else res.kind in _STATUS_KINDS
 
     def _merge_update(self, res: Resource, old: Obj, new: Obj, subresource: str) -> Obj:
         new = clone(new)
