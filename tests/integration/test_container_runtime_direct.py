@@ -180,6 +180,9 @@ async def test_image_gc_removes_unused_images_only(image: str, tmp_path: Path) -
     store = runtime.store
     kept, gone = workers[0].images["c"], workers[1].images["c"]
     assert kept.digest != gone.digest
+    # The finished container's clean-up (runc delete, its root filesystem) runs in a thread
+    # once it exited; until it is done the image is still a container's, as for the kubelet.
+    await _until(lambda: gone.digest not in store.used_by_containers())
 
     async def node_event(type_: str, reason: str, message: str) -> None:
         events.append((reason, message))
