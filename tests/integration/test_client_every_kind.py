@@ -70,6 +70,20 @@ def test_cluster_role_and_binding(api: client.ApiClient) -> None:
     assert gone.value.status == 404
 
 
+def _update_retrying(read: Any, replace: Any, change: Any, name: str = "web",
+                     namespace: str = "default") -> None:
+    for _ in range(10):
+        obj = read(name, namespace)
+        change(obj)
+        try:
+            replace(name, namespace, obj)
+            return
+        except client.exceptions.ApiException as failed:
+            if failed.status != 409:
+                raise
+    raise AssertionError("ten conflicts in a row")
+
+
 def test_hpa_v1_and_v2_are_one_object(api: client.ApiClient) -> None:
     v1 = client.AutoscalingV1Api(api)
     v2 = client.AutoscalingV2Api(api)
@@ -84,16 +98,26 @@ def test_hpa_v1_and_v2_are_one_object(api: client.ApiClient) -> None:
     metric = as_v2.spec.metrics[0]
     assert (metric.type, metric.resource.name, metric.resource.target.type,
             metric.resource.target.average_utilization) == ("Resource", "cpu", "Utilization", 60)
+
+    # The HPA controller writes the status meanwhile: a read-modify-write retries on 409,
+    # as every client of a controlled object must.
+    def add_pods_metric(hpa: Any) -> None:
+        hpa.spec.metrics.append(client.V2MetricSpec(type="Pods", pods=client.V2PodsMetricSource(
+            metric=client.V2MetricIdentifier(name="qps"),
+            target=client.V2MetricTarget(type="AverageValue", average_value="10"))))
+
     # a v2-only metric survives a v1 read-modify-write in kube's annotation
-    as_v2.spec.metrics.append(client.V2MetricSpec(type="Pods", pods=client.V2PodsMetricSource(
-        metric=client.V2MetricIdentifier(name="qps"),
-        target=client.V2MetricTarget(type="AverageValue", average_value="10"))))
-    v2.replace_namespaced_horizontal_pod_autoscaler("web", "default", as_v2)
+    _update_retrying(v2.read_namespaced_horizontal_pod_autoscaler,
+                     v2.replace_namespaced_horizontal_pod_autoscaler, add_pods_metric)
     as_v1 = v1.read_namespaced_horizontal_pod_autoscaler("web", "default")
     assert as_v1.spec.target_cpu_utilization_percentage == 60
     assert "autoscaling.alpha.kubernetes.io/metrics" in as_v1.metadata.annotations
-    as_v1.spec.max_replicas = 6
-    v1.replace_namespaced_horizontal_pod_autoscaler("web", "default", as_v1)
+
+    def raise_max(hpa: Any) -> None:
+        hpa.spec.max_replicas = 6
+
+    _update_retrying(v1.read_namespaced_horizontal_pod_autoscaler,
+                     v1.replace_namespaced_horizontal_pod_autoscaler, raise_max)
     again = v2.read_namespaced_horizontal_pod_autoscaler("web", "default")
     assert again.spec.max_replicas == 6
     assert [m.type for m in again.spec.metrics] == ["Resource", "Pods"]
