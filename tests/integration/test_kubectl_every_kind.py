@@ -87,7 +87,7 @@ def test_every_added_kind_applies_gets_describes_and_deletes(kubectl: Kubectl) -
     applied = kubectl.run("apply", "-f", "-", input=MANIFEST)
     created = [line for line in applied.stdout.splitlines() if line.endswith(" created")]
     assert len(created) == len(OBJECTS), applied.stdout
-    assert "Warning: tinykube stores RBAC objects but does not enforce them" in applied.stderr
+    assert "RBAC objects" not in applied.stderr  # enforced now: no warning
     assert ("Warning: tinykube stores MutatingWebhookConfiguration objects but does not call "
             "their webhooks yet") in applied.stderr
     for resource, name in OBJECTS:

@@ -53,6 +53,7 @@ from tinykube.api.podsecurity import policy as pod_security_policy
 from tinykube.api.podsecurity import review as pod_security
 from tinykube.api.resources import Resource
 from tinykube.api.storageclasses import default_storage_class
+from tinykube.apiserver import rbac_escalation
 from tinykube.apiserver.registry import Registry
 
 Obj = dict[str, Any]
@@ -321,5 +322,8 @@ PLUGINS: tuple[Plugin, ...] = (
            _default_storage_class),
     Plugin("StorageObjectInUseProtection", frozenset(PROTECTION_FINALIZERS),
            frozenset({CREATE}), _storage_object_in_use_protection),
+    # Upstream in the RBAC storage, before validation: no escalation through RBAC objects.
+    Plugin("RBACEscalation", rbac_escalation.KINDS, frozenset({CREATE, UPDATE}),
+           rbac_escalation.check),
     # ResourceQuota goes last.
 )

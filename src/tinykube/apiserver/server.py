@@ -18,10 +18,20 @@ import tempfile
 from pathlib import Path
 
 from tinykube.api import resources
-from tinykube.apiserver import bootstrap, certs, datadir, openapi, openapi_v2, sa_tokens
+from tinykube.apiserver import (
+    bootstrap,
+    certs,
+    datadir,
+    openapi,
+    openapi_v2,
+    rbac_bootstrap,
+    sa_tokens,
+)
+from tinykube.apiserver.access import AccessControl
 from tinykube.apiserver.allocators import ServiceAllocator
 from tinykube.apiserver.app import APIServer
 from tinykube.apiserver.handlers import ResourceHandler
+from tinykube.apiserver.rbac import RBACAuthorizer
 from tinykube.apiserver.registry import Registry
 from tinykube.settings import DEFAULT_SERVICE_CIDR, DEFAULT_WATCH_HISTORY
 from tinykube.store.cache import Store
@@ -60,6 +70,7 @@ class RunningAPIServer:
     lock: datadir.DataDirLock
     reconciler: asyncio.Task[None] | None = None  # the kubernetes endpoints, kept up to date
     scraper: asyncio.Task[None] | None = None  # metrics.k8s.io's figures, from the kubelets
+    aggregator: asyncio.Task[None] | None = None  # aggregated ClusterRoles' rules
 
     @property
     def url(self) -> str:
@@ -83,10 +94,11 @@ class RunningAPIServer:
 
     async def stop(self) -> None:
         await self.stop_scraping()
-        if self.reconciler is not None:
-            self.reconciler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.reconciler
+        for task in (self.reconciler, self.aggregator):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.server.stop()
         self.store.close()
         if self.server.unix_path is not None:
@@ -133,13 +145,15 @@ async def _open(options: APIServerOptions, lock: datadir.DataDirLock) -> Running
     # A private directory: a unix socket path must stay under ~100 bytes, data dirs may not.
     unix_path = Path(tempfile.mkdtemp(prefix="tinykube-")) / "api.sock" \
         if options.local_socket else None
+    access = AccessControl(creds.token, handler.service_account_user, RBACAuthorizer(store))
     server = APIServer(handler, token=creds.token, host=options.host, port=options.port,
-                       ssl_context=context, unix_path=unix_path)
+                       ssl_context=context, unix_path=unix_path, access=access)
     await server.start()
     lock.record(server.url)
     # Synchronous, so it completes before the loop serves the first request.
     advertised = options.advertise_address or options.host  # where pods reach this server
     bootstrap.bootstrap(registry, api_host=advertised, api_port=server.port)
+    rbac_bootstrap.reconcile(registry)
     certs.write_kubeconfig(creds.kubeconfig, server=server.url, ca_cert=creds.ca_cert,
                            token=creds.token)
     reconciler = asyncio.create_task(bootstrap.reconcile_endpoints_forever(
@@ -148,7 +162,10 @@ async def _open(options: APIServerOptions, lock: datadir.DataDirLock) -> Running
     # gets them from cache instead of waiting for them (a few hundred ms for the whole API).
     asyncio.get_running_loop().run_in_executor(None, warm_documents)
     scraper = asyncio.create_task(handler.metrics.run_forever(), name="metrics-scraper")
-    return RunningAPIServer(server, store, registry, creds, lock, reconciler, scraper)
+    aggregator = asyncio.create_task(rbac_bootstrap.aggregate_forever(registry),
+                                     name="clusterrole-aggregation")
+    return RunningAPIServer(server, store, registry, creds, lock, reconciler, scraper,
+                            aggregator)
 
 
 def warm_documents() -> None:
