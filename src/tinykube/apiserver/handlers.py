@@ -658,6 +658,11 @@ class ResourceHandler:
         entry = self.store.get("core/serviceaccounts", namespace, name)
         if entry is None or entry.obj["metadata"].get("uid") != uid:
             return None
+        pod = sa_tokens.pod_of(claims) if claims is not None else None
+        if pod is not None:
+            bound = self.store.get("core/pods", namespace, pod[0])
+            if bound is None or bound.obj["metadata"].get("uid") != pod[1]:
+                return None  # the pod is gone (while it terminates, its token still works)
         return sa_tokens.user_info(namespace, name, uid)
 
     async def _token_request(self, request: web.Request, target: Target) -> web.Response:
@@ -669,6 +674,15 @@ class ResourceHandler:
         body = codec.parse_body(await self._read_body(request),
                                 request.headers.get("Content-Type", codec.JSON))
         account = self.registry.get(target.res, self._namespace(target), target.name or "")
+        bound = ((body or {}).get("spec") or {}).get("boundObjectRef") \
+            if isinstance(body, dict) else None
+        if isinstance(bound, dict) and bound.get("kind") == "Pod":  # must exist, as upstream
+            pod = self.registry.get(resources.must("", "v1", "pods"), self._namespace(target),
+                                    str(bound.get("name", "")))
+            if bound.get("uid") and pod.obj["metadata"]["uid"] != bound["uid"]:
+                raise errors.Conflict(f"the UID in the bound object reference "
+                                      f"({bound['uid']}) does not match the UID in record. "
+                                      "The object might have been deleted and then recreated")
         return _json(self.issuer.issue(account.obj, body), status=201)
 
     async def _review(self, request: web.Request, target: Target) -> web.Response:
