@@ -20,8 +20,8 @@ Every figure is printed next to its target from issue 2 (targets for this 2-core
   RSS        the server's VmRSS after the creates and lists (and VmHWM, its peak).
              Target < 500 MiB with 10,000 pods.
   creates as a service account: the same creates in another namespace with a ServiceAccount
-             token bound to `edit` there (TokenRequest, RBAC on every request). Target: within
-             10% of the admin token's creates/s.
+             token bound to `edit` there (TokenRequest, RBAC on every request), then the admin
+             token again in a third. Target: within 10% of the mean of the admin's two runs.
 
 `--server apiserver` (default) runs the API server alone (bench/api/serve.py);
 `--server up` runs `tinykube up --no-dns --no-proxy`, so the scheduler and the node agent also
@@ -240,8 +240,12 @@ async def bench_creates_as_account(server: Server, admin: Client, pods: int, cli
                                    " (service account, RBAC)")
     finally:
         await account.close()
-    report("  service account vs admin token", f"{rate / admin_rate:.0%}", ">= 90%",
-           rate >= 0.9 * admin_rate)
+    # the admin again, now that the store holds the account's pods too: the comparison is
+    # with the mean of the admin's runs before and after (a growing store slows creates)
+    after = await bench_creates(admin, pods, clients, "bench-admin", " (admin again)")
+    baseline = (admin_rate + after) / 2
+    report("  service account vs admin token", f"{rate / baseline:.0%}", ">= 90%",
+           rate >= 0.9 * baseline)
 
 
 async def bench_lists(client: Client, pods: int) -> None:

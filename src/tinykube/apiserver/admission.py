@@ -39,6 +39,8 @@ server sends as `Warning` headers.
   refused. An update keeps the stored priority when the client left it out. A PriorityClass
   may not become a second `globalDefault`. (Since 1.17 the system classes may be used in any
   namespace; upstream limits them only by a quota configuration, which tinykube has not.)
+- RBACEscalation (create and update of Roles, ClusterRoles and their bindings): nobody grants
+  permissions they do not hold (`rbac_escalation`); upstream this is the RBAC storage's check.
 """
 
 from __future__ import annotations
