@@ -149,10 +149,12 @@ def _ensure(registry: Registry, plural: str, wanted: Obj) -> None:
 
 def reconcile(registry: Registry) -> None:
     """Create or complete the default policy (at every start), then aggregate once."""
-    for role in default_cluster_roles():
-        _ensure(registry, "clusterroles", role)
-    for binding in default_cluster_role_bindings():
-        _ensure(registry, "clusterrolebindings", binding)
+    wanted = [("clusterroles", r) for r in default_cluster_roles()] + \
+        [("clusterrolebindings", b) for b in default_cluster_role_bindings()]
+    for plural, obj in wanted:
+        # another API server (etcd) may be reconciling the same object: its write stands
+        with contextlib.suppress(errors.Conflict, errors.NotFound, errors.AlreadyExists):
+            _ensure(registry, plural, obj)
     aggregate(registry)
 
 

@@ -35,6 +35,7 @@ Obj = dict[str, Any]
 ISSUER = "https://kubernetes.default.svc.cluster.local"
 DEFAULT_SECONDS = 3600
 MIN_SECONDS = 600
+_VERIFIED = 10_000
 _HEADER = {"alg": "HS256", "typ": "JWT"}
 
 
@@ -57,6 +58,10 @@ def user_info(namespace: str, name: str, uid: str) -> Obj:
 class Issuer:
     key: bytes
     clock: Callable[[], datetime.datetime]
+    # tokens whose signature checked out, with their claims: a token is verified once, its
+    # expiry at every use (at most _VERIFIED entries, dropped all at once when full)
+    _verified: dict[str, Obj] = dataclasses.field(default_factory=dict, repr=False,
+                                                  compare=False)
 
     def _sign(self, payload: str) -> str:
         return _b64(hmac.new(self.key, payload.encode(), hashlib.sha256).digest())
@@ -94,6 +99,20 @@ class Issuer:
 
     def claims(self, token: str) -> Obj | None:
         """The claims of a token this issuer signed and that has not expired, else None."""
+        claims = self._verified.get(token)
+        if claims is None:
+            claims = self._verify(token)
+            if claims is None:
+                return None
+            if len(self._verified) >= _VERIFIED:
+                self._verified.clear()
+            self._verified[token] = claims
+        now = self.clock().timestamp()
+        if claims["exp"] <= now or int(claims.get("nbf", 0)) > now + 60:
+            return None
+        return claims
+
+    def _verify(self, token: str) -> Obj | None:
         parts = token.split(".")
         if len(parts) != 3 or not parts[0].startswith("eyJ"):
             return None
@@ -104,9 +123,6 @@ class Issuer:
         except (ValueError, orjson.JSONDecodeError):
             return None
         if not isinstance(claims, dict) or not isinstance(claims.get("exp"), int):
-            return None
-        now = self.clock().timestamp()
-        if claims["exp"] <= now or int(claims.get("nbf", 0)) > now + 60:
             return None
         return claims
 
