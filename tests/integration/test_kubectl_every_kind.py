@@ -28,8 +28,7 @@ DATA = Path(__file__).resolve().parent.parent / "testdata"
 MANIFEST = (DATA / "every-added-kind.yaml").read_text()
 GOLDEN = (DATA / "discovery" / "kind-1.32-api-resources-wide.txt").read_text()
 # Rows of the golden that other issues serve: compared only once tinykube serves them.
-ELSEWHERE = {("customresourcedefinitions", "apiextensions.k8s.io/v1"): "the CRD issue",
-             ("storageclasses", "storage.k8s.io/v1"): "the storage work of issue 12"}
+ELSEWHERE = {("storageclasses", "storage.k8s.io/v1"): "the storage work of issue 12"}
 # Groups tinykube serves beyond kind's defaults: metrics-server's (kind installs none).
 BEYOND_KIND = {"metrics.k8s.io/v1beta1"}
 
@@ -123,7 +122,9 @@ PRINTED = [
      rf"x-client {AGE} kubernetes.io/kube-apiserver-client tinykube-admin 60m Pending"),
     ("ingressclass", ("ingressclass", "x-nginx"), "NAME CONTROLLER PARAMETERS AGE",
      rf"x-nginx k8s.io/ingress-nginx IngressParameters.k8s.example.com/external-lb {AGE}"),
-    ("quota", ("quota", "quota"), "NAME AGE REQUEST LIMIT", rf"quota {AGE}"),
+    # The usage columns appear once the ResourceQuota controller has written the status.
+    ("quota", ("quota", "quota"), "NAME AGE REQUEST LIMIT",
+     rf"quota {AGE}( pods: 0/10, requests.cpu: 0/2 limits.memory: 0/2Gi)?"),
     ("flowschema", ("flowschema", "x-batch"),
      "NAME PRIORITYLEVEL MATCHINGPRECEDENCE DISTINGUISHERMETHOD AGE MISSINGPL",
      rf"x-batch x-batch 5000 ByNamespace {AGE} \?"),

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tinykube.api import defaults_policy
+from tinykube.api.apiextensions import defaults as crd_defaults
 from tinykube.api.clone import clone
 
 Obj = dict[str, Any]
@@ -393,7 +394,26 @@ def _default_node(node: Obj) -> None:
         status["allocatable"] = clone(status["capacity"])
 
 
+def _default_limit_range(limit_range: Obj) -> None:
+    """`SetDefaults_LimitRangeItem`: a Container item's `default` falls back to its `max`,
+    its `defaultRequest` to its `default`, then to its `min`."""
+    for item in _each(_setdefault_path(limit_range, "spec"), "limits"):
+        if item.get("type") != "Container":
+            continue
+        default = item["default"] = dict(item.get("default") or {})
+        request = item["defaultRequest"] = dict(item.get("defaultRequest") or {})
+        for name, value in (item.get("max") or {}).items():
+            default.setdefault(name, value)
+        for source in (default, item.get("min") or {}):
+            for name, value in source.items():
+                request.setdefault(name, value)
+        for field in ("default", "defaultRequest"):  # Go's omitempty
+            if not item[field]:
+                del item[field]
+
+
 _BY_KIND: dict[str, Callable[[Obj], None]] = {
+    "LimitRange": _default_limit_range,
     "Service": _default_service,
     "Pod": _default_pod,
     "StatefulSet": _default_statefulset,
@@ -413,4 +433,5 @@ _BY_KIND: dict[str, Callable[[Obj], None]] = {
     "NetworkPolicy": _default_network_policy,
     "StorageClass": _default_storage_class,
     **defaults_policy.DEFAULTERS,
+    "CustomResourceDefinition": crd_defaults.default_crd,
 }

@@ -7,11 +7,17 @@ object (a pod gets `serviceAccountName: default` and two tolerations); any plugi
 request, usually with a 403 Forbidden that names itself in the message.
 
 `PLUGINS` is that chain as a table, in kube's order; a plugin is a row: its name, the kinds and
-operations it handles, and an `admit` coroutine that may change `request.obj` or raise an
-`APIError`. Subresource writes (status, binding, ...) skip the chain, as every plugin here skips
-them upstream. Plugins still to come slot into their upstream positions: LimitRanger before
-ServiceAccount, ResourceQuota last. A plugin may add to `request.warnings`, which the API
-server sends as `Warning` headers.
+operations it handles, an `admit` coroutine that may change `request.obj` or raise an
+`APIError` (the mutating phase, before defaults and validation), and a `validate` function (the
+validating phase: the registry calls it on the defaulted, validated object just before it is
+stored, with no await in between, so a check and the write it allows are atomic). Subresource
+writes (status, binding, ...) skip the chain, as every plugin here skips them upstream. A plugin
+may add to `request.warnings`, which the API server sends as `Warning` headers.
+
+- LimitRanger (`api.limitrange`): a pod create gets its namespace's LimitRange Container
+  defaults (and the `kubernetes.io/limit-ranger` annotation saying what was set); a pod create,
+  or a claim create or update, that breaks a LimitRange's min, max or ratio is refused 403
+  with upstream's texts.
 
 - NamespaceLifecycle: no creation in a namespace that is missing or terminating (the registry
   checks the same for its own callers; running it first keeps kube's order of errors: a pod in
@@ -41,6 +47,13 @@ server sends as `Warning` headers.
   namespace; upstream limits them only by a quota configuration, which tinykube has not.)
 - RBACEscalation (create and update of Roles, ClusterRoles and their bindings): nobody grants
   permissions they do not hold (`rbac_escalation`); upstream this is the RBAC storage's check.
+- ResourceQuota (validating, last; `api.quota`): a create, or an update that grows usage, of
+  anything a quota of its namespace counts is refused 403 when it would go over (`exceeded
+  quota: q, requested: pods=1, used: pods=2, limited: pods=2`) or lacks the requests/limits a
+  compute quota needs (`failed quota: q: must specify ...`); otherwise the quota's
+  `status.used` is charged at once, through the registry with a resourceVersion precondition,
+  so concurrent creates cannot overshoot; the ResourceQuota controller recomputes it later.
+  Dry runs are checked but not charged, as upstream.
 """
 
 from __future__ import annotations
@@ -50,13 +63,14 @@ import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from tinykube.api import errors
+from tinykube.api import errors, limitrange, quota, resources
 from tinykube.api.podsecurity import policy as pod_security_policy
 from tinykube.api.podsecurity import review as pod_security
 from tinykube.api.resources import Resource
 from tinykube.api.storageclasses import default_storage_class
 from tinykube.apiserver import rbac_escalation
 from tinykube.apiserver.registry import Registry
+from tinykube.store.cache import Entry
 
 Obj = dict[str, Any]
 
@@ -77,6 +91,7 @@ class Request:
     obj: Obj
     old: Obj | None = None
     warnings: list[str] = dataclasses.field(default_factory=list)  # Warning headers to send
+    dry_run: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,7 +101,8 @@ class Plugin:
     name: str
     kinds: frozenset[str] | None  # None: every kind
     operations: frozenset[str]
-    admit: Callable[[Admission, Request], Awaitable[None]]
+    admit: Callable[[Admission, Request], Awaitable[None]] | None = None
+    validate: Callable[[Admission, Request], None] | None = None
 
     def handles(self, request: Request) -> bool:
         return request.operation in self.operations and (
@@ -108,8 +124,14 @@ class Admission:
     async def admit(self, request: Request) -> None:
         """Mutate `request.obj` in place, or raise the first plugin's refusal."""
         for plugin in self.plugins:
-            if plugin.handles(request):
+            if plugin.admit is not None and plugin.handles(request):
                 await plugin.admit(self, request)
+
+    def validate(self, request: Request) -> None:
+        """The validating phase over the object about to be stored: raise the first refusal."""
+        for plugin in self.plugins:
+            if plugin.validate is not None and plugin.handles(request):
+                plugin.validate(self, request)
 
     async def service_account(self, namespace: str, name: str) -> Obj | None:
         """The ServiceAccount, waiting up to `account_wait` for `default` to be created."""
@@ -309,10 +331,74 @@ async def _storage_object_in_use_protection(admission: Admission, request: Reque
         meta["finalizers"] = [*finalizers, finalizer]
 
 
+def _limit_ranges(admission: Admission, namespace: str) -> list[Obj]:
+    entries = admission.registry.store.list("core/limitranges", namespace)
+    return sorted((e.obj for e in entries), key=lambda lr: str(lr["metadata"].get("name")))
+
+
+async def _limit_ranger_admit(admission: Admission, request: Request) -> None:
+    if request.res.kind != "Pod" or request.operation != CREATE:
+        return  # claims are only checked; a pod's containers cannot change after create
+    for limit_range in _limit_ranges(admission, request.namespace):
+        limitrange.apply_defaults(request.obj, limit_range)
+
+
+def _limit_ranger_validate(admission: Admission, request: Request) -> None:
+    if request.res.kind == "Pod" and request.operation != CREATE:
+        return  # a pod's containers cannot change: upstream skips pod updates
+    if request.old is not None and request.old["metadata"].get("deletionTimestamp"):
+        return
+    check = limitrange.pod_violations if request.res.kind == "Pod" \
+        else limitrange.claim_violations
+    for limit_range in _limit_ranges(admission, request.namespace):
+        found = check(request.obj, limit_range)
+        if found:
+            raise forbidden(request, limitrange.message(found))
+
+
+QUOTA_CONFLICT_RETRIES = 3
+
+
+def _resource_quota(admission: Admission, request: Request) -> None:
+    if not request.res.namespaced or not request.namespace:
+        return
+    store, res = admission.registry.store, request.res
+    if request.operation not in quota.evaluator_for(res.group, res.plural).operations:
+        return  # e.g. a pod update: nothing it changes is charged
+    for _attempt in range(QUOTA_CONFLICT_RETRIES):
+        entries = {e.obj["metadata"]["name"]: e
+                   for e in store.list("core/resourcequotas", request.namespace)}
+        decision = quota.charge([e.obj for e in entries.values()], request.operation,
+                                res.group, res.plural, request.obj, request.old,
+                                admission.registry.clock())
+        if decision.refusal is not None:
+            raise forbidden(request, decision.refusal)
+        if request.dry_run:
+            return
+        try:
+            for name, used in decision.used.items():
+                _charge(admission, entries[name], used)
+            return
+        except errors.Conflict:
+            continue  # a quota changed under us (another API server): decide again
+    raise errors.Conflict("Operation cannot be fulfilled on resourcequotas: the quota was "
+                          "modified meanwhile, please try again")
+
+
+def _charge(admission: Admission, stored: Entry, used: dict[str, str]) -> None:
+    """Write a quota's new `status.used`, on the condition that it did not change."""
+    res = resources.must("", "v1", "resourcequotas")
+    status = {**(stored.obj.get("status") or {}), "used": used}
+    meta = {**stored.obj["metadata"], "resourceVersion": str(stored.rv)}
+    admission.registry.update(res, {**stored.obj, "metadata": meta, "status": status},
+                              subresource="status")
+
+
 _PODS = frozenset({"Pod"})
 PLUGINS: tuple[Plugin, ...] = (
     Plugin("NamespaceLifecycle", None, frozenset({CREATE}), _namespace_lifecycle),
-    # LimitRanger goes here.
+    Plugin("LimitRanger", frozenset({"Pod", "PersistentVolumeClaim"}),
+           frozenset({CREATE, UPDATE}), _limit_ranger_admit, _limit_ranger_validate),
     Plugin("ServiceAccount", _PODS, frozenset({CREATE}), _service_account),
     Plugin("PodSecurity", frozenset({"Pod", "Namespace", *pod_security.TEMPLATES}),
            frozenset({CREATE, UPDATE}), _pod_security),
@@ -327,5 +413,6 @@ PLUGINS: tuple[Plugin, ...] = (
     # Upstream in the RBAC storage, before validation: no escalation through RBAC objects.
     Plugin("RBACEscalation", rbac_escalation.KINDS, frozenset({CREATE, UPDATE}),
            rbac_escalation.check),
-    # ResourceQuota goes last.
+    Plugin("ResourceQuota", None, frozenset({CREATE, UPDATE}),
+           validate=_resource_quota),
 )

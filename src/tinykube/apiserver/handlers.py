@@ -24,7 +24,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tinykube.api import errors, managedfields, patch, resources, selectors, structured
+from tinykube.api import errors, managedfields, patch, resources, selectors
+from tinykube.api.apiextensions import serving as custom_serving
 from tinykube.api.clone import clone
 from tinykube.api.meta import rfc3339
 from tinykube.api.resources import Resource
@@ -144,6 +145,9 @@ class ResourceHandler:
             return await self.metrics.serve(request, target)
         if not res.stored:
             return await self._virtual(request, target)
+        if res.custom is not None:
+            custom_serving.check_request(request.method, request.headers.get("Content-Type", ""),
+                                       target)
         if target.subresource in ("scale",):
             return await self._scale(request, target)
         if target.subresource in kubelets.SUBRESOURCES:
@@ -194,7 +198,7 @@ class ResourceHandler:
     def _matcher(self, request: web.Request, res: Resource) -> Callable[[Obj], bool] | None:
         labels = selectors.parse_labels(request.query.get("labelSelector"))
         fields = selectors.parse_fields(request.query.get("fieldSelector"))
-        selectors.check_fields(res.kind, fields)
+        selectors.check_fields("" if res.custom is not None else res.kind, fields)
         if not labels and not fields:
             return None
 
@@ -433,8 +437,23 @@ class ResourceHandler:
             meta["namespace"] = namespace
         await self._admit_create(target, obj, warnings)
         entry = self.registry.create(target.res, obj, dry_run=_dry_run(request),
-                                     manager=_manager(request, target))
+                                     manager=_manager(request, target),
+                                     admit=self._validator(CREATE, target, request))
         return self._respond(target.res, entry, 201)
+
+    def _validator(self, operation: str, target: Target,
+                   request: web.Request) -> Callable[[Obj, Obj | None], None] | None:
+        """Admission's validating phase, for the registry to run just before it writes."""
+        if target.subresource:
+            return None
+        dry_run = _dry_run(request)
+
+        def validate(obj: Obj, old: Obj | None) -> None:
+            meta = obj.get("metadata") or {}
+            namespace = meta.get("namespace", "") if target.res.namespaced else ""
+            self.admission.validate(AdmissionRequest(operation, target.res, namespace, obj,
+                                                     old, dry_run=dry_run))
+        return validate
 
     async def _admit_create(self, target: Target, obj: Obj, warnings: list[str]) -> None:
         namespace = obj["metadata"].get("namespace", "") if target.res.namespaced else ""
@@ -457,7 +476,9 @@ class ResourceHandler:
         self._check_identity(target, obj)
         await self._admit_update(target, obj, warnings)
         entry = self.registry.update(target.res, obj, subresource=target.subresource,
-                                     dry_run=_dry_run(request), manager=_manager(request, target))
+                                     dry_run=_dry_run(request),
+                                     manager=_manager(request, target),
+                                     admit=self._validator(UPDATE, target, request))
         return self._respond(target.res, entry, 200)
 
     def _check_identity(self, target: Target, obj: Obj) -> None:
@@ -489,6 +510,8 @@ class ResourceHandler:
                 return await self._apply_create(request, target, body, warnings)
             raise errors.NotFound.for_object(res.plural, res.group, target.name or "")
         original = codec.served(res, clone(current.obj))
+        if res.custom is not None:
+            custom_serving.check_patch_type(content_type)
         manager = _manager(request, target)
         if content_type == patch.APPLY_PATCH:
             patched = self._server_side_apply(request, target, original, body)
@@ -503,7 +526,8 @@ class ResourceHandler:
             obj["metadata"].pop("resourceVersion")  # a patch is unconditional unless it says so
         await self._admit_update(target, obj, warnings)
         entry = self.registry.update(res, obj, subresource=target.subresource,
-                                     dry_run=_dry_run(request), manager=manager)
+                                     dry_run=_dry_run(request), manager=manager,
+                                     admit=self._validator(UPDATE, target, request))
         return self._respond(res, entry, 200)
 
     def _server_side_apply(self, request: web.Request, target: Target, live: Obj,
@@ -517,7 +541,7 @@ class ResourceHandler:
         managed = managedfields.decode_entries(meta.get("managedFields"))
         bare = {**live, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
         merged, managed = managedfields.kubectl_apply(
-            managed, manager, bare, applied, structured.builtin_shape(target.res.kind),
+            managed, manager, bare, applied, self.registry.shape(target.res),
             force=parse_bool(request.query.get("force")), now=rfc3339(),
             ignored=self._ignored_by_apply(target, applied))
         merged.setdefault("metadata", {})["managedFields"] = \
@@ -540,7 +564,8 @@ class ResourceHandler:
                                   warnings=warnings)
         self._check_identity(target, obj)
         await self._admit_create(target, obj, warnings)
-        entry = self.registry.create(target.res, obj, dry_run=_dry_run(request))
+        entry = self.registry.create(target.res, obj, dry_run=_dry_run(request),
+                                     admit=self._validator(CREATE, target, request))
         return self._respond(target.res, entry, 201)
 
     async def _delete(self, request: web.Request, target: Target) -> web.Response:
@@ -577,6 +602,8 @@ class ResourceHandler:
     # --- subresources ---------------------------------------------------------------
 
     def _scale_of(self, res: Resource, entry: Entry) -> Obj:
+        if res.custom is not None:
+            return custom_serving.scale_of(res.custom, entry.obj)
         obj = entry.obj
         meta = obj["metadata"]
         selector = obj.get("spec", {}).get("selector")
@@ -614,7 +641,10 @@ class ResourceHandler:
                                           "must be greater than or equal to 0")])
         wanted_rv = (new_scale.get("metadata") or {}).get("resourceVersion")
         obj = clone(entry.obj)
-        obj["spec"]["replicas"] = replicas
+        if res.custom is not None:
+            custom_serving.set_replicas(res.custom, obj, replicas)
+        else:
+            obj["spec"]["replicas"] = replicas
         obj["metadata"]["resourceVersion"] = wanted_rv or str(entry.rv)
         updated = self.registry.update(res, obj, dry_run=_dry_run(request),
                                        manager=_manager(request, target))

@@ -27,6 +27,7 @@ from tinykube.apiserver import (
     rbac_bootstrap,
     sa_tokens,
 )
+from tinykube.apiserver import crds as crd_controller
 from tinykube.apiserver.access import AccessControl
 from tinykube.apiserver.allocators import ServiceAllocator
 from tinykube.apiserver.app import APIServer
@@ -70,6 +71,8 @@ class RunningAPIServer:
     lock: datadir.DataDirLock
     reconciler: asyncio.Task[None] | None = None  # the kubernetes endpoints, kept up to date
     scraper: asyncio.Task[None] | None = None  # metrics.k8s.io's figures, from the kubelets
+    crds: crd_controller.CRDController | None = None  # serves what CRDs define
+    crd_task: asyncio.Task[None] | None = None
     aggregator: asyncio.Task[None] | None = None  # aggregated ClusterRoles' rules
 
     @property
@@ -94,11 +97,13 @@ class RunningAPIServer:
 
     async def stop(self) -> None:
         await self.stop_scraping()
-        for task in (self.reconciler, self.aggregator):
+        for task in (self.reconciler, self.aggregator, self.crd_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        if self.crds is not None:
+            self.crds.stop_serving()
         await self.server.stop()
         self.store.close()
         if self.server.unix_path is not None:
@@ -146,6 +151,7 @@ async def _open(options: APIServerOptions, lock: datadir.DataDirLock) -> Running
     unix_path = Path(tempfile.mkdtemp(prefix="tinykube-")) / "api.sock" \
         if options.local_socket else None
     access = AccessControl(creds.token, handler.service_account_user, RBACAuthorizer(store))
+    crd_controller.CRDController(registry).reconcile()  # stored CRDs are served from the start
     server = APIServer(handler, token=creds.token, host=options.host, port=options.port,
                        ssl_context=context, unix_path=unix_path, access=access)
     await server.start()
@@ -162,10 +168,12 @@ async def _open(options: APIServerOptions, lock: datadir.DataDirLock) -> Running
     # gets them from cache instead of waiting for them (a few hundred ms for the whole API).
     asyncio.get_running_loop().run_in_executor(None, warm_documents)
     scraper = asyncio.create_task(handler.metrics.run_forever(), name="metrics-scraper")
+    crds = crd_controller.CRDController(registry)
+    crd_task = asyncio.create_task(crds.run_forever(), name="crd-controller")
     aggregator = asyncio.create_task(rbac_bootstrap.aggregate_forever(registry),
                                      name="clusterrole-aggregation")
-    return RunningAPIServer(server, store, registry, creds, lock, reconciler, scraper,
-                            aggregator)
+    return RunningAPIServer(server, store, registry, creds, lock, reconciler, scraper, crds,
+                            crd_task, aggregator)
 
 
 def warm_documents() -> None:

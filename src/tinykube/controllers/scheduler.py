@@ -23,9 +23,12 @@ claim is bound (each claim change re-queues the pods that name it), so the pod l
 volume is.
 
 The controller around it watches pods and nodes, enqueues unbound pods, binds through the
-`pods/<name>/binding` subresource, and for a pod that fits nowhere sets `PodScheduled=False`
-(reason `Unschedulable`) and records a `FailedScheduling` event. Every node change re-queues the
-pending pods, so a pod is scheduled as soon as a node is labelled to fit it.
+`pods/<name>/binding` subresource, and for a pod that fits nowhere tries preemption
+(`preemption`: lower-priority pods evicted, the node nominated), then sets `PodScheduled=False`
+(reason `Unschedulable`) and records a `FailedScheduling` event with kube's PostFilter part
+(`... preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.`).
+Every node change re-queues the pending pods, so a pod is scheduled as soon as a node is
+labelled to fit it, and a pod leaving a node re-queues the pods waiting for room.
 
 Pod counts per node are kept incrementally from pod events, and a pod counts on its node from
 the moment we bind it (upstream's "assumed" pods): recounting the cache per pod was quadratic,
@@ -35,6 +38,7 @@ and a burst of binds made before the cache showed them all landed on the same no
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -45,6 +49,7 @@ from tinykube.client import events
 from tinykube.client.controller import Controller
 from tinykube.client.informer import shared as shared_informer
 from tinykube.client.rest import RESTClient
+from tinykube.controllers import preemption
 from tinykube.controllers import volume_scheduling as vs
 from tinykube.controllers import volumematch as vm
 from tinykube.controllers.nodeaffinity import terms_match
@@ -205,8 +210,9 @@ class Scheduler(Controller):
         self._placed: dict[str, tuple[str, Amounts]] = {}  # pod key -> node, its requests
         self._counts: collections.Counter[str] = collections.Counter()
         self._requested: dict[str, Amounts] = {}  # node -> what its placed pods request
+        self._waiting: set[str] = set()  # unschedulable pods, retried when a pod leaves a node
         self.pods.add_handlers(on_add=self._on_pod, on_update=lambda _o, n: self._on_pod(n),
-                               on_delete=lambda pod: self._place(_key(pod), None))
+                               on_delete=self._on_pod_gone)
         self.nodes.add_handlers(on_add=lambda _n: self._requeue_pending(),
                                 on_update=lambda _o, _n: self._requeue_pending())
         self.claims.add_handlers(on_add=self._on_claim, on_update=lambda _o, n: self._on_claim(n),
@@ -235,12 +241,18 @@ class Scheduler(Controller):
         if _is_pending_unbound(pod):
             self.enqueue(pod)
 
+    def _on_pod_gone(self, pod: Obj) -> None:
+        self._waiting.discard(_key(pod))
+        self._place(_key(pod), None)
+
     def _place(self, key: str, node: str | None, wanted: Amounts | None = None) -> None:
         """Count pod `key`, which requests `wanted`, on `node` (None: on no node)."""
         old = self._placed.pop(key, None)
         if old is not None:
             self._counts[old[0]] -= 1
             self._charge(old[0], old[1], -1)
+            if node != old[0]:
+                self._retry_waiting()
         if node is not None:
             self._placed[key] = (node, wanted or {})
             self._counts[node] += 1
@@ -250,6 +262,10 @@ class Scheduler(Controller):
         total = self._requested.setdefault(node, {})
         for name, value in wanted.items():
             total[name] = total.get(name, 0) + sign * value
+
+    def _retry_waiting(self) -> None:
+        for key in self._waiting:
+            self.queue.add(key)
 
     def _requeue_pending(self) -> None:
         for pod in self.pods.cache.list():
@@ -269,6 +285,7 @@ class Scheduler(Controller):
             volumes, classes = self.volumes.cache.list(), self._classes()
             extra = lambda node: vs.node_reason(state, node, volumes, classes)  # noqa: E731
         node, message = choose_node(pod, nodes, self._counts, extra, self._requested)
+        self._waiting.discard(key)
         namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
         if node is not None and state is not None and not state.ready:
             await self._reserve_volumes(state, node)
@@ -283,7 +300,64 @@ class Scheduler(Controller):
             await self.recorder.event(pod, "Normal", "Scheduled",
                                       f"Successfully assigned {namespace}/{name} to {node}")
             return
+        self._waiting.add(key)
+        if message.startswith("0/"):
+            message = await self._preempt(pod, nodes, message, extra)
         await self._mark_unschedulable(pod, message)
+
+    def _pods_by_node(self) -> dict[str, list[Obj]]:
+        by_node: dict[str, list[Obj]] = collections.defaultdict(list)
+        for key, (node, _wanted) in self._placed.items():
+            placed = self.pods.cache.get(key)
+            if placed is not None:
+                by_node[node].append(placed)
+        return by_node
+
+    async def _preempt(self, pod: Obj, nodes: Sequence[Obj], message: str,
+                       extra: NodeFilter | None) -> str:
+        """Preempt for `pod` if some node has victims (the FailedScheduling message stays the
+        filters'), else the message with kube's PostFilter part."""
+        by_node = self._pods_by_node()
+        wanted = podresources.pod_requests(pod)
+
+        def reasons(node: Obj, remaining: Sequence[Obj]) -> list[str]:
+            requested: Amounts = {}
+            for other in remaining:
+                for resource, value in podresources.pod_requests(other).items():
+                    requested[resource] = requested.get(resource, 0) + value
+            found = _reject_reasons(pod, node, len(remaining), wanted, requested)
+            if not found and extra is not None and (reason := extra(node)):
+                found = [reason]
+            return found
+
+        now = {n["metadata"]["name"]: reasons(n, by_node.get(n["metadata"]["name"], []))
+               for n in nodes}
+        choice, why = preemption.choose(pod, nodes, now, by_node, reasons)
+        if choice is None:
+            return f"{message} preemption: {why}"
+        await self._evict_victims(pod, choice)
+        return message
+
+    async def _evict_victims(self, pod: Obj, choice: preemption.Choice) -> None:
+        condition = {"type": "DisruptionTarget", "status": "True",
+                     "reason": "PreemptionByScheduler",
+                     "message": "default-scheduler: preempting to accommodate a higher "
+                                "priority pod", "lastTransitionTime": rfc3339()}
+        for victim in choice.victims:
+            meta = victim["metadata"]
+            with contextlib.suppress(errors.NotFound, errors.Conflict):
+                await self.client.patch(self.pods_res, meta["name"],
+                                        {"status": {"conditions": [condition]}},
+                                        meta["namespace"], patch_type="strategic",
+                                        subresource="status")
+                await self.client.delete(self.pods_res, meta["name"], meta["namespace"])
+                await self.recorder.event(victim, "Normal", "Preempted",
+                                          f"Preempted by pod {pod['metadata'].get('uid', '')} "
+                                          f"on node {choice.node}")
+        await self.client.patch(self.pods_res, pod["metadata"]["name"],
+                                {"status": {"nominatedNodeName": choice.node}},
+                                pod["metadata"]["namespace"], patch_type="merge",
+                                subresource="status")
 
     def _classes(self) -> dict[str, Obj]:
         return {sc["metadata"]["name"]: sc for sc in self.classes.cache.list()}
