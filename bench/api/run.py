@@ -21,6 +21,9 @@ Every figure is printed next to its target from issue 2 (targets for this 2-core
              line: a fresh data directory, then a restart on it; median of 3. Target < 1 s.
   RSS        the server's VmRSS after the creates and lists (and VmHWM, its peak).
              Target < 500 MiB with 10,000 pods.
+  creates as a service account: the same creates in another namespace with a ServiceAccount
+             token bound to `edit` there (TokenRequest, RBAC on every request), then the admin
+             token again in a third. Target: within 10% of the mean of the admin's two runs.
   documents  `/api`, `/apis` (legacy and aggregated discovery), `/openapi/v2` (JSON and
              protobuf), `/openapi/v3` and every group-version document, `--doc-requests` GETs
              each after a warm-up (documents.py). Target (issue 12) p99 < 50 ms each.
@@ -147,11 +150,11 @@ def report(name: str, measured: str, target: str, met: bool | None) -> None:
 # --- client ----------------------------------------------------------------------------
 
 class Client:
-    def __init__(self, server: Server, connections: int) -> None:
+    def __init__(self, server: Server, connections: int, token: str | None = None) -> None:
         connector = aiohttp.TCPConnector(ssl=server.ssl_context(), limit=connections)
         self.session = aiohttp.ClientSession(
             base_url=server.url, connector=connector,
-            headers={"Authorization": f"Bearer {server.token}"},
+            headers={"Authorization": f"Bearer {token or server.token}"},
             timeout=aiohttp.ClientTimeout(total=None))
 
     async def close(self) -> None:
@@ -192,10 +195,16 @@ async def default_account(client: Client, namespace: str) -> None:
             raise
 
 
-async def bench_creates(client: Client, pods: int, clients: int) -> None:
-    await client.post("/api/v1/namespaces", {"metadata": {"name": NAMESPACE}})
-    await default_account(client, NAMESPACE)
-    path = f"/api/v1/namespaces/{NAMESPACE}/pods"
+async def bench_creates(client: Client, pods: int, clients: int,
+                        namespace: str = NAMESPACE, who: str = "") -> float:
+    await client.post("/api/v1/namespaces", {"metadata": {"name": namespace}})
+    await default_account(client, namespace)
+    return await timed_creates(client, pods, clients, namespace, who)
+
+
+async def timed_creates(client: Client, pods: int, clients: int, namespace: str,
+                        who: str = "") -> float:
+    path = f"/api/v1/namespaces/{namespace}/pods"
     latencies: list[float] = []
     next_index = iter(range(pods))
 
@@ -209,8 +218,42 @@ async def bench_creates(client: Client, pods: int, clients: int) -> None:
     await asyncio.gather(*(worker() for _ in range(clients)))
     rate = pods / (time.perf_counter() - started)
     p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
-    report(f"pod creates, {clients} clients", f"{rate:,.0f}/s", ">= 1,000/s", rate >= 1000)
+    report(f"pod creates, {clients} clients{who}", f"{rate:,.0f}/s", ">= 1,000/s",
+           rate >= 1000)
     report("  create latency p50 / p99", f"{ms(p50)} / {ms(p99)}", "p99 < 50 ms", p99 < 0.050)
+    return rate
+
+
+async def bench_creates_as_account(server: Server, admin: Client, pods: int, clients: int,
+                                   admin_rate: float) -> None:
+    """The same creates with a ServiceAccount token that RBAC allows through a RoleBinding
+    to `edit`: what authentication and authorization cost per request."""
+    namespace = "bench-sa"
+    await admin.post("/api/v1/namespaces", {"metadata": {"name": namespace}})
+    await default_account(admin, namespace)
+    await admin.post(f"/api/v1/namespaces/{namespace}/serviceaccounts",
+                     {"metadata": {"name": "creator"}})
+    await admin.post(f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/rolebindings",
+                     {"metadata": {"name": "creator-edit"},
+                      "roleRef": {"apiGroup": "rbac.authorization.k8s.io",
+                                  "kind": "ClusterRole", "name": "edit"},
+                      "subjects": [{"kind": "ServiceAccount", "name": "creator",
+                                    "namespace": namespace}]})
+    answer = await admin.post(
+        f"/api/v1/namespaces/{namespace}/serviceaccounts/creator/token",
+        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}})
+    account = Client(server, connections=clients, token=answer["status"]["token"])
+    try:
+        rate = await timed_creates(account, pods, clients, namespace,
+                                   " (service account, RBAC)")
+    finally:
+        await account.close()
+    # the admin again, now that the store holds the account's pods too: the comparison is
+    # with the mean of the admin's runs before and after (a growing store slows creates)
+    after = await bench_creates(admin, pods, clients, "bench-admin", " (admin again)")
+    baseline = (admin_rate + after) / 2
+    report("  service account vs admin token", f"{rate / baseline:.0%}", ">= 90%",
+           rate >= 0.9 * baseline)
 
 
 async def bench_lists(client: Client, pods: int) -> None:
@@ -306,11 +349,12 @@ def bench_ready(work: Path) -> None:
 async def run_client(server: Server, args: argparse.Namespace) -> None:
     client = Client(server, connections=max(args.clients, args.watchers + 4))
     try:
-        await bench_creates(client, args.pods, args.clients)
+        admin_rate = await bench_creates(client, args.pods, args.clients)
         await bench_lists(client, args.pods)
         rss, peak = server.rss_mib()
         report(f"server RSS with {args.pods:,} pods", f"{rss:.0f} MiB (peak {peak:.0f} MiB)",
                "< 500 MiB", peak < 500)
+        await bench_creates_as_account(server, client, args.pods, args.clients, admin_rate)
         await bench_watch(server, client, args.watchers, args.changes, args.rate)
         import documents  # (here: it imports this module's helpers)
 

@@ -290,7 +290,8 @@ def test_watch_with_timeout_seconds_ends_by_itself(conn: Connection) -> None:
 
 HEALTH_CASES = [(path, token, status)
                 for path in ("/healthz", "/livez", "/readyz")
-                for token, status in (("admin", 200), (None, 401), ("wrong", 401))]
+                # anonymous may: the default system:public-info-viewer binding allows it
+                for token, status in (("admin", 200), (None, 200), ("wrong", 401))]
 
 
 @pytest.mark.parametrize(("path", "token", "status"), HEALTH_CASES,

@@ -157,6 +157,16 @@ def test_token_and_access_reviews(api: client.ApiClient, running: Cluster) -> No
     review = authz.create_subject_access_review(client.V1SubjectAccessReview(
         spec=client.V1SubjectAccessReviewSpec(user="alice", resource_attributes=(
             client.V1ResourceAttributes(verb="get", resource="pods", namespace="default")))))
+    assert not review.status.allowed  # RBAC grants alice nothing yet
+    client.RbacAuthorizationV1Api(api).create_namespaced_role_binding("default", {
+        "metadata": {"name": "alice-view"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                    "name": "view"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
+                      "name": "alice"}]})
+    review = authz.create_subject_access_review(client.V1SubjectAccessReview(
+        spec=client.V1SubjectAccessReviewSpec(user="alice", resource_attributes=(
+            client.V1ResourceAttributes(verb="get", resource="pods", namespace="default")))))
     assert review.status.allowed
     local = authz.create_namespaced_local_subject_access_review("default",
         client.V1LocalSubjectAccessReview(

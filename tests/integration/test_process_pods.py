@@ -9,6 +9,7 @@ is `process`, so the other pods need no runtimeClassName.
 
 from __future__ import annotations
 
+import base64
 import collections
 import json
 import os
@@ -333,10 +334,51 @@ def test_a_pod_reaches_the_api_with_its_service_account(kctl: Kubectl,
                                                         web: dict[str, str]) -> None:
     """kubectl inside a pod, with no kubeconfig: in-cluster config from the service account
     files at /var/run/secrets/kubernetes.io/serviceaccount and KUBERNETES_SERVICE_HOST/PORT,
-    through the proxy to the API server, whose certificate names the Service's cluster IP."""
+    through the proxy to the API server, whose certificate names the Service's cluster IP.
+    The token is the pod's own (its ServiceAccount's, bound to it): RBAC lets it list pods
+    once a RoleBinding says so."""
+    kctl("create", "role", "pod-lister", "--verb=list", "--resource=pods")
+    kctl("create", "rolebinding", "default-lists-pods", "--role=pod-lister",
+         "--serviceaccount=default:default")
     listed = kctl("exec", "web-0", "--", "env", "-u", "KUBECONFIG", "HOME=/nonexistent",
                   KUBECTLS[0][1], "get", "pods", "-l", "app=web", "-o", "name")
     assert sorted(listed.split()) == sorted(f"pod/{name}" for name in web)
+
+
+READER = """
+apiVersion: v1
+kind: Pod
+metadata: {name: reader}
+spec:
+  serviceAccountName: reader
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {name: main, image: python, command: [sleep, "3600"]}
+"""
+TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+
+
+def test_a_pods_token_is_its_own_and_dies_with_it(kctl: Kubectl) -> None:
+    """The mounted token is a bound token of the pod's ServiceAccount: it reads what the
+    account's Role allows and nothing else, and stops working when the pod is deleted."""
+    kctl("create", "sa", "reader")
+    kctl("create", "role", "config-reader", "--verb=get,list", "--resource=configmaps")
+    kctl("create", "rolebinding", "reader-configs", "--role=config-reader",
+         "--serviceaccount=default:reader")
+    kctl("apply", "-f", "-", input=READER)
+    until(lambda: pod(kctl, "reader")["status"].get("phase") == "Running", 30, "reader to run")
+    token = kctl("exec", "reader", "--", "cat", TOKEN).strip()
+    claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+    assert claims["sub"] == "system:serviceaccount:default:reader"
+    assert claims["kubernetes.io"]["pod"]["name"] == "reader"
+    assert claims["exp"] - claims["iat"] == 3607
+    kctl("--token", token, "get", "configmaps")
+    denied = kctl.run("--token", token, "get", "pods", check=False)
+    assert ('pods is forbidden: User "system:serviceaccount:default:reader" cannot list '
+            'resource "pods" in API group "" in the namespace "default"') in denied.stderr
+    kctl("delete", "pod", "reader", "--timeout=20s")
+    rejected = kctl.run("--token", token, "get", "configmaps", check=False)
+    assert rejected.returncode != 0 and "Unauthorized" in rejected.stderr, rejected.stderr
 
 
 def test_deleting_a_process_pod_stops_its_processes(kctl: Kubectl, web: dict[str, str]) -> None:

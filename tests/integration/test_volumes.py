@@ -162,8 +162,11 @@ def test_downward_api_and_projected_files(kubectl: Kubectl, ns: str) -> None:
     assert cat(kubectl, ns, "p", "/tinykube-vol/d/mem") == str(24 * 1024)  # node allocatable
     assert cat(kubectl, ns, "p", "/tinykube-vol/a/other") == "x"
     assert cat(kubectl, ns, "p", "/tinykube-vol/a/ns") == ns
-    token = Path(kubectl.kubeconfig).read_text()
-    assert cat(kubectl, ns, "p", "/tinykube-vol/a/token") in token  # the agent's, see README
+    token = cat(kubectl, ns, "p", "/tinykube-vol/a/token")
+    assert token not in Path(kubectl.kubeconfig).read_text()  # the pod's own, not the admin's
+    claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+    assert claims["kubernetes.io"]["pod"]["name"] == "p"
+    assert claims["exp"] - claims["iat"] == 3600
 
 
 def test_config_map_update_reaches_the_file_but_not_a_sub_path(kubectl: Kubectl,

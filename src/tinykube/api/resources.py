@@ -322,17 +322,12 @@ POLICY: list[Resource] = [
 ]
 
 _RBAC = "rbac.authorization.k8s.io"
-# Stored and served (kubectl create role, kubectl auth reconcile, Helm charts); the admin token
-# may do everything and nothing enforces the rules yet.
-_RBAC_UNENFORCED = ("tinykube stores RBAC objects but does not enforce them: every "
-                    "authenticated request is allowed")
+# Enforced on every request by apiserver.rbac.
 RBAC: list[Resource] = [
-    _cluster(_RBAC, "clusterrolebindings", "ClusterRoleBinding", not_run=True,
-             not_run_text=_RBAC_UNENFORCED),
-    _cluster(_RBAC, "clusterroles", "ClusterRole", not_run=True, not_run_text=_RBAC_UNENFORCED),
-    Resource(_RBAC, "v1", "rolebindings", "RoleBinding", not_run=True,
-             not_run_text=_RBAC_UNENFORCED),
-    Resource(_RBAC, "v1", "roles", "Role", not_run=True, not_run_text=_RBAC_UNENFORCED),
+    _cluster(_RBAC, "clusterrolebindings", "ClusterRoleBinding"),
+    _cluster(_RBAC, "clusterroles", "ClusterRole"),
+    Resource(_RBAC, "v1", "rolebindings", "RoleBinding"),
+    Resource(_RBAC, "v1", "roles", "Role"),
 ]
 
 # system-cluster-critical and system-node-critical are created at startup.

@@ -1,7 +1,8 @@
 """The API server: an aiohttp application in front of the registry.
 
-One catch-all route sends every request through three steps: authentication (a bearer token,
-scheme matched case-insensitively as kube-apiserver does), routing (discovery, OpenAPI,
+One catch-all route sends every request through three steps: authentication and authorization
+(`access`: bearer tokens, scheme matched case-insensitively as kube-apiserver does, impersonation
+and RBAC), routing (discovery, OpenAPI,
 `/version`, health, or a resource path) and error translation (every `APIError` becomes a
 `Status` body; anything unexpected becomes a 500 Status and a log line, never a traceback on the
 wire).
@@ -20,7 +21,6 @@ cancelled at once rather than at its next event.
 
 from __future__ import annotations
 
-import hmac
 import logging
 import ssl
 from pathlib import Path
@@ -40,7 +40,9 @@ from tinykube.apiserver import (
     paths,
     unserved,
 )
+from tinykube.apiserver.access import AccessControl
 from tinykube.apiserver.handlers import ResourceHandler
+from tinykube.apiserver.rbac import RBACAuthorizer
 
 log = logging.getLogger(__name__)
 
@@ -105,9 +107,12 @@ class APIServer:
     def __init__(self, handler: ResourceHandler, *, token: str | None,
                  host: str = "127.0.0.1", port: int = 6443,
                  ssl_context: ssl.SSLContext | None = None,
-                 unix_path: Path | None = None) -> None:
+                 unix_path: Path | None = None, access: AccessControl | None = None) -> None:
         self.handler = handler
         self.token = token
+        # Without a token, every request is the admin's (unit tests of the API itself).
+        self.access = access if access is not None or token is None else \
+            AccessControl(token, handler.service_account_user, RBACAuthorizer(handler.store))
         self.host, self.port = host, port
         self.ssl_context = ssl_context
         self.unix_path = unix_path
@@ -148,19 +153,12 @@ class APIServer:
 
     # --- dispatch -------------------------------------------------------------------
 
-    def _authenticated(self, request: web.Request) -> bool:
-        if self.token is None:
-            return True
-        scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer":
-            return False
-        token = credentials.strip()
-        return hmac.compare_digest(token, self.token) or (
-            self.handler.service_account_user(token) is not None)
-
     async def _serve(self, request: web.Request) -> web.StreamResponse:
-        if not self._authenticated(request):
-            return _status_response(errors.Unauthorized("Unauthorized"))
+        try:
+            if self.access is not None:  # authentication, impersonation, RBAC (`access`)
+                self.access.admit(request)
+        except errors.APIError as error:
+            return _status_response(error)
         try:
             return await self._route(request)
         except errors.APIError as error:

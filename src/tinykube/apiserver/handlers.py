@@ -30,12 +30,14 @@ from tinykube.api.clone import clone
 from tinykube.api.meta import rfc3339
 from tinykube.api.resources import Resource
 from tinykube.apiserver import (
+    access,
     codec,
     componentstatus,
     eviction,
     kubelets,
     list_options,
     metrics,
+    rbac,
     reviews,
     sa_tokens,
 )
@@ -110,6 +112,7 @@ class ResourceHandler:
         self.store = registry.store
         self.bookmark_interval = bookmark_interval
         self.now = now or registry.clock
+        self._authorizer: rbac.RBACAuthorizer | None = None  # reviews, when no access control
 
     def __repr__(self) -> str:
         return f"ResourceHandler({self.registry!r})"
@@ -685,6 +688,11 @@ class ResourceHandler:
         entry = self.store.get("core/serviceaccounts", namespace, name)
         if entry is None or entry.obj["metadata"].get("uid") != uid:
             return None
+        pod = sa_tokens.pod_of(claims) if claims is not None else None
+        if pod is not None:
+            bound = self.store.get("core/pods", namespace, pod[0])
+            if bound is None or bound.obj["metadata"].get("uid") != pod[1]:
+                return None  # the pod is gone (while it terminates, its token still works)
         return sa_tokens.user_info(namespace, name, uid)
 
     async def _token_request(self, request: web.Request, target: Target) -> web.Response:
@@ -696,6 +704,15 @@ class ResourceHandler:
         body = codec.parse_body(await self._read_body(request),
                                 request.headers.get("Content-Type", codec.JSON))
         account = self.registry.get(target.res, self._namespace(target), target.name or "")
+        bound = ((body or {}).get("spec") or {}).get("boundObjectRef") \
+            if isinstance(body, dict) else None
+        if isinstance(bound, dict) and bound.get("kind") == "Pod":  # must exist, as upstream
+            pod = self.registry.get(resources.must("", "v1", "pods"), self._namespace(target),
+                                    str(bound.get("name", "")))
+            if bound.get("uid") and pod.obj["metadata"]["uid"] != bound["uid"]:
+                raise errors.Conflict(f"the UID in the bound object reference "
+                                      f"({bound['uid']}) does not match the UID in record. "
+                                      "The object might have been deleted and then recreated")
         return _json(self.issuer.issue(account.obj, body), status=201)
 
     async def _review(self, request: web.Request, target: Target) -> web.Response:
@@ -705,13 +722,24 @@ class ResourceHandler:
                 f"({request.method})")
         body = codec.parse_body(await self._read_body(request),
                                 request.headers.get("Content-Type", codec.JSON))
-        scheme, _, bearer = request.headers.get("Authorization", "").partition(" ")
-        bearer = bearer.strip() if scheme.lower() == "bearer" else ""
-        # the request's own bearer is the admin's unless it is a ServiceAccount token
-        admin = "" if self.service_account_user(bearer) is not None else bearer
-        return _json(reviews.answer(target.res.kind, body, namespace=self._namespace(target),
-                                    bearer=admin, authenticate=self.service_account_user),
+        return _json(reviews.answer(target.res.kind, body, self._review_context(target)),
                      status=201)
+
+    def _review_context(self, target: Target) -> reviews.Context:
+        """Who asks (the admin when the server checks no tokens), and how to answer."""
+        current = access.current()
+        if current is None:
+            if self._authorizer is None:
+                self._authorizer = rbac.RBACAuthorizer(self.store)
+            return reviews.Context(access.ADMIN, self._authorizer, self._token_user,
+                                   self._namespace(target))
+        user, control = current
+        return reviews.Context(user, control.authorizer, control.token_user,
+                               self._namespace(target))
+
+    def _token_user(self, token: str) -> rbac.User | None:
+        info = self.service_account_user(token)
+        return access.user_from_info(info) if info is not None else None
 
     async def _binding(self, request: web.Request, target: Target) -> web.Response:
         """pods/NAME/binding, or POST bindings with the pod's name in the Binding's metadata:

@@ -45,8 +45,8 @@ from tinykube.api.clone import clone
 from tinykube.api.errors import FieldError
 from tinykube.api.meta import rfc3339
 from tinykube.api.resources import Resource
+from tinykube.apiserver import access
 from tinykube.apiserver.allocators import ServiceAllocator
-from tinykube.apiserver.reviews import ADMIN
 from tinykube.store.cache import Entry, Store
 
 Obj = dict[str, Any]
@@ -243,7 +243,11 @@ class Registry:
             spec = obj["spec"]
             for field in _REQUESTOR:
                 spec.pop(field, None)
-            spec["username"], spec["groups"] = ADMIN["username"], list(ADMIN["groups"])
+            current = access.current()  # the requester, as kube records it
+            user = current[0] if current is not None else access.ADMIN
+            spec["username"], spec["groups"] = user.name, list(user.groups)
+            if user.uid:
+                spec["uid"] = user.uid
 
     def _validate(self, res: Resource, obj: Obj, old: Obj | None,
                   subresource: str = "") -> None:

@@ -8,8 +8,8 @@ tokens survive a restart. kube-apiserver signs with RS256 and publishes the key 
 discovery; tinykube does not serve `/openid/v1/jwks`, so only the API server itself (and
 TokenReview) can check these tokens. A token is accepted until it expires and while its
 service account exists with the uid it was issued for (delete the account and its tokens stop
-working, as upstream). The identity it carries may do everything, as every authenticated
-identity may in tinykube.
+working, as upstream) and, for a token bound to a pod (`boundObjectRef` kind Pod, what the
+kubelet asks for), while that pod exists with its uid. What the identity may do is RBAC's.
 
 Kube's request rules: `expirationSeconds` defaults to 3600 and must be at least 600
 ("may not specify a duration less than 10 minutes"); no audiences means the API server's own.
@@ -35,6 +35,7 @@ Obj = dict[str, Any]
 ISSUER = "https://kubernetes.default.svc.cluster.local"
 DEFAULT_SECONDS = 3600
 MIN_SECONDS = 600
+_VERIFIED = 10_000
 _HEADER = {"alg": "HS256", "typ": "JWT"}
 
 
@@ -57,6 +58,10 @@ def user_info(namespace: str, name: str, uid: str) -> Obj:
 class Issuer:
     key: bytes
     clock: Callable[[], datetime.datetime]
+    # tokens whose signature checked out, with their claims: a token is verified once, its
+    # expiry at every use (at most _VERIFIED entries, dropped all at once when full)
+    _verified: dict[str, Obj] = dataclasses.field(default_factory=dict, repr=False,
+                                                  compare=False)
 
     def _sign(self, payload: str) -> str:
         return _b64(hmac.new(self.key, payload.encode(), hashlib.sha256).digest())
@@ -74,10 +79,14 @@ class Issuer:
         meta = account["metadata"]
         now = self.clock()
         issued = int(now.timestamp())
-        claims = {"aud": audiences, "exp": issued + seconds, "iat": issued, "iss": ISSUER,
+        claims: Obj = {"aud": audiences, "exp": issued + seconds, "iat": issued, "iss": ISSUER,
                   "nbf": issued, "sub": f"system:serviceaccount:{meta['namespace']}:{meta['name']}",
                   "kubernetes.io": {"namespace": meta["namespace"], "serviceaccount": {
                       "name": meta["name"], "uid": meta["uid"]}}}
+        bound = spec.get("boundObjectRef")
+        if isinstance(bound, dict) and bound.get("kind") == "Pod":
+            claims["kubernetes.io"]["pod"] = {"name": bound.get("name", ""),
+                                              "uid": bound.get("uid", "")}
         payload = f"{_b64(orjson.dumps(_HEADER))}.{_b64(orjson.dumps(claims))}"
         token = f"{payload}.{self._sign(payload)}"
         expires = now + datetime.timedelta(seconds=seconds)
@@ -90,6 +99,20 @@ class Issuer:
 
     def claims(self, token: str) -> Obj | None:
         """The claims of a token this issuer signed and that has not expired, else None."""
+        claims = self._verified.get(token)
+        if claims is None:
+            claims = self._verify(token)
+            if claims is None:
+                return None
+            if len(self._verified) >= _VERIFIED:
+                self._verified.clear()
+            self._verified[token] = claims
+        now = self.clock().timestamp()
+        if claims["exp"] <= now or int(claims.get("nbf", 0)) > now + 60:
+            return None
+        return claims
+
+    def _verify(self, token: str) -> Obj | None:
         parts = token.split(".")
         if len(parts) != 3 or not parts[0].startswith("eyJ"):
             return None
@@ -101,10 +124,15 @@ class Issuer:
             return None
         if not isinstance(claims, dict) or not isinstance(claims.get("exp"), int):
             return None
-        now = self.clock().timestamp()
-        if claims["exp"] <= now or int(claims.get("nbf", 0)) > now + 60:
-            return None
         return claims
+
+
+def pod_of(claims: Obj) -> tuple[str, str] | None:
+    """(name, uid) of the pod a token is bound to, or None."""
+    pod = (claims.get("kubernetes.io") or {}).get("pod")
+    if not isinstance(pod, dict):
+        return None
+    return str(pod.get("name", "")), str(pod.get("uid", ""))
 
 
 def account_of(claims: Obj) -> tuple[str, str, str] | None:

@@ -18,11 +18,21 @@ import tempfile
 from pathlib import Path
 
 from tinykube.api import resources
-from tinykube.apiserver import bootstrap, certs, datadir, openapi, openapi_v2, sa_tokens
+from tinykube.apiserver import (
+    bootstrap,
+    certs,
+    datadir,
+    openapi,
+    openapi_v2,
+    rbac_bootstrap,
+    sa_tokens,
+)
 from tinykube.apiserver import crds as crd_controller
+from tinykube.apiserver.access import AccessControl
 from tinykube.apiserver.allocators import ServiceAllocator
 from tinykube.apiserver.app import APIServer
 from tinykube.apiserver.handlers import ResourceHandler
+from tinykube.apiserver.rbac import RBACAuthorizer
 from tinykube.apiserver.registry import Registry
 from tinykube.settings import DEFAULT_SERVICE_CIDR, DEFAULT_WATCH_HISTORY
 from tinykube.store.cache import Store
@@ -63,6 +73,7 @@ class RunningAPIServer:
     scraper: asyncio.Task[None] | None = None  # metrics.k8s.io's figures, from the kubelets
     crds: crd_controller.CRDController | None = None  # serves what CRDs define
     crd_task: asyncio.Task[None] | None = None
+    aggregator: asyncio.Task[None] | None = None  # aggregated ClusterRoles' rules
 
     @property
     def url(self) -> str:
@@ -86,14 +97,11 @@ class RunningAPIServer:
 
     async def stop(self) -> None:
         await self.stop_scraping()
-        if self.reconciler is not None:
-            self.reconciler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.reconciler
-        if self.crd_task is not None:
-            self.crd_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.crd_task
+        for task in (self.reconciler, self.aggregator, self.crd_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self.crds is not None:
             self.crds.stop_serving()
         await self.server.stop()
@@ -142,14 +150,16 @@ async def _open(options: APIServerOptions, lock: datadir.DataDirLock) -> Running
     # A private directory: a unix socket path must stay under ~100 bytes, data dirs may not.
     unix_path = Path(tempfile.mkdtemp(prefix="tinykube-")) / "api.sock" \
         if options.local_socket else None
+    access = AccessControl(creds.token, handler.service_account_user, RBACAuthorizer(store))
     crd_controller.CRDController(registry).reconcile()  # stored CRDs are served from the start
     server = APIServer(handler, token=creds.token, host=options.host, port=options.port,
-                       ssl_context=context, unix_path=unix_path)
+                       ssl_context=context, unix_path=unix_path, access=access)
     await server.start()
     lock.record(server.url)
     # Synchronous, so it completes before the loop serves the first request.
     advertised = options.advertise_address or options.host  # where pods reach this server
     bootstrap.bootstrap(registry, api_host=advertised, api_port=server.port)
+    rbac_bootstrap.reconcile(registry)
     certs.write_kubeconfig(creds.kubeconfig, server=server.url, ca_cert=creds.ca_cert,
                            token=creds.token)
     reconciler = asyncio.create_task(bootstrap.reconcile_endpoints_forever(
@@ -160,8 +170,10 @@ async def _open(options: APIServerOptions, lock: datadir.DataDirLock) -> Running
     scraper = asyncio.create_task(handler.metrics.run_forever(), name="metrics-scraper")
     crds = crd_controller.CRDController(registry)
     crd_task = asyncio.create_task(crds.run_forever(), name="crd-controller")
+    aggregator = asyncio.create_task(rbac_bootstrap.aggregate_forever(registry),
+                                     name="clusterrole-aggregation")
     return RunningAPIServer(server, store, registry, creds, lock, reconciler, scraper, crds,
-                            crd_task)
+                            crd_task, aggregator)
 
 
 def warm_documents() -> None:

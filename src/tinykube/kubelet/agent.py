@@ -73,6 +73,7 @@ from tinykube.kubelet.restarts import Clock
 from tinykube.kubelet.runtime import HANDLERS, Runtime
 from tinykube.kubelet.server import KubeletServer
 from tinykube.kubelet.stdio import ContainerIO
+from tinykube.kubelet.tokens import TokenManager
 from tinykube.kubelet.virtual import DEFAULT_JOB_POD_SECONDS, VirtualRuntime
 from tinykube.kubelet.worker import NodeContext
 
@@ -237,6 +238,7 @@ class NodeAgent(Controller):
         context = NodeContext(host_ip=host_ip, event=self.recorder.event, notify=self.enqueue,
                               services=self.services.cache.list, clock=clock,
                               connect=connect, cgroups=self.cgroups)
+        self.tokens = TokenManager(client, lambda: datetime.datetime.now(datetime.UTC))
         self.volumes = pod_volumes.VolumeManager(self.root_dir / "pods", self._volume_objects())
         self.runtimes: dict[str, Runtime] = {
             "virtual": VirtualRuntime(host_ip=host_ip, event=self.recorder.event,
@@ -303,7 +305,7 @@ class NodeAgent(Controller):
             configmaps=namespaced("configmaps"), secrets=namespaced("secrets"),
             claims=namespaced("persistentvolumeclaims"),
             persistent_volumes=self.volume_sources["persistentvolumes"].cache.get,
-            token=lambda pod, _source: (self._service_account_files(pod) or {}).get("token"))
+            token=self.tokens.get)
 
     def _volume_source_changed(self, plural: str, obj: Mapping[str, Any]) -> None:
         """Enqueue this node's pods whose volumes read `obj` (a PersistentVolume: every pod
@@ -329,6 +331,7 @@ class NodeAgent(Controller):
         ip = pod.get("status", {}).get("podIP")
         if ip:
             self.addresses.release(ip)
+        self.tokens.forget(str(pod["metadata"].get("uid", "")))
         key = f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
         self._stopping.discard(key)
         timer = self._timers.pop(key, None)
@@ -502,6 +505,7 @@ class NodeAgent(Controller):
         if status.get("phase") in ("Succeeded", "Failed"):
             return
         ip = status.get("podIP") or self.addresses.allocate(meta["uid"])
+        await self.tokens.ensure(pod)  # the pod's own bound tokens, requested or refreshed
         desired = await runtime.sync(pod, pod_ip=ip)
         if _differs(status, desired):
             await self.client.patch(self.pods_res, meta["name"], {"status": desired},
@@ -588,10 +592,10 @@ class NodeAgent(Controller):
 
     def _service_account_files(self, pod: Mapping[str, Any]) -> dict[str, str] | None:
         """What a kubelet mounts at /var/run/secrets/kubernetes.io/serviceaccount: a token,
-        the cluster CA, the namespace. tinykube has one identity, so the token is this agent's
-        own (the admin's); `automountServiceAccountToken: false` mounts nothing."""
+        the cluster CA, the namespace. The token is the pod's own, a bound token of its
+        ServiceAccount (`tokens`); `automountServiceAccountToken: false` mounts nothing."""
         config = self.client.config
-        token = config.current_token()
+        token = self.tokens.get(pod)
         if pod.get("spec", {}).get("automountServiceAccountToken") is False or not token:
             return None
         return {"token": token, "ca.crt": (config.ca_data or b"").decode(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from tinykube.client.config import ClientConfig
 from tinykube.client.rest import RESTClient
 from tinykube.kubelet.agent import NodeAgent
+from tinykube.kubelet.tokens import Token
 
 
 def runtime_class(name: str, handler: str) -> dict[str, Any]:
@@ -46,10 +48,13 @@ async def test_handler_of(tmp_path: Any, default: str, class_name: str | None,
 ])
 async def test_service_account_files(tmp_path: Any, spec: dict[str, Any],
                                      expected: dict[str, str] | None) -> None:
-    client = RESTClient(ClientConfig(server="https://127.0.0.1:1", token="t0ken",
+    client = RESTClient(ClientConfig(server="https://127.0.0.1:1", token="admin",
                                      ca_data=b"CA PEM"))
     agent = NodeAgent(client, "n1", pod_cidr="127.244.0.0/24", root_dir=tmp_path,
                       kubelet_token="t")
-    pod = {"metadata": {"name": "p", "namespace": "demo"}, "spec": spec}
+    pod = {"metadata": {"name": "p", "namespace": "demo", "uid": "u1"}, "spec": spec}
+    assert agent._service_account_files(pod) is None  # no token requested yet
+    now = datetime.datetime.now(datetime.UTC)
+    agent.tokens._tokens[("u1", "", 3607)] = Token("t0ken", now, now)  # as `ensure` leaves it
     assert agent._service_account_files(pod) == expected
     await client.close()

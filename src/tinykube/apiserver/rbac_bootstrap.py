@@ -1,0 +1,218 @@
+"""The default RBAC policy, created and reconciled at start, and ClusterRole aggregation.
+
+`defaults()` reads `rbac_defaults.yaml` (upstream's bootstrap policy testdata, see its header)
+into the ClusterRoles and ClusterRoleBindings kube-apiserver creates. `reconcile` applies them
+with kube's `rbac.authorization.kubernetes.io/autoupdate` semantics (the storage post-start
+hook `ensure-rbac`): a missing object is created; an existing one whose annotation is not
+`"false"` gets what it lacks (rules, aggregation selectors, labels and annotations of a role;
+subjects of a binding; a binding whose roleRef changed is deleted and made anew, since roleRef
+is immutable); extra rules and subjects a user added stay. An object annotated `"false"` is
+left as it is.
+
+Aggregation (kube-controller-manager's clusterrole-aggregation controller): a ClusterRole with
+an `aggregationRule` has as `rules` the rules of every other ClusterRole that one of its
+selectors matches, in name order, without duplicates. `aggregated_rules` is that decision;
+`aggregate_forever` runs it on every ClusterRole change. It runs inside the API server here
+(through the registry, as a post-start hook would), not in the controller manager.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tinykube.api import errors, resources, selectors
+from tinykube.api.clone import clone
+from tinykube.apiserver.registry import Registry
+
+log = logging.getLogger(__name__)
+Obj = dict[str, Any]
+
+GROUP = "rbac.authorization.k8s.io"
+AUTOUPDATE = "rbac.authorization.kubernetes.io/autoupdate"
+BOOTSTRAPPING = {"kubernetes.io/bootstrapping": "rbac-defaults"}
+_DATA = Path(__file__).with_name("rbac_defaults.yaml")
+
+
+def _subject(text: str) -> Obj:
+    kind, _, name = text.partition(" ")
+    if kind == "ServiceAccount":
+        namespace, _, account = name.partition("/")
+        return {"kind": kind, "name": account, "namespace": namespace}
+    return {"apiGroup": GROUP, "kind": kind, "name": name}
+
+
+def _meta(name: str, labels: Obj | None = None) -> Obj:
+    return {"name": name, "labels": {**BOOTSTRAPPING, **(labels or {})},
+            "annotations": {AUTOUPDATE: "true"}}
+
+
+@functools.cache
+def _data() -> Obj:
+    data = yaml.safe_load(_DATA.read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def default_cluster_roles() -> list[Obj]:
+    out = []
+    for item in _data()["clusterRoles"]:
+        role: Obj = {"apiVersion": f"{GROUP}/v1", "kind": "ClusterRole",
+                     "metadata": _meta(item["name"], item.get("labels"))}
+        if "aggregationRule" in item:
+            role["aggregationRule"] = item["aggregationRule"]
+        role["rules"] = item.get("rules") or []
+        out.append(role)
+    return out
+
+
+def default_cluster_role_bindings() -> list[Obj]:
+    out = []
+    for name, (role, subjects) in _data()["clusterRoleBindings"].items():
+        binding: Obj = {"apiVersion": f"{GROUP}/v1", "kind": "ClusterRoleBinding",
+                        "metadata": _meta(name),
+                        "roleRef": {"apiGroup": GROUP, "kind": "ClusterRole", "name": role}}
+        if subjects:
+            binding["subjects"] = [_subject(s) for s in subjects]
+        out.append(binding)
+    return out
+
+
+# --- reconciliation -------------------------------------------------------------------
+
+def _merge_meta(current: Obj, wanted: Obj) -> None:
+    meta = current["metadata"]
+    for key in ("labels", "annotations"):
+        meta[key] = {**wanted["metadata"][key], **(meta.get(key) or {})}
+
+
+def reconciled_role(current: Obj, wanted: Obj) -> Obj | None:
+    """The ClusterRole to store instead of `current`, or None when nothing is missing."""
+    if (current["metadata"].get("annotations") or {}).get(AUTOUPDATE) == "false":
+        return None
+    out = clone(current)
+    _merge_meta(out, wanted)
+    if "aggregationRule" in wanted:
+        have = (out.get("aggregationRule") or {}).get("clusterRoleSelectors") or []
+        missing = [s for s in wanted["aggregationRule"]["clusterRoleSelectors"]
+                   if s not in have]
+        out["aggregationRule"] = {"clusterRoleSelectors": [*have, *missing]}
+    else:
+        rules = list(out.get("rules") or [])
+        out["rules"] = rules + [r for r in wanted["rules"] if r not in rules]
+    return out if out != current else None
+
+
+def reconciled_binding(current: Obj, wanted: Obj) -> tuple[Obj | None, bool]:
+    """(the binding to store, whether the old one must be deleted first: roleRef changed)."""
+    if (current["metadata"].get("annotations") or {}).get(AUTOUPDATE) == "false":
+        return None, False
+    out = clone(current)
+    _merge_meta(out, wanted)
+    subjects = list(out.get("subjects") or [])
+    missing = [s for s in wanted.get("subjects") or [] if s not in subjects]
+    if subjects or missing:
+        out["subjects"] = subjects + missing
+    if out.get("roleRef") != wanted["roleRef"]:
+        out["roleRef"] = wanted["roleRef"]
+        return out, True
+    return (out if out != current else None), False
+
+
+def _ensure(registry: Registry, plural: str, wanted: Obj) -> None:
+    res = resources.must(GROUP, "v1", plural)
+    name = wanted["metadata"]["name"]
+    entry = registry.store.get(res.storage_key, "", name)
+    if entry is None:
+        with contextlib.suppress(errors.AlreadyExists):
+            registry.create(res, clone(wanted))
+        return
+    if plural == "clusterroles":
+        update, recreate = reconciled_role(entry.obj, wanted), False
+    else:
+        update, recreate = reconciled_binding(entry.obj, wanted)
+    if update is None:
+        return
+    if recreate:
+        registry.delete(res, "", name, {})
+        for key in ("uid", "resourceVersion", "creationTimestamp"):
+            update["metadata"].pop(key, None)
+        registry.create(res, update)
+    else:
+        registry.update(res, update)
+
+
+def reconcile(registry: Registry) -> None:
+    """Create or complete the default policy (at every start), then aggregate once."""
+    wanted = [("clusterroles", r) for r in default_cluster_roles()] + \
+        [("clusterrolebindings", b) for b in default_cluster_role_bindings()]
+    for plural, obj in wanted:
+        # another API server (etcd) may be reconciling the same object: its write stands
+        with contextlib.suppress(errors.Conflict, errors.NotFound, errors.AlreadyExists):
+            _ensure(registry, plural, obj)
+    aggregate(registry)
+
+
+# --- aggregation ----------------------------------------------------------------------
+
+def aggregated_rules(role: Obj, roles: list[Obj]) -> list[Obj] | None:
+    """The rules an aggregated ClusterRole has, from all ClusterRoles; None if not aggregated."""
+    rule = role.get("aggregationRule")
+    if not isinstance(rule, dict):
+        return None
+    chosen = [selectors.from_label_selector(s) for s in rule.get("clusterRoleSelectors") or ()
+              if isinstance(s, dict)]
+    name = role["metadata"]["name"]
+    out: list[Obj] = []
+    for other in sorted(roles, key=lambda r: r["metadata"]["name"]):
+        if other["metadata"]["name"] == name:
+            continue
+        labels = other["metadata"].get("labels")
+        if any(selectors.match_labels(sel, labels) for sel in chosen):
+            out.extend(r for r in other.get("rules") or () if r not in out)
+    return out
+
+
+def aggregate(registry: Registry) -> None:
+    """Write every aggregated ClusterRole whose rules differ from what it aggregates (repeated
+    while something changed, since an aggregated role may itself be aggregated: edit into
+    admin)."""
+    res = resources.must(GROUP, "v1", "clusterroles")
+    for _ in range(10):  # bounded: chains of aggregation are short
+        roles = [e.obj for e in registry.store.list(res.storage_key)]
+        changed = False
+        for role in roles:
+            rules = aggregated_rules(role, roles)
+            if rules is not None and rules != (role.get("rules") or []):
+                updated = clone(role)
+                updated["rules"] = rules
+                with contextlib.suppress(errors.Conflict, errors.NotFound):
+                    registry.update(res, updated)
+                    changed = True
+        if not changed:
+            return
+
+
+async def aggregate_forever(registry: Registry) -> None:
+    """Re-aggregate after every ClusterRole change (a task of the API server)."""
+    res = resources.must(GROUP, "v1", "clusterroles")
+    while True:
+        watcher = registry.store.watch(res.storage_key, None, registry.store.resource_version)
+        try:
+            while not watcher.closed:
+                event = await watcher.queue.get()
+                if event is None:
+                    break
+                while not watcher.queue.empty():
+                    watcher.queue.get_nowait()
+                try:
+                    aggregate(registry)
+                except errors.APIError as error:
+                    log.warning("aggregating ClusterRoles: %s", error)
+        finally:
+            watcher.close()
