@@ -1,0 +1,211 @@
+"""The pytest plugin (tinykube.pytest_plugin), through pytester: inner test sessions use its
+fixtures as a user's suite would, in a subprocess, so that what the session leaves behind
+(processes, data directories) can be checked after it."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+USER_TESTS = textwrap.dedent('''
+    import asyncio
+    import os
+    import subprocess
+
+    import dns.resolver
+    import pytest
+
+    WEB = """
+    apiVersion: apps/v1
+    kind: Deployment
+    metadata: {name: web}
+    spec:
+      replicas: 2
+      selector: {matchLabels: {app: web}}
+      template:
+        metadata: {labels: {app: web}}
+        spec:
+          containers: [{name: web, image: nginx}]
+    ---
+    apiVersion: v1
+    kind: Service
+    metadata: {name: web}
+    spec:
+      selector: {app: web}
+      ports: [{port: 80}]
+    """
+    SEEN = []
+
+
+    def test_service_resolves_through_cluster_dns(tinykube_cluster, k8s_namespace):
+        k8s_namespace.apply(WEB)
+        k8s_namespace.wait_for("deployment/web", "condition=Available")
+        ip = k8s_namespace.kubectl("get", "service", "web",
+                                   "-o", "jsonpath={.spec.clusterIP}").stdout
+        host, port = tinykube_cluster.dns_address
+        resolver = dns.resolver.Resolver(configure=False)
+        resolver.nameservers, resolver.port = [host], port
+        answer = resolver.resolve(f"web.{k8s_namespace.name}.svc.cluster.local", "A")
+        assert [r.address for r in answer] == [ip]
+
+
+    def test_kubeconfig_defaults_to_the_namespace(k8s_namespace):
+        SEEN.append(k8s_namespace.name)
+        subprocess.run(["kubectl", "create", "configmap", "only-here"], check=True,
+                       env={**os.environ, "KUBECACHEDIR": os.environ["KUBECONFIG"] + ".cache"})
+        assert k8s_namespace.kubectl("get", "configmap", "only-here", "-n",
+                                     k8s_namespace.name).returncode == 0
+
+
+    def test_other_namespace_is_gone_and_unseen(tinykube_cluster, k8s_namespace):
+        assert SEEN and SEEN[0] != k8s_namespace.name
+        gone = tinykube_cluster.kubectl("get", "namespace", SEEN[0], check=False)
+        assert "NotFound" in gone.stderr
+        mine = k8s_namespace.kubectl("get", "configmaps", "-o", "name").stdout
+        assert "only-here" not in mine
+
+
+    @pytest.fixture
+    def configmap(k8s_namespace):
+        k8s_namespace.kubectl("create", "configmap", "probe", "--from-literal=k=v")
+        return k8s_namespace.name
+
+
+    def test_official_client(configmap):
+        from kubernetes import client, config
+        config.load_kube_config()
+        assert config.list_kube_config_contexts()[1]["context"]["namespace"] == configmap
+        cm = client.CoreV1Api().read_namespaced_config_map("probe", configmap)
+        assert cm.data == {"k": "v"}
+
+
+    def test_kubernetes_asyncio(configmap):
+        from kubernetes_asyncio import client, config
+
+        async def read():
+            await config.load_kube_config()
+            async with client.ApiClient() as api:
+                return await client.CoreV1Api(api).read_namespaced_config_map("probe",
+                                                                              configmap)
+        assert asyncio.run(read()).data == {"k": "v"}
+
+
+    def test_lightkube(configmap):
+        from lightkube import Client
+        from lightkube.resources.core_v1 import ConfigMap
+        assert Client().get(ConfigMap, "probe").metadata.namespace == configmap
+
+
+    @pytest.mark.parametrize("attempt", [1, 2])  # a second test: kr8s's cache is reset
+    def test_kr8s(configmap, attempt):
+        import kr8s
+        [cm] = kr8s.get("configmaps", "probe")
+        assert cm.namespace == configmap and cm.data == {"k": "v"}
+
+
+    @pytest.mark.tinykube(nodes=2)
+    def test_marker_picks_another_cluster(tinykube_cluster):
+        nodes = tinykube_cluster.kubectl("get", "nodes", "-o", "name").stdout.split()
+        assert nodes == ["node/node-1", "node/node-2"]
+''')
+
+
+def _plugin_args() -> list[str]:
+    """`-p` the plugin unless this tinykube is installed with its entry point (then pytest
+    loads it by itself, and a second registration would fail)."""
+    names = {ep.name for ep in importlib.metadata.entry_points(group="pytest11")}
+    return [] if "tinykube" in names else ["-p", "tinykube.pytest_plugin"]
+
+
+def _data_dirs(tmp: Path) -> list[Path]:
+    """The plugin's data directories under `tmp` (the clients make temporary files of their
+    own there: the official ones write the kubeconfig's CA to one)."""
+    return list(tmp.glob("tinykube-pytest-*"))
+
+
+def _tinykube_processes(root: Path) -> list[str]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if str(root) in cmdline:
+                found.append(f"{proc.name}: {cmdline}")
+    return found
+
+
+@pytest.fixture
+def inner_tmp(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """TMPDIR for the inner session: where the plugin makes its data directories."""
+    tmp = pytester.path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    return tmp
+
+
+@pytest.mark.slow
+def test_fixtures_in_a_user_suite_leave_nothing(pytester: pytest.Pytester,
+                                                inner_tmp: Path) -> None:
+    pytester.makepyfile(test_user=USER_TESTS)
+    result = pytester.runpytest_subprocess(*_plugin_args(), "-p", "no:cacheprovider",
+                                           "-v", timeout=300)
+    result.assert_outcomes(passed=9)
+    assert _data_dirs(inner_tmp) == []
+    assert _tinykube_processes(inner_tmp) == []
+
+
+XDIST_TESTS = textwrap.dedent('''
+    import os, pathlib
+    import pytest
+
+    @pytest.mark.parametrize("i", range(4))
+    def test_which_cluster(tinykube_cluster, i):
+        out = pathlib.Path(os.environ["CLUSTERS_OUT"])
+        worker = os.environ.get("PYTEST_XDIST_WORKER")
+        with open(out / f"{worker}-{i}", "w") as f:
+            f.write(tinykube_cluster.api_url)
+''')
+
+
+@pytest.mark.slow
+def test_each_xdist_worker_has_its_own_cluster(pytester: pytest.Pytester, inner_tmp: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("xdist")
+    out = pytester.path / "out"
+    out.mkdir()
+    monkeypatch.setenv("CLUSTERS_OUT", str(out))
+    pytester.makepyfile(test_x=XDIST_TESTS)
+    result = pytester.runpytest_subprocess(*_plugin_args(), "-n", "2", "-p",
+                                           "no:cacheprovider", timeout=300)
+    result.assert_outcomes(passed=4)
+    by_worker: dict[str, set[str]] = {}
+    for f in out.iterdir():
+        by_worker.setdefault(f.name.split("-")[0], set()).add(f.read_text())
+    assert len(by_worker) == 2, by_worker  # both workers ran tests
+    urls = [next(iter(u)) for u in by_worker.values()]
+    assert all(len(u) == 1 for u in by_worker.values()) and len(set(urls)) == 2
+    assert _data_dirs(inner_tmp) == []
+    assert _tinykube_processes(inner_tmp) == []
+
+
+def test_disabled_plugin_and_unused_fixtures_start_nothing(pytester: pytest.Pytester,
+                                                           inner_tmp: Path) -> None:
+    pytester.makepyfile(test_plain="def test_plain():\n    assert True\n")
+    result = pytester.runpytest_subprocess(*_plugin_args(), "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert _data_dirs(inner_tmp) == []
+    if not _plugin_args():  # installed: `-p no:tinykube` removes the fixtures
+        pytester.makepyfile(test_uses="def test_uses(tinykube_cluster):\n    pass\n")
+        result = pytester.runpytest_subprocess("-p", "no:tinykube", "test_uses.py")
+        result.assert_outcomes(errors=1)
+        assert "fixture 'tinykube_cluster' not found" in result.stdout.str()
+    assert os.environ.get("KUBECONFIG") is None
