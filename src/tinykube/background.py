@@ -11,14 +11,20 @@ log's tail.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
+import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 LOG_FILE = "up.log"
 READY_PREFIX = "export KUBECONFIG="
@@ -135,3 +141,35 @@ def stop_pid(pid: int, timeout: float = 30) -> bool:
 def _reap(pid: int) -> None:
     with contextlib.suppress(ChildProcessError):  # not our child: its parent reaps it
         os.waitpid(pid, os.WNOHANG)
+
+
+class AdminAPI:
+    """Just enough of a client for a few JSON requests with a kubeconfig's admin token
+    (the pytest plugin's namespaces, `tinykube status`'s counts)."""
+
+    def __init__(self, server: str, token: str, context: ssl.SSLContext | None) -> None:
+        self.server, self.token, self.context = server, token, context
+
+    @classmethod
+    def from_kubeconfig(cls, path: Path) -> AdminAPI:
+        import yaml
+
+        config = yaml.safe_load(path.read_text())
+        cluster = config["clusters"][0]["cluster"]
+        user = config["users"][0]["user"]
+        context = None
+        if cluster["server"].startswith("https:"):
+            ca = base64.b64decode(cluster["certificate-authority-data"]).decode()
+            context = ssl.create_default_context(cadata=ca)
+        return cls(cluster["server"], user["token"], context)
+
+    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.server + path, data=data, method=method, headers={
+            "Authorization": f"Bearer {self.token}", "Content-Type": "application/json",
+            "Accept": "application/json"})
+        try:
+            with urllib.request.urlopen(req, context=self.context, timeout=30) as resp:
+                return resp.status, json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"null")

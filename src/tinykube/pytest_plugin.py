@@ -30,19 +30,14 @@ and a `clock` attribute of `TinykubeCluster`.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import dataclasses
-import json
 import os
 import shutil
-import ssl
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -112,7 +107,9 @@ class TinykubeCluster:
         self.dns_address = dns_address
         self.pid = pid
         self.kubectl_binary = shutil.which("kubectl") or "kubectl"
-        self._api = _API.from_kubeconfig(kubeconfig)
+        from tinykube.background import AdminAPI
+
+        self._api = AdminAPI.from_kubeconfig(kubeconfig)
 
     def __repr__(self) -> str:
         return f"TinykubeCluster({self.api_url}, data_dir={self.data_dir})"
@@ -239,37 +236,6 @@ class ClusterPool:
         if self._root is not None:
             shutil.rmtree(self._root, ignore_errors=True)
             self._root = None
-
-
-class _API:
-    """Just enough of a client for the fixtures' own requests (namespaces)."""
-
-    def __init__(self, server: str, token: str, context: ssl.SSLContext | None) -> None:
-        self.server, self.token, self.context = server, token, context
-
-    @classmethod
-    def from_kubeconfig(cls, path: Path) -> _API:
-        import yaml
-
-        config = yaml.safe_load(path.read_text())
-        cluster = config["clusters"][0]["cluster"]
-        user = config["users"][0]["user"]
-        context = None
-        if cluster["server"].startswith("https:"):
-            ca = base64.b64decode(cluster["certificate-authority-data"]).decode()
-            context = ssl.create_default_context(cadata=ca)
-        return cls(cluster["server"], user["token"], context)
-
-    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.server + path, data=data, method=method, headers={
-            "Authorization": f"Bearer {self.token}", "Content-Type": "application/json",
-            "Accept": "application/json"})
-        try:
-            with urllib.request.urlopen(req, context=self.context, timeout=30) as resp:
-                return resp.status, json.loads(resp.read() or b"null")
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read() or b"null")
 
 
 def namespace_kubeconfig(source: Path, namespace: str, target: Path) -> Path:
