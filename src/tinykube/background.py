@@ -163,10 +163,11 @@ class AdminAPI:
             context = ssl.create_default_context(cadata=ca)
         return cls(cluster["server"], user["token"], context)
 
-    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    def request(self, method: str, path: str, body: Any = None,
+                content_type: str = "application/json") -> tuple[int, Any]:
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.server + path, data=data, method=method, headers={
-            "Authorization": f"Bearer {self.token}", "Content-Type": "application/json",
+            "Authorization": f"Bearer {self.token}", "Content-Type": content_type,
             "Accept": "application/json"})
         try:
             with urllib.request.urlopen(req, context=self.context, timeout=30) as resp:

@@ -110,6 +110,7 @@ class TinykubeCluster:
         from tinykube.background import AdminAPI
 
         self._api = AdminAPI.from_kubeconfig(kubeconfig)
+        self.dns = DNSDrills(self)
 
     def __repr__(self) -> str:
         return f"TinykubeCluster({self.api_url}, data_dir={self.data_dir})"
@@ -165,6 +166,33 @@ class TinykubeCluster:
     def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         """One API request (JSON): (status, decoded body)."""
         return self._api.request(method, path, body)
+
+
+class DNSDrills:
+    """`cluster.dns`: fault drills in the cluster DNS (`tinykube.dns.drills`)."""
+
+    def __init__(self, cluster: TinykubeCluster) -> None:
+        self._cluster = cluster
+
+    def inject(self, name: str, *, for_seconds: float, rcode: int | str | None = None,
+               delay: float | None = None, drop: bool = False, truncate: bool = False,
+               stale: bool = False, restart: bool = False) -> str:
+        """Start a drill for `name` and return once the DNS runs it; its id. One of: `rcode`
+        (2/"SERVFAIL", 3/"NXDOMAIN", ...), `delay` seconds, `drop`, `truncate` (TC over
+        UDP), `stale` (keep the first answer), `restart` (SERVFAIL for every name)."""
+        from tinykube import drill_client
+
+        behaviour: dict[str, Any] = {k: v for k, v in (
+            ("rcode", rcode), ("delay", delay)) if v is not None}
+        behaviour.update({k: True for k, v in (("drop", drop), ("truncate", truncate),
+                                               ("stale", stale), ("restart", restart)) if v})
+        return drill_client.inject(self._cluster.kubeconfig, name, for_seconds=for_seconds,
+                                   dns_address=self._cluster.dns_address, **behaviour)
+
+    def clear(self) -> None:
+        from tinykube import drill_client
+
+        drill_client.clear(self._cluster.kubeconfig)
 
 
 @dataclasses.dataclass

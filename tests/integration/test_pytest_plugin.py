@@ -109,6 +109,26 @@ USER_TESTS = textwrap.dedent('''
         assert cm.namespace == configmap and cm.data == {"k": "v"}
 
 
+    def test_dns_drill(tinykube_cluster, k8s_namespace):
+        k8s_namespace.apply(WEB)
+        host, port = tinykube_cluster.dns_address
+        resolver = dns.resolver.Resolver(configure=False)
+        resolver.nameservers, resolver.port = [host], port
+        name = f"web.{k8s_namespace.name}.svc.cluster.local"
+        tinykube_cluster.wait_for(lambda: _resolves(resolver, name), timeout=10)
+        tinykube_cluster.dns.inject(name, rcode="NXDOMAIN", for_seconds=3)
+        with pytest.raises(dns.resolver.NXDOMAIN):
+            resolver.resolve(name, "A")
+        tinykube_cluster.wait_for(lambda: _resolves(resolver, name), timeout=10)
+
+
+    def _resolves(resolver, name):
+        try:
+            return resolver.resolve(name, "A")
+        except dns.resolver.NXDOMAIN:
+            return None
+
+
     @pytest.mark.tinykube(nodes=2)
     def test_marker_picks_another_cluster(tinykube_cluster):
         nodes = tinykube_cluster.kubectl("get", "nodes", "-o", "name").stdout.split()
@@ -158,7 +178,7 @@ def test_fixtures_in_a_user_suite_leave_nothing(pytester: pytest.Pytester,
     pytester.makepyfile(test_user=USER_TESTS)
     result = pytester.runpytest_subprocess(*_plugin_args(), "-p", "no:cacheprovider",
                                            "-v", timeout=300)
-    result.assert_outcomes(passed=9)
+    result.assert_outcomes(passed=10)
     assert _data_dirs(inner_tmp) == []
     assert _tinykube_processes(inner_tmp) == []
 
