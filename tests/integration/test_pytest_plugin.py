@@ -4,12 +4,13 @@ fixtures as a user's suite would, in a subprocess, so that what the session leav
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import textwrap
 from pathlib import Path
 
 import pytest
+
+from tests.integration.plugin_sessions import data_dirs, plugin_args, tinykube_processes
 
 pytest_plugins = ["pytester"]
 
@@ -136,32 +137,6 @@ USER_TESTS = textwrap.dedent('''
 ''')
 
 
-def _plugin_args() -> list[str]:
-    """`-p` the plugin unless this tinykube is installed with its entry point (then pytest
-    loads it by itself, and a second registration would fail)."""
-    names = {ep.name for ep in importlib.metadata.entry_points(group="pytest11")}
-    return [] if "tinykube" in names else ["-p", "tinykube.pytest_plugin"]
-
-
-def _data_dirs(tmp: Path) -> list[Path]:
-    """The plugin's data directories under `tmp` (the clients make temporary files of their
-    own there: the official ones write the kubeconfig's CA to one)."""
-    return list(tmp.glob("tinykube-pytest-*"))
-
-
-def _tinykube_processes(root: Path) -> list[str]:
-    found = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-            if str(root) in cmdline:
-                found.append(f"{proc.name}: {cmdline}")
-    return found
-
-
 @pytest.fixture
 def inner_tmp(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Path:
     """TMPDIR for the inner session: where the plugin makes its data directories."""
@@ -176,56 +151,35 @@ def inner_tmp(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Pat
 def test_fixtures_in_a_user_suite_leave_nothing(pytester: pytest.Pytester,
                                                 inner_tmp: Path) -> None:
     pytester.makepyfile(test_user=USER_TESTS)
-    result = pytester.runpytest_subprocess(*_plugin_args(), "-p", "no:cacheprovider",
+    result = pytester.runpytest_subprocess(*plugin_args(), "-p", "no:cacheprovider",
                                            "-v", timeout=300)
     result.assert_outcomes(passed=10)
-    assert _data_dirs(inner_tmp) == []
-    assert _tinykube_processes(inner_tmp) == []
+    assert data_dirs(inner_tmp) == []
+    assert tinykube_processes(inner_tmp) == []
 
 
-XDIST_TESTS = textwrap.dedent('''
-    import os, pathlib
-    import pytest
-
-    @pytest.mark.parametrize("i", range(4))
-    def test_which_cluster(tinykube_cluster, i):
-        out = pathlib.Path(os.environ["CLUSTERS_OUT"])
-        worker = os.environ.get("PYTEST_XDIST_WORKER")
-        with open(out / f"{worker}-{i}", "w") as f:
-            f.write(tinykube_cluster.api_url)
-''')
-
-
-@pytest.mark.slow
-def test_each_xdist_worker_has_its_own_cluster(pytester: pytest.Pytester, inner_tmp: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("xdist")
-    out = pytester.path / "out"
-    out.mkdir()
-    monkeypatch.setenv("CLUSTERS_OUT", str(out))
-    pytester.makepyfile(test_x=XDIST_TESTS)
-    result = pytester.runpytest_subprocess(*_plugin_args(), "-n", "2", "-p",
-                                           "no:cacheprovider", timeout=300)
-    result.assert_outcomes(passed=4)
-    by_worker: dict[str, set[str]] = {}
-    for f in out.iterdir():
-        by_worker.setdefault(f.name.split("-")[0], set()).add(f.read_text())
-    assert len(by_worker) == 2, by_worker  # both workers ran tests
-    urls = [next(iter(u)) for u in by_worker.values()]
-    assert all(len(u) == 1 for u in by_worker.values()) and len(set(urls)) == 2
-    assert _data_dirs(inner_tmp) == []
-    assert _tinykube_processes(inner_tmp) == []
-
-
-def test_disabled_plugin_and_unused_fixtures_start_nothing(pytester: pytest.Pytester,
-                                                           inner_tmp: Path) -> None:
-    pytester.makepyfile(test_plain="def test_plain():\n    assert True\n")
-    result = pytester.runpytest_subprocess(*_plugin_args(), "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=1)
-    assert _data_dirs(inner_tmp) == []
-    if not _plugin_args():  # installed: `-p no:tinykube` removes the fixtures
-        pytester.makepyfile(test_uses="def test_uses(tinykube_cluster):\n    pass\n")
-        result = pytester.runpytest_subprocess("-p", "no:tinykube", "test_uses.py")
-        result.assert_outcomes(errors=1)
-        assert "fixture 'tinykube_cluster' not found" in result.stdout.str()
-    assert os.environ.get("KUBECONFIG") is None
+def test_entry_point_loads_it_and_no_tinykube_disables_it(
+        pytester: pytest.Pytester, inner_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through the `pytest11` entry point, as an installed tinykube has it (a distribution
+    with only that entry point is put on the path when this checkout is not installed so)."""
+    if plugin_args():
+        info = pytester.path / "site" / "tinykube_entry_point-0.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text("Metadata-Version: 2.1\nName: tinykube-entry-point\n"
+                                       "Version: 0\n")
+        (info / "entry_points.txt").write_text("[pytest11]\ntinykube = tinykube.pytest_plugin\n")
+        monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+            [str(info.parent), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    pytester.makepyfile(test_plain="def test_plain():\n    assert True\n",
+                        test_uses="def test_uses(tinykube_cluster, k8s_namespace):\n"
+                                  "    pass\n")
+    plain = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--fixtures",
+                                          "test_plain.py")
+    assert "tinykube_cluster" in plain.stdout.str() and "k8s_namespace" in plain.stdout.str()
+    unused = pytester.runpytest_subprocess("-p", "no:cacheprovider", "test_plain.py")
+    unused.assert_outcomes(passed=1)
+    assert data_dirs(inner_tmp) == []  # loaded, unused: no cluster
+    disabled = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:tinykube",
+                                             "test_uses.py")
+    disabled.assert_outcomes(errors=1)
+    assert "fixture 'tinykube_cluster' not found" in disabled.stdout.str()
