@@ -72,6 +72,10 @@ def test_two_detached_clusters_side_by_side(tmp_path: Path) -> None:
         down = tinykube(env, "down", "--name", "a")
         assert "stopped tinykube-a" in down.stdout
         assert running_pid(dirs["a"]) is None and running_pid(dirs["b"]) is not None
+        followed = tinykube(env, "logs", "-f", "--name", "a")  # returns: a is not running
+        assert followed.returncode == 0 and "tinykube stopped" in followed.stdout
+        only_dns = tinykube(env, "logs", "--name", "a", "dns")
+        assert only_dns.returncode == 0 and "ready at" not in only_dns.stdout
         stopped = tinykube(env, "status", "--name", "a")
         assert stopped.returncode == 3 and "tinykube-a: not running" in stopped.stdout
         assert (dirs["a"] / "state.db").exists() or any(dirs["a"].iterdir())  # data kept
