@@ -153,8 +153,9 @@ def all_messages(binary: bytes) -> dict[str, dict[str, Any]]:
 
 
 # Groups whose messages kubectl does not carry: kube-aggregator's APIService (kubectl has no
-# client for it), so an APIService body in protobuf is refused as an unknown kind.
-_NO_DESCRIPTORS = {"apiregistration.k8s.io"}
+# client for it) and apiextensions-apiserver's CustomResourceDefinition, so their bodies in
+# protobuf are refused as an unknown kind.
+_NO_DESCRIPTORS = {"apiregistration.k8s.io", "apiextensions.k8s.io"}
 
 
 def roots() -> dict[str, str]:

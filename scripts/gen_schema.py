@@ -80,6 +80,7 @@ KINDS: dict[str, str] = {
         "V1ValidatingAdmissionPolicyBinding",
     "admissionregistration.k8s.io/v1/ValidatingWebhookConfiguration":
         "V1ValidatingWebhookConfiguration",
+    "apiextensions.k8s.io/v1/CustomResourceDefinition": "V1CustomResourceDefinition",
     "apiregistration.k8s.io/v1/APIService": "V1APIService",
     "autoscaling/v1/HorizontalPodAutoscaler": "V1HorizontalPodAutoscaler",
     "autoscaling/v2/HorizontalPodAutoscaler": "V2HorizontalPodAutoscaler",
@@ -120,6 +121,15 @@ INT_OR_STRING = {
 # (model, JSON field) of every `object` field that takes any JSON (RawExtension, FieldsV1).
 FREE_FORM = {
     ("V1ControllerRevision", "data"),
+    # JSONSchemaProps: a bool or a schema, a schema or a list, or any JSON value.
+    ("V1JSONSchemaProps", "additionalItems"),
+    ("V1JSONSchemaProps", "additionalProperties"),
+    ("V1JSONSchemaProps", "default"),
+    ("V1JSONSchemaProps", "dependencies"),
+    ("V1JSONSchemaProps", "enum"),
+    ("V1JSONSchemaProps", "example"),
+    ("V1JSONSchemaProps", "items"),
+    ("V1CustomResourceSubresources", "status"),  # an empty struct
     ("V1ManagedFieldsEntry", "fieldsV1"),
     # Empty marker structs of an alpha field of JobSpec (after v1.32; the client is newer).
     ("V1alpha3WorkloadPodGroupDisruptionMode", "all"),
@@ -174,6 +184,12 @@ INT64 = {
     ("V1DeploymentStatus", "observedGeneration"),
     ("V1DownwardAPIVolumeFile", "user"),
     ("V1JobSpec", "activeDeadlineSeconds"),
+    ("V1JSONSchemaProps", "maxItems"),
+    ("V1JSONSchemaProps", "maxLength"),
+    ("V1JSONSchemaProps", "maxProperties"),
+    ("V1JSONSchemaProps", "minItems"),
+    ("V1JSONSchemaProps", "minLength"),
+    ("V1JSONSchemaProps", "minProperties"),
     ("V1DownwardAPIVolumeSource", "defaultUser"),
     ("V1KeyToPath", "user"),
     ("V1LinuxContainerUser", "gid"),

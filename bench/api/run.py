@@ -1,7 +1,9 @@
-"""API server benchmark: pod creates, 10,000-pod lists, watch fan-out, start-up time, RSS.
+"""API server benchmark: pod creates, 10,000-pod lists, watch fan-out, start-up time, RSS,
+discovery and OpenAPI documents, and a Job-heavy mix.
 
     python bench/api [--pods 10000] [--clients 16] [--watchers 100] [--changes 1000]
-                     [--rate 500] [--server apiserver|up]
+                     [--rate 500] [--server apiserver|up] [--doc-requests 50]
+                     [--jobs 1000] [--job-seconds 1] [--skip-jobs]
 
 Every figure is printed next to its target from issue 2 (targets for this 2-core machine):
 
@@ -19,6 +21,12 @@ Every figure is printed next to its target from issue 2 (targets for this 2-core
              line: a fresh data directory, then a restart on it; median of 3. Target < 1 s.
   RSS        the server's VmRSS after the creates and lists (and VmHWM, its peak).
              Target < 500 MiB with 10,000 pods.
+  documents  `/api`, `/apis` (legacy and aggregated discovery), `/openapi/v2` (JSON and
+             protobuf), `/openapi/v3` and every group-version document, `--doc-requests` GETs
+             each after a warm-up (documents.py). Target (issue 12) p99 < 50 ms each.
+  job mix    on a `tinykube up` of its own (the Job controller, the scheduler, virtual
+             nodes): `--jobs` pods, then `--jobs` Jobs created by `--clients` connections, and
+             the time until every Job is Complete, its pod run by the node (jobs.py).
 
 `--server apiserver` (default) runs the API server alone (bench/api/serve.py);
 `--server up` runs `tinykube up --no-dns --no-proxy`, so the scheduler and the node agent also
@@ -304,6 +312,19 @@ async def run_client(server: Server, args: argparse.Namespace) -> None:
         report(f"server RSS with {args.pods:,} pods", f"{rss:.0f} MiB (peak {peak:.0f} MiB)",
                "< 500 MiB", peak < 500)
         await bench_watch(server, client, args.watchers, args.changes, args.rate)
+        import documents  # (here: it imports this module's helpers)
+
+        await documents.bench_documents(client, args.doc_requests)
+    finally:
+        await client.close()
+
+
+async def run_jobs(server: Server, args: argparse.Namespace) -> None:
+    import jobs
+
+    client = Client(server, connections=args.clients + 2)
+    try:
+        await jobs.bench_jobs(client, args.jobs, args.clients, args.job_timeout)
     finally:
         await client.close()
 
@@ -328,6 +349,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rate", type=float, default=500, help="changes/s in the watch test")
     parser.add_argument("--server", choices=("apiserver", "up"), default="apiserver")
     parser.add_argument("--skip-ready", action="store_true")
+    parser.add_argument("--doc-requests", type=int, default=50,
+                        help="GETs of each discovery/OpenAPI document")
+    parser.add_argument("--jobs", type=int, default=1000, help="Jobs in the Job mix")
+    parser.add_argument("--job-seconds", type=float, default=1.0,
+                        help="how long each Job's virtual pod runs")
+    parser.add_argument("--job-timeout", type=float, default=300,
+                        help="seconds to wait for every Job to complete")
+    parser.add_argument("--skip-jobs", action="store_true")
     args = parser.parse_args(argv)
     print(f"tinykube API benchmark: server={args.server}, {os.cpu_count()} CPUs, "
           f"Python {sys.version.split()[0]}", flush=True)
@@ -343,6 +372,15 @@ def main(argv: list[str] | None = None) -> None:
             run(lambda: run_client(server, args))
         finally:
             server.stop()
+        if not args.skip_jobs:
+            import jobs
+
+            server = start_up(work / "jobs", "--no-dns", "--no-proxy", "--virtual-job-seconds",
+                              str(args.job_seconds), "--nodes", ",".join(jobs.nodes_for(args.jobs)))
+            try:
+                run(lambda: run_jobs(server, args))
+            finally:
+                server.stop()
 
 
 if __name__ == "__main__":

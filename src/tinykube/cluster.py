@@ -57,6 +57,14 @@ class ClusterOptions:
     virtual_job_seconds: float = 1.0  # a Job's virtual pods succeed after this long
     insecure_registries: list[str] = dataclasses.field(default_factory=list)
     registry_mirrors: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    hpa_sync_period: float = 15.0
+    node_monitor_grace_period: float = 40.0
+    host_sockets: int | None = None  # rootless netns mode: the child's end of hostsockets
+    holder_pid: int | None = None  # rootless netns mode: the namespaces' launcher
+    image_cache_size: int | None = None  # image GC (see ComponentOptions)
+    image_gc_high: int = 85
+    image_gc_low: int = 80
+    image_min_age: float = 120.0
 
     def components(self, api: RunningAPIServer) -> ComponentOptions:
         return ComponentOptions(kubeconfig=api.kubeconfig, data_dir=self.api.data_dir,
@@ -68,7 +76,14 @@ class ClusterOptions:
                                 network=self.network, service_cidr=self.api.service_cidr,
                                 virtual_job_seconds=self.virtual_job_seconds,
                                 insecure_registries=self.insecure_registries,
-                                registry_mirrors=self.registry_mirrors)
+                                registry_mirrors=self.registry_mirrors,
+                                hpa_sync_period=self.hpa_sync_period,
+                                node_monitor_grace_period=self.node_monitor_grace_period,
+                                host_sockets=self.host_sockets,
+                                holder_pid=self.holder_pid,
+                                image_cache_size=self.image_cache_size,
+                                image_gc_high=self.image_gc_high, image_gc_low=self.image_gc_low,
+                                image_min_age=self.image_min_age)
 
 
 class ChildComponents:

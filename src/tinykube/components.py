@@ -40,6 +40,8 @@ from tinykube.client import config as client_config
 from tinykube.client.controller import Controller
 from tinykube.client.rest import RESTClient
 from tinykube.controllers.cronjob import CronJobController
+from tinykube.controllers.csrapproving import CSRApprovingController
+from tinykube.controllers.csrsigning import CSRSigningController
 from tinykube.controllers.daemonset import DaemonSetController
 from tinykube.controllers.deployment import DeploymentController
 from tinykube.controllers.disruption import DisruptionController
@@ -47,9 +49,11 @@ from tinykube.controllers.endpoints import EndpointsController
 from tinykube.controllers.endpointslice import EndpointSliceController
 from tinykube.controllers.endpointslice_mirroring import MirroringController
 from tinykube.controllers.gc import GarbageCollector
+from tinykube.controllers.hpa import HorizontalPodAutoscalerController
 from tinykube.controllers.job import JobController
 from tinykube.controllers.localpath import LocalPathProvisioner
 from tinykube.controllers.namespace import NamespaceController
+from tinykube.controllers.nodelifecycle import NodeLifecycleController
 from tinykube.controllers.persistentvolume import PersistentVolumeController
 from tinykube.controllers.replicaset import ReplicaSetController, ReplicationControllerController
 from tinykube.controllers.resourcequota import ResourceQuotaController
@@ -59,10 +63,12 @@ from tinykube.controllers.statefulset import StatefulSetController
 from tinykube.controllers.ttl_after_finished import TTLAfterFinishedController
 from tinykube.controllers.volume_protection import PVCProtectionController, PVProtectionController
 from tinykube.dns.app import DNSOptions, RunningDNS, start_dns
+from tinykube.images import gc as image_gc
 from tinykube.kubelet.agent import NodeAgent
 from tinykube.kubelet.podnet import PodNetworking
 from tinykube.launch import FAILED, READY, tune_gc
 from tinykube.network import netns
+from tinykube.network.hostsockets import HostSockets
 from tinykube.network.plan import (
     API_RELAY_ADDRESS,
     ClusterNetwork,
@@ -110,6 +116,16 @@ class ComponentOptions:
     virtual_job_seconds: float = 1.0  # how long a Job's virtual pod runs before it succeeds
     insecure_registries: list[str] = dataclasses.field(default_factory=list)
     registry_mirrors: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    hpa_sync_period: float = 15.0  # --horizontal-pod-autoscaler-sync-period, seconds
+    node_monitor_grace_period: float = 40.0  # --node-monitor-grace-period, seconds
+    controllers: bool = True  # False: only the nodes (a node agent joining a cluster)
+    # rootless netns mode: this process's end of `network.hostsockets` (a file descriptor)
+    host_sockets: int | None = None
+    holder_pid: int | None = None  # rootless: the launcher's pid (`tinykube node exec` enters)
+    image_cache_size: int | None = None  # image GC's capacity (None: the filesystem's size)
+    image_gc_high: int = 85  # image GC thresholds, percent of the capacity
+    image_gc_low: int = 80
+    image_min_age: float = 120.0  # seconds before a pulled image may be collected
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), default=str)
@@ -139,8 +155,11 @@ def node_pod_cidrs(cluster_cidr: str, count: int) -> list[str]:
 VOLUMES_DIR = "volumes"  # the local-path provisioner's directories, one per node beneath
 
 
-def _controllers(client: RESTClient, data_dir: Path) -> list[Controller]:
-    return [Scheduler(client), StatefulSetController(client), DeploymentController(client),
+def _controllers(client: RESTClient, data_dir: Path,
+                 options: ComponentOptions) -> list[Controller]:
+    return [HorizontalPodAutoscalerController(client, sync_period=options.hpa_sync_period),
+            NodeLifecycleController(client, grace_period=options.node_monitor_grace_period),
+            Scheduler(client), StatefulSetController(client), DeploymentController(client),
             PersistentVolumeController(client), LocalPathProvisioner(client, data_dir /
                                                                      VOLUMES_DIR),
             PVCProtectionController(client), PVProtectionController(client),
@@ -150,6 +169,7 @@ def _controllers(client: RESTClient, data_dir: Path) -> list[Controller]:
             EndpointsController(client), MirroringController(client),
             NamespaceController(client), ServiceAccountsController(client),
             JobController(client), CronJobController(client), TTLAfterFinishedController(client),
+            CSRApprovingController(client), CSRSigningController(client, data_dir),
             GarbageCollector(client), ResourceQuotaController(client)]
 
 
@@ -171,6 +191,7 @@ class RunningComponents:
     nft_proxy: RunningNftProxy | None = None  # the netns mode's service proxy
     api_relay: Relay | None = None  # the netns mode's way from the nodes to the API server
     relay_sockets: netns.SocketsIn | None = None  # the NodePort relay's way into its node
+    host_sockets: HostSockets | None = None  # rootless: sockets of the host's namespace
 
     async def stop(self) -> None:
         for task in self.tasks:
@@ -189,6 +210,8 @@ class RunningComponents:
         await self.client.close()
         if self.network is not None:
             await asyncio.to_thread(netns.destroy_cluster, self.network)
+        if self.host_sockets is not None:
+            self.host_sockets.close()
 
 
 NETWORK_FILE = "network.json"  # node name -> its namespace, for `tinykube node exec` (cli/node)
@@ -203,7 +226,8 @@ async def _make_network(options: ComponentOptions, cidrs: list[str]) -> ClusterN
                            options.service_cidr)
     await asyncio.to_thread(netns.create_cluster, plan)
     private.write(options.data_dir / NETWORK_FILE, json.dumps(
-        {"prefix": plan.prefix, "nodes": {n.name: n.netns for n in plan.nodes}}))
+        {"prefix": plan.prefix, "nodes": {n.name: n.netns for n in plan.nodes},
+         "holder": options.holder_pid}))
     return plan
 
 
@@ -227,6 +251,9 @@ async def _start(running: RunningComponents, options: ComponentOptions,
                  announce: Callable[[str], None]) -> None:
     client, tasks = running.client, running.tasks
     cidrs = node_pod_cidrs(options.pod_cidr, len(options.nodes))
+    if options.host_sockets is not None:  # rootless: the host's sockets come from `up`
+        running.host_sockets = HostSockets(options.host_sockets)
+    hosts = running.host_sockets
     plan = None
     if options.network == "netns":
         running.network = plan = await _make_network(options, cidrs)
@@ -241,12 +268,18 @@ async def _start(running: RunningComponents, options: ComponentOptions,
                           kubelet_token=options.kubelet_token, network=networking,
                           virtual_job_seconds=options.virtual_job_seconds,
                           insecure_registries=options.insecure_registries,
-                          registry_mirrors=options.registry_mirrors)
+                          registry_mirrors=options.registry_mirrors,
+                          listen_socket=hosts.bound if hosts else None,
+                          image_gc_policy=image_gc.Policy(
+                              high=options.image_gc_high, low=options.image_gc_low,
+                              min_age=options.image_min_age,
+                              capacity=options.image_cache_size))
         agents.append(agent)
         await agent.register()
         tasks += agent.start(workers=4)
         tasks.append(asyncio.create_task(agent.renew_lease_forever(), name=f"lease/{node.name}"))
-    for controller in _controllers(client, options.data_dir):
+    for controller in _controllers(client, options.data_dir, options) \
+            if options.controllers else []:
         tasks += controller.start(workers=8)
     if options.dns is not None:
         dns_options = options.dns
@@ -277,8 +310,9 @@ async def _start_netns_services(running: RunningComponents, options: ComponentOp
     first node (`proxy.noderelay`)."""
     server = urllib.parse.urlsplit(client_config.load(str(options.kubeconfig)).server)
     api = (server.hostname or "127.0.0.1", server.port or 443)
+    hosts = running.host_sockets
     running.api_relay = await start_relay([n.netns_path for n in plan.nodes],
-                                          (API_RELAY_ADDRESS, api[1]), api)
+                                          (API_RELAY_ADDRESS, api[1]), api, hosts)
     if not options.proxy:
         return
     served = (options.dns.listen[0],) if options.dns is not None else ()
@@ -286,7 +320,8 @@ async def _start_netns_services(running: RunningComponents, options: ComponentOp
                      n.netns) for n in plan.nodes]
     entry = plan.nodes[0]
     running.relay_sockets = netns.SocketsIn(entry.netns_path)
-    relay = NodePortRelay(entry.address, running.relay_sockets)
+    relay = NodePortRelay(entry.address, running.relay_sockets,
+                          listen_socket=hosts.bound if hosts else None)
     running.nft_proxy = await start_nft_proxy(
         running.client, nodes, relay=relay,
         on_bind_failure=bind_failure_reporter(running.client, announce),

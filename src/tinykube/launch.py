@@ -19,6 +19,31 @@ def spawn_components() -> subprocess.Popen[bytes]:
                             start_new_session=True)
 
 
+def spawn_rootless_components() -> tuple[subprocess.Popen[bytes], int]:
+    """Start the child inside new user, network, mount and PID namespaces (`network.userns`,
+    rootless `--network netns`), with one end of `network.hostsockets` served by this process;
+    (the child, that end's file descriptor number in it)."""
+    import os
+
+    from tinykube.network import hostsockets, userns
+
+    server, child_end = hostsockets.pair()
+    env = {**os.environ, "PATH": userns.tool_path(os.environ.get("PATH", ""))}
+    try:
+        process = subprocess.Popen(userns.command([sys.executable, "-m", "tinykube.components"]),
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                   start_new_session=True, pass_fds=(child_end.fileno(),),
+                                   env=env)
+    except BaseException:
+        server.close()
+        raise
+    finally:
+        fd = child_end.fileno()
+        child_end.close()
+    hostsockets.serve(server)
+    return process, fd
+
+
 def raise_open_files_limit() -> int:
     """Raise the soft RLIMIT_NOFILE to the hard limit, as Go programs (kube-apiserver, the
     kubelet, CoreDNS) do at start, and return the soft limit now in force.

@@ -1,24 +1,48 @@
-"""Exec and attach with the official `kubernetes` client (`kubernetes.stream`), unchanged.
+"""Exec, attach and port-forward with the official `kubernetes` client (`kubernetes.stream`).
 
 The client's documented `resp.write_stdin("...")` sends a TEXT WebSocket message (the stream
 number as a character, then the text); with bytes it sends a BINARY one. kube-apiserver and the
 kubelet read both the same way (upstream's `wsstream`), so each case writes a line both ways and
 reads it back on stdout: from `head -n1` run by exec, and from a container with `stdin: true`
-that echoes what it reads, by attach. One `tinykube up` (default runtime `process`) serves the
-module.
+that echoes what it reads, by attach. `kubernetes.stream.portforward` speaks the channel
+WebSocket (`v4.channel.k8s.io`, ports in the query), not kubectl's SPDY: its case forwards two
+ports of an echo server and one nothing listens on, as the client's own e2e test
+`test_portforward_raw` does; kr8s's `Pod.portforward` speaks the same protocol, one port per
+WebSocket. One `tinykube up` (default runtime `process`) serves the module.
 """
 
 from __future__ import annotations
 
+import select
+import socket
 import time
 from collections.abc import Iterator
 from typing import Any
 
+import kr8s
 import pytest
 from kubernetes import client, config
-from kubernetes.stream import stream
+from kubernetes.stream import portforward, stream
 
 from tests.conftest import Cluster, start_cluster
+from tinykube.testing import free_port
+
+ECHO_PORTS = (free_port(), free_port())  # process pods share the host's ports
+ECHO_SERVER = """
+import socket, sys, threading
+def serve(port):
+    listener = socket.create_server(("0.0.0.0", port))
+    while True:
+        conn, _ = listener.accept()
+        threading.Thread(target=echo, args=(conn,), daemon=True).start()
+def echo(conn):
+    while data := conn.recv(4096):
+        conn.sendall(data)
+    conn.close()
+for port in sys.argv[1:]:
+    threading.Thread(target=serve, args=(int(port),), daemon=True).start()
+threading.Event().wait()
+"""
 
 PODS = [
     {"metadata": {"name": "shell"},
@@ -28,6 +52,12 @@ PODS = [
      "spec": {"containers": [{"name": "main", "image": "busybox", "stdin": True,
                               "command": ["sh", "-c",
                                           "while read line; do echo got-$line; done"]}]}},
+    {"metadata": {"name": "echo-ports"},
+     "spec": {"containers": [{"name": "main", "image": "python",
+                              "command": ["python3", "-u", "-c", ECHO_SERVER,
+                                          *map(str, ECHO_PORTS)],
+                              "readinessProbe": {"tcpSocket": {"port": ECHO_PORTS[1]},
+                                                 "periodSeconds": 1}}]}},
 ]
 DEADLINE = 30.0
 
@@ -96,3 +126,44 @@ def test_attach_reads_stdin(api: Any, kind: str) -> None:
             lines.append(resp.readline_stdout(timeout=deadline - time.monotonic()))
     finally:
         resp.close()
+
+
+def _echoed(sock: Any, sent: bytes) -> bytes:
+    sock.sendall(sent)
+    reply, deadline = b"", time.monotonic() + DEADLINE
+    while reply != sent and time.monotonic() < deadline:
+        if select.select([sock], [], [], 1)[0]:
+            data = sock.recv(1024)
+            assert data, "the forwarded connection closed"
+            reply += data
+    return reply
+
+
+def test_portforward_two_ports_and_a_refused_one(api: Any) -> None:
+    free = free_port()
+    pf = portforward(api.connect_get_namespaced_pod_portforward, "echo-ports", "default",
+                     ports=",".join(map(str, (*ECHO_PORTS, free))))
+    first, second = (pf.socket(port) for port in ECHO_PORTS)
+    assert _echoed(first, b"to the first port") == b"to the first port"
+    assert _echoed(second, b"to the second port") == b"to the second port"
+    refused = pf.socket(free)
+    refused.setblocking(True)
+    assert refused.recv(1024) == b""  # the client closes it on the error channel's message
+    assert f"error forwarding port {free} to pod" in pf.error(free)
+    assert "connect: connection refused" in pf.error(free)
+    assert _echoed(first, b"still forwarding") == b"still forwarding"
+    for sock in (first, second, refused):
+        sock.close()
+    deadline = time.monotonic() + DEADLINE
+    while pf.connected and time.monotonic() < deadline:  # the client closes the WebSocket
+        time.sleep(0.05)
+    assert not pf.connected
+    assert (pf.error(ECHO_PORTS[0]), pf.error(ECHO_PORTS[1])) == (None, None)
+
+
+def test_kr8s_portforward(api: Any, running: Cluster) -> None:
+    cluster = kr8s.api(kubeconfig=str(running.kubeconfig))
+    pod = kr8s.objects.Pod.get("echo-ports", namespace="default", api=cluster)
+    with pod.portforward(ECHO_PORTS[0], local_port=None) as local, \
+            socket.create_connection(("127.0.0.1", local), timeout=DEADLINE) as sock:
+        assert _echoed(sock, b"through kr8s") == b"through kr8s"

@@ -10,7 +10,6 @@ no runc container under the node's runc root, no process in their cgroups, no mo
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import shutil
@@ -222,12 +221,9 @@ def test_wrong_image_name_backs_off(env: Env, kctl: Kubectl) -> None:
 def test_pull_secret_on_a_token_registry(env: Env, kctl: Kubectl, password: str,
                                          ready: bool) -> None:
     host = env.secure.host
-    auth = base64.b64encode(f"alice:{password}".encode()).decode()
-    config = json.dumps({"auths": {host: {"auth": auth}}})
     kctl("delete", "secret", "regcred", "--ignore-not-found")
     kctl("create", "secret", "docker-registry", "regcred", f"--docker-server={host}",
          "--docker-username=alice", f"--docker-password={password}")
-    del config
     pod = json.loads(_pod("private", f"{host}/demo/busybox:1"))
     pod["spec"]["imagePullSecrets"] = [{"name": "regcred"}]
     kctl("apply", "-f", "-", input=json.dumps(pod))

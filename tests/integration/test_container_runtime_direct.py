@@ -6,6 +6,8 @@ volume `Mount`s given by the caller, and the image pull back-off on an injected 
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +17,7 @@ import pytest
 
 from tests.integration import oci_registry
 from tests.integration.test_container_runtime import pytestmark as _marks
+from tinykube.images import gc
 from tinykube.images.store import Store
 from tinykube.kubelet import volumes
 from tinykube.kubelet.cgroups import Cgroups
@@ -149,4 +152,99 @@ async def test_exec_runs_inside_the_container(image: str, tmp_path: Path) -> Non
     out, _ = await asyncio.wait_for(proc.communicate(), 30)
     assert (proc.returncode, out) == (0, b"/www\n/bin\n")
     await worker.stop(1)
+    await _finish(runtime, pod)
+
+
+async def test_image_gc_removes_unused_images_only(image: str, tmp_path: Path) -> None:
+    """Two images pulled through pods; one pod is gone, the other runs. A collection under a
+    tiny bound removes the unused image (blobs and layers), keeps the running one, says it
+    could not free enough (FreeDiskSpaceFailed) and refreshes the Node's images."""
+    work = tmp_path / "second"
+    work.mkdir()
+    layout = oci_registry.build_busybox(work, "2")
+    host = image.split("/", 1)[0]
+    oci_registry.push(layout, "2", f"{host}/demo/other:2")
+    other = f"{host}/demo/other:2"
+    events: list[tuple[str, str]] = []
+    runtime = _runtime(tmp_path, FakeClock(), events)
+    published: list[list[dict[str, Any]]] = []
+    runtime.on_images = published.append
+    running = _pod(image, args=["-f", "-p", "127.0.0.1:0"])
+    done = _pod(other, command=["sh", "-c", "exit 0"])
+    for pod in (running, done):
+        await runtime.sync(pod, pod_ip="127.0.0.1")
+    workers = [runtime.workers[p["metadata"]["uid"]] for p in (running, done)]
+    await _until(lambda: workers[0].main["c"].state == "running"
+                 and workers[1].main["c"].state == "terminated")
+    runtime.forget(done)
+    store = runtime.store
+    kept, gone = workers[0].images["c"], workers[1].images["c"]
+    assert kept.digest != gone.digest
+    # The finished container's clean-up (runc delete, its root filesystem) runs in a thread
+    # once it exited; until it is done the image is still a container's, as for the kubelet.
+    await _until(lambda: gone.digest not in store.used_by_containers())
+
+    async def node_event(type_: str, reason: str, message: str) -> None:
+        events.append((reason, message))
+
+    collector = gc.ImageGC(store, gc.Policy(capacity=1, min_age=0), clock=store.clock,
+                           in_use=runtime.images_in_use, event=node_event,
+                           on_change=runtime.images_changed)
+    before = store.usage()
+    await collector.run_once()
+    assert list(store.images) == [kept.digest]
+    assert not any(store.has_blob(ly.digest) for ly in gone.layers
+                   if ly.digest not in {k.digest for k in kept.layers})
+    assert 0 < store.usage() < before
+    assert [n for i in published[-1] for n in i["names"]] == sorted(
+        kept.names, key=lambda n: "@" not in n, reverse=True)
+    reason, message = events[-1]
+    assert reason == "FreeDiskSpaceFailed"
+    assert message.startswith(f"Failed to garbage collect required amount of images. "
+                              f"Attempted to free {before} bytes, but only found ")
+    await workers[0].stop(1)
+    await _finish(runtime, running)
+
+
+@pytest.fixture(scope="module")
+def private_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The busybox image on a token-auth registry (user alice, password s3cret)."""
+    work = tmp_path_factory.mktemp("private")
+    layout = oci_registry.build_busybox(work, "1")
+    storage = work / "registry-data"
+    with oci_registry.TokenServer(work, {"alice": "s3cret"}) as tokens, \
+            oci_registry.registry(work, storage) as plain, \
+            oci_registry.registry(work, storage, tokens) as secure:
+        oci_registry.push(layout, "1", f"{plain.host}/demo/busybox:1")
+        yield f"{secure.host}/demo/busybox:1"
+
+
+@pytest.mark.parametrize(("password", "runs"), [
+    pytest.param("wrong", False, id="wrong-password"),
+    pytest.param("s3cret", True, id="right-password"),
+])
+async def test_docker_config_credentials_on_a_token_registry(
+        private_image: str, tmp_path: Path, password: str, runs: bool) -> None:
+    """The node's ~/.docker/config.json (here a file given to the runtime) logs in to the
+    token server; a wrong password fails the pull with the registry's 401 in the event."""
+    host = private_image.split("/", 1)[0]
+    config = tmp_path / "docker-config.json"
+    login = base64.b64encode(f"alice:{password}".encode()).decode()
+    config.write_text(json.dumps({"auths": {host: {"auth": login}}}))
+    events: list[tuple[str, str]] = []
+    runtime = _runtime(tmp_path, FakeClock(), events)
+    runtime.docker_config_path = config
+    pod = _pod(private_image, command=["sh", "-c", "exit 0"])
+    await runtime.sync(pod, pod_ip="127.0.0.1")
+    worker = runtime.workers[pod["metadata"]["uid"]]
+    if runs:
+        await _until(lambda: worker.main["c"].state == "terminated")
+        assert worker.main["c"].exit_code == 0
+    else:
+        await _until(lambda: any(r == "BackOff" for r, _ in events))
+        failed = next(m for r, m in events if r == "Failed" and m.startswith("Failed to pull"))
+        assert failed.startswith(f'Failed to pull image "{private_image}": rpc error: code = ')
+        assert "401 Unauthorized" in failed, failed
+        assert worker.main["c"].reason in ("ErrImagePull", "ImagePullBackOff")
+        await worker.stop(1)
     await _finish(runtime, pod)

@@ -28,8 +28,7 @@ DATA = Path(__file__).resolve().parent.parent / "testdata"
 MANIFEST = (DATA / "every-added-kind.yaml").read_text()
 GOLDEN = (DATA / "discovery" / "kind-1.32-api-resources-wide.txt").read_text()
 # Rows of the golden that other issues serve: compared only once tinykube serves them.
-ELSEWHERE = {("customresourcedefinitions", "apiextensions.k8s.io/v1"): "the CRD issue",
-             ("storageclasses", "storage.k8s.io/v1"): "the storage work of issue 12"}
+ELSEWHERE = {("storageclasses", "storage.k8s.io/v1"): "the storage work of issue 12"}
 # Groups tinykube serves beyond kind's defaults: metrics-server's (kind installs none).
 BEYOND_KIND = {"metrics.k8s.io/v1beta1"}
 

@@ -251,7 +251,8 @@ def test_a_virtual_pod_runs_nothing_to_forward_to(kubectl: Kubectl) -> None:
 @pytest.mark.parametrize(("pod", "error"), [
     pytest.param("pf", "Error from server (BadRequest): Upgrade request required: tinykube "
                  "serves port-forward as SPDY/3.1 tunneled over WebSocket "
-                 "(SPDY/3.1+portforward.k8s.io) only", id="not-an-upgrade"),
+                 "(SPDY/3.1+portforward.k8s.io) or as a channel WebSocket (v4.channel.k8s.io, "
+                 "v4.base64.channel.k8s.io)", id="not-an-upgrade"),
     pytest.param("nope", 'Error from server (NotFound): pods "nope" not found', id="no-pod"),
 ])
 def test_requests_that_are_not_a_session(kubectl: Kubectl, pod: str, error: str) -> None:

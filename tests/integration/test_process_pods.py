@@ -485,3 +485,42 @@ def test_a_container_can_open_dev_stdout_and_dev_stderr(kctl: Kubectl) -> None:
     until(lambda: pod(kctl, "devout")["status"].get("phase") == "Succeeded", 30, "the end")
     assert kctl("logs", "devout").split() == ["to-stdout", "to-stderr"]
     kctl("delete", "pod", "devout", "--timeout=20s")
+
+
+PID_IPC = """
+apiVersion: v1
+kind: Pod
+metadata: {name: shm-owner}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: python
+    command: [sh, -c, "ipcmk -M 4096 && ps -e -o pid=,args= && exec sleep 3600"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: shm-peer}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: python
+    command: [sleep, "3600"]
+"""
+
+
+def test_a_pod_has_its_own_pids_and_ipc_and_exec_joins_them(kctl: Kubectl) -> None:
+    """`ps` in a container lists its own processes only (its command is PID 2, under the
+    pod's init); `kubectl exec` lands in the same PID and IPC namespaces; a SysV segment of
+    one pod is not visible from another."""
+    kctl("apply", "-f", "-", input=PID_IPC)
+    kctl("wait", "--for=condition=Ready", "pod/shm-owner", "pod/shm-peer", "--timeout=30s")
+    logged = until(lambda: "ps -e" in (text := kctl("logs", "shm-owner")) and text, 10, "ps")
+    pids = [line.split(None, 1) for line in logged.splitlines() if line.strip()[:1].isdigit()]
+    assert [pid for pid, _ in pids] == ["1", "2", "4"], logged  # init, sh, (ipcmk: 3), ps
+    seen = kctl("exec", "shm-owner", "--", "ps", "-e", "-o", "pid=,args=")
+    assert ["2", "sleep 3600"] in [line.split(None, 1) for line in seen.strip().splitlines()]
+    assert "4096" in kctl("exec", "shm-owner", "--", "ipcs", "-m")
+    assert "4096" not in kctl("exec", "shm-peer", "--", "ipcs", "-m")
+    kctl("delete", "pod", "shm-owner", "shm-peer", "--timeout=20s")

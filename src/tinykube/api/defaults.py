@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tinykube.api import defaults_policy
+from tinykube.api.apiextensions import defaults as crd_defaults
 from tinykube.api.clone import clone
 
 Obj = dict[str, Any]
@@ -432,4 +433,5 @@ _BY_KIND: dict[str, Callable[[Obj], None]] = {
     "NetworkPolicy": _default_network_policy,
     "StorageClass": _default_storage_class,
     **defaults_policy.DEFAULTERS,
+    "CustomResourceDefinition": crd_defaults.default_crd,
 }

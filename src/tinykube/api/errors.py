@@ -67,8 +67,14 @@ def status_body(status: dict[str, Any]) -> bytes:
     return status_json(status) + b"\n"
 
 
+class Rendered(str):
+    """A bad value already rendered as Go prints it (e.g. an unstructured map)."""
+
+
 def _go_value(value: Any) -> str:
     """Render a bad value the way `field.Error` does for common Go types."""
+    if isinstance(value, Rendered):
+        return str(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):

@@ -11,7 +11,8 @@ Verbs, short names and categories are those kube-apiserver advertises for the sa
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 STATUS_VERBS = ("get", "patch", "update")
@@ -48,6 +49,9 @@ class Resource:
     provider: str = ""
     singular_name: str | None = None  # what discovery advertises, if not the kind lowercased
     not_run_text: str = ""  # what the not_run warning says instead of the generic sentence
+    # A custom resource: the `api.apiextensions.model.CustomKind` its CRD version describes
+    # (schema, printer columns, scale paths); None for built-in kinds.
+    custom: Any = dataclasses.field(default=None, compare=False, hash=False, repr=False)
 
     @property
     def singular(self) -> str:
@@ -271,18 +275,25 @@ API_REGISTRATION: list[Resource] = [
              subresources=(_status("apiregistration.k8s.io", "v1", "APIService"),)),
 ]
 
+# CustomResourceDefinitions add (and remove) rows of their own at runtime (`register`).
+API_EXTENSIONS: list[Resource] = [
+    _cluster("apiextensions.k8s.io", "customresourcedefinitions", "CustomResourceDefinition",
+             short_names=("crd", "crds"), categories=_EXTENSIONS,
+             subresources=(_status("apiextensions.k8s.io", "v1", "CustomResourceDefinition"),)),
+]
+
 # v2 is the storage version; v1 (targetCPUUtilizationPercentage) is converted (api.conversion).
 AUTOSCALING: list[Resource] = [
     Resource("autoscaling", version, "horizontalpodautoscalers", "HorizontalPodAutoscaler",
              short_names=("hpa",), categories=("all",),
              subresources=(_status("autoscaling", version, "HorizontalPodAutoscaler"),),
-             storage_version="" if version == "v2" else "v2", not_run=True)
+             storage_version="" if version == "v2" else "v2")
     for version in ("v2", "v1")
 ]
 
 CERTIFICATES: list[Resource] = [
     _cluster("certificates.k8s.io", "certificatesigningrequests", "CertificateSigningRequest",
-             short_names=("csr",), not_run=True,
+             short_names=("csr",),
              subresources=(
                  Subresource("approval", "certificates.k8s.io", "v1",
                              "CertificateSigningRequest"),
@@ -382,6 +393,7 @@ GROUPS: list[Resource] = [
     *METRICS,
     *ADMISSION,
     *API_REGISTRATION,
+    *API_EXTENSIONS,
     *AUTOSCALING,
     *CERTIFICATES,
     *EVENTS,
@@ -396,13 +408,57 @@ ALL: list[Resource] = CORE + GROUPS
 
 # Preferred version first, as discovery lists them.
 GROUP_VERSIONS: dict[str, list[str]] = {}
-for _r in ALL:
-    _versions = GROUP_VERSIONS.setdefault(_r.group, [])
-    if _r.version not in _versions:
-        _versions.append(_r.version)
+_BY_PATH: dict[tuple[str, str, str], Resource] = {}
+_BY_KIND: dict[tuple[str, str, str], Resource] = {}
+# Called after every change of the table (caches of discovery and OpenAPI documents).
+_LISTENERS: list[Callable[[], None]] = []
+_GENERATION = [0]  # one more at every change; documents built in a thread are keyed by it
 
-_BY_PATH: dict[tuple[str, str, str], Resource] = {(r.group, r.version, r.plural): r for r in ALL}
-_BY_KIND: dict[tuple[str, str, str], Resource] = {(r.group, r.version, r.kind): r for r in ALL}
+
+def _index() -> None:
+    GROUP_VERSIONS.clear()
+    for res in ALL:
+        versions = GROUP_VERSIONS.setdefault(res.group, [])
+        if res.version not in versions:
+            versions.append(res.version)
+    _BY_PATH.clear()
+    _BY_PATH.update({(r.group, r.version, r.plural): r for r in ALL})
+    _BY_KIND.clear()
+    _BY_KIND.update({(r.group, r.version, r.kind): r for r in ALL})
+
+
+_index()
+
+
+def generation() -> int:
+    """How many times the table has changed (a cache key for documents built off the loop)."""
+    return _GENERATION[0]
+
+
+def subscribe(listener: Callable[[], None]) -> None:
+    """Call `listener` after each `register`/`unregister` (to drop cached documents)."""
+    _LISTENERS.append(listener)
+
+
+def register(group: str, plural: str, rows: Iterable[Resource]) -> None:
+    """Serve `rows` as the versions of `plural.group`, replacing what was served for it before
+    (a CustomResourceDefinition's served versions, as its controllers establish them)."""
+    rows = list(rows)
+    ALL[:] = [r for r in ALL if (r.group, r.plural) != (group, plural) or r.custom is None]
+    ALL.extend(rows)
+    _index()
+    _GENERATION[0] += 1
+    for listener in _LISTENERS:
+        listener()
+
+
+def unregister(group: str, plural: str) -> None:
+    """Stop serving the custom resource `plural.group` (built-in rows are never removed)."""
+    register(group, plural, ())
+
+
+def custom_resources() -> list[Resource]:
+    return [r for r in ALL if r.custom is not None]
 
 
 def lookup(group: str, version: str, plural: str) -> Resource | None:

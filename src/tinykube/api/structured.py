@@ -22,7 +22,7 @@ use `builtin_shape(kind)`, from strategic merge patch's field table (`patch.stra
 the few places where server-side apply's keys differ from SMP's merge key (container ports are
 keyed by `containerPort` *and* `protocol`, Service ports by `port` and `protocol`, ...). A custom
 resource's shape comes from its schema's `x-kubernetes-list-type`, `-list-map-keys` and
-`-map-type` (a class with the same three methods does). Kinds nobody describes are structs of
+`-map-type` (`CustomShape`; `shape_of` picks). Kinds nobody describes are structs of
 atomic lists, as JSON merge patch treats them.
 
 **Merge** (`merge(live, applied, shape)`): what an apply does to the live object before ownership
@@ -98,6 +98,60 @@ class BuiltinShape:
 
 def builtin_shape(kind: str) -> Shape:
     return BuiltinShape(Where(kind, "", KIND_PATHS.get(kind, {}).get("")))
+
+
+_EMPTY_SCHEMA: Mapping[str, Any] = {}
+
+
+class SchemaShape:
+    """The shape of a custom resource at one point, from its CRD's structural schema:
+    `x-kubernetes-list-type` (`atomic` by default, `set`, or `map` keyed by
+    `x-kubernetes-list-map-keys`) and `x-kubernetes-map-type: atomic`. `metadata` is
+    ObjectMeta's, as for built-in kinds."""
+
+    __slots__ = ("schema",)
+
+    def __init__(self, schema: Mapping[str, Any] | None) -> None:
+        self.schema = schema or _EMPTY_SCHEMA
+
+    def child(self, key: str) -> Shape:
+        schema = self.schema
+        if schema.get("type") == "array":
+            schema = schema.get("items") or _EMPTY_SCHEMA
+        below = (schema.get("properties") or {}).get(key)
+        if below is None and isinstance(schema.get("additionalProperties"), Mapping):
+            below = schema["additionalProperties"]
+        return SchemaShape(below if isinstance(below, Mapping) else None)
+
+    def list_shape(self) -> ListShape:
+        kind = self.schema.get("x-kubernetes-list-type")
+        if kind == "set":
+            return SET
+        keys = self.schema.get("x-kubernetes-list-map-keys")
+        if kind == "map" and isinstance(keys, list) and keys:
+            return tuple(str(k) for k in keys)
+        return ATOMIC
+
+    def atomic_map(self) -> bool:
+        return self.schema.get("x-kubernetes-map-type") == "atomic"
+
+
+class CustomShape(SchemaShape):
+    """A custom resource's root: its schema, with `metadata` shaped as ObjectMeta."""
+
+    __slots__ = ()
+
+    def child(self, key: str) -> Shape:
+        if key == "metadata":
+            return builtin_shape("ConfigMap").child("metadata")
+        return super().child(key)
+
+
+def shape_of(kind: str, schema: Mapping[str, Any] | None = None,
+             custom: bool = False) -> Shape:
+    """The shape of a kind: a custom resource's from its schema, a built-in kind's from SMP's
+    field table."""
+    return CustomShape(schema) if custom else builtin_shape(kind)
 
 
 def _json(value: Any) -> str:

@@ -21,6 +21,10 @@ import orjson
 import yaml
 
 from tinykube.api import bounds, conversion, errors, printers, protobuf, schema
+from tinykube.api.apiextensions import model as crd_model
+from tinykube.api.apiextensions import printing as crd_printing
+from tinykube.api.apiextensions import schema as crd_schema
+from tinykube.api.clone import clone
 from tinykube.api.resources import Resource
 from tinykube.store.cache import Entry
 
@@ -94,6 +98,8 @@ def decode_object(res: Resource, body: Any, *, field_validation: str,
             f"the API version in the data ({api_version}) does not match the expected API "
             f"version ({res.api_version})")
     body = {**body, "apiVersion": api_version, "kind": kind}
+    if res.custom is not None:
+        return _decode_custom(res, body, field_validation, warnings)
     # Checked in the version sent when the schema has it (the field names are that version's),
     # else after conversion (the legacy apps versions share apps/v1's types).
     checked = body if schema.has_kind(api_version, kind) else conversion.to_storage(
@@ -122,6 +128,30 @@ def decode_object(res: Resource, body: Any, *, field_validation: str,
     return stored
 
 
+def _decode_custom(res: Resource, body: Obj, field_validation: str,
+                   warnings: list[str]) -> Obj:
+    """A custom resource: unknown fields pruned (Strict: 400), metadata type-checked as any
+    ObjectMeta, schema defaults applied, `None` conversion to the storage version."""
+    obj = clone(body)
+    if not isinstance(obj.get("metadata"), dict):
+        obj["metadata"] = {}
+    meta_errors = schema.type_errors("v1", "ConfigMap", {"metadata": obj["metadata"]})
+    if meta_errors:
+        raise errors.BadRequest(f'{res.kind} in version "{res.version}" cannot be handled as a '
+                                f"{res.kind}: {meta_errors[0]}")
+    unknown = [] if res.custom.preserve_unknown else crd_schema.prune(res.custom.schema, obj)
+    unknown += [f"metadata.{p}" for p in schema.drop_unknown_fields(
+        "v1", "ConfigMap", {"metadata": obj["metadata"]})]
+    if unknown and field_validation == "Strict":
+        listed = ", ".join(f'unknown field "{path}"' for path in unknown)
+        raise errors.BadRequest(f'{res.kind} in version "{res.version}" cannot be handled as a '
+                                f"{res.kind}: strict decoding error: {listed}")
+    if field_validation == "Warn":
+        warnings.extend(f'unknown field "{path}"' for path in unknown)
+    crd_schema.apply_defaults(res.custom.schema, obj)
+    return crd_model.convert(obj, res.stored_api_version)
+
+
 def check_patched(res: Resource, patched: Obj) -> None:
     """A patch's result within MAX_DEPTH: the body and the patch were each checked when parsed,
     but together they can nest deeper than either."""
@@ -141,13 +171,26 @@ def _short(value: Any) -> str:
 
 def object_bytes(res: Resource, entry: Entry) -> bytes:
     """An object's JSON in the version `res` serves."""
+    if res.custom is not None:
+        if not res.converted and not _has_defaults(res):
+            return entry.raw
+        return orjson.dumps(served(res, entry.obj))
     if not res.converted:
         return entry.raw
     return orjson.dumps(conversion.from_storage(entry.obj, res.api_version))
 
 
 def served(res: Resource, obj: Obj) -> Obj:
+    if res.custom is not None:  # defaulted on read too, as kube-apiserver does
+        if _has_defaults(res):
+            obj = clone(obj)
+            crd_schema.apply_defaults(res.custom.schema, obj)
+        return crd_model.convert(obj, res.api_version)
     return conversion.from_storage(obj, res.api_version) if res.converted else obj
+
+
+def _has_defaults(res: Resource) -> bool:
+    return bool(res.custom.has_defaults)
 
 
 def list_bytes(res: Resource, entries: Iterable[Entry], *, resource_version: int,
@@ -157,7 +200,8 @@ def list_bytes(res: Resource, entries: Iterable[Entry], *, resource_version: int
         meta["continue"] = continue_token
         if remaining is not None:
             meta["remainingItemCount"] = remaining
-    head = orjson.dumps({"kind": f"{res.kind}List", "apiVersion": res.api_version,
+    list_kind = res.custom.list_kind if res.custom is not None else f"{res.kind}List"
+    head = orjson.dumps({"kind": list_kind, "apiVersion": res.api_version,
                          "metadata": meta})
     items = b",".join(object_bytes(res, e) for e in entries)
     return head[:-1] + b',"items":[' + items + b"]}"
@@ -175,7 +219,8 @@ def table(res: Resource, objects: list[Obj], *, now: datetime.datetime, include_
     result: Obj = printers.table(
         res.kind, objects, now=now, serve=lambda obj: served(res, obj),
         include_object=include_object or "Metadata", resource_version=str(resource_version),
-        continue_token=continue_token, with_headers=with_headers)
+        continue_token=continue_token, with_headers=with_headers,
+        printer=crd_printing.printer(res.custom) if res.custom is not None else None)
     return result
 
 

@@ -299,3 +299,12 @@ def api_resource_list(group: str, version: str) -> Document | None:
         "groupVersion": f"{group}/{version}" if group else version,
         "resources": entries,
     }
+
+
+def _forget() -> None:
+    """Drop the cached documents (the resource table changed: a CRD came or went)."""
+    for cached in (aggregated, api_versions, api_group, api_group_list, api_resource_list):
+        cached.cache_clear()
+
+
+resources.subscribe(_forget)

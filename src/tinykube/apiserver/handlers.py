@@ -24,7 +24,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tinykube.api import errors, managedfields, patch, resources, selectors, structured
+from tinykube.api import errors, managedfields, patch, resources, selectors
+from tinykube.api.apiextensions import serving as custom_serving
 from tinykube.api.clone import clone
 from tinykube.api.meta import rfc3339
 from tinykube.api.resources import Resource
@@ -141,6 +142,9 @@ class ResourceHandler:
             return await self.metrics.serve(request, target)
         if not res.stored:
             return await self._virtual(request, target)
+        if res.custom is not None:
+            custom_serving.check_request(request.method, request.headers.get("Content-Type", ""),
+                                       target)
         if target.subresource in ("scale",):
             return await self._scale(request, target)
         if target.subresource in kubelets.SUBRESOURCES:
@@ -191,7 +195,7 @@ class ResourceHandler:
     def _matcher(self, request: web.Request, res: Resource) -> Callable[[Obj], bool] | None:
         labels = selectors.parse_labels(request.query.get("labelSelector"))
         fields = selectors.parse_fields(request.query.get("fieldSelector"))
-        selectors.check_fields(res.kind, fields)
+        selectors.check_fields("" if res.custom is not None else res.kind, fields)
         if not labels and not fields:
             return None
 
@@ -503,6 +507,8 @@ class ResourceHandler:
                 return await self._apply_create(request, target, body, warnings)
             raise errors.NotFound.for_object(res.plural, res.group, target.name or "")
         original = codec.served(res, clone(current.obj))
+        if res.custom is not None:
+            custom_serving.check_patch_type(content_type)
         manager = _manager(request, target)
         if content_type == patch.APPLY_PATCH:
             patched = self._server_side_apply(request, target, original, body)
@@ -532,7 +538,7 @@ class ResourceHandler:
         managed = managedfields.decode_entries(meta.get("managedFields"))
         bare = {**live, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
         merged, managed = managedfields.kubectl_apply(
-            managed, manager, bare, applied, structured.builtin_shape(target.res.kind),
+            managed, manager, bare, applied, self.registry.shape(target.res),
             force=parse_bool(request.query.get("force")), now=rfc3339(),
             ignored=self._ignored_by_apply(target, applied))
         merged.setdefault("metadata", {})["managedFields"] = \
@@ -593,6 +599,8 @@ class ResourceHandler:
     # --- subresources ---------------------------------------------------------------
 
     def _scale_of(self, res: Resource, entry: Entry) -> Obj:
+        if res.custom is not None:
+            return custom_serving.scale_of(res.custom, entry.obj)
         obj = entry.obj
         meta = obj["metadata"]
         selector = obj.get("spec", {}).get("selector")
@@ -630,7 +638,10 @@ class ResourceHandler:
                                           "must be greater than or equal to 0")])
         wanted_rv = (new_scale.get("metadata") or {}).get("resourceVersion")
         obj = clone(entry.obj)
-        obj["spec"]["replicas"] = replicas
+        if res.custom is not None:
+            custom_serving.set_replicas(res.custom, obj, replicas)
+        else:
+            obj["spec"]["replicas"] = replicas
         obj["metadata"]["resourceVersion"] = wanted_rv or str(entry.rv)
         updated = self.registry.update(res, obj, dry_run=_dry_run(request),
                                        manager=_manager(request, target))

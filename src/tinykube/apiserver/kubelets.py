@@ -12,9 +12,10 @@ showing it the cluster's kubelet token.
   falls back to SPDY only when that upgrade fails; tinykube speaks the WebSocket protocol only,
   so a request that is not a WebSocket upgrade gets 400.
 - `portforward` is kubectl's SPDY session tunneled in a WebSocket, served here
-  (`apiserver.portforward`); each forwarded connection is a WebSocket of raw bytes to the
-  kubelet's `/portForward/<namespace>/<pod>?port=`, which connects to the pod's port. A request
-  that is not that WebSocket (the plain SPDY/3.1 upgrade kubectl falls back to) gets 400.
+  (`apiserver.portforward`), or the channel WebSocket of the Python clients
+  (`apiserver.portforward_channels`); each forwarded connection is a WebSocket of raw bytes to
+  the kubelet's `/portForward/<namespace>/<pod>?port=`, which connects to the pod's port. A
+  request that is not a WebSocket (the plain SPDY/3.1 upgrade kubectl falls back to) gets 400.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from aiohttp import web
 
 from tinykube.api import errors, remotecommand, resources
 from tinykube.api.meta import KUBELET_ADDRESS_ANNOTATION
-from tinykube.apiserver import portforward
+from tinykube.apiserver import portforward, portforward_channels
 from tinykube.apiserver.params import parse_bool
 from tinykube.apiserver.paths import Target
 from tinykube.apiserver.registry import Registry
@@ -99,12 +100,18 @@ class KubeletProxy:
         node = entry.obj.get("spec", {}).get("nodeName")
         if not node:
             raise errors.BadRequest(f"pod {target.name} does not have a host assigned")
-        offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")]
-        if request.headers.get("Upgrade", "").lower() != "websocket" or \
-                portforward.PROTOCOL not in offered:
+        offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")
+                   if p.strip()]
+        if request.headers.get("Upgrade", "").lower() != "websocket":
             raise errors.BadRequest(
                 "Upgrade request required: tinykube serves port-forward as SPDY/3.1 tunneled "
-                f"over WebSocket ({portforward.PROTOCOL}) only")
+                f"over WebSocket ({portforward.PROTOCOL}) or as a channel WebSocket "
+                f"({', '.join(portforward_channels.PROTOCOLS)})")
+        spdy = portforward.PROTOCOL in offered
+        ports: list[int] = []
+        if not spdy:
+            channels(offered)
+            ports = portforward_channels.parse_ports(request.query.getall("ports", []))
         kubelet = self._kubelet(node)
         if kubelet is None:
             raise errors.BadRequest(f'pod "{target.name}" runs on a node without a kubelet '
@@ -115,7 +122,9 @@ class KubeletProxy:
             def dial(port: str) -> AbstractAsyncContextManager[aiohttp.ClientWebSocketResponse]:
                 return session.ws_connect(url, params={"port": port}, max_msg_size=1 << 20,
                                           timeout=aiohttp.ClientWSTimeout(ws_close=5))
-            return await portforward.serve(request, dial)
+            if spdy:
+                return await portforward.serve(request, dial)
+            return await portforward_channels.serve(request, dial, ports)
 
     async def _log(self, request: web.Request, target: Target, container: str,
                    kubelet: str | None) -> web.StreamResponse:
@@ -150,6 +159,15 @@ def endpoint(node_obj: Mapping[str, Any]) -> str | None:
         (a["address"] for a in node.get("addresses", []) if a.get("type") == "InternalIP"),
         "127.0.0.1")
     return f"http://{host}:{port}" if port else None
+
+
+def channels(offered: list[str]) -> None:
+    """Refuse a WebSocket whose subprotocols are none of the channel ones (none at all is
+    allowed), in upstream's `wsstream` words."""
+    allowed = ["", *portforward_channels.PROTOCOLS]
+    if offered and not any(p in allowed for p in offered):
+        raise errors.BadRequest(f"requested protocol(s) are not supported: [{' '.join(offered)}]; "
+                                f"supports [{' '.join(allowed)}]")
 
 
 async def _copy_log(upstream: aiohttp.ClientResponse, response: web.StreamResponse,

@@ -18,7 +18,9 @@ every type it reaches (`openapi_schemas`), with descriptions, which is what `kub
 reads.
 
 The index links each document as `serverRelativeURL` with `?hash=` the uppercase hex SHA-512 of
-its bytes, as kube-apiserver does. Documents are serialized once and cached.
+its bytes, as kube-apiserver does. Documents are serialized once per state of the resource
+table and cached (keyed by `resources.generation()`, so one built in a thread while a CRD came
+is never served after it).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import Any
 import orjson
 
 from tinykube.api import resources
+from tinykube.api.apiextensions import openapi as crd_openapi
 from tinykube.api.resources import Resource
 from tinykube.apiserver import openapi_schemas
 
@@ -171,8 +174,12 @@ def _index_key(group: str, version: str) -> str:
     return f"apis/{group}/{version}" if group else f"api/{version}"
 
 
-@functools.cache
 def _documents() -> dict[str, bytes]:
+    return _documents_of(resources.generation())
+
+
+@functools.lru_cache(maxsize=2)
+def _documents_of(generation: int) -> dict[str, bytes]:
     """Every group-version document, serialized, keyed by its index path (`apis/apps/v1`);
     built on first use (they hold every schema, which `tinykube up` need not wait for).
 
@@ -180,16 +187,21 @@ def _documents() -> dict[str, bytes]:
     """
     paths_by_key: dict[str, Document] = {}
     kinds_by_key: dict[str, list[tuple[str, str]]] = {}
-    for resource in resources.ALL:
+    custom_by_key: dict[str, Document] = {}
+    for resource in list(resources.ALL):  # a snapshot: a CRD may change the table meanwhile
         key = _index_key(resource.group, resource.version)
         paths_by_key.setdefault(key, {}).update(paths(resource))
-        if resource.stored or resource.provider:
+        if resource.custom is not None:
+            custom_by_key.setdefault(key, openapi_schemas.closure("V1ObjectMeta")).update(
+                crd_openapi.schemas(resource))
+        elif resource.stored or resource.provider:
             kinds_by_key.setdefault(key, []).append((resource.api_version, resource.kind))
     return {
         key: orjson.dumps({"openapi": "3.0.0", "info": _INFO,
                            "paths": dict(sorted(paths_by_key[key].items())),
-                           "components": {"schemas": openapi_schemas.schemas(
-                               kinds_by_key.get(key, []))}})
+                           "components": {"schemas": dict(sorted({
+                               **openapi_schemas.schemas(kinds_by_key.get(key, [])),
+                               **custom_by_key.get(key, {})}.items()))}})
         for key in sorted(paths_by_key)
     }
 
@@ -199,13 +211,17 @@ def document_hash(document: bytes) -> str:
     return hashlib.sha512(document).hexdigest().upper()
 
 
-@functools.cache
 def index() -> Document:
     """The `/openapi/v3` answer: every group-version document with its hashed URL."""
+    return _index_of(resources.generation())
+
+
+@functools.lru_cache(maxsize=2)
+def _index_of(generation: int) -> Document:
     return {
         "paths": {
             key: {"serverRelativeURL": f"/openapi/v3/{key}?hash={document_hash(doc)}"}
-            for key, doc in _documents().items()
+            for key, doc in _documents_of(generation).items()
         },
     }
 

@@ -126,6 +126,13 @@ def schemas(kinds: Iterable[tuple[str, str]]) -> dict[str, Document]:
     return dict(sorted(out.items()))
 
 
+def closure(model: str) -> dict[str, Document]:
+    """The component of `model` (`V1ObjectMeta`) and of every type it reaches."""
+    out: dict[str, Document] = {}
+    _add(model, out)
+    return out
+
+
 def _add(model: str, out: dict[str, Document]) -> None:
     name = schema_name(model)
     if name in out:

@@ -17,11 +17,12 @@ the plain `$ref`.
 
 One difference from kube-apiserver's v2, on purpose: no operation lists the `fieldValidation`
 parameter. kubectl reads that parameter from v2 only for a kind the v3 documents lack, and then
-reasons "if Namespace supports it, a CRD would too" and lists CustomResourceDefinitions, which
-tinykube does not serve: the 404 would stop the apply with "failed to check CRD". Without the
-parameter kubectl validates such an object client-side against these schemas, finds none, and
-the REST mapper reports the unknown kind, as it does against kube-apiserver. Served kinds are
-unaffected: their v3 documents advertise `fieldValidation`, and kubectl uses them first.
+reasons "if Namespace supports it, a CRD would too" and lists CustomResourceDefinitions (this
+was written when tinykube served none, and a 404 there stopped the apply with "failed to check
+CRD"). Without the parameter kubectl validates such an object client-side against these
+schemas, finds none, and the REST mapper reports the unknown kind, as it does against
+kube-apiserver. Served kinds, custom resources included, are unaffected: their v3 documents
+advertise `fieldValidation`, and kubectl uses them first.
 
 kubectl asks for it only as gnostic protobuf (`apiserver.gnostic`); JSON is
 served too, as kube-apiserver does. Both encodings are built once, on first request.
@@ -36,6 +37,7 @@ from typing import Any
 import orjson
 
 from tinykube.api import resources
+from tinykube.api.apiextensions import openapi as crd_openapi
 from tinykube.apiserver import gnostic, openapi, openapi_schemas
 
 Document = dict[str, Any]
@@ -92,27 +94,39 @@ def _path_item(v3: Document) -> Document:
     return item
 
 
-@functools.cache
 def document() -> Document:
     """The whole v2 document: every served path and every schema the kinds reach."""
+    return _document_of(resources.generation())
+
+
+@functools.lru_cache(maxsize=2)
+def _document_of(generation: int) -> Document:
     paths: Document = {}
     kinds: list[tuple[str, str]] = []
-    for resource in resources.ALL:
+    custom: Document = {}
+    for resource in list(resources.ALL):
         paths.update({path: _path_item(item) for path, item in openapi.paths(resource).items()})
-        if resource.stored or resource.provider:
+        if resource.custom is not None:
+            custom.update({name: crd_openapi.v2(schema)
+                           for name, schema in crd_openapi.schemas(resource).items()})
+        elif resource.stored or resource.provider:
             kinds.append((resource.api_version, resource.kind))
     definitions = {name: _schema(schema)
-                   for name, schema in openapi_schemas.schemas(kinds).items()}
+                   for name, schema in {**openapi_schemas.schemas(kinds), **custom}.items()}
     return {"swagger": "2.0", "info": _INFO, "paths": dict(sorted(paths.items())),
             "definitions": definitions}
 
 
-@functools.cache
 def encoded(media_type: str) -> tuple[bytes, str]:
     """The document in `media_type` (PROTOBUF or JSON) and its ETag, as kube-apiserver's
     OpenAPI handler quotes it: the uppercase hex SHA-512 of the bytes."""
-    body = gnostic.encode_document(document()) if media_type == PROTOBUF else \
-        orjson.dumps(document())
+    return _encoded_of(media_type, resources.generation())
+
+
+@functools.lru_cache(maxsize=4)
+def _encoded_of(media_type: str, generation: int) -> tuple[bytes, str]:
+    body = gnostic.encode_document(_document_of(generation)) if media_type == PROTOBUF else \
+        orjson.dumps(_document_of(generation))
     return body, f'"{hashlib.sha512(body).hexdigest().upper()}"'
 
 

@@ -7,7 +7,7 @@ This is kube-apiserver's generic registry plus the per-kind strategies that matt
 - managed fields: a write that names its manager (`manager`) records it in
   `metadata.managedFields` (`api.managedfields`: the fields it changed become its own), computed
   on the object as stored, defaults included; a client that sends `managedFields` replaces
-  them (`[]` clears them), one that leaves them out keeps the stored ones;
+  them, one that leaves them out or sends `[]` keeps the stored ones, and `[{}]` strips them;
 - update: optimistic concurrency on `metadata.resourceVersion` (409 when stale), immutable
   metadata kept, the main resource keeps the old status and a `status` update keeps the old
   spec, generation bumped only when the spec changes;
@@ -31,7 +31,16 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from tinykube.api import defaults, errors, managedfields, ownership, structured, validation
+from tinykube.api import (
+    certificates,
+    defaults,
+    errors,
+    managedfields,
+    ownership,
+    structured,
+    validation,
+)
+from tinykube.api.apiextensions import objects as custom
 from tinykube.api.clone import clone
 from tinykube.api.errors import FieldError
 from tinykube.api.meta import rfc3339
@@ -50,14 +59,15 @@ _STATUS_KINDS = {"Pod", "Service", "Node", "Namespace", "PersistentVolumeClaim",
                  "CronJob", "Ingress", "PersistentVolume",
                  "APIService", "CertificateSigningRequest", "FlowSchema",
                  "HorizontalPodAutoscaler", "PodDisruptionBudget", "PriorityLevelConfiguration",
-                 "ResourceQuota", "ValidatingAdmissionPolicy", "VolumeAttachment"}
+                 "ResourceQuota", "ValidatingAdmissionPolicy", "VolumeAttachment",
+                 "CustomResourceDefinition"}
 # Kinds with metadata.generation tracking spec changes.
 _GENERATION_KINDS = {"Pod", "StatefulSet", "Deployment", "ReplicaSet", "Namespace", "DaemonSet",
                      "ReplicationController", "Job", "CronJob", "Ingress",
                      "FlowSchema", "IngressClass", "MutatingWebhookConfiguration",
                      "PodDisruptionBudget", "PriorityLevelConfiguration",
                      "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
-                     "ValidatingWebhookConfiguration"}
+                     "ValidatingWebhookConfiguration", "CustomResourceDefinition"}
 _EMPTY_STATUS: dict[str, Obj] = {
     "Pod": {"phase": "Pending", "qosClass": "BestEffort"},
     "Service": {"loadBalancer": {}},
@@ -90,6 +100,30 @@ _NAME_SUFFIX = string.ascii_lowercase.replace("a", "").replace("e", "").replace(
 
 def _utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
+
+
+def _has_status(res: Resource) -> bool:
+    """Whether writes of the object keep its status (only the status subresource sets it)."""
+    return bool(res.custom.status) if res.custom is not None else res.kind in _STATUS_KINDS
+
+
+def _tracks_generation(res: Resource) -> bool:
+    return res.custom is not None or res.kind in _GENERATION_KINDS
+
+
+def _spec(res: Resource, obj: Obj) -> Any:
+    """What a generation counts: `spec`, or for a custom resource everything but metadata (and
+    status, when the status subresource owns it)."""
+    if res.custom is None:
+        return obj.get("spec")
+    skip = ("metadata", "status") if res.custom.status else ("metadata",)
+    return {k: v for k, v in obj.items() if k not in skip}
+
+
+def _defaulted(res: Resource, obj: Obj) -> Obj:
+    if res.custom is not None:
+        return custom.defaulted(res, obj)
+    return defaults.apply_defaults(res.kind, obj)
 
 
 def _finalized(obj: Obj) -> bool:
@@ -159,7 +193,7 @@ class Registry:
             raise errors.Invalid(res.kind, res.group, "", [
                 FieldError.required("metadata.name", "name or generateName is required")])
         self._prepare_create(res, obj)
-        obj = defaults.apply_defaults(res.kind, obj)
+        obj = _defaulted(res, obj)
         self._validate(res, obj, None)
         if self.store.get(res.storage_key, namespace, obj["metadata"]["name"]) is not None:
             raise errors.AlreadyExists.for_object(res.plural, res.group, obj["metadata"]["name"])
@@ -194,11 +228,14 @@ class Registry:
         meta["creationTimestamp"] = rfc3339(self.clock())
         if res.kind == "DaemonSet":
             meta["annotations"] = {**(meta.get("annotations") or {}), _TEMPLATE_GENERATION: "1"}
-        if res.kind in _GENERATION_KINDS:
+        if _tracks_generation(res):
             meta["generation"] = 1
         else:
             meta.pop("generation", None)
-        if res.kind in _STATUS_KINDS and res.kind != "Node":
+        if res.custom is not None:
+            if res.custom.status:  # the status subresource owns status
+                obj.pop("status", None)
+        elif res.kind in _STATUS_KINDS and res.kind != "Node":
             obj["status"] = clone(_EMPTY_STATUS.get(res.kind, {}))
         obj["apiVersion"] = res.stored_api_version
         obj["kind"] = res.kind
@@ -208,8 +245,10 @@ class Registry:
                 spec.pop(field, None)
             spec["username"], spec["groups"] = ADMIN["username"], list(ADMIN["groups"])
 
-    def _validate(self, res: Resource, obj: Obj, old: Obj | None) -> None:
-        errs = validation.validate(res.kind, obj, old)
+    def _validate(self, res: Resource, obj: Obj, old: Obj | None,
+                  subresource: str = "") -> None:
+        errs = custom.validate(res, obj, old) if res.custom is not None else \
+            validation.validate(res.kind, obj, old, subresource=subresource)
         if errs:
             raise errors.Invalid(res.kind, res.group, obj["metadata"].get("name", ""), errs)
 
@@ -247,8 +286,11 @@ class Registry:
         if expected and str(expected) != str(current.rv):
             raise errors.Conflict.modified(res.plural, res.group, meta["name"])
         new = self._merge_update(res, current.obj, obj, subresource)
-        new = defaults.apply_defaults(res.kind, new)
-        self._validate(res, new, current.obj)
+        if res.kind == "CertificateSigningRequest":
+            new = certificates.prepare_update(new, current.obj, subresource,
+                                              rfc3339(self.clock()))
+        new = _defaulted(res, new)
+        self._validate(res, new, current.obj, subresource)
         if admit is not None:
             admit(new, current.obj)
         if res.kind == "Service" and subresource != "status":
@@ -266,23 +308,34 @@ class Registry:
                         manager: managedfields.Manager | None) -> None:
         """Record `manager`'s write in `new`'s managedFields (see the module docstring)."""
         meta = new["metadata"]
+        sent = meta.get("managedFields")
+        if isinstance(sent, list) and sent and all(entry == {} for entry in sent):
+            meta.pop("managedFields")  # `[{}]`: strip them, this write included (kube's way)
+            return
         if manager is not None:
             managed = managedfields.update(
                 managedfields.decode_entries(meta.get("managedFields")), manager, old, new,
-                structured.builtin_shape(res.kind), rfc3339(self.clock()))
+                self.shape(res), rfc3339(self.clock()))
             meta["managedFields"] = managedfields.encode_entries(managed)
         if not meta.get("managedFields"):
             meta.pop("managedFields", None)
 
+    @staticmethod
+    def shape(res: Resource) -> structured.Shape:
+        """How server-side apply merges this resource's lists and maps."""
+        custom = res.custom
+        return structured.shape_of(res.kind, custom.schema if custom else None,
+                                   custom=custom is not None)
+
     def has_status(self, res: Resource) -> bool:
         """Whether the main resource leaves `status` to the status subresource."""
-        return res.kind in _STATUS_KINDS
+        return res.custom.status if res.custom is not None else res.kind in _STATUS_KINDS
 
     def _merge_update(self, res: Resource, old: Obj, new: Obj, subresource: str) -> Obj:
         new = clone(new)
         old_meta, meta = old["metadata"], new["metadata"]
-        if "managedFields" not in meta and "managedFields" in old_meta:
-            meta["managedFields"] = old_meta["managedFields"]  # left out: kept
+        if not meta.get("managedFields") and "managedFields" in old_meta:
+            meta["managedFields"] = old_meta["managedFields"]  # left out or `[]`: kept
         for field in ("uid", "creationTimestamp", "deletionTimestamp",
                       "deletionGracePeriodSeconds", "generation", "namespace", "name"):
             if field in old_meta:
@@ -309,9 +362,12 @@ class Registry:
             merged = clone(old)
             merged.setdefault("spec", {})["finalizers"] = new.get("spec", {}).get("finalizers", [])
             return merged
-        if res.kind in _STATUS_KINDS and "status" in old:
-            new["status"] = clone(old["status"])
-        if res.kind in _GENERATION_KINDS and new.get("spec") != old.get("spec"):
+        if _has_status(res):
+            if "status" in old:
+                new["status"] = clone(old["status"])
+            elif res.custom is not None:
+                new.pop("status", None)
+        if _tracks_generation(res) and _spec(res, new) != _spec(res, old):
             meta["generation"] = int(old_meta.get("generation", 1)) + 1
         if res.kind == "DaemonSet":
             generation = int((old_meta.get("annotations") or {}).get(_TEMPLATE_GENERATION, 1))
@@ -348,6 +404,9 @@ class Registry:
                 meta["finalizers"] = finalizers
             else:
                 meta.pop("finalizers", None)
+        if res.kind == "CustomResourceDefinition" and not meta.get("deletionTimestamp"):
+            # its objects go first (apiserver/crds.py removes the finalizer after them)
+            meta["finalizers"] = [*(meta.get("finalizers") or []), custom.CLEANUP_FINALIZER]
         if not meta.get("deletionTimestamp"):
             grace = self._grace_period(res, obj, options)
             if not (meta.get("finalizers") or res.kind == "Namespace" or grace):

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from tinykube.api import resources
 from tinykube.apiserver import bootstrap, certs, datadir, openapi, openapi_v2, sa_tokens
+from tinykube.apiserver import crds as crd_controller
 from tinykube.apiserver.allocators import ServiceAllocator
 from tinykube.apiserver.app import APIServer
 from tinykube.apiserver.handlers import ResourceHandler
@@ -62,6 +63,8 @@ class RunningAPIServer:
     lock: datadir.DataDirLock
     reconciler: asyncio.Task[None] | None = None  # the kubernetes endpoints, kept up to date
     scraper: asyncio.Task[None] | None = None  # metrics.k8s.io's figures, from the kubelets
+    crds: crd_controller.CRDController | None = None  # serves what CRDs define
+    crd_task: asyncio.Task[None] | None = None
 
     @property
     def url(self) -> str:
@@ -89,6 +92,12 @@ class RunningAPIServer:
             self.reconciler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.reconciler
+        if self.crd_task is not None:
+            self.crd_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.crd_task
+        if self.crds is not None:
+            self.crds.stop_serving()
         await self.server.stop()
         self.store.close()
         if self.server.unix_path is not None:
@@ -135,6 +144,7 @@ async def _open(options: APIServerOptions, lock: datadir.DataDirLock) -> Running
     # A private directory: a unix socket path must stay under ~100 bytes, data dirs may not.
     unix_path = Path(tempfile.mkdtemp(prefix="tinykube-")) / "api.sock" \
         if options.local_socket else None
+    crd_controller.CRDController(registry).reconcile()  # stored CRDs are served from the start
     server = APIServer(handler, token=creds.token, host=options.host, port=options.port,
                        ssl_context=context, unix_path=unix_path)
     await server.start()
@@ -150,7 +160,10 @@ async def _open(options: APIServerOptions, lock: datadir.DataDirLock) -> Running
     # gets them from cache instead of waiting for them (a few hundred ms for the whole API).
     asyncio.get_running_loop().run_in_executor(None, warm_documents)
     scraper = asyncio.create_task(handler.metrics.run_forever(), name="metrics-scraper")
-    return RunningAPIServer(server, store, registry, creds, lock, reconciler, scraper)
+    crds = crd_controller.CRDController(registry)
+    crd_task = asyncio.create_task(crds.run_forever(), name="crd-controller")
+    return RunningAPIServer(server, store, registry, creds, lock, reconciler, scraper, crds,
+                            crd_task)
 
 
 def warm_documents() -> None:

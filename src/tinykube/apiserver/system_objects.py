@@ -74,10 +74,14 @@ def priority_classes() -> list[Obj]:
 
 
 def api_services() -> list[Obj]:
-    """The local APIService of every served group-version."""
+    """The local APIService of every built-in group-version (those of CRDs come and go with
+    them: `apiserver.crds`)."""
     services = []
     for group, versions in resources.GROUP_VERSIONS.items():
         for version in versions:
+            row = next(r for r in resources.ALL if (r.group, r.version) == (group, version))
+            if row.custom is not None:
+                continue
             services.append({
                 "apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
                 "metadata": {"name": f"{version}.{group}",
@@ -88,7 +92,7 @@ def api_services() -> list[Obj]:
     return services
 
 
-def _available(now: str) -> Obj:
+def available(now: str) -> Obj:
     return {"conditions": [{"type": "Available", "status": "True", "lastTransitionTime": now,
                             "reason": "Local",
                             "message": "Local APIServices are always available"}]}
@@ -132,7 +136,7 @@ def ensure(registry: Registry) -> None:
         if _create(registry, apis, service):
             entry = registry.store.get(apis.storage_key, "", service["metadata"]["name"])
             if entry is not None:
-                registry.update(apis, {**entry.obj, "status": _available(now)},
+                registry.update(apis, {**entry.obj, "status": available(now)},
                                 subresource="status")
     for plural, obj in flow_control():
         _create(registry, resources.must("flowcontrol.apiserver.k8s.io", "v1", plural), obj)

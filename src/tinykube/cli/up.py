@@ -24,7 +24,13 @@ from typing import TYPE_CHECKING
 
 import click
 
-from tinykube.launch import raise_open_files_limit, spawn_components, tune_gc
+from tinykube.api import quantity
+from tinykube.launch import (
+    raise_open_files_limit,
+    spawn_components,
+    spawn_rootless_components,
+    tune_gc,
+)
 from tinykube.network.plan import API_RELAY_ADDRESS
 from tinykube.settings import (
     DEFAULT_POD_CIDR,
@@ -109,9 +115,10 @@ async def _run(options: cluster.ClusterOptions, process: subprocess.Popen[bytes]
               help="API server address (HOST:PORT; port 0 picks a free one).")
 @click.option("--network", type=click.Choice(["host", "netns"]), default="host",
               show_default=True,
-              help="host: pods and Services on the host's loopback; netns (root): every node "
+              help="host: pods and Services on the host's loopback; netns: every node "
               "and pod in its own network namespace, pods on 10.244.0.0/16, Services on "
-              "10.96.0.0/12, DNS at 10.96.0.10 (reach them with `tinykube node exec`).")
+              "10.96.0.0/12, DNS at 10.96.0.10 (reach them with `tinykube node exec`); not "
+              "as root, inside a user namespace of its own.")
 @click.option("--service-cidr", default=None, show_default=f"{DEFAULT_SERVICE_CIDR}; "
               f"{NETNS_SERVICE_CIDR} with --network netns",
               help="Range for Service cluster IPs.")
@@ -138,6 +145,17 @@ async def _run(options: cluster.ClusterOptions, process: subprocess.Popen[bytes]
               "repeatable, tried in order.")
 @click.option("--insecure-registry", "insecure_registries", multiple=True, metavar="HOST[:PORT]",
               help="Pull from this registry over plain HTTP (loopback ones always are).")
+@click.option("--image-cache-size", default=None, metavar="QUANTITY",
+              help="Bytes the image cache may take (`10Gi`) before the image GC thresholds "
+              "apply to it (default: the data directory's filesystem, as the kubelet).")
+@click.option("--image-gc-high-threshold", type=click.IntRange(0, 100), default=85,
+              show_default=True, help="Percent of the image cache's capacity at which image "
+              "garbage collection starts.")
+@click.option("--image-gc-low-threshold", type=click.IntRange(0, 100), default=80,
+              show_default=True, help="Percent of the capacity it frees down to.")
+@click.option("--minimum-image-ttl-duration", default="2m", show_default=True,
+              metavar="DURATION", help="How long after its pull an unused image may be "
+              "garbage collected.")
 @click.option("--virtual-job-seconds", type=click.FloatRange(0), default=1.0,
               show_default=True,
               help="How long a virtual pod owned by a Job runs before it succeeds (virtual "
@@ -152,6 +170,13 @@ async def _run(options: cluster.ClusterOptions, process: subprocess.Popen[bytes]
               help="How often the API server scrapes the kubelets for metrics.k8s.io "
               "(`kubectl top`), as metrics-server's flag: `15s`, `500ms`, `1m`; figures "
               "appear after two scrapes.")
+@click.option("--horizontal-pod-autoscaler-sync-period", "hpa_sync_period", default="15s",
+              show_default=True, metavar="DURATION",
+              help="How often the HorizontalPodAutoscaler controller syncs each HPA.")
+@click.option("--node-monitor-grace-period", default="40s", show_default=True,
+              metavar="DURATION",
+              help="How long a node may go without renewing its Lease before it is marked "
+              "Unknown (NodeStatusUnknown) and tainted unreachable.")
 @click.option("--durable", is_flag=True,
               help="fsync every write (survives power loss, not only a crash).")
 @click.option("--single-process", is_flag=True,
@@ -163,8 +188,11 @@ def command(data_dir: Path | None, name: str | None, detach: bool, listen: str |
             pod_cidr: str | None, nodes: str | None,
             node_labels: tuple[str, ...], dns_listen: str | None, no_dns: bool, proxy: bool,
             default_runtime: str | None, registry_mirrors: tuple[str, ...],
-            insecure_registries: tuple[str, ...], virtual_job_seconds: float,
-            insecure_http: bool, watch_history: int, metric_resolution: str, durable: bool,
+            insecure_registries: tuple[str, ...], image_cache_size: str | None,
+            image_gc_high_threshold: int, image_gc_low_threshold: int,
+            minimum_image_ttl_duration: str, virtual_job_seconds: float,
+            insecure_http: bool, watch_history: int, metric_resolution: str,
+            hpa_sync_period: str, node_monitor_grace_period: str, durable: bool,
             single_process: bool, verbose: int) -> None:
     """Start tinykube on this machine."""
     data_dir = data_dir or default_data_dir(name)
@@ -181,17 +209,29 @@ def command(data_dir: Path | None, name: str | None, detach: bool, listen: str |
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     host, port = split_listen(listen, "--listen")
     resolution = parse_duration(metric_resolution, "--metric-resolution")
+    hpa_period = parse_duration(hpa_sync_period, "--horizontal-pod-autoscaler-sync-period")
+    grace = parse_duration(node_monitor_grace_period, "--node-monitor-grace-period")
     dns_address = split_listen(dns_listen, "--dns-listen") if dns_listen else None
     raise_open_files_limit()  # before the child starts: it inherits the limit
     if network == "netns":
-        check_netns_mode(dns_address, proxy)
+        check_netns_mode(dns_address, proxy, single_process)
     netns = network == "netns"
+    rootless = netns and os.geteuid() != 0  # in a user namespace of its own (network.userns)
     service_cidr = service_cidr or (NETNS_SERVICE_CIDR if netns else DEFAULT_SERVICE_CIDR)
     pod_cidr = pod_cidr or (NETNS_POD_CIDR if netns else DEFAULT_POD_CIDR)
     default_runtime, why = choose_default_runtime(default_runtime, network)
     mirrors = parse_mirrors(registry_mirrors)
+    cache_size = parse_size(image_cache_size, "--image-cache-size") if image_cache_size else None
+    if image_gc_low_threshold > image_gc_high_threshold:
+        raise click.BadParameter(f"{image_gc_low_threshold} is above --image-gc-high-threshold "
+                                 f"({image_gc_high_threshold})",
+                                 param_hint="--image-gc-low-threshold")
+    image_min_age = parse_duration(minimum_image_ttl_duration, "--minimum-image-ttl-duration")
     process = None
-    if not single_process:
+    host_sockets = None
+    if rootless:
+        process, host_sockets = spawn_rootless_components()
+    elif not single_process:
         process = spawn_components()
     try:
         options = _options(data_dir, host, port, service_cidr, pod_cidr, nodes, node_labels,
@@ -199,10 +239,17 @@ def command(data_dir: Path | None, name: str | None, detach: bool, listen: str |
                            watch_history, durable, single_process, verbose)
         options.network = network
         options.api.kubeconfig_name = f"tinykube-{name}" if name else "tinykube"
+        options.host_sockets = host_sockets
+        options.holder_pid = process.pid if rootless and process is not None else None
         options.api.metric_resolution = resolution
         options.virtual_job_seconds = virtual_job_seconds
+        options.hpa_sync_period, options.node_monitor_grace_period = hpa_period, grace
         options.insecure_registries = list(insecure_registries)
         options.registry_mirrors = mirrors
+        options.image_cache_size = cache_size
+        options.image_gc_high, options.image_gc_low = (image_gc_high_threshold,
+                                                       image_gc_low_threshold)
+        options.image_min_age = image_min_age
         if netns:  # the nftables proxy in every node; pods reach the API through a relay
             options.api.advertise_address = API_RELAY_ADDRESS
             options.api.enforces_network_policy = proxy  # the nftables proxy enforces them
@@ -264,6 +311,9 @@ def detached_selector(data_dir: Path) -> str:
 def choose_default_runtime(given: str | None, network: str) -> tuple[str, str]:
     """The runtime of pods without a runtimeClassName, and why."""
     runc = shutil.which("runc") is not None
+    if network == "netns" and os.geteuid() != 0 and given is None:
+        return "process", ("rootless --network netns: process pods run in the user namespace; "
+                           "runc containers are not run rootless")
     if given is not None:
         if given == "container" and not (runc and os.geteuid() == 0):
             raise click.UsageError("--default-runtime container runs images with runc as "
@@ -309,21 +359,44 @@ def parse_duration(text: str, flag: str) -> float:
     return seconds
 
 
-def check_netns_mode(dns_address: tuple[str, int] | None, proxy: bool) -> None:
+def parse_size(text: str, flag: str) -> int:
+    """Bytes of a quantity (`10Gi`, `500M`, `1073741824`)."""
+    parsed = quantity.parse(text)
+    if parsed is None or parsed[0] <= 0:
+        raise click.BadParameter(f"{text!r} is not a size such as 10Gi or 500M",
+                                 param_hint=flag)
+    return int(parsed[0])
+
+
+def check_netns_mode(dns_address: tuple[str, int] | None, proxy: bool,
+                     single_process: bool = False) -> None:
     """Refuse `--network netns` where it cannot work, saying what is missing."""
     if os.geteuid() != 0:
-        raise click.UsageError("--network netns makes network namespaces, bridges and veths: "
-                               "run `tinykube up` as root (rootless netns mode is not built "
-                               "yet), or use the default --network host")
-    if shutil.which("ip") is None:
+        check_rootless(proxy, single_process)
+    elif shutil.which("ip") is None:
         raise click.UsageError("--network netns needs iproute2's `ip` command: install the "
                                "iproute2 package")
-    if proxy and shutil.which("nft") is None:
+    elif proxy and shutil.which("nft") is None:
         raise click.UsageError("--network netns programs Services with nftables: install the "
                                "nftables package (and conntrack), or pass --no-proxy")
     if dns_address is not None:
         raise click.UsageError("--dns-listen does not apply to --network netns: the cluster "
                                "DNS listens on the kube-dns Service IP in every node namespace")
+
+
+def check_rootless(proxy: bool, single_process: bool) -> None:
+    """Refuse rootless `--network netns` where this user cannot make its namespaces."""
+    from tinykube.network import userns
+
+    if single_process:
+        raise click.UsageError("--single-process cannot be used with rootless --network netns: "
+                               "the API server stays on the host's loopback while the nodes run "
+                               "in a user namespace, so they are two processes")
+    missing = userns.missing(proxy)
+    if missing is not None:
+        raise click.UsageError(f"--network netns as an unprivileged user builds the pod network "
+                               f"in a user namespace, and here {missing}. Run `tinykube up` as "
+                               "root, or use the default --network host")
 
 
 def _options(data_dir: Path, host: str, port: int, service_cidr: str, pod_cidr: str,

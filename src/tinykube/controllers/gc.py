@@ -27,8 +27,10 @@ periodic full scan (`resync_period`).
 
 Owners are looked up in the caches first (`classify`, pure); an owner missing from them is
 checked with a live GET (uid compared), as upstream does, because a just-created owner may not
-be cached yet. Dependents are deleted with a uid precondition, so a new object with the same
-name is never hit. Finalizers and references are removed with strategic merge patches that
+be cached yet. Custom resources are not watched: an owner of a CRD-defined kind is found
+through the CRDs and checked with a GET, so its dependents go at the latest on the next scan.
+Dependents are deleted with a uid precondition, so a new object with the same name is never
+hit. Finalizers and references are removed with strategic merge patches that
 name only what goes, so concurrent writers of other fields or finalizers are never undone.
 """
 
@@ -43,6 +45,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from tinykube.api import errors, ownership, resources
+from tinykube.api.apiextensions import model as crd_model
+from tinykube.api.apiextensions import names as crd_names
 from tinykube.client.controller import Controller
 from tinykube.client.informer import Informer, object_key
 from tinykube.client.informer import shared as shared_informer
@@ -216,12 +220,31 @@ class GarbageCollector(Controller):
             return cached[1]
         res = resources.by_api_version(str(ref.get("apiVersion", "")), str(ref.get("kind", "")))
         if res is None:
+            res = await self._custom_resource(ref)
+        if res is None:
             return UNSERVED
         try:
             return await self.client.get(res, str(ref["name"]),
                                          namespace if res.namespaced else None)
         except errors.NotFound:
             return None
+
+    async def _custom_resource(self, ref: Obj) -> resources.Resource | None:
+        """The custom resource an owner reference names, from the established CRDs (kinds
+        this process's table does not have); None if no CRD serves it."""
+        crds = resources.must(crd_model.GROUP, "v1", "customresourcedefinitions")
+        try:
+            items = (await self.client.list(crds)).get("items") or []
+        except errors.APIError:
+            return None
+        wanted = (str(ref.get("apiVersion", "")), str(ref.get("kind", "")))
+        for crd in items:
+            if not crd_names.is_established(crd):
+                continue
+            for row in crd_model.rows(crd):
+                if (row.api_version, row.kind) == wanted:
+                    return row
+        return None
 
     # --- sync -------------------------------------------------------------------------------
 

@@ -4,8 +4,9 @@
 `Terminating`; the namespace stays while `spec.finalizers` holds `kubernetes`. This controller
 then, as upstream's namespaced-resources deleter does:
 
-1. lists every namespaced resource (preferred versions from `tinykube.api.resources`) in the
-   namespace, workloads first so that their controllers stop replacing pods;
+1. lists every namespaced resource (preferred versions from `tinykube.api.resources`, and the
+   custom resources of established CRDs) in the namespace, workloads first so that their
+   controllers stop replacing pods;
 2. deletes every object not already being deleted (Background propagation: pods keep their
    grace period and the node agent finishes them);
 3. while anything remains, checks again after `poll_interval` seconds;
@@ -29,6 +30,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tinykube.api import errors, resources
+from tinykube.api.apiextensions import model as crd_model
+from tinykube.api.apiextensions import names as crd_names
 from tinykube.client.controller import Controller
 from tinykube.client.informer import shared as shared_informer
 from tinykube.client.rest import RESTClient
@@ -91,6 +94,7 @@ class NamespaceController(Controller):
         super().__init__(client, [self.namespaces])
         self.poll_interval = poll_interval
         self.contents = namespaced_resources()
+        self.crds = resources.must(crd_model.GROUP, "v1", "customresourcedefinitions")
         self.namespaces.add_handlers(on_add=self._on_namespace,
                                      on_update=lambda _old, new: self._on_namespace(new))
 
@@ -111,9 +115,16 @@ class NamespaceController(Controller):
         if FINALIZER in finalizers or not finalizers:  # others' finalizers are theirs to drop
             await self._finalize(namespace)
 
+    async def _custom_contents(self) -> list[resources.Resource]:
+        """The namespaced custom resources of established CRDs (their storage versions), as
+        upstream finds them through discovery."""
+        crds = (await self.client.list(self.crds)).get("items") or []
+        return [row for crd in crds if crd_names.is_established(crd)
+                for row in crd_model.rows(crd) if row.namespaced and not row.converted]
+
     async def _list_contents(self, namespace: str) -> dict[resources.Resource, list[Obj]]:
         listed: dict[resources.Resource, list[Obj]] = {}
-        for res in self.contents:
+        for res in [*self.contents, *await self._custom_contents()]:
             if "list" not in res.verbs:
                 continue
             items = (await self.client.list(res, namespace)).get("items") or []

@@ -14,10 +14,11 @@ interrupted pull leaves no partial blob or layer, only files in `tmp/`, which `S
 empties when it opens (a crashed agent's leftovers): so one `Store` per directory, opened by
 the one process that pulls into it (the node agent). `images.json` is replaced the same way.
 
-Garbage collection is the kubelet's image GC with a byte bound instead of disk percentages:
-when the cache holds more than the bound, images no container uses are removed, least
-recently used first, until it fits; blobs and layers no remaining image references go with
-them. Images named by a container's rootfs (`rootfs`) always count as used.
+Garbage collection removes images, then the blobs and layers no remaining image references:
+`free` removes chosen images until enough bytes are freed (the kubelet's policy that chooses
+them, thresholds, ages and events, is `images.gc`); `gc` removes unused images least recently
+used first until the cache fits a byte bound. Images named by a container's rootfs (`rootfs`)
+always count as used.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,7 @@ class Store:
             _remove(leftover)
         self.images: dict[str, Image] = {}
         self.tags: dict[str, str] = {}
+        self.pulling = 0  # pulls in flight (they commit blobs before recording the image)
         self._load()
 
     def __repr__(self) -> str:
@@ -249,6 +251,24 @@ class Store:
             self._save()
             self._sweep()
         return removed
+
+    def free(self, chosen: Iterable[Image], amount: int) -> tuple[list[Image], int]:
+        """Remove the `chosen` images in order until `amount` bytes are freed (or none is
+        left), then their blobs and layers no remaining image references; (removed, bytes
+        freed)."""
+        before = self.usage()
+        removed = []
+        for image in chosen:
+            if before - self.usage() >= amount:
+                break
+            if self.images.pop(image.digest, None) is None:
+                continue
+            self.tags = {t: d for t, d in self.tags.items() if d != image.digest}
+            removed.append(image)
+        if removed:
+            self._save()
+            self._sweep()
+        return removed, before - self.usage()
 
     def _sweep(self) -> None:
         blobs = {_hex(b) for i in self.images.values() for b in i.blobs()}

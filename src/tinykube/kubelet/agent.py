@@ -44,8 +44,9 @@ import logging
 import os
 import platform
 import random
+import socket
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,7 @@ from tinykube.client.controller import Controller, object_key
 from tinykube.client.informer import shared as shared_informer
 from tinykube.client.rest import RESTClient
 from tinykube.images import auth
+from tinykube.images import gc as image_gc
 from tinykube.kubelet import container as container_runtime
 from tinykube.kubelet import portforward, resourcemetrics
 from tinykube.kubelet import status as pod_status
@@ -197,7 +199,9 @@ class NodeAgent(Controller):
                  network: PodNetworking | None = None,
                  virtual_job_seconds: float = DEFAULT_JOB_POD_SECONDS,
                  insecure_registries: Sequence[str] = (),
-                 registry_mirrors: Mapping[str, Sequence[str]] | None = None) -> None:
+                 registry_mirrors: Mapping[str, Sequence[str]] | None = None,
+                 listen_socket: Callable[[int, int, tuple[str, int]], socket.socket] | None
+                 = None, image_gc_policy: image_gc.Policy | None = None) -> None:
         self.name = f"kubelet/{node_name}"
         self.node_name = node_name
         self.kubelet_host = host_ip  # the kubelet endpoint, on the host's loopback
@@ -253,12 +257,25 @@ class NodeAgent(Controller):
                 network=network, secrets=self._pull_secrets, insecure=insecure_registries,
                 mirrors=registry_mirrors, on_images=self._publish_images,
                 volumes=self.volumes)
+        self.image_gc: image_gc.ImageGC | None = None
+        self._adopted: set[str] = set()  # pods whose running containers `register` kept
+        containers = self.runtimes.get("container")
+        if isinstance(containers, container_runtime.ContainerRuntime):
+            node_ref = {"apiVersion": "v1", "kind": "Node",  # the kubelet's nodeRef: uid = name
+                        "metadata": {"name": node_name, "uid": node_name}}
+            self.image_gc = image_gc.ImageGC(
+                containers.store, image_gc_policy or image_gc.Policy(),
+                clock=containers.store.clock, in_use=containers.images_in_use,
+                event=lambda type_, reason, message: self.recorder.event(
+                    node_ref, type_, reason, message),
+                on_change=containers.images_changed)
         self._images_task: asyncio.Task[None] | None = None
         self._images: list[dict[str, Any]] = []
         self.server = KubeletServer(self._container_log, self._exec_command,
                                     self._attach_target, token=kubelet_token,
                                     host=self.kubelet_host, forward_lookup=self._forward_target,
-                                    metrics=self._resource_metrics)
+                                    metrics=self._resource_metrics,
+                                    listen_socket=listen_socket)
         self.network = network
         self.connect = connect
         self._timers: dict[str, asyncio.TimerHandle] = {}
@@ -325,10 +342,13 @@ class NodeAgent(Controller):
     async def register(self) -> None:
         """Clear an earlier run's cgroups, runc containers and tmpfs volumes, start the log
         endpoint, create or update the Node."""
-        await asyncio.to_thread(self.cgroups.clear)
         containers = self.runtimes.get("container")
+        adopted = containers.live_pods() \
+            if isinstance(containers, container_runtime.ContainerRuntime) else set()
+        self._adopted = adopted
+        await asyncio.to_thread(self.cgroups.clear, adopted)  # adopted pods' containers run on
         if isinstance(containers, container_runtime.ContainerRuntime):
-            await containers.clear()
+            await containers.clear(adopted)
         if self.volumes.can_mount:  # tmpfs volumes a killed run left mounted
             await asyncio.to_thread(self.volumes.clear)
         if not self.server.port:
@@ -355,7 +375,24 @@ class NodeAgent(Controller):
     def start(self, *, workers: int = 1) -> list[asyncio.Task[None]]:
         tasks = super().start(workers=workers)
         tasks.append(asyncio.create_task(self._stop_on_cancel(), name=f"{self.name}/runtimes"))
+        if self.image_gc is not None:
+            tasks.append(asyncio.create_task(self.image_gc.run_forever(),
+                                             name=f"{self.name}/image-gc"))
+        if self._adopted:
+            tasks.append(asyncio.create_task(self._remove_orphans(),
+                                             name=f"{self.name}/orphans"))
         return tasks
+
+    async def _remove_orphans(self) -> None:
+        """Once the pods are listed: the adopted pods that are gone (deleted while no agent
+        ran) are stopped and removed, as the kubelet's housekeeping removes them."""
+        await self.pods.wait_synced()
+        present = {str(p["metadata"].get("uid")) for p in self.pods.cache.list()}
+        containers = self.runtimes.get("container")
+        if isinstance(containers, container_runtime.ContainerRuntime):
+            for uid in sorted(self._adopted - present):
+                log.info("removing the containers of pod %s: its object is gone", uid)
+                await asyncio.to_thread(containers.remove_orphan, uid)
 
     async def _stop_on_cancel(self) -> None:
         """Wait until cancelled; then stop every pod's processes (and remove their cgroups)
@@ -385,11 +422,28 @@ class NodeAgent(Controller):
                               "renewTime": _micro(_now())}}
             try:
                 await self._renew(leases, lease)
+                await self._repost_conditions()
             except (errors.APIError, aiohttp.ClientError, TimeoutError, OSError) as exc:
                 # A missed renewal is retried at the next beat; it must never stop the node.
                 log.warning("lease renewal for %s failed: %r", self.node_name, exc)
             await asyncio.sleep(delay)
             delay = RENEW_EVERY * (1 + RENEW_JITTER * random.random())
+
+    async def _repost_conditions(self) -> None:
+        """Post the node's conditions again when they are not what this agent reports (the
+        node lifecycle controller marked them Unknown while it was silent), as the kubelet
+        posts its node status when it changed."""
+        nodes = resources.must("", "v1", "nodes")
+        node = await self.client.get(nodes, self.node_name)
+        ours = node_object(self.node_name, pod_cidr=self.pod_cidr, host_ip=self.host_ip,
+                           labels=self.labels)["status"]["conditions"]
+        theirs = {c.get("type"): c.get("status") for c in
+                  (node.get("status") or {}).get("conditions") or []}
+        if all(theirs.get(c["type"]) == c["status"] for c in ours):
+            return
+        log.info("node %s: posting its conditions again", self.node_name)
+        await self.client.patch(nodes, self.node_name, {"status": {"conditions": ours}},
+                                patch_type="merge", subresource="status")
 
     async def _renew(self, leases: resources.Resource, lease: Obj) -> None:
         try:
@@ -423,7 +477,8 @@ class NodeAgent(Controller):
             if first_sync:
                 await self.recorder.event(
                     pod, "Warning", "FailedCreatePodSandBox", "Failed to create pod sandbox: "
-                    "the container runtime needs runc (install the runc package) and root")
+                    "the container runtime needs runc (install the runc package) and root "
+                    "(it does not run in rootless --network netns)")
             return None
         if handler == "netns":
             if first_sync:

@@ -33,7 +33,7 @@ import math
 import os
 import signal
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -188,14 +188,19 @@ class Cgroups:
         for hierarchy in self.hierarchies:
             _rmtree(self._base(hierarchy) / pod_uid)
 
-    def clear(self) -> None:
-        """Remove everything under this node's cgroups (an earlier run's leftovers)."""
+    def clear(self, keep: Collection[str] = ()) -> None:
+        """Remove everything under this node's cgroups (an earlier run's leftovers) but the
+        pods in `keep` (uids of pods whose containers a restarted agent adopts)."""
         for hierarchy in self.hierarchies:
             base = self._base(hierarchy)
             for pod in _children(base):
+                if pod.name in keep:
+                    continue
                 for cgroup in _children(pod):
                     _kill(cgroup, hierarchy.version)
-            _rmtree(base)
+                _rmtree(pod)
+            if not keep:
+                _rmtree(base)
 
 
 def _children(path: Path) -> list[Path]:

@@ -16,30 +16,42 @@ of a container:
    Env/User/WorkingDir, the pod's env, hostname, /etc/hosts, /etc/resolv.conf and the service
    account files the pod's `Sandbox` wrote, the volume `Mount`s from `volumes`, the pod's
    network namespace, cgroups inside tinykube's, security context).
-3. **Run**: `runc --root R run --keep --bundle B ID` in the foreground, as the run's process.
-   Choice and measurement: the trial's create/start under a subreaper needs a reaper thread
-   and its own exit-status bookkeeping; a foreground `runc run` is one child process whose
-   exit status is the container's (128+signal when killed), whose stdin/stdout/stderr are the
-   container's (terminal false: the fds pass through), and which forwards the signals it
-   gets (SIGTERM for a graceful stop) to the container's init. So the PodWorker's machinery
-   works unchanged: pipes for logs and attach, `proc.wait()`, SIGTERM-then-SIGKILL. The cost
-   is one runc process (about 10 MB RSS) per running container. `--keep` leaves the stopped
-   container (and its cgroups) in place so the OOM counter can be read before `runc delete`.
-   A SIGKILL at the end of the grace period kills runc; the container's processes are then
-   killed through its memory cgroup (`Cgroups.kill_all`), which is runc's cgroup too.
+3. **Run**: `runc --root R run --keep --bundle B ID` in the foreground under a per-run
+   `shim` (as containerd-shim or conmon: its own session, a child subreaper, the run's
+   output through a FIFO it holds open, the exit status recorded in `exit.json`), seen by
+   the PodWorker as the run's process (`shimhandle.ShimProcess`). A foreground `runc run`
+   is one process whose exit status is the container's (128+signal when killed), whose
+   stdout/stderr are the container's (terminal false: the fds pass through), and which
+   forwards the signals it gets (SIGTERM for a graceful stop) to the container's init; so
+   the PodWorker's machinery works unchanged: `proc.wait()`, SIGTERM-then-SIGKILL to the
+   group. The cost is a runc and a shim process (about 10 MB RSS each) per running
+   container. `--keep` leaves the stopped container (and its cgroups) in place so the OOM
+   counter can be read before `runc delete`. A SIGKILL at the end of the grace period kills
+   runc; the container's processes are then killed through its memory cgroup
+   (`Cgroups.kill_all`), which is runc's cgroup too. Containers with `stdin` or `tty` run
+   `runc run` as the agent's own child instead (their terminal or stdin pipe is the
+   agent's), so they do not outlive it.
 4. **Exec** (`kubectl exec`, exec probes, lifecycle hooks): `runc exec ID ARGV` (runc takes
    the user, env, cwd and capabilities from the container's config). A postStart hook first
    waits for `runc state` to say running (`runc run` creates, then starts).
 5. **After the run**: `runc delete --force`, the root filesystem unmounted and removed.
 
-Not done here (yet): exit codes surviving the node agent's restart (a foreground runc dies
-with the agent; the agent's cgroup cleanup kills the containers), image GC.
+**The agent's restart** (as the kubelet with containerd): each run's record is kept in
+`<pod dir>/runs/<container>.json` (runc id, run number, restartCount, startedAt, image) and
+its shim's files in `<pod dir>/shims/<id>/`. A new agent's worker for the pod resumes each
+container from its record: a live shim is adopted (same container, same processes, its
+output read from the FIFO again, probes restarted, no Started event), an ended one gives its
+recorded exit code and finishedAt (then the restart policy decides); restartCount goes on
+from the record. `live_pods` tells the agent which pods' cgroups and runc containers its
+startup cleanup must leave alone; those whose pod object is gone (deleted while no agent ran)
+are then killed and removed (`remove_orphan`) once the agent has listed its pods.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -49,14 +61,16 @@ from pathlib import Path
 from typing import Any
 
 from tinykube import private
+from tinykube.api.meta import rfc3339
 from tinykube.images import auth, policy, reference, rootfs
 from tinykube.images.errors import ImageError, NeverPull, event_message
 from tinykube.images.pull import Puller, image_config
 from tinykube.images.store import Image, Store
-from tinykube.kubelet import oci, sandbox, stdio
+from tinykube.kubelet import oci, sandbox, shimhandle, stdio
 from tinykube.kubelet import status as pod_status
 from tinykube.kubelet import volumes as pod_volumes
 from tinykube.kubelet.cgroups import memory_limit
+from tinykube.kubelet.env import EnvError
 from tinykube.kubelet.mounts import Mount
 from tinykube.kubelet.podnet import PodNetworking
 from tinykube.kubelet.process import ProcessRuntime
@@ -74,8 +88,17 @@ _STORES: dict[Path, Store] = {}
 
 
 def available() -> bool:
-    """Whether this node can run containers: runc installed and root."""
-    return shutil.which(RUNC) is not None and os.geteuid() == 0
+    """Whether this node can run containers: runc installed and root, the host's (not root of
+    the rootless netns mode's user namespace, where runc would need its rootless mode)."""
+    return shutil.which(RUNC) is not None and os.geteuid() == 0 and _host_root()
+
+
+def _host_root() -> bool:
+    """True in the initial user namespace (its uid_map maps every id onto itself)."""
+    try:
+        return Path("/proc/self/uid_map").read_text().split() == ["0", "0", "4294967295"]
+    except OSError:  # pragma: no cover - no /proc: trust the uid
+        return True
 
 
 def shared_store(root: Path) -> Store:
@@ -96,6 +119,28 @@ def node_images(store: Store, limit: int = 50) -> list[dict[str, Any]]:
              "sizeBytes": i.content_size} for i in images]
 
 
+@dataclasses.dataclass
+class RunRecord:
+    """What a restarted agent needs to resume a container's current run."""
+
+    cid: str  # the runc container id (also the shim's state directory's name)
+    run: int
+    restart_count: int
+    started_at: str
+    digest: str  # the image's manifest digest in the store
+    image: str  # containerStatuses[].image
+    image_id: str
+
+
+def load_runs(directory: Path) -> dict[str, RunRecord]:
+    """Container name -> its last run's record (unreadable records are skipped)."""
+    found = {}
+    for path in directory.glob("*.json"):
+        with contextlib.suppress(OSError, ValueError, TypeError):
+            found[path.stem] = RunRecord(**json.loads(path.read_text()))
+    return found
+
+
 class ContainerWorker(PodWorker):
     """One pod's containers as runc containers."""
 
@@ -111,15 +156,72 @@ class ContainerWorker(PodWorker):
         self.hostname_path = box.directory / "hostname"  # bound at /etc/hostname, as CRI does
         self.hostname_path.write_text(box.hostname + "\n")
         self.hostname_path.chmod(0o644)
+        self.runs_dir = box.directory / "runs"
+        self.shims_dir = box.directory / "shims"
+        self._resume = {name: saved for name, saved in load_runs(self.runs_dir).items()
+                        if name in self.logs}
+        for name, saved in self._resume.items():
+            self._runs[name] = saved.run
+            self.logs[name].runs = saved.run
+            (self.init.get(name) or self.main[name]).restart_count = saved.restart_count
 
     async def _announce(self) -> None:
         return
 
     async def _run_once(self, container: Obj, record: pod_status.ContainerRecord, *,
                         probing: bool) -> int | None:
+        saved = self._resume.pop(container["name"], None)
+        if saved is not None:
+            code = await self._resume_run(container, record, saved, probing=probing)
+            if code is not None:
+                return code
         if not await self._ensure_image(container, record):
             return None
         return await super()._run_once(container, record, probing=probing)
+
+    # --- after the agent's restart --------------------------------------------------------
+
+    async def _resume_run(self, container: Obj, record: pod_status.ContainerRecord,
+                          saved: RunRecord, *, probing: bool) -> int | None:
+        """Follow the run an earlier agent started (its exit code), or None when there is
+        nothing to follow (then it runs again)."""
+        name = container["name"]
+        image = self.runtime.store.images.get(saved.digest)
+        proc = shimhandle.adopt(self.shims_dir / saved.cid) if image is not None else None
+        if image is None or proc is None:
+            await asyncio.to_thread(self.runtime.delete, saved.cid)
+            shutil.rmtree(self.shims_dir / saved.cid, ignore_errors=True)
+            return None
+        self.images[name] = image
+        record.image, record.image_id = saved.image, saved.image_id
+        self.ids[name] = saved.cid
+        log = self.logs[name]
+        log.resume_run(saved.run)
+        io = stdio.ContainerIO(container)
+        io.streams.use_output(proc.take_output())
+        try:
+            env = self._env(container)
+        except EnvError:
+            env = {}
+        return await self._follow(container, record, proc, io, env, log, probing=probing,
+                                  resumed=saved.started_at)
+
+    def _started(self, container: Obj, record: pod_status.ContainerRecord,
+                 proc: asyncio.subprocess.Process) -> None:
+        """A shim's run started: record it for a later agent to resume."""
+        if not isinstance(proc, shimhandle.ShimProcess):
+            return
+        name = container["name"]
+        image = self.images[name]
+        saved = RunRecord(cid=self.ids[name], run=self._runs[name],
+                          restart_count=record.restart_count,
+                          started_at=record.started_at or rfc3339(),
+                          digest=image.digest, image=record.image, image_id=record.image_id)
+        private.make_dir(self.runs_dir)
+        private.write(self.runs_dir / f"{name}.json", json.dumps(dataclasses.asdict(saved)))
+
+    def _finished_at(self, proc: asyncio.subprocess.Process) -> str | None:
+        return proc.finished_at if isinstance(proc, shimhandle.ShimProcess) else None
 
     # --- pulling --------------------------------------------------------------------------
 
@@ -164,7 +266,11 @@ class ContainerWorker(PodWorker):
             return present
         await self._event("Normal", "Pulling", f'Pulling image "{image}"')
         keyrings = [*await self.runtime.secrets(self.pod), self.runtime.docker_config()]
-        pulled = await self.runtime.puller.pull(image, creds=auth.lookup(keyrings, ref))
+        store.pulling += 1  # image GC waits for no pull but skips its turn during one
+        try:
+            pulled = await self.runtime.puller.pull(image, creds=auth.lookup(keyrings, ref))
+        finally:
+            store.pulling -= 1
         took = f"{pulled.seconds:.3g}s"
         await self._event("Normal", "Pulled", f'Successfully pulled image "{image}" in {took} '
                           f"({took} including waiting). Image size: "
@@ -249,10 +355,16 @@ class ContainerWorker(PodWorker):
                      ready: int | None) -> asyncio.subprocess.Process:
         name = container["name"]
         await self._event("Normal", "Created", f"Created container {name}")
-        return await asyncio.create_subprocess_exec(
-            *self.runtime.runc("run", "--keep", "--bundle", str(self._bundles[name]),
-                               self.ids[name]),
-            start_new_session=True, **io.spawn_options())
+        argv = self.runtime.runc("run", "--keep", "--bundle", str(self._bundles[name]),
+                                 self.ids[name])
+        if container.get("stdin") or container.get("tty"):
+            return await asyncio.create_subprocess_exec(*argv, start_new_session=True,
+                                                        **io.spawn_options())
+        earlier = f"{self.uid}-{name}-{self._runs[name] - 1}"
+        shutil.rmtree(self.shims_dir / earlier, ignore_errors=True)  # its last run's shim
+        proc = await shimhandle.launch(self.shims_dir / self.ids[name], argv)
+        io.streams.use_output(proc.take_output())
+        return proc
 
     async def _until_running(self, container: Obj, proc: asyncio.subprocess.Process) -> None:
         """`runc run` creates, then starts: a postStart hook's `runc exec` needs the container
@@ -332,6 +444,12 @@ class ContainerRuntime(ProcessRuntime):
     def images_changed(self) -> None:
         self.on_images(node_images(self.store))
 
+    def images_in_use(self) -> set[str]:
+        """Manifest digests of the images this runtime's pods were given (image GC keeps
+        them, with those their containers' root filesystems name)."""
+        return {image.digest for worker in self.workers.values()
+                if isinstance(worker, ContainerWorker) for image in worker.images.values()}
+
     def delete(self, cid: str) -> None:
         """Remove a run's container and root filesystem (blocking)."""
         subprocess.run(self.runc("delete", "--force", cid), capture_output=True, check=False,
@@ -370,11 +488,35 @@ class ContainerRuntime(ProcessRuntime):
                               check=False)
         return done.stdout.split()
 
-    async def clear(self) -> None:
+    def live_pods(self) -> set[str]:
+        """Uids of the pods with a container whose shim still runs (an earlier agent's, to be
+        adopted: the startup cleanup leaves them alone)."""
+        if not self.root.exists():
+            return set()
+        return {state.parent.parent.name for state in self.root.glob("*/shims/*")
+                if shimhandle.alive(state)}
+
+    def remove_orphan(self, uid: str) -> None:
+        """A pod whose containers were adopted but whose object is gone (deleted while no
+        agent ran): kill its containers and remove what it left (blocking)."""
+        for cid in self.leftovers():
+            if cid.startswith(f"{uid}-"):
+                with contextlib.suppress(OSError, subprocess.SubprocessError):
+                    self.delete(cid)
+        if self.node.cgroups is not None:
+            self.node.cgroups.remove(uid)
+            _remove_runc_cgroups(self.node.cgroups.relative(uid, "x"))
+        if self.volumes is not None:
+            self.volumes.remove(uid)
+        shutil.rmtree(self.root / uid, ignore_errors=True)
+
+    async def clear(self, keep: set[str] | None = None) -> None:
         """Delete every runc container (and root filesystem) left under this runtime's root:
-        an earlier agent's, whose processes its cgroup cleanup killed."""
+        an earlier agent's, whose processes its cgroup cleanup killed; but those of the pods
+        in `keep` (adopted, see `live_pods`)."""
         for cid in await asyncio.to_thread(self.leftovers):
-            await asyncio.to_thread(self.delete, cid)
+            if not any(cid.startswith(f"{uid}-") for uid in keep or ()):
+                await asyncio.to_thread(self.delete, cid)
 
     async def close(self) -> None:
         await super().close()

@@ -85,6 +85,11 @@ class ContainerLog:
         self.runs += 1
         self.running = True
 
+    def resume_run(self, runs: int) -> None:
+        """Run `runs` goes on after the agent's restart: its output is appended to `current`."""
+        self.runs = runs
+        self.running = True
+
     def end_run(self) -> None:
         if self._partial:
             self._append(self._partial + b"\n")

@@ -6,7 +6,9 @@ agent started is left as it is. `terminate` starts the worker's graceful stop on
 when it is over; `forget` kills whatever is left when the pod object is gone.
 
 Each pod gets a directory `<root>/<uid>/` holding its `hosts` and `resolv.conf` (see `sandbox`)
-and `logs/<container>/`. How pods get their names is decided once (`sandbox.detect_mode`); when
+and `logs/<container>/`. How pods get their names is decided once (`sandbox.detect_mode`), and
+whether their containers also get PID and IPC namespaces under a small init
+(`sandbox.detect_pidns`: where the kernel allows a new PID namespace and a /proc for it); when
 they cannot (not root, no user namespaces) or the cluster DNS is not on port 53 (which
 resolv.conf cannot name), the pod's events say so. In the `netns` network mode each pod also
 gets its own network namespace (`podnet.PodNetworking`), made before its first container runs
@@ -63,6 +65,7 @@ class ProcessRuntime:
         self.cluster_dns = cluster_dns
         self.account = account  # a pod's service account files (token, ca.crt, namespace)
         self.sandbox_mode = sandbox_mode  # detected on first use unless given (tests)
+        self.pidns: bool | None = None  # PID+IPC namespaces too: detected with the mode
         self.workers: dict[str, PodWorker] = {}
         self._detaching: set[asyncio.Task[None]] = set()
 
@@ -83,6 +86,8 @@ class ProcessRuntime:
     async def _start(self, pod: Obj, pod_ip: str) -> PodWorker:
         if self.sandbox_mode is None:
             self.sandbox_mode = await asyncio.to_thread(sandbox.detect_mode)
+        if self.pidns is None:
+            self.pidns = await asyncio.to_thread(sandbox.detect_pidns, self.sandbox_mode)
         uid = str(pod["metadata"]["uid"])
         directory = self.root / uid
         pod_netns = await self._attach(pod, pod_ip)
@@ -90,7 +95,7 @@ class ProcessRuntime:
                               hosts=sandbox.hosts_file(pod, pod_ip),
                               resolv=sandbox.resolv_conf(pod, self._nameserver()),
                               account=self.account(pod), netns=pod_netns,
-                              shared=self._runs_as_others(pod))
+                              shared=self._runs_as_others(pod), pidns=self.pidns)
         worker = PodWorker(pod, pod_ip, node=self.node, box=box, log_dir=directory / "logs",
                            mounts=lambda c, env: pod_volumes.mounts(worker.pod, c,
                                                                     worker.volume_paths, env))

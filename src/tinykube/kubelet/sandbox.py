@@ -12,13 +12,28 @@ PYTHONPATH nor another installed copy of tinykube can stand in for the node agen
 The helper calls unshare(2) for new mount and UTS namespaces, makes every mount private (so
 nothing propagates back to the host), bind-mounts the pod's files over /etc/resolv.conf and
 /etc/hosts, sets the host name, and execs the command, keeping its pid (and so its process
-group and signals); with `--cgroups` it first joins the container's cgroups, so that everything
-the command starts is found again there (see `cgroups`). With `--serviceaccount DIR` it also
+group and signals; with `--pidns` below, it stays as the command's parent instead); with
+`--cgroups` it first joins the container's cgroups, so that everything the command starts is
+found again there (see `cgroups`). With `--serviceaccount DIR` it also
 mounts a private tmpfs on /run (as a container has its own /run) and binds the pod's service
 account files (token, ca.crt, namespace) at /var/run/secrets/kubernetes.io/serviceaccount,
 where client-go's in-cluster config looks. With `--netns PATH` (the `netns` network mode) it
 first enters the pod's network namespace, so the command has the pod's own address and peers
 see it. The host's own files are never written.
+
+With `--pidns` (where `detect_pidns` found the kernel allows it) the container also gets its
+own IPC namespace (SysV shared memory, semaphores and queues of its own) and PID namespace.
+The helper cannot become PID 1 of a namespace it made (unshare(2) moves only its children), so
+it forks the pod's init: the init mounts a /proc of the namespace (`ps` inside sees only the
+container), forks the command as PID 2, reaps every orphan, forwards the signals sent to it
+from inside the pod, and exits with the command, so the kernel kills what is left (a daemon
+that called setsid(2) cannot outlive its container). The helper stays as the process the node
+agent started, in the container's process group as before (signals to the group reach the
+command directly; the helper ignores them), and ends as the command ended, by the same signal
+if it was killed. `--join` with `--pidns` enters the running container's user (when it has its
+own), IPC and PID namespaces too and runs the command as a child there, so `kubectl exec` sees
+the container's processes. (Kubernetes shares one IPC namespace between a pod's containers; here
+each container has its own, as it has its own mount namespace.)
 
 With `--mounts` (the container's volumes, `mounts.Mount`s as JSON) each volume is bound at its
 mount path, read-only where asked. Process pods share the host's filesystem, so a mount path
@@ -43,11 +58,14 @@ or `none` (the pod runs with the host's names; the pod's events say so).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import dataclasses
+import functools
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -61,6 +79,8 @@ if TYPE_CHECKING:  # the helper runs with the standard library only
 Obj = Mapping[str, Any]
 CLUSTER_DOMAIN = "cluster.local"
 CLONE_NEWNS = 0x00020000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWPID = 0x20000000
 CLONE_NEWUTS = 0x04000000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
@@ -77,6 +97,7 @@ MS_NODIRATIME = 2048
 MS_MOVE = 8192
 MS_RELATIME = 1 << 21
 MNT_DETACH = 2
+PR_SET_PDEATHSIG = 1
 ST_RELATIME = 4096
 OLD_ROOT = "/.tinykube-old-root"  # where the host's root is while volumes are bound
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}
@@ -203,10 +224,11 @@ class Sandbox:
 
     def __init__(self, mode: str, directory: Path, *, hostname: str, hosts: str,
                  resolv: str | None, account: Mapping[str, str] | None = None,
-                 netns: str | None = None, shared: bool = False) -> None:
+                 netns: str | None = None, shared: bool = False, pidns: bool = False) -> None:
         from tinykube import private  # not at the top: the helper itself is stdlib-only
 
         self.mode = mode
+        self.pidns = pidns and mode != "none"  # own PID and IPC namespaces, with an init
         self.netns = netns  # the pod's network namespace (path), in the netns network mode
         self.directory = directory = directory.resolve()  # the helper runs in another cwd
         self.hostname = hostname
@@ -250,8 +272,10 @@ class Sandbox:
             return list(argv)
         helper = [*HELPER, "--mode", self.mode,
                   "--hostname", self.hostname, "--hosts", str(self.hosts_path)]
-        if join is not None and self.mode == "root":  # (a user namespace's cannot be joined)
-            helper += ["--join", str(join)]
+        if join is not None and (self.mode == "root" or self.pidns):
+            helper += ["--join", str(join)]  # (a user namespace is joined with its PID one)
+        if self.pidns:
+            helper += ["--pidns", "1"]
         if user is not None and self.mode == "root":
             helper += ["--user", user.option()]
         if self.resolv_path is not None:
@@ -270,6 +294,20 @@ class Sandbox:
         return [*helper, "--", *argv]
 
 
+def detect_pidns(mode: str) -> bool:
+    """Whether pods may also get PID and IPC namespaces (with /proc mounted for them) in
+    `mode`: a kernel may refuse a new PID namespace or a proc mount in a user namespace (a
+    /proc with masked entries, as in some containers)."""
+    if mode == "none":
+        return False
+    try:
+        probe = subprocess.run([*HELPER, "--mode", mode, "--hostname", "probe", "--pidns", "1",
+                                "--", "true"], capture_output=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return probe.returncode == 0
+
+
 def detect_mode() -> str:
     """`root`, `userns` or `none`: what this process may do for pods' names."""
     if os.geteuid() == 0:
@@ -284,7 +322,8 @@ def detect_mode() -> str:
 
 # --- the helper, run as `python -m tinykube.kubelet.sandbox` -----------------------------------
 
-def _libc() -> ctypes.CDLL:
+@functools.cache
+def _libc() -> ctypes.CDLL:  # (find_library runs ldconfig: once)
     return ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 
 
@@ -303,9 +342,21 @@ def _enter_netns(libc: ctypes.CDLL, path: str) -> None:
         os.close(fd)
 
 
-def _join(libc: ctypes.CDLL, pid: str) -> None:
-    """Enter the network, UTS and mount namespaces of process `pid` (a running container)."""
-    kinds = (("net", CLONE_NEWNET), ("uts", CLONE_NEWUTS), ("mnt", CLONE_NEWNS))
+def _join(libc: ctypes.CDLL, pid: str, pidns: bool = False) -> None:
+    """Enter the network, UTS and mount namespaces of process `pid` (a running container);
+    with `pidns` also its IPC namespace, the PID namespace of its children (the pod's: `pid` is
+    the helper that started the pod's init) and, when it has its own, its user namespace
+    first (its owner, this user, has every capability in it)."""
+    kinds: tuple[tuple[str, int], ...] = (
+        ("net", CLONE_NEWNET), ("uts", CLONE_NEWUTS), ("mnt", CLONE_NEWNS))
+    if pidns:
+        kinds = (("ipc", CLONE_NEWIPC), ("pid_for_children", CLONE_NEWPID), *kinds)
+        kinds = (("user", CLONE_NEWUSER), *kinds)
+    # Only the namespaces it does not share with this process (the host's network namespace
+    # of a pod in its own user namespace cannot be entered from inside that one)
+    kinds = tuple((name, flag) for name, flag in kinds
+                  if os.stat(f"/proc/{pid}/ns/{name}").st_ino !=
+                  os.stat(f"/proc/self/ns/{name}").st_ino)
     fds = [(os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY), flag) for name, flag in kinds]
     cwd = os.getcwd()  # entering a mount namespace moves this process to its root
     try:
@@ -327,16 +378,19 @@ def _become(option: str) -> None:
 
 def _enter(mode: str, hostname: str, binds: Mapping[str, str],
            account: str | None = None, netns: str | None = None,
-           volumes: Sequence[tuple[str, str, bool]] = (), stage: str | None = None) -> None:
+           volumes: Sequence[tuple[str, str, bool]] = (), stage: str | None = None,
+           pidns: bool = False) -> None:
     """New mount and UTS namespaces with the pod's files bound in place. With `account`, a
     private tmpfs on /run (as a container has its own) holds it at `ACCOUNT_TARGET`; with
     `netns`, the pod's network namespace is joined first; `volumes` are then bound (see
-    `_bind_volumes`)."""
+    `_bind_volumes`); with `pidns`, new IPC and PID namespaces too (the PID one is for the
+    children: see `_pod_init`)."""
     libc = _libc()
     if netns is not None:
         _enter_netns(libc, netns)
     uid, gid = os.geteuid(), os.getegid()
     flags = CLONE_NEWNS | CLONE_NEWUTS | (CLONE_NEWUSER if mode == "userns" else 0)
+    flags |= (CLONE_NEWIPC | CLONE_NEWPID) if pidns else 0
     _check(libc.unshare(flags), "unshare")
     if mode == "userns":
         Path("/proc/self/setgroups").write_text("deny")
@@ -486,40 +540,169 @@ def within(path: str, base: str) -> bool:
     return base == "/" or path == base or path.startswith(base.rstrip("/") + "/")
 
 
+# --- the pod's init (PID and IPC namespaces) ----------------------------------------------------
+
+# Every signal a process may catch: blocked in the helpers, reset in the command.
+_SIGNALS = set(signal.valid_signals()) - {signal.SIGKILL, signal.SIGSTOP}
+
+
+def _pod_init(command: Sequence[str], user: str | None, ready: int | None) -> int:
+    """Run `command` as PID 2 of the new PID namespace, under an init (PID 1) forked here.
+
+    This process (the one the node agent started, in the host's PID namespace) stays as the
+    container's process: it ignores the signals it gets (the pod's process group gets them
+    too) and ends as the container's command ended, signal included, reported by the init on
+    a pipe. The init mounts /proc for the namespace, forks the command, reaps every orphan
+    (the zombies of the pod), forwards to the command the signals sent to it from inside the
+    pod, and exits when the command exits: the kernel then kills whatever is left in the
+    namespace (a daemon that called setsid(2) included)."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+    report_r, report_w = os.pipe()
+    init = os.fork()
+    if init == 0:
+        os.close(report_r)
+        os._exit(_init(command, user, ready, report_w))
+    os.close(report_w)
+    if ready is not None:
+        os.close(ready)  # the init and the command hold it until the command's exec
+    for sig in _SIGNALS - {signal.SIGCHLD}:
+        with contextlib.suppress(OSError, ValueError):
+            signal.signal(sig, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
+    _pid, status = os.waitpid(init, 0)
+    with os.fdopen(report_r, "rb") as report:
+        killed_by = report.read().decode()
+    if os.WIFSIGNALED(status):  # the init itself was killed (SIGKILL)
+        return _mirror_signal(os.WTERMSIG(status))
+    if killed_by:
+        return _mirror_signal(int(killed_by))
+    return os.WEXITSTATUS(status)
+
+
+def _mirror_signal(sig: int) -> int:
+    """End this process by `sig` (as the command ended), or return 128 + sig."""
+    if sig in _SIGNALS:  # (SIGKILL has no handler to reset)
+        signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {sig})
+    os.kill(os.getpid(), sig)
+    return 128 + sig
+
+
+def _init(command: Sequence[str], user: str | None, ready: int | None, report: int) -> int:
+    """PID 1 of the pod (see `_pod_init`); its exit code is the command's."""
+    libc = _libc()
+    try:
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # the helper gone: all go
+        _check(libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None),
+               "mount /proc for the PID namespace")
+        child = os.fork()
+    except OSError as exc:
+        print(f"tinykube sandbox: {exc}", file=sys.stderr, flush=True)
+        return 125
+    if child == 0:
+        os.close(report)
+        os._exit(_exec(command, user))
+    if ready is not None:
+        os.close(ready)
+    status: int | None = None
+    while status is None:
+        info = signal.sigwaitinfo(_SIGNALS)
+        if info.si_signo != signal.SIGCHLD:
+            if info.si_pid != 0:  # from inside the pod (the kubelet's reach the group)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child, info.si_signo)
+            continue
+        status = _reap(child)
+    if os.WIFSIGNALED(status):
+        os.write(report, str(os.WTERMSIG(status)).encode())
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+def _reap(child: int) -> int | None:
+    """Reap every exited process; the wait status of `child` if it is one of them."""
+    found = None
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return found
+        if pid == 0:
+            return found
+        if pid == child:
+            found = status
+
+
+def _exec(command: Sequence[str], user: str | None, *, reset: bool = True) -> int:
+    """Become `user` (if given) and exec `command`; with `reset`, with default signal
+    handling (after the helpers' blocked and ignored signals)."""
+    try:
+        for sig in _SIGNALS if reset else ():
+            with contextlib.suppress(OSError, ValueError):
+                signal.signal(sig, signal.SIG_DFL)
+        if reset:
+            signal.pthread_sigmask(signal.SIG_SETMASK, set())
+        if user is not None:
+            _become(user)
+    except OSError as exc:
+        print(f"tinykube sandbox: {exc}", file=sys.stderr, flush=True)
+        return 125
+    try:
+        os.execvp(command[0], list(command))
+    except OSError as exc:
+        print(f"tinykube sandbox: exec {command[0]}: {exc.strerror}", file=sys.stderr,
+              flush=True)
+    return 127
+
+
+def _run_joined(command: Sequence[str], user: str | None) -> int:
+    """After joining a pod's PID namespace (for children): run `command` as a child there and
+    end as it ends (`kubectl exec`, exec probes, hooks)."""
+    child = os.fork()
+    if child == 0:
+        os._exit(_exec(command, user))
+    _pid, status = os.waitpid(child, 0)
+    if os.WIFSIGNALED(status):
+        return _mirror_signal(os.WTERMSIG(status))
+    return os.WEXITSTATUS(status)
+
+
 def main(argv: Sequence[str]) -> int:
     """Parse `--mode M --hostname H [--hosts F] [--resolv F] [--serviceaccount D] [--netns P]
     [--cgroups DIR,DIR] [--join PID] [--user UID:GID:GROUPS] [--stage DIR --mounts JSON]
-    [--ready FD] -- CMD...`, join the cgroups,
-    enter (or join PID's namespaces), become the user, exec."""
+    [--ready FD] [--pidns 1] -- CMD...`, join the cgroups, enter (or join PID's namespaces),
+    become the user, exec (with `--pidns`, under the pod's init or as a child in its PID
+    namespace)."""
     split = list(argv).index("--")
     options = dict(zip(argv[:split:2], argv[1:split:2], strict=True))
     command = list(argv[split + 1:])
-    if "--ready" in options:  # closed by the exec below, or by the exit on a failure
-        os.set_inheritable(int(options["--ready"]), False)
+    ready = int(options["--ready"]) if "--ready" in options else None
+    if ready is not None:  # closed by the exec below, or by the exit on a failure
+        os.set_inheritable(ready, False)
+    pidns = "--pidns" in options
     binds = {options[k]: t for k, t in (("--hosts", "/etc/hosts"),
                                          ("--resolv", "/etc/resolv.conf")) if k in options}
     try:
         for cgroup in filter(None, options.get("--cgroups", "").split(",")):
             Path(cgroup, "cgroup.procs").write_text(str(os.getpid()))  # before any child
         if "--join" in options:
-            _join(_libc(), options["--join"])
+            _join(_libc(), options["--join"], pidns)
         else:
             volumes = [(str(s), str(t), bool(r))
                        for s, t, r in json.loads(options.get("--mounts", "[]"))]
             _enter(options["--mode"], options["--hostname"], binds,
                    options.get("--serviceaccount"), options.get("--netns"),
-                   volumes, options.get("--stage"))
+                   volumes, options.get("--stage"), pidns)
+        if pidns:
+            if "--join" in options:
+                return _run_joined(command, options.get("--user"))
+            return _pod_init(command, options.get("--user"), ready)
         if "--user" in options:
             _become(options["--user"])
     except OSError as exc:
         print(f"tinykube sandbox: {exc}", file=sys.stderr, flush=True)
         return 125
-    try:
-        os.execvp(command[0], command)
-    except OSError as exc:
-        print(f"tinykube sandbox: exec {command[0]}: {exc.strerror}", file=sys.stderr,
-              flush=True)
-        return 127
+    return _exec(command, None, reset=False)
 
 
 if __name__ == "__main__":

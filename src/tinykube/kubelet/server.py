@@ -29,6 +29,7 @@ import datetime
 import errno
 import hmac
 import logging
+import socket
 from collections.abc import Awaitable, Callable
 
 import aiohttp
@@ -138,7 +139,9 @@ class KubeletServer:
     def __init__(self, lookup: Lookup, exec_lookup: ExecLookup, attach_lookup: AttachLookup, *,
                  token: str, host: str = "127.0.0.1", port: int = 0,
                  forward_lookup: ForwardLookup | None = None,
-                 metrics: MetricsSource | None = None) -> None:
+                 metrics: MetricsSource | None = None,
+                 listen_socket: Callable[[int, int, tuple[str, int]], socket.socket] | None
+                 = None) -> None:
         if not token:
             raise ValueError("a kubelet endpoint needs a token")
         self.lookup = lookup
@@ -148,6 +151,7 @@ class KubeletServer:
         self.metrics = metrics
         self.token = token
         self.host = host
+        self.listen_socket = listen_socket  # rootless: a socket of the host's namespace
         self.port = port
         self._runner: web.AppRunner | None = None
 
@@ -164,7 +168,10 @@ class KubeletServer:
         app.router.add_get("/metrics/resource", self._resource_metrics)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
+        site: web.BaseSite = web.TCPSite(self._runner, self.host, self.port)
+        if self.listen_socket is not None:
+            site = web.SockSite(self._runner, self.listen_socket(
+                socket.AF_INET, socket.SOCK_STREAM, (self.host, self.port)))
         await site.start()
         self.port = int(self._runner.addresses[0][1])
         return self.port

@@ -77,6 +77,11 @@ class Streams:
         return {"stdin": pipe if self.stdin else devnull,
                 "stdout": self._pipes[STDOUT][1] if self.stdout else devnull, "stderr": stderr}
 
+    def use_output(self, fd: int) -> None:
+        """Read the output from `fd` instead of a pipe made here (a container shim's FIFO,
+        which the shim writes into; stderr is merged into it)."""
+        self._pipes = {STDOUT: (fd, -1)}
+
     def started(self, proc: asyncio.subprocess.Process | None) -> None:
         """After the spawn (None: it failed): the parent's end of the terminal is closed."""
         self.proc = proc
@@ -84,7 +89,8 @@ class Streams:
             os.close(self._slave)
             self._slave = None
         for number, (read_end, write_end) in list(self._pipes.items()):
-            os.close(write_end)  # the child has its own copy
+            if write_end >= 0:
+                os.close(write_end)  # the child has its own copy
             self._pipes[number] = (read_end, -1)
         if proc is None:
             self.close()

@@ -281,6 +281,7 @@ class PodWorker:
         cgroups = self._cgroups(container)
         # With volumes, the container counts as started once the helper has bound them
         ready = os.pipe() if self._binds_mounts(mounts) else None
+        ooms = self._oom_kills(container["name"])  # before: the run may be OOM-killed at once
         try:
             proc = await self._spawn(container, argv, env, io, cgroups, mounts,
                                      ready[1] if ready else None)
@@ -294,13 +295,24 @@ class PodWorker:
             self._changed()
             await self._event("Warning", "Failed", f"Error: {exc}")
             return 128
+        return await self._follow(container, record, proc, io, env, log, probing=probing,
+                                  ready=ready, ooms=ooms)
+
+    async def _follow(self, container: Obj, record: pod_status.ContainerRecord,
+                      proc: asyncio.subprocess.Process, io: stdio.ContainerIO,
+                      env: Mapping[str, str], log: ContainerLog, *, probing: bool,
+                      ready: tuple[int, int] | None = None, resumed: str | None = None,
+                      ooms: int = 0) -> int:
+        """Watch a started run until it ends, then clean up after it. `resumed`: the start
+        time of a run an earlier agent started (no Started event, no postStart hook)."""
         io.started(proc)
         self.stdio[container["name"]] = io
         try:
             if ready is not None:
                 os.close(ready[1])
                 await asyncio.to_thread(_wait_closed, ready[0], READY_TIMEOUT)
-            return await self._watch(container, record, proc, env, log, probing=probing)
+            return await self._watch(container, record, proc, env, log, probing=probing,
+                                     resumed=resumed, ooms=ooms)
         finally:
             if proc.returncode is None:  # cancelled while running: leave nothing behind
                 _killpg(proc.pid, signal.SIGKILL)
@@ -347,16 +359,21 @@ class PodWorker:
 
     async def _watch(self, container: Obj, record: pod_status.ContainerRecord,
                      proc: asyncio.subprocess.Process, env: Mapping[str, str],
-                     log: ContainerLog, *, probing: bool) -> int:
+                     log: ContainerLog, *, probing: bool, resumed: str | None = None,
+                     ooms: int = 0) -> int:
+        """Follow a run until it ends; `ooms`: the OOM kill count before it started."""
         name = container["name"]
         self.procs[name] = proc
-        ooms = self.node.cgroups.oom_kills(self.uid, name) if self.node.cgroups else 0
-        record.started_at, record.finished_at = rfc3339(), None
+        record.started_at, record.finished_at = resumed or rfc3339(), None
         record.container_id = self._container_id(name, log.runs)
-        await self._event("Normal", "Started", f"Started container {name}")
+        if resumed is None:
+            self._started(container, record, proc)
+            await self._event("Normal", "Started", f"Started container {name}")
         pump = asyncio.create_task(self.stdio[name].pump(log))
         prober = None
-        if await self._post_start(container, proc, env):
+        started = await self._post_start(container, proc, env) if resumed is None else \
+            proc.returncode is None
+        if started:
             record.state, record.reason, record.message = "running", "", ""
             has_startup = bool(container.get("startupProbe")) and probing
             record.started = not has_startup
@@ -377,18 +394,31 @@ class PodWorker:
         log.end_run()
         code, sig = exit_code(returncode)
         reason = "Completed" if code == 0 else "Error"
-        if self.node.cgroups is not None and self.node.cgroups.oom_kills(self.uid, name) > ooms:
+        if self._oom_kills(name) > ooms:
             reason = "OOMKilled"  # the kernel's OOM killer ended a process of the container
-        self._record_exit(record, code, sig, reason, "", started=record.started_at)
+        self._record_exit(record, code, sig, reason, "", started=record.started_at,
+                          finished=self._finished_at(proc))
         self._changed()
         return code
 
+    def _started(self, container: Obj, record: pod_status.ContainerRecord,
+                 proc: asyncio.subprocess.Process) -> None:
+        """A run started (its record has its startedAt and containerID): nothing more here."""
+
+    def _oom_kills(self, name: str) -> int:
+        return self.node.cgroups.oom_kills(self.uid, name) if self.node.cgroups else 0
+
+    def _finished_at(self, proc: asyncio.subprocess.Process) -> str | None:
+        """When the run's process exited, if known better than "now" (a shim records it)."""
+        return None
+
     @staticmethod
     def _record_exit(record: pod_status.ContainerRecord, code: int, sig: int | None,
-                     reason: str, message: str, *, started: str | None) -> None:
+                     reason: str, message: str, *, started: str | None,
+                     finished: str | None = None) -> None:
         record.state, record.exit_code, record.signal = "terminated", code, sig
         record.reason, record.message = reason, message
-        record.started_at, record.finished_at = started, rfc3339()
+        record.started_at, record.finished_at = started, finished or rfc3339()
         record.ready = record.started = False
 
     # --- probes -----------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from tinykube.network.netns import bound_socket_in
@@ -43,6 +43,8 @@ class Relay:
     """Listeners in several namespaces, each relaying to `target` (host, port)."""
 
     target: tuple[str, int]
+    # makes the outgoing sockets (rootless: the host's, `network.hostsockets`); None: the loop
+    make_socket: Callable[[int, int], socket.socket] | None = None
     servers: list[asyncio.Server] = field(default_factory=list)
     connections: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -52,7 +54,7 @@ class Relay:
         self.connections.add(task)
         try:
             try:
-                upstream_reader, upstream = await asyncio.open_connection(*self.target)
+                upstream_reader, upstream = await self._connect()
             except OSError as error:
                 log.warning("relay to %s:%d: %s", *self.target, error)
                 return
@@ -63,6 +65,18 @@ class Relay:
         finally:
             writer.close()
             self.connections.discard(task)
+
+    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self.make_socket is None:
+            return await asyncio.open_connection(*self.target)
+        sock = self.make_socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            await asyncio.get_running_loop().sock_connect(sock, self.target)
+        except BaseException:
+            sock.close()
+            raise
+        return await asyncio.open_connection(sock=sock)
 
     async def listen_in(self, paths: Sequence[str], address: tuple[str, int]) -> None:
         """Listen on `address` inside each namespace of `paths`."""
@@ -84,8 +98,9 @@ class Relay:
 
 
 async def start_relay(paths: Sequence[str], address: tuple[str, int],
-                      target: tuple[str, int]) -> Relay:
-    relay = Relay(target)
+                      target: tuple[str, int],
+                      make_socket: Callable[[int, int], socket.socket] | None = None) -> Relay:
+    relay = Relay(target, make_socket)
     try:
         await relay.listen_in(paths, address)
     except BaseException:

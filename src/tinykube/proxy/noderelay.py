@@ -29,7 +29,7 @@ from typing import Any
 from tinykube.proxy import model
 from tinykube.proxy.limits import Limits
 from tinykube.proxy.syncer import Syncer
-from tinykube.proxy.tcp import SocketFactory
+from tinykube.proxy.tcp import BoundSocketFactory, SocketFactory
 from tinykube.proxy.userspace import UserspaceBackend
 
 Obj = Mapping[str, Any]
@@ -62,11 +62,14 @@ def relay_table(services: Iterable[Obj], node_address: str,
 
 class NodePortRelay(Syncer):
     """The `Syncer` of the relay: its table is `relay_table`, its backend makes upstream
-    sockets with `make_socket` (in the node's namespace)."""
+    sockets with `make_socket` (in the node's namespace) and, given `listen_socket`, its
+    listeners with it (rootless: in the host's namespace, `network.hostsockets`)."""
 
     def __init__(self, node_address: str, make_socket: SocketFactory, *,
-                 limits: Limits | None = None, listen: str = LISTEN_ADDRESS) -> None:
-        super().__init__(UserspaceBackend(make_socket=make_socket),
+                 limits: Limits | None = None, listen: str = LISTEN_ADDRESS,
+                 listen_socket: BoundSocketFactory | None = None) -> None:
+        super().__init__(UserspaceBackend(make_socket=make_socket,
+                                          listen_socket=listen_socket),
                          limits=limits or Limits.for_open_files(owner=OWNER))
         self.node_address, self.listen = node_address, listen
 

@@ -43,6 +43,9 @@ LINGER_RESET = struct.pack("ii", 1, 0)
 CONNECT_TIMEOUT = 5.0  # seconds per endpoint attempt
 OUT_OF_FILES = (errno.EMFILE, errno.ENFILE)  # worth a warning: nothing else will say it
 SocketFactory = Callable[[int, int], socket.socket]  # (family, kind) -> a new socket
+# (family, kind, address) -> a socket bound there (listening for TCP), non-blocking: the
+# rootless netns mode's listeners in the host's namespace (`network.hostsockets`)
+BoundSocketFactory = Callable[[int, int, tuple[str, int]], socket.socket]
 
 
 def reset(transport: asyncio.BaseTransport) -> None:
@@ -226,9 +229,11 @@ class TCPListener:
     """One listening socket forwarding to the endpoints its picker holds."""
 
     def __init__(self, key: ListenKey, picker: EndpointPicker, registry: Registry,
-                 make_socket: SocketFactory | None = None) -> None:
+                 make_socket: SocketFactory | None = None,
+                 listen_socket: BoundSocketFactory | None = None) -> None:
         self.key, self.picker, self.registry = key, picker, registry
         self.make_socket = make_socket
+        self.listen_socket = listen_socket
         self.server: asyncio.AbstractServer | None = None
 
     def __repr__(self) -> str:
@@ -237,7 +242,14 @@ class TCPListener:
 
     async def start(self) -> None:
         ip, port, _ = self.key
-        self.server = await asyncio.get_running_loop().create_server(
+        loop = asyncio.get_running_loop()
+        if self.listen_socket is not None:
+            family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+            sock = self.listen_socket(family, socket.SOCK_STREAM, (ip, port))
+            self.server = await loop.create_server(lambda: ClientHalf(self), sock=sock,
+                                                   backlog=1024)
+            return
+        self.server = await loop.create_server(
             lambda: ClientHalf(self), ip, port, reuse_address=True, backlog=1024)
 
     def close(self) -> None:

@@ -91,9 +91,12 @@ class UDPListener(asyncio.DatagramProtocol):
     """The datagram endpoint on the service address, demultiplexing clients into flows."""
 
     def __init__(self, key: ListenKey, picker: EndpointPicker, idle_timeout: float,
-                 make_socket: Callable[[int, int], socket.socket] | None = None) -> None:
+                 make_socket: Callable[[int, int], socket.socket] | None = None,
+                 listen_socket: Callable[[int, int, tuple[str, int]], socket.socket] | None
+                 = None) -> None:
         self.key, self.picker, self.idle_timeout = key, picker, idle_timeout
         self.make_socket = make_socket
+        self.listen_socket = listen_socket  # (see tcp.BoundSocketFactory)
         self.transport: asyncio.DatagramTransport | None = None
         self.flows: dict[Address, UDPFlow] = {}
 
@@ -103,6 +106,11 @@ class UDPListener(asyncio.DatagramProtocol):
 
     async def start(self) -> None:
         ip, port, _ = self.key
+        if self.listen_socket is not None:
+            family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+            sock = self.listen_socket(family, socket.SOCK_DGRAM, (ip, port))
+            await asyncio.get_running_loop().create_datagram_endpoint(lambda: self, sock=sock)
+            return
         await asyncio.get_running_loop().create_datagram_endpoint(
             lambda: self, local_addr=(ip, port))
 

@@ -29,7 +29,7 @@ import time
 from tinykube.proxy.backend import BindError
 from tinykube.proxy.model import ListenKey, ServicePortRule
 from tinykube.proxy.picker import Clock, EndpointPicker
-from tinykube.proxy.tcp import Registry, SocketFactory, TCPListener, reset
+from tinykube.proxy.tcp import BoundSocketFactory, Registry, SocketFactory, TCPListener, reset
 from tinykube.proxy.udp import UDPListener
 
 log = logging.getLogger(__name__)
@@ -43,9 +43,11 @@ class UserspaceBackend:
 
     def __init__(self, *, clock: Clock = time.monotonic,
                  udp_idle_timeout: float = UDP_IDLE_TIMEOUT,
-                 make_socket: SocketFactory | None = None) -> None:
+                 make_socket: SocketFactory | None = None,
+                 listen_socket: BoundSocketFactory | None = None) -> None:
         self.clock = clock
         self.make_socket = make_socket  # for upstream sockets; None: socket.socket
+        self.listen_socket = listen_socket  # for listeners; None: the loop's own
         self.udp_idle_timeout = udp_idle_timeout
         self.listeners: dict[ListenKey, Listener] = {}
         self.registry = Registry()
@@ -67,9 +69,11 @@ class UserspaceBackend:
         picker = EndpointPicker(rule.endpoints, rule.affinity_timeout, clock=self.clock)
         listener: Listener
         if key[2] == "UDP":
-            listener = UDPListener(key, picker, self.udp_idle_timeout, self.make_socket)
+            listener = UDPListener(key, picker, self.udp_idle_timeout, self.make_socket,
+                                   self.listen_socket)
         else:
-            listener = TCPListener(key, picker, self.registry, self.make_socket)
+            listener = TCPListener(key, picker, self.registry, self.make_socket,
+                                   self.listen_socket)
         try:
             await listener.start()
         except OSError as error:

@@ -62,6 +62,8 @@ TABLE = [
     ("policy", "poddisruptionbudgets", "PodDisruptionBudget", True, ("pdb",), (), ("status",),
      True),
     ("networking.k8s.io", "ingresses", "Ingress", True, ("ing",), (), ("status",), True),
+    ("autoscaling", "horizontalpodautoscalers", "HorizontalPodAutoscaler", True, ("hpa",),
+     ("all",), ("status",), True),
 ]
 
 

@@ -115,3 +115,31 @@ def test_diff_walk_agrees_with_comparing_whole_sets(new: dict[str, Any]) -> None
     shape = structured.builtin_shape("Pod")
     assert structured.diff(POD, new, shape) == naive_changes(POD, new, shape)
     assert structured.diff(new, POD, shape) == naive_changes(new, POD, shape)
+
+
+CRONTAB_SCHEMA = {"type": "object", "properties": {"spec": {"type": "object", "properties": {
+    "ports": {"type": "array", "x-kubernetes-list-type": "map",
+              "x-kubernetes-list-map-keys": ["name"],
+              "items": {"type": "object", "properties": {"name": {"type": "string"},
+                                                         "port": {"type": "integer"}}}},
+    "tags": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}},
+    "args": {"type": "array", "items": {"type": "string"}},
+    "selector": {"type": "object", "x-kubernetes-map-type": "atomic",
+                 "additionalProperties": {"type": "string"}}}}}}
+
+
+def test_custom_resource_lists_follow_the_schema() -> None:
+    shape = structured.shape_of("CronTab", CRONTAB_SCHEMA, custom=True)
+    obj = {"metadata": {"labels": {"a": "1"}},
+           "spec": {"ports": [{"name": "http", "port": 80}], "tags": ["x"], "args": ["1"],
+                    "selector": {"k": "v"}}}
+    assert structured.field_set(obj, shape) == {
+        ("f:metadata", "f:labels", "f:a"),
+        ("f:spec", "f:ports", 'k:{"name":"http"}'),
+        ("f:spec", "f:ports", 'k:{"name":"http"}', "f:name"),
+        ("f:spec", "f:ports", 'k:{"name":"http"}', "f:port"),
+        ("f:spec", "f:tags", 'v:"x"'), ("f:spec", "f:args"), ("f:spec", "f:selector")}
+    merged = structured.merge(obj, {"spec": {"ports": [{"name": "dns", "port": 53}],
+                                             "tags": ["y"], "args": ["2"]}}, shape)
+    assert merged["spec"]["ports"] == [{"name": "http", "port": 80}, {"name": "dns", "port": 53}]
+    assert (merged["spec"]["tags"], merged["spec"]["args"]) == (["x", "y"], ["2"])

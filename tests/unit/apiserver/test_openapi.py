@@ -37,7 +37,8 @@ def parameter_names(operation: dict[str, Any]) -> list[str]:
 
 def test_index_lists_every_group_version_alphabetically() -> None:
     assert list(openapi.index()["paths"]) == [
-        "api/v1", "apis/admissionregistration.k8s.io/v1", "apis/apiregistration.k8s.io/v1",
+        "api/v1", "apis/admissionregistration.k8s.io/v1", "apis/apiextensions.k8s.io/v1",
+        "apis/apiregistration.k8s.io/v1",
         "apis/apps/v1", "apis/apps/v1beta1", "apis/apps/v1beta2",
         "apis/authentication.k8s.io/v1", "apis/authorization.k8s.io/v1",
         "apis/autoscaling/v1", "apis/autoscaling/v2", "apis/batch/v1",
@@ -164,7 +165,7 @@ def test_documents_are_cached_bytes() -> None:
 
 def _refs(value: Any) -> list[str]:
     if isinstance(value, dict):
-        own = [value["$ref"]] if "$ref" in value else []
+        own = [value["$ref"]] if isinstance(value.get("$ref"), str) else []  # not a "$ref" property
         return own + [r for v in value.values() for r in _refs(v)]
     if isinstance(value, list):
         return [r for v in value for r in _refs(v)]

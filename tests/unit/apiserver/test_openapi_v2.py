@@ -137,8 +137,13 @@ def test_every_stored_kind_has_a_definition_tagged_with_its_gvk() -> None:
 
 
 def _keys(value: Any) -> set[str]:
+    """Every schema keyword used (property names, such as JSONSchemaProps' `allOf`, are not)."""
     if isinstance(value, dict):
-        return set(value) | {k for v in value.values() for k in _keys(v)}
+        own = set(value) - {"properties"}
+        props = value.get("properties")
+        inner = props.values() if isinstance(props, dict) else []
+        return own | {k for v in [*inner, *(v for k, v in value.items() if k != "properties")]
+                      for k in _keys(v)}
     if isinstance(value, list):
         return {k for v in value for k in _keys(v)}
     return set()
@@ -146,7 +151,7 @@ def _keys(value: Any) -> set[str]:
 
 def _refs(value: Any) -> list[str]:
     if isinstance(value, dict):
-        found = [value["$ref"]] if "$ref" in value else []
+        found = [value["$ref"]] if isinstance(value.get("$ref"), str) else []  # not a property
         return found + [ref for v in value.values() for ref in _refs(v)]
     if isinstance(value, list):
         return [ref for v in value for ref in _refs(v)]

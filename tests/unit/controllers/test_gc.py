@@ -198,3 +198,32 @@ async def test_dependent_of_foreground_owner_with_dependents_is_deleted_in_foreg
     assert client.calls == [("delete", "replicasets", "web")]
     assert client.deletes[-1]["propagation_policy"] == "Foreground"
     assert client.deletes[-1]["preconditions"] == {"uid": "uid-web"}
+
+
+CRONTABS_CRD: Obj = {
+    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": "crontabs.stable.example.com", "uid": "uid-crd"},
+    "spec": {"group": "stable.example.com", "scope": "Namespaced",
+             "names": {"plural": "crontabs", "kind": "CronTab"},
+             "versions": [{"name": "v1", "served": True, "storage": True}]},
+    "status": {"acceptedNames": {"plural": "crontabs", "kind": "CronTab"},
+               "conditions": [{"type": "Established", "status": "True"}]},
+}
+CRONTAB_REF = ref("CronTab", "nightly", "uid-nightly", "stable.example.com/v1")
+
+
+@pytest.mark.parametrize(("objects", "writes"), [
+    pytest.param([("customresourcedefinitions", CRONTABS_CRD)], [("delete", "pods", "web-1")],
+                 id="custom-owner-gone"),
+    pytest.param([("customresourcedefinitions", CRONTABS_CRD),
+                  ("crontabs", {"metadata": {"name": "nightly", "namespace": "default",
+                                             "uid": "uid-nightly"}})], [],
+                 id="custom-owner-live"),
+    pytest.param([], [], id="no-crd-serves-the-kind"),
+])
+async def test_custom_resource_owners_are_found_through_their_crds(
+        objects: list[tuple[str, Obj]], writes: list[tuple[str, str, str]]) -> None:
+    client = FakeClient(objects)
+    collector = _collector(client, [owned("web-1", CRONTAB_REF)], [])
+    await collector.sync("core/pods|default/web-1")
+    assert client.writes() == writes

@@ -127,8 +127,9 @@ def _row_object(obj: Mapping[str, Any], kind: str, include_object: str,
 
 
 def _row(kind: str, obj: Mapping[str, Any], now: datetime, include_object: str,
-         object_api_version: str | None, serve: Serve | None) -> Obj:
-    row: Obj = {"cells": row_cells(kind, obj, now)}
+         object_api_version: str | None, serve: Serve | None,
+         printer: Printer | None = None) -> Obj:
+    row: Obj = {"cells": printer.cells(obj, now) if printer else row_cells(kind, obj, now)}
     conditions = pod_conditions(obj) if kind == "Pod" else None
     if conditions:
         row["conditions"] = conditions
@@ -140,7 +141,8 @@ def _row(kind: str, obj: Mapping[str, Any], now: datetime, include_object: str,
 
 def table(kind: str, objects: list[Obj], *, now: datetime, include_object: str = "Metadata",
           resource_version: str = "", continue_token: str = "", with_headers: bool = True,
-          object_api_version: str | None = None, serve: Serve | None = None) -> Obj:
+          object_api_version: str | None = None, serve: Serve | None = None,
+          printer: Printer | None = None) -> Obj:
     """A `meta.k8s.io/v1` Table of `objects` (all of `kind`), rows in the given order.
 
     Cells are printed from `objects` as given; `serve`, if set, converts each row's `Object`
@@ -148,6 +150,7 @@ def table(kind: str, objects: list[Obj], *, now: datetime, include_object: str =
 
     `include_object` is the request's `includeObject` (`None`, `Metadata` or `Object`);
     `with_headers=False` leaves `columnDefinitions` empty, as watch events after the first do.
+    `printer` replaces the kind's (a custom resource's printer columns).
     """
     metadata: Obj = {}
     if resource_version:
@@ -158,7 +161,8 @@ def table(kind: str, objects: list[Obj], *, now: datetime, include_object: str =
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
         "metadata": metadata,
-        "columnDefinitions": columns(kind) if with_headers else [],
-        "rows": [_row(kind, obj, now, include_object, object_api_version, serve)
+        "columnDefinitions": ([c.definition() for c in printer.columns] if printer
+                              else columns(kind)) if with_headers else [],
+        "rows": [_row(kind, obj, now, include_object, object_api_version, serve, printer)
                  for obj in objects],
     }

@@ -17,7 +17,7 @@ from tinykube.api import selectors
 from tinykube.api.printers.duration import translate_timestamp
 
 Obj = dict[str, Any]
-Cell = str | int | bool | None
+Cell = str | int | float | bool | None
 RowFn = Callable[[Mapping[str, Any], datetime], list[Cell]]
 
 NONE = "<none>"

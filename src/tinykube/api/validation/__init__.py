@@ -23,7 +23,9 @@ public helpers.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
+from types import ModuleType
 
 from tinykube.api import resources
 from tinykube.api.errors import FieldError
@@ -37,6 +39,7 @@ from tinykube.api.validation.apps import (
     validate_statefulset_update,
 )
 from tinykube.api.validation.batch import validate_cronjob, validate_job
+from tinykube.api.validation.certificates import validate_csr, validate_csr_update
 from tinykube.api.validation.ingress import validate_ingress
 from tinykube.api.validation.meta import (
     NameCheck,
@@ -74,7 +77,6 @@ from tinykube.api.validation.policy import (
     validate_binding_update,
     validate_cluster_role,
     validate_cluster_role_binding,
-    validate_csr,
     validate_hpa,
     validate_ingress_class,
     validate_ingress_class_update,
@@ -114,6 +116,8 @@ __all__ = [
 
 Validator = Callable[[Obj], Errors]
 UpdateValidator = Callable[[Obj, Obj], Errors]
+# Kinds whose update rules depend on the subresource written (new, old, subresource).
+SubresourceUpdateValidator = Callable[[Obj, Obj, str], Errors]
 
 _NAME_CHECKS: dict[str, NameCheck] = {
     "Service": dns1035_label_errors,
@@ -123,6 +127,7 @@ _NAME_CHECKS: dict[str, NameCheck] = {
     "RoleBinding": path_segment_errors,
     "ClusterRoleBinding": path_segment_errors,
     "APIService": path_segment_errors,
+    "CertificateSigningRequest": lambda _name: [],  # "we don't care what you call" them
 }
 
 _VALIDATORS: dict[str, Validator] = {
@@ -153,6 +158,7 @@ _VALIDATORS: dict[str, Validator] = {
     "CertificateSigningRequest": validate_csr,
     "IngressClass": validate_ingress_class,
     "APIService": validate_api_service,
+    "CustomResourceDefinition": lambda obj: _crd_validation().validate_crd(obj),
 }
 
 _UPDATE_VALIDATORS: dict[str, UpdateValidator] = {
@@ -171,7 +177,17 @@ _UPDATE_VALIDATORS: dict[str, UpdateValidator] = {
     "ClusterRoleBinding": validate_binding_update,
     "PriorityClass": validate_priority_class_update,
     "IngressClass": validate_ingress_class_update,
+    "CustomResourceDefinition": lambda obj, old: _crd_validation().validate_crd_update(obj, old),
 }
+
+_SUBRESOURCE_UPDATE_VALIDATORS: dict[str, SubresourceUpdateValidator] = {
+    "CertificateSigningRequest": validate_csr_update,
+}
+
+
+def _crd_validation() -> ModuleType:
+    """`api.apiextensions.validation`, imported on first use: it builds on this package."""
+    return importlib.import_module("tinykube.api.apiextensions.validation")
 
 
 def _is_namespaced(kind: str) -> bool:
@@ -181,8 +197,10 @@ def _is_namespaced(kind: str) -> bool:
     return True
 
 
-def validate(kind: str, obj: Obj, old: Obj | None = None) -> list[FieldError]:
-    """Field errors for creating (`old is None`) or updating a defaulted `kind` object."""
+def validate(kind: str, obj: Obj, old: Obj | None = None, *,
+             subresource: str = "") -> list[FieldError]:
+    """Field errors for creating (`old is None`) or updating a defaulted `kind` object (or,
+    with `subresource`, writing that subresource of it)."""
     errors: Errors = []
     if old is not None:
         errors += validate_meta_update(obj, old)
@@ -192,7 +210,9 @@ def validate(kind: str, obj: Obj, old: Obj | None = None) -> list[FieldError]:
     errors += validate_meta(obj, namespaced=_is_namespaced(kind),
                             name_check=_NAME_CHECKS.get(kind, dns1123_subdomain_errors))
     check = _VALIDATORS.get(kind)
-    if check is not None:
+    if old is not None and kind in _SUBRESOURCE_UPDATE_VALIDATORS:
+        errors += _SUBRESOURCE_UPDATE_VALIDATORS[kind](obj, old, subresource)
+    elif check is not None:
         errors += check(obj)
     return _dedupe(errors)
 

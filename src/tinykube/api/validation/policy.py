@@ -11,7 +11,7 @@ kube-aggregator's).
 - An HPA has a target, `maxReplicas >= 1` and `minReplicas <= maxReplicas`.
 - A PriorityClass's value and preemptionPolicy cannot change, `system-` names are kube's own
   (with kube's values), and a user's value is at most 1000000000.
-- A CSR needs a request, a signer and usages.
+- CertificateSigningRequest: see `validation.certificates`.
 - An IngressClass's controller is required and immutable.
 - An APIService is named `<version>.<group>`.
 """
@@ -190,18 +190,6 @@ def validate_priority_class_update(new: Obj, old: Obj) -> Errors:
     if new.get("preemptionPolicy") != old.get("preemptionPolicy"):
         errors.append(FieldError.invalid("preemptionPolicy", new.get("preemptionPolicy"),
                                          "field is immutable"))
-    return errors
-
-
-def validate_csr(csr: Obj) -> Errors:
-    spec = _dict(csr, "spec")
-    errors: Errors = []
-    if not spec.get("request"):
-        errors.append(FieldError.required("spec.request"))
-    if not spec.get("signerName"):
-        errors.append(FieldError.required("spec.signerName"))
-    if not spec.get("usages"):
-        errors.append(FieldError.required("spec.usages"))
     return errors
 
 

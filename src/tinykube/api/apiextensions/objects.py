@@ -1,0 +1,33 @@
+"""What the registry does differently for a custom resource (kube's customResourceStrategy):
+schema defaults, and validation of its metadata plus its schema, instead of a kind's table
+entry. Custom kinds may share a name with a built-in kind (`Service` in `example.com`), so the
+registry asks `res.custom`, never the kind."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tinykube.api.apiextensions import schema
+from tinykube.api.clone import clone
+from tinykube.api.errors import FieldError
+from tinykube.api.resources import Resource
+from tinykube.api.validation.meta import validate_meta, validate_meta_update
+from tinykube.api.validation.names import dns1123_subdomain_errors
+
+Obj = dict[str, Any]
+CLEANUP_FINALIZER = "customresourcecleanup.apiextensions.k8s.io"
+
+
+def defaulted(res: Resource, obj: Obj) -> Obj:
+    result = clone(obj)
+    schema.apply_defaults(res.custom.schema, result)
+    return result
+
+
+def validate(res: Resource, obj: Obj, old: Obj | None) -> list[FieldError]:
+    errs: list[FieldError] = []
+    if old is not None:
+        errs += validate_meta_update(obj, old)
+    errs += validate_meta(obj, namespaced=res.namespaced, name_check=dns1123_subdomain_errors)
+    errs += schema.validate(res.custom.schema, obj)
+    return errs
