@@ -45,18 +45,22 @@ class Credentials:
     service_account_key: str = dataclasses.field(repr=False)
 
 
-def write_kubeconfig(path: Path, *, server: str, ca_cert: Path, token: str) -> None:
+def write_kubeconfig(path: Path, *, server: str, ca_cert: Path, token: str,
+                     name: str = "tinykube") -> None:
+    """The admin's kubeconfig; cluster and context are `name`, the user `tinykube-admin` for
+    the default cluster and `name` for a named one (so merged kubeconfigs keep them apart)."""
+    user = "tinykube-admin" if name == "tinykube" else name
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "tinykube", "cluster": {
+        "clusters": [{"name": name, "cluster": {
             "server": server,
             "certificate-authority-data": base64.b64encode(ca_cert.read_bytes()).decode(),
         }}],
-        "users": [{"name": "tinykube-admin", "user": {"token": token}}],
-        "contexts": [{"name": "tinykube", "context": {
-            "cluster": "tinykube", "user": "tinykube-admin", "namespace": "default"}}],
-        "current-context": "tinykube",
+        "users": [{"name": user, "user": {"token": token}}],
+        "contexts": [{"name": name, "context": {
+            "cluster": name, "user": user, "namespace": "default"}}],
+        "current-context": name,
         "preferences": {},
     }
     private.write(path, yaml.safe_dump(config, sort_keys=False))

@@ -60,6 +60,8 @@ class APIServerOptions:
     enforces_network_policy: bool = False
     # Seconds between scrapes of the kubelets for metrics.k8s.io (`kubectl top`).
     metric_resolution: float = 15.0
+    # The kubeconfig's cluster/context name ("tinykube-NAME" for `tinykube up --name NAME`).
+    kubeconfig_name: str = "tinykube"
 
 
 @dataclasses.dataclass
@@ -161,7 +163,7 @@ async def _open(options: APIServerOptions, lock: datadir.DataDirLock) -> Running
     bootstrap.bootstrap(registry, api_host=advertised, api_port=server.port)
     rbac_bootstrap.reconcile(registry)
     certs.write_kubeconfig(creds.kubeconfig, server=server.url, ca_cert=creds.ca_cert,
-                           token=creds.token)
+                           token=creds.token, name=options.kubeconfig_name)
     reconciler = asyncio.create_task(bootstrap.reconcile_endpoints_forever(
         registry, api_host=advertised, api_port=server.port), name="endpoint-reconciler")
     # Build the OpenAPI documents off the event loop now, so that the first kubectl that asks

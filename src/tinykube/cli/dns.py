@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
+from typing import Any
 
 import click
 
@@ -56,7 +58,7 @@ async def _serve(options: DNSOptions, kubeconfig: str | None) -> None:
                            lambda client: run_dns(options, client, announce=announce))
 
 
-@click.command(name="dns")
+@click.group(name="dns", invoke_without_command=True)
 @click.option("--kubeconfig", type=click.Path(dir_okay=False), default=None,
               help="kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config).")
 @click.option("--listen", default="127.96.0.10:53", show_default=True,
@@ -73,10 +75,15 @@ async def _serve(options: DNSOptions, kubeconfig: str | None) -> None:
 @click.option("--metrics", "metrics_listen", default=None,
               help="HOST:PORT for Prometheus /metrics (e.g. 127.96.0.10:9153).")
 @click.option("--log-queries", is_flag=True, help="log every query and what answered it.")
-def command(kubeconfig: str | None, listen: str, fallback_port: int, cluster_domain: str,
+@click.pass_context
+def command(ctx: click.Context, kubeconfig: str | None, listen: str, fallback_port: int,
+            cluster_domain: str,
             ttl: int, pod_records: str, upstream: str | None, metrics_listen: str | None,
             log_queries: bool) -> None:
-    """Serve the cluster DNS zone from an API server's Services, EndpointSlices and Pods."""
+    """Serve the cluster DNS zone from an API server's Services, EndpointSlices and Pods
+    (`tinykube dns inject`: a fault drill in a running cluster's DNS)."""
+    if ctx.invoked_subcommand is not None:
+        return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     raise_open_files_limit()
     options = DNSOptions(
@@ -91,3 +98,65 @@ def command(kubeconfig: str | None, listen: str, fallback_port: int, cluster_dom
         uvloop.run(_serve(options, kubeconfig))
     except ImportError:
         asyncio.run(_serve(options, kubeconfig))
+
+
+def _kubeconfig(given: str | None) -> Path:
+    import os
+
+    from tinykube.cli.up import default_data_dir
+
+    return Path(given or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
+                or default_data_dir() / "kubeconfig")
+
+
+@command.command(name="inject")
+@click.argument("name")
+@click.option("--for", "for_seconds", type=click.FloatRange(0, min_open=True), required=True,
+              help="Seconds the drill lasts.")
+@click.option("--rcode", default=None, metavar="SERVFAIL|NXDOMAIN|REFUSED|N",
+              help="Answer this rcode, no records.")
+@click.option("--drop", is_flag=True, help="Answer nothing (clients time out).")
+@click.option("--delay", type=click.FloatRange(0, min_open=True), default=None,
+              help="Answer truly, this many seconds late.")
+@click.option("--truncate", is_flag=True, help="Over UDP, an empty answer with TC set.")
+@click.option("--stale", is_flag=True,
+              help="Keep answering the first answer given, whatever changes (serve-stale).")
+@click.option("--restart", is_flag=True,
+              help="SERVFAIL for every name, as a DNS server before its first sync.")
+@click.option("--kubeconfig", default=None, help="The cluster's admin kubeconfig (default: "
+              "$KUBECONFIG, else the default data dir's).")
+@click.option("--dns", "dns_listen", default=None, metavar="HOST:PORT",
+              help="The cluster DNS: wait until it runs the drill.")
+def inject(name: str, for_seconds: float, rcode: str | None, drop: bool, delay: float | None,
+           truncate: bool, stale: bool, restart: bool, kubeconfig: str | None,
+           dns_listen: str | None) -> None:
+    """Start a DNS fault drill for NAME (`*` every name, `*.SUFFIX` names below SUFFIX)."""
+    from tinykube import drill_client
+
+    behaviour: dict[str, Any] = {}
+    if rcode is not None:
+        behaviour["rcode"] = int(rcode) if rcode.isdigit() else rcode.upper()
+        if behaviour["rcode"] not in drill_client.RCODES and not rcode.isdigit():
+            raise click.BadParameter(f"{rcode!r}: one of {', '.join(drill_client.RCODES)} "
+                                     "or a number", param_hint="--rcode")
+    behaviour.update({k: True for k, v in (("drop", drop), ("truncate", truncate),
+                                           ("stale", stale), ("restart", restart)) if v})
+    if delay is not None:
+        behaviour["delay"] = delay
+    if len(behaviour) != 1:
+        raise click.UsageError("give exactly one of --rcode, --drop, --delay, --truncate, "
+                               "--stale, --restart")
+    address = split_host_port(dns_listen) if dns_listen else None
+    key = drill_client.inject(_kubeconfig(kubeconfig), name, for_seconds=for_seconds,
+                              dns_address=address, **behaviour)
+    click.echo(f"{key}: {name} {next(iter(behaviour))} for {for_seconds:g}s")
+
+
+@command.command(name="clear")
+@click.option("--kubeconfig", default=None, help="The cluster's admin kubeconfig.")
+def clear(kubeconfig: str | None) -> None:
+    """End every DNS fault drill."""
+    from tinykube import drill_client
+
+    ended = drill_client.clear(_kubeconfig(kubeconfig))
+    click.echo("drills ended" if ended else "no drills")

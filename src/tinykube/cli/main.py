@@ -11,12 +11,17 @@ from typing import Any
 
 import click
 
-# subcommand name -> module defining a click command named `command`
+# subcommand name -> module defining a click command named `command` (or `module:name`)
 SUBCOMMANDS = {
     "up": "tinykube.cli.up",
     "dns": "tinykube.cli.dns",
     "proxy": "tinykube.cli.proxy",
     "node": "tinykube.cli.node",
+    "status": "tinykube.cli.lifecycle:status",
+    "logs": "tinykube.cli.lifecycle:logs",
+    "down": "tinykube.cli.lifecycle:down",
+    "reset": "tinykube.cli.lifecycle:reset",
+    "kubeconfig": "tinykube.cli.lifecycle:kubeconfig",
 }
 
 
@@ -28,7 +33,8 @@ class LazyGroup(click.Group):
         module = SUBCOMMANDS.get(cmd_name)
         if module is None:
             return None
-        command: Any = importlib.import_module(module).command
+        module, _, attribute = module.partition(":")
+        command: Any = getattr(importlib.import_module(module), attribute or "command")
         assert isinstance(command, click.Command)
         return command
 

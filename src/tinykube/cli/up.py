@@ -45,9 +45,10 @@ if TYPE_CHECKING:
     from tinykube import cluster
 
 
-def default_data_dir() -> Path:
+def default_data_dir(name: str | None = None) -> Path:
+    """$XDG_DATA_HOME/tinykube, or tinykube-NAME for `--name NAME`."""
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
-    return Path(base) / "tinykube"
+    return Path(base) / (f"tinykube-{name}" if name else "tinykube")
 
 
 def split_listen(listen: str, option: str) -> tuple[str, int]:
@@ -102,10 +103,15 @@ async def _run(options: cluster.ClusterOptions, process: subprocess.Popen[bytes]
 
 
 @click.command()
-@click.option("--data-dir", type=click.Path(path_type=Path), default=default_data_dir,
-              show_default="$XDG_DATA_HOME/tinykube",
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              show_default="$XDG_DATA_HOME/tinykube, or tinykube-NAME with --name",
               help="Where state, certificates and the kubeconfig live.")
-@click.option("--listen", default="127.0.0.1:6443", show_default=True,
+@click.option("--name", default=None, callback=lambda _c, _p, v: check_name(v),
+              help="A cluster beside others: its own data dir, free ports (API server and "
+              "DNS on 127.0.0.1), and cluster/context/user tinykube-NAME in the kubeconfig.")
+@click.option("--detach", is_flag=True, help="Run in the background (output in up.log in "
+              "the data dir); return once ready, printing the export line.")
+@click.option("--listen", default=None, show_default="127.0.0.1:6443; 127.0.0.1:0 with --name",
               help="API server address (HOST:PORT; port 0 picks a free one).")
 @click.option("--network", type=click.Choice(["host", "netns"]), default="host",
               show_default=True,
@@ -177,7 +183,8 @@ async def _run(options: cluster.ClusterOptions, process: subprocess.Popen[bytes]
               help="Run nodes, controllers, DNS and proxy in the API server's process instead "
               "of a child process (uses one core; easier to profile).")
 @click.option("-v", "--verbose", count=True, help="More logging.")
-def command(data_dir: Path, listen: str, network: str, service_cidr: str | None,
+def command(data_dir: Path | None, name: str | None, detach: bool, listen: str | None,
+            network: str, service_cidr: str | None,
             pod_cidr: str | None, nodes: str | None,
             node_labels: tuple[str, ...], dns_listen: str | None, no_dns: bool, proxy: bool,
             default_runtime: str | None, registry_mirrors: tuple[str, ...],
@@ -188,6 +195,16 @@ def command(data_dir: Path, listen: str, network: str, service_cidr: str | None,
             hpa_sync_period: str, node_monitor_grace_period: str, durable: bool,
             single_process: bool, verbose: int) -> None:
     """Start tinykube on this machine."""
+    data_dir = data_dir or default_data_dir(name)
+    if detach:
+        run_detached(data_dir)
+        return
+    if name:
+        listen = listen or "127.0.0.1:0"
+        if not dns_listen and network == "host":
+            from tinykube.testing import free_port
+            dns_listen = f"127.0.0.1:{free_port()}"
+    listen = listen or "127.0.0.1:6443"
     logging.basicConfig(level=logging.WARNING - 10 * verbose,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     host, port = split_listen(listen, "--listen")
@@ -221,6 +238,7 @@ def command(data_dir: Path, listen: str, network: str, service_cidr: str | None,
                            dns_address, no_dns, proxy, default_runtime, insecure_http,
                            watch_history, durable, single_process, verbose)
         options.network = network
+        options.api.kubeconfig_name = f"tinykube-{name}" if name else "tinykube"
         options.host_sockets = host_sockets
         options.holder_pid = process.pid if rootless and process is not None else None
         options.api.metric_resolution = resolution
@@ -248,6 +266,46 @@ def command(data_dir: Path, listen: str, network: str, service_cidr: str | None,
     tune_gc()
     cluster.run_forever(lambda: _run(options, process, f"default runtime: {default_runtime} "
                                      f"({why})"))
+
+
+def check_name(name: str | None) -> str | None:
+    """A cluster name: a DNS label (it becomes part of a directory and of kubeconfig names)."""
+    import re
+
+    if name is not None and not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", name):
+        raise click.BadParameter(f"{name!r}: lowercase letters, digits and '-' (a DNS label)",
+                                 param_hint="--name")
+    return name
+
+
+def run_detached(data_dir: Path) -> None:
+    """Start this same `tinykube up` (without --detach) in the background and wait for it."""
+    from tinykube import background
+
+    argv = sys.argv[sys.argv.index("up") + 1:]
+    args = [a for a in argv if a != "--detach"]
+    try:
+        started = background.start(data_dir, args, timeout=120, new_session=True)
+    except background.NotReady as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"tinykube running in the background (PID {started.pid}, log "
+               f"{started.log}); stop it with `tinykube down"
+               f"{detached_selector(data_dir)}`")
+    click.echo(f"API server at {started.api_url}")
+    if started.dns_address:
+        click.echo(f"cluster DNS at {started.dns_address[0]}:{started.dns_address[1]}")
+    click.echo(f"export KUBECONFIG={started.kubeconfig}")
+
+
+def detached_selector(data_dir: Path) -> str:
+    """The arguments that name this cluster for status/logs/down: `--name N`, `--data-dir D`
+    or nothing for the default."""
+    default = default_data_dir()
+    if data_dir == default:
+        return ""
+    if data_dir.parent == default.parent and data_dir.name.startswith("tinykube-"):
+        return f" --name {data_dir.name.removeprefix('tinykube-')}"
+    return f" --data-dir {data_dir}"
 
 
 def choose_default_runtime(given: str | None, network: str) -> tuple[str, str]:

@@ -124,9 +124,11 @@ async def start_dns(options: DNSOptions, client: Any = None) -> RunningDNS:
         running.metrics_runner = await serve_metrics(server.metrics, *options.metrics)
     if client is not None:
         from tinykube.dns.controller import DNSController
+        from tinykube.dns.drills import DrillSync
 
+        sync = DrillSync(lambda: [server, *others])
         controller = DNSController(client, model, pod_records=options.pod_records,
-                                   metrics=server.metrics)
+                                   metrics=server.metrics, drills=(sync.apply, sync.delete))
         running.controller_task = asyncio.create_task(controller.run())
     return running
 

@@ -62,7 +62,8 @@ class DNSController:
 
     def __init__(self, client: RESTClient, model: ClusterModel, *, pod_records: str = "insecure",
                  metrics: DNSMetrics | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 drills: tuple[Apply, Apply] | None = None) -> None:
         self.model, self.metrics, self.clock = model, metrics, clock
         watched: list[tuple[Resource, Apply, Apply]] = [
             (resources.must("", "v1", "namespaces"), model.apply_namespace, model.delete_namespace),
@@ -76,6 +77,14 @@ class DNSController:
         for res, apply, delete in watched:
             informer = shared_informer(client, res)
             _connect(informer, apply, delete)
+            self.informers.append(informer)
+        if drills is not None:  # dns.drills: the one ConfigMap of fault drills
+            from tinykube.dns.drills import CONFIGMAP, NAMESPACE
+
+            informer = shared_informer(client, resources.must("", "v1", "configmaps"),
+                                       namespace=NAMESPACE,
+                                       field_selector=f"metadata.name={CONFIGMAP}")
+            _connect(informer, *drills)
             self.informers.append(informer)
 
     def _apply_slice(self, obj: dict[str, Any]) -> bool:

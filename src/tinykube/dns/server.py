@@ -26,6 +26,7 @@ from time import perf_counter
 from typing import Any, cast
 
 from tinykube.dns import mmsg
+from tinykube.dns.drills import STATUS_NAME, Drill, Drills, drilled, status_response
 from tinykube.dns.forward import Forwarder, servfail
 from tinykube.dns.metrics import DNSMetrics
 from tinykube.dns.tcp import Connections, TCPConnection, TCPLimits, Timers
@@ -55,6 +56,9 @@ class DNSServer:
         # The level-1 cache is cleared in place, never replaced. With a query log every query
         # must take the logged path, so the UDP readers then look in a dict that stays empty.
         self.fast: dict[bytes, bytes] = {} if log_queries else responder.fast
+        self._fast = self.fast  # while drills run, `fast` is an empty dict (dns.drills)
+        self.drills = Drills()
+        self._udp_protocol: _UDPProtocol | None = None
         self._udp: asyncio.DatagramTransport | None = None
         self._udp_sock: socket.socket | None = None
         self._tcp: asyncio.Server | None = None
@@ -108,7 +112,7 @@ class DNSServer:
             reader = mmsg.BatchSocket(sock)
             loop.add_reader(sock.fileno(), self._udp_readable, reader)
         else:
-            self._udp, _protocol = await loop.create_datagram_endpoint(
+            self._udp, self._udp_protocol = await loop.create_datagram_endpoint(
                 lambda: _UDPProtocol(self), sock=sock)
 
     def _udp_readable(self, reader: mmsg.BatchSocket) -> None:
@@ -156,8 +160,51 @@ class DNSServer:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
+    def inject(self, name: str, *, for_seconds: float, **behaviour: Any) -> Drill:
+        """Start a fault drill (`dns.drills`); the level-1 cache is bypassed while any runs."""
+        drill = self.drills.inject(name, for_seconds=for_seconds, **behaviour)
+        self._use_fast({})
+        return drill
+
+    def _use_fast(self, fast: dict[bytes, bytes]) -> None:
+        self.fast = fast
+        if self._udp_protocol is not None:
+            self._udp_protocol.fast = fast
+
     def answer(self, packet: bytes, proto: int, reply: Any) -> bytes | None:
         """Answer one query (not from the level-1 cache); `reply(bytes)` gets forwarded answers."""
+        if self.drills.active:  # almost always empty: one list truth test
+            return self._drilled(packet, proto, reply)
+        return self._answer(packet, proto, reply)
+
+    def _drilled(self, packet: bytes, proto: int, reply: Any) -> bytes | None:
+        try:
+            query = parse_query(packet)
+        except Exception:
+            return self._answer(packet, proto, reply)
+        if tuple(label.lower() for label in query.labels) == STATUS_NAME:
+            return status_response(packet, self.drills)
+        drill = self.drills.pick(query)
+        if not self.drills:
+            self._use_fast(self._fast)  # the last drill ended
+        if drill is None:
+            return self._answer(packet, proto, reply)
+        result, wait = drilled(drill, packet, query, proto == TCP,
+                               lambda: self.responder.respond(packet, proto == TCP))
+        if isinstance(result, Query):
+            self._forward(packet, result, proto, reply)
+            return None
+        if result is None:
+            self.metrics.stats.requests[proto] += 1
+            return None
+        if self.log_queries:
+            query_log.info("%s drill=%s", ".".join(query.labels) + ".", drill.name)
+        if wait > 0:
+            asyncio.get_running_loop().call_later(wait, reply, result)
+            return None
+        return result
+
+    def _answer(self, packet: bytes, proto: int, reply: Any) -> bytes | None:
         try:
             result = self.responder.respond(packet, proto == TCP)
         except Exception as error:  # a bug: never let it take the listener down
