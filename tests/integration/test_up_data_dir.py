@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import KUBECTLS, Cluster, Kubectl, start_cluster
+from tests.conftest import KUBECTLS, Cluster, Kubectl, start_cluster, until
 from tinykube.testing import free_port
 
 pytestmark = [pytest.mark.kubectl]
@@ -113,7 +113,8 @@ def run_a_process_pod(cluster: Cluster, tmp_path: Path) -> None:
     kubectl = kubectl_for(cluster, tmp_path)
     kubectl("apply", "-f", "-", input=POD)
     kubectl("wait", "--for=condition=Ready", "pod/writer", "--timeout=30s")
-    assert kubectl("logs", "writer") == "started\n"
+    # Ready comes when the container has started, not when its first line is in the log.
+    until(lambda: kubectl("logs", "writer") == "started\n", timeout=10, what="the pod's log")
     kubectl("create", "secret", "generic", "s", "--from-literal=password=hunter2")
 
 
