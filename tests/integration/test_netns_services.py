@@ -412,8 +412,18 @@ def test_kubectl_in_a_pod_reaches_the_api_through_the_kubernetes_service(
         kctl: Kubectl, pods: dict[str, str]) -> None:
     env = kctl("exec", "client", "--", "sh", "-c", "echo $KUBERNETES_SERVICE_HOST")
     assert env.strip() == get(kctl, "service", "kubernetes")["spec"]["clusterIP"]
-    listed = kctl("exec", "client", "--", "env", "-u", "KUBECONFIG", "HOME=/nonexistent",
-                  KUBECTLS[0][1], "get", "pods", "-o", "name")
+    in_pod = ("exec", "client", "--", "env", "-u", "KUBECONFIG", "HOME=/nonexistent",
+              KUBECTLS[0][1], "get", "pods", "-o", "name")
+    # The pod is its ServiceAccount, which RBAC lets list nothing until it is bound to a role.
+    refused = kctl.run(*in_pod, check=False)
+    assert ('pods is forbidden: User "system:serviceaccount:default:default" cannot list '
+            'resource "pods" in API group "" in the namespace "default"') in refused.stderr
+    kctl("create", "rolebinding", "client-view", "--clusterrole=view",
+         "--serviceaccount=default:default")
+    try:
+        listed = until(lambda: kctl.run(*in_pod, check=False).stdout, 10, "RBAC allowing it")
+    finally:
+        kctl("delete", "rolebinding", "client-view")
     assert sorted(listed.split()) == sorted(f"pod/{name}" for name in pods)
 
 
