@@ -21,6 +21,8 @@ import socket
 import struct
 import threading
 
+from tinykube.network import netns
+
 log = logging.getLogger(__name__)
 REQUEST = struct.Struct("!ii")  # family, kind
 
@@ -71,17 +73,7 @@ class HostSockets:
 
     def bound(self, family: int, kind: int, address: tuple[str, int]) -> socket.socket:
         """A host socket bound at `address` (and for TCP listening), non-blocking."""
-        sock = self(family, kind)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(address)
-            if kind == socket.SOCK_STREAM:
-                sock.listen(1024)
-        except OSError:
-            sock.close()
-            raise
-        sock.setblocking(False)
-        return sock
+        return netns.bind_serving(self(family, kind), kind, address)
 
     def close(self) -> None:
         with contextlib.suppress(OSError):

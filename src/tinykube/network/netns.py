@@ -160,22 +160,24 @@ class SocketsIn:
         self._thread.shutdown(wait=False)
 
 
+def bind_serving(sock: socket.socket, kind: int, address: tuple[str, int]) -> socket.socket:
+    """`sock` bound at `address` (and for TCP listening), non-blocking; closed if that fails."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        if kind == socket.SOCK_STREAM:
+            sock.listen(1024)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
+
+
 def bound_socket_in(path: str, family: int, kind: int,
                     address: tuple[str, int]) -> socket.socket:
     """A socket in the namespace at `path`, bound (and for TCP listening) at `address`."""
-    def make() -> socket.socket:
-        sock = socket.socket(family, kind)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(address)
-            if kind == socket.SOCK_STREAM:
-                sock.listen(1024)
-        except OSError:
-            sock.close()
-            raise
-        sock.setblocking(False)
-        return sock
-    return in_netns(path, make)
+    return in_netns(path, lambda: bind_serving(socket.socket(family, kind), kind, address))
 
 
 def write_sysctls(path: str, values: dict[str, str]) -> None:
