@@ -90,6 +90,20 @@ def _named(names: Iterable[str]) -> str:
     return ", ".join(names[:MAX_NAMED]) + more
 
 
+def selector_misses(selector: dict[str, str], labels: Any) -> list[str]:
+    """How `labels` miss a Service selector, one `key=value (wants key=v)` per label."""
+    labels = labels if isinstance(labels, dict) else {}
+    return [f"{k}={labels[k]} (wants {k}={v})" if k in labels else f"no label {k} (wants {k}={v})"
+            for k, v in sorted(selector.items()) if labels.get(k) != v]
+
+
+def nearest_miss(selector: dict[str, str], pods: Iterable[Obj]) -> tuple[str, list[str]] | None:
+    """The pod that misses the selector by the fewest labels (by name on a tie), and how."""
+    scored = sorted((len(m), str(_meta(p).get("name") or ""), m) for p in pods
+                    if (m := selector_misses(selector, _meta(p).get("labels"))))
+    return (scored[0][1], scored[0][2]) if scored else None
+
+
 # ---- StatefulSet serviceName -----------------------------------------------------------------
 
 

@@ -26,6 +26,7 @@ import difflib
 import re
 from typing import Any
 
+from tinykube.api import netwarnings
 from tinykube.controllers import endpointslice as eps
 from tinykube.explain.snapshot import Obj, Snapshot, name_of, namespace_of
 
@@ -171,19 +172,12 @@ def selector_mismatch(snap: Snapshot, svc: Obj) -> Reason:
     wanted = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
     text = f"the selector {wanted} of Service {name_of(svc)} matches no pod in namespace " \
            f'"{namespace_of(svc)}"'
-    best: tuple[int, str, list[str]] | None = None
-    for pod in snap.in_namespace("Pod", namespace_of(svc)):
-        labels = (pod.get("metadata") or {}).get("labels") or {}
-        misses = [f"{k}={labels[k]} (wants {k}={v})" if k in labels else f"no label {k} "
-                  f"(wants {k}={v})" for k, v in sorted(selector.items()) if labels.get(k) != v]
-        candidate = (len(misses), name_of(pod), misses)
-        if best is None or candidate[:2] < best[:2]:
-            best = candidate
-    if best is None:
+    nearest = netwarnings.nearest_miss(selector, snap.in_namespace("Pod", namespace_of(svc)))
+    if nearest is None:
         return reason("selector-no-match", text + " (it has no pods at all)",
                       "create the pods (a Deployment or StatefulSet) the Service is for")
-    return reason("selector-no-match", f"{text}; nearest: pod {best[1]} has "
-                  + ", ".join(best[2]), "make the selector and the pod template's labels agree")
+    return reason("selector-no-match", f"{text}; nearest: pod {nearest[0]} has "
+                  + ", ".join(nearest[1]), "make the selector and the pod template's labels agree")
 
 
 def pod_endpoint_reasons(pod: Obj, svc: Obj) -> list[Reason]:
@@ -252,9 +246,7 @@ def _endpoint(snap: Snapshot, svc: Obj, label: str) -> list[Reason]:
 
 
 def _not_selected(pod: Obj, svc: Obj) -> Reason:
-    labels = (pod.get("metadata") or {}).get("labels") or {}
-    misses = [f"{k}={labels.get(k, '<unset>')} (wants {k}={v})"
-              for k, v in sorted(eps.selector_of(svc).items()) if labels.get(k) != v]
+    misses = netwarnings.selector_misses(eps.selector_of(svc), _labels(pod))
     return reason("pod-not-selected", f"Service {name_of(svc)}'s selector does not match pod "
                   f"{name_of(pod)}: " + ", ".join(misses or ["the Service has no selector"]),
                   "make the selector and the pod's labels agree")
