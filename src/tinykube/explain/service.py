@@ -84,6 +84,10 @@ def changes(snap: Snapshot, svc: dict[str, Any]) -> list[dict[str, str]]:
     if eps.selector_of(svc) and not whynot.selected_pods(snap, svc):
         found.append(whynot.selector_mismatch(snap, svc))
     spec = svc.get("spec") or {}
+    for port in spec.get("ports") or []:
+        missing = [p for p in whynot.selected_pods(snap, svc) if eps.find_port(p, port) is None]
+        if missing:
+            found.append(whynot.named_port_reason(svc, port, missing))
     if spec.get("sessionAffinity") != "ClientIP" and not eps.is_headless(svc):
         found.append(whynot.reason("affinity", "sessionAffinity is None", "set "
                                    "spec.sessionAffinity: ClientIP to keep each client on one "

@@ -140,6 +140,7 @@ CASES: dict[str, tuple[Callable[[list[Obj]], None], Explain]] = {
     "aaaa-nodata": (unchanged, lambda s: explain_name(s, "nginx-service", qtype="AAAA")),
     "service-clusterip": (affinity, lambda s: explain_service(s, "nginx-service")),
     "service-headless": (unchanged, lambda s: explain_service(s, "nginx")),
+    "service-named-port-undefined": (target_port, lambda s: explain_service(s, "nginx")),
     "service-missing": (unchanged, lambda s: explain_service(s, "nginx", namespace="other")),
 }
 
