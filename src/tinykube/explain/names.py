@@ -69,8 +69,10 @@ def client_pod(snap: Snapshot, from_pod: str | None, namespace: str) -> Obj:
 
 def search_config(pod: Obj, nameserver: str) -> dict[str, Any]:
     """search, ndots and nameservers of the pod's resolv.conf (as the node agent writes it)."""
-    text = resolv_conf(pod, nameserver) or ""
-    config: dict[str, Any] = {"search": [], "ndots": 1, "nameservers": []}
+    text = resolv_conf(pod, nameserver)
+    config: dict[str, Any] = {"search": [], "ndots": 1, "nameservers": [],
+                              "clusterDNS": text is not None}
+    text = text or ""
     for line in text.splitlines():
         word, *rest = line.split() or [""]
         if word == "search":
@@ -177,6 +179,12 @@ def explain_name(snap: Snapshot, name: str, *, qtype: str = "A", from_pod: str |
         "objects": whynot.objects_behind(snap, answered["source"]) if answered else [],
         "reasons": [] if answered else _summary(queries),
     }
+    if not config["clusterDNS"]:
+        policy = (pod.get("spec") or {}).get("dnsPolicy")
+        result["reasons"].insert(0, whynot.reason(
+            "not-cluster-first", f"pod {name_of(pod)} has dnsPolicy {policy}: its resolver is "
+            "the node's, not cluster DNS; the queries above are what cluster DNS would answer",
+            "use dnsPolicy ClusterFirst (the default) to resolve cluster names"))
     return result
 
 

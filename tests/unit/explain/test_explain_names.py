@@ -112,6 +112,10 @@ def affinity(objects: list[Obj]) -> None:
     not_ready(objects)
 
 
+def host_dns(objects: list[Obj]) -> None:
+    find(objects, "Pod", "web-0")["spec"]["dnsPolicy"] = "Default"
+
+
 def unchanged(objects: list[Obj]) -> None:
     pass
 
@@ -137,6 +141,7 @@ CASES: dict[str, tuple[Callable[[list[Obj]], None], Explain]] = {
     "selector-no-match": (selector, lambda s: explain_name(s, "nginx")),
     "named-port-undefined": (target_port,
                              lambda s: explain_name(s, "_web._tcp.nginx", qtype="SRV")),
+    "dns-policy-default": (host_dns, lambda s: explain_name(s, "nginx", from_pod="web-0")),
     "aaaa-nodata": (unchanged, lambda s: explain_name(s, "nginx-service", qtype="AAAA")),
     "service-clusterip": (affinity, lambda s: explain_service(s, "nginx-service")),
     "service-headless": (unchanged, lambda s: explain_service(s, "nginx")),
