@@ -28,6 +28,7 @@ from typing import Any
 
 from tinykube.api import netwarnings
 from tinykube.controllers import endpointslice as eps
+from tinykube.dns.records import dashed
 from tinykube.explain.snapshot import Obj, Snapshot, name_of, namespace_of
 
 Reason = dict[str, str]
@@ -69,7 +70,7 @@ def _service_name(snap: Snapshot, namespace: str, names: tuple[str, ...],
         return [reason("external-name", f"Service {names[-1]} is an ExternalName Service: it "
                        "has no endpoint or port names below it")]
     if len(names) == 2:
-        return _endpoint(snap, svc, names[0])
+        return _endpoint_type(snap, svc, names[0], qtype) or _endpoint(snap, svc, names[0])
     if len(names) == 3:
         return _port(snap, svc, names[0], names[1])
     return [reason("too-many-labels", "no cluster name has that many labels below .svc")]
@@ -243,6 +244,21 @@ def _endpoint(snap: Snapshot, svc: Obj, label: str) -> list[Reason]:
     return found or [reason("endpoint-lag", f"pod {pname} should be endpoint {label} of "
                             f"{service}, but the EndpointSlices do not list it yet",
                             "the EndpointSlice controller has not caught up: ask again")]
+
+
+def _endpoint_type(snap: Snapshot, svc: Obj, label: str, qtype: str) -> list[Reason]:
+    """The endpoint name exists (a ready endpoint has it) but not with records of `qtype`."""
+    addresses = [a for s in snap.slices_of(namespace_of(svc), name_of(svc))
+                 for ep in s.get("endpoints") or []
+                 if (ep.get("conditions") or {}).get("ready") is not False
+                 for a in ep.get("addresses") or []
+                 if (ep.get("hostname") or dashed(str(a))) == label]
+    if not addresses:
+        return []
+    return [reason("no-family", f"{label}.{name_of(svc)} has only the address(es) "
+                   f"{', '.join(map(str, addresses))}, no {qtype} record",
+                   "ask for the type of its address (A for IPv4, AAAA for IPv6); SRV names "
+                   "are _<port>._<proto>.<service>")]
 
 
 def _not_selected(pod: Obj, svc: Obj) -> Reason:

@@ -142,6 +142,7 @@ CASES: dict[str, tuple[Callable[[list[Obj]], None], Explain]] = {
     "named-port-undefined": (target_port,
                              lambda s: explain_name(s, "_web._tcp.nginx", qtype="SRV")),
     "dns-policy-default": (host_dns, lambda s: explain_name(s, "nginx", from_pod="web-0")),
+    "pod-name-aaaa": (unchanged, lambda s: explain_name(s, "web-0.nginx", qtype="AAAA")),
     "aaaa-nodata": (unchanged, lambda s: explain_name(s, "nginx-service", qtype="AAAA")),
     "service-clusterip": (affinity, lambda s: explain_service(s, "nginx-service")),
     "service-headless": (unchanged, lambda s: explain_service(s, "nginx")),
@@ -181,6 +182,7 @@ EXPECTED_CODES = {
     "selector-no-match": ["selector-no-match"],
     "named-port-undefined": ["named-port-undefined"],
     "aaaa-nodata": ["no-family"],
+    "pod-name-aaaa": ["no-family"],
 }
 
 
