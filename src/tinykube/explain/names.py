@@ -188,13 +188,32 @@ def explain_name(snap: Snapshot, name: str, *, qtype: str = "A", from_pod: str |
     return result
 
 
+# Reasons that only say a search-path candidate is not a cluster name: the summary prefers a
+# query with a more telling one (the candidate the asker most likely meant).
+GENERIC = frozenset({"no-service", "no-namespace", "outside-zone", "not-a-cluster-name",
+                     "empty-non-terminal"})
+
+
 def _summary(queries: list[dict[str, Any]]) -> list[dict[str, str]]:
-    """The reasons of the query most likely meant: the first whose namespace exists."""
-    for query in queries:
-        if query["reasons"] and not any(r["code"] in ("no-namespace", "outside-zone")
-                                        for r in query["reasons"]):
-            return list(query["reasons"])
-    return next((list(q["reasons"]) for q in queries if q["reasons"]), [])
+    """The reasons of the query most likely meant: the first with a specific reason, else the
+    first whose namespace exists, else the first with any."""
+    def codes(query: dict[str, Any]) -> set[str]:
+        return {r["code"] for r in query["reasons"]}
+
+    def specific(query: dict[str, Any]) -> bool:
+        return bool(codes(query) - GENERIC)
+
+    def namespace_exists(query: dict[str, Any]) -> bool:
+        return not codes(query) & {"no-namespace", "outside-zone"}
+
+    def anything(_query: dict[str, Any]) -> bool:
+        return True
+
+    for keep in (specific, namespace_exists, anything):
+        for query in queries:
+            if query["reasons"] and keep(query):
+                return list(query["reasons"])
+    return []
 
 
 def _is_ip(text: str) -> bool:

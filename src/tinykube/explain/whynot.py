@@ -28,7 +28,7 @@ from typing import Any
 
 from tinykube.api import netwarnings
 from tinykube.controllers import endpointslice as eps
-from tinykube.dns.records import dashed
+from tinykube.dns.records import dashed, undashed
 from tinykube.explain.snapshot import Obj, Snapshot, name_of, namespace_of
 
 Reason = dict[str, str]
@@ -44,13 +44,24 @@ def diagnose(snap: Snapshot, rest: tuple[str, ...], qtype: str) -> list[Reason]:
     if rest[-1] == "svc" and len(rest) >= 2:
         return _service_name(snap, rest[-2], rest[:-2], qtype)
     if rest[-1] == "pod" and len(rest) == 3:
-        return [reason("pod-record", f"{rest[0]} is not an IP address written with dashes",
-                       "pod records are <a-b-c-d>.<namespace>.pod.<zone>")]
+        return _pod_record(snap, rest[0], rest[1])
     if rest[-1] in ("svc", "pod"):
         return [reason("empty-non-terminal", "the name exists but holds no records of this "
                        "type (an empty non-terminal of the zone)")]
     return [reason("not-a-cluster-name", f"{'.'.join(rest)} is neither a .svc nor a .pod name "
                    "of the cluster zone", "cluster names are <service>.<namespace>.svc.<zone>")]
+
+
+def _pod_record(snap: Snapshot, label: str, namespace: str) -> list[Reason]:
+    if namespace not in snap.namespaces():
+        return [reason("no-namespace", f'there is no namespace "{namespace}"')]
+    ip = undashed(label)
+    if not ip:
+        return [reason("pod-record", f"{label} is not an IP address written with dashes",
+                       "pod records are <a-b-c-d>.<namespace>.pod.<zone>")]
+    return [reason("pod-record-unverified", f"no pod in namespace \"{namespace}\" has IP {ip}, "
+                   "and cluster DNS answers pod records only for pods it knows (pod-records "
+                   "verified), or not at all (disabled)")]
 
 
 def _service_name(snap: Snapshot, namespace: str, names: tuple[str, ...],

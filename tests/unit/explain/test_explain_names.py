@@ -143,6 +143,9 @@ CASES: dict[str, tuple[Callable[[list[Obj]], None], Explain]] = {
                              lambda s: explain_name(s, "_web._tcp.nginx", qtype="SRV")),
     "dns-policy-default": (host_dns, lambda s: explain_name(s, "nginx", from_pod="web-0")),
     "pod-name-aaaa": (unchanged, lambda s: explain_name(s, "web-0.nginx", qtype="AAAA")),
+    "pod-record-verified": (unchanged, lambda s: explain_name(
+        s, "10-244-9-9.default.pod", pod_records="verified")),
+    "pod-record-insecure": (unchanged, lambda s: explain_name(s, "10-244-9-9.default.pod")),
     "aaaa-nodata": (unchanged, lambda s: explain_name(s, "nginx-service", qtype="AAAA")),
     "service-clusterip": (affinity, lambda s: explain_service(s, "nginx-service")),
     "service-headless": (unchanged, lambda s: explain_service(s, "nginx")),
