@@ -179,6 +179,8 @@ def _pod_specs(lookup: Lookup, namespace: str) -> list[tuple[str, Any, Obj]]:
 
 
 def service_target_ports(kind: str, obj: Obj, lookup: Lookup) -> list[str]:
+    if not _named_ports(obj) or not _spec(obj).get("selector"):
+        return []  # nothing to look up (the common case: numeric target ports)
     namespace = str(_meta(obj).get("namespace") or "")
     specs = [s for s in _pod_specs(lookup, namespace) if _selects(obj, s[1])]
     warnings = []
@@ -198,6 +200,8 @@ def template_target_ports(kind: str, obj: Obj, lookup: Lookup) -> list[str]:
     if found is None:
         return []
     path, meta, spec = found
+    if not meta.get("labels"):
+        return []
     namespace = str(_meta(obj).get("namespace") or "")
     warnings = []
     for svc in lookup(SERVICES, namespace):
