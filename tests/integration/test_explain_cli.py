@@ -15,14 +15,25 @@ import sys
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from tests.conftest import TESTDATA, Cluster, Kubectl, until
+from tinykube.cli.main import cli
 
 pytestmark = [pytest.mark.kubectl,
               pytest.mark.cluster_args("--nodes", "kube-node1,kube-node2,kube-node3")]
 
 
 def explain(cluster: Cluster, *args: str) -> tuple[int, str]:
+    """The CLI in this process (click's runner: the same command, no interpreter start-up)."""
+    result = CliRunner().invoke(cli, ["explain", *args],
+                                env={"KUBECONFIG": str(cluster.kubeconfig)})
+    assert result.exit_code in (0, 1), result.output
+    return result.exit_code, result.output
+
+
+def explain_process(cluster: Cluster, *args: str) -> tuple[int, str]:
+    """`python -m tinykube explain ...` as a user runs it."""
     env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig)}
     done = subprocess.run([sys.executable, "-m", "tinykube", "explain", *args],
                           capture_output=True, text=True, env=env, timeout=30)
@@ -65,7 +76,7 @@ def test_explain_agrees_with_dig(cluster: Cluster, kctl: Kubectl) -> None:
         status, records = dig(cluster, result["answeredBy"], qtype)
         assert (status, records) == ("NOERROR", sorted(result["answer"])), name
 
-    code, text = explain(cluster, "web-2.nginx")
+    code, text = explain_process(cluster, "web-2.nginx")
     assert code == 1
     assert "StatefulSet web has 2 replica(s) (web-0..web-1), so there is no pod web-2" in text
     assert dig(cluster, "web-2.nginx.default.svc.cluster.local") == ("NXDOMAIN", [])
