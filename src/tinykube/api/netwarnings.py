@@ -205,9 +205,10 @@ def template_target_ports(kind: str, obj: Obj, lookup: Lookup) -> list[str]:
     namespace = str(_meta(obj).get("namespace") or "")
     warnings = []
     for svc in lookup(SERVICES, namespace):
-        if not _selects(svc, meta.get("labels")):
+        named = _named_ports(svc)  # first: most Services target numbers, and need no match
+        if not named or not _selects(svc, meta.get("labels")):
             continue
-        for _, port in _named_ports(svc):
+        for _, port in named:
             target, protocol = port["targetPort"], port.get("protocol") or "TCP"
             if not _defines(spec, target, protocol):
                 warnings.append(f"{path}.containers: Service \"{_meta(svc).get('name')}\" "
