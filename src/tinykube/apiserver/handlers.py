@@ -29,6 +29,7 @@ from tinykube.api.apiextensions import serving as custom_serving
 from tinykube.api.clone import clone
 from tinykube.api.meta import rfc3339
 from tinykube.api.resources import Resource
+from tinykube.api.webhooks import Attributes as WebhookAttributes
 from tinykube.apiserver import (
     access,
     codec,
@@ -40,6 +41,7 @@ from tinykube.apiserver import (
     rbac,
     reviews,
     sa_tokens,
+    webhooks,
 )
 from tinykube.apiserver.admission import CREATE, UPDATE, Admission
 from tinykube.apiserver.admission import Request as AdmissionRequest
@@ -47,6 +49,7 @@ from tinykube.apiserver.list_options import Consistency
 from tinykube.apiserver.params import int_param, parse_bool, resource_version_param
 from tinykube.apiserver.paths import Target
 from tinykube.apiserver.registry import Registry
+from tinykube.apiserver.registry import defaulted as registry_defaults
 from tinykube.store.cache import Entry, Event, Watcher
 
 Obj = dict[str, Any]
@@ -107,6 +110,7 @@ class ResourceHandler:
                                                resolution=metric_resolution)
         self.unenforced = frozenset(unenforced)  # kinds stored but not enforced here
         self.admission = admission if admission is not None else Admission(registry)
+        self.webhooks = webhooks.Dispatcher(registry.store)  # admission webhooks
         self.rv_wait = rv_wait
         self.kubelets = kubelets.KubeletProxy(registry, kubelet_token)
         self.store = registry.store
@@ -435,7 +439,8 @@ class ResourceHandler:
                 raise errors.BadRequest("the namespace of the provided object does not match "
                                         "the namespace sent on the request")
             meta["namespace"] = namespace
-        await self._admit_create(target, obj, warnings)
+        await self._admit_create(target, obj, warnings, dry_run=_dry_run(request))
+        await self._validating_webhooks(CREATE, target, obj, request, warnings)
         entry = self.registry.create(target.res, obj, dry_run=_dry_run(request),
                                      manager=_manager(request, target),
                                      admit=self._validator(CREATE, target, request))
@@ -455,26 +460,84 @@ class ResourceHandler:
                                                      old, dry_run=dry_run))
         return validate
 
-    async def _admit_create(self, target: Target, obj: Obj, warnings: list[str]) -> None:
+    async def _admit_create(self, target: Target, obj: Obj, warnings: list[str], *,
+                            dry_run: bool = False) -> None:
         namespace = obj["metadata"].get("namespace", "") if target.res.namespaced else ""
         await self.admission.admit(AdmissionRequest(CREATE, target.res, namespace, obj,
                                                     warnings=warnings))
+        await self._mutating_webhooks(CREATE, target, obj, None, dry_run, warnings)
 
-    async def _admit_update(self, target: Target, obj: Obj, warnings: list[str]) -> None:
-        """Admission of an update of the object itself (subresources skip it, as upstream)."""
-        if target.subresource:
+    def _webhook_attrs(self, operation: str, target: Target, obj: Obj | None, old: Obj | None,
+                       dry_run: bool) -> WebhookAttributes:
+        res, meta = target.res, (obj or old or {}).get("metadata") or {}
+        namespace = str(meta.get("namespace", "")) if res.namespaced else ""
+        return WebhookAttributes(operation, res.group, res.version, res.plural,
+                                 target.subresource, res.kind, namespace,
+                                 str(meta.get("name", "")), obj, old, dry_run)
+
+    async def _mutating_webhooks(self, operation: str, target: Target, obj: Obj | None,
+                                 old: Obj | None, dry_run: bool, warnings: list[str]) -> None:
+        """MutatingAdmissionWebhook, the last mutating step: `obj` changed in place."""
+        if not self.webhooks.any_hooks(True):
             return
+        if obj is not None:  # as kube sends it: decoded and defaulted
+            obj.update(registry_defaults(target.res, obj))
+        attrs = self._webhook_attrs(operation, target, obj, old, dry_run)
+        mutated = await self.webhooks.mutate(target.res, attrs, warnings)
+        if mutated is not None and obj is not None and mutated is not obj:
+            obj.clear()
+            obj.update(mutated)
+
+    async def _validating_webhooks(self, operation: str, target: Target, obj: Obj,
+                                   request: web.Request, warnings: list[str]) -> None:
+        """ValidatingAdmissionWebhook, on the object as a dry run of the write leaves it
+        (defaulted, validated, named); the write itself follows."""
+        if not self.webhooks.any_hooks(False):
+            return
+        res, dry_run = target.res, _dry_run(request)
+        if operation == CREATE:
+            final, old = self.registry.create(res, clone(obj), dry_run=True,
+                                              manager=_manager(request, target)).obj, None
+            obj["metadata"]["name"] = final["metadata"]["name"]  # a generateName's choice
+        else:
+            current = self.registry.get(res, self._namespace(target), target.name or "")
+            final = self.registry.update(res, clone(obj), subresource=target.subresource,
+                                         dry_run=True, manager=_manager(request, target)).obj
+            old = current.obj
+        await self.webhooks.validate(
+            res, self._webhook_attrs(operation, target, final, old, dry_run), warnings)
+
+    async def _delete_webhooks(self, target: Target, request: web.Request,
+                               options: Obj) -> None:
+        """Admission webhooks for a DELETE: they see the stored object as `oldObject`."""
+        if not (self.webhooks.any_hooks(True) or self.webhooks.any_hooks(False)):
+            return
+        current = self.registry.get(target.res, self._namespace(target), target.name or "")
+        dry_run, warnings = _dry_run(request, options), request[WARNINGS]
+        await self._mutating_webhooks("DELETE", target, None, current.obj, dry_run, warnings)
+        await self.webhooks.validate(
+            target.res, self._webhook_attrs("DELETE", target, None, current.obj, dry_run),
+            warnings)
+
+    async def _admit_update(self, target: Target, obj: Obj, warnings: list[str], *,
+                            dry_run: bool = False) -> None:
+        """Admission of an update (built-in plugins skip subresources, as upstream; webhooks
+        see them when their rules name them)."""
         namespace = self._namespace(target)
         current = self.store.get(target.res.storage_key, namespace, target.name or "")
-        await self.admission.admit(AdmissionRequest(
-            UPDATE, target.res, namespace, obj, current.obj if current else None,
-            warnings=warnings))
+        if not target.subresource:
+            await self.admission.admit(AdmissionRequest(
+                UPDATE, target.res, namespace, obj, current.obj if current else None,
+                warnings=warnings))
+        if current is not None:
+            await self._mutating_webhooks(UPDATE, target, obj, current.obj, dry_run, warnings)
 
     async def _update(self, request: web.Request, target: Target,
                       warnings: list[str]) -> web.Response:
         obj = await self._decoded(request, target, warnings)
         self._check_identity(target, obj)
-        await self._admit_update(target, obj, warnings)
+        await self._admit_update(target, obj, warnings, dry_run=_dry_run(request))
+        await self._validating_webhooks(UPDATE, target, obj, request, warnings)
         entry = self.registry.update(target.res, obj, subresource=target.subresource,
                                      dry_run=_dry_run(request),
                                      manager=_manager(request, target),
@@ -524,7 +587,8 @@ class ResourceHandler:
         self._check_identity(target, obj)
         if str(obj["metadata"].get("resourceVersion")) == str(current.rv):
             obj["metadata"].pop("resourceVersion")  # a patch is unconditional unless it says so
-        await self._admit_update(target, obj, warnings)
+        await self._admit_update(target, obj, warnings, dry_run=_dry_run(request))
+        await self._validating_webhooks(UPDATE, target, obj, request, warnings)
         entry = self.registry.update(res, obj, subresource=target.subresource,
                                      dry_run=_dry_run(request), manager=manager,
                                      admit=self._validator(UPDATE, target, request))
@@ -563,13 +627,15 @@ class ResourceHandler:
         obj = codec.decode_object(target.res, parsed, field_validation=validation,
                                   warnings=warnings)
         self._check_identity(target, obj)
-        await self._admit_create(target, obj, warnings)
+        await self._admit_create(target, obj, warnings, dry_run=_dry_run(request))
+        await self._validating_webhooks(CREATE, target, obj, request, warnings)
         entry = self.registry.create(target.res, obj, dry_run=_dry_run(request),
                                      admit=self._validator(CREATE, target, request))
         return self._respond(target.res, entry, 201)
 
     async def _delete(self, request: web.Request, target: Target) -> web.Response:
         options = await self._delete_options(request)
+        await self._delete_webhooks(target, request, options)
         entry, _gone = self.registry.delete(target.res, self._namespace(target), target.name or "",
                                            options, dry_run=_dry_run(request, options))
         return self._respond(target.res, entry, 200)

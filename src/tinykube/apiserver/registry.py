@@ -126,6 +126,9 @@ def _defaulted(res: Resource, obj: Obj) -> Obj:
     return defaults.apply_defaults(res.kind, obj)
 
 
+defaulted = _defaulted  # public for admission webhooks, which are sent defaulted objects
+
+
 def _finalized(obj: Obj) -> bool:
     """True when a deleting object has no finalizers left and no grace period to wait out.
 
