@@ -5,6 +5,8 @@ A validating webhook refuses a pod with kube's text, a mutating one adds a label
 JSONPatch and sends a warning, `failurePolicy: Ignore` lets writes through while the webhook
 is down and `Fail` refuses them with kube's message, and a `clientConfig.service` webhook is
 reached through its Service's endpoints with the name `<service>.<namespace>.svc` verified.
+The garbage collector deletes custom resources whose owner went, and built-in objects that a
+custom resource owned.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import KUBECTLS, Cluster, Kubectl, start_cluster
+from tests.conftest import KUBECTLS, Cluster, Kubectl, start_cluster, until
 from tests.webhook_server import WebhookServer, allow, json_patch
 
 Obj = dict[str, Any]
@@ -211,3 +213,45 @@ def _refuse_delete(review: Obj) -> Obj:
     name = review["request"]["oldObject"]["metadata"]["name"]
     return allow(review, allowed=False, status={
         "code": 403, "reason": "Forbidden", "message": f"configmap {name} may not be deleted"})
+
+
+GC_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": "widgets.gc.example.com"},
+    "spec": {"group": "gc.example.com", "scope": "Namespaced",
+             "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+             "versions": [{"name": "v1", "served": True, "storage": True, "schema": {
+                 "openAPIV3Schema": {"type": "object",
+                                     "x-kubernetes-preserve-unknown-fields": True}}}]}}
+
+
+def _owned_by(kind: str, name: str, owner: Obj, api_version: str) -> Obj:
+    return {"apiVersion": api_version, "kind": kind, "metadata": {
+        "name": name, "ownerReferences": [{
+            "apiVersion": owner["apiVersion"], "kind": owner["kind"],
+            "name": owner["metadata"]["name"], "uid": owner["metadata"]["uid"],
+            "blockOwnerDeletion": True}]}}
+
+
+def test_garbage_collection_of_custom_resources(kctl: Kubectl) -> None:
+    """CRs owned by a ConfigMap go with it; a ConfigMap owned by a CR goes with the CR, also
+    in foreground (the CR's finalizer is removed once its dependent is gone)."""
+    kctl("apply", "-f", "-", input=json.dumps(GC_CRD))
+    kctl("wait", "--for=condition=Established", "crd/widgets.gc.example.com", "--timeout=30s")
+    owner = json.loads(kctl("create", "-f", "-", "-o", "json", input=_configmap("gc-owner")))
+    kctl("create", "-f", "-", input=json.dumps(
+        _owned_by("Widget", "gc-child", owner, "gc.example.com/v1")))
+    widget = json.loads(kctl("create", "-f", "-", "-o", "json", input=json.dumps(
+        {"apiVersion": "gc.example.com/v1", "kind": "Widget", "metadata": {"name": "gc-top"}})))
+    for name in ("gc-dep", "gc-dep2"):
+        kctl("create", "-f", "-", input=json.dumps(
+            {**_owned_by("ConfigMap", name, widget, "v1"), "data": {"k": "v"}}))
+    try:
+        kctl("delete", "configmap", "gc-owner")
+        until(lambda: kctl.run("get", "widget", "gc-child", check=False).returncode == 1,
+              what="the widget owned by the deleted ConfigMap to go")
+        kctl("delete", "widget", "gc-top", "--cascade=foreground", "--timeout=30s")
+        assert kctl.run("get", "configmap", "gc-dep", check=False).returncode == 1
+        assert kctl.run("get", "configmap", "gc-dep2", check=False).returncode == 1
+    finally:
+        kctl("delete", "crd", "widgets.gc.example.com", "--wait=false")
