@@ -25,6 +25,7 @@ import orjson
 from aiohttp import web
 
 from tinykube.api import errors, managedfields, patch, resources, selectors
+from tinykube.api.apiextensions import model as crd_model
 from tinykube.api.apiextensions import serving as custom_serving
 from tinykube.api.clone import clone
 from tinykube.api.meta import rfc3339
@@ -34,6 +35,7 @@ from tinykube.apiserver import (
     access,
     codec,
     componentstatus,
+    crd_conversion,
     eviction,
     kubelets,
     list_options,
@@ -111,6 +113,7 @@ class ResourceHandler:
         self.unenforced = frozenset(unenforced)  # kinds stored but not enforced here
         self.admission = admission if admission is not None else Admission(registry)
         self.webhooks = webhooks.Dispatcher(registry.store)  # admission webhooks
+        self.conversions = crd_conversion.Converter(self.webhooks)  # CRD conversion webhooks
         self.rv_wait = rv_wait
         self.kubelets = kubelets.KubeletProxy(registry, kubelet_token)
         self.store = registry.store
@@ -169,7 +172,7 @@ class ResourceHandler:
                 if parse_bool(request.query.get("watch")):
                     return await self._watch(request, target)
                 return await self._list(request, target)
-            return self._get(request, target)
+            return await self._get(request, target)
         if method == "POST" and target.is_collection:
             return await self._create(request, target, warnings)
         if method == "PUT" and not target.is_collection:
@@ -188,8 +191,9 @@ class ResourceHandler:
     def _namespace(self, target: Target) -> str:
         return target.namespace or "" if target.res.namespaced else ""
 
-    def _get(self, request: web.Request, target: Target) -> web.Response:
+    async def _get(self, request: web.Request, target: Target) -> web.Response:
         entry = self.registry.get(target.res, self._namespace(target), target.name or "")
+        entry = (await self._in_version(target.res, [entry]))[0]
         if target.subresource and target.subresource not in ("status", "finalize", "approval"):
             raise errors.NotFound.path()
         accept = request.headers.get("Accept", "")
@@ -242,6 +246,7 @@ class ResourceHandler:
             remaining = len(entries) - limit if matcher is None else None
             entries = entries[:limit]
             next_token = _encode_continue(list_rv, _entry_key(entries[-1]))
+        entries = await self._in_version(res, entries)
         if codec.wants_table(request.headers.get("Accept", "")):
             return _json(codec.table(res, [e.obj for e in entries], now=self.now(),
                                      include_object=request.query.get("includeObject", ""),
@@ -357,14 +362,24 @@ class ResourceHandler:
                 if bookmarks:
                     await response.write(self._bookmark(stream.res))
                 continue
-            lines, ended = self._lines(stream, event, watcher)
+            res = stream.res
+            webhook = res.custom is not None and res.custom.webhook is not None and res.converted
+            if webhook and event is not None:  # one event at a time, each converted first
+                try:
+                    entry = (await self._in_version(res, [event.entry]))[0]
+                except errors.APIError as error:  # as the watch cache would: an ERROR event
+                    await response.write(codec.watch_line(
+                        "ERROR", errors.status_json(error.to_status())))
+                    return
+                event = dataclasses.replace(event, entry=entry)
+            lines, ended = self._lines(stream, event, watcher, batch=not webhook)
             if lines:
                 await response.write(b"".join(lines))
             if ended:
                 return
 
     def _lines(self, stream: _Stream, event: Event | None,
-               watcher: Watcher) -> tuple[list[bytes], bool]:
+               watcher: Watcher, *, batch: bool = True) -> tuple[list[bytes], bool]:
         """The lines of `event` and of what is queued behind it, up to WRITE_CHUNK bytes (one
         write: one TLS record, one syscall), and whether the watch ended."""
         lines: list[bytes] = []
@@ -381,7 +396,7 @@ class ResourceHandler:
                     lines.append(self._bookmark(stream.res, stream.initial_rv,
                                                 initial_end=True))
                     stream.initial_left = -1
-            if size >= WRITE_CHUNK or watcher.queue.empty():
+            if not batch or size >= WRITE_CHUNK or watcher.queue.empty():
                 return lines, False
             event = watcher.queue.get_nowait()
         return lines, True
@@ -426,12 +441,27 @@ class ResourceHandler:
         return codec.decode_object(target.res, body, field_validation=validation,
                                    warnings=warnings)
 
-    def _respond(self, res: Resource, entry: Entry, status: int) -> web.Response:
+    async def _respond(self, res: Resource, entry: Entry, status: int) -> web.Response:
+        entry = (await self._in_version(res, [entry]))[0]
         return _json(codec.object_bytes(res, entry), status=status)
+
+    async def _in_version(self, res: Resource, entries: list[Entry]) -> list[Entry]:
+        """Stored custom resources in `res`'s version, through their CRD's conversion
+        webhook when it has one (any other kind: as they are, the codec converts them)."""
+        if res.custom is None or res.custom.webhook is None or not res.converted:
+            return entries
+        objs = await self.conversions.convert(res, [e.obj for e in entries], res.api_version)
+        return [e if o is e.obj else Entry(o, e.rv) for o, e in zip(objs, entries, strict=True)]
+
+    async def _stored(self, res: Resource, obj: Obj) -> Obj:
+        """A decoded custom resource in its storage version (webhook conversion)."""
+        if not crd_model.needs_webhook(res, obj, res.stored_api_version):
+            return obj
+        return (await self.conversions.convert(res, [obj], res.stored_api_version))[0]
 
     async def _create(self, request: web.Request, target: Target,
                       warnings: list[str]) -> web.Response:
-        obj = await self._decoded(request, target, warnings)
+        obj = await self._stored(target.res, await self._decoded(request, target, warnings))
         meta = obj["metadata"]
         if target.res.namespaced:
             namespace = target.namespace or meta.get("namespace") or ""
@@ -444,7 +474,7 @@ class ResourceHandler:
         entry = self.registry.create(target.res, obj, dry_run=_dry_run(request),
                                      manager=_manager(request, target),
                                      admit=self._validator(CREATE, target, request))
-        return self._respond(target.res, entry, 201)
+        return await self._respond(target.res, entry, 201)
 
     def _validator(self, operation: str, target: Target,
                    request: web.Request) -> Callable[[Obj, Obj | None], None] | None:
@@ -534,7 +564,7 @@ class ResourceHandler:
 
     async def _update(self, request: web.Request, target: Target,
                       warnings: list[str]) -> web.Response:
-        obj = await self._decoded(request, target, warnings)
+        obj = await self._stored(target.res, await self._decoded(request, target, warnings))
         self._check_identity(target, obj)
         await self._admit_update(target, obj, warnings, dry_run=_dry_run(request))
         await self._validating_webhooks(UPDATE, target, obj, request, warnings)
@@ -542,7 +572,7 @@ class ResourceHandler:
                                      dry_run=_dry_run(request),
                                      manager=_manager(request, target),
                                      admit=self._validator(UPDATE, target, request))
-        return self._respond(target.res, entry, 200)
+        return await self._respond(target.res, entry, 200)
 
     def _check_identity(self, target: Target, obj: Obj) -> None:
         meta = obj["metadata"]
@@ -572,7 +602,7 @@ class ResourceHandler:
             if content_type == "application/apply-patch+yaml":
                 return await self._apply_create(request, target, body, warnings)
             raise errors.NotFound.for_object(res.plural, res.group, target.name or "")
-        original = codec.served(res, clone(current.obj))
+        original = codec.served(res, clone((await self._in_version(res, [current]))[0].obj))
         if res.custom is not None:
             custom_serving.check_patch_type(content_type)
         manager = _manager(request, target)
@@ -584,6 +614,7 @@ class ResourceHandler:
         codec.check_patched(res, patched)
         validation = request.query.get("fieldValidation", "Warn")
         obj = codec.decode_object(res, patched, field_validation=validation, warnings=warnings)
+        obj = await self._stored(res, obj)
         self._check_identity(target, obj)
         if str(obj["metadata"].get("resourceVersion")) == str(current.rv):
             obj["metadata"].pop("resourceVersion")  # a patch is unconditional unless it says so
@@ -592,7 +623,7 @@ class ResourceHandler:
         entry = self.registry.update(res, obj, subresource=target.subresource,
                                      dry_run=_dry_run(request), manager=manager,
                                      admit=self._validator(UPDATE, target, request))
-        return self._respond(res, entry, 200)
+        return await self._respond(res, entry, 200)
 
     def _server_side_apply(self, request: web.Request, target: Target, live: Obj,
                            body: bytes) -> Obj:
@@ -626,19 +657,20 @@ class ResourceHandler:
         validation = request.query.get("fieldValidation", "Strict")
         obj = codec.decode_object(target.res, parsed, field_validation=validation,
                                   warnings=warnings)
+        obj = await self._stored(target.res, obj)
         self._check_identity(target, obj)
         await self._admit_create(target, obj, warnings, dry_run=_dry_run(request))
         await self._validating_webhooks(CREATE, target, obj, request, warnings)
         entry = self.registry.create(target.res, obj, dry_run=_dry_run(request),
                                      admit=self._validator(CREATE, target, request))
-        return self._respond(target.res, entry, 201)
+        return await self._respond(target.res, entry, 201)
 
     async def _delete(self, request: web.Request, target: Target) -> web.Response:
         options = await self._delete_options(request)
         await self._delete_webhooks(target, request, options)
         entry, _gone = self.registry.delete(target.res, self._namespace(target), target.name or "",
                                            options, dry_run=_dry_run(request, options))
-        return self._respond(target.res, entry, 200)
+        return await self._respond(target.res, entry, 200)
 
     async def _delete_options(self, request: web.Request) -> Obj:
         raw = await self._read_body(request)

@@ -256,31 +256,32 @@ class Dispatcher:
         current = access.current()
         user = current[0].info() if current is not None else access.ADMIN.info()
         review = hooks_api.review_request(hook, uid, attrs, request, user)
-        answer = await self.post(hook.client_config, hook.timeout, orjson.dumps(review))
+        try:
+            answer = await self.post(hook.client_config, hook.timeout, orjson.dumps(review))
+        except CallFailed as exc:
+            raise CallFailed(f"failed to call webhook: {exc}") from exc
         try:
             return hooks_api.read_response(hook, uid, answer)
         except hooks_api.InvalidResponse as exc:
             raise CallFailed(f"received invalid webhook response: {exc}") from exc
 
     async def post(self, client_config: Obj, seconds: int, body: bytes) -> Any:
-        """POST `body` to a webhook and decode its JSON answer; CallFailed with Go's words."""
-        try:
-            target = self._target(client_config, seconds)
-        except CallFailed as exc:
-            raise CallFailed(f"failed to call webhook: {exc}") from exc
+        """POST `body` to a webhook (`url` or `service`, within `seconds`) and decode its JSON
+        answer; CallFailed with Go's words (`Post "URL": ...`)."""
         try:
             context = self._context(client_config.get("caBundle"))
         except (ssl.SSLError, ValueError) as exc:
             raise CallFailed(f"could not get REST client: unable to load root certificates: "
                              f"{exc}") from exc
+        url = _url(client_config, seconds)
         try:
+            target = self._target(client_config, url)
             async with asyncio.timeout(seconds):
                 return await self._exchange(target, context, body)
         except TimeoutError as exc:
-            raise CallFailed(f'failed to call webhook: Post "{target.url}": context deadline '
-                             "exceeded") from exc
+            raise CallFailed(f'Post "{url}": context deadline exceeded') from exc
         except CallFailed as exc:
-            raise CallFailed(f'failed to call webhook: Post "{target.url}": {exc}') from exc
+            raise CallFailed(f'Post "{url}": {exc}') from exc
 
     async def _exchange(self, target: Target, context: ssl.SSLContext, body: bytes) -> Any:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -317,22 +318,27 @@ class Dispatcher:
             self._contexts[key] = context
         return context
 
-    def _target(self, client_config: Obj, timeout: int) -> Target:
-        query = f"timeout={timeout}s"
-        if client_config.get("url"):
-            url = str(client_config["url"])
-            joined = f"{url}{'&' if '?' in url else '?'}{query}"
-            return Target(joined, joined, None)
+    def _target(self, client_config: Obj, url: str) -> Target:
         service = client_config.get("service")
-        if not isinstance(service, dict):
-            raise CallFailed("webhook has no clientConfig.url or clientConfig.service")
+        if client_config.get("url") or not isinstance(service, dict):
+            return Target(url, url, None)
         namespace, name = str(service.get("namespace", "")), str(service.get("name", ""))
         port = int(service.get("port") or 443)
-        path = str(service.get("path") or "")
-        host = f"{name}.{namespace}.svc"
-        url = f"https://{host}:{port}{path}?{query}"
         address = resolve_service(self.store, namespace, name, port)
-        return Target(url, f"https://{address}{path}?{query}", host)
+        parts = urlsplit(url)
+        return Target(url, parts._replace(netloc=address).geturl(), parts.hostname)
+
+
+def _url(client_config: Obj, seconds: int) -> str:
+    """The URL a webhook is called at, with upstream's `?timeout=Ns`."""
+    query = f"timeout={seconds}s"
+    if client_config.get("url"):
+        url = str(client_config["url"])
+        return f"{url}{'&' if '?' in url else '?'}{query}"
+    service = client_config.get("service")
+    service = service if isinstance(service, dict) else {}
+    host = f"{service.get('name', '')}.{service.get('namespace', '')}.svc"
+    return f"https://{host}:{int(service.get('port') or 443)}{service.get('path') or ''}?{query}"
 
 
 def resolve_service(store: Store, namespace: str, name: str, port: int) -> str:
