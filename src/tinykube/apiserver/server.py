@@ -107,7 +107,6 @@ class RunningAPIServer:
         if self.crds is not None:
             self.crds.stop_serving()
         await self.server.stop()
-        await self.server.handler.webhooks.close()
         self.store.close()
         if self.server.unix_path is not None:
             shutil.rmtree(self.server.unix_path.parent, ignore_errors=True)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tinykube.api import defaults
+from tinykube.api import defaults, validation
 from tinykube.api import webhooks as wh
 
 POD = wh.Attributes("CREATE", "", "v1", "pods", "", "Pod", "default", "p", {}, None)
@@ -211,3 +211,53 @@ DENIALS = [
 @pytest.mark.parametrize(("status", "expected"), DENIALS)
 def test_denial(status: dict[str, Any] | None, expected: dict[str, Any]) -> None:
     assert wh.denial("h", status) == expected
+
+
+def _config(**webhook: Any) -> dict[str, Any]:
+    base = {"name": "a.example.com", "clientConfig": {"url": "https://127.0.0.1/x"},
+            "admissionReviewVersions": ["v1"], "sideEffects": "None",
+            "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
+                       "resources": ["pods"]}]}
+    return defaults.apply_defaults("ValidatingWebhookConfiguration", {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration", "metadata": {"name": "c"},
+        "webhooks": [{**base, **webhook}]})
+
+
+INVALID = [
+    ({}, []),
+    ({"name": "short.name"}, ['webhooks[0].name: Invalid value: "short.name": should be a '
+                              "domain with at least three segments separated by dots"]),
+    ({"clientConfig": {}}, ["webhooks[0].clientConfig: Required value: exactly one of url or "
+                            "service is required"]),
+    ({"clientConfig": {"url": "http://x.example.com/"}},
+     ['webhooks[0].clientConfig.url: Invalid value: "http://x.example.com/": \'https\' is the '
+      "only allowed URL scheme"]),
+    ({"clientConfig": {"service": {"name": "s", "namespace": "n", "path": "v"}}},
+     ["webhooks[0].clientConfig.service.path: Invalid value: \"v\": must start with a '/'"]),
+    ({"admissionReviewVersions": []}, ["webhooks[0].admissionReviewVersions: Required value: "
+                                       "must specify one of v1, v1beta1"]),
+    ({"sideEffects": "Some"}, ['webhooks[0].sideEffects: Unsupported value: "Some": supported '
+                               'values: "None", "NoneOnDryRun"']),
+    ({"sideEffects": None}, ["webhooks[0].sideEffects: Required value: must specify one of "
+                             "None, NoneOnDryRun"]),
+    ({"timeoutSeconds": 31}, ["webhooks[0].timeoutSeconds: Invalid value: 31: the timeout "
+                              "value must be between 1 and 30 seconds"]),
+    ({"failurePolicy": "Maybe"}, ['webhooks[0].failurePolicy: Unsupported value: "Maybe": '
+                                  'supported values: "Fail", "Ignore"']),
+    ({"rules": [{"operations": ["PATCH"], "apiGroups": [""], "apiVersions": ["v1"],
+                 "resources": ["pods"], "scope": "All"}]},
+     ['webhooks[0].rules[0].operations[0]: Unsupported value: "PATCH": supported values: '
+      '"*", "CONNECT", "CREATE", "DELETE", "UPDATE"',
+      'webhooks[0].rules[0].scope: Unsupported value: "All": supported values: "*", '
+      '"Cluster", "Namespaced"']),
+]
+
+
+@pytest.mark.parametrize(("webhook", "messages"), INVALID)
+def test_configuration_validation(webhook: dict[str, Any], messages: list[str]) -> None:
+    config = _config(**webhook)
+    if webhook.get("sideEffects", "") is None:
+        del config["webhooks"][0]["sideEffects"]
+    errors = validation.validate("ValidatingWebhookConfiguration", config, None)
+    assert [str(e) for e in errors] == messages

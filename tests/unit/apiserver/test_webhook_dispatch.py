@@ -1,0 +1,166 @@
+"""The admission webhook dispatcher against real HTTPS webhooks (tests/webhook_server.py) and
+the real API server (harness): reinvocation, matchPolicy, dry run, failurePolicy on invalid
+answers, timeouts, bounded answers and matchConditions."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.unit.apiserver.harness import running_api
+from tests.webhook_server import WebhookServer, allow, json_patch
+
+Obj = dict[str, Any]
+HOOKS = "/apis/admissionregistration.k8s.io/v1"
+
+
+def _webhook(name: str, server: WebhookServer, path: str, **extra: Any) -> Obj:
+    rules = extra.pop("rules", [{"operations": ["CREATE"], "apiGroups": [""],
+                                 "apiVersions": ["v1"], "resources": ["configmaps"]}])
+    return {"name": name, "clientConfig": {"url": server.url(path),
+                                           "caBundle": server.ca_bundle},
+            "rules": rules, "sideEffects": "None", "admissionReviewVersions": ["v1"], **extra}
+
+
+async def _configure(session: aiohttp.ClientSession, kind: str, name: str,
+                     webhooks: list[Obj]) -> None:
+    plural = kind.lower() + "s"
+    async with session.post(f"{HOOKS}/{plural}", json={
+            "apiVersion": "admissionregistration.k8s.io/v1", "kind": kind,
+            "metadata": {"name": name}, "webhooks": webhooks}) as response:
+        assert response.status == 201, await response.text()
+
+
+async def _create_configmap(session: aiohttp.ClientSession, name: str,
+                            query: str = "") -> tuple[int, Obj]:
+    async with session.post(f"/api/v1/namespaces/default/configmaps{query}", json={
+            "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}}) as response:
+        return response.status, await response.json()
+
+
+def _labeller(label: str) -> Any:
+    def answer(review: Obj) -> Obj:
+        labels = review["request"]["object"]["metadata"].get("labels") or {}
+        if label in labels:
+            return allow(review)
+        ops = [] if labels else [{"op": "add", "path": "/metadata/labels", "value": {}}]
+        ops.append({"op": "add", "path": f"/metadata/labels/{label}", "value": "yes"})
+        return allow(review, patchType="JSONPatch", patch=json_patch(ops))
+    return answer
+
+
+async def test_reinvocation_if_needed(tmp_path: Path) -> None:
+    """`a` (IfNeeded) runs again after `b` changed the object; `b` (Never) does not."""
+    with WebhookServer({"/a": _labeller("a"), "/b": _labeller("b")}) as server:
+        async with running_api(tmp_path, bootstrapped=True) as (session, _store):
+            await _configure(session, "MutatingWebhookConfiguration", "m", [
+                _webhook("a.example.com", server, "/a", reinvocationPolicy="IfNeeded"),
+                _webhook("b.example.com", server, "/b")])
+            status, created = await _create_configmap(session, "cm")
+            assert status == 201, created
+            assert created["metadata"]["labels"] == {"a": "yes", "b": "yes"}
+            assert (len(server.requests["/a"]), len(server.requests["/b"])) == (2, 1)
+
+
+async def test_match_policy_equivalent_sends_the_matched_version(tmp_path: Path) -> None:
+    deployments = [{"operations": ["CREATE"], "apiGroups": ["apps"],
+                    "apiVersions": ["v1beta1"], "resources": ["deployments"]}]
+    with WebhookServer({"/eq": allow, "/exact": allow}) as server:
+        async with running_api(tmp_path, bootstrapped=True) as (session, _store):
+            await _configure(session, "ValidatingWebhookConfiguration", "v", [
+                _webhook("eq.example.com", server, "/eq", rules=deployments),
+                _webhook("exact.example.com", server, "/exact", rules=deployments,
+                         matchPolicy="Exact")])
+            async with session.post("/apis/apps/v1/namespaces/default/deployments", json={
+                    "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+                    "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {
+                        "metadata": {"labels": {"a": "b"}},
+                        "spec": {"containers": [{"name": "c", "image": "i"}]}}}}) as response:
+                assert response.status == 201, await response.text()
+            request = server.requests["/eq"][0]["request"]
+            assert (request["kind"]["version"], request["requestKind"]["version"],
+                    request["object"]["apiVersion"]) == ("v1beta1", "v1", "apps/v1beta1")
+            assert server.requests["/exact"] == []
+
+
+async def test_dry_run_is_sent_and_nothing_is_stored(tmp_path: Path) -> None:
+    with WebhookServer({"/v": allow}) as server:
+        async with running_api(tmp_path, bootstrapped=True) as (session, store):
+            await _configure(session, "ValidatingWebhookConfiguration", "v",
+                             [_webhook("v.example.com", server, "/v")])
+            status, _ = await _create_configmap(session, "dry", "?dryRun=All")
+            assert status == 201
+            assert server.requests["/v"][0]["request"]["dryRun"] is True
+            assert store.get("core/configmaps", "default", "dry") is None
+
+
+def _invalid(review: Obj) -> Obj:
+    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "response": {"uid": "not-it", "allowed": True}}
+
+
+@pytest.mark.parametrize(("policy", "status"), [("Ignore", 201), ("Fail", 500)])
+async def test_invalid_answer_follows_failure_policy(tmp_path: Path, policy: str,
+                                                     status: int) -> None:
+    with WebhookServer({"/bad": _invalid}) as server:
+        async with running_api(tmp_path, bootstrapped=True) as (session, _store):
+            await _configure(session, "ValidatingWebhookConfiguration", "v", [
+                _webhook("bad.example.com", server, "/bad", failurePolicy=policy)])
+            got, body = await _create_configmap(session, "cm")
+            assert got == status
+            if status == 500:
+                uid = server.requests["/bad"][0]["request"]["uid"]
+                assert body["message"] == (
+                    'Internal error occurred: failed calling webhook "bad.example.com": '
+                    "received invalid webhook response: expected response.uid="
+                    f'"{uid}", got "not-it"')
+                assert body["reason"] == "InternalError"
+
+
+async def test_timeout_and_bounded_answer(tmp_path: Path) -> None:
+    release = threading.Event()
+
+    def slow(review: Obj) -> Obj:
+        release.wait(5)
+        return allow(review)
+
+    def huge(review: Obj) -> Obj:
+        return allow(review, warnings=["x" * (4 * 1024 * 1024)])
+
+    with WebhookServer({"/slow": slow, "/huge": huge}) as server:
+        try:
+            async with running_api(tmp_path, bootstrapped=True) as (session, _store):
+                await _configure(session, "ValidatingWebhookConfiguration", "slow", [
+                    _webhook("slow.example.com", server, "/slow", timeoutSeconds=1)])
+                got, body = await _create_configmap(session, "cm")
+                assert (got, body["message"]) == (500, (
+                    'Internal error occurred: failed calling webhook "slow.example.com": failed '
+                    f'to call webhook: Post "{server.url("/slow")}?timeout=1s": context deadline '
+                    "exceeded"))
+                release.set()
+                async with session.delete(f"{HOOKS}/validatingwebhookconfigurations/slow"):
+                    pass
+                await _configure(session, "ValidatingWebhookConfiguration", "huge", [
+                    _webhook("huge.example.com", server, "/huge")])
+                got, body = await _create_configmap(session, "cm")
+                assert got == 500
+                assert body["message"].endswith("the response is larger than 3145728 bytes")
+        finally:
+            release.set()
+
+
+async def test_match_conditions_need_a_cel_evaluator(tmp_path: Path) -> None:
+    with WebhookServer({"/v": allow}) as server:
+        async with running_api(tmp_path, bootstrapped=True) as (session, _store):
+            await _configure(session, "ValidatingWebhookConfiguration", "v", [
+                _webhook("v.example.com", server, "/v", matchConditions=[
+                    {"name": "c", "expression": "true"}])])
+            got, body = await _create_configmap(session, "cm")
+            assert (got, body["message"]) == (500, (
+                'Internal error occurred: failed calling webhook "v.example.com": '
+                "matchConditions are not supported by this server (it has no CEL evaluator)"))
+            assert server.requests["/v"] == []
