@@ -470,10 +470,10 @@ class ResourceHandler:
                                         "the namespace sent on the request")
             meta["namespace"] = namespace
         await self._admit_create(target, obj, warnings, dry_run=_dry_run(request))
-        await self._validating_webhooks(CREATE, target, obj, request, warnings)
+        uid = await self._validating_webhooks(CREATE, target, obj, request, warnings)
         entry = self.registry.create(target.res, obj, dry_run=_dry_run(request),
                                      manager=_manager(request, target),
-                                     admit=self._validator(CREATE, target, request))
+                                     admit=self._validator(CREATE, target, request), uid=uid)
         return await self._respond(target.res, entry, 201)
 
     def _validator(self, operation: str, target: Target,
@@ -519,11 +519,12 @@ class ResourceHandler:
             obj.update(mutated)
 
     async def _validating_webhooks(self, operation: str, target: Target, obj: Obj,
-                                   request: web.Request, warnings: list[str]) -> None:
+                                   request: web.Request, warnings: list[str]) -> str | None:
         """ValidatingAdmissionWebhook, on the object as a dry run of the write leaves it
-        (defaulted, validated, named); the write itself follows."""
+        (defaulted, validated, named); the write itself follows, with the uid returned (that
+        of a create's dry run, which the webhooks saw)."""
         if not self.webhooks.any_hooks(False):
-            return
+            return None
         res, dry_run = target.res, _dry_run(request)
         if operation == CREATE:
             final, old = self.registry.create(res, clone(obj), dry_run=True,
@@ -536,6 +537,7 @@ class ResourceHandler:
             old = current.obj
         await self.webhooks.validate(
             res, self._webhook_attrs(operation, target, final, old, dry_run), warnings)
+        return str(final["metadata"]["uid"]) if operation == CREATE else None
 
     async def _delete_webhooks(self, target: Target, request: web.Request,
                                options: Obj) -> None:
@@ -660,9 +662,9 @@ class ResourceHandler:
         obj = await self._stored(target.res, obj)
         self._check_identity(target, obj)
         await self._admit_create(target, obj, warnings, dry_run=_dry_run(request))
-        await self._validating_webhooks(CREATE, target, obj, request, warnings)
+        uid = await self._validating_webhooks(CREATE, target, obj, request, warnings)
         entry = self.registry.create(target.res, obj, dry_run=_dry_run(request),
-                                     admit=self._validator(CREATE, target, request))
+                                     admit=self._validator(CREATE, target, request), uid=uid)
         return await self._respond(target.res, entry, 201)
 
     async def _delete(self, request: web.Request, target: Target) -> web.Response:

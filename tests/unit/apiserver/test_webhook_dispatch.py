@@ -164,3 +164,19 @@ async def test_match_conditions_need_a_cel_evaluator(tmp_path: Path) -> None:
                 'Internal error occurred: failed calling webhook "v.example.com": '
                 "matchConditions are not supported by this server (it has no CEL evaluator)"))
             assert server.requests["/v"] == []
+
+
+async def test_validating_webhooks_see_the_stored_uid_and_generated_name(tmp_path: Path) -> None:
+    with WebhookServer({"/v": allow}) as server:
+        async with running_api(tmp_path, bootstrapped=True) as (session, store):
+            await _configure(session, "ValidatingWebhookConfiguration", "v",
+                             [_webhook("v.example.com", server, "/v")])
+            async with session.post("/api/v1/namespaces/default/configmaps", json={
+                    "apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"generateName": "cm-"}}) as response:
+                created = await response.json()
+            seen = server.requests["/v"][0]["request"]["object"]["metadata"]
+            assert (seen["name"], seen["uid"]) == (created["metadata"]["name"],
+                                                   created["metadata"]["uid"])
+            entry = store.get("core/configmaps", "default", seen["name"])
+            assert entry is not None and entry.obj["metadata"]["uid"] == seen["uid"]
