@@ -222,7 +222,7 @@ class Dispatcher:
         if attrs.dry_run and hook.side_effects not in ("None", "NoneOnDryRun"):
             raise errors.BadRequest(f'admission webhook "{hook.name}" does not support dry run')
         try:
-            if hook.match_conditions and not self._conditions_hold(hook, attrs):
+            if hook.match_conditions and not self._conditions_hold(hook, attrs, request):
                 return None
             response = await self._call(hook, attrs, request)
         except CallFailed as exc:
@@ -235,13 +235,14 @@ class Dispatcher:
             raise Denied(hooks_api.denial(hook.name, response.status))
         return response
 
-    def _conditions_hold(self, hook: Hook, attrs: Attributes) -> bool:
+    def _conditions_hold(self, hook: Hook, attrs: Attributes, request: Attributes) -> bool:
+        """kube's matchConditions variables: `object`, `oldObject` and `request` (the
+        AdmissionRequest); no `authorizer`."""
         if MATCH_CONDITIONS is None:
             raise CallFailed("matchConditions are not supported by this server "
                              "(it has no CEL evaluator)")
-        variables = {"object": attrs.obj, "oldObject": attrs.old,
-                     "request": {"operation": attrs.operation, "name": attrs.name,
-                                 "namespace": attrs.namespace}}
+        review = hooks_api.review_request(hook, "", attrs, request, _user())["request"]
+        variables = {"object": attrs.obj, "oldObject": attrs.old, "request": review}
         try:
             return MATCH_CONDITIONS(hook.match_conditions, variables)
         except Exception as exc:  # an evaluation error: failurePolicy decides
@@ -253,9 +254,7 @@ class Dispatcher:
             raise CallFailed("could not create admission objects: webhook does not accept "
                              "known AdmissionReview versions")
         uid = str(uuid.uuid4())
-        current = access.current()
-        user = current[0].info() if current is not None else access.ADMIN.info()
-        review = hooks_api.review_request(hook, uid, attrs, request, user)
+        review = hooks_api.review_request(hook, uid, attrs, request, _user())
         try:
             answer = await self.post(hook.client_config, hook.timeout, orjson.dumps(review))
         except CallFailed as exc:
@@ -339,6 +338,12 @@ def _url(client_config: Obj, seconds: int) -> str:
     service = service if isinstance(service, dict) else {}
     host = f"{service.get('name', '')}.{service.get('namespace', '')}.svc"
     return f"https://{host}:{int(service.get('port') or 443)}{service.get('path') or ''}?{query}"
+
+
+def _user() -> Obj:
+    """The UserInfo of the request being admitted."""
+    current = access.current()
+    return current[0].info() if current is not None else access.ADMIN.info()
 
 
 def resolve_service(store: Store, namespace: str, name: str, port: int) -> str:

@@ -13,6 +13,7 @@ import pytest
 
 from tests.unit.apiserver.harness import running_api
 from tests.webhook_server import WebhookServer, allow, json_patch
+from tinykube.apiserver import webhooks
 
 Obj = dict[str, Any]
 HOOKS = "/apis/admissionregistration.k8s.io/v1"
@@ -180,3 +181,27 @@ async def test_validating_webhooks_see_the_stored_uid_and_generated_name(tmp_pat
                                                    created["metadata"]["uid"])
             entry = store.get("core/configmaps", "default", seen["name"])
             assert entry is not None and entry.obj["metadata"]["uid"] == seen["uid"]
+
+
+async def test_match_conditions_through_the_evaluator_hook(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """With an evaluator plugged in (`webhooks.MATCH_CONDITIONS`), a false condition skips the
+    webhook and a true one calls it; the variables are kube's."""
+    seen: list[Obj] = []
+
+    def evaluate(conditions: tuple[Obj, ...], variables: Obj) -> bool:
+        seen.append(variables)
+        return bool(variables["object"]["metadata"]["name"].startswith("call"))
+
+    monkeypatch.setattr(webhooks, "MATCH_CONDITIONS", evaluate)
+    with WebhookServer({"/v": allow}) as server:
+        async with running_api(tmp_path, bootstrapped=True) as (session, _store):
+            await _configure(session, "ValidatingWebhookConfiguration", "v", [
+                _webhook("v.example.com", server, "/v", matchConditions=[
+                    {"name": "c", "expression": "object.metadata.name.startsWith('call')"}])])
+            assert (await _create_configmap(session, "skip-me"))[0] == 201
+            assert server.requests["/v"] == []
+            assert (await _create_configmap(session, "call-me"))[0] == 201
+            assert len(server.requests["/v"]) == 1
+            assert (seen[0]["request"]["operation"], seen[0]["request"]["userInfo"]["username"],
+                    seen[0]["oldObject"]) == ("CREATE", "tinykube-admin", None)
