@@ -500,7 +500,8 @@ class ResourceHandler:
     def _webhook_attrs(self, operation: str, target: Target, obj: Obj | None, old: Obj | None,
                        dry_run: bool) -> WebhookAttributes:
         res, meta = target.res, (obj or old or {}).get("metadata") or {}
-        namespace = str(meta.get("namespace", "")) if res.namespaced else ""
+        namespace = str(meta.get("namespace") or target.namespace or "") \
+            if res.namespaced else ""
         return WebhookAttributes(operation, res.group, res.version, res.plural,
                                  target.subresource, res.kind, namespace,
                                  str(meta.get("name", "")), obj, old, dry_run)
@@ -691,8 +692,15 @@ class ResourceHandler:
         options = await self._delete_options(request)
         matcher = self._matcher(request, target.res)
         res, dry_run = target.res, _dry_run(request, options)
+        hooks = self.webhooks.any_hooks(True) or self.webhooks.any_hooks(False)
+        if hooks:  # as upstream: mutating once for the collection, validating per object
+            await self._mutating_webhooks("DELETE", target, None, None, dry_run,
+                                          request[WARNINGS])
         for entry in self.store.list(res.storage_key, target.namespace, matcher):
             meta = entry.obj["metadata"]
+            if hooks:
+                await self.webhooks.validate(res, self._webhook_attrs(
+                    "DELETE", target, None, entry.obj, dry_run), request[WARNINGS])
             with contextlib.suppress(errors.NotFound):
                 self.registry.delete(res, meta.get("namespace", ""), meta["name"], options,
                                      dry_run=dry_run)

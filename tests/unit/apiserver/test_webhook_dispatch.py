@@ -205,3 +205,32 @@ async def test_match_conditions_through_the_evaluator_hook(tmp_path: Path,
             assert len(server.requests["/v"]) == 1
             assert (seen[0]["request"]["operation"], seen[0]["request"]["userInfo"]["username"],
                     seen[0]["oldObject"]) == ("CREATE", "tinykube-admin", None)
+
+
+def _keep(review: Obj) -> Obj:
+    old = review["request"]["oldObject"]
+    if old is not None and old["metadata"]["name"] == "keep":
+        return allow(review, allowed=False, status={"code": 403, "reason": "Forbidden",
+                                                   "message": "keep stays"})
+    return allow(review)
+
+
+async def test_delete_collection_validates_each_object(tmp_path: Path) -> None:
+    deletes = [{"operations": ["DELETE"], "apiGroups": [""], "apiVersions": ["v1"],
+                "resources": ["configmaps"]}]
+    with WebhookServer({"/v": _keep}) as server:
+        async with running_api(tmp_path, bootstrapped=True) as (session, store):
+            for name in ("a-first", "keep"):
+                assert (await _create_configmap(session, name))[0] == 201
+            await _configure(session, "ValidatingWebhookConfiguration", "v",
+                             [_webhook("v.example.com", server, "/v", rules=deletes)])
+            async with session.delete("/api/v1/namespaces/default/configmaps") as response:
+                assert response.status == 403
+                body = await response.json()
+            assert body["message"] == 'admission webhook "v.example.com" denied the request: ' \
+                                      "keep stays"
+            assert store.get("core/configmaps", "default", "keep") is not None
+            names = [r["request"]["oldObject"]["metadata"]["name"]
+                     for r in server.requests["/v"]]
+            assert names[-1] == "keep" and "a-first" in names
+            assert all(r["request"]["namespace"] == "default" for r in server.requests["/v"])
