@@ -44,7 +44,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import orjson
 
-from tinykube.api import conversion, errors, patch, resources
+from tinykube.api import bounds, conversion, errors, patch, resources
 from tinykube.api import webhooks as hooks_api
 from tinykube.api.apiextensions import model as crd_model
 from tinykube.api.clone import clone
@@ -193,6 +193,10 @@ class Dispatcher:
         if not isinstance(patched, dict):
             raise errors.InternalError("Internal error occurred: the patched object is not an "
                                        "object")
+        try:  # a patch can nest deeper than any request may
+            bounds.check_depth(patched)
+        except bounds.TooDeep as exc:
+            raise errors.InternalError(f"Internal error occurred: {exc}") from exc
         stored = _to_storage(row, res, patched)
         return stored != obj, stored
 

@@ -234,3 +234,19 @@ async def test_delete_collection_validates_each_object(tmp_path: Path) -> None:
                      for r in server.requests["/v"]]
             assert names[-1] == "keep" and "a-first" in names
             assert all(r["request"]["namespace"] == "default" for r in server.requests["/v"])
+
+
+def _bad_patch(review: Obj) -> Obj:
+    return allow(review, patchType="JSONPatch", patch=json_patch(
+        [{"op": "remove", "path": "/metadata/labels/missing"}]))
+
+
+async def test_a_patch_that_does_not_apply_is_an_internal_error(tmp_path: Path) -> None:
+    with WebhookServer({"/m": _bad_patch}) as server:
+        async with running_api(tmp_path, bootstrapped=True) as (session, store):
+            await _configure(session, "MutatingWebhookConfiguration", "m",
+                             [_webhook("m.example.com", server, "/m")])
+            got, body = await _create_configmap(session, "cm")
+            assert (got, body["reason"]) == (500, "InternalError")
+            assert body["message"].startswith("Internal error occurred: ")
+            assert store.get("core/configmaps", "default", "cm") is None
