@@ -14,6 +14,8 @@ import pytest
 from tests.unit.apiserver.harness import running_api
 from tests.webhook_server import WebhookServer, allow, json_patch
 from tinykube.apiserver import webhooks
+from tinykube.store.cache import Store
+from tinykube.store.sqlite import SQLiteBackend
 
 Obj = dict[str, Any]
 HOOKS = "/apis/admissionregistration.k8s.io/v1"
@@ -250,3 +252,37 @@ async def test_a_patch_that_does_not_apply_is_an_internal_error(tmp_path: Path) 
             assert (got, body["reason"]) == (500, "InternalError")
             assert body["message"].startswith("Internal error occurred: ")
             assert store.get("core/configmaps", "default", "cm") is None
+
+
+SERVICE = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "hooks",
+                                                              "namespace": "default"},
+           "spec": {"ports": [{"name": "https", "port": 443, "targetPort": 8443}]}}
+ENDPOINTS = {"apiVersion": "v1", "kind": "Endpoints",
+             "metadata": {"name": "hooks", "namespace": "default"},
+             "subsets": [{"addresses": [{"ip": "127.0.0.7"}],
+                          "ports": [{"name": "https", "port": 8443}]}]}
+
+
+@pytest.mark.parametrize(("objects", "port", "expected"), [
+    ([], 443, 'service "hooks" not found'),
+    ([SERVICE], 443, 'endpoints "hooks" not found'),
+    ([SERVICE, ENDPOINTS], 444, 'no service port 444 found for service "hooks"'),
+    ([SERVICE, {**ENDPOINTS, "subsets": []}], 443,
+     'no active endpoints for service "hooks"'),
+    ([SERVICE, ENDPOINTS], 443, "127.0.0.7:8443"),
+    ([{**SERVICE, "spec": {"type": "ExternalName", "externalName": "hooks.example.com"}}], 443,
+     "hooks.example.com:443"),
+])
+def test_resolve_service(tmp_path: Path, objects: list[Obj], port: int, expected: str) -> None:
+    store = Store(SQLiteBackend(tmp_path / "state.db"))
+    try:
+        for obj in objects:
+            store.create({"Service": "core/services", "Endpoints": "core/endpoints"}[obj["kind"]],
+                         obj)
+        try:
+            got = webhooks.resolve_service(store, "default", "hooks", port)
+        except webhooks.CallFailed as exc:
+            got = str(exc)
+        assert got == expected
+    finally:
+        store.close()
