@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tests.conftest import KUBECTLS, Cluster, Kubectl, start_cluster, until
-from tests.webhook_server import WebhookServer
+from tests.webhook_server import WebhookServer, allow
 
 Obj = dict[str, Any]
 
@@ -119,7 +119,7 @@ def test_conversion_webhook_between_versions(kctl: Kubectl) -> None:
     """Objects stored in v1 are read, listed, watched and written in v2 through the CRD's
     webhook; with the webhook down, a v2 read fails with kube's message."""
     v1, v2 = "endpoints.v1.conv.example.com", "endpoints.v2.conv.example.com"
-    with WebhookServer({"/convert": _convert}) as server:
+    with WebhookServer({"/convert": _convert, "/admit": allow}) as server:
         kctl("apply", "-f", "-", input=_conversion_crd(
             {"url": server.url("/convert"), "caBundle": server.ca_bundle}))
         try:
@@ -133,9 +133,23 @@ def test_conversion_webhook_between_versions(kctl: Kubectl) -> None:
             assert (got["apiVersion"], got["spec"]) == ("conv.example.com/v2",
                                                         {"address": "db:5432"})
             assert got["metadata"]["labels"] == {"l": "1"}
+            kctl("apply", "-f", "-", input=yaml.safe_dump({
+                "apiVersion": "admissionregistration.k8s.io/v1",
+                "kind": "ValidatingWebhookConfiguration", "metadata": {"name": "conv-admit"},
+                "webhooks": [{"name": "admit.conv.example.com", "sideEffects": "None",
+                              "admissionReviewVersions": ["v1"], "matchPolicy": "Exact",
+                              "clientConfig": {"url": server.url("/admit"),
+                                               "caBundle": server.ca_bundle},
+                              "rules": [{"operations": ["CREATE"],
+                                         "apiGroups": ["conv.example.com"],
+                                         "apiVersions": ["v2"], "resources": ["endpoints"]}]}]}))
             kctl("create", "-f", "-", input=json.dumps({
                 "apiVersion": "conv.example.com/v2", "kind": "Endpoint",
                 "metadata": {"name": "two"}, "spec": {"address": "cache:6379"}}))
+            kctl("delete", "validatingwebhookconfiguration", "conv-admit")
+            admitted = server.requests["/admit"][0]["request"]["object"]  # in v2, converted
+            assert (admitted["apiVersion"], admitted["spec"]) == ("conv.example.com/v2",
+                                                                  {"address": "cache:6379"})
             stored = json.loads(kctl("get", v1, "two", "-o", "json"))
             assert stored["spec"] == {"host": "cache", "port": 6379}
             listed = json.loads(kctl("get", v2, "-o", "json"))

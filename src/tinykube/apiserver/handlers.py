@@ -114,6 +114,7 @@ class ResourceHandler:
         self.admission = admission if admission is not None else Admission(registry)
         self.webhooks = webhooks.Dispatcher(registry.store)  # admission webhooks
         self.conversions = crd_conversion.Converter(self.webhooks)  # CRD conversion webhooks
+        self.webhooks.convert = self.conversions.convert
         self.rv_wait = rv_wait
         self.kubelets = kubelets.KubeletProxy(registry, kubelet_token)
         self.store = registry.store

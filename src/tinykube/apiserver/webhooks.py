@@ -37,7 +37,7 @@ import logging
 import random
 import ssl
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -106,6 +106,8 @@ class Dispatcher:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._session: aiohttp.ClientSession | None = None
+        # converts custom resources through their CRD's webhook (the API server sets it)
+        self.convert: Callable[[Resource, list[Obj], str], Awaitable[list[Obj]]] | None = None
         self._contexts: dict[str, ssl.SSLContext] = {}
 
     def __repr__(self) -> str:
@@ -137,7 +139,7 @@ class Dispatcher:
         if not hooks_api.rules_match(hook, request):
             candidates = _equivalents(res) if hook.match_policy == "Equivalent" else []
             row = next((r for r in candidates
-                        if hooks_api.rules_match(hook, _as_version(request, r))), None)
+                        if hooks_api.rules_match(hook, _version_of(request, r))), None)
         if row is None or not hooks_api.object_selected(hook, request):
             return None
         return row if hooks_api.namespace_selected(hook, request, self._ns_labels(request)) \
@@ -178,7 +180,7 @@ class Dispatcher:
 
     async def _mutate_one(self, hook: Hook, row: Resource, request: Attributes, obj: Obj | None,
                           res: Resource, warnings: list[str]) -> tuple[bool, Obj | None]:
-        attrs = _as_version(dataclasses.replace(request, obj=obj), row)
+        attrs = await self._in_row(dataclasses.replace(request, obj=obj), row)
         response = await self._call_guarded(hook, attrs, request, warnings)
         if response is None or not response.patch:
             return False, obj
@@ -197,8 +199,26 @@ class Dispatcher:
             bounds.check_depth(patched)
         except bounds.TooDeep as exc:
             raise errors.InternalError(f"Internal error occurred: {exc}") from exc
-        stored = _to_storage(row, res, patched)
+        stored = await self._to_storage(row, res, patched)
         return stored != obj, stored
+
+    async def _in_row(self, attrs: Attributes, row: Resource) -> Attributes:
+        """The request as seen in `row`'s version, its objects converted to it (a custom
+        resource whose CRD has a conversion webhook: through `convert`)."""
+        seen = _version_of(attrs, row)
+        if row.custom is None or row.custom.webhook is None or self.convert is None:
+            return dataclasses.replace(seen, obj=_served(row, attrs.obj),
+                                       old=_served(row, attrs.old))
+        objects = [o for o in (attrs.obj, attrs.old) if o is not None]
+        converted = iter(await self.convert(row, objects, row.api_version) if objects else [])
+        return dataclasses.replace(seen, obj=next(converted) if attrs.obj is not None else None,
+                                   old=next(converted) if attrs.old is not None else None)
+
+    async def _to_storage(self, row: Resource, res: Resource, obj: Obj) -> Obj:
+        if row.custom is not None and row.custom.webhook is not None and \
+                self.convert is not None:
+            return (await self.convert(row, [obj], res.stored_api_version))[0]
+        return _to_storage(row, res, obj)
 
     async def validate(self, res: Resource, request: Attributes, warnings: list[str]) -> None:
         """Run the validating hooks concurrently; raise the first refusal in hook order."""
@@ -208,9 +228,12 @@ class Dispatcher:
                  if (row := self._selected(h, request, res)) is not None]
         if not hooks:
             return
-        results = await asyncio.gather(
-            *(self._call_guarded(h, _as_version(request, row), request, warnings)
-              for h, row in hooks), return_exceptions=True)
+        async def one(hook: Hook, row: Resource) -> hooks_api.Response | None:
+            return await self._call_guarded(hook, await self._in_row(request, row), request,
+                                            warnings)
+
+        results = await asyncio.gather(*(one(h, row) for h, row in hooks),
+                                       return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
                 raise result
@@ -432,11 +455,10 @@ def _equivalents(res: Resource) -> list[Resource]:
     return sorted(rows, key=lambda r: r.converted)
 
 
-def _as_version(attrs: Attributes, row: Resource) -> Attributes:
-    """The request as seen in `row`'s version, objects converted to it."""
-    return dataclasses.replace(
-        attrs, group=row.group, version=row.version, resource=row.plural, kind=row.kind,
-        obj=_served(row, attrs.obj), old=_served(row, attrs.old))
+def _version_of(attrs: Attributes, row: Resource) -> Attributes:
+    """The request as addressed to `row`'s version (objects left as they are)."""
+    return dataclasses.replace(attrs, group=row.group, version=row.version,
+                               resource=row.plural, kind=row.kind)
 
 
 def _served(row: Resource, obj: Obj | None) -> Obj | None:
