@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from tinykube.api import defaults_policy
+from tinykube.api import defaults_policy, webhooks
 from tinykube.api.apiextensions import defaults as crd_defaults
 from tinykube.api.clone import clone
 
@@ -433,5 +433,6 @@ _BY_KIND: dict[str, Callable[[Obj], None]] = {
     "NetworkPolicy": _default_network_policy,
     "StorageClass": _default_storage_class,
     **defaults_policy.DEFAULTERS,
+    **webhooks.DEFAULTERS,
     "CustomResourceDefinition": crd_defaults.default_crd,
 }

@@ -254,8 +254,7 @@ def _unused(kind: str, what: str) -> str:
 
 ADMISSION: list[Resource] = [
     _cluster(_ADMISSION, "mutatingwebhookconfigurations", "MutatingWebhookConfiguration",
-             categories=_EXTENSIONS, not_run=True,
-             not_run_text=_unused("MutatingWebhookConfiguration", "call their webhooks")),
+             categories=_EXTENSIONS),  # called by apiserver/webhooks.py
     _cluster(_ADMISSION, "validatingadmissionpolicies", "ValidatingAdmissionPolicy",
              categories=_EXTENSIONS, not_run=True,
              subresources=(_status(_ADMISSION, "v1", "ValidatingAdmissionPolicy"),),
@@ -264,8 +263,7 @@ ADMISSION: list[Resource] = [
              categories=_EXTENSIONS, not_run=True,
              not_run_text=_unused("ValidatingAdmissionPolicyBinding", "evaluate their policies")),
     _cluster(_ADMISSION, "validatingwebhookconfigurations", "ValidatingWebhookConfiguration",
-             categories=_EXTENSIONS, not_run=True,
-             not_run_text=_unused("ValidatingWebhookConfiguration", "call their webhooks")),
+             categories=_EXTENSIONS),  # called by apiserver/webhooks.py
 ]
 
 # The local APIServices (one per served group-version) are created at startup

@@ -150,6 +150,7 @@ class APIServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        await self.handler.webhooks.close()  # the admission webhooks' connections
 
     # --- dispatch -------------------------------------------------------------------
 

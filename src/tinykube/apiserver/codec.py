@@ -149,6 +149,8 @@ def _decode_custom(res: Resource, body: Obj, field_validation: str,
     if field_validation == "Warn":
         warnings.extend(f'unknown field "{path}"' for path in unknown)
     crd_schema.apply_defaults(res.custom.schema, obj)
+    if res.custom.webhook is not None:
+        return obj  # the handler has the CRD's webhook convert it (apiserver.crd_conversion)
     return crd_model.convert(obj, res.stored_api_version)
 
 
@@ -185,6 +187,10 @@ def served(res: Resource, obj: Obj) -> Obj:
         if _has_defaults(res):
             obj = clone(obj)
             crd_schema.apply_defaults(res.custom.schema, obj)
+        if crd_model.needs_webhook(res, obj, res.api_version):  # converted before, always
+            raise errors.InternalError(f"Internal error occurred: {res.kind} "
+                                       f"{obj.get('apiVersion')} was not converted to "
+                                       f"{res.api_version} by its conversion webhook")
         return crd_model.convert(obj, res.api_version)
     return conversion.from_storage(obj, res.api_version) if res.converted else obj
 

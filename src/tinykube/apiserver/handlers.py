@@ -25,14 +25,17 @@ import orjson
 from aiohttp import web
 
 from tinykube.api import errors, managedfields, patch, resources, selectors
+from tinykube.api.apiextensions import model as crd_model
 from tinykube.api.apiextensions import serving as custom_serving
 from tinykube.api.clone import clone
 from tinykube.api.meta import rfc3339
 from tinykube.api.resources import Resource
+from tinykube.api.webhooks import Attributes as WebhookAttributes
 from tinykube.apiserver import (
     access,
     codec,
     componentstatus,
+    crd_conversion,
     eviction,
     kubelets,
     list_options,
@@ -40,6 +43,7 @@ from tinykube.apiserver import (
     rbac,
     reviews,
     sa_tokens,
+    webhooks,
 )
 from tinykube.apiserver.admission import CREATE, UPDATE, Admission
 from tinykube.apiserver.admission import Request as AdmissionRequest
@@ -47,6 +51,7 @@ from tinykube.apiserver.list_options import Consistency
 from tinykube.apiserver.params import int_param, parse_bool, resource_version_param
 from tinykube.apiserver.paths import Target
 from tinykube.apiserver.registry import Registry
+from tinykube.apiserver.registry import defaulted as registry_defaults
 from tinykube.store.cache import Entry, Event, Watcher
 
 Obj = dict[str, Any]
@@ -107,6 +112,9 @@ class ResourceHandler:
                                                resolution=metric_resolution)
         self.unenforced = frozenset(unenforced)  # kinds stored but not enforced here
         self.admission = admission if admission is not None else Admission(registry)
+        self.webhooks = webhooks.Dispatcher(registry.store)  # admission webhooks
+        self.conversions = crd_conversion.Converter(self.webhooks)  # CRD conversion webhooks
+        self.webhooks.convert = self.conversions.convert
         self.rv_wait = rv_wait
         self.kubelets = kubelets.KubeletProxy(registry, kubelet_token)
         self.store = registry.store
@@ -165,7 +173,7 @@ class ResourceHandler:
                 if parse_bool(request.query.get("watch")):
                     return await self._watch(request, target)
                 return await self._list(request, target)
-            return self._get(request, target)
+            return await self._get(request, target)
         if method == "POST" and target.is_collection:
             return await self._create(request, target, warnings)
         if method == "PUT" and not target.is_collection:
@@ -184,8 +192,9 @@ class ResourceHandler:
     def _namespace(self, target: Target) -> str:
         return target.namespace or "" if target.res.namespaced else ""
 
-    def _get(self, request: web.Request, target: Target) -> web.Response:
+    async def _get(self, request: web.Request, target: Target) -> web.Response:
         entry = self.registry.get(target.res, self._namespace(target), target.name or "")
+        entry = (await self._in_version(target.res, [entry]))[0]
         if target.subresource and target.subresource not in ("status", "finalize", "approval"):
             raise errors.NotFound.path()
         accept = request.headers.get("Accept", "")
@@ -238,6 +247,7 @@ class ResourceHandler:
             remaining = len(entries) - limit if matcher is None else None
             entries = entries[:limit]
             next_token = _encode_continue(list_rv, _entry_key(entries[-1]))
+        entries = await self._in_version(res, entries)
         if codec.wants_table(request.headers.get("Accept", "")):
             return _json(codec.table(res, [e.obj for e in entries], now=self.now(),
                                      include_object=request.query.get("includeObject", ""),
@@ -353,14 +363,24 @@ class ResourceHandler:
                 if bookmarks:
                     await response.write(self._bookmark(stream.res))
                 continue
-            lines, ended = self._lines(stream, event, watcher)
+            res = stream.res
+            webhook = res.custom is not None and res.custom.webhook is not None and res.converted
+            if webhook and event is not None:  # one event at a time, each converted first
+                try:
+                    entry = (await self._in_version(res, [event.entry]))[0]
+                except errors.APIError as error:  # as the watch cache would: an ERROR event
+                    await response.write(codec.watch_line(
+                        "ERROR", errors.status_json(error.to_status())))
+                    return
+                event = dataclasses.replace(event, entry=entry)
+            lines, ended = self._lines(stream, event, watcher, batch=not webhook)
             if lines:
                 await response.write(b"".join(lines))
             if ended:
                 return
 
     def _lines(self, stream: _Stream, event: Event | None,
-               watcher: Watcher) -> tuple[list[bytes], bool]:
+               watcher: Watcher, *, batch: bool = True) -> tuple[list[bytes], bool]:
         """The lines of `event` and of what is queued behind it, up to WRITE_CHUNK bytes (one
         write: one TLS record, one syscall), and whether the watch ended."""
         lines: list[bytes] = []
@@ -377,7 +397,7 @@ class ResourceHandler:
                     lines.append(self._bookmark(stream.res, stream.initial_rv,
                                                 initial_end=True))
                     stream.initial_left = -1
-            if size >= WRITE_CHUNK or watcher.queue.empty():
+            if not batch or size >= WRITE_CHUNK or watcher.queue.empty():
                 return lines, False
             event = watcher.queue.get_nowait()
         return lines, True
@@ -422,12 +442,27 @@ class ResourceHandler:
         return codec.decode_object(target.res, body, field_validation=validation,
                                    warnings=warnings)
 
-    def _respond(self, res: Resource, entry: Entry, status: int) -> web.Response:
+    async def _respond(self, res: Resource, entry: Entry, status: int) -> web.Response:
+        entry = (await self._in_version(res, [entry]))[0]
         return _json(codec.object_bytes(res, entry), status=status)
+
+    async def _in_version(self, res: Resource, entries: list[Entry]) -> list[Entry]:
+        """Stored custom resources in `res`'s version, through their CRD's conversion
+        webhook when it has one (any other kind: as they are, the codec converts them)."""
+        if res.custom is None or res.custom.webhook is None or not res.converted:
+            return entries
+        objs = await self.conversions.convert(res, [e.obj for e in entries], res.api_version)
+        return [e if o is e.obj else Entry(o, e.rv) for o, e in zip(objs, entries, strict=True)]
+
+    async def _stored(self, res: Resource, obj: Obj) -> Obj:
+        """A decoded custom resource in its storage version (webhook conversion)."""
+        if not crd_model.needs_webhook(res, obj, res.stored_api_version):
+            return obj
+        return (await self.conversions.convert(res, [obj], res.stored_api_version))[0]
 
     async def _create(self, request: web.Request, target: Target,
                       warnings: list[str]) -> web.Response:
-        obj = await self._decoded(request, target, warnings)
+        obj = await self._stored(target.res, await self._decoded(request, target, warnings))
         meta = obj["metadata"]
         if target.res.namespaced:
             namespace = target.namespace or meta.get("namespace") or ""
@@ -435,11 +470,12 @@ class ResourceHandler:
                 raise errors.BadRequest("the namespace of the provided object does not match "
                                         "the namespace sent on the request")
             meta["namespace"] = namespace
-        await self._admit_create(target, obj, warnings)
+        await self._admit_create(target, obj, warnings, dry_run=_dry_run(request))
+        uid = await self._validating_webhooks(CREATE, target, obj, request, warnings)
         entry = self.registry.create(target.res, obj, dry_run=_dry_run(request),
                                      manager=_manager(request, target),
-                                     admit=self._validator(CREATE, target, request))
-        return self._respond(target.res, entry, 201)
+                                     admit=self._validator(CREATE, target, request), uid=uid)
+        return await self._respond(target.res, entry, 201)
 
     def _validator(self, operation: str, target: Target,
                    request: web.Request) -> Callable[[Obj, Obj | None], None] | None:
@@ -456,31 +492,92 @@ class ResourceHandler:
                                                      warnings=request.get(WARNINGS, [])))
         return validate
 
-    async def _admit_create(self, target: Target, obj: Obj, warnings: list[str]) -> None:
+    async def _admit_create(self, target: Target, obj: Obj, warnings: list[str], *,
+                            dry_run: bool = False) -> None:
         namespace = obj["metadata"].get("namespace", "") if target.res.namespaced else ""
         await self.admission.admit(AdmissionRequest(CREATE, target.res, namespace, obj,
                                                     warnings=warnings))
+        await self._mutating_webhooks(CREATE, target, obj, None, dry_run, warnings)
 
-    async def _admit_update(self, target: Target, obj: Obj, warnings: list[str]) -> None:
-        """Admission of an update of the object itself (subresources skip it, as upstream)."""
-        if target.subresource:
+    def _webhook_attrs(self, operation: str, target: Target, obj: Obj | None, old: Obj | None,
+                       dry_run: bool) -> WebhookAttributes:
+        res, meta = target.res, (obj or old or {}).get("metadata") or {}
+        namespace = str(meta.get("namespace") or target.namespace or "") \
+            if res.namespaced else ""
+        return WebhookAttributes(operation, res.group, res.version, res.plural,
+                                 target.subresource, res.kind, namespace,
+                                 str(meta.get("name", "")), obj, old, dry_run)
+
+    async def _mutating_webhooks(self, operation: str, target: Target, obj: Obj | None,
+                                 old: Obj | None, dry_run: bool, warnings: list[str]) -> None:
+        """MutatingAdmissionWebhook, the last mutating step: `obj` changed in place."""
+        if not self.webhooks.any_hooks(True):
             return
+        if obj is not None:  # as kube sends it: decoded and defaulted
+            obj.update(registry_defaults(target.res, obj))
+        attrs = self._webhook_attrs(operation, target, obj, old, dry_run)
+        mutated = await self.webhooks.mutate(target.res, attrs, warnings)
+        if mutated is not None and obj is not None and mutated is not obj:
+            obj.clear()
+            obj.update(mutated)
+
+    async def _validating_webhooks(self, operation: str, target: Target, obj: Obj,
+                                   request: web.Request, warnings: list[str]) -> str | None:
+        """ValidatingAdmissionWebhook, on the object as a dry run of the write leaves it
+        (defaulted, validated, named); the write itself follows, with the uid returned (that
+        of a create's dry run, which the webhooks saw)."""
+        if not self.webhooks.any_hooks(False):
+            return None
+        res, dry_run = target.res, _dry_run(request)
+        if operation == CREATE:
+            final, old = self.registry.create(res, clone(obj), dry_run=True,
+                                              manager=_manager(request, target)).obj, None
+            obj["metadata"]["name"] = final["metadata"]["name"]  # a generateName's choice
+        else:
+            current = self.registry.get(res, self._namespace(target), target.name or "")
+            final = self.registry.update(res, clone(obj), subresource=target.subresource,
+                                         dry_run=True, manager=_manager(request, target)).obj
+            old = current.obj
+        await self.webhooks.validate(
+            res, self._webhook_attrs(operation, target, final, old, dry_run), warnings)
+        return str(final["metadata"]["uid"]) if operation == CREATE else None
+
+    async def _delete_webhooks(self, target: Target, request: web.Request,
+                               options: Obj) -> None:
+        """Admission webhooks for a DELETE: they see the stored object as `oldObject`."""
+        if not (self.webhooks.any_hooks(True) or self.webhooks.any_hooks(False)):
+            return
+        current = self.registry.get(target.res, self._namespace(target), target.name or "")
+        dry_run, warnings = _dry_run(request, options), request[WARNINGS]
+        await self._mutating_webhooks("DELETE", target, None, current.obj, dry_run, warnings)
+        await self.webhooks.validate(
+            target.res, self._webhook_attrs("DELETE", target, None, current.obj, dry_run),
+            warnings)
+
+    async def _admit_update(self, target: Target, obj: Obj, warnings: list[str], *,
+                            dry_run: bool = False) -> None:
+        """Admission of an update (built-in plugins skip subresources, as upstream; webhooks
+        see them when their rules name them)."""
         namespace = self._namespace(target)
         current = self.store.get(target.res.storage_key, namespace, target.name or "")
-        await self.admission.admit(AdmissionRequest(
-            UPDATE, target.res, namespace, obj, current.obj if current else None,
-            warnings=warnings))
+        if not target.subresource:
+            await self.admission.admit(AdmissionRequest(
+                UPDATE, target.res, namespace, obj, current.obj if current else None,
+                warnings=warnings))
+        if current is not None:
+            await self._mutating_webhooks(UPDATE, target, obj, current.obj, dry_run, warnings)
 
     async def _update(self, request: web.Request, target: Target,
                       warnings: list[str]) -> web.Response:
-        obj = await self._decoded(request, target, warnings)
+        obj = await self._stored(target.res, await self._decoded(request, target, warnings))
         self._check_identity(target, obj)
-        await self._admit_update(target, obj, warnings)
+        await self._admit_update(target, obj, warnings, dry_run=_dry_run(request))
+        await self._validating_webhooks(UPDATE, target, obj, request, warnings)
         entry = self.registry.update(target.res, obj, subresource=target.subresource,
                                      dry_run=_dry_run(request),
                                      manager=_manager(request, target),
                                      admit=self._validator(UPDATE, target, request))
-        return self._respond(target.res, entry, 200)
+        return await self._respond(target.res, entry, 200)
 
     def _check_identity(self, target: Target, obj: Obj) -> None:
         meta = obj["metadata"]
@@ -510,7 +607,7 @@ class ResourceHandler:
             if content_type == "application/apply-patch+yaml":
                 return await self._apply_create(request, target, body, warnings)
             raise errors.NotFound.for_object(res.plural, res.group, target.name or "")
-        original = codec.served(res, clone(current.obj))
+        original = codec.served(res, clone((await self._in_version(res, [current]))[0].obj))
         if res.custom is not None:
             custom_serving.check_patch_type(content_type)
         manager = _manager(request, target)
@@ -522,14 +619,16 @@ class ResourceHandler:
         codec.check_patched(res, patched)
         validation = request.query.get("fieldValidation", "Warn")
         obj = codec.decode_object(res, patched, field_validation=validation, warnings=warnings)
+        obj = await self._stored(res, obj)
         self._check_identity(target, obj)
         if str(obj["metadata"].get("resourceVersion")) == str(current.rv):
             obj["metadata"].pop("resourceVersion")  # a patch is unconditional unless it says so
-        await self._admit_update(target, obj, warnings)
+        await self._admit_update(target, obj, warnings, dry_run=_dry_run(request))
+        await self._validating_webhooks(UPDATE, target, obj, request, warnings)
         entry = self.registry.update(res, obj, subresource=target.subresource,
                                      dry_run=_dry_run(request), manager=manager,
                                      admit=self._validator(UPDATE, target, request))
-        return self._respond(res, entry, 200)
+        return await self._respond(res, entry, 200)
 
     def _server_side_apply(self, request: web.Request, target: Target, live: Obj,
                            body: bytes) -> Obj:
@@ -563,17 +662,20 @@ class ResourceHandler:
         validation = request.query.get("fieldValidation", "Strict")
         obj = codec.decode_object(target.res, parsed, field_validation=validation,
                                   warnings=warnings)
+        obj = await self._stored(target.res, obj)
         self._check_identity(target, obj)
-        await self._admit_create(target, obj, warnings)
+        await self._admit_create(target, obj, warnings, dry_run=_dry_run(request))
+        uid = await self._validating_webhooks(CREATE, target, obj, request, warnings)
         entry = self.registry.create(target.res, obj, dry_run=_dry_run(request),
-                                     admit=self._validator(CREATE, target, request))
-        return self._respond(target.res, entry, 201)
+                                     admit=self._validator(CREATE, target, request), uid=uid)
+        return await self._respond(target.res, entry, 201)
 
     async def _delete(self, request: web.Request, target: Target) -> web.Response:
         options = await self._delete_options(request)
+        await self._delete_webhooks(target, request, options)
         entry, _gone = self.registry.delete(target.res, self._namespace(target), target.name or "",
                                            options, dry_run=_dry_run(request, options))
-        return self._respond(target.res, entry, 200)
+        return await self._respond(target.res, entry, 200)
 
     async def _delete_options(self, request: web.Request) -> Obj:
         raw = await self._read_body(request)
@@ -592,8 +694,15 @@ class ResourceHandler:
         options = await self._delete_options(request)
         matcher = self._matcher(request, target.res)
         res, dry_run = target.res, _dry_run(request, options)
+        hooks = self.webhooks.any_hooks(True) or self.webhooks.any_hooks(False)
+        if hooks:  # as upstream: mutating once for the collection, validating per object
+            await self._mutating_webhooks("DELETE", target, None, None, dry_run,
+                                          request[WARNINGS])
         for entry in self.store.list(res.storage_key, target.namespace, matcher):
             meta = entry.obj["metadata"]
+            if hooks:
+                await self.webhooks.validate(res, self._webhook_attrs(
+                    "DELETE", target, None, entry.obj, dry_run), request[WARNINGS])
             with contextlib.suppress(errors.NotFound):
                 self.registry.delete(res, meta.get("namespace", ""), meta["name"], options,
                                      dry_run=dry_run)

@@ -126,6 +126,9 @@ def _defaulted(res: Resource, obj: Obj) -> Obj:
     return defaults.apply_defaults(res.kind, obj)
 
 
+defaulted = _defaulted  # public for admission webhooks, which are sent defaulted objects
+
+
 def _finalized(obj: Obj) -> bool:
     """True when a deleting object has no finalizers left and no grace period to wait out.
 
@@ -180,9 +183,10 @@ class Registry:
 
     def create(self, res: Resource, obj: Obj, *, dry_run: bool = False,
                manager: managedfields.Manager | None = None,
-               admit: Validator | None = None) -> Entry:
+               admit: Validator | None = None, uid: str | None = None) -> Entry:
         """Create `obj`; `admit` (admission's validating phase) sees it last, before the
-        write, with no await in between."""
+        write, with no await in between. `uid`: the one a dry run of this create gave it
+        (validating webhooks saw it), else a new one."""
         meta = obj.setdefault("metadata", {})
         namespace = meta.get("namespace", "") if res.namespaced else ""
         self.check_namespace(res, namespace, creating=True)
@@ -192,7 +196,7 @@ class Registry:
         if not meta.get("name"):
             raise errors.Invalid(res.kind, res.group, "", [
                 FieldError.required("metadata.name", "name or generateName is required")])
-        self._prepare_create(res, obj)
+        self._prepare_create(res, obj, uid)
         obj = _defaulted(res, obj)
         self._validate(res, obj, None)
         if self.store.get(res.storage_key, namespace, obj["metadata"]["name"]) is not None:
@@ -217,14 +221,14 @@ class Registry:
                 self.allocator.release(obj.get("spec", {}))
             raise
 
-    def _prepare_create(self, res: Resource, obj: Obj) -> None:
+    def _prepare_create(self, res: Resource, obj: Obj, uid: str | None = None) -> None:
         meta = obj["metadata"]
         if not res.namespaced:
             meta.pop("namespace", None)
         for field in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds",
                       "selfLink"):
             meta.pop(field, None)
-        meta["uid"] = str(uuid.uuid4())
+        meta["uid"] = uid or str(uuid.uuid4())
         meta["creationTimestamp"] = rfc3339(self.clock())
         if res.kind == "DaemonSet":
             meta["annotations"] = {**(meta.get("annotations") or {}), _TEMPLATE_GENERATION: "1"}

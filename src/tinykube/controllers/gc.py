@@ -27,11 +27,18 @@ periodic full scan (`resync_period`).
 
 Owners are looked up in the caches first (`classify`, pure); an owner missing from them is
 checked with a live GET (uid compared), as upstream does, because a just-created owner may not
-be cached yet. Custom resources are not watched: an owner of a CRD-defined kind is found
-through the CRDs and checked with a GET, so its dependents go at the latest on the next scan.
-Dependents are deleted with a uid precondition, so a new object with the same name is never
-hit. Finalizers and references are removed with strategic merge patches that
+be cached yet. Dependents are deleted with a uid precondition, so a new object with the same
+name is never hit. Finalizers and references are removed with strategic merge patches that
 name only what goes, so concurrent writers of other fields or finalizers are never undone.
+
+Custom resources: as upstream's collector resyncs its monitors from discovery, this one adds an
+informer for the storage version of every established CustomResourceDefinition it sees (the
+CRD informer is one of its own) and drops it when the CRD goes; CRs are then owners and
+dependents like built-in objects. The API server refuses strategic merge patches for them, so
+their references and finalizers are removed with a JSON merge patch of the whole list,
+conditional on the resourceVersion read (a Conflict retries), as upstream's collector does
+for custom resources. An owner of a kind not watched yet (a CRD just established) is found
+through the CRDs and checked with a GET.
 """
 
 from __future__ import annotations
@@ -60,6 +67,7 @@ Verdict = Literal["solid", "waiting", "dangling"]
 UID_INDEX = "uid"
 OWNER_INDEX = "owner-uid"
 RESYNC_PERIOD = 60.0  # seconds between full scans
+CRD_KEY = f"{crd_model.GROUP}/customresourcedefinitions"
 UNSERVED = object()  # an owner of a kind the API server does not serve: taken to exist
 
 
@@ -139,9 +147,61 @@ class GarbageCollector(Controller):
             self.watched[res.storage_key] = (res, informer)
         super().__init__(client, [informer for _, informer in self.watched.values()])
         for res, informer in self.watched.values():
-            informer.add_handlers(on_add=functools.partial(self._on_add, res),
-                                  on_update=functools.partial(self._on_update, res),
-                                  on_delete=self._on_delete)
+            self._handle(res, informer)
+        # custom resources: CRD name -> (storage key, reflector task); (group, kind) -> key
+        self._custom: dict[str, tuple[str, asyncio.Task[None]]] = {}
+        self._custom_kinds: dict[tuple[str, str], str] = {}
+        crds = self.watched.get(CRD_KEY)
+        if crds is not None:
+            crds[1].add_handlers(on_add=self._on_crd,
+                                 on_update=lambda _old, new: self._on_crd(new),
+                                 on_delete=self._forget_crd)
+
+    def _handle(self, res: resources.Resource, informer: Informer) -> None:
+        informer.add_handlers(on_add=functools.partial(self._on_add, res),
+                              on_update=functools.partial(self._on_update, res),
+                              on_delete=self._on_delete)
+
+    # --- custom resources -------------------------------------------------------------------
+
+    def _on_crd(self, crd: Obj) -> None:
+        """Watch the storage version of an established CRD (again, if its names changed)."""
+        name = str(crd["metadata"]["name"])
+        row = next((r for r in crd_model.rows(dict(crd)) if not r.converted), None) \
+            if crd_names.is_established(dict(crd)) else None
+        current = self._custom.get(name)
+        if row is not None and current is not None and current[0] == row.storage_key \
+                and self.watched.get(row.storage_key, (None,))[0] == row:
+            return
+        self._forget_crd(crd)
+        if row is None or row.storage_key in self.watched:
+            return
+        informer = Informer(self.client, row)
+        informer.cache.add_index(UID_INDEX, uid_index)
+        informer.cache.add_index(OWNER_INDEX, owner_uid_index)
+        self._handle(row, informer)
+        self.watched[row.storage_key] = (row, informer)
+        self._custom_kinds[(row.group, row.kind)] = row.storage_key
+        task = asyncio.create_task(informer.run(), name=f"{self.name}/informer/{name}")
+        self._custom[name] = (row.storage_key, task)
+
+    def _forget_crd(self, crd: Obj) -> None:
+        found = self._custom.pop(str(crd["metadata"]["name"]), None)
+        if found is None:
+            return
+        key, task = found
+        task.cancel()
+        row, _informer = self.watched.pop(key)
+        self._custom_kinds.pop((row.group, row.kind), None)
+
+    def _watched_for(self, ref: Obj) -> tuple[resources.Resource, Informer] | None:
+        """Our informer for the kind an owner reference names, if we watch it."""
+        api_version, kind = str(ref.get("apiVersion", "")), str(ref.get("kind", ""))
+        res = resources.by_api_version(api_version, kind)
+        if res is not None:
+            return self.watched.get(resources.storage_resource(res).storage_key)
+        key = self._custom_kinds.get((api_version.rpartition("/")[0], kind))
+        return self.watched.get(key) if key is not None else None
 
     # --- handlers ---------------------------------------------------------------------------
 
@@ -191,9 +251,13 @@ class GarbageCollector(Controller):
         return tasks
 
     async def _resync_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.resync_period)
-            self.resync()
+        try:
+            while True:
+                await asyncio.sleep(self.resync_period)
+                self.resync()
+        finally:  # stopping: the custom resources' informers stop too
+            for _key, task in self._custom.values():
+                task.cancel()
 
     # --- caches -----------------------------------------------------------------------------
 
@@ -204,10 +268,7 @@ class GarbageCollector(Controller):
     def _cached(self, ref: Obj) -> tuple[resources.Resource, Obj | None] | None:
         """The referenced owner from our caches (None inside: not cached); None if we do not
         watch its kind."""
-        res = resources.by_api_version(str(ref.get("apiVersion", "")), str(ref.get("kind", "")))
-        if res is None:
-            return None
-        watched = self.watched.get(resources.storage_resource(res).storage_key)
+        watched = self._watched_for(ref)
         if watched is None:
             return None
         found = watched[1].cache.by_index(UID_INDEX, str(ref.get("uid", "")))
@@ -250,6 +311,8 @@ class GarbageCollector(Controller):
 
     async def sync(self, key: str) -> None:
         storage_key, _, obj_key = key.partition("|")
+        if storage_key not in self.watched:
+            return  # a custom resource whose CRD has gone
         res, informer = self.watched[storage_key]
         obj = informer.cache.get(obj_key)
         if obj is None:
@@ -303,16 +366,32 @@ class GarbageCollector(Controller):
 
     async def _unlink(self, res: resources.Resource, obj: Obj, uids: Sequence[str]) -> None:
         meta = obj["metadata"]
+        if res.custom is not None:
+            kept = [r for r in owner_refs(obj) if r.get("uid") not in uids]
+            await self._merge_metadata(res, obj, {"ownerReferences": kept or None})
+            return
         patch = {"metadata": {"ownerReferences": [{"$patch": "delete", "uid": uid}
                                                   for uid in uids]}}
         with contextlib.suppress(errors.NotFound):
             await self.client.patch(res, meta["name"], patch, meta.get("namespace") or None,
                                     patch_type="strategic")
 
+    async def _merge_metadata(self, res: resources.Resource, obj: Obj, changes: Obj) -> None:
+        """A custom resource's metadata lists replaced, if it did not change meanwhile."""
+        meta = obj["metadata"]
+        patch = {"metadata": {**changes, "resourceVersion": meta.get("resourceVersion")}}
+        with contextlib.suppress(errors.NotFound):
+            await self.client.patch(res, meta["name"], patch, meta.get("namespace") or None,
+                                    patch_type="merge")
+
     async def _remove_finalizer(self, res: resources.Resource, obj: Obj, finalizer: str) -> None:
         meta = obj["metadata"]
         log.info("%s: %s %s: removing finalizer %s", self.name, res.kind,
                  object_key(dict(obj)), finalizer)
+        if res.custom is not None:
+            kept = [f for f in meta.get("finalizers") or [] if f != finalizer]
+            await self._merge_metadata(res, obj, {"finalizers": kept or None})
+            return
         patch = {"metadata": {"$deleteFromPrimitiveList/finalizers": [finalizer]}}
         with contextlib.suppress(errors.NotFound):
             await self.client.patch(res, meta["name"], patch, meta.get("namespace") or None,

@@ -227,3 +227,66 @@ async def test_custom_resource_owners_are_found_through_their_crds(
     collector = _collector(client, [owned("web-1", CRONTAB_REF)], [])
     await collector.sync("core/pods|default/web-1")
     assert client.writes() == writes
+
+
+def _crontab(name: str, *refs: Obj, finalizers: tuple[str, ...] = (),
+             deleting: bool = False) -> Obj:
+    meta: Obj = {"name": name, "namespace": "default", "uid": f"uid-{name}",
+                 "resourceVersion": "7"}
+    if refs:
+        meta["ownerReferences"] = list(refs)
+    if finalizers:
+        meta["finalizers"] = list(finalizers)
+    if deleting:
+        meta["deletionTimestamp"] = "2024-05-01T12:00:00Z"
+    return {"apiVersion": "stable.example.com/v1", "kind": "CronTab", "metadata": meta}
+
+
+async def test_established_crds_are_watched_and_dropped() -> None:
+    collector = _collector(FakeClient(), [], [])
+    collector._on_crd(CRONTABS_CRD)
+    res, _informer = collector.watched["stable.example.com/crontabs"]
+    assert (res.kind, res.version, res.custom is not None) == ("CronTab", "v1", True)
+    collector._on_crd(CRONTABS_CRD)  # unchanged: the same informer
+    assert len(collector._custom) == 1
+    collector._forget_crd(CRONTABS_CRD)
+    assert "stable.example.com/crontabs" not in collector.watched
+    await collector.sync("stable.example.com/crontabs|default/x")  # its CRD gone: nothing
+    unestablished = {**CRONTABS_CRD, "status": {}}
+    collector._on_crd(unestablished)
+    assert "stable.example.com/crontabs" not in collector.watched
+
+
+async def test_custom_resource_dependents_and_owners() -> None:
+    """A CR owned by a gone pod is deleted; a pod owned by a cached CR is kept; a CR's
+    reference to a gone owner, beside a live one, is dropped with a merge patch."""
+    pod_ref = ref("Pod", "gone", "uid-gone", "v1")
+    client = FakeClient([("crontabs", _crontab("orphan", pod_ref))])
+    collector = _collector(client, [owned("web-1", CRONTAB_REF)], [replicaset("a")])
+    collector._on_crd(CRONTABS_CRD)
+    _, crontabs = collector.watched["stable.example.com/crontabs"]
+    crontabs.cache.put("default/nightly", _crontab("nightly"))
+    crontabs.cache.put("default/orphan", _crontab("orphan", pod_ref))
+    crontabs.cache.put("default/half", _crontab("half", pod_ref, A))
+    assert [k for k, _ in collector.dependents_of("uid-gone")] == [
+        collector.watched["stable.example.com/crontabs"][0]] * 2
+    await collector.sync("core/pods|default/web-1")
+    await collector.sync("stable.example.com/crontabs|default/orphan")
+    await collector.sync("stable.example.com/crontabs|default/half")
+    assert client.writes() == [
+        ("delete", "crontabs", "orphan"),
+        ("patch", "crontabs", {"metadata": {"ownerReferences": [A], "resourceVersion": "7"}})]
+    collector._forget_crd(CRONTABS_CRD)
+
+
+async def test_custom_resource_foreground_finalizer_removed_with_merge_patch() -> None:
+    client = FakeClient()
+    collector = _collector(client, [], [])
+    collector._on_crd(CRONTABS_CRD)
+    _, crontabs = collector.watched["stable.example.com/crontabs"]
+    crontabs.cache.put("default/done", _crontab(
+        "done", finalizers=("foregroundDeletion", "example.com/keep"), deleting=True))
+    await collector.sync("stable.example.com/crontabs|default/done")
+    assert client.writes() == [("patch", "crontabs", {"metadata": {
+        "finalizers": ["example.com/keep"], "resourceVersion": "7"}})]
+    collector._forget_crd(CRONTABS_CRD)

@@ -15,6 +15,7 @@ kube's apiextensions-apiserver, in modules of one job each:
   `CustomKind` each row carries;
 - `printing`: the Table of `additionalPrinterColumns` (JSONPath cells).
 
-Not here (a later issue): CEL rules (`x-kubernetes-validations`, which `schema.validate`
-leaves to a hook, `CEL_HOOK`) and webhook conversion (`model.convert` only does `None`).
+Not here: CEL rules (`x-kubernetes-validations`, which `schema.validate` leaves to a hook,
+`CEL_HOOK`) and the calls of webhook conversion (I/O: `apiserver.crd_conversion`; `model` only
+says which rows need it).
 """

@@ -6,8 +6,10 @@ server reads the row as it reads a built-in one (routing, discovery, OpenAPI, st
 what differs for custom kinds asks `res.custom`. Versions other than the storage version are
 `converted` rows (`storage_version` set), so codecs know to rewrite them.
 
-Conversion is kube's `None` strategy: only `apiVersion` changes (`convert`). Webhook conversion
-is a later issue; `convert` is where it will go.
+Conversion: kube's `None` strategy changes only `apiVersion` (`convert`). A CRD with
+`conversion.strategy: Webhook` carries its webhook on every row (`CustomKind.webhook`); the API
+server converts those objects with `apiserver.crd_conversion` (I/O) before encoding and after
+decoding, so `convert` never sees them in another version (`needs_webhook`).
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ class CustomKind:
     preserve_unknown: bool = False  # spec.preserveUnknownFields (v1 CRDs: false)
     deprecation_warning: str = ""
     terminating: bool = False  # the CRD is being deleted: no new objects
+    # spec.conversion.webhook (clientConfig, conversionReviewVersions) of a CRD whose strategy
+    # is Webhook; None for `None` conversion
+    webhook: Obj | None = dataclasses.field(default=None, compare=False, hash=False)
 
     @functools.cached_property
     def has_defaults(self) -> bool:
@@ -87,7 +92,8 @@ def rows(crd: Obj) -> list[Resource]:
             storage_version=stored, list_kind=names.get("listKind") or f"{kind}List",
             preserve_unknown=bool(spec.get("preserveUnknownFields")),
             deprecation_warning=_deprecation(crd, version),
-            terminating=bool(crd["metadata"].get("deletionTimestamp")))
+            terminating=bool(crd["metadata"].get("deletionTimestamp")),
+            webhook=_conversion_webhook(spec))
         subs = []
         if custom.status:
             subs.append(Subresource("status", group, name, kind, STATUS_VERBS))
@@ -101,6 +107,21 @@ def rows(crd: Obj) -> list[Resource]:
             deprecated_warning=custom.deprecation_warning,
             singular_name=names.get("singular") or kind.lower(), custom=custom))
     return result
+
+
+def _conversion_webhook(spec: Obj) -> Obj | None:
+    conversion = spec.get("conversion") or {}
+    if not isinstance(conversion, dict) or conversion.get("strategy") != "Webhook":
+        return None
+    webhook = conversion.get("webhook")
+    return webhook if isinstance(webhook, dict) else {}
+
+
+def needs_webhook(res: Resource, obj: Obj | None, api_version: str) -> bool:
+    """Whether `obj` of a custom resource needs its CRD's conversion webhook to become
+    `api_version` (a webhook-converted kind, in another version)."""
+    return (res.custom is not None and res.custom.webhook is not None and obj is not None
+            and obj.get("apiVersion") != api_version)
 
 
 def convert(obj: Obj, api_version: str) -> Obj:

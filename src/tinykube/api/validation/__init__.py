@@ -92,6 +92,10 @@ from tinykube.api.validation.storage import (
     validate_storage_class,
     validate_storage_class_update,
 )
+from tinykube.api.validation.webhooks import (
+    validate_mutating_configuration,
+    validate_validating_configuration,
+)
 
 __all__ = [
     "Errors",
@@ -159,6 +163,8 @@ _VALIDATORS: dict[str, Validator] = {
     "IngressClass": validate_ingress_class,
     "APIService": validate_api_service,
     "CustomResourceDefinition": lambda obj: _crd_validation().validate_crd(obj),
+    "ValidatingWebhookConfiguration": validate_validating_configuration,
+    "MutatingWebhookConfiguration": validate_mutating_configuration,
 }
 
 _UPDATE_VALIDATORS: dict[str, UpdateValidator] = {
