@@ -147,9 +147,17 @@ def changes(old: Any, new: Any, shape: Shape) -> tuple[FieldSet, FieldSet]:
     return _tracked_only(changed), _tracked_only(removed)
 
 
+_UNTRACKED_TOP = frozenset(p[0] for p in _UNTRACKED_PREFIXES if len(p) == 1)
+_UNTRACKED_META_KEYS = frozenset("f:" + name for name in _UNTRACKED_META)
+
+
 def _tracked_only(paths: FieldSet) -> FieldSet:
+    """`paths` without those under `_UNTRACKED_PREFIXES` (a test of the first two elements:
+    this runs on every field of every write)."""
     return {path for path in paths
-            if not any(path[:len(p)] == p for p in _UNTRACKED_PREFIXES)}
+            if path[0] not in _UNTRACKED_TOP
+            and not (path[0] == "f:metadata" and len(path) > 1
+                     and path[1] in _UNTRACKED_META_KEYS)}
 
 
 def update(managed: Managed, manager: Manager, old: Any, new: Any, shape: Shape,

@@ -26,9 +26,7 @@ def _second_text(second: int) -> str:
 
 def rfc3339(moment: datetime.datetime | None = None) -> str:
     """`moment` (default: now) as a Kubernetes timestamp, e.g. `2026-11-27T04:30:00Z`."""
-    if moment is None:
-        return _second_text(int(time.time()))
-    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _second_text(int((time.time() if moment is None else moment.timestamp()) // 1))
 
 
 def owner_reference(owner: Mapping[str, Any], *, kind: str | None = None,

@@ -34,6 +34,7 @@ only where the applied config never had them.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
@@ -80,20 +81,26 @@ class BuiltinShape:
         self.where, self.list_ = where, list_
 
     def child(self, key: str) -> Shape:
-        owner = self.where.type or ""
-        meta = FIELDS.get(owner, {}).get(key)
-        shape: ListShape = ATOMIC
-        if (owner, key) in _SSA_KEYS:
-            shape = _SSA_KEYS[(owner, key)]
-        elif meta is not None and meta.merge and (owner, key) not in _ATOMIC_FIELDS:
-            shape = (meta.merge_key,) if meta.merge_key else SET
-        return BuiltinShape(self.where.child(key), shape)
+        return _builtin_child(self.where, key)
 
     def list_shape(self) -> ListShape:
         return self.list_
 
     def atomic_map(self) -> bool:
         return False
+
+
+@functools.lru_cache(maxsize=8192)  # bounded: map keys (labels, say) are user data
+def _builtin_child(where: Where, key: str) -> BuiltinShape:
+    """The shape below `key` at `where` (memoized: every write walks these)."""
+    owner = where.type or ""
+    meta = FIELDS.get(owner, {}).get(key)
+    shape: ListShape = ATOMIC
+    if (owner, key) in _SSA_KEYS:
+        shape = _SSA_KEYS[(owner, key)]
+    elif meta is not None and meta.merge and (owner, key) not in _ATOMIC_FIELDS:
+        shape = (meta.merge_key,) if meta.merge_key else SET
+    return BuiltinShape(where.child(key), shape)
 
 
 def builtin_shape(kind: str) -> Shape:
