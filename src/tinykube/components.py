@@ -29,6 +29,7 @@ import json
 import logging
 import shutil
 import signal
+import socket
 import sys
 import urllib.parse
 from collections.abc import Callable
@@ -37,6 +38,7 @@ from typing import Any
 
 from tinykube import private
 from tinykube.client import config as client_config
+from tinykube.client import leaderelection
 from tinykube.client.controller import Controller
 from tinykube.client.rest import RESTClient
 from tinykube.controllers.cronjob import CronJobController
@@ -119,6 +121,12 @@ class ComponentOptions:
     hpa_sync_period: float = 15.0  # --horizontal-pod-autoscaler-sync-period, seconds
     node_monitor_grace_period: float = 40.0  # --node-monitor-grace-period, seconds
     controllers: bool = True  # False: only the nodes (a node agent joining a cluster)
+    # Controllers and scheduler each run while holding their Lease (`client.leaderelection`):
+    # lease duration, renew deadline, retry period in seconds; the candidate's identity (None:
+    # this host and the data directory, stable across restarts of one `tinykube up`).
+    leader_elect: bool = True
+    leader_election: list[float] = dataclasses.field(default_factory=lambda: [15.0, 10.0, 2.0])
+    leader_identity: str | None = None
     # rootless netns mode: this process's end of `network.hostsockets` (a file descriptor)
     host_sockets: int | None = None
     holder_pid: int | None = None  # rootless: the launcher's pid (`tinykube node exec` enters)
@@ -171,6 +179,66 @@ def _controllers(client: RESTClient, data_dir: Path,
             JobController(client), CronJobController(client), TTLAfterFinishedController(client),
             CSRApprovingController(client), CSRSigningController(client, data_dir),
             GarbageCollector(client), ResourceQuotaController(client)]
+
+
+#: The Leases the controllers and the scheduler are elected on, as kube's two components.
+CONTROLLER_LEASE, SCHEDULER_LEASE = "kube-controller-manager", "kube-scheduler"
+
+
+def _start_controllers(client: RESTClient, options: ComponentOptions,
+                       announce: Callable[[str], None]) -> list[asyncio.Task[Any]]:
+    """The controllers and the scheduler: started at once, or each group while this process
+    holds its Lease (stopped the moment it is lost, started afresh when won again)."""
+    def controllers(client: RESTClient) -> list[Controller]:
+        return [c for c in _controllers(client, options.data_dir, options)
+                if not isinstance(c, Scheduler)]
+
+    def scheduler(client: RESTClient) -> list[Controller]:
+        return [Scheduler(client)]
+
+    if not options.leader_elect:
+        return [t for c in [*controllers(client), *scheduler(client)]
+                for t in c.start(workers=8)]
+    identity = options.leader_identity or (
+        f"{socket.gethostname()}_tinykube-{cluster_prefix(str(options.data_dir.resolve()))}")
+    timing = leaderelection.Timing(*options.leader_election)
+    tasks = []
+    for lease, make in ((CONTROLLER_LEASE, controllers), (SCHEDULER_LEASE, scheduler)):
+        elector = leaderelection.LeaderElector(
+            client, lease, identity=identity, timing=timing,
+            on_change=_announcer(announce, lease, identity))
+        tasks.append(asyncio.create_task(elector.run(_terms(client, make)),
+                                         name=f"{lease}/election"))
+    return tasks
+
+
+def _announcer(announce: Callable[[str], None], lease: str,
+               identity: str) -> Callable[[str], None]:
+    return lambda what: announce(f"leader election: {what} {lease} as {identity}")
+
+
+def _terms(client: RESTClient, make: Callable[[RESTClient], list[Controller]]
+           ) -> leaderelection.Work:
+    """Each term's work: fresh controllers, run until cancelled. The first term shares the
+    process's client (and so its informers, with the nodes, DNS and proxy); a later one has a
+    client of its own, so that nothing of a lost term's controllers (handlers on shared
+    informers, queues) lives on into the next: its informers stop with it."""
+    terms = 0
+
+    async def work() -> None:
+        nonlocal terms
+        terms += 1
+        own = RESTClient(client.config) if terms > 1 else None
+        tasks = [t for c in make(own or client) for t in c.start(workers=8)]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if own is not None:
+                await own.close()
+    return work
 
 
 def _proxy_options(dns: RunningDNS | None) -> ProxyOptions:
@@ -278,9 +346,8 @@ async def _start(running: RunningComponents, options: ComponentOptions,
         await agent.register()
         tasks += agent.start(workers=4)
         tasks.append(asyncio.create_task(agent.renew_lease_forever(), name=f"lease/{node.name}"))
-    for controller in _controllers(client, options.data_dir, options) \
-            if options.controllers else []:
-        tasks += controller.start(workers=8)
+    if options.controllers:
+        tasks += _start_controllers(client, options, announce)
     if options.dns is not None:
         dns_options = options.dns
         if plan is not None:
