@@ -46,7 +46,7 @@ def command(kubeconfig: str | None, data_dir: Path, leader_elect: bool,
     """Run the controllers and the scheduler (leader-elected) against an API server."""
     import logging
 
-    from tinykube import cluster
+    from tinykube.cli.standalone import run_loop
     from tinykube.client import leaderelection
 
     timing = leader_timing(leader_elect_lease_duration, leader_elect_renew_deadline,
@@ -55,7 +55,7 @@ def command(kubeconfig: str | None, data_dir: Path, leader_elect: bool,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     path = kubeconfig_path(kubeconfig)
     identity = leaderelection.default_identity()
-    cluster.run_forever(lambda: _run(Path(path), data_dir, leader_elect, timing, identity))
+    run_loop(_run(Path(path), data_dir, leader_elect, timing, identity))
 
 
 def kubeconfig_path(given: str | None) -> str:
