@@ -3,12 +3,14 @@
 `tinykube token create --print-join-command` (listed by `tinykube token list`) gives the server,
 the token and the CA hash; node `nj-n3` discovers the CA by its hash, gets a client certificate
 through a CSR that the controllers approve and sign (requestor `system:bootstrap:<id>`), and
-runs as `system:node:nj-n3`. A wrong CA hash or an unknown token is refused.
+runs as `system:node:nj-n3`. A wrong CA hash or an unknown token is refused; the token
+cleaner deletes a token's Secret once it expires.
 """
 
 from __future__ import annotations
 
 import base64
+import datetime
 import json
 import subprocess
 from collections.abc import Iterator
@@ -90,3 +92,14 @@ def test_node_joins_with_a_bootstrap_token(cluster: Cluster, kctl: Kubectl,
         assert refused.stdout.strip() == "no"
     finally:
         node.stop()
+    # the token cleaner deletes a token Secret once it expires
+    soon = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=1)).strftime(
+        "%Y-%m-%dT%H:%M:%SZ")
+    kctl("apply", "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "Secret", "type": "bootstrap.kubernetes.io/token",
+        "metadata": {"name": "bootstrap-token-qqqqqq", "namespace": "kube-system"},
+        "data": {k: base64.b64encode(v.encode()).decode() for k, v in {
+            "token-id": "qqqqqq", "token-secret": "0123456789abcdef", "expiration": soon,
+            "usage-bootstrap-authentication": "true"}.items()}}))
+    until(lambda: kctl.run("get", "secret", "-n", "kube-system", "bootstrap-token-qqqqqq",
+                           check=False).returncode != 0, 20, "the expired token to be deleted")
