@@ -68,6 +68,7 @@ from tinykube.controllers.volume_protection import PVCProtectionController, PVPr
 from tinykube.dns.app import DNSOptions, RunningDNS, start_dns
 from tinykube.images import gc as image_gc
 from tinykube.kubelet.agent import NodeAgent
+from tinykube.kubelet.noderoutes import NodeRoutes
 from tinykube.kubelet.podnet import PodNetworking
 from tinykube.launch import FAILED, READY, tune_gc
 from tinykube.network import netns
@@ -77,6 +78,7 @@ from tinykube.network.plan import (
     ClusterNetwork,
     cluster_network,
     cluster_prefix,
+    joined_network,
 )
 from tinykube.network.relay import Relay, start_relay
 from tinykube.proxy.app import (
@@ -128,6 +130,11 @@ class ComponentOptions:
     leader_elect: bool = True
     leader_election: list[float] = dataclasses.field(default_factory=lambda: [15.0, 10.0, 2.0])
     leader_identity: str | None = None
+    # netns mode, a node joining another cluster's underlay (`tinykube node --network netns`):
+    # that underlay's namespace and this node's address on it
+    underlay_netns: str | None = None
+    node_address: str | None = None
+    cluster_cidr: str = ""  # the whole pod range, when `pod_cidr` is only this node's
     # rootless netns mode: this process's end of `network.hostsockets` (a file descriptor)
     host_sockets: int | None = None
     holder_pid: int | None = None  # rootless: the launcher's pid (`tinykube node exec` enters)
@@ -290,10 +297,16 @@ async def _make_network(options: ComponentOptions, cidrs: list[str]) -> ClusterN
     """The netns mode's namespaces (an earlier run's leftovers removed first), recorded in the
     data directory for `tinykube node exec`."""
     dns_ip = options.dns.listen[0] if options.dns is not None else ""
-    plan = cluster_network(cluster_prefix(str(options.data_dir.resolve())),
-                           [n.name for n in options.nodes], cidrs, dns_ip,
-                           options.service_cidr)
-    await asyncio.to_thread(netns.create_cluster, plan)
+    prefix = cluster_prefix(str(options.data_dir.resolve()))
+    if options.underlay_netns is not None:  # one node joining another cluster's underlay
+        assert options.node_address is not None
+        plan = joined_network(prefix, options.nodes[0].name, cidrs[0], options.node_address,
+                              options.underlay_netns, dns_ip, options.service_cidr)
+        await asyncio.to_thread(netns.join_cluster, plan)
+    else:
+        plan = cluster_network(prefix, [n.name for n in options.nodes], cidrs, dns_ip,
+                               options.service_cidr)
+        await asyncio.to_thread(netns.create_cluster, plan)
     private.write(options.data_dir / NETWORK_FILE, json.dumps(
         {"prefix": plan.prefix, "nodes": {n.name: n.netns for n in plan.nodes},
          "holder": options.holder_pid}))
@@ -347,6 +360,8 @@ async def _start(running: RunningComponents, options: ComponentOptions,
         await agent.register()
         tasks += agent.start(workers=4)
         tasks.append(asyncio.create_task(agent.renew_lease_forever(), name=f"lease/{node.name}"))
+    if plan is not None:  # routes to the pods of nodes that joined from elsewhere
+        tasks += NodeRoutes(client, list(plan.nodes)).start()
     if options.controllers:
         tasks += _start_controllers(client, options, announce)
     if options.dns is not None:
@@ -384,8 +399,16 @@ async def _start_netns_services(running: RunningComponents, options: ComponentOp
     if not options.proxy:
         return
     served = (options.dns.listen[0],) if options.dns is not None else ()
-    nodes = [NftNode(NodeConfig(n.name, options.pod_cidr, options.service_cidr, served),
-                     n.netns) for n in plan.nodes]
+    nodes = [NftNode(NodeConfig(n.name, options.cluster_cidr or options.pod_cidr,
+                                options.service_cidr, served), n.netns) for n in plan.nodes]
+    if options.underlay_netns is not None:  # a joined node: node ports are the cluster's
+        running.nft_proxy = await start_nft_proxy(
+            running.client, nodes, on_bind_failure=bind_failure_reporter(running.client,
+                                                                         announce),
+            on_refusal=refusal_reporter(running.client, announce))
+        running.tasks.append(running.nft_proxy.task)
+        announce(f"service proxy: nftables in node {plan.nodes[0].name}")
+        return
     entry = plan.nodes[0]
     running.relay_sockets = netns.SocketsIn(entry.netns_path)
     relay = NodePortRelay(entry.address, running.relay_sockets,

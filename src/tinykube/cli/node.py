@@ -97,6 +97,17 @@ def enter_holder(holder: int, netns: str, argv: tuple[str, ...]) -> list[str]:
 @click.option("--kubelet-token-file", type=click.Path(exists=True, dir_okay=False),
               default=None, help="The cluster's kubelet token, which the API server shows "
               "the kubelet endpoint (default: kubelet.token beside the kubeconfig).")
+@click.option("--network", type=click.Choice(["host", "netns"]), default="host",
+              show_default=True, help="netns (root): the node is a network namespace whose "
+              "eth0 joins --underlay-netns, the hosts' network, with --node-address; its "
+              "pods are routed to and from the other nodes' pods.")
+@click.option("--underlay-netns", default=None, metavar="NAME",
+              help="With --network netns: the network namespace of the hosts' network (a "
+              "netns-mode `tinykube up` makes `<prefix>-ul`).")
+@click.option("--node-address", default=None, metavar="IP",
+              help="With --network netns: this node's address on the underlay (100.64.0.0/16).")
+@click.option("--service-cidr", default=None, show_default="10.96.0.0/12 with netns",
+              help="With --network netns: the cluster's Service range (for its nftables).")
 @click.option("-v", "--verbose", count=True, help="More logging.")
 @click.pass_context
 def command(ctx: click.Context, /, **flags: Any) -> None:

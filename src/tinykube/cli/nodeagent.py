@@ -48,6 +48,10 @@ class NodeFlags:
     no_dns: bool
     proxy: bool
     kubelet_token_file: str | None
+    network: str
+    underlay_netns: str | None
+    node_address: str | None
+    service_cidr: str | None
     verbose: int
 
 
@@ -92,11 +96,34 @@ def run(flags: NodeFlags) -> None:
     if not flags.token and not flags.kubeconfig and not (data_dir / KUBELET_CONF).exists():
         raise click.UsageError("name the cluster with --kubeconfig, or join with --token, "
                                "--server and --ca-cert-hash")
+    if flags.network == "netns":
+        check_netns(flags)
     labels = parse_labels(flags.node_labels)
     dns_address = split_listen(flags.dns_listen, "--dns-listen") if flags.dns_listen else None
     logging.basicConfig(level=logging.WARNING - 10 * flags.verbose,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     run_loop(_run(flags, name, data_dir, labels, dns_address))
+
+
+def check_netns(flags: NodeFlags) -> None:
+    """Refuse `--network netns` without what it needs."""
+    import ipaddress
+    import os
+
+    from tinykube.network.plan import UNDERLAY_CIDR
+
+    if os.geteuid() != 0:
+        raise click.UsageError("tinykube node --network netns makes network namespaces: run "
+                               "it as root")
+    if not flags.underlay_netns or not flags.node_address:
+        raise click.UsageError("--network netns needs --underlay-netns and --node-address")
+    try:
+        inside = ipaddress.ip_address(flags.node_address) in ipaddress.ip_network(UNDERLAY_CIDR)
+    except ValueError:
+        inside = False
+    if not inside:
+        raise click.BadParameter(f"{flags.node_address!r} is not an address of the underlay "
+                                 f"{UNDERLAY_CIDR}", param_hint="--node-address")
 
 
 async def _credentials(flags: NodeFlags, name: str, data_dir: Path) -> Path:
@@ -158,12 +185,13 @@ async def _run(flags: NodeFlags, name: str, data_dir: Path, labels: dict[str, st
                dns_address: tuple[str, int] | None) -> None:
     from tinykube import private
     from tinykube.api import errors
-    from tinykube.settings import DEFAULT_POD_CIDR
+    from tinykube.settings import DEFAULT_POD_CIDR, NETNS_POD_CIDR, NETNS_SERVICE_CIDR
 
+    netns = flags.network == "netns"
+    cluster_cidr = flags.cluster_cidr or (NETNS_POD_CIDR if netns else DEFAULT_POD_CIDR)
     kubeconfig = await _credentials(flags, name, data_dir)
     try:
-        cidr, dns_ip = await _cluster_facts(kubeconfig, name,
-                                            flags.cluster_cidr or DEFAULT_POD_CIDR)
+        cidr, dns_ip = await _cluster_facts(kubeconfig, name, cluster_cidr)
     except errors.APIError as exc:
         raise click.ClickException(f"cannot join: {exc}") from exc
     from tinykube.components import ComponentOptions, NodeSpec, run_until, start_components
@@ -173,14 +201,18 @@ async def _run(flags: NodeFlags, name: str, data_dir: Path, labels: dict[str, st
     dns = None
     if not flags.no_dns and dns_address is not None:
         dns = DNSOptions(listen=dns_address, fallback_port=None)
-    elif not flags.no_dns and dns_ip:
-        dns = DNSOptions(listen=(dns_ip, 53), fallback_port=10053)
+    elif not flags.no_dns and dns_ip:  # netns: inside the node, on its lo
+        dns = DNSOptions(listen=(dns_ip, 53), fallback_port=None if netns else 10053)
     private.make_dir(data_dir)
     options = ComponentOptions(
         kubeconfig=kubeconfig, data_dir=data_dir, host_ip=flags.node_ip,
         nodes=[NodeSpec(name, labels)], pod_cidr=cidr, dns=dns, proxy=flags.proxy,
         default_runtime=flags.default_runtime,
-        kubelet_token=_kubelet_token(flags, kubeconfig), controllers=False)
+        kubelet_token=_kubelet_token(flags, kubeconfig), controllers=False,
+        network=flags.network, cluster_cidr=cluster_cidr,
+        service_cidr=flags.service_cidr or (NETNS_SERVICE_CIDR if netns else ""),
+        underlay_netns=flags.underlay_netns if netns else None,
+        node_address=flags.node_address if netns else None)
     try:
         running = await start_components(options, announce=lambda line: click.echo(line))
     except OSError as exc:
