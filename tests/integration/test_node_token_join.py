@@ -13,6 +13,7 @@ import base64
 import datetime
 import json
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +24,11 @@ from tests.conftest import KUBECTLS, Cluster, Kubectl, start_cluster, until
 from tests.integration.joining import Node, pod_on, ready, running_ip, tinykube
 
 pytestmark = [pytest.mark.kubectl]
+
+
+def started(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "tinykube", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
 
 
 @pytest.fixture
@@ -50,24 +56,26 @@ def test_node_joins_with_a_bootstrap_token(cluster: Cluster, kctl: Kubectl,
     ca_hash = words[words.index("--ca-cert-hash") + 1]
     token_id = token.split(".")[0]
     assert ca_hash.startswith("sha256:") and len(ca_hash) == 7 + 64
-    listed = tinykube("token", "list", "--kubeconfig", str(cluster.kubeconfig))
-    assert token in listed.stdout and "authentication,signing" in listed.stdout
-    secret = json.loads(kctl("get", "secret", "-n", "kube-system", f"bootstrap-token-{token_id}",
-                             "-o", "json"))
-    assert secret["type"] == "bootstrap.kubernetes.io/token"
-
-    wrong = tinykube("node", "--server", server, "--token", token, "--ca-cert-hash",
-                     "sha256:" + "0" * 64, "--name", "nj-bad", "--data-dir",
-                     str(tmp_path / "bad"), "--no-dns", "--no-proxy")
-    assert wrong.returncode != 0 and "does not match" in wrong.stderr, wrong.stderr
-    unknown = tinykube("node", "--server", server, "--token", "zzzzzz.0123456789abcdef",
-                       "--ca-cert-hash", ca_hash, "--name", "nj-bad", "--data-dir",
-                       str(tmp_path / "bad"), "--no-dns", "--no-proxy")
-    assert unknown.returncode != 0 and "Unauthorized" in unknown.stderr, unknown.stderr
-
+    # the refusals and the listing run while the node joins (each is a Python start-up)
+    listed = started("token", "list", "--kubeconfig", str(cluster.kubeconfig))
+    wrong = started("node", "--server", server, "--token", token, "--ca-cert-hash",
+                    "sha256:" + "0" * 64, "--name", "nj-bad", "--data-dir",
+                    str(tmp_path / "bad"), "--no-dns", "--no-proxy")
+    unknown = started("node", "--server", server, "--token", "zzzzzz.0123456789abcdef",
+                      "--ca-cert-hash", ca_hash, "--name", "nj-bad2", "--data-dir",
+                      str(tmp_path / "bad2"), "--no-dns", "--no-proxy")
     node = Node(tmp_path, "nj-n3", "--server", server, "--token", token, "--ca-cert-hash",
                 ca_hash, "--no-dns")
     try:
+        out, _ = listed.communicate(timeout=60)
+        assert token in out and "authentication,signing" in out
+        _, err = wrong.communicate(timeout=60)
+        assert wrong.returncode != 0 and "does not match" in err, err
+        _, err = unknown.communicate(timeout=60)
+        assert unknown.returncode != 0 and "Unauthorized" in err, err
+        secret = json.loads(kctl("get", "secret", "-n", "kube-system",
+                                 f"bootstrap-token-{token_id}", "-o", "json"))
+        assert secret["type"] == "bootstrap.kubernetes.io/token"
         until(lambda: ready(kctl, "nj-n3"), 30, "nj-n3 Ready")
         csrs = json.loads(kctl("get", "csr", "-o", "json"))["items"]
         mine = [c for c in csrs if c["spec"]["username"] == f"system:bootstrap:{token_id}"]
@@ -83,6 +91,10 @@ def test_node_joins_with_a_bootstrap_token(cluster: Cluster, kctl: Kubectl,
         assert "system:node:nj-n3" in subject and "system:nodes" in subject
         kctl("apply", "-f", "-", input=pod_on("nj-n3", "joined"))
         until(lambda: running_ip(kctl, "joined"), 30, "the pod on nj-n3 to run")
+        # the API server reaches the node's kubelet, which never saw the kubelet token:
+        # the kubelet has the API server review it (webhook authentication)
+        logs = kctl.run("logs", "joined", check=False)
+        assert "Unauthorized" not in logs.stderr and logs.returncode == 0, logs.stderr
         # the node's identity is its certificate's: who it is, and that it may not do more
         who = kctl("auth", "can-i", "create", "nodes", "--as", "system:node:nj-n3",
                    "--as-group", "system:nodes")

@@ -6,6 +6,9 @@ Authentication (kube's union of authenticators, anonymous last):
 - `Authorization: Bearer <admin token>` (the kubeconfig's) is `tinykube-admin` in
   `system:masters`, as a kind cluster's admin certificate is;
 - a ServiceAccount token this server issued (`apiserver.sa_tokens`) is its account;
+- the kubelet token (the one this server shows the kubelets) is `kube-apiserver-kubelet-client`,
+  so that a kubelet that does not know it (a node joined by token) can review it
+  (`kubelet.webhookauth`);
 - a bootstrap token (`apiserver.bootstrap_tokens`) is `system:bootstrap:<id>` in
   `system:bootstrappers`, as with kube's `--enable-bootstrap-token-auth`;
 - a client certificate signed by the cluster CA (the TLS handshake verifies it, as kube's
@@ -48,6 +51,7 @@ ServiceAccountCheck = Callable[[str], "Obj | None"]  # a token -> its UserInfo, 
 TokenCheck = Callable[[str], "User | None"]  # a token -> its user, or None
 
 ADMIN = User("tinykube-admin", (rbac.MASTERS, "system:authenticated"))
+KUBELET_CLIENT = User("kube-apiserver-kubelet-client", ("system:authenticated",))
 AUTHENTICATED = "system:authenticated"
 USER = web.RequestKey("tinykube.user", User)
 # The user the current request runs as, with the authorizer: for checks deep in a write (RBAC
@@ -72,8 +76,10 @@ class AccessControl:
     """Authenticates, impersonates and authorizes one request (see the module docstring)."""
 
     def __init__(self, admin_token: str, service_account: ServiceAccountCheck,
-                 authorizer: rbac.RBACAuthorizer, bootstrap: TokenCheck | None = None) -> None:
+                 authorizer: rbac.RBACAuthorizer, bootstrap: TokenCheck | None = None,
+                 kubelet_client_token: str = "") -> None:
         self.admin_token = admin_token
+        self.kubelet_client_token = kubelet_client_token
         self.service_account = service_account
         self.authorizer = authorizer
         self.bootstrap = bootstrap
@@ -100,6 +106,8 @@ class AccessControl:
         """Who a bearer token is (TokenReview asks the same), or None."""
         if self.admin_token and hmac.compare_digest(token, self.admin_token):
             return ADMIN
+        if self.kubelet_client_token and hmac.compare_digest(token, self.kubelet_client_token):
+            return KUBELET_CLIENT
         info = self.service_account(token)
         if info is not None:
             return user_from_info(info)

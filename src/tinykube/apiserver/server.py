@@ -157,7 +157,8 @@ async def _open(options: APIServerOptions, lock: datadir.DataDirLock) -> Running
     unix_path = Path(tempfile.mkdtemp(prefix="tinykube-")) / "api.sock" \
         if options.local_socket else None
     access = AccessControl(creds.token, handler.service_account_user, RBACAuthorizer(store),
-                           bootstrap_tokens.Authenticator(store, registry.clock))
+                           bootstrap_tokens.Authenticator(store, registry.clock),
+                           kubelet_client_token=creds.kubelet_token)
     crd_controller.CRDController(registry).reconcile()  # stored CRDs are served from the start
     server = APIServer(handler, token=creds.token, host=options.host, port=options.port,
                        ssl_context=context, unix_path=unix_path, access=access)

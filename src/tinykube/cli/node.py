@@ -7,10 +7,9 @@ cluster DNS (on `--dns-listen`, by default the kube-dns Service's IP, port 53 or
 service proxy. `--token T --server URL --ca-cert-hash sha256:H` joins with a bootstrap token
 instead of a kubeconfig (`tinykube token create`; see `join`): the node's own credential, a
 client certificate for `system:node:NODE`, is written to `kubelet.conf` in `--data-dir`, which a
-later `tinykube node --data-dir DIR --name NODE` reuses. The API server reaches the node's
-kubelet endpoint (logs, exec) with the cluster's kubelet token: `--kubelet-token-file`, by
-default `kubelet.token` beside the kubeconfig; a node joined by token does not have it, so
-`kubectl logs` and `exec` of its pods are refused (401) until it is given.
+later `tinykube node --data-dir DIR --name NODE` reuses. The node never learns the cluster's
+kubelet token: its kubelet endpoint has the API server review the token it is shown
+(`kubelet.webhookauth`), so `kubectl logs` and `exec` reach its pods.
 
 `tinykube node exec NODE -- COMMAND` runs a command inside a node of `--network netns`.
 
@@ -94,9 +93,6 @@ def enter_holder(holder: int, netns: str, argv: tuple[str, ...]) -> list[str]:
 @click.option("--no-dns", is_flag=True, help="Do not run a DNS server on this node.")
 @click.option("--proxy/--no-proxy", default=True, show_default=True,
               help="Run the service proxy (cluster IPs and NodePorts on loopback).")
-@click.option("--kubelet-token-file", type=click.Path(exists=True, dir_okay=False),
-              default=None, help="The cluster's kubelet token, which the API server shows "
-              "the kubelet endpoint (default: kubelet.token beside the kubeconfig).")
 @click.option("--network", type=click.Choice(["host", "netns"]), default="host",
               show_default=True, help="netns (root): the node is a network namespace whose "
               "eth0 joins --underlay-netns, the hosts' network, with --node-address; its "

@@ -47,7 +47,6 @@ class NodeFlags:
     dns_listen: str | None
     no_dns: bool
     proxy: bool
-    kubelet_token_file: str | None
     network: str
     underlay_netns: str | None
     node_address: str | None
@@ -154,15 +153,6 @@ async def _credentials(flags: NodeFlags, name: str, data_dir: Path) -> Path:
     return conf
 
 
-def _kubelet_token(flags: NodeFlags, kubeconfig: Path) -> str:
-    path = Path(flags.kubelet_token_file) if flags.kubelet_token_file else \
-        kubeconfig.parent / "kubelet.token"
-    try:
-        return path.read_text().strip()
-    except OSError:
-        return secrets.token_urlsafe(32)  # the API server cannot reach this kubelet (401)
-
-
 async def _cluster_facts(kubeconfig: Path, name: str,
                          cluster_cidr: str) -> tuple[str, str | None]:
     """The node's pod range and the kube-dns Service's cluster IP (None if there is none)."""
@@ -208,7 +198,8 @@ async def _run(flags: NodeFlags, name: str, data_dir: Path, labels: dict[str, st
         kubeconfig=kubeconfig, data_dir=data_dir, host_ip=flags.node_ip,
         nodes=[NodeSpec(name, labels)], pod_cidr=cidr, dns=dns, proxy=flags.proxy,
         default_runtime=flags.default_runtime,
-        kubelet_token=_kubelet_token(flags, kubeconfig), controllers=False,
+        # the API server's own token is reviewed (`kubelet.webhookauth`); this one is unused
+        kubelet_token=secrets.token_urlsafe(32), controllers=False,
         network=flags.network, cluster_cidr=cluster_cidr,
         service_cidr=flags.service_cidr or (NETNS_SERVICE_CIDR if netns else ""),
         underlay_netns=flags.underlay_netns if netns else None,
