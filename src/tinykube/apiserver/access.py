@@ -6,8 +6,9 @@ Authentication (kube's union of authenticators, anonymous last):
 - `Authorization: Bearer <admin token>` (the kubeconfig's) is `tinykube-admin` in
   `system:masters`, as a kind cluster's admin certificate is;
 - a ServiceAccount token this server issued (`apiserver.sa_tokens`) is its account;
-- the kubelet token (the one this server shows the kubelets) is `kube-apiserver-kubelet-client`,
-  so that a kubelet that does not know it (a node joined by token) can review it
+- the kubelet token (the one this server shows the kubelets) is `kube-apiserver-kubelet-client`
+  in `system:masters`, as kubeadm's apiserver-kubelet-client certificate was until 1.29, so
+  that a kubelet that does not know it (a node joined by token) can review it
   (`kubelet.webhookauth`);
 - a bootstrap token (`apiserver.bootstrap_tokens`) is `system:bootstrap:<id>` in
   `system:bootstrappers`, as with kube's `--enable-bootstrap-token-auth`;
@@ -51,7 +52,8 @@ ServiceAccountCheck = Callable[[str], "Obj | None"]  # a token -> its UserInfo, 
 TokenCheck = Callable[[str], "User | None"]  # a token -> its user, or None
 
 ADMIN = User("tinykube-admin", (rbac.MASTERS, "system:authenticated"))
-KUBELET_CLIENT = User("kube-apiserver-kubelet-client", ("system:authenticated",))
+# as kubeadm's apiserver-kubelet-client certificate was until 1.29 (O=system:masters)
+KUBELET_CLIENT = User("kube-apiserver-kubelet-client", (rbac.MASTERS, "system:authenticated"))
 AUTHENTICATED = "system:authenticated"
 USER = web.RequestKey("tinykube.user", User)
 # The user the current request runs as, with the authorizer: for checks deep in a write (RBAC

@@ -7,8 +7,8 @@ of the request's attributes on this Node (`attributes`, the kubelet's own mappin
 `get`, POST `create`...; `/stats` is `nodes/stats`, `/metrics` `nodes/metrics`, `/logs`
 `nodes/log`, everything else, logs of containers and exec included, `nodes/proxy`). That is how
 the API server reaches a node that joined with a bootstrap token and never saw the kubelet
-token: it shows its own kubelet client identity (`kube-apiserver-kubelet-client`, bound to
-`system:kubelet-api-admin`), which the API server itself vouches for. Allowed answers are
+token: it shows its own kubelet client identity (`kube-apiserver-kubelet-client`), which the
+API server itself vouches for. Allowed answers are
 cached for `TTL` seconds (the kubelet caches for 2 minutes), in a bounded table.
 """
 

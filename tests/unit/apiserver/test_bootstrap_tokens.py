@@ -95,3 +95,28 @@ CERTS: list[tuple[str, dict[str, Any], User | None]] = [
                          ids=[c[0] for c in CERTS])
 def test_certificate_user(peer: dict[str, Any], expected: User | None) -> None:
     assert access.certificate_user(peer) == expected
+
+
+class _NoRBAC:
+    def allowed(self, *_args: object) -> bool:
+        return True
+
+
+TOKENS: list[tuple[str, str, User | None]] = [
+    ("the admin token", "admin-token", access.ADMIN),
+    ("the kubelet token is the API server's kubelet client", "kubelet-token",
+     access.KUBELET_CLIENT),
+    ("a bootstrap token gets system:authenticated", "abcdef.0123456789abcdef",
+     User("system:bootstrap:abcdef", ("system:bootstrappers", "system:authenticated"))),
+    ("an unknown token", "nope", None),
+]
+
+
+@pytest.mark.parametrize(("token", "expected"), [c[1:] for c in TOKENS],
+                         ids=[c[0] for c in TOKENS])
+def test_token_user(token: str, expected: User | None) -> None:
+    control = access.AccessControl(
+        "admin-token", lambda _t: None, _NoRBAC(),  # type: ignore[arg-type]
+        bootstrap=lambda t: BASE if t == f"{ID}.{SECRET}" else None,
+        kubelet_client_token="kubelet-token")
+    assert control.token_user(token) == expected
