@@ -5,6 +5,8 @@ joins from elsewhere (`tinykube node --network netns`) is not in it. So every ne
 process runs this controller: it watches the Nodes and, in each node namespace it owns, keeps
 one route per other Node's `spec.podCIDR` via that Node's InternalIP when that address is on
 the underlay (`plan.routes_to_nodes`), and removes the routes it made for Nodes that are gone.
+Its own nodes' ranges are the plan's and never taken from the Nodes (a Node left from an
+earlier run with other `--nodes` may name a stale range).
 Every event maps to the one key `routes`; the sync recomputes everything (level-triggered).
 """
 
@@ -35,6 +37,17 @@ def node_facts(node: Mapping[str, Any]) -> tuple[str, str, str]:
             str(address))
 
 
+def desired_routes(node: NodeNetwork, ours: list[NodeNetwork],
+                   nodes: list[tuple[str, str, str]]) -> dict[str, str]:
+    """The routes `node` (one of `ours`, this process's nodes) should have: its plan's, and
+    one to each other host's Node range that is not a range of the plan (`nodes` as
+    `node_facts`)."""
+    names = {n.name for n in ours}
+    planned = {n.pod_cidr for n in ours} | {cidr for n in ours for cidr, _ in n.routes}
+    found = routes_to_nodes([f for f in nodes if f[0] not in names], node.name)
+    return {**dict(node.routes), **{c: h for c, h in found.items() if c not in planned}}
+
+
 class NodeRoutes(Controller):
     name = "node-routes"
 
@@ -53,8 +66,7 @@ class NodeRoutes(Controller):
     async def sync(self, key: str) -> None:
         facts = [node_facts(n) for n in self.nodes_informer.cache.list()]
         for node in self.ours:
-            wanted = routes_to_nodes(facts, node.name)
-            wanted.pop(node.pod_cidr, None)
+            wanted = desired_routes(node, self.ours, facts)
             had = self.applied.get(node.name, {})
             if wanted == had:
                 continue

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tinykube.kubelet.noderoutes import node_facts
-from tinykube.network.plan import joined_network, routes_to_nodes
+from tinykube.kubelet.noderoutes import desired_routes, node_facts
+from tinykube.network.plan import cluster_network, joined_network, routes_to_nodes
 
 
 def test_joined_network_is_one_node_on_the_given_underlay() -> None:
@@ -46,3 +46,17 @@ def test_node_facts() -> None:
                                      {"type": "InternalIP", "address": "100.64.0.200"}]}}
     assert node_facts(node) == ("hb", "10.244.1.0/24", "100.64.0.200")
     assert node_facts({"metadata": {"name": "x"}}) == ("x", "", "")
+
+
+def test_desired_routes_add_other_hosts_and_keep_the_plan() -> None:
+    up = cluster_network("tk000001", ["a", "b"], ["10.244.0.0/24", "10.244.1.0/24"],
+                         "10.96.0.10")
+    a, b = up.nodes
+    nodes = [("a", "10.244.7.0/24", "100.64.0.1"),  # stale: an earlier run's range
+             ("b", "10.244.1.0/24", "100.64.0.2"),
+             ("hb", "10.244.2.0/24", "100.64.0.200"),  # joined from another host
+             ("hx", "10.244.1.0/24", "100.64.0.201")]  # claims a range of the plan
+    assert desired_routes(a, list(up.nodes), nodes) == {
+        "10.244.1.0/24": "100.64.0.2", "10.244.2.0/24": "100.64.0.200"}
+    assert desired_routes(b, list(up.nodes), nodes) == {
+        "10.244.0.0/24": "100.64.0.1", "10.244.2.0/24": "100.64.0.200"}
