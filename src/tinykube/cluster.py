@@ -59,6 +59,7 @@ class ClusterOptions:
     registry_mirrors: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     hpa_sync_period: float = 15.0
     node_monitor_grace_period: float = 40.0
+    leader_election: list[float] = dataclasses.field(default_factory=lambda: [15.0, 10.0, 2.0])
     host_sockets: int | None = None  # rootless netns mode: the child's end of hostsockets
     holder_pid: int | None = None  # rootless netns mode: the namespaces' launcher
     image_cache_size: int | None = None  # image GC (see ComponentOptions)
@@ -79,6 +80,7 @@ class ClusterOptions:
                                 registry_mirrors=self.registry_mirrors,
                                 hpa_sync_period=self.hpa_sync_period,
                                 node_monitor_grace_period=self.node_monitor_grace_period,
+                                leader_election=self.leader_election,
                                 host_sockets=self.host_sockets,
                                 holder_pid=self.holder_pid,
                                 image_cache_size=self.image_cache_size,

@@ -29,6 +29,7 @@ import json
 import logging
 import shutil
 import signal
+import socket
 import sys
 import urllib.parse
 from collections.abc import Callable
@@ -37,6 +38,7 @@ from typing import Any
 
 from tinykube import private
 from tinykube.client import config as client_config
+from tinykube.client import leaderelection
 from tinykube.client.controller import Controller
 from tinykube.client.rest import RESTClient
 from tinykube.controllers.cronjob import CronJobController
@@ -61,11 +63,13 @@ from tinykube.controllers.scheduler import Scheduler
 from tinykube.controllers.selectorwatch import SelectorWatchController
 from tinykube.controllers.serviceaccounts import ServiceAccountsController
 from tinykube.controllers.statefulset import StatefulSetController
+from tinykube.controllers.tokencleaner import TokenCleaner
 from tinykube.controllers.ttl_after_finished import TTLAfterFinishedController
 from tinykube.controllers.volume_protection import PVCProtectionController, PVProtectionController
 from tinykube.dns.app import DNSOptions, RunningDNS, start_dns
 from tinykube.images import gc as image_gc
 from tinykube.kubelet.agent import NodeAgent
+from tinykube.kubelet.noderoutes import NodeRoutes
 from tinykube.kubelet.podnet import PodNetworking
 from tinykube.launch import FAILED, READY, tune_gc
 from tinykube.network import netns
@@ -75,6 +79,7 @@ from tinykube.network.plan import (
     ClusterNetwork,
     cluster_network,
     cluster_prefix,
+    joined_network,
 )
 from tinykube.network.relay import Relay, start_relay
 from tinykube.proxy.app import (
@@ -120,6 +125,17 @@ class ComponentOptions:
     hpa_sync_period: float = 15.0  # --horizontal-pod-autoscaler-sync-period, seconds
     node_monitor_grace_period: float = 40.0  # --node-monitor-grace-period, seconds
     controllers: bool = True  # False: only the nodes (a node agent joining a cluster)
+    # Controllers and scheduler each run while holding their Lease (`client.leaderelection`):
+    # lease duration, renew deadline, retry period in seconds; the candidate's identity (None:
+    # this host and the data directory, stable across restarts of one `tinykube up`).
+    leader_elect: bool = True
+    leader_election: list[float] = dataclasses.field(default_factory=lambda: [15.0, 10.0, 2.0])
+    leader_identity: str | None = None
+    # netns mode, a node joining another cluster's underlay (`tinykube node --network netns`):
+    # that underlay's namespace and this node's address on it
+    underlay_netns: str | None = None
+    node_address: str | None = None
+    cluster_cidr: str = ""  # the whole pod range, when `pod_cidr` is only this node's
     # rootless netns mode: this process's end of `network.hostsockets` (a file descriptor)
     host_sockets: int | None = None
     holder_pid: int | None = None  # rootless: the launcher's pid (`tinykube node exec` enters)
@@ -172,7 +188,67 @@ def _controllers(client: RESTClient, data_dir: Path,
             JobController(client), CronJobController(client), TTLAfterFinishedController(client),
             CSRApprovingController(client), CSRSigningController(client, data_dir),
             GarbageCollector(client), ResourceQuotaController(client),
-            SelectorWatchController(client)]
+            SelectorWatchController(client), TokenCleaner(client)]
+
+
+#: The Leases the controllers and the scheduler are elected on, as kube's two components.
+CONTROLLER_LEASE, SCHEDULER_LEASE = "kube-controller-manager", "kube-scheduler"
+
+
+def _start_controllers(client: RESTClient, options: ComponentOptions,
+                       announce: Callable[[str], None]) -> list[asyncio.Task[Any]]:
+    """The controllers and the scheduler: started at once, or each group while this process
+    holds its Lease (stopped the moment it is lost, started afresh when won again)."""
+    def controllers(client: RESTClient) -> list[Controller]:
+        return [c for c in _controllers(client, options.data_dir, options)
+                if not isinstance(c, Scheduler)]
+
+    def scheduler(client: RESTClient) -> list[Controller]:
+        return [Scheduler(client)]
+
+    if not options.leader_elect:
+        return [t for c in [*controllers(client), *scheduler(client)]
+                for t in c.start(workers=8)]
+    identity = options.leader_identity or (
+        f"{socket.gethostname()}_tinykube-{cluster_prefix(str(options.data_dir.resolve()))}")
+    timing = leaderelection.Timing(*options.leader_election)
+    tasks = []
+    for lease, make in ((CONTROLLER_LEASE, controllers), (SCHEDULER_LEASE, scheduler)):
+        elector = leaderelection.LeaderElector(
+            client, lease, identity=identity, timing=timing,
+            on_change=_announcer(announce, lease, identity))
+        tasks.append(asyncio.create_task(elector.run(_terms(client, make)),
+                                         name=f"{lease}/election"))
+    return tasks
+
+
+def _announcer(announce: Callable[[str], None], lease: str,
+               identity: str) -> Callable[[str], None]:
+    return lambda what: announce(f"leader election: {what} {lease} as {identity}")
+
+
+def _terms(client: RESTClient, make: Callable[[RESTClient], list[Controller]]
+           ) -> leaderelection.Work:
+    """Each term's work: fresh controllers, run until cancelled. The first term shares the
+    process's client (and so its informers, with the nodes, DNS and proxy); a later one has a
+    client of its own, so that nothing of a lost term's controllers (handlers on shared
+    informers, queues) lives on into the next: its informers stop with it."""
+    terms = 0
+
+    async def work() -> None:
+        nonlocal terms
+        terms += 1
+        own = RESTClient(client.config) if terms > 1 else None
+        tasks = [t for c in make(own or client) for t in c.start(workers=8)]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if own is not None:
+                await own.close()
+    return work
 
 
 def _proxy_options(dns: RunningDNS | None) -> ProxyOptions:
@@ -223,10 +299,16 @@ async def _make_network(options: ComponentOptions, cidrs: list[str]) -> ClusterN
     """The netns mode's namespaces (an earlier run's leftovers removed first), recorded in the
     data directory for `tinykube node exec`."""
     dns_ip = options.dns.listen[0] if options.dns is not None else ""
-    plan = cluster_network(cluster_prefix(str(options.data_dir.resolve())),
-                           [n.name for n in options.nodes], cidrs, dns_ip,
-                           options.service_cidr)
-    await asyncio.to_thread(netns.create_cluster, plan)
+    prefix = cluster_prefix(str(options.data_dir.resolve()))
+    if options.underlay_netns is not None:  # one node joining another cluster's underlay
+        assert options.node_address is not None
+        plan = joined_network(prefix, options.nodes[0].name, cidrs[0], options.node_address,
+                              options.underlay_netns, dns_ip, options.service_cidr)
+        await asyncio.to_thread(netns.join_cluster, plan)
+    else:
+        plan = cluster_network(prefix, [n.name for n in options.nodes], cidrs, dns_ip,
+                               options.service_cidr)
+        await asyncio.to_thread(netns.create_cluster, plan)
     private.write(options.data_dir / NETWORK_FILE, json.dumps(
         {"prefix": plan.prefix, "nodes": {n.name: n.netns for n in plan.nodes},
          "holder": options.holder_pid}))
@@ -280,9 +362,10 @@ async def _start(running: RunningComponents, options: ComponentOptions,
         await agent.register()
         tasks += agent.start(workers=4)
         tasks.append(asyncio.create_task(agent.renew_lease_forever(), name=f"lease/{node.name}"))
-    for controller in _controllers(client, options.data_dir, options) \
-            if options.controllers else []:
-        tasks += controller.start(workers=8)
+    if plan is not None:  # routes to the pods of nodes that joined from elsewhere
+        tasks += NodeRoutes(client, list(plan.nodes)).start()
+    if options.controllers:
+        tasks += _start_controllers(client, options, announce)
     if options.dns is not None:
         dns_options = options.dns
         if plan is not None:
@@ -318,8 +401,16 @@ async def _start_netns_services(running: RunningComponents, options: ComponentOp
     if not options.proxy:
         return
     served = (options.dns.listen[0],) if options.dns is not None else ()
-    nodes = [NftNode(NodeConfig(n.name, options.pod_cidr, options.service_cidr, served),
-                     n.netns) for n in plan.nodes]
+    nodes = [NftNode(NodeConfig(n.name, options.cluster_cidr or options.pod_cidr,
+                                options.service_cidr, served), n.netns) for n in plan.nodes]
+    if options.underlay_netns is not None:  # a joined node: node ports are the cluster's
+        running.nft_proxy = await start_nft_proxy(
+            running.client, nodes, on_bind_failure=bind_failure_reporter(running.client,
+                                                                         announce),
+            on_refusal=refusal_reporter(running.client, announce))
+        running.tasks.append(running.nft_proxy.task)
+        announce(f"service proxy: nftables in node {plan.nodes[0].name}")
+        return
     entry = plan.nodes[0]
     running.relay_sockets = netns.SocketsIn(entry.netns_path)
     relay = NodePortRelay(entry.address, running.relay_sockets,

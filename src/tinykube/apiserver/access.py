@@ -6,6 +6,16 @@ Authentication (kube's union of authenticators, anonymous last):
 - `Authorization: Bearer <admin token>` (the kubeconfig's) is `tinykube-admin` in
   `system:masters`, as a kind cluster's admin certificate is;
 - a ServiceAccount token this server issued (`apiserver.sa_tokens`) is its account;
+- the kubelet token (the one this server shows the kubelets) is `kube-apiserver-kubelet-client`
+  in `system:masters`, as kubeadm's apiserver-kubelet-client certificate was until 1.29, so
+  that a kubelet that does not know it (a node joined by token) can review it
+  (`kubelet.webhookauth`);
+- a bootstrap token (`apiserver.bootstrap_tokens`) is `system:bootstrap:<id>` in
+  `system:bootstrappers`, as with kube's `--enable-bootstrap-token-auth`;
+- a client certificate signed by the cluster CA (the TLS handshake verifies it, as kube's
+  `--client-ca-file`) is its subject: CN the user, each O a group. It is tried first, as x509
+  comes before tokens in kube's union; certificates come from the CSR signer
+  (`controllers/csrsigning`), a node's from `tinykube node --token` (`join`);
 - any other bearer token is refused with 401 (kube does not fall back to anonymous when a
   credential was offered and failed);
 - no bearer credential at all (also `Basic ...`, which kube-apiserver does not accept) is
@@ -39,8 +49,11 @@ from tinykube.apiserver.request_info import Attributes
 
 Obj = dict[str, Any]
 ServiceAccountCheck = Callable[[str], "Obj | None"]  # a token -> its UserInfo, or None
+TokenCheck = Callable[[str], "User | None"]  # a token -> its user, or None
 
 ADMIN = User("tinykube-admin", (rbac.MASTERS, "system:authenticated"))
+# as kubeadm's apiserver-kubelet-client certificate was until 1.29 (O=system:masters)
+KUBELET_CLIENT = User("kube-apiserver-kubelet-client", (rbac.MASTERS, "system:authenticated"))
 AUTHENTICATED = "system:authenticated"
 USER = web.RequestKey("tinykube.user", User)
 # The user the current request runs as, with the authorizer: for checks deep in a write (RBAC
@@ -65,15 +78,24 @@ class AccessControl:
     """Authenticates, impersonates and authorizes one request (see the module docstring)."""
 
     def __init__(self, admin_token: str, service_account: ServiceAccountCheck,
-                 authorizer: rbac.RBACAuthorizer) -> None:
+                 authorizer: rbac.RBACAuthorizer, bootstrap: TokenCheck | None = None,
+                 kubelet_client_token: str = "") -> None:
         self.admin_token = admin_token
+        self.kubelet_client_token = kubelet_client_token
         self.service_account = service_account
         self.authorizer = authorizer
+        self.bootstrap = bootstrap
 
     def __repr__(self) -> str:
         return f"AccessControl({self.authorizer!r})"
 
-    def authenticate(self, headers: Mapping[str, str]) -> User:
+    def authenticate(self, headers: Mapping[str, str], peer: Obj | None = None) -> User:
+        """The user of a request: its verified client certificate (`peer`, as ssl decodes
+        it), else its bearer token, else anonymous."""
+        if peer:
+            certified = certificate_user(peer)
+            if certified is not None:
+                return certified
         scheme, _, credentials = headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer":
             return rbac.ANONYMOUS
@@ -86,12 +108,19 @@ class AccessControl:
         """Who a bearer token is (TokenReview asks the same), or None."""
         if self.admin_token and hmac.compare_digest(token, self.admin_token):
             return ADMIN
+        if self.kubelet_client_token and hmac.compare_digest(token, self.kubelet_client_token):
+            return KUBELET_CLIENT
         info = self.service_account(token)
-        return user_from_info(info) if info is not None else None
+        if info is not None:
+            return user_from_info(info)
+        user = self.bootstrap(token) if self.bootstrap is not None else None
+        return User(user.name, (*user.groups, AUTHENTICATED)) if user is not None else None
 
     def admit(self, request: web.Request) -> User:
         """The user the request runs as; raises 401, 400 or 403 as kube-apiserver would."""
-        user = self.impersonate(self.authenticate(request.headers), request.headers)
+        transport = request.transport
+        peer = transport.get_extra_info("peercert") if transport is not None else None
+        user = self.impersonate(self.authenticate(request.headers, peer), request.headers)
         attrs = request_info.resolve(request.method, request.path, request.query)
         if not self.authorizer.allowed(user, attrs):
             raise rbac.forbidden(user, attrs)
@@ -128,6 +157,20 @@ class AccessControl:
                 self._check(user, _attrs("userextras", value, group="authentication.k8s.io",
                                          subresource=key))
         return _impersonated(name, groups, uid, extra)
+
+
+def certificate_user(peer: Obj) -> User | None:
+    """The user a verified client certificate names: CN, and each O as a group (kube's
+    x509 authenticator); None without a CN."""
+    names: dict[str, list[str]] = {}
+    for rdn in peer.get("subject") or ():
+        for key, value in rdn:
+            names.setdefault(key, []).append(value)
+    common = names.get("commonName") or []
+    if not common or not common[0]:
+        return None
+    groups = [g for g in names.get("organizationName", []) if g != AUTHENTICATED]
+    return User(common[0], (*groups, AUTHENTICATED))
 
 
 def _attrs(resource: str, name: str, *, group: str = "", namespace: str = "",

@@ -20,6 +20,7 @@ from pathlib import Path
 from tinykube.api import resources
 from tinykube.apiserver import (
     bootstrap,
+    bootstrap_tokens,
     certs,
     datadir,
     openapi,
@@ -148,11 +149,16 @@ async def _open(options: APIServerOptions, lock: datadir.DataDirLock) -> Running
     if options.tls:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(creds.server_cert, creds.server_key)
+        # Client certificates of the cluster CA authenticate (`access`); none is asked for.
+        context.load_verify_locations(creds.ca_cert)
+        context.verify_mode = ssl.CERT_OPTIONAL
         context.set_alpn_protocols(["http/1.1"])
     # A private directory: a unix socket path must stay under ~100 bytes, data dirs may not.
     unix_path = Path(tempfile.mkdtemp(prefix="tinykube-")) / "api.sock" \
         if options.local_socket else None
-    access = AccessControl(creds.token, handler.service_account_user, RBACAuthorizer(store))
+    access = AccessControl(creds.token, handler.service_account_user, RBACAuthorizer(store),
+                           bootstrap_tokens.Authenticator(store, registry.clock),
+                           kubelet_client_token=creds.kubelet_token)
     crd_controller.CRDController(registry).reconcile()  # stored CRDs are served from the start
     server = APIServer(handler, token=creds.token, host=options.host, port=options.port,
                        ssl_context=context, unix_path=unix_path, access=access)

@@ -17,6 +17,8 @@ SUBCOMMANDS = {
     "dns": "tinykube.cli.dns",
     "proxy": "tinykube.cli.proxy",
     "node": "tinykube.cli.node",
+    "controllers": "tinykube.cli.controllers",
+    "token": "tinykube.cli.token",
     "status": "tinykube.cli.lifecycle:status",
     "logs": "tinykube.cli.lifecycle:logs",
     "down": "tinykube.cli.lifecycle:down",

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 import click
 
@@ -29,3 +30,14 @@ async def serve(kubeconfig: str | None, name: str,
             await component(client)
         except asyncio.CancelledError:
             click.echo(f"tinykube {name} stopped")
+
+
+def run_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Run `main` on uvloop if there is one (without importing the API server's modules, as
+    `cluster.run_forever` would: a node starts faster)."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover
+        asyncio.run(main)
+    else:
+        uvloop.run(main)

@@ -177,6 +177,15 @@ async def _run(options: cluster.ClusterOptions, process: subprocess.Popen[bytes]
               metavar="DURATION",
               help="How long a node may go without renewing its Lease before it is marked "
               "Unknown (NodeStatusUnknown) and tainted unreachable.")
+@click.option("--leader-elect-lease-duration", default="15s", show_default=True,
+              metavar="DURATION", help="Controllers and scheduler run while holding a Lease "
+              "(another `tinykube controllers` is a candidate too): how long candidates wait "
+              "for a silent leader. With --leader-elect-renew-deadline (10s) and "
+              "--leader-elect-retry-period (2s), as kube-controller-manager's.")
+@click.option("--leader-elect-renew-deadline", default="10s", show_default=True,
+              metavar="DURATION", help="How long the leader tries to renew before it stops.")
+@click.option("--leader-elect-retry-period", default="2s", show_default=True,
+              metavar="DURATION", help="How often candidates try and the leader renews.")
 @click.option("--durable", is_flag=True,
               help="fsync every write (survives power loss, not only a crash).")
 @click.option("--single-process", is_flag=True,
@@ -192,7 +201,9 @@ def command(data_dir: Path | None, name: str | None, detach: bool, listen: str |
             image_gc_high_threshold: int, image_gc_low_threshold: int,
             minimum_image_ttl_duration: str, virtual_job_seconds: float,
             insecure_http: bool, watch_history: int, metric_resolution: str,
-            hpa_sync_period: str, node_monitor_grace_period: str, durable: bool,
+            hpa_sync_period: str, node_monitor_grace_period: str,
+            leader_elect_lease_duration: str, leader_elect_renew_deadline: str,
+            leader_elect_retry_period: str, durable: bool,
             single_process: bool, verbose: int) -> None:
     """Start tinykube on this machine."""
     data_dir = data_dir or default_data_dir(name)
@@ -212,6 +223,10 @@ def command(data_dir: Path | None, name: str | None, detach: bool, listen: str |
     hpa_period = parse_duration(hpa_sync_period, "--horizontal-pod-autoscaler-sync-period")
     grace = parse_duration(node_monitor_grace_period, "--node-monitor-grace-period")
     dns_address = split_listen(dns_listen, "--dns-listen") if dns_listen else None
+    from tinykube.cli.controllers import leader_timing
+
+    leader_election = leader_timing(leader_elect_lease_duration, leader_elect_renew_deadline,
+                                    leader_elect_retry_period)
     raise_open_files_limit()  # before the child starts: it inherits the limit
     if network == "netns":
         check_netns_mode(dns_address, proxy, single_process)
@@ -244,6 +259,7 @@ def command(data_dir: Path | None, name: str | None, detach: bool, listen: str |
         options.api.metric_resolution = resolution
         options.virtual_job_seconds = virtual_job_seconds
         options.hpa_sync_period, options.node_monitor_grace_period = hpa_period, grace
+        options.leader_election = leader_election
         options.insecure_registries = list(insecure_registries)
         options.registry_mirrors = mirrors
         options.image_cache_size = cache_size

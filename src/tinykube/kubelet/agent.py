@@ -75,6 +75,7 @@ from tinykube.kubelet.server import KubeletServer
 from tinykube.kubelet.stdio import ContainerIO
 from tinykube.kubelet.tokens import TokenManager
 from tinykube.kubelet.virtual import DEFAULT_JOB_POD_SECONDS, VirtualRuntime
+from tinykube.kubelet.webhookauth import WebhookAuth
 from tinykube.kubelet.worker import NodeContext
 
 log = logging.getLogger(__name__)
@@ -277,7 +278,8 @@ class NodeAgent(Controller):
                                     self._attach_target, token=kubelet_token,
                                     host=self.kubelet_host, forward_lookup=self._forward_target,
                                     metrics=self._resource_metrics,
-                                    listen_socket=listen_socket)
+                                    listen_socket=listen_socket,
+                                    webhook=WebhookAuth(client, node_name))
         self.network = network
         self.connect = connect
         self._timers: dict[str, asyncio.TimerHandle] = {}

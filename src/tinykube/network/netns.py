@@ -220,6 +220,28 @@ def _create_node(node: NodeNetwork) -> None:
     write_sysctls(node.netns_path, NODE_SYSCTLS)
 
 
+def join_cluster(plan: ClusterNetwork) -> None:
+    """Make the joining node of `plan` (`plan.joined_network`) with its eth0 on the existing
+    underlay's bridge (after removing stale namespaces of this prefix)."""
+    remove_stale(plan.prefix)
+    if not Path(NETNS_DIR, plan.underlay_netns).exists():
+        raise NetworkError(f"no network namespace {plan.underlay_netns} to join")
+    node = plan.nodes[0]
+    add(node.netns)
+    batch(plan.underlay_netns, [
+        f"link add {node.underlay_if} type veth peer name eth0 netns {node.netns}",
+        f"link set {node.underlay_if} master ul0 up"])
+    _create_node(node)
+
+
+def replace_routes(node: NodeNetwork, routes: dict[str, str], gone: set[str]) -> None:
+    """In `node`'s namespace: a route to each pod range via its next hop; none to `gone`."""
+    lines = [f"route replace {cidr} via {hop}" for cidr, hop in sorted(routes.items())]
+    lines += [f"route del {cidr}" for cidr in sorted(gone)]
+    if lines:
+        batch(node.netns, lines)
+
+
 def destroy_cluster(plan: ClusterNetwork) -> None:
     """Remove every namespace of this cluster: nodes, pods, the underlay."""
     remove_stale(plan.prefix)

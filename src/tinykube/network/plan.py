@@ -107,6 +107,36 @@ def cluster_network(prefix: str, nodes: list[str], pod_cidrs: list[str],
     return ClusterNetwork(prefix, f"{prefix}-ul", tuple(planned))
 
 
+def joined_network(prefix: str, node: str, pod_cidr: str, address: str, underlay_netns: str,
+                   dns_address: str, service_cidr: str = "") -> ClusterNetwork:
+    """The plan of one node joining another cluster's underlay (`tinykube node --network
+    netns`): its own namespace `<prefix>-n0` with `address` on the underlay, whose veth end
+    there is `j<prefix digits>` (unique per joining data directory). Its routes to the other
+    nodes' pods come from the Nodes (`routes_to_nodes`), not from the plan."""
+    gateway = str(ipaddress.ip_network(pod_cidr).network_address + 1)
+    joined = NodeNetwork(name=node, netns=f"{prefix}-n0", underlay_if=f"j{prefix[2:]}",
+                         address=address, pod_cidr=pod_cidr, gateway=gateway, routes=(),
+                         dns_address=dns_address, service_cidr=service_cidr)
+    return ClusterNetwork(prefix, underlay_netns, (joined,))
+
+
+def routes_to_nodes(nodes: list[tuple[str, str, str]], own: str) -> dict[str, str]:
+    """Pod range -> next hop for every other node with a pod range and an underlay address:
+    `nodes` are (name, podCIDR, InternalIP), as the Nodes say (flannel's host-gw routes)."""
+    underlay = ipaddress.ip_network(UNDERLAY_CIDR)
+    routes = {}
+    for name, cidr, address in nodes:
+        if name == own or not cidr or not address:
+            continue
+        try:
+            if ipaddress.ip_address(address) not in underlay:
+                continue
+            routes[str(ipaddress.ip_network(cidr, strict=False))] = address
+        except ValueError:
+            continue
+    return routes
+
+
 def pod_network(node: NodeNetwork, prefix: str, uid: str, address: str) -> PodNetwork:
     """A pod's namespace and veth names (from its uid) and its address on `node`."""
     short = uid.replace("-", "")[:10]

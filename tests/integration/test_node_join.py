@@ -1,0 +1,52 @@
+"""`tinykube node --kubeconfig` joining a running `tinykube up` (host mode).
+
+Node `nj-n2` registers with a /24 of its own, goes Ready, runs the pods scheduled to it, and
+its own cluster DNS (on a port of its own) answers for the cluster's Services.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import KUBECTLS, Cluster, Kubectl, start_cluster, until
+from tests.integration.joining import Node, dig, pod_cidr, pod_on, ready, running_ip
+from tinykube.testing import free_port
+
+pytestmark = [pytest.mark.kubectl]
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    running = start_cluster(tmp_path / "data", "--nodes", "nj-n1")
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def kctl(cluster: Cluster, tmp_path: Path) -> Kubectl:
+    cache = tmp_path / "kubecache"
+    cache.mkdir()
+    return Kubectl(KUBECTLS[0][1], cluster.kubeconfig, cache)
+
+
+def test_node_joins_with_a_kubeconfig(cluster: Cluster, kctl: Kubectl, tmp_path: Path) -> None:
+    port = free_port()
+    node = Node(tmp_path, "nj-n2", "--kubeconfig", str(cluster.kubeconfig),
+                "--dns-listen", f"127.0.0.1:{port}")
+    try:
+        until(lambda: ready(kctl, "nj-n2"), 30, "nj-n2 Ready")
+        mine, first = pod_cidr(kctl, "nj-n2"), pod_cidr(kctl, "nj-n1")
+        assert mine != first and mine.endswith("/24")
+        kctl("apply", "-f", "-", input=pod_on("nj-n2", "there"))
+        ip = until(lambda: running_ip(kctl, "there"), 30, "the pod on nj-n2 to run")
+        prefix = mine.rsplit(".", 1)[0] + "."
+        assert ip.startswith(prefix), (ip, mine)
+        kctl("expose", "pod", "there", "--port", "80")
+        cluster_ip = kctl("get", "service", "there", "-o", "jsonpath={.spec.clusterIP}")
+        assert until(lambda: dig(port, "there.default.svc.cluster.local") == [cluster_ip], 20,
+                     "the node's DNS to answer for the Service")
+    finally:
+        node.stop()
