@@ -15,6 +15,7 @@ kube's apiextensions-apiserver, in modules of one job each:
   `CustomKind` each row carries;
 - `printing`: the Table of `additionalPrinterColumns` (JSONPath cells).
 
-Not here (a later issue): CEL rules (`x-kubernetes-validations`, which `schema.validate`
-leaves to a hook, `CEL_HOOK`) and webhook conversion (`model.convert` only does `None`).
+- `rules`: CEL validation rules (`x-kubernetes-validations`), on `tinykube.api.cel`.
+
+Not here (a later issue): webhook conversion (`model.convert` only does `None`).
 """

@@ -15,7 +15,7 @@ from typing import Any
 
 from tinykube.api.apiextensions import names as naming
 from tinykube.api.apiextensions import schema as crd_schema
-from tinykube.api.apiextensions import structural
+from tinykube.api.apiextensions import rules, structural
 from tinykube.api.errors import FieldError
 from tinykube.api.validation.names import dns1035_label_errors, dns1123_subdomain_errors
 
@@ -139,6 +139,7 @@ def _version(version: Obj, path: str) -> list[FieldError]:
         errs += _unsupported(schema, schema_path)
         if not errs:
             errs += _defaults(schema, schema_path)
+            errs += rules.crd_errors(schema, schema_path)
     subresources = version.get("subresources") or {}
     if isinstance(subresources.get("scale"), dict):
         errs += _scale(subresources["scale"], f"{path}.subresources.scale")

@@ -1,0 +1,196 @@
+"""Compile and evaluate CEL expressions, with kube's error texts and a cost bound.
+
+`compile_expression(source, variables)` parses the expression (cel-rust's parser shares
+cel-go's grammar, so its syntax errors read `ERROR: <input>:1:10: Syntax error: ...` as
+kube's do) and refuses names the environment does not declare: a variable that is neither
+declared nor bound by a macro (`undeclared reference to 'x' (in container '')`), a function
+that is neither CEL's nor one of `library.FUNCTIONS`. cel-go would also type-check the
+expression against the schema; cel-rust has no checker, so a type mismatch (`self.name > 1`)
+surfaces only when the rule is evaluated, as a runtime error.
+
+`evaluate(program, activation, limit)` runs it. kube meters every evaluation (a cost unit per
+step, `PerCallLimit` of 1,000,000 per expression); cel-rust does not meter, so before running
+a program the engine bounds its cost from the data: the expression's size times
+(largest list, map or string in the activation + 1) to the power of its comprehension
+nesting. An expression whose bound passes the limit is not run and fails as kube's does when
+its meter runs out (`operation cancelled: actual cost limit exceeded`). The bound is an
+overestimate: a rule kube would finish may be refused, none can run away.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+from typing import Any
+
+import cel
+
+from tinykube.api.cel import library
+
+PER_CALL_LIMIT = 1_000_000  # celconfig.PerCallLimit
+RUNTIME_BUDGET = 10_000_000  # celconfig.RuntimeCELCostBudget: one request's rules together
+COST_EXCEEDED = "operation cancelled: actual cost limit exceeded"
+
+_MACROS = ("all", "exists", "exists_one", "map", "filter")
+_BINDER = re.compile(r"\.\s*(?:" + "|".join(_MACROS) + r")\s*\(\s*([A-Za-z_]\w*)\s*,"
+                     r"(?:\s*([A-Za-z_]\w*)\s*,)?")
+_BUILTINS = frozenset({
+    "size", "contains", "startsWith", "endsWith", "matches", "int", "uint", "double",
+    "string", "bytes", "bool", "timestamp", "duration", "type", "dyn", "has",
+    "getDate", "getDayOfMonth", "getDayOfWeek", "getDayOfYear", "getFullYear", "getHours",
+    "getMilliseconds", "getMinutes", "getMonth", "getSeconds", "math.greatest", "math.least",
+})
+_KNOWN_FUNCTIONS = _BUILTINS | frozenset(library.FUNCTIONS)
+# Names that read as variables to the parser: type names, and the namespaces of dotted
+# functions (`sets.contains(...)`, `ip.isCanonical(...)`).
+_TYPE_NAMES = frozenset({"int", "uint", "double", "string", "bytes", "bool", "list", "map",
+                         "null_type", "type", "google"})
+_NAMESPACES = frozenset(name.partition(".")[0] for name in _KNOWN_FUNCTIONS if "." in name)
+_KNOWN_FUNCTIONS |= frozenset(name.partition(".")[2] for name in _KNOWN_FUNCTIONS if "." in name)
+
+
+class CompileError(ValueError):
+    """The expression does not compile; `str()` is the detail kube prints."""
+
+
+class EvalError(ValueError):
+    """The expression failed at runtime; `cost` is True when its cost bound was passed."""
+
+    def __init__(self, text: str, *, cost: bool = False) -> None:
+        super().__init__(text)
+        self.cost = cost
+
+
+@dataclasses.dataclass(frozen=True)
+class Program:
+    """A compiled expression and what its cost bound needs."""
+
+    source: str
+    compiled: Any  # cel.Program
+    variables: frozenset[str]  # the declared variables it uses
+    nodes: int
+    depth: int  # comprehension nesting
+
+
+def compile_expression(source: str, variables: frozenset[str]) -> Program:
+    """Parse `source` and check its names against `variables` and the known functions."""
+    try:
+        compiled = cel.compile(source)
+    except ValueError as exc:
+        raise CompileError(_parse_error(str(exc))) from None
+    refs = compiled.references()
+    bound = {name for match in _BINDER.finditer(source) for name in match.groups() if name}
+    for name in refs["variables"]:
+        if name not in variables and name not in bound and name not in _TYPE_NAMES and \
+                name not in _NAMESPACES:
+            raise CompileError(f"ERROR: <input>:1:{_column(source, name)}: undeclared reference "
+                               f"to '{name}' (in container '')")
+    for name in refs["functions"]:
+        if name[0] not in "_@!-" and name not in _KNOWN_FUNCTIONS:
+            raise CompileError(f"ERROR: <input>:1:{_column(source, name)}: undeclared reference "
+                               f"to '{name}' (in container '')")
+    nodes = max(1, len(re.findall(r"[A-Za-z_]\w*|\d+|[^\s\w]", source)))
+    return Program(source, compiled, frozenset(refs["variables"]) & variables, nodes,
+                   _nesting(source))
+
+
+def _parse_error(text: str) -> str:
+    """cel-rust's `Failed to parse expression '...': ERROR: ...` as cel-go's `ERROR: ...`."""
+    at = text.find("ERROR:")
+    return (text[at:] if at >= 0 else text).replace("\n| ", "\n | ")
+
+
+def _column(source: str, name: str) -> int:
+    at = re.search(r"\b" + re.escape(name.rpartition(".")[2]) + r"\b", source)
+    return (at.start() if at else 0) + 1
+
+
+def _nesting(source: str) -> int:
+    """How deeply comprehension macros nest (by the parentheses each one opens)."""
+    depth = deepest = 0
+    stack: list[bool] = []
+    for match in re.finditer(r"\.\s*(" + "|".join(_MACROS) + r")\s*\(|\(|\)", source):
+        if match.group(0) == ")":
+            if stack and stack.pop():
+                depth -= 1
+        else:
+            macro = match.group(1) is not None
+            stack.append(macro)
+            if macro:
+                depth += 1
+                deepest = max(deepest, depth)
+    return deepest
+
+
+def largest(value: Any) -> int:
+    """The largest list, map or string length in `value` (for the cost bound)."""
+    best = 0
+    todo = [value]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, dict):
+            best = max(best, len(item))
+            todo.extend(item.values())
+        elif isinstance(item, list):
+            best = max(best, len(item))
+            todo.extend(item)
+        elif isinstance(item, str | bytes):
+            best = max(best, len(item))
+    return best
+
+
+def cost_bound(program: Program, size: int) -> int:
+    """An upper bound of the steps `program` takes on data whose largest part is `size`."""
+    return program.nodes * (size + 1) ** program.depth
+
+
+def evaluate(program: Program, activation: dict[str, Any], *,
+             limit: int = PER_CALL_LIMIT, size: int | None = None) -> Any:
+    """Run `program`; raise EvalError with cel-go's wording of what went wrong."""
+    if size is None:
+        size = largest(activation)
+    if cost_bound(program, size) > limit:
+        raise EvalError(COST_EXCEEDED, cost=True)
+    context = _context()
+    for name, value in activation.items():
+        context.add_variable(name, value)
+    try:
+        return program.compiled.execute(context)
+    except KeyError as exc:
+        raise EvalError(f"no such key: {exc.args[0] if exc.args else ''}") from None
+    except IndexError as exc:
+        raise EvalError(str(exc)) from None
+    except ZeroDivisionError:
+        raise EvalError("division by zero") from None
+    except OverflowError:
+        raise EvalError("integer overflow") from None
+    except TypeError as exc:
+        raise EvalError(f"no such overload: {_first_line(str(exc))}") from None
+    except (RuntimeError, ValueError) as exc:
+        raise EvalError(_runtime_text(str(exc))) from None
+
+
+@functools.cache
+def _context() -> Any:
+    """One context with the library's functions, reused (registering them costs more than most
+    evaluations); every evaluation sets all the variables its environment declares."""
+    return cel.Context({}, library.FUNCTIONS)
+
+
+def _first_line(text: str) -> str:
+    return text.split(". ", 1)[0].splitlines()[0] if text else text
+
+
+_FUNCTION_ERROR = re.compile(r"^Function '([^']*)' error: (?:Python function call failed: )?"
+                             r"(?:\w+Error: )?(.*?)(?:\. Check function arguments.*)?$", re.S)
+
+
+def _runtime_text(text: str) -> str:
+    match = _FUNCTION_ERROR.match(text)
+    if match is None:
+        return _first_line(text)
+    detail = match.group(2).strip()
+    if detail == "no such overload":
+        return f"no such overload: {match.group(1)}"
+    return detail.splitlines()[0] if detail else text
