@@ -81,8 +81,8 @@ def to_cel(s: Obj, value: Any, *, root: bool = False) -> Any:
     if isinstance(value, dict):
         return _object(s, value, root=root)
     if isinstance(value, list):
-        items = s.get("items") if isinstance(s.get("items"), dict) else {}
-        return [to_cel(items, v) for v in value]
+        items = s.get("items")
+        return [to_cel(items if isinstance(items, dict) else {}, v) for v in value]
     if kind == "number" and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if kind == "string" and isinstance(value, str):
@@ -94,7 +94,7 @@ def _object(s: Obj, value: Obj, *, root: bool) -> Obj:
     props = s.get("properties")
     additional = s.get("additionalProperties")
     out: Obj = {}
-    if isinstance(props, dict) and props or not isinstance(additional, dict):
+    if (isinstance(props, dict) and props) or not isinstance(additional, dict):
         for name, sub in (props or {}).items():
             key = escape(name)
             if key is not None and value.get(name) is not None and isinstance(sub, dict):
@@ -107,7 +107,8 @@ def _object(s: Obj, value: Obj, *, root: bool) -> Obj:
         for key in ("apiVersion", "kind"):
             if isinstance(value.get(key), str):
                 out[key] = value[key]
-        meta = value.get("metadata") if isinstance(value.get("metadata"), dict) else {}
+        meta = value.get("metadata")
+        meta = meta if isinstance(meta, dict) else {}
         out["metadata"] = {k: meta[k] for k in ("name", "generateName") if meta.get(k)}
     return out
 

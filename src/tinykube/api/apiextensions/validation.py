@@ -14,8 +14,8 @@ import re
 from typing import Any
 
 from tinykube.api.apiextensions import names as naming
-from tinykube.api.apiextensions import schema as crd_schema
 from tinykube.api.apiextensions import rules, structural
+from tinykube.api.apiextensions import schema as crd_schema
 from tinykube.api.errors import FieldError
 from tinykube.api.validation.names import dns1035_label_errors, dns1123_subdomain_errors
 

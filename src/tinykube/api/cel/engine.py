@@ -40,6 +40,7 @@ _BUILTINS = frozenset({
     "string", "bytes", "bool", "timestamp", "duration", "type", "dyn", "has",
     "getDate", "getDayOfMonth", "getDayOfWeek", "getDayOfYear", "getFullYear", "getHours",
     "getMilliseconds", "getMinutes", "getMonth", "getSeconds", "math.greatest", "math.least",
+    "hasValue", "value", "orValue", "optional.of", "optional.none", "optional.ofNonZeroValue",
 })
 _KNOWN_FUNCTIONS = _BUILTINS | frozenset(library.FUNCTIONS)
 # Names that read as variables to the parser: type names, and the namespaces of dotted
@@ -142,7 +143,7 @@ def largest(value: Any) -> int:
 
 def cost_bound(program: Program, size: int) -> int:
     """An upper bound of the steps `program` takes on data whose largest part is `size`."""
-    return program.nodes * (size + 1) ** program.depth
+    return int(program.nodes * (size + 1) ** program.depth)
 
 
 def evaluate(program: Program, activation: dict[str, Any], *,
@@ -165,8 +166,8 @@ def evaluate(program: Program, activation: dict[str, Any], *,
         raise EvalError("division by zero") from None
     except OverflowError:
         raise EvalError("integer overflow") from None
-    except TypeError as exc:
-        raise EvalError(f"no such overload: {_first_line(str(exc))}") from None
+    except TypeError:
+        raise EvalError("no such overload") from None
     except (RuntimeError, ValueError) as exc:
         raise EvalError(_runtime_text(str(exc))) from None
 

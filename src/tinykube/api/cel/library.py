@@ -20,6 +20,7 @@ the authorizer library.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import re
 import urllib.parse
 from collections.abc import Callable
@@ -45,7 +46,7 @@ def _tag(value: Any, key: str) -> str | None:
 # --- lists and strings ----------------------------------------------------------------------
 
 def is_sorted(items: list[Any]) -> bool:
-    return all(a <= b for a, b in zip(items, items[1:], strict=False))
+    return all(a <= b for a, b in itertools.pairwise(items))
 
 
 def list_sum(items: list[Any]) -> Any:

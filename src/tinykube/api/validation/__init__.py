@@ -159,6 +159,8 @@ _VALIDATORS: dict[str, Validator] = {
     "IngressClass": validate_ingress_class,
     "APIService": validate_api_service,
     "CustomResourceDefinition": lambda obj: _crd_validation().validate_crd(obj),
+    "ValidatingAdmissionPolicy": lambda obj: _policy_validation().spec_errors(obj),
+    "ValidatingAdmissionPolicyBinding": lambda obj: _policy_validation().binding_errors(obj),
 }
 
 _UPDATE_VALIDATORS: dict[str, UpdateValidator] = {
@@ -188,6 +190,11 @@ _SUBRESOURCE_UPDATE_VALIDATORS: dict[str, SubresourceUpdateValidator] = {
 def _crd_validation() -> ModuleType:
     """`api.apiextensions.validation`, imported on first use: it builds on this package."""
     return importlib.import_module("tinykube.api.apiextensions.validation")
+
+
+def _policy_validation() -> ModuleType:
+    """`api.admission_policy`, imported on first use (it loads the CEL engine)."""
+    return importlib.import_module("tinykube.api.admission_policy")
 
 
 def _is_namespaced(kind: str) -> bool:
