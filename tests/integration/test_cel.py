@@ -1,5 +1,6 @@
-"""CEL end to end with both kubectls: a CRD's `x-kubernetes-validations` and a
-ValidatingAdmissionPolicy, with the errors kubectl prints for kube-apiserver.
+"""CEL end to end with both kubectls: a CRD's `x-kubernetes-validations` (and a
+`selectableFields` field selector) and a ValidatingAdmissionPolicy, with the errors kubectl
+prints for kube-apiserver.
 
 The policy is kube's documentation example (`demo-policy.example.com`: a Deployment may not
 have more than 5 replicas); kube's docs show kubectl printing `The deployments "nginx" is
@@ -29,6 +30,7 @@ CRD = textwrap.dedent("""\
       - name: v1
         served: true
         storage: true
+        selectableFields: [{jsonPath: .spec.size}]
         schema:
           openAPIV3Schema:
             type: object
@@ -128,6 +130,8 @@ def test_crd_rules(kube: Kubectl) -> None:
             "quantity under 1Gi") in too_big.stderr, too_big.stderr
 
     kube("apply", "-f", "-", input=_widget(group, 3))  # transition rule skipped on create
+    assert kube("get", f"widgets.{group}", "--field-selector", "spec.size=1Mi", "-o",
+                "name").split() == [f"widget.{group}/w"]
     kube("apply", "-f", "-", input=_widget(group, 4))
     down = kube.run("apply", "-f", "-", check=False, input=_widget(group, 2))
     assert ('The Widget "w" is invalid: spec: Forbidden: replicas may not go down from 4') \

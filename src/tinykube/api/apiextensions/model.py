@@ -37,6 +37,7 @@ class CustomKind:
     preserve_unknown: bool = False  # spec.preserveUnknownFields (v1 CRDs: false)
     deprecation_warning: str = ""
     terminating: bool = False  # the CRD is being deleted: no new objects
+    selectable: tuple[str, ...] = ()  # selectableFields, as field selector keys (`spec.color`)
 
     @functools.cached_property
     def has_defaults(self) -> bool:
@@ -87,7 +88,10 @@ def rows(crd: Obj) -> list[Resource]:
             storage_version=stored, list_kind=names.get("listKind") or f"{kind}List",
             preserve_unknown=bool(spec.get("preserveUnknownFields")),
             deprecation_warning=_deprecation(crd, version),
-            terminating=bool(crd["metadata"].get("deletionTimestamp")))
+            terminating=bool(crd["metadata"].get("deletionTimestamp")),
+            selectable=tuple(str(f.get("jsonPath", "")).lstrip(".")
+                             for f in version.get("selectableFields") or []
+                             if isinstance(f, dict)))
         subs = []
         if custom.status:
             subs.append(Subresource("status", group, name, kind, STATUS_VERBS))
