@@ -163,3 +163,22 @@ def test_crd_write_errors(rule: Obj, expected: list[str]) -> None:
     assert len(errs) == len(expected), errs
     for got, want in zip(errs, expected, strict=True):
         assert got.startswith(want), got
+
+
+@pytest.mark.parametrize(("rule", "root", "expected"), [
+    ("self.replicas > 0 && self.name.startsWith('a')", False, None),
+    ("self.nope > 0", False, "ERROR: <input>:1:5: undefined field 'nope'"),
+    ("has(self.min) && self.tags.all(t, t.size() > 0)", False, None),
+    ("self.ports.exists(p, p.port == 80) || has(self.minimum)", False,
+     "ERROR: <input>:1:47: undefined field 'minimum'"),
+    ("self.name == 'self.nope'", False, None),
+    ("self.replicas.nope == 1", False, None),  # not an object: left to the runtime
+    ("self.metadata.name == self.spec.name && self.kind == 'Widget'", True, None),
+    ("self.metadata.labels.size() > 0", True, "ERROR: <input>:1:14: undefined field 'labels'"),
+    ("self.oldSelf == 1", False, "ERROR: <input>:1:5: undefined field 'oldSelf'"),
+])
+def test_undefined_fields(rule: str, root: bool, expected: str | None) -> None:
+    """The part of cel-go's type check that names fields the schema does not declare."""
+    schema = _schema()
+    target = schema if root else schema["properties"]["spec"]
+    assert rules.undefined_field(target, rule, root=root) == expected

@@ -137,6 +137,21 @@ def _duration(text: str) -> datetime.timedelta:
 
 # --- evaluation ----------------------------------------------------------------------------
 
+_HAS_RULES: dict[int, tuple[Obj, bool]] = {}
+
+
+def has_rules(schema: Obj) -> bool:
+    """Whether any node of `schema` has rules (remembered per schema object: a CRD's schema
+    is not changed in place once it is served)."""
+    known = _HAS_RULES.get(id(schema))
+    if known is None or known[0] is not schema:
+        known = (schema, "x-kubernetes-validations" in json.dumps(schema))
+        if len(_HAS_RULES) > 1024:
+            _HAS_RULES.clear()
+        _HAS_RULES[id(schema)] = known
+    return known[1]
+
+
 class _Run:
     """One request's walk: its errors and what is left of its budget."""
 
@@ -149,7 +164,7 @@ class _Run:
 def validate(schema: Obj | None, obj: Obj, old: Obj | None, *,
              budget: int = engine.RUNTIME_BUDGET) -> list[FieldError]:
     """The rule failures of `obj` (an update's stored object is `old`)."""
-    if schema is None:
+    if schema is None or not has_rules(schema):
         return []
     run = _Run(budget)
     _walk(schema, obj, old, "", run, root=True)
@@ -329,16 +344,17 @@ def _quote(value: Any) -> str:
 def crd_errors(s: Obj, path: str) -> list[FieldError]:
     """Errors of every rule in the schema `s` (found at `path`), as a CRD write reports them."""
     errs: list[FieldError] = []
-    _check(s, path, errs)
+    _check(s, path, errs, root=True)
     return errs
 
 
-def _check(s: Obj, path: str, errs: list[FieldError]) -> None:
+def _check(s: Obj, path: str, errs: list[FieldError], *, root: bool = False) -> None:
     if not isinstance(s, dict):
         return
     for index, rule in enumerate(s.get("x-kubernetes-validations") or []):
         if isinstance(rule, dict):
-            errs.extend(_check_rule(s, rule, f"{path}.x-kubernetes-validations[{index}]"))
+            errs.extend(_check_rule(s, rule, f"{path}.x-kubernetes-validations[{index}]",
+                                    root=root))
     for name, prop in (s.get("properties") or {}).items():
         _check(prop, f"{path}.properties[{name}]", errs)
     if isinstance(s.get("additionalProperties"), dict):
@@ -346,10 +362,10 @@ def _check(s: Obj, path: str, errs: list[FieldError]) -> None:
     if isinstance(s.get("items"), dict):
         _check(s["items"], f"{path}.items", errs)
     for index, sub in enumerate(s.get("allOf") or []):
-        _check(sub, f"{path}.allOf[{index}]", errs)
+        _check(sub, f"{path}.allOf[{index}]", errs, root=root)
 
 
-def _check_rule(s: Obj, rule: Obj, path: str) -> list[FieldError]:
+def _check_rule(s: Obj, rule: Obj, path: str, *, root: bool) -> list[FieldError]:
     errs: list[FieldError] = []
     source = str(rule.get("rule") or "")
     if not source.strip():
@@ -358,6 +374,9 @@ def _check_rule(s: Obj, rule: Obj, path: str) -> list[FieldError]:
     if isinstance(program, engine.CompileError):
         errs.append(FieldError.invalid(f"{path}.rule", _go_rule(rule),
                                        f"compilation failed: {program}"))
+    elif (undefined := undefined_field(s, source, root=root)) is not None:
+        errs.append(FieldError.invalid(f"{path}.rule", _go_rule(rule),
+                                       f"compilation failed: {undefined}"))
     elif rule.get("optionalOldSelf") and "oldSelf" not in program.variables:
         errs.append(FieldError.invalid(f"{path}.optionalOldSelf", True,
                                        "may not be set if oldSelf is not used in rule"))
@@ -380,6 +399,41 @@ def _check_rule(s: Obj, rule: Obj, path: str) -> list[FieldError]:
     if rule.get("fieldPath"):
         errs.extend(_check_field_path(s, str(rule["fieldPath"]), f"{path}.fieldPath"))
     return errs
+
+
+_SELECTION = re.compile(r"\b(?:self|oldSelf)((?:\s*\.\s*[A-Za-z_]\w*)+)(\s*\()?")
+_STRING_LITERAL = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+
+
+def undefined_field(s: Obj, source: str, *, root: bool = False) -> str | None:
+    """cel-go's `undefined field 'x'` for a `self.a.x` (or `oldSelf...`) chain naming a field
+    the schema does not declare: the part of kube's type check that catches typos. Chains
+    into maps, unknown fields and non-objects are not judged."""
+    text = _STRING_LITERAL.sub(lambda m: " " * len(m.group(0)), source)
+    for match in _SELECTION.finditer(text):
+        names = [n.strip() for n in match.group(1).split(".")[1:]]
+        if match.group(2):
+            names = names[:-1]  # the last one is a method: self.name.startsWith(...)
+        node: Any = s
+        if root or s.get("x-kubernetes-embedded-resource"):
+            node = {**s, "properties": {**_META, **(s.get("properties") or {})}}
+        offset = match.start(1)
+        for name in names:
+            offset = text.index(".", offset)
+            props = node.get("properties") if isinstance(node, dict) else None
+            if not props or node.get("x-kubernetes-preserve-unknown-fields"):
+                break
+            fields = {escape(k): v for k, v in props.items()}
+            if name not in fields:
+                return f"ERROR: <input>:1:{offset + 1}: undefined field '{name}'"
+            node, offset = fields[name], offset + 1
+    return None
+
+
+# What rules see of the type and object meta (at the root and in embedded resources).
+_META: Obj = {"apiVersion": {"type": "string"}, "kind": {"type": "string"},
+              "metadata": {"type": "object", "properties": {
+                  "name": {"type": "string"}, "generateName": {"type": "string"}}}}
 
 
 def _check_field_path(s: Obj, json_path: str, path: str) -> list[FieldError]:
