@@ -65,3 +65,24 @@ def test_macro_variables_are_declared() -> None:
     program = engine.compile_expression("self.all(k, self[k].exists(v, v > k))",
                                         frozenset({"self"}))
     assert program.depth == 2 and program.variables == frozenset({"self"})
+
+
+@pytest.mark.parametrize(("expression", "reads"), [
+    ("self.min <= self.replicas", {"self": {"min": None, "replicas": None}}),
+    ("self.tags.all(t, t.size() < 64)", {"self": {"tags": None}}),
+    ("size(self) > 1", {"self": None}),
+    ("has(self.a.b) && self.a.c[0] == 1", {"self": {"a": {"b": None, "c": None}}}),
+    ("self.x == 'self.y'", {"self": {"x": None}}),
+    ("self.a.b == 1 && self.a == {}", {"self": {"a": None}}),
+    ("object.spec.replicas <= 5 && oldObject == null",
+     {"object": {"spec": {"replicas": None}}, "oldObject": None}),
+])
+def test_reads(expression: str, reads: dict) -> None:
+    """Only what an expression selects is handed to cel-rust (converting costs per field)."""
+    variables = frozenset({"self", "object", "oldObject"})
+    program = engine.compile_expression(expression, variables)
+    assert program.reads == reads
+    value = {"a": {"b": 1, "c": [1], "d": 2}, "min": 1, "replicas": 2, "x": "q", "other": "z"}
+    projected, _ = engine.prepare(program, {"self": value})
+    if "self" in reads:
+        assert "other" not in (projected["self"] if reads["self"] is not None else {})

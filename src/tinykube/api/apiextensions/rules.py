@@ -63,6 +63,7 @@ def compiled(source: str) -> engine.Program | engine.CompileError:
 
 # --- values as CEL sees them ---------------------------------------------------------------
 
+@functools.lru_cache(maxsize=8192)
 def escape(name: str) -> str | None:
     """A property name as a CEL field name, or None when CEL cannot reach it."""
     if name in _RESERVED:
@@ -73,13 +74,15 @@ def escape(name: str) -> str | None:
             .replace("-", "__dash__").replace("/", "__slash__"))
 
 
-def to_cel(s: Obj, value: Any, *, root: bool = False) -> Any:
-    """`value` (under schema `s`) as the rule's `self` sees it."""
+def to_cel(s: Obj, value: Any, *, root: bool = False,
+           only: frozenset[str] | None = None) -> Any:
+    """`value` (under schema `s`) as the rule's `self` sees it (of an object, only the
+    fields named in `only`, when given)."""
     if value is None:
         return None
     kind = s.get("type")
     if isinstance(value, dict):
-        return _object(s, value, root=root)
+        return _object(s, value, root=root, only=only)
     if isinstance(value, list):
         items = s.get("items")
         return [to_cel(items if isinstance(items, dict) else {}, v) for v in value]
@@ -90,14 +93,15 @@ def to_cel(s: Obj, value: Any, *, root: bool = False) -> Any:
     return value
 
 
-def _object(s: Obj, value: Obj, *, root: bool) -> Obj:
+def _object(s: Obj, value: Obj, *, root: bool, only: frozenset[str] | None) -> Obj:
     props = s.get("properties")
     additional = s.get("additionalProperties")
     out: Obj = {}
     if (isinstance(props, dict) and props) or not isinstance(additional, dict):
         for name, sub in (props or {}).items():
             key = escape(name)
-            if key is not None and value.get(name) is not None and isinstance(sub, dict):
+            if key is not None and value.get(name) is not None and isinstance(sub, dict) \
+                    and (only is None or key in only):
                 out[key] = to_cel(sub, value[name])
         if not props and s.get("x-kubernetes-preserve-unknown-fields"):
             out = dict(value)
@@ -185,7 +189,7 @@ def _walk(s: Obj, value: Any, old: Any, path: str, run: _Run, *, root: bool = Fa
             _rules(sub, value, old, path, run, root=root)
     if isinstance(value, dict):
         _walk_object(s, value, old if isinstance(old, dict) else None, path, run, root=root)
-    elif isinstance(value, list) and isinstance(s.get("items"), dict):
+    elif isinstance(value, list) and isinstance(s.get("items"), dict) and has_rules(s["items"]):
         olds = _correlated_items(s, value, old if isinstance(old, list) else None)
         for index, item in enumerate(value):
             _walk(s["items"], item, olds[index], f"{path}[{index}]", run)
@@ -202,7 +206,7 @@ def _walk_object(s: Obj, value: Obj, old: Obj | None, path: str, run: _Run, *,
         child = _child(path, key)
         if sub is None and isinstance(additional, dict):
             sub, child = additional, f"{path}[{key}]"
-        if isinstance(sub, dict):
+        if isinstance(sub, dict) and has_rules(sub):
             _walk(sub, item, old.get(key) if old is not None else None, child, run)
 
 
@@ -221,9 +225,9 @@ def _map_key(item: Obj, keys: list[str]) -> tuple[Any, ...]:
 
 
 def _rules(s: Obj, value: Any, old: Any, path: str, run: _Run, *, root: bool) -> None:
-    current = to_cel(s, value, root=root)
-    previous = to_cel(s, old, root=root)
-    size = max(engine.largest(current), engine.largest(previous))
+    only = _read_fields(s)
+    current = to_cel(s, value, root=root, only=only)
+    previous = to_cel(s, old, root=root, only=only)
     shown = path or "<nil>"
     for rule in s.get("x-kubernetes-validations") or []:
         if run.stopped or not isinstance(rule, dict) or not rule.get("rule"):
@@ -236,7 +240,23 @@ def _rules(s: Obj, value: Any, old: Any, path: str, run: _Run, *, root: bool) ->
         activation = _activation(program, rule, current, previous)
         if activation is None:
             continue  # a transition rule without an old value
-        _one(s, rule, program, activation, size, shown, run)
+        _one(s, rule, program, activation, shown, run)
+
+
+def _read_fields(s: Obj) -> frozenset[str] | None:
+    """The fields of `self`/`oldSelf` the node's rules (and messages) read; None: all."""
+    fields: set[str] = set()
+    for rule in s.get("x-kubernetes-validations") or []:
+        for key in ("rule", "messageExpression"):
+            program = compiled(str(rule.get(key) or "")) if isinstance(rule, dict) else None
+            if not isinstance(program, engine.Program):
+                continue
+            for name in ("self", "oldSelf"):
+                tree = program.reads.get(name, {})
+                if tree is None:
+                    return None
+                fields.update(tree)
+    return frozenset(fields)
 
 
 def _activation(program: engine.Program, rule: Obj, current: Any,
@@ -253,16 +273,16 @@ def _activation(program: engine.Program, rule: Obj, current: Any,
     return activation
 
 
-def _one(s: Obj, rule: Obj, program: engine.Program, activation: dict[str, Any], size: int,
+def _one(s: Obj, rule: Obj, program: engine.Program, activation: dict[str, Any],
          path: str, run: _Run) -> None:
     kind, source = s.get("type", ""), str(rule["rule"]).strip()
-    cost = engine.cost_bound(program, size)
+    projected, cost = engine.prepare(program, activation)
     if cost > run.budget and cost <= engine.PER_CALL_LIMIT:
         run.errors.append(FieldError.invalid(path, kind, BUDGET_TEXT))
         run.stopped = True
         return
     try:
-        result = engine.evaluate(program, activation, size=size)
+        result = engine.run(program, projected, cost)
     except engine.EvalError as exc:
         if exc.cost:
             run.errors.append(FieldError.invalid(path, kind, (
@@ -284,17 +304,17 @@ def _one(s: Obj, rule: Obj, program: engine.Program, activation: dict[str, Any],
             f"'no such overload: rule must evaluate to a bool' evaluating rule: {source}")))
         return
     target = path if not rule.get("fieldPath") else _field_path(path, str(rule["fieldPath"]))
-    run.errors.append(_failure(target, kind, _message(rule, activation, size),
+    run.errors.append(_failure(target, kind, _message(rule, activation),
                                rule.get("reason")))
 
 
-def _message(rule: Obj, activation: dict[str, Any], size: int) -> str:
+def _message(rule: Obj, activation: dict[str, Any]) -> str:
     expression = rule.get("messageExpression")
     if expression:
         program = compiled(str(expression))
         if isinstance(program, engine.Program):
             try:
-                text = engine.evaluate(program, activation, size=size)
+                text = engine.evaluate(program, activation)
             except engine.EvalError:
                 text = None
             if isinstance(text, str) and text.strip() and "\n" not in text:
