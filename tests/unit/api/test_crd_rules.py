@@ -182,3 +182,28 @@ def test_undefined_fields(rule: str, root: bool, expected: str | None) -> None:
     schema = _schema()
     target = schema if root else schema["properties"]["spec"]
     assert rules.undefined_field(target, rule, root=root) == expected
+
+
+def test_schema_errors_block_the_rules_only_when_there_are_rules() -> None:
+    """kube runs no rule once the schema found a type, required, enum or length error, and
+    says so; a schema without rules adds nothing."""
+    from tinykube.api.apiextensions import model, objects
+
+    def row(schema: Obj) -> Any:
+        return model.rows({"metadata": {"name": "widgets.example.com"}, "spec": {
+            "group": "example.com", "scope": "Namespaced", "versions": [{
+                "name": "v1", "served": True, "storage": True,
+                "schema": {"openAPIV3Schema": schema}}]},
+            "status": {"acceptedNames": {"plural": "widgets", "kind": "Widget"}}})[0]
+    bad = {**_obj(), "metadata": {"name": "w", "namespace": "default"},
+           "spec": {"replicas": "many"}}
+    with_rules = [str(e) for e in objects.validate(row(_schema(spec_rules=(
+        {"rule": "self.replicas > 0"},))), bad, None)]
+    plain = {"type": "object", "properties": {"spec": {"type": "object", "properties": {
+        "replicas": {"type": "integer"}}}}}
+    without = [str(e) for e in objects.validate(row(plain), bad, None)]
+    assert with_rules == [
+        'spec.replicas: Invalid value: "string": spec.replicas in body must be of type integer: '
+        '"string"', '<nil>: Invalid value: "null": some validation rules were not checked '
+        "because the object was invalid; correct the existing errors to complete validation"]
+    assert without == with_rules[:1]

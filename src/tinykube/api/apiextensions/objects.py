@@ -35,6 +35,8 @@ def validate(res: Resource, obj: Obj, old: Obj | None) -> list[FieldError]:
         errs += validate_meta_update(obj, old)
     errs += validate_meta(obj, namespaced=res.namespaced, name_check=dns1123_subdomain_errors)
     errs += schema.validate(res.custom.schema, obj)
+    if res.custom.schema is None or not rules.has_rules(res.custom.schema):
+        return errs
     if any(e.type in _BLOCKING for e in errs):
         errs.append(FieldError.invalid("<nil>", Rendered('"null"'), _NOT_CHECKED))
     else:
