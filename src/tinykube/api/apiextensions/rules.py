@@ -34,9 +34,8 @@ import json
 import re
 from typing import Any
 
-import cel
-
 from tinykube.api.cel import engine
+from tinykube.api.cel.native import cel
 from tinykube.api.errors import FieldError, Rendered
 
 Obj = dict[str, Any]

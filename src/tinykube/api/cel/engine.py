@@ -29,9 +29,8 @@ import functools
 import re
 from typing import Any
 
-import cel
-
 from tinykube.api.cel import library
+from tinykube.api.cel.native import cel
 
 PER_CALL_LIMIT = 1_000_000  # celconfig.PerCallLimit
 RUNTIME_BUDGET = 10_000_000  # celconfig.RuntimeCELCostBudget: one request's rules together
