@@ -207,3 +207,24 @@ def test_schema_errors_block_the_rules_only_when_there_are_rules() -> None:
         '"string"', '<nil>: Invalid value: "null": some validation rules were not checked '
         "because the object was invalid; correct the existing errors to complete validation"]
     assert without == with_rules[:1]
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    (None, {"min": 3, "replicas": 2, "tags": ["toolong"]},
+     ['spec: Invalid value: "object": min above replicas',
+      'spec.tags[0]: Invalid value: "string": tag too long']),
+    ({"min": 3, "replicas": 2, "tags": ["toolong"]},  # unchanged: both ratcheted
+     {"min": 3, "replicas": 2, "tags": ["toolong"]}, []),
+    ({"min": 3, "replicas": 2, "tags": ["toolong"]},  # spec changed; tags did not
+     {"min": 3, "replicas": 1, "tags": ["toolong"]},
+     ['spec: Invalid value: "object": min above replicas']),
+    ({"min": 1, "replicas": 2, "tags": ["ok"]},  # the list changed: its items are judged
+     {"min": 1, "replicas": 2, "tags": ["toolong", "ok"]},
+     ['spec.tags[0]: Invalid value: "string": tag too long']),
+])
+def test_ratcheting(old: Obj | None, new: Obj, expected: list[str]) -> None:
+    """Failures on values an update leaves unchanged are dropped (transition rules aside)."""
+    schema = _schema({"rule": "self.size() <= 3", "message": "tag too long"}, spec_rules=(
+        {"rule": "self.min <= self.replicas", "message": "min above replicas"},))
+    errs = rules.validate(schema, _obj(**new), _obj(**old) if old is not None else None)
+    assert [str(e) for e in errs] == expected

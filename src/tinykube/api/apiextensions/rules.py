@@ -13,6 +13,10 @@ node with rules, each rule is evaluated with `self` bound to the node's value as
 - `number` fields are doubles, `integer` ints, `date-time` strings timestamps, `duration`
   strings durations, `byte` strings bytes.
 
+On an update, a failing rule that is not a transition rule is dropped when the value it
+judges (or, where a value has no correlated old one, its nearest correlated ancestor) is
+unchanged: kube's validation ratcheting, which sends a warning instead (tinykube sends none).
+
 A rule that uses `oldSelf` is a transition rule: it runs only when there is an old value
 (with `optionalOldSelf: true`, also without one, `oldSelf` then being an empty optional).
 A rule that is false fails with its `message` (or `messageExpression`'s result, or
@@ -178,24 +182,29 @@ def _child(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
 
-def _walk(s: Obj, value: Any, old: Any, path: str, run: _Run, *, root: bool = False) -> None:
+def _walk(s: Obj, value: Any, old: Any, path: str, run: _Run, *, root: bool = False,
+          ratchet: bool = False) -> None:
+    """`ratchet`: whether the nearest value with an old one is unchanged (then failures of
+    rules that are not transition rules are dropped: kube's validation ratcheting)."""
     if value is None or run.stopped:
         return
+    ratchet = value == old if old is not None else ratchet
     if s.get("x-kubernetes-validations"):
-        _rules(s, value, old, path, run, root=root)
+        _rules(s, value, old, path, run, root=root, ratchet=ratchet)
     for sub in s.get("allOf") or []:
         if isinstance(sub, dict) and sub.get("x-kubernetes-validations"):
-            _rules(sub, value, old, path, run, root=root)
+            _rules(sub, value, old, path, run, root=root, ratchet=ratchet)
     if isinstance(value, dict):
-        _walk_object(s, value, old if isinstance(old, dict) else None, path, run, root=root)
+        _walk_object(s, value, old if isinstance(old, dict) else None, path, run, root=root,
+                     ratchet=ratchet)
     elif isinstance(value, list) and isinstance(s.get("items"), dict) and has_rules(s["items"]):
         olds = _correlated_items(s, value, old if isinstance(old, list) else None)
         for index, item in enumerate(value):
-            _walk(s["items"], item, olds[index], f"{path}[{index}]", run)
+            _walk(s["items"], item, olds[index], f"{path}[{index}]", run, ratchet=ratchet)
 
 
 def _walk_object(s: Obj, value: Obj, old: Obj | None, path: str, run: _Run, *,
-                 root: bool) -> None:
+                 root: bool, ratchet: bool) -> None:
     props = s.get("properties") or {}
     additional = s.get("additionalProperties")
     for key, item in value.items():
@@ -206,7 +215,8 @@ def _walk_object(s: Obj, value: Obj, old: Obj | None, path: str, run: _Run, *,
         if sub is None and isinstance(additional, dict):
             sub, child = additional, f"{path}[{key}]"
         if isinstance(sub, dict) and has_rules(sub):
-            _walk(sub, item, old.get(key) if old is not None else None, child, run)
+            _walk(sub, item, old.get(key) if old is not None else None, child, run,
+                  ratchet=ratchet)
 
 
 def _correlated_items(s: Obj, value: list[Any], old: list[Any] | None) -> list[Any]:
@@ -223,7 +233,8 @@ def _map_key(item: Obj, keys: list[str]) -> tuple[Any, ...]:
     return tuple(repr(item.get(k)) for k in keys)
 
 
-def _rules(s: Obj, value: Any, old: Any, path: str, run: _Run, *, root: bool) -> None:
+def _rules(s: Obj, value: Any, old: Any, path: str, run: _Run, *, root: bool,
+           ratchet: bool) -> None:
     only = _read_fields(s)
     current = to_cel(s, value, root=root, only=only)
     previous = to_cel(s, old, root=root, only=only)
@@ -239,7 +250,8 @@ def _rules(s: Obj, value: Any, old: Any, path: str, run: _Run, *, root: bool) ->
         activation = _activation(program, rule, current, previous)
         if activation is None:
             continue  # a transition rule without an old value
-        _one(s, rule, program, activation, shown, run)
+        _one(s, rule, program, activation, shown, run,
+             ratchet=ratchet and "oldSelf" not in program.variables)
 
 
 def _read_fields(s: Obj) -> frozenset[str] | None:
@@ -273,7 +285,7 @@ def _activation(program: engine.Program, rule: Obj, current: Any,
 
 
 def _one(s: Obj, rule: Obj, program: engine.Program, activation: dict[str, Any],
-         path: str, run: _Run) -> None:
+         path: str, run: _Run, *, ratchet: bool) -> None:
     kind, source = s.get("type", ""), str(rule["rule"]).strip()
     projected, cost = engine.prepare(program, activation)
     if cost > run.budget and cost <= engine.PER_CALL_LIMIT:
@@ -302,6 +314,8 @@ def _one(s: Obj, rule: Obj, program: engine.Program, activation: dict[str, Any],
         run.errors.append(FieldError.invalid(path, kind, (
             f"'no such overload: rule must evaluate to a bool' evaluating rule: {source}")))
         return
+    if ratchet:
+        return  # the value did not change: kube turns the failure into a warning
     target = path if not rule.get("fieldPath") else _field_path(path, str(rule["fieldPath"]))
     run.errors.append(_failure(target, kind, _message(rule, activation),
                                rule.get("reason")))
