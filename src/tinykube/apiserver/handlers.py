@@ -439,11 +439,11 @@ class ResourceHandler:
         await self._admit_create(target, obj, warnings)
         entry = self.registry.create(target.res, obj, dry_run=_dry_run(request),
                                      manager=_manager(request, target),
-                                     admit=self._validator(CREATE, target, request, warnings))
+                                     admit=self._validator(CREATE, target, request))
         return self._respond(target.res, entry, 201)
 
-    def _validator(self, operation: str, target: Target, request: web.Request,
-                   warnings: list[str]) -> Callable[[Obj, Obj | None], None] | None:
+    def _validator(self, operation: str, target: Target,
+                   request: web.Request) -> Callable[[Obj, Obj | None], None] | None:
         """Admission's validating phase, for the registry to run just before it writes."""
         if target.subresource:
             return None
@@ -453,7 +453,8 @@ class ResourceHandler:
             meta = obj.get("metadata") or {}
             namespace = meta.get("namespace", "") if target.res.namespaced else ""
             self.admission.validate(AdmissionRequest(operation, target.res, namespace, obj,
-                                                     old, dry_run=dry_run, warnings=warnings))
+                                                     old, dry_run=dry_run,
+                                                     warnings=request.get(WARNINGS, [])))
         return validate
 
     async def _admit_create(self, target: Target, obj: Obj, warnings: list[str]) -> None:
@@ -479,7 +480,7 @@ class ResourceHandler:
         entry = self.registry.update(target.res, obj, subresource=target.subresource,
                                      dry_run=_dry_run(request),
                                      manager=_manager(request, target),
-                                     admit=self._validator(UPDATE, target, request, warnings))
+                                     admit=self._validator(UPDATE, target, request))
         return self._respond(target.res, entry, 200)
 
     def _check_identity(self, target: Target, obj: Obj) -> None:
@@ -528,7 +529,7 @@ class ResourceHandler:
         await self._admit_update(target, obj, warnings)
         entry = self.registry.update(res, obj, subresource=target.subresource,
                                      dry_run=_dry_run(request), manager=manager,
-                                     admit=self._validator(UPDATE, target, request, warnings))
+                                     admit=self._validator(UPDATE, target, request))
         return self._respond(res, entry, 200)
 
     def _server_side_apply(self, request: web.Request, target: Target, live: Obj,
@@ -566,7 +567,7 @@ class ResourceHandler:
         self._check_identity(target, obj)
         await self._admit_create(target, obj, warnings)
         entry = self.registry.create(target.res, obj, dry_run=_dry_run(request),
-                                     admit=self._validator(CREATE, target, request, warnings))
+                                     admit=self._validator(CREATE, target, request))
         return self._respond(target.res, entry, 201)
 
     async def _delete(self, request: web.Request, target: Target) -> web.Response:
