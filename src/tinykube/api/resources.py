@@ -256,12 +256,10 @@ ADMISSION: list[Resource] = [
     _cluster(_ADMISSION, "mutatingwebhookconfigurations", "MutatingWebhookConfiguration",
              categories=_EXTENSIONS),  # called by apiserver/webhooks.py
     _cluster(_ADMISSION, "validatingadmissionpolicies", "ValidatingAdmissionPolicy",
-             categories=_EXTENSIONS, not_run=True,
-             subresources=(_status(_ADMISSION, "v1", "ValidatingAdmissionPolicy"),),
-             not_run_text=_unused("ValidatingAdmissionPolicy", "evaluate them")),
+             categories=_EXTENSIONS,
+             subresources=(_status(_ADMISSION, "v1", "ValidatingAdmissionPolicy"),)),
     _cluster(_ADMISSION, "validatingadmissionpolicybindings", "ValidatingAdmissionPolicyBinding",
-             categories=_EXTENSIONS, not_run=True,
-             not_run_text=_unused("ValidatingAdmissionPolicyBinding", "evaluate their policies")),
+             categories=_EXTENSIONS),
     _cluster(_ADMISSION, "validatingwebhookconfigurations", "ValidatingWebhookConfiguration",
              categories=_EXTENSIONS),  # called by apiserver/webhooks.py
 ]

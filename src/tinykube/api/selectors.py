@@ -181,16 +181,17 @@ def field_value(obj: Mapping[str, Any], path: str) -> str | None:
 _NAME_ONLY = frozenset({"Namespace", "Node"})
 
 
-def check_fields(kind: str, selector: Selector) -> None:
+def check_fields(kind: str, selector: Selector, selectable: tuple[str, ...] = ()) -> None:
     """Refuse a field the kind does not support, with kube-apiserver's wording: kinds with
     their own field conversion say "field label not supported"; the rest use the default
-    conversion, which names the two fields every kind has."""
+    conversion, which names the two fields every kind has (and a custom resource's
+    `selectableFields`)."""
     own = KIND_FIELDS.get(kind)
-    common = ("metadata.name",) if kind in _NAME_ONLY else _COMMON_FIELDS
+    common = (("metadata.name",) if kind in _NAME_ONLY else _COMMON_FIELDS) + selectable
     for req in selector:
         if own is None and req.key not in common:
             raise BadRequest(f'"{req.key}" is not a known field selector: only '
-                             f'"metadata.name", "metadata.namespace"')
+                             + ", ".join(f'"{f}"' for f in common))
         if own is not None and req.key not in common + own:
             raise BadRequest(f"field label not supported: {req.key}")
 

@@ -47,6 +47,8 @@ may add to `request.warnings`, which the API server sends as `Warning` headers.
   namespace; upstream limits them only by a quota configuration, which tinykube has not.)
 - RBACEscalation (create and update of Roles, ClusterRoles and their bindings): nobody grants
   permissions they do not hold (`rbac_escalation`); upstream this is the RBAC storage's check.
+- ValidatingAdmissionPolicy (validating; `admission_policies`): the CEL policies bound by
+  ValidatingAdmissionPolicyBindings deny (or warn about) the write.
 - ResourceQuota (validating, last; `api.quota`): a create, or an update that grows usage, of
   anything a quota of its namespace counts is refused 403 when it would go over (`exceeded
   quota: q, requested: pods=1, used: pods=2, limited: pods=2`) or lacks the requests/limits a
@@ -68,7 +70,7 @@ from tinykube.api.podsecurity import policy as pod_security_policy
 from tinykube.api.podsecurity import review as pod_security
 from tinykube.api.resources import Resource
 from tinykube.api.storageclasses import default_storage_class
-from tinykube.apiserver import rbac_escalation
+from tinykube.apiserver import admission_policies, rbac_escalation
 from tinykube.apiserver.registry import Registry
 from tinykube.store.cache import Entry
 
@@ -426,6 +428,9 @@ PLUGINS: tuple[Plugin, ...] = (
     # tinykube's own, warnings only (upstream has no such plugin; see api/netwarnings.py)
     Plugin("NetworkingWarnings", netwarnings.KINDS, frozenset({CREATE, UPDATE}),
            validate=_networking_warnings),
+    # CEL policies (`admission_policies`): validating, before the quota is charged.
+    Plugin("ValidatingAdmissionPolicy", None, frozenset({CREATE, UPDATE}),
+           validate=admission_policies.validate),
     Plugin("ResourceQuota", None, frozenset({CREATE, UPDATE}),
            validate=_resource_quota),
 )

@@ -207,7 +207,8 @@ class ResourceHandler:
     def _matcher(self, request: web.Request, res: Resource) -> Callable[[Obj], bool] | None:
         labels = selectors.parse_labels(request.query.get("labelSelector"))
         fields = selectors.parse_fields(request.query.get("fieldSelector"))
-        selectors.check_fields("" if res.custom is not None else res.kind, fields)
+        selectors.check_fields("" if res.custom is not None else res.kind, fields,
+                               res.custom.selectable if res.custom is not None else ())
         if not labels and not fields:
             return None
 

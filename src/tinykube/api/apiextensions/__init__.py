@@ -14,8 +14,8 @@ kube's apiextensions-apiserver, in modules of one job each:
   registry, discovery, OpenAPI and printers serve like any built-in row, with the
   `CustomKind` each row carries;
 - `printing`: the Table of `additionalPrinterColumns` (JSONPath cells).
+- `rules`: CEL validation rules (`x-kubernetes-validations`), on `tinykube.api.cel`.
 
-Not here: CEL rules (`x-kubernetes-validations`, which `schema.validate` leaves to a hook,
-`CEL_HOOK`) and the calls of webhook conversion (I/O: `apiserver.crd_conversion`; `model` only
+Not here: the calls of webhook conversion (I/O: `apiserver.crd_conversion`; `model` only
 says which rows need it).
 """

@@ -42,6 +42,7 @@ class CustomKind:
     # spec.conversion.webhook (clientConfig, conversionReviewVersions) of a CRD whose strategy
     # is Webhook; None for `None` conversion
     webhook: Obj | None = dataclasses.field(default=None, compare=False, hash=False)
+    selectable: tuple[str, ...] = ()  # selectableFields, as field selector keys (`spec.color`)
 
     @functools.cached_property
     def has_defaults(self) -> bool:
@@ -93,7 +94,10 @@ def rows(crd: Obj) -> list[Resource]:
             preserve_unknown=bool(spec.get("preserveUnknownFields")),
             deprecation_warning=_deprecation(crd, version),
             terminating=bool(crd["metadata"].get("deletionTimestamp")),
-            webhook=_conversion_webhook(spec))
+            webhook=_conversion_webhook(spec),
+            selectable=tuple(str(f.get("jsonPath", "")).lstrip(".")
+                             for f in version.get("selectableFields") or []
+                             if isinstance(f, dict)))
         subs = []
         if custom.status:
             subs.append(Subresource("status", group, name, kind, STATUS_VERBS))

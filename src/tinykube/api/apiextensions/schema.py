@@ -17,7 +17,7 @@ In the order kube's apiextensions-apiserver applies them to a request body:
    `spec.name: Required value`), plus the list rules (`x-kubernetes-list-type: set | map`:
    `Duplicate value`).
 
-CEL rules (`x-kubernetes-validations`) are a later issue: `CEL_HOOK` is where they will run.
+CEL rules (`x-kubernetes-validations`) are `rules`' job, run after these by `objects.validate`.
 """
 
 from __future__ import annotations
@@ -25,15 +25,12 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable
 from typing import Any
 
 from tinykube.api.errors import FieldError, Rendered
 
 Obj = dict[str, Any]
 _META_FIELDS = ("apiVersion", "kind", "metadata")
-# x-kubernetes-validations: evaluated by a later issue's CEL engine; None means not evaluated.
-CEL_HOOK: Callable[[Obj, Any, Any, str], list[FieldError]] | None = None
 
 _TYPE_NAMES = {bool: "boolean", str: "string", dict: "object", list: "array"}
 
@@ -218,7 +215,6 @@ def _validate(s: Obj, value: Any, path: str, out: list[FieldError]) -> None:
         out.append(FieldError("FieldValueTypeInvalid", path,
                               _must_be(path, s["type"], value), type_name(value), True))
         return
-    before = len(out)
     _format(s, value, path, out)
     _enum(s, value, path, out)
     if isinstance(value, str):
@@ -230,8 +226,6 @@ def _validate(s: Obj, value: Any, path: str, out: list[FieldError]) -> None:
     elif isinstance(value, dict):
         _object(s, value, path, out)
     _junctors(s, value, path, out)
-    if CEL_HOOK is not None and s.get("x-kubernetes-validations") and len(out) == before:
-        out.extend(CEL_HOOK(s, value, None, path))
 
 
 def _must_be(path: str, kind: str, value: Any) -> str:

@@ -14,8 +14,8 @@ import re
 from typing import Any
 
 from tinykube.api.apiextensions import names as naming
+from tinykube.api.apiextensions import rules, structural
 from tinykube.api.apiextensions import schema as crd_schema
-from tinykube.api.apiextensions import structural
 from tinykube.api.errors import FieldError
 from tinykube.api.validation.names import dns1035_label_errors, dns1123_subdomain_errors
 
@@ -139,6 +139,9 @@ def _version(version: Obj, path: str) -> list[FieldError]:
         errs += _unsupported(schema, schema_path)
         if not errs:
             errs += _defaults(schema, schema_path)
+            errs += rules.crd_errors(schema, schema_path)
+            errs += _selectable_fields(version.get("selectableFields") or [], schema,
+                                       f"{path}.selectableFields")
     subresources = version.get("subresources") or {}
     if isinstance(subresources.get("scale"), dict):
         errs += _scale(subresources["scale"], f"{path}.subresources.scale")
@@ -149,6 +152,60 @@ def _version(version: Obj, path: str) -> list[FieldError]:
                                        version["deprecationWarning"],
                                        "can only be set for deprecated versions"))
     return errs
+
+
+MAX_SELECTABLE_FIELDS = 8
+_SELECTABLE_TYPES = ("string", "boolean", "integer")
+
+
+def _selectable_fields(fields: list[Any], schema: Obj, path: str) -> list[FieldError]:
+    """`selectableFields`: simple paths (no array notation) to string, boolean or integer
+    fields outside metadata, each once, at most 8."""
+    errs: list[FieldError] = []
+    seen: list[str] = []
+    for index, item in enumerate(fields):
+        json_path = str((item or {}).get("jsonPath") or "") if isinstance(item, dict) else ""
+        at = f"{path}[{index}].jsonPath"
+        if not json_path:
+            errs.append(FieldError.required(at, ""))
+            continue
+        found, problem = _schema_at(schema, json_path)
+        if problem:
+            errs.append(FieldError.invalid(at, json_path, f"is an invalid path: {problem}"))
+            continue
+        if json_path.split(".")[1] == "metadata":
+            errs.append(FieldError.invalid(at, json_path, "must not point to fields in metadata"))
+        if (found or {}).get("type") not in _SELECTABLE_TYPES:
+            errs.append(FieldError.invalid(at, json_path, (
+                "must point to a field of type string, boolean or integer. Enum string fields "
+                "and strings with formats are allowed.")))
+        if json_path in seen:
+            errs.append(FieldError.duplicate(at, json_path))
+        else:
+            seen.append(json_path)
+    if len(seen) > MAX_SELECTABLE_FIELDS:
+        errs.append(FieldError("FieldValueTooMany", path,
+                               f"must have at most {MAX_SELECTABLE_FIELDS} items", len(seen),
+                               True))
+    return errs
+
+
+def _schema_at(schema: Obj, json_path: str) -> tuple[Obj | None, str]:
+    """The schema a `.a.b` path names, or the reason it names none (kube's ValidFieldPath)."""
+    if "[" in json_path or "]" in json_path:
+        return None, "array notation is not allowed"
+    if not json_path.startswith(".") or json_path.endswith("."):
+        return None, "expected [ or . at position 0" if not json_path.startswith(".") \
+            else "unexpected end of JSON path"
+    node: Any = schema
+    for name in json_path[1:].split("."):
+        props = node.get("properties") or {} if isinstance(node, dict) else {}
+        if not name or name not in props:
+            if name == "metadata" and node is schema:
+                return {"type": "object"}, ""
+            return None, "does not refer to a valid field"
+        node = props[name]
+    return node, ""
 
 
 # JSON Schema keywords kube refuses in a CRD (specStandardValidatorV3).

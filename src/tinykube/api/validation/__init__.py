@@ -165,6 +165,8 @@ _VALIDATORS: dict[str, Validator] = {
     "CustomResourceDefinition": lambda obj: _crd_validation().validate_crd(obj),
     "ValidatingWebhookConfiguration": validate_validating_configuration,
     "MutatingWebhookConfiguration": validate_mutating_configuration,
+    "ValidatingAdmissionPolicy": lambda obj: _policy_validation().spec_errors(obj),
+    "ValidatingAdmissionPolicyBinding": lambda obj: _policy_validation().binding_errors(obj),
 }
 
 _UPDATE_VALIDATORS: dict[str, UpdateValidator] = {
@@ -194,6 +196,11 @@ _SUBRESOURCE_UPDATE_VALIDATORS: dict[str, SubresourceUpdateValidator] = {
 def _crd_validation() -> ModuleType:
     """`api.apiextensions.validation`, imported on first use: it builds on this package."""
     return importlib.import_module("tinykube.api.apiextensions.validation")
+
+
+def _policy_validation() -> ModuleType:
+    """`api.admission_policy`, imported on first use (it loads the CEL engine)."""
+    return importlib.import_module("tinykube.api.admission_policy")
 
 
 def _is_namespaced(kind: str) -> bool:

@@ -1,0 +1,291 @@
+"""ValidatingAdmissionPolicy (`admissionregistration.k8s.io/v1`): which policies a write
+meets and what their CEL expressions decide, as kube's `plugin/policy/validating` decides it.
+Pure: the API server's plugin (`apiserver/admission.py`) gathers the policies, bindings,
+params and namespace and turns the decisions into a refusal or warnings.
+
+For one write (`Attributes`) and one policy with one of its bindings:
+
+1. match: the policy's `matchConstraints` and then the binding's `matchResources` (if set)
+   must both match: `resourceRules` (apiGroups, apiVersions, resources incl. `*` and
+   `resource/subresource`, operations, scope, resourceNames) minus `excludeResourceRules`,
+   `namespaceSelector` (on the namespace's labels; a cluster-scoped object other than a
+   Namespace always matches) and `objectSelector` (on the object's, or the old object's,
+   labels);
+2. params: with a `paramKind`, the binding's `paramRef` names one object (`name`) or selects
+   several (`selector`), in `paramRef.namespace` or the request's namespace; none found is a
+   denial under `parameterNotFoundAction: Deny`, a pass under `Allow`; each param is
+   evaluated on its own (`params` is null without a `paramKind`);
+3. `matchConditions`, in order: a false one means the policy does not apply;
+4. `variables`, in order (each may use the ones before it), then every validation: a false
+   expression fails with its `message`, `messageExpression`'s result, or
+   `failed expression: <expression>`, with its `reason` (default Invalid).
+
+Runtime errors (and a policy whose expressions do not compile) fail as `failurePolicy` says
+(default Fail: a denial with the error, `Ignore`: no decision). Each failure becomes one
+decision per `validationActions` entry of the binding (Deny, Warn, Audit).
+
+`spec_errors(policy)` is what a policy write is refused for: expressions that do not compile
+(`spec.validations[0].expression: Invalid value: "...": compilation failed: ...`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+from tinykube.api import selectors
+from tinykube.api.cel import engine
+from tinykube.api.errors import FieldError
+
+Obj = dict[str, Any]
+VARIABLES = frozenset({"object", "oldObject", "request", "params", "namespaceObject",
+                       "variables"})
+REASON_CODES = {"Unauthorized": 401, "Forbidden": 403, "Invalid": 422,
+                "RequestEntityTooLarge": 413}
+
+
+@dataclasses.dataclass(frozen=True)
+class Attributes:
+    """One write as a policy sees it."""
+
+    operation: str  # CREATE, UPDATE
+    group: str
+    version: str
+    resource: str
+    kind: str
+    namespaced: bool
+    namespace: str
+    name: str
+    obj: Obj | None
+    old: Obj | None
+    user: Obj  # userInfo: username, uid, groups
+    subresource: str = ""
+    dry_run: bool = False
+
+    def request(self) -> Obj:
+        """The `request` variable (an AdmissionRequest)."""
+        kind = {"group": self.group, "version": self.version, "kind": self.kind}
+        resource = {"group": self.group, "version": self.version, "resource": self.resource}
+        return {"kind": kind, "resource": resource, "requestKind": kind,
+                "requestResource": resource, "subResource": self.subresource,
+                "name": self.name, "namespace": self.namespace, "operation": self.operation,
+                "userInfo": self.user, "dryRun": self.dry_run}
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    """A failed validation, for one of the binding's actions."""
+
+    action: str  # Deny, Warn, Audit
+    policy: str
+    binding: str
+    message: str
+    reason: str = "Invalid"
+
+    @property
+    def text(self) -> str:
+        """The refusal message after `<resource> "<name>" is forbidden: `."""
+        return (f"ValidatingAdmissionPolicy '{self.policy}' with binding '{self.binding}' "
+                f"denied request: {self.message}")
+
+    @property
+    def warning(self) -> str:
+        return (f"Validation failed for ValidatingAdmissionPolicy '{self.policy}' with binding "
+                f"'{self.binding}': {self.message}")
+
+
+@functools.lru_cache(maxsize=2048)
+def compiled(expression: str) -> engine.Program | engine.CompileError:
+    try:
+        return engine.compile_expression(expression, VARIABLES)
+    except engine.CompileError as exc:
+        return exc
+
+
+# --- matching ------------------------------------------------------------------------------
+
+def _listed(values: list[Any] | None, value: str) -> bool:
+    values = values or []
+    return "*" in values or value in values
+
+
+def _rule_matches(rule: Obj, attrs: Attributes) -> bool:
+    resource = f"{attrs.resource}/{attrs.subresource}" if attrs.subresource else attrs.resource
+    resources = rule.get("resources") or []
+    resource_ok = any(r in ("*", resource) or (r == f"{attrs.resource}/*" and attrs.subresource)
+                      or (r == "*/*") or (r.startswith("*/") and r[2:] == attrs.subresource)
+                      for r in resources)
+    scope = rule.get("scope") or "*"
+    scope_ok = scope == "*" or (scope == "Namespaced") == attrs.namespaced
+    names = rule.get("resourceNames") or []
+    return (_listed(rule.get("apiGroups"), attrs.group) and
+            _listed(rule.get("apiVersions"), attrs.version) and
+            _listed(rule.get("operations"), attrs.operation) and
+            resource_ok and scope_ok and (not names or attrs.name in names))
+
+
+def matches(constraints: Obj | None, attrs: Attributes, namespace: Obj | None) -> bool:
+    """Whether `matchConstraints` (or a binding's `matchResources`) matches the write."""
+    if not constraints:
+        return True
+    rules = constraints.get("resourceRules")
+    if rules is not None and not any(_rule_matches(r, attrs) for r in rules):
+        return False
+    if any(_rule_matches(r, attrs) for r in constraints.get("excludeResourceRules") or []):
+        return False
+    return _namespace_matches(constraints.get("namespaceSelector"), attrs, namespace) and \
+        _object_matches(constraints.get("objectSelector"), attrs)
+
+
+def _namespace_matches(selector: Obj | None, attrs: Attributes, namespace: Obj | None) -> bool:
+    if not selector:
+        return True
+    if not attrs.namespaced and attrs.kind != "Namespace":
+        return True
+    target = attrs.obj if attrs.kind == "Namespace" else namespace
+    labels = ((target or {}).get("metadata") or {}).get("labels") or {}
+    return selectors.match_labels(selectors.from_label_selector(selector), labels)
+
+
+def _object_matches(selector: Obj | None, attrs: Attributes) -> bool:
+    if not selector:
+        return True
+    parsed = selectors.from_label_selector(selector)
+    return any(selectors.match_labels(parsed, ((o or {}).get("metadata") or {}).get("labels")
+                                      or {}) for o in (attrs.obj, attrs.old) if o is not None)
+
+
+# --- evaluation ------------------------------------------------------------------------------
+
+class _Failure(Exception):
+    """An expression that could not be evaluated; handled as failurePolicy says."""
+
+
+def _run(expression: str, activation: Obj) -> Any:
+    program = compiled(expression)
+    if isinstance(program, engine.CompileError):
+        raise _Failure(f"compilation error: {program}")
+    try:
+        return engine.evaluate(program, activation)
+    except engine.EvalError as exc:
+        raise _Failure(f"expression '{expression}' resulted in error: {exc}") from None
+
+
+def evaluate(policy: Obj, binding: Obj, attrs: Attributes, params: list[Obj | None] | None,
+             namespace: Obj | None) -> list[Decision]:
+    """The decisions of `policy` through `binding` on a write it matches; `params` None means
+    the binding's params could not be found (a denial under `Deny`)."""
+    spec = policy.get("spec") or {}
+    bspec = binding.get("spec") or {}
+    names = (policy["metadata"]["name"], binding["metadata"]["name"])
+    actions = bspec.get("validationActions") or ["Deny"]
+    if params is None:
+        return [Decision(a, *names, "failed to configure binding: no params found for policy "
+                                    "binding with `Deny` parameterNotFoundAction")
+                for a in actions]
+    out: list[Decision] = []
+    for param in params:
+        try:
+            failures = _failures(spec, attrs, param, namespace)
+        except _Failure as exc:
+            if spec.get("failurePolicy") == "Ignore":
+                continue
+            failures = [(str(exc), "Invalid")]
+        out += [Decision(a, *names, message, reason) for message, reason in failures
+                for a in actions]
+    return out
+
+
+def _failures(spec: Obj, attrs: Attributes, param: Obj | None,
+              namespace: Obj | None) -> list[tuple[str, str]]:
+    activation: Obj = {"object": attrs.obj, "oldObject": attrs.old, "request": attrs.request(),
+                       "params": param, "namespaceObject": namespace, "variables": {}}
+    for condition in spec.get("matchConditions") or []:
+        if _run(str(condition.get("expression", "")), activation) is not True:
+            return []
+    values: Obj = {}
+    for variable in spec.get("variables") or []:
+        activation["variables"] = values
+        values[str(variable.get("name"))] = _run(str(variable.get("expression", "")), activation)
+    activation["variables"] = values
+    failures: list[tuple[str, str]] = []
+    for validation in spec.get("validations") or []:
+        expression = str(validation.get("expression", ""))
+        result = _run(expression, activation)
+        if result is True:
+            continue
+        if not isinstance(result, bool):
+            raise _Failure(f"expression '{expression}' resulted in error: no such overload")
+        failures.append((_message(validation, activation),
+                         str(validation.get("reason") or "Invalid")))
+    return failures
+
+
+def _message(validation: Obj, activation: Obj) -> str:
+    if validation.get("messageExpression"):
+        try:
+            text = _run(str(validation["messageExpression"]), activation)
+        except _Failure:
+            text = None
+        if isinstance(text, str) and text.strip() and "\n" not in text:
+            return text.strip()
+    if validation.get("message"):
+        return str(validation["message"])
+    return f"failed expression: {str(validation.get('expression', '')).strip()}"
+
+
+# --- the policy write ---------------------------------------------------------------------------
+
+def spec_errors(policy: Obj) -> list[FieldError]:
+    """Expressions of a ValidatingAdmissionPolicy that do not compile, and missing ones."""
+    spec = policy.get("spec") or {}
+    errs: list[FieldError] = []
+    fields = (("validations", "expression"), ("validations", "messageExpression"),
+              ("matchConditions", "expression"), ("variables", "expression"),
+              ("auditAnnotations", "valueExpression"))
+    for section, field in fields:
+        for index, item in enumerate(spec.get(section) or []):
+            if not isinstance(item, dict):
+                continue
+            path = f"spec.{section}[{index}].{field}"
+            text = item.get(field)
+            if text is None or text == "":
+                if field in ("expression", "valueExpression"):
+                    errs.append(FieldError.required(path, ""))
+                continue
+            program = compiled(str(text))
+            if isinstance(program, engine.CompileError):
+                what = "messageExpression compilation failed" if field == "messageExpression" \
+                    else "compilation failed"
+                errs.append(FieldError.invalid(path, str(text), f"{what}: {program}"))
+    if not spec.get("validations") and not spec.get("auditAnnotations"):
+        errs.append(FieldError.required("spec.validations",
+                                        "validations or auditAnnotations must contain at "
+                                        "least one item"))
+    for index, validation in enumerate(spec.get("validations") or []):
+        reason = (validation or {}).get("reason")
+        if reason is not None and reason not in REASON_CODES:
+            errs.append(FieldError.not_supported(f"spec.validations[{index}].reason", reason,
+                                                 sorted(REASON_CODES)))
+    return errs
+
+
+def binding_errors(binding: Obj) -> list[FieldError]:
+    spec = binding.get("spec") or {}
+    errs: list[FieldError] = []
+    if not spec.get("policyName"):
+        errs.append(FieldError.required("spec.policyName", ""))
+    actions = spec.get("validationActions")
+    if not actions:
+        errs.append(FieldError.required("spec.validationActions", ""))
+    for index, action in enumerate(actions or []):
+        if action not in ("Audit", "Deny", "Warn"):
+            errs.append(FieldError.not_supported(f"spec.validationActions[{index}]", action,
+                                                 ["Audit", "Deny", "Warn"]))
+    if "Deny" in (actions or []) and "Warn" in (actions or []):
+        errs.append(FieldError.invalid("spec.validationActions", actions,
+                                       "must not contain both Deny and Warn (repeating the "
+                                       "same validation failure information in the API "
+                                       "response and headers serves no purpose)"))
+    return errs
