@@ -22,6 +22,7 @@ SUBCOMMANDS = {
     "down": "tinykube.cli.lifecycle:down",
     "reset": "tinykube.cli.lifecycle:reset",
     "kubeconfig": "tinykube.cli.lifecycle:kubeconfig",
+    "clock": "tinykube.cli.clock",
 }
 
 
