@@ -37,10 +37,11 @@ class TestClockClient:
         """The cluster's time."""
         return _parse(self._get()["now"])
 
-    def advance(self, seconds: float) -> datetime.datetime:
+    def advance(self, seconds: float, *, timeout: float = 300) -> datetime.datetime:
         """Move the clock `seconds` on; return the new time once every reaction due by then
-        has been applied."""
-        status, body = self._api.request("POST", f"{PATH}/advance", {"seconds": seconds})
+        has been applied (waiting at most `timeout` real seconds for the answer)."""
+        status, body = self._api.request("POST", f"{PATH}/advance", {"seconds": seconds},
+                                         timeout=timeout)
         if status != 200:
             raise ClockError(_message(status, body))
         return _parse(body["now"])

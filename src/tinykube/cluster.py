@@ -131,8 +131,12 @@ class ChildComponents:
         assert self.lines is not None
         while line := (await self.lines.readline()).decode():
             if line.startswith(CLOCK) and self._clock_reply is not None:
-                due = json.loads(line.removeprefix(CLOCK))["next"]
-                self._clock_reply.set_result(None if due is None else float(due))
+                answer = json.loads(line.removeprefix(CLOCK))
+                if "error" in answer:
+                    self._clock_reply.set_exception(TimeoutError(answer["error"]))
+                else:
+                    due = answer["next"]
+                    self._clock_reply.set_result(None if due is None else float(due))
                 continue
             announce(line.rstrip("\n"))
         code = await self._exited()

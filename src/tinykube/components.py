@@ -391,12 +391,14 @@ class _ParentWatch(asyncio.Protocol):
             answer = await client.request("POST", "/tinykube/v1/clock/progress")
             return int(answer["resourceVersion"])
         clock.set(when)
+        answer: dict[str, Any] = {}
         try:
             await clocks.settle(clock, progress)
         except TimeoutError as exc:
             log.error("the test clock's step to %s did not settle in %.0f s: %s", when,
                       clocks.SETTLE_TIMEOUT, exc)
-        _say(CLOCK + json.dumps({"next": clock.next_due()}))
+            answer["error"] = str(exc)
+        _say(CLOCK + json.dumps({"next": clock.next_due(), **answer}))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.stop.set()

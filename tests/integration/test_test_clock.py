@@ -1,165 +1,99 @@
-"""`tinykube up --test-clock`: time stands still until the test moves it, and every component
-reacts as if that much time had passed (issue 16's checks), in far less wall time.
-
-One cluster serves the module (test clock, default runtime virtual); `clock.advance` is the
-`TestClockClient` the pytest plugin hands out as `cluster.clock`. Every test works in its own
-namespace, and each advance moves the one clock of the whole cluster.
+"""The test clock through the pytest plugin: a user's suite marked `tinykube(test_clock=True)`
+moves `tinykube_cluster.clock`, and the cluster reacts as if that much time had passed (issue
+16's checks), in far less wall time. Run with pytester, as test_pytest_plugin.py runs the
+plugin; pods (a liveness probe, a Job's TTL) are test_test_clock_pods.py's.
 """
 
 from __future__ import annotations
 
-import itertools
-import json
-import time
-import uuid
-from collections.abc import Iterator
+import os
+import textwrap
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.conftest import KUBECTLS, Cluster, Kubectl, start_cluster, until
-from tinykube.clock_client import TestClockClient
-from tinykube.pytest_plugin import namespace_kubeconfig
+from tests.conftest import KUBECTLS
+from tests.integration.plugin_sessions import data_dirs, plugin_args
 
-CRONJOB = """
-apiVersion: batch/v1
-kind: CronJob
-metadata: {name: every5}
-spec:
-  schedule: "*/5 * * * *"
-  jobTemplate:
+pytest_plugins = ["pytester"]
+
+USER_TESTS = textwrap.dedent('''
+    import itertools
+    import json
+    import os
+    import subprocess
+
+    import pytest
+
+    from tinykube.clock_client import ClockError
+
+    pytestmark = pytest.mark.tinykube(test_clock=True)
+
+    CRONJOB = """
+    apiVersion: batch/v1
+    kind: CronJob
+    metadata: {name: every5}
     spec:
-      template:
+      schedule: "*/5 * * * *"
+      jobTemplate:
         spec:
-          restartPolicy: Never
-          containers: [{name: c, image: busybox}]
-"""
-
-LIVENESS = """
-apiVersion: v1
-kind: Pod
-metadata: {name: live}
-spec:
-  runtimeClassName: process
-  terminationGracePeriodSeconds: 5
-  containers:
-  - name: c
-    image: busybox
-    command: [sleep, "3600"]
-    livenessProbe:
-      exec: {command: ["false"]}
-      periodSeconds: 60
-      failureThreshold: 3
-"""
-
-TTL_JOB = """
-apiVersion: batch/v1
-kind: Job
-metadata: {name: short}
-spec:
-  ttlSecondsAfterFinished: 3600
-  template:
-    spec:
-      restartPolicy: Never
-      containers: [{name: c, image: busybox}]
-"""
+          template:
+            spec:
+              restartPolicy: Never
+              containers: [{name: c, image: busybox}]
+    """
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    running = start_cluster(tmp_path_factory.mktemp("clock") / "data", "--test-clock",
-                            timeout=60)
-    yield running
-    running.stop()
+    def test_the_clock_stands_still_until_advanced(tinykube_cluster):
+        clock = tinykube_cluster.clock
+        before = clock.now()
+        assert clock.enabled()
+        assert clock.now() == before
+        assert (clock.advance(90) - before).total_seconds() == 90
+        assert clock.now() == clock.advance(0)
+        with pytest.raises(ClockError, match="must be a non-negative number"):
+            clock.advance(-1)
 
 
-@pytest.fixture(scope="module")
-def clock(cluster: Cluster) -> TestClockClient:
-    return TestClockClient(cluster.kubeconfig)
+    def test_a_cronjob_every_5_minutes_makes_3_jobs_in_15(tinykube_cluster, k8s_namespace):
+        k8s_namespace.apply(CRONJOB)
+        tinykube_cluster.clock.advance(1)  # the controller saw it; nothing was due yet
+        jobs = lambda: json.loads(k8s_namespace.kubectl("get", "jobs", "-o", "json").stdout)
+        assert jobs()["items"] == []
+        tinykube_cluster.clock.advance(15 * 60)
+        names = [j["metadata"]["name"] for j in jobs()["items"]]
+        assert len(names) == 3, names
+        # the name's suffix is the scheduled time in minutes: every 5th minute, 5 apart
+        minutes = sorted(int(name.rsplit("-", 1)[1]) for name in names)
+        assert [b - a for a, b in itertools.pairwise(minutes)] == [5, 5]
+        assert all(m % 5 == 0 for m in minutes)
+
+
+    @pytest.mark.parametrize("binary", os.environ["CLOCK_KUBECTLS"].split(os.pathsep))
+    def test_ages_in_kubectl_get_follow_the_clock(tinykube_cluster, k8s_namespace, binary):
+        k8s_namespace.kubectl("create", "configmap", "aged")
+        tinykube_cluster.clock.advance(6 * 60)
+        table = subprocess.run([binary, "get", "configmap", "aged"], capture_output=True,
+                               text=True, check=True).stdout.splitlines()
+        assert table[1].split() == ["aged", "0", "6m"]
+''')
 
 
 @pytest.fixture
-def kctl(cluster: Cluster, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Kubectl]:
-    """kubectl (v1.32) in a namespace of the test's own."""
-    namespace = f"clock-{uuid.uuid4().hex[:8]}"
-    admin = Kubectl(KUBECTLS[0][1], cluster.kubeconfig, tmp_path)
-    admin("create", "namespace", namespace)
-    config = namespace_kubeconfig(cluster.kubeconfig, namespace, tmp_path / "kubeconfig")
-    yield Kubectl(KUBECTLS[0][1], config, tmp_path)
-    admin("delete", "namespace", namespace, "--wait=false")
+def inner_tmp(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The inner session's temporary directory (where the plugin puts its data dirs)."""
+    tmp = pytester.path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.setenv("CLOCK_KUBECTLS", os.pathsep.join(b for _, b in KUBECTLS))
+    return tmp
 
 
-def items(kctl: Kubectl, kind: str) -> list[dict[str, Any]]:
-    return list(json.loads(kctl("get", kind, "-o", "json"))["items"])
-
-
-def test_the_clock_stands_still_until_advanced(clock: TestClockClient) -> None:
-    before = clock.now()
-    assert clock.enabled()
-    assert clock.now() == before
-    assert (clock.advance(90) - before).total_seconds() == 90
-    assert clock.now() == clock.advance(0)
-
-
-def test_a_cronjob_every_5_minutes_makes_3_jobs_in_15(kctl: Kubectl,
-                                                    clock: TestClockClient) -> None:
-    kctl("apply", "-f", "-", input=CRONJOB)
-    clock.advance(1)  # the controller saw it; nothing was due yet
-    assert items(kctl, "jobs") == []
-    clock.advance(15 * 60)
-    jobs = items(kctl, "jobs")
-    assert len(jobs) == 3, [j["metadata"]["name"] for j in jobs]
-    assert all(j["metadata"]["ownerReferences"][0]["name"] == "every5" for j in jobs)
-    # each at its scheduled minute: the name's suffix is the schedule time in minutes
-    minutes = sorted(int(j["metadata"]["name"].rsplit("-", 1)[1]) for j in jobs)
-    assert [b - a for a, b in itertools.pairwise(minutes)] == [5, 5]
-    assert all(m % 5 == 0 for m in minutes)
-
-
-def test_a_failing_liveness_probe_restarts_after_180_seconds(kctl: Kubectl,
-                                                             clock: TestClockClient) -> None:
-    kctl("apply", "-f", "-", input=LIVENESS)
-
-    def running() -> Any:
-        statuses = json.loads(kctl("get", "pod", "live", "-o", "json"))["status"].get(
-            "containerStatuses") or [{}]
-        return "running" in statuses[0].get("state", {}) and statuses[0]
-    assert until(running, 30, "the pod to run")["restartCount"] == 0
-    clock.advance(60)  # two failures (the first probe ran at the start): not yet
-    assert running()["restartCount"] == 0
-    started = time.monotonic()
-    clock.advance(120)
-    elapsed = time.monotonic() - started
-    status = running()
-    assert status and status["restartCount"] == 1
-    assert status["lastState"]["terminated"]["exitCode"] == 143  # SIGTERM
-    assert elapsed < 1.0, f"advance(120) took {elapsed:.2f} s of wall time"
-    events = kctl("get", "events", "--field-selector", "involvedObject.name=live")
-    assert "failed liveness probe, will be restarted" in events
-    kctl("delete", "pod", "live", "--wait=false")
-
-
-def test_a_finished_job_is_deleted_after_its_ttl(kctl: Kubectl, clock: TestClockClient) -> None:
-    kctl("apply", "-f", "-", input=TTL_JOB)
-    clock.advance(5)  # its virtual pod runs for one (test clock) second
-    job = json.loads(kctl("get", "job", "short", "-o", "json"))
-    assert job["status"]["succeeded"] == 1
-    clock.advance(3590)
-    assert kctl("get", "job", "short", "-o", "name").strip() == "job.batch/short"
-    clock.advance(10)
-    assert kctl("get", "jobs", "-o", "name").strip() == ""
-
-
-@pytest.mark.parametrize("binary", [b for _, b in KUBECTLS], ids=[n for n, _ in KUBECTLS])
-def test_ages_in_kubectl_get_follow_the_clock(kctl: Kubectl, clock: TestClockClient,
-                                              binary: str) -> None:
-    kubectl = Kubectl(binary, kctl.kubeconfig, kctl.cache_dir)
-    kubectl("create", "configmap", "aged")
-    clock.advance(6 * 60)
-    table = kubectl("get", "configmap", "aged").splitlines()
-    assert table[1].split() == ["aged", "0", "6m"]
-    created = json.loads(kubectl("get", "configmap", "aged", "-o", "json"))["metadata"][
-        "creationTimestamp"]
-    assert created < clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
-
+def test_a_suite_moves_the_clock_of_its_cluster(pytester: pytest.Pytester,
+                                                inner_tmp: Path) -> None:
+    pytester.makepyfile(test_clocked=USER_TESTS)
+    result = pytester.runpytest_subprocess(*plugin_args(), "-p", "no:cacheprovider", "-v",
+                                           timeout=300)
+    result.assert_outcomes(passed=2 + len(KUBECTLS))
+    assert data_dirs(inner_tmp) == []

@@ -49,7 +49,10 @@ async def serve(request: web.Request, path: str, driver: clocks.ClockDriver | No
         raise errors.BadRequest("the cluster runs on the wall clock: start it with "
                                 "`tinykube up --test-clock` to advance time")
     seconds = _seconds(await request.read())
-    steps = await driver.advance(seconds)
+    try:
+        steps = await driver.advance(seconds)
+    except TimeoutError as exc:
+        raise errors.Timeout(f"the cluster did not settle: {exc}") from None
     return _json({"now": _now(), "steps": steps})
 
 

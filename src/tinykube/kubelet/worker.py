@@ -51,6 +51,7 @@ EventFn = Callable[[Obj, str, str, str], Awaitable[None]]
 MountsFn = Callable[[Obj, Mapping[str, str]], Sequence[Mount]]  # (container, env) -> mounts
 READY_TIMEOUT = 30.0  # bounds the wait for a helper to bind a container's volumes
 MIN_GRACE = 2.0  # the kubelet's minimumGracePeriodInSeconds after an overrun preStop hook
+EXIT_WAIT = 2.0  # real seconds a stopping process counts as busy on a test clock (then: idle)
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -581,9 +582,16 @@ class PodWorker:
 
 async def _exits_within(proc: asyncio.subprocess.Process, clock: Clock, seconds: float) -> bool:
     """Whether `proc` exits within `seconds` on `clock` (a grace period: a test clock's too)."""
+    if not getattr(clock, "testing", False):  # the loop's time (or a unit test's fake)
+        try:
+            await asyncio.wait_for(proc.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True
     exited = asyncio.ensure_future(proc.wait())
     timer = asyncio.ensure_future(clock.sleep(seconds))
-    try:
+    try:  # still busy while it stops as told; idle if it outlives EXIT_WAIT (real seconds)
+        await asyncio.wait({exited}, timeout=EXIT_WAIT)
         with clocks.installed().idle():
             await asyncio.wait({exited, timer}, return_when=asyncio.FIRST_COMPLETED)
     finally:
