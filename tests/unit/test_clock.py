@@ -9,6 +9,8 @@ import dataclasses
 import pytest
 
 from tinykube import clock as clocks
+from tinykube.api import errors
+from tinykube.apiserver import clockapi
 from tinykube.client.workqueue import WorkQueue
 
 START = 1_000_000.0
@@ -153,3 +155,23 @@ async def test_the_real_clock_keeps_time_and_tracks_nothing() -> None:
         pass
     assert abs(real.time() - real.utcnow().timestamp()) < 1
     assert not clocks.installed_test_clock()
+
+
+@pytest.mark.parametrize(("body", "seconds", "message"), [
+    (b'{"seconds": 90}', 90.0, None),
+    (b'{"seconds": 0.5}', 0.5, None),
+    (b'{"seconds": -1}', None, "must be a non-negative number, got -1"),
+    (b'{"seconds": "60"}', None, "must be a non-negative number, got '60'"),
+    (b'{"seconds": true}', None, "must be a non-negative number, got True"),
+    (b"{}", None, "must be a non-negative number, got None"),
+    (b"[60]", None, 'the body must be a JSON object: {"seconds": N}'),
+    (b"sixty", None, 'the body must be a JSON object: {"seconds": N}'),
+])
+def test_the_advance_body_is_checked(body: bytes, seconds: float | None,
+                                     message: str | None) -> None:
+    if message is None:
+        assert clockapi._seconds(body) == seconds
+        return
+    with pytest.raises(errors.BadRequest) as raised:
+        clockapi._seconds(body)
+    assert message in str(raised.value)
