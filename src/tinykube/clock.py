@@ -18,7 +18,8 @@ step both processes set their clock to that time, fire what is due and `settle`:
 quiescent when, twice in a row with a loop turn between, and nothing happened in between,
 
   * no timer of the clock is due;
-  * no section marked `busy()` runs (a probe or a hook of the node agent under way);
+  * no task is inside a `busy()` section (the node agent's probe runs, a container's start,
+    stop or restart), unless it sleeps on the clock or waits `idle()` for a process to end;
   * every tracked object says it is quiescent (`Quiescent`): each work queue has no key
     queued or in process, each API client has no request in flight (watches aside), and each
     informer has seen the API server's resourceVersion as of this check: the API server is
@@ -27,8 +28,10 @@ quiescent when, twice in a row with a loop turn between, and nothing happened in
 
 What it cannot fast-forward: anything that runs in real time outside the clock. Process and
 container pods run their commands in real time (a `sleep 60` takes a minute), exec probes
-take as long as their command, image pulls and network I/O take what they take, and a write
-from outside the cluster (kubectl) counts only once it has reached the API server.
+take as long as their command, image pulls and network I/O take what they take, a process
+that outlives SIGTERM by more than the kubelet's EXIT_WAIT waits out its grace period on the
+clock, and a write from outside the cluster (kubectl) counts only once it has reached the API
+server.
 """
 
 from __future__ import annotations
