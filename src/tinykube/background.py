@@ -164,13 +164,14 @@ class AdminAPI:
         return cls(cluster["server"], user["token"], context)
 
     def request(self, method: str, path: str, body: Any = None,
-                content_type: str = "application/json") -> tuple[int, Any]:
+                content_type: str = "application/json", timeout: float = 30
+                ) -> tuple[int, Any]:
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.server + path, data=data, method=method, headers={
             "Authorization": f"Bearer {self.token}", "Content-Type": content_type,
             "Accept": "application/json"})
         try:
-            with urllib.request.urlopen(req, context=self.context, timeout=30) as resp:
+            with urllib.request.urlopen(req, context=self.context, timeout=timeout) as resp:
                 return resp.status, json.loads(resp.read() or b"null")
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read() or b"null")

@@ -20,12 +20,14 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import dataclasses
+import json
 import logging
 import socket
 import subprocess
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from tinykube import clock as clocks
 from tinykube.apiserver.server import APIServerOptions, RunningAPIServer, open_apiserver
 from tinykube.components import (
     ComponentOptions,
@@ -35,7 +37,7 @@ from tinykube.components import (
     start_components,
 )
 from tinykube.dns.app import DNSOptions
-from tinykube.launch import FAILED, READY, spawn_components
+from tinykube.launch import CLOCK, FAILED, READY, spawn_components
 from tinykube.settings import DEFAULT_POD_CIDR
 
 log = logging.getLogger(__name__)
@@ -66,6 +68,7 @@ class ClusterOptions:
     image_gc_high: int = 85
     image_gc_low: int = 80
     image_min_age: float = 120.0
+    test_clock: bool = False  # `--test-clock`: every component on one `clock.TestClock`
 
     def components(self, api: RunningAPIServer) -> ComponentOptions:
         return ComponentOptions(kubeconfig=api.kubeconfig, data_dir=self.api.data_dir,
@@ -85,7 +88,9 @@ class ClusterOptions:
                                 holder_pid=self.holder_pid,
                                 image_cache_size=self.image_cache_size,
                                 image_gc_high=self.image_gc_high, image_gc_low=self.image_gc_low,
-                                image_min_age=self.image_min_age)
+                                image_min_age=self.image_min_age,
+                                test_clock=clocks.installed().time()
+                                if self.test_clock else None)
 
 
 class ChildComponents:
@@ -94,6 +99,7 @@ class ChildComponents:
     def __init__(self, process: subprocess.Popen[bytes]) -> None:
         self.process = process
         self.lines: asyncio.StreamReader | None = None
+        self._clock_reply: asyncio.Future[float | None] | None = None
 
     def __repr__(self) -> str:
         return f"ChildComponents(pid={self.process.pid}, returncode={self.process.poll()})"
@@ -126,9 +132,33 @@ class ChildComponents:
         """Pass later announcements on until the child exits; an exit is an error."""
         assert self.lines is not None
         while line := (await self.lines.readline()).decode():
+            if line.startswith(CLOCK) and self._clock_reply is not None:
+                answer = json.loads(line.removeprefix(CLOCK))
+                if "error" in answer:
+                    self._clock_reply.set_exception(TimeoutError(answer["error"]))
+                else:
+                    due = answer["next"]
+                    self._clock_reply.set_result(None if due is None else float(due))
+                continue
             announce(line.rstrip("\n"))
         code = await self._exited()
         raise RuntimeError(f"exited with code {code}")
+
+    async def clock_step(self, when: float) -> float | None:
+        """Set the child's test clock to `when` and wait until it settled (`clock`); when
+        its next timer is due."""
+        assert self.process.stdin is not None
+        self._clock_reply = reply = asyncio.get_running_loop().create_future()
+        self.process.stdin.write(f"{CLOCK}{json.dumps({'to': when})}\n".encode())
+        self.process.stdin.flush()
+        try:
+            async with asyncio.timeout(clocks.SETTLE_TIMEOUT + 5):
+                due: float | None = await reply
+                return due
+        except TimeoutError:
+            raise TimeoutError("the node and controller process did not settle") from None
+        finally:
+            self._clock_reply = None
 
     async def _exited(self) -> int:
         """Wait for the child's exit (in a thread: the process is not the loop's child)."""
@@ -154,6 +184,7 @@ class RunningCluster:
     api: RunningAPIServer
     components: RunningComponents | ChildComponents
     tasks: list[asyncio.Task[Any]]
+    clock: clocks.Clock | None = None  # the clock installed before a test clock (put back)
 
     async def stop(self) -> None:
         for task in self.tasks:
@@ -162,6 +193,8 @@ class RunningCluster:
         await self.api.stop_scraping()  # the kubelets go next
         await self.components.stop()
         await self.api.stop()
+        if self.clock is not None:
+            clocks.install(self.clock)
 
 
 async def start_cluster(options: ClusterOptions, announce: Callable[[str], None] = print,
@@ -171,6 +204,25 @@ async def start_cluster(options: ClusterOptions, announce: Callable[[str], None]
     if not options.single_process and process is None:
         process = spawn_components()
     child = None if process is None else ChildComponents(process)
+    test_clock = clocks.TestClock() if options.test_clock else None
+    previous = clocks.install(test_clock) if test_clock is not None else None
+    try:
+        cluster = await _start(options, announce, child)
+    except BaseException:
+        if previous is not None:
+            clocks.install(previous)
+        raise
+    cluster.clock = previous
+    if test_clock is not None:
+        handler = cluster.api.server.handler
+        cluster.api.server.clock_driver = clocks.ClockDriver(
+            test_clock, handler.request_progress if child is None else None,
+            child.clock_step if child is not None else None)
+    return cluster
+
+
+async def _start(options: ClusterOptions, announce: Callable[[str], None],
+                 child: ChildComponents | None) -> RunningCluster:
     try:
         api = await open_apiserver(dataclasses.replace(options.api, local_socket=child is not None))
     except BaseException:

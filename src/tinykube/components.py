@@ -18,6 +18,9 @@ The child protocol is three lines of text:
     per line, then `READY` (or `FAILED <reason>` if it cannot start, e.g. an address in use).
     Afterwards stdin stays open: its end of file (the parent is gone, even killed) stops the
     child, as does SIGTERM or SIGINT. Logs go to stderr, shared with the parent.
+  * with `--test-clock`, the parent steps the child's clock: `CLOCK {"to": t}` on stdin; the
+    child sets its clock to t, settles (`clock.settle`) and answers `CLOCK {"next": t2}` (when
+    its next timer is due, or null) on stdout.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tinykube import clock as clocks
 from tinykube import private
 from tinykube.client import config as client_config
 from tinykube.client import leaderelection
@@ -71,7 +75,7 @@ from tinykube.images import gc as image_gc
 from tinykube.kubelet.agent import NodeAgent
 from tinykube.kubelet.noderoutes import NodeRoutes
 from tinykube.kubelet.podnet import PodNetworking
-from tinykube.launch import FAILED, READY, tune_gc
+from tinykube.launch import CLOCK, FAILED, READY, tune_gc
 from tinykube.network import netns
 from tinykube.network.hostsockets import HostSockets
 from tinykube.network.plan import (
@@ -143,6 +147,7 @@ class ComponentOptions:
     image_gc_high: int = 85  # image GC thresholds, percent of the capacity
     image_gc_low: int = 80
     image_min_age: float = 120.0  # seconds before a pulled image may be collected
+    test_clock: float | None = None  # `--test-clock`: the test clock's start (epoch seconds)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), default=str)
@@ -456,6 +461,37 @@ class _ParentWatch(asyncio.Protocol):
 
     def __init__(self, stop: asyncio.Event) -> None:
         self.stop = stop
+        self.client: RESTClient | None = None  # once running: for the test clock's progress
+        self._buffer = b""
+        self._steps: set[asyncio.Task[None]] = set()
+
+    def data_received(self, data: bytes) -> None:
+        """`CLOCK {"to": t}` lines (the test clock): step, then answer."""
+        *lines, self._buffer = (self._buffer + data).split(b"\n")
+        for line in lines:
+            text = line.decode()
+            if text.startswith(CLOCK):
+                task = asyncio.create_task(self._step(json.loads(text.removeprefix(CLOCK))["to"]))
+                self._steps.add(task)
+                task.add_done_callback(self._steps.discard)
+
+    async def _step(self, when: float) -> None:
+        clock = clocks.installed_test_clock()
+        assert clock is not None and self.client is not None, "no test clock"
+        client = self.client
+
+        async def progress() -> int:
+            answer = await client.request("POST", "/tinykube/v1/clock/progress")
+            return int(answer["resourceVersion"])
+        clock.set(when)
+        answer: dict[str, Any] = {}
+        try:
+            await clocks.settle(clock, progress)
+        except TimeoutError as exc:
+            log.error("the test clock's step to %s did not settle in %.0f s: %s", when,
+                      clocks.SETTLE_TIMEOUT, exc)
+            answer["error"] = str(exc)
+        _say(CLOCK + json.dumps({"next": clock.next_due(), **answer}))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.stop.set()
@@ -466,9 +502,11 @@ async def _child(options: ComponentOptions) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await loop.connect_read_pipe(lambda: _ParentWatch(stop), sys.stdin)
+    watch = _ParentWatch(stop)
+    await loop.connect_read_pipe(lambda: watch, sys.stdin)
     try:
         running = await start_components(options, announce=_say)
+        watch.client = running.client
     except OSError as exc:  # an address in use, say: the parent words the advice
         _say(FAILED + str(exc))
         raise SystemExit(1) from exc
@@ -488,6 +526,8 @@ def main() -> None:
     if not line:
         return  # the parent went away before the API server was up
     options = ComponentOptions.from_json(line)
+    if options.test_clock is not None:  # before any component exists: they all take it
+        clocks.install(clocks.TestClock(options.test_clock))
     tune_gc()
     logging.basicConfig(level=logging.WARNING - 10 * options.verbose,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -10,6 +10,7 @@ import sys
 
 READY = "READY"  # the child's line once every component runs
 FAILED = "FAILED "  # the child's last line when it cannot start: FAILED <reason>
+CLOCK = "CLOCK "  # test clock: `CLOCK {"to": t}` in, `CLOCK {"next": t | null}` out
 
 
 def spawn_components() -> subprocess.Popen[bytes]:

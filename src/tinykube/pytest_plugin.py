@@ -24,8 +24,9 @@ the standard library, and no cluster starts. `-p no:tinykube` disables the plugi
 Teardown leaves nothing: the `tinykube up` process (and its components child) is stopped with
 SIGTERM and waited for, and its data directory (state, certificates, sockets, log) is removed.
 
-A later test clock (`--test-clock`) would be one more `ClusterConfig` field turned into a flag
-and a `clock` attribute of `TinykubeCluster`.
+The test clock: `@pytest.mark.tinykube(test_clock=True)` starts the cluster with `tinykube up
+--test-clock`; `cluster.clock` (a `clock_client.TestClockClient`) then reads it (`now()`) and
+moves it (`advance(seconds)`, which returns once the cluster is quiescent at the new time).
 """
 
 from __future__ import annotations
@@ -69,16 +70,17 @@ class ClusterConfig:
     network: str = "host"
     runtime: str = ""
     args: tuple[str, ...] = ()
+    test_clock: bool = False
 
     @classmethod
     def make(cls, nodes: str | int | list[str] | None = None, network: str | None = None,
-             runtime: str | None = None, args: list[str] | tuple[str, ...] = ()
-             ) -> ClusterConfig:
+             runtime: str | None = None, args: list[str] | tuple[str, ...] = (),
+             test_clock: bool = False) -> ClusterConfig:
         if isinstance(nodes, int) or (isinstance(nodes, str) and nodes.isdigit()):
             nodes = ",".join(f"node-{i}" for i in range(1, int(nodes) + 1))
         elif isinstance(nodes, list):
             nodes = ",".join(nodes)
-        return cls(nodes or "", network or "host", runtime or "", tuple(args))
+        return cls(nodes or "", network or "host", runtime or "", tuple(args), test_clock)
 
     def up_args(self, dns_port: int) -> list[str]:
         args = ["--listen", "127.0.0.1:0"]
@@ -93,6 +95,8 @@ class ClusterConfig:
             args += ["--nodes", self.nodes]
         if self.runtime:
             args += ["--default-runtime", self.runtime]
+        if self.test_clock:
+            args.append("--test-clock")
         return [*args, *self.args]
 
 
@@ -108,9 +112,12 @@ class TinykubeCluster:
         self.pid = pid
         self.kubectl_binary = shutil.which("kubectl") or "kubectl"
         from tinykube.background import AdminAPI
+        from tinykube.clock_client import TestClockClient
 
         self._api = AdminAPI.from_kubeconfig(kubeconfig)
         self.dns = DNSDrills(self)
+        self.clock = TestClockClient(kubeconfig)  # `test_clock=True` clusters only
+        self.test_clock = False  # whether it runs on a test clock
 
     def __repr__(self) -> str:
         return f"TinykubeCluster({self.api_url}, data_dir={self.data_dir})"
@@ -252,8 +259,10 @@ class ClusterPool:
         data_dir = self._root / f"cluster-{len(self._clusters)}"
         timeout = float(self._config.getini("tinykube_start_timeout") or 60)
         started = background.start(data_dir, config.up_args(free_port()), timeout=timeout)
-        return TinykubeCluster(data_dir, started.kubeconfig, started.api_url,
-                               started.dns_address, started.pid)
+        cluster = TinykubeCluster(data_dir, started.kubeconfig, started.api_url,
+                                  started.dns_address, started.pid)
+        cluster.test_clock = config.test_clock
+        return cluster
 
     def stop_all(self) -> None:
         from tinykube import background
@@ -289,7 +298,10 @@ def delete_namespace(cluster: TinykubeCluster, name: str, timeout: float = 120) 
     while time.monotonic() < deadline:
         if cluster.request("GET", f"/api/v1/namespaces/{name}")[0] == 404:
             return
-        time.sleep(0.05)
+        if cluster.test_clock:  # the namespace controller checks again after a delay
+            cluster.clock.advance(1)
+        else:
+            time.sleep(0.05)
     raise AssertionError(f"namespace {name} was not deleted within {timeout}s")
 
 
@@ -313,7 +325,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "tinykube(nodes=None, network=None, runtime=None, args=()): configure "
+        "markers", "tinykube(nodes=None, network=None, runtime=None, args=(), "
+        "test_clock=False): configure "
         "the cluster the tinykube_cluster fixture hands this test")
 
 

@@ -13,6 +13,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from tinykube import clock as clocks
+
 # On a Node whose agent runs in its own network namespace (`--network netns`): the address on
 # the API server's host where its kubelet endpoint listens (the InternalIP is inside the
 # namespaces, which the API server's host does not route to).
@@ -26,7 +28,8 @@ def _second_text(second: int) -> str:
 
 def rfc3339(moment: datetime.datetime | None = None) -> str:
     """`moment` (default: now) as a Kubernetes timestamp, e.g. `2026-11-27T04:30:00Z`."""
-    return _second_text(int((time.time() if moment is None else moment.timestamp()) // 1))
+    seconds = clocks.installed().time() if moment is None else moment.timestamp()
+    return _second_text(int(seconds // 1))  # `now`: the test clock's, if installed
 
 
 def owner_reference(owner: Mapping[str, Any], *, kind: str | None = None,

@@ -32,6 +32,7 @@ from aiohttp import web
 from tinykube import __version__
 from tinykube.api import errors
 from tinykube.apiserver import (
+    clockapi,
     connections,
     discovery,
     handlers,
@@ -43,6 +44,7 @@ from tinykube.apiserver import (
 from tinykube.apiserver.access import AccessControl
 from tinykube.apiserver.handlers import ResourceHandler
 from tinykube.apiserver.rbac import RBACAuthorizer
+from tinykube.clock import ClockDriver
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +119,7 @@ class APIServer:
         self.ssl_context = ssl_context
         self.unix_path = unix_path
         self._runner: web.AppRunner | None = None
+        self.clock_driver: ClockDriver | None = None  # `--test-clock` (cluster sets it)
         self.app = web.Application(client_max_size=1024**3)
         self.app.router.add_route("*", "/{tail:.*}", self._serve)
         self.app.on_response_prepare.append(handlers.add_warning_headers)
@@ -182,6 +185,9 @@ class APIServer:
             raise unserved.not_found(*unknown.missing) from None
         if target is not None:
             return await self.handler.handle(request, target)
+        if path.startswith(clockapi.PATH):
+            return await clockapi.serve(request, path, self.clock_driver,
+                                        self.handler.request_progress)
         if request.method != "GET":
             raise errors.MethodNotAllowed(f"the server does not allow this method ({path})")
         return self._document(request, path)

@@ -120,6 +120,8 @@ class ResourceHandler:
         self.store = registry.store
         self.bookmark_interval = bookmark_interval
         self.now = now or registry.clock
+        self._streams: set[_Stream] = set()  # open watch streams, for `request_progress`
+        self._progress_rv = -1  # the resourceVersion of the last progress bookmarks
         self._authorizer: rbac.RBACAuthorizer | None = None  # reviews, when no access control
 
     def __repr__(self) -> str:
@@ -342,6 +344,30 @@ class ResourceHandler:
     async def _send_events(self, response: web.StreamResponse, watcher: Watcher,
                            stream: _Stream, deadline: float | None, bookmarks: bool) -> None:
         """Write the watcher's events until it ends, the deadline passes or the client goes."""
+        self._streams.add(stream)
+        try:
+            await self._send_stream(response, watcher, stream, deadline, bookmarks)
+        finally:
+            self._streams.discard(stream)
+
+    async def request_progress(self) -> int:
+        """Have every open watch send a bookmark now (etcd's progress notification, for the
+        test clock's quiescence: a watcher that saw it has every event before it) once every
+        write so far is committed and published; the store's resourceVersion then."""
+        target = self.store.resource_version
+        with contextlib.suppress(errors.InternalError):  # a lost write is not an event
+            await self.store.settle(self.store.durable_resource_version)
+        if target == self._progress_rv:
+            return target  # no write since the last bookmarks: every watch has seen it
+        self._progress_rv = target
+        for stream in self._streams:
+            stream.progress_due = True
+            if stream.waiting is not None:
+                stream.waiting.reschedule(asyncio.get_running_loop().time())
+        return target
+
+    async def _send_stream(self, response: web.StreamResponse, watcher: Watcher,
+                           stream: _Stream, deadline: float | None, bookmarks: bool) -> None:
         queue = watcher.queue
         loop = asyncio.get_running_loop()
         if stream.initial_left == 0:
@@ -355,12 +381,16 @@ class ResourceHandler:
                 if wait <= 0:
                     return
             try:
+                if stream.progress_due and queue.empty():
+                    raise TimeoutError
                 if queue.empty():
-                    async with asyncio.timeout(wait):  # no extra task, unlike wait_for
+                    async with asyncio.timeout(wait) as stream.waiting:  # no extra task
                         event = await queue.get()
+                    stream.waiting = None
                 else:
                     event = queue.get_nowait()
             except TimeoutError:
+                stream.waiting, stream.progress_due = None, False
                 if bookmarks:
                     await response.write(self._bookmark(stream.res))
                 continue
@@ -884,7 +914,7 @@ class ResourceHandler:
                                          "metadata": {}, "status": "Success", "code": 201}),
                      status=201)
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)
 class _Stream:
     """What a watch stream writes and where it is in its initial state."""
 
@@ -894,6 +924,8 @@ class _Stream:
     initial_rv: int
     initial_left: int  # initial events not yet written; 0: bookmark due; -1: none (left)
     first: bool = True  # a Table watch sends its column headers with the first event
+    progress_due: bool = False  # a bookmark asked for (`request_progress`)
+    waiting: asyncio.Timeout | None = None  # its wait for events, while it waits
 
 
 def _abort(request: web.Request) -> None:

@@ -31,6 +31,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from tinykube import clock as clocks
 from tinykube.api import (
     certificates,
     defaults,
@@ -99,7 +100,7 @@ _NAME_SUFFIX = string.ascii_lowercase.replace("a", "").replace("e", "").replace(
 
 
 def _utcnow() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
+    return clocks.installed().utcnow()  # the test clock's under `--test-clock`
 
 
 def _has_status(res: Resource) -> bool:

@@ -25,6 +25,7 @@ SUBCOMMANDS = {
     "reset": "tinykube.cli.lifecycle:reset",
     "kubeconfig": "tinykube.cli.lifecycle:kubeconfig",
     "explain": "tinykube.cli.explain",
+    "clock": "tinykube.cli.clock",
 }
 
 

@@ -188,6 +188,10 @@ async def _run(options: cluster.ClusterOptions, process: subprocess.Popen[bytes]
               metavar="DURATION", help="How often candidates try and the leader renews.")
 @click.option("--durable", is_flag=True,
               help="fsync every write (survives power loss, not only a crash).")
+@click.option("--test-clock", is_flag=True,
+              help="Run every component on a test clock that stands still until "
+              "`tinykube clock advance SECONDS` (or POST /tinykube/v1/clock/advance) moves it "
+              "(probes, back-offs, CronJobs, Job deadlines and TTLs, leases, timestamps).")
 @click.option("--single-process", is_flag=True,
               help="Run nodes, controllers, DNS and proxy in the API server's process instead "
               "of a child process (uses one core; easier to profile).")
@@ -204,7 +208,7 @@ def command(data_dir: Path | None, name: str | None, detach: bool, listen: str |
             hpa_sync_period: str, node_monitor_grace_period: str,
             leader_elect_lease_duration: str, leader_elect_renew_deadline: str,
             leader_elect_retry_period: str, durable: bool,
-            single_process: bool, verbose: int) -> None:
+            test_clock: bool, single_process: bool, verbose: int) -> None:
     """Start tinykube on this machine."""
     data_dir = data_dir or default_data_dir(name)
     if detach:
@@ -266,6 +270,7 @@ def command(data_dir: Path | None, name: str | None, detach: bool, listen: str |
         options.image_gc_high, options.image_gc_low = (image_gc_high_threshold,
                                                        image_gc_low_threshold)
         options.image_min_age = image_min_age
+        options.test_clock = test_clock
         if netns:  # the nftables proxy in every node; pods reach the API through a relay
             options.api.advertise_address = API_RELAY_ADDRESS
             options.api.enforces_network_policy = proxy  # the nftables proxy enforces them

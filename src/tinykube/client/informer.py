@@ -38,6 +38,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from tinykube import clock as clocks
 from tinykube.api import errors
 from tinykube.api.resources import Resource
 from tinykube.client.rest import RESTClient
@@ -229,6 +230,7 @@ class Informer:
         self._synced = asyncio.Event()
         self._reflector: asyncio.Task[None] | None = None
         self._users = 0  # callers of run() sharing the reflector
+        clocks.installed().track(self)
 
     def add_handlers(self, *, on_add: AddHandler | None = None,
                      on_update: UpdateHandler | None = None,
@@ -319,6 +321,7 @@ class Informer:
             self._synced.set()
 
     def _replace(self, new_items: dict[str, Obj]) -> None:
+        clocks.touch()
         old_items = self.cache.replace(new_items)
         for key, obj in new_items.items():
             old = old_items.get(key)
@@ -349,7 +352,16 @@ class Informer:
             seen = True
         return seen
 
+    def quiescent(self, resource_version: int | None) -> bool:
+        """Not running, or has seen `resource_version` (`clock.settle`)."""
+        if resource_version is None or self._users == 0:
+            return True
+        seen = self.last_resource_version
+        return seen is not None and seen.isdigit() and int(seen) >= resource_version
+
     def _apply(self, event_type: str, obj: Obj) -> None:
+        if event_type != "BOOKMARK":
+            clocks.touch()
         if event_type in ("ADDED", "MODIFIED"):
             old = self.cache.put(object_key(obj), obj)
             if old is None:

@@ -30,6 +30,7 @@ from typing import Any, Literal
 import aiohttp
 import orjson
 
+from tinykube import clock as clocks
 from tinykube.api import errors
 from tinykube.api.resources import Resource
 from tinykube.client.config import ClientConfig
@@ -159,6 +160,8 @@ class RESTClient:
         self._session: aiohttp.ClientSession | None = None
         self._token: str | None = None
         self._token_read_at = float("-inf")
+        self._in_flight = 0  # requests under way, watches aside (the test clock's quiescence)
+        clocks.installed().track(self)
 
     async def __aenter__(self) -> RESTClient:
         return self
@@ -208,14 +211,23 @@ class RESTClient:
             headers["Content-Type"] = content_type
         timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
         url = self.config.server + path
-        async with self._get_session().request(method, url, params=params, data=data,
-                                               headers=headers, timeout=timeout) as resp:
-            raw = await resp.read()
-            if resp.status >= 400:
-                status = _status_from_body(raw, resp.status, resp.reason or "")
-                raise error_from_status(status, resp.status)
+        self._in_flight += 1
+        try:
+            async with self._get_session().request(method, url, params=params, data=data,
+                                                   headers=headers, timeout=timeout) as resp:
+                raw = await resp.read()
+                if resp.status >= 400:
+                    status = _status_from_body(raw, resp.status, resp.reason or "")
+                    raise error_from_status(status, resp.status)
+        finally:
+            self._in_flight -= 1
+            clocks.touch()
         result = orjson.loads(raw) if raw else {}
         return result if isinstance(result, dict) else {"items": result}
+
+    def quiescent(self, resource_version: int | None) -> bool:
+        """No request under way (`clock.settle`)."""
+        return self._in_flight == 0
 
     # --- verbs ----------------------------------------------------------------------------------
 

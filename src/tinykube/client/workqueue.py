@@ -30,8 +30,9 @@ import collections
 import heapq
 import itertools
 import logging
-import time
 from collections.abc import Awaitable, Callable
+
+from tinykube import clock as clocks
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +76,12 @@ class WorkQueue:
     failed; otherwise the key is never processed again.
     """
 
-    def __init__(self, *, clock: Clock = time.monotonic,
+    def __init__(self, *, clock: Clock | None = None,
                  rate_limiter: ExponentialBackoff | None = None, name: str = "") -> None:
         self.name = name
-        self._clock = clock
+        self._timekeeper = clocks.installed()  # whose timers release delayed keys
+        self._clock = clock or self._timekeeper.now
+        self._timekeeper.track(self)
         self._limiter = rate_limiter or ExponentialBackoff()
         self._queue: collections.deque[str] = collections.deque()
         self._dirty: set[str] = set()
@@ -89,7 +92,7 @@ class WorkQueue:
         self._delayed: list[tuple[float, int, str]] = []
         self._ready_at: dict[str, float] = {}
         self._seq = itertools.count()
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: clocks.Cancellable | None = None
 
     # --- plain queue ----------------------------------------------------------------------------
 
@@ -98,6 +101,7 @@ class WorkQueue:
         if self._shutting_down or key in self._dirty:
             return
         self._dirty.add(key)
+        clocks.touch()
         if key in self._processing:
             return  # done() re-queues it
         self._queue.append(key)
@@ -154,6 +158,10 @@ class WorkQueue:
     def shutting_down(self) -> bool:
         return self._shutting_down
 
+    def quiescent(self, resource_version: int | None) -> bool:
+        """No key queued or in process (`clock.settle`); delayed keys wait on the clock."""
+        return self._shutting_down or not (self._queue or self._processing)
+
     def len(self) -> int:
         """Keys waiting to be handed out (not those being processed or delayed)."""
         return len(self._queue)
@@ -203,7 +211,7 @@ class WorkQueue:
     def _arm_timer(self) -> None:
         """(Re)start the asyncio timer for the earliest delayed key; no-op without a loop."""
         try:
-            loop = asyncio.get_running_loop()
+            asyncio.get_running_loop()
         except RuntimeError:
             return  # synchronous use (tests): the caller drives release_due()
         if self._timer is not None:
@@ -211,7 +219,7 @@ class WorkQueue:
             self._timer = None
         if self._delayed:
             wait = max(0.0, self._delayed[0][0] - self._clock())
-            self._timer = loop.call_later(wait, self._on_timer)
+            self._timer = self._timekeeper.call_later(wait, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None

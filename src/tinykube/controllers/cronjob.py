@@ -35,6 +35,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from tinykube import clock as clocks
 from tinykube.api import errors, resources
 from tinykube.api.clone import clone
 from tinykube.api.meta import owner_reference, rfc3339
@@ -256,7 +257,7 @@ class CronJobController(Controller):
         self.jobs = shared_informer(client, self.jobs_res)
         self.jobs.cache.add_index(CONTROLLER_INDEX, controller_uid_index)
         super().__init__(client, [self.cronjobs, self.jobs])
-        self.now = now or (lambda: datetime.datetime.now(datetime.UTC))
+        self.now = now or clocks.installed().utcnow
         self.recorder = events.Recorder(client, self.name)
         self.cronjobs.add_handlers(on_add=self.enqueue, on_update=lambda _o, n: self.enqueue(n),
                                    on_delete=self.enqueue)

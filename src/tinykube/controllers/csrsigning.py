@@ -38,6 +38,7 @@ from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tinykube import clock as clocks
 from tinykube.api import certificates as certs
 from tinykube.api import errors, resources
 from tinykube.api.clone import clone
@@ -218,7 +219,7 @@ class CSRSigningController(Controller):
         self.csrs = shared_informer(client, self.res)
         super().__init__(client, [self.csrs])
         self.data_dir = data_dir
-        self.now = now or (lambda: datetime.datetime.now(datetime.UTC))
+        self.now = now or clocks.installed().utcnow
         self._ca: CertificateAuthority | None = None
         self.csrs.add_handlers(on_add=self.enqueue, on_update=lambda _o, n: self.enqueue(n))
 

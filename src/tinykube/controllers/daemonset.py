@@ -54,6 +54,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from tinykube import clock as clocks
 from tinykube.api import errors, resources, selectors
 from tinykube.api.clone import clone
 from tinykube.api.meta import owner_reference
@@ -416,7 +417,7 @@ class DaemonSetController(Controller):
         self.pods.cache.add_index(CONTROLLER_INDEX, controller_uid_index)
         self.revisions.cache.add_index(CONTROLLER_INDEX, controller_uid_index)
         super().__init__(client, [self.sets, self.pods, self.nodes, self.revisions])
-        self.now = now or (lambda: datetime.datetime.now(datetime.UTC))
+        self.now = now or clocks.installed().utcnow
         self.recorder = events.Recorder(client, self.name)
         self.expectations = Expectations()
         self.sets.add_handlers(on_add=self.enqueue, on_update=lambda _o, n: self.enqueue(n),

@@ -43,6 +43,7 @@ from typing import Any
 
 import orjson
 
+from tinykube import clock as clocks
 from tinykube.api import errors, resources
 from tinykube.api.clone import clone
 from tinykube.api.meta import owner_reference
@@ -377,7 +378,7 @@ class DeploymentController(Controller):
         self.replicasets = shared_informer(client, self.rs_res)
         self.replicasets.cache.add_index(CONTROLLER_INDEX, controller_uid_index)
         super().__init__(client, [self.deployments, self.replicasets])
-        self.now = now or (lambda: datetime.datetime.now(datetime.UTC))  # injected in tests
+        self.now = now or clocks.installed().utcnow  # injected in tests
         self.tracker = WriteTracker(self.replicasets.cache.get)
         self.recorder = events.Recorder(client, "deployment-controller")
         self.deployments.add_handlers(on_add=self.enqueue,

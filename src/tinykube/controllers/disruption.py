@@ -36,6 +36,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from tinykube import clock as clocks
 from tinykube.api import disruption, resources
 from tinykube.api.clone import clone
 from tinykube.client import events
@@ -176,7 +177,7 @@ class DisruptionController(Controller):
             ("apps", "v1", "replicasets"), ("apps", "v1", "deployments"),
             ("", "v1", "replicationcontrollers"), ("apps", "v1", "statefulsets"))]
         super().__init__(client, [self.budgets, self.pods, *self.owners])
-        self.now = now or (lambda: datetime.datetime.now(datetime.UTC))
+        self.now = now or clocks.installed().utcnow
         self.recorder = events.Recorder(client, "controllermanager")
         self.budgets.add_handlers(on_add=self.enqueue, on_update=lambda _o, n: self.enqueue(n),
                                   on_delete=self.enqueue)

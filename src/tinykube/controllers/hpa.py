@@ -34,6 +34,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from tinykube import clock as clocks
 from tinykube.api import errors, resources, selectors
 from tinykube.api.clone import clone
 from tinykube.api.meta import rfc3339
@@ -300,7 +301,7 @@ class HorizontalPodAutoscalerController(Controller):
         super().__init__(client, [self.hpas, self.pods])
         self.pods.cache.add_index("namespace", namespace_index)
         self.sync_period = sync_period
-        self.now = now or (lambda: datetime.datetime.now(datetime.UTC))
+        self.now = now or clocks.installed().utcnow
         self.recorder = events.Recorder(client, self.name)
         self.history: dict[str, History] = {}
         self._next: dict[str, float] = {}  # loop time of each HPA's next periodic sync

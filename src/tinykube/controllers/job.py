@@ -47,6 +47,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from tinykube import clock as clocks
 from tinykube.api import errors, resources, selectors
 from tinykube.api.clone import clone
 from tinykube.api.meta import owner_reference, rfc3339
@@ -688,7 +689,7 @@ class JobController(Controller):
         self.pods = shared_informer(client, self.pods_res)
         self.pods.cache.add_index(CONTROLLER_INDEX, controller_uid_index)
         super().__init__(client, [self.jobs, self.pods])
-        self.now = now or (lambda: datetime.datetime.now(datetime.UTC))
+        self.now = now or clocks.installed().utcnow
         self.expectations = Expectations()
         self.backoffs: dict[str, Backoff] = {}  # job uid -> record
         self.recorder = events.Recorder(client, self.name)

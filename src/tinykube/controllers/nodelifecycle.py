@@ -37,6 +37,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from tinykube import clock as clocks
 from tinykube.api import errors, resources
 from tinykube.api.clone import clone
 from tinykube.api.meta import rfc3339
@@ -203,7 +204,7 @@ class NodeLifecycleController(Controller):
         super().__init__(client, [self.nodes, self.leases, self.pods])
         self.pods.cache.add_index("nodeName", _node_of)
         self.grace_period = grace_period
-        self.now = now or (lambda: datetime.datetime.now(datetime.UTC))
+        self.now = now or clocks.installed().utcnow
         self.recorder = events.Recorder(client, self.name)
         self.nodes.add_handlers(on_add=self.enqueue, on_update=lambda _o, n: self.enqueue(n))
         self.leases.add_handlers(on_add=self.enqueue, on_update=lambda _o, n: self.enqueue(n))

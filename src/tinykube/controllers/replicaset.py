@@ -39,6 +39,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from tinykube import clock as clocks
 from tinykube.api import errors, resources, selectors
 from tinykube.api.clone import clone
 from tinykube.api.meta import owner_reference
@@ -239,7 +240,7 @@ class ReplicaSetController(Controller):
         self.pods = shared_informer(client, self.pods_res)
         self.pods.cache.add_index(CONTROLLER_INDEX, controller_uid_index)
         super().__init__(client, [self.sets, self.pods])
-        self.now = now or (lambda: datetime.datetime.now(datetime.UTC))  # injected in tests
+        self.now = now or clocks.installed().utcnow  # injected in tests
         self.expectations = Expectations()
         self.recorder = events.Recorder(client, self.name)
         self.sets.add_handlers(on_add=self.enqueue, on_update=lambda _old, new: self.enqueue(new),

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Mapping
 from fractions import Fraction
 from typing import Any
 
+from tinykube import clock as clocks
 from tinykube.api import errors, quota, resources
 from tinykube.client.controller import Controller, split_key
 from tinykube.client.informer import Informer, namespace_index
@@ -78,7 +79,7 @@ class ResourceQuotaController(Controller):
         self.quotas = self.informed[("", "resourcequotas")]
         super().__init__(client, list(self.informed.values()))
         self.resync = resync
-        self.now = now or (lambda: datetime.datetime.now(datetime.UTC))
+        self.now = now or clocks.installed().utcnow
         for pair, informer in self.informed.items():
             informer.cache.add_index(NAMESPACE, namespace_index)
             self._replenish_on(pair, informer)

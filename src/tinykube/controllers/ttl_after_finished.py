@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from tinykube import clock as clocks
 from tinykube.api import errors, resources
 from tinykube.client.controller import Controller
 from tinykube.client.informer import shared as shared_informer
@@ -53,7 +54,7 @@ class TTLAfterFinishedController(Controller):
         self.res = resources.must("batch", "v1", "jobs")
         self.jobs = shared_informer(client, self.res)
         super().__init__(client, [self.jobs])
-        self.now = now or (lambda: datetime.datetime.now(datetime.UTC))
+        self.now = now or clocks.installed().utcnow
         self.jobs.add_handlers(on_add=self.enqueue, on_update=lambda _o, n: self.enqueue(n))
 
     async def sync(self, key: str) -> None:

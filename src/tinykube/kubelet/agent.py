@@ -53,6 +53,7 @@ from typing import Any
 import aiohttp
 
 from tinykube import __version__
+from tinykube import clock as clocks
 from tinykube.api import errors, resources
 from tinykube.api.meta import KUBELET_ADDRESS_ANNOTATION, rfc3339
 from tinykube.client import events
@@ -87,7 +88,7 @@ RENEW_JITTER = 0.04  # as the kubelet's: each period is stretched by up to 4 %
 
 
 def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
+    return clocks.installed().utcnow()  # the test clock's under `--test-clock`
 
 
 def _micro(moment: datetime.datetime) -> str:
@@ -239,7 +240,7 @@ class NodeAgent(Controller):
         context = NodeContext(host_ip=host_ip, event=self.recorder.event, notify=self.enqueue,
                               services=self.services.cache.list, clock=clock,
                               connect=connect, cgroups=self.cgroups)
-        self.tokens = TokenManager(client, lambda: datetime.datetime.now(datetime.UTC))
+        self.tokens = TokenManager(client, clocks.installed().utcnow)
         self.volumes = pod_volumes.VolumeManager(self.root_dir / "pods", self._volume_objects())
         self.runtimes: dict[str, Runtime] = {
             "virtual": VirtualRuntime(host_ip=host_ip, event=self.recorder.event,
@@ -282,7 +283,7 @@ class NodeAgent(Controller):
                                     webhook=WebhookAuth(client, node_name))
         self.network = network
         self.connect = connect
-        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._timers: dict[str, clocks.Cancellable] = {}
         self._stopping: set[str] = set()  # pods whose Killing event was recorded
         self.pods.add_handlers(on_add=self._on_pod, on_update=lambda _o, n: self._on_pod(n),
                                on_delete=self._on_delete)
@@ -431,7 +432,7 @@ class NodeAgent(Controller):
             except (errors.APIError, aiohttp.ClientError, TimeoutError, OSError) as exc:
                 # A missed renewal is retried at the next beat; it must never stop the node.
                 log.warning("lease renewal for %s failed: %r", self.node_name, exc)
-            await asyncio.sleep(delay)
+            await clocks.installed().sleep(delay)
             delay = RENEW_EVERY * (1 + RENEW_JITTER * random.random())
 
     async def _repost_conditions(self) -> None:
@@ -528,8 +529,8 @@ class NodeAgent(Controller):
         delay = await runtime.terminate(pod)
         if delay is not None:
             if key not in self._timers:
-                loop = asyncio.get_running_loop()
-                self._timers[key] = loop.call_later(delay, self._expire, key)
+                self._timers[key] = clocks.installed().call_later(
+                    delay, lambda: self._expire(key))
             return
         timer = self._timers.pop(key, None)
         if timer is not None:

@@ -25,6 +25,7 @@ import datetime
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from tinykube import clock as clocks
 from tinykube.api.meta import rfc3339
 from tinykube.kubelet import status as pod_status
 from tinykube.kubelet.logs import ContainerLog
@@ -91,7 +92,7 @@ class VirtualRuntime:
         self.event = event
         self.job_pod_seconds = job_pod_seconds
         self.requeue = requeue
-        self.now = now or (lambda: datetime.datetime.now(datetime.UTC))
+        self.now = now or clocks.installed().utcnow
 
     def __repr__(self) -> str:
         return f"VirtualRuntime({self.host_ip})"

@@ -35,6 +35,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tinykube import clock as clocks
 from tinykube.api import errors
 from tinykube.api.meta import rfc3339
 from tinykube.kubelet import env as pod_env
@@ -43,13 +44,14 @@ from tinykube.kubelet import status as pod_status
 from tinykube.kubelet.cgroups import Cgroups, memory_limit
 from tinykube.kubelet.logs import ContainerLog
 from tinykube.kubelet.mounts import Mount
-from tinykube.kubelet.restarts import Clock, CrashBackoff, LoopClock, should_restart
+from tinykube.kubelet.restarts import Clock, CrashBackoff, should_restart
 
 Obj = Mapping[str, Any]
 EventFn = Callable[[Obj, str, str, str], Awaitable[None]]
 MountsFn = Callable[[Obj, Mapping[str, str]], Sequence[Mount]]  # (container, env) -> mounts
 READY_TIMEOUT = 30.0  # bounds the wait for a helper to bind a container's volumes
 MIN_GRACE = 2.0  # the kubelet's minimumGracePeriodInSeconds after an overrun preStop hook
+EXIT_WAIT = 2.0  # real seconds a stopping process counts as busy on a test clock (then: idle)
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -87,7 +89,7 @@ class NodeContext:
         self.event = event
         self.notify = notify
         self.services = services
-        self.clock = clock or LoopClock()  # a fake clock only in tests
+        self.clock = clock or clocks.installed()  # the process's (a test clock's) or a fake
         self.backoff = backoff or CrashBackoff()
         self.max_log_bytes = max_log_bytes
 
@@ -163,6 +165,11 @@ class PodWorker:
     async def _supervise(self, container: Obj, record: pod_status.ContainerRecord, *,
                          init: bool) -> bool:
         """Run a container until it should stay stopped; True when it exited 0."""
+        with clocks.installed().busy():  # idle only while its process runs (a test clock)
+            return await self._supervise_busy(container, record, init=init)
+
+    async def _supervise_busy(self, container: Obj, record: pod_status.ContainerRecord, *,
+                              init: bool) -> bool:
         key = f"{self.uid}/{container['name']}"
         while not self.stopping:
             code = await self._run_once(container, record, probing=not init)
@@ -383,7 +390,8 @@ class PodWorker:
             if probing:
                 prober = asyncio.create_task(self._probe(container, record, proc, env))
         try:
-            returncode = await proc.wait()
+            with clocks.installed().idle():
+                returncode = await proc.wait()
         finally:
             if prober is not None:
                 prober.cancel()
@@ -462,10 +470,11 @@ class PodWorker:
         while True:
             await clock.sleep(max(0.0, next_at - clock.now()))
             next_at = max(next_at + tracker.timing.period, clock.now())
-            ok, message = await probes.run_probe(
-                probe, container, pod_ip=self.pod_ip, env=env,
-                wrap=self._in_container(container), cwd=self._exec_cwd(container),
-                connect=self.node.connect)
+            with clocks.installed().busy():  # the test clock waits for its verdict
+                ok, message = await probes.run_probe(
+                    probe, container, pod_ip=self.pod_ip, env=env,
+                    wrap=self._in_container(container), cwd=self._exec_cwd(container),
+                    connect=self.node.connect)
             if not ok:
                 await self._event("Warning", "Unhealthy", f"{label} probe failed: {message}")
             if tracker.observe(ok) and not keep_going(bool(tracker.verdict)):
@@ -473,9 +482,10 @@ class PodWorker:
 
     async def _kill_for_restart(self, container: Obj, proc: asyncio.subprocess.Process,
                                 probe: str) -> None:
-        await self._event("Normal", "Killing", f"Container {container['name']} failed {probe} "
-                          "probe, will be restarted")
-        await self._stop_process(container, proc, self._grace())
+        with clocks.installed().busy():  # until it is gone (its restart is `_supervise`'s)
+            await self._event("Normal", "Killing", f"Container {container['name']} failed "
+                              f"{probe} probe, will be restarted")
+            await self._stop_process(container, proc, self._grace())
 
     # --- stopping ---------------------------------------------------------------------------
 
@@ -542,9 +552,7 @@ class PodWorker:
             in_time = await self._pre_stop(container, grace)
         _killpg(proc.pid, signal.SIGTERM)
         remaining = max(0.0, deadline - clock.now()) if in_time else MIN_GRACE
-        try:
-            await asyncio.wait_for(proc.wait(), remaining)
-        except TimeoutError:
+        if not await _exits_within(proc, clock, remaining):
             _killpg(proc.pid, signal.SIGKILL)
             await proc.wait()
 
@@ -570,3 +578,25 @@ class PodWorker:
                 task.cancel()
         for log in self.logs.values():
             log.remove()
+
+
+async def _exits_within(proc: asyncio.subprocess.Process, clock: Clock, seconds: float) -> bool:
+    """Whether `proc` exits within `seconds` on `clock` (a grace period: a test clock's too)."""
+    if not getattr(clock, "testing", False):  # the loop's time (or a unit test's fake)
+        try:
+            await asyncio.wait_for(proc.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True
+    exited = asyncio.ensure_future(proc.wait())
+    timer = asyncio.ensure_future(clock.sleep(seconds))
+    try:  # still busy while it stops as told; idle if it outlives EXIT_WAIT (real seconds)
+        await asyncio.wait({exited}, timeout=EXIT_WAIT)
+        with clocks.installed().idle():
+            await asyncio.wait({exited, timer}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        timer.cancel()
+        if not exited.done():
+            exited.cancel()
+        await asyncio.gather(exited, timer, return_exceptions=True)
+    return exited.done() and not exited.cancelled()
