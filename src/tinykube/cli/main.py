@@ -22,6 +22,8 @@ SUBCOMMANDS = {
     "down": "tinykube.cli.lifecycle:down",
     "reset": "tinykube.cli.lifecycle:reset",
     "kubeconfig": "tinykube.cli.lifecycle:kubeconfig",
+    "ui": "tinykube.cli.observe:ui",
+    "trace": "tinykube.cli.observe:trace",
 }
 
 

@@ -29,6 +29,7 @@ import socket
 import struct
 import sys
 from collections.abc import Callable
+from time import perf_counter
 
 BATCH = 64  # datagrams per system call
 SIZE = 4096  # bytes per datagram buffer
@@ -163,4 +164,41 @@ class BatchSocket:
             recv_u32[16 * i + 2] = NAME  # the name length is value-result: reset it
         if queued:
             self.send(queued)
+        return count
+
+    def serve_logged(self, fast: dict[bytes, bytes], counts: list[int], slow: Slow,
+                     log: Callable[[list[tuple[bytes, bytes, bytes]], float], None]) -> int:
+        """`serve` for a server with a query log (`dns.querylog`): the same, and the level-1
+        hits of the batch go to `log(hits, seconds)` as (sockaddr, query, cached response)
+        once the batch is sent. A copy of `serve`, so the log costs `serve` nothing."""
+        started = perf_counter()
+        count = self.receive()
+        if not count:
+            return 0
+        recv_u32, send_u32, send_u64 = self.recv_u32, self.send_u32, self.send_u64
+        send_iov, recv_view, send_view = self.send_iov_u64, self.recv_view, self.send_view
+        names_base, names_view = self.names_base, self.names_view
+        queued = 0
+        hits = []
+        for i in range(count):
+            start = i * SIZE
+            end = start + recv_u32[16 * i + 14]
+            query = recv_view[start: end].tobytes()
+            cached = fast.get(query[2:])
+            if cached is None or len(cached) + 2 > SIZE:
+                slow(query, self.address(i))
+            else:
+                out = queued * SIZE
+                send_view[out: out + 2] = recv_view[start: start + 2]  # the query's ID
+                send_view[out + 2: out + 2 + len(cached)] = cached
+                send_iov[2 * queued + 1] = len(cached) + 2
+                send_u64[8 * queued] = names_base + i * NAME
+                send_u32[16 * queued + 2] = recv_u32[16 * i + 2]
+                counts[cached[1] & 0x0F] += 1
+                queued += 1
+                hits.append((names_view[i * NAME: i * NAME + 28].tobytes(), query, cached))
+            recv_u32[16 * i + 2] = NAME
+        if queued:
+            self.send(queued)
+            log(hits, perf_counter() - started)
         return count
