@@ -53,6 +53,7 @@ class ObserveServer:
         self.explain = explain
         self.registry = registry
         self.runner: web.AppRunner | None = None
+        self.streams: set[asyncio.Task[Any]] = set()  # live map streams, ended at close
         self.address: tuple[str, int] = ("", 0)
         self.app = web.Application(middlewares=[self._auth])
         routes = [web.get(path, self._static) for path in FILES]
@@ -95,6 +96,8 @@ class ObserveServer:
         return self.address
 
     async def close(self) -> None:
+        for task in list(self.streams):  # a stream waits for changes: it would hold shutdown
+            task.cancel()
         if self.runner is not None:
             await self.runner.shutdown()
             await self.runner.cleanup()
@@ -114,6 +117,9 @@ class ObserveServer:
                                                "Cache-Control": "no-store"})
         await response.prepare(request)
         sent = -1
+        task = asyncio.current_task()
+        assert task is not None
+        self.streams.add(task)
         with contextlib.suppress(ConnectionResetError, asyncio.CancelledError):
             while True:  # until the browser goes away (or the server closes)
                 changed = self.hub.changed
@@ -125,6 +131,7 @@ class ObserveServer:
                     await asyncio.wait_for(changed.wait(), 15)
                     continue
                 await response.write(b": keep-alive\n\n")
+        self.streams.discard(task)
         return response
 
     def _query_log(self) -> tuple[Any, Any]:
