@@ -55,8 +55,8 @@ class Page:
         result = await self.send("Runtime.evaluate", expression=expression, returnByValue=True)
         return result["result"].get("value")
 
-    async def until(self, expression: str, timeout: float = 15) -> Any:
-        deadline = time.monotonic() + timeout
+    async def until(self, expression: str, seconds: float = 15) -> Any:
+        deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             if value := await self.eval(expression):
                 return value
@@ -67,20 +67,20 @@ class Page:
 @contextlib.asynccontextmanager
 async def browser(tmp: Path) -> AsyncIterator[Page]:
     assert CHROMIUM is not None
-    process = subprocess.Popen(
-        [CHROMIUM, "--headless", "--no-sandbox", "--remote-debugging-port=0",
-         f"--user-data-dir={tmp / 'chromium'}", "--disable-gpu", "--no-first-run",
-         "--window-size=1400,900", "about:blank"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = await asyncio.create_subprocess_exec(
+        CHROMIUM, "--headless", "--no-sandbox", "--remote-debugging-port=0",
+        f"--user-data-dir={tmp / 'chromium'}", "--disable-gpu", "--no-first-run",
+        "--window-size=1400,900", "about:blank",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
     try:
         assert process.stderr is not None
         endpoint = ""
         for _ in range(200):  # its first lines; the DevTools one comes early
-            line = process.stderr.readline()
+            line = (await asyncio.wait_for(process.stderr.readline(), 30)).decode()
             if found := re.search(r"DevTools listening on (ws://\S+)", line):
                 endpoint = found.group(1)
                 break
-            if not line and process.poll() is not None:
+            if not line:
                 break
         assert endpoint, "chromium did not start its DevTools endpoint"
         port = endpoint.split(":")[2].split("/")[0]
@@ -92,7 +92,7 @@ async def browser(tmp: Path) -> AsyncIterator[Page]:
                 yield Page(ws)
     finally:
         process.kill()
-        process.wait(10)
+        await process.wait()
 
 
 def seed(replicas: int = 2) -> str:
@@ -155,7 +155,7 @@ async def test_the_live_map_shows_web_1_turn_not_ready(map_cluster: Cluster, tmp
             "document.querySelector('[data-service=\"default/nginx\"]').innerText")
         set_gate(kctl, "web-1", False)
         changed = time.monotonic()
-        await page.until(f"{endpoint_ready('web-1')} === 'false'", timeout=5)
+        await page.until(f"{endpoint_ready('web-1')} === 'false'", seconds=5)
         took = time.monotonic() - changed
         assert await page.eval(endpoint_ready("web-0")) == "true"
         await page.eval("document.querySelector('[data-service=\"default/nginx\"] "
