@@ -119,6 +119,7 @@ def test_the_query_log_shows_a_pods_search_path(cluster: Cluster, kctl: Kubectl)
         assert last["source"] == "service default/nginx" and len(last["answers"]) == 2
     text = tinykube("dns", "log", "--kubeconfig", kubeconfig, "--pod", "client",
                     "--rcode", "NXDOMAIN")
+    print(text)
     assert "other/client udp A nginx.default.other.svc.cluster.local. NXDOMAIN" in text
     assert "NOERROR" not in text
     set_query_log(cluster.kubeconfig, enabled=False)
@@ -158,5 +159,6 @@ def test_a_readiness_change_is_traced_through_every_step(cluster: Cluster,
     assert trace["services"] == ["default/nginx"]
     timeline = tinykube("trace", "--kubeconfig", str(cluster.kubeconfig), "--pod",
                         "default/web-1")
+    print(timeline)
     assert "pod default/web-1 ready=false" in timeline and "proxy-updated" in timeline
     assert f"= {trace['totalMs']:.3f} ms from api-write to the last step" in timeline

@@ -1,0 +1,126 @@
+"""The live map's document (observe.hub.cluster_map), the fallback explanation
+(observe.explain.describe) and the CLI's line formats (cli.observe), on the seed's objects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tinykube.cli.observe import log_line, timeline
+from tinykube.observe.explain import describe
+from tinykube.observe.hub import cluster_map, pod_dns_names
+
+
+def pod(name: str, ip: str, ready: bool, **spec: Any) -> dict[str, Any]:
+    return {"metadata": {"namespace": "default", "name": name, "labels": {"app": "nginx"}},
+            "spec": {"nodeName": "node1", **spec},
+            "status": {"phase": "Running", "podIP": ip,
+                       "conditions": [{"type": "Ready", "status": str(ready)}]}}
+
+
+def service(name: str, cluster_ip: str, selector: dict[str, str] | None = None
+            ) -> dict[str, Any]:
+    return {"metadata": {"namespace": "default", "name": name},
+            "spec": {"clusterIP": cluster_ip, "type": "ClusterIP",
+                     "selector": {"app": "nginx"} if selector is None else selector,
+                     "ports": [{"name": "web", "port": 80, "protocol": "TCP"}]}}
+
+
+def endpoint(name: str, ip: str, ready: bool, hostname: str | None = None) -> dict[str, Any]:
+    e = {"addresses": [ip], "conditions": {"ready": ready, "serving": ready,
+                                           "terminating": False},
+         "targetRef": {"kind": "Pod", "namespace": "default", "name": name}, "nodeName": "node1"}
+    if hostname:
+        e["hostname"] = hostname
+    return e
+
+
+def slice_(service: str, *endpoints: dict[str, Any]) -> dict[str, Any]:
+    return {"metadata": {"namespace": "default", "name": f"{service}-x",
+                         "labels": {"kubernetes.io/service-name": service}},
+            "endpoints": list(endpoints)}
+
+
+SEED = {
+    "services": [service("nginx", "None"), service("nginx-service", "10.96.0.50"),
+                 service("lonely", "10.96.0.60", {"app": "nothing"})],
+    "slices": [slice_("nginx", endpoint("web-0", "10.244.1.3", True, "web-0"),
+                      endpoint("web-1", "10.244.1.4", False, "web-1")),
+               slice_("nginx-service", endpoint("web-0", "10.244.1.3", True),
+                      endpoint("web-1", "10.244.1.4", False))],
+    "pods": [pod("web-0", "10.244.1.3", True, hostname="web-0", subdomain="nginx"),
+             pod("web-1", "10.244.1.4", False, hostname="web-1", subdomain="nginx"),
+             pod("other", "10.244.1.9", True)],
+}
+
+
+def seed_map() -> dict[str, Any]:
+    return cluster_map(SEED["services"], SEED["slices"], SEED["pods"])
+
+
+def test_the_map_of_the_seed() -> None:
+    (ns,) = seed_map()["namespaces"]
+    services = {s["name"]: s for s in ns["services"]}
+    nginx = services["nginx"]
+    assert nginx["headless"] and nginx["dns"] == "nginx.default.svc.cluster.local"
+    rows = [(e["pod"], e["ready"], e["dns"]) for e in nginx["slices"][0]["endpoints"]]
+    assert rows == [("web-0", True, "web-0.nginx.default.svc.cluster.local"),
+                    ("web-1", False, "web-1.nginx.default.svc.cluster.local")]
+    assert services["nginx-service"]["slices"][0]["endpoints"][0]["dns"] == ""  # not headless
+    assert services["lonely"]["slices"] == []
+    pods = {p["name"]: p for p in ns["pods"]}
+    assert pods["web-0"]["inService"] and not pods["other"]["inService"]
+    assert pods["web-0"]["dns"] == ["web-0.nginx.default.svc.cluster.local",
+                                    "10-244-1-3.default.pod.cluster.local"]
+
+
+@pytest.mark.parametrize(("spec", "headless", "expected"), [
+    pytest.param({"hostname": "web-0", "subdomain": "nginx"}, {("default", "nginx")},
+                 ["web-0.nginx.default.svc.cluster.local", "10-244-1-3.default.pod.cluster.local"],
+                 id="hostname-and-headless-subdomain"),
+    pytest.param({"hostname": "web-0", "subdomain": "nginx"}, set(),
+                 ["10-244-1-3.default.pod.cluster.local"], id="subdomain-names-no-headless"),
+    pytest.param({"subdomain": "nginx"}, {("default", "nginx")},
+                 ["10-244-1-3.default.pod.cluster.local"], id="no-hostname"),
+])
+def test_pod_dns_names(spec: dict[str, str], headless: set[tuple[str, str]],
+                       expected: list[str]) -> None:
+    assert pod_dns_names(pod("web-0", "10.244.1.3", True, **spec), headless) == expected
+
+
+@pytest.mark.parametrize(("kind", "name", "says"), [
+    ("service", "nginx", ["headless ClusterIP Service nginx", "ready endpoints' addresses: "
+                          "10.244.1.3", "web-0.nginx.default.svc.cluster.local -> 10.244.1.3",
+                          "Left out: web-1 (not Ready)"]),
+    ("service", "nginx-service", ["DNS answers its cluster IP 10.96.0.50",
+                                  "one of 1 ready endpoint(s)"]),
+    ("service", "lonely", ["No pod matches its selector app=nothing"]),
+    ("service", "missing", ["No Service missing in namespace default."]),
+    ("pod", "web-1", ["not Ready, IP 10.244.1.4", "Endpoint of: nginx, nginx-service (not "
+                      "ready"]),
+    ("pod", "other", ["No Service selects it."]),
+])
+def test_describe(kind: str, name: str, says: list[str]) -> None:
+    text = describe(seed_map(), kind, "default", name)
+    for words in says:
+        assert words in text
+
+
+def test_log_line_and_timeline() -> None:
+    entry = {"time": 0.0, "client": "10.244.2.7", "pod": "other/client", "proto": "udp",
+             "type": "A", "name": "nginx.default.svc.cluster.local.", "rcode": "NOERROR",
+             "answers": ["nginx.default.svc.cluster.local. A 10.244.1.3"], "latencyMs": 0.12,
+             "source": "service default/nginx", "note": ""}
+    line = log_line(entry)
+    assert line.endswith("other/client udp A nginx.default.svc.cluster.local. NOERROR "
+                         "10.244.1.3 0.120ms [service default/nginx]")
+    trace = {"start": 0.0, "subject": "pod default/web-1 ready=false", "closed": True,
+             "totalMs": 3.5, "steps": [
+                 {"step": "api-write", "afterPreviousMs": 0, "sinceStartMs": 0, "detail": ""},
+                 {"step": "endpointslice-written", "afterPreviousMs": 3.5, "sinceStartMs": 3.5,
+                  "detail": "default/nginx-x"}]}
+    lines = timeline(trace)
+    assert lines[0].endswith("pod default/web-1 ready=false")
+    assert "+    3.500 ms  endpointslice-written" in lines[2]
+    assert lines[-1] == "  = 3.500 ms from api-write to the last step"
