@@ -7,8 +7,8 @@ a shared, loaded machine it swings by 2x between runs. This measures the part th
 one `BatchSocket` on 127.0.0.1 answers batches of 64 level-1 cache hits (the benchmark zone's
 query mix), with `serve` (log off) and `serve_logged` into a `QueryLog` (log on, sampling off),
 interleaved, in process CPU seconds (`time.process_time`: other processes' load does not count).
-The server's recvmmsg and sendmmsg are timed, the client's sends and receives are not. Prints CPU us per query for
-each and the ratio of their rates (log on / off; target >= 0.7).
+The server's recvmmsg and sendmmsg are timed, the client's sends and receives are not. Prints
+CPU us per query for each and the ratio of their rates (log on / off; target >= 0.7).
 """
 
 from __future__ import annotations
