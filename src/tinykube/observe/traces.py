@@ -136,7 +136,9 @@ class Tracer:
         self.clock, self.timeout = clock, timeout
         self.wall_offset = wall() - clock()
         self.dns, self.proxy, self.own_slices = dns, proxy, own_slices
-        self.open: list[Trace] = []
+        self.open: list[Trace] = []  # past their slice step (or a Service's): moving along
+        self.pods: dict[Key, Trace] = {}  # the newest readiness trace of each pod
+        self._expired_at = clock()
         self.done: deque[Trace] = deque(maxlen=keep)
         self._ids = itertools.count(1)
         self.histogram = Histogram("tinykube_propagation_seconds",
@@ -150,8 +152,17 @@ class Tracer:
     # ---- what starts a trace -------------------------------------------------------------
 
     def _start(self, kind: str, subject: str, **fields: Any) -> Trace:
-        trace = Trace(next(self._ids), kind, subject, {"api-write": self.clock()}, **fields)
-        self.open.append(trace)
+        now = self.clock()
+        if now - self._expired_at > 1.0:
+            self.expire()
+        trace = Trace(next(self._ids), kind, subject, {"api-write": now}, **fields)
+        if trace.pod is not None:
+            previous = self.pods.get(trace.pod)
+            if previous is not None:
+                self._close(previous)  # superseded: it ends with the steps it had
+            self.pods[trace.pod] = trace
+        else:
+            self.open.append(trace)
         return trace
 
     def on_pod(self, old: Obj | None, new: Obj) -> None:
@@ -174,23 +185,26 @@ class Tracer:
             SERVICE_LABEL, "")))
         states, before = endpoint_states(new), endpoint_states(old or {})
         claimed = False
-        for trace in self.open:
-            if "endpointslice-written" in trace.steps:
-                continue
-            if trace.pod is not None and states.get(trace.pod) == trace.ready \
-                    and before.get(trace.pod) != trace.ready:
+        for pod, ready in states.items():  # only this slice's pods: no scan of every trace
+            trace = self.pods.get(pod)
+            if trace is not None and ready == trace.ready and before.get(pod) != ready:
                 claimed = True
-            elif trace.kind == "service" and service in trace.services:
-                pass
-            else:
-                continue
-            self._step(trace, "endpointslice-written", now, f"{key[0]}/{key[1]}")
-            trace.services.add(service)
-            trace.slices[key] = _rv(new)
+                self._add_slice(trace, key, service, _rv(new), now)
+        for trace in [t for t in self.open if t.kind == "service"]:
+            if service in trace.services and key not in trace.slices:
+                self._add_slice(trace, key, service, _rv(new), now)
         if not claimed and not self.own_slices(new) and service[1]:
             trace = self._start("endpointslice", f"endpointslice {key[0]}/{key[1]} written",
                                 services={service}, slices={key: _rv(new)})
             self._step(trace, "endpointslice-written", now, "written by its owner")
+
+    def _add_slice(self, trace: Trace, key: Key, service: Key, rv: int, now: float) -> None:
+        trace.services.add(service)
+        trace.slices[key] = rv
+        if "endpointslice-written" not in trace.steps:
+            if trace.kind != "service":
+                self.open.append(trace)
+            self._step(trace, "endpointslice-written", now, f"{key[0]}/{key[1]}")
 
     # ---- what moves it along --------------------------------------------------------------
 
@@ -221,8 +235,7 @@ class Tracer:
                 self._step(trace, "proxy-updated", now)
 
     def _waiting(self, step: str) -> list[Trace]:
-        return [t for t in self.open if step not in t.steps
-                and ("endpointslice-written" in t.steps or t.kind == "service")]
+        return [t for t in self.open if step not in t.steps]
 
     def _step(self, trace: Trace, step: str, at: float, detail: str = "") -> None:
         trace.steps[step] = at
@@ -240,18 +253,22 @@ class Tracer:
 
     def _close(self, trace: Trace) -> None:
         trace.closed = True
-        self.open.remove(trace)
+        if trace in self.open:
+            self.open.remove(trace)
+        if trace.pod is not None and self.pods.get(trace.pod) is trace:
+            del self.pods[trace.pod]
         if len(trace.steps) > 1:  # a pod in no Service never got further: no trace
             self.done.append(trace)
 
     def expire(self) -> None:
         """Close the traces older than `timeout` (their missing steps never came)."""
-        now = self.clock()
-        for trace in [t for t in self.open if now - t.steps["api-write"] > self.timeout]:
+        now = self._expired_at = self.clock()
+        for trace in [t for t in (*self.open, *self.pods.values())
+                      if not t.closed and now - t.steps["api-write"] > self.timeout]:
             self._close(trace)
 
     def traces(self, since: int = 0) -> Iterator[Trace]:
         """Closed traces, then open ones, with an id above `since`, by id."""
         self.expire()
-        yield from sorted((t for t in (*self.done, *self.open) if t.id > since),
-                          key=lambda t: t.id)
+        every = {t.id: t for t in (*self.done, *self.open, *self.pods.values())}
+        yield from sorted((t for t in every.values() if t.id > since), key=lambda t: t.id)

@@ -4,6 +4,7 @@ one in N, the ring is bounded, drills show up, and the ConfigMap turns it on and
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import dns.asyncquery
@@ -146,3 +147,25 @@ def test_log_sync_turns_the_log_on_and_off() -> None:
 ])
 def test_matches(entry: dict[str, Any], match: dict[str, str], expected: bool) -> None:
     assert querylog.matches(entry, **match) is expected
+
+
+async def test_tcp_and_forwarded_queries_are_logged(start_server: StartServer) -> None:
+    from dnstest import make_model
+
+    from tinykube.dns.forward import Forwarder
+
+    upstream = await start_server(make_model([]), domain="example.test")
+    live = await start_server(forwarder=Forwarder([(upstream.host, upstream.port)]),
+                              upstream=True)
+    log = QueryLog()
+    live.server.set_query_log(log)
+    await live.ask("kubernetes.default.svc.cluster.local", "A", proto="tcp")
+    await live.ask("nothing.example.test", "A")
+    for _ in range(100):  # the forwarded answer is logged when it comes back
+        if len(log.ring) == 2:
+            break
+        await asyncio.sleep(0.02)
+    tcp, forwarded = read(log)
+    assert tcp["proto"] == "tcp" and tcp["client"] == "127.0.0.1" and tcp["rcode"] == "NOERROR"
+    assert forwarded["name"] == "nothing.example.test." and forwarded["rcode"] == "NXDOMAIN"
+    assert forwarded["source"] == "upstream" and forwarded["pod"] == "dns-test/client"

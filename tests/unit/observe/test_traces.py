@@ -87,7 +87,7 @@ def test_without_dns_and_proxy_the_slice_ends_it() -> None:
 def test_what_starts_no_trace(old: dict[str, Any], new: dict[str, Any]) -> None:
     tracer = make(Clock())
     tracer.on_pod(old, new)
-    assert tracer.open == []
+    assert tracer.open == [] and tracer.pods == {}
 
 
 def test_a_pod_in_no_service_expires_without_a_trace() -> None:
@@ -95,7 +95,7 @@ def test_a_pod_in_no_service_expires_without_a_trace() -> None:
     tracer = make(clock, timeout=5)
     tracer.on_pod(pod("loner", False), pod("loner", True))
     clock.now += 6
-    assert list(tracer.traces()) == [] and tracer.open == []
+    assert list(tracer.traces()) == [] and tracer.open == [] and tracer.pods == {}
 
 
 def test_missing_steps_are_left_out_when_it_expires() -> None:
@@ -138,3 +138,23 @@ def test_the_histogram_has_each_step() -> None:
     total = registry.get_sample_value("tinykube_propagation_seconds_sum",
                                       {"kind": "pod-readiness", "step": "endpointslice-written"})
     assert count == 1 and total == pytest.approx(0.02)
+
+
+def test_a_pod_behind_two_services_and_a_newer_change() -> None:
+    clock = Clock()
+    tracer = make(clock, dns=False)
+    tracer.on_pod(pod("web-1", True), pod("web-1", False))
+    first = slice_({"web-1": False}, 5)
+    other = slice_({"web-1": False}, 6, name="nginx-service-abc")
+    other["metadata"]["labels"]["kubernetes.io/service-name"] = "nginx-service"
+    tracer.on_slice(slice_({"web-1": True}, 4), first)
+    tracer.on_slice(slice_({"web-1": True}, 3, name="nginx-service-abc"), other)
+    (trace,) = list(tracer.traces())
+    assert trace.services == {("default", "nginx"), ("default", "nginx-service")}
+    tracer.on_proxy_sync([], [first])  # the second slice is not in it yet
+    assert not trace.closed
+    clock.now += 1
+    tracer.on_pod(pod("web-1", False), pod("web-1", True))  # supersedes it
+    assert trace.closed and "proxy-updated" not in trace.steps
+    assert [t.subject for t in tracer.traces()] == ["pod default/web-1 ready=false",
+                                                    "pod default/web-1 ready=true"]
