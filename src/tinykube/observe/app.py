@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 
 from tinykube import private
 from tinykube.client.rest import RESTClient
+from tinykube.observe.explain import dns_name, from_explain_package
 from tinykube.observe.hub import Hub
 from tinykube.observe.server import ObserveServer
 from tinykube.observe.traces import Tracer
@@ -41,6 +42,7 @@ class Observer:
         self.tracer = Tracer(dns=dns, proxy=proxy, registry=self.registry,
                              own_slices=_ours if controllers else lambda _s: False)
         self.hub = Hub(client, self.tracer)
+        self.client = client
         self.token = token
         self.dns: Any = None
         self.server: ObserveServer | None = None
@@ -60,8 +62,10 @@ class Observer:
     async def serve(self, host: str, port: int, data_dir: Path | None = None) -> str:
         """Start the informers and the endpoint; its URL (also written to observe.json)."""
         self.task = asyncio.create_task(self.hub.run(), name="observer")
+        names = lambda kind, ns, name: dns_name(self.hub.snapshot(), kind, ns, name)  # noqa: E731
         self.server = ObserveServer(self.hub, self.token, tracer=self.tracer,
-                                    dns=lambda: self.dns, registry=self.registry)
+                                    dns=lambda: self.dns, registry=self.registry,
+                                    explain=from_explain_package(self.client, names))
         bound_host, bound_port = await self.server.start(host, port)
         url = f"http://{bound_host}:{bound_port}/"
         if data_dir is not None:

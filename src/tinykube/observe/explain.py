@@ -2,9 +2,13 @@
 
 `Explain` is the interface the page's panel calls through (`ObserveServer(explain=...)`):
 `await explain(kind, namespace, name)` -> the text `tinykube explain` prints for that Service
-or pod. Until that command is wired in, `describe` writes a shorter explanation from the map
-document alone: what the name resolves to and why (cluster IP, or the ready endpoints of a
-headless Service), which endpoints are left out and why, and a pod's names and Services.
+or pod. `from_explain_package(client, names)` builds it on the `tinykube.explain` package (the
+`tinykube explain` command: `explain_service_of` for a Service, `explain` of the pod's first DNS
+name for a pod, rendered by `explain.render.text`) when that package is installed; it is looked
+up at run time, so this module works without it. Without it, `describe` writes a shorter
+explanation from the map document alone: what the name resolves to and why (cluster IP, or the
+ready endpoints of a headless Service), which endpoints are left out and why, and a pod's names
+and Services.
 """
 
 from __future__ import annotations
@@ -13,6 +17,30 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 Explain = Callable[[str, str, str], Awaitable[str]]
+Names = Callable[[str, str, str], str]  # (kind, namespace, name) -> its DNS name, "" if none
+
+
+def from_explain_package(client: Any, names: Names) -> Explain | None:
+    """`Explain` on `tinykube explain`'s package, or None where it is not installed."""
+    import importlib
+
+    try:
+        package = importlib.import_module("tinykube.explain")
+        render = importlib.import_module("tinykube.explain.render")
+    except ImportError:
+        return None
+
+    async def explain(kind: str, namespace: str, name: str) -> str:
+        if kind == "service":
+            result = await package.explain_service_of(client, name, namespace=namespace)
+        else:
+            fqdn = names(kind, namespace, name)
+            if not fqdn:
+                return f"Pod {namespace}/{name} has no DNS name yet (no IP)."
+            result = await package.explain(client, fqdn, namespace=namespace)
+        return str(render.text(result))
+
+    return explain
 
 
 def _find(doc: dict[str, Any], namespace: str, key: str, name: str) -> dict[str, Any] | None:
@@ -60,6 +88,14 @@ def _pod(pod: dict[str, Any], services: list[str]) -> list[str]:
     else:
         lines.append("No Service selects it.")
     return lines
+
+
+def dns_name(doc: dict[str, Any], kind: str, namespace: str, name: str) -> str:
+    """The Service's name, or the pod's first (hostname.subdomain before the dashed IP)."""
+    item = _find(doc, namespace, "services" if kind == "service" else "pods", name)
+    if item is None:
+        return ""
+    return str(item["dns"]) if kind == "service" else (item["dns"] or [""])[0]
 
 
 def describe(doc: dict[str, Any], kind: str, namespace: str, name: str) -> str:

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import hmac
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from tinykube.observe.explain import Explain, describe
 from tinykube.observe.hub import Hub
 from tinykube.observe.traces import Tracer
 
+log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 COOKIE = "tinykube-ui"
 FILES = {"/": ("index.html", "text/html"), "/app.js": ("app.js", "text/javascript"),
@@ -179,9 +181,13 @@ class ObserveServer:
         namespace, name = request.query.get("namespace", ""), request.query.get("name", "")
         if kind not in ("service", "pod") or not namespace or not name:
             raise web.HTTPBadRequest(text="kind (service|pod), namespace and name are needed")
+        text = ""
         if self.explain is not None:
-            text = await self.explain(kind, namespace, name)
-        else:
+            try:
+                text = await self.explain(kind, namespace, name)
+            except Exception as error:  # the panel falls back to the map's own description
+                log.warning("explain %s %s/%s failed: %s", kind, namespace, name, error)
+        if not text:
             text = describe(self.hub.snapshot(), kind, namespace, name)
         return web.json_response({"kind": kind, "namespace": namespace, "name": name,
                                   "text": text})

@@ -124,3 +124,45 @@ def test_log_line_and_timeline() -> None:
     assert lines[0].endswith("pod default/web-1 ready=false")
     assert "+    3.500 ms  endpointslice-written" in lines[2]
     assert lines[-1] == "  = 3.500 ms from api-write to the last step"
+
+
+async def test_the_explain_package_is_used_when_installed(monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    import sys
+    import types
+
+    from tinykube.observe.explain import dns_name, from_explain_package
+
+    calls: list[tuple[str, str, str]] = []
+    package, render = types.ModuleType("tinykube.explain"), types.ModuleType("render")
+
+    async def explain_service_of(client: object, name: str, *, namespace: str) -> dict[str, str]:
+        calls.append(("service", namespace, name))
+        return {"kind": "ServiceExplanation", "name": name}
+
+    async def explain(client: object, name: str, *, namespace: str) -> dict[str, str]:
+        calls.append(("name", namespace, name))
+        return {"kind": "NameExplanation", "name": name}
+
+    package.explain_service_of, package.explain = explain_service_of, explain  # type: ignore[attr-defined]
+    render.text = lambda result: f"{result['kind']} of {result['name']}"  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "tinykube.explain", package)
+    monkeypatch.setitem(sys.modules, "tinykube.explain.render", render)
+    doc = seed_map()
+    adapter = from_explain_package(object(), lambda k, ns, n: dns_name(doc, k, ns, n))
+    assert adapter is not None
+    assert await adapter("service", "default", "nginx") == "ServiceExplanation of nginx"
+    assert await adapter("pod", "default", "web-1") == \
+        "NameExplanation of web-1.nginx.default.svc.cluster.local"
+    assert calls == [("service", "default", "nginx"),
+                     ("name", "default", "web-1.nginx.default.svc.cluster.local")]
+
+
+def test_without_the_explain_package_there_is_no_adapter(monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    import sys
+
+    from tinykube.observe.explain import from_explain_package
+
+    monkeypatch.setitem(sys.modules, "tinykube.explain", None)
+    assert from_explain_package(object(), lambda k, ns, n: "") is None
