@@ -65,6 +65,7 @@ class ClusterOptions:
     image_gc_high: int = 85
     image_gc_low: int = 80
     image_min_age: float = 120.0
+    ui_listen: str = "127.0.0.1:0"  # the observer's endpoint (live map, DNS log); "": none
 
     def components(self, api: RunningAPIServer) -> ComponentOptions:
         return ComponentOptions(kubeconfig=api.kubeconfig, data_dir=self.api.data_dir,
@@ -83,7 +84,8 @@ class ClusterOptions:
                                 holder_pid=self.holder_pid,
                                 image_cache_size=self.image_cache_size,
                                 image_gc_high=self.image_gc_high, image_gc_low=self.image_gc_low,
-                                image_min_age=self.image_min_age)
+                                image_min_age=self.image_min_age,
+                                ui_listen=self.ui_listen)
 
 
 class ChildComponents:

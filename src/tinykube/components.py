@@ -320,7 +320,8 @@ async def _start_observer(running: RunningComponents, options: ComponentOptions,
     proxy = running.proxy or running.nft_proxy
     observer.attach(running.dns, proxy.controller if proxy is not None else None)
     host, _, port = options.ui_listen.rpartition(":")
-    url = await observer.serve(host or "127.0.0.1", int(port or 0), options.data_dir)
+    url = await observer.serve(host.strip("[]") or "127.0.0.1", int(port or 0),
+                               options.data_dir)
     announce(f"live map, DNS query log and traces at {url} (`tinykube ui` prints the link)")
 
 

@@ -133,6 +133,9 @@ async def _run(options: cluster.ClusterOptions, process: subprocess.Popen[bytes]
               help="Cluster DNS address (default: the kube-dns Service IP, port 53, or port "
               "10053 when 53 cannot be bound).")
 @click.option("--no-dns", is_flag=True, help="Do not run the cluster DNS.")
+@click.option("--ui-listen", default="127.0.0.1:0", show_default=True, metavar="HOST:PORT",
+              help="The live map, DNS query log and traces (`tinykube ui`); port 0: a free one.")
+@click.option("--no-ui", is_flag=True, help="Do not serve the live map (nor the DNS log, traces).")
 @click.option("--proxy/--no-proxy", default=True, show_default=True,
               help="Run the service proxy (host mode: the userspace one, cluster IPs and "
               "NodePorts on loopback; --network netns: nftables rules in every node).")
@@ -193,7 +196,8 @@ def command(data_dir: Path | None, name: str | None, detach: bool, listen: str |
             minimum_image_ttl_duration: str, virtual_job_seconds: float,
             insecure_http: bool, watch_history: int, metric_resolution: str,
             hpa_sync_period: str, node_monitor_grace_period: str, durable: bool,
-            single_process: bool, verbose: int) -> None:
+            single_process: bool, verbose: int, ui_listen: str = "127.0.0.1:0",
+            no_ui: bool = False) -> None:
     """Start tinykube on this machine."""
     data_dir = data_dir or default_data_dir(name)
     if detach:
@@ -212,6 +216,8 @@ def command(data_dir: Path | None, name: str | None, detach: bool, listen: str |
     hpa_period = parse_duration(hpa_sync_period, "--horizontal-pod-autoscaler-sync-period")
     grace = parse_duration(node_monitor_grace_period, "--node-monitor-grace-period")
     dns_address = split_listen(dns_listen, "--dns-listen") if dns_listen else None
+    if not no_ui:
+        split_listen(ui_listen, "--ui-listen")  # a bad address is a usage error here
     raise_open_files_limit()  # before the child starts: it inherits the limit
     if network == "netns":
         check_netns_mode(dns_address, proxy, single_process)
@@ -238,6 +244,7 @@ def command(data_dir: Path | None, name: str | None, detach: bool, listen: str |
                            dns_address, no_dns, proxy, default_runtime, insecure_http,
                            watch_history, durable, single_process, verbose)
         options.network = network
+        options.ui_listen = "" if no_ui else ui_listen
         options.api.kubeconfig_name = f"tinykube-{name}" if name else "tinykube"
         options.host_sockets = host_sockets
         options.holder_pid = process.pid if rootless and process is not None else None
