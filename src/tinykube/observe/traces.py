@@ -138,6 +138,7 @@ class Tracer:
         self.dns, self.proxy, self.own_slices = dns, proxy, own_slices
         self.open: list[Trace] = []  # past their slice step (or a Service's): moving along
         self.pods: dict[Key, Trace] = {}  # the newest readiness trace of each pod
+        self.answering: dict[Key, list[Trace]] = {}  # Service -> traces awaiting an answer
         self._expired_at = clock()
         self.done: deque[Trace] = deque(maxlen=keep)
         self._ids = itertools.count(1)
@@ -212,16 +213,30 @@ class Tracer:
         now = self.clock()
         for trace in self._waiting("dns-model-updated"):
             if any(("svc", ns, name) in keys for ns, name in trace.services):
+                for service in trace.services:
+                    self.answering.setdefault(service, []).append(trace)
                 self._step(trace, "dns-model-updated", now)
 
     def on_answer(self, deps: Iterable[tuple[str, ...]], name: str = "") -> None:
-        pending = [t for t in self._waiting("dns-answer") if "dns-model-updated" in t.steps]
-        if not pending:
+        """An answer was built that read `deps` (called on every DNS cache miss: cheap when
+        no trace waits, and then a lookup per Service read)."""
+        if not self.answering:
             return
-        now, read = self.clock(), set(deps)
-        for trace in pending:
-            if any(("svc", ns, svc) in read for ns, svc in trace.services):
+        found = {id(t): t for dep in deps if len(dep) == 3 and dep[0] == "svc"
+                 for t in self.answering.get((dep[1], dep[2]), ())}
+        now = self.clock()
+        for trace in found.values():
+            if "dns-answer" not in trace.steps and not trace.closed:
+                self._unanswering(trace)
                 self._step(trace, "dns-answer", now, name)
+
+    def _unanswering(self, trace: Trace) -> None:
+        for service in trace.services:
+            waiting = self.answering.get(service)
+            if waiting is not None and trace in waiting:
+                waiting.remove(trace)
+                if not waiting:
+                    del self.answering[service]
 
     def on_proxy_sync(self, services: Iterable[Obj], slices: Iterable[Obj]) -> None:
         pending = self._waiting("proxy-updated")
@@ -253,6 +268,7 @@ class Tracer:
 
     def _close(self, trace: Trace) -> None:
         trace.closed = True
+        self._unanswering(trace)
         if trace in self.open:
             self.open.remove(trace)
         if trace.pod is not None and self.pods.get(trace.pod) is trace:
