@@ -137,8 +137,8 @@ class Hub:
     def _connect(self, informer: Informer, feed: Callable[[Obj | None, Obj], None] | None
                  ) -> None:
         def on_add(obj: Obj) -> None:
-            if feed is not None and informer.has_synced:
-                feed(None, obj)
+            if feed is not None and informer.has_synced and not replaying:
+                feed(None, obj)  # objects of the first list, or replayed, start no trace
             self._bump()
 
         def on_update(old: Obj, new: Obj) -> None:
@@ -149,7 +149,9 @@ class Hub:
         def on_delete(_obj: Obj) -> None:
             self._bump()
 
+        replaying = True  # add_handlers replays a synced cache through on_add
         informer.add_handlers(on_add=on_add, on_update=on_update, on_delete=on_delete)
+        replaying = False
 
     def _bump(self) -> None:
         self.version += 1

@@ -166,3 +166,42 @@ def test_without_the_explain_package_there_is_no_adapter(monkeypatch: pytest.Mon
 
     monkeypatch.setitem(sys.modules, "tinykube.explain", None)
     assert from_explain_package(object(), lambda k, ns, n: "") is None
+
+
+class FakeInformer:
+    """A synced shared informer: add_handlers replays its cache through on_add."""
+
+    def __init__(self, items: list[dict[str, Any]]) -> None:
+        self.items, self.has_synced, self.handlers = items, True, []
+        self.cache = types_namespace(list=lambda: self.items)
+
+    def add_handlers(self, **handlers: Any) -> None:
+        self.handlers.append(handlers)
+        for item in self.items:
+            handlers["on_add"](item)
+
+
+def types_namespace(**kwargs: Any) -> Any:
+    from types import SimpleNamespace
+
+    return SimpleNamespace(**kwargs)
+
+
+def test_the_hub_starts_traces_for_changes_not_for_what_exists(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from tinykube.observe import hub as hub_module
+    from tinykube.observe.traces import Tracer
+
+    informers = {"pods": FakeInformer(SEED["pods"]),
+                 "services": FakeInformer(SEED["services"]),
+                 "endpointslices": FakeInformer(SEED["slices"])}
+    monkeypatch.setattr(hub_module, "shared_informer", lambda client, res: informers[res.plural])
+    tracer = Tracer(registry=CollectorRegistry())
+    hub = hub_module.Hub(object(), tracer)  # type: ignore[arg-type]
+    assert list(tracer.traces()) == [] and hub.version == 8  # replayed: seen, not traced
+    informers["services"].handlers[0]["on_add"](service("new", "10.96.0.70"))
+    assert [t.subject for t in tracer.traces()] == ["service default/new created"]
+    assert hub.pod_index()["10.244.1.4"] == "default/web-1"
+    assert [ns["name"] for ns in hub.snapshot()["namespaces"]] == ["default"]
