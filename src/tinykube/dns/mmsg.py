@@ -167,10 +167,12 @@ class BatchSocket:
         return count
 
     def serve_logged(self, fast: dict[bytes, bytes], counts: list[int], slow: Slow,
-                     log: Callable[[list[tuple[bytes, bytes, bytes]], float], None]) -> int:
+                     log: Callable[[list[bytes], list[bytes], list[bytes], float], None]
+                     ) -> int:
         """`serve` for a server with a query log (`dns.querylog`): the same, and the level-1
-        hits of the batch go to `log(hits, seconds)` as (sockaddr, query, cached response)
-        once the batch is sent. A copy of `serve`, so the log costs `serve` nothing."""
+        hits of the batch go to `log(sockaddrs, keys, responses, seconds)` once the batch is
+        sent (keys and responses without the ID, as the cache holds them). A copy of `serve`,
+        so the log costs `serve` nothing."""
         started = perf_counter()
         count = self.receive()
         if not count:
@@ -178,15 +180,18 @@ class BatchSocket:
         recv_u32, send_u32, send_u64 = self.recv_u32, self.send_u32, self.send_u64
         send_iov, recv_view, send_view = self.send_iov_u64, self.recv_view, self.send_view
         names_base, names_view = self.names_base, self.names_view
+        size = 8 if self.family == socket.AF_INET else 28  # of the sockaddr kept
         queued = 0
-        hits = []
+        names: list[bytes] = []
+        keys: list[bytes] = []
+        answers: list[bytes] = []
         for i in range(count):
             start = i * SIZE
             end = start + recv_u32[16 * i + 14]
-            query = recv_view[start: end].tobytes()
-            cached = fast.get(query[2:])
+            key = recv_view[start + 2: end].tobytes()
+            cached = fast.get(key)
             if cached is None or len(cached) + 2 > SIZE:
-                slow(query, self.address(i))
+                slow(recv_view[start:end].tobytes(), self.address(i))
             else:
                 out = queued * SIZE
                 send_view[out: out + 2] = recv_view[start: start + 2]  # the query's ID
@@ -196,9 +201,11 @@ class BatchSocket:
                 send_u32[16 * queued + 2] = recv_u32[16 * i + 2]
                 counts[cached[1] & 0x0F] += 1
                 queued += 1
-                hits.append((names_view[i * NAME: i * NAME + 28].tobytes(), query, cached))
+                names.append(names_view[i * NAME: i * NAME + size].tobytes())
+                keys.append(key)
+                answers.append(cached)
             recv_u32[16 * i + 2] = NAME
         if queued:
             self.send(queued)
-            log(hits, perf_counter() - started)
+            log(names, keys, answers, perf_counter() - started)
         return count

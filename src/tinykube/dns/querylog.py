@@ -27,11 +27,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 CONFIGMAP, NAMESPACE = "tinykube-dns-querylog", "kube-system"
 DEFAULT_SIZE, MAX_SIZE = 10000, 1_000_000
-PROTOS = ("udp", "tcp")
+PROTOS = ("udp", "tcp", "udp")  # 2: a batch's cache hit, stored without the ID (see decode)
+BATCHED = 2
 Client = tuple[str, int] | bytes | None  # an address, a raw sockaddr (batch path), unknown
 # (wall time, client, query, response or None, latency s, proto, source or None, note or None)
 Record = tuple[float, Client, bytes | None, bytes | None, float, int, str | None, str | None]
@@ -71,17 +73,20 @@ class QueryLog:
                               note))
             self.appended += 1
 
-    def add_batch(self, hits: list[tuple[bytes, bytes, bytes]], latency: float) -> None:
-        """Level-1 hits of one batch: (raw sockaddr, query, cached response without ID)."""
+    def add_batch(self, names: list[bytes], keys: list[bytes], cached: list[bytes],
+                  latency: float) -> None:
+        """Level-1 hits of one batch: raw sockaddrs, queries and cached responses, both
+        without their ID (the level-1 cache's key and value), in three parallel lists."""
         now, sample = self.clock(), self.settings.sample
         if sample > 1:
             start = (sample - self._seen % sample - 1) % sample
-            self._seen += len(hits)
-            hits = hits[start::sample]
-        append = self.ring.append
-        for name, query, cached in hits:
-            append((now, name, query, query[:2] + cached, latency, 0, None, None))
-        self.appended += len(hits)
+            self._seen += len(names)
+            names, keys, cached = names[start::sample], keys[start::sample], cached[start::sample]
+        count = len(names)
+        self.ring.extend(zip(repeat(now, count), names, keys, cached, repeat(latency, count),
+                             repeat(BATCHED, count), repeat(None, count), repeat(None, count),
+                             strict=False))
+        self.appended += count
 
     def event(self, text: str) -> None:
         """Something that is not a query but explains the ones around it (a drill began)."""
@@ -130,6 +135,8 @@ def decode(seq: int, record: Record, owner: Owner, sources: Sources) -> dict[str
     entry: dict[str, Any] = {"seq": seq, "time": wall, "note": note or ""}
     if packet is None:
         return {**entry, "event": True}
+    if proto == BATCHED and response is not None:  # stored without the ID: put one back
+        packet, response = b"\0\0" + packet, b"\0\0" + response
     ip = client_address(client)
     entry.update(client=ip, pod=owner(ip) or "" if ip else "", proto=PROTOS[proto],
                  latencyMs=round(latency * 1000, 3))
