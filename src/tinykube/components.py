@@ -58,6 +58,7 @@ from tinykube.controllers.persistentvolume import PersistentVolumeController
 from tinykube.controllers.replicaset import ReplicaSetController, ReplicationControllerController
 from tinykube.controllers.resourcequota import ResourceQuotaController
 from tinykube.controllers.scheduler import Scheduler
+from tinykube.controllers.selectorwatch import SelectorWatchController
 from tinykube.controllers.serviceaccounts import ServiceAccountsController
 from tinykube.controllers.statefulset import StatefulSetController
 from tinykube.controllers.ttl_after_finished import TTLAfterFinishedController
@@ -172,7 +173,8 @@ def _controllers(client: RESTClient, data_dir: Path,
             NamespaceController(client), ServiceAccountsController(client),
             JobController(client), CronJobController(client), TTLAfterFinishedController(client),
             CSRApprovingController(client), CSRSigningController(client, data_dir),
-            GarbageCollector(client), ResourceQuotaController(client)]
+            GarbageCollector(client), ResourceQuotaController(client),
+            SelectorWatchController(client)]
 
 
 def _proxy_options(dns: RunningDNS | None) -> ProxyOptions:

@@ -63,7 +63,7 @@ import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from tinykube.api import errors, limitrange, quota, resources
+from tinykube.api import errors, limitrange, netwarnings, quota, resources
 from tinykube.api.podsecurity import policy as pod_security_policy
 from tinykube.api.podsecurity import review as pod_security
 from tinykube.api.resources import Resource
@@ -395,6 +395,16 @@ def _charge(admission: Admission, stored: Entry, used: dict[str, str]) -> None:
 
 
 _PODS = frozenset({"Pod"})
+def _networking_warnings(admission: Admission, request: Request) -> None:
+    """Warn (never refuse) about Service/DNS mistakes, looking at the stored objects."""
+    store = admission.registry.store
+
+    def lookup(key: str, namespace: str) -> list[Obj]:
+        return [entry.obj for entry in store.list(key, namespace)]
+
+    request.warnings.extend(netwarnings.warnings(request.res.kind, request.obj, lookup))
+
+
 PLUGINS: tuple[Plugin, ...] = (
     Plugin("NamespaceLifecycle", None, frozenset({CREATE}), _namespace_lifecycle),
     Plugin("LimitRanger", frozenset({"Pod", "PersistentVolumeClaim"}),
@@ -413,6 +423,9 @@ PLUGINS: tuple[Plugin, ...] = (
     # Upstream in the RBAC storage, before validation: no escalation through RBAC objects.
     Plugin("RBACEscalation", rbac_escalation.KINDS, frozenset({CREATE, UPDATE}),
            rbac_escalation.check),
+    # tinykube's own, warnings only (upstream has no such plugin; see api/netwarnings.py)
+    Plugin("NetworkingWarnings", netwarnings.KINDS, frozenset({CREATE, UPDATE}),
+           validate=_networking_warnings),
     Plugin("ResourceQuota", None, frozenset({CREATE, UPDATE}),
            validate=_resource_quota),
 )

@@ -452,7 +452,8 @@ class ResourceHandler:
             meta = obj.get("metadata") or {}
             namespace = meta.get("namespace", "") if target.res.namespaced else ""
             self.admission.validate(AdmissionRequest(operation, target.res, namespace, obj,
-                                                     old, dry_run=dry_run))
+                                                     old, dry_run=dry_run,
+                                                     warnings=request.get(WARNINGS, [])))
         return validate
 
     async def _admit_create(self, target: Target, obj: Obj, warnings: list[str]) -> None:

@@ -24,6 +24,7 @@ SUBCOMMANDS = {
     "kubeconfig": "tinykube.cli.lifecycle:kubeconfig",
     "ui": "tinykube.cli.observe:ui",
     "trace": "tinykube.cli.observe:trace",
+    "explain": "tinykube.cli.explain",
 }
 
 

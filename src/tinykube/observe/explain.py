@@ -37,7 +37,8 @@ def from_explain_package(client: Any, names: Names) -> Explain | None:
             fqdn = names(kind, namespace, name)
             if not fqdn:
                 return f"Pod {namespace}/{name} has no DNS name yet (no IP)."
-            result = await package.explain(client, fqdn, namespace=namespace)
+            absolute = fqdn if fqdn.endswith(".") else fqdn + "."  # no search-list walk
+            result = await package.explain(client, absolute, namespace=namespace)
         return str(render.text(result))
 
     return explain

@@ -153,9 +153,9 @@ async def test_the_explain_package_is_used_when_installed(monkeypatch: pytest.Mo
     assert adapter is not None
     assert await adapter("service", "default", "nginx") == "ServiceExplanation of nginx"
     assert await adapter("pod", "default", "web-1") == \
-        "NameExplanation of web-1.nginx.default.svc.cluster.local"
+        "NameExplanation of web-1.nginx.default.svc.cluster.local."
     assert calls == [("service", "default", "nginx"),
-                     ("name", "default", "web-1.nginx.default.svc.cluster.local")]
+                     ("name", "default", "web-1.nginx.default.svc.cluster.local.")]
 
 
 def test_without_the_explain_package_there_is_no_adapter(monkeypatch: pytest.MonkeyPatch
