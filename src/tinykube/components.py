@@ -291,6 +291,8 @@ async def _start(running: RunningComponents, options: ComponentOptions,
     if options.controllers and options.ui_listen:  # before DNS and proxy: traces see first
         running.observer = Observer(client, client.config.current_token() or "",
                                     dns=options.dns is not None, proxy=options.proxy)
+    elif options.controllers:  # no live map: no stale link for `tinykube ui`
+        (options.data_dir / "observe.json").unlink(missing_ok=True)
     if options.dns is not None:
         dns_options = options.dns
         if plan is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import os
 import shutil
@@ -301,6 +302,9 @@ def run_detached(data_dir: Path) -> None:
     click.echo(f"API server at {started.api_url}")
     if started.dns_address:
         click.echo(f"cluster DNS at {started.dns_address[0]}:{started.dns_address[1]}")
+    observe = data_dir / "observe.json"  # observe.app writes it once the live map is served
+    if observe.exists():
+        click.echo(f"live map at {json.loads(observe.read_text())['url']} (`tinykube ui`)")
     click.echo(f"export KUBECONFIG={started.kubeconfig}")
 
 
