@@ -2,6 +2,9 @@
 
     python bench/dns/run.py [--duration 10] [--reps 1] [--targets tinykube,unbound,dnsmasq]
 
+Target `tinykube-querylog` is tinykube with the query log on (sampling off, dns.querylog);
+`--targets tinykube,tinykube-querylog` compares the two in one run (target: >= 0.7x).
+
 Method (performance.md A.0): every server runs on CPU 1, dnsperf on CPU 0 (`-c 10 -q 100`).
 Per target and repetition (targets interleaved):
   open    dnsperf at unlimited rate (client-capped near 150-170k QPS on this box);
@@ -36,7 +39,8 @@ import zonegen
 
 HERE = Path(__file__).parent
 CGROUP = Path("/sys/fs/cgroup/cpu")
-PORTS = {"tinykube": 15401, "tinykube-asyncio": 15402, "unbound": 15403, "dnsmasq": 15404}
+PORTS = {"tinykube": 15401, "tinykube-asyncio": 15402, "unbound": 15403, "dnsmasq": 15404,
+         "tinykube-querylog": 15405}
 SERVER_CPU, CLIENT_CPU = "1", "0"
 Z = zonegen.ZONE
 SOA = f"{Z}. 5 IN SOA ns.dns.{Z}. hostmaster.{Z}. 1 7200 1800 86400 5"
@@ -74,7 +78,8 @@ def command(target: str, tmp: Path) -> list[str]:
     if target.startswith("tinykube"):
         loop = "asyncio" if target.endswith("asyncio") else "uvloop"
         script = str(HERE / "serve_tinykube.py")
-        return [sys.executable, script, "--port", str(port), "--loop", loop]
+        extra = ["--querylog"] if target.endswith("querylog") else []
+        return [sys.executable, script, "--port", str(port), "--loop", loop, *extra]
     return write_unbound(tmp, port) if target == "unbound" else write_dnsmasq(tmp, port)
 
 

@@ -1,4 +1,5 @@
-"""Run tinykube's DNS server on the benchmark zone (no API server): `--port P --loop uvloop`."""
+"""Run tinykube's DNS server on the benchmark zone (no API server): `--port P --loop uvloop`
+(`--querylog`: with the query log on, sampling off)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from tinykube.dns.wire import Responder
 from tinykube.dns.zone import ClusterModel
 
 
-async def serve(host: str, port: int) -> None:
+async def serve(host: str, port: int, querylog: bool = False) -> None:
     model = ClusterModel()
     for obj in zonegen.api_objects():
         kind = obj["kind"]
@@ -27,6 +28,10 @@ async def serve(host: str, port: int) -> None:
          "EndpointSlice": model.apply_slice}[kind](obj)
     model.mark_synced()
     server = DNSServer(Responder(Resolver(model, ZoneConfig(upstream=False))))
+    if querylog:  # sampling off: every query is recorded
+        from tinykube.dns.querylog import QueryLog
+
+        server.set_query_log(QueryLog())
     await server.start(host, port)
     print("ready", flush=True)
     stop = asyncio.Event()
@@ -41,13 +46,14 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
+    parser.add_argument("--querylog", action="store_true", help="with the query log on")
     args = parser.parse_args()
     if args.loop == "uvloop":
         import uvloop
 
-        uvloop.run(serve(args.host, args.port))
+        uvloop.run(serve(args.host, args.port, args.querylog))
     else:
-        asyncio.run(serve(args.host, args.port))
+        asyncio.run(serve(args.host, args.port, args.querylog))
 
 
 if __name__ == "__main__":

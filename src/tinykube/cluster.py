@@ -69,6 +69,7 @@ class ClusterOptions:
     image_gc_low: int = 80
     image_min_age: float = 120.0
     test_clock: bool = False  # `--test-clock`: every component on one `clock.TestClock`
+    ui_listen: str = "127.0.0.1:0"  # the observer's endpoint (live map, DNS log); "": none
 
     def components(self, api: RunningAPIServer) -> ComponentOptions:
         return ComponentOptions(kubeconfig=api.kubeconfig, data_dir=self.api.data_dir,
@@ -90,7 +91,8 @@ class ClusterOptions:
                                 image_gc_high=self.image_gc_high, image_gc_low=self.image_gc_low,
                                 image_min_age=self.image_min_age,
                                 test_clock=clocks.installed().time()
-                                if self.test_clock else None)
+                                if self.test_clock else None,
+                                ui_listen=self.ui_listen)
 
 
 class ChildComponents:

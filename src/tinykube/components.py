@@ -86,6 +86,7 @@ from tinykube.network.plan import (
     joined_network,
 )
 from tinykube.network.relay import Relay, start_relay
+from tinykube.observe.app import Observer
 from tinykube.proxy.app import (
     ProxyOptions,
     RunningProxy,
@@ -143,6 +144,7 @@ class ComponentOptions:
     # rootless netns mode: this process's end of `network.hostsockets` (a file descriptor)
     host_sockets: int | None = None
     holder_pid: int | None = None  # rootless: the launcher's pid (`tinykube node exec` enters)
+    ui_listen: str = "127.0.0.1:0"  # the observer's HTTP endpoint (live map, logs); "": none
     image_cache_size: int | None = None  # image GC's capacity (None: the filesystem's size)
     image_gc_high: int = 85  # image GC thresholds, percent of the capacity
     image_gc_low: int = 80
@@ -275,8 +277,11 @@ class RunningComponents:
     api_relay: Relay | None = None  # the netns mode's way from the nodes to the API server
     relay_sockets: netns.SocketsIn | None = None  # the NodePort relay's way into its node
     host_sockets: HostSockets | None = None  # rootless: sockets of the host's namespace
+    observer: Observer | None = None  # the live map, DNS query log and traces (observe/)
 
     async def stop(self) -> None:
+        if self.observer is not None:
+            await self.observer.close()
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
@@ -371,6 +376,11 @@ async def _start(running: RunningComponents, options: ComponentOptions,
         tasks += NodeRoutes(client, list(plan.nodes)).start()
     if options.controllers:
         tasks += _start_controllers(client, options, announce)
+    if options.controllers and options.ui_listen:  # before DNS and proxy: traces see first
+        running.observer = Observer(client, client.config.current_token() or "",
+                                    dns=options.dns is not None, proxy=options.proxy)
+    elif options.controllers:  # no live map: no stale link for `tinykube ui`
+        (options.data_dir / "observe.json").unlink(missing_ok=True)
     if options.dns is not None:
         dns_options = options.dns
         if plan is not None:
@@ -391,6 +401,20 @@ async def _start(running: RunningComponents, options: ComponentOptions,
             on_refusal=refusal_reporter(client, announce))
         announce(f"service proxy forwarding {len(proxy.listening)} service ports "
                  f"({len(proxy.failing)} could not be bound)")
+    if running.observer is not None:
+        await _start_observer(running, options, announce)
+
+
+async def _start_observer(running: RunningComponents, options: ComponentOptions,
+                          announce: Callable[[str], None]) -> None:
+    observer = running.observer
+    assert observer is not None
+    proxy = running.proxy or running.nft_proxy
+    observer.attach(running.dns, proxy.controller if proxy is not None else None)
+    host, _, port = options.ui_listen.rpartition(":")
+    url = await observer.serve(host.strip("[]") or "127.0.0.1", int(port or 0),
+                               options.data_dir)
+    announce(f"live map, DNS query log and traces at {url} (`tinykube ui` prints the link)")
 
 
 async def _start_netns_services(running: RunningComponents, options: ComponentOptions,

@@ -160,3 +160,26 @@ def clear(kubeconfig: str | None) -> None:
 
     ended = drill_client.clear(_kubeconfig(kubeconfig))
     click.echo("drills ended" if ended else "no drills")
+
+
+@command.command(name="log")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new queries.")
+@click.option("--pod", default="", help="Only this client pod (NAME or NAMESPACE/NAME).")
+@click.option("--name", default="", help="Only this query name (or names below it).")
+@click.option("--rcode", default="", help="Only this rcode (NOERROR, NXDOMAIN, ...).")
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text")
+@click.option("--enable", is_flag=True, help="Turn the query log on (it is off by default).")
+@click.option("--disable", is_flag=True, help="Turn it off (what it held is dropped).")
+@click.option("--sample", type=click.IntRange(1), default=None,
+              help="With --enable: keep one query in N.")
+@click.option("--size", type=click.IntRange(1, 1_000_000), default=None,
+              help="With --enable: queries kept (default 10000).")
+@click.option("--kubeconfig", default=None, help="The cluster's admin kubeconfig.")
+def log(follow: bool, pod: str, name: str, rcode: str, output: str, enable: bool,
+        disable: bool, sample: int | None, size: int | None, kubeconfig: str | None) -> None:
+    """The cluster DNS's recent queries: client pod, name, type, rcode, answers, source."""
+    from tinykube.cli import observe
+
+    if enable and disable:
+        raise click.UsageError("give --enable or --disable, not both")
+    observe.log(follow, pod, name, rcode, output, kubeconfig, enable, disable, sample, size)

@@ -24,6 +24,8 @@ SUBCOMMANDS = {
     "down": "tinykube.cli.lifecycle:down",
     "reset": "tinykube.cli.lifecycle:reset",
     "kubeconfig": "tinykube.cli.lifecycle:kubeconfig",
+    "ui": "tinykube.cli.observe:ui",
+    "trace": "tinykube.cli.observe:trace",
     "explain": "tinykube.cli.explain",
     "clock": "tinykube.cli.clock",
 }

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import os
 import shutil
@@ -133,6 +134,9 @@ async def _run(options: cluster.ClusterOptions, process: subprocess.Popen[bytes]
               help="Cluster DNS address (default: the kube-dns Service IP, port 53, or port "
               "10053 when 53 cannot be bound).")
 @click.option("--no-dns", is_flag=True, help="Do not run the cluster DNS.")
+@click.option("--ui-listen", default="127.0.0.1:0", show_default=True, metavar="HOST:PORT",
+              help="The live map, DNS query log and traces (`tinykube ui`); port 0: a free one.")
+@click.option("--no-ui", is_flag=True, help="Do not serve the live map (nor the DNS log, traces).")
 @click.option("--proxy/--no-proxy", default=True, show_default=True,
               help="Run the service proxy (host mode: the userspace one, cluster IPs and "
               "NodePorts on loopback; --network netns: nftables rules in every node).")
@@ -208,7 +212,8 @@ def command(data_dir: Path | None, name: str | None, detach: bool, listen: str |
             hpa_sync_period: str, node_monitor_grace_period: str,
             leader_elect_lease_duration: str, leader_elect_renew_deadline: str,
             leader_elect_retry_period: str, durable: bool,
-            test_clock: bool, single_process: bool, verbose: int) -> None:
+            test_clock: bool, single_process: bool, verbose: int, ui_listen: str = "127.0.0.1:0",
+            no_ui: bool = False) -> None:
     """Start tinykube on this machine."""
     data_dir = data_dir or default_data_dir(name)
     if detach:
@@ -231,6 +236,8 @@ def command(data_dir: Path | None, name: str | None, detach: bool, listen: str |
 
     leader_election = leader_timing(leader_elect_lease_duration, leader_elect_renew_deadline,
                                     leader_elect_retry_period)
+    if not no_ui:
+        split_listen(ui_listen, "--ui-listen")  # a bad address is a usage error here
     raise_open_files_limit()  # before the child starts: it inherits the limit
     if network == "netns":
         check_netns_mode(dns_address, proxy, single_process)
@@ -257,6 +264,7 @@ def command(data_dir: Path | None, name: str | None, detach: bool, listen: str |
                            dns_address, no_dns, proxy, default_runtime, insecure_http,
                            watch_history, durable, single_process, verbose)
         options.network = network
+        options.ui_listen = "" if no_ui else ui_listen
         options.api.kubeconfig_name = f"tinykube-{name}" if name else "tinykube"
         options.host_sockets = host_sockets
         options.holder_pid = process.pid if rootless and process is not None else None
@@ -315,6 +323,9 @@ def run_detached(data_dir: Path) -> None:
     click.echo(f"API server at {started.api_url}")
     if started.dns_address:
         click.echo(f"cluster DNS at {started.dns_address[0]}:{started.dns_address[1]}")
+    observe = data_dir / "observe.json"  # observe.app writes it once the live map is served
+    if observe.exists():
+        click.echo(f"live map at {json.loads(observe.read_text())['url']} (`tinykube ui`)")
     click.echo(f"export KUBECONFIG={started.kubeconfig}")
 
 

@@ -125,10 +125,13 @@ async def start_dns(options: DNSOptions, client: Any = None) -> RunningDNS:
     if client is not None:
         from tinykube.dns.controller import DNSController
         from tinykube.dns.drills import DrillSync
+        from tinykube.dns.querylog import LogSync
 
         sync = DrillSync(lambda: [server, *others])
+        logs = LogSync(lambda: [server, *others])
         controller = DNSController(client, model, pod_records=options.pod_records,
-                                   metrics=server.metrics, drills=(sync.apply, sync.delete))
+                                   metrics=server.metrics, drills=(sync.apply, sync.delete),
+                                   querylog=(logs.apply, logs.delete))
         running.controller_task = asyncio.create_task(controller.run())
     return running
 

@@ -63,7 +63,8 @@ class DNSController:
     def __init__(self, client: RESTClient, model: ClusterModel, *, pod_records: str = "insecure",
                  metrics: DNSMetrics | None = None,
                  clock: Callable[[], float] = time.time,
-                 drills: tuple[Apply, Apply] | None = None) -> None:
+                 drills: tuple[Apply, Apply] | None = None,
+                 querylog: tuple[Apply, Apply] | None = None) -> None:
         self.model, self.metrics, self.clock = model, metrics, clock
         watched: list[tuple[Resource, Apply, Apply]] = [
             (resources.must("", "v1", "namespaces"), model.apply_namespace, model.delete_namespace),
@@ -85,6 +86,14 @@ class DNSController:
                                        namespace=NAMESPACE,
                                        field_selector=f"metadata.name={CONFIGMAP}")
             _connect(informer, *drills)
+            self.informers.append(informer)
+        if querylog is not None:  # dns.querylog: its settings, a ConfigMap beside the drills'
+            from tinykube.dns import querylog as qlog
+
+            informer = shared_informer(client, resources.must("", "v1", "configmaps"),
+                                       namespace=qlog.NAMESPACE,
+                                       field_selector=f"metadata.name={qlog.CONFIGMAP}")
+            _connect(informer, *querylog)
             self.informers.append(informer)
 
     def _apply_slice(self, obj: dict[str, Any]) -> bool:

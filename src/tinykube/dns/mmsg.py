@@ -29,6 +29,7 @@ import socket
 import struct
 import sys
 from collections.abc import Callable
+from time import perf_counter
 
 BATCH = 64  # datagrams per system call
 SIZE = 4096  # bytes per datagram buffer
@@ -163,4 +164,48 @@ class BatchSocket:
             recv_u32[16 * i + 2] = NAME  # the name length is value-result: reset it
         if queued:
             self.send(queued)
+        return count
+
+    def serve_logged(self, fast: dict[bytes, bytes], counts: list[int], slow: Slow,
+                     log: Callable[[list[bytes], list[bytes], list[bytes], float], None]
+                     ) -> int:
+        """`serve` for a server with a query log (`dns.querylog`): the same, and the level-1
+        hits of the batch go to `log(sockaddrs, keys, responses, seconds)` once the batch is
+        sent (keys and responses without the ID, as the cache holds them). A copy of `serve`,
+        so the log costs `serve` nothing."""
+        started = perf_counter()
+        count = self.receive()
+        if not count:
+            return 0
+        recv_u32, send_u32, send_u64 = self.recv_u32, self.send_u32, self.send_u64
+        send_iov, recv_view, send_view = self.send_iov_u64, self.recv_view, self.send_view
+        names_base, names_view = self.names_base, self.names_view
+        size = 8 if self.family == socket.AF_INET else 28  # of the sockaddr kept
+        queued = 0
+        names: list[bytes] = []
+        keys: list[bytes] = []
+        answers: list[bytes] = []
+        for i in range(count):
+            start = i * SIZE
+            end = start + recv_u32[16 * i + 14]
+            key = recv_view[start + 2: end].tobytes()
+            cached = fast.get(key)
+            if cached is None or len(cached) + 2 > SIZE:
+                slow(recv_view[start:end].tobytes(), self.address(i))
+            else:
+                out = queued * SIZE
+                send_view[out: out + 2] = recv_view[start: start + 2]  # the query's ID
+                send_view[out + 2: out + 2 + len(cached)] = cached
+                send_iov[2 * queued + 1] = len(cached) + 2
+                send_u64[8 * queued] = names_base + i * NAME
+                send_u32[16 * queued + 2] = recv_u32[16 * i + 2]
+                counts[cached[1] & 0x0F] += 1
+                queued += 1
+                names.append(names_view[i * NAME: i * NAME + size].tobytes())
+                keys.append(key)
+                answers.append(cached)
+            recv_u32[16 * i + 2] = NAME
+        if queued:
+            self.send(queued)
+            log(names, keys, answers, perf_counter() - started)
         return count

@@ -29,6 +29,7 @@ from tinykube.dns import mmsg
 from tinykube.dns.drills import STATUS_NAME, Drill, Drills, drilled, status_response
 from tinykube.dns.forward import Forwarder, servfail
 from tinykube.dns.metrics import DNSMetrics
+from tinykube.dns.querylog import Client, QueryLog
 from tinykube.dns.tcp import Connections, TCPConnection, TCPLimits, Timers
 from tinykube.dns.wire import TCP_MAX, UDP_MAX, UDP_PLAIN, Query, Responder, parse_query
 
@@ -58,6 +59,8 @@ class DNSServer:
         self.fast: dict[bytes, bytes] = {} if log_queries else responder.fast
         self._fast = self.fast  # while drills run, `fast` is an empty dict (dns.drills)
         self.drills = Drills()
+        self.querylog: QueryLog | None = None  # dns.querylog: None (off) costs the path nothing
+        self._note: str | None = None  # the drill that answered the query being answered
         self._udp_protocol: _UDPProtocol | None = None
         self._udp: asyncio.DatagramTransport | None = None
         self._udp_sock: socket.socket | None = None
@@ -90,11 +93,18 @@ class DNSServer:
         raise OSError(f"no port free for both UDP and TCP on {host}")
 
     def _tcp_connection(self) -> TCPConnection:
-        return TCPConnection(lambda packet, reply: self.answer(packet, TCP, reply),
-                             lambda response, took: self.metrics.stats.observe(
-                                 TCP, response, took),
-                             limits=self.tcp_limits, connections=self.tcp_connections,
-                             timers=self.timers)
+        def answer(packet: bytes, reply: Any) -> bytes | None:
+            if self.querylog is None:
+                return self.answer(packet, TCP, reply)
+            transport = connection.transport
+            peer = transport.get_extra_info("peername") if transport is not None else None
+            return self._logged(packet, TCP, reply, peer)
+
+        connection = TCPConnection(answer, lambda response, took: self.metrics.stats.observe(
+                                       TCP, response, took),
+                                   limits=self.tcp_limits, connections=self.tcp_connections,
+                                   timers=self.timers)
+        return connection
 
     async def serve_sockets(self, udp: socket.socket, tcp: socket.socket) -> tuple[str, int]:
         """Serve on sockets bound elsewhere (in another network namespace, say): a bound UDP
@@ -117,9 +127,14 @@ class DNSServer:
 
     def _udp_readable(self, reader: mmsg.BatchSocket) -> None:
         counts = self.metrics.stats.fast_by_rcode
+        querylog = self.querylog
         try:
             for _ in range(BATCHES_PER_WAKEUP):
-                if reader.serve(self.fast, counts, self._answer_batched) < mmsg.BATCH:
+                if querylog is not None:
+                    if reader.serve_logged(self.fast, counts, self._answer_batched,
+                                           querylog.add_batch) < mmsg.BATCH:
+                        return
+                elif reader.serve(self.fast, counts, self._answer_batched) < mmsg.BATCH:
                     return
         except Exception as error:  # a bug: log it, keep reading
             log.exception("error reading DNS queries")
@@ -133,16 +148,36 @@ class DNSServer:
             with contextlib.suppress(OSError):  # a full socket buffer drops it, as UDP does
                 sock.sendto(response, addr)
 
-        self.answer_udp(data, sendto)
+        self.answer_udp(data, sendto, addr)
 
-    def answer_udp(self, data: bytes, sendto: Any) -> None:
+    def answer_udp(self, data: bytes, sendto: Any, client: Client = None) -> None:
         """Answer one UDP query that missed the level-1 cache, timed; `sendto(bytes)` sends."""
         started = perf_counter()
-        response = self.answer(data, UDP, sendto)
+        if self.querylog is None:
+            response = self.answer(data, UDP, sendto)
+        else:
+            response = self._logged(data, UDP, sendto, client)
         if response is None:  # dropped or forwarded: counted by `answer`
             return
         sendto(response)
         self.metrics.stats.observe(UDP, response, perf_counter() - started)
+
+    def _logged(self, packet: bytes, proto: int, reply: Any, client: Client) -> bytes | None:
+        """`answer`, and the query in the log (forwarded ones once their answer is in)."""
+        started = perf_counter()
+        self._note = None
+        response = self.answer(packet, proto, reply, client)
+        querylog = self.querylog
+        if querylog is not None and (response is not None or self._note is not None):
+            querylog.add(client, packet, response, perf_counter() - started, proto,
+                         "drill" if self._note else None, self._note)
+        return response
+
+    def set_query_log(self, querylog: QueryLog | None) -> None:
+        """Turn the query log on (a shared QueryLog) or off (None)."""
+        self.querylog = querylog
+        if self._udp_protocol is not None:  # per-datagram path: every query takes `_logged`
+            self._use_fast(self.fast)
 
     async def close(self) -> None:
         if self._udp_sock is not None:
@@ -164,35 +199,40 @@ class DNSServer:
         """Start a fault drill (`dns.drills`); the level-1 cache is bypassed while any runs."""
         drill = self.drills.inject(name, for_seconds=for_seconds, **behaviour)
         self._use_fast({})
+        if self.querylog is not None:
+            self.querylog.event(f"drill {drill.id or '-'} began: {_behaviour(drill)} for "
+                                f"{drill.name} ({for_seconds:g}s)")
         return drill
 
     def _use_fast(self, fast: dict[bytes, bytes]) -> None:
         self.fast = fast
         if self._udp_protocol is not None:
-            self._udp_protocol.fast = fast
+            self._udp_protocol.fast = {} if self.querylog is not None else fast
 
-    def answer(self, packet: bytes, proto: int, reply: Any) -> bytes | None:
+    def answer(self, packet: bytes, proto: int, reply: Any, client: Client = None
+               ) -> bytes | None:
         """Answer one query (not from the level-1 cache); `reply(bytes)` gets forwarded answers."""
         if self.drills.active:  # almost always empty: one list truth test
-            return self._drilled(packet, proto, reply)
-        return self._answer(packet, proto, reply)
+            return self._drilled(packet, proto, reply, client)
+        return self._answer(packet, proto, reply, client)
 
-    def _drilled(self, packet: bytes, proto: int, reply: Any) -> bytes | None:
+    def _drilled(self, packet: bytes, proto: int, reply: Any, client: Client) -> bytes | None:
         try:
             query = parse_query(packet)
         except Exception:
-            return self._answer(packet, proto, reply)
+            return self._answer(packet, proto, reply, client)
         if tuple(label.lower() for label in query.labels) == STATUS_NAME:
             return status_response(packet, self.drills)
         drill = self.drills.pick(query)
         if not self.drills:
             self._use_fast(self._fast)  # the last drill ended
         if drill is None:
-            return self._answer(packet, proto, reply)
+            return self._answer(packet, proto, reply, client)
+        self._note = f"drill {drill.id or drill.name}: {_behaviour(drill)}"
         result, wait = drilled(drill, packet, query, proto == TCP,
                                lambda: self.responder.respond(packet, proto == TCP))
         if isinstance(result, Query):
-            self._forward(packet, result, proto, reply)
+            self._forward(packet, result, proto, reply, client)
             return None
         if result is None:
             self.metrics.stats.requests[proto] += 1
@@ -204,7 +244,8 @@ class DNSServer:
             return None
         return result
 
-    def _answer(self, packet: bytes, proto: int, reply: Any) -> bytes | None:
+    def _answer(self, packet: bytes, proto: int, reply: Any, client: Client = None
+                ) -> bytes | None:
         try:
             result = self.responder.respond(packet, proto == TCP)
         except Exception as error:  # a bug: never let it take the listener down
@@ -215,7 +256,7 @@ class DNSServer:
             except Exception:
                 return None
         if isinstance(result, Query):
-            self._forward(packet, result, proto, reply)  # counted when the answer is sent
+            self._forward(packet, result, proto, reply, client)  # counted when it is sent
             return None
         if result is None:  # dropped: still a request received
             self.metrics.stats.requests[proto] += 1
@@ -223,7 +264,8 @@ class DNSServer:
             self._log(packet, result)
         return result
 
-    def _forward(self, packet: bytes, query: Query, proto: int, reply: Any) -> None:
+    def _forward(self, packet: bytes, query: Query, proto: int, reply: Any,
+                 client: Client = None) -> None:
         async def run(started: float) -> None:
             if self.forwarder is None:
                 response = servfail(packet, query)
@@ -232,7 +274,10 @@ class DNSServer:
                     UDP_PLAIN if query.edns is None else min(query.edns[0], UDP_MAX))
                 response = await self.forwarder.resolve(packet, query, limit)
             reply(response)
-            self.metrics.stats.observe(proto, response, perf_counter() - started)
+            took = perf_counter() - started
+            self.metrics.stats.observe(proto, response, took)
+            if self.querylog is not None:
+                self.querylog.add(client, packet, response, took, proto, "upstream")
             if self.log_queries:
                 self._log(packet, response)
 
@@ -255,6 +300,14 @@ class DNSServer:
         source = entry.source if entry is not None else "upstream"
         query_log.info("%s type=%d rcode=%d source=%s", ".".join(query.labels) + ".",
                        query.qtype, response[3] & 0x0F, source or "-")
+
+
+def _behaviour(drill: Drill) -> str:
+    if drill.rcode is not None:
+        return f"rcode={drill.rcode}"
+    if drill.delay:
+        return f"delay={drill.delay:g}s"
+    return next(b for b in ("drop", "truncate", "stale", "restart") if getattr(drill, b))
 
 
 class _UDPProtocol(asyncio.DatagramProtocol):
@@ -281,4 +334,4 @@ class _UDPProtocol(asyncio.DatagramProtocol):
             self.fast_by_rcode[cached[1] & 0x0F] += 1  # the rcode is in the low flags byte
             return
         sendto = self.sendto
-        self.server.answer_udp(data, lambda response: sendto(response, addr))
+        self.server.answer_udp(data, lambda response: sendto(response, addr), addr)

@@ -18,6 +18,7 @@ get BADVERS, all decided here; dnspython is never used on this path.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from tinykube.dns.handler import Resolver
@@ -221,6 +222,8 @@ class Responder:
         self.entries: dict[bytes, Entry] = {}  # level 2: lowered question -> entry
         self.deps: dict[DepKey, set[bytes]] = {}
         self.hits = self.misses = 0
+        # Called with every answer built (cache misses only): propagation traces watch it.
+        self.on_built: Callable[[Answer, Name], None] | None = None
         resolver.model.add_listener(self.invalidate)
 
     def invalidate(self, keys: set[DepKey]) -> None:
@@ -242,6 +245,8 @@ class Responder:
             return entry
         self.misses += 1
         answer = self.resolver.resolve(query.labels, query.qtype, query.qclass)
+        if self.on_built is not None:
+            self.on_built(answer, query.labels)
         if answer.forward:
             return answer
         entry = encode(answer, query.labels, self.recursion)

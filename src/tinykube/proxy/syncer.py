@@ -194,6 +194,8 @@ class ProxyController(Generic[Target]):
             client, resources.must("discovery.k8s.io", "v1", "endpointslices"))
         self.informers = {res.plural: shared_informer(client, res) for res in extra}
         self.syncs = 0
+        # Called after each sync with the Services and EndpointSlices it applied (traces).
+        self.after_sync: list[Callable[[list[dict[str, Any]], list[dict[str, Any]]], None]] = []
         self.synced = asyncio.Event()  # set after the first sync with synced caches
         self._dirty = asyncio.Event()
         for informer in self._all_informers():
@@ -234,8 +236,11 @@ class ProxyController(Generic[Target]):
             await asyncio.wait_for(self._dirty.wait(), timeout)
 
     async def sync_once(self) -> SyncResult:
-        result = await self.syncer.sync(self.services.cache.list(), self.slices.cache.list())
+        services, slices = self.services.cache.list(), self.slices.cache.list()
+        result = await self.syncer.sync(services, slices)
         self.syncs += 1
+        for hook in self.after_sync:
+            hook(services, slices)
         if self.on_bind_failure is not None:
             for error in result.new_failures:
                 service = self.services.cache.get(result_service(result, error))

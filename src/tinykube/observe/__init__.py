@@ -1,0 +1,1 @@
+"""See what the network does: the live map, the DNS query log's reader, propagation traces."""
