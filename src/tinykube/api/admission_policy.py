@@ -172,6 +172,23 @@ def _run(expression: str, activation: Obj) -> Any:
         raise _Failure(f"expression '{expression}' resulted in error: {exc}") from None
 
 
+def conditions_hold(conditions: tuple[Obj, ...] | list[Obj], variables: Obj) -> bool:
+    """kube's matchConditions (of webhooks and policies): False if any condition is false;
+    otherwise an evaluation error raises (`failurePolicy` decides); True if all hold."""
+    error: _Failure | None = None
+    for condition in conditions:
+        try:
+            value = _run(str(condition.get("expression", "")), variables)
+        except _Failure as exc:
+            error = error or exc
+            continue
+        if value is not True:
+            return False
+    if error is not None:
+        raise error
+    return True
+
+
 def evaluate(policy: Obj, binding: Obj, attrs: Attributes, params: list[Obj | None] | None,
              namespace: Obj | None) -> list[Decision]:
     """The decisions of `policy` through `binding` on a write it matches; `params` None means

@@ -23,8 +23,9 @@ this module does the I/O:
   a later hook changed the object. Validating hooks run concurrently; the first refusal in
   hook order wins. A dry run calls only hooks whose `sideEffects` is None or NoneOnDryRun
   (others refuse it with upstream's 400);
-- `matchConditions` need a CEL evaluator: `MATCH_CONDITIONS` (a hook another module may set);
-  without one a hook with conditions counts as a failed call (`failurePolicy` decides).
+- `matchConditions` are CEL (`MATCH_CONDITIONS`: `api.admission_policy.conditions_hold`, the
+  same engine and semantics as ValidatingAdmissionPolicy's); a false one skips the hook, an
+  evaluation error counts as a failed call (`failurePolicy` decides). No `authorizer`.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import orjson
 
-from tinykube.api import bounds, conversion, errors, patch, resources
+from tinykube.api import admission_policy, bounds, conversion, errors, patch, resources
 from tinykube.api import webhooks as hooks_api
 from tinykube.api.apiextensions import model as crd_model
 from tinykube.api.clone import clone
@@ -63,8 +64,8 @@ CONTEXT_CACHE = 64  # TLS contexts kept (one per distinct caBundle)
 MUTATING_KEY = "admissionregistration.k8s.io/mutatingwebhookconfigurations"
 VALIDATING_KEY = "admissionregistration.k8s.io/validatingwebhookconfigurations"
 # (conditions, variables) -> whether they all hold; raises on an evaluation error. None: no
-# CEL evaluator in this server.
-MATCH_CONDITIONS: Callable[[tuple[Obj, ...], Obj], bool] | None = None
+# CEL evaluator (the refusal then says so).
+MATCH_CONDITIONS: Callable[[tuple[Obj, ...], Obj], bool] | None = admission_policy.conditions_hold
 
 
 class CallFailed(Exception):

@@ -156,17 +156,26 @@ async def test_timeout_and_bounded_answer(tmp_path: Path) -> None:
             release.set()
 
 
-async def test_match_conditions_need_a_cel_evaluator(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("expressions", "called", "status"), [
+    (["object.metadata.name.startsWith('call')"], ["call-me"], {"call-me": 201, "skip-me": 201}),
+    (["true", "request.operation == 'CREATE'"], ["call-me", "skip-me"],
+     {"call-me": 201, "skip-me": 201}),
+    (["false", "object.nosuch.field == 1"], [], {"call-me": 201, "skip-me": 201}),
+    (["object.nosuch.field == 1"], [], {"call-me": 500, "skip-me": 500}),
+], ids=["selects-by-name", "all-true", "false-wins-over-error", "error-is-a-failed-call"])
+async def test_match_conditions_in_cel(tmp_path: Path, expressions: list[str],
+                                       called: list[str], status: dict[str, int]) -> None:
+    """The server's own CEL engine decides matchConditions: a false one skips the hook (even
+    beside one that fails to evaluate), an evaluation error is a failed call (Fail: 500)."""
     with WebhookServer({"/v": allow}) as server:
         async with running_api(tmp_path, bootstrapped=True) as (session, _store):
             await _configure(session, "ValidatingWebhookConfiguration", "v", [
                 _webhook("v.example.com", server, "/v", matchConditions=[
-                    {"name": "c", "expression": "true"}])])
-            got, body = await _create_configmap(session, "cm")
-            assert (got, body["message"]) == (500, (
-                'Internal error occurred: failed calling webhook "v.example.com": '
-                "matchConditions are not supported by this server (it has no CEL evaluator)"))
-            assert server.requests["/v"] == []
+                    {"name": f"c{i}", "expression": e} for i, e in enumerate(expressions)])])
+            got = {name: (await _create_configmap(session, name))[0] for name in status}
+            assert got == status
+            names = [r["request"]["object"]["metadata"]["name"] for r in server.requests["/v"]]
+            assert names == called
 
 
 async def test_validating_webhooks_see_the_stored_uid_and_generated_name(tmp_path: Path) -> None:
