@@ -181,9 +181,10 @@ VOLUMES_DIR = "volumes"  # the local-path provisioner's directories, one per nod
 
 def _controllers(client: RESTClient, data_dir: Path,
                  options: ComponentOptions) -> list[Controller]:
+    """kube-controller-manager's controllers (the scheduler, elected apart, is not here)."""
     return [HorizontalPodAutoscalerController(client, sync_period=options.hpa_sync_period),
             NodeLifecycleController(client, grace_period=options.node_monitor_grace_period),
-            Scheduler(client), StatefulSetController(client), DeploymentController(client),
+            StatefulSetController(client), DeploymentController(client),
             PersistentVolumeController(client), LocalPathProvisioner(client, data_dir /
                                                                      VOLUMES_DIR),
             PVCProtectionController(client), PVProtectionController(client),
@@ -207,8 +208,8 @@ def _start_controllers(client: RESTClient, options: ComponentOptions,
     """The controllers and the scheduler: started at once, or each group while this process
     holds its Lease (stopped the moment it is lost, started afresh when won again)."""
     def controllers(client: RESTClient) -> list[Controller]:
-        return [c for c in _controllers(client, options.data_dir, options)
-                if not isinstance(c, Scheduler)]
+        return _controllers(client, options.data_dir, options)  # the scheduler is not one:
+        # a controller made is a controller watching (its informers' handlers are set)
 
     def scheduler(client: RESTClient) -> list[Controller]:
         return [Scheduler(client)]

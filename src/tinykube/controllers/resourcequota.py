@@ -80,8 +80,9 @@ class ResourceQuotaController(Controller):
         super().__init__(client, list(self.informed.values()))
         self.resync = resync
         self.now = now or clocks.installed().utcnow
+        for informer in self.informed.values():  # all first: a shared informer that has
+            informer.cache.add_index(NAMESPACE, namespace_index)  # synced replays at once
         for pair, informer in self.informed.items():
-            informer.cache.add_index(NAMESPACE, namespace_index)
             self._replenish_on(pair, informer)
         self.quotas.add_handlers(
             on_add=self.enqueue,
