@@ -1,13 +1,18 @@
 """Who is asking, and may they: kube-apiserver's authentication, impersonation and
 authorization filters, in that order, in front of every request.
 
-Authentication (kube's union of authenticators, anonymous last):
+Authentication (kube's union of authenticators, in its order, anonymous last): a table,
+`AccessControl.authenticators`, each returning the user, or None when the request has no
+credential of its kind; the first answer wins.
 
-- `Authorization: Bearer <admin token>` (the kubeconfig's) is `tinykube-admin` in
-  `system:masters`, as a kind cluster's admin certificate is;
-- a ServiceAccount token this server issued (`apiserver.sa_tokens`) is its account;
-- any other bearer token is refused with 401 (kube does not fall back to anonymous when a
-  credential was offered and failed);
+- an X.509 client certificate the TLS handshake verified against the cluster CA (the
+  listener asks for one and does not require it, as kube-apiserver's `--client-ca-file`):
+  CN = user, each O = a group (`user_from_certificate`); a certificate that does not verify,
+  or lacks the `client auth` usage, fails the handshake, as with Go's TLS;
+- bearer tokens, through `token_authenticators` (a table too): `Authorization: Bearer <admin
+  token>` (the kubeconfig's) is `tinykube-admin` in `system:masters`; a ServiceAccount token
+  this server issued (`apiserver.sa_tokens`) is its account; any other bearer token is refused
+  with 401 (kube does not fall back to anonymous when a credential was offered and failed);
 - no bearer credential at all (also `Basic ...`, which kube-apiserver does not accept) is
   `system:anonymous` in `system:unauthenticated`, as with kube's `--anonymous-auth=true`.
 
@@ -39,6 +44,10 @@ from tinykube.apiserver.request_info import Attributes
 
 Obj = dict[str, Any]
 ServiceAccountCheck = Callable[[str], "Obj | None"]  # a token -> its UserInfo, or None
+TokenAuthenticator = Callable[[str], "User | None"]  # a bearer token -> its user, or None
+# (headers, the verified peer certificate as `ssl.SSLSocket.getpeercert()` gives it) -> the user,
+# or None if the request has no credential of this kind; raises Unauthorized for a bad one
+Authenticator = Callable[[Mapping[str, str], "Obj | None"], "User | None"]
 
 ADMIN = User("tinykube-admin", (rbac.MASTERS, "system:authenticated"))
 AUTHENTICATED = "system:authenticated"
@@ -52,6 +61,21 @@ _CURRENT: contextvars.ContextVar[tuple[User, AccessControl] | None] = \
 def current() -> tuple[User, AccessControl] | None:
     return _CURRENT.get()
 _EXTRA = "impersonate-extra-"
+
+
+def user_from_certificate(peer: Obj | None) -> User | None:
+    """kube's x509 user: the leaf's CN, its O values as groups; None without a CN."""
+    if not peer:
+        return None
+    names: dict[str, list[str]] = {"commonName": [], "organizationName": []}
+    for rdn in peer.get("subject", ()):
+        for key, value in rdn:
+            if key in names:
+                names[key].append(value)
+    if not names["commonName"] or not names["commonName"][0]:
+        return None
+    groups = [g for g in names["organizationName"] if g != AUTHENTICATED]
+    return User(names["commonName"][0], (*groups, AUTHENTICATED))
 
 
 def user_from_info(info: Obj) -> User:
@@ -69,14 +93,25 @@ class AccessControl:
         self.admin_token = admin_token
         self.service_account = service_account
         self.authorizer = authorizer
+        self.authenticators: list[Authenticator] = [
+            lambda _headers, peer: user_from_certificate(peer), self._bearer]
+        self.token_authenticators: list[TokenAuthenticator] = [
+            self._admin_token, self._service_account_token]
 
     def __repr__(self) -> str:
         return f"AccessControl({self.authorizer!r})"
 
-    def authenticate(self, headers: Mapping[str, str]) -> User:
+    def authenticate(self, headers: Mapping[str, str], peer: Obj | None = None) -> User:
+        for authenticator in self.authenticators:
+            user = authenticator(headers, peer)
+            if user is not None:
+                return user
+        return rbac.ANONYMOUS
+
+    def _bearer(self, headers: Mapping[str, str], _peer: Obj | None) -> User | None:
         scheme, _, credentials = headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer":
-            return rbac.ANONYMOUS
+            return None
         user = self.token_user(credentials.strip())
         if user is None:
             raise errors.Unauthorized("Unauthorized")
@@ -84,14 +119,26 @@ class AccessControl:
 
     def token_user(self, token: str) -> User | None:
         """Who a bearer token is (TokenReview asks the same), or None."""
+        for authenticator in self.token_authenticators:
+            user = authenticator(token)
+            if user is not None:
+                return user
+        return None
+
+    def _admin_token(self, token: str) -> User | None:
         if self.admin_token and hmac.compare_digest(token, self.admin_token):
             return ADMIN
+        return None
+
+    def _service_account_token(self, token: str) -> User | None:
         info = self.service_account(token)
         return user_from_info(info) if info is not None else None
 
     def admit(self, request: web.Request) -> User:
         """The user the request runs as; raises 401, 400 or 403 as kube-apiserver would."""
-        user = self.impersonate(self.authenticate(request.headers), request.headers)
+        transport = request.transport
+        peer = transport.get_extra_info("peercert") if transport is not None else None
+        user = self.impersonate(self.authenticate(request.headers, peer), request.headers)
         attrs = request_info.resolve(request.method, request.path, request.query)
         if not self.authorizer.allowed(user, attrs):
             raise rbac.forbidden(user, attrs)

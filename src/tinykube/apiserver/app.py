@@ -1,11 +1,11 @@
 """The API server: an aiohttp application in front of the registry.
 
 One catch-all route sends every request through three steps: authentication and authorization
-(`access`: bearer tokens, scheme matched case-insensitively as kube-apiserver does, impersonation
-and RBAC), routing (discovery, OpenAPI,
-`/version`, health, or a resource path) and error translation (every `APIError` becomes a
-`Status` body; anything unexpected becomes a 500 Status and a log line, never a traceback on the
-wire).
+(`access`: client certificates, bearer tokens, scheme matched case-insensitively as
+kube-apiserver does, impersonation and RBAC), routing (discovery, OpenAPI, `/version`, health,
+the token issuer's OIDC discovery, or a resource path) and error translation (every `APIError`
+becomes a `Status` body; anything unexpected becomes a 500 Status and a log line, never a
+traceback on the wire).
 
 Besides its TCP listener the server can listen on a unix socket (`unix_path`, mode 0600) with
 plain HTTP: `tinykube up` gives it to its own child process, whose requests then skip TLS on both
@@ -38,6 +38,7 @@ from tinykube.apiserver import (
     openapi,
     openapi_v2,
     paths,
+    sa_tokens,
     unserved,
 )
 from tinykube.apiserver.access import AccessControl
@@ -58,6 +59,7 @@ VERSION_INFO = {
     "platform": "linux/amd64",
 }
 _HEALTH = ("/healthz", "/livez", "/readyz")
+_OIDC = (sa_tokens.DISCOVERY_PATH, sa_tokens.JWKS_PATH)
 
 
 def _status_response(error: errors.APIError) -> web.Response:
@@ -188,6 +190,8 @@ class APIServer:
     def _document(self, request: web.Request, path: str) -> web.StreamResponse:
         if path == "/version":
             return _json(VERSION_INFO)
+        if path in _OIDC and self.handler.issuer is not None:
+            return self._oidc(path, self.handler.issuer)
         if path in _HEALTH or path.startswith(tuple(p + "/" for p in _HEALTH)):
             return web.Response(text="ok")
         if path.startswith("/openapi/v3"):
@@ -198,8 +202,19 @@ class APIServer:
             return self._discovery(request, path)
         if path == "/":
             return _json({"paths": sorted(["/api", "/api/v1", "/apis", "/healthz", "/livez",
-                                           "/openapi/v2", "/openapi/v3", "/readyz", "/version"])})
+                                           "/openapi/v2", "/openapi/v3", "/readyz", "/version",
+                                           *_OIDC])})
         return web.Response(status=404, text="404 page not found\n")
+
+    def _oidc(self, path: str, issuer: sa_tokens.Issuer) -> web.Response:
+        """OIDC discovery of the ServiceAccount token issuer, as kube-apiserver serves it."""
+        if path == sa_tokens.JWKS_PATH:
+            body, content_type = issuer.jwks(), "application/jwk-set+json"
+        else:
+            body, content_type = issuer.discovery(self.url + sa_tokens.JWKS_PATH), \
+                "application/json"
+        return web.Response(body=orjson.dumps(body), headers={
+            "Content-Type": content_type, "Cache-Control": "public, max-age=3600"})
 
     def _openapi(self, path: str) -> web.Response:
         if path == "/openapi/v3":

@@ -142,12 +142,16 @@ async def _open(options: APIServerOptions, lock: datadir.DataDirLock) -> Running
                               kubelet_token=creds.kubelet_token,
                               unenforced=() if options.enforces_network_policy else
                               ("NetworkPolicy",), metric_resolution=options.metric_resolution,
-                              issuer=sa_tokens.Issuer(creds.service_account_key.encode(),
+                              issuer=sa_tokens.Issuer(creds.service_account_key,
                                                       registry.clock))
     context = None
     if options.tls:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(creds.server_cert, creds.server_key)
+        # Client certificates are asked for, verified by the cluster CA, never required
+        # (kube-apiserver's --client-ca-file): `access` takes CN and O from a verified one.
+        context.verify_mode = ssl.CERT_OPTIONAL
+        context.load_verify_locations(creds.ca_cert)
         context.set_alpn_protocols(["http/1.1"])
     # A private directory: a unix socket path must stay under ~100 bytes, data dirs may not.
     unix_path = Path(tempfile.mkdtemp(prefix="tinykube-")) / "api.sock" \

@@ -1,0 +1,101 @@
+"""Identities beside the admin token, with the real kubectls: the admin's client-certificate
+context (`kubernetes-admin` in `system:masters`, kubeadm's), other CA-signed certificates as
+their CN and O, certificates from another CA refused at the handshake; and the ServiceAccount
+token issuer's OIDC discovery, against which a generic JWT library checks a token."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import jwt
+import pytest
+import yaml
+
+from conftest import Cluster, Kubectl
+from tinykube.apiserver import pki
+
+
+def _user_kubeconfig(cluster: Cluster, tmp_path: Path, name: str) -> Path:
+    """A kubeconfig for the client certificate `name.crt` in the cluster's data directory."""
+    config = yaml.safe_load(cluster.kubeconfig.read_text())
+    config["users"] = [{"name": name, "user": {
+        "client-certificate": str(cluster.data_dir / f"{name}.crt"),
+        "client-key": str(cluster.data_dir / f"{name}.key")}}]
+    config["contexts"] = [{"name": name, "context": {"cluster": config["clusters"][0]["name"],
+                                                     "user": name, "namespace": "default"}}]
+    config["current-context"] = name
+    path = tmp_path / f"{name}.kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_client_certificates_are_their_cn_and_o(kubectl: Kubectl, cluster: Cluster,
+                                                tmp_path: Path) -> None:
+    whoami = kubectl("--context", "kubernetes-admin@tinykube", "auth", "whoami")
+    assert [line.split(maxsplit=1) for line in whoami.splitlines()] == [
+        ["ATTRIBUTE", "VALUE"], ["Username", "kubernetes-admin"],
+        ["Groups", "[system:masters system:authenticated]"]]
+    assert "default" in kubectl("--context", "kubernetes-admin@tinykube", "get", "ns")
+
+    pki.make_client(cluster.data_dir, "jane", "jane", ["devs"])
+    jane = Kubectl(kubectl.binary, _user_kubeconfig(cluster, tmp_path, "jane"), kubectl.cache_dir)
+    assert jane("auth", "whoami", "-o", "jsonpath={.status.userInfo.groups}") == \
+        '["devs","system:authenticated"]'
+    denied = jane.run("get", "pods", check=False).stderr
+    assert ('pods is forbidden: User "jane" cannot list resource "pods" in API group "" in '
+            'the namespace "default"') in denied
+    kubectl("create", "rolebinding", "devs-view", "--clusterrole=view", "--group=devs")
+    assert "No resources found" in jane.run("get", "pods").stderr
+
+
+def _get(url: str, ca: Path, cert: tuple[Path, Path] | None = None) -> int:
+    """The status of a GET without a bearer token (with a client certificate if given)."""
+    context = ssl.create_default_context(cafile=str(ca))
+    if cert is not None:
+        context.load_cert_chain(*cert)
+    try:
+        with urllib.request.urlopen(url, context=context, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_token_issuer_discovery_lets_a_jwt_library_verify_tokens(kctl: Kubectl,
+                                                                 cluster: Cluster) -> None:
+    kctl("create", "sa", "app")
+    token = kctl("create", "token", "app", "--audience", "vault").strip()
+    config = json.loads(kctl("--token", token, "get", "--raw",
+                             "/.well-known/openid-configuration"))
+    assert config == {"issuer": "https://kubernetes.default.svc.cluster.local",
+                      "jwks_uri": f"{cluster.url}/openid/v1/jwks",
+                      "response_types_supported": ["id_token"],
+                      "subject_types_supported": ["public"],
+                      "id_token_signing_alg_values_supported": ["ES256"]}
+    jwks = json.loads(kctl("--token", token, "get", "--raw", "/openid/v1/jwks"))
+    key = jwt.PyJWKSet.from_dict(jwks)[jwt.get_unverified_header(token)["kid"]]
+    claims = jwt.decode(token, key.key, algorithms=["ES256"], audience="vault",
+                        issuer=config["issuer"])
+    assert claims["sub"] == "system:serviceaccount:default:app"
+    # only service accounts (and admins) may read it: system:service-account-issuer-discovery
+    ca = cluster.data_dir / "ca.crt"
+    assert _get(f"{cluster.url}/openid/v1/jwks", ca) == 403
+    assert _get(f"{cluster.url}/healthz", ca) == 200
+    admin = (cluster.data_dir / "admin.crt", cluster.data_dir / "admin.key")
+    assert _get(f"{cluster.url}/openid/v1/jwks", ca, admin) == 200
+    # a token signed elsewhere (HS256, as earlier tinykubes did) is a 401
+    forged = jwt.encode(claims, "not-the-key-" * 4, algorithm="HS256")
+    refused = kctl.run("--token", forged, "get", "pods", check=False)
+    assert "You must be logged in to the server" in refused.stderr, refused.stderr
+
+
+def test_a_certificate_from_another_ca_fails_the_handshake(cluster: Cluster,
+                                                           tmp_path: Path) -> None:
+    pki.make_ca(tmp_path)
+    pki.make_client(tmp_path, "mallory", "mallory", ["system:masters"])
+    mallory = (tmp_path / "mallory.crt", tmp_path / "mallory.key")
+    with pytest.raises((ssl.SSLError, ConnectionResetError, urllib.error.URLError)):
+        _get(f"{cluster.url}/api", cluster.data_dir / "ca.crt", mallory)
