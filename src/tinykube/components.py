@@ -60,6 +60,7 @@ from tinykube.controllers.resourcequota import ResourceQuotaController
 from tinykube.controllers.scheduler import Scheduler
 from tinykube.controllers.serviceaccounts import ServiceAccountsController
 from tinykube.controllers.statefulset import StatefulSetController
+from tinykube.controllers.token_secrets import TokenSecretsController
 from tinykube.controllers.ttl_after_finished import TTLAfterFinishedController
 from tinykube.controllers.volume_protection import PVCProtectionController, PVProtectionController
 from tinykube.dns.app import DNSOptions, RunningDNS, start_dns
@@ -170,6 +171,7 @@ def _controllers(client: RESTClient, data_dir: Path,
             NamespaceController(client), ServiceAccountsController(client),
             JobController(client), CronJobController(client), TTLAfterFinishedController(client),
             CSRApprovingController(client), CSRSigningController(client, data_dir),
+            TokenSecretsController(client, data_dir),
             GarbageCollector(client), ResourceQuotaController(client)]
 
 

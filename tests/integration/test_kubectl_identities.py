@@ -1,22 +1,43 @@
 """Identities beside the admin token, with the real kubectls: the admin's client-certificate
 context (`kubernetes-admin` in `system:masters`, kubeadm's), other CA-signed certificates as
 their CN and O, certificates from another CA refused at the handshake; and the ServiceAccount
-token issuer's OIDC discovery, against which a generic JWT library checks a token."""
+token issuer's OIDC discovery, against which a generic JWT library checks a token; legacy token
+Secrets filled in by the token controller. One cluster for the module (each test uses its own
+names), so the file stays well under a minute."""
 
 from __future__ import annotations
 
+import base64
 import json
 import ssl
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import jwt
 import pytest
 import yaml
 
-from conftest import Cluster, Kubectl
+from conftest import KUBECTLS, Cluster, Kubectl, start_cluster, until
 from tinykube.apiserver import pki
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    running = start_cluster(tmp_path_factory.mktemp("identities") / "data")
+    yield running
+    running.stop()
+
+
+@pytest.fixture(params=[b for _, b in KUBECTLS], ids=[n for n, _ in KUBECTLS])
+def kubectl(request: pytest.FixtureRequest, cluster: Cluster, tmp_path: Path) -> Kubectl:
+    return Kubectl(request.param, cluster.kubeconfig, tmp_path)
+
+
+@pytest.fixture
+def kctl(cluster: Cluster, tmp_path: Path) -> Kubectl:
+    return Kubectl(KUBECTLS[0][1], cluster.kubeconfig, tmp_path)
 
 
 def _user_kubeconfig(cluster: Cluster, tmp_path: Path, name: str) -> Path:
@@ -41,15 +62,18 @@ def test_client_certificates_are_their_cn_and_o(kubectl: Kubectl, cluster: Clust
         ["Groups", "[system:masters system:authenticated]"]]
     assert "default" in kubectl("--context", "kubernetes-admin@tinykube", "get", "ns")
 
+    namespace = f"certs-{len(kubectl.binary)}"  # one per kubectl: the cluster is shared
+    kubectl("create", "namespace", namespace)
     pki.make_client(cluster.data_dir, "jane", "jane", ["devs"])
     jane = Kubectl(kubectl.binary, _user_kubeconfig(cluster, tmp_path, "jane"), kubectl.cache_dir)
     assert jane("auth", "whoami", "-o", "jsonpath={.status.userInfo.groups}") == \
         '["devs","system:authenticated"]'
-    denied = jane.run("get", "pods", check=False).stderr
+    denied = jane.run("get", "pods", "-n", namespace, check=False).stderr
     assert ('pods is forbidden: User "jane" cannot list resource "pods" in API group "" in '
-            'the namespace "default"') in denied
-    kubectl("create", "rolebinding", "devs-view", "--clusterrole=view", "--group=devs")
-    assert "No resources found" in jane.run("get", "pods").stderr
+            f'the namespace "{namespace}"') in denied
+    kubectl("create", "rolebinding", "devs-view", "--clusterrole=view", "--group=devs",
+            "-n", namespace)
+    assert "No resources found" in jane.run("get", "pods", "-n", namespace).stderr
 
 
 def _get(url: str, ca: Path, cert: tuple[Path, Path] | None = None) -> int:
@@ -99,3 +123,34 @@ def test_a_certificate_from_another_ca_fails_the_handshake(cluster: Cluster,
     mallory = (tmp_path / "mallory.crt", tmp_path / "mallory.key")
     with pytest.raises((ssl.SSLError, ConnectionResetError, urllib.error.URLError)):
         _get(f"{cluster.url}/api", cluster.data_dir / "ca.crt", mallory)
+
+
+LEGACY_SECRET = """apiVersion: v1
+kind: Secret
+metadata:
+  name: legacy-token
+  annotations: {kubernetes.io/service-account.name: legacy}
+type: kubernetes.io/service-account-token
+"""
+
+
+def test_legacy_token_secrets_are_filled_in_and_live_with_their_secret(kctl: Kubectl) -> None:
+    kctl("create", "sa", "legacy")
+    kctl("apply", "-f", "-", input=LEGACY_SECRET)
+    encoded = until(lambda: kctl("get", "secret", "legacy-token", "-o",
+                                 "jsonpath={.data.token}"), what="the token controller")
+    token = base64.b64decode(encoded).decode()
+    described = kctl("describe", "secret", "legacy-token")
+    assert "kubernetes.io/service-account.uid:" in described and "ca.crt:" in described
+    assert kctl("--token", token, "auth", "whoami", "-o",
+                "jsonpath={.status.userInfo.username}") == "system:serviceaccount:default:legacy"
+    kctl("delete", "secret", "legacy-token")
+    refused = kctl.run("--token", token, "get", "pods", check=False)
+    assert "You must be logged in to the server" in refused.stderr, refused.stderr
+
+    kctl("apply", "-f", "-", input=LEGACY_SECRET)
+    until(lambda: kctl("get", "secret", "legacy-token", "-o", "jsonpath={.data.token}"),
+          what="the token controller")
+    kctl("delete", "sa", "legacy")
+    until(lambda: "NotFound" in kctl.run("get", "secret", "legacy-token", check=False).stderr,
+          what="the token Secret to go with its account")

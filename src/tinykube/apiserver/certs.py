@@ -45,7 +45,7 @@ class Credentials:
     kubeconfig: Path
     # What the API server shows the node agents' kubelet endpoints.
     kubelet_token: str = dataclasses.field(repr=False)
-    # Signs ServiceAccount tokens (apiserver.sa_keys: made on first use).
+    # Signs ServiceAccount tokens (tinykube.sa_keys), here and in the token controller.
     service_account_key: Path
 
 
@@ -99,6 +99,10 @@ def ensure_credentials(data_dir: Path, *, hosts: list[str]) -> Credentials:
         from tinykube.apiserver import pki
 
         pki.make_client(data_dir, "admin", ADMIN_CERT_USER, ADMIN_CERT_GROUPS)
+    if not (data_dir / "sa.key").exists():  # made here, before the token controller reads it
+        from tinykube import sa_keys
+
+        sa_keys.load_or_make(data_dir / "sa.key")
     return Credentials(data_dir / "ca.crt", data_dir / "apiserver.crt", data_dir / "apiserver.key",
                        _token(data_dir / "admin.token"), data_dir / "kubeconfig",
                        _token(data_dir / "kubelet.token"), data_dir / "sa.key")

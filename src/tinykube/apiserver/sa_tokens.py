@@ -3,21 +3,26 @@ subresource) issues, and what the API server then accepts as that service accoun
 
 A token is a JWT with kube's claims (`iss`, `sub` = `system:serviceaccount:NS:NAME`, `aud`,
 `iat`, `nbf`, `exp`, `jti`, and `kubernetes.io` naming the namespace and the account's name and
-uid), signed ES256 with the key in the data directory (`apiserver.sa_keys`: `sa.key`, made on
-first use), so tokens survive a restart. The public key is served as kube-apiserver serves it,
-for OIDC discovery: `/.well-known/openid-configuration` (`discovery`) names the issuer and
-`/openid/v1/jwks` (`jwks`), so any JWT library can check a token. A token is accepted until it
-expires and while its service account exists with the uid it was issued for (delete the account
-and its tokens stop working, as upstream) and, for a token bound to a pod (`boundObjectRef` kind
-Pod, what the kubelet asks for), while that pod exists with its uid. What the identity may do is
-RBAC's.
+uid), signed ES256 with the key in the data directory (`tinykube.sa_keys`: `sa.key`), so tokens
+survive a restart. The public key is served as kube-apiserver serves it, for OIDC discovery:
+`/.well-known/openid-configuration` (`discovery`) names the issuer and `/openid/v1/jwks`
+(`jwks`), so any JWT library can check a token. A token is accepted until it expires and while
+its service account exists with the uid it was issued for (delete the account and its tokens
+stop working, as upstream) and, for a token bound to a pod (`boundObjectRef` kind Pod, what the
+kubelet asks for), while that pod exists with its uid. What the identity may do is RBAC's.
 
 Earlier tinykubes signed HS256 under `serviceaccount.key`; kube never had such tokens, so they
-are not accepted any more (rotated on upgrade): the restarted node agents ask for new ones, and a
-`kubectl create token` from before the upgrade must be made again.
+are not accepted any more (rotated on upgrade): the restarted node agents ask for new ones, and
+a `kubectl create token` from before the upgrade must be made again.
 
-Kube's request rules: `expirationSeconds` defaults to 3600 and must be at least 600
-("may not specify a duration less than 10 minutes"); no audiences means the API server's own.
+A token Secret's token (type `kubernetes.io/service-account-token`, filled in by
+`controllers.token_secrets` with the same key) has kube's legacy claims (issuer
+`kubernetes/serviceaccount`, `kubernetes.io/serviceaccount/...` names, no expiry) and is
+accepted while that Secret exists, is not being deleted and holds that token, and its account
+exists with its uid.
+
+Kube's request rules: `expirationSeconds` defaults to 3600 and must be at least 600 ("may not
+specify a duration less than 10 minutes"); no audiences means the API server's own.
 """
 
 from __future__ import annotations
@@ -36,21 +41,19 @@ from tinykube.api import errors
 from tinykube.api.meta import rfc3339
 
 if TYPE_CHECKING:
-    from tinykube.apiserver.sa_keys import SigningKey
+    from tinykube.sa_keys import SigningKey
 
 Obj = dict[str, Any]
 
 ISSUER = "https://kubernetes.default.svc.cluster.local"
+LEGACY_ISSUER = "kubernetes/serviceaccount"  # tokens in Secrets (`legacy_claims`)
+_LEGACY = "kubernetes.io/serviceaccount/"
 DEFAULT_SECONDS = 3600
 MIN_SECONDS = 600
 _VERIFIED = 10_000
 ALGORITHM = "ES256"  # sa_keys.ALGORITHM, without importing it
 JWKS_PATH = "/openid/v1/jwks"
 DISCOVERY_PATH = "/.well-known/openid-configuration"
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def _unb64(text: str) -> bytes:
@@ -78,7 +81,7 @@ class Issuer:
     @property
     def key(self) -> SigningKey:
         if self._key is None:
-            from tinykube.apiserver import sa_keys  # imports cryptography: on first use
+            from tinykube import sa_keys  # imports cryptography: on first use
 
             self._key = sa_keys.load_or_make(self.key_file)
         return self._key
@@ -127,9 +130,9 @@ class Issuer:
 
     def sign(self, claims: Obj) -> str:
         """A compact JWS of `claims` under the signing key."""
-        header = {"alg": ALGORITHM, "kid": self.key.kid}
-        payload = f"{_b64(orjson.dumps(header))}.{_b64(orjson.dumps(claims))}"
-        return f"{payload}.{self.key.sign(payload)}"
+        from tinykube import sa_keys
+
+        return sa_keys.sign_jwt(self.key, claims)
 
     def claims(self, token: str) -> Obj | None:
         """The claims of a token this issuer signed and that has not expired, else None."""
@@ -141,6 +144,8 @@ class Issuer:
             if len(self._verified) >= _VERIFIED:
                 self._verified.clear()
             self._verified[token] = claims
+        if claims["iss"] == LEGACY_ISSUER:
+            return claims  # never expires; valid while its Secret holds it
         now = self.clock().timestamp()
         if claims["exp"] <= now or int(claims.get("nbf", 0)) > now + 60:
             return None
@@ -161,9 +166,11 @@ class Issuer:
             return None
         if not self.key.verify(f"{parts[0]}.{parts[1]}", parts[2]):
             return None
-        if not isinstance(claims, dict) or not isinstance(claims.get("exp"), int):
+        if not isinstance(claims, dict):
             return None
-        if claims.get("iss") != self.issuer:
+        if claims.get("iss") == LEGACY_ISSUER:
+            return claims if secret_of(claims) is not None else None
+        if claims.get("iss") != self.issuer or not isinstance(claims.get("exp"), int):
             return None
         return claims
 
@@ -176,8 +183,20 @@ def pod_of(claims: Obj) -> tuple[str, str] | None:
     return str(pod.get("name", "")), str(pod.get("uid", ""))
 
 
+def secret_of(claims: Obj) -> str | None:
+    """The Secret a legacy token says it lives in, or None for another kind of token."""
+    if claims.get("iss") != LEGACY_ISSUER:
+        return None
+    name = claims.get(f"{_LEGACY}secret.name")
+    return name if isinstance(name, str) and name else None
+
+
 def account_of(claims: Obj) -> tuple[str, str, str] | None:
     """(namespace, name, uid) a token's claims name."""
+    if claims.get("iss") == LEGACY_ISSUER:
+        return (str(claims.get(f"{_LEGACY}namespace", "")),
+                str(claims.get(f"{_LEGACY}service-account.name", "")),
+                str(claims.get(f"{_LEGACY}service-account.uid", "")))
     info = claims.get("kubernetes.io")
     if not isinstance(info, dict) or not isinstance(info.get("serviceaccount"), dict):
         return None

@@ -4,14 +4,18 @@ signs with an EC `--service-account-signing-key-file`.
 The key is `sa.key` (PKCS#8 PEM, owner-only) in the data directory, made when missing, so tokens
 survive a restart. Its key id is kube's: the unpadded base64url SHA-256 of the public key's DER
 (SubjectPublicKeyInfo), so a verifier picks the key from `/openid/v1/jwks` by the token's `kid`.
-A module of its own because it imports `cryptography` (about 70 ms): `sa_tokens` loads it the
-first time a token is issued or checked, never at start.
+A module of its own because it imports `cryptography` (about 70 ms): `apiserver.sa_tokens`
+loads it the first time a token is issued or checked, never at start; outside the components
+because two of them sign with it: the API server (TokenRequest) and the token controller
+(`controllers.token_secrets`, legacy token Secrets), as kube-controller-manager has
+`--service-account-private-key-file`.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +81,14 @@ class SigningKey:
         return {"use": "sig", "kty": "EC", "kid": self.kid, "crv": "P-256", "alg": ALGORITHM,
                 "x": _b64(numbers.x.to_bytes(_SIZE, "big")),
                 "y": _b64(numbers.y.to_bytes(_SIZE, "big"))}
+
+
+def sign_jwt(key: SigningKey, claims: dict[str, Any]) -> str:
+    """A compact JWS of `claims` under `key`, with kube's header (`alg`, `kid`)."""
+    header = {"alg": ALGORITHM, "kid": key.kid}
+    payload = (f"{_b64(json.dumps(header, separators=(',', ':')).encode())}."
+               f"{_b64(json.dumps(claims, separators=(',', ':')).encode())}")
+    return f"{payload}.{key.sign(payload)}"
 
 
 def load_or_make(path: Path) -> SigningKey:
