@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import json
 import ssl
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -22,10 +24,24 @@ import yaml
 from conftest import KUBECTLS, Cluster, Kubectl, start_cluster, until
 from tinykube.apiserver import pki
 
+AUDIT_POLICY = """apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- {level: None, nonResourceURLs: ["/healthz*", "/livez*", "/readyz*"]}
+- {level: Metadata, resources: [{group: "", resources: [secrets]}]}
+- {level: RequestResponse, resources: [{group: "", resources: [configmaps]}]}
+- {level: None, userGroups: [system:masters]}
+- {level: Metadata}
+"""
+
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    running = start_cluster(tmp_path_factory.mktemp("identities") / "data")
+    base = tmp_path_factory.mktemp("identities")
+    (base / "policy.yaml").write_text(AUDIT_POLICY)
+    running = start_cluster(base / "data", "--audit-log", str(base / "audit.log"),
+                            "--audit-policy-file", str(base / "policy.yaml"))
     yield running
     running.stop()
 
@@ -154,3 +170,49 @@ def test_legacy_token_secrets_are_filled_in_and_live_with_their_secret(kctl: Kub
     kctl("delete", "sa", "legacy")
     until(lambda: "NotFound" in kctl.run("get", "secret", "legacy-token", check=False).stderr,
           what="the token Secret to go with its account")
+
+
+def _audit_events(cluster: Cluster) -> list[dict[str, object]]:
+    path = cluster.data_dir.parent / "audit.log"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_the_audit_log_writes_events_as_its_policy_says(kctl: Kubectl,
+                                                        cluster: Cluster) -> None:
+    kctl("create", "configmap", "audited", "--from-literal=k=v")
+    kctl("get", "secrets")
+    kctl("create", "sa", "auditee")
+    token = kctl("create", "token", "auditee").strip()
+    kctl.run("--token", token, "get", "pods", check=False)
+    events = _audit_events(cluster)
+    created = [e for e in events if e.get("verb") == "create" and
+               e.get("objectRef") == {"resource": "configmaps", "namespace": "default",
+                                      "apiVersion": "v1"} and
+               str(e.get("userAgent")).startswith("kubectl")]
+    assert len(created) == 1 and created[0]["level"] == "RequestResponse"
+    assert created[0]["stage"] == "ResponseComplete"
+    assert created[0]["user"] == {"username": "tinykube-admin",  # type: ignore[comparison-overlap]
+                                  "groups": ["system:masters", "system:authenticated"]}
+    assert created[0]["requestObject"]["data"] == {"k": "v"}  # type: ignore[index]
+    assert created[0]["responseObject"]["metadata"]["name"] == "audited"  # type: ignore[index]
+    listed = [e for e in events if e.get("verb") == "list" and
+              (e.get("objectRef") or {}).get("resource") == "secrets"]  # type: ignore[attr-defined]
+    assert listed and all(e["level"] == "Metadata" and "responseObject" not in e for e in listed)
+    denied = [e for e in events if (e.get("user") or {}).get("username")  # type: ignore[attr-defined]
+              == "system:serviceaccount:default:auditee"]
+    assert denied and denied[-1]["responseStatus"]["code"] == 403  # type: ignore[index]
+    assert denied[-1]["annotations"] == {"authorization.k8s.io/decision": "forbid"}
+    assert not [e for e in events if e.get("stage") == "RequestReceived"]
+    assert not [e for e in events if str(e.get("requestURI", "")).startswith("/api/v1/pods")
+                and (e.get("user") or {}).get("username") == "tinykube-admin"]  # type: ignore[attr-defined]
+
+
+def test_tinykube_up_refuses_a_bad_audit_policy(tmp_path: Path) -> None:
+    (tmp_path / "policy.yaml").write_text("rules: [{level: Loud}]\n")
+    result = subprocess.run([sys.executable, "-m", "tinykube", "up", "--data-dir",
+                             str(tmp_path / "data"), "--audit-policy-file",
+                             str(tmp_path / "policy.yaml")], capture_output=True, text=True,
+                            timeout=30)
+    assert result.returncode == 2, result.stderr
+    assert "Invalid value for --audit-policy-file" in result.stderr, result.stderr
+    assert 'invalid audit policy: rules[0].level: Invalid value: "Loud"' in result.stderr

@@ -52,6 +52,9 @@ Authenticator = Callable[[Mapping[str, str], "Obj | None"], "User | None"]
 ADMIN = User("tinykube-admin", (rbac.MASTERS, "system:authenticated"))
 AUTHENTICATED = "system:authenticated"
 USER = web.RequestKey("tinykube.user", User)
+# for the audit log: who authenticated (before impersonation), and the request's attributes
+AUTHENTICATED_USER = web.RequestKey("tinykube.authenticated_user", User)
+ATTRIBUTES = web.RequestKey("tinykube.attributes", Attributes)
 # The user the current request runs as, with the authorizer: for checks deep in a write (RBAC
 # escalation) that only get the object. Set per request task, so never seen by another one.
 _CURRENT: contextvars.ContextVar[tuple[User, AccessControl] | None] = \
@@ -138,8 +141,11 @@ class AccessControl:
         """The user the request runs as; raises 401, 400 or 403 as kube-apiserver would."""
         transport = request.transport
         peer = transport.get_extra_info("peercert") if transport is not None else None
-        user = self.impersonate(self.authenticate(request.headers, peer), request.headers)
+        authenticated = self.authenticate(request.headers, peer)
+        request[AUTHENTICATED_USER] = authenticated
+        user = self.impersonate(authenticated, request.headers)
         attrs = request_info.resolve(request.method, request.path, request.query)
+        request[ATTRIBUTES] = attrs
         if not self.authorizer.allowed(user, attrs):
             raise rbac.forbidden(user, attrs)
         request[USER] = user

@@ -32,12 +32,15 @@ from aiohttp import web
 from tinykube import __version__
 from tinykube.api import errors
 from tinykube.apiserver import (
+    access,
+    audit,
     connections,
     discovery,
     handlers,
     openapi,
     openapi_v2,
     paths,
+    request_info,
     sa_tokens,
     unserved,
 )
@@ -109,8 +112,10 @@ class APIServer:
     def __init__(self, handler: ResourceHandler, *, token: str | None,
                  host: str = "127.0.0.1", port: int = 6443,
                  ssl_context: ssl.SSLContext | None = None,
-                 unix_path: Path | None = None, access: AccessControl | None = None) -> None:
+                 unix_path: Path | None = None, access: AccessControl | None = None,
+                 audit_log: audit.AuditLog | None = None) -> None:
         self.handler = handler
+        self.audit = audit_log  # writes every request's Events, if set
         self.token = token
         # Without a token, every request is the admin's (unit tests of the API itself).
         self.access = access if access is not None or token is None else \
@@ -156,11 +161,45 @@ class APIServer:
     # --- dispatch -------------------------------------------------------------------
 
     async def _serve(self, request: web.Request) -> web.StreamResponse:
+        if self.audit is not None:
+            return await self._serve_audited(request, self.audit)
+        refused = self._admit(request)
+        return refused if refused is not None else await self._handle(request)
+
+    def _admit(self, request: web.Request) -> web.Response | None:
+        """Authentication, impersonation, RBAC (`access`): None, or the refusal to send."""
         try:
-            if self.access is not None:  # authentication, impersonation, RBAC (`access`)
+            if self.access is not None:
                 self.access.admit(request)
         except errors.APIError as error:
             return _status_response(error)
+        return None
+
+    async def _serve_audited(self, request: web.Request,
+                             log_: audit.AuditLog) -> web.StreamResponse:
+        """`_serve`, with the request's Events written to the audit log (`audit`)."""
+        now = self.handler.now
+        entry = audit.Request(request.path_qs, request.remote or "",
+                              request.headers.get("User-Agent", ""), now())
+        refused = self._admit(request)
+        entry.user = request.get(access.AUTHENTICATED_USER)
+        entry.attrs = request.get(access.ATTRIBUTES) or request_info.resolve(
+            request.method, request.path, request.query)
+        if entry.user is not None:
+            entry.allowed = refused is None
+        if refused is None:
+            if "Impersonate-User" in request.headers:
+                entry.impersonated = request.get(access.USER)
+            log_.received(entry, now())
+        response = refused if refused is not None else await self._handle(request)
+        body = response.body if isinstance(response, web.Response) else None
+        log_.completed(entry, response.status, now(), request_body=request.get(handlers.BODY),
+                       response_body=body if isinstance(body, bytes) else None,
+                       request_type=request.headers.get("Content-Type", ""),
+                       response_type=response.headers.get("Content-Type", ""))
+        return response
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         try:
             return await self._route(request)
         except errors.APIError as error:

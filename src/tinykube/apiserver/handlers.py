@@ -67,6 +67,7 @@ _PATCH_TYPES = {
 
 # Request storage key: the texts of this request's Warning headers.
 WARNINGS = web.RequestKey("tinykube.warnings", list[str])
+BODY = web.RequestKey("tinykube.body", bytes)  # the body as read, for the audit log
 
 
 async def add_warning_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -411,7 +412,8 @@ class ResourceHandler:
             body += chunk
             if len(body) > MAX_BODY:
                 raise errors.RequestEntityTooLarge(too_large)
-        return bytes(body)
+        request[BODY] = bytes(body)
+        return request[BODY]
 
     async def _decoded(self, request: web.Request, target: Target, warnings: list[str]) -> Obj:
         body = codec.parse_body(await self._read_body(request),

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from tinykube.api import resources
 from tinykube.apiserver import (
+    audit,
     bootstrap,
     certs,
     datadir,
@@ -62,6 +63,9 @@ class APIServerOptions:
     metric_resolution: float = 15.0
     # The kubeconfig's cluster/context name ("tinykube-NAME" for `tinykube up --name NAME`).
     kubeconfig_name: str = "tinykube"
+    # The audit log (`--audit-log-path`) and its policy (`--audit-policy-file`; none: Metadata).
+    audit_log: Path | None = None
+    audit_policy: Path | None = None
 
 
 @dataclasses.dataclass
@@ -107,6 +111,8 @@ class RunningAPIServer:
         if self.crds is not None:
             self.crds.stop_serving()
         await self.server.stop()
+        if self.server.audit is not None:
+            self.server.audit.close()
         self.store.close()
         if self.server.unix_path is not None:
             shutil.rmtree(self.server.unix_path.parent, ignore_errors=True)
@@ -158,8 +164,11 @@ async def _open(options: APIServerOptions, lock: datadir.DataDirLock) -> Running
         if options.local_socket else None
     access = AccessControl(creds.token, handler.service_account_user, RBACAuthorizer(store))
     crd_controller.CRDController(registry).reconcile()  # stored CRDs are served from the start
+    audit_log = audit.AuditLog(options.audit_log, audit.load_policy(options.audit_policy)) \
+        if options.audit_log is not None else None
     server = APIServer(handler, token=creds.token, host=options.host, port=options.port,
-                       ssl_context=context, unix_path=unix_path, access=access)
+                       ssl_context=context, unix_path=unix_path, access=access,
+                       audit_log=audit_log)
     await server.start()
     lock.record(server.url)
     # Synchronous, so it completes before the loop serves the first request.

@@ -102,6 +102,18 @@ async def _run(options: cluster.ClusterOptions, process: subprocess.Popen[bytes]
     click.echo("tinykube stopped", err=True)
 
 
+def check_audit_policy(path: Path) -> None:
+    """Refuse a policy kube-apiserver would refuse, before anything starts."""
+    import yaml
+
+    from tinykube.apiserver import audit
+
+    try:
+        audit.load_policy(path)
+    except (yaml.YAMLError, audit.PolicyError) as error:
+        raise click.BadParameter(f"{path}: {error}", param_hint="--audit-policy-file") from None
+
+
 @click.command()
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,
               show_default="$XDG_DATA_HOME/tinykube, or tinykube-NAME with --name",
@@ -177,6 +189,13 @@ async def _run(options: cluster.ClusterOptions, process: subprocess.Popen[bytes]
               metavar="DURATION",
               help="How long a node may go without renewing its Lease before it is marked "
               "Unknown (NodeStatusUnknown) and tainted unreachable.")
+@click.option("--audit-log", "--audit-log-path", "audit_log", default=None, metavar="PATH",
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the API server's audit Events (audit.k8s.io/v1, JSON lines) here.")
+@click.option("--audit-policy-file", default=None, metavar="FILE",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The audit Policy (audit.k8s.io/v1) choosing each request's level; without "
+              "one every request is logged at Metadata.")
 @click.option("--durable", is_flag=True,
               help="fsync every write (survives power loss, not only a crash).")
 @click.option("--single-process", is_flag=True,
@@ -192,7 +211,8 @@ def command(data_dir: Path | None, name: str | None, detach: bool, listen: str |
             image_gc_high_threshold: int, image_gc_low_threshold: int,
             minimum_image_ttl_duration: str, virtual_job_seconds: float,
             insecure_http: bool, watch_history: int, metric_resolution: str,
-            hpa_sync_period: str, node_monitor_grace_period: str, durable: bool,
+            hpa_sync_period: str, node_monitor_grace_period: str,
+            audit_log: Path | None, audit_policy_file: Path | None, durable: bool,
             single_process: bool, verbose: int) -> None:
     """Start tinykube on this machine."""
     data_dir = data_dir or default_data_dir(name)
@@ -212,6 +232,8 @@ def command(data_dir: Path | None, name: str | None, detach: bool, listen: str |
     hpa_period = parse_duration(hpa_sync_period, "--horizontal-pod-autoscaler-sync-period")
     grace = parse_duration(node_monitor_grace_period, "--node-monitor-grace-period")
     dns_address = split_listen(dns_listen, "--dns-listen") if dns_listen else None
+    if audit_policy_file is not None:
+        check_audit_policy(audit_policy_file)
     raise_open_files_limit()  # before the child starts: it inherits the limit
     if network == "netns":
         check_netns_mode(dns_address, proxy, single_process)
@@ -242,6 +264,7 @@ def command(data_dir: Path | None, name: str | None, detach: bool, listen: str |
         options.host_sockets = host_sockets
         options.holder_pid = process.pid if rootless and process is not None else None
         options.api.metric_resolution = resolution
+        options.api.audit_log, options.api.audit_policy = audit_log, audit_policy_file
         options.virtual_job_seconds = virtual_job_seconds
         options.hpa_sync_period, options.node_monitor_grace_period = hpa_period, grace
         options.insecure_registries = list(insecure_registries)
