@@ -26,6 +26,7 @@ import subprocess
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from tinykube import identities
 from tinykube.apiserver.server import APIServerOptions, RunningAPIServer, open_apiserver
 from tinykube.components import (
     ComponentOptions,
@@ -83,7 +84,14 @@ class ClusterOptions:
                                 holder_pid=self.holder_pid,
                                 image_cache_size=self.image_cache_size,
                                 image_gc_high=self.image_gc_high, image_gc_low=self.image_gc_low,
-                                image_min_age=self.image_min_age)
+                                image_min_age=self.image_min_age,
+                                identities=_identities(api))
+
+
+def _identities(api: RunningAPIServer) -> dict[str, str]:
+    """component -> the static token the API server made for its user (`identities`)."""
+    return {name: api.component_tokens[user] for name, (user, _groups)
+            in identities.COMPONENTS.items() if user in api.component_tokens}
 
 
 class ChildComponents:

@@ -35,7 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tinykube import private
+from tinykube import identities, private
 from tinykube.client import config as client_config
 from tinykube.client.controller import Controller
 from tinykube.client.rest import RESTClient
@@ -127,6 +127,9 @@ class ComponentOptions:
     image_gc_high: int = 85  # image GC thresholds, percent of the capacity
     image_gc_low: int = 80
     image_min_age: float = 120.0  # seconds before a pulled image may be collected
+    # component -> its own bearer token (`identities`); a component not here uses the
+    # kubeconfig's credential
+    identities: dict[str, str] = dataclasses.field(default_factory=dict, repr=False)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), default=str)
@@ -156,11 +159,11 @@ def node_pod_cidrs(cluster_cidr: str, count: int) -> list[str]:
 VOLUMES_DIR = "volumes"  # the local-path provisioner's directories, one per node beneath
 
 
-def _controllers(client: RESTClient, data_dir: Path,
-                 options: ComponentOptions) -> list[Controller]:
+def _controllers(client: RESTClient, data_dir: Path, options: ComponentOptions,
+                 scheduler: RESTClient) -> list[Controller]:
     return [HorizontalPodAutoscalerController(client, sync_period=options.hpa_sync_period),
             NodeLifecycleController(client, grace_period=options.node_monitor_grace_period),
-            Scheduler(client), StatefulSetController(client), DeploymentController(client),
+            Scheduler(scheduler), StatefulSetController(client), DeploymentController(client),
             PersistentVolumeController(client), LocalPathProvisioner(client, data_dir /
                                                                      VOLUMES_DIR),
             PVCProtectionController(client), PVProtectionController(client),
@@ -194,6 +197,11 @@ class RunningComponents:
     api_relay: Relay | None = None  # the netns mode's way from the nodes to the API server
     relay_sockets: netns.SocketsIn | None = None  # the NodePort relay's way into its node
     host_sockets: HostSockets | None = None  # rootless: sockets of the host's namespace
+    # the clients of components with identities of their own (`identities`), by component
+    own_clients: dict[str, RESTClient] = dataclasses.field(default_factory=dict)
+
+    def client_of(self, component: str) -> RESTClient:
+        return self.own_clients.get(component, self.client)
 
     async def stop(self) -> None:
         for task in self.tasks:
@@ -210,6 +218,8 @@ class RunningComponents:
         if self.dns is not None:
             await self.dns.close()
         await self.client.close()
+        for own in self.own_clients.values():
+            await own.close()
         if self.network is not None:
             await asyncio.to_thread(netns.destroy_cluster, self.network)
         if self.host_sockets is not None:
@@ -241,6 +251,10 @@ async def start_components(options: ComponentOptions,
         config = dataclasses.replace(config, server="http://localhost",
                                      unix_socket=options.api_socket)
     running = RunningComponents(RESTClient(config), None, None, [])
+    running.own_clients = {name: RESTClient(dataclasses.replace(config, token=token,
+                                                                token_file=None),
+                                            user_agent=identities.user_agent(name))
+                           for name, token in options.identities.items()}
     try:
         await _start(running, options, announce)
     except BaseException:
@@ -280,7 +294,8 @@ async def _start(running: RunningComponents, options: ComponentOptions,
         await agent.register()
         tasks += agent.start(workers=4)
         tasks.append(asyncio.create_task(agent.renew_lease_forever(), name=f"lease/{node.name}"))
-    for controller in _controllers(client, options.data_dir, options) \
+    for controller in _controllers(client, options.data_dir, options,
+                                   running.client_of("kube-scheduler")) \
             if options.controllers else []:
         tasks += controller.start(workers=8)
     if options.dns is not None:

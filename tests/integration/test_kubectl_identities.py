@@ -203,6 +203,14 @@ def test_the_audit_log_writes_events_as_its_policy_says(kctl: Kubectl,
     assert denied and denied[-1]["responseStatus"]["code"] == 403  # type: ignore[index]
     assert denied[-1]["annotations"] == {"authorization.k8s.io/decision": "forbid"}
     assert not [e for e in events if e.get("stage") == "RequestReceived"]
+    # the scheduler binds pods as kube's scheduler user, with its own user agent
+    kctl("run", "audited-pod", "--image=nginx")
+    bound = until(lambda: [e for e in _audit_events(cluster)
+                           if (e.get("objectRef") or {}).get("subresource") == "binding"  # type: ignore[attr-defined]
+                           and (e.get("objectRef") or {}).get("name") == "audited-pod"],  # type: ignore[attr-defined]
+                  what="the pod's binding in the audit log")
+    assert bound[0]["user"]["username"] == "system:kube-scheduler"  # type: ignore[index]
+    assert str(bound[0]["userAgent"]).startswith("kube-scheduler/v1.32.0")
     assert not [e for e in events if str(e.get("requestURI", "")).startswith("/api/v1/pods")
                 and (e.get("user") or {}).get("username") == "tinykube-admin"]  # type: ignore[attr-defined]
 

@@ -17,6 +17,7 @@ import ssl
 import tempfile
 from pathlib import Path
 
+from tinykube import identities
 from tinykube.api import resources
 from tinykube.apiserver import (
     audit,
@@ -27,13 +28,14 @@ from tinykube.apiserver import (
     openapi_v2,
     rbac_bootstrap,
     sa_tokens,
+    static_tokens,
 )
 from tinykube.apiserver import crds as crd_controller
 from tinykube.apiserver.access import AccessControl
 from tinykube.apiserver.allocators import ServiceAllocator
 from tinykube.apiserver.app import APIServer
 from tinykube.apiserver.handlers import ResourceHandler
-from tinykube.apiserver.rbac import RBACAuthorizer
+from tinykube.apiserver.rbac import RBACAuthorizer, User
 from tinykube.apiserver.registry import Registry
 from tinykube.settings import DEFAULT_SERVICE_CIDR, DEFAULT_WATCH_HISTORY
 from tinykube.store.cache import Store
@@ -66,6 +68,9 @@ class APIServerOptions:
     # The audit log (`--audit-log-path`) and its policy (`--audit-policy-file`; none: Metadata).
     audit_log: Path | None = None
     audit_policy: Path | None = None
+    # Users the API server makes static tokens for (`tokens.csv`): tinykube's own components.
+    component_users: list[tuple[str, tuple[str, ...]]] = dataclasses.field(
+        default_factory=lambda: list(identities.COMPONENTS.values()))
 
 
 @dataclasses.dataclass
@@ -80,6 +85,8 @@ class RunningAPIServer:
     crds: crd_controller.CRDController | None = None  # serves what CRDs define
     crd_task: asyncio.Task[None] | None = None
     aggregator: asyncio.Task[None] | None = None  # aggregated ClusterRoles' rules
+    # user name -> its static token, for the components with identities of their own
+    component_tokens: dict[str, str] = dataclasses.field(default_factory=dict, repr=False)
 
     @property
     def url(self) -> str:
@@ -163,6 +170,10 @@ async def _open(options: APIServerOptions, lock: datadir.DataDirLock) -> Running
     unix_path = Path(tempfile.mkdtemp(prefix="tinykube-")) / "api.sock" \
         if options.local_socket else None
     access = AccessControl(creds.token, handler.service_account_user, RBACAuthorizer(store))
+    tokens_file = options.data_dir / "tokens.csv"  # --token-auth-file
+    component_tokens = static_tokens.ensure(
+        tokens_file, [User(name, groups) for name, groups in options.component_users])
+    access.token_authenticators.insert(1, static_tokens.TokenFile(tokens_file).user)
     crd_controller.CRDController(registry).reconcile()  # stored CRDs are served from the start
     audit_log = audit.AuditLog(options.audit_log, audit.load_policy(options.audit_policy)) \
         if options.audit_log is not None else None
@@ -188,7 +199,7 @@ async def _open(options: APIServerOptions, lock: datadir.DataDirLock) -> Running
     aggregator = asyncio.create_task(rbac_bootstrap.aggregate_forever(registry),
                                      name="clusterrole-aggregation")
     return RunningAPIServer(server, store, registry, creds, lock, reconciler, scraper, crds,
-                            crd_task, aggregator)
+                            crd_task, aggregator, component_tokens)
 
 
 def warm_documents() -> None:
