@@ -312,10 +312,11 @@ async def _start(running: RunningComponents, options: ComponentOptions,
     if plan is not None:
         await _start_netns_services(running, options, plan, announce)
     elif options.proxy:
+        proxy_client = running.client_of("kube-proxy")
         running.proxy = proxy = await start_proxy(
-            client, _proxy_options(running.dns),
-            on_bind_failure=bind_failure_reporter(client, announce),
-            on_refusal=refusal_reporter(client, announce))
+            proxy_client, _proxy_options(running.dns),
+            on_bind_failure=bind_failure_reporter(proxy_client, announce),
+            on_refusal=refusal_reporter(proxy_client, announce))
         announce(f"service proxy forwarding {len(proxy.listening)} service ports "
                  f"({len(proxy.failing)} could not be bound)")
 

@@ -15,6 +15,9 @@ VERSION = "v1.32.0"
 # component -> (user, groups); bound by kube's default policy (apiserver/rbac_defaults.yaml)
 COMPONENTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "kube-scheduler": ("system:kube-scheduler", ()),
+    # the userspace proxy only (host network); the netns mode's nftables proxy also enforces
+    # NetworkPolicies, which kube-proxy's role does not cover, and keeps the admin's client
+    "kube-proxy": ("system:kube-proxy", ()),
 }
 
 
