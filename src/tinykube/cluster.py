@@ -28,6 +28,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from tinykube import clock as clocks
+from tinykube import identities
 from tinykube.apiserver.server import APIServerOptions, RunningAPIServer, open_apiserver
 from tinykube.components import (
     ComponentOptions,
@@ -92,7 +93,14 @@ class ClusterOptions:
                                 image_min_age=self.image_min_age,
                                 test_clock=clocks.installed().time()
                                 if self.test_clock else None,
-                                ui_listen=self.ui_listen)
+                                ui_listen=self.ui_listen,
+                                identities=_identities(api))
+
+
+def _identities(api: RunningAPIServer) -> dict[str, str]:
+    """component -> the static token the API server made for its user (`identities`)."""
+    return {name: api.component_tokens[user] for name, (user, _groups)
+            in identities.COMPONENTS.items() if user in api.component_tokens}
 
 
 class ChildComponents:

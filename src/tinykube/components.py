@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from tinykube import clock as clocks
-from tinykube import private
+from tinykube import identities, private
 from tinykube.client import config as client_config
 from tinykube.client import leaderelection
 from tinykube.client.controller import Controller
@@ -67,6 +67,7 @@ from tinykube.controllers.scheduler import Scheduler
 from tinykube.controllers.selectorwatch import SelectorWatchController
 from tinykube.controllers.serviceaccounts import ServiceAccountsController
 from tinykube.controllers.statefulset import StatefulSetController
+from tinykube.controllers.token_secrets import TokenSecretsController
 from tinykube.controllers.tokencleaner import TokenCleaner
 from tinykube.controllers.ttl_after_finished import TTLAfterFinishedController
 from tinykube.controllers.volume_protection import PVCProtectionController, PVProtectionController
@@ -150,6 +151,9 @@ class ComponentOptions:
     image_gc_low: int = 80
     image_min_age: float = 120.0  # seconds before a pulled image may be collected
     test_clock: float | None = None  # `--test-clock`: the test clock's start (epoch seconds)
+    # component -> its own bearer token (`identities`); a component not here uses the
+    # kubeconfig's credential
+    identities: dict[str, str] = dataclasses.field(default_factory=dict, repr=False)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), default=str)
@@ -196,7 +200,8 @@ def _controllers(client: RESTClient, data_dir: Path,
             JobController(client), CronJobController(client), TTLAfterFinishedController(client),
             CSRApprovingController(client), CSRSigningController(client, data_dir),
             GarbageCollector(client), ResourceQuotaController(client),
-            SelectorWatchController(client), TokenCleaner(client)]
+            SelectorWatchController(client), TokenCleaner(client),
+            TokenSecretsController(client, data_dir)]
 
 
 #: The Leases the controllers and the scheduler are elected on, as kube's two components.
@@ -204,7 +209,8 @@ CONTROLLER_LEASE, SCHEDULER_LEASE = "kube-controller-manager", "kube-scheduler"
 
 
 def _start_controllers(client: RESTClient, options: ComponentOptions,
-                       announce: Callable[[str], None]) -> list[asyncio.Task[Any]]:
+                       announce: Callable[[str], None],
+                       scheduler_client: RESTClient | None = None) -> list[asyncio.Task[Any]]:
     """The controllers and the scheduler: started at once, or each group while this process
     holds its Lease (stopped the moment it is lost, started afresh when won again)."""
     def controllers(client: RESTClient) -> list[Controller]:
@@ -214,8 +220,9 @@ def _start_controllers(client: RESTClient, options: ComponentOptions,
     def scheduler(client: RESTClient) -> list[Controller]:
         return [Scheduler(client)]
 
+    bases = {CONTROLLER_LEASE: client, SCHEDULER_LEASE: scheduler_client or client}
     if not options.leader_elect:
-        return [t for c in [*controllers(client), *scheduler(client)]
+        return [t for c in [*controllers(client), *scheduler(bases[SCHEDULER_LEASE])]
                 for t in c.start(workers=8)]
     identity = options.leader_identity or (
         f"{socket.gethostname()}_tinykube-{cluster_prefix(str(options.data_dir.resolve()))}")
@@ -225,7 +232,7 @@ def _start_controllers(client: RESTClient, options: ComponentOptions,
         elector = leaderelection.LeaderElector(
             client, lease, identity=identity, timing=timing,
             on_change=_announcer(announce, lease, identity))
-        tasks.append(asyncio.create_task(elector.run(_terms(client, make)),
+        tasks.append(asyncio.create_task(elector.run(_terms(bases[lease], make)),
                                          name=f"{lease}/election"))
     return tasks
 
@@ -279,6 +286,11 @@ class RunningComponents:
     relay_sockets: netns.SocketsIn | None = None  # the NodePort relay's way into its node
     host_sockets: HostSockets | None = None  # rootless: sockets of the host's namespace
     observer: Observer | None = None  # the live map, DNS query log and traces (observe/)
+    # the clients of components with identities of their own (`identities`), by component
+    own_clients: dict[str, RESTClient] = dataclasses.field(default_factory=dict)
+
+    def client_of(self, component: str) -> RESTClient:
+        return self.own_clients.get(component, self.client)
 
     async def stop(self) -> None:
         if self.observer is not None:
@@ -297,6 +309,8 @@ class RunningComponents:
         if self.dns is not None:
             await self.dns.close()
         await self.client.close()
+        for own in self.own_clients.values():
+            await own.close()
         if self.network is not None:
             await asyncio.to_thread(netns.destroy_cluster, self.network)
         if self.host_sockets is not None:
@@ -334,6 +348,10 @@ async def start_components(options: ComponentOptions,
         config = dataclasses.replace(config, server="http://localhost",
                                      unix_socket=options.api_socket)
     running = RunningComponents(RESTClient(config), None, None, [])
+    running.own_clients = {name: RESTClient(dataclasses.replace(config, token=token,
+                                                                token_file=None),
+                                            user_agent=identities.user_agent(name))
+                           for name, token in options.identities.items()}
     try:
         await _start(running, options, announce)
     except BaseException:
@@ -376,7 +394,8 @@ async def _start(running: RunningComponents, options: ComponentOptions,
     if plan is not None:  # routes to the pods of nodes that joined from elsewhere
         tasks += NodeRoutes(client, list(plan.nodes)).start()
     if options.controllers:
-        tasks += _start_controllers(client, options, announce)
+        tasks += _start_controllers(client, options, announce,
+                                    running.client_of("kube-scheduler"))
     if options.controllers and options.ui_listen:  # before DNS and proxy: traces see first
         running.observer = Observer(client, client.config.current_token() or "",
                                     dns=options.dns is not None, proxy=options.proxy)
@@ -396,10 +415,11 @@ async def _start(running: RunningComponents, options: ComponentOptions,
     if plan is not None:
         await _start_netns_services(running, options, plan, announce)
     elif options.proxy:
+        proxy_client = running.client_of("kube-proxy")
         running.proxy = proxy = await start_proxy(
-            client, _proxy_options(running.dns),
-            on_bind_failure=bind_failure_reporter(client, announce),
-            on_refusal=refusal_reporter(client, announce))
+            proxy_client, _proxy_options(running.dns),
+            on_bind_failure=bind_failure_reporter(proxy_client, announce),
+            on_refusal=refusal_reporter(proxy_client, announce))
         announce(f"service proxy forwarding {len(proxy.listening)} service ports "
                  f"({len(proxy.failing)} could not be bound)")
     if running.observer is not None:

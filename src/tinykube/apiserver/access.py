@@ -1,23 +1,25 @@
 """Who is asking, and may they: kube-apiserver's authentication, impersonation and
 authorization filters, in that order, in front of every request.
 
-Authentication (kube's union of authenticators, anonymous last):
+Authentication (kube's union of authenticators, in its order, anonymous last): a table,
+`AccessControl.authenticators`, each returning the user, or None when the request has no
+credential of its kind; the first answer wins.
 
-- `Authorization: Bearer <admin token>` (the kubeconfig's) is `tinykube-admin` in
-  `system:masters`, as a kind cluster's admin certificate is;
-- a ServiceAccount token this server issued (`apiserver.sa_tokens`) is its account;
-- the kubelet token (the one this server shows the kubelets) is `kube-apiserver-kubelet-client`
-  in `system:masters`, as kubeadm's apiserver-kubelet-client certificate was until 1.29, so
-  that a kubelet that does not know it (a node joined by token) can review it
-  (`kubelet.webhookauth`);
-- a bootstrap token (`apiserver.bootstrap_tokens`) is `system:bootstrap:<id>` in
-  `system:bootstrappers`, as with kube's `--enable-bootstrap-token-auth`;
-- a client certificate signed by the cluster CA (the TLS handshake verifies it, as kube's
-  `--client-ca-file`) is its subject: CN the user, each O a group. It is tried first, as x509
-  comes before tokens in kube's union; certificates come from the CSR signer
+- an X.509 client certificate the TLS handshake verified against the cluster CA (the
+  listener asks for one and does not require it, as kube-apiserver's `--client-ca-file`):
+  CN = user, each O = a group (`user_from_certificate`); a certificate that does not verify,
+  or lacks the `client auth` usage, fails the handshake, as with Go's TLS. It is tried first,
+  as x509 comes before tokens in kube's union; certificates come from the CSR signer
   (`controllers/csrsigning`), a node's from `tinykube node --token` (`join`);
-- any other bearer token is refused with 401 (kube does not fall back to anonymous when a
-  credential was offered and failed);
+- bearer tokens, through `token_authenticators` (a table too): `Authorization: Bearer <admin
+  token>` (the kubeconfig's) is `tinykube-admin` in `system:masters`; the kubelet token (the
+  one this server shows the kubelets) is `kube-apiserver-kubelet-client` in `system:masters`,
+  as kubeadm's apiserver-kubelet-client certificate was until 1.29, so that a kubelet that
+  does not know it (a node joined by token) can review it (`kubelet.webhookauth`); a
+  ServiceAccount token this server issued (`apiserver.sa_tokens`) is its account; a bootstrap
+  token (`apiserver.bootstrap_tokens`) is `system:bootstrap:<id>` in `system:bootstrappers`,
+  as with kube's `--enable-bootstrap-token-auth`; any other bearer token is refused with 401
+  (kube does not fall back to anonymous when a credential was offered and failed);
 - no bearer credential at all (also `Basic ...`, which kube-apiserver does not accept) is
   `system:anonymous` in `system:unauthenticated`, as with kube's `--anonymous-auth=true`.
 
@@ -49,13 +51,20 @@ from tinykube.apiserver.request_info import Attributes
 
 Obj = dict[str, Any]
 ServiceAccountCheck = Callable[[str], "Obj | None"]  # a token -> its UserInfo, or None
-TokenCheck = Callable[[str], "User | None"]  # a token -> its user, or None
+TokenAuthenticator = Callable[[str], "User | None"]  # a bearer token -> its user, or None
+TokenCheck = TokenAuthenticator
+# (headers, the verified peer certificate as `ssl.SSLSocket.getpeercert()` gives it) -> the user,
+# or None if the request has no credential of this kind; raises Unauthorized for a bad one
+Authenticator = Callable[[Mapping[str, str], "Obj | None"], "User | None"]
 
 ADMIN = User("tinykube-admin", (rbac.MASTERS, "system:authenticated"))
 # as kubeadm's apiserver-kubelet-client certificate was until 1.29 (O=system:masters)
 KUBELET_CLIENT = User("kube-apiserver-kubelet-client", (rbac.MASTERS, "system:authenticated"))
 AUTHENTICATED = "system:authenticated"
 USER = web.RequestKey("tinykube.user", User)
+# for the audit log: who authenticated (before impersonation), and the request's attributes
+AUTHENTICATED_USER = web.RequestKey("tinykube.authenticated_user", User)
+ATTRIBUTES = web.RequestKey("tinykube.attributes", Attributes)
 # The user the current request runs as, with the authorizer: for checks deep in a write (RBAC
 # escalation) that only get the object. Set per request task, so never seen by another one.
 _CURRENT: contextvars.ContextVar[tuple[User, AccessControl] | None] = \
@@ -65,6 +74,21 @@ _CURRENT: contextvars.ContextVar[tuple[User, AccessControl] | None] = \
 def current() -> tuple[User, AccessControl] | None:
     return _CURRENT.get()
 _EXTRA = "impersonate-extra-"
+
+
+def user_from_certificate(peer: Obj | None) -> User | None:
+    """kube's x509 user: the leaf's CN, its O values as groups; None without a CN."""
+    if not peer:
+        return None
+    names: dict[str, list[str]] = {"commonName": [], "organizationName": []}
+    for rdn in peer.get("subject", ()):
+        for key, value in rdn:
+            if key in names:
+                names[key].append(value)
+    if not names["commonName"] or not names["commonName"][0]:
+        return None
+    groups = [g for g in names["organizationName"] if g != AUTHENTICATED]
+    return User(names["commonName"][0], (*groups, AUTHENTICATED))
 
 
 def user_from_info(info: Obj) -> User:
@@ -85,20 +109,26 @@ class AccessControl:
         self.service_account = service_account
         self.authorizer = authorizer
         self.bootstrap = bootstrap
+        self.authenticators: list[Authenticator] = [
+            lambda _headers, peer: user_from_certificate(peer), self._bearer]
+        self.token_authenticators: list[TokenAuthenticator] = [
+            self._admin_token, self._kubelet_client_token, self._service_account_token,
+            self._bootstrap_token]
 
     def __repr__(self) -> str:
         return f"AccessControl({self.authorizer!r})"
 
     def authenticate(self, headers: Mapping[str, str], peer: Obj | None = None) -> User:
-        """The user of a request: its verified client certificate (`peer`, as ssl decodes
-        it), else its bearer token, else anonymous."""
-        if peer:
-            certified = certificate_user(peer)
-            if certified is not None:
-                return certified
+        for authenticator in self.authenticators:
+            user = authenticator(headers, peer)
+            if user is not None:
+                return user
+        return rbac.ANONYMOUS
+
+    def _bearer(self, headers: Mapping[str, str], _peer: Obj | None) -> User | None:
         scheme, _, credentials = headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer":
-            return rbac.ANONYMOUS
+            return None
         user = self.token_user(credentials.strip())
         if user is None:
             raise errors.Unauthorized("Unauthorized")
@@ -106,13 +136,27 @@ class AccessControl:
 
     def token_user(self, token: str) -> User | None:
         """Who a bearer token is (TokenReview asks the same), or None."""
+        for authenticator in self.token_authenticators:
+            user = authenticator(token)
+            if user is not None:
+                return user
+        return None
+
+    def _admin_token(self, token: str) -> User | None:
         if self.admin_token and hmac.compare_digest(token, self.admin_token):
             return ADMIN
+        return None
+
+    def _kubelet_client_token(self, token: str) -> User | None:
         if self.kubelet_client_token and hmac.compare_digest(token, self.kubelet_client_token):
             return KUBELET_CLIENT
+        return None
+
+    def _service_account_token(self, token: str) -> User | None:
         info = self.service_account(token)
-        if info is not None:
-            return user_from_info(info)
+        return user_from_info(info) if info is not None else None
+
+    def _bootstrap_token(self, token: str) -> User | None:
         user = self.bootstrap(token) if self.bootstrap is not None else None
         return User(user.name, (*user.groups, AUTHENTICATED)) if user is not None else None
 
@@ -120,8 +164,11 @@ class AccessControl:
         """The user the request runs as; raises 401, 400 or 403 as kube-apiserver would."""
         transport = request.transport
         peer = transport.get_extra_info("peercert") if transport is not None else None
-        user = self.impersonate(self.authenticate(request.headers, peer), request.headers)
+        authenticated = self.authenticate(request.headers, peer)
+        request[AUTHENTICATED_USER] = authenticated
+        user = self.impersonate(authenticated, request.headers)
         attrs = request_info.resolve(request.method, request.path, request.query)
+        request[ATTRIBUTES] = attrs
         if not self.authorizer.allowed(user, attrs):
             raise rbac.forbidden(user, attrs)
         request[USER] = user
@@ -157,20 +204,6 @@ class AccessControl:
                 self._check(user, _attrs("userextras", value, group="authentication.k8s.io",
                                          subresource=key))
         return _impersonated(name, groups, uid, extra)
-
-
-def certificate_user(peer: Obj) -> User | None:
-    """The user a verified client certificate names: CN, and each O as a group (kube's
-    x509 authenticator); None without a CN."""
-    names: dict[str, list[str]] = {}
-    for rdn in peer.get("subject") or ():
-        for key, value in rdn:
-            names.setdefault(key, []).append(value)
-    common = names.get("commonName") or []
-    if not common or not common[0]:
-        return None
-    groups = [g for g in names.get("organizationName", []) if g != AUTHENTICATED]
-    return User(common[0], (*groups, AUTHENTICATED))
 
 
 def _attrs(resource: str, name: str, *, group: str = "", namespace: str = "",

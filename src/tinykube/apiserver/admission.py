@@ -30,7 +30,9 @@ may add to `request.warnings`, which the API server sends as `Warning` headers.
   because tinykube's controllers share a small machine with everything else; only a namespace
   that never gets the account pays it). The account's
   `imagePullSecrets` are copied to a pod that names none. (Token volumes are the kubelet's job
-  in tinykube; upstream this plugin adds the projected `kube-api-access-*` volume.)
+  in tinykube; upstream this plugin adds the projected `kube-api-access-*` volume.) An account
+  with `automountServiceAccountToken: false` gives the same to a pod that does not say (upstream
+  leaves the pod's field unset and adds no volume; here the kubelet reads the pod's field).
 - DefaultTolerationSeconds (create and update): a pod that does not tolerate
   `node.kubernetes.io/not-ready:NoExecute` (or `unreachable`) gets a toleration of it with
   `tolerationSeconds: 300`. On update it puts back the defaults a replacing client left out.
@@ -189,6 +191,9 @@ async def _service_account(admission: Admission, request: Request) -> None:
     if not spec.get("imagePullSecrets") and account.get("imagePullSecrets"):
         spec["imagePullSecrets"] = [{"name": s.get("name", "")}
                                     for s in account["imagePullSecrets"]]
+    if spec.get("automountServiceAccountToken") is None and \
+            account.get("automountServiceAccountToken") is False:
+        spec["automountServiceAccountToken"] = False  # the kubelet mounts no token
 
 
 def _tolerates(tolerations: list[Obj], key: str) -> bool:

@@ -1,11 +1,11 @@
 """The API server: an aiohttp application in front of the registry.
 
 One catch-all route sends every request through three steps: authentication and authorization
-(`access`: bearer tokens, scheme matched case-insensitively as kube-apiserver does, impersonation
-and RBAC), routing (discovery, OpenAPI,
-`/version`, health, or a resource path) and error translation (every `APIError` becomes a
-`Status` body; anything unexpected becomes a 500 Status and a log line, never a traceback on the
-wire).
+(`access`: client certificates, bearer tokens, scheme matched case-insensitively as
+kube-apiserver does, impersonation and RBAC), routing (discovery, OpenAPI, `/version`, health,
+the token issuer's OIDC discovery, or a resource path) and error translation (every `APIError`
+becomes a `Status` body; anything unexpected becomes a 500 Status and a log line, never a
+traceback on the wire).
 
 Besides its TCP listener the server can listen on a unix socket (`unix_path`, mode 0600) with
 plain HTTP: `tinykube up` gives it to its own child process, whose requests then skip TLS on both
@@ -32,6 +32,8 @@ from aiohttp import web
 from tinykube import __version__
 from tinykube.api import errors
 from tinykube.apiserver import (
+    access,
+    audit,
     clockapi,
     connections,
     discovery,
@@ -39,6 +41,8 @@ from tinykube.apiserver import (
     openapi,
     openapi_v2,
     paths,
+    request_info,
+    sa_tokens,
     unserved,
 )
 from tinykube.apiserver.access import AccessControl
@@ -60,6 +64,7 @@ VERSION_INFO = {
     "platform": "linux/amd64",
 }
 _HEALTH = ("/healthz", "/livez", "/readyz")
+_OIDC = (sa_tokens.DISCOVERY_PATH, sa_tokens.JWKS_PATH)
 
 
 def _status_response(error: errors.APIError) -> web.Response:
@@ -109,8 +114,10 @@ class APIServer:
     def __init__(self, handler: ResourceHandler, *, token: str | None,
                  host: str = "127.0.0.1", port: int = 6443,
                  ssl_context: ssl.SSLContext | None = None,
-                 unix_path: Path | None = None, access: AccessControl | None = None) -> None:
+                 unix_path: Path | None = None, access: AccessControl | None = None,
+                 audit_log: audit.AuditLog | None = None) -> None:
         self.handler = handler
+        self.audit = audit_log  # writes every request's Events, if set
         self.token = token
         # Without a token, every request is the admin's (unit tests of the API itself).
         self.access = access if access is not None or token is None else \
@@ -158,11 +165,45 @@ class APIServer:
     # --- dispatch -------------------------------------------------------------------
 
     async def _serve(self, request: web.Request) -> web.StreamResponse:
+        if self.audit is not None:
+            return await self._serve_audited(request, self.audit)
+        refused = self._admit(request)
+        return refused if refused is not None else await self._handle(request)
+
+    def _admit(self, request: web.Request) -> web.Response | None:
+        """Authentication, impersonation, RBAC (`access`): None, or the refusal to send."""
         try:
-            if self.access is not None:  # authentication, impersonation, RBAC (`access`)
+            if self.access is not None:
                 self.access.admit(request)
         except errors.APIError as error:
             return _status_response(error)
+        return None
+
+    async def _serve_audited(self, request: web.Request,
+                             log_: audit.AuditLog) -> web.StreamResponse:
+        """`_serve`, with the request's Events written to the audit log (`audit`)."""
+        now = self.handler.now
+        entry = audit.Request(request.path_qs, request.remote or "",
+                              request.headers.get("User-Agent", ""), now())
+        refused = self._admit(request)
+        entry.user = request.get(access.AUTHENTICATED_USER)
+        entry.attrs = request.get(access.ATTRIBUTES) or request_info.resolve(
+            request.method, request.path, request.query)
+        if entry.user is not None:
+            entry.allowed = refused is None
+        if refused is None:
+            if "Impersonate-User" in request.headers:
+                entry.impersonated = request.get(access.USER)
+            log_.received(entry, now())
+        response = refused if refused is not None else await self._handle(request)
+        body = response.body if isinstance(response, web.Response) else None
+        log_.completed(entry, response.status, now(), request_body=request.get(handlers.BODY),
+                       response_body=body if isinstance(body, bytes) else None,
+                       request_type=request.headers.get("Content-Type", ""),
+                       response_type=response.headers.get("Content-Type", ""))
+        return response
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         try:
             return await self._route(request)
         except errors.APIError as error:
@@ -195,6 +236,8 @@ class APIServer:
     def _document(self, request: web.Request, path: str) -> web.StreamResponse:
         if path == "/version":
             return _json(VERSION_INFO)
+        if path in _OIDC and self.handler.issuer is not None:
+            return self._oidc(path, self.handler.issuer)
         if path in _HEALTH or path.startswith(tuple(p + "/" for p in _HEALTH)):
             return web.Response(text="ok")
         if path.startswith("/openapi/v3"):
@@ -205,8 +248,19 @@ class APIServer:
             return self._discovery(request, path)
         if path == "/":
             return _json({"paths": sorted(["/api", "/api/v1", "/apis", "/healthz", "/livez",
-                                           "/openapi/v2", "/openapi/v3", "/readyz", "/version"])})
+                                           "/openapi/v2", "/openapi/v3", "/readyz", "/version",
+                                           *_OIDC])})
         return web.Response(status=404, text="404 page not found\n")
+
+    def _oidc(self, path: str, issuer: sa_tokens.Issuer) -> web.Response:
+        """OIDC discovery of the ServiceAccount token issuer, as kube-apiserver serves it."""
+        if path == sa_tokens.JWKS_PATH:
+            body, content_type = issuer.jwks(), "application/jwk-set+json"
+        else:
+            body, content_type = issuer.discovery(self.url + sa_tokens.JWKS_PATH), \
+                "application/json"
+        return web.Response(body=orjson.dumps(body), headers={
+            "Content-Type": content_type, "Cache-Control": "public, max-age=3600"})
 
     def _openapi(self, path: str) -> web.Response:
         if path == "/openapi/v3":

@@ -13,7 +13,9 @@ and `SERVICE_NAMES` (`https://kubernetes.default.svc` is what client-go's in-clu
 most in-cluster tools dial). `apiserver.hosts` records the names the certificate was made for,
 so that comparing them needs no certificate parsing (and no `cryptography` import) at start: a
 certificate made for other names (an older tinykube's, without `SERVICE_NAMES`; another
-`--service-cidr`) is reissued by the same CA, so existing kubeconfigs keep verifying.
+`--service-cidr`) is reissued by the same CA, so existing kubeconfigs keep verifying. The
+admin's client certificate (`admin.crt`, CN `kubernetes-admin`, O `system:masters`, as
+kubeadm's `admin.conf`) is made beside them when missing.
 """
 
 
@@ -28,6 +30,8 @@ import yaml
 
 from tinykube import private
 
+ADMIN_CERT_USER = "kubernetes-admin"  # kubeadm's admin.conf subject: CN, then O
+ADMIN_CERT_GROUPS = ["system:masters"]
 SERVICE_NAMES = ("kubernetes", "kubernetes.default", "kubernetes.default.svc",
                  "kubernetes.default.svc.cluster.local")
 
@@ -41,15 +45,29 @@ class Credentials:
     kubeconfig: Path
     # What the API server shows the node agents' kubelet endpoints.
     kubelet_token: str = dataclasses.field(repr=False)
-    # Signs ServiceAccount tokens (apiserver.sa_tokens).
-    service_account_key: str = dataclasses.field(repr=False)
+    # Signs ServiceAccount tokens (tinykube.sa_keys), here and in the token controller.
+    service_account_key: Path
 
 
 def write_kubeconfig(path: Path, *, server: str, ca_cert: Path, token: str,
                      name: str = "tinykube") -> None:
     """The admin's kubeconfig; cluster and context are `name`, the user `tinykube-admin` for
-    the default cluster and `name` for a named one (so merged kubeconfigs keep them apart)."""
+    the default cluster and `name` for a named one (so merged kubeconfigs keep them apart),
+    with the admin token. Beside it, when the data directory has the admin client certificate,
+    user and context `kubernetes-admin@NAME` authenticate with it instead (kind's and
+    kubeadm's kind of admin kubeconfig)."""
     user = "tinykube-admin" if name == "tinykube" else name
+    cert_user = f"{ADMIN_CERT_USER}@{name}"
+    cert, key = ca_cert.parent / "admin.crt", ca_cert.parent / "admin.key"
+    users: list[dict[str, object]] = [{"name": user, "user": {"token": token}}]
+    contexts = [{"name": name, "context": {"cluster": name, "user": user,
+                                           "namespace": "default"}}]
+    if cert.exists() and key.exists():
+        users.append({"name": cert_user, "user": {
+            "client-certificate-data": base64.b64encode(cert.read_bytes()).decode(),
+            "client-key-data": base64.b64encode(key.read_bytes()).decode()}})
+        contexts.append({"name": cert_user, "context": {
+            "cluster": name, "user": cert_user, "namespace": "default"}})
     config = {
         "apiVersion": "v1",
         "kind": "Config",
@@ -57,9 +75,8 @@ def write_kubeconfig(path: Path, *, server: str, ca_cert: Path, token: str,
             "server": server,
             "certificate-authority-data": base64.b64encode(ca_cert.read_bytes()).decode(),
         }}],
-        "users": [{"name": user, "user": {"token": token}}],
-        "contexts": [{"name": name, "context": {
-            "cluster": name, "user": user, "namespace": "default"}}],
+        "users": users,
+        "contexts": contexts,
         "current-context": name,
         "preferences": {},
     }
@@ -71,16 +88,24 @@ def ensure_credentials(data_dir: Path, *, hosts: list[str]) -> Credentials:
 
     The kubeconfig is written by `write_kubeconfig` once the listening port is known.
     """
+    (data_dir / "serviceaccount.key").unlink(missing_ok=True)  # HS256, before sa.key
     hosts_file = data_dir / "apiserver.hosts"
     have_hosts = hosts_file.read_text().split("\n") if hosts_file.exists() else []
     if not (data_dir / "apiserver.crt").exists() or sorted(have_hosts) != sorted(hosts):
         from tinykube.apiserver import pki  # imports cryptography: only when one is made
 
         pki.ensure_serving(data_dir, hosts)
+    if not (data_dir / "admin.crt").exists() or not (data_dir / "admin.key").exists():
+        from tinykube.apiserver import pki
+
+        pki.make_client(data_dir, "admin", ADMIN_CERT_USER, ADMIN_CERT_GROUPS)
+    if not (data_dir / "sa.key").exists():  # made here, before the token controller reads it
+        from tinykube import sa_keys
+
+        sa_keys.load_or_make(data_dir / "sa.key")
     return Credentials(data_dir / "ca.crt", data_dir / "apiserver.crt", data_dir / "apiserver.key",
                        _token(data_dir / "admin.token"), data_dir / "kubeconfig",
-                       _token(data_dir / "kubelet.token"),
-                       _token(data_dir / "serviceaccount.key"))
+                       _token(data_dir / "kubelet.token"), data_dir / "sa.key")
 
 
 def _token(path: Path) -> str:

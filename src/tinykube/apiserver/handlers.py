@@ -18,6 +18,7 @@ import base64
 import contextlib
 import dataclasses
 import datetime
+import hmac
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -71,6 +72,7 @@ _PATCH_TYPES = {
 
 # Request storage key: the texts of this request's Warning headers.
 WARNINGS = web.RequestKey("tinykube.warnings", list[str])
+BODY = web.RequestKey("tinykube.body", bytes)  # the body as read, for the audit log
 
 
 async def add_warning_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -461,7 +463,8 @@ class ResourceHandler:
             body += chunk
             if len(body) > MAX_BODY:
                 raise errors.RequestEntityTooLarge(too_large)
-        return bytes(body)
+        request[BODY] = bytes(body)
+        return request[BODY]
 
     async def _decoded(self, request: web.Request, target: Target, warnings: list[str]) -> Obj:
         body = codec.parse_body(await self._read_body(request),
@@ -829,12 +832,23 @@ class ResourceHandler:
         entry = self.store.get("core/serviceaccounts", namespace, name)
         if entry is None or entry.obj["metadata"].get("uid") != uid:
             return None
+        secret = sa_tokens.secret_of(claims) if claims is not None else None
+        if secret is not None and not self._holds_token(namespace, secret, token):
+            return None
         pod = sa_tokens.pod_of(claims) if claims is not None else None
         if pod is not None:
             bound = self.store.get("core/pods", namespace, pod[0])
             if bound is None or bound.obj["metadata"].get("uid") != pod[1]:
                 return None  # the pod is gone (while it terminates, its token still works)
         return sa_tokens.user_info(namespace, name, uid)
+
+    def _holds_token(self, namespace: str, name: str, token: str) -> bool:
+        """Whether the token Secret exists, is not being deleted, and holds `token`."""
+        entry = self.store.get("core/secrets", namespace, name)
+        if entry is None or entry.obj["metadata"].get("deletionTimestamp"):
+            return False
+        held = (entry.obj.get("data") or {}).get("token", "")
+        return bool(held) and hmac.compare_digest(held, base64.b64encode(token.encode()).decode())
 
     async def _token_request(self, request: web.Request, target: Target) -> web.Response:
         """serviceaccounts/NAME/token: a token for the account (`kubectl create token`)."""

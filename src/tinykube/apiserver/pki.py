@@ -1,4 +1,6 @@
-"""Making keys and certificates: the CA and the API server's serving certificate (ECDSA P-256).
+"""Making keys and certificates: the CA, the API server's serving certificate and client
+certificates (the admin's, CN `kubernetes-admin` in O `system:masters` as kubeadm's), all ECDSA
+P-256.
 
 A module of its own so that `cryptography` (about 70 ms to import) is loaded only when a
 certificate has to be made: a `tinykube up` that finds them in its data directory never
@@ -88,3 +90,26 @@ def ensure_serving(data_dir: Path, hosts: list[str]) -> None:
     else:
         ca, ca_key = make_ca(data_dir)
     make_serving(data_dir, ca, ca_key, hosts)
+
+
+def make_client(data_dir: Path, name: str, common_name: str, organizations: list[str]) -> None:
+    """`NAME.crt`/`NAME.key`: a client certificate (usage `client auth`) from the CA, which the
+    API server takes as user `common_name` in groups `organizations`."""
+    ca, ca_key = load_ca(data_dir)
+    key = _key()
+    now = datetime.datetime.now(datetime.UTC)
+    subject = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, org) for org in organizations]
+    subject.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
+    cert = (
+        x509.CertificateBuilder().subject_name(x509.Name(subject))
+        .issuer_name(ca.subject).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + _VALID_FOR)
+        .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False,
+                                     False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]),
+                       critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    private.write(data_dir / f"{name}.key", _pem_key(key))
+    private.write(data_dir / f"{name}.crt", cert.public_bytes(serialization.Encoding.PEM))

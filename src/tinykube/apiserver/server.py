@@ -17,8 +17,10 @@ import ssl
 import tempfile
 from pathlib import Path
 
+from tinykube import identities
 from tinykube.api import resources
 from tinykube.apiserver import (
+    audit,
     bootstrap,
     bootstrap_tokens,
     certs,
@@ -27,13 +29,14 @@ from tinykube.apiserver import (
     openapi_v2,
     rbac_bootstrap,
     sa_tokens,
+    static_tokens,
 )
 from tinykube.apiserver import crds as crd_controller
 from tinykube.apiserver.access import AccessControl
 from tinykube.apiserver.allocators import ServiceAllocator
 from tinykube.apiserver.app import APIServer
 from tinykube.apiserver.handlers import ResourceHandler
-from tinykube.apiserver.rbac import RBACAuthorizer
+from tinykube.apiserver.rbac import RBACAuthorizer, User
 from tinykube.apiserver.registry import Registry
 from tinykube.settings import DEFAULT_SERVICE_CIDR, DEFAULT_WATCH_HISTORY
 from tinykube.store.cache import Store
@@ -63,6 +66,12 @@ class APIServerOptions:
     metric_resolution: float = 15.0
     # The kubeconfig's cluster/context name ("tinykube-NAME" for `tinykube up --name NAME`).
     kubeconfig_name: str = "tinykube"
+    # The audit log (`--audit-log-path`) and its policy (`--audit-policy-file`; none: Metadata).
+    audit_log: Path | None = None
+    audit_policy: Path | None = None
+    # Users the API server makes static tokens for (`tokens.csv`): tinykube's own components.
+    component_users: list[tuple[str, tuple[str, ...]]] = dataclasses.field(
+        default_factory=lambda: list(identities.COMPONENTS.values()))
 
 
 @dataclasses.dataclass
@@ -77,6 +86,8 @@ class RunningAPIServer:
     crds: crd_controller.CRDController | None = None  # serves what CRDs define
     crd_task: asyncio.Task[None] | None = None
     aggregator: asyncio.Task[None] | None = None  # aggregated ClusterRoles' rules
+    # user name -> its static token, for the components with identities of their own
+    component_tokens: dict[str, str] = dataclasses.field(default_factory=dict, repr=False)
 
     @property
     def url(self) -> str:
@@ -108,6 +119,8 @@ class RunningAPIServer:
         if self.crds is not None:
             self.crds.stop_serving()
         await self.server.stop()
+        if self.server.audit is not None:
+            self.server.audit.close()
         self.store.close()
         if self.server.unix_path is not None:
             shutil.rmtree(self.server.unix_path.parent, ignore_errors=True)
@@ -143,15 +156,16 @@ async def _open(options: APIServerOptions, lock: datadir.DataDirLock) -> Running
                               kubelet_token=creds.kubelet_token,
                               unenforced=() if options.enforces_network_policy else
                               ("NetworkPolicy",), metric_resolution=options.metric_resolution,
-                              issuer=sa_tokens.Issuer(creds.service_account_key.encode(),
+                              issuer=sa_tokens.Issuer(creds.service_account_key,
                                                       registry.clock))
     context = None
     if options.tls:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(creds.server_cert, creds.server_key)
-        # Client certificates of the cluster CA authenticate (`access`); none is asked for.
-        context.load_verify_locations(creds.ca_cert)
+        # Client certificates are asked for, verified by the cluster CA, never required
+        # (kube-apiserver's --client-ca-file): `access` takes CN and O from a verified one.
         context.verify_mode = ssl.CERT_OPTIONAL
+        context.load_verify_locations(creds.ca_cert)
         context.set_alpn_protocols(["http/1.1"])
     # A private directory: a unix socket path must stay under ~100 bytes, data dirs may not.
     unix_path = Path(tempfile.mkdtemp(prefix="tinykube-")) / "api.sock" \
@@ -159,9 +173,16 @@ async def _open(options: APIServerOptions, lock: datadir.DataDirLock) -> Running
     access = AccessControl(creds.token, handler.service_account_user, RBACAuthorizer(store),
                            bootstrap_tokens.Authenticator(store, registry.clock),
                            kubelet_client_token=creds.kubelet_token)
+    tokens_file = options.data_dir / "tokens.csv"  # --token-auth-file
+    component_tokens = static_tokens.ensure(
+        tokens_file, [User(name, groups) for name, groups in options.component_users])
+    access.token_authenticators.insert(1, static_tokens.TokenFile(tokens_file).user)
     crd_controller.CRDController(registry).reconcile()  # stored CRDs are served from the start
+    audit_log = audit.AuditLog(options.audit_log, audit.load_policy(options.audit_policy)) \
+        if options.audit_log is not None else None
     server = APIServer(handler, token=creds.token, host=options.host, port=options.port,
-                       ssl_context=context, unix_path=unix_path, access=access)
+                       ssl_context=context, unix_path=unix_path, access=access,
+                       audit_log=audit_log)
     await server.start()
     lock.record(server.url)
     # Synchronous, so it completes before the loop serves the first request.
@@ -181,7 +202,7 @@ async def _open(options: APIServerOptions, lock: datadir.DataDirLock) -> Running
     aggregator = asyncio.create_task(rbac_bootstrap.aggregate_forever(registry),
                                      name="clusterrole-aggregation")
     return RunningAPIServer(server, store, registry, creds, lock, reconciler, scraper, crds,
-                            crd_task, aggregator)
+                            crd_task, aggregator, component_tokens)
 
 
 def warm_documents() -> None:

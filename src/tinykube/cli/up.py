@@ -103,6 +103,18 @@ async def _run(options: cluster.ClusterOptions, process: subprocess.Popen[bytes]
     click.echo("tinykube stopped", err=True)
 
 
+def check_audit_policy(path: Path) -> None:
+    """Refuse a policy kube-apiserver would refuse, before anything starts."""
+    import yaml
+
+    from tinykube.apiserver import audit
+
+    try:
+        audit.load_policy(path)
+    except (yaml.YAMLError, audit.PolicyError) as error:
+        raise click.BadParameter(f"{path}: {error}", param_hint="--audit-policy-file") from None
+
+
 @click.command()
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,
               show_default="$XDG_DATA_HOME/tinykube, or tinykube-NAME with --name",
@@ -190,6 +202,13 @@ async def _run(options: cluster.ClusterOptions, process: subprocess.Popen[bytes]
               metavar="DURATION", help="How long the leader tries to renew before it stops.")
 @click.option("--leader-elect-retry-period", default="2s", show_default=True,
               metavar="DURATION", help="How often candidates try and the leader renews.")
+@click.option("--audit-log", "--audit-log-path", "audit_log", default=None, metavar="PATH",
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the API server's audit Events (audit.k8s.io/v1, JSON lines) here.")
+@click.option("--audit-policy-file", default=None, metavar="FILE",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The audit Policy (audit.k8s.io/v1) choosing each request's level; without "
+              "one every request is logged at Metadata.")
 @click.option("--durable", is_flag=True,
               help="fsync every write (survives power loss, not only a crash).")
 @click.option("--test-clock", is_flag=True,
@@ -211,7 +230,8 @@ def command(data_dir: Path | None, name: str | None, detach: bool, listen: str |
             insecure_http: bool, watch_history: int, metric_resolution: str,
             hpa_sync_period: str, node_monitor_grace_period: str,
             leader_elect_lease_duration: str, leader_elect_renew_deadline: str,
-            leader_elect_retry_period: str, durable: bool,
+            leader_elect_retry_period: str, audit_log: Path | None,
+            audit_policy_file: Path | None, durable: bool,
             test_clock: bool, single_process: bool, verbose: int, ui_listen: str = "127.0.0.1:0",
             no_ui: bool = False) -> None:
     """Start tinykube on this machine."""
@@ -238,6 +258,8 @@ def command(data_dir: Path | None, name: str | None, detach: bool, listen: str |
                                     leader_elect_retry_period)
     if not no_ui:
         split_listen(ui_listen, "--ui-listen")  # a bad address is a usage error here
+    if audit_policy_file is not None:
+        check_audit_policy(audit_policy_file)
     raise_open_files_limit()  # before the child starts: it inherits the limit
     if network == "netns":
         check_netns_mode(dns_address, proxy, single_process)
@@ -269,6 +291,7 @@ def command(data_dir: Path | None, name: str | None, detach: bool, listen: str |
         options.host_sockets = host_sockets
         options.holder_pid = process.pid if rootless and process is not None else None
         options.api.metric_resolution = resolution
+        options.api.audit_log, options.api.audit_policy = audit_log, audit_policy_file
         options.virtual_job_seconds = virtual_job_seconds
         options.hpa_sync_period, options.node_monitor_grace_period = hpa_period, grace
         options.leader_election = leader_election

@@ -109,3 +109,38 @@ def test_impersonate(control: access.AccessControl, case: str) -> None:
             control.impersonate(user, multi)
     else:
         assert control.impersonate(user, multi) == expected
+
+
+def _peer(*rdns: tuple[str, str]) -> dict[str, Any]:
+    """A verified peer certificate as `ssl.SSLSocket.getpeercert()` gives it."""
+    return {"subject": tuple(((key, value),) for key, value in rdns)}
+
+
+KUBEADM_ADMIN = _peer(("organizationName", "system:masters"), ("commonName", "kubernetes-admin"))
+X509: dict[str, tuple[dict[str, str], dict[str, Any] | None, User | None]] = {
+    "CN is the user, O the groups": (
+        {}, KUBEADM_ADMIN, User("kubernetes-admin", ("system:masters", "system:authenticated"))),
+    "several O": ({}, _peer(("commonName", "system:node:n1"), ("organizationName", "system:nodes"),
+                            ("organizationName", "extra")),
+                  User("system:node:n1", ("system:nodes", "extra", "system:authenticated"))),
+    "a certificate wins over a bearer token (kube's order)": (
+        {"Authorization": "Bearer app-token"}, _peer(("commonName", "bob")),
+        User("bob", ("system:authenticated",))),
+    "no CN: the token decides": ({"Authorization": "Bearer app-token"},
+                                 _peer(("organizationName", "devs")),
+                                 access.user_from_info(APP_INFO)),
+    "no CN, no token: anonymous": ({}, _peer(("organizationName", "devs")), rbac.ANONYMOUS),
+    "no certificate (getpeercert gives None)": ({}, None, rbac.ANONYMOUS),
+    "a certificate does not save a bad token": ({"Authorization": "Bearer nope"},
+                                                _peer(("organizationName", "x")), None),
+}
+
+
+@pytest.mark.parametrize("case", X509, ids=list(X509))
+def test_authenticate_client_certificates(control: access.AccessControl, case: str) -> None:
+    headers, peer, user = X509[case]
+    if user is None:
+        with pytest.raises(errors.Unauthorized):
+            control.authenticate(headers, peer)
+    else:
+        assert control.authenticate(headers, peer) == user

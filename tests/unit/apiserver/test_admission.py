@@ -81,6 +81,28 @@ async def test_created_pod_names_its_service_account(tmp_path: Path, spec: Obj,
     assert created["spec"].get("imagePullSecrets") == pull
 
 
+@pytest.mark.parametrize(("account", "pod_says", "mounted"), [
+    pytest.param(None, None, None, id="neither-says"),
+    pytest.param(False, None, False, id="account-false"),
+    pytest.param(False, True, True, id="pod-true-wins"),
+    pytest.param(True, False, False, id="pod-false-wins"),
+])
+async def test_the_accounts_automount_choice_reaches_a_pod_that_makes_none(
+        tmp_path: Path, account: bool | None, pod_says: bool | None,
+        mounted: bool | None) -> None:
+    body: Obj = {"metadata": {"name": "quiet"}}
+    if account is not None:
+        body["automountServiceAccountToken"] = account
+    spec: Obj = {"serviceAccountName": "quiet"}
+    if pod_says is not None:
+        spec["automountServiceAccountToken"] = pod_says
+    async with running_api(tmp_path, bootstrapped=True) as (session, _store):
+        await send(session, "POST", "/api/v1/namespaces/default/serviceaccounts", body)
+        status, created = await send(session, "POST", PODS, pod(**spec))
+    assert status == 201, created
+    assert created["spec"].get("automountServiceAccountToken") == mounted
+
+
 async def test_pod_naming_a_missing_service_account_is_forbidden(tmp_path: Path) -> None:
     async with running_api(tmp_path, bootstrapped=True) as (session, store):
         status, body = await send(session, "POST", PODS, pod(serviceAccountName="nope"))

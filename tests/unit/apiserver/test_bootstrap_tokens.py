@@ -94,7 +94,7 @@ CERTS: list[tuple[str, dict[str, Any], User | None]] = [
 @pytest.mark.parametrize(("peer", "expected"), [c[1:] for c in CERTS],
                          ids=[c[0] for c in CERTS])
 def test_certificate_user(peer: dict[str, Any], expected: User | None) -> None:
-    assert access.certificate_user(peer) == expected
+    assert access.user_from_certificate(peer) == expected
 
 
 class _NoRBAC:
