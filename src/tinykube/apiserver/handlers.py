@@ -48,6 +48,7 @@ from tinykube.apiserver.params import int_param, parse_bool, resource_version_pa
 from tinykube.apiserver.paths import Target
 from tinykube.apiserver.registry import Registry
 from tinykube.store.cache import Entry, Event, Watcher
+from tinykube.store.etcd import StaleWrite
 
 Obj = dict[str, Any]
 
@@ -58,6 +59,7 @@ WRITE_CHUNK = 256 * 1024
 # How long a read waits for a resourceVersion the store has not reached yet (kube-apiserver's
 # watch cache blockTimeout) before it fails with 504 "Too large resource version".
 RV_WAIT = 3.0
+STALE_RETRIES = 5  # runs of a write refused because another API server wrote first
 _PATCH_TYPES = {
     "application/json-patch+json", "application/merge-patch+json",
     "application/strategic-merge-patch+json", "application/apply-patch+yaml",
@@ -130,7 +132,15 @@ class ResourceHandler:
         # streams, whose headers go out inside _dispatch, and errors, raised out of it.
         request[WARNINGS] = warnings
         since = self.store.durable_resource_version
-        response = await self._dispatch(request, target, warnings)
+        for attempt in range(STALE_RETRIES):  # another API server wrote first (store/etcd.py)
+            try:
+                response = await self._dispatch(request, target, warnings)
+                break
+            except StaleWrite as stale:
+                if attempt == STALE_RETRIES - 1:
+                    raise
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.store.reach(stale.revision), self.rv_wait)
         if not response.prepared:  # streams (watch, log) settle before they start
             await self.store.settle(since)
         return response
@@ -165,6 +175,8 @@ class ResourceHandler:
                 if parse_bool(request.query.get("watch")):
                     return await self._watch(request, target)
                 return await self._list(request, target)
+            if not request.query.get("resourceVersion"):
+                await self.store.sync()  # a quorum read, as kube-apiserver's GET from etcd
             return self._get(request, target)
         if method == "POST" and target.is_collection:
             return await self._create(request, target, warnings)
@@ -230,6 +242,8 @@ class ResourceHandler:
         else:  # the current state, once it is not older than the version asked for
             if read.consistency is Consistency.NOT_OLDER_THAN:
                 await self._reach(read.rv)
+            elif read.consistency is Consistency.MOST_RECENT:
+                await self.store.sync()  # a consistent read (etcd: KEP-2340's)
             entries = self.store.list(res.storage_key, target.namespace, matcher)
             list_rv = self.store.resource_version
         next_token, remaining = "", None
@@ -439,7 +453,7 @@ class ResourceHandler:
         entry = self.registry.create(target.res, obj, dry_run=_dry_run(request),
                                      manager=_manager(request, target),
                                      admit=self._validator(CREATE, target, request))
-        return self._respond(target.res, entry, 201)
+        return self._respond(target.res, await self.store.confirm(entry), 201)
 
     def _validator(self, operation: str, target: Target,
                    request: web.Request) -> Callable[[Obj, Obj | None], None] | None:
@@ -479,7 +493,7 @@ class ResourceHandler:
                                      dry_run=_dry_run(request),
                                      manager=_manager(request, target),
                                      admit=self._validator(UPDATE, target, request))
-        return self._respond(target.res, entry, 200)
+        return self._respond(target.res, await self.store.confirm(entry), 200)
 
     def _check_identity(self, target: Target, obj: Obj) -> None:
         meta = obj["metadata"]
@@ -528,7 +542,7 @@ class ResourceHandler:
         entry = self.registry.update(res, obj, subresource=target.subresource,
                                      dry_run=_dry_run(request), manager=manager,
                                      admit=self._validator(UPDATE, target, request))
-        return self._respond(res, entry, 200)
+        return self._respond(res, await self.store.confirm(entry), 200)
 
     def _server_side_apply(self, request: web.Request, target: Target, live: Obj,
                            body: bytes) -> Obj:
@@ -566,13 +580,13 @@ class ResourceHandler:
         await self._admit_create(target, obj, warnings)
         entry = self.registry.create(target.res, obj, dry_run=_dry_run(request),
                                      admit=self._validator(CREATE, target, request))
-        return self._respond(target.res, entry, 201)
+        return self._respond(target.res, await self.store.confirm(entry), 201)
 
     async def _delete(self, request: web.Request, target: Target) -> web.Response:
         options = await self._delete_options(request)
         entry, _gone = self.registry.delete(target.res, self._namespace(target), target.name or "",
                                            options, dry_run=_dry_run(request, options))
-        return self._respond(target.res, entry, 200)
+        return self._respond(target.res, await self.store.confirm(entry), 200)
 
     async def _delete_options(self, request: web.Request) -> Obj:
         raw = await self._read_body(request)
@@ -648,7 +662,7 @@ class ResourceHandler:
         obj["metadata"]["resourceVersion"] = wanted_rv or str(entry.rv)
         updated = self.registry.update(res, obj, dry_run=_dry_run(request),
                                        manager=_manager(request, target))
-        return _json(self._scale_of(res, updated))
+        return _json(self._scale_of(res, await self.store.confirm(updated)))
 
     async def _virtual(self, request: web.Request, target: Target) -> web.Response:
         """Kinds that are answered, never stored: reviews, Bindings, ComponentStatuses."""
@@ -768,7 +782,8 @@ class ResourceHandler:
                                   f'"{entry.obj["spec"]["nodeName"]}"')
         obj = clone(entry.obj)
         obj["spec"]["nodeName"] = node
-        self.registry.store.update(pods.storage_key, obj, expected_rv=entry.rv)
+        await self.store.confirm(self.registry.store.update(pods.storage_key, obj,
+                                                            expected_rv=entry.rv))
         return _json(errors.status_body({"kind": "Status", "apiVersion": "v1",
                                          "metadata": {}, "status": "Success", "code": 201}),
                      status=201)
