@@ -177,3 +177,24 @@ def test_kubernetes_endpoints_list_both_servers(servers: tuple[EtcdCluster, Serv
     assert len(leases.json()["items"]) == 2
 
 
+
+
+def _patch_keys(server: Server, keys: list[str]) -> list[int]:
+    conn = server.connect()
+    statuses = [conn.request("PATCH", f"{CONFIGMAPS}/counter", orjson.dumps(
+        {"data": {key: "1"}}), headers={"Content-Type": "application/merge-patch+json"}).status
+        for key in keys]
+    conn.close()
+    return statuses
+
+
+def test_concurrent_patches_through_both_servers_lose_nothing(
+        servers: tuple[EtcdCluster, Server, Server]) -> None:
+    _, a, b = servers
+    assert a.connect().request("POST", CONFIGMAPS, _configmap("counter")).status == 201
+    jobs = [(a if w % 2 else b, [f"k{w}-{i}" for i in range(15)]) for w in range(6)]
+    with concurrent.futures.ThreadPoolExecutor(len(jobs)) as pool:
+        statuses = [s for chunk in pool.map(lambda job: _patch_keys(*job), jobs) for s in chunk]
+    assert set(statuses) == {200}
+    data = b.connect().request("GET", f"{CONFIGMAPS}/counter").json()["data"]
+    assert set(data) == {"v"} | {key for _, keys in jobs for key in keys}

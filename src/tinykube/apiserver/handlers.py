@@ -59,7 +59,7 @@ WRITE_CHUNK = 256 * 1024
 # How long a read waits for a resourceVersion the store has not reached yet (kube-apiserver's
 # watch cache blockTimeout) before it fails with 504 "Too large resource version".
 RV_WAIT = 3.0
-STALE_RETRIES = 5  # runs of a write refused because another API server wrote first
+STALE_RETRIES = 30  # runs of a write refused because another API server wrote first
 _PATCH_TYPES = {
     "application/json-patch+json", "application/merge-patch+json",
     "application/strategic-merge-patch+json", "application/apply-patch+yaml",
@@ -68,6 +68,7 @@ _PATCH_TYPES = {
 
 # Request storage key: the texts of this request's Warning headers.
 WARNINGS = web.RequestKey("tinykube.warnings", list[str])
+BODY = web.RequestKey("tinykube.body", bytes)
 
 
 async def add_warning_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -415,6 +416,8 @@ class ResourceHandler:
     # --- writes ---------------------------------------------------------------------
 
     async def _read_body(self, request: web.Request) -> bytes:
+        if BODY in request:
+            return request[BODY]  # a request run again (see `handle`) reads its body once
         # kube-apiserver's limitedReadBody words it this way
         too_large = f"Request entity too large: limit is {MAX_BODY}"
         if request.content_length is not None and request.content_length > MAX_BODY:
@@ -424,7 +427,8 @@ class ResourceHandler:
             body += chunk
             if len(body) > MAX_BODY:
                 raise errors.RequestEntityTooLarge(too_large)
-        return bytes(body)
+        request[BODY] = bytes(body)
+        return request[BODY]
 
     async def _decoded(self, request: web.Request, target: Target, warnings: list[str]) -> Obj:
         body = codec.parse_body(await self._read_body(request),

@@ -484,7 +484,7 @@ class EtcdStore(Store):
                     if created == 1:
                         self._objects_watch = response.watch_id
                     continue
-                if response.watch_id == self._objects_watch:
+                if response.watch_id in (self._objects_watch, -1):  # -1: progress for all
                     self._apply(response)
                 elif response.events:
                     self._compacted(response)
