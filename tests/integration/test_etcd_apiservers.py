@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import http.client
+import subprocess
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -198,3 +199,20 @@ def test_concurrent_patches_through_both_servers_lose_nothing(
     assert set(statuses) == {200}
     data = b.connect().request("GET", f"{CONFIGMAPS}/counter").json()["data"]
     assert set(data) == {"v"} | {key for _, keys in jobs for key in keys}
+
+
+def test_kubeconfig_has_a_context_per_server(servers: tuple[EtcdCluster, Server, Server],
+                                             ) -> None:
+    _, a, b = servers
+    kubeconfig = a.data_dir / "kubeconfig"
+    port = urllib.parse.urlsplit(b.url).port
+    for context, server in (("tinykube", a), (f"tinykube-{port}", b)):
+        out = subprocess.run(["kubectl", "--kubeconfig", str(kubeconfig), "--context", context,
+                              "get", "--raw", "/version"], capture_output=True, text=True,
+                             timeout=30, check=True).stdout
+        assert orjson.loads(out)["major"] == "1"
+        view = subprocess.run(["kubectl", "--kubeconfig", str(kubeconfig), "config", "view",
+                               "-o", f"jsonpath={{.clusters[?(@.name==\"{context}\")]"
+                               ".cluster.server}"], capture_output=True, text=True,
+                              timeout=30, check=True).stdout
+        assert view == server.url

@@ -4,6 +4,7 @@ behind (its watch paused), so every transaction's comparison is exercised."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -131,3 +132,20 @@ async def test_compaction_gives_gone(stores: tuple[EtcdStore, EtcdStore]) -> Non
             store.watch(CM, None, old.rv)
 
 
+
+
+async def test_events_carry_a_ttl_lease(etcd: EtcdCluster,
+                                        stores: tuple[EtcdStore, EtcdStore]) -> None:
+    a, _ = stores
+    event = {"apiVersion": "v1", "kind": "Event", "metadata": {"name": "e.1",
+                                                                "namespace": "default"},
+             "reason": "Started", "involvedObject": {"kind": "Pod", "name": "p"}}
+    await a.confirm(a.create("core/events", event))
+    await a.confirm(a.create(CM, _cm("no-lease")))
+    stored = json.loads(etcd.etcdctl("get", "-w", "json", "/registry/events/default/e.1"))
+    lease = stored["kvs"][0].get("lease")
+    assert lease
+    ttl = json.loads(etcd.etcdctl("lease", "timetolive", "-w", "json", f"{lease:x}"))
+    assert a.event_ttl < ttl["granted-ttl"] <= a.event_ttl + 60
+    plain = json.loads(etcd.etcdctl("get", "-w", "json", "/registry/configmaps/default/no-lease"))
+    assert not plain["kvs"][0].get("lease")

@@ -78,6 +78,29 @@ def command(store: str, data_dir: Path | None, listen: str, insecure_http: bool,
     asyncio.run(_serve(options))
 
 
+def add_context(kubeconfig: Path, name: str, server: str) -> None:
+    """Add (or point again) a cluster and context `name` for this API server to the kubeconfig
+    `tinykube up` wrote, with its user and CA, leaving its current context alone."""
+    import yaml
+
+    from tinykube import private
+
+    if not kubeconfig.exists():
+        return
+    config = yaml.safe_load(kubeconfig.read_text()) or {}
+    contexts = {c["name"]: c["context"] for c in config.get("contexts") or []}
+    clusters = {c["name"]: c["cluster"] for c in config.get("clusters") or []}
+    current = contexts.get(config.get("current-context", ""))
+    if current is None or current.get("cluster") not in clusters:
+        return
+    cluster = {**clusters[current["cluster"]], "server": server}
+    config["clusters"] = [c for c in config["clusters"] if c["name"] != name] + [
+        {"name": name, "cluster": cluster}]
+    config["contexts"] = [c for c in config["contexts"] if c["name"] != name] + [
+        {"name": name, "context": {**current, "cluster": name}}]
+    private.write(kubeconfig, yaml.safe_dump(config, sort_keys=False))
+
+
 async def _serve(options: object) -> None:
     from tinykube.apiserver.datadir import DataDirInUse
     from tinykube.apiserver.server import APIServerOptions, open_apiserver
@@ -93,6 +116,7 @@ async def _serve(options: object) -> None:
         loop.add_signal_handler(sig, stop.set)
     click.echo(f"tinykube API server ready at {running.url} (store {options.store})",
                err=False)
+    add_context(options.data_dir / "kubeconfig", options.kubeconfig_name, running.url)
     click.echo(f"export KUBECONFIG={options.data_dir / options.kubeconfig_file}")
     try:
         await stop.wait()
