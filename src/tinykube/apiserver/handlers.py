@@ -231,6 +231,9 @@ class ResourceHandler:
             # one a 410 below hands out) continues inconsistently at the current version.
             token_rv, start = _decode_continue(request.query["continue"])
             list_rv = token_rv if token_rv > 0 else self.store.resource_version
+            if list_rv > self.store.resource_version:  # a token another API server gave
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.store.reach(list_rv), self.rv_wait)
             namespace, _, name = start.partition("/")
             try:
                 entries = self.store.list_at(res.storage_key, target.namespace, matcher,

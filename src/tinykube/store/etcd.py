@@ -163,6 +163,18 @@ def _txn_request(plan: TxnPlan, lease: int = 0) -> Any:
     return rpc.TxnRequest(compare=compares, success=success, failure=failure)
 
 
+async def _etcd_call(call: Any) -> Any:
+    """An etcd request; its failure (a member gone, no leader yet) is the request's 500 with
+    etcd's words, as kube-apiserver passes `etcdserver: request timed out` on."""
+    import grpc
+
+    try:
+        return await call
+    except grpc.aio.AioRpcError as error:
+        log.warning("etcd request failed: %s %s", error.code().name, error.details())
+        raise errors.InternalError(error.details() or error.code().name) from None
+
+
 def encode(obj: Obj) -> bytes:
     """The stored value: the object without resourceVersion (the mod revision is)."""
     meta = {k: v for k, v in obj["metadata"].items() if k != "resourceVersion"}
@@ -302,9 +314,8 @@ class EtcdStore(Store):
         current revision, then the watch catching up to it; KEP-2340's consistent read)."""
         from aetcd import rpc
 
-        response = await self.conn.kv.Range(rpc.RangeRequest(key=etcd_keys.COMPACT_KEY,
-                                                             keys_only=True),
-                                            timeout=RPC_TIMEOUT)
+        response = await _etcd_call(self.conn.kv.Range(
+            rpc.RangeRequest(key=etcd_keys.COMPACT_KEY, keys_only=True), timeout=RPC_TIMEOUT))
         revision = response.header.revision
         if self._rv >= revision:
             return
@@ -366,7 +377,7 @@ class EtcdStore(Store):
             del self._overlay[key]
         if not done.cancelled() and (error := done.exception()) is not None:
             level = logging.DEBUG if isinstance(error, errors.APIError) else logging.ERROR
-            log.log(level, "write of %s/%s/%s failed: %s", *key, error)
+            log.log(level, "write of %s %s/%s failed: %s", *key, error)
 
     async def _commit(self, kind: str, resource: str, key: tuple[str, str], value: bytes,
                       current: Entry | None, entry: PendingEntry) -> Entry:
@@ -389,7 +400,8 @@ class EtcdStore(Store):
                           owner=object_key)
         lease = await self._event_lease() if resource in TTL_RESOURCES and kind != "DELETED" \
             else 0
-        response = await self.conn.kv.Txn(_txn_request(plan, lease), timeout=RPC_TIMEOUT)
+        response = await _etcd_call(self.conn.kv.Txn(_txn_request(plan, lease),
+                                                     timeout=RPC_TIMEOUT))
         revision = response.header.revision
         if not response.succeeded:
             self._hint_failed(plan, response)
@@ -476,6 +488,8 @@ class EtcdStore(Store):
         created = 0
         try:
             async for response in call:
+                if response.canceled and response.watch_id == self._objects_watch:
+                    raise ConnectionError(f"etcd cancelled the watch: {response.cancel_reason}")
                 if response.compact_revision:
                     await self._relist(response.compact_revision)
                     return
