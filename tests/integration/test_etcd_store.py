@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from tests.integration.etcd_cluster import EtcdCluster, needs_etcd, start_etcd
 from tinykube.api import errors
 from tinykube.store.etcd import EtcdConfig, EtcdStore, StaleWrite, open_etcd_store
+from tinykube.testing_etcd import make_tls
 
 pytestmark = needs_etcd
 CM = "core/configmaps"
@@ -149,3 +151,21 @@ async def test_events_carry_a_ttl_lease(etcd: EtcdCluster,
     assert a.event_ttl < ttl["granted-ttl"] <= a.event_ttl + 60
     plain = json.loads(etcd.etcdctl("get", "-w", "json", "/registry/configmaps/default/no-lease"))
     assert not plain["kvs"][0].get("lease")
+
+
+async def test_etcds_with_client_certificates(tmp_path: Path) -> None:
+    tls = make_tls(tmp_path / "tls")
+    cluster = start_etcd(tmp_path, size=1, tls=tls)
+    try:
+        config = EtcdConfig.parse(cluster.url, ca_file=tls / "ca.crt",
+                                  cert_file=tls / "client.crt", key_file=tls / "client.key")
+        store = await open_etcd_store(config)
+        try:
+            entry = await store.confirm(store.create(CM, _cm("over-tls")))
+            assert cluster.etcdctl("get", "--print-value-only",
+                                   "/registry/configmaps/default/over-tls").strip()
+            assert entry.rv > 0
+        finally:
+            await store.aclose()
+    finally:
+        cluster.stop()
