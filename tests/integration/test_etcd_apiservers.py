@@ -118,17 +118,20 @@ def test_stale_update_on_the_other_server_is_a_conflict(
     assert patched.json()["data"] == {"v": "a", "w": "b"}
 
 
-def _create_services(server: Server, names: list[str]) -> list[str]:
+def _create_services(server: Server, names: list[str]) -> list[tuple[str, int]]:
+    """(cluster IP, node port or 0) of each Service created; every tenth is a NodePort one."""
     conn = server.connect()
-    ips = []
-    for name in names:
+    taken = []
+    for i, name in enumerate(names):
+        kind = "NodePort" if i % 10 == 0 else "ClusterIP"
         reply = conn.request("POST", "/api/v1/namespaces/default/services", {
             "apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
-            "spec": {"ports": [{"port": 80}]}})
+            "spec": {"type": kind, "ports": [{"port": 80}]}})
         assert reply.status == 201, reply.body
-        ips.append(reply.json()["spec"]["clusterIP"])
+        spec = reply.json()["spec"]
+        taken.append((spec["clusterIP"], spec["ports"][0].get("nodePort", 0)))
     conn.close()
-    return ips
+    return taken
 
 
 def test_concurrent_service_creates_never_share_an_ip(
@@ -139,9 +142,12 @@ def test_concurrent_service_creates_never_share_an_ip(
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
         results = pool.map(lambda job: _create_services(*job),
                            [(a if w % 2 else b, chunk) for w, chunk in enumerate(chunks)])
-        ips = [ip for chunk in results for ip in chunk]
-    assert len(ips) == SERVICES
-    assert len(set(ips)) == SERVICES
+        taken = [item for chunk in results for item in chunk]
+    ips = [ip for ip, _ in taken]
+    ports = [port for _, port in taken if port]
+    assert len(ips) == SERVICES and len(set(ips)) == SERVICES
+    node_ports = sum(len(range(0, len(chunk), 10)) for chunk in chunks)
+    assert len(ports) == node_ports and len(set(ports)) == node_ports
 
 
 def test_compacted_resource_version_is_gone(servers: tuple[EtcdCluster, Server, Server],
