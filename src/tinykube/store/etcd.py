@@ -12,9 +12,10 @@ A write (`create`, `update`, `delete`, called synchronously by the registry) is 
 against the cache, then sent as a transaction that compares the key's revision with the one the
 cache holds (`create_revision == 0` for a create, `mod_revision == rv` otherwise) and, for a
 Service, the allocation keys it takes (`create_revision == 0`, see `etcd_keys`). The call
-returns at once a `PendingEntry`, which `get` shows to the requests of this server until the
-transaction is done (as the SQLite store shows a write before its commit); a second write of
-the same key waits for the first and compares with its revision. The API server awaits
+returns at once a `PendingEntry`, which `get` shows to the task that wrote it (the request, or
+the start-up's bootstrap, reading its own writes) until the transaction is done; other requests
+see the version the cache holds, never an unconfirmed one. A second write of the same key by
+that task waits for the first and compares with its revision. The API server awaits
 `confirm(entry)` before answering: it resolves once the cache holds the write (read your
 writes through this server) to the stored entry, or raises `StaleWrite` when the comparison
 failed because another API server wrote first. The API server then waits for the cache to
@@ -82,6 +83,7 @@ class PendingEntry(Entry):
 
     done: asyncio.Future[Entry] | None = None
     deleted: bool = False
+    owner: object = None  # the task that wrote it: only it reads the write before etcd has it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,6 +163,13 @@ def _txn_request(plan: TxnPlan, lease: int = 0) -> Any:
     failure = [rpc.RequestOp(request_range=rpc.RangeRequest(key=k, keys_only=True))
                for k in plan.guarded]
     return rpc.TxnRequest(compare=compares, success=success, failure=failure)
+
+
+def _current_task() -> object:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:
+        return None
 
 
 async def _etcd_call(call: Any) -> Any:
@@ -274,7 +283,7 @@ class EtcdStore(Store):
         self.event_ttl = event_ttl
         self.on_range: RangeHint | None = None  # the allocator's hints (set by the server)
         self._overlay: dict[tuple[str, str, str], PendingEntry] = {}
-        self._inflight: set[asyncio.Future[Entry]] = set()
+        self._inflight: dict[asyncio.Future[Entry], object] = {}  # write -> its task
         self._lease: tuple[int, float] = (0, 0.0)  # (lease id, monotonic time granted)
         self._lease_lock = asyncio.Lock()
         self._call: Any = None  # the watch stream
@@ -305,7 +314,7 @@ class EtcdStore(Store):
 
     def get(self, resource: str, namespace: str, name: str) -> Entry | None:
         pending = self._overlay.get((resource, namespace, name))
-        if pending is not None:
+        if pending is not None and pending.owner is _current_task():
             return None if pending.deleted else pending
         return self._objects[resource].get((namespace, name))
 
@@ -360,19 +369,19 @@ class EtcdStore(Store):
                 f"stored; the limit is {self.max_object_bytes})")
         if kind != "DELETED":
             obj["metadata"].pop("resourceVersion", None)
-        entry = PendingEntry(obj, 0, deleted=kind == "DELETED")
+        entry = PendingEntry(obj, 0, deleted=kind == "DELETED", owner=_current_task())
         done = asyncio.get_running_loop().create_task(
             self._commit(kind, resource, key, value, current, entry))
         entry.done = done
         overlay_key = (resource, *key)
         self._overlay[overlay_key] = entry
-        self._inflight.add(done)
+        self._inflight[done] = entry.owner
         done.add_done_callback(lambda f: self._finished(f, overlay_key, entry))
         return entry
 
     def _finished(self, done: asyncio.Future[Entry], key: tuple[str, str, str],
                   entry: PendingEntry) -> None:
-        self._inflight.discard(done)
+        self._inflight.pop(done, None)
         if self._overlay.get(key) is entry:
             del self._overlay[key]
         if not done.cancelled() and (error := done.exception()) is not None:
@@ -430,9 +439,10 @@ class EtcdStore(Store):
         return entry
 
     async def settle(self, since: int) -> None:
-        """Wait for the writes in flight (a request's other writes; their errors were logged
-        or raised by `confirm`)."""
-        pending = list(self._inflight)
+        """Wait for the calling task's writes in flight (a request's other writes, such as a
+        quota's status; their errors were logged, the main write's raised by `confirm`)."""
+        task = _current_task()
+        pending = [done for done, owner in self._inflight.items() if owner is task]
         if pending:
             await asyncio.wait(pending, timeout=RPC_TIMEOUT + SYNC_TIMEOUT)
 
