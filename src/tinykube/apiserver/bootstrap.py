@@ -169,6 +169,14 @@ def reconcile_endpoints(registry: Registry, *, api_host: str, api_port: int) -> 
                kubernetes_endpointslice(api_host, api_port))
 
 
+def reconcile_objects(registry: Registry, endpoints: dict[str, Any],
+                      endpointslice: dict[str, Any]) -> None:
+    """Make `default/kubernetes` Endpoints and EndpointSlice these (several API servers)."""
+    _reconcile(registry, resources.must("", "v1", "endpoints"), endpoints)
+    _reconcile(registry, resources.must("discovery.k8s.io", "v1", "endpointslices"),
+               endpointslice)
+
+
 async def reconcile_endpoints_forever(registry: Registry, *, api_host: str, api_port: int,
                                       interval: float = RECONCILE_INTERVAL) -> None:
     """`reconcile_endpoints` every `interval` seconds until cancelled."""

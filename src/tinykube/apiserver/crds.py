@@ -64,10 +64,12 @@ class CRDController:
         """One pass over every CRD; True when some CRD still waits for its objects to go."""
         waiting = False
         for entry in self._crds():
-            with contextlib.suppress(errors.Conflict, errors.NotFound):
+            try:
                 current = self._sync_status(entry)
                 if current.obj["metadata"].get("deletionTimestamp"):
                     waiting = self._finalize(current) or waiting
+            except (errors.Conflict, errors.NotFound):  # another API server wrote it first
+                waiting = waiting or bool(entry.obj["metadata"].get("deletionTimestamp"))
         self._serve()
         return waiting
 

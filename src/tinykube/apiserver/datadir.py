@@ -62,11 +62,11 @@ class DataDirLock:
             self.fd = None
 
 
-def open_data_dir(data_dir: Path) -> DataDirLock:
-    """Make (or tighten) the owner-only data directory and lock it; DataDirInUse if another
-    holds it."""
+def open_data_dir(data_dir: Path, lock_file: str = LOCK_FILE) -> DataDirLock:
+    """Make (or tighten) the owner-only data directory and lock it (`lock_file`: API servers
+    on etcd share a directory, each with its own); DataDirInUse if another holds it."""
     private.make_dir(data_dir)
-    fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, private.FILE_MODE)
+    fd = os.open(data_dir / lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, private.FILE_MODE)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

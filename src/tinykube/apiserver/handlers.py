@@ -54,6 +54,7 @@ from tinykube.apiserver.paths import Target
 from tinykube.apiserver.registry import Registry
 from tinykube.apiserver.registry import defaulted as registry_defaults
 from tinykube.store.cache import Entry, Event, Watcher
+from tinykube.store.etcd import StaleWrite
 
 Obj = dict[str, Any]
 
@@ -64,6 +65,7 @@ WRITE_CHUNK = 256 * 1024
 # How long a read waits for a resourceVersion the store has not reached yet (kube-apiserver's
 # watch cache blockTimeout) before it fails with 504 "Too large resource version".
 RV_WAIT = 3.0
+STALE_RETRIES = 30  # runs of a write refused because another API server wrote first
 _PATCH_TYPES = {
     "application/json-patch+json", "application/merge-patch+json",
     "application/strategic-merge-patch+json", "application/apply-patch+yaml",
@@ -142,7 +144,15 @@ class ResourceHandler:
         # streams, whose headers go out inside _dispatch, and errors, raised out of it.
         request[WARNINGS] = warnings
         since = self.store.durable_resource_version
-        response = await self._dispatch(request, target, warnings)
+        for attempt in range(STALE_RETRIES):  # another API server wrote first (store/etcd.py)
+            try:
+                response = await self._dispatch(request, target, warnings)
+                break
+            except StaleWrite as stale:
+                if attempt == STALE_RETRIES - 1:
+                    raise
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.store.reach(stale.revision), self.rv_wait)
         if not response.prepared:  # streams (watch, log) settle before they start
             await self.store.settle(since)
         return response
@@ -177,6 +187,8 @@ class ResourceHandler:
                 if parse_bool(request.query.get("watch")):
                     return await self._watch(request, target)
                 return await self._list(request, target)
+            if not request.query.get("resourceVersion"):
+                await self.store.sync()  # a quorum read, as kube-apiserver's GET from etcd
             return await self._get(request, target)
         if method == "POST" and target.is_collection:
             return await self._create(request, target, warnings)
@@ -232,6 +244,9 @@ class ResourceHandler:
             # one a 410 below hands out) continues inconsistently at the current version.
             token_rv, start = _decode_continue(request.query["continue"])
             list_rv = token_rv if token_rv > 0 else self.store.resource_version
+            if list_rv > self.store.resource_version:  # a token another API server gave
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.store.reach(list_rv), self.rv_wait)
             namespace, _, name = start.partition("/")
             try:
                 entries = self.store.list_at(res.storage_key, target.namespace, matcher,
@@ -244,6 +259,8 @@ class ResourceHandler:
         else:  # the current state, once it is not older than the version asked for
             if read.consistency is Consistency.NOT_OLDER_THAN:
                 await self._reach(read.rv)
+            elif read.consistency is Consistency.MOST_RECENT:
+                await self.store.sync()  # a consistent read (etcd: KEP-2340's)
             entries = self.store.list(res.storage_key, target.namespace, matcher)
             list_rv = self.store.resource_version
         next_token, remaining = "", None
@@ -454,6 +471,8 @@ class ResourceHandler:
     # --- writes ---------------------------------------------------------------------
 
     async def _read_body(self, request: web.Request) -> bytes:
+        if BODY in request:
+            return request[BODY]  # a request run again (see `handle`) reads its body once
         # kube-apiserver's limitedReadBody words it this way
         too_large = f"Request entity too large: limit is {MAX_BODY}"
         if request.content_length is not None and request.content_length > MAX_BODY:
@@ -509,7 +528,7 @@ class ResourceHandler:
         entry = self.registry.create(target.res, obj, dry_run=_dry_run(request),
                                      manager=_manager(request, target),
                                      admit=self._validator(CREATE, target, request), uid=uid)
-        return await self._respond(target.res, entry, 201)
+        return await self._respond(target.res, await self.store.confirm(entry), 201)
 
     def _validator(self, operation: str, target: Target,
                    request: web.Request) -> Callable[[Obj, Obj | None], None] | None:
@@ -611,7 +630,7 @@ class ResourceHandler:
                                      dry_run=_dry_run(request),
                                      manager=_manager(request, target),
                                      admit=self._validator(UPDATE, target, request))
-        return await self._respond(target.res, entry, 200)
+        return await self._respond(target.res, await self.store.confirm(entry), 200)
 
     def _check_identity(self, target: Target, obj: Obj) -> None:
         meta = obj["metadata"]
@@ -662,7 +681,7 @@ class ResourceHandler:
         entry = self.registry.update(res, obj, subresource=target.subresource,
                                      dry_run=_dry_run(request), manager=manager,
                                      admit=self._validator(UPDATE, target, request))
-        return await self._respond(res, entry, 200)
+        return await self._respond(res, await self.store.confirm(entry), 200)
 
     def _server_side_apply(self, request: web.Request, target: Target, live: Obj,
                            body: bytes) -> Obj:
@@ -702,14 +721,14 @@ class ResourceHandler:
         uid = await self._validating_webhooks(CREATE, target, obj, request, warnings)
         entry = self.registry.create(target.res, obj, dry_run=_dry_run(request),
                                      admit=self._validator(CREATE, target, request), uid=uid)
-        return await self._respond(target.res, entry, 201)
+        return await self._respond(target.res, await self.store.confirm(entry), 201)
 
     async def _delete(self, request: web.Request, target: Target) -> web.Response:
         options = await self._delete_options(request)
         await self._delete_webhooks(target, request, options)
         entry, _gone = self.registry.delete(target.res, self._namespace(target), target.name or "",
                                            options, dry_run=_dry_run(request, options))
-        return await self._respond(target.res, entry, 200)
+        return await self._respond(target.res, await self.store.confirm(entry), 200)
 
     async def _delete_options(self, request: web.Request) -> Obj:
         raw = await self._read_body(request)
@@ -792,7 +811,7 @@ class ResourceHandler:
         obj["metadata"]["resourceVersion"] = wanted_rv or str(entry.rv)
         updated = self.registry.update(res, obj, dry_run=_dry_run(request),
                                        manager=_manager(request, target))
-        return _json(self._scale_of(res, updated))
+        return _json(self._scale_of(res, await self.store.confirm(updated)))
 
     async def _virtual(self, request: web.Request, target: Target) -> web.Response:
         """Kinds that are answered, never stored: reviews, Bindings, ComponentStatuses."""
@@ -923,7 +942,8 @@ class ResourceHandler:
                                   f'"{entry.obj["spec"]["nodeName"]}"')
         obj = clone(entry.obj)
         obj["spec"]["nodeName"] = node
-        self.registry.store.update(pods.storage_key, obj, expected_rv=entry.rv)
+        await self.store.confirm(self.registry.store.update(pods.storage_key, obj,
+                                                            expected_rv=entry.rv))
         return _json(errors.status_body({"kind": "Status", "apiVersion": "v1",
                                          "metadata": {}, "status": "Success", "code": 201}),
                      status=201)

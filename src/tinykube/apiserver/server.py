@@ -25,6 +25,7 @@ from tinykube.apiserver import (
     bootstrap_tokens,
     certs,
     datadir,
+    endpoint_leases,
     openapi,
     openapi_v2,
     rbac_bootstrap,
@@ -40,6 +41,7 @@ from tinykube.apiserver.rbac import RBACAuthorizer, User
 from tinykube.apiserver.registry import Registry
 from tinykube.settings import DEFAULT_SERVICE_CIDR, DEFAULT_WATCH_HISTORY
 from tinykube.store.cache import Store
+from tinykube.store.etcd import EtcdConfig, EtcdStore, open_etcd_store
 from tinykube.store.sqlite import SQLiteBackend
 
 __all__ = ["APIServerOptions", "RunningAPIServer", "open_apiserver"]
@@ -72,6 +74,15 @@ class APIServerOptions:
     # Users the API server makes static tokens for (`tokens.csv`): tinykube's own components.
     component_users: list[tuple[str, tuple[str, ...]]] = dataclasses.field(
         default_factory=lambda: list(identities.COMPONENTS.values()))
+    # "" for SQLite in the data directory; `etcd://HOST:PORT[,...]` (or etcds://) for etcd,
+    # where several API servers share the data directory's CA, certificates and tokens.
+    store: str = ""
+    etcd_cafile: Path | None = None
+    etcd_certfile: Path | None = None
+    etcd_keyfile: Path | None = None
+    etcd_compaction_interval: float = 300.0
+    lock_file: str = datadir.LOCK_FILE  # another name per API server sharing a directory
+    kubeconfig_file: str = ""  # "" for the data directory's kubeconfig
 
 
 @dataclasses.dataclass
@@ -121,10 +132,18 @@ class RunningAPIServer:
         await self.server.stop()
         if self.server.audit is not None:
             self.server.audit.close()
-        self.store.close()
+        if isinstance(self.store, EtcdStore):
+            await self.store.aclose()
+        else:
+            self.store.close()
         if self.server.unix_path is not None:
             shutil.rmtree(self.server.unix_path.parent, ignore_errors=True)
         self.lock.release()
+
+
+def check_store_url(url: str) -> None:
+    """Raise ValueError (saying why) if `url` is not a `--store` this server can open."""
+    EtcdConfig.parse(url)
 
 
 def _restore_allocations(store: Store, allocator: ServiceAllocator) -> None:
@@ -135,7 +154,7 @@ def _restore_allocations(store: Store, allocator: ServiceAllocator) -> None:
 
 async def open_apiserver(options: APIServerOptions) -> RunningAPIServer:
     """The running API server; `datadir.DataDirInUse` if another one has the data directory."""
-    lock = datadir.open_data_dir(options.data_dir)
+    lock = datadir.open_data_dir(options.data_dir, options.lock_file)
     try:
         return await _open(options, lock)
     except BaseException:
@@ -144,10 +163,11 @@ async def open_apiserver(options: APIServerOptions) -> RunningAPIServer:
 
 
 async def _open(options: APIServerOptions, lock: datadir.DataDirLock) -> RunningAPIServer:
-    store = Store(SQLiteBackend(options.data_dir / "state.db", durable=options.durable),
-                  history=options.watch_history)
+    store = await _open_store(options)
     allocator = ServiceAllocator(options.service_cidr)
     _restore_allocations(store, allocator)
+    if isinstance(store, EtcdStore):
+        _share_allocations(store, allocator)
     registry = Registry(store, allocator)
     hosts = sorted({"localhost", "127.0.0.1", options.host, allocator.ips.nth(1),
                     *certs.SERVICE_NAMES})
@@ -189,10 +209,17 @@ async def _open(options: APIServerOptions, lock: datadir.DataDirLock) -> Running
     advertised = options.advertise_address or options.host  # where pods reach this server
     bootstrap.bootstrap(registry, api_host=advertised, api_port=server.port)
     rbac_bootstrap.reconcile(registry)
-    certs.write_kubeconfig(creds.kubeconfig, server=server.url, ca_cert=creds.ca_cert,
+    kubeconfig = options.data_dir / options.kubeconfig_file if options.kubeconfig_file \
+        else creds.kubeconfig
+    certs.write_kubeconfig(kubeconfig, server=server.url, ca_cert=creds.ca_cert,
                            token=creds.token, name=options.kubeconfig_name)
-    reconciler = asyncio.create_task(bootstrap.reconcile_endpoints_forever(
-        registry, api_host=advertised, api_port=server.port), name="endpoint-reconciler")
+    if isinstance(store, EtcdStore):
+        await store.settle(0)  # the built-in objects are in etcd before the first request
+        reconciler = asyncio.create_task(endpoint_leases.reconcile_forever(
+            registry, api_host=advertised, api_port=server.port), name="endpoint-reconciler")
+    else:
+        reconciler = asyncio.create_task(bootstrap.reconcile_endpoints_forever(
+            registry, api_host=advertised, api_port=server.port), name="endpoint-reconciler")
     # Build the OpenAPI documents off the event loop now, so that the first kubectl that asks
     # gets them from cache instead of waiting for them (a few hundred ms for the whole API).
     asyncio.get_running_loop().run_in_executor(None, warm_documents)
@@ -203,6 +230,30 @@ async def _open(options: APIServerOptions, lock: datadir.DataDirLock) -> Running
                                      name="clusterrole-aggregation")
     return RunningAPIServer(server, store, registry, creds, lock, reconciler, scraper, crds,
                             crd_task, aggregator, component_tokens)
+
+
+async def _open_store(options: APIServerOptions) -> Store:
+    if not options.store:
+        return Store(SQLiteBackend(options.data_dir / "state.db", durable=options.durable),
+                     history=options.watch_history)
+    config = EtcdConfig.parse(options.store, ca_file=options.etcd_cafile,
+                              cert_file=options.etcd_certfile, key_file=options.etcd_keyfile)
+    return await open_etcd_store(config, history=options.watch_history,
+                                 compaction_interval=options.etcd_compaction_interval)
+
+
+def _share_allocations(store: EtcdStore, allocator: ServiceAllocator) -> None:
+    """Allocations are etcd's (each address and port a key written with its Service): this
+    server's allocator follows them as hints and starts its cursors at random places, as
+    kube's bitmap allocator does, so that two servers seldom try the same address."""
+    allocator.scatter()
+
+    def hint(kind: str, item: str, held: bool) -> None:
+        if kind == "ip" and allocator.ips.contains(item):
+            (allocator.ips.reserve if held else allocator.ips.release)(item)
+        elif kind == "port" and item.isdigit():
+            (allocator.ports.reserve if held else allocator.ports.release)(int(item))
+    store.on_range = hint
 
 
 def warm_documents() -> None:

@@ -14,6 +14,7 @@ import click
 # subcommand name -> module defining a click command named `command` (or `module:name`)
 SUBCOMMANDS = {
     "up": "tinykube.cli.up",
+    "apiserver": "tinykube.cli.apiserver",
     "dns": "tinykube.cli.dns",
     "proxy": "tinykube.cli.proxy",
     "node": "tinykube.cli.node",

@@ -218,8 +218,19 @@ def check_audit_policy(path: Path) -> None:
 @click.option("--single-process", is_flag=True,
               help="Run nodes, controllers, DNS and proxy in the API server's process instead "
               "of a child process (uses one core; easier to profile).")
+@click.option("--store", default="", help="Keep the cluster in etcd: "
+              "etcd://HOST:PORT[,HOST:PORT...] (etcds:// with --etcd-*); default SQLite in "
+              "the data directory. More API servers join with `tinykube apiserver`.")
+@click.option("--etcd-cafile", type=click.Path(path_type=Path, exists=True), default=None,
+              help="CA certificate of the etcd members (etcds://).")
+@click.option("--etcd-certfile", type=click.Path(path_type=Path, exists=True), default=None,
+              help="Client certificate for etcd (etcds://).")
+@click.option("--etcd-keyfile", type=click.Path(path_type=Path, exists=True), default=None,
+              help="Client key for etcd (etcds://).")
 @click.option("-v", "--verbose", count=True, help="More logging.")
-def command(data_dir: Path | None, name: str | None, detach: bool, listen: str | None,
+def command(store: str, etcd_cafile: Path | None, etcd_certfile: Path | None,
+            etcd_keyfile: Path | None, data_dir: Path | None, name: str | None, detach: bool,
+            listen: str | None,
             network: str, service_cidr: str | None,
             pod_cidr: str | None, nodes: str | None,
             node_labels: tuple[str, ...], dns_listen: str | None, no_dns: bool, proxy: bool,
@@ -287,6 +298,12 @@ def command(data_dir: Path | None, name: str | None, detach: bool, listen: str |
                            watch_history, durable, single_process, verbose)
         options.network = network
         options.ui_listen = "" if no_ui else ui_listen
+        if store:
+            from tinykube.cli.apiserver import check_store
+            check_store(store)
+            options.api.store = store
+            options.api.etcd_cafile, options.api.etcd_certfile = etcd_cafile, etcd_certfile
+            options.api.etcd_keyfile = etcd_keyfile
         options.api.kubeconfig_name = f"tinykube-{name}" if name else "tinykube"
         options.host_sockets = host_sockets
         options.holder_pid = process.pid if rootless and process is not None else None

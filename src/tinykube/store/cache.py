@@ -519,6 +519,14 @@ class Store:
             raise errors.InternalError("the write could not be stored (the data directory's "
                                        "disk failed); it was not applied")
 
+    async def confirm(self, entry: Entry) -> Entry:
+        """The stored entry of a write this store returned (the etcd store's writes finish
+        later, see store/etcd.py; here a write is in memory at once and `settle` commits it)."""
+        return entry
+
+    async def sync(self) -> None:
+        """Make the next read consistent (nothing to wait for: this process owns the data)."""
+
     @staticmethod
     def _row_key(resource: str, key: tuple[str, str]) -> str:
         return f"{resource}/{key[0]}/{key[1]}"

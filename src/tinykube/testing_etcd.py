@@ -1,0 +1,147 @@
+"""A throwaway etcd cluster on loopback ports (tests and benchmarks).
+
+`start_etcd(tmp)` runs Debian's `/usr/bin/etcd` `size` times (free client and peer ports, a data
+directory each under `tmp`, `--unsafe-no-fsync` where the etcd has it), waits until the cluster
+answers a quorum read through `etcdctl`, and returns the members; `stop` kills each by its PID.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from tinykube.testing import free_port
+
+ETCD = shutil.which("etcd") or "/usr/bin/etcd"
+ETCDCTL = shutil.which("etcdctl") or "/usr/bin/etcdctl"
+
+
+@dataclasses.dataclass
+class Member:
+    name: str
+    client_port: int
+    peer_port: int
+    process: subprocess.Popen[bytes]
+
+    @property
+    def endpoint(self) -> str:
+        return f"127.0.0.1:{self.client_port}"
+
+
+@dataclasses.dataclass
+class EtcdCluster:
+    members: list[Member]
+    tls: Path | None = None  # ca.crt, client.crt, client.key there; the members require them
+
+    @property
+    def url(self) -> str:
+        scheme = "etcds" if self.tls else "etcd"
+        return f"{scheme}://" + ",".join(m.endpoint for m in self.members)
+
+    def etcdctl(self, *args: str) -> str:
+        env = {**os.environ, "ETCDCTL_API": "3"}
+        endpoints = ",".join(m.endpoint for m in self.members)
+        certs = [f"--cacert={self.tls / 'ca.crt'}", f"--cert={self.tls / 'client.crt'}",
+                 f"--key={self.tls / 'client.key'}"] if self.tls else []
+        return subprocess.run([ETCDCTL, f"--endpoints={endpoints}", *certs, *args], env=env,
+                              check=True, capture_output=True, text=True, timeout=20).stdout
+
+    def stop(self) -> None:
+        for member in self.members:
+            if member.process.poll() is None:
+                os.kill(member.process.pid, signal.SIGKILL)
+                member.process.wait(timeout=10)
+
+
+def start_etcd(tmp: Path, size: int = 3, timeout: float = 30,
+               tls: Path | None = None) -> EtcdCluster:
+    """`tls`: a directory with ca.crt and server.crt/.key (for 127.0.0.1) the members serve
+    clients with, requiring client certificates of that CA (`make_tls` makes them)."""
+    client_scheme = "https" if tls else "http"
+    client_tls = [f"--trusted-ca-file={tls / 'ca.crt'}", "--client-cert-auth",
+                  f"--cert-file={tls / 'server.crt'}", f"--key-file={tls / 'server.key'}"] \
+        if tls else []
+    ports = [(free_port(udp=False), free_port(udp=False)) for _ in range(size)]
+    initial = ",".join(f"m{i}=http://127.0.0.1:{peer}" for i, (_, peer) in enumerate(ports))
+    members = []
+    for i, (client, peer) in enumerate(ports):
+        log = (tmp / f"etcd-m{i}.log").open("wb")
+        process = subprocess.Popen([
+            ETCD, "--name", f"m{i}", "--data-dir", str(tmp / f"etcd-m{i}"),
+            "--listen-client-urls", f"{client_scheme}://127.0.0.1:{client}",
+            "--advertise-client-urls", f"{client_scheme}://127.0.0.1:{client}", *client_tls,
+            "--listen-peer-urls", f"http://127.0.0.1:{peer}",
+            "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
+            "--initial-cluster", initial, "--initial-cluster-state", "new",
+            "--initial-cluster-token", f"tinykube-test-{os.getpid()}",
+            "--heartbeat-interval", "50", "--election-timeout", "500",
+            "--unsafe-no-fsync" if _has_no_fsync() else "--quota-backend-bytes=0",
+        ], stdout=log, stderr=subprocess.STDOUT)
+        members.append(Member(f"m{i}", client, peer, process))
+    cluster = EtcdCluster(members, tls)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            cluster.etcdctl("get", "health-probe")
+            return cluster
+        except subprocess.CalledProcessError:
+            if time.monotonic() > deadline:
+                cluster.stop()
+                raise
+            time.sleep(0.2)
+
+
+def _has_no_fsync() -> bool:
+    out = subprocess.run([ETCD, "--help"], capture_output=True, text=True, timeout=10)
+    return "--unsafe-no-fsync" in out.stdout + out.stderr
+
+
+def make_tls(directory: Path) -> Path:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, as PEM files."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    directory.mkdir(parents=True, exist_ok=True)
+
+    def write(name: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> None:
+        (directory / f"{name}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        (directory / f"{name}.key").write_bytes(key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption()))
+
+    def issue(name: str, issuer: x509.Name | None, signer: ec.EllipticCurvePrivateKey | None,
+              usage: list[x509.ObjectIdentifier] | None) -> tuple[x509.Certificate,
+                                                                   ec.EllipticCurvePrivateKey]:
+        key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        builder = (x509.CertificateBuilder().subject_name(subject)
+                   .issuer_name(issuer or subject).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number())
+                   .not_valid_before(now - datetime.timedelta(minutes=5))
+                   .not_valid_after(now + datetime.timedelta(days=1)))
+        if usage is None:
+            builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=None),
+                                            critical=True)
+        else:
+            builder = builder.add_extension(x509.ExtendedKeyUsage(usage), critical=False) \
+                .add_extension(x509.SubjectAlternativeName(
+                    [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        return builder.sign(signer or key, hashes.SHA256()), key
+
+    ca, ca_key = issue("test-etcd-ca", None, None, None)
+    write("ca", ca, ca_key)
+    write("server", *issue("etcd", ca.subject, ca_key, [ExtendedKeyUsageOID.SERVER_AUTH,
+                                                         ExtendedKeyUsageOID.CLIENT_AUTH]))
+    write("client", *issue("tinykube", ca.subject, ca_key, [ExtendedKeyUsageOID.CLIENT_AUTH]))
+    return directory
