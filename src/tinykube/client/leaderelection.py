@@ -237,7 +237,7 @@ class LeaderElector:
 
     async def _lead(self, work: Work) -> None:
         self.leading = True
-        log.warning("%s: became leader of %s/%s", self.identity, self.namespace, self.name)
+        log.info("%s: became leader of %s/%s", self.identity, self.namespace, self.name)
         self._announce("leading")
         lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                  "metadata": {"name": self.name, "namespace": self.namespace}}

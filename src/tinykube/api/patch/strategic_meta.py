@@ -60,6 +60,8 @@ FIELDS: dict[str, dict[str, FieldMeta]] = {
     "NodeStatus": {**_CONDITIONS, "addresses": _by("type")},
     "ConditionsStatus": _CONDITIONS,  # Namespace, PVC, StatefulSet, Deployment, ... status
     "DeploymentSpec": {"strategy": FieldMeta(retain_keys=True)},
+    # Mutating- and ValidatingWebhookConfiguration
+    "WebhookConfiguration": {"webhooks": _by("name")},
 }
 
 _POD_TEMPLATE = {"spec.template.metadata": "ObjectMeta", "spec.template.spec": "PodSpec"}
@@ -76,6 +78,8 @@ _KIND_SPECIFIC: dict[str, dict[str, str]] = {
                 "spec.jobTemplate.spec.template.spec": "PodSpec"},
     "Service": {"spec": "ServiceSpec"},
     "ServiceAccount": {"": "ServiceAccount"},
+    "MutatingWebhookConfiguration": {"": "WebhookConfiguration"},
+    "ValidatingWebhookConfiguration": {"": "WebhookConfiguration"},
     "Node": {"spec": "NodeSpec", "status": "NodeStatus"},
     "Namespace": {"status": "ConditionsStatus"},
     "PersistentVolumeClaim": {"status": "ConditionsStatus"},
