@@ -61,7 +61,9 @@ def test_two_detached_clusters_side_by_side(tmp_path: Path) -> None:
         contexts = subprocess.run(["kubectl", "config", "get-contexts", "-o", "name"],
                                   env={**env, "KUBECONFIG": str(kubeconfig)},
                                   capture_output=True, text=True, check=True).stdout.split()
-        assert sorted(contexts) == ["tinykube-a", "tinykube-b"]
+        # each cluster's token context and its client-certificate admin context (kubeadm's)
+        assert sorted(contexts) == ["kubernetes-admin@tinykube-a", "kubernetes-admin@tinykube-b",
+                                    "tinykube-a", "tinykube-b"]
         for name in "ab":
             nodes = subprocess.run(["kubectl", "--context", f"tinykube-{name}", "get", "ns",
                                     "default", "-o", "name"],

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
 import shutil
 import ssl
 import tempfile
@@ -141,6 +142,19 @@ class RunningAPIServer:
         self.lock.release()
 
 
+UNIX_PATH_MAX = 107  # sun_path's 108 bytes on Linux, with its terminating NUL
+
+
+def _socket_path() -> Path:
+    """`api.sock` in a new private directory: under $TMPDIR, or /tmp when that path would be
+    longer than a unix socket's (pytester and xdist give deep TMPDIRs; data dirs may be deep
+    too)."""
+    for base in (tempfile.gettempdir(), "/tmp"):
+        if len(os.fsencode(base)) + len("/tinykube-XXXXXXXX/api.sock") <= UNIX_PATH_MAX:
+            return Path(tempfile.mkdtemp(prefix="tinykube-", dir=base)) / "api.sock"
+    raise OSError("no temporary directory is short enough for a unix socket")
+
+
 def check_store_url(url: str) -> None:
     """Raise ValueError (saying why) if `url` is not a `--store` this server can open."""
     EtcdConfig.parse(url)
@@ -187,9 +201,7 @@ async def _open(options: APIServerOptions, lock: datadir.DataDirLock) -> Running
         context.verify_mode = ssl.CERT_OPTIONAL
         context.load_verify_locations(creds.ca_cert)
         context.set_alpn_protocols(["http/1.1"])
-    # A private directory: a unix socket path must stay under ~100 bytes, data dirs may not.
-    unix_path = Path(tempfile.mkdtemp(prefix="tinykube-")) / "api.sock" \
-        if options.local_socket else None
+    unix_path = _socket_path() if options.local_socket else None
     access = AccessControl(creds.token, handler.service_account_user, RBACAuthorizer(store),
                            bootstrap_tokens.Authenticator(store, registry.clock),
                            kubelet_client_token=creds.kubelet_token)
