@@ -12,8 +12,6 @@ not signed. Local volumes are made under the same directory.
 
 from __future__ import annotations
 
-import asyncio
-import signal
 from pathlib import Path
 
 import click
@@ -85,7 +83,8 @@ def leader_timing(lease: str, renew: str, retry: str) -> list[float]:
 
 async def _run(kubeconfig: Path, data_dir: Path, leader_elect: bool, timing: list[float],
                identity: str) -> None:
-    from tinykube.components import ComponentOptions, run_until, start_components
+    from tinykube.cli.standalone import run_components
+    from tinykube.components import ComponentOptions
     from tinykube.settings import DEFAULT_POD_CIDR
 
     options = ComponentOptions(
@@ -93,20 +92,6 @@ async def _run(kubeconfig: Path, data_dir: Path, leader_elect: bool, timing: lis
         pod_cidr=DEFAULT_POD_CIDR, dns=None, proxy=False, default_runtime="virtual",
         kubelet_token="", leader_elect=leader_elect, leader_election=timing,
         leader_identity=identity)
-    try:
-        running = await start_components(options, announce=lambda line: click.echo(line))
-    except OSError as exc:
-        raise click.ClickException(f"could not start: {exc}") from exc
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    click.echo(f"tinykube controllers running as {identity}" +
-               (" (leader-elected)" if leader_elect else ""))
-    try:
-        failure = await run_until(running.tasks, stop)
-    finally:
-        await running.stop()
-    if failure is not None:
-        raise click.ClickException(f"stopped: {failure}")
-    click.echo("tinykube controllers stopped", err=True)
+    await run_components(options, running=f"tinykube controllers running as {identity}" +
+                         (" (leader-elected)" if leader_elect else ""),
+                         stopped="tinykube controllers stopped")

@@ -13,11 +13,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import ipaddress
 import secrets
-import signal
 import socket
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -25,7 +23,7 @@ from typing import Any
 
 import click
 
-from tinykube.cli.standalone import run_loop
+from tinykube.cli.standalone import run_components, run_loop
 from tinykube.cli.up import default_data_dir, split_listen
 
 KUBELET_CONF = "kubelet.conf"
@@ -184,7 +182,7 @@ async def _run(flags: NodeFlags, name: str, data_dir: Path, labels: dict[str, st
         cidr, dns_ip = await _cluster_facts(kubeconfig, name, cluster_cidr)
     except errors.APIError as exc:
         raise click.ClickException(f"cannot join: {exc}") from exc
-    from tinykube.components import ComponentOptions, NodeSpec, run_until, start_components
+    from tinykube.components import ComponentOptions, NodeSpec
     from tinykube.dns.app import DNSOptions
 
     cidr = flags.pod_cidr or cidr
@@ -204,19 +202,5 @@ async def _run(flags: NodeFlags, name: str, data_dir: Path, labels: dict[str, st
         service_cidr=flags.service_cidr or (NETNS_SERVICE_CIDR if netns else ""),
         underlay_netns=flags.underlay_netns if netns else None,
         node_address=flags.node_address if netns else None)
-    try:
-        running = await start_components(options, announce=lambda line: click.echo(line))
-    except OSError as exc:
-        raise click.ClickException(f"could not start: {exc}") from exc
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    click.echo(f"tinykube node {name} running (pods in {cidr})")
-    try:
-        failure = await run_until(running.tasks, stop)
-    finally:
-        await running.stop()
-    if failure is not None:
-        raise click.ClickException(f"stopped: {failure}")
-    click.echo(f"tinykube node {name} stopped", err=True)
+    await run_components(options, running=f"tinykube node {name} running (pods in {cidr})",
+                         stopped=f"tinykube node {name} stopped")
