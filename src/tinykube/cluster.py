@@ -25,21 +25,18 @@ import logging
 import socket
 import subprocess
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tinykube import clock as clocks
 from tinykube import identities
 from tinykube.apiserver.server import APIServerOptions, RunningAPIServer, open_apiserver
-from tinykube.components import (
-    ComponentOptions,
-    NodeSpec,
-    RunningComponents,
-    run_until,
-    start_components,
-)
+from tinykube.component_options import ComponentOptions, NodeSpec
 from tinykube.dns.app import DNSOptions
 from tinykube.launch import CLOCK, FAILED, READY, spawn_components
 from tinykube.settings import DEFAULT_POD_CIDR
+
+if TYPE_CHECKING:
+    from tinykube.components import RunningComponents
 
 log = logging.getLogger(__name__)
 CHILD_STOP_TIMEOUT = 30.0  # seconds: process pods get their grace period on the way out
@@ -241,6 +238,8 @@ async def _start(options: ClusterOptions, announce: Callable[[str], None],
         raise
     try:
         if child is None:
+            from tinykube.components import start_components  # only here: the child has them
+
             running = await start_components(options.components(api), announce)
             return RunningCluster(api, running, list(running.tasks))
         await child.start(options.components(api), announce)
@@ -256,6 +255,8 @@ async def _start(options: ClusterOptions, announce: Callable[[str], None],
 async def run_until_stopped(cluster: RunningCluster, stop: asyncio.Event) -> str | None:
     """Run until `stop` is set or a component dies; then stop everything. What failed, if
     something did."""
+    from tinykube.components import run_until
+
     try:
         return await run_until(cluster.tasks, stop)
     finally:

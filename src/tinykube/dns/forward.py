@@ -13,7 +13,6 @@ import logging
 import struct
 from collections.abc import Callable
 
-import dns.asyncquery
 import dns.exception
 import dns.message
 
@@ -78,13 +77,15 @@ class Forwarder:
         return response if len(response) <= limit else truncate(response, query.qend)
 
     async def _ask_upstreams(self, packet: bytes) -> tuple[bytes, int] | None:
+        from dns import asyncquery  # here, not at start-up: it imports httpx, httpcore, trio
+
         try:
             request = dns.message.from_wire(packet)
         except dns.exception.DNSException:
             return None
         for host, port in self.upstreams:
             try:
-                response, _ = await dns.asyncquery.udp_with_fallback(
+                response, _ = await asyncquery.udp_with_fallback(
                     request, host, timeout=self.timeout, port=port)
             except (dns.exception.DNSException, OSError) as error:
                 log.debug("upstream %s:%d failed: %s", host, port, error)
