@@ -2,13 +2,21 @@
 ready and teardown as `tinykube_cluster` does them, beside a plain `tinykube up` start to ready
 (the first line it prints with `export`), and a namespace with 10 pods from create to deleted
 as `k8s_namespace` does it (a Deployment of 10 virtual pods, all Ready, then the namespace
-deleted and waited for). Prints one line per figure: the median over the rounds."""
+deleted and waited for). Cold start (issue 18): `tinykube up` ready and its first DNS answer (the
+`kubernetes` Service's name, asked as soon as `up` is ready, retried until answered), beside the
+interpreter's floor measured in the same run: a bare `python3 -c 'import aiohttp, uvloop'`.
+Prints one line per figure: the median over the rounds, with the targets (fixture < 1 s, up
+ready and first answer <= 2x the floor) and the machine's load average."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
+import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -38,6 +46,32 @@ def start(root: Path, args: list[str]) -> tuple[TinykubeCluster, float]:
                            started.dns_address, started.pid), ready
 
 
+def import_floor() -> float:
+    t0 = time.monotonic()
+    subprocess.run([sys.executable, "-c", "import aiohttp, uvloop"], check=True)
+    return time.monotonic() - t0
+
+
+def first_answer(address: tuple[str, int], deadline: float = 30) -> None:
+    """Ask `kubernetes.default.svc.cluster.local` A over UDP until an answer with a record."""
+    import dns.message
+
+    query = dns.message.make_query("kubernetes.default.svc.cluster.local", "A").to_wire()
+    end = time.monotonic() + deadline
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(0.05)
+        while time.monotonic() < end:
+            sock.sendto(query, address)
+            try:
+                reply = dns.message.from_wire(sock.recv(4096))
+            except TimeoutError:
+                continue
+            if reply.answer:
+                return
+            time.sleep(0.005)
+    raise TimeoutError("no DNS answer for kubernetes.default")
+
+
 def namespace_round(cluster: TinykubeCluster) -> float:
     name = f"bench-{time.monotonic_ns()}"
     t0 = time.monotonic()
@@ -52,14 +86,20 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=1)
     rounds = parser.parse_args().rounds
-    figures: dict[str, list[float]] = {"tinykube up ready": [], "fixture start to ready": [],
-                                       "fixture teardown": [], "namespace, 10 pods": []}
+    figures: dict[str, list[float]] = {
+        "import aiohttp, uvloop": [], "tinykube up ready": [], "first DNS answer": [],
+        "fixture start to ready": [], "fixture teardown": [], "namespace, 10 pods": []}
     for _ in range(rounds):
         root = Path(tempfile.mkdtemp(prefix="tinykube-bench-"))
         try:
+            figures["import aiohttp, uvloop"].append(import_floor())
+            t0 = time.monotonic()
             plain, ready = start(root / "plain", ["--listen", "127.0.0.1:0", "--no-proxy",
                                                   "--dns-listen", f"127.0.0.1:{free_port()}"])
             figures["tinykube up ready"].append(ready)
+            assert plain.dns_address is not None
+            first_answer(plain.dns_address)
+            figures["first DNS answer"].append(time.monotonic() - t0)
             background.stop_pid(plain.pid)
             cluster, ready = start(root / "fixture", ClusterConfig().up_args(free_port()))
             figures["fixture start to ready"].append(ready)
@@ -70,8 +110,21 @@ def main() -> None:
             figures["fixture teardown"].append(time.monotonic() - t0)
         finally:
             shutil.rmtree(root, ignore_errors=True)
-    for what, values in figures.items():
-        print(f"{what:26s} {statistics.median(values):6.2f} s (median of {len(values)})")
+    report(figures)
+
+
+def report(figures: dict[str, list[float]]) -> None:
+    median = {what: statistics.median(values) for what, values in figures.items()}
+    floor = median["import aiohttp, uvloop"]
+    targets = {"tinykube up ready": 2 * floor, "first DNS answer": 2 * floor,
+               "fixture start to ready": 1.0}
+    for what, value in median.items():
+        line = f"{what:26s} {value:6.2f} s (median of {len(figures[what])})"
+        if what in targets:
+            line += f"  {value / floor:4.2f}x the floor, target <= {targets[what]:.2f} s"
+            line += " (met)" if value <= targets[what] else " (NOT met)"
+        print(line)
+    print("load average (1, 5, 15 min): {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
 
 
 if __name__ == "__main__":
