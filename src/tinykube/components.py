@@ -45,7 +45,8 @@ from tinykube.client import config as client_config
 from tinykube.client import leaderelection
 from tinykube.client.controller import Controller
 from tinykube.client.rest import RESTClient
-from tinykube.component_options import ComponentOptions, NodeSpec  # noqa: F401 (re-exported)
+from tinykube.component_options import ComponentOptions as ComponentOptions  # re-exported
+from tinykube.component_options import NodeSpec as NodeSpec
 from tinykube.controllers.cronjob import CronJobController
 from tinykube.controllers.csrapproving import CSRApprovingController
 from tinykube.controllers.csrsigning import CSRSigningController
