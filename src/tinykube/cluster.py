@@ -57,6 +57,7 @@ class ClusterOptions:
     virtual_job_seconds: float = 1.0  # a Job's virtual pods succeed after this long
     insecure_registries: list[str] = dataclasses.field(default_factory=list)
     registry_mirrors: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    resolv_conf: str = "/etc/resolv.conf"  # the kubelet's --resolv-conf ("": none)
     hpa_sync_period: float = 15.0
     node_monitor_grace_period: float = 40.0
     leader_election: list[float] = dataclasses.field(default_factory=lambda: [15.0, 10.0, 2.0])
@@ -80,6 +81,7 @@ class ClusterOptions:
                                 virtual_job_seconds=self.virtual_job_seconds,
                                 insecure_registries=self.insecure_registries,
                                 registry_mirrors=self.registry_mirrors,
+                                resolv_conf=self.resolv_conf,
                                 hpa_sync_period=self.hpa_sync_period,
                                 node_monitor_grace_period=self.node_monitor_grace_period,
                                 leader_election=self.leader_election,

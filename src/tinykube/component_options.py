@@ -36,6 +36,7 @@ class ComponentOptions:
     virtual_job_seconds: float = 1.0  # how long a Job's virtual pod runs before it succeeds
     insecure_registries: list[str] = dataclasses.field(default_factory=list)
     registry_mirrors: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    resolv_conf: str = "/etc/resolv.conf"  # the kubelet's --resolv-conf ("": none)
     hpa_sync_period: float = 15.0  # --horizontal-pod-autoscaler-sync-period, seconds
     node_monitor_grace_period: float = 40.0  # --node-monitor-grace-period, seconds
     controllers: bool = True  # False: only the nodes (a node agent joining a cluster)

@@ -314,6 +314,7 @@ async def _start(running: RunningComponents, options: ComponentOptions,
                           virtual_job_seconds=options.virtual_job_seconds,
                           insecure_registries=options.insecure_registries,
                           registry_mirrors=options.registry_mirrors,
+                          resolv_conf=options.resolv_conf,
                           listen_socket=hosts.bound if hosts else None,
                           image_gc_policy=image_gc.Policy(
                               high=options.image_gc_high, low=options.image_gc_low,

@@ -1,10 +1,15 @@
 """The DNS query log and propagation traces on a `--network netns` cluster (root, nft), where
 every pod has its own address, so a query's source names its pod.
 
-* `tinykube dns log`: a pod in namespace `other` runs `nslookup nginx.default` and `nslookup
-  nginx.default.svc.cluster.local` (no trailing dot); the log, filtered to that pod, shows its
-  resolver's search-path expansion (`ndots:5`): every search suffix answered NXDOMAIN, in order,
-  then the name that answers NOERROR, from the Service `default/nginx`.
+* `tinykube dns log`: the kubelet's `--resolv-conf` holds one host search domain, as most hosts
+  have (`corp.cluster.local`: inside the cluster zone, so its queries are answered here and none
+  leaves the host), so a pod in namespace `other` searches `other.svc.cluster.local
+  svc.cluster.local cluster.local corp.cluster.local`. It runs `nslookup nginx.default` and
+  `nslookup nginx.default.svc.cluster.local` (no trailing dot); the log, filtered to that pod,
+  shows its resolver's search-path expansion (`ndots:5`): every search suffix answered NXDOMAIN,
+  in order, then the name that answers NOERROR, from the Service `default/nginx`; for the
+  second name that is exactly 4 NXDOMAIN lines and one NOERROR (4 dots < ndots 5: the search
+  list first, the name as given last).
 * `tinykube trace`: web-1's readiness gate turns False; its trace has all five steps (API write,
   EndpointSlice, DNS model, first DNS answer, nftables proxy), each step's delta adds up to the
   trace's total, and the trace lies inside what the test measured around it: from before the
@@ -35,6 +40,7 @@ pytestmark = [
                        reason="--network netns needs root, iproute2 and nftables"),
 ]
 GATE = "tinykube.io/gate"
+HOST_SEARCH = "corp.cluster.local"  # the host's search domain (trailing dot in its file)
 CLIENT = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "client", "namespace": "other"},
           "spec": {"runtimeClassName": "process", "nodeName": "n2", "containers": [
               {"name": "c", "image": "python", "command": ["sleep", "3600"]}]}}
@@ -65,9 +71,11 @@ def set_gate(kctl: Kubectl, pod: str, ok: bool) -> None:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    resolv = tmp_path_factory.mktemp("resolv") / "resolv.conf"
+    resolv.write_text(f"nameserver 127.0.0.1\nsearch {HOST_SEARCH}.\noptions edns0\n")
     running = start_cluster(tmp_path_factory.mktemp("observe") / "data", "--network", "netns",
                             "--nodes", "n1,n2", "--default-runtime", "virtual", "--proxy",
-                            timeout=60)
+                            "--resolv-conf", str(resolv), timeout=60)
     yield running
     running.stop()
 
@@ -101,7 +109,8 @@ def test_the_query_log_shows_a_pods_search_path(cluster: Cluster, kctl: Kubectl)
     assert "DNS query log on" in tinykube("dns", "log", "--kubeconfig", kubeconfig, "--enable")
     resolv = kctl("exec", "-n", "other", "client", "--", "cat", "/etc/resolv.conf")
     search = next(line.split()[1:] for line in resolv.splitlines() if line.startswith("search"))
-    assert search == ["other.svc.cluster.local", "svc.cluster.local", "cluster.local"]
+    assert search == ["other.svc.cluster.local", "svc.cluster.local", "cluster.local", HOST_SEARCH]
+    counts = []
     for name in ("nginx.default", "nginx.default.svc.cluster.local"):
         out = kctl("exec", "-n", "other", "client", "--", "nslookup", "-type=A", name)
         assert "Address" in out
@@ -117,6 +126,8 @@ def test_the_query_log_shows_a_pods_search_path(cluster: Cluster, kctl: Kubectl)
         last = entries[-1]
         assert last["pod"] == "other/client" and last["client"].startswith("10.244.")
         assert last["source"] == "service default/nginx" and len(last["answers"]) == 2
+        counts.append(len(expected))
+    assert counts == [2, 5]  # nginx.default.other... NXDOMAIN, then 4 NXDOMAIN + one NOERROR
     text = tinykube("dns", "log", "--kubeconfig", kubeconfig, "--pod", "client",
                     "--rcode", "NXDOMAIN")
     print(text)

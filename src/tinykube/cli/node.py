@@ -31,7 +31,7 @@ from typing import Any
 
 import click
 
-from tinykube.cli.up import default_data_dir
+from tinykube.cli.up import default_data_dir, readable_resolv_conf
 from tinykube.network import userns
 
 NETWORK_FILE = "network.json"  # written by `tinykube up --network netns` (components.py)
@@ -90,6 +90,10 @@ def enter_holder(holder: int, netns: str, argv: tuple[str, ...]) -> list[str]:
 @click.option("--dns-listen", default=None, metavar="HOST:PORT",
               help="Where the node's cluster DNS listens (default: the kube-dns Service IP, "
               "port 53, or 10053 when 53 cannot be bound).")
+@click.option("--resolv-conf", default="/etc/resolv.conf", show_default=True, metavar="FILE",
+              callback=readable_resolv_conf,
+              help="The resolver file pods' DNS config starts from (the kubelet's flag: its "
+              "search domains follow the cluster's, dnsPolicy Default copies it; \"\": none).")
 @click.option("--no-dns", is_flag=True, help="Do not run a DNS server on this node.")
 @click.option("--proxy/--no-proxy", default=True, show_default=True,
               help="Run the service proxy (cluster IPs and NodePorts on loopback).")

@@ -44,6 +44,7 @@ class NodeFlags:
     default_runtime: str
     dns_listen: str | None
     no_dns: bool
+    resolv_conf: str
     proxy: bool
     network: str
     underlay_netns: str | None
@@ -195,7 +196,7 @@ async def _run(flags: NodeFlags, name: str, data_dir: Path, labels: dict[str, st
     options = ComponentOptions(
         kubeconfig=kubeconfig, data_dir=data_dir, host_ip=flags.node_ip,
         nodes=[NodeSpec(name, labels)], pod_cidr=cidr, dns=dns, proxy=flags.proxy,
-        default_runtime=flags.default_runtime,
+        default_runtime=flags.default_runtime, resolv_conf=flags.resolv_conf,
         # the API server's own token is reviewed (`kubelet.webhookauth`); this one is unused
         kubelet_token=secrets.token_urlsafe(32), controllers=False,
         network=flags.network, cluster_cidr=cluster_cidr,

@@ -103,6 +103,17 @@ async def _run(options: cluster.ClusterOptions, process: subprocess.Popen[bytes]
     click.echo("tinykube stopped", err=True)
 
 
+def readable_resolv_conf(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    """`--resolv-conf`: "" or a file the kubelet can read (it refuses to form pods' DNS
+    otherwise)."""
+    from tinykube.kubelet import dnsconfig
+    try:
+        dnsconfig.read_host(value)
+    except (OSError, ValueError) as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
+
+
 def check_audit_policy(path: Path) -> None:
     """Refuse a policy kube-apiserver would refuse, before anything starts."""
     import yaml
@@ -159,6 +170,10 @@ def check_audit_policy(path: Path) -> None:
               metavar="[REGISTRY=]HOST[:PORT]|URL",
               help="Try this mirror before the registry (default registry: docker.io); "
               "repeatable, tried in order.")
+@click.option("--resolv-conf", default="/etc/resolv.conf", show_default=True, metavar="FILE",
+              callback=readable_resolv_conf,
+              help="The resolver file pods' DNS config starts from (the kubelet's flag: its "
+              "search domains follow the cluster's, dnsPolicy Default copies it; \"\": none).")
 @click.option("--insecure-registry", "insecure_registries", multiple=True, metavar="HOST[:PORT]",
               help="Pull from this registry over plain HTTP (loopback ones always are).")
 @click.option("--image-cache-size", default=None, metavar="QUANTITY",
@@ -235,7 +250,8 @@ def command(store: str, etcd_cafile: Path | None, etcd_certfile: Path | None,
             pod_cidr: str | None, nodes: str | None,
             node_labels: tuple[str, ...], dns_listen: str | None, no_dns: bool, proxy: bool,
             default_runtime: str | None, registry_mirrors: tuple[str, ...],
-            insecure_registries: tuple[str, ...], image_cache_size: str | None,
+            insecure_registries: tuple[str, ...], resolv_conf: str,
+            image_cache_size: str | None,
             image_gc_high_threshold: int, image_gc_low_threshold: int,
             minimum_image_ttl_duration: str, virtual_job_seconds: float,
             insecure_http: bool, watch_history: int, metric_resolution: str,
@@ -314,6 +330,7 @@ def command(store: str, etcd_cafile: Path | None, etcd_certfile: Path | None,
         options.leader_election = leader_election
         options.insecure_registries = list(insecure_registries)
         options.registry_mirrors = mirrors
+        options.resolv_conf = resolv_conf
         options.image_cache_size = cache_size
         options.image_gc_high, options.image_gc_low = (image_gc_high_threshold,
                                                        image_gc_low_threshold)

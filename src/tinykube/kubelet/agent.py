@@ -63,7 +63,7 @@ from tinykube.client.rest import RESTClient
 from tinykube.images import auth
 from tinykube.images import gc as image_gc
 from tinykube.kubelet import container as container_runtime
-from tinykube.kubelet import portforward, resourcemetrics
+from tinykube.kubelet import dnsconfig, portforward, resourcemetrics
 from tinykube.kubelet import status as pod_status
 from tinykube.kubelet import volumes as pod_volumes
 from tinykube.kubelet.cgroups import Cgroups
@@ -204,7 +204,8 @@ class NodeAgent(Controller):
                  insecure_registries: Sequence[str] = (),
                  registry_mirrors: Mapping[str, Sequence[str]] | None = None,
                  listen_socket: Callable[[int, int, tuple[str, int]], socket.socket] | None
-                 = None, image_gc_policy: image_gc.Policy | None = None) -> None:
+                 = None, image_gc_policy: image_gc.Policy | None = None,
+                 resolv_conf: str = dnsconfig.DEFAULT_RESOLV_CONF) -> None:
         self.name = f"kubelet/{node_name}"
         self.node_name = node_name
         self.kubelet_host = host_ip  # the kubelet endpoint, on the host's loopback
@@ -242,6 +243,7 @@ class NodeAgent(Controller):
                               connect=connect, cgroups=self.cgroups)
         self.tokens = TokenManager(client, clocks.installed().utcnow)
         self.volumes = pod_volumes.VolumeManager(self.root_dir / "pods", self._volume_objects())
+        resolver = dnsconfig.read_host(resolv_conf)  # the kubelet's `--resolv-conf`
         self.runtimes: dict[str, Runtime] = {
             "virtual": VirtualRuntime(host_ip=host_ip, event=self.recorder.event,
                                       job_pod_seconds=virtual_job_seconds,
@@ -251,7 +253,7 @@ class NodeAgent(Controller):
                                       cluster_dns=lambda: self.cluster_dns,
                                       sandbox_mode=sandbox_mode,
                                       account=self._service_account_files, network=network,
-                                      volumes=self.volumes),
+                                      volumes=self.volumes, resolver=resolver),
         }
         if container_runtime.available():
             self.runtimes["container"] = container_runtime.ContainerRuntime(
@@ -260,7 +262,7 @@ class NodeAgent(Controller):
                 cluster_dns=lambda: self.cluster_dns, account=self._service_account_files,
                 network=network, secrets=self._pull_secrets, insecure=insecure_registries,
                 mirrors=registry_mirrors, on_images=self._publish_images,
-                volumes=self.volumes)
+                volumes=self.volumes, resolver=resolver)
         self.image_gc: image_gc.ImageGC | None = None
         self._adopted: set[str] = set()  # pods whose running containers `register` kept
         containers = self.runtimes.get("container")

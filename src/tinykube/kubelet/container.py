@@ -66,7 +66,7 @@ from tinykube.images import auth, policy, reference, rootfs
 from tinykube.images.errors import ImageError, NeverPull, event_message
 from tinykube.images.pull import Puller, image_config
 from tinykube.images.store import Image, Store
-from tinykube.kubelet import oci, sandbox, shimhandle, stdio
+from tinykube.kubelet import dnsconfig, oci, sandbox, shimhandle, stdio
 from tinykube.kubelet import status as pod_status
 from tinykube.kubelet import volumes as pod_volumes
 from tinykube.kubelet.cgroups import memory_limit
@@ -418,9 +418,10 @@ class ContainerRuntime(ProcessRuntime):
                  volumes: pod_volumes.VolumeManager | None = None,
                  insecure: Sequence[str] = (), mirrors: Mapping[str, Sequence[str]] | None = None,
                  on_images: Callable[[list[dict[str, Any]]], None] = lambda _images: None,
-                 docker_config: Path | None = None) -> None:
+                 docker_config: Path | None = None,
+                 resolver: dnsconfig.HostResolver | None = None) -> None:
         super().__init__(node, root=root, cluster_dns=cluster_dns, sandbox_mode="root",
-                         account=account, network=network, volumes=volumes)
+                         account=account, network=network, volumes=volumes, resolver=resolver)
         self.store = store
         self.puller = Puller(store, insecure=insecure, mirrors=mirrors)
         self.pull_backoff = CrashBackoff()  # the kubelet's image back-off: 10 s .. 300 s
@@ -462,7 +463,7 @@ class ContainerRuntime(ProcessRuntime):
         pod_netns = await self._attach(pod, pod_ip)
         box = sandbox.Sandbox("root", directory, hostname=sandbox.pod_hostname(pod),
                               hosts=sandbox.hosts_file(pod, pod_ip),
-                              resolv=sandbox.resolv_conf(pod, self._nameserver()),
+                              resolv=await self._resolv_conf(pod),
                               account=self.account(pod), netns=pod_netns, shared=True)
         worker = ContainerWorker(pod, pod_ip, runtime=self, box=box, log_dir=directory / "logs",
                                  mounts=lambda c, env: pod_volumes.mounts(

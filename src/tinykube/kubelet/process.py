@@ -33,7 +33,7 @@ from typing import Any
 
 from tinykube.api import errors
 from tinykube.api.meta import rfc3339
-from tinykube.kubelet import sandbox
+from tinykube.kubelet import dnsconfig, sandbox
 from tinykube.kubelet import volumes as pod_volumes
 from tinykube.kubelet.logs import ContainerLog
 from tinykube.kubelet.podnet import PodNetworking
@@ -54,8 +54,11 @@ class ProcessRuntime:
                  sandbox_mode: str | None = None,
                  account: Callable[[Obj], Mapping[str, str] | None] = lambda _pod: None,
                  network: PodNetworking | None = None,
-                 volumes: pod_volumes.VolumeManager | None = None) -> None:
+                 volumes: pod_volumes.VolumeManager | None = None,
+                 resolver: dnsconfig.HostResolver | None = None) -> None:
         self.node = node
+        # the node's resolver file (`--resolv-conf`), the base of every pod's resolv.conf
+        self.resolver = resolver or dnsconfig.HostResolver()
         self.volumes = volumes  # the pods' volumes (None: pods with volumes do not start)
         self._mount_retries: dict[str, asyncio.Task[None]] = {}
         self._mount_attempts: dict[str, int] = {}
@@ -93,7 +96,7 @@ class ProcessRuntime:
         pod_netns = await self._attach(pod, pod_ip)
         box = sandbox.Sandbox(self.sandbox_mode, directory, hostname=sandbox.pod_hostname(pod),
                               hosts=sandbox.hosts_file(pod, pod_ip),
-                              resolv=sandbox.resolv_conf(pod, self._nameserver()),
+                              resolv=await self._resolv_conf(pod),
                               account=self.account(pod), netns=pod_netns,
                               shared=self._runs_as_others(pod), pidns=self.pidns)
         worker = PodWorker(pod, pod_ip, node=self.node, box=box, log_dir=directory / "logs",
@@ -174,19 +177,22 @@ class ProcessRuntime:
         address = self.cluster_dns()
         return address[0] if address is not None and address[1] == 53 else None
 
+    async def _resolv_conf(self, pod: Obj) -> str:
+        """The pod's resolv.conf as the kubelet forms it, its warnings recorded as events."""
+        config, events = dnsconfig.pod_dns(pod, self._nameserver(), self.resolver)
+        for reason, message in events:
+            if reason == "MissingClusterDNS" and (address := self.cluster_dns()):
+                message += (f" (the cluster DNS listens on {address[0]}:{address[1]}, which "
+                            "resolv.conf cannot name: port 53 only)")
+            await self.node.event(pod, "Warning", reason, message)
+        return config.render()
+
     async def _explain_names(self, pod: Obj, box: sandbox.Sandbox) -> None:
         if box.mode == "none":
             await self.node.event(pod, "Warning", "NoPodNamespaces", "tinykube runs without "
                                   "root and this kernel allows no unprivileged user namespace: "
                                   "the pod sees the host's hostname, /etc/hosts and "
                                   "/etc/resolv.conf")
-        elif box.resolv_path is None and pod.get("spec", {}).get("dnsPolicy", "ClusterFirst") \
-                == "ClusterFirst":
-            address = self.cluster_dns()
-            where = f"listens on {address[0]}:{address[1]}" if address else "is not running"
-            await self.node.event(pod, "Warning", "DNSConfigForming", f"the cluster DNS {where}, "
-                                  "which resolv.conf cannot name (port 53 only): the pod uses "
-                                  "the host's /etc/resolv.conf")
 
     async def terminate(self, pod: Obj) -> float | None:
         worker = self.workers.get(str(pod["metadata"]["uid"]))

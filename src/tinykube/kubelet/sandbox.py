@@ -141,32 +141,14 @@ def hosts_file(pod: Obj, pod_ip: str) -> str:
 
 
 def resolv_conf(pod: Obj, nameserver: str | None) -> str | None:
-    """The pod's /etc/resolv.conf for its dnsPolicy, or None to keep the host's file."""
-    spec = pod.get("spec", {})
-    policy = spec.get("dnsPolicy", "ClusterFirst")
-    config = spec.get("dnsConfig") or {}
-    namespace = pod["metadata"].get("namespace", "default")
-    if policy in ("ClusterFirst", "ClusterFirstWithHostNet") and not (
-            policy == "ClusterFirst" and spec.get("hostNetwork")):
-        if nameserver is None:
-            return None
-        servers = [nameserver]
-        search = [f"{namespace}.svc.{CLUSTER_DOMAIN}", f"svc.{CLUSTER_DOMAIN}", CLUSTER_DOMAIN]
-        options: dict[str, str | None] = {"ndots": "5"}
-    elif policy == "None":
-        servers, search, options = [], [], {}
-    else:
+    """The pod's /etc/resolv.conf from the cluster's side alone (no host file: `explain`), or
+    None where the kubelet would build it from the node's resolver file (see `dnsconfig`)."""
+    from tinykube.kubelet import dnsconfig  # here: the helper runs with the standard library
+    kind = dnsconfig.dns_type(pod.get("spec", {}))
+    if kind == "host" or (kind == "cluster" and nameserver is None):
         return None
-    servers += [s for s in config.get("nameservers") or [] if s not in servers]
-    search += [s for s in config.get("searches") or [] if s not in search]
-    for option in config.get("options") or []:
-        options[option["name"]] = option.get("value")
-    lines = [f"search {' '.join(search)}"] if search else []
-    lines += [f"nameserver {s}" for s in servers[:3]]
-    if options:
-        lines.append("options " + " ".join(k if v is None else f"{k}:{v}"
-                                           for k, v in options.items()))
-    return "\n".join(lines) + "\n"
+    config, _events = dnsconfig.pod_dns(pod, nameserver, dnsconfig.HostResolver())
+    return config.render()
 
 
 @dataclasses.dataclass(frozen=True)
