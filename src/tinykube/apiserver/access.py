@@ -13,8 +13,9 @@ credential of its kind; the first answer wins.
   (`controllers/csrsigning`), a node's from `tinykube node --token` (`join`);
 - bearer tokens, through `token_authenticators` (a table too): `Authorization: Bearer <admin
   token>` (the kubeconfig's) is `tinykube-admin` in `system:masters`; the kubelet token (the
-  one this server shows the kubelets) is `kube-apiserver-kubelet-client` in `system:masters`,
-  as kubeadm's apiserver-kubelet-client certificate was until 1.29, so that a kubelet that
+  one this server shows the kubelets) is `kube-apiserver-kubelet-client` in
+  `kubeadm:cluster-admins` (cluster-admin through RBAC), as kubeadm's
+  apiserver-kubelet-client certificate is since 1.29, so that a kubelet that
   does not know it (a node joined by token) can review it (`kubelet.webhookauth`); a
   ServiceAccount token this server issued (`apiserver.sa_tokens`) is its account; a bootstrap
   token (`apiserver.bootstrap_tokens`) is `system:bootstrap:<id>` in `system:bootstrappers`,
@@ -58,8 +59,10 @@ TokenCheck = TokenAuthenticator
 Authenticator = Callable[[Mapping[str, str], "Obj | None"], "User | None"]
 
 ADMIN = User("tinykube-admin", (rbac.MASTERS, "system:authenticated"))
-# as kubeadm's apiserver-kubelet-client certificate was until 1.29 (O=system:masters)
-KUBELET_CLIENT = User("kube-apiserver-kubelet-client", (rbac.MASTERS, "system:authenticated"))
+# as kubeadm's apiserver-kubelet-client certificate since 1.29 (O=kubeadm:cluster-admins,
+# bound to cluster-admin by `rbac_bootstrap.kubeadm_cluster_admins`, no longer system:masters)
+KUBELET_CLIENT = User("kube-apiserver-kubelet-client",
+                      ("kubeadm:cluster-admins", "system:authenticated"))
 AUTHENTICATED = "system:authenticated"
 USER = web.RequestKey("tinykube.user", User)
 # for the audit log: who authenticated (before impersonation), and the request's attributes

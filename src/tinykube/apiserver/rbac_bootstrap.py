@@ -147,8 +147,31 @@ def _ensure(registry: Registry, plural: str, wanted: Obj) -> None:
         registry.update(res, update)
 
 
+# kubeadm init's own binding (not upstream's bootstrap policy): its group is the one of
+# kubeadm's admin.conf and, since 1.29, of the apiserver-kubelet-client certificate
+# (kubernetes/kubernetes#121837), so the API server's kubelet identity is cluster-admin
+# through RBAC instead of system:masters
+KUBEADM_CLUSTER_ADMINS = "kubeadm:cluster-admins"
+
+
+def kubeadm_cluster_admins() -> Obj:
+    return {"apiVersion": f"{GROUP}/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": KUBEADM_CLUSTER_ADMINS},
+            "roleRef": {"apiGroup": GROUP, "kind": "ClusterRole", "name": "cluster-admin"},
+            "subjects": [_subject(f"Group {KUBEADM_CLUSTER_ADMINS}")]}
+
+
+def _create_missing(registry: Registry, wanted: Obj) -> None:
+    """kubeadm creates its binding once and leaves it to the user afterwards."""
+    res = resources.must(GROUP, "v1", "clusterrolebindings")
+    if registry.store.get(res.storage_key, "", wanted["metadata"]["name"]) is None:
+        with contextlib.suppress(errors.AlreadyExists):
+            registry.create(res, clone(wanted))
+
+
 def reconcile(registry: Registry) -> None:
     """Create or complete the default policy (at every start), then aggregate once."""
+    _create_missing(registry, kubeadm_cluster_admins())
     wanted = [("clusterroles", r) for r in default_cluster_roles()] + \
         [("clusterrolebindings", b) for b in default_cluster_role_bindings()]
     for plural, obj in wanted:

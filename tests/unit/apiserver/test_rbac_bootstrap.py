@@ -12,9 +12,10 @@ import yaml
 
 from tinykube.api import resources
 from tinykube.api.clone import clone
-from tinykube.apiserver import rbac_bootstrap
+from tinykube.apiserver import access, rbac, rbac_bootstrap
 from tinykube.apiserver.allocators import ServiceAllocator
 from tinykube.apiserver.registry import Registry
+from tinykube.apiserver.request_info import Attributes
 from tinykube.settings import DEFAULT_SERVICE_CIDR
 from tinykube.store.cache import Store
 from tinykube.store.sqlite import SQLiteBackend
@@ -79,7 +80,26 @@ def test_every_default_binding(registry: Registry, name: str) -> None:
 
 def test_counts_match_upstream(registry: Registry) -> None:
     assert registry.store.count(ROLE_KEY) == len(ROLES) == 31
-    assert registry.store.count(f"{G}/clusterrolebindings") == 12
+    # upstream's 12, and kubeadm's kubeadm:cluster-admins
+    assert registry.store.count(f"{G}/clusterrolebindings") == 12 + 1
+
+
+def test_the_kubelet_client_is_cluster_admin_through_rbac_not_masters(
+        registry: Registry) -> None:
+    """kubeadm >= 1.29: apiserver-kubelet-client is O=kubeadm:cluster-admins (k/k#121837)."""
+    user = access.KUBELET_CLIENT
+    assert rbac.MASTERS not in user.groups
+    authorizer = rbac.RBACAuthorizer(registry.store)
+    proxy = Attributes(verb="get", resource_request=True, api_group="", namespace="",
+                       resource="nodes", subresource="proxy", name="n1")
+    assert authorizer.allowed(user, proxy)
+    # a user changing kubeadm's binding keeps the change (it is created once, not reconciled)
+    key = f"{G}/clusterrolebindings"
+    res = resources.must(G, "v1", "clusterrolebindings")
+    registry.delete(res, "", rbac_bootstrap.KUBEADM_CLUSTER_ADMINS, {})
+    assert not rbac.RBACAuthorizer(registry.store).allowed(user, proxy)
+    rbac_bootstrap.reconcile(registry)
+    assert registry.store.get(key, "", rbac_bootstrap.KUBEADM_CLUSTER_ADMINS) is not None
 
 
 VIEW_RULE = ROLES["system:aggregate-to-view"]["rules"][0]
