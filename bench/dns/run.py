@@ -13,7 +13,8 @@ Per target and repetition (targets interleaved):
 Server CPU per query = (utime + stime) / queries in the open run. Then, for tinykube, the time
 from a model change to the first UDP answer that shows it, over `--changes` changes (in-process;
 this excludes the API server and watch delivery). Servers are started and stopped by PID; the
-cgroup is removed. Needs root (cgroups), dnsperf, unbound, dnsmasq.
+cgroup is removed. Needs root (cgroups), dnsperf, unbound, dnsmasq, knot
+(`apt-get install dnsperf unbound dnsmasq knot`).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ import zonegen
 HERE = Path(__file__).parent
 CGROUP = Path("/sys/fs/cgroup/cpu")
 PORTS = {"tinykube": 15401, "tinykube-asyncio": 15402, "unbound": 15403, "dnsmasq": 15404,
-         "tinykube-querylog": 15405}
+         "tinykube-querylog": 15405, "knot": 15406}
 SERVER_CPU, CLIENT_CPU = "1", "0"
 Z = zonegen.ZONE
 SOA = f"{Z}. 5 IN SOA ns.dns.{Z}. hostmaster.{Z}. 1 7200 1800 86400 5"
@@ -59,6 +60,21 @@ def write_unbound(tmp: Path, port: int) -> list[str]:
     conf = tmp / "unbound.conf"
     conf.write_text("\n".join(lines) + "\n")
     return ["unbound", "-d", "-c", str(conf)]
+
+
+def write_knot(tmp: Path, port: int) -> list[str]:
+    """Knot (Debian's `knot`) authoritative for the zone, one UDP worker as for the others."""
+    zone = tmp / f"{Z}.zone"
+    lines = [SOA, f"{Z}. 5 IN NS ns.dns.{Z}.", f"ns.dns.{Z}. 5 IN A 10.96.0.10"]
+    lines += [f"{name}. 5 IN A {ip}" for name, ip in zonegen.a_records()]
+    lines += [f"{name}. 5 IN SRV 0 100 80 {target}." for name, target in zonegen.srv_records()]
+    zone.write_text("\n".join(lines) + "\n")
+    conf = tmp / "knot.conf"
+    conf.write_text(f"server:\n  rundir: {tmp}\n  listen: 127.0.0.1@{port}\n  udp-workers: 1\n"
+                    f"  tcp-workers: 1\n  background-workers: 1\n"
+                    f"database:\n  storage: {tmp}/knotdb\n"
+                    f"zone:\n  - domain: {Z}\n    file: {zone}\n    storage: {tmp}\n")
+    return ["knotd", "-c", str(conf)]
 
 
 def write_dnsmasq(tmp: Path, port: int) -> list[str]:
@@ -80,6 +96,8 @@ def command(target: str, tmp: Path) -> list[str]:
         script = str(HERE / "serve_tinykube.py")
         extra = ["--querylog"] if target.endswith("querylog") else []
         return [sys.executable, script, "--port", str(port), "--loop", loop, *extra]
+    if target == "knot":
+        return write_knot(tmp, port)
     return write_unbound(tmp, port) if target == "unbound" else write_dnsmasq(tmp, port)
 
 
@@ -210,7 +228,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--reps", type=int, default=1)
     parser.add_argument("--changes", type=int, default=1000)
-    parser.add_argument("--targets", default="tinykube,tinykube-asyncio,unbound,dnsmasq")
+    parser.add_argument("--targets", default="tinykube,tinykube-asyncio,unbound,dnsmasq,knot")
     args = parser.parse_args()
     targets = args.targets.split(",")
     tmp = Path(tempfile.mkdtemp(prefix="tinykube-dnsbench-"))
@@ -236,13 +254,13 @@ def report(results: dict[str, list[dict[str, float]]]) -> None:
     medians = {t: {k: statistics.median(r[k] for r in runs) for k in runs[0]}
                for t, runs in results.items()}
     print("\n| server | open QPS (client-capped) | QPS per core (quota50x2) | CPU us/query "
-          "| p50 / p99 ms at 20k QPS | x unbound | x dnsmasq |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+          "| p50 / p99 ms at 20k QPS | x unbound | x dnsmasq | x knot |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for target, m in medians.items():
         ratios = [f"{m['core'] / medians[o]['core']:.2f}" if o in medians else "-"
-                  for o in ("unbound", "dnsmasq")]
+                  for o in ("unbound", "dnsmasq", "knot")]
         print(f"| {target} | {m['open']:,.0f} | {m['core']:,.0f} | {m['cpu_us']:.2f} "
-              f"| {m['p50']:.3f} / {m['p99']:.3f} | {ratios[0]} | {ratios[1]} |")
+              f"| {m['p50']:.3f} / {m['p99']:.3f} | {ratios[0]} | {ratios[1]} | {ratios[2]} |")
 
 
 if __name__ == "__main__":
