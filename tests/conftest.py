@@ -175,6 +175,27 @@ class Kubectl:
     def __call__(self, *args: str, **kwargs: object) -> str:
         return self.run(*args, **kwargs).stdout  # type: ignore[arg-type]
 
+    def delete_replaced(self, kind: str, name: str, *flags: str, grace: int | None = None,
+                        timeout: float = 60) -> None:
+        """Delete an object that a controller makes again under the same name (a StatefulSet's
+        pod), and wait until the one deleted is gone: absent, or present with another uid.
+
+        `kubectl delete`'s own wait cannot do this. It GETs the object, then lists and watches
+        by name, and waits for a DELETED event; when the old pod is removed and its successor
+        created between that GET and that list, it watches the successor and never returns.
+        A real kubelet's slower termination hides this race; pods here stop in milliseconds.
+        """
+        uid = self("get", kind, name, *flags, "-o", "jsonpath={.metadata.uid}")
+        grace_flag = [] if grace is None else [f"--grace-period={grace}"]
+        self("delete", kind, name, *flags, *grace_flag, "--wait=false")
+
+        def replaced() -> bool:
+            now = self.run("get", kind, name, *flags, "-o", "jsonpath={.metadata.uid}",
+                           check=False)
+            return now.returncode != 0 and "NotFound" in now.stderr or \
+                now.returncode == 0 and now.stdout != uid
+        until(replaced, timeout, f"{kind} {name} ({uid}) gone")
+
     def popen(self, *args: str) -> subprocess.Popen[str]:
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig),
                "KUBECACHEDIR": str(self.cache_dir), "HOME": str(self.cache_dir)}

@@ -179,7 +179,7 @@ def test_members_keep_data_and_ids_across_pod_deletion(kctl: Kubectl) -> None:
         wal = on_volume(kctl, victim, WAL)
         assert wal.endswith(".wal\n"), wal
         on_volume(kctl, victim, f"echo {old_uid} > marker")
-        kctl("delete", "pod", victim, "--wait=true", "--timeout=60s")
+        kctl.delete_replaced("pod", victim)
         pods = until(lambda: replaced(kctl, victim, old_uid), 60,  # noqa: B023 (called here)
                      f"{victim} back Running and Ready")
         assert pods[victim]["spec"]["nodeName"] == node  # the local volume's node affinity

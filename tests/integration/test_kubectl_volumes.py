@@ -397,7 +397,7 @@ def test_statefulset_pod_comes_back_to_its_claim_and_volume(kubectl: Kubectl,
         assert pv["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"][0][
             "matchExpressions"][0]["values"] == [pod_["spec"]["nodeName"]]
         volumes[name] = pv["metadata"]["name"]
-    kubectl("delete", "pod", "db-0", "-n", namespace)
+    kubectl.delete_replaced("pod", "db-0", "-n", namespace)
 
     def recreated() -> dict[str, Any] | None:
         pod_ = running("db-0")

@@ -383,7 +383,7 @@ def test_a_pods_token_is_its_own_and_dies_with_it(kctl: Kubectl) -> None:
 
 def test_deleting_a_process_pod_stops_its_processes(kctl: Kubectl, web: dict[str, str]) -> None:
     ip = web["web-2"]
-    kctl("delete", "pod", "web-2", "--timeout=20s")
+    kctl.delete_replaced("pod", "web-2", timeout=20)
     with pytest.raises(OSError):
         get(f"http://{ip}:8080/index.html")
 

@@ -105,7 +105,7 @@ def test_pod_deletion_recreates_same_name_with_new_ip(cluster: Cluster,
     kubectl("apply", "-f", str(TESTDATA / "web.yaml"))
     kubectl("rollout", "status", "sts/web", "--timeout=30s")
     old = pod_ips(kubectl)["web-0"]
-    kubectl("delete", "pod", "web-0", "--grace-period=1")
+    kubectl.delete_replaced("pod", "web-0", grace=1)
     kubectl("wait", "--for=condition=Ready", "pod/web-0", "--timeout=30s")
     new = pod_ips(kubectl)["web-0"]
     assert new and new != old
