@@ -180,10 +180,11 @@ class Kubectl:
         """Delete an object that a controller makes again under the same name (a StatefulSet's
         pod), and wait until the one deleted is gone: absent, or present with another uid.
 
-        `kubectl delete`'s own wait cannot do this. It GETs the object, then lists and watches
-        by name, and waits for a DELETED event; when the old pod is removed and its successor
-        created between that GET and that list, it watches the successor and never returns.
-        A real kubelet's slower termination hides this race; pods here stop in milliseconds.
+        `kubectl delete`'s own wait cannot do this. kubectl 1.32 GETs the object, then lists
+        and watches by name and waits for a DELETED event without comparing uids: when the old
+        pod is removed and its successor made between that GET and that list, it watches the
+        successor and never returns (seen in about one delete in ten of a virtual pod, which
+        stops in milliseconds; a real kubelet's slower termination hides the race).
         """
         uid = self("get", kind, name, *flags, "-o", "jsonpath={.metadata.uid}")
         grace_flag = [] if grace is None else [f"--grace-period={grace}"]
