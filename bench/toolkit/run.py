@@ -5,8 +5,11 @@ as `k8s_namespace` does it (a Deployment of 10 virtual pods, all Ready, then the
 deleted and waited for). Cold start (issue 18): `tinykube up` ready and its first DNS answer (the
 `kubernetes` Service's name, asked as soon as `up` is ready, retried until answered), beside the
 interpreter's floor measured in the same run: a bare `python3 -c 'import aiohttp, uvloop'`.
+The test clock (issue 16): on a `--test-clock` cluster, the wall time of `clock.advance(180)`
+that restarts a process pod whose liveness probe fails (`periodSeconds: 60`, threshold 3), and
+of an idle `advance(180)` with no pod, each with the number of due times it stepped through.
 Prints one line per figure: the median over the rounds, with the targets (fixture < 1 s, up
-ready and first answer <= 2x the floor) and the machine's load average."""
+ready and first answer <= 2x the floor, the liveness advance < 1 s) and the load average."""
 
 from __future__ import annotations
 
@@ -35,6 +38,23 @@ spec:
   template:
     metadata: {labels: {app: ten}}
     spec: {containers: [{name: c, image: nginx}]}
+"""
+
+LIVENESS = """
+apiVersion: v1
+kind: Pod
+metadata: {name: live}
+spec:
+  runtimeClassName: process
+  terminationGracePeriodSeconds: 5
+  containers:
+  - name: c
+    image: busybox
+    command: [sleep, "3600"]
+    livenessProbe:
+      exec: {command: ["false"]}
+      periodSeconds: 60
+      failureThreshold: 3
 """
 
 
@@ -82,13 +102,46 @@ def namespace_round(cluster: TinykubeCluster) -> float:
     return time.monotonic() - t0
 
 
+def timed_advance(cluster: TinykubeCluster, seconds: float) -> tuple[float, int]:
+    """Wall seconds of one `advance(seconds)` and the due times it stepped through."""
+    t0 = time.monotonic()
+    status, body = cluster.request("POST", "/tinykube/v1/clock/advance", {"seconds": seconds})
+    elapsed = time.monotonic() - t0
+    if status != 200:
+        raise RuntimeError(f"advance failed ({status}): {body}")
+    return elapsed, int(body["steps"])
+
+
+def restarts(cluster: TinykubeCluster) -> int:
+    _, pod = cluster.request("GET", "/api/v1/namespaces/default/pods/live")
+    statuses = (pod.get("status") or {}).get("containerStatuses") or [{}]
+    return int(statuses[0].get("restartCount", 0))
+
+
+def clock_round(root: Path) -> tuple[tuple[float, int], tuple[float, int]]:
+    """(idle advance(180), liveness advance(180)): each (wall seconds, steps)."""
+    cluster, _ = start(root, ClusterConfig(test_clock=True).up_args(free_port()))
+    try:
+        idle = timed_advance(cluster, 180)
+        cluster.apply(LIVENESS, namespace="default")
+        cluster.wait_for("pod/live", namespace="default", timeout=60)
+        liveness = timed_advance(cluster, 180)
+        if restarts(cluster) != 1:
+            raise RuntimeError(f"the pod restarted {restarts(cluster)} times, not once")
+        return idle, liveness
+    finally:
+        background.stop_pid(cluster.pid)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=1)
     rounds = parser.parse_args().rounds
     figures: dict[str, list[float]] = {
         "import aiohttp, uvloop": [], "tinykube up ready": [], "first DNS answer": [],
-        "fixture start to ready": [], "fixture teardown": [], "namespace, 10 pods": []}
+        "fixture start to ready": [], "fixture teardown": [], "namespace, 10 pods": [],
+        "clock: idle advance(180)": [], "clock: liveness advance(180)": []}
+    steps: dict[str, list[int]] = {}
     for _ in range(rounds):
         root = Path(tempfile.mkdtemp(prefix="tinykube-bench-"))
         try:
@@ -108,18 +161,27 @@ def main() -> None:
             background.stop_pid(cluster.pid)
             shutil.rmtree(root / "fixture")
             figures["fixture teardown"].append(time.monotonic() - t0)
+            for what, (wall, stepped) in zip(("clock: idle advance(180)",
+                                              "clock: liveness advance(180)"),
+                                             clock_round(root / "clock"), strict=True):
+                figures[what].append(wall)
+                steps.setdefault(what, []).append(stepped)
         finally:
             shutil.rmtree(root, ignore_errors=True)
-    report(figures)
+    report(figures, steps)
 
 
-def report(figures: dict[str, list[float]]) -> None:
+def report(figures: dict[str, list[float]], steps: dict[str, list[int]]) -> None:
     median = {what: statistics.median(values) for what, values in figures.items()}
     floor = median["import aiohttp, uvloop"]
     targets = {"tinykube up ready": 2 * floor, "first DNS answer": 2 * floor,
                "fixture start to ready": 1.0}
     for what, value in median.items():
-        line = f"{what:26s} {value:6.2f} s (median of {len(figures[what])})"
+        line = f"{what:30s} {value:6.2f} s (median of {len(figures[what])})"
+        if what in steps:
+            line += f", {statistics.median(steps[what]):.0f} steps"
+        if what == "clock: liveness advance(180)":
+            line += "  target < 1.00 s" + (" (met)" if value < 1.0 else " (NOT met)")
         if what in targets:
             line += f"  {value / floor:4.2f}x the floor, target <= {targets[what]:.2f} s"
             line += " (met)" if value <= targets[what] else " (NOT met)"

@@ -9,7 +9,6 @@ namespace, and each advance moves the one clock of the whole cluster.
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -90,15 +89,10 @@ def test_a_failing_liveness_probe_restarts_after_180_seconds(kctl: Kubectl,
     assert until(running, 30, "the pod to run")["restartCount"] == 0
     clock.advance(60)  # two failures (the first probe ran at the start): not yet
     assert running()["restartCount"] == 0
-    started = time.monotonic()
-    clock.advance(120)
-    elapsed = time.monotonic() - started
+    clock.advance(120)  # its wall time is bench/toolkit's figure
     status = running()
     assert status and status["restartCount"] == 1
     assert status["lastState"]["terminated"]["exitCode"] == 143  # SIGTERM
-    # 2 minutes of probes, a kill and a restart at least 10x faster than real time: 3-5 s
-    # measured on the shared 2-core test machine under a load average of 14
-    assert elapsed < 12.0, f"advance(120) took {elapsed:.2f} s of wall time"
     events = kctl("get", "events", "--field-selector", "involvedObject.name=live")
     assert "failed liveness probe, will be restarted" in events
     kctl("delete", "pod", "live", "--wait=false")
