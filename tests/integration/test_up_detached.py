@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -64,6 +65,16 @@ def test_two_detached_clusters_side_by_side(tmp_path: Path) -> None:
         # each cluster's token context and its client-certificate admin context (kubeadm's)
         assert sorted(contexts) == ["kubernetes-admin@tinykube-a", "kubernetes-admin@tinykube-b",
                                     "tinykube-a", "tinykube-b"]
+        if shutil.which("kubectx"):  # kubectx (Debian's) lists both, and switches between them
+            listed = subprocess.run(["kubectx"], env={**env, "KUBECONFIG": str(kubeconfig)},
+                                    capture_output=True, text=True, check=True).stdout.split()
+            assert sorted(listed) == sorted(contexts)
+            for name in "ba":
+                subprocess.run(["kubectx", f"tinykube-{name}"], check=True, capture_output=True,
+                               env={**env, "KUBECONFIG": str(kubeconfig)})
+                current = subprocess.run(["kubectx", "-c"], capture_output=True, text=True,
+                                         env={**env, "KUBECONFIG": str(kubeconfig)}).stdout
+                assert current.strip() == f"tinykube-{name}"
         for name in "ab":
             nodes = subprocess.run(["kubectl", "--context", f"tinykube-{name}", "get", "ns",
                                     "default", "-o", "name"],
