@@ -193,8 +193,8 @@ class Kubectl:
         def replaced() -> bool:
             now = self.run("get", kind, name, *flags, "-o", "jsonpath={.metadata.uid}",
                            check=False)
-            return now.returncode != 0 and "NotFound" in now.stderr or \
-                now.returncode == 0 and now.stdout != uid
+            gone = now.returncode != 0 and "NotFound" in now.stderr
+            return gone or (now.returncode == 0 and now.stdout != uid)
         until(replaced, timeout, f"{kind} {name} ({uid}) gone")
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
