@@ -144,18 +144,20 @@ def qps(output: str) -> tuple[float, int]:
 
 
 class Quota:
-    """A temporary cgroup-v1 CPU group holding every thread of `pid` at `share` of a core."""
+    """A temporary cgroup-v1 CPU group holding every thread of `pids` at `share` of a core
+    (all of them together)."""
 
-    def __init__(self, pid: int, share: float = 0.5) -> None:
-        self.pid, self.path = pid, CGROUP / f"tinykube-dnsbench-{os.getpid()}"
+    def __init__(self, *pids: int, share: float = 0.5) -> None:
+        self.pids, self.path = pids, CGROUP / f"tinykube-dnsbench-{os.getpid()}"
         self.share = share
 
     def __enter__(self) -> Quota:
         self.path.mkdir()
         (self.path / "cpu.cfs_period_us").write_text("10000")
         (self.path / "cpu.cfs_quota_us").write_text(str(int(10000 * self.share)))
-        for tid in os.listdir(f"/proc/{self.pid}/task"):
-            (self.path / "tasks").write_text(tid)
+        for pid in self.pids:
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                (self.path / "tasks").write_text(tid)
         return self
 
     def __exit__(self, *_: object) -> None:

@@ -1,5 +1,6 @@
 """Run tinykube's DNS server on the benchmark zone (no API server): `--port P --loop uvloop`
-(`--querylog`: with the query log on, sampling off)."""
+(`--querylog`: with the query log on, sampling off; `--reuse-port`: bound with SO_REUSEPORT,
+as `--dns-workers` binds, so that several of these share the port)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from tinykube.dns.wire import Responder
 from tinykube.dns.zone import ClusterModel
 
 
-async def serve(host: str, port: int, querylog: bool = False) -> None:
+async def serve(host: str, port: int, querylog: bool = False, reuse_port: bool = False
+                ) -> None:
     model = ClusterModel()
     for obj in zonegen.api_objects():
         kind = obj["kind"]
@@ -32,7 +34,7 @@ async def serve(host: str, port: int, querylog: bool = False) -> None:
         from tinykube.dns.querylog import QueryLog
 
         server.set_query_log(QueryLog())
-    await server.start(host, port)
+    await server.start(host, port, reuse_port=reuse_port)
     print("ready", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -47,13 +49,14 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
     parser.add_argument("--querylog", action="store_true", help="with the query log on")
+    parser.add_argument("--reuse-port", action="store_true", help="bind with SO_REUSEPORT")
     args = parser.parse_args()
     if args.loop == "uvloop":
         import uvloop
 
-        uvloop.run(serve(args.host, args.port, args.querylog))
+        uvloop.run(serve(args.host, args.port, args.querylog, args.reuse_port))
     else:
-        asyncio.run(serve(args.host, args.port, args.querylog))
+        asyncio.run(serve(args.host, args.port, args.querylog, args.reuse_port))
 
 
 if __name__ == "__main__":

@@ -335,14 +335,15 @@ async def _start(running: RunningComponents, options: ComponentOptions,
     elif options.controllers:  # no live map: no stale link for `tinykube ui`
         (options.data_dir / "observe.json").unlink(missing_ok=True)
     if options.dns is not None:
-        dns_options = options.dns
+        dns_options = dataclasses.replace(options.dns, kubeconfig=str(options.kubeconfig))
         if plan is not None:
             dns_options = dataclasses.replace(dns_options, netns=tuple(
                 n.netns_path for n in plan.nodes), metrics=None)
         running.dns = dns = await start_dns(dns_options, client)
         host, port = dns.address
         where = " in every node namespace" if plan is not None else ""
-        announce(f"cluster DNS listening on {host}:{port}{where} (udp+tcp)")
+        workers = f", {dns_options.workers} processes" if dns_options.workers > 1 else ""
+        announce(f"cluster DNS listening on {host}:{port}{where} (udp+tcp{workers})")
         for agent in agents:  # process pods' resolv.conf names it
             agent.cluster_dns = dns.address
     if plan is not None:

@@ -4,12 +4,15 @@
         --ttl 5 --pod-records insecure --upstream 8.8.8.8 --metrics 127.96.0.10:9153
 
 `--upstream` defaults to the host's resolvers (/etc/resolv.conf); `none` refuses names outside
-the cluster zone. The all-in-one `tinykube up` calls `run_dns` directly with its own client.
+the cluster zone. `--workers N` answers with N processes on the one address (SO_REUSEPORT,
+`dns.workers`); each further one is a `tinykube dns --join`. The all-in-one `tinykube up` calls
+`run_dns` directly with its own client (`--dns-workers N` there).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -52,7 +55,9 @@ async def _serve(options: DNSOptions, kubeconfig: str | None) -> None:
 
     def announce(running: RunningDNS) -> None:
         host, port = running.address
-        click.echo(f"tinykube DNS listening on {host}:{port} (udp+tcp), zone {options.domain}")
+        workers = f", {options.workers} processes" if options.workers > 1 else ""
+        click.echo(f"tinykube DNS listening on {host}:{port} (udp+tcp), zone {options.domain}"
+                   f"{workers}")
 
     await standalone.serve(kubeconfig, "DNS",
                            lambda client: run_dns(options, client, announce=announce))
@@ -75,11 +80,16 @@ async def _serve(options: DNSOptions, kubeconfig: str | None) -> None:
 @click.option("--metrics", "metrics_listen", default=None,
               help="HOST:PORT for Prometheus /metrics (e.g. 127.96.0.10:9153).")
 @click.option("--log-queries", is_flag=True, help="log every query and what answered it.")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="processes answering on --listen (SO_REUSEPORT): one per core to use.")
+@click.option("--join", is_flag=True,
+              help="bind --listen beside DNS processes already on it (SO_REUSEPORT), once "
+                   "synced with the API server (what --workers starts).")
 @click.pass_context
 def command(ctx: click.Context, kubeconfig: str | None, listen: str, fallback_port: int,
             cluster_domain: str,
             ttl: int, pod_records: str, upstream: str | None, metrics_listen: str | None,
-            log_queries: bool) -> None:
+            log_queries: bool, workers: int, join: bool) -> None:
     """Serve the cluster DNS zone from an API server's Services, EndpointSlices and Pods
     (`tinykube dns inject`: a fault drill in a running cluster's DNS)."""
     if ctx.invoked_subcommand is not None:
@@ -91,7 +101,10 @@ def command(ctx: click.Context, kubeconfig: str | None, listen: str, fallback_po
         domain=cluster_domain.strip(".").lower(), ttl=ttl, pod_records=pod_records,
         upstream=parse_upstream(upstream),
         metrics=split_host_port(metrics_listen) if metrics_listen else None,
-        log_queries=log_queries)
+        log_queries=log_queries, workers=1 if join else workers, join=join,
+        kubeconfig=str(Path(kubeconfig).resolve()) if kubeconfig else None)
+    if join and fallback_port:
+        options = dataclasses.replace(options, fallback_port=None)  # the others' port or none
     try:
         import uvloop
 

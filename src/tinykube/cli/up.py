@@ -157,6 +157,9 @@ def check_audit_policy(path: Path) -> None:
               help="Cluster DNS address (default: the kube-dns Service IP, port 53, or port "
               "10053 when 53 cannot be bound).")
 @click.option("--no-dns", is_flag=True, help="Do not run the cluster DNS.")
+@click.option("--dns-workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Processes answering cluster DNS on its address (SO_REUSEPORT), each with "
+              "its own informers: one per core to use.")
 @click.option("--ui-listen", default="127.0.0.1:0", show_default=True, metavar="HOST:PORT",
               help="The live map, DNS query log and traces (`tinykube ui`); port 0: a free one.")
 @click.option("--no-ui", is_flag=True, help="Do not serve the live map (nor the DNS log, traces).")
@@ -248,8 +251,9 @@ def command(store: str, etcd_cafile: Path | None, etcd_certfile: Path | None,
             listen: str | None,
             network: str, service_cidr: str | None,
             pod_cidr: str | None, nodes: str | None,
-            node_labels: tuple[str, ...], dns_listen: str | None, no_dns: bool, proxy: bool,
-            default_runtime: str | None, registry_mirrors: tuple[str, ...],
+            node_labels: tuple[str, ...], dns_listen: str | None, no_dns: bool,
+            dns_workers: int, proxy: bool, default_runtime: str | None,
+            registry_mirrors: tuple[str, ...],
             insecure_registries: tuple[str, ...], resolv_conf: str,
             image_cache_size: str | None,
             image_gc_high_threshold: int, image_gc_low_threshold: int,
@@ -290,6 +294,7 @@ def command(store: str, etcd_cafile: Path | None, etcd_certfile: Path | None,
     raise_open_files_limit()  # before the child starts: it inherits the limit
     if network == "netns":
         check_netns_mode(dns_address, proxy, single_process)
+    check_dns_workers(dns_workers, network, test_clock)
     netns = network == "netns"
     rootless = netns and os.geteuid() != 0  # in a user namespace of its own (network.userns)
     service_cidr = service_cidr or (NETNS_SERVICE_CIDR if netns else DEFAULT_SERVICE_CIDR)
@@ -336,6 +341,8 @@ def command(store: str, etcd_cafile: Path | None, etcd_certfile: Path | None,
                                                        image_gc_low_threshold)
         options.image_min_age = image_min_age
         options.test_clock = test_clock
+        if options.dns is not None and dns_workers > 1:
+            options.dns = dataclasses.replace(options.dns, workers=dns_workers)
         if netns:  # the nftables proxy in every node; pods reach the API through a relay
             options.api.advertise_address = API_RELAY_ADDRESS
             options.api.enforces_network_policy = proxy  # the nftables proxy enforces them
@@ -455,6 +462,18 @@ def parse_size(text: str, flag: str) -> int:
         raise click.BadParameter(f"{text!r} is not a size such as 10Gi or 500M",
                                  param_hint=flag)
     return int(parsed[0])
+
+
+def check_dns_workers(workers: int, network: str, test_clock: bool) -> None:
+    """`--dns-workers` runs further `tinykube dns` processes on the host's address: not in
+    the netns mode (one process makes the sockets in every node namespace), and not on a test
+    clock (the workers keep the wall clock)."""
+    if workers > 1 and network == "netns":
+        raise click.UsageError("--dns-workers applies to the host network only: in --network "
+                               "netns one DNS process listens in every node namespace")
+    if workers > 1 and test_clock:
+        raise click.UsageError("--dns-workers does not go with --test-clock: the further DNS "
+                               "processes keep the wall clock")
 
 
 def check_netns_mode(dns_address: tuple[str, int] | None, proxy: bool,

@@ -67,13 +67,18 @@ class DNSServer:
         self._tcp: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def start(self, host: str, port: int) -> tuple[str, int]:
-        """Bind UDP and TCP on the same port (port 0: a free one); returns (host, port)."""
+    async def start(self, host: str, port: int, *, reuse_port: bool = False
+                    ) -> tuple[str, int]:
+        """Bind UDP and TCP on the same port (port 0: a free one); returns (host, port).
+        `reuse_port`: with SO_REUSEPORT, so that other processes (DNS workers, `dns.workers`)
+        bind the same address and the kernel spreads queries over them."""
         loop = asyncio.get_running_loop()
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         for _ in range(20):
             sock = socket.socket(family, socket.SOCK_DGRAM)
             try:
+                if reuse_port:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
                 sock.bind((host, port))
             except OSError:
                 sock.close()
@@ -81,7 +86,8 @@ class DNSServer:
             sock.setblocking(False)
             bound = sock.getsockname()[1]
             try:
-                self._tcp = await loop.create_server(self._tcp_connection, host, bound)
+                self._tcp = await loop.create_server(self._tcp_connection, host, bound,
+                                                     reuse_port=reuse_port or None)
             except OSError:
                 sock.close()
                 if port:
