@@ -513,8 +513,9 @@ class NodeAgent(Controller):
         await self.tokens.ensure(pod)  # the pod's own bound tokens, requested or refreshed
         desired = await runtime.sync(pod, pod_ip=ip)
         if _differs(status, desired):
-            await self.client.patch(self.pods_res, meta["name"], {"status": desired},
-                                    meta["namespace"], patch_type="merge", subresource="status")
+            patch = pod_status.status_patch(status, desired)
+            await self.client.patch(self.pods_res, meta["name"], patch, meta["namespace"],
+                                    patch_type="strategic", subresource="status")
 
     async def _terminate(self, key: str, pod: Mapping[str, Any], runtime: Runtime) -> None:
         meta = pod["metadata"]
@@ -526,8 +527,9 @@ class NodeAgent(Controller):
         live = runtime.stopping_status(pod)
         desired = live if live is not None else pod_status.terminating_status(pod, now=rfc3339())
         if _differs(pod.get("status", {}), desired):
-            await self.client.patch(self.pods_res, meta["name"], {"status": desired},
-                                    meta["namespace"], patch_type="merge", subresource="status")
+            patch = pod_status.status_patch(pod.get("status", {}), desired)
+            await self.client.patch(self.pods_res, meta["name"], patch, meta["namespace"],
+                                    patch_type="strategic", subresource="status")
         delay = await runtime.terminate(pod)
         if delay is not None:
             if key not in self._timers:

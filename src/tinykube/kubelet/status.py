@@ -82,6 +82,20 @@ _OWN_CONDITIONS = {"PodReadyToStartContainers", "Initialized", "Ready", "Contain
                    "PodScheduled"}
 
 
+def status_patch(current: Mapping[str, Any], desired: Mapping[str, Any]) -> Obj:
+    """The strategic merge patch from the `current` status to `desired`, as the kubelet's
+    status manager writes it: conditions merge by type, and only those the kubelet owns are
+    in it (a key a condition lost is null), so a condition someone else set, a readiness
+    gate's, is never written back from a stale copy."""
+    status = dict(desired)
+    if "conditions" in status:
+        before = {c.get("type"): c for c in current.get("conditions") or []}
+        status["conditions"] = [
+            {**{key: None for key in before.get(c.get("type"), {}) if key not in c}, **c}
+            for c in status["conditions"] or [] if c.get("type") in _OWN_CONDITIONS]
+    return {"status": status}
+
+
 def terminating_status(pod: Mapping[str, Any], *, now: str) -> Obj:
     """The status once deletion started: containers no longer ready."""
     status = dict(pod.get("status", {}))

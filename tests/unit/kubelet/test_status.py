@@ -1,12 +1,21 @@
-"""Pod phase and status of process pods, computed from container records."""
+"""Pod phase and status of process pods, computed from container records; and the status
+write (`status_patch`) applied with the API server's own strategic merge."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
-from tinykube.kubelet.status import ContainerRecord, pod_phase, process_status
+from tinykube.api.patch import STRATEGIC_MERGE_PATCH, apply_patch
+from tinykube.kubelet.status import (
+    ContainerRecord,
+    pod_phase,
+    process_status,
+    running_status,
+    status_patch,
+)
 
 NOW = "2026-01-01T00:00:00Z"
 CRASHED = {"exitCode": 1, "reason": "Error"}
@@ -103,3 +112,53 @@ def test_transition_time_kept_while_status_unchanged() -> None:
                             host_ip="h", now=NOW)
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")
     assert ready["lastTransitionTime"] == "then"
+
+
+# --- the status write: a strategic merge patch of the kubelet's own conditions ---------------
+
+GATE = "example.com/gate"
+
+
+def _pod_with(conditions: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "d"},
+            "spec": {"containers": [{"name": "c", "image": "i"}],
+                     "readinessGates": [{"conditionType": GATE}]},
+            "status": {"phase": "Running", "conditions": conditions}}
+
+
+def _cond(type_: str, value: str, reason: str | None = None) -> dict[str, Any]:
+    found: dict[str, Any] = {"type": type_, "status": value, "lastProbeTime": None,
+                             "lastTransitionTime": "2026-12-02T00:00:00Z"}
+    if reason:
+        found["reason"] = reason
+    return found
+
+
+def _written(live: dict[str, Any], stale: dict[str, Any], desired: dict[str, Any]
+             ) -> dict[str, dict[str, Any]]:
+    """Apply the kubelet's patch (computed from its `stale` copy) to the `live` pod with the
+    API server's own strategic merge; the conditions that result, by type."""
+    patch = status_patch(stale["status"], desired)
+    merged = apply_patch("Pod", live, json.dumps(patch).encode(), STRATEGIC_MERGE_PATCH)
+    return {c["type"]: c for c in merged["status"]["conditions"]}
+
+
+def test_a_gate_set_after_the_kubelets_copy_survives_its_write() -> None:
+    """The lost update the merge patch had: the kubelet's copy predates the gate's release,
+    and its status write must not put the old gate condition back."""
+    stale = _pod_with([_cond("Ready", "False", "ContainersNotReady"), _cond(GATE, "False")])
+    live = _pod_with([_cond("Ready", "False", "ContainersNotReady"), _cond(GATE, "True")])
+    desired = running_status(stale, pod_ip="127.244.0.2", host_ip="127.0.0.1", now=NOW)
+    written = _written(live, stale, desired)
+    assert written[GATE]["status"] == "True"
+    assert written["Ready"]["status"] == "False"  # the gate was False in its copy: next sync
+    assert written["Ready"]["reason"] == "ReadinessGatesNotReady"
+
+
+def test_a_reason_the_condition_lost_is_removed() -> None:
+    stale = _pod_with([_cond("Ready", "False", "ReadinessGatesNotReady"), _cond(GATE, "True")])
+    desired = running_status(stale, pod_ip="127.244.0.2", host_ip="127.0.0.1", now=NOW)
+    written = _written(stale, stale, desired)
+    assert written["Ready"]["status"] == "True" and "reason" not in written["Ready"]
+    assert set(written) == {"PodReadyToStartContainers", "Initialized", "Ready",
+                            "ContainersReady", "PodScheduled", GATE}
