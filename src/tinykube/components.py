@@ -192,14 +192,15 @@ def _start_controllers(options: ComponentOptions, announce: Callable[[str], None
         return [Scheduler(base)], []
 
     bases = {CONTROLLER_LEASE: manager_client, SCHEDULER_LEASE: scheduler_client}
-    if not options.leader_elect:
-        made = [*controllers(manager_client)[0], *scheduler(scheduler_client)[0]]
-        return [t for c in made for t in c.start(workers=8)]
+    groups = ((CONTROLLER_LEASE, controllers), (SCHEDULER_LEASE, scheduler))
+    if not options.leader_elect:  # one term each, for as long as the process runs
+        return [asyncio.create_task(_terms(bases[lease], make)(), name=f"{lease}/controllers")
+                for lease, make in groups]
     identity = options.leader_identity or (
         f"{socket.gethostname()}_tinykube-{cluster_prefix(str(options.data_dir.resolve()))}")
     timing = leaderelection.Timing(*options.leader_election)
     tasks = []
-    for lease, make in ((CONTROLLER_LEASE, controllers), (SCHEDULER_LEASE, scheduler)):
+    for lease, make in groups:
         elector = leaderelection.LeaderElector(
             bases[lease], lease, identity=identity, timing=timing,
             on_change=_announcer(announce, lease, identity))
@@ -387,7 +388,7 @@ async def _start(running: RunningComponents, options: ComponentOptions,
         if plan is not None:
             dns_options = dataclasses.replace(dns_options, netns=tuple(
                 n.netns_path for n in plan.nodes), metrics=None)
-        running.dns = dns = await start_dns(dns_options, client)
+        running.dns = dns = await start_dns(dns_options, running.client_of("coredns"))
         host, port = dns.address
         where = " in every node namespace" if plan is not None else ""
         announce(f"cluster DNS listening on {host}:{port}{where} (udp+tcp)")

@@ -79,6 +79,9 @@ COMPONENTS: dict[str, tuple[str, tuple[str, ...]]] = {
     # NetworkPolicies, which kube-proxy's role does not cover, and keeps the admin's client
     "kube-proxy": ("system:kube-proxy", ()),
     CONTROLLER_MANAGER: ("system:kube-controller-manager", ()),
+    # the cluster DNS, as kubeadm's CoreDNS: bound to system:coredns (and tinykube's
+    # tinykube:controller:coredns for its drill and query-log ConfigMaps)
+    "coredns": (account_user("coredns"), SA_GROUPS),
     **{f"{CONTROLLER_MANAGER}/{account}": (account_user(account), SA_GROUPS)
        for account in sorted(set(CONTROLLER_ACCOUNTS.values()))},
 }

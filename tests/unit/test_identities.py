@@ -127,3 +127,23 @@ def test_user_agents() -> None:
         "kube-controller-manager/v1.32.0 (linux/amd64) tinykube/deployment-controller"
     assert identities.user_agent("kube-scheduler") == \
         "kube-scheduler/v1.32.0 (linux/amd64) tinykube"
+
+
+# (request, allowed) of the cluster DNS, kube-system/coredns: kubeadm's system:coredns, and
+# tinykube's two ConfigMaps beside it
+DNS_REQUESTS = [
+    ("watch core/services", True), ("list discovery.k8s.io/endpointslices", True),
+    ("watch core/pods", True), ("list core/namespaces", True),
+    ("watch core/configmaps kube-system tinykube-dns-drills", True),
+    ("list core/configmaps kube-system tinykube-dns-querylog", True),
+    ("list core/configmaps kube-system", False), ("get core/secrets kube-system s", False),
+    ("create core/services ns", False), ("get core/services ns s", False),
+]
+
+
+@pytest.mark.parametrize("request_,allowed", DNS_REQUESTS, ids=[r for r, _ in DNS_REQUESTS])
+def test_the_cluster_dns_may_what_corednss_role_says(authorizer: rbac.RBACAuthorizer,
+                                                     request_: str, allowed: bool) -> None:
+    user = _user("coredns")
+    assert user.name == "system:serviceaccount:kube-system:coredns"
+    assert authorizer.allowed(user, _request(request_)) is allowed

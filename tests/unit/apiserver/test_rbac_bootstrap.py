@@ -111,12 +111,14 @@ def test_namespaced_controller_roles(registry: Registry) -> None:
 
 
 def test_counts_match_upstream(registry: Registry) -> None:
-    # upstream's 31, its 33 controller roles (v1.32's default feature gates), and ours
+    # upstream's 31 and kubeadm's system:coredns, upstream's 33 controller roles (v1.32's
+    # default feature gates), and ours
     assert registry.store.count(ROLE_KEY) == len(ROLES) + len(CONTROLLERS) + len(OURS)
-    assert (len(ROLES), len(CONTROLLERS)) == (31, 33)
-    # upstream's 12, one per controller role, and kubeadm's kubeadm:cluster-admins
+    assert (len(ROLES), len(CONTROLLERS)) == (31 + 1, 33)
+    # upstream's 12 and kubeadm's system:coredns, one per controller role, and kubeadm's
+    # kubeadm:cluster-admins
     assert registry.store.count(f"{G}/clusterrolebindings") == \
-        12 + len(CONTROLLERS) + len(OURS) + 1
+        12 + 1 + len(CONTROLLERS) + len(OURS) + 1
 
 
 def test_the_kubelet_client_is_cluster_admin_through_rbac_not_masters(
