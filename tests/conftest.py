@@ -124,11 +124,14 @@ def start_cluster(data_dir: Path, *extra: str, timeout: float = 30,
 
 @pytest.fixture
 def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
-    """A `tinykube up` for this test; `@pytest.mark.cluster_args(...)` adds its arguments."""
+    """A `tinykube up` for this test; `@pytest.mark.cluster_args(...)` adds its arguments.
+    Its components' requests are audited: one RBAC denied fails the test (at teardown)."""
     marker = request.node.get_closest_marker("cluster_args")
-    running = start_cluster(tmp_path / "data", *(marker.args if marker else ()))
+    audit = ComponentAudit(tmp_path)
+    running = start_cluster(tmp_path / "data", *(marker.args if marker else ()), *audit.args())
     yield running
     running.stop()
+    assert audit.new_denials() == [], "RBAC denied a component's request"
 
 
 def until(check: Callable[[], Any], timeout: float = 30, what: str = "the condition") -> Any:
