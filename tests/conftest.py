@@ -124,11 +124,14 @@ def start_cluster(data_dir: Path, *extra: str, timeout: float = 30,
 
 @pytest.fixture
 def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
-    """A `tinykube up` for this test; `@pytest.mark.cluster_args(...)` adds its arguments."""
+    """A `tinykube up` for this test; `@pytest.mark.cluster_args(...)` adds its arguments.
+    Its components' requests are audited: one RBAC denied fails the test (at teardown)."""
     marker = request.node.get_closest_marker("cluster_args")
-    running = start_cluster(tmp_path / "data", *(marker.args if marker else ()))
+    audit = ComponentAudit(tmp_path)
+    running = start_cluster(tmp_path / "data", *(marker.args if marker else ()), *audit.args())
     yield running
     running.stop()
+    assert audit.new_denials() == [], "RBAC denied a component's request"
 
 
 def until(check: Callable[[], Any], timeout: float = 30, what: str = "the condition") -> Any:
@@ -313,3 +316,51 @@ def start_node_agent(cluster: Cluster, name: str, data_dir: Path, *,
             return NodeAgentProcess(proc, output)
     proc.kill()
     raise RuntimeError(f"node agent {name} did not start:\n" + "\n".join(output))
+
+
+# --- component identities: every request of a component audited, denials fail the test ------
+
+COMPONENT_AUDIT_POLICY = """apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- {level: Metadata, userGroups: ["system:serviceaccounts:kube-system"]}
+- {level: Metadata, users: ["system:kube-controller-manager", "system:kube-scheduler",
+                            "system:kube-proxy"]}
+- {level: None}
+"""
+
+
+class ComponentAudit:
+    """`tinykube up` arguments for an audit log of the components' own users' requests, and
+    the requests of theirs that were denied (403) since the last look."""
+
+    def __init__(self, base: Path) -> None:
+        self.log, self.policy = base / "components-audit.log", base / "components-policy.yaml"
+        self.policy.write_text(COMPONENT_AUDIT_POLICY)
+        self._offset = 0
+
+    def args(self) -> list[str]:
+        return ["--audit-log", str(self.log), "--audit-policy-file", str(self.policy)]
+
+    def events(self) -> list[dict[str, Any]]:
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines() if line]
+
+    def new_denials(self) -> list[str]:
+        """`USER VERB URI` of every denied request logged since the last call."""
+        if not self.log.exists():
+            return []
+        with self.log.open("rb") as log:
+            log.seek(self._offset)
+            data = log.read()
+        complete = data[:data.rfind(b"\n") + 1]
+        self._offset += len(complete)
+        denied = []
+        for line in complete.decode().splitlines():
+            event = json.loads(line)
+            if (event.get("responseStatus") or {}).get("code") == 403:
+                denied.append(f"{event['user']['username']} {event['verb']} "
+                              f"{event['requestURI']}")
+        return denied

@@ -115,54 +115,94 @@ def node_pod_cidrs(cluster_cidr: str, count: int) -> list[str]:
 VOLUMES_DIR = "volumes"  # the local-path provisioner's directories, one per node beneath
 
 
-def _controllers(client: RESTClient, data_dir: Path,
+#: Makes the client a controller writes with, reading the shared informers of the client given.
+OwnClient = Callable[[str, RESTClient], RESTClient]
+
+
+def _controllers(base: RESTClient, own: Callable[[str], RESTClient], data_dir: Path,
                  options: ComponentOptions) -> list[Controller]:
-    """kube-controller-manager's controllers (the scheduler, elected apart, is not here)."""
-    return [HorizontalPodAutoscalerController(client, sync_period=options.hpa_sync_period),
-            NodeLifecycleController(client, grace_period=options.node_monitor_grace_period),
-            StatefulSetController(client), DeploymentController(client),
-            PersistentVolumeController(client), LocalPathProvisioner(client, data_dir /
-                                                                     VOLUMES_DIR),
-            PVCProtectionController(client), PVProtectionController(client),
-            ReplicaSetController(client), ReplicationControllerController(client),
-            DaemonSetController(client), DisruptionController(client),
-            EndpointSliceController(client),
-            EndpointsController(client), MirroringController(client),
-            NamespaceController(client), ServiceAccountsController(client),
-            JobController(client), CronJobController(client), TTLAfterFinishedController(client),
-            CSRApprovingController(client), CSRSigningController(client, data_dir),
-            GarbageCollector(client), ResourceQuotaController(client),
-            SelectorWatchController(client), TokenCleaner(client),
-            TokenSecretsController(client, data_dir)]
+    """kube-controller-manager's controllers (the scheduler, elected apart, is not here); each
+    writes with `own(its name)`, the token controller with the manager's `base` (upstream's
+    runs with the manager's own credentials too)."""
+    return [HorizontalPodAutoscalerController(own("horizontal-pod-autoscaler"),
+                                              sync_period=options.hpa_sync_period),
+            NodeLifecycleController(own("node-lifecycle-controller"),
+                                    grace_period=options.node_monitor_grace_period),
+            StatefulSetController(own("statefulset-controller")),
+            DeploymentController(own("deployment-controller")),
+            PersistentVolumeController(own("persistentvolume-binder")),
+            LocalPathProvisioner(own("local-path-provisioner"), data_dir / VOLUMES_DIR),
+            PVCProtectionController(own("pvc-protection-controller")),
+            PVProtectionController(own("pv-protection-controller")),
+            ReplicaSetController(own("replicaset-controller")),
+            ReplicationControllerController(own("replication-controller")),
+            DaemonSetController(own("daemonset-controller")),
+            DisruptionController(own("disruption-controller")),
+            EndpointSliceController(own("endpointslice-controller")),
+            EndpointsController(own("endpoints-controller")),
+            MirroringController(own("endpointslice-mirroring-controller")),
+            NamespaceController(own("namespace-controller")),
+            ServiceAccountsController(own("serviceaccounts-controller"),
+                                      root_ca_client=own("root-ca-cert-publisher")),
+            JobController(own("job-controller")), CronJobController(own("cronjob-controller")),
+            TTLAfterFinishedController(own("ttl-after-finished-controller")),
+            CSRApprovingController(own("csrapproving-controller")),
+            CSRSigningController(own("csrsigning-controller"), data_dir),
+            GarbageCollector(own("garbage-collector")),
+            ResourceQuotaController(own("resourcequota-controller")),
+            SelectorWatchController(own("service-selector-watch")),
+            TokenCleaner(own("token-cleaner")),
+            TokenSecretsController(base, data_dir)]
 
 
 #: The Leases the controllers and the scheduler are elected on, as kube's two components.
 CONTROLLER_LEASE, SCHEDULER_LEASE = "kube-controller-manager", "kube-scheduler"
 
 
-def _start_controllers(client: RESTClient, options: ComponentOptions,
-                       announce: Callable[[str], None],
-                       scheduler_client: RESTClient | None = None) -> list[asyncio.Task[Any]]:
+def own_clients(tokens: dict[str, str]) -> OwnClient:
+    """`own(controller, base)`: a client with the controller's own token (`identities`) that
+    reads `base`'s shared informers; `base` itself for a controller without a token."""
+    def own(controller: str, base: RESTClient) -> RESTClient:
+        component = identities.controller_component(controller)
+        token = tokens.get(component)
+        if token is None:
+            return base
+        config = dataclasses.replace(base.config, token=token, token_file=None)
+        return RESTClient(config, user_agent=identities.user_agent(component), informers=base)
+    return own
+
+
+def _start_controllers(options: ComponentOptions, announce: Callable[[str], None],
+                       manager_client: RESTClient, scheduler_client: RESTClient,
+                       own: OwnClient) -> list[asyncio.Task[Any]]:
     """The controllers and the scheduler: started at once, or each group while this process
-    holds its Lease (stopped the moment it is lost, started afresh when won again)."""
-    def controllers(client: RESTClient) -> list[Controller]:
-        return _controllers(client, options.data_dir, options)  # the scheduler is not one:
-        # a controller made is a controller watching (its informers' handlers are set)
+    holds its Lease (stopped the moment it is lost, started afresh when won again). Each group
+    is elected with its component's own client, as kube-controller-manager and kube-scheduler
+    hold their Leases as their own users."""
+    def controllers(base: RESTClient) -> tuple[list[Controller], list[RESTClient]]:
+        made: dict[str, RESTClient] = {}
 
-    def scheduler(client: RESTClient) -> list[Controller]:
-        return [Scheduler(client)]
+        def client_of(controller: str) -> RESTClient:
+            made[controller] = made.get(controller) or own(controller, base)
+            return made[controller]
+        built = _controllers(base, client_of, options.data_dir, options)
+        return built, [c for c in made.values() if c is not base]
 
-    bases = {CONTROLLER_LEASE: client, SCHEDULER_LEASE: scheduler_client or client}
-    if not options.leader_elect:
-        return [t for c in [*controllers(client), *scheduler(bases[SCHEDULER_LEASE])]
-                for t in c.start(workers=8)]
+    def scheduler(base: RESTClient) -> tuple[list[Controller], list[RESTClient]]:
+        return [Scheduler(base)], []
+
+    bases = {CONTROLLER_LEASE: manager_client, SCHEDULER_LEASE: scheduler_client}
+    groups = ((CONTROLLER_LEASE, controllers), (SCHEDULER_LEASE, scheduler))
+    if not options.leader_elect:  # one term each, for as long as the process runs
+        return [asyncio.create_task(_terms(bases[lease], make)(), name=f"{lease}/controllers")
+                for lease, make in groups]
     identity = options.leader_identity or (
         f"{socket.gethostname()}_tinykube-{cluster_prefix(str(options.data_dir.resolve()))}")
     timing = leaderelection.Timing(*options.leader_election)
     tasks = []
-    for lease, make in ((CONTROLLER_LEASE, controllers), (SCHEDULER_LEASE, scheduler)):
+    for lease, make in groups:
         elector = leaderelection.LeaderElector(
-            client, lease, identity=identity, timing=timing,
+            bases[lease], lease, identity=identity, timing=timing,
             on_change=_announcer(announce, lease, identity))
         tasks.append(asyncio.create_task(elector.run(_terms(bases[lease], make)),
                                          name=f"{lease}/election"))
@@ -174,25 +214,30 @@ def _announcer(announce: Callable[[str], None], lease: str,
     return lambda what: announce(f"leader election: {what} {lease} as {identity}")
 
 
-def _terms(client: RESTClient, make: Callable[[RESTClient], list[Controller]]
+def _terms(client: RESTClient,
+           make: Callable[[RESTClient], tuple[list[Controller], list[RESTClient]]]
            ) -> leaderelection.Work:
     """Each term's work: fresh controllers, run until cancelled. The first term shares the
-    process's client (and so its informers, with the nodes, DNS and proxy); a later one has a
-    client of its own, so that nothing of a lost term's controllers (handlers on shared
-    informers, queues) lives on into the next: its informers stop with it."""
+    component's client (and so its informers); a later one has a base client of its own, so
+    that nothing of a lost term's controllers (handlers on shared informers, queues) lives on
+    into the next: its informers stop with it. `make` also returns the clients it made for
+    the term (the controllers' own), closed at the term's end."""
     terms = 0
 
     async def work() -> None:
         nonlocal terms
         terms += 1
-        own = RESTClient(client.config) if terms > 1 else None
-        tasks = [t for c in make(own or client) for t in c.start(workers=8)]
+        own = RESTClient(client.config, user_agent=client.user_agent) if terms > 1 else None
+        controllers, clients = make(own or client)
+        tasks = [t for c in controllers for t in c.start(workers=8)]
         try:
             await asyncio.gather(*tasks)
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            for made in clients:
+                await made.close()
             if own is not None:
                 await own.close()
     return work
@@ -283,7 +328,9 @@ async def start_components(options: ComponentOptions,
     running.own_clients = {name: RESTClient(dataclasses.replace(config, token=token,
                                                                 token_file=None),
                                             user_agent=identities.user_agent(name))
-                           for name, token in options.identities.items()}
+                           for name, token in options.identities.items()
+                           if "/" not in name}  # a controller's: made by its term
+
     try:
         await _start(running, options, announce)
     except BaseException:
@@ -327,8 +374,10 @@ async def _start(running: RunningComponents, options: ComponentOptions,
     if plan is not None:  # routes to the pods of nodes that joined from elsewhere
         tasks += NodeRoutes(client, list(plan.nodes)).start()
     if options.controllers:
-        tasks += _start_controllers(client, options, announce,
-                                    running.client_of("kube-scheduler"))
+        tasks += _start_controllers(options, announce,
+                                    running.client_of(identities.CONTROLLER_MANAGER),
+                                    running.client_of("kube-scheduler"),
+                                    own_clients(options.identities))
     if options.controllers and options.ui_listen:  # before DNS and proxy: traces see first
         running.observer = Observer(client, client.config.current_token() or "",
                                     dns=options.dns is not None, proxy=options.proxy)
@@ -339,7 +388,7 @@ async def _start(running: RunningComponents, options: ComponentOptions,
         if plan is not None:
             dns_options = dataclasses.replace(dns_options, netns=tuple(
                 n.netns_path for n in plan.nodes), metrics=None)
-        running.dns = dns = await start_dns(dns_options, client)
+        running.dns = dns = await start_dns(dns_options, running.client_of("coredns"))
         host, port = dns.address
         where = " in every node namespace" if plan is not None else ""
         workers = f", {dns_options.workers} processes" if dns_options.workers > 1 else ""

@@ -4,6 +4,18 @@ A table (`COMPONENTS`): component -> the user it authenticates as (a static toke
 `apiserver.static_tokens`) and the User-Agent it sends, so the audit log and RBAC see
 `system:kube-scheduler` where kube-apiserver would. Only the components listed have an
 identity of their own; the others still share the admin's credential (the README says which).
+
+The controllers run as kube-controller-manager does with `--use-service-account-credentials`
+(kubeadm's setting): the manager itself is `system:kube-controller-manager` (its Lease, its
+shared informers' lists and watches, the token controller, which must work before any account
+has a token), and each controller writes with a client of its own that authenticates as the
+service account `system:serviceaccount:kube-system:NAME` (`CONTROLLER_ACCOUNTS`), bound to
+upstream's ClusterRole `system:controller:NAME` (and, where tinykube's controller needs more,
+to tinykube's `tinykube:controller:NAME`: `apiserver/rbac_defaults.yaml`). Its user agent is
+the manager's with `/NAME` appended, as client-go's `rest.AddUserAgent` makes it. Upstream
+mints those accounts' tokens with TokenRequest; tinykube's are static tokens, like the
+scheduler's.
+
 Imports nothing: `cluster` (which makes the tokens) and `components` (which uses them) both
 read it.
 """
@@ -11,6 +23,54 @@ read it.
 from __future__ import annotations
 
 VERSION = "v1.32.0"
+CONTROLLER_MANAGER = "kube-controller-manager"
+SA_NAMESPACE = "kube-system"
+
+#: tinykube's controller (its `Controller.name`) -> the kube-system service account it runs
+#: as: upstream's controller's account, or one of tinykube's own for the controllers kube has
+#: not (local-path-provisioner, service-selector-watch). Not here: the token controller, which
+#: runs as the manager itself, as upstream's does.
+CONTROLLER_ACCOUNTS: dict[str, str] = {
+    "horizontal-pod-autoscaler": "horizontal-pod-autoscaler",
+    "node-lifecycle-controller": "node-controller",
+    "statefulset-controller": "statefulset-controller",
+    "deployment-controller": "deployment-controller",
+    "persistentvolume-binder": "persistent-volume-binder",
+    "local-path-provisioner": "local-path-provisioner",
+    "pvc-protection-controller": "pvc-protection-controller",
+    "pv-protection-controller": "pv-protection-controller",
+    "replicaset-controller": "replicaset-controller",
+    "replication-controller": "replication-controller",
+    "daemonset-controller": "daemon-set-controller",
+    "disruption-controller": "disruption-controller",
+    "endpointslice-controller": "endpointslice-controller",
+    "endpoints-controller": "endpoint-controller",
+    "endpointslice-mirroring-controller": "endpointslicemirroring-controller",
+    "namespace-controller": "namespace-controller",
+    "serviceaccounts-controller": "service-account-controller",
+    "root-ca-cert-publisher": "root-ca-cert-publisher",  # half of serviceaccounts-controller
+    "job-controller": "job-controller",
+    "cronjob-controller": "cronjob-controller",
+    "ttl-after-finished-controller": "ttl-after-finished-controller",
+    "csrapproving-controller": "certificate-controller",
+    "csrsigning-controller": "certificate-controller",
+    "garbage-collector": "generic-garbage-collector",
+    "resourcequota-controller": "resourcequota-controller",
+    "service-selector-watch": "service-selector-watch",
+    "token-cleaner": "token-cleaner",
+}
+
+SA_GROUPS = ("system:serviceaccounts", f"system:serviceaccounts:{SA_NAMESPACE}")
+
+
+def account_user(account: str) -> str:
+    return f"system:serviceaccount:{SA_NAMESPACE}:{account}"
+
+
+def controller_component(controller: str) -> str:
+    """The `COMPONENTS` key of a controller's client: `kube-controller-manager/ACCOUNT`."""
+    return f"{CONTROLLER_MANAGER}/{CONTROLLER_ACCOUNTS[controller]}"
+
 
 # component -> (user, groups); bound by kube's default policy (apiserver/rbac_defaults.yaml)
 COMPONENTS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -18,9 +78,17 @@ COMPONENTS: dict[str, tuple[str, tuple[str, ...]]] = {
     # the userspace proxy only (host network); the netns mode's nftables proxy also enforces
     # NetworkPolicies, which kube-proxy's role does not cover, and keeps the admin's client
     "kube-proxy": ("system:kube-proxy", ()),
+    CONTROLLER_MANAGER: ("system:kube-controller-manager", ()),
+    # the cluster DNS, as kubeadm's CoreDNS: bound to system:coredns (and tinykube's
+    # tinykube:controller:coredns for its drill and query-log ConfigMaps)
+    "coredns": (account_user("coredns"), SA_GROUPS),
+    **{f"{CONTROLLER_MANAGER}/{account}": (account_user(account), SA_GROUPS)
+       for account in sorted(set(CONTROLLER_ACCOUNTS.values()))},
 }
 
 
 def user_agent(component: str) -> str:
-    """kube's form: `NAME/VERSION (OS/ARCH) kubernetes/COMMIT`, with tinykube for the commit."""
-    return f"{component}/{VERSION} (linux/amd64) tinykube"
+    """kube's form: `NAME/VERSION (OS/ARCH) kubernetes/COMMIT`, with tinykube for the commit;
+    a controller's (`kube-controller-manager/ACCOUNT`) has `/ACCOUNT` at the end."""
+    name, _, account = component.partition("/")
+    return f"{name}/{VERSION} (linux/amd64) tinykube" + (f"/{account}" if account else "")

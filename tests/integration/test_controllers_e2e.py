@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 import pytest
 import yaml
 
-from tests.conftest import KUBECTLS, Cluster, Kubectl, start_cluster
+from tests.conftest import KUBECTLS, Cluster, ComponentAudit, Kubectl, start_cluster
 
 pytestmark = pytest.mark.kubectl
 
@@ -46,11 +46,27 @@ REVISION = "controller-revision-hash"
 
 
 @pytest.fixture(scope="module")
-def e2e_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def e2e_audit(tmp_path_factory: pytest.TempPathFactory) -> ComponentAudit:
+    return ComponentAudit(tmp_path_factory.mktemp("e2e-audit"))
+
+
+@pytest.fixture(scope="module")
+def e2e_cluster(tmp_path_factory: pytest.TempPathFactory,
+                e2e_audit: ComponentAudit) -> Iterator[Cluster]:
     running = start_cluster(tmp_path_factory.mktemp("e2e") / "data", "--nodes", "a,b,c",
-                            "--node-label", "c:node=c", "--no-dns", "--no-proxy")
+                            "--node-label", "c:node=c", "--no-dns", "--no-proxy",
+                            *e2e_audit.args())
     yield running
     running.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_denied_component_requests(e2e_cluster: Cluster,
+                                  e2e_audit: ComponentAudit) -> Iterator[None]:
+    """Every controller works within its own role: a request RBAC denied to one of them
+    (which the controller would retry quietly) fails the test that caused it."""
+    yield
+    assert e2e_audit.new_denials() == []
 
 
 @pytest.fixture
@@ -417,3 +433,38 @@ def test_250_pods_fill_three_slices(kctl: Kubectl) -> None:
     pods = get_json(kctl, "pods", "-l", "app=many")["items"]
     assert {e["targetRef"]["name"]: e["addresses"][0] for s in found for e in s["endpoints"]} \
         == {p["metadata"]["name"]: p["status"]["podIP"] for p in pods}
+
+
+def test_each_controller_writes_as_its_own_service_account(kctl: Kubectl,
+                                                           e2e_audit: ComponentAudit) -> None:
+    """kube-controller-manager with --use-service-account-credentials: the Deployment's
+    ReplicaSet is created by the deployment controller's account, its pods by the ReplicaSet
+    controller's, their slice by the EndpointSlice controller's; each with the manager's user
+    agent and its own name after it; the manager itself holds the Lease."""
+    deployment = {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "who"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "who"}},
+                 "template": {"metadata": {"labels": {"app": "who"}},
+                              "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}}
+    apply(kctl, service("who", {"app": "who"}), deployment)
+    kctl("rollout", "status", "deploy/who", "--timeout=60s", timeout=90)
+    until(lambda: slices_of(kctl, "who"), lambda s: bool(s), what="the slice")
+    namespace = kctl("config", "view", "--minify", "-o", "jsonpath={..namespace}").strip()
+
+    def writers(resource: str) -> set[tuple[str, str]]:
+        return {(e["user"]["username"], e["userAgent"]) for e in e2e_audit.events()
+                if e["verb"] == "create" and e["objectRef"].get("resource") == resource
+                and not e["objectRef"].get("subresource")  # the scheduler's pods/binding
+                and e["objectRef"].get("namespace") == namespace}
+    agent = "kube-controller-manager/v1.32.0 (linux/amd64) tinykube/"
+    account = "system:serviceaccount:kube-system:"
+    assert until(lambda: writers("endpointslices"), lambda w: bool(w), what="audited") == {
+        (account + "endpointslice-controller", agent + "endpointslice-controller")}
+    assert writers("replicasets") == {(account + "deployment-controller",
+                                       agent + "deployment-controller")}
+    assert writers("pods") == {(account + "replicaset-controller",
+                                agent + "replicaset-controller")}
+    leases = {e["user"]["username"] for e in e2e_audit.events()
+              if e["objectRef"].get("resource") == "leases"
+              and e["objectRef"].get("name") == "kube-controller-manager"}
+    assert leases == {"system:kube-controller-manager"}

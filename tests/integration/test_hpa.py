@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import KUBECTLS, Cluster, Kubectl, start_cluster, until
+from tests.conftest import KUBECTLS, Cluster, ComponentAudit, Kubectl, start_cluster, until
 
 pytestmark = [pytest.mark.kubectl, pytest.mark.slow, pytest.mark.root,
               pytest.mark.skipif(os.geteuid() != 0, reason="container cgroups need root")]
@@ -73,10 +73,12 @@ spec:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    audit = ComponentAudit(tmp_path_factory.mktemp("hpa-audit"))  # within its role
     running = start_cluster(tmp_path_factory.mktemp("hpa") / "data", "--metric-resolution",
-                            "1s", "--horizontal-pod-autoscaler-sync-period", "1s")
+                            "1s", "--horizontal-pod-autoscaler-sync-period", "1s", *audit.args())
     yield running
     running.stop()
+    assert audit.new_denials() == []
 
 
 @pytest.fixture(scope="module")

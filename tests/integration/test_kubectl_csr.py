@@ -32,17 +32,19 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from tests.conftest import KUBECTLS, Cluster, Kubectl, start_cluster, until
+from tests.conftest import KUBECTLS, Cluster, ComponentAudit, Kubectl, start_cluster, until
 
 pytestmark = pytest.mark.usefixtures("host_network_unchanged")
 
 
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    audit = ComponentAudit(tmp_path_factory.mktemp("csr-audit"))  # approver, signer in roles
     cluster = start_cluster(tmp_path_factory.mktemp("csr") / "data", "--no-dns", "--no-proxy",
-                            "--nodes", "0")
+                            "--nodes", "0", *audit.args())
     yield cluster
     assert cluster.stop() == 0
+    assert audit.new_denials() == []
 
 
 @pytest.fixture(params=[b for _, b in KUBECTLS], ids=[n for n, _ in KUBECTLS])

@@ -213,6 +213,13 @@ def test_the_audit_log_writes_events_as_its_policy_says(kctl: Kubectl,
     assert str(bound[0]["userAgent"]).startswith("kube-scheduler/v1.32.0")
     assert not [e for e in events if str(e.get("requestURI", "")).startswith("/api/v1/pods")
                 and (e.get("user") or {}).get("username") == "tinykube-admin"]  # type: ignore[attr-defined]
+    # the cluster DNS lists as kubeadm's CoreDNS account, and is refused nothing
+    dns = [e for e in events if (e.get("user") or {}).get("username")  # type: ignore[attr-defined]
+           == "system:serviceaccount:kube-system:coredns"]
+    assert {(e["objectRef"]["resource"], e["verb"]) for e in dns  # type: ignore[index]
+            if e["verb"] == "list"} >= {("services", "list"), ("endpointslices", "list"),
+                                        ("namespaces", "list"), ("configmaps", "list")}
+    assert all(e["responseStatus"]["code"] == 200 for e in dns)  # type: ignore[index]
 
 
 def test_tinykube_up_refuses_a_bad_audit_policy(tmp_path: Path) -> None:

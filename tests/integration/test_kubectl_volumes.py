@@ -15,18 +15,30 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Cluster, Kubectl, start_cluster, until
+from tests.conftest import Cluster, ComponentAudit, Kubectl, start_cluster, until
 
 pytestmark = [pytest.mark.kubectl]
 NODES = ("n1", "n2", "n3")
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def audit(tmp_path_factory: pytest.TempPathFactory) -> ComponentAudit:
+    return ComponentAudit(tmp_path_factory.mktemp("volumes-audit"))
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory, audit: ComponentAudit) -> Iterator[Cluster]:
     running = start_cluster(tmp_path_factory.mktemp("volumes") / "data",
-                            "--nodes", ",".join(NODES))
+                            "--nodes", ",".join(NODES), *audit.args())
     yield running
     running.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_denied_component_requests(cluster: Cluster, audit: ComponentAudit) -> Iterator[None]:
+    """The volume controllers (binder, provisioner, protection) work within their roles."""
+    yield
+    assert audit.new_denials() == []
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ import pytest
 from tests.conftest import (
     KUBECTLS,
     Cluster,
+    ComponentAudit,
     Kubectl,
     NodeAgentProcess,
     start_cluster,
@@ -51,10 +52,12 @@ spec:
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    audit = ComponentAudit(tmp_path)  # the node controller works within its role
     running = start_cluster(tmp_path / "data", "--nodes", "lc-n1",
-                            "--node-monitor-grace-period", f"{GRACE}s")
+                            "--node-monitor-grace-period", f"{GRACE}s", *audit.args())
     yield running
     running.stop()
+    assert audit.new_denials() == []
 
 
 @pytest.fixture

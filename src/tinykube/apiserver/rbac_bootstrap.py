@@ -1,7 +1,10 @@
 """The default RBAC policy, created and reconciled at start, and ClusterRole aggregation.
 
 `defaults()` reads `rbac_defaults.yaml` (upstream's bootstrap policy testdata, see its header)
-into the ClusterRoles and ClusterRoleBindings kube-apiserver creates. `reconcile` applies them
+into the ClusterRoles and ClusterRoleBindings kube-apiserver creates, with the controller roles
+(`system:controller:NAME`, each bound to the ServiceAccount kube-system/NAME; one of them a
+namespaced Role, token-cleaner's) and tinykube's own `tinykube:controller:NAME` beside them
+(see `identities`). `reconcile` applies them
 with kube's `rbac.authorization.kubernetes.io/autoupdate` semantics (the storage post-start
 hook `ensure-rbac`): a missing object is created; an existing one whose annotation is not
 `"false"` gets what it lacks (rules, aggregation selectors, labels and annotations of a role;
@@ -59,9 +62,26 @@ def _data() -> Obj:
     return data
 
 
+#: The prefixes of the controller roles (`controllerRoles`: upstream's; `tinykubeControllerRoles`:
+#: ours), each bound to the ServiceAccount kube-system/NAME a controller runs as.
+CONTROLLER_PREFIX, OUR_CONTROLLER_PREFIX = "system:controller:", "tinykube:controller:"
+CONTROLLER_NAMESPACE = "kube-system"
+
+
+def _controller_items() -> list[tuple[str, str, list[Obj]]]:
+    """(role name, account, rules) of every controller ClusterRole, upstream's then ours."""
+    data = _data()
+    return [(f"{prefix}{account}", account, rules)
+            for prefix, key in ((CONTROLLER_PREFIX, "controllerRoles"),
+                                (OUR_CONTROLLER_PREFIX, "tinykubeControllerRoles"))
+            for account, rules in (data.get(key) or {}).items()]
+
+
 def default_cluster_roles() -> list[Obj]:
     out = []
-    for item in _data()["clusterRoles"]:
+    items = [*_data()["clusterRoles"],
+             *({"name": name, "rules": rules} for name, _, rules in _controller_items())]
+    for item in items:
         role: Obj = {"apiVersion": f"{GROUP}/v1", "kind": "ClusterRole",
                      "metadata": _meta(item["name"], item.get("labels"))}
         if "aggregationRule" in item:
@@ -73,13 +93,40 @@ def default_cluster_roles() -> list[Obj]:
 
 def default_cluster_role_bindings() -> list[Obj]:
     out = []
-    for name, (role, subjects) in _data()["clusterRoleBindings"].items():
+    bindings = {**_data()["clusterRoleBindings"],
+                **{name: [name, [f"ServiceAccount {CONTROLLER_NAMESPACE}/{account}"]]
+                   for name, account, _ in _controller_items()}}
+    for name, (role, subjects) in bindings.items():
         binding: Obj = {"apiVersion": f"{GROUP}/v1", "kind": "ClusterRoleBinding",
                         "metadata": _meta(name),
                         "roleRef": {"apiGroup": GROUP, "kind": "ClusterRole", "name": role}}
         if subjects:
             binding["subjects"] = [_subject(s) for s in subjects]
         out.append(binding)
+    return out
+
+
+def default_roles() -> list[Obj]:
+    """The namespaced controller Roles (`namespacedControllerRoles`)."""
+    out: list[Obj] = []
+    for key, rules in (_data().get("namespacedControllerRoles") or {}).items():
+        namespace, _, account = key.partition("/")
+        meta = {**_meta(CONTROLLER_PREFIX + account), "namespace": namespace}
+        out.append({"apiVersion": f"{GROUP}/v1", "kind": "Role", "metadata": meta,
+                    "rules": rules})
+    return out
+
+
+def default_role_bindings() -> list[Obj]:
+    """Each namespaced controller Role bound to its ServiceAccount in kube-system."""
+    out: list[Obj] = []
+    for role in default_roles():
+        meta = role["metadata"]
+        account = meta["name"].removeprefix(CONTROLLER_PREFIX)
+        out.append({"apiVersion": f"{GROUP}/v1", "kind": "RoleBinding",
+                    "metadata": {**_meta(meta["name"]), "namespace": meta["namespace"]},
+                    "roleRef": {"apiGroup": GROUP, "kind": "Role", "name": meta["name"]},
+                    "subjects": [_subject(f"ServiceAccount {CONTROLLER_NAMESPACE}/{account}")]})
     return out
 
 
@@ -126,20 +173,20 @@ def reconciled_binding(current: Obj, wanted: Obj) -> tuple[Obj | None, bool]:
 
 def _ensure(registry: Registry, plural: str, wanted: Obj) -> None:
     res = resources.must(GROUP, "v1", plural)
-    name = wanted["metadata"]["name"]
-    entry = registry.store.get(res.storage_key, "", name)
+    name, namespace = wanted["metadata"]["name"], wanted["metadata"].get("namespace", "")
+    entry = registry.store.get(res.storage_key, namespace, name)
     if entry is None:
         with contextlib.suppress(errors.AlreadyExists):
             registry.create(res, clone(wanted))
         return
-    if plural == "clusterroles":
+    if plural in ("clusterroles", "roles"):
         update, recreate = reconciled_role(entry.obj, wanted), False
     else:
         update, recreate = reconciled_binding(entry.obj, wanted)
     if update is None:
         return
     if recreate:
-        registry.delete(res, "", name, {})
+        registry.delete(res, namespace, name, {})
         for key in ("uid", "resourceVersion", "creationTimestamp"):
             update["metadata"].pop(key, None)
         registry.create(res, update)
@@ -173,7 +220,9 @@ def reconcile(registry: Registry) -> None:
     """Create or complete the default policy (at every start), then aggregate once."""
     _create_missing(registry, kubeadm_cluster_admins())
     wanted = [("clusterroles", r) for r in default_cluster_roles()] + \
-        [("clusterrolebindings", b) for b in default_cluster_role_bindings()]
+        [("clusterrolebindings", b) for b in default_cluster_role_bindings()] + \
+        [("roles", r) for r in default_roles()] + \
+        [("rolebindings", b) for b in default_role_bindings()]
     for plural, obj in wanted:
         # another API server (etcd) may be reconciling the same object: its write stands
         with contextlib.suppress(errors.Conflict, errors.NotFound, errors.AlreadyExists):

@@ -192,8 +192,10 @@ def shared(client: RESTClient, res: Resource, *, namespace: str | None = None,
 
     Components of one process share informers (client-go's SharedInformerFactory): each
     object is listed, watched, decoded and cached once however many controllers read it.
-    Shared caches are read-only for everyone, as every informer cache is.
+    Shared caches are read-only for everyone, as every informer cache is. A client made with
+    `informers=base` shares `base`'s informers, which list and watch with `base`'s credentials.
     """
+    client = getattr(client, "informer_client", client)  # (a test double may lack it)
     key = (res.group, res.version, res.plural, namespace, label_selector, field_selector)
     informers = _SHARED.setdefault(client, {})
     if key not in informers:

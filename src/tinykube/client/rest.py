@@ -154,14 +154,23 @@ async def _lines(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
 class RESTClient:
     """CRUD, list and watch against one API server. Not tied to tinykube."""
 
-    def __init__(self, config: ClientConfig, *, user_agent: str = USER_AGENT) -> None:
+    def __init__(self, config: ClientConfig, *, user_agent: str = USER_AGENT,
+                 informers: RESTClient | None = None) -> None:
         self.config = config
         self._user_agent = user_agent
+        # Whose shared informers this client's users read (`informer.shared`): its own, or
+        # another client's, as kube-controller-manager's controllers each write with their
+        # own credentials and all read caches that the manager's own client lists and watches.
+        self.informer_client: RESTClient = informers.informer_client if informers else self
         self._session: aiohttp.ClientSession | None = None
         self._token: str | None = None
         self._token_read_at = float("-inf")
         self._in_flight = 0  # requests under way, watches aside (the test clock's quiescence)
         clocks.installed().track(self)
+
+    @property
+    def user_agent(self) -> str:
+        return self._user_agent
 
     async def __aenter__(self) -> RESTClient:
         return self

@@ -65,7 +65,11 @@ def service_account(namespace: str) -> Obj:
 class ServiceAccountsController(Controller):
     name = "serviceaccounts-controller"
 
-    def __init__(self, client: RESTClient) -> None:
+    def __init__(self, client: RESTClient, *, root_ca_client: RESTClient | None = None) -> None:
+        # upstream's two controllers in one: the service-account controller (`client`) and
+        # the root-ca-cert-publisher (`root_ca_client`, for kube-root-ca.crt), each with the
+        # identity of its own upstream counterpart
+        self.root_ca_client = root_ca_client or client
         self.ns_res = resources.must("", "v1", "namespaces")
         self.sa_res = resources.must("", "v1", "serviceaccounts")
         self.cm_res = resources.must("", "v1", "configmaps")
@@ -96,12 +100,13 @@ class ServiceAccountsController(Controller):
             if decision.create_account:
                 await self._create(self.sa_res, service_account(key), key)
             if decision.root_ca is not None and decision.update_root_ca:
-                await self.client.update(self.cm_res, decision.root_ca)
+                await self.root_ca_client.update(self.cm_res, decision.root_ca)
             elif decision.root_ca is not None:
-                await self._create(self.cm_res, decision.root_ca, key)
+                await self._create(self.cm_res, decision.root_ca, key, self.root_ca_client)
         except errors.NotFound:  # the namespace went away meanwhile
             return
 
-    async def _create(self, res: resources.Resource, obj: Obj, namespace: str) -> None:
+    async def _create(self, res: resources.Resource, obj: Obj, namespace: str,
+                      client: RESTClient | None = None) -> None:
         with contextlib.suppress(errors.AlreadyExists):  # made by someone else meanwhile
-            await self.client.create(res, obj, namespace)
+            await (client or self.client).create(res, obj, namespace)

@@ -12,7 +12,7 @@ import yaml
 
 from tinykube.api import resources
 from tinykube.api.clone import clone
-from tinykube.apiserver import access, rbac, rbac_bootstrap
+from tinykube.apiserver import access, bootstrap, rbac, rbac_bootstrap
 from tinykube.apiserver.allocators import ServiceAllocator
 from tinykube.apiserver.registry import Registry
 from tinykube.apiserver.request_info import Attributes
@@ -30,6 +30,7 @@ ROLE_KEY = f"{G}/clusterroles"
 def registry(tmp_path: Path) -> Iterator[Registry]:
     store = Store(SQLiteBackend(tmp_path / "state.db"))
     reg = Registry(store, ServiceAllocator(DEFAULT_SERVICE_CIDR))
+    bootstrap.bootstrap(reg, api_host="127.0.0.1", api_port=6443)  # kube-system, as at start
     rbac_bootstrap.reconcile(reg)
     yield reg
     store.close()
@@ -78,10 +79,46 @@ def test_every_default_binding(registry: Registry, name: str) -> None:
     assert got == subjects
 
 
+CONTROLLERS = DATA["controllerRoles"]
+OURS = DATA["tinykubeControllerRoles"]
+
+
+@pytest.mark.parametrize("prefix,name", [
+    *(("system:controller:", n) for n in sorted(CONTROLLERS)),
+    *(("tinykube:controller:", n) for n in sorted(OURS))])
+def test_every_controller_role_is_bound_to_its_service_account(registry: Registry,
+                                                               prefix: str, name: str) -> None:
+    role = _stored(registry, prefix + name)
+    assert role["rules"] == (CONTROLLERS if prefix.startswith("system") else OURS)[name]
+    assert role["metadata"]["annotations"] == {rbac_bootstrap.AUTOUPDATE: "true"}
+    binding = registry.store.get(f"{G}/clusterrolebindings", "", prefix + name)
+    assert binding is not None
+    assert binding.obj["roleRef"] == {"apiGroup": G, "kind": "ClusterRole",
+                                      "name": prefix + name}
+    assert binding.obj["subjects"] == [{"kind": "ServiceAccount", "name": name,
+                                        "namespace": "kube-system"}]
+
+
+def test_namespaced_controller_roles(registry: Registry) -> None:
+    role = registry.store.get(f"{G}/roles", "kube-system", "system:controller:token-cleaner")
+    assert role is not None
+    assert role.obj["rules"] == DATA["namespacedControllerRoles"]["kube-system/token-cleaner"]
+    binding = registry.store.get(f"{G}/rolebindings", "kube-system",
+                                 "system:controller:token-cleaner")
+    assert binding is not None and binding.obj["roleRef"]["kind"] == "Role"
+    assert binding.obj["subjects"] == [{"kind": "ServiceAccount", "name": "token-cleaner",
+                                        "namespace": "kube-system"}]
+
+
 def test_counts_match_upstream(registry: Registry) -> None:
-    assert registry.store.count(ROLE_KEY) == len(ROLES) == 31
-    # upstream's 12, and kubeadm's kubeadm:cluster-admins
-    assert registry.store.count(f"{G}/clusterrolebindings") == 12 + 1
+    # upstream's 31 and kubeadm's system:coredns, upstream's 33 controller roles (v1.32's
+    # default feature gates), and ours
+    assert registry.store.count(ROLE_KEY) == len(ROLES) + len(CONTROLLERS) + len(OURS)
+    assert (len(ROLES), len(CONTROLLERS)) == (31 + 1, 33)
+    # upstream's 12 and kubeadm's system:coredns, one per controller role, and kubeadm's
+    # kubeadm:cluster-admins
+    assert registry.store.count(f"{G}/clusterrolebindings") == \
+        12 + 1 + len(CONTROLLERS) + len(OURS) + 1
 
 
 def test_the_kubelet_client_is_cluster_admin_through_rbac_not_masters(
