@@ -294,6 +294,21 @@ class RunningComponents:
             self.host_sockets.close()
 
 
+def _token_kubeconfig(admin: Path, path: Path, token: str) -> Path:
+    """A copy of the admin kubeconfig at `path` (0600) whose current user is `token`."""
+    import yaml
+
+    config = yaml.safe_load(admin.read_text())
+    context = next(c["context"] for c in config["contexts"]
+                   if c["name"] == config["current-context"])
+    config["users"] = [{"name": context["user"], "user": {"token": token}}]
+    config["contexts"] = [c for c in config["contexts"]
+                          if c["name"] == config["current-context"]]
+    path.touch(mode=0o600)
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
 NETWORK_FILE = "network.json"  # node name -> its namespace, for `tinykube node exec` (cli/node)
 
 
@@ -384,11 +399,16 @@ async def _start(running: RunningComponents, options: ComponentOptions,
     elif options.controllers:  # no live map: no stale link for `tinykube ui`
         (options.data_dir / "observe.json").unlink(missing_ok=True)
     if options.dns is not None:
-        dns_options = dataclasses.replace(options.dns, kubeconfig=str(options.kubeconfig))
+        dns_client = running.client_of("coredns")
+        dns_options = options.dns
+        if dns_options.workers > 1:  # they run as DNS runs: coredns's own credential
+            dns_options = dataclasses.replace(dns_options, kubeconfig=str(_token_kubeconfig(
+                options.kubeconfig, options.data_dir / "dns-workers.kubeconfig",
+                dns_client.config.current_token() or "")))
         if plan is not None:
             dns_options = dataclasses.replace(dns_options, netns=tuple(
                 n.netns_path for n in plan.nodes), metrics=None)
-        running.dns = dns = await start_dns(dns_options, running.client_of("coredns"))
+        running.dns = dns = await start_dns(dns_options, dns_client)
         host, port = dns.address
         where = " in every node namespace" if plan is not None else ""
         workers = f", {dns_options.workers} processes" if dns_options.workers > 1 else ""

@@ -1,7 +1,8 @@
 """`tinykube up --dns-workers 2`: two processes answer cluster DNS on one address (SO_REUSEPORT),
 seen with `ss` and `dig`.
 
-* both processes hold the address (ss), and the second is `tinykube dns --join`;
+* both processes hold the address (ss), and the second is `tinykube dns --join` with a
+  kubeconfig of the DNS's own identity (kubeadm's CoreDNS account);
 * 40 `dig`s (40 source ports) all get the true answer, and the first process's query log
   holds some of them but not all: the kernel gave the others to the worker;
 * a Service made after the start is answered by every process (each watches the API);
@@ -51,7 +52,7 @@ def holders(address: tuple[str, int]) -> set[int]:
 
 
 def cmdline(pid: int) -> list[str]:
-    return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+    return Path(f"/proc/{pid}/cmdline").read_bytes().decode().rstrip("\0").split("\0")
 
 
 def dig(address: tuple[str, int], name: str) -> tuple[str, list[str]]:
@@ -77,6 +78,11 @@ def test_two_processes_share_the_address_and_the_queries(cluster: Cluster) -> No
     workers = worker_pids(cluster)
     assert len(workers) == 1 and cmdline(next(iter(workers)))[1:4] == ["-m", "tinykube", "dns"]
     assert len(pids - workers) == 1  # the components process of `up`
+    worker_config = cluster.data_dir / "dns-workers.kubeconfig"
+    assert cmdline(next(iter(workers)))[-2:] == ["--kubeconfig", str(worker_config)]
+    assert (worker_config.stat().st_mode & 0o777) == 0o600
+    whoami = Kubectl(KUBECTLS[0][1], worker_config, cluster.data_dir)
+    assert "system:serviceaccount:kube-system:coredns" in whoami("auth", "whoami")
 
     observe = ObserveAPI.from_kubeconfig(cluster.kubeconfig)
     set_query_log(cluster.kubeconfig, enabled=True)

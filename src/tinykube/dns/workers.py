@@ -6,7 +6,8 @@ on the same address. The kernel then spreads queries over every socket bound to 
 of the client's address and port, so one client socket keeps talking to one worker).
 
 A worker is a whole cluster DNS of its own, like a CoreDNS replica: its own informers against
-the API server (with the kubeconfig it is given), its own model and answer caches. It binds
+the API server (with the kubeconfig it is given: `tinykube up` writes one of the DNS's own
+identity, `dns-workers.kubeconfig`), its own model and answer caches. It binds
 only once its informers have listed (`DNSOptions.join`), so the kernel never hands a query to
 a worker that would still answer SERVFAIL for not being synced. Drills and the query log's
 settings come from ConfigMaps, so every worker follows them; the query log's ring and the
