@@ -13,6 +13,14 @@ at stage `ResponseStarted` with code 401 and no user, as kube's failed-authentic
 does. Events carry the authenticated user and, under impersonation, `impersonatedUser`,
 `sourceIPs`, `userAgent`, `objectRef`, and the authorizer's decision annotation.
 
+Admission adds annotations to the request's event (`annotate`, kube's admission
+`Attributes.AddAnnotation`, which its audit handler copies into the event after each plugin,
+whether the plugin admitted the request or not): ValidatingAdmissionPolicies' `auditAnnotations`
+(`POLICY/KEY`) and their Audit failures (`validation.policy.admission.k8s.io/validation_failure`),
+and admission webhooks' `auditAnnotations` (`WEBHOOK/KEY`). A key must be a qualified name with
+one prefix (`prefix/name`), and a key once set keeps its first value, as kube keeps it. They are
+in the last stage's event (ResponseComplete), at every level but None.
+
 Where tinykube differs: without `--audit-policy-file` every request is logged at `Metadata`
 (kube-apiserver logs nothing without a policy); there is no `ResponseStarted` stage for
 long-running requests (a watch is written when it ends) and no `Panic` stage; the
@@ -22,6 +30,7 @@ batched, and the file is never rotated.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import datetime
 import os
@@ -35,6 +44,7 @@ import yaml
 
 from tinykube import private
 from tinykube.api import errors
+from tinykube.api.validation import names
 from tinykube.apiserver import codec
 from tinykube.apiserver.rbac import User
 from tinykube.apiserver.request_info import Attributes
@@ -199,6 +209,24 @@ def response_status(code: int, body: bytes | None) -> Obj:
     return status
 
 
+# The annotations of the request being served, while an audit log is on (see `annotate`). Set
+# per request task, so the admission code deep in a write reaches them without a parameter.
+_ANNOTATIONS: contextvars.ContextVar[dict[str, str] | None] = \
+    contextvars.ContextVar("tinykube_audit_annotations", default=None)
+
+
+def annotate(key: str, value: str) -> bool:
+    """kube's admission `AddAnnotation`: add `key` to the current request's audit event. False
+    (nothing added) for a key that is not `prefix/name` with a qualified name, or that already
+    has another value; True when there is no audit log to write to, as there is nothing to do."""
+    if len(key.split("/")) != 2 or names.qualified_name_errors(key):
+        return False
+    annotations = _ANNOTATIONS.get()
+    if annotations is None:
+        return True
+    return annotations.setdefault(key, value) == value
+
+
 @dataclasses.dataclass
 class Request:
     """What the audit knows of one request, gathered as it passes the filters."""
@@ -212,6 +240,15 @@ class Request:
     impersonated: User | None = None
     attrs: Attributes | None = None
     allowed: bool | None = None
+    annotations: dict[str, str] = dataclasses.field(default_factory=dict)  # from admission
+
+    def collecting(self) -> contextvars.Token[dict[str, str] | None]:
+        """Make this request's `annotations` those `annotate` adds to (until `reset`)."""
+        return _ANNOTATIONS.set(self.annotations)
+
+    @staticmethod
+    def reset(token: contextvars.Token[dict[str, str] | None]) -> None:
+        _ANNOTATIONS.reset(token)
 
 
 class AuditLog:
@@ -273,6 +310,8 @@ class AuditLog:
         if level == "None" or stage in omit:
             return
         event = self._event(req, level, stage, now)
+        if req.annotations:
+            event["annotations"] = {**event.get("annotations", {}), **req.annotations}
         event["responseStatus"] = response_status(code, response_body)
         if level in ("Request", "RequestResponse"):
             obj = _decoded(request_body, request_type, omit_managed)

@@ -25,7 +25,9 @@ this module does the I/O:
   (others refuse it with upstream's 400);
 - `matchConditions` are CEL (`MATCH_CONDITIONS`: `api.admission_policy.conditions_hold`, the
   same engine and semantics as ValidatingAdmissionPolicy's); a false one skips the hook, an
-  evaluation error counts as a failed call (`failurePolicy` decides). No `authorizer`.
+  evaluation error counts as a failed call (`failurePolicy` decides). No `authorizer`;
+- an answer's `auditAnnotations` go into the request's audit event as `WEBHOOK/KEY`
+  (`audit.annotate`), whether it allowed the request or not.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ from tinykube.api.apiextensions import model as crd_model
 from tinykube.api.clone import clone
 from tinykube.api.resources import Resource
 from tinykube.api.webhooks import Attributes, Hook
-from tinykube.apiserver import access
+from tinykube.apiserver import access, audit
 from tinykube.store.cache import Store
 
 log = logging.getLogger(__name__)
@@ -258,6 +260,9 @@ class Dispatcher:
                 log.warning("Failed calling webhook, failing open %s: %s", hook.name, exc)
                 return None
             raise call_error(hook, str(exc)) from exc
+        for key, value in response.audit_annotations.items():
+            if isinstance(value, str):  # kube's AddAnnotation: a bad or taken key is dropped
+                audit.annotate(f"{hook.name}/{key}", value)
         warnings.extend(response.warnings)
         if not response.allowed:
             raise Denied(hooks_api.denial(hook.name, response.status))
