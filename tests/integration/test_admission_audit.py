@@ -7,12 +7,17 @@
   `\\u003c`); the write goes through. Under Deny the write is refused and the annotation is
   still written (kube's audit handler records annotations whatever the plugin decided).
 - A validating and a mutating webhook's answers' `auditAnnotations` are written as
-  `WEBHOOK/KEY`; a key that is not a qualified name is dropped, as kube drops it.
+  `WEBHOOK/KEY`; a key that is not a qualified name is dropped, as kube drops it. The mutating
+  call is annotated `mutation.webhook.admission.k8s.io/round_0_index_0` and its patch
+  `patch.webhook.admission.k8s.io/round_0_index_0` (Request level), and a validating webhook
+  that is down under `failurePolicy: Ignore` `failed-open.validating.webhook...`.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +26,7 @@ import pytest
 import yaml
 
 from tests.conftest import KUBECTLS, Cluster, Kubectl, start_cluster
-from tests.webhook_server import WebhookServer, allow
+from tests.webhook_server import WebhookServer, allow, json_patch
 
 Obj = dict[str, Any]
 
@@ -127,7 +132,7 @@ def test_policy_audit_annotations_and_audit_action(kctl: Kubectl, running: Clust
              "--ignore-not-found")
 
 
-def _webhooks(kind: str, name: str, url: str, ca_bundle: str) -> str:
+def _webhooks(kind: str, name: str, url: str, ca_bundle: str, **webhook: Any) -> str:
     return yaml.safe_dump({
         "apiVersion": "admissionregistration.k8s.io/v1", "kind": kind,
         "metadata": {"name": name},
@@ -136,12 +141,21 @@ def _webhooks(kind: str, name: str, url: str, ca_bundle: str) -> str:
                       "rules": [{"operations": ["CREATE"], "apiGroups": [""],
                                  "apiVersions": ["v1"], "resources": ["configmaps"]}],
                       "objectSelector": {"matchLabels": {"hooked": "yes"}},
-                      "sideEffects": "None", "admissionReviewVersions": ["v1"]}]})
+                      "sideEffects": "None", "admissionReviewVersions": ["v1"], **webhook}]})
 
 
 def _annotating(review: Obj) -> Obj:
     name = review["request"]["object"]["metadata"]["name"]
     return allow(review, auditAnnotations={"seen": name, "not/qualified": "dropped"})
+
+
+PATCH = [{"value": "<yes>", "path": "/data/patched", "op": "add"}]
+
+
+def _patching(review: Obj) -> Obj:
+    name = review["request"]["object"]["metadata"]["name"]
+    return allow(review, patchType="JSONPatch", patch=json_patch(PATCH),
+                 auditAnnotations={"seen": name, "not/qualified": "dropped"})
 
 
 def _refusing(review: Obj) -> Obj:
@@ -150,9 +164,10 @@ def _refusing(review: Obj) -> Obj:
 
 
 def test_webhook_audit_annotations(kctl: Kubectl, running: Cluster) -> None:
-    with WebhookServer({"/annotate": _annotating, "/refuse": _refusing}) as server:
+    with WebhookServer({"/annotate": _annotating, "/patch": _patching,
+                        "/refuse": _refusing}) as server:
         configs = (_webhooks("MutatingWebhookConfiguration", "audit-mutate",
-                             server.url("/annotate"), server.ca_bundle) + "---\n" +
+                             server.url("/patch"), server.ca_bundle) + "---\n" +
                    _webhooks("ValidatingWebhookConfiguration", "audit-validate",
                              server.url("/annotate"), server.ca_bundle))
         kctl("apply", "-f", "-", input=configs)
@@ -163,6 +178,13 @@ def test_webhook_audit_annotations(kctl: Kubectl, running: Cluster) -> None:
             assert annotations["audit-mutate.example.com/seen"] == "hooked-cm"
             assert annotations["audit-validate.example.com/seen"] == "hooked-cm"
             assert not any(key.endswith("/not/qualified") for key in annotations)
+            assert annotations["mutation.webhook.admission.k8s.io/round_0_index_0"] == (
+                '{"configuration":"audit-mutate","webhook":"audit-mutate.example.com",'
+                '"mutated":true}')
+            assert annotations["patch.webhook.admission.k8s.io/round_0_index_0"] == (
+                '{"configuration":"audit-mutate","webhook":"audit-mutate.example.com",'
+                '"patch":[{"op":"add","path":"/data/patched",'
+                '"value":"\\u003cyes\\u003e"}],"patchType":"JSONPatch"}')
 
             kctl("apply", "-f", "-", input=_webhooks(
                 "ValidatingWebhookConfiguration", "audit-validate", server.url("/refuse"),
@@ -176,3 +198,21 @@ def test_webhook_audit_annotations(kctl: Kubectl, running: Cluster) -> None:
         finally:
             kctl("delete", "-f", "-", "--ignore-not-found", input=configs)
             kctl("delete", "configmap", "hooked-cm", "--ignore-not-found")
+
+
+def test_a_webhook_failing_open_is_annotated(kctl: Kubectl, running: Cluster) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    ca = base64.b64encode(b"not used: nothing answers").decode()
+    config = _webhooks("ValidatingWebhookConfiguration", "audit-down",
+                       f"https://127.0.0.1:{port}/x", ca, failurePolicy="Ignore")
+    kctl("apply", "-f", "-", input=config)
+    try:
+        kctl("create", "-f", "-", input=_configmap("hooked-open", hooked="yes"))
+        annotations = _completed(running, "create", "configmaps", "hooked-open")["annotations"]
+        assert annotations["failed-open.validating.webhook.admission.k8s.io/round_0_index_0"] \
+            == "true"
+    finally:
+        kctl("delete", "-f", "-", "--ignore-not-found", input=config)
+        kctl("delete", "configmap", "hooked-open", "--ignore-not-found")

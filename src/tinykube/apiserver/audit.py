@@ -211,20 +211,21 @@ def response_status(code: int, body: bytes | None) -> Obj:
 
 # The annotations of the request being served, while an audit log is on (see `annotate`). Set
 # per request task, so the admission code deep in a write reaches them without a parameter.
-_ANNOTATIONS: contextvars.ContextVar[dict[str, str] | None] = \
+_ANNOTATIONS: contextvars.ContextVar[dict[str, tuple[str, str]] | None] = \
     contextvars.ContextVar("tinykube_audit_annotations", default=None)
 
 
-def annotate(key: str, value: str) -> bool:
-    """kube's admission `AddAnnotation`: add `key` to the current request's audit event. False
-    (nothing added) for a key that is not `prefix/name` with a qualified name, or that already
-    has another value; True when there is no audit log to write to, as there is nothing to do."""
+def annotate(key: str, value: str, level: str = "Metadata") -> bool:
+    """kube's admission `AddAnnotationWithLevel`: add `key` to the current request's audit
+    event, written when the event's level is `level` or above. False (nothing added) for a key
+    that is not `prefix/name` with a qualified name, or that already has another value; True
+    when there is no audit log to write to, as there is nothing to do."""
     if len(key.split("/")) != 2 or names.qualified_name_errors(key):
         return False
     annotations = _ANNOTATIONS.get()
     if annotations is None:
         return True
-    return annotations.setdefault(key, value) == value
+    return annotations.setdefault(key, (value, level))[0] == value
 
 
 @dataclasses.dataclass
@@ -240,14 +241,15 @@ class Request:
     impersonated: User | None = None
     attrs: Attributes | None = None
     allowed: bool | None = None
-    annotations: dict[str, str] = dataclasses.field(default_factory=dict)  # from admission
+    # from admission: key -> (value, the lowest level that writes it)
+    annotations: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)
 
-    def collecting(self) -> contextvars.Token[dict[str, str] | None]:
+    def collecting(self) -> contextvars.Token[dict[str, tuple[str, str]] | None]:
         """Make this request's `annotations` those `annotate` adds to (until `reset`)."""
         return _ANNOTATIONS.set(self.annotations)
 
     @staticmethod
-    def reset(token: contextvars.Token[dict[str, str] | None]) -> None:
+    def reset(token: contextvars.Token[dict[str, tuple[str, str]] | None]) -> None:
         _ANNOTATIONS.reset(token)
 
 
@@ -310,8 +312,10 @@ class AuditLog:
         if level == "None" or stage in omit:
             return
         event = self._event(req, level, stage, now)
-        if req.annotations:
-            event["annotations"] = {**event.get("annotations", {}), **req.annotations}
+        written = {key: value for key, (value, least) in req.annotations.items()
+                   if LEVELS.index(least) <= LEVELS.index(level)}
+        if written:
+            event["annotations"] = {**event.get("annotations", {}), **written}
         event["responseStatus"] = response_status(code, response_body)
         if level in ("Request", "RequestResponse"):
             obj = _decoded(request_body, request_type, omit_managed)

@@ -150,3 +150,34 @@ def test_a_failed_authentication_is_response_started_without_a_user(tmp_path: Pa
     (event,) = events(tmp_path / "audit.log")
     assert (event["stage"], event["user"], event["level"]) == ("ResponseStarted", {}, "Metadata")
     assert event["responseStatus"]["code"] == 401 and "annotations" not in event
+
+
+def test_admission_annotations_by_level(tmp_path: Path) -> None:
+    """kube's AddAnnotation(WithLevel): qualified `prefix/name` keys, the first value kept, and
+    an annotation written only in events at its level or above."""
+    log = audit.AuditLog(tmp_path / "audit.log", audit.parse_policy({"rules": [
+        {"level": "Request", "resources": [{"group": "", "resources": ["configmaps"]}]},
+        {"level": "Metadata"}]}))
+    assert audit.annotate("a.example.com/k", "v")  # no request being served: nothing to do
+    written = {}
+    for what, attrs in (("configmaps", resolve("POST", "/api/v1/namespaces/d/configmaps", {})),
+                        ("secrets", resolve("POST", "/api/v1/namespaces/d/secrets", {}))):
+        req = audit.Request("/api/v1/namespaces/d/" + what, "127.0.0.1", "", NOW, user=ALICE,
+                            attrs=attrs)
+        token = req.collecting()
+        try:
+            assert audit.annotate("a.example.com/k", "first")
+            assert audit.annotate("a.example.com/k", "first")
+            assert not audit.annotate("a.example.com/k", "second")
+            assert not audit.annotate("a.example.com/not/qualified", "x")
+            assert not audit.annotate("no-prefix", "x")
+            assert not audit.annotate("a.example.com/bad key", "x")
+            assert audit.annotate("patch.example.com/round_0_index_0", "[]", level="Request")
+        finally:
+            req.reset(token)
+        log.completed(req, 201, NOW, request_body=None, response_body=None)
+        written[what] = events(tmp_path / "audit.log")[-1]["annotations"]
+    log.close()
+    assert written["configmaps"] == {"a.example.com/k": "first",
+                                     "patch.example.com/round_0_index_0": "[]"}
+    assert written["secrets"] == {"a.example.com/k": "first"}
