@@ -13,7 +13,9 @@ For one write (`Attributes`) and one policy with one of its bindings:
    labels);
 2. params: with a `paramKind`, the binding's `paramRef` names one object (`name`) or selects
    several (`selector`), in `paramRef.namespace` or the request's namespace; none found is a
-   denial under `parameterNotFoundAction: Deny`, a pass under `Allow`; each param is
+   denial under `parameterNotFoundAction: Deny` (a configuration error: a Deny under
+   `failurePolicy: Fail` whatever the binding's actions, nothing under Ignore), a pass under
+   `Allow`; each param is
    evaluated on its own (`params` is null without a `paramKind`);
 3. `matchConditions`, in order: a false one means the policy does not apply;
 4. `variables`, in order (each may use the ones before it), then every validation: a false
@@ -217,11 +219,11 @@ def evaluate(policy: Obj, binding: Obj, attrs: Attributes, params: list[Obj | No
     bspec = binding.get("spec") or {}
     names = (policy["metadata"]["name"], binding["metadata"]["name"])
     actions = bspec.get("validationActions") or ["Deny"]
-    if params is None:
-        return Outcome([Decision(a, *names, "failed to configure binding: no params found for "
-                                            "policy binding with `Deny` parameterNotFoundAction")
-                        for a in actions])
     ignore = spec.get("failurePolicy") == "Ignore"
+    if params is None:  # a configuration error: a Deny under Fail, whatever the actions
+        return Outcome([] if ignore else [Decision(
+            "Deny", *names, "failed to configure binding: no params found for policy binding "
+                            "with `Deny` parameterNotFoundAction")])
     out = Outcome()
     for param in params:
         failures, annotations, errors = _evaluate_one(spec, attrs, param, namespace, ignore)

@@ -105,10 +105,12 @@ def test_params_and_actions() -> None:
     obj = {"metadata": {"name": "web"}, "spec": {"replicas": 4}}
     got = _messages(policy, _attrs(obj), binding=binding, params=[{"max": 5}, {"max": 3}])
     assert got == [("Warn", "at most 3", "Invalid"), ("Audit", "at most 3", "Invalid")]
-    missing = vap.evaluate(policy, BINDING, _attrs(obj), None, None).decisions
-    assert [d.message for d in missing] == [
-        "failed to configure binding: no params found for policy binding with `Deny` "
-        "parameterNotFoundAction"]
+    missing = vap.evaluate(policy, binding, _attrs(obj), None, None).decisions
+    assert [(d.action, d.message) for d in missing] == [(
+        "Deny", "failed to configure binding: no params found for policy binding with `Deny` "
+                "parameterNotFoundAction")]  # kube's addConfigError: Deny, not Warn or Audit
+    ignored = {**policy, "spec": {**policy["spec"], "failurePolicy": "Ignore"}}
+    assert vap.evaluate(ignored, binding, _attrs(obj), None, None).decisions == []
     decision = vap.Decision("Warn", "p", "b", "at most 3")
     assert decision.warning == ("Validation failed for ValidatingAdmissionPolicy 'p' with "
                                 "binding 'b': at most 3")
