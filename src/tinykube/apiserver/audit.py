@@ -179,6 +179,29 @@ def object_ref(attrs: Attributes) -> Obj | None:
     return {k: v for k, v in ref.items() if v}
 
 
+def _names_its_object(req: Request) -> bool:
+    """A create names its object only in the body (kube's LogRequestObject reads it there)."""
+    return req.attrs is not None and req.attrs.verb == "create" and not req.attrs.name
+
+
+_REF_ORDER = ("resource", "namespace", "name", "uid", "apiGroup", "apiVersion",
+              "resourceVersion", "subresource")
+
+
+def _completed_ref(ref: Obj, sent: Obj) -> Obj:
+    """kube's LogRequestObject: the objectRef's namespace, name, uid and resourceVersion, where
+    the request's path left them out, from the object sent (a create's `generateName` leaves
+    the name out: it is chosen later)."""
+    meta = sent.get("metadata")
+    if not isinstance(meta, dict):
+        return ref
+    out = dict(ref)
+    for key in ("namespace", "name", "uid", "resourceVersion"):
+        if not out.get(key) and isinstance(meta.get(key), str) and meta[key]:
+            out[key] = meta[key]
+    return {key: out[key] for key in _REF_ORDER if key in out}
+
+
 def _decoded(body: bytes | None, content_type: str, omit_managed_fields: bool) -> Any:
     """The body as JSON (kube logs protobuf and YAML bodies converted); None if it is none
     of those or does not parse."""
@@ -317,10 +340,12 @@ class AuditLog:
         if written:
             event["annotations"] = {**event.get("annotations", {}), **written}
         event["responseStatus"] = response_status(code, response_body)
-        if level in ("Request", "RequestResponse"):
-            obj = _decoded(request_body, request_type, omit_managed)
-            if obj is not None:
-                event["requestObject"] = obj
+        sent = _decoded(request_body, request_type, omit_managed) \
+            if level in ("Request", "RequestResponse") or _names_its_object(req) else None
+        if "objectRef" in event and isinstance(sent, dict):
+            event["objectRef"] = _completed_ref(event["objectRef"], sent)
+        if level in ("Request", "RequestResponse") and sent is not None:
+            event["requestObject"] = sent
         if level == "RequestResponse":
             obj = _decoded(response_body, response_type, omit_managed)
             if obj is not None:

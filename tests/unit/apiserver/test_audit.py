@@ -128,7 +128,8 @@ def test_events_at_each_level(tmp_path: Path) -> None:
         "requestURI": "/api/v1/namespaces/default/configmaps", "verb": "create",
         "user": {"username": "alice", "groups": ["devs", "system:authenticated"]},
         "sourceIPs": ["127.0.0.1"], "userAgent": "kubectl/v1",
-        "objectRef": {"resource": "configmaps", "namespace": "default", "apiVersion": "v1"},
+        "objectRef": {"resource": "configmaps", "namespace": "default", "name": "c",
+                      "apiVersion": "v1"},
         "requestReceivedTimestamp": "2026-01-02T03:04:05.678901Z",
         "stageTimestamp": "2026-01-02T03:04:05.678901Z",
         "annotations": {"authorization.k8s.io/decision": "allow"},
@@ -181,3 +182,20 @@ def test_admission_annotations_by_level(tmp_path: Path) -> None:
     assert written["configmaps"] == {"a.example.com/k": "first",
                                      "patch.example.com/round_0_index_0": "[]"}
     assert written["secrets"] == {"a.example.com/k": "first"}
+
+
+def test_a_create_names_its_object_from_the_body_at_metadata_level(tmp_path: Path) -> None:
+    log = audit.AuditLog(tmp_path / "audit.log", audit.load_policy(None))  # all at Metadata
+    attrs = resolve("POST", "/apis/apps/v1/namespaces/web/deployments", {})
+    for body in (b'{"metadata":{"name":"d","uid":"u-1"}}', b'{"metadata":{"generateName":"d-"}}',
+                 b"not json"):
+        req = audit.Request("/apis/apps/v1/namespaces/web/deployments", "127.0.0.1", "", NOW,
+                            user=ALICE, attrs=attrs)
+        log.completed(req, 201, NOW, request_body=body, response_body=None)
+    log.close()
+    refs = [e["objectRef"] for e in events(tmp_path / "audit.log")]
+    base = {"resource": "deployments", "namespace": "web", "apiGroup": "apps",
+            "apiVersion": "v1"}
+    assert refs == [{"resource": "deployments", "namespace": "web", "name": "d", "uid": "u-1",
+                     "apiGroup": "apps", "apiVersion": "v1"}, base, base]
+    assert all("requestObject" not in e for e in events(tmp_path / "audit.log"))
