@@ -242,12 +242,12 @@ def annotate(key: str, value: str, level: str = "Metadata") -> bool:
     """kube's admission `AddAnnotationWithLevel`: add `key` to the current request's audit
     event, written when the event's level is `level` or above. False (nothing added) for a key
     that is not `prefix/name` with a qualified name, or that already has another value; True
-    when there is no audit log to write to, as there is nothing to do."""
-    if len(key.split("/")) != 2 or names.qualified_name_errors(key):
-        return False
+    (unchecked) when there is no audit log to write to, as there is nothing to do."""
     annotations = _ANNOTATIONS.get()
     if annotations is None:
         return True
+    if len(key.split("/")) != 2 or names.qualified_name_errors(key):
+        return False
     return annotations.setdefault(key, (value, level))[0] == value
 
 
