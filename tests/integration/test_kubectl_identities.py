@@ -187,7 +187,7 @@ def test_the_audit_log_writes_events_as_its_policy_says(kctl: Kubectl,
     events = _audit_events(cluster)
     created = [e for e in events if e.get("verb") == "create" and
                e.get("objectRef") == {"resource": "configmaps", "namespace": "default",
-                                      "apiVersion": "v1"} and
+                                      "name": "audited", "apiVersion": "v1"} and
                str(e.get("userAgent")).startswith("kubectl")]
     assert len(created) == 1 and created[0]["level"] == "RequestResponse"
     assert created[0]["stage"] == "ResponseComplete"

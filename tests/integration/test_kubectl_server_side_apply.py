@@ -1,6 +1,7 @@
 """Server-side apply with managed fields, as both kubectls meet it (one cluster per module).
 
-- The issue's example: a key the applier stops applying is removed (`{"key2":"new"}`).
+- The issue's example: a key the applier stops applying is removed (`{"key2":"new"}`); a map
+  applied empty and then with a key again keeps that key (lightkube's `test_apply`).
 - A field set by another manager conflicts: kubectl prints kube's 409 text and its own advice;
   `--force-conflicts` takes the field and the other manager keeps the rest.
 - `kubectl create` records an Update manager with the defaulted fields; `--show-managed-fields`
@@ -70,6 +71,14 @@ def test_a_key_the_applier_drops_is_removed(kubectl: Kubectl, ns: str) -> None:
     obj = get(kubectl, ns, "cm/c")
     assert obj["data"] == {"key2": "new"}
     assert managers(obj) == {("kubectl", "Apply", ""): {"f:data": {"f:key2": {}}}}
+
+
+def test_a_map_applied_empty_then_with_a_key(kubectl: Kubectl, ns: str) -> None:
+    for data in ({"key1": "value1", "key2": "value2"}, {}, {"key1": "new value"}):
+        kubectl("apply", "--server-side", "-f", "-", input=configmap(ns, **data))
+    obj = get(kubectl, ns, "cm/c")
+    assert obj["data"] == {"key1": "new value"}
+    assert managers(obj) == {("kubectl", "Apply", ""): {"f:data": {"f:key1": {}}}}
 
 
 def test_conflict_then_force(kubectl: Kubectl, ns: str) -> None:

@@ -13,16 +13,25 @@ For one write (`Attributes`) and one policy with one of its bindings:
    labels);
 2. params: with a `paramKind`, the binding's `paramRef` names one object (`name`) or selects
    several (`selector`), in `paramRef.namespace` or the request's namespace; none found is a
-   denial under `parameterNotFoundAction: Deny`, a pass under `Allow`; each param is
+   denial under `parameterNotFoundAction: Deny` (a configuration error: a Deny under
+   `failurePolicy: Fail` whatever the binding's actions, nothing under Ignore), a pass under
+   `Allow`; each param is
    evaluated on its own (`params` is null without a `paramKind`);
 3. `matchConditions`, in order: a false one means the policy does not apply;
 4. `variables`, in order (each may use the ones before it), then every validation: a false
    expression fails with its `message`, `messageExpression`'s result, or
    `failed expression: <expression>`, with its `reason` (default Invalid).
 
+   Each validation is judged on its own, so one that cannot be evaluated does not hide
+   another's failure;
+5. `auditAnnotations`, in order: a string (trimmed, cut at 10 KiB) is published under its key,
+   an empty string or null is not; any other type is an error.
+
 Runtime errors (and a policy whose expressions do not compile) fail as `failurePolicy` says
-(default Fail: a denial with the error, `Ignore`: no decision). Each failure becomes one
-decision per `validationActions` entry of the binding (Deny, Warn, Audit).
+(default Fail: a denial with the error, `Ignore`: no decision). Each failed validation becomes
+one decision per `validationActions` entry of the binding (Deny, Warn, Audit), with its index
+in `validations`; an audit annotation's error is a Deny whatever the actions are (kube's
+dispatcher adds it to the denials directly).
 
 `spec_errors(policy)` is what a policy write is refused for: expressions that do not compile
 (`spec.validations[0].expression: Invalid value: "...": compilation failed: ...`).
@@ -82,6 +91,7 @@ class Decision:
     binding: str
     message: str
     reason: str = "Invalid"
+    index: int = 0  # the validation's place in `spec.validations` (kube's expressionIndex)
 
     @property
     def text(self) -> str:
@@ -93,6 +103,18 @@ class Decision:
     def warning(self) -> str:
         return (f"Validation failed for ValidatingAdmissionPolicy '{self.policy}' with binding "
                 f"'{self.binding}': {self.message}")
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What one policy through one binding decided: failed validations, and the audit
+    annotations it publishes (key without the policy's name, value), in spec order."""
+
+    decisions: list[Decision] = dataclasses.field(default_factory=list)
+    annotations: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+
+
+MAX_ANNOTATION_BYTES = 10 * 1024  # kube's maxAuditAnnotationValueLength
 
 
 @functools.lru_cache(maxsize=2048)
@@ -190,53 +212,103 @@ def conditions_hold(conditions: tuple[Obj, ...] | list[Obj], variables: Obj) -> 
 
 
 def evaluate(policy: Obj, binding: Obj, attrs: Attributes, params: list[Obj | None] | None,
-             namespace: Obj | None) -> list[Decision]:
+             namespace: Obj | None) -> Outcome:
     """The decisions of `policy` through `binding` on a write it matches; `params` None means
     the binding's params could not be found (a denial under `Deny`)."""
     spec = policy.get("spec") or {}
     bspec = binding.get("spec") or {}
     names = (policy["metadata"]["name"], binding["metadata"]["name"])
     actions = bspec.get("validationActions") or ["Deny"]
-    if params is None:
-        return [Decision(a, *names, "failed to configure binding: no params found for policy "
-                                    "binding with `Deny` parameterNotFoundAction")
-                for a in actions]
-    out: list[Decision] = []
+    ignore = spec.get("failurePolicy") == "Ignore"
+    if params is None:  # a configuration error: a Deny under Fail, whatever the actions
+        return Outcome([] if ignore else [Decision(
+            "Deny", *names, "failed to configure binding: no params found for policy binding "
+                            "with `Deny` parameterNotFoundAction")])
+    out = Outcome()
     for param in params:
-        try:
-            failures = _failures(spec, attrs, param, namespace)
-        except _Failure as exc:
-            if spec.get("failurePolicy") == "Ignore":
-                continue
-            failures = [(str(exc), "Invalid")]
-        out += [Decision(a, *names, message, reason) for message, reason in failures
-                for a in actions]
+        failures, annotations, errors = _evaluate_one(spec, attrs, param, namespace, ignore)
+        out.decisions += [Decision(a, *names, message, reason, index)
+                          for index, message, reason in failures for a in actions]
+        out.decisions += [Decision("Deny", *names, message) for message in errors]
+        out.annotations += annotations
     return out
 
 
-def _failures(spec: Obj, attrs: Attributes, param: Obj | None,
-              namespace: Obj | None) -> list[tuple[str, str]]:
+_Failed = list[tuple[int, str, str]]  # (validation index, message, reason)
+
+
+def _evaluate_one(spec: Obj, attrs: Attributes, param: Obj | None, namespace: Obj | None,
+                  ignore: bool) -> tuple[_Failed, list[tuple[str, str]], list[str]]:
+    """(failed validations, published annotations, annotation errors) for one param."""
     activation: Obj = {"object": attrs.obj, "oldObject": attrs.old, "request": attrs.request(),
                        "params": param, "namespaceObject": namespace, "variables": {}}
-    for condition in spec.get("matchConditions") or []:
-        if _run(str(condition.get("expression", "")), activation) is not True:
-            return []
-    values: Obj = {}
-    for variable in spec.get("variables") or []:
+    try:
+        for condition in spec.get("matchConditions") or []:
+            if _run(str(condition.get("expression", "")), activation) is not True:
+                return [], [], []
+        values: Obj = {}
+        for variable in spec.get("variables") or []:
+            activation["variables"] = values
+            values[str(variable.get("name"))] = _run(str(variable.get("expression", "")),
+                                                     activation)
         activation["variables"] = values
-        values[str(variable.get("name"))] = _run(str(variable.get("expression", "")), activation)
-    activation["variables"] = values
-    failures: list[tuple[str, str]] = []
-    for validation in spec.get("validations") or []:
-        expression = str(validation.get("expression", ""))
-        result = _run(expression, activation)
-        if result is True:
+    except _Failure as exc:
+        return ([] if ignore else [(0, str(exc), "Invalid")]), [], []
+    failures: _Failed = []
+    for index, validation in enumerate(spec.get("validations") or []):
+        try:
+            failure = _judge(validation, activation)
+        except _Failure as exc:
+            if not ignore:
+                failures.append((index, str(exc), "Invalid"))
             continue
-        if not isinstance(result, bool):
-            raise _Failure(f"expression '{expression}' resulted in error: no such overload")
-        failures.append((_message(validation, activation),
-                         str(validation.get("reason") or "Invalid")))
-    return failures
+        if failure is not None:
+            failures.append((index, *failure))
+    annotations, errors = _annotations(spec.get("auditAnnotations") or [], activation, ignore)
+    return failures, annotations, errors
+
+
+def _judge(validation: Obj, activation: Obj) -> tuple[str, str] | None:
+    """None if the validation holds, else its (message, reason); raises `_Failure`."""
+    expression = str(validation.get("expression", ""))
+    result = _run(expression, activation)
+    if result is True:
+        return None
+    if not isinstance(result, bool):
+        raise _Failure(f"expression '{expression}' resulted in error: no such overload")
+    return _message(validation, activation), str(validation.get("reason") or "Invalid")
+
+
+def _annotations(specs: list[Obj], activation: Obj,
+                 ignore: bool) -> tuple[list[tuple[str, str]], list[str]]:
+    published: list[tuple[str, str]] = []
+    errors: list[str] = []
+    for item in specs:
+        expression = str(item.get("valueExpression", ""))
+        try:
+            value = _run(expression, activation)
+        except _Failure as exc:
+            if not ignore:
+                errors.append(str(exc))
+            continue
+        if isinstance(value, str):
+            text = value.strip()
+            if text:
+                cut = text.encode()[:MAX_ANNOTATION_BYTES].decode(errors="ignore")
+                published.append((str(item.get("key", "")), cut))
+        elif value is not None:
+            errors.append(f"valueExpression '{expression}' resulted in unsupported return "
+                          f"type: {_cel_type(value)}. Return type must be either string or "
+                          "null.")
+    return published, errors
+
+
+def _cel_type(value: Any) -> str:
+    for kind, name in ((bool, "bool"), (int, "int"), (float, "double"), (bytes, "bytes"),
+                       (list, "list"), (dict, "map")):
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__.lower()
 
 
 def _message(validation: Obj, activation: Obj) -> str:

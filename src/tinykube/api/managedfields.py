@@ -248,7 +248,8 @@ def apply(managed: Managed, manager: Manager, live: Obj, applied: Obj, shape: Sh
     mine = managed.get(manager.key)
     stale = (mine.fields if mine else set()) - applied_set
     others = [o for key, o in managed.items() if key != manager.key]
-    orphaned = {path for path in stale if not any(path in o.fields for o in others)}
+    owned_elsewhere = set().union(*(o.fields for o in others))
+    orphaned = _orphaned(stale - owned_elsewhere, applied_set | owned_elsewhere)
     structured.remove(merged, orphaned)
     changed, removed = changes(live, merged, shape)
     conflicts = [ConflictingField(path, o.manager) for o in others
@@ -260,6 +261,23 @@ def apply(managed: Managed, manager: Manager, live: Obj, applied: Obj, shape: Sh
     result[manager.key] = Owned(manager, applied_set,
                                 now if touched or mine is None else mine.time)
     return merged, _capped(result)
+
+
+def _orphaned(candidates: FieldSet, kept: FieldSet) -> FieldSet:
+    """The `candidates` to remove (rule 6) when `kept` stays owned: not a map or list item
+    that holds a kept field (a map once applied empty and now with keys, an item another
+    manager has fields in: kube's prune adds those back), nor a key field of such an item."""
+    holders = {path[:i] for path in kept for i in range(1, len(path))}
+
+    def needed(path: Path) -> bool:
+        if path in holders:
+            return True
+        parent = path[:-1]
+        if parent in holders and parent[-1].startswith("k:") and path[-1].startswith("f:"):
+            return path[-1][2:] in json.loads(parent[-1][2:])
+        return False
+
+    return {path for path in candidates if not needed(path)}
 
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"

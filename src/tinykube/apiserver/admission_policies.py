@@ -7,18 +7,23 @@ matches the write, it looks up the namespace and the params (`paramKind` / `para
 asks `api.admission_policy` for the decisions. The first Deny refuses the write with kube's
 Status (reason from the validation, default Invalid: 422, `deployments.apps "web" is
 forbidden: ValidatingAdmissionPolicy 'p' with binding 'b' denied request: failed expression:
-object.spec.replicas <= 5`); each Warn becomes a Warning header. Audit has no audit log to go
-to here, so it records nothing. Writes of the policies and bindings themselves are not
-checked by policies (kube exempts them too).
+object.spec.replicas <= 5`); each Warn becomes a Warning header; the first Audit becomes the
+audit event's `validation.policy.admission.k8s.io/validation_failure` annotation (a JSON list
+of one failure: message, policy, binding, expressionIndex, validationActions; kube keeps the
+first value a key gets). Each policy's `auditAnnotations` are published as `POLICY/KEY`, the
+distinct values of its bindings (and params) joined with ", ", also when the write is denied.
+Writes of the policies and bindings themselves are not checked by policies (kube exempts them
+too).
 """
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from tinykube.api import admission_policy as vap
 from tinykube.api import errors, resources, selectors
-from tinykube.apiserver import access
+from tinykube.apiserver import access, audit
 
 if TYPE_CHECKING:
     from tinykube.apiserver.admission import Admission, Request
@@ -80,6 +85,7 @@ def validate(admission: Admission, request: Request) -> None:
         else None
     namespace = ns_entry.obj if ns_entry is not None else None
     denied: list[vap.Decision] = []
+    published: dict[str, list[str]] = {}  # POLICY/KEY -> distinct values, in order
     for entry in sorted(bindings, key=lambda e: e.obj["metadata"]["name"]):
         binding = entry.obj
         name = (binding.get("spec") or {}).get("policyName", "")
@@ -93,13 +99,39 @@ def validate(admission: Admission, request: Request) -> None:
                                 namespace):
             continue
         params = _params(admission, policy, binding, request)
-        for decision in vap.evaluate(policy, binding, attrs, params, namespace):
+        outcome = vap.evaluate(policy, binding, attrs, params, namespace)
+        for decision in outcome.decisions:
             if decision.action == "Deny":
                 denied.append(decision)
             elif decision.action == "Warn":
                 request.warnings.append(decision.warning)
+            elif decision.action == "Audit":
+                audit.annotate(VALIDATION_FAILURE, _failure_value(binding, decision))
+        for key, value in outcome.annotations:
+            values = published.setdefault(f"{name}/{key}", [])
+            if value not in values:
+                values.append(value)
+    for key, values in published.items():
+        audit.annotate(key, ", ".join(values))
     if denied:
         raise _refusal(request, denied[0])
+
+
+VALIDATION_FAILURE = "validation.policy.admission.k8s.io/validation_failure"
+
+
+def _failure_value(binding: Obj, decision: vap.Decision) -> str:
+    """kube's ValidationFailureValue list, as Go's encoding/json writes it (compact, UTF-8,
+    with `<`, `>`, `&`, U+2028 and U+2029 escaped)."""
+    spec = binding.get("spec") or {}
+    text = json.dumps([{"message": decision.message, "policy": spec.get("policyName", ""),
+                        "binding": decision.binding, "expressionIndex": decision.index,
+                        "validationActions": list(spec.get("validationActions") or [])}],
+                      separators=(",", ":"), ensure_ascii=False)
+    return text.translate(_GO_ESCAPES)
+
+
+_GO_ESCAPES = {ord(c): f"\\u{ord(c):04x}" for c in "<>&\u2028\u2029"}
 
 
 class _Denied(errors.APIError):

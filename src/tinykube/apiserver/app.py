@@ -195,7 +195,14 @@ class APIServer:
             if "Impersonate-User" in request.headers:
                 entry.impersonated = request.get(access.USER)
             log_.received(entry, now())
-        response = refused if refused is not None else await self._handle(request)
+        if refused is not None:
+            response: web.StreamResponse = refused
+        else:
+            token = entry.collecting()
+            try:
+                response = await self._handle(request)
+            finally:
+                entry.reset(token)
         body = response.body if isinstance(response, web.Response) else None
         log_.completed(entry, response.status, now(), request_body=request.get(handlers.BODY),
                        response_body=body if isinstance(body, bytes) else None,

@@ -13,6 +13,14 @@ at stage `ResponseStarted` with code 401 and no user, as kube's failed-authentic
 does. Events carry the authenticated user and, under impersonation, `impersonatedUser`,
 `sourceIPs`, `userAgent`, `objectRef`, and the authorizer's decision annotation.
 
+Admission adds annotations to the request's event (`annotate`, kube's admission
+`Attributes.AddAnnotation`, which its audit handler copies into the event after each plugin,
+whether the plugin admitted the request or not): ValidatingAdmissionPolicies' `auditAnnotations`
+(`POLICY/KEY`) and their Audit failures (`validation.policy.admission.k8s.io/validation_failure`),
+and admission webhooks' `auditAnnotations` (`WEBHOOK/KEY`). A key must be a qualified name with
+one prefix (`prefix/name`), and a key once set keeps its first value, as kube keeps it. They are
+in the last stage's event (ResponseComplete), at every level but None.
+
 Where tinykube differs: without `--audit-policy-file` every request is logged at `Metadata`
 (kube-apiserver logs nothing without a policy); there is no `ResponseStarted` stage for
 long-running requests (a watch is written when it ends) and no `Panic` stage; the
@@ -22,6 +30,7 @@ batched, and the file is never rotated.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import datetime
 import os
@@ -35,6 +44,7 @@ import yaml
 
 from tinykube import private
 from tinykube.api import errors
+from tinykube.api.validation import names
 from tinykube.apiserver import codec
 from tinykube.apiserver.rbac import User
 from tinykube.apiserver.request_info import Attributes
@@ -169,6 +179,29 @@ def object_ref(attrs: Attributes) -> Obj | None:
     return {k: v for k, v in ref.items() if v}
 
 
+def _names_its_object(req: Request) -> bool:
+    """A create names its object only in the body (kube's LogRequestObject reads it there)."""
+    return req.attrs is not None and req.attrs.verb == "create" and not req.attrs.name
+
+
+_REF_ORDER = ("resource", "namespace", "name", "uid", "apiGroup", "apiVersion",
+              "resourceVersion", "subresource")
+
+
+def _completed_ref(ref: Obj, sent: Obj) -> Obj:
+    """kube's LogRequestObject: the objectRef's namespace, name, uid and resourceVersion, where
+    the request's path left them out, from the object sent (a create's `generateName` leaves
+    the name out: it is chosen later)."""
+    meta = sent.get("metadata")
+    if not isinstance(meta, dict):
+        return ref
+    out = dict(ref)
+    for key in ("namespace", "name", "uid", "resourceVersion"):
+        if not out.get(key) and isinstance(meta.get(key), str) and meta[key]:
+            out[key] = meta[key]
+    return {key: out[key] for key in _REF_ORDER if key in out}
+
+
 def _decoded(body: bytes | None, content_type: str, omit_managed_fields: bool) -> Any:
     """The body as JSON (kube logs protobuf and YAML bodies converted); None if it is none
     of those or does not parse."""
@@ -199,6 +232,25 @@ def response_status(code: int, body: bytes | None) -> Obj:
     return status
 
 
+# The annotations of the request being served, while an audit log is on (see `annotate`). Set
+# per request task, so the admission code deep in a write reaches them without a parameter.
+_ANNOTATIONS: contextvars.ContextVar[dict[str, tuple[str, str]] | None] = \
+    contextvars.ContextVar("tinykube_audit_annotations", default=None)
+
+
+def annotate(key: str, value: str, level: str = "Metadata") -> bool:
+    """kube's admission `AddAnnotationWithLevel`: add `key` to the current request's audit
+    event, written when the event's level is `level` or above. False (nothing added) for a key
+    that is not `prefix/name` with a qualified name, or that already has another value; True
+    (unchecked) when there is no audit log to write to, as there is nothing to do."""
+    annotations = _ANNOTATIONS.get()
+    if annotations is None:
+        return True
+    if len(key.split("/")) != 2 or names.qualified_name_errors(key):
+        return False
+    return annotations.setdefault(key, (value, level))[0] == value
+
+
 @dataclasses.dataclass
 class Request:
     """What the audit knows of one request, gathered as it passes the filters."""
@@ -212,6 +264,16 @@ class Request:
     impersonated: User | None = None
     attrs: Attributes | None = None
     allowed: bool | None = None
+    # from admission: key -> (value, the lowest level that writes it)
+    annotations: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)
+
+    def collecting(self) -> contextvars.Token[dict[str, tuple[str, str]] | None]:
+        """Make this request's `annotations` those `annotate` adds to (until `reset`)."""
+        return _ANNOTATIONS.set(self.annotations)
+
+    @staticmethod
+    def reset(token: contextvars.Token[dict[str, tuple[str, str]] | None]) -> None:
+        _ANNOTATIONS.reset(token)
 
 
 class AuditLog:
@@ -273,11 +335,17 @@ class AuditLog:
         if level == "None" or stage in omit:
             return
         event = self._event(req, level, stage, now)
+        written = {key: value for key, (value, least) in req.annotations.items()
+                   if LEVELS.index(least) <= LEVELS.index(level)}
+        if written:
+            event["annotations"] = {**event.get("annotations", {}), **written}
         event["responseStatus"] = response_status(code, response_body)
-        if level in ("Request", "RequestResponse"):
-            obj = _decoded(request_body, request_type, omit_managed)
-            if obj is not None:
-                event["requestObject"] = obj
+        sent = _decoded(request_body, request_type, omit_managed) \
+            if level in ("Request", "RequestResponse") or _names_its_object(req) else None
+        if "objectRef" in event and isinstance(sent, dict):
+            event["objectRef"] = _completed_ref(event["objectRef"], sent)
+        if level in ("Request", "RequestResponse") and sent is not None:
+            event["requestObject"] = sent
         if level == "RequestResponse":
             obj = _decoded(response_body, response_type, omit_managed)
             if obj is not None:

@@ -25,7 +25,9 @@ this module does the I/O:
   (others refuse it with upstream's 400);
 - `matchConditions` are CEL (`MATCH_CONDITIONS`: `api.admission_policy.conditions_hold`, the
   same engine and semantics as ValidatingAdmissionPolicy's); a false one skips the hook, an
-  evaluation error counts as a failed call (`failurePolicy` decides). No `authorizer`.
+  evaluation error counts as a failed call (`failurePolicy` decides). No `authorizer`;
+- an answer's `auditAnnotations` go into the request's audit event as `WEBHOOK/KEY`
+  (`audit.annotate`), whether it allowed the request or not.
 """
 
 from __future__ import annotations
@@ -51,11 +53,26 @@ from tinykube.api.apiextensions import model as crd_model
 from tinykube.api.clone import clone
 from tinykube.api.resources import Resource
 from tinykube.api.webhooks import Attributes, Hook
-from tinykube.apiserver import access
+from tinykube.apiserver import access, audit
 from tinykube.store.cache import Store
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
+
+# the audit annotations of kube's webhook dispatchers (each key ends in round_R_index_I: the
+# reinvocation round and the hook's place among all hooks of its kind, in configuration order)
+MUTATION_ANNOTATION = "mutation.webhook.admission.k8s.io/"
+PATCH_ANNOTATION = "patch.webhook.admission.k8s.io/"
+FAILED_OPEN_MUTATION = "failed-open.mutation.webhook.admission.k8s.io/"
+FAILED_OPEN_VALIDATING = "failed-open.validating.webhook.admission.k8s.io/"
+
+
+def _go_json(value: Any) -> str:
+    """Compact JSON as Go's encoding/json writes these annotations (`<`, `>` and `&`
+    escaped); the caller orders the keys."""
+    text = orjson.dumps(value).decode()
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
 
 POOL_LIMIT = 64  # connections to all webhooks together
 PER_HOST_LIMIT = 16
@@ -160,7 +177,7 @@ class Dispatcher:
         none matched."""
         if (res.group, res.plural) in hooks_api.EXEMPT:
             return None
-        hooks = [(h, row) for h in self.hooks(True)
+        hooks = [(i, h, row) for i, h in enumerate(self.hooks(True))
                  if (row := self._selected(h, request, res)) is not None]
         if not hooks:
             return None
@@ -168,10 +185,11 @@ class Dispatcher:
         invoked: list[Hook] = []
         reinvoke: set[tuple[str, int]] = set()
         for round_ in (0, 1):
-            for hook, row in hooks:
+            for index, hook, row in hooks:
                 if round_ == 1 and hook.key not in reinvoke:
                     continue
-                changed, obj = await self._mutate_one(hook, row, request, obj, res, warnings)
+                changed, obj = await self._mutate_one(hook, row, request, obj, res, warnings,
+                                                      f"round_{round_}_index_{index}")
                 if changed and round_ == 0:
                     reinvoke.update(h.key for h in invoked if h.reinvocation == "IfNeeded")
                 invoked.append(hook)
@@ -180,11 +198,32 @@ class Dispatcher:
         return obj
 
     async def _mutate_one(self, hook: Hook, row: Resource, request: Attributes, obj: Obj | None,
-                          res: Resource, warnings: list[str]) -> tuple[bool, Obj | None]:
+                          res: Resource, warnings: list[str],
+                          call: str) -> tuple[bool, Obj | None]:
+        """One call of a mutating hook, annotated in the audit event as kube annotates it:
+        `mutation.webhook.admission.k8s.io/<call>` whatever came of it, and the patch it
+        answered under `patch.webhook.admission.k8s.io/<call>` (Request level)."""
+        mutated = False
+        try:
+            mutated, obj = await self._patched_by(hook, row, request, obj, res, warnings, call)
+        finally:
+            audit.annotate(MUTATION_ANNOTATION + call, _go_json(
+                {"configuration": hook.configuration, "webhook": hook.name, "mutated": mutated}))
+        return mutated, obj
+
+    async def _patched_by(self, hook: Hook, row: Resource, request: Attributes,
+                          obj: Obj | None, res: Resource, warnings: list[str],
+                          call: str) -> tuple[bool, Obj | None]:
         attrs = await self._in_row(dataclasses.replace(request, obj=obj), row)
-        response = await self._call_guarded(hook, attrs, request, warnings)
+        response = await self._call_guarded(hook, attrs, request, warnings,
+                                            FAILED_OPEN_MUTATION + call)
         if response is None or not response.patch:
             return False, obj
+        audit.annotate(PATCH_ANNOTATION + call, _go_json(
+            {"configuration": hook.configuration, "webhook": hook.name,
+             # each operation is a Go map (keys sorted), its values raw JSON as answered
+             "patch": [dict(sorted(op.items())) for op in response.patch],
+             "patchType": "JSONPatch"}), level="Request")
         if attrs.obj is None:
             raise errors.InternalError(
                 f'Internal error occurred: admission webhook "{hook.name}" attempted to modify '
@@ -225,15 +264,16 @@ class Dispatcher:
         """Run the validating hooks concurrently; raise the first refusal in hook order."""
         if (res.group, res.plural) in hooks_api.EXEMPT:
             return
-        hooks = [(h, row) for h in self.hooks(False)
+        hooks = [(i, h, row) for i, h in enumerate(self.hooks(False))
                  if (row := self._selected(h, request, res)) is not None]
         if not hooks:
             return
-        async def one(hook: Hook, row: Resource) -> hooks_api.Response | None:
+        async def one(index: int, hook: Hook, row: Resource) -> hooks_api.Response | None:
             return await self._call_guarded(hook, await self._in_row(request, row), request,
-                                            warnings)
+                                            warnings,
+                                            f"{FAILED_OPEN_VALIDATING}round_0_index_{index}")
 
-        results = await asyncio.gather(*(one(h, row) for h, row in hooks),
+        results = await asyncio.gather(*(one(i, h, row) for i, h, row in hooks),
                                        return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
@@ -245,8 +285,10 @@ class Dispatcher:
     # --- one call -----------------------------------------------------------------------
 
     async def _call_guarded(self, hook: Hook, attrs: Attributes, request: Attributes,
-                            warnings: list[str]) -> hooks_api.Response | None:
-        """Call a hook; None when it failed and `failurePolicy: Ignore` lets the request on."""
+                            warnings: list[str],
+                            failed_open: str) -> hooks_api.Response | None:
+        """Call a hook; None when it failed and `failurePolicy: Ignore` lets the request on
+        (the audit annotation `failed_open` says so)."""
         if attrs.dry_run and hook.side_effects not in ("None", "NoneOnDryRun"):
             raise errors.BadRequest(f'admission webhook "{hook.name}" does not support dry run')
         try:
@@ -256,8 +298,12 @@ class Dispatcher:
         except CallFailed as exc:
             if hook.failure_policy == "Ignore":
                 log.warning("Failed calling webhook, failing open %s: %s", hook.name, exc)
+                audit.annotate(failed_open, "true")
                 return None
             raise call_error(hook, str(exc)) from exc
+        for key, value in response.audit_annotations.items():
+            if isinstance(value, str):  # kube's AddAnnotation: a bad or taken key is dropped
+                audit.annotate(f"{hook.name}/{key}", value)
         warnings.extend(response.warnings)
         if not response.allowed:
             raise Denied(hooks_api.denial(hook.name, response.status))

@@ -62,7 +62,8 @@ def test_matches(constraints: Obj, attrs: vap.Attributes, namespace: Obj | None,
 def _messages(policy: Obj, attrs: vap.Attributes, *, binding: Obj = BINDING,
               params: list[Obj | None] | None = None) -> list[tuple[str, str, str]]:
     return [(d.action, d.message, d.reason) for d in
-            vap.evaluate(policy, binding, attrs, [None] if params is None else params, None)]
+            vap.evaluate(policy, binding, attrs, [None] if params is None else params,
+                         None).decisions]
 
 
 DENY5 = {"expression": "object.spec.replicas <= 5"}
@@ -104,15 +105,72 @@ def test_params_and_actions() -> None:
     obj = {"metadata": {"name": "web"}, "spec": {"replicas": 4}}
     got = _messages(policy, _attrs(obj), binding=binding, params=[{"max": 5}, {"max": 3}])
     assert got == [("Warn", "at most 3", "Invalid"), ("Audit", "at most 3", "Invalid")]
-    missing = vap.evaluate(policy, BINDING, _attrs(obj), None, None)
-    assert [d.message for d in missing] == [
-        "failed to configure binding: no params found for policy binding with `Deny` "
-        "parameterNotFoundAction"]
+    missing = vap.evaluate(policy, binding, _attrs(obj), None, None).decisions
+    assert [(d.action, d.message) for d in missing] == [(
+        "Deny", "failed to configure binding: no params found for policy binding with `Deny` "
+                "parameterNotFoundAction")]  # kube's addConfigError: Deny, not Warn or Audit
+    ignored = {**policy, "spec": {**policy["spec"], "failurePolicy": "Ignore"}}
+    assert vap.evaluate(ignored, binding, _attrs(obj), None, None).decisions == []
     decision = vap.Decision("Warn", "p", "b", "at most 3")
     assert decision.warning == ("Validation failed for ValidatingAdmissionPolicy 'p' with "
                                 "binding 'b': at most 3")
     assert decision.text == ("ValidatingAdmissionPolicy 'p' with binding 'b' denied request: "
                              "at most 3")
+
+
+def test_each_validation_is_judged_alone_with_its_index() -> None:
+    policy = _policy([DENY5, {"expression": "object.spec.missing > 1"},
+                      {"expression": "object.spec.replicas < 3", "message": "under 3"}])
+    obj = {"metadata": {"name": "web"}, "spec": {"replicas": 7}}
+    got = vap.evaluate(policy, BINDING, _attrs(obj), [None], None).decisions
+    assert [(d.index, d.message) for d in got] == [
+        (0, "failed expression: object.spec.replicas <= 5"),
+        (1, "expression 'object.spec.missing > 1' resulted in error: no such key: missing"),
+        (2, "under 3")]
+    ignored = vap.evaluate({**policy, "spec": {**policy["spec"], "failurePolicy": "Ignore"}},
+                           BINDING, _attrs(obj), [None], None).decisions
+    assert [(d.index, d.message) for d in ignored] == [
+        (0, "failed expression: object.spec.replicas <= 5"), (2, "under 3")]
+
+
+AUDIT_ANNOTATIONS: dict[str, tuple[list[Obj], str, list[tuple[str, str]], list[str]]] = {
+    "a string is published, trimmed": (
+        [{"key": "count", "valueExpression": "' ' + string(object.spec.replicas) + ' '"}],
+        "Fail", [("count", "7")], []),
+    "null and empty strings are not": (
+        [{"key": "a", "valueExpression": "null"}, {"key": "b", "valueExpression": "'  '"}],
+        "Fail", [], []),
+    "another type is an error, a Deny whatever the actions": (
+        [{"key": "n", "valueExpression": "object.spec.replicas"}], "Fail", [],
+        ["valueExpression 'object.spec.replicas' resulted in unsupported return type: int. "
+         "Return type must be either string or null."]),
+    "a runtime error denies under Fail": (
+        [{"key": "x", "valueExpression": "object.spec.missing"}], "Fail", [],
+        ["expression 'object.spec.missing' resulted in error: no such key: missing"]),
+    "and is left out under Ignore": (
+        [{"key": "x", "valueExpression": "object.spec.missing"},
+         {"key": "y", "valueExpression": "'kept'"}], "Ignore", [("y", "kept")], []),
+}
+
+
+@pytest.mark.parametrize("case", AUDIT_ANNOTATIONS, ids=list(AUDIT_ANNOTATIONS))
+def test_audit_annotations(case: str) -> None:
+    annotations, failure_policy, published, denials = AUDIT_ANNOTATIONS[case]
+    policy = _policy([], auditAnnotations=annotations, failurePolicy=failure_policy)
+    binding = {"metadata": {"name": "b"}, "spec": {"policyName": "p",
+                                                   "validationActions": ["Audit"]}}
+    obj = {"metadata": {"name": "web"}, "spec": {"replicas": 7}}
+    outcome = vap.evaluate(policy, binding, _attrs(obj), [None], None)
+    assert outcome.annotations == published
+    assert [(d.action, d.message) for d in outcome.decisions] == [("Deny", m) for m in denials]
+
+
+def test_a_long_audit_annotation_is_cut_at_10_kib() -> None:
+    policy = _policy([], auditAnnotations=[{"key": "k",
+                                            "valueExpression": "object.metadata.name"}])
+    obj = {"metadata": {"name": "é" * 6000}, "spec": {}}
+    [(key, value)] = vap.evaluate(policy, BINDING, _attrs(obj), [None], None).annotations
+    assert key == "k" and value == "é" * 5120 and len(value.encode()) == 10 * 1024
 
 
 @pytest.mark.parametrize(("spec", "expected"), [

@@ -128,7 +128,8 @@ def test_events_at_each_level(tmp_path: Path) -> None:
         "requestURI": "/api/v1/namespaces/default/configmaps", "verb": "create",
         "user": {"username": "alice", "groups": ["devs", "system:authenticated"]},
         "sourceIPs": ["127.0.0.1"], "userAgent": "kubectl/v1",
-        "objectRef": {"resource": "configmaps", "namespace": "default", "apiVersion": "v1"},
+        "objectRef": {"resource": "configmaps", "namespace": "default", "name": "c",
+                      "apiVersion": "v1"},
         "requestReceivedTimestamp": "2026-01-02T03:04:05.678901Z",
         "stageTimestamp": "2026-01-02T03:04:05.678901Z",
         "annotations": {"authorization.k8s.io/decision": "allow"},
@@ -150,3 +151,51 @@ def test_a_failed_authentication_is_response_started_without_a_user(tmp_path: Pa
     (event,) = events(tmp_path / "audit.log")
     assert (event["stage"], event["user"], event["level"]) == ("ResponseStarted", {}, "Metadata")
     assert event["responseStatus"]["code"] == 401 and "annotations" not in event
+
+
+def test_admission_annotations_by_level(tmp_path: Path) -> None:
+    """kube's AddAnnotation(WithLevel): qualified `prefix/name` keys, the first value kept, and
+    an annotation written only in events at its level or above."""
+    log = audit.AuditLog(tmp_path / "audit.log", audit.parse_policy({"rules": [
+        {"level": "Request", "resources": [{"group": "", "resources": ["configmaps"]}]},
+        {"level": "Metadata"}]}))
+    assert audit.annotate("a.example.com/k", "v")  # no request being served: nothing to do
+    written = {}
+    for what, attrs in (("configmaps", resolve("POST", "/api/v1/namespaces/d/configmaps", {})),
+                        ("secrets", resolve("POST", "/api/v1/namespaces/d/secrets", {}))):
+        req = audit.Request("/api/v1/namespaces/d/" + what, "127.0.0.1", "", NOW, user=ALICE,
+                            attrs=attrs)
+        token = req.collecting()
+        try:
+            assert audit.annotate("a.example.com/k", "first")
+            assert audit.annotate("a.example.com/k", "first")
+            assert not audit.annotate("a.example.com/k", "second")
+            assert not audit.annotate("a.example.com/not/qualified", "x")
+            assert not audit.annotate("no-prefix", "x")
+            assert not audit.annotate("a.example.com/bad key", "x")
+            assert audit.annotate("patch.example.com/round_0_index_0", "[]", level="Request")
+        finally:
+            req.reset(token)
+        log.completed(req, 201, NOW, request_body=None, response_body=None)
+        written[what] = events(tmp_path / "audit.log")[-1]["annotations"]
+    log.close()
+    assert written["configmaps"] == {"a.example.com/k": "first",
+                                     "patch.example.com/round_0_index_0": "[]"}
+    assert written["secrets"] == {"a.example.com/k": "first"}
+
+
+def test_a_create_names_its_object_from_the_body_at_metadata_level(tmp_path: Path) -> None:
+    log = audit.AuditLog(tmp_path / "audit.log", audit.load_policy(None))  # all at Metadata
+    attrs = resolve("POST", "/apis/apps/v1/namespaces/web/deployments", {})
+    for body in (b'{"metadata":{"name":"d","uid":"u-1"}}', b'{"metadata":{"generateName":"d-"}}',
+                 b"not json"):
+        req = audit.Request("/apis/apps/v1/namespaces/web/deployments", "127.0.0.1", "", NOW,
+                            user=ALICE, attrs=attrs)
+        log.completed(req, 201, NOW, request_body=body, response_body=None)
+    log.close()
+    refs = [e["objectRef"] for e in events(tmp_path / "audit.log")]
+    base = {"resource": "deployments", "namespace": "web", "apiGroup": "apps",
+            "apiVersion": "v1"}
+    assert refs == [{"resource": "deployments", "namespace": "web", "name": "d", "uid": "u-1",
+                     "apiGroup": "apps", "apiVersion": "v1"}, base, base]
+    assert all("requestObject" not in e for e in events(tmp_path / "audit.log"))

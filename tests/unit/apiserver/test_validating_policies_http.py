@@ -87,9 +87,12 @@ async def test_params_by_selector_missing_params_and_warnings(tmp_path: Path) ->
         allowed = await send(session, "POST", SECRETS, _secret("c", 9))
     prefix = ('299 - "Validation failed for ValidatingAdmissionPolicy \'max-keys\' with binding '
               "'max-keys-binding': ")
-    assert (missing[0], missing[2]) == (201, [
-        prefix + "failed to configure binding: no params found for policy binding with "
-                 '`Deny` parameterNotFoundAction"'])
+    # missing params are a configuration error: denied although the binding only warns
+    assert (missing[0], missing[1]["reason"], missing[2]) == (422, "Invalid", [])
+    assert missing[1]["message"] == (
+        "secrets \"a\" is forbidden: ValidatingAdmissionPolicy 'max-keys' with binding "
+        "'max-keys-binding' denied request: failed to configure binding: no params found for "
+        "policy binding with `Deny` parameterNotFoundAction")
     assert (warned[0], warned[2]) == (201, [prefix + 'at most 1 keys"'])
     assert (allowed[0], allowed[2]) == (201, [])
 
