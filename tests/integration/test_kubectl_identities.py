@@ -21,7 +21,7 @@ import jwt
 import pytest
 import yaml
 
-from conftest import KUBECTLS, Cluster, Kubectl, start_cluster, until
+from tests.conftest import KUBECTLS, Cluster, Kubectl, start_cluster, until
 from tinykube.apiserver import pki
 
 AUDIT_POLICY = """apiVersion: audit.k8s.io/v1

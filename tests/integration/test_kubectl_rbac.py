@@ -4,7 +4,7 @@ user holding `edit` cannot bind `admin`."""
 
 from __future__ import annotations
 
-from conftest import Kubectl
+from tests.conftest import Kubectl
 
 FORBIDDEN = ('Error from server (Forbidden): pods is forbidden: User '
              '"system:serviceaccount:default:app" cannot list resource "pods" in API group "" '
