@@ -8,6 +8,7 @@ answers a quorum read through `etcdctl`, and returns the members; `stop` kills e
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import signal
@@ -50,6 +51,15 @@ class EtcdCluster:
                  f"--key={self.tls / 'client.key'}"] if self.tls else []
         return subprocess.run([ETCDCTL, f"--endpoints={endpoints}", *certs, *args], env=env,
                               check=True, capture_output=True, text=True, timeout=20).stdout
+
+    def leader(self) -> Member:
+        """The member that leads the cluster now (`etcdctl endpoint status` of each member)."""
+        statuses = json.loads(self.etcdctl("endpoint", "status", "-w", "json"))
+        by_endpoint = {m.endpoint: m for m in self.members}
+        for status in statuses:
+            if status["Status"]["header"]["member_id"] == status["Status"]["leader"]:
+                return by_endpoint[status["Endpoint"]]
+        raise RuntimeError(f"no member leads: {statuses}")
 
     def stop(self) -> None:
         for member in self.members:
