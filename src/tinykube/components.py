@@ -61,6 +61,7 @@ from tinykube.controllers.hpa import HorizontalPodAutoscalerController
 from tinykube.controllers.job import JobController
 from tinykube.controllers.localpath import LocalPathProvisioner
 from tinykube.controllers.namespace import NamespaceController
+from tinykube.controllers.nodeipam import NodeIPAMController
 from tinykube.controllers.nodelifecycle import NodeLifecycleController
 from tinykube.controllers.persistentvolume import PersistentVolumeController
 from tinykube.controllers.replicaset import ReplicaSetController, ReplicationControllerController
@@ -120,6 +121,7 @@ def _controllers(client: RESTClient, data_dir: Path,
     """kube-controller-manager's controllers (the scheduler, elected apart, is not here)."""
     return [HorizontalPodAutoscalerController(client, sync_period=options.hpa_sync_period),
             NodeLifecycleController(client, grace_period=options.node_monitor_grace_period),
+            NodeIPAMController(client, options.cluster_cidr or options.pod_cidr),
             StatefulSetController(client), DeploymentController(client),
             PersistentVolumeController(client), LocalPathProvisioner(client, data_dir /
                                                                      VOLUMES_DIR),
