@@ -72,3 +72,32 @@ def test_two_nodes_joining_at_once_get_two_ranges(cluster: Cluster, kctl: Kubect
     finally:
         for node in joining:
             node.stop()
+
+
+JOINED = """apiVersion: v1
+kind: Node
+metadata:
+  name: nr-j
+spec:
+  podCIDR: 127.244.1.0/24
+  podCIDRs: [127.244.1.0/24]
+"""
+
+
+def test_up_gives_a_node_of_its_own_a_range_no_node_holds(tmp_path: Path) -> None:
+    """A restarted `up` with one node more: the new node's /24 skips the one a joined node
+    holds, and the old node keeps its own."""
+    data, cache = tmp_path / "data", tmp_path / "kubecache"
+    cache.mkdir()
+    first = start_cluster(data, "--nodes", "nr-a")
+    try:
+        Kubectl(KUBECTLS[0][1], first.kubeconfig, cache)("create", "-f", "-", input=JOINED)
+    finally:
+        first.stop()
+    second = start_cluster(data, "--nodes", "nr-b,nr-a")
+    try:
+        kctl = Kubectl(KUBECTLS[0][1], second.kubeconfig, cache)
+        assert {n: pod_cidr(kctl, n) for n in ("nr-a", "nr-j", "nr-b")} == {
+            "nr-a": "127.244.0.0/24", "nr-j": "127.244.1.0/24", "nr-b": "127.244.2.0/24"}
+    finally:
+        second.stop()
