@@ -67,6 +67,12 @@ LEASE_REUSE = 60.0  # seconds one lease serves new events (kube's leaseManager)
 PROGRESS_INTERVAL = 5.0  # seconds between progress requests (bookmarks advance when idle)
 TTL_RESOURCES = frozenset({"core/events"})
 RangeHint = Callable[[str, str, bool], None]  # ("ip"|"port", item, held)
+# clientv3.WithRequireLeader: a member that has lost its leader (cut off from the others)
+# refuses such a request at once with `etcdserver: no leader`, before running it, and ends such
+# a watch, instead of leaving it waiting; kube-apiserver's watches carry it. Quorum reads and
+# writes carry it here too, and a refused one goes to the next member (`_with_leader`).
+REQUIRE_LEADER = (("hasleader", "true"),)
+NO_LEADER = "etcdserver: no leader"
 
 
 class StaleWrite(errors.Conflict):
@@ -182,6 +188,19 @@ async def _etcd_call(call: Any) -> Any:
     except grpc.aio.AioRpcError as error:
         log.warning("etcd request failed: %s %s", error.code().name, error.details())
         raise errors.InternalError(error.details() or error.code().name) from None
+
+
+async def _with_leader(make: Callable[[], Any], attempts: int = 3) -> Any:
+    """A request carrying REQUIRE_LEADER; refused with `no leader` by a member cut off from
+    the others (which ran none of it), it goes to the next member (the channel's round
+    robin)."""
+    for attempt in range(attempts):
+        try:
+            return await _etcd_call(make())
+        except errors.InternalError as error:
+            if attempt == attempts - 1 or NO_LEADER not in str(error):
+                raise
+    raise AssertionError("unreachable")
 
 
 def encode(obj: Obj) -> bytes:
@@ -323,8 +342,9 @@ class EtcdStore(Store):
         current revision, then the watch catching up to it; KEP-2340's consistent read)."""
         from aetcd import rpc
 
-        response = await _etcd_call(self.conn.kv.Range(
-            rpc.RangeRequest(key=etcd_keys.COMPACT_KEY, keys_only=True), timeout=RPC_TIMEOUT))
+        response = await _with_leader(lambda: self.conn.kv.Range(
+            rpc.RangeRequest(key=etcd_keys.COMPACT_KEY, keys_only=True), timeout=RPC_TIMEOUT,
+            metadata=REQUIRE_LEADER))
         revision = response.header.revision
         if self._rv >= revision:
             return
@@ -409,8 +429,9 @@ class EtcdStore(Store):
                           owner=object_key)
         lease = await self._event_lease() if resource in TTL_RESOURCES and kind != "DELETED" \
             else 0
-        response = await _etcd_call(self.conn.kv.Txn(_txn_request(plan, lease),
-                                                     timeout=RPC_TIMEOUT))
+        request = _txn_request(plan, lease)
+        response = await _with_leader(lambda: self.conn.kv.Txn(request, timeout=RPC_TIMEOUT,
+                                                               metadata=REQUIRE_LEADER))
         revision = response.header.revision
         if not response.succeeded:
             self._hint_failed(plan, response)
@@ -487,7 +508,7 @@ class EtcdStore(Store):
     async def _watch_once(self) -> None:
         from aetcd import rpc
 
-        call = self.conn.watch.Watch()
+        call = self.conn.watch.Watch(metadata=REQUIRE_LEADER)
         self._call, self._objects_watch = call, None
         start = self._rv + 1
         await call.write(rpc.WatchRequest(create_request=rpc.WatchCreateRequest(
