@@ -73,6 +73,21 @@ RangeHint = Callable[[str, str, bool], None]  # ("ip"|"port", item, held)
 # writes carry it here too, and a refused one goes to the next member (`_with_leader`).
 REQUIRE_LEADER = (("hasleader", "true"),)
 NO_LEADER = "etcdserver: no leader"
+# Before these, etcd sends a requested progress notification (watch id -1) with its current
+# revision on a path of its own, which can overtake events not yet sent (etcd#15220, fixed by
+# etcd#15237 and #17557); kube-apiserver's feature support checker asks for them before it
+# serves consistent reads from its cache.
+RELIABLE_PROGRESS = {(3, 4): 31, (3, 5): 13}
+
+
+def reliable_progress(version: str) -> bool:
+    """Whether etcd `version`'s requested progress notifications never overtake events."""
+    try:
+        major, minor, patch = (int(p) for p in version.split("-")[0].split(".")[:3])
+    except ValueError:
+        return False
+    least = RELIABLE_PROGRESS.get((major, minor))
+    return patch >= least if least is not None else (major, minor) > (3, 5)
 
 
 class StaleWrite(errors.Conflict):
@@ -237,6 +252,7 @@ class Connection:
         else:
             self.channel = grpc.aio.insecure_channel(target, options=options)
         self.kv = rpc.KVStub(self.channel)
+        self.maintenance = rpc.MaintenanceStub(self.channel)
         self.watch = rpc.WatchStub(self.channel)
         self.lease = rpc.LeaseStub(self.channel)
         self.config = config
@@ -309,6 +325,9 @@ class EtcdStore(Store):
         self._objects_watch: int | None = None
         self._compacted_seen = 0  # the value of compact_rev_key (the last compaction's target)
         self._tasks: list[asyncio.Task[None]] = []
+        # False: requested progress notifications are ignored (`RELIABLE_PROGRESS`); the
+        # cache advances by events (and the timed notifications of its own watch) only
+        self.progress_reliable = True
 
     def __repr__(self) -> str:
         return f"EtcdStore(rv={self._rv}, {self.conn!r})"
@@ -346,6 +365,9 @@ class EtcdStore(Store):
             rpc.RangeRequest(key=etcd_keys.COMPACT_KEY, keys_only=True), timeout=RPC_TIMEOUT,
             metadata=REQUIRE_LEADER))
         revision = response.header.revision
+        if not self.progress_reliable and response.kvs and \
+                response.kvs[0].mod_revision == revision:
+            revision -= 1  # the compactor's swap was the last write: no event of ours shows it
         if self._rv >= revision:
             return
         await self._ask_progress()
@@ -529,6 +551,8 @@ class EtcdStore(Store):
                     if created == 1:
                         self._objects_watch = response.watch_id
                     continue
+                if response.watch_id == -1 and not self.progress_reliable:
+                    continue  # a requested progress notification that may overtake events
                 if response.watch_id in (self._objects_watch, -1):  # -1: progress for all
                     self._apply(response)
                 elif response.events:
@@ -670,6 +694,18 @@ class EtcdStore(Store):
             watcher.close()
 
 
+async def etcd_version(conn: Connection) -> str:
+    """The version of the member that answers (`""` if none does)."""
+    from aetcd import rpc
+
+    try:
+        status = await _etcd_call(conn.maintenance.Status(rpc.StatusRequest(),
+                                                          timeout=RPC_TIMEOUT))
+    except errors.InternalError:
+        return ""
+    return str(status.version)
+
+
 async def open_etcd_store(config: EtcdConfig, **options: Any) -> EtcdStore:
     """Connect, load every object at one revision, and follow the watch from there."""
     conn = Connection(config)
@@ -679,6 +715,10 @@ async def open_etcd_store(config: EtcdConfig, **options: Any) -> EtcdStore:
         await conn.close()
         raise
     store = EtcdStore(conn, revision, kvs, **options)
+    store.progress_reliable = reliable_progress(await etcd_version(conn))
+    if not store.progress_reliable:
+        log.warning("etcd's requested progress notifications can overtake events before "
+                    "3.4.31 and 3.5.13 (etcd#15220): consistent reads wait for events")
     compacted = [kv for kv in kvs if kv.key == etcd_keys.COMPACT_KEY]
     with contextlib.suppress(ValueError, IndexError):
         store._compacted_rv = max(store._compacted_rv, int(compacted[0].value))
