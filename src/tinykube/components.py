@@ -47,6 +47,7 @@ from tinykube.client.controller import Controller
 from tinykube.client.rest import RESTClient
 from tinykube.component_options import ComponentOptions as ComponentOptions  # re-exported
 from tinykube.component_options import NodeSpec as NodeSpec
+from tinykube.controllers import nodeipam
 from tinykube.controllers.cronjob import CronJobController
 from tinykube.controllers.csrapproving import CSRApprovingController
 from tinykube.controllers.csrsigning import CSRSigningController
@@ -112,6 +113,22 @@ def node_pod_cidrs(cluster_cidr: str, count: int) -> list[str]:
     return [str(next(subnets)) for _ in range(count)]
 
 
+async def node_ranges(client: RESTClient, options: ComponentOptions) -> list[str]:
+    """The pod range of each node to run: a joining node's own (`pod_cidr`, with
+    `cluster_cidr` the whole range); for `up`'s nodes, the one each Node has (a restart), else
+    the next /24 of the cluster range no Node holds, through node IPAM's `CIDRSet` (its
+    controller starts later and occupies them)."""
+    if options.cluster_cidr or not options.nodes:
+        return node_pod_cidrs(options.pod_cidr, len(options.nodes))
+    held = {n["metadata"]["name"]: nodeipam.node_cidr(n)
+            for n in (await client.list(nodeipam.NODES))["items"]}
+    cidrs = nodeipam.CIDRSet(options.pod_cidr)
+    for name, cidr in held.items():
+        if cidr is not None:
+            cidrs.occupy(name, cidr)
+    return [held.get(n.name) or cidrs.allocate(n.name) for n in options.nodes]
+
+
 VOLUMES_DIR = "volumes"  # the local-path provisioner's directories, one per node beneath
 
 
@@ -128,6 +145,7 @@ def _controllers(base: RESTClient, own: Callable[[str], RESTClient], data_dir: P
                                               sync_period=options.hpa_sync_period),
             NodeLifecycleController(own("node-lifecycle-controller"),
                                     grace_period=options.node_monitor_grace_period),
+            nodeipam.NodeIPAMController(own("node-ipam"), options.cluster_cidr or options.pod_cidr),
             StatefulSetController(own("statefulset-controller")),
             DeploymentController(own("deployment-controller")),
             PersistentVolumeController(own("persistentvolume-binder")),
@@ -357,7 +375,7 @@ async def start_components(options: ComponentOptions,
 async def _start(running: RunningComponents, options: ComponentOptions,
                  announce: Callable[[str], None]) -> None:
     client, tasks = running.client, running.tasks
-    cidrs = node_pod_cidrs(options.pod_cidr, len(options.nodes))
+    cidrs = await node_ranges(client, options)
     if options.host_sockets is not None:  # rootless: the host's sockets come from `up`
         running.host_sockets = HostSockets(options.host_sockets)
     hosts = running.host_sockets

@@ -33,6 +33,7 @@ SA_NAMESPACE = "kube-system"
 CONTROLLER_ACCOUNTS: dict[str, str] = {
     "horizontal-pod-autoscaler": "horizontal-pod-autoscaler",
     "node-lifecycle-controller": "node-controller",
+    "node-ipam": "node-controller",  # upstream's nodeipam runs as node-controller too
     "statefulset-controller": "statefulset-controller",
     "deployment-controller": "deployment-controller",
     "persistentvolume-binder": "persistent-volume-binder",

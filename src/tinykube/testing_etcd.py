@@ -3,11 +3,14 @@
 `start_etcd(tmp)` runs Debian's `/usr/bin/etcd` `size` times (free client and peer ports, a data
 directory each under `tmp`, `--unsafe-no-fsync` where the etcd has it), waits until the cluster
 answers a quorum read through `etcdctl`, and returns the members; `stop` kills each by its PID.
+With `relays` (`testing_peer_relay.PeerRelays`) each member advertises its relay to its peers,
+so that a test can cut one member off from the others.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import signal
@@ -16,6 +19,7 @@ import time
 from pathlib import Path
 
 from tinykube.testing import free_port
+from tinykube.testing_peer_relay import PeerRelays
 
 ETCD = shutil.which("etcd") or "/usr/bin/etcd"
 ETCDCTL = shutil.which("etcdctl") or "/usr/bin/etcdctl"
@@ -37,6 +41,7 @@ class Member:
 class EtcdCluster:
     members: list[Member]
     tls: Path | None = None  # ca.crt, client.crt, client.key there; the members require them
+    relays: PeerRelays | None = None  # the peers' traffic passes through these
 
     @property
     def url(self) -> str:
@@ -51,15 +56,26 @@ class EtcdCluster:
         return subprocess.run([ETCDCTL, f"--endpoints={endpoints}", *certs, *args], env=env,
                               check=True, capture_output=True, text=True, timeout=20).stdout
 
+    def leader(self) -> Member:
+        """The member that leads the cluster now (`etcdctl endpoint status` of each member)."""
+        statuses = json.loads(self.etcdctl("endpoint", "status", "-w", "json"))
+        by_endpoint = {m.endpoint: m for m in self.members}
+        for status in statuses:
+            if status["Status"]["header"]["member_id"] == status["Status"]["leader"]:
+                return by_endpoint[status["Endpoint"]]
+        raise RuntimeError(f"no member leads: {statuses}")
+
     def stop(self) -> None:
         for member in self.members:
             if member.process.poll() is None:
                 os.kill(member.process.pid, signal.SIGKILL)
                 member.process.wait(timeout=10)
+        if self.relays is not None:
+            self.relays.close()
 
 
 def start_etcd(tmp: Path, size: int = 3, timeout: float = 30,
-               tls: Path | None = None) -> EtcdCluster:
+               tls: Path | None = None, relays: PeerRelays | None = None) -> EtcdCluster:
     """`tls`: a directory with ca.crt and server.crt/.key (for 127.0.0.1) the members serve
     clients with, requiring client certificates of that CA (`make_tls` makes them)."""
     client_scheme = "https" if tls else "http"
@@ -67,7 +83,10 @@ def start_etcd(tmp: Path, size: int = 3, timeout: float = 30,
                   f"--cert-file={tls / 'server.crt'}", f"--key-file={tls / 'server.key'}"] \
         if tls else []
     ports = [(free_port(udp=False), free_port(udp=False)) for _ in range(size)]
-    initial = ",".join(f"m{i}=http://127.0.0.1:{peer}" for i, (_, peer) in enumerate(ports))
+    advertised = relays.urls if relays else [f"http://127.0.0.1:{p}" for _, p in ports]
+    if relays is not None:
+        relays.targets = [peer for _, peer in ports]
+    initial = ",".join(f"m{i}={url}" for i, url in enumerate(advertised))
     members = []
     for i, (client, peer) in enumerate(ports):
         log = (tmp / f"etcd-m{i}.log").open("wb")
@@ -76,14 +95,14 @@ def start_etcd(tmp: Path, size: int = 3, timeout: float = 30,
             "--listen-client-urls", f"{client_scheme}://127.0.0.1:{client}",
             "--advertise-client-urls", f"{client_scheme}://127.0.0.1:{client}", *client_tls,
             "--listen-peer-urls", f"http://127.0.0.1:{peer}",
-            "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
+            "--initial-advertise-peer-urls", advertised[i],
             "--initial-cluster", initial, "--initial-cluster-state", "new",
             "--initial-cluster-token", f"tinykube-test-{os.getpid()}",
             "--heartbeat-interval", "50", "--election-timeout", "500",
             "--unsafe-no-fsync" if _has_no_fsync() else "--quota-backend-bytes=0",
         ], stdout=log, stderr=subprocess.STDOUT)
         members.append(Member(f"m{i}", client, peer, process))
-    cluster = EtcdCluster(members, tls)
+    cluster = EtcdCluster(members, tls, relays)
     deadline = time.monotonic() + timeout
     while True:
         try:

@@ -45,18 +45,18 @@ class Server:
     def ssl_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.data_dir / "ca.crt"))
 
-    def connect(self) -> Connection:
-        return Connection(self)
+    def connect(self, timeout: float = 30) -> Connection:
+        return Connection(self, timeout)
 
 
 class Connection:
     """One keep-alive HTTPS connection that sends the admin token unless told otherwise."""
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: Server, timeout: float = 30) -> None:
         parsed = urllib.parse.urlsplit(server.url)
         assert parsed.hostname is not None and parsed.port is not None
         self._token = server.token
-        self._http = http.client.HTTPSConnection(parsed.hostname, parsed.port, timeout=30,
+        self._http = http.client.HTTPSConnection(parsed.hostname, parsed.port, timeout=timeout,
                                                  context=server.ssl_context())
 
     def request(self, method: str, path: str,

@@ -2,24 +2,30 @@
 
 `start_apiserver` runs `tinykube apiserver` (or the first one, `tinykube up --store`, with no
 nodes, DNS or proxy) as a child process and waits for its "ready" line; `stop` ends it by PID.
+`api_servers(tmp)` is a 3-member etcd with two API servers on it, stopped on leaving.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.integration.api_http import Server
+from tinykube.testing import free_port
 from tinykube.testing_etcd import ETCD, EtcdCluster, Member, start_etcd
+from tinykube.testing_peer_relay import PeerRelays
 
-__all__ = ["APIServerProcess", "EtcdCluster", "Member", "needs_etcd", "start_apiserver",
-           "start_etcd"]
+__all__ = ["APIServerProcess", "EtcdCluster", "Member", "api_servers", "needs_etcd",
+           "start_apiserver", "start_etcd"]
 needs_etcd = pytest.mark.skipif(not Path(ETCD).exists(), reason="etcd-server is not installed")
 
 
@@ -61,3 +67,25 @@ def start_apiserver(store: str, data_dir: Path, port: int, *, first: bool, log: 
             raise RuntimeError(f"API server on {port} did not start:\n{log.read_text()}")
         time.sleep(0.1)
     return APIServerProcess(process, kubeconfig, f"https://127.0.0.1:{port}")
+
+
+Cluster = tuple[EtcdCluster, list["APIServerProcess"], list[Server]]
+
+
+@contextlib.contextmanager
+def api_servers(tmp: Path, relays: PeerRelays | None = None) -> Iterator[Cluster]:
+    """A 3-member etcd (its peers through `relays`, if given) and two API servers on it, the
+    first one `tinykube up --store`."""
+    etcd = start_etcd(tmp, relays=relays)
+    started: list[APIServerProcess] = []
+    try:
+        data = tmp / "data"
+        started.append(start_apiserver(etcd.url, data, free_port(udp=False), first=True,
+                                       log=tmp / "a.log"))
+        started.append(start_apiserver(etcd.url, data, free_port(udp=False), first=False,
+                                       log=tmp / "b.log"))
+        yield etcd, started, [Server(s.url, data) for s in started]
+    finally:
+        for server in started:
+            server.stop()
+        etcd.stop()

@@ -18,15 +18,22 @@ def tinykube(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 class Node:
-    def __init__(self, tmp_path: Path, name: str, *args: str) -> None:
+    """A `tinykube node` process; `wait=False` returns at once (then call `wait_running`)."""
+
+    def __init__(self, tmp_path: Path, name: str, *args: str, wait: bool = True) -> None:
+        self.name = name
         self.log = tmp_path / f"{name}.log"
         with self.log.open("w") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "tinykube", "node", "--name", name, "--data-dir",
                  str(tmp_path / name), "--no-proxy", *args],
                 stdout=out, stderr=subprocess.STDOUT, text=True)
-        until(lambda: f"tinykube node {name} running" in self.log.read_text()
-              or self.process.poll() is not None, 45, f"node {name} to start")
+        if wait:
+            self.wait_running()
+
+    def wait_running(self) -> None:
+        until(lambda: f"tinykube node {self.name} running" in self.log.read_text()
+              or self.process.poll() is not None, 45, f"node {self.name} to start")
         assert self.process.poll() is None, self.log.read_text()
 
     def stop(self) -> None:

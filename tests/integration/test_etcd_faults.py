@@ -5,10 +5,16 @@ through one server; in the middle an etcd member, then an API server, is killed 
 Afterwards no acknowledged write is lost, each writer's resourceVersions only go up, and the
 watch stream, compared with the final state, is ordered, without duplicates and without gaps
 (`tinykube.testing_watch`).
+
+On a cluster of its own, four clients get, put and compare-and-swap one ConfigMap through both
+servers while the etcd leader, then an API server, is killed; the history of every call and
+answer (and of every call left unanswered) must be linearizable (`tinykube.testing_linearize`,
+`etcd_register`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import os
 import signal
@@ -16,44 +22,30 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
 from tests.integration.api_http import Server
-from tests.integration.etcd_cluster import (
-    APIServerProcess,
-    EtcdCluster,
-    needs_etcd,
-    start_apiserver,
-    start_etcd,
-)
-from tinykube.testing import free_port
+from tests.integration.etcd_cluster import APIServerProcess, EtcdCluster, api_servers, needs_etcd
+from tests.integration.etcd_register import NAMESPACE_PATH, RegisterLoad
+from tinykube.testing_linearize import OK
+from tinykube.testing_linearize import check as check_linearizable
 from tinykube.testing_watch import Delivered, check
 
 pytestmark = needs_etcd
-NAMESPACE_PATH = "/api/v1/namespaces/default/configmaps"
 WRITES = 40  # per writer
 
 
+Cluster = tuple[EtcdCluster, list[APIServerProcess], list[Server]]
+
+
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory,
-            ) -> Iterator[tuple[EtcdCluster, list[APIServerProcess], list[Server]]]:
-    tmp = tmp_path_factory.mktemp("faults")
-    etcd = start_etcd(tmp)
-    started: list[APIServerProcess] = []
-    try:
-        data = tmp / "data"
-        started.append(start_apiserver(etcd.url, data, free_port(udp=False), first=True,
-                                       log=tmp / "a.log"))
-        started.append(start_apiserver(etcd.url, data, free_port(udp=False), first=False,
-                                       log=tmp / "b.log"))
-        yield etcd, started, [Server(s.url, data) for s in started]
-    finally:
-        for server in started:
-            server.stop()
-        etcd.stop()
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    with api_servers(tmp_path_factory.mktemp("faults")) as started:
+        yield started
 
 
 class Watcher(threading.Thread):
@@ -168,8 +160,7 @@ def _verify(watch_on: Server, writers: list[Writer], watcher: Watcher, prefix: s
     assert len(acked) >= WRITES  # the load went on through the fault
 
 
-def test_sigkill_of_an_etcd_member(
-        cluster: tuple[EtcdCluster, list[APIServerProcess], list[Server]]) -> None:
+def test_sigkill_of_an_etcd_member(cluster: Cluster) -> None:
     etcd, _, servers = cluster
 
     def kill_member() -> None:
@@ -179,8 +170,7 @@ def test_sigkill_of_an_etcd_member(
     _verify(servers[1], writers, watcher, "m-")
 
 
-def test_sigkill_of_an_api_server(
-        cluster: tuple[EtcdCluster, list[APIServerProcess], list[Server]]) -> None:
+def test_sigkill_of_an_api_server(cluster: Cluster) -> None:
     _, processes, servers = cluster
 
     def kill_server() -> None:
@@ -191,3 +181,24 @@ def test_sigkill_of_an_api_server(
     assert time.monotonic() - started < 50
     assert sum(w.failed for w in writers[1::2]) > 0  # B's writers saw it go
     _verify(servers[0], writers, watcher, "s-")
+
+
+def test_a_register_stays_linearizable_through_sigkills(tmp_path: Path) -> None:
+    with api_servers(tmp_path) as (etcd, processes, servers):
+        load = RegisterLoad(servers)
+        leader = etcd.leader()
+        killed_etcd = load.after_answers(60)
+        os.kill(leader.process.pid, signal.SIGKILL)
+        leader.process.wait(timeout=10)
+        killed_server = load.after_answers(60)
+        os.kill(processes[1].process.pid, signal.SIGKILL)
+        processes[1].process.wait(timeout=10)
+        load.after_answers(60)
+        history = load.finish(servers[0])
+    load.check_outcomes()
+    for fault in (killed_etcd, killed_server):  # writes were answered after each fault
+        assert any(o.kind != "get" and o.output == OK and o.call > fault for o in history)
+    assert check_linearizable(history, initial="init") == [], load.outcomes()
+    # the history constrains: the last read made stale is caught
+    stale = [*history[:-1], dataclasses.replace(history[-1], output="init")]
+    assert check_linearizable(stale, initial="init")[0].startswith("not linearizable")

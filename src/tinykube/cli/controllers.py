@@ -7,7 +7,9 @@ of these running, the loss of the leader (its process killed, its host cut off) 
 to another within one lease duration, and never to two at once. The `--leader-elect-*` flags are
 kube-controller-manager's. The CSR signer needs the cluster's CA (`ca.crt` and `ca.key`, in
 `--data-dir`, as kube-controller-manager's `--cluster-signing-*-file`); without it requests are
-not signed. Local volumes are made under the same directory.
+not signed. Local volumes are made under the same directory. Node IPAM hands each Node without
+a pod range a /24 of `--cluster-cidr` (kube-controller-manager's flag; the cluster's
+`tinykube up --pod-cidr`).
 """
 
 from __future__ import annotations
@@ -37,10 +39,13 @@ from tinykube.cli.up import default_data_dir, parse_duration
 @click.option("--leader-elect-retry-period", default="2s", show_default=True,
               metavar="DURATION", help="How often candidates try to acquire and the leader "
               "renews.")
+@click.option("--cluster-cidr", default=None, show_default="127.244.0.0/16",
+              help="The cluster's pod range, of which each Node without one gets a /24 "
+              "(node IPAM; the `tinykube up --pod-cidr` of the cluster).")
 @click.option("-v", "--verbose", count=True, help="More logging.")
 def command(kubeconfig: str | None, data_dir: Path, leader_elect: bool,
             leader_elect_lease_duration: str, leader_elect_renew_deadline: str,
-            leader_elect_retry_period: str, verbose: int) -> None:
+            leader_elect_retry_period: str, cluster_cidr: str | None, verbose: int) -> None:
     """Run the controllers and the scheduler (leader-elected) against an API server."""
     import logging
 
@@ -53,7 +58,22 @@ def command(kubeconfig: str | None, data_dir: Path, leader_elect: bool,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     path = kubeconfig_path(kubeconfig)
     identity = leaderelection.default_identity()
-    run_loop(_run(Path(path), data_dir, leader_elect, timing, identity))
+    run_loop(_run(Path(path), data_dir, leader_elect, timing, identity,
+                  parse_cluster_cidr(cluster_cidr)))
+
+
+def parse_cluster_cidr(given: str | None) -> str:
+    import ipaddress
+
+    from tinykube.settings import DEFAULT_POD_CIDR
+
+    if given is None:
+        return DEFAULT_POD_CIDR
+    try:
+        return str(ipaddress.ip_network(given, strict=False))
+    except ValueError:
+        raise click.BadParameter(f"{given!r} is not a CIDR", param_hint="--cluster-cidr") \
+            from None
 
 
 def kubeconfig_path(given: str | None) -> str:
@@ -82,14 +102,13 @@ def leader_timing(lease: str, renew: str, retry: str) -> list[float]:
 
 
 async def _run(kubeconfig: Path, data_dir: Path, leader_elect: bool, timing: list[float],
-               identity: str) -> None:
+               identity: str, cluster_cidr: str) -> None:
     from tinykube.cli.standalone import run_components
     from tinykube.components import ComponentOptions
-    from tinykube.settings import DEFAULT_POD_CIDR
 
     options = ComponentOptions(
         kubeconfig=kubeconfig, data_dir=data_dir, host_ip="", nodes=[],
-        pod_cidr=DEFAULT_POD_CIDR, dns=None, proxy=False, default_runtime="virtual",
+        pod_cidr=cluster_cidr, dns=None, proxy=False, default_runtime="virtual",
         kubelet_token="", leader_elect=leader_elect, leader_election=timing,
         leader_identity=identity)
     await run_components(options, running=f"tinykube controllers running as {identity}" +

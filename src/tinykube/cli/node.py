@@ -2,7 +2,7 @@
 
 `tinykube node --kubeconfig FILE --name NODE` runs one node against an existing control plane,
 as a kubelet with its kube-proxy and a NodeLocal DNS cache runs on a host of its own: the node
-agent (registered as NODE with a /24 of the cluster's pod range that no other Node has), the
+agent (registered as NODE, with the /24 of the cluster's pod range node IPAM gives it), the
 cluster DNS (on `--dns-listen`, by default the kube-dns Service's IP, port 53 or 10053) and the
 service proxy. `--token T --server URL --ca-cert-hash sha256:H` joins with a bootstrap token
 instead of a kubeconfig (`tinykube token create`; see `join`): the node's own credential, a
@@ -78,8 +78,9 @@ def enter_holder(holder: int, netns: str, argv: tuple[str, ...]) -> list[str]:
               show_default="$XDG_DATA_HOME/tinykube-node-NAME",
               help="The node's state (kubelet, its kubeconfig after a token join).")
 @click.option("--cluster-cidr", default=None, show_default="127.244.0.0/16",
-              help="The cluster's pod range, of which the node takes a free /24.")
-@click.option("--pod-cidr", default=None, help="The node's pod range (default: a free /24).")
+              help="The cluster's pod range (the node's nftables rules need it).")
+@click.option("--pod-cidr", default=None, help="The node's pod range (default: the /24 the "
+              "controllers' node IPAM gives its Node).")
 @click.option("--node-ip", default="127.0.0.1", show_default=True,
               help="The node's InternalIP (where its kubelet endpoint listens).")
 @click.option("--node-label", "node_labels", multiple=True, metavar="KEY=VALUE",

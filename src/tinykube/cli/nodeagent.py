@@ -4,20 +4,21 @@
    `join.node_credential`), whose kubeconfig is written to `kubelet.conf` in the data
    directory; or that file from an earlier join.
 2. The node's pod range: `--pod-cidr`, or the range its Node already has (a restart), or the
-   first /24 of the cluster range that no Node's `spec.podCIDR` overlaps (`pick_pod_cidr`).
-   Two nodes joining at the same moment could pick the same one: kube's node IPAM controller
-   hands ranges out centrally, tinykube has none.
+   one node IPAM (`controllers.nodeipam`, run by the leader of the controllers) gives the Node,
+   which is created here without one (not Ready) and watched until it has it (`await_pod_cidr`),
+   as a kubelet waits for its podCIDR. One allocator hands the ranges out, so two nodes
+   joining at the same moment get two ranges.
 3. `components.start_components` with this one node, no controllers, its DNS (default address:
    the `kube-dns` Service's cluster IP, read from the API) and its proxy, until SIGINT/SIGTERM.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
-import ipaddress
 import secrets
 import socket
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,10 @@ import click
 
 from tinykube.cli.standalone import run_components, run_loop
 from tinykube.cli.up import default_data_dir, split_listen
+from tinykube.client.rest import RESTClient
+from tinykube.kubelet.agent import node_object
+
+Obj = dict[str, Any]
 
 KUBELET_CONF = "kubelet.conf"
 
@@ -53,23 +58,30 @@ class NodeFlags:
     verbose: int
 
 
-def pick_pod_cidr(cluster_cidr: str, nodes: Sequence[Mapping[str, Any]], name: str) -> str:
-    """The node's /24: the one its Node has, else the first of `cluster_cidr` that no Node's
-    podCIDR overlaps."""
-    taken = []
-    for node in nodes:
-        cidr = (node.get("spec") or {}).get("podCIDR")
-        if not cidr:
-            continue
-        if node["metadata"]["name"] == name:
-            return str(cidr)
-        taken.append(ipaddress.ip_network(cidr, strict=False))
-    network = ipaddress.ip_network(cluster_cidr, strict=False)
-    subnets = network.subnets(new_prefix=24) if network.prefixlen < 24 else iter([network])
-    for subnet in subnets:
-        if not any(subnet.overlaps(other) for other in taken):
-            return str(subnet)
-    raise click.ClickException(f"no free /24 left in the cluster range {cluster_cidr}")
+POD_CIDR_TIMEOUT = 60.0  # seconds a joining node waits for node IPAM's range
+
+
+async def await_pod_cidr(client: RESTClient, node: Obj, *,
+                         within: float = POD_CIDR_TIMEOUT) -> str:
+    """The Node's `spec.podCIDR`, once node IPAM has set it (a watch of that one Node)."""
+    from tinykube.api import errors, resources
+
+    nodes = resources.must("", "v1", "nodes")
+    name = node["metadata"]["name"]
+    async with asyncio.timeout(within):
+        while not (cidr := (node.get("spec") or {}).get("podCIDR")):
+            watch = client.watch(nodes, resource_version=node["metadata"]["resourceVersion"],
+                                 field_selector=f"metadata.name={name}", timeout_seconds=30)
+            with contextlib.suppress(errors.Gone):
+                async with contextlib.aclosing(watch) as events:
+                    async for kind, obj in events:
+                        if kind in ("ADDED", "MODIFIED"):
+                            node = obj
+                            if (obj.get("spec") or {}).get("podCIDR"):
+                                break
+            if not (node.get("spec") or {}).get("podCIDR"):  # the watch ended: look again
+                node = await client.get(nodes, name)
+    return str(cidr)
 
 
 def parse_labels(items: tuple[str, ...]) -> dict[str, str]:
@@ -152,22 +164,41 @@ async def _credentials(flags: NodeFlags, name: str, data_dir: Path) -> Path:
     return conf
 
 
-async def _cluster_facts(kubeconfig: Path, name: str,
-                         cluster_cidr: str) -> tuple[str, str | None]:
-    """The node's pod range and the kube-dns Service's cluster IP (None if there is none)."""
+async def _cluster_facts(kubeconfig: Path, name: str, registration: Obj | None,
+                         ) -> tuple[str | None, str | None]:
+    """The node's pod range (None if `registration` is None and its Node has none) and the
+    kube-dns Service's cluster IP (None if there is none). Without a range of its own the
+    Node is created from `registration` and waits for node IPAM's."""
     from tinykube.api import errors, resources
     from tinykube.client.config import load
-    from tinykube.client.rest import RESTClient
 
+    nodes = resources.must("", "v1", "nodes")
     async with RESTClient(load(str(kubeconfig))) as client:
-        nodes = await client.list(resources.must("", "v1", "nodes"))
         try:
             dns = await client.get(resources.must("", "v1", "services"), "kube-dns",
                                    "kube-system")
             dns_ip = (dns.get("spec") or {}).get("clusterIP")
         except errors.NotFound:
             dns_ip = None
-    return pick_pod_cidr(cluster_cidr, nodes.get("items") or [], name), dns_ip
+        try:
+            node = await client.get(nodes, name)
+        except errors.NotFound:
+            if registration is None:
+                return None, dns_ip
+            try:
+                node = await client.create(nodes, registration)
+            except errors.AlreadyExists:
+                node = await client.get(nodes, name)
+        if registration is None:
+            return (node.get("spec") or {}).get("podCIDR"), dns_ip
+        if not (node.get("spec") or {}).get("podCIDR"):
+            click.echo(f"node {name} registered: waiting for its pod range (node IPAM)")
+        try:
+            return await await_pod_cidr(client, node), dns_ip
+        except TimeoutError:
+            raise click.ClickException(
+                f"node {name} got no pod range (spec.podCIDR) in {POD_CIDR_TIMEOUT:.0f} s: "
+                "are the controllers running (node IPAM)?") from None
 
 
 async def _run(flags: NodeFlags, name: str, data_dir: Path, labels: dict[str, str],
@@ -179,14 +210,18 @@ async def _run(flags: NodeFlags, name: str, data_dir: Path, labels: dict[str, st
     netns = flags.network == "netns"
     cluster_cidr = flags.cluster_cidr or (NETNS_POD_CIDR if netns else DEFAULT_POD_CIDR)
     kubeconfig = await _credentials(flags, name, data_dir)
+    host_ip = (flags.node_address or flags.node_ip) if netns else flags.node_ip
+    registration = None if flags.pod_cidr else \
+        node_object(name, pod_cidr=None, host_ip=host_ip, labels=labels)
     try:
-        cidr, dns_ip = await _cluster_facts(kubeconfig, name, cluster_cidr)
+        cidr, dns_ip = await _cluster_facts(kubeconfig, name, registration)
     except errors.APIError as exc:
         raise click.ClickException(f"cannot join: {exc}") from exc
     from tinykube.components import ComponentOptions, NodeSpec
     from tinykube.dns.app import DNSOptions
 
     cidr = flags.pod_cidr or cidr
+    assert cidr is not None
     dns = None
     if not flags.no_dns and dns_address is not None:
         dns = DNSOptions(listen=dns_address, fallback_port=None)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from types import TracebackType
 from typing import Any, Literal
 
@@ -298,7 +298,7 @@ class RESTClient:
     async def watch(self, res: Resource, namespace: str | None = None, *,
                     resource_version: str, label_selector: str | None = None,
                     field_selector: str | None = None, timeout_seconds: int | None = None,
-                    allow_bookmarks: bool = True) -> AsyncIterator[tuple[str, Obj]]:
+                    allow_bookmarks: bool = True) -> AsyncGenerator[tuple[str, Obj], None]:
         """Yield `(type, object)` watch events until the server ends the stream.
 
         Raises the mapped `APIError` for an `ERROR` event (`errors.Gone` for 410) or a failed

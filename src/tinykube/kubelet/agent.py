@@ -148,9 +148,14 @@ def machine_capacity(meminfo: str = "/proc/meminfo", root: str = "/") -> dict[st
             "pods": "110", "ephemeral-storage": f"{disk.f_blocks * disk.f_frsize // 1024}Ki"}
 
 
-def node_object(name: str, *, pod_cidr: str, host_ip: str, labels: Mapping[str, str],
+def node_object(name: str, *, pod_cidr: str | None, host_ip: str, labels: Mapping[str, str],
                 kubelet_port: int = 0, kubelet_host: str | None = None) -> Obj:
+    """The Node this agent registers. Without `pod_cidr` (a joining node waiting for node
+    IPAM's range) it is not Ready, as a kubelet whose network is not configured yet."""
     now = rfc3339()
+    ready = ("True", "KubeletReady", "kubelet is posting ready status") if pod_cidr else \
+        ("False", "KubeletNotReady", "container runtime network not ready: the node has no "
+         "pod range (spec.podCIDR) yet")
     arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
     capacity = machine_capacity()
     annotations = {KUBELET_ADDRESS_ANNOTATION: kubelet_host} \
@@ -161,7 +166,7 @@ def node_object(name: str, *, pod_cidr: str, host_ip: str, labels: Mapping[str, 
             "kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
             "kubernetes.io/arch": arch, "beta.kubernetes.io/os": "linux",
             "beta.kubernetes.io/arch": arch, **labels}},
-        "spec": {"podCIDR": pod_cidr, "podCIDRs": [pod_cidr]},
+        "spec": {"podCIDR": pod_cidr, "podCIDRs": [pod_cidr]} if pod_cidr else {},
         "status": {
             "addresses": [{"type": "InternalIP", "address": host_ip},
                           {"type": "Hostname", "address": name}],
@@ -175,9 +180,8 @@ def node_object(name: str, *, pod_cidr: str, host_ip: str, labels: Mapping[str, 
                     ("DiskPressure", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
                     ("PIDPressure", "KubeletHasSufficientPID",
                      "kubelet has sufficient PID available"))
-            ] + [{"type": "Ready", "status": "True", "reason": "KubeletReady",
-                  "message": "kubelet is posting ready status", "lastHeartbeatTime": now,
-                  "lastTransitionTime": now}],
+            ] + [{"type": "Ready", "status": ready[0], "reason": ready[1],
+                  "message": ready[2], "lastHeartbeatTime": now, "lastTransitionTime": now}],
             "nodeInfo": {
                 "kubeletVersion": "v1.32.0-tinykube", "kubeProxyVersion": "",
                 "containerRuntimeVersion": f"tinykube://{__version__}",

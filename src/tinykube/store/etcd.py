@@ -67,6 +67,27 @@ LEASE_REUSE = 60.0  # seconds one lease serves new events (kube's leaseManager)
 PROGRESS_INTERVAL = 5.0  # seconds between progress requests (bookmarks advance when idle)
 TTL_RESOURCES = frozenset({"core/events"})
 RangeHint = Callable[[str, str, bool], None]  # ("ip"|"port", item, held)
+# clientv3.WithRequireLeader: a member that has lost its leader (cut off from the others)
+# refuses such a request at once with `etcdserver: no leader`, before running it, and ends such
+# a watch, instead of leaving it waiting; kube-apiserver's watches carry it. Quorum reads and
+# writes carry it here too, and a refused one goes to the next member (`_with_leader`).
+REQUIRE_LEADER = (("hasleader", "true"),)
+NO_LEADER = "etcdserver: no leader"
+# Before these, etcd sends a requested progress notification (watch id -1) with its current
+# revision on a path of its own, which can overtake events not yet sent (etcd#15220, fixed by
+# etcd#15237 and #17557); kube-apiserver's feature support checker asks for them before it
+# serves consistent reads from its cache.
+RELIABLE_PROGRESS = {(3, 4): 31, (3, 5): 13}
+
+
+def reliable_progress(version: str) -> bool:
+    """Whether etcd `version`'s requested progress notifications never overtake events."""
+    try:
+        major, minor, patch = (int(p) for p in version.split("-")[0].split(".")[:3])
+    except ValueError:
+        return False
+    least = RELIABLE_PROGRESS.get((major, minor))
+    return patch >= least if least is not None else (major, minor) > (3, 5)
 
 
 class StaleWrite(errors.Conflict):
@@ -184,6 +205,19 @@ async def _etcd_call(call: Any) -> Any:
         raise errors.InternalError(error.details() or error.code().name) from None
 
 
+async def _with_leader(make: Callable[[], Any], attempts: int = 3) -> Any:
+    """A request carrying REQUIRE_LEADER; refused with `no leader` by a member cut off from
+    the others (which ran none of it), it goes to the next member (the channel's round
+    robin)."""
+    for attempt in range(attempts):
+        try:
+            return await _etcd_call(make())
+        except errors.InternalError as error:
+            if attempt == attempts - 1 or NO_LEADER not in str(error):
+                raise
+    raise AssertionError("unreachable")
+
+
 def encode(obj: Obj) -> bytes:
     """The stored value: the object without resourceVersion (the mod revision is)."""
     meta = {k: v for k, v in obj["metadata"].items() if k != "resourceVersion"}
@@ -218,6 +252,7 @@ class Connection:
         else:
             self.channel = grpc.aio.insecure_channel(target, options=options)
         self.kv = rpc.KVStub(self.channel)
+        self.maintenance = rpc.MaintenanceStub(self.channel)
         self.watch = rpc.WatchStub(self.channel)
         self.lease = rpc.LeaseStub(self.channel)
         self.config = config
@@ -290,6 +325,9 @@ class EtcdStore(Store):
         self._objects_watch: int | None = None
         self._compacted_seen = 0  # the value of compact_rev_key (the last compaction's target)
         self._tasks: list[asyncio.Task[None]] = []
+        # False: requested progress notifications are ignored (`RELIABLE_PROGRESS`); the
+        # cache advances by events (and the timed notifications of its own watch) only
+        self.progress_reliable = True
 
     def __repr__(self) -> str:
         return f"EtcdStore(rv={self._rv}, {self.conn!r})"
@@ -323,9 +361,13 @@ class EtcdStore(Store):
         current revision, then the watch catching up to it; KEP-2340's consistent read)."""
         from aetcd import rpc
 
-        response = await _etcd_call(self.conn.kv.Range(
-            rpc.RangeRequest(key=etcd_keys.COMPACT_KEY, keys_only=True), timeout=RPC_TIMEOUT))
+        response = await _with_leader(lambda: self.conn.kv.Range(
+            rpc.RangeRequest(key=etcd_keys.COMPACT_KEY, keys_only=True), timeout=RPC_TIMEOUT,
+            metadata=REQUIRE_LEADER))
         revision = response.header.revision
+        if not self.progress_reliable and response.kvs and \
+                response.kvs[0].mod_revision == revision:
+            revision -= 1  # the compactor's swap was the last write: no event of ours shows it
         if self._rv >= revision:
             return
         await self._ask_progress()
@@ -409,8 +451,9 @@ class EtcdStore(Store):
                           owner=object_key)
         lease = await self._event_lease() if resource in TTL_RESOURCES and kind != "DELETED" \
             else 0
-        response = await _etcd_call(self.conn.kv.Txn(_txn_request(plan, lease),
-                                                     timeout=RPC_TIMEOUT))
+        request = _txn_request(plan, lease)
+        response = await _with_leader(lambda: self.conn.kv.Txn(request, timeout=RPC_TIMEOUT,
+                                                               metadata=REQUIRE_LEADER))
         revision = response.header.revision
         if not response.succeeded:
             self._hint_failed(plan, response)
@@ -487,7 +530,7 @@ class EtcdStore(Store):
     async def _watch_once(self) -> None:
         from aetcd import rpc
 
-        call = self.conn.watch.Watch()
+        call = self.conn.watch.Watch(metadata=REQUIRE_LEADER)
         self._call, self._objects_watch = call, None
         start = self._rv + 1
         await call.write(rpc.WatchRequest(create_request=rpc.WatchCreateRequest(
@@ -508,6 +551,8 @@ class EtcdStore(Store):
                     if created == 1:
                         self._objects_watch = response.watch_id
                     continue
+                if response.watch_id == -1 and not self.progress_reliable:
+                    continue  # a requested progress notification that may overtake events
                 if response.watch_id in (self._objects_watch, -1):  # -1: progress for all
                     self._apply(response)
                 elif response.events:
@@ -649,6 +694,18 @@ class EtcdStore(Store):
             watcher.close()
 
 
+async def etcd_version(conn: Connection) -> str:
+    """The version of the member that answers (`""` if none does)."""
+    from aetcd import rpc
+
+    try:
+        status = await _etcd_call(conn.maintenance.Status(rpc.StatusRequest(),
+                                                          timeout=RPC_TIMEOUT))
+    except errors.InternalError:
+        return ""
+    return str(status.version)
+
+
 async def open_etcd_store(config: EtcdConfig, **options: Any) -> EtcdStore:
     """Connect, load every object at one revision, and follow the watch from there."""
     conn = Connection(config)
@@ -658,6 +715,10 @@ async def open_etcd_store(config: EtcdConfig, **options: Any) -> EtcdStore:
         await conn.close()
         raise
     store = EtcdStore(conn, revision, kvs, **options)
+    store.progress_reliable = reliable_progress(await etcd_version(conn))
+    if not store.progress_reliable:
+        log.warning("etcd's requested progress notifications can overtake events before "
+                    "3.4.31 and 3.5.13 (etcd#15220): consistent reads wait for events")
     compacted = [kv for kv in kvs if kv.key == etcd_keys.COMPACT_KEY]
     with contextlib.suppress(ValueError, IndexError):
         store._compacted_rv = max(store._compacted_rv, int(compacted[0].value))

@@ -1,5 +1,5 @@
-"""The pure parts of joining a node: the token Secret, the CA pin, the CSR and its outcome,
-and the pod range a joining node picks."""
+"""The pure parts of joining a node: the token Secret, the CA pin, the CSR and its outcome
+(a joining node's pod range is node IPAM's: tests/unit/controllers/test_nodeipam.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from tinykube import join
 from tinykube.api.bootstraptoken import parse, secret_data
-from tinykube.cli.nodeagent import pick_pod_cidr
 from tinykube.controllers.csrsigning import check_kubelet_client, request_view
 
 NOW = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
@@ -78,27 +77,3 @@ OUTCOMES: list[tuple[str, dict[str, Any], Any]] = [
                          ids=[c[0] for c in OUTCOMES])
 def test_csr_outcome(csr: dict[str, Any], expected: Any) -> None:
     assert join.csr_outcome(csr) == expected
-
-
-def node(name: str, cidr: str | None) -> dict[str, Any]:
-    return {"metadata": {"name": name}, "spec": {"podCIDR": cidr} if cidr else {}}
-
-
-CIDRS = [
-    ("empty cluster", [], "n2", "127.244.0.0/24"),
-    ("after the first node", [node("n1", "127.244.0.0/24")], "n2", "127.244.1.0/24"),
-    ("a gap is reused", [node("n1", "127.244.0.0/24"), node("n3", "127.244.2.0/24")], "n2",
-     "127.244.1.0/24"),
-    ("a node restarting keeps its range", [node("n1", "127.244.0.0/24"),
-                                           node("n2", "127.244.7.0/24")], "n2",
-     "127.244.7.0/24"),
-    ("nodes without a range are ignored", [node("n1", None)], "n2", "127.244.0.0/24"),
-    ("a wider range overlaps several", [node("n1", "127.244.0.0/23")], "n2",
-     "127.244.2.0/24"),
-]
-
-
-@pytest.mark.parametrize(("nodes", "name", "expected"), [c[1:] for c in CIDRS],
-                         ids=[c[0] for c in CIDRS])
-def test_pick_pod_cidr(nodes: list[dict[str, Any]], name: str, expected: str) -> None:
-    assert pick_pod_cidr("127.244.0.0/16", nodes, name) == expected
