@@ -192,8 +192,8 @@ class Kubectl:
         def replaced() -> bool:
             now = self.run("get", kind, name, *flags, "-o", "jsonpath={.metadata.uid}",
                            check=False)
-            return now.returncode != 0 and "NotFound" in now.stderr or \
-                now.returncode == 0 and now.stdout != uid
+            return (now.returncode != 0 and "NotFound" in now.stderr) or \
+                (now.returncode == 0 and now.stdout != uid)
         until(replaced, timeout, f"{kind} {name} ({uid}) gone")
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
