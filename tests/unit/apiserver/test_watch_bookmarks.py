@@ -8,9 +8,11 @@ receives the write. That lost, for example, 20 pods' ADDED events at the schedul
 in a 10,000-pod bench/scale run (the pods stayed Pending) and a probe pod's readiness change at
 the EndpointSlice controller's.
 
-The tests put the write in the very turn the stream writes its bookmark: `request_progress`
-sets the waiting stream's timer to now, and a callback due at the same moment (so it runs just
-after the timer's, in the same turn, before the stream task resumes) makes the write.
+The tests make the write around the turn the stream writes a bookmark: `request_progress` sets
+the waiting stream's timer to now, and the write comes from a callback due at the same moment
+(it runs just after the timer's, before the stream task resumes: the bookmark then named the
+uncommitted write) or one turn before (its event is published as the stream wakes up for the
+timeout: a bookmark written then, with the event still queued, named it too).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+import pytest
 
 from tinykube.api import resources
 from tinykube.apiserver.allocators import ServiceAllocator
@@ -68,13 +71,21 @@ async def events(resp: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, dict[
         yield event["type"], event["object"]
 
 
-async def bookmark_with_a_write_in_its_turn(session: aiohttp.ClientSession,
-                                            registry: Registry,
-                                            handler: ResourceHandler) -> tuple[int, int]:
-    """Open a watch, have it send a bookmark in the turn a ConfigMap `late` is written; end
-    the watch right after that bookmark. Returns (the bookmark's version, the write's)."""
+async def watch_around_a_write(session: aiohttp.ClientSession, registry: Registry,
+                               handler: ResourceHandler, when: str) -> tuple[list[str], int]:
+    """Open a watch, have it send a bookmark with a ConfigMap `late` written `when`, and end
+    the watch at that bookmark (or once `late` arrived, if no bookmark came before it).
+
+    `turn-of-bookmark`: in the turn the stream's timer fires, just after it (the stream then
+    resumes with the write made, its event not yet published). `turn-before`: one turn
+    earlier (the event is published, and queued for this watch, as the stream is woken).
+    Returns what the watch delivered (`late` or `BOOKMARK <rv>`) and the version of `late`."""
     start = registry.store.resource_version
     written: list[int] = []
+
+    def write() -> None:
+        written.append(registry.create(CONFIGMAPS, configmap("late")).rv)
+
     params = {"watch": "1", "resourceVersion": str(start), "allowWatchBookmarks": "true"}
     async with session.get(PATH, params=params) as resp:
         assert resp.status == 200
@@ -84,32 +95,46 @@ async def bookmark_with_a_write_in_its_turn(session: aiohttp.ClientSession,
         assert (kind, obj["metadata"]["name"]) == ("ADDED", "first")
         loop = asyncio.get_running_loop()
         await handler.request_progress()  # the waiting stream's timer: due now
-        loop.call_at(loop.time(), lambda: written.append(
-            registry.create(CONFIGMAPS, configmap("late")).rv))
+        if when == "turn-of-bookmark":
+            loop.call_at(loop.time(), write)
+        else:
+            write()
+        seen = []
         async for kind, obj in stream:
             if kind == "BOOKMARK":
-                return int(obj["metadata"]["resourceVersion"]), written[0]
-    raise AssertionError("the watch ended without a bookmark")
+                seen.append(f"BOOKMARK {obj['metadata']['resourceVersion']}")
+                break
+            seen.append(obj["metadata"]["name"])
+            if seen[-1] == "late":
+                break
+        return seen, written[0]
 
 
-async def test_a_bookmark_in_the_turn_of_a_write_does_not_name_it(tmp_path: Path) -> None:
+WHEN = ["turn-of-bookmark", "turn-before"]
+
+
+@pytest.mark.parametrize("when", WHEN)
+async def test_a_bookmark_names_no_version_the_watch_has_not_sent(tmp_path: Path,
+                                                                   when: str) -> None:
     async with api(tmp_path) as (session, registry, handler):
-        bookmark, late = await bookmark_with_a_write_in_its_turn(session, registry, handler)
-        assert bookmark < late  # its event had not been sent: the bookmark must precede it
+        seen, late = await watch_around_a_write(session, registry, handler, when)
+    bookmarks = [int(item.split()[1]) for item in seen if item.startswith("BOOKMARK")]
+    assert all(rv < late for rv in bookmarks) or "late" in seen, seen
 
 
-async def test_a_watch_resumed_from_a_bookmark_receives_the_write_of_its_turn(
-        tmp_path: Path) -> None:
+@pytest.mark.parametrize("when", WHEN)
+async def test_a_watch_resumed_from_its_last_version_receives_every_write(
+        tmp_path: Path, when: str) -> None:
     async with api(tmp_path) as (session, registry, handler):
-        bookmark, _late = await bookmark_with_a_write_in_its_turn(session, registry, handler)
+        seen, late = await watch_around_a_write(session, registry, handler, when)
+        last = int(seen[-1].split()[1]) if seen[-1].startswith("BOOKMARK") else late
         # What an informer does when its watch ends: watch again from the last version seen.
-        params = {"watch": "1", "resourceVersion": str(bookmark), "allowWatchBookmarks": "true"}
+        params = {"watch": "1", "resourceVersion": str(last), "allowWatchBookmarks": "true"}
         async with session.get(PATH, params=params) as resp:
             registry.create(CONFIGMAPS, configmap("after"))
-            seen = []
             async for kind, obj in events(resp):
                 if kind != "BOOKMARK":
-                    seen.append((kind, obj["metadata"]["name"]))
-                if seen and seen[-1][1] == "after":
+                    seen.append(obj["metadata"]["name"])
+                if seen[-1] == "after":
                     break
-        assert seen == [("ADDED", "late"), ("ADDED", "after")]
+    assert [name for name in seen if not name.startswith("BOOKMARK")] == ["late", "after"]
