@@ -4,9 +4,10 @@ The store commits the writes of one event-loop turn together and offers their ev
 watchers only after that commit (group commit). A bookmark computed in the same turn as a
 write, after it, must not name that write's version: a client whose stream ends after such a
 bookmark (every watch with `timeoutSeconds` sends one as it ends) resumes from it and never
-receives the write. That lost, for example, 20 pods' ADDED events at the scheduler's informer
-in a 10,000-pod bench/scale run (the pods stayed Pending) and a probe pod's readiness change at
-the EndpointSlice controller's.
+receives the write. Nor may a bookmark be written while events are queued for the watch (its
+wait for an event can time out just after one was queued). Between them they lost, in
+10,000-pod bench/scale runs, pods' ADDED events at the scheduler's informer (the pods stayed
+Pending) and bindings at a node agent's (see the README's bench/scale section).
 
 The tests make the write around the turn the stream writes a bookmark: `request_progress` sets
 the waiting stream's timer to now, and the write comes from a callback due at the same moment
