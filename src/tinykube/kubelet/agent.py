@@ -513,8 +513,19 @@ class NodeAgent(Controller):
         await self.tokens.ensure(pod)  # the pod's own bound tokens, requested or refreshed
         desired = await runtime.sync(pod, pod_ip=ip)
         if _differs(status, desired):
-            await self.client.patch(self.pods_res, meta["name"], {"status": desired},
-                                    meta["namespace"], patch_type="merge", subresource="status")
+            await self._write_status(pod, desired)
+
+    async def _write_status(self, pod: Mapping[str, Any], desired: Mapping[str, Any]) -> None:
+        """Merge-patch the pod's status, on the condition that the pod is still the version
+        it was computed from. The patch replaces `conditions` whole, others' (readiness
+        gates) with the values of our cached copy: from a stale copy, that undid a gate set
+        since (a bench/scale probe pod stayed Ready with its gate False). On a conflict the
+        newer version's event queues the pod again, and its status is computed from that."""
+        meta = pod["metadata"]
+        body = {"metadata": {"resourceVersion": meta.get("resourceVersion")}, "status": desired}
+        with contextlib.suppress(errors.Conflict):
+            await self.client.patch(self.pods_res, meta["name"], body, meta["namespace"],
+                                    patch_type="merge", subresource="status")
 
     async def _terminate(self, key: str, pod: Mapping[str, Any], runtime: Runtime) -> None:
         meta = pod["metadata"]
