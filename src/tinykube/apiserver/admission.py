@@ -121,9 +121,27 @@ class Admission:
         self.registry = registry
         self.plugins = PLUGINS if plugins is None else plugins
         self.account_wait = account_wait
+        # namespace -> its Services with a named targetPort, while the Services' generation
+        # is the one recorded (netwarnings.NAMED_PORT_SERVICES)
+        self._named_port_services: dict[str, list[Obj]] = {}
+        self._services_generation: tuple[int, int] | None = None
 
     def __repr__(self) -> str:
         return f"Admission({', '.join(p.name for p in self.plugins)})"
+
+    def named_port_services(self, namespace: str) -> list[Obj]:
+        """The namespace's stored Services with a named targetPort, kept until a Service
+        changes (every pod write asks; the list is shared: do not modify it)."""
+        store = self.registry.store
+        generation = store.generation(netwarnings.SERVICES)
+        if generation != self._services_generation:
+            self._named_port_services = {}
+            self._services_generation = generation
+        found = self._named_port_services.get(namespace)
+        if found is None:
+            found = self._named_port_services[namespace] = netwarnings.named_port_services(
+                entry.obj for entry in store.list(netwarnings.SERVICES, namespace))
+        return found
 
     async def admit(self, request: Request) -> None:
         """Mutate `request.obj` in place, or raise the first plugin's refusal."""
@@ -407,6 +425,8 @@ def _networking_warnings(admission: Admission, request: Request) -> None:
     store = admission.registry.store
 
     def lookup(key: str, namespace: str) -> list[Obj]:
+        if key == netwarnings.NAMED_PORT_SERVICES:
+            return admission.named_port_services(namespace)
         return [entry.obj for entry in store.list(key, namespace)]
 
     request.warnings.extend(netwarnings.warnings(request.res.kind, request.obj, lookup))

@@ -410,7 +410,10 @@ class ResourceHandler:
                     event = queue.get_nowait()
             except TimeoutError:
                 stream.waiting, stream.progress_due = None, False
-                if bookmarks:
+                # Only with nothing queued: events published while this task was being woken
+                # are at or below the durable version, and a bookmark sent before them (the
+                # last one, as the deadline ends the stream) would skip them (see _bookmark).
+                if bookmarks and queue.empty():
                     await response.write(self._bookmark(stream.res))
                 continue
             res = stream.res
@@ -454,7 +457,18 @@ class ResourceHandler:
 
     def _bookmark(self, res: Resource, rv: int | None = None, *,
                   initial_end: bool = False) -> bytes:
-        meta: Obj = {"resourceVersion": str(self.store.resource_version if rv is None else rv)}
+        """A BOOKMARK line; without `rv`, at the store's durable resourceVersion.
+
+        Not `resource_version`: that counts the writes of this event-loop turn, which are
+        committed, and only then offered to watchers, at the end of the turn (group commit).
+        A bookmark naming one of them, sent just before the stream ends (every watch with
+        `timeoutSeconds` sends one as it ends), made the client resume after events it never
+        received: an informer then missed them until the object changed again. Every event up
+        to the durable version is in this watcher's queue already, and a bookmark is sent only
+        when that queue is empty (checked as it is written: the wait for an event can time
+        out after an event was queued and before this task runs again)."""
+        meta: Obj = {"resourceVersion": str(self.store.durable_resource_version
+                                            if rv is None else rv)}
         if initial_end:
             meta["annotations"] = {"k8s.io/initial-events-end": "true"}
         obj = {"kind": res.kind, "apiVersion": res.api_version, "metadata": meta}

@@ -28,8 +28,9 @@ def _condition(type_: str, ok: bool, now: str, old: Mapping[str, Mapping[str, An
     previous = old.get(type_)
     changed_at = previous.get("lastTransitionTime", now) if previous and \
         previous.get("status") == status else now
-    cond: Obj = {"type": type_, "status": status, "lastProbeTime": None,
-                 "lastTransitionTime": changed_at}
+    # No `lastProbeTime: null` (kube's kubelet sends it): the API server stores no null
+    # fields, so with it the stored status never equalled this one and every sync rewrote it.
+    cond: Obj = {"type": type_, "status": status, "lastTransitionTime": changed_at}
     if reason and not ok:
         cond["reason"] = reason
     return cond

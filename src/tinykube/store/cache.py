@@ -308,6 +308,8 @@ class Store:
         self._progress: asyncio.Future[None] | None = None  # resolved by the next write
         self._lost: collections.deque[tuple[int, int]] = collections.deque(maxlen=100)
         self._commit_error = ""  # why the last commit failed; "" once one succeeds
+        self._generations: collections.Counter[str] = collections.Counter()  # see `generation`
+        self._reloads = 0
         self._load()
 
     def __repr__(self) -> str:
@@ -323,6 +325,12 @@ class Store:
     @property
     def resource_version(self) -> int:
         return self._rv
+
+    def generation(self, resource: str) -> tuple[int, int]:
+        """A value that changes whenever an object of `resource` may have changed (a write,
+        an event from another API server's write, a reload): what a cache derived from
+        `list(resource)` checks before it trusts itself."""
+        return self._reloads, self._generations[resource]
 
     @property
     def commit_error(self) -> str:
@@ -454,6 +462,7 @@ class Store:
 
     def _written(self, event: Event) -> None:
         self._pending.append(event)
+        self._generations[event.resource] += 1
         if self._progress is not None:
             if not self._progress.done():
                 self._progress.set_result(None)
@@ -498,6 +507,7 @@ class Store:
         self._objects.clear()
         self._history.clear()
         self._history_bytes = 0
+        self._reloads += 1
         self._load()
         self._compacted_rv = self._durable_rv = self._rv  # versions go on upwards, never reused
 
@@ -534,6 +544,7 @@ class Store:
     # --- watch --------------------------------------------------------------------------
 
     def _publish(self, event: Event) -> None:
+        self._generations[event.resource] += 1  # (an etcd store's events come only here)
         self._history.append(event)
         self._history_bytes += event.size
         count, size = self._history_limits

@@ -622,6 +622,7 @@ class EtcdStore(Store):
         self._objects.clear()
         self._history.clear()
         self._history_bytes = 0
+        self._reloads += 1
         self._kvs = kvs
         self._load()
         self._advance(revision)

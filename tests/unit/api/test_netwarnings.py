@@ -39,6 +39,8 @@ def lookup_of(*objects: Obj) -> netwarnings.Lookup:
             "EndpointSlice": "discovery.k8s.io/endpointslices"}
 
     def lookup(key: str, namespace: str) -> list[Obj]:
+        if key == netwarnings.NAMED_PORT_SERVICES:
+            return netwarnings.named_port_services(lookup(netwarnings.SERVICES, namespace))
         return [o for o in objects if keys.get(o["kind"]) == key
                 and o["metadata"].get("namespace") == namespace]
     return lookup
