@@ -412,8 +412,12 @@ async def _start(running: RunningComponents, options: ComponentOptions,
                                     running.client_of("kube-scheduler"),
                                     own_clients(options.identities))
     if options.controllers and options.ui_listen:  # before DNS and proxy: traces see first
+        # On the DNS's client, so its informers are the DNS's own, with the tracer's handlers
+        # first: a slice reaches the tracer before the DNS model, whichever watch is faster.
+        watcher = running.client_of("coredns") if options.dns is not None else client
         running.observer = Observer(client, client.config.current_token() or "",
-                                    dns=options.dns is not None, proxy=options.proxy)
+                                    dns=options.dns is not None, proxy=options.proxy,
+                                    watch_client=watcher)
     elif options.controllers:  # no live map: no stale link for `tinykube ui`
         (options.data_dir / "observe.json").unlink(missing_ok=True)
     if options.dns is not None:

@@ -121,6 +121,20 @@ class RegisterLoad:
             assert self._answered.acquire(timeout=timeout), self.outcomes()
         return self.clock()
 
+    def after_writes(self, count: int, since: float, timeout: float = 90) -> float:
+        """Wait until `count` writes called after `since` have succeeded (at most `timeout`
+        seconds in all: a partition's election takes longer on a loaded machine); the clock."""
+        deadline = time.monotonic() + timeout
+        while self.writes_ok(since) < count:
+            assert time.monotonic() < deadline, self.outcomes()
+            self._answered.acquire(timeout=0.5)
+        return self.clock()
+
+    def writes_ok(self, since: float, until: float = math.inf) -> int:
+        return sum(1 for c in self.clients for op in list(c.history)
+                   if op.kind != "get" and op.output == OK and since < op.call
+                   and op.ret < until)
+
     def finish(self, via: Server) -> list[Operation]:
         """Stop the clients; their history and a last read through `via`."""
         for client in self.clients:

@@ -1,7 +1,9 @@
 """Assembling the observer in the components process: hub, tracer, hooks, HTTP endpoint.
 
-Two calls from `components`: `Observer(client, ...)` before the DNS and the proxy start (so the
-tracer's informer handlers run before theirs and see each change first), and
+Two calls from `components`: `Observer(client, ..., watch_client=DNS's client)` before the DNS
+and the proxy start (so the tracer's informer handlers run before theirs and see each change
+first: the DNS has a client and informers of its own, its identity's, and the observer shares
+them; the host network's userspace proxy, as kube-proxy, has its own too), and
 `observer.attach(dns, proxy_controller)` once they run: the tracer then hears the DNS model's
 listener, the responder's built answers and the proxy's syncs. `observer.serve(host, port)`
 starts the HTTP endpoint and writes `observe.json` (its URL) into the data directory.
@@ -37,11 +39,14 @@ class Observer:
     """The hub, the tracer and (once served) the HTTP endpoint of one components process."""
 
     def __init__(self, client: RESTClient, token: str, *, dns: bool, proxy: bool,
-                 controllers: bool = True) -> None:
+                 controllers: bool = True, watch_client: RESTClient | None = None) -> None:
+        """`watch_client` (default `client`) is the client whose shared informers feed the
+        map and the tracer: the DNS's, so that the tracer's handlers run before the DNS
+        model's on the same informers."""
         self.registry = CollectorRegistry()
         self.tracer = Tracer(dns=dns, proxy=proxy, registry=self.registry,
                              own_slices=_ours if controllers else lambda _s: False)
-        self.hub = Hub(client, self.tracer)
+        self.hub = Hub(watch_client or client, self.tracer)
         self.client = client
         self.token = token
         self.dns: Any = None
