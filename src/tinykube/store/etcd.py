@@ -541,11 +541,11 @@ class EtcdStore(Store):
         created = 0
         try:
             async for response in call:
-                if response.canceled and response.watch_id == self._objects_watch:
-                    raise ConnectionError(f"etcd cancelled the watch: {response.cancel_reason}")
-                if response.compact_revision:
+                if response.compact_revision:  # also when it cancels a watch left behind
                     await self._relist(response.compact_revision)
                     return
+                if response.canceled and response.watch_id == self._objects_watch:
+                    raise ConnectionError(f"etcd cancelled the watch: {response.cancel_reason}")
                 if response.created:
                     created += 1
                     if created == 1:
