@@ -73,9 +73,10 @@ Cluster = tuple[EtcdCluster, list["APIServerProcess"], list[Server]]
 
 
 @contextlib.contextmanager
-def api_servers(tmp: Path, relays: PeerRelays | None = None) -> Iterator[Cluster]:
+def api_servers(tmp: Path, relays: PeerRelays | None = None,
+                second: tuple[str, ...] = ()) -> Iterator[Cluster]:
     """A 3-member etcd (its peers through `relays`, if given) and two API servers on it, the
-    first one `tinykube up --store`."""
+    first one `tinykube up --store`, the second with the `second` arguments too."""
     etcd = start_etcd(tmp, relays=relays)
     started: list[APIServerProcess] = []
     try:
@@ -83,7 +84,7 @@ def api_servers(tmp: Path, relays: PeerRelays | None = None) -> Iterator[Cluster
         started.append(start_apiserver(etcd.url, data, free_port(udp=False), first=True,
                                        log=tmp / "a.log"))
         started.append(start_apiserver(etcd.url, data, free_port(udp=False), first=False,
-                                       log=tmp / "b.log"))
+                                       log=tmp / "b.log", extra=second))
         yield etcd, started, [Server(s.url, data) for s in started]
     finally:
         for server in started:

@@ -20,14 +20,7 @@ import orjson
 import pytest
 
 from tests.integration.api_http import Server
-from tests.integration.etcd_cluster import (
-    APIServerProcess,
-    EtcdCluster,
-    needs_etcd,
-    start_apiserver,
-    start_etcd,
-)
-from tinykube.testing import free_port
+from tests.integration.etcd_cluster import EtcdCluster, api_servers, needs_etcd
 
 pytestmark = needs_etcd
 SERVICES = 1000
@@ -37,21 +30,9 @@ CONFIGMAPS = "/api/v1/namespaces/default/configmaps"
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory,
             ) -> Iterator[tuple[EtcdCluster, Server, Server]]:
-    tmp = tmp_path_factory.mktemp("etcd")
-    etcd = start_etcd(tmp)
-    started: list[APIServerProcess] = []
-    try:
-        data = tmp / "data"
-        started.append(start_apiserver(etcd.url, data, free_port(udp=False), first=True,
-                                       log=tmp / "a.log"))
-        started.append(start_apiserver(etcd.url, data, free_port(udp=False), first=False,
-                                       log=tmp / "b.log",
-                                       extra=("--etcd-compaction-interval", "1s")))
-        yield etcd, Server(started[0].url, data), Server(started[1].url, data)
-    finally:
-        for server in started:
-            server.stop()
-        etcd.stop()
+    with api_servers(tmp_path_factory.mktemp("etcd"),
+                     second=("--etcd-compaction-interval", "1s")) as (etcd, _, (a, b)):
+        yield etcd, a, b
 
 
 def _configmap(name: str, value: str = "1") -> dict[str, Any]:
