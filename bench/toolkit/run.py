@@ -40,22 +40,8 @@ spec:
     spec: {containers: [{name: c, image: nginx}]}
 """
 
-LIVENESS = """
-apiVersion: v1
-kind: Pod
-metadata: {name: live}
-spec:
-  runtimeClassName: process
-  terminationGracePeriodSeconds: 5
-  containers:
-  - name: c
-    image: busybox
-    command: [sleep, "3600"]
-    livenessProbe:
-      exec: {command: ["false"]}
-      periodSeconds: 60
-      failureThreshold: 3
-"""
+LIVENESS = (Path(__file__).resolve().parents[2] / "tests" / "testdata" /
+            "liveness-fails.yaml").read_text()  # the test clock test's pod
 
 
 def start(root: Path, args: list[str]) -> tuple[TinykubeCluster, float]:

@@ -16,26 +16,11 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import KUBECTLS, Cluster, Kubectl, start_cluster, until
+from tests.conftest import KUBECTLS, TESTDATA, Cluster, Kubectl, start_cluster, until
 from tinykube.clock_client import TestClockClient
 from tinykube.pytest_plugin import namespace_kubeconfig
 
-LIVENESS = """
-apiVersion: v1
-kind: Pod
-metadata: {name: live}
-spec:
-  runtimeClassName: process
-  terminationGracePeriodSeconds: 5
-  containers:
-  - name: c
-    image: busybox
-    command: [sleep, "3600"]
-    livenessProbe:
-      exec: {command: ["false"]}
-      periodSeconds: 60
-      failureThreshold: 3
-"""
+LIVENESS = (TESTDATA / "liveness-fails.yaml").read_text()
 
 TTL_JOB = """
 apiVersion: batch/v1
