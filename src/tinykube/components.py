@@ -313,17 +313,13 @@ class RunningComponents:
 
 
 def _token_kubeconfig(admin: Path, path: Path, token: str) -> Path:
-    """A copy of the admin kubeconfig at `path` (0600) whose current user is `token`."""
-    import yaml
+    """A kubeconfig at `path` (0600): the admin kubeconfig's server and CA, `token` its user."""
+    from tinykube import join  # only with DNS workers
 
-    config = yaml.safe_load(admin.read_text())
-    context = next(c["context"] for c in config["contexts"]
-                   if c["name"] == config["current-context"])
-    config["users"] = [{"name": context["user"], "user": {"token": token}}]
-    config["contexts"] = [c for c in config["contexts"]
-                          if c["name"] == config["current-context"]]
+    config = client_config.load(str(admin))
     path.touch(mode=0o600)
-    path.write_text(yaml.safe_dump(config))
+    path.write_text(join.kubeconfig(config.server, config.ca_data or b"", {"token": token},
+                                    "tinykube-dns"))
     return path
 
 
