@@ -180,11 +180,14 @@ async def _synced(model: ClusterModel, controller: asyncio.Task[None]) -> None:
     def listener(keys: set[DepKey]) -> None:
         if ("synced",) in keys and not synced.done():
             synced.set_result(None)
-    model.add_listener(listener)
     if model.synced:
         return
-    done, _ = await asyncio.wait({synced, controller}, timeout=READY_TIMEOUT,
-                                 return_when=asyncio.FIRST_COMPLETED)
+    model.add_listener(listener)
+    try:
+        done, _ = await asyncio.wait({synced, controller}, timeout=READY_TIMEOUT,
+                                     return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        model.remove_listener(listener)  # not on every later change of the model
     if controller in done:
         controller.result()  # its exception
         raise RuntimeError("the DNS controller stopped before it synced")

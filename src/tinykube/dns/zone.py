@@ -66,6 +66,9 @@ class ClusterModel:
         """Call `listener(dep_keys)` after every change that can alter an answer."""
         self._listeners.append(listener)
 
+    def remove_listener(self, listener: Listener) -> None:
+        self._listeners.remove(listener)
+
     def mark_synced(self) -> None:
         """Every informer has listed once: from now on, not found means NXDOMAIN."""
         if not self.synced:
