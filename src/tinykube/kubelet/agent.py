@@ -515,11 +515,16 @@ class NodeAgent(Controller):
             return
         ip = status.get("podIP") or self.addresses.allocate(meta["uid"])
         await self.tokens.ensure(pod)  # the pod's own bound tokens, requested or refreshed
-        desired = await runtime.sync(pod, pod_ip=ip)
-        if _differs(status, desired):
-            patch = pod_status.status_patch(status, desired)
-            await self.client.patch(self.pods_res, meta["name"], patch, meta["namespace"],
-                                    patch_type="strategic", subresource="status")
+        await self._write_status(pod, await runtime.sync(pod, pod_ip=ip))
+
+    async def _write_status(self, pod: Mapping[str, Any], desired: Mapping[str, Any]) -> None:
+        """Patch the pod's status to `desired` when a field the agent owns differs."""
+        current, meta = pod.get("status", {}), pod["metadata"]
+        if _differs(current, desired):
+            await self.client.patch(self.pods_res, meta["name"],
+                                    pod_status.status_patch(current, desired),
+                                    meta["namespace"], patch_type="strategic",
+                                    subresource="status")
 
     async def _terminate(self, key: str, pod: Mapping[str, Any], runtime: Runtime) -> None:
         meta = pod["metadata"]
@@ -529,11 +534,8 @@ class NodeAgent(Controller):
                                       f"{', '.join(c['name'] for c in pod['spec']['containers'])}")
         delay = await runtime.terminate(pod)
         live = runtime.stopping_status(pod)
-        desired = live if live is not None else pod_status.terminating_status(pod, now=rfc3339())
-        if _differs(pod.get("status", {}), desired):
-            patch = pod_status.status_patch(pod.get("status", {}), desired)
-            await self.client.patch(self.pods_res, meta["name"], patch, meta["namespace"],
-                                    patch_type="strategic", subresource="status")
+        await self._write_status(pod, live if live is not None else
+                                 pod_status.terminating_status(pod, now=rfc3339()))
         delay = await runtime.terminate(pod)
         if delay is not None:
             if key not in self._timers:
