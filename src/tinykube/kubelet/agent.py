@@ -536,7 +536,6 @@ class NodeAgent(Controller):
         live = runtime.stopping_status(pod)
         await self._write_status(pod, live if live is not None else
                                  pod_status.terminating_status(pod, now=rfc3339()))
-        delay = await runtime.terminate(pod)
         if delay is not None:
             if key not in self._timers:
                 self._timers[key] = clocks.installed().call_later(
