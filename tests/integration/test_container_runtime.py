@@ -65,6 +65,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         for node in NODES:  # the agent deleted every container it ran
             root = work / "data" / "kubelet" / node / "runc"
             assert _runc_list(root) == []
+        assert mounts_under(work) == []  # and unmounted every root filesystem and volume
 
 
 def _runc_list(root: Path) -> list[str]:
@@ -73,6 +74,15 @@ def _runc_list(root: Path) -> list[str]:
     done = subprocess.run(["runc", "--root", str(root), "list", "-q"], capture_output=True,
                           text=True, check=False)
     return done.stdout.split()
+
+
+def mounts_under(directory: Path) -> list[str]:
+    """The mount points in this mount namespace at or below `directory`
+    (/proc/self/mountinfo's fifth field, octal escapes undone)."""
+    prefix = str(directory.resolve())
+    points = [line.split()[4].encode().decode("unicode_escape")
+              for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    return [p for p in points if p == prefix or p.startswith(prefix + "/")]
 
 
 @pytest.fixture(params=[b for _, b in KUBECTLS], ids=[n for n, _ in KUBECTLS])
@@ -87,6 +97,9 @@ def kctl(request: pytest.FixtureRequest, env: Env, tmp_path: Path) -> Iterator[K
     for node in NODES:
         until(lambda n=node: _runc_list(env.runc_root(n)) == [], 30,  # type: ignore[misc]
               f"no runc containers left on {node}")
+    containers = env.cluster.data_dir / "kubelet"
+    until(lambda: not [p for p in mounts_under(containers) if "/containers/" in p], 30,
+          "no root filesystem left mounted")
 
 
 def _pod(name: str, image: str, node: str = NODES[0], **container: object) -> str:
