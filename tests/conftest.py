@@ -327,6 +327,7 @@ rules:
 - {level: Metadata, userGroups: ["system:serviceaccounts:kube-system"]}
 - {level: Metadata, users: ["system:kube-controller-manager", "system:kube-scheduler",
                             "system:kube-proxy"]}
+- {level: Metadata, userGroups: ["system:nodes"]}
 - {level: None}
 """
 

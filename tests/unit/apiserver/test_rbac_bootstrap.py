@@ -199,3 +199,22 @@ def test_a_labelled_role_is_aggregated_into_edit_and_admin(registry: Registry) -
     assert rule in _stored(registry, "edit")["rules"]
     assert rule in _stored(registry, "admin")["rules"]
     assert rule not in _stored(registry, "view")["rules"]
+
+
+@pytest.mark.parametrize("name", sorted(DATA["tinykubeClusterRoles"]))
+def test_tinykube_cluster_roles_are_bound_to_their_subjects(registry: Registry,
+                                                            name: str) -> None:
+    """tinykube's own ClusterRoles (the nftables proxy's NetworkPolicy reads), beside
+    upstream's, each bound by a binding of its name."""
+    item = DATA["tinykubeClusterRoles"][name]
+    assert _stored(registry, name)["rules"] == item["rules"]
+    entry = registry.store.get(f"{G}/clusterrolebindings", "", name)
+    assert entry is not None
+    assert [f"{s['kind']} {s['name']}" for s in entry.obj["subjects"]] == item["subjects"]
+
+
+def test_node_rules_are_the_system_node_role() -> None:
+    """The Node authorizer's static rules are upstream's NodeRules, the `system:node` data;
+    the role's binding has no subjects (nodes get it from the Node authorizer only)."""
+    assert list(rbac_bootstrap.node_rules()) == ROLES["system:node"]["rules"]
+    assert DATA["clusterRoleBindings"]["system:node"] == ["system:node", []]
