@@ -381,7 +381,7 @@ async def _start(running: RunningComponents, options: ComponentOptions,
         running.network = plan = await _make_network(options, cidrs)
         announce(f"pod network: {len(plan.nodes)} node namespaces ({plan.prefix}-*), pods in "
                  f"{options.pod_cidr}")
-    agents = []
+    agents: list[NodeAgent] = []
     for node, cidr in zip(options.nodes, cidrs, strict=True):
         networking = PodNetworking(plan.node(node.name), plan.prefix) if plan else None
         # as its node, `system:node:NAME` (a joined node: its kubeconfig's certificate)

@@ -33,8 +33,8 @@ account groups. Groups, uid or extras without a user are a 400, as upstream.
 
 Authorization: the request's attributes (`request_info`) go to `rbac.RBACAuthorizer`, which
 asks the Node authorizer first (`nodeauthz`, kube's `--authorization-mode=Node,RBAC`); a denial
-is kube's 403 (`rbac.forbidden`), ending with the Node authorizer's reason for a node. The user is left on the request (`USER`) for the reviews and
-RBAC's escalation check.
+is kube's 403 (`rbac.forbidden`), ending with the Node authorizer's reason for a node. The
+user is left on the request (`USER`) for the reviews and RBAC's escalation check.
 """
 
 from __future__ import annotations

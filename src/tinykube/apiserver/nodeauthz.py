@@ -334,9 +334,7 @@ class NodeAuthorizer:
                 return False, "can only list/watch pods with spec.nodeName field selector"
             if verb in ("create", "delete"):
                 return ALLOW  # mirror pods, kept to the node's own by NodeRestriction
-        elif sub == "status" and verb in ("update", "patch"):
-            return ALLOW
-        elif sub == "eviction" and verb == "create":
+        elif (sub, verb) in (("status", "update"), ("status", "patch"), ("eviction", "create")):
             return ALLOW
         return NO_OPINION
 

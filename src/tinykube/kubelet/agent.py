@@ -70,8 +70,8 @@ from tinykube.kubelet import status as pod_status
 from tinykube.kubelet import volumes as pod_volumes
 from tinykube.kubelet.cgroups import Cgroups
 from tinykube.kubelet.logs import ContainerLog
-from tinykube.kubelet.podobjects import PodObjects
 from tinykube.kubelet.podnet import PodNetworking
+from tinykube.kubelet.podobjects import PodObjects
 from tinykube.kubelet.process import ProcessRuntime
 from tinykube.kubelet.restarts import Clock
 from tinykube.kubelet.runtime import HANDLERS, Runtime

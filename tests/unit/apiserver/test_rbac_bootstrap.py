@@ -112,13 +112,14 @@ def test_namespaced_controller_roles(registry: Registry) -> None:
 
 def test_counts_match_upstream(registry: Registry) -> None:
     # upstream's 31 and kubeadm's system:coredns, upstream's 33 controller roles (v1.32's
-    # default feature gates), and ours
-    assert registry.store.count(ROLE_KEY) == len(ROLES) + len(CONTROLLERS) + len(OURS)
+    # default feature gates), and ours (controllers' and others')
+    ours = len(OURS) + len(DATA["tinykubeClusterRoles"])
+    assert registry.store.count(ROLE_KEY) == len(ROLES) + len(CONTROLLERS) + ours
     assert (len(ROLES), len(CONTROLLERS)) == (31 + 1, 33)
     # upstream's 12 and kubeadm's system:coredns, one per controller role, and kubeadm's
     # kubeadm:cluster-admins
     assert registry.store.count(f"{G}/clusterrolebindings") == \
-        12 + 1 + len(CONTROLLERS) + len(OURS) + 1
+        12 + 1 + len(CONTROLLERS) + ours + 1
 
 
 def test_the_kubelet_client_is_cluster_admin_through_rbac_not_masters(
