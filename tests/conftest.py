@@ -327,6 +327,7 @@ rules:
 - {level: Metadata, userGroups: ["system:serviceaccounts:kube-system"]}
 - {level: Metadata, users: ["system:kube-controller-manager", "system:kube-scheduler",
                             "system:kube-proxy"]}
+- {level: Metadata, userGroups: ["system:nodes"]}
 - {level: None}
 """
 
@@ -349,7 +350,8 @@ class ComponentAudit:
         return [json.loads(line) for line in self.log.read_text().splitlines() if line]
 
     def new_denials(self) -> list[str]:
-        """`USER VERB URI` of every denied request logged since the last call."""
+        """`USER VERB URI` of every denied request logged since the last call (RBAC's, the Node
+        authorizer's and NodeRestriction's refusals)."""
         if not self.log.exists():
             return []
         with self.log.open("rb") as log:
@@ -360,7 +362,11 @@ class ComponentAudit:
         denied = []
         for line in complete.decode().splitlines():
             event = json.loads(line)
-            if (event.get("responseStatus") or {}).get("code") == 403:
+            status = event.get("responseStatus") or {}
+            # NamespaceLifecycle's 403 (an Event for a pod of a namespace being deleted, as a
+            # kubelet's would get too) is no authorization's refusal
+            if status.get("code") == 403 and \
+                    "because it is being terminated" not in status.get("message", ""):
                 denied.append(f"{event['user']['username']} {event['verb']} "
                               f"{event['requestURI']}")
         return denied

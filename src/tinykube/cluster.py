@@ -93,13 +93,22 @@ class ClusterOptions:
                                 test_clock=clocks.installed().time()
                                 if self.test_clock else None,
                                 ui_listen=self.ui_listen,
-                                identities=_identities(api))
+                                identities=_identities(api, self.nodes))
+
+    def api_options(self, local_socket: bool) -> APIServerOptions:
+        """The API server's options, with a static token for each node's agent too."""
+        return dataclasses.replace(self.api, local_socket=local_socket, component_users=[
+            *self.api.component_users, *(identities.node_user(n.name) for n in self.nodes)])
 
 
-def _identities(api: RunningAPIServer) -> dict[str, str]:
-    """component -> the static token the API server made for its user (`identities`)."""
-    return {name: api.component_tokens[user] for name, (user, _groups)
-            in identities.COMPONENTS.items() if user in api.component_tokens}
+def _identities(api: RunningAPIServer, nodes: list[NodeSpec]) -> dict[str, str]:
+    """component -> the static token the API server made for its user (`identities`): the
+    components' and each node agent's (`kubelet/NODE`)."""
+    users = {name: user for name, (user, _groups) in identities.COMPONENTS.items()}
+    users.update({identities.node_component(n.name): identities.node_user(n.name)[0]
+                  for n in nodes})
+    return {name: api.component_tokens[user] for name, user in users.items()
+            if user in api.component_tokens}
 
 
 class ChildComponents:
@@ -233,7 +242,7 @@ async def start_cluster(options: ClusterOptions, announce: Callable[[str], None]
 async def _start(options: ClusterOptions, announce: Callable[[str], None],
                  child: ChildComponents | None) -> RunningCluster:
     try:
-        api = await open_apiserver(dataclasses.replace(options.api, local_socket=child is not None))
+        api = await open_apiserver(options.api_options(local_socket=child is not None))
     except BaseException:
         if child is not None:
             await child.stop()

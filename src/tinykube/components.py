@@ -358,7 +358,8 @@ async def start_components(options: ComponentOptions,
                                                                 token_file=None),
                                             user_agent=identities.user_agent(name))
                            for name, token in options.identities.items()
-                           if "/" not in name}  # a controller's: made by its term
+                           if "/" not in name  # a controller's: made by its term
+                           or name.startswith(f"{identities.KUBELET}/")}
 
     try:
         await _start(running, options, announce)
@@ -380,10 +381,12 @@ async def _start(running: RunningComponents, options: ComponentOptions,
         running.network = plan = await _make_network(options, cidrs)
         announce(f"pod network: {len(plan.nodes)} node namespaces ({plan.prefix}-*), pods in "
                  f"{options.pod_cidr}")
-    agents = []
+    agents: list[NodeAgent] = []
     for node, cidr in zip(options.nodes, cidrs, strict=True):
         networking = PodNetworking(plan.node(node.name), plan.prefix) if plan else None
-        agent = NodeAgent(client, node.name, pod_cidr=cidr, labels=node.labels,
+        # as its node, `system:node:NAME` (a joined node: its kubeconfig's certificate)
+        agent = NodeAgent(running.client_of(identities.node_component(node.name)), node.name,
+                          pod_cidr=cidr, labels=node.labels,
                           host_ip=options.host_ip, default_runtime=options.default_runtime,
                           root_dir=options.data_dir / "kubelet" / node.name,
                           kubelet_token=options.kubelet_token, network=networking,
@@ -395,13 +398,14 @@ async def _start(running: RunningComponents, options: ComponentOptions,
                           image_gc_policy=image_gc.Policy(
                               high=options.image_gc_high, low=options.image_gc_low,
                               min_age=options.image_min_age,
-                              capacity=options.image_cache_size))
+                              capacity=options.image_cache_size),
+                          shared_reads=agents[0].client if agents else None)
         agents.append(agent)
         await agent.register()
         tasks += agent.start(workers=4)
         tasks.append(asyncio.create_task(agent.renew_lease_forever(), name=f"lease/{node.name}"))
     if plan is not None:  # routes to the pods of nodes that joined from elsewhere
-        tasks += NodeRoutes(client, list(plan.nodes)).start()
+        tasks += NodeRoutes(running.client_of("kube-proxy"), list(plan.nodes)).start()
     if options.controllers:
         tasks += _start_controllers(options, announce,
                                     running.client_of(identities.CONTROLLER_MANAGER),
@@ -474,11 +478,11 @@ async def _start_netns_services(running: RunningComponents, options: ComponentOp
     served = (options.dns.listen[0],) if options.dns is not None else ()
     nodes = [NftNode(NodeConfig(n.name, options.cluster_cidr or options.pod_cidr,
                                 options.service_cidr, served), n.netns) for n in plan.nodes]
+    client = running.client_of("kube-proxy")  # system:kube-proxy (a joined node: its own)
     if options.underlay_netns is not None:  # a joined node: node ports are the cluster's
         running.nft_proxy = await start_nft_proxy(
-            running.client, nodes, on_bind_failure=bind_failure_reporter(running.client,
-                                                                         announce),
-            on_refusal=refusal_reporter(running.client, announce))
+            client, nodes, on_bind_failure=bind_failure_reporter(client, announce),
+            on_refusal=refusal_reporter(client, announce))
         running.tasks.append(running.nft_proxy.task)
         announce(f"service proxy: nftables in node {plan.nodes[0].name}")
         return
@@ -487,9 +491,8 @@ async def _start_netns_services(running: RunningComponents, options: ComponentOp
     relay = NodePortRelay(entry.address, running.relay_sockets,
                           listen_socket=hosts.bound if hosts else None)
     running.nft_proxy = await start_nft_proxy(
-        running.client, nodes, relay=relay,
-        on_bind_failure=bind_failure_reporter(running.client, announce),
-        on_refusal=refusal_reporter(running.client, announce))
+        client, nodes, relay=relay, on_bind_failure=bind_failure_reporter(client, announce),
+        on_refusal=refusal_reporter(client, announce))
     running.tasks.append(running.nft_proxy.task)  # its end stops the cluster, reported
     announce(f"service proxy: nftables in {len(nodes)} node namespaces (Services and "
              f"NetworkPolicies); node ports on 127.0.0.1 relayed into {entry.name} "

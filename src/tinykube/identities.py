@@ -5,6 +5,19 @@ A table (`COMPONENTS`): component -> the user it authenticates as (a static toke
 `system:kube-scheduler` where kube-apiserver would. Only the components listed have an
 identity of their own; the others still share the admin's credential (the README says which).
 
+Each node agent of `tinykube up` is its node, as a kubelet is: `system:node:<name>` in
+`system:nodes` (`node_user`), the identity kube's Node authorizer and NodeRestriction know
+(`apiserver.nodeauthz`, `apiserver.noderestriction`): it reads only its own Node and Lease, its
+pods and what they reference. Its credential is a static token too, not a client certificate
+as kubeadm's `kubelet.conf` has: the components reach the API server over a private unix socket
+in plain HTTP, where there is no TLS handshake to carry a certificate, and the token file is how
+every other component of `up` authenticates. A node that joins with `tinykube node --token`
+gets a certificate instead (`join`), as a kubelet's TLS bootstrap does. The service proxy of
+both network modes (and the netns mode's routes to joined nodes' pods) is kube-proxy's user,
+`system:kube-proxy`, bound by kube's default policy to `system:node-proxier`; the nftables
+proxy also enforces NetworkPolicies, which kube leaves to the network plugin, so tinykube binds
+that user to its own `tinykube:network-policy-enforcer` as well (`apiserver/rbac_defaults.yaml`).
+
 The controllers run as kube-controller-manager does with `--use-service-account-credentials`
 (kubeadm's setting): the manager itself is `system:kube-controller-manager` (its Lease, its
 shared informers' lists and watches, the token controller, which must work before any account
@@ -76,8 +89,7 @@ def controller_component(controller: str) -> str:
 # component -> (user, groups); bound by kube's default policy (apiserver/rbac_defaults.yaml)
 COMPONENTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "kube-scheduler": ("system:kube-scheduler", ()),
-    # the userspace proxy only (host network); the netns mode's nftables proxy also enforces
-    # NetworkPolicies, which kube-proxy's role does not cover, and keeps the admin's client
+    # the service proxy: userspace (host network) or nftables (netns, with NetworkPolicies)
     "kube-proxy": ("system:kube-proxy", ()),
     CONTROLLER_MANAGER: ("system:kube-controller-manager", ()),
     # the cluster DNS, as kubeadm's CoreDNS: bound to system:coredns (and tinykube's
@@ -88,8 +100,25 @@ COMPONENTS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
+KUBELET = "kubelet"
+NODES_GROUP = "system:nodes"
+
+
+def node_user(node: str) -> tuple[str, tuple[str, ...]]:
+    """A node's (user, groups): kube's `system:node:<name>` in `system:nodes`."""
+    return f"system:node:{node}", (NODES_GROUP,)
+
+
+def node_component(node: str) -> str:
+    """The component name of a node's agent, `kubelet/NODE` (its token's key)."""
+    return f"{KUBELET}/{node}"
+
+
 def user_agent(component: str) -> str:
     """kube's form: `NAME/VERSION (OS/ARCH) kubernetes/COMMIT`, with tinykube for the commit;
-    a controller's (`kube-controller-manager/ACCOUNT`) has `/ACCOUNT` at the end."""
+    a controller's (`kube-controller-manager/ACCOUNT`) has `/ACCOUNT` at the end, a node
+    agent's (`kubelet/NODE`) is the kubelet's."""
     name, _, account = component.partition("/")
+    if name == KUBELET:
+        account = ""
     return f"{name}/{VERSION} (linux/amd64) tinykube" + (f"/{account}" if account else "")

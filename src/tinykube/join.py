@@ -9,11 +9,15 @@ The cluster side (`tinykube token create`, with an admin kubeconfig):
    ConfigMap (a kubeconfig naming the server and the CA, no credentials) that anonymous users may
    read, and the bindings that let the token's group create CSRs (`system:node-bootstrapper`)
    and have them approved (`...:certificatesigningrequests:nodeclient`), and nodes renew their
-   own (`selfnodeclient`). tinykube has no Node authorizer, so one more binding gives the group
-   `system:nodes` the `system:node` and `system:node-proxier` roles cluster-wide
-   (where kube restricts each node to its own pods' objects), and `tinykube:node-reader`
-   adds the lists and watches of claims, volumes and namespaces that tinykube's node agent
-   and DNS make.
+   own (`selfnodeclient`). What the node agent itself may do is the Node authorizer's and
+   NodeRestriction's, as in kube (`apiserver.nodeauthz`, `apiserver.noderestriction`): no
+   binding grants `system:node`. A joined node also runs its own cluster DNS and service proxy
+   on its one credential, where kubeadm's nodes run CoreDNS and kube-proxy as pods with
+   service-account identities of their own (kube-proxy's bound to `system:node-proxier` by
+   kubeadm's `kubeadm:node-proxier`); so the group `system:nodes` gets `system:node-proxier`
+   (`tinykube:node-proxier`) and `tinykube:node-reader`, the rest of what that DNS and proxy
+   read: pods, namespaces and NetworkPolicies (lists and watches) and the DNS's two
+   ConfigMaps.
 
 The node side (`tinykube node --token T --server URL --ca-cert-hash sha256:H`):
 
@@ -130,11 +134,13 @@ def _binding(kind: str, name: str, role_kind: str, role: str, subject: tuple[str
                           "name": subject[1]}]}
 
 
-NODE_READER_ROLE = "tinykube:node-reader"  # what a node agent, its DNS and proxy list
+OBSOLETE_NODE_BINDING = "tinykube:node"
+NODE_READER_ROLE = "tinykube:node-reader"  # what a joined node's DNS and proxy read too
 
 
 def join_objects(group: str = DEFAULT_GROUP) -> list[Obj]:
-    """kubeadm's bootstrap-token phase RBAC (and tinykube's node roles: see the docstring)."""
+    """kubeadm's bootstrap-token phase RBAC (and a joined node's DNS and proxy roles: see the
+    docstring)."""
     csr = "system:certificates.k8s.io:certificatesigningrequests"
     crb, cr = "ClusterRoleBinding", "ClusterRole"
     return [
@@ -154,12 +160,13 @@ def join_objects(group: str = DEFAULT_GROUP) -> list[Obj]:
                  CLUSTER_INFO[0]),
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": cr,
          "metadata": {"name": NODE_READER_ROLE},
-         "rules": [{"apiGroups": [""], "resources": [
-                        "services", "pods", "namespaces", "endpoints", "persistentvolumeclaims",
-                        "persistentvolumes"], "verbs": ["list", "watch"]},
-                   {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"],
-                    "verbs": ["list", "watch"]}]},
-        _binding(crb, "tinykube:node", cr, "system:node", ("Group", "system:nodes")),
+         "rules": [{"apiGroups": [""], "resources": ["namespaces", "pods"],
+                    "verbs": ["list", "watch"]},
+                   {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"],
+                    "verbs": ["list", "watch"]},
+                   {"apiGroups": [""], "resources": ["configmaps"],
+                    "resourceNames": ["tinykube-dns-drills", "tinykube-dns-querylog"],
+                    "verbs": ["get", "list", "watch"]}]},
         _binding(crb, "tinykube:node-proxier", cr, "system:node-proxier",
                  ("Group", "system:nodes")),
         _binding(crb, NODE_READER_ROLE, cr, NODE_READER_ROLE, ("Group", "system:nodes")),
@@ -179,6 +186,10 @@ async def ensure_join_objects(client: RESTClient, server: str, ca_pem: bytes) ->
     for res, obj in wanted:
         with contextlib.suppress(errors.AlreadyExists):
             await client.create(res, obj, obj["metadata"].get("namespace"))
+    # what earlier tinykubes made before the Node authorizer: system:node for every node
+    with contextlib.suppress(errors.NotFound):
+        await client.delete(resources.must("rbac.authorization.k8s.io", "v1",
+                                           "clusterrolebindings"), OBSOLETE_NODE_BINDING)
 
 
 # --- the node's side ------------------------------------------------------------------------

@@ -102,6 +102,21 @@ def test_node_joins_with_a_bootstrap_token(cluster: Cluster, kctl: Kubectl,
         refused = kctl.run("auth", "can-i", "delete", "namespaces", "--as",
                            "system:node:nj-n3", "--as-group", "system:nodes", check=False)
         assert refused.stdout.strip() == "no"
+        # with its own certificate, under the Node authorizer: the Secret of a pod on nj-n1
+        # is not its to read, nor nj-n1's Node
+        kctl("create", "secret", "generic", "n1-secret", "--from-literal=k=v")
+        on_n1 = yaml.safe_load(pod_on("nj-n1", "on-n1"))
+        on_n1["spec"]["imagePullSecrets"] = [{"name": "n1-secret"}]
+        kctl("apply", "-f", "-", input=json.dumps(on_n1))
+        until(lambda: running_ip(kctl, "on-n1"), 30, "the pod on nj-n1 to run")
+        as_node = Kubectl(KUBECTLS[0][1], tmp_path / "nj-n3" / "kubelet.conf", tmp_path / "n3c")
+        read = as_node.run("get", "secret", "n1-secret", check=False)
+        assert read.returncode != 0
+        assert 'secrets "n1-secret" is forbidden: User "system:node:nj-n3" cannot get resource ' \
+               '"secrets" in API group "" in the namespace "default": no relationship found ' \
+               "between node 'nj-n3' and this object" in read.stderr, read.stderr
+        other = as_node.run("label", "node", "nj-n1", "x=y", check=False)
+        assert other.returncode != 0 and "Forbidden" in other.stderr, other.stderr
     finally:
         node.stop()
     # the token cleaner deletes a token Secret once it expires

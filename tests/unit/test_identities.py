@@ -127,6 +127,9 @@ def test_user_agents() -> None:
         "kube-controller-manager/v1.32.0 (linux/amd64) tinykube/deployment-controller"
     assert identities.user_agent("kube-scheduler") == \
         "kube-scheduler/v1.32.0 (linux/amd64) tinykube"
+    assert identities.user_agent(identities.node_component("n1")) == \
+        "kubelet/v1.32.0 (linux/amd64) tinykube"
+    assert identities.node_user("n1") == ("system:node:n1", ("system:nodes",))
 
 
 # (request, allowed) of the cluster DNS, kube-system/coredns: kubeadm's system:coredns, and
@@ -147,3 +150,32 @@ def test_the_cluster_dns_may_what_corednss_role_says(authorizer: rbac.RBACAuthor
     user = _user("coredns")
     assert user.name == "system:serviceaccount:kube-system:coredns"
     assert authorizer.allowed(user, _request(request_)) is allowed
+
+
+# (request, allowed) of the service proxy, system:kube-proxy: kube's system:node-proxier, and
+# tinykube's NetworkPolicy reads beside it (the nftables proxy enforces them)
+PROXY_REQUESTS = [
+    ("watch core/services", True), ("list discovery.k8s.io/endpointslices", True),
+    ("get core/nodes - n1", True), ("create core/events ns", True),
+    ("watch networking.k8s.io/networkpolicies", True), ("list core/pods", True),
+    ("list core/namespaces", True),
+    ("get core/secrets ns s", False), ("update core/services ns s", False),
+    ("create networking.k8s.io/networkpolicies ns", False),
+]
+
+
+@pytest.mark.parametrize("request_,allowed", PROXY_REQUESTS,
+                         ids=[r for r, _ in PROXY_REQUESTS])
+def test_the_proxy_may_what_node_proxier_says(authorizer: rbac.RBACAuthorizer, request_: str,
+                                              allowed: bool) -> None:
+    user = _user("kube-proxy")
+    assert user.name == "system:kube-proxy"
+    assert authorizer.allowed(user, _request(request_)) is allowed
+
+
+def test_no_binding_grants_nodes_anything_without_the_node_authorizer(
+        authorizer: rbac.RBACAuthorizer) -> None:
+    """RBAC alone gives a node nothing of `system:node` (the Node authorizer does)."""
+    node = rbac.User(*identities.node_user("n1"))
+    assert not authorizer.allowed(node, _request("list core/services"))
+    assert not authorizer.allowed(node, _request("get core/nodes - n1"))

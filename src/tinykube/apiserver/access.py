@@ -31,9 +31,10 @@ two), and the request then runs as the impersonated user: `system:authenticated`
 anyone but `system:anonymous`), and a service account asked for without groups gets its
 account groups. Groups, uid or extras without a user are a 400, as upstream.
 
-Authorization: the request's attributes (`request_info`) go to `rbac.RBACAuthorizer`; a denial
-is kube's 403 (`rbac.forbidden`). The user is left on the request (`USER`) for the reviews and
-RBAC's escalation check.
+Authorization: the request's attributes (`request_info`) go to `rbac.RBACAuthorizer`, which
+asks the Node authorizer first (`nodeauthz`, kube's `--authorization-mode=Node,RBAC`); a denial
+is kube's 403 (`rbac.forbidden`), ending with the Node authorizer's reason for a node. The
+user is left on the request (`USER`) for the reviews and RBAC's escalation check.
 """
 
 from __future__ import annotations
@@ -172,8 +173,9 @@ class AccessControl:
         user = self.impersonate(authenticated, request.headers)
         attrs = request_info.resolve(request.method, request.path, request.query)
         request[ATTRIBUTES] = attrs
-        if not self.authorizer.allowed(user, attrs):
-            raise rbac.forbidden(user, attrs)
+        allowed, reason = self.authorizer.decide(user, attrs)
+        if not allowed:
+            raise rbac.forbidden(user, attrs, reason)
         request[USER] = user
         _CURRENT.set((user, self))
         return user

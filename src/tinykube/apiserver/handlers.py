@@ -41,6 +41,7 @@ from tinykube.apiserver import (
     kubelets,
     list_options,
     metrics,
+    noderestriction,
     rbac,
     reviews,
     sa_tokens,
@@ -179,6 +180,7 @@ class ResourceHandler:
         if target.subresource == "token":
             return await self._token_request(request, target)
         if target.subresource == "eviction":
+            self._node_restriction(noderestriction.CREATE, target, None, None)
             return _json(eviction.evict(self.registry, request, await self._read_body(request),
                                         self._namespace(target), target.name or "",
                                         query_dry_run=_dry_run(request)), status=201)
@@ -559,9 +561,26 @@ class ResourceHandler:
                                                      warnings=request.get(WARNINGS, [])))
         return validate
 
+    def _node_restriction(self, operation: str, target: Target, obj: Obj | None,
+                          old: Obj | None) -> None:
+        """NodeRestriction (`noderestriction`): every write of a node, subresources and
+        deletes too, as upstream runs it."""
+        current = access.current()
+        if current is None:
+            return
+        res = target.res
+        noderestriction.check(current[0], noderestriction.Write(
+            operation, res.group, res.plural, target.subresource, self._namespace(target),
+            target.name or "", obj, old), self._stored_object)
+
+    def _stored_object(self, key: str, namespace: str, name: str) -> Obj | None:
+        entry = self.store.get(key, namespace, name)
+        return entry.obj if entry is not None else None
+
     async def _admit_create(self, target: Target, obj: Obj, warnings: list[str], *,
                             dry_run: bool = False) -> None:
         namespace = obj["metadata"].get("namespace", "") if target.res.namespaced else ""
+        self._node_restriction(CREATE, target, obj, None)
         await self.admission.admit(AdmissionRequest(CREATE, target.res, namespace, obj,
                                                     warnings=warnings))
         await self._mutating_webhooks(CREATE, target, obj, None, dry_run, warnings)
@@ -627,6 +646,7 @@ class ResourceHandler:
         see them when their rules name them)."""
         namespace = self._namespace(target)
         current = self.store.get(target.res.storage_key, namespace, target.name or "")
+        self._node_restriction(UPDATE, target, obj, current.obj if current else None)
         if not target.subresource:
             await self.admission.admit(AdmissionRequest(
                 UPDATE, target.res, namespace, obj, current.obj if current else None,
@@ -739,6 +759,10 @@ class ResourceHandler:
 
     async def _delete(self, request: web.Request, target: Target) -> web.Response:
         options = await self._delete_options(request)
+        stored = self.store.get(target.res.storage_key, self._namespace(target),
+                                target.name or "")
+        self._node_restriction(noderestriction.DELETE, target, None,
+                               stored.obj if stored is not None else None)
         await self._delete_webhooks(target, request, options)
         entry, _gone = self.registry.delete(target.res, self._namespace(target), target.name or "",
                                            options, dry_run=_dry_run(request, options))
@@ -892,6 +916,7 @@ class ResourceHandler:
         body = codec.parse_body(await self._read_body(request),
                                 request.headers.get("Content-Type", codec.JSON))
         account = self.registry.get(target.res, self._namespace(target), target.name or "")
+        self._node_restriction(CREATE, target, body if isinstance(body, dict) else None, None)
         bound = ((body or {}).get("spec") or {}).get("boundObjectRef") \
             if isinstance(body, dict) else None
         if isinstance(bound, dict) and bound.get("kind") == "Pod":  # must exist, as upstream

@@ -27,7 +27,7 @@ permission of a role?
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from tinykube.api import errors
@@ -183,11 +183,17 @@ class _Grants:
     namespaced: dict[str, list[Rule]]
 
 
-class RBACAuthorizer:
-    """Decides requests from the store's RBAC objects (see the module docstring)."""
+#: an authorizer asked before RBAC (the Node authorizer): (allowed, the reason of a denial)
+FirstAuthorizer = Callable[[User, Attributes], tuple[bool, str]]
 
-    def __init__(self, store: Store) -> None:
+
+class RBACAuthorizer:
+    """Decides requests from the store's RBAC objects (see the module docstring), after
+    `first` (kube-apiserver's `--authorization-mode=Node,RBAC`: the Node authorizer)."""
+
+    def __init__(self, store: Store, first: FirstAuthorizer | None = None) -> None:
         self.store = store
+        self.first = first
         self._watchers: dict[str, Watcher] = {}
         self._cluster_index: dict[str, list[str]] = {}  # subject -> ClusterRole names
         self._namespace_index: dict[str, list[tuple[str, str, str]]] = {}  # -> (ns, kind, name)
@@ -276,9 +282,22 @@ class RBACAuthorizer:
     # -- decisions
 
     def allowed(self, user: User, attrs: Attributes) -> bool:
-        """The decision for one request (system:masters first, then RBAC)."""
+        """The decision for one request (system:masters first, then `first`, then RBAC)."""
+        return self.decide(user, attrs)[0]
+
+    def decide(self, user: User, attrs: Attributes) -> tuple[bool, str]:
+        """(allowed, why not): the union of kube's authorizers, whose 403 message ends with
+        the reasons of those that had no opinion."""
         if MASTERS in user.groups:
-            return True
+            return True, ""
+        reason = ""
+        if self.first is not None:
+            allowed, reason = self.first(user, attrs)
+            if allowed:
+                return True, ""
+        return self._rbac_allows(user, attrs), reason
+
+    def _rbac_allows(self, user: User, attrs: Attributes) -> bool:
         self._refresh()
         key = (user.name, user.groups, attrs)
         decision = self._decisions.get(key)

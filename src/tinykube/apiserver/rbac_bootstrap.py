@@ -4,7 +4,8 @@
 into the ClusterRoles and ClusterRoleBindings kube-apiserver creates, with the controller roles
 (`system:controller:NAME`, each bound to the ServiceAccount kube-system/NAME; one of them a
 namespaced Role, token-cleaner's) and tinykube's own `tinykube:controller:NAME` beside them
-(see `identities`). `reconcile` applies them
+(see `identities`), and tinykube's ClusterRoles for other users (`tinykubeClusterRoles`:
+the nftables proxy's NetworkPolicy reads). `reconcile` applies them
 with kube's `rbac.authorization.kubernetes.io/autoupdate` semantics (the storage post-start
 hook `ensure-rbac`): a missing object is created; an existing one whose annotation is not
 `"false"` gets what it lacks (rules, aggregation selectors, labels and annotations of a role;
@@ -77,10 +78,23 @@ def _controller_items() -> list[tuple[str, str, list[Obj]]]:
             for account, rules in (data.get(key) or {}).items()]
 
 
+NODE_ROLE = "system:node"
+
+
+@functools.cache
+def node_rules() -> tuple[Obj, ...]:
+    """The `system:node` ClusterRole's rules: upstream's `bootstrappolicy.NodeRules()`, which
+    the Node authorizer grants every node (the role's own binding has no subjects)."""
+    role = next(r for r in _data()["clusterRoles"] if r["name"] == NODE_ROLE)
+    return tuple(role["rules"])
+
+
 def default_cluster_roles() -> list[Obj]:
     out = []
     items = [*_data()["clusterRoles"],
-             *({"name": name, "rules": rules} for name, _, rules in _controller_items())]
+             *({"name": name, "rules": rules} for name, _, rules in _controller_items()),
+             *({"name": name, "rules": item["rules"]}
+               for name, item in (_data().get("tinykubeClusterRoles") or {}).items())]
     for item in items:
         role: Obj = {"apiVersion": f"{GROUP}/v1", "kind": "ClusterRole",
                      "metadata": _meta(item["name"], item.get("labels"))}
@@ -95,7 +109,9 @@ def default_cluster_role_bindings() -> list[Obj]:
     out = []
     bindings = {**_data()["clusterRoleBindings"],
                 **{name: [name, [f"ServiceAccount {CONTROLLER_NAMESPACE}/{account}"]]
-                   for name, account, _ in _controller_items()}}
+                   for name, account, _ in _controller_items()},
+                **{name: [name, item["subjects"]]
+                   for name, item in (_data().get("tinykubeClusterRoles") or {}).items()}}
     for name, (role, subjects) in bindings.items():
         binding: Obj = {"apiVersion": f"{GROUP}/v1", "kind": "ClusterRoleBinding",
                         "metadata": _meta(name),

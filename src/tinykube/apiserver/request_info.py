@@ -42,6 +42,9 @@ class Attributes:
     resource: str = ""
     subresource: str = ""
     name: str = ""
+    # a list's or watch's field selector, for the Node authorizer (`spec.nodeName=NODE`);
+    # not part of equality, so RBAC's decision cache keys stay one per name
+    field_selector: str = dataclasses.field(default="", compare=False)
 
 
 def _truthy(value: str | None) -> bool:
@@ -87,8 +90,10 @@ def resolve(method: str, path: str, query: Mapping[str, str]) -> Attributes:
         verb = "watch" if _truthy(query.get("watch")) else "list"
     elif not name and verb == "delete":
         verb = "deletecollection"
+    selector = ""
     if verb in ("list", "watch", "deletecollection") and not name:
-        name = _selected_name(query.get("fieldSelector", ""))
+        selector = query.get("fieldSelector", "")
+        name = _selected_name(selector)
     return Attributes(verb=verb, path=path, resource_request=True, api_group=group,
                       api_version=version, namespace=namespace, resource=resource,
-                      subresource=subresource, name=name)
+                      subresource=subresource, name=name, field_selector=selector)

@@ -10,7 +10,8 @@ caller's identity (after impersonation, so `--as` asks about someone else) and R
 - `SubjectAccessReview` and the namespaced `LocalSubjectAccessReview`: the same question for
   `spec.user`/`groups`/`uid`/`extra` (taken as given: no `system:authenticated` is added);
 - `SelfSubjectRulesReview`: the rules that apply to the caller in `spec.namespace`, as the
-  RBAC authorizer's RulesFor lists them (`incomplete: false`: RBAC is the only authorizer);
+  RBAC authorizer's RulesFor lists them (`incomplete: true` for a node, whose rules the Node
+  authorizer does not enumerate, as upstream's says; `false` for everyone else);
 - `TokenReview` (authentication.k8s.io/v1): who `spec.token` is (the admin token, or a live
   ServiceAccount token), or `authenticated: false`.
 
@@ -26,7 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tinykube.api import errors
-from tinykube.apiserver import rbac
+from tinykube.apiserver import nodeauthz, rbac
 from tinykube.apiserver.rbac import User
 from tinykube.apiserver.request_info import Attributes
 
@@ -102,8 +103,12 @@ def _rules_review(spec: Any, ctx: Context) -> Obj:
     url_rules = [{"verbs": list(r.get("verbs") or ()),
                   "nonResourceURLs": list(r["nonResourceURLs"])}
                  for r in rules if r.get("nonResourceURLs")]
-    return {"resourceRules": resource_rules, "nonResourceRules": url_rules,
-            "incomplete": False}
+    out: Obj = {"resourceRules": resource_rules, "nonResourceRules": url_rules,
+                "incomplete": False}
+    if nodeauthz.node_identity(ctx.user)[1]:
+        out.update(incomplete=True,
+                   evaluationError="node authorizer does not support user rule resolution")
+    return out
 
 
 def _token_review(spec: Any, ctx: Context) -> Obj:

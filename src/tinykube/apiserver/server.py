@@ -27,6 +27,7 @@ from tinykube.apiserver import (
     certs,
     datadir,
     endpoint_leases,
+    nodeauthz,
     openapi,
     openapi_v2,
     rbac_bootstrap,
@@ -202,7 +203,9 @@ async def _open(options: APIServerOptions, lock: datadir.DataDirLock) -> Running
         context.load_verify_locations(creds.ca_cert)
         context.set_alpn_protocols(["http/1.1"])
     unix_path = _socket_path() if options.local_socket else None
-    access = AccessControl(creds.token, handler.service_account_user, RBACAuthorizer(store),
+    nodes = nodeauthz.NodeAuthorizer(store, rbac_bootstrap.node_rules)  # Node, then RBAC
+    access = AccessControl(creds.token, handler.service_account_user,
+                           RBACAuthorizer(store, first=nodes.authorize),
                            bootstrap_tokens.Authenticator(store, registry.clock),
                            kubelet_client_token=creds.kubelet_token)
     tokens_file = options.data_dir / "tokens.csv"  # --token-auth-file

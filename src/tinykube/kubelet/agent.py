@@ -3,7 +3,9 @@
 One `NodeAgent` per node. It registers its Node (labels, addresses, capacity, nodeInfo, Ready
 condition, `spec.podCIDR`, and the port of its log endpoint in
 `status.daemonEndpoints.kubeletEndpoint`), renews its Lease in `kube-node-lease`, and watches the
-pods bound to it (and Services, for the containers' environment, and RuntimeClasses). Each pod
+pods bound to it (and Services, for the containers' environment, and RuntimeClasses); as
+`system:node:<name>` under the Node authorizer it reads no other object than its pods' own:
+their ConfigMaps and Secrets watched one by one, their claims fetched (`podobjects`). Each pod
 is served by the runtime its RuntimeClass handler names (`virtual`, `process`; `netns` runs as
 `process` for now), or by the agent's default runtime. For each pod, `sync` compares what the
 pod should look like with what it does:
@@ -69,6 +71,7 @@ from tinykube.kubelet import volumes as pod_volumes
 from tinykube.kubelet.cgroups import Cgroups
 from tinykube.kubelet.logs import ContainerLog
 from tinykube.kubelet.podnet import PodNetworking
+from tinykube.kubelet.podobjects import PodObjects
 from tinykube.kubelet.process import ProcessRuntime
 from tinykube.kubelet.restarts import Clock
 from tinykube.kubelet.runtime import HANDLERS, Runtime
@@ -209,7 +212,8 @@ class NodeAgent(Controller):
                  registry_mirrors: Mapping[str, Sequence[str]] | None = None,
                  listen_socket: Callable[[int, int, tuple[str, int]], socket.socket] | None
                  = None, image_gc_policy: image_gc.Policy | None = None,
-                 resolv_conf: str = dnsconfig.DEFAULT_RESOLV_CONF) -> None:
+                 resolv_conf: str = dnsconfig.DEFAULT_RESOLV_CONF,
+                 shared_reads: RESTClient | None = None) -> None:
         self.name = f"kubelet/{node_name}"
         self.node_name = node_name
         self.kubelet_host = host_ip  # the kubelet endpoint, on the host's loopback
@@ -222,15 +226,16 @@ class NodeAgent(Controller):
         self.pods_res = resources.must("", "v1", "pods")
         self.pods = shared_informer(client, self.pods_res,
                                     field_selector=f"spec.nodeName={node_name}")
-        self.services = shared_informer(client, resources.must("", "v1", "services"))
+        # what every node may read whole: one watch for the agents of a process, through
+        # `shared_reads` (another node's client), as N kubelets would each watch them
+        reads = shared_reads or client
+        self.services = shared_informer(reads, resources.must("", "v1", "services"))
         self.runtime_classes = shared_informer(
-            client, resources.must("node.k8s.io", "v1", "runtimeclasses"))
-        # what pods' volumes read: ConfigMaps, Secrets, claims and their PersistentVolumes
-        self.volume_sources = {plural: shared_informer(client, resources.must("", "v1", plural))
-                               for plural in ("configmaps", "secrets", "persistentvolumeclaims",
-                                              "persistentvolumes")}
-        super().__init__(client, [self.pods, self.services, self.runtime_classes,
-                                  *self.volume_sources.values()])
+            reads, resources.must("node.k8s.io", "v1", "runtimeclasses"))
+        # what pods' volumes read: ConfigMaps and Secrets watched one by one, claims and
+        # their PersistentVolumes fetched (a node may read only its pods' objects)
+        self.objects = PodObjects(client, self._volume_source_changed)
+        super().__init__(client, [self.pods, self.services, self.runtime_classes])
         self.recorder = events.Recorder(client, "kubelet", node_name)
         self.cluster_dns = cluster_dns  # set by the cluster once its DNS listens
         self.default_runtime = default_runtime
@@ -293,47 +298,30 @@ class NodeAgent(Controller):
         self._stopping: set[str] = set()  # pods whose Killing event was recorded
         self.pods.add_handlers(on_add=self._on_pod, on_update=lambda _o, n: self._on_pod(n),
                                on_delete=self._on_delete)
-        for plural, informer in self.volume_sources.items():
-            self._watch_volume_source(plural, informer)
 
     # --- volumes --------------------------------------------------------------------------------
 
-    def _watch_volume_source(self, plural: str, informer: Any) -> None:
-        def changed(obj: Mapping[str, Any]) -> None:
-            self._volume_source_changed(plural, obj)
-
-        def updated(_old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
-            self._volume_source_changed(plural, new)
-        informer.add_handlers(on_add=changed, on_update=updated, on_delete=changed)
-
     def _volume_objects(self) -> pod_volumes.Objects:
-        def namespaced(plural: str) -> Any:
-            cache = self.volume_sources[plural].cache
-            return lambda namespace, name: cache.get(f"{namespace}/{name}")
+        objects = self.objects
         return pod_volumes.Objects(
-            configmaps=namespaced("configmaps"), secrets=namespaced("secrets"),
-            claims=namespaced("persistentvolumeclaims"),
-            persistent_volumes=self.volume_sources["persistentvolumes"].cache.get,
-            token=self.tokens.get)
+            configmaps=lambda namespace, name: objects.get("configmaps", namespace, name),
+            secrets=lambda namespace, name: objects.get("secrets", namespace, name),
+            claims=objects.claim, persistent_volumes=objects.volume, token=self.tokens.get)
 
     def _volume_source_changed(self, plural: str, obj: Mapping[str, Any]) -> None:
-        """Enqueue this node's pods whose volumes read `obj` (a PersistentVolume: every pod
-        with a claim), so that their files are updated or their setup retried at once."""
+        """Enqueue this node's pods whose volumes read `obj` (a ConfigMap or Secret), so that
+        their files are updated or their setup retried at once."""
         meta = obj.get("metadata", {})
         for pod in self.pods.cache.list():
-            refs = pod_volumes.references(pod)
-            if plural == "persistentvolumes":
-                hit = any(kind == "persistentvolumeclaims" for kind, _name in refs)
-            else:
-                hit = pod["metadata"].get("namespace") == meta.get("namespace") and \
-                    (plural, meta.get("name")) in refs
-            if hit:
+            if pod["metadata"].get("namespace") == meta.get("namespace") and \
+                    (plural, meta.get("name")) in pod_volumes.references(pod):
                 self.enqueue(pod)
 
     def _on_pod(self, pod: Mapping[str, Any]) -> None:
         ip = pod.get("status", {}).get("podIP")
         if ip and ipaddress.ip_address(ip) in self.addresses.network:
             self.addresses.claim(ip, pod["metadata"]["uid"])
+        self.objects.track(pod)
         self.enqueue(pod)
 
     def _on_delete(self, pod: Mapping[str, Any]) -> None:
@@ -341,6 +329,7 @@ class NodeAgent(Controller):
         if ip:
             self.addresses.release(ip)
         self.tokens.forget(str(pod["metadata"].get("uid", "")))
+        self.objects.forget(pod)
         key = f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
         self._stopping.discard(key)
         timer = self._timers.pop(key, None)
@@ -412,6 +401,7 @@ class NodeAgent(Controller):
         try:
             await asyncio.Event().wait()
         finally:
+            self.objects.close()
             for runtime in self.runtimes.values():
                 await runtime.close()
             await asyncio.to_thread(self.cgroups.clear)
@@ -515,6 +505,9 @@ class NodeAgent(Controller):
             return
         ip = status.get("podIP") or self.addresses.allocate(meta["uid"])
         await self.tokens.ensure(pod)  # the pod's own bound tokens, requested or refreshed
+        if pod.get("spec", {}).get("volumes"):
+            await self.objects.wait_synced(pod)
+            await self.objects.fetch_claims(pod)
         await self._write_status(pod, await runtime.sync(pod, pod_ip=ip))
 
     async def _write_status(self, pod: Mapping[str, Any], desired: Mapping[str, Any]) -> None:

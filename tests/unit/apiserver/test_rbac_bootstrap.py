@@ -112,13 +112,14 @@ def test_namespaced_controller_roles(registry: Registry) -> None:
 
 def test_counts_match_upstream(registry: Registry) -> None:
     # upstream's 31 and kubeadm's system:coredns, upstream's 33 controller roles (v1.32's
-    # default feature gates), and ours
-    assert registry.store.count(ROLE_KEY) == len(ROLES) + len(CONTROLLERS) + len(OURS)
+    # default feature gates), and ours (controllers' and others')
+    ours = len(OURS) + len(DATA["tinykubeClusterRoles"])
+    assert registry.store.count(ROLE_KEY) == len(ROLES) + len(CONTROLLERS) + ours
     assert (len(ROLES), len(CONTROLLERS)) == (31 + 1, 33)
     # upstream's 12 and kubeadm's system:coredns, one per controller role, and kubeadm's
     # kubeadm:cluster-admins
     assert registry.store.count(f"{G}/clusterrolebindings") == \
-        12 + 1 + len(CONTROLLERS) + len(OURS) + 1
+        12 + 1 + len(CONTROLLERS) + ours + 1
 
 
 def test_the_kubelet_client_is_cluster_admin_through_rbac_not_masters(
@@ -199,3 +200,22 @@ def test_a_labelled_role_is_aggregated_into_edit_and_admin(registry: Registry) -
     assert rule in _stored(registry, "edit")["rules"]
     assert rule in _stored(registry, "admin")["rules"]
     assert rule not in _stored(registry, "view")["rules"]
+
+
+@pytest.mark.parametrize("name", sorted(DATA["tinykubeClusterRoles"]))
+def test_tinykube_cluster_roles_are_bound_to_their_subjects(registry: Registry,
+                                                            name: str) -> None:
+    """tinykube's own ClusterRoles (the nftables proxy's NetworkPolicy reads), beside
+    upstream's, each bound by a binding of its name."""
+    item = DATA["tinykubeClusterRoles"][name]
+    assert _stored(registry, name)["rules"] == item["rules"]
+    entry = registry.store.get(f"{G}/clusterrolebindings", "", name)
+    assert entry is not None
+    assert [f"{s['kind']} {s['name']}" for s in entry.obj["subjects"]] == item["subjects"]
+
+
+def test_node_rules_are_the_system_node_role() -> None:
+    """The Node authorizer's static rules are upstream's NodeRules, the `system:node` data;
+    the role's binding has no subjects (nodes get it from the Node authorizer only)."""
+    assert list(rbac_bootstrap.node_rules()) == ROLES["system:node"]["rules"]
+    assert DATA["clusterRoleBindings"]["system:node"] == ["system:node", []]
