@@ -144,6 +144,19 @@ def until(check: Callable[[], Any], timeout: float = 30, what: str = "the condit
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def wait_allowed(kubectl: Kubectl, verb: str, resource: str, *, user: str,
+                 groups: Sequence[str] = (), namespace: str = "default",
+                 timeout: float = 10) -> None:
+    """Wait until RBAC allows `user` (in `groups`) `verb` on `resource`, as kube's e2e
+    `WaitForNamedAuthorizationUpdate` waits: the authorizer sees a new binding through its
+    watch, so on etcd a request right after the binding's create may still be refused (on
+    SQLite the watch is all but synchronous)."""
+    args = ["auth", "can-i", verb, resource, "-n", namespace, f"--as={user}",
+            *(f"--as-group={g}" for g in groups)]
+    until(lambda: kubectl.run(*args, check=False).stdout.strip() == "yes", timeout,
+          f"RBAC to allow {user} to {verb} {resource}")
+
+
 def _kubectl_binaries() -> list[tuple[str, str]]:
     found = []
     system = shutil.which("kubectl", path="/usr/local/bin:/usr/bin:/bin")

@@ -21,7 +21,7 @@ import jwt
 import pytest
 import yaml
 
-from tests.conftest import KUBECTLS, Cluster, Kubectl, start_cluster, until
+from tests.conftest import KUBECTLS, Cluster, Kubectl, start_cluster, until, wait_allowed
 from tinykube.apiserver import pki
 
 AUDIT_POLICY = """apiVersion: audit.k8s.io/v1
@@ -89,6 +89,7 @@ def test_client_certificates_are_their_cn_and_o(kubectl: Kubectl, cluster: Clust
             f'the namespace "{namespace}"') in denied
     kubectl("create", "rolebinding", "devs-view", "--clusterrole=view", "--group=devs",
             "-n", namespace)
+    wait_allowed(kubectl, "list", "pods", user="jane", groups=["devs"], namespace=namespace)
     assert "No resources found" in jane.run("get", "pods", "-n", namespace).stderr
 
 

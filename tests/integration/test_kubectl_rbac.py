@@ -4,7 +4,7 @@ user holding `edit` cannot bind `admin`."""
 
 from __future__ import annotations
 
-from tests.conftest import Kubectl
+from tests.conftest import Kubectl, wait_allowed
 
 FORBIDDEN = ('Error from server (Forbidden): pods is forbidden: User '
              '"system:serviceaccount:default:app" cannot list resource "pods" in API group "" '
@@ -48,6 +48,7 @@ def test_edit_cannot_grant_admin(kubectl: Kubectl) -> None:
     kubectl("create", "sa", "editor")
     kubectl("create", "rolebinding", "editor-edit", "--clusterrole=edit",
             "--serviceaccount=default:editor")
+    wait_allowed(kubectl, "create", "configmaps", user="system:serviceaccount:default:editor")
     token = kubectl("create", "token", "editor").strip()
     # edit may write most things, and may not touch RBAC at all
     as_token(kubectl, token, "create", "configmap", "c", "--from-literal=a=b")
@@ -61,6 +62,7 @@ def test_edit_cannot_grant_admin(kubectl: Kubectl) -> None:
     kubectl("create", "role", "binder", "--verb=create", "--resource=rolebindings")
     kubectl("create", "rolebinding", "editor-binder", "--role=binder",
             "--serviceaccount=default:editor")
+    wait_allowed(kubectl, "create", "rolebindings", user="system:serviceaccount:default:editor")
     refused = as_token(kubectl, token, "create", "rolebinding", "grab", "--clusterrole=admin",
                        "--serviceaccount=default:editor", check=False)
     assert ('rolebindings.rbac.authorization.k8s.io "grab" is forbidden: user '

@@ -13,7 +13,7 @@ import subprocess
 import pytest
 import yaml
 
-from tests.conftest import TESTDATA, Cluster, Kubectl
+from tests.conftest import TESTDATA, Cluster, Kubectl, until
 
 pytestmark = [pytest.mark.kubectl,
               pytest.mark.cluster_args("--nodes", "kube-node1,kube-node2,kube-node3")]
@@ -41,6 +41,9 @@ def pod_ips(kubectl: Kubectl) -> dict[str, str]:
 
 def test_seed_end_to_end(cluster: Cluster, kubectl: Kubectl) -> None:
     kubectl("apply", "-f", str(TESTDATA / "web.yaml"))
+    # `kubectl wait` on a pod the StatefulSet controller has not made yet fails at once
+    until(lambda: "pod/web-0" in kubectl("get", "pods", "-o", "name").split(), 20,
+          "the StatefulSet's first pod")
     # No node carries node=kube-node3 yet: the pod waits, and says why.
     kubectl("wait", "--for=condition=PodScheduled=false", "pod/web-0", "--timeout=20s")
     events = kubectl("describe", "pod", "web-0")

@@ -32,7 +32,7 @@ from typing import Any
 
 from tinykube.api import errors
 from tinykube.apiserver.request_info import Attributes
-from tinykube.store.cache import Store, Watcher
+from tinykube.store.cache import Store
 
 Obj = dict[str, Any]
 Rule = Mapping[str, Any]
@@ -194,7 +194,7 @@ class RBACAuthorizer:
     def __init__(self, store: Store, first: FirstAuthorizer | None = None) -> None:
         self.store = store
         self.first = first
-        self._watchers: dict[str, Watcher] = {}
+        self._seen: dict[str, tuple[int, int]] = {}  # resource -> store.generation seen
         self._cluster_index: dict[str, list[str]] = {}  # subject -> ClusterRole names
         self._namespace_index: dict[str, list[tuple[str, str, str]]] = {}  # -> (ns, kind, name)
         self._grants: dict[tuple[str, tuple[str, ...]], _Grants] = {}
@@ -207,17 +207,12 @@ class RBACAuthorizer:
     # -- freshness: drop everything when an RBAC object changed
 
     def _changed(self) -> bool:
-        changed = not self._built
-        for resource in RESOURCES:
-            watcher = self._watchers.get(resource)
-            if watcher is None or watcher.closed:
-                self._watchers[resource] = self.store.watch(resource, None,
-                                                            self.store.resource_version)
-                changed = True
-                continue
-            while not watcher.queue.empty():
-                watcher.queue.get_nowait()
-                changed = True
+        """Whether an RBAC object may have changed since the last build: the store's
+        generation of each RBAC resource, which every write and every event from the store
+        (an etcd watch's too, for writes through another API server) moves on."""
+        current = {resource: self.store.generation(resource) for resource in RESOURCES}
+        changed = not self._built or current != self._seen
+        self._seen = current
         return changed
 
     def _refresh(self) -> None:
@@ -243,9 +238,7 @@ class RBACAuthorizer:
         self._built = True
 
     def close(self) -> None:
-        for watcher in self._watchers.values():
-            watcher.close()
-        self._watchers.clear()
+        """Nothing to release: freshness is read from the store's generations."""
 
     # -- rules of a user
 

@@ -33,6 +33,7 @@ import yaml
 from tinykube.api import errors, resources, selectors
 from tinykube.api.clone import clone
 from tinykube.apiserver.registry import Registry
+from tinykube.store.cache import Entry
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -266,24 +267,50 @@ def aggregated_rules(role: Obj, roles: list[Obj]) -> list[Obj] | None:
     return out
 
 
-def aggregate(registry: Registry) -> None:
-    """Write every aggregated ClusterRole whose rules differ from what it aggregates (repeated
-    while something changed, since an aggregated role may itself be aggregated: edit into
-    admin)."""
+def _aggregate_pass(registry: Registry) -> list[Entry]:
+    """Write every aggregated ClusterRole whose rules differ from what it aggregates; the
+    entries of the writes made."""
     res = resources.must(GROUP, "v1", "clusterroles")
+    roles = [e.obj for e in registry.store.list(res.storage_key)]
+    writes = []
+    for role in roles:
+        rules = aggregated_rules(role, roles)
+        if rules is not None and rules != (role.get("rules") or []):
+            updated = clone(role)
+            updated["rules"] = rules
+            with contextlib.suppress(errors.Conflict, errors.NotFound):
+                writes.append(registry.update(res, updated))
+    return writes
+
+
+def aggregate(registry: Registry) -> None:
+    """Aggregate, repeated while something changed (an aggregated role may itself be
+    aggregated: edit into admin). On SQLite a write is visible at once; on etcd it is in
+    flight until confirmed, so `aggregate_settled` follows this one."""
     for _ in range(10):  # bounded: chains of aggregation are short
-        roles = [e.obj for e in registry.store.list(res.storage_key)]
-        changed = False
-        for role in roles:
-            rules = aggregated_rules(role, roles)
-            if rules is not None and rules != (role.get("rules") or []):
-                updated = clone(role)
-                updated["rules"] = rules
-                with contextlib.suppress(errors.Conflict, errors.NotFound):
-                    registry.update(res, updated)
-                    changed = True
-        if not changed:
+        if not _aggregate_pass(registry):
             return
+
+
+async def aggregate_settled(registry: Registry) -> None:
+    """`aggregate`, waiting for each pass's writes before the next: on etcd a write is
+    confirmed by etcd later, and one made over a write still in flight (the bootstrap's
+    creates, or the previous pass's update) fails as stale and is made again by the next
+    pass."""
+    for _ in range(10):
+        writes = _aggregate_pass(registry)
+        if not writes:
+            return
+        for entry in writes:
+            with contextlib.suppress(errors.APIError):
+                await registry.store.confirm(entry)
+
+
+async def _aggregate_logged(registry: Registry) -> None:
+    try:
+        await aggregate_settled(registry)
+    except errors.APIError as error:
+        log.warning("aggregating ClusterRoles: %s", error)
 
 
 async def aggregate_forever(registry: Registry) -> None:
@@ -292,15 +319,13 @@ async def aggregate_forever(registry: Registry) -> None:
     while True:
         watcher = registry.store.watch(res.storage_key, None, registry.store.resource_version)
         try:
+            await _aggregate_logged(registry)  # what the start's own pass could not confirm
             while not watcher.closed:
                 event = await watcher.queue.get()
                 if event is None:
                     break
                 while not watcher.queue.empty():
                     watcher.queue.get_nowait()
-                try:
-                    aggregate(registry)
-                except errors.APIError as error:
-                    log.warning("aggregating ClusterRoles: %s", error)
+                await _aggregate_logged(registry)
         finally:
             watcher.close()
