@@ -20,6 +20,7 @@ import os
 import shutil
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 from tinykube.images.store import Image, Store, _remove
@@ -84,11 +85,28 @@ def create(store: Store, container: str, image: Image, *, overlay: bool | None =
     return root
 
 
+UNMOUNT_TRIES = 10  # then a lazy unmount (containerd retries an EBUSY unmount likewise)
+UNMOUNT_PAUSE = 0.05
+
+
+def _unmount(target: Path) -> None:
+    """Unmount `target`; while it is busy (a container's last process still exiting in it,
+    a runc run that was starting when its pod was stopped), retry a few times, then detach
+    it lazily (MNT_DETACH: gone from the tree now, freed once its last user goes), so no
+    root filesystem is ever left mounted."""
+    for _ in range(UNMOUNT_TRIES):
+        done = subprocess.run(["umount", str(target)], capture_output=True, check=False)
+        if done.returncode == 0 or not os.path.ismount(target):
+            return
+        time.sleep(UNMOUNT_PAUSE)  # blocking: callers run this in a thread
+    subprocess.run(["umount", "--lazy", str(target)], check=True, capture_output=True)
+
+
 def remove(store: Store, container: str) -> None:
-    """Unmount and delete `container`'s root filesystem."""
+    """Unmount and delete `container`'s root filesystem (blocking)."""
     base = store.root / "containers" / container
     if (base / "mounted").exists():
-        subprocess.run(["umount", str(base / "rootfs")], check=True, capture_output=True)
+        _unmount(base / "rootfs")
     with contextlib.suppress(FileNotFoundError):
         _remove(base)
 

@@ -292,12 +292,16 @@ class PodWorker:
         try:
             proc = await self._spawn(container, argv, env, io, cgroups, mounts,
                                      ready[1] if ready else None)
+        except asyncio.CancelledError:  # stopped while starting: what `_prepare` made goes
+            await asyncio.shield(self._cleanup(container))
+            raise
         except (OSError, subprocess.SubprocessError) as exc:
             if ready is not None:
                 os.close(ready[0])
                 os.close(ready[1])
             io.started(None)
             log.end_run()
+            await self._cleanup(container)
             self._record_exit(record, 128, None, "StartError", str(exc), started=rfc3339())
             self._changed()
             await self._event("Warning", "Failed", f"Error: {exc}")
