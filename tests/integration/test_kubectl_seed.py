@@ -151,6 +151,9 @@ def test_replace_with_stale_resource_version_conflicts(kubectl: Kubectl) -> None
 def test_server_dry_run_changes_nothing(kubectl: Kubectl) -> None:
     kubectl("apply", "-f", "-", input=NGINX_SERVICE)
     kubectl("create", "deployment", "web", "--image=nginx", "--replicas=1")
+    # the Deployment controller writes its status until the rollout is done: wait for that,
+    # or its write between the two snapshots reads as a dry run's
+    kubectl("rollout", "status", "deployment/web", "--timeout=60s")
     before = {kind: kubectl("get", kind, "-o", "jsonpath={.items[*].metadata.resourceVersion}")
               for kind in ("svc", "deploy", "cm")}
     commands = [  # (command, what kubectl prints; `patch` does not mention the dry run)
