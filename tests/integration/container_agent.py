@@ -7,6 +7,10 @@ run, then the adopted pods that are not in POD_JSON, `null` for none, are remove
 agent would publish it to DIR/status.json whenever it changes (replaced atomically). The
 host's network, a short crash back-off (0.2 s .. 1 s) so restarts happen within a test; SIGKILL
 is how the tests end it.
+
+It also serves `kubectl attach`'s session (`kubelet.streams.AttachSession`) on DIR/attach.sock:
+a client sends the container's name and a newline, then remotecommand frames, each with a
+4-byte big-endian length before it, in both directions (the kubelet's WebSocket, minus HTTP).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any
 
 from tinykube.api.meta import rfc3339
 from tinykube.images.store import Store
-from tinykube.kubelet import volumes
+from tinykube.kubelet import streams, volumes
 from tinykube.kubelet.cgroups import Cgroups
 from tinykube.kubelet.container import ContainerRuntime
 from tinykube.kubelet.restarts import CrashBackoff
@@ -30,6 +34,37 @@ from tinykube.kubelet.worker import NodeContext
 NO_OBJECTS = volumes.Objects(configmaps=lambda _n, _m: None, secrets=lambda _n, _m: None,
                              claims=lambda _n, _m: None, persistent_volumes=lambda _n: None,
                              token=lambda _p, _s: None)
+
+
+class FramedSocket:
+    """`streams.Socket` over a stream: each message has its length before it."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    async def send_bytes(self, data: bytes) -> None:
+        self.writer.write(len(data).to_bytes(4, "big") + data)
+        await self.writer.drain()
+
+    async def receive_bytes_or_none(self) -> bytes | None:
+        try:
+            size = int.from_bytes(await self.reader.readexactly(4), "big")
+            return await self.reader.readexactly(size)
+        except asyncio.IncompleteReadError:
+            return None
+
+
+async def serve_attach(directory: Path, runtime: ContainerRuntime, uid: str) -> asyncio.Server:
+    async def attach(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        name = (await reader.readline()).decode().strip()
+        worker = runtime.workers.get(uid)
+        io = worker.stdio.get(name) if worker is not None else None
+        if io is not None:
+            await streams.AttachSession(io, stdin=True, stdout=True).run(
+                FramedSocket(reader, writer))
+        writer.close()
+
+    return await asyncio.start_unix_server(attach, path=str(directory / "attach.sock"))
 
 
 async def serve(directory: Path, pod: dict[str, Any] | None) -> None:
@@ -52,6 +87,9 @@ async def serve(directory: Path, pod: dict[str, Any] | None) -> None:
     await runtime.clear(adopted)
     for uid in adopted - ({pod["metadata"]["uid"]} if pod else set()):
         runtime.remove_orphan(uid)
+    if pod is not None:
+        (directory / "attach.sock").unlink(missing_ok=True)
+        await serve_attach(directory, runtime, pod["metadata"]["uid"])  # the loop keeps it
     (directory / "started").write_text(str(os.getpid()))
     while pod is not None:
         changed.clear()

@@ -22,6 +22,7 @@ import pytest
 
 from tests.conftest import KUBECTLS, Cluster, Kubectl, start_cluster, until
 from tests.integration import oci_registry
+from tests.integration.test_kubectl_exec import in_terminal
 
 pytestmark = [
     pytest.mark.root, pytest.mark.slow, pytest.mark.usefixtures("host_network_unchanged"),
@@ -289,6 +290,17 @@ def test_kubectl_run_attaches_to_the_image(env: Env, kctl: Kubectl) -> None:
                f"--overrides={json.dumps({'spec': {'nodeName': NODES[1]}})}", "--command",
                "--", "sh", "-c", "read line; echo got $line", input="hello\n", timeout=90)
     assert "got hello" in out
+
+
+def test_kubectl_run_it_gets_a_terminal_in_the_image(env: Env, kctl: Kubectl) -> None:
+    # the container's terminal is the shim's: `tty` names it, the typed line comes through it
+    overrides = json.dumps({"spec": {"nodeName": NODES[0]}})
+    result = in_terminal(kctl, "run", "term", "-it", "--rm", "--restart=Never",
+                         f"--image={env.image}", f"--overrides={overrides}", "--command", "--",
+                         "sh", "-c", "tty; read line; echo got-$line; exit 4", typed="hello\n")
+    output = result.stdout.replace("\r", "")
+    assert "/dev/pts/" in output and "got-hello\n" in output, output
+    assert result.returncode == 4
 
 
 def test_init_container_then_app_and_exec_stdin(env: Env, kctl: Kubectl) -> None:

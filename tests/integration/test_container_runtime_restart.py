@@ -3,7 +3,9 @@
 container that exited with code 3 meanwhile reports 3, its reason and finishedAt; a running
 one is the same process afterwards (same PID) and is followed again (its later output reaches
 the log, its later exit is seen); restartCount goes on from where it was (the exited one is
-restarted by its policy: lastState has the code).
+restarted by its policy: lastState has the code). Containers with stdin or a terminal outlive
+it too: the new agent's attach sessions write into the same stdin and read the same terminal,
+and its stdinOnce close ends the container's stdin.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import uuid
@@ -23,6 +26,7 @@ import pytest
 from tests.conftest import until
 from tests.integration import oci_registry
 from tests.integration.test_container_runtime import pytestmark as _marks
+from tinykube.api.remotecommand import CLOSE, ERROR, STDIN, STDOUT, frame, parse
 from tinykube.kubelet.cgroups import Cgroups
 
 pytestmark = [m for m in _marks if m.name == "skipif"]
@@ -202,6 +206,159 @@ def test_pods_deleted_while_no_agent_ran_are_removed(image: str, tmp_path: Path)
                               capture_output=True, text=True, check=False).stdout.split()
         assert runc == []
         assert not (tmp_path / "node" / "containers" / uid).exists()
+    finally:
+        agent.kill()
+        _clean_up(tmp_path)
+
+
+class Attach:
+    """One attach session through the agent's attach.sock (see `container_agent`)."""
+
+    def __init__(self, directory: Path, name: str) -> None:
+        self.conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.conn.settimeout(30)
+        self.conn.connect(str(directory / "attach.sock"))
+        self.conn.sendall(name.encode() + b"\n")
+        self.output = b""
+        self.status: dict[str, Any] | None = None
+
+    def send(self, stream: int, data: bytes) -> None:
+        message = frame(stream, data)
+        self.conn.sendall(len(message).to_bytes(4, "big") + message)
+
+    def _receive(self) -> bool:
+        size = self._exactly(4)
+        if size is None:
+            return False
+        message = self._exactly(int.from_bytes(size, "big"))
+        if message is None:
+            return False
+        stream, data = parse(message)
+        if stream == STDOUT:
+            self.output += data
+        elif stream == ERROR:
+            self.status = json.loads(data)
+        return True
+
+    def _exactly(self, size: int) -> bytes | None:
+        data = b""
+        while len(data) < size:
+            chunk = self.conn.recv(size - len(data))
+            if not chunk:
+                return None
+            data += chunk
+        return data
+
+    def read_until(self, wanted: bytes) -> bytes:
+        """The output so far once it holds `wanted` (the session's 30 s timeout bounds it)."""
+        while wanted not in self.output:
+            assert self._receive(), f"the session ended before {wanted!r}: {self.output!r}"
+        return self.output
+
+    def read_to_end(self) -> bytes:
+        while self._receive():
+            pass
+        return self.output
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _attached(directory: Path, name: str) -> Attach:
+    """A session once the agent serves the container (its worker may still be adopting)."""
+    def session() -> Attach | None:
+        attach = Attach(directory, name)
+        attach.conn.settimeout(0.5)
+        try:
+            attach._receive()  # the replay, if anything was printed in this run
+        except TimeoutError:
+            pass
+        except OSError:
+            attach.close()
+            return None
+        if attach.output == b"" and attach.status is None and _ended(attach):
+            return None
+        attach.conn.settimeout(30)
+        return attach
+    return until(session, 30, f"an attach session to {name}")
+
+
+def _ended(attach: Attach) -> bool:
+    """Whether the agent closed the session at once (no such container yet)."""
+    try:
+        attach.conn.setblocking(False)
+        ended = attach.conn.recv(1, socket.MSG_PEEK) == b""
+    except BlockingIOError:
+        ended = False
+    attach.conn.setblocking(True)
+    if ended:
+        attach.close()
+    return ended
+
+
+def test_stdin_and_terminals_survive_the_agent(image: str, tmp_path: Path) -> None:
+    echo = 'echo ready; while read line; do [ "$line" = quit ] && exit 5; echo "got $line"; done'
+    uid = str(uuid.uuid4())
+    pod = {"metadata": {"name": "p", "namespace": "default", "uid": uid},
+           "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 1,
+                    "containers": [
+                        {"name": "keeper", "image": image, "stdin": True,
+                         "command": ["sh", "-c", echo]},
+                        {"name": "once", "image": image, "stdin": True, "stdinOnce": True,
+                         "command": ["sh", "-c", f"{echo}; echo eof; exit 4"]},
+                        {"name": "first", "image": image, "stdin": True, "stdinOnce": True,
+                         "command": ["sh", "-c", f"{echo}; echo eof; exit 4"]},
+                        {"name": "term", "image": image, "stdin": True, "tty": True,
+                         "command": ["sh", "-c", "tty; read line; echo \"term $line\"; exit 6"]}]}}
+    (tmp_path / "pod.json").write_text(json.dumps(pod))
+    agent = Agent(tmp_path)
+    agent.start()
+    try:
+        until(lambda: all("running" in agent.container(name).get("state", {})
+                          for name in ("keeper", "once", "first", "term")), 60,
+              "the four containers running")
+        pids = {name: _runc_pid(tmp_path, _cid(agent.container(name)))
+                for name in ("keeper", "once", "term")}
+        keeper = _attached(tmp_path, "keeper")
+        keeper.send(STDIN, b"zero\n")
+        assert b"got zero" in keeper.read_until(b"got zero")
+        keeper.close()
+        first = _attached(tmp_path, "first")  # stdinOnce through the shim that holds it
+        first.send(STDIN, b"x\n")
+        first.read_until(b"got x")
+        first.send(CLOSE, bytes((STDIN,)))
+        assert b"eof" in first.read_to_end()
+        until(lambda: agent.container("first").get("state", {}).get("terminated"), 30,
+              "the first stdinOnce container's end")
+        agent.kill()
+
+        agent.start()
+        until(lambda: all("running" in agent.container(name).get("state", {})
+                          for name in pids), 30, "the new agent to adopt the three")
+        assert {name: _runc_pid(tmp_path, _cid(agent.container(name))) for name in pids} == pids
+        keeper = _attached(tmp_path, "keeper")  # the same stdin: nothing ended it meanwhile
+        keeper.send(STDIN, b"one\n")
+        keeper.read_until(b"got one")
+        keeper.send(STDIN, b"quit\n")
+        keeper.read_to_end()
+        once = _attached(tmp_path, "once")
+        once.send(STDIN, b"y\n")
+        once.read_until(b"got y")
+        once.send(CLOSE, bytes((STDIN,)))  # the new agent's close is the last: stdin ends
+        assert b"eof" in once.read_to_end()
+        term = _attached(tmp_path, "term")
+        term.send(STDIN, b"hello\r")
+        assert b"term hello" in term.read_to_end()
+        log = tmp_path / "node" / "containers" / uid / "logs" / "term" / "current.log"
+        assert b" /dev/pts/0" in log.read_bytes()  # runc's terminal in the container
+
+        def codes() -> dict[str, int] | None:
+            ended = {name: agent.container(name).get("state", {}).get("terminated")
+                     for name in ("keeper", "once", "term")}
+            return {n: t["exitCode"] for n, t in ended.items() if t} \
+                if all(ended.values()) else None
+        assert until(codes, 30, "the adopted containers' ends") == {
+            "keeper": 5, "once": 4, "term": 6}
     finally:
         agent.kill()
         _clean_up(tmp_path)

@@ -28,9 +28,11 @@ of a container:
    container. `--keep` leaves the stopped container (and its cgroups) in place so the OOM
    counter can be read before `runc delete`. A SIGKILL at the end of the grace period kills
    runc; the container's processes are then killed through its memory cgroup
-   (`Cgroups.kill_all`), which is runc's cgroup too. Containers with `stdin` or `tty` run
-   `runc run` as the agent's own child instead (their terminal or stdin pipe is the
-   agent's), so they do not outlive it.
+   (`Cgroups.kill_all`), which is runc's cgroup too. A container with `stdin` or `tty`
+   gets its stdin pipe or terminal from the agent through the shim, which holds the agent's
+   end too (as containerd-shim holds a container's stdin FIFO): it outlives the agent as the
+   others do, and a new agent takes that end back from the shim (`ShimProcess.take_stdio`)
+   for its attach sessions.
 4. **Exec** (`kubectl exec`, exec probes, lifecycle hooks): `runc exec ID ARGV` (runc takes
    the user, env, cwd and capabilities from the container's config). A postStart hook first
    waits for `runc state` to say running (`runc run` creates, then starts).
@@ -198,7 +200,12 @@ class ContainerWorker(PodWorker):
         log = self.logs[name]
         log.resume_run(saved.run)
         io = stdio.ContainerIO(container)
-        io.streams.use_output(proc.take_output())
+        held = await proc.take_stdio()
+        if held is not None and held[0] == "tty":
+            io.streams.use_terminal(held[1])
+        elif held is not None:
+            io.streams.use_stdin(held[1])
+        _use_shim_io(io, proc, held[0] if held else None)
         try:
             env = self._env(container)
         except EnvError:
@@ -357,13 +364,12 @@ class ContainerWorker(PodWorker):
         await self._event("Normal", "Created", f"Created container {name}")
         argv = self.runtime.runc("run", "--keep", "--bundle", str(self._bundles[name]),
                                  self.ids[name])
-        if container.get("stdin") or container.get("tty"):
-            return await asyncio.create_subprocess_exec(*argv, start_new_session=True,
-                                                        **io.spawn_options())
         earlier = f"{self.uid}-{name}-{self._runs[name] - 1}"
         shutil.rmtree(self.shims_dir / earlier, ignore_errors=True)  # its last run's shim
-        proc = await shimhandle.launch(self.shims_dir / self.ids[name], argv)
-        io.streams.use_output(proc.take_output())
+        fds = io.streams.shim_stdio()
+        stdin = shimhandle.Stdio(*fds) if fds else None
+        proc = await shimhandle.launch(self.shims_dir / self.ids[name], argv, stdin)
+        _use_shim_io(io, proc, "tty" if stdin and stdin.kind == "tty" else None)
         return proc
 
     async def _until_running(self, container: Obj, proc: asyncio.subprocess.Process) -> None:
@@ -403,6 +409,17 @@ class ContainerWorker(PodWorker):
                      ) -> tuple[list[str], dict[str, str], str | None]:
         argv, _env, cwd = super().exec_command(container_name, command)
         return argv, dict(os.environ), cwd
+
+
+def _use_shim_io(io: stdio.ContainerIO, proc: shimhandle.ShimProcess, kind: str | None) -> None:
+    """The run's output: the terminal's (`kind` "tty"), else the shim's FIFO. Closing stdin
+    also asks the shim to close its copy."""
+    output = proc.take_output()
+    if kind == "tty":
+        os.close(output)  # the terminal carries the output; nothing writes the FIFO
+    else:
+        io.streams.use_output(output)
+    io.streams.set_release(proc.close_stdin)
 
 
 class ContainerRuntime(ProcessRuntime):

@@ -288,7 +288,7 @@ def config(pod: Obj, container: Obj, image: Obj, *, rootfs: Path, env: Mapping[s
     return {
         "ociVersion": "1.0.2",
         "process": {
-            "terminal": False, "user": process_user, "args": list(argv),
+            "terminal": bool(container.get("tty")), "user": process_user, "args": list(argv),
             "env": [f"{k}={v}" for k, v in env.items()], "cwd": str(cwd),
             "capabilities": capabilities(container, privileged=privileged,
                                          root=process_user["uid"] == 0),

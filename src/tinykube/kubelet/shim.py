@@ -6,7 +6,8 @@ its exit status and its output pipes, so that the daemon can be restarted. This 
 process for tinykube, a few stdlib modules only (it starts in about 20 ms and keeps about
 10 MB RSS: no `site`, no pathlib or datetime), run as
 
-    python3 -I -S shim.py STATE_DIR -- runc --root R run --keep --bundle B ID
+    python3 -I -S shim.py STATE_DIR [--stdin R,W | --tty SLAVE,MASTER] -- \
+        runc --root R run --keep --bundle B ID
 
 1. The launcher forks; the child makes itself a session leader (a signal to the agent's
    group does not reach it), a child subreaper (`PR_SET_CHILD_SUBREAPER`, so that the
@@ -28,6 +29,17 @@ process for tinykube, a few stdlib modules only (it starts in about 20 ms and ke
 4. When the command exits, its wait status and the time go to `STATE_DIR/exit.json` (written
    to a temporary file, fsynced and renamed: a reader sees all of it or nothing), and the shim
    exits, closing its end of the FIFO: the agent's reader then sees the end of the output.
+
+A container with `stdin` or `tty` (`--stdin R,W` or `--tty SLAVE,MASTER`, fds the agent made and
+passes down): the command's stdin is the pipe's read end, or all three of its streams are the
+terminal, which the shim makes its session's controlling terminal (so the run is in the
+terminal's foreground group and a typed ^C reaches it). The shim holds the agent's side too,
+the pipe's write end or the terminal's master, as containerd-shim holds a container's stdin
+FIFO: when the agent dies the container's stdin does not end and its terminal does not hang
+up. A new agent gets that fd again from `STATE_DIR/io.sock` (a unix socket served by a thread;
+request `fds`: the answer carries the fd with SCM_RIGHTS, or none once stdin is closed;
+request `close-stdin`: the shim closes its copy, for `stdinOnce`, so that the agent's close is
+the last one).
 """
 
 from __future__ import annotations
@@ -42,7 +54,8 @@ import time
 PR_SET_CHILD_SUBREAPER = 36
 SURVIVED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
              signal.SIGUSR2)
-OUTPUT, SHIM, EXIT = "output", "shim.json", "exit.json"
+OUTPUT, SHIM, EXIT, IO_SOCKET = "output", "shim.json", "exit.json", "io.sock"
+IO_KINDS = ("stdin", "tty")
 
 
 def _write_atomic(path: str, doc: dict[str, object]) -> None:
@@ -62,14 +75,29 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def _spawn(argv: list[str], output: int) -> int:
+class Stdio:
+    """The run's stdin or terminal: `kind` "stdin" or "tty", the fd the command gets (the
+    pipe's read end or the terminal's slave) and the one the shim holds (write end or
+    master; None once stdin was closed)."""
+
+    def __init__(self, kind: str, given: int, held: int) -> None:
+        self.kind, self.given = kind, given
+        self.held: int | None = held
+
+
+def _spawn(argv: list[str], output: int, stdio: Stdio | None) -> int:
     devnull = os.open(os.devnull, os.O_RDONLY)
     pid = os.fork()
     if pid == 0:
         try:
-            os.dup2(devnull, 0)
-            os.dup2(output, 1)
-            os.dup2(output, 2)
+            streams = (devnull, output, output)
+            if stdio is not None:
+                streams = (stdio.given,) * 3 if stdio.kind == "tty" else \
+                    (stdio.given, output, output)
+                assert stdio.held is not None
+                os.close(stdio.held)  # the command must not hold its own stdin open
+            for fd, target in enumerate(streams):
+                os.dup2(target, fd)
             os.execvp(argv[0], argv)
         finally:
             os._exit(127)
@@ -77,7 +105,45 @@ def _spawn(argv: list[str], output: int) -> int:
     return pid
 
 
-def _serve(state: str, argv: list[str], ready: int) -> int:
+def _serve_io(state: str, stdio: Stdio) -> None:
+    """Hand the held fd to an agent that asks (`io.sock`), from a thread of its own."""
+    import socket
+    import threading
+
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    here = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
+    os.chdir(state)  # the socket's full path may pass the 108 bytes a sun_path holds
+    try:
+        server.bind(IO_SOCKET)
+    finally:
+        os.fchdir(here)
+        os.close(here)
+    server.listen(4)
+
+    def answer(conn: socket.socket) -> None:
+        request = conn.recv(64).strip()
+        if request == b"close-stdin" and stdio.held is not None:
+            os.close(stdio.held)
+            stdio.held = None
+        if request == b"fds" and stdio.held is not None:
+            socket.send_fds(conn, [stdio.kind.encode()], [stdio.held])
+        else:
+            conn.sendall(b"none" if request == b"fds" else b"ok")
+
+    def loop() -> None:
+        while True:
+            conn, _ = server.accept()
+            with conn:
+                conn.settimeout(5)
+                try:
+                    answer(conn)
+                except OSError:
+                    continue
+
+    threading.Thread(target=loop, daemon=True).start()
+
+
+def _serve(state: str, argv: list[str], ready: int, stdio: Stdio | None) -> int:
     """The shim proper (in its own session): start, tell, wait, record."""
     os.setsid()
     libc = ctypes.CDLL(None, use_errno=True)
@@ -85,7 +151,14 @@ def _serve(state: str, argv: list[str], ready: int) -> int:
     output = os.open(os.path.join(state, OUTPUT), os.O_RDWR)
     for sig in SURVIVED:
         signal.signal(sig, _survive)
-    child = _spawn(argv, output)
+    if stdio is not None and stdio.kind == "tty":
+        import fcntl
+        import termios
+        fcntl.ioctl(stdio.given, termios.TIOCSCTTY, 0)
+    child = _spawn(argv, output, stdio)
+    if stdio is not None:
+        os.close(stdio.given)
+        _serve_io(state, stdio)
     _write_atomic(os.path.join(state, SHIM), {"pid": os.getpid(), "child": child})
     os.write(ready, b"ok")
     os.close(ready)
@@ -100,17 +173,35 @@ def _serve(state: str, argv: list[str], ready: int) -> int:
     return 0
 
 
+def _parse(args: list[str]) -> tuple[str, Stdio | None, list[str]] | None:
+    """STATE_DIR [--stdin R,W | --tty SLAVE,MASTER] -- COMMAND..."""
+    if len(args) < 3:
+        return None
+    state, rest, stdio = args[0], args[1:], None
+    if rest[0] in ("--stdin", "--tty") and len(rest) > 3:
+        given, _, held = rest[1].partition(",")
+        if not (given.isdigit() and held.isdigit()):
+            return None
+        stdio = Stdio(rest[0][2:], int(given), int(held))
+        rest = rest[2:]
+    if rest[0] != "--" or len(rest) < 2:
+        return None
+    return state, stdio, rest[1:]
+
+
 def main(args: list[str]) -> int:
-    if len(args) < 3 or args[1] != "--":
-        sys.stderr.write("usage: shim.py STATE_DIR -- COMMAND...\n")
+    parsed = _parse(args)
+    if parsed is None:
+        sys.stderr.write("usage: shim.py STATE_DIR [--stdin R,W | --tty SLAVE,MASTER] -- "
+                         "COMMAND...\n")
         return 2
-    state, argv = args[0], args[2:]
+    state, stdio, argv = parsed
     read_end, write_end = os.pipe()
     if os.fork() == 0:
         os.close(read_end)
         code = 1
         try:
-            code = _serve(state, argv, write_end)
+            code = _serve(state, argv, write_end, stdio)
         finally:
             os._exit(code)
     os.close(write_end)

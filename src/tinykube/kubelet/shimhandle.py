@@ -12,16 +12,24 @@ signal number when it was killed (as asyncio reports a child), -SIGKILL when the
 without recording one. `take_output` gives the FIFO's read side for the run's log pump;
 `launch` opens it before the shim starts, because a FIFO nobody holds open loses what is
 in it: a command that prints and exits at once would otherwise lose its output.
+
+A container with `stdin` or `tty` is launched with the stdin pipe or the terminal the agent
+made (`Stdio`: both ends; the agent keeps the write end or the master). After the agent's
+restart, `take_stdio()` gets the shim's copy of that fd back through `io.sock` (SCM_RIGHTS),
+and `close_stdin()` asks the shim to drop its copy, so that the agent's close ends the
+container's stdin (`stdinOnce`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -30,6 +38,20 @@ from tinykube.kubelet import shim
 
 SHIM_PROGRAM = Path(shim.__file__)
 LAUNCH_TIMEOUT = 30.0  # bounds the wait for the launcher (it only forks and sets up)
+IO_TIMEOUT = 5.0  # bounds an exchange with the shim's io.sock
+
+
+@dataclasses.dataclass(frozen=True)
+class Stdio:
+    """A run's stdin pipe (`kind` "stdin": the command's read end, the held write end) or
+    terminal ("tty": slave, master), as passed to the shim."""
+
+    kind: str
+    given: int
+    held: int
+
+    def argv(self) -> list[str]:
+        return [f"--{self.kind}", f"{self.given},{self.held}"]
 
 
 class ShimError(OSError):
@@ -73,6 +95,19 @@ class ShimProcess(asyncio.subprocess.Process):
         """When the command exited, as the shim recorded it (RFC 3339)."""
         doc = _read(self.state / shim.EXIT)
         return str(doc["finishedAt"]) if doc and "finishedAt" in doc else None
+
+    async def take_stdio(self) -> tuple[str, int] | None:
+        """The shim's stdin write end or terminal master (a new fd of this process), with its
+        kind; None for a run without one, or whose stdin was closed."""
+        if not (self.state / shim.IO_SOCKET).exists():
+            return None
+        return await asyncio.to_thread(_ask_fds, self.state)
+
+    async def close_stdin(self) -> None:
+        """The shim lets go of the run's stdin (the agent's close is then the last)."""
+        if (self.state / shim.IO_SOCKET).exists():
+            with contextlib.suppress(OSError):
+                await asyncio.to_thread(_ask, self.state, b"close-stdin")
 
     def take_output(self) -> int:
         """The read side of the run's output FIFO (non-blocking), for the log pump, which
@@ -145,8 +180,49 @@ def adopt(state: Path) -> ShimProcess | None:
     return ShimProcess(state, pid, pidfd)
 
 
-async def launch(state: Path, argv: list[str]) -> ShimProcess:
-    """Start `argv` under a new shim with `state` as its directory (made empty now)."""
+def _connect(state: Path) -> socket.socket:
+    """A connection to the shim's io.sock (by a directory fd: the path may be too long for
+    a socket address)."""
+    directory = os.open(state, os.O_PATH | os.O_DIRECTORY)
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.settimeout(IO_TIMEOUT)
+    try:
+        conn.connect(f"/proc/self/fd/{directory}/{shim.IO_SOCKET}")
+    except OSError:
+        conn.close()
+        raise
+    finally:
+        os.close(directory)
+    return conn
+
+
+def _ask(state: Path, request: bytes) -> bytes:
+    with _connect(state) as conn:
+        conn.sendall(request)
+        return conn.recv(64)
+
+
+def _ask_fds(state: Path) -> tuple[str, int] | None:
+    try:
+        with _connect(state) as conn:
+            conn.sendall(b"fds")
+            kind, fds, _flags, _addr = socket.recv_fds(conn, 64, 1)
+    except OSError:
+        return None
+    if len(fds) != 1:
+        for fd in fds:
+            os.close(fd)
+        return None
+    name = kind.decode(errors="replace")
+    if name not in shim.IO_KINDS:
+        os.close(fds[0])
+        return None
+    return name, fds[0]
+
+
+async def launch(state: Path, argv: list[str], stdio: Stdio | None = None) -> ShimProcess:
+    """Start `argv` under a new shim with `state` as its directory (made empty now), with
+    `stdio`'s fds passed down (the caller still owns and closes its copies)."""
     shutil.rmtree(state, ignore_errors=True)
     private.make_dir(state)
     os.mkfifo(state / shim.OUTPUT, 0o600)
@@ -154,8 +230,10 @@ async def launch(state: Path, argv: list[str]) -> ShimProcess:
     log = os.open(state / "shim.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-I", "-S", str(SHIM_PROGRAM), str(state), "--", *argv,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=log)
+            sys.executable, "-I", "-S", str(SHIM_PROGRAM), str(state),
+            *(stdio.argv() if stdio else ()), "--", *argv,
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=log,
+            pass_fds=(stdio.given, stdio.held) if stdio else ())
     except OSError:
         os.close(output)
         raise

@@ -14,6 +14,11 @@ Output streams are pipes made with pipe(2), not the socket pairs uvloop's subpro
 so a container that opens `/dev/stdout` or `/dev/stderr` (nginx's `access_log /dev/stdout`)
 reopens its pipe as a container runtime's FIFO is reopened (a socket cannot be opened by path).
 
+A container runtime's shim (`shim_stdio()`) gets the stdin pipe or the terminal as fds, both
+ends: the container keeps its side, the shim holds a copy of ours so that the container's stdin
+outlives the agent. A new agent takes ours back from the shim (`use_terminal`, `use_stdin`);
+closing stdin then asks the shim to drop its copy too (`release`).
+
 Output goes to the log line by line (`ContainerLog`) and, raw, to every attach session: a shell
 prompt has no newline. A session first gets what this run has printed so far (up to
 `REPLAY_BYTES`), so the output of a command that started before kubectl attached is not lost.
@@ -28,7 +33,7 @@ import functools
 import os
 import struct
 import termios
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from tinykube.api.remotecommand import STDERR, STDOUT
@@ -55,6 +60,9 @@ class Streams:
         self._master: int | None = None
         self._slave: int | None = None
         self._pipes: dict[int, tuple[int, int]] = {}  # stream number -> (read end, write end)
+        self._stdin_fd: int | None = None  # our end of a shim's stdin pipe (non-blocking)
+        self._stdin_given: int | None = None  # the container's end, until it started
+        self._release: Callable[[], Awaitable[None]] | None = None  # the shim lets go of stdin
 
     def __repr__(self) -> str:
         return f"Streams(tty={self.tty}, stdin={self.stdin})"
@@ -77,6 +85,34 @@ class Streams:
         return {"stdin": pipe if self.stdin else devnull,
                 "stdout": self._pipes[STDOUT][1] if self.stdout else devnull, "stderr": stderr}
 
+    def shim_stdio(self) -> tuple[str, int, int] | None:
+        """For a shim that holds the container's stdin: ("tty", slave, master) or ("stdin",
+        read end, write end), made now (we keep master or write end); None without stdin or
+        tty."""
+        if self.tty:
+            self._master, self._slave = os.openpty()
+            if self.size is not None:
+                set_window_size(self._master, self.size)
+            return "tty", self._slave, self._master
+        if not self.stdin:
+            return None
+        self._stdin_given, self._stdin_fd = os.pipe()
+        os.set_blocking(self._stdin_fd, False)
+        return "stdin", self._stdin_given, self._stdin_fd
+
+    def use_terminal(self, master: int) -> None:
+        """The terminal's master from the shim of a run started earlier."""
+        self._master = master
+
+    def use_stdin(self, fd: int) -> None:
+        """Write the input into `fd` (the stdin pipe of a run a shim holds)."""
+        os.set_blocking(fd, False)
+        self._stdin_fd = fd
+
+    def set_release(self, release: Callable[[], Awaitable[None]]) -> None:
+        """`release()` asks the shim to close its copy of the stdin pipe, when stdin closes."""
+        self._release = release
+
     def use_output(self, fd: int) -> None:
         """Read the output from `fd` instead of a pipe made here (a container shim's FIFO,
         which the shim writes into; stderr is merged into it)."""
@@ -85,9 +121,10 @@ class Streams:
     def started(self, proc: asyncio.subprocess.Process | None) -> None:
         """After the spawn (None: it failed): the parent's end of the terminal is closed."""
         self.proc = proc
-        if self._slave is not None:
-            os.close(self._slave)
-            self._slave = None
+        for given in (self._slave, self._stdin_given):
+            if given is not None:
+                os.close(given)
+        self._slave = self._stdin_given = None
         for number, (read_end, write_end) in list(self._pipes.items()):
             if write_end >= 0:
                 os.close(write_end)  # the child has its own copy
@@ -107,16 +144,23 @@ class Streams:
     async def write(self, data: bytes) -> None:
         if self._master is not None:
             os.write(self._master, data)
+        elif self._stdin_fd is not None:
+            await write_all(self._stdin_fd, data)
         elif self.proc is not None and self.proc.stdin is not None \
                 and not self.proc.stdin.is_closing():
             self.proc.stdin.write(data)
             with contextlib.suppress(ConnectionError):
                 await self.proc.stdin.drain()
 
-    def close_stdin(self) -> None:
+    async def close_stdin(self) -> None:
         if self._master is not None:
             with contextlib.suppress(OSError):
                 os.write(self._master, b"\x04")  # end of file, as a terminal types it
+        elif self._stdin_fd is not None:
+            os.close(self._stdin_fd)
+            self._stdin_fd = None
+            if self._release is not None:
+                await self._release()
         elif self.proc is not None and self.proc.stdin is not None:
             self.proc.stdin.close()
 
@@ -126,9 +170,10 @@ class Streams:
 
     def close(self) -> None:
         """The process is over: the terminal closes (and pipes nobody reads)."""
-        if self._master is not None:
-            os.close(self._master)
-            self._master = None
+        for fd in (self._master, self._stdin_fd, self._slave, self._stdin_given):
+            if fd is not None:
+                os.close(fd)
+        self._master = self._stdin_fd = self._slave = self._stdin_given = None
         for read_end, write_end in self._pipes.values():
             for fd in (read_end, write_end):
                 if fd >= 0:
@@ -207,11 +252,35 @@ class ContainerIO:
     async def write(self, data: bytes) -> None:
         await self.streams.write(data)
 
-    def close_stdin(self) -> None:
-        self.streams.close_stdin()
+    async def close_stdin(self) -> None:
+        await self.streams.close_stdin()
 
     def resize(self, rows: int, columns: int) -> None:
         self.streams.resize(rows, columns)
+
+
+async def write_all(fd: int, data: bytes) -> None:
+    """Write all of `data` into a non-blocking pipe, waiting while it is full; a reader that
+    has gone (EPIPE) takes nothing more."""
+    loop = asyncio.get_running_loop()
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view):]
+        except BlockingIOError:
+            writable: asyncio.Future[None] = loop.create_future()
+            loop.add_writer(fd, _settle, writable)
+            try:
+                await writable
+            finally:
+                loop.remove_writer(fd)
+        except OSError:  # EPIPE and the like
+            return
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 async def read_stream(stream: asyncio.StreamReader) -> AsyncIterator[bytes]:

@@ -107,14 +107,14 @@ class ExecSession:
             await self._handle(held)
         while (message := await socket.receive_bytes_or_none()) is not None:
             await self._handle(message)
-        self.streams.close_stdin()
+        await self.streams.close_stdin()
 
     async def _handle(self, message: bytes) -> None:
         stream, data = parse(message)
         if stream == STDIN and data:
             await self.streams.write(data)
         elif stream == CLOSE and data[:1] == bytes((STDIN,)):
-            self.streams.close_stdin()
+            await self.streams.close_stdin()
         elif stream == RESIZE and (size := window_size(data)) is not None:
             self.streams.resize(*size)
 
@@ -166,7 +166,7 @@ class AttachSession:
         finally:
             self.io.unlisten(queue)
             if self.want_stdin and self.io.stdin_once:
-                self.io.close_stdin()
+                await self.io.close_stdin()
 
     async def _output(self, socket: Socket, replay: bytes,
                       queue: asyncio.Queue[bytes | None]) -> int:
@@ -185,7 +185,7 @@ class AttachSession:
                 await self.io.write(data)
             elif stream == CLOSE and data[:1] == bytes((STDIN,)) and self.want_stdin \
                     and self.io.stdin_once:
-                self.io.close_stdin()
+                await self.io.close_stdin()
             elif stream == RESIZE and (size := window_size(data)) is not None:
                 self.io.resize(*size)
 

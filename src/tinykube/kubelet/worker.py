@@ -60,6 +60,12 @@ def _killpg(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
 
 
+def _close_pipe(pipe: tuple[int, int] | None) -> None:
+    if pipe is not None:
+        os.close(pipe[0])
+        os.close(pipe[1])
+
+
 def _wait_closed(fd: int, timeout: float) -> None:
     """Wait until every writer of pipe `fd` closed it (or `timeout`), then close it."""
     try:
@@ -293,12 +299,12 @@ class PodWorker:
             proc = await self._spawn(container, argv, env, io, cgroups, mounts,
                                      ready[1] if ready else None)
         except asyncio.CancelledError:  # stopped while starting: what `_prepare` made goes
+            _close_pipe(ready)
+            io.started(None)
             await asyncio.shield(self._cleanup(container))
             raise
         except (OSError, subprocess.SubprocessError) as exc:
-            if ready is not None:
-                os.close(ready[0])
-                os.close(ready[1])
+            _close_pipe(ready)
             io.started(None)
             log.end_run()
             await self._cleanup(container)
