@@ -3,8 +3,9 @@
 `start_etcd(tmp)` runs Debian's `/usr/bin/etcd` `size` times (free client and peer ports, a data
 directory each under `tmp`, `--unsafe-no-fsync` where the etcd has it), waits until the cluster
 answers a quorum read through `etcdctl`, and returns the members; `stop` kills each by its PID.
-With `relays` (`testing_peer_relay.PeerRelays`) each member advertises its relay to its peers,
-so that a test can cut one member off from the others.
+With `hosts` (`testing_netns_hosts.HostNetwork`) member i runs in network-namespace host i and
+talks to its peers across the hosts' switch, whose links a test can cut; its clients reach it
+through a loopback relay (`ClientRelays`) that does not cross the switch.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ import time
 from pathlib import Path
 
 from tinykube.testing import free_port
-from tinykube.testing_peer_relay import PeerRelays
+from tinykube.testing_netns_hosts import ClientRelays, HostNetwork
 
 ETCD = shutil.which("etcd") or "/usr/bin/etcd"
 ETCDCTL = shutil.which("etcdctl") or "/usr/bin/etcdctl"
+IN_HOST_CLIENT_PORT, IN_HOST_PEER_PORT = 2379, 2380  # etcd's own, in a namespace host
 
 
 @dataclasses.dataclass
@@ -41,7 +43,8 @@ class Member:
 class EtcdCluster:
     members: list[Member]
     tls: Path | None = None  # ca.crt, client.crt, client.key there; the members require them
-    relays: PeerRelays | None = None  # the peers' traffic passes through these
+    hosts: HostNetwork | None = None  # the members' hosts, if they run in namespaces
+    relays: ClientRelays | None = None  # the clients' way into those hosts
 
     @property
     def url(self) -> str:
@@ -72,37 +75,46 @@ class EtcdCluster:
                 member.process.wait(timeout=10)
         if self.relays is not None:
             self.relays.close()
+        if self.hosts is not None:
+            self.hosts.close()
 
 
 def start_etcd(tmp: Path, size: int = 3, timeout: float = 30,
-               tls: Path | None = None, relays: PeerRelays | None = None) -> EtcdCluster:
+               tls: Path | None = None, hosts: HostNetwork | None = None) -> EtcdCluster:
     """`tls`: a directory with ca.crt and server.crt/.key (for 127.0.0.1) the members serve
     clients with, requiring client certificates of that CA (`make_tls` makes them)."""
     client_scheme = "https" if tls else "http"
     client_tls = [f"--trusted-ca-file={tls / 'ca.crt'}", "--client-cert-auth",
                   f"--cert-file={tls / 'server.crt'}", f"--key-file={tls / 'server.key'}"] \
         if tls else []
-    ports = [(free_port(udp=False), free_port(udp=False)) for _ in range(size)]
-    advertised = relays.urls if relays else [f"http://127.0.0.1:{p}" for _, p in ports]
-    if relays is not None:
-        relays.targets = [peer for _, peer in ports]
-    initial = ",".join(f"m{i}={url}" for i, url in enumerate(advertised))
+    relays = None
+    if hosts is not None:  # in its host, each listens on the same ports
+        relays = ClientRelays(hosts, IN_HOST_CLIENT_PORT)
+        ports = [(relay, IN_HOST_PEER_PORT) for relay in relays.ports]
+        peers = [f"http://{hosts.address(i)}:{IN_HOST_PEER_PORT}" for i in range(size)]
+    else:
+        ports = [(free_port(udp=False), free_port(udp=False)) for _ in range(size)]
+        peers = [f"http://127.0.0.1:{peer}" for _, peer in ports]
+    initial = ",".join(f"m{i}={url}" for i, url in enumerate(peers))
     members = []
     for i, (client, peer) in enumerate(ports):
         log = (tmp / f"etcd-m{i}.log").open("wb")
-        process = subprocess.Popen([
+        listen = IN_HOST_CLIENT_PORT if hosts is not None else client
+        argv = [
             ETCD, "--name", f"m{i}", "--data-dir", str(tmp / f"etcd-m{i}"),
-            "--listen-client-urls", f"{client_scheme}://127.0.0.1:{client}",
+            "--listen-client-urls", f"{client_scheme}://127.0.0.1:{listen}",
             "--advertise-client-urls", f"{client_scheme}://127.0.0.1:{client}", *client_tls,
-            "--listen-peer-urls", f"http://127.0.0.1:{peer}",
-            "--initial-advertise-peer-urls", advertised[i],
+            "--listen-peer-urls", peers[i],
+            "--initial-advertise-peer-urls", peers[i],
             "--initial-cluster", initial, "--initial-cluster-state", "new",
             "--initial-cluster-token", f"tinykube-test-{os.getpid()}",
             "--heartbeat-interval", "50", "--election-timeout", "500",
             "--unsafe-no-fsync" if _has_no_fsync() else "--quota-backend-bytes=0",
-        ], stdout=log, stderr=subprocess.STDOUT)
+        ]
+        process = subprocess.Popen(hosts.command(i, argv) if hosts is not None else argv,
+                                   stdout=log, stderr=subprocess.STDOUT)
         members.append(Member(f"m{i}", client, peer, process))
-    cluster = EtcdCluster(members, tls, relays)
+    cluster = EtcdCluster(members, tls, hosts, relays)
     deadline = time.monotonic() + timeout
     while True:
         try:

@@ -22,7 +22,7 @@ import pytest
 from tests.integration.api_http import Server
 from tinykube.testing import free_port
 from tinykube.testing_etcd import ETCD, EtcdCluster, Member, start_etcd
-from tinykube.testing_peer_relay import PeerRelays
+from tinykube.testing_netns_hosts import HostNetwork
 
 __all__ = ["APIServerProcess", "EtcdCluster", "Member", "api_servers", "needs_etcd",
            "start_apiserver", "start_etcd"]
@@ -73,11 +73,11 @@ Cluster = tuple[EtcdCluster, list["APIServerProcess"], list[Server]]
 
 
 @contextlib.contextmanager
-def api_servers(tmp: Path, relays: PeerRelays | None = None,
+def api_servers(tmp: Path, hosts: HostNetwork | None = None,
                 second: tuple[str, ...] = ()) -> Iterator[Cluster]:
-    """A 3-member etcd (its peers through `relays`, if given) and two API servers on it, the
-    first one `tinykube up --store`, the second with the `second` arguments too."""
-    etcd = start_etcd(tmp, relays=relays)
+    """A 3-member etcd (its members in namespace `hosts`, if given) and two API servers on it,
+    the first one `tinykube up --store`, the second with the `second` arguments too."""
+    etcd = start_etcd(tmp, hosts=hosts)
     started: list[APIServerProcess] = []
     try:
         data = tmp / "data"

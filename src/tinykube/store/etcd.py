@@ -73,6 +73,8 @@ RangeHint = Callable[[str, str, bool], None]  # ("ip"|"port", item, held)
 # writes carry it here too, and a refused one goes to the next member (`_with_leader`).
 REQUIRE_LEADER = (("hasleader", "true"),)
 NO_LEADER = "etcdserver: no leader"
+READ_RETRIED = (NO_LEADER, "etcdserver: leader changed", "etcdserver: request timed out")
+RETRY_BACKOFF = 0.025  # seconds, times the attempt (clientv3's linear back-off)
 # Before these, etcd sends a requested progress notification (watch id -1) with its current
 # revision on a path of its own, which can overtake events not yet sent (etcd#15220, fixed by
 # etcd#15237 and #17557); kube-apiserver's feature support checker asks for them before it
@@ -205,16 +207,26 @@ async def _etcd_call(call: Any) -> Any:
         raise errors.InternalError(error.details() or error.code().name) from None
 
 
-async def _with_leader(make: Callable[[], Any], attempts: int = 3) -> Any:
+def retriable(message: str, *, read: bool) -> bool:
+    """Whether a request etcd refused with `message` may go again (see `_with_leader`)."""
+    return any(text in message for text in (READ_RETRIED if read else (NO_LEADER,)))
+
+
+async def _with_leader(make: Callable[[], Any], attempts: int = 3, *,
+                       read: bool = False) -> Any:
     """A request carrying REQUIRE_LEADER; refused with `no leader` by a member cut off from
     the others (which ran none of it), it goes to the next member (the channel's round
-    robin)."""
+    robin). A `read` (a Range: nothing to undo) is also tried again when the leader changed
+    or the member timed out while serving it, as clientv3 retries its immutable requests on
+    Unavailable; a write is not (it may have been committed), so its 500 says so, as kube's
+    does."""
     for attempt in range(attempts):
         try:
             return await _etcd_call(make())
         except errors.InternalError as error:
-            if attempt == attempts - 1 or NO_LEADER not in str(error):
+            if attempt == attempts - 1 or not retriable(str(error), read=read):
                 raise
+            await asyncio.sleep(RETRY_BACKOFF * (attempt + 1))
     raise AssertionError("unreachable")
 
 
@@ -363,7 +375,7 @@ class EtcdStore(Store):
 
         response = await _with_leader(lambda: self.conn.kv.Range(
             rpc.RangeRequest(key=etcd_keys.COMPACT_KEY, keys_only=True), timeout=RPC_TIMEOUT,
-            metadata=REQUIRE_LEADER))
+            metadata=REQUIRE_LEADER), read=True)
         revision = response.header.revision
         if not self.progress_reliable and response.kvs and \
                 response.kvs[0].mod_revision == revision:
