@@ -25,6 +25,7 @@ from tinykube.testing_netns_hosts import ClientRelays, HostNetwork
 ETCD = shutil.which("etcd") or "/usr/bin/etcd"
 ETCDCTL = shutil.which("etcdctl") or "/usr/bin/etcdctl"
 IN_HOST_CLIENT_PORT, IN_HOST_PEER_PORT = 2379, 2380  # etcd's own, in a namespace host
+START_ATTEMPTS = 3
 
 
 @dataclasses.dataclass
@@ -79,10 +80,29 @@ class EtcdCluster:
             self.hosts.close()
 
 
+class PortTaken(RuntimeError):
+    """A member could not listen: another process took its free port first."""
+
+
 def start_etcd(tmp: Path, size: int = 3, timeout: float = 30,
                tls: Path | None = None, hosts: HostNetwork | None = None) -> EtcdCluster:
     """`tls`: a directory with ca.crt and server.crt/.key (for 127.0.0.1) the members serve
-    clients with, requiring client certificates of that CA (`make_tls` makes them)."""
+    clients with, requiring client certificates of that CA (`make_tls` makes them). A port
+    found free may be taken by another process before etcd listens on it (tests run side by
+    side): then the cluster starts again on other ports, up to START_ATTEMPTS times."""
+    for attempt in range(START_ATTEMPTS):
+        try:
+            return _start(tmp, size, timeout, tls, hosts)
+        except PortTaken:
+            if attempt == START_ATTEMPTS - 1:
+                raise
+            for i in range(size):
+                shutil.rmtree(tmp / f"etcd-m{i}", ignore_errors=True)
+    raise AssertionError("unreachable")
+
+
+def _start(tmp: Path, size: int, timeout: float, tls: Path | None,
+           hosts: HostNetwork | None) -> EtcdCluster:
     client_scheme = "https" if tls else "http"
     client_tls = [f"--trusted-ca-file={tls / 'ca.crt'}", "--client-cert-auth",
                   f"--cert-file={tls / 'server.crt'}", f"--key-file={tls / 'server.key'}"] \
@@ -121,10 +141,24 @@ def start_etcd(tmp: Path, size: int = 3, timeout: float = 30,
             cluster.etcdctl("get", "health-probe")
             return cluster
         except subprocess.CalledProcessError:
+            _check_running(cluster, tmp)
             if time.monotonic() > deadline:
                 cluster.stop()
                 raise
             time.sleep(0.2)
+
+
+def _check_running(cluster: EtcdCluster, tmp: Path) -> None:
+    """Raise if a member has exited (PortTaken if it could not listen), with its log."""
+    for i, member in enumerate(cluster.members):
+        if member.process.poll() is None:
+            continue
+        cluster.stop()
+        text = (tmp / f"etcd-m{i}.log").read_text(errors="replace")
+        if "address already in use" in text:
+            raise PortTaken(f"etcd member {member.name} could not listen:\n{text[-2000:]}")
+        raise RuntimeError(f"etcd member {member.name} exited "
+                           f"({member.process.returncode}):\n{text[-2000:]}")
 
 
 def _has_no_fsync() -> bool:
