@@ -147,11 +147,20 @@ class _Parser:
         return self.logical("&&", "_&&_", self.relation)
 
     def logical(self, text: str, name: str, operand: Callable[[], Node]) -> Node:
-        node = operand()
+        """A chain of `&&` (or `||`) as cel-go builds it: a balanced tree, each call at its
+        operator."""
+        terms, ops = [operand()], []
         while self.tok.kind == "op" and self.tok.text == text:
-            op = self.next()
-            node = Node("call", op.pos, name, None, (node, operand()))
-        return node
+            ops.append(self.next().pos)
+            terms.append(operand())
+
+        def tree(lo: int, hi: int) -> Node:
+            mid = (lo + hi + 1) // 2
+            left = terms[mid] if mid == lo else tree(lo, mid - 1)
+            right = terms[mid + 1] if mid == hi else tree(mid + 1, hi)
+            return Node("call", ops[mid], name, None, (left, right))
+
+        return tree(0, len(ops) - 1) if ops else terms[0]
 
     def relation(self) -> Node:
         node = self.additive()
