@@ -228,7 +228,7 @@ def compatible(a: Type, b: Type) -> bool:
     if a.kind in ("object", "map") and b.kind in ("object", "map"):
         return a.kind == "object" or b.kind == "object" or all(
             compatible(x, y) for x, y in zip(a.params, b.params, strict=True))
-    if a.kind != b.kind or a.name != b.name and a.kind == "opaque":
+    if a.kind != b.kind or (a.name != b.name and a.kind == "opaque"):
         return False
     if a.kind == "type":
         return True

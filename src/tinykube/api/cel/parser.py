@@ -217,8 +217,8 @@ class _Parser:
                 bracket = self.next()
                 index = self.expr()
                 self.expect("]")
-                name = "_[?_]" if bracket.text == "[?" else "_[_]"
-                node = Node("call", bracket.pos, name, None, (node, index))
+                op = "_[?_]" if bracket.text == "[?" else "_[_]"
+                node = Node("call", bracket.pos, op, None, (node, index))
             else:
                 return node
 
