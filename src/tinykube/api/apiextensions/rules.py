@@ -10,8 +10,8 @@ node with rules, each rule is evaluated with `self` bound to the node's value as
   fields are absent (`has()` is false), property names are escaped (`x-prop` is
   `x__dash__prop`, `namespace` is `__namespace__`); at the root and in embedded resources
   `apiVersion`, `kind`, `metadata.name` and `metadata.generateName` are visible;
-- `number` fields are doubles, `integer` ints, `date-time` strings timestamps, `duration`
-  strings durations, `byte` strings bytes.
+- `number` fields are doubles, `integer` ints, `date` and `date-time` strings timestamps,
+  `duration` strings durations, `byte` strings bytes.
 
 On an update, a failing rule that is not a transition rule is dropped when the value it
 judges (or, where a value has no correlated old one, its nearest correlated ancestor) is
@@ -112,6 +112,8 @@ def _formatted(fmt: str, value: str) -> Any:
     try:
         if fmt == "date-time":
             return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if fmt == "date":
+            return datetime.datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=datetime.UTC)
         if fmt == "duration":
             return _duration(value)
         if fmt == "byte":
