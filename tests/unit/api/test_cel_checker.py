@@ -136,6 +136,9 @@ def test_cel_go_texts(rule: str, expected: str) -> None:
     "self.template == oldSelf.template && self == oldSelf",
     "self.replicas.nope() == 1",  # a function kube has not: the engine's to refuse
     "[self.port, 1, 'a'].size() == 3",  # a dyn element makes the literal dyn
+    "(true ? 1 : self.port) + 'a' == 'b'",  # int joined with dyn is dyn, as in cel-go
+    "[[1], [self.port]][0][0] + 'a' == ''",
+    "self.tags[0u] == '' && self.labels[self.name] == ''",
     "self.labels.size() == 0 || self.template.size == 1",
     "has(self.labels.x) && self.tags[0] != null",
     "quantity(self.name).add(1).isLessThan(quantity('1Gi')) && url(self.name).getScheme() == 'x'",

@@ -131,7 +131,8 @@ _SIGNATURES: dict[str, list[str]] = {
     "_==_": ["(A, A) -> bool"], "_!=_": ["(A, A) -> bool"],
     "_<_": _RELATION, "_<=_": _RELATION, "_>_": _RELATION, "_>=_": _RELATION,
     "@in": ["(A, list(A)) -> bool", "(A, map(A, B)) -> bool"],
-    "_[_]": ["(list(A), int) -> A", "(map(A, B), A) -> B"],
+    "_[_]": ["(list(A), int) -> A", "(list(A), uint) -> A", "(list(A), double) -> A",
+             "(map(A, B), A) -> B"],
     "size": ["(string) -> int", "(bytes) -> int", "(list(A)) -> int", "(map(A, B)) -> int",
              "string.() -> int", "bytes.() -> int", "list(A).() -> int",
              "map(A, B).() -> int"],
@@ -235,13 +236,29 @@ def compatible(a: Type, b: Type) -> bool:
     return all(compatible(x, y) for x, y in zip(a.params, b.params, strict=True))
 
 
+def general(a: Type, b: Type) -> Type:
+    """The more general of two compatible types (cel-go's `mostGeneral`): dyn wherever
+    either is dyn."""
+    if a.loose or b.loose:
+        return t.DYN
+    if a.kind == "null_type":
+        return b
+    if a.kind == b.kind and a.params and len(a.params) == len(b.params):
+        pairs = zip(a.params, b.params, strict=True)
+        return dataclasses.replace(a, params=tuple(general(x, y) for x, y in pairs))
+    return a
+
+
 def _match(param: Type, actual: Type, bound: Bindings) -> bool:
     if param.kind == "var":
         known = bound.get(param.name)
-        if known is None or known.loose:
+        if known is None:
             bound[param.name] = actual
             return True
-        return compatible(known, actual)
+        if not compatible(known, actual):
+            return False
+        bound[param.name] = general(known, actual)
+        return True
     if param.loose or actual.loose or actual.kind == "null_type":
         return True
     if actual.kind == "object" and param.kind == "map":
@@ -380,12 +397,13 @@ class _Checker:
         """The element type of a literal's elements (kube's are homogeneous)."""
         if not typed:
             return t.DYN
-        first = typed[0][1]
+        joined = typed[0][1]
         for pos, each in typed[1:]:
-            if not compatible(first, each):
-                self.error(pos, f"expected type '{first}' but found '{each}'")
+            if not compatible(joined, each):
+                self.error(pos, f"expected type '{joined}' but found '{each}'")
                 return t.ERROR
-        return t.DYN if any(each.loose for _, each in typed) else first
+            joined = general(joined, each)
+        return joined
 
     def _struct(self, node: Node) -> Type:
         for arg in node.args:
@@ -469,7 +487,7 @@ def check(source: str, variables: dict[str, Type]) -> Result:
     checker = _Checker(variables)
     try:
         result = checker.check(tree)
-    except RecursionError:
+    except Exception:  # a fault of the checker must not refuse what kube accepts
         return Result(t.DYN, ())
     return Result(result, tuple(checker.issues))
 
