@@ -90,8 +90,12 @@ SPEC: Obj = {"type": "object", "properties": {
      "ERROR: <input>:1:5: found no matching overload for 'size' applied to '(int)'"),
     ("self.name.size",
      "ERROR: <input>:1:10: type 'string' does not support field selection"),
-    ("self.tags.all(t, t.size())",
-     "ERROR: <input>:1:14: found no matching overload for '_&&_' applied to '(bool, int)'"),
+    ("self.tags.all(t, t.size())",  # cel-go points at the operand of the step's `&&`
+     "ERROR: <input>:1:24: expected type 'bool' but found 'int'"),
+    ("self.replicas && true", "ERROR: <input>:1:5: expected type 'bool' but found 'int'"),
+    ("self.tags[0u] == ''",
+     "ERROR: <input>:1:10: found no matching overload for '_[_]' applied to "
+     "'(list(string), uint)'"),
     ("self.tags.filter(t, t).size() > 0",
      "ERROR: <input>:1:17: found no matching overload for '_?_:_' applied to "
      "'(string, list(string), list(string))'"),
@@ -138,7 +142,7 @@ def test_cel_go_texts(rule: str, expected: str) -> None:
     "[self.port, 1, 'a'].size() == 3",  # a dyn element makes the literal dyn
     "(true ? 1 : self.port) + 'a' == 'b'",  # int joined with dyn is dyn, as in cel-go
     "[[1], [self.port]][0][0] + 'a' == ''",
-    "self.tags[0u] == '' && self.labels[self.name] == ''",
+    "self.tags[self.port] == '' && self.labels[self.name] == ''",
     "self.labels.size() == 0 || self.template.size == 1",
     "has(self.labels.x) && self.tags[0] != null",
     "quantity(self.name).add(1).isLessThan(quantity('1Gi')) && url(self.name).getScheme() == 'x'",

@@ -4,7 +4,7 @@ A `Type` is a kind (`int`, `uint`, `double`, `string`, `bytes`, `bool`, `null_ty
 `timestamp`, `duration`, `list`, `map`, `type`, `object`, `opaque`, `dyn`, `error`), its
 parameters (a list's element, a map's key and value, an opaque type's, as
 `optional_type(int)`), and for objects a name and fields. `str()` is cel-go's spelling
-(`list(int)`, `map(string, int)`, `google.protobuf.Timestamp`, `selfType123.spec`).
+(`null`, `list(int)`, `map(string, int)`, `google.protobuf.Timestamp`, `selfType123.spec`).
 
 `schema_type(schema, root=...)` follows kube's `SchemaDeclType` (apiserver `cel/common`):
 
@@ -60,7 +60,8 @@ class Type:
         return self.kind in ("dyn", "error")
 
 
-_NAMES = {"timestamp": "google.protobuf.Timestamp", "duration": "google.protobuf.Duration"}
+_NAMES = {"timestamp": "google.protobuf.Timestamp", "duration": "google.protobuf.Duration",
+          "null_type": "null"}
 
 INT, UINT, DOUBLE = Type("int"), Type("uint"), Type("double")
 STRING, BYTES, BOOL, NULL = Type("string"), Type("bytes"), Type("bool"), Type("null_type")

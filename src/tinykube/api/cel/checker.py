@@ -131,8 +131,7 @@ _SIGNATURES: dict[str, list[str]] = {
     "_==_": ["(A, A) -> bool"], "_!=_": ["(A, A) -> bool"],
     "_<_": _RELATION, "_<=_": _RELATION, "_>_": _RELATION, "_>=_": _RELATION,
     "@in": ["(A, list(A)) -> bool", "(A, map(A, B)) -> bool"],
-    "_[_]": ["(list(A), int) -> A", "(list(A), uint) -> A", "(list(A), double) -> A",
-             "(map(A, B), A) -> B"],
+    "_[_]": ["(list(A), int) -> A", "(map(A, B), A) -> B"],
     "size": ["(string) -> int", "(bytes) -> int", "(list(A)) -> int", "(map(A, B)) -> int",
              "string.() -> int", "bytes.() -> int", "list(A).() -> int",
              "map(A, B).() -> int"],
@@ -371,6 +370,9 @@ class _Checker:
             target = None  # an unknown namespace's function
             name = f"?.{name}"
         args = [self.check(a) for a in ((target,) if target else ()) + node.args]
+        if name in ("_&&_", "_||_"):
+            return self.logical([(a.pos, typed) for a, typed in zip(node.args, args,
+                                                                     strict=True)])
         if name == "_[_]" and args and args[0].kind not in ("list", "map"):
             return self._index(node, args)
         result = resolve(name, target is not None, args)
@@ -442,8 +444,7 @@ class _Checker:
     def comprehension(self, node: Node, var: Type) -> Type:
         exprs = [self.check(a) for a in node.args[1:]]
         if node.name in ("all", "exists"):
-            op = "_&&_" if node.name == "all" else "_||_"
-            self.step(node.pos, op, [t.BOOL, exprs[0]])
+            self.logical([(node.args[1].pos, exprs[0])])  # the step: `@result && body`
             return t.BOOL
         if node.name == "exists_one":
             self.step(node.pos, "_?_:_", [exprs[0], t.INT, t.INT])
@@ -456,6 +457,14 @@ class _Checker:
         if len(exprs) == 2:
             self.step(node.pos, "_?_:_", [exprs[0], accu, accu])
         return accu
+
+    def logical(self, operands: list[tuple[int, Type]]) -> Type:
+        """`&&` and `||`: cel-go wants each operand a bool, and says so at the operand."""
+        result = t.BOOL
+        for pos, typed in operands:
+            if not compatible(t.BOOL, typed):
+                result = self.error(pos, f"expected type 'bool' but found '{typed}'")
+        return result
 
     def step(self, pos: int, name: str, args: list[Type]) -> Type:
         """The call a macro expands to (located at the macro's `(`, as cel-go's are)."""
