@@ -8,7 +8,8 @@ and located as cel-go words them (`format_errors` prints them as cel-go's `issue
   `'string.(int)'`), at the operator, or the call's `(`;
 - `undefined field 'x'` (at the `.`), `type 'int' does not support field selection`;
 - `expected type 'int' but found 'string'` for a list or map literal of mixed types (kube
-  declares aggregate literals homogeneous);
+  declares aggregate literals homogeneous), and `expected type 'bool' but found 'int'` for
+  an operand of `&&` or `||` (an `all` or `exists` body included), at the operand;
 - `expression of type 'int' cannot be range of a comprehension (must be list, map, or
   dynamic)`.
 
