@@ -116,6 +116,20 @@ def test_crd_rules(kube: Kubectl) -> None:
             'Invalid value: apiextensions.ValidationRule{Rule:"self.minReplicas <=", ') \
         in bad.stderr.replace("spec.versions[0].schema", "spec.validation"), bad.stderr
     assert "compilation failed: ERROR: <input>:1:20: Syntax error:" in bad.stderr
+    # kube type-checks the rules against the schema (cel-go's checker) at the CRD write
+    typed = kube.run("apply", "-f", "-", check=False, input=CRD.replace("GROUP", group).replace(
+        "self.minReplicas <= self.replicas", "self.minReplicas + 'a' <= self.replicas").replace(
+        "isQuantity(self) && ", "self.nope && "))
+    assert typed.returncode != 0
+    assert ("x-kubernetes-validations[0].rule: Invalid value: apiextensions.ValidationRule{"
+            "Rule:\"self.minReplicas + 'a' <= self.replicas\", ") in typed.stderr, typed.stderr
+    assert ("compilation failed: ERROR: <input>:1:18: found no matching overload for '_+_' "
+            "applied to '(int, string)'\n | self.minReplicas + 'a' <= self.replicas\n"
+            " | .................^") in typed.stderr, typed.stderr
+    assert ("properties[size].x-kubernetes-validations[0].rule: Invalid value: "
+            "apiextensions.ValidationRule{Rule:\"self.nope && ") in typed.stderr
+    assert ("compilation failed: ERROR: <input>:1:5: type 'string' does not support field "
+            "selection") in typed.stderr, typed.stderr
 
     kube("apply", "-f", "-", input=CRD.replace("GROUP", group))
     until(lambda: kube("get", "crd", f"widgets.{group}", "-o",

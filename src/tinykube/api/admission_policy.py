@@ -34,7 +34,9 @@ in `validations`; an audit annotation's error is a Deny whatever the actions are
 dispatcher adds it to the denials directly).
 
 `spec_errors(policy)` is what a policy write is refused for: expressions that do not compile
-(`spec.validations[0].expression: Invalid value: "...": compilation failed: ...`).
+(`spec.validations[0].expression: Invalid value: "...": compilation failed: ...`), type errors
+included as far as they show with every variable dyn (`object.metadata.name.startsWith(1)`);
+kube, which types `object` by its kind, finds more, and checks the result's type too.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ import functools
 from typing import Any
 
 from tinykube.api import selectors
-from tinykube.api.cel import engine
+from tinykube.api.cel import celtypes, checker, engine
 from tinykube.api.errors import FieldError
 
 Obj = dict[str, Any]
@@ -343,11 +345,11 @@ def spec_errors(policy: Obj) -> list[FieldError]:
                 if field in ("expression", "valueExpression"):
                     errs.append(FieldError.required(path, ""))
                 continue
-            program = compiled(str(text))
-            if isinstance(program, engine.CompileError):
+            problem = _compile_error(str(text))
+            if problem is not None:
                 what = "messageExpression compilation failed" if field == "messageExpression" \
                     else "compilation failed"
-                errs.append(FieldError.invalid(path, str(text), f"{what}: {program}"))
+                errs.append(FieldError.invalid(path, str(text), f"{what}: {problem}"))
     if not spec.get("validations") and not spec.get("auditAnnotations"):
         errs.append(FieldError.required("spec.validations",
                                         "validations or auditAnnotations must contain at "
@@ -358,6 +360,20 @@ def spec_errors(policy: Obj) -> list[FieldError]:
             errs.append(FieldError.not_supported(f"spec.validations[{index}].reason", reason,
                                                  sorted(REASON_CODES)))
     return errs
+
+
+_DYN_VARIABLES = dict.fromkeys(VARIABLES, celtypes.DYN)
+
+
+def _compile_error(expression: str) -> str | None:
+    """Why `expression` does not compile: the engine's syntax and name errors, then the type
+    checker's with every variable dyn (kube types `object` by its kind, `request` and
+    `namespaceObject` by theirs: an error found with dyn ones is one kube finds too)."""
+    program = compiled(expression)
+    if isinstance(program, engine.CompileError):
+        return str(program)
+    typed = checker.check(expression, _DYN_VARIABLES)
+    return checker.format_errors(expression, typed.issues) if typed.issues else None
 
 
 def binding_errors(binding: Obj) -> list[FieldError]:

@@ -181,6 +181,15 @@ def test_a_long_audit_annotation_is_cut_at_10_kib() -> None:
     ({"validations": [{"expression": "self.x"}]},
      ["spec.validations[0].expression: Invalid value: \"self.x\": compilation failed: "
       "ERROR: <input>:1:1: undeclared reference to 'self' (in container '')"]),
+    ({"validations": [{"expression": "object.metadata.name.startsWith(1)"}]},
+     ['spec.validations[0].expression: Invalid value: "object.metadata.name.startsWith(1)": '
+      "compilation failed: ERROR: <input>:1:32: found no matching overload for 'startsWith' "
+      "applied to 'dyn.(int)'\n | object.metadata.name.startsWith(1)\n"
+      " | ...............................^"]),
+    ({"validations": [{**DENY5, "messageExpression": "'at most ' + 5"}]},
+     ['spec.validations[0].messageExpression: Invalid value: "\'at most \' + 5": '
+      "messageExpression compilation failed: ERROR: <input>:1:12: found no matching overload "
+      "for '_+_' applied to '(string, int)'"]),
     ({"validations": [{**DENY5, "reason": "Teapot"}]},
      ['spec.validations[0].reason: Unsupported value: "Teapot": supported values: '
       '"Forbidden", "Invalid", "RequestEntityTooLarge", "Unauthorized"']),

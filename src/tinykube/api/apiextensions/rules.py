@@ -10,8 +10,8 @@ node with rules, each rule is evaluated with `self` bound to the node's value as
   fields are absent (`has()` is false), property names are escaped (`x-prop` is
   `x__dash__prop`, `namespace` is `__namespace__`); at the root and in embedded resources
   `apiVersion`, `kind`, `metadata.name` and `metadata.generateName` are visible;
-- `number` fields are doubles, `integer` ints, `date-time` strings timestamps, `duration`
-  strings durations, `byte` strings bytes.
+- `number` fields are doubles, `integer` ints, `date` and `date-time` strings timestamps,
+  `duration` strings durations, `byte` strings bytes.
 
 On an update, a failing rule that is not a transition rule is dropped when the value it
 judges (or, where a value has no correlated old one, its nearest correlated ancestor) is
@@ -38,7 +38,7 @@ import json
 import re
 from typing import Any
 
-from tinykube.api.cel import engine
+from tinykube.api.cel import celtypes, checker, engine
 from tinykube.api.cel.native import cel
 from tinykube.api.errors import FieldError, Rendered
 
@@ -46,10 +46,6 @@ Obj = dict[str, Any]
 RULE_VARIABLES = frozenset({"self", "oldSelf"})
 REASONS = ("FieldValueDuplicate", "FieldValueForbidden", "FieldValueInvalid",
            "FieldValueRequired")
-_RESERVED = frozenset({"true", "false", "null", "in", "as", "break", "const", "continue",
-                       "else", "for", "function", "if", "import", "let", "loop", "package",
-                       "namespace", "return"})
-_ACCESSIBLE = re.compile(r"^[a-zA-Z_.\-/][a-zA-Z0-9_.\-/]*$")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?)(ns|us|µs|ms|s|m|h)")
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
 BUDGET_TEXT = ("validation failed due to running out of cost budget, no further validation "
@@ -66,15 +62,7 @@ def compiled(source: str) -> engine.Program | engine.CompileError:
 
 # --- values as CEL sees them ---------------------------------------------------------------
 
-@functools.lru_cache(maxsize=8192)
-def escape(name: str) -> str | None:
-    """A property name as a CEL field name, or None when CEL cannot reach it."""
-    if name in _RESERVED:
-        return f"__{name}__"
-    if not _ACCESSIBLE.match(name):
-        return None
-    return (name.replace("__", "__underscores__").replace(".", "__dot__")
-            .replace("-", "__dash__").replace("/", "__slash__"))
+escape = celtypes.escape  # a property name as a CEL field name (None: unreachable)
 
 
 def to_cel(s: Obj, value: Any, *, root: bool = False,
@@ -124,6 +112,8 @@ def _formatted(fmt: str, value: str) -> Any:
     try:
         if fmt == "date-time":
             return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if fmt == "date":
+            return datetime.datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=datetime.UTC)
         if fmt == "duration":
             return _duration(value)
         if fmt == "byte":
@@ -381,13 +371,17 @@ def crd_errors(s: Obj, path: str) -> list[FieldError]:
     return errs
 
 
-def _check(s: Obj, path: str, errs: list[FieldError], *, root: bool = False) -> None:
+def _check(s: Obj, path: str, errs: list[FieldError], *, root: bool = False,
+           typed: Obj | None = None) -> None:
+    """`typed`: the schema whose values the rules judge (an `allOf` item's is its parent's)."""
     if not isinstance(s, dict):
         return
-    for index, rule in enumerate(s.get("x-kubernetes-validations") or []):
-        if isinstance(rule, dict):
-            errs.extend(_check_rule(s, rule, f"{path}.x-kubernetes-validations[{index}]",
-                                    root=root))
+    if s.get("x-kubernetes-validations"):
+        self_type = celtypes.schema_type(typed or s, root=root)
+        for index, rule in enumerate(s["x-kubernetes-validations"]):
+            if isinstance(rule, dict):
+                errs.extend(_check_rule(s, rule, f"{path}.x-kubernetes-validations[{index}]",
+                                        self_type))
     for name, prop in (s.get("properties") or {}).items():
         _check(prop, f"{path}.properties[{name}]", errs)
     if isinstance(s.get("additionalProperties"), dict):
@@ -395,22 +389,20 @@ def _check(s: Obj, path: str, errs: list[FieldError], *, root: bool = False) -> 
     if isinstance(s.get("items"), dict):
         _check(s["items"], f"{path}.items", errs)
     for index, sub in enumerate(s.get("allOf") or []):
-        _check(sub, f"{path}.allOf[{index}]", errs, root=root)
+        _check(sub, f"{path}.allOf[{index}]", errs, root=root, typed=typed or s)
 
 
-def _check_rule(s: Obj, rule: Obj, path: str, *, root: bool) -> list[FieldError]:
+def _check_rule(s: Obj, rule: Obj, path: str, self_type: celtypes.Type) -> list[FieldError]:
     errs: list[FieldError] = []
     source = str(rule.get("rule") or "")
     if not source.strip():
         return [FieldError.required(f"{path}.rule", "rule is not specified")]
-    program = compiled(source)
-    if isinstance(program, engine.CompileError):
-        errs.append(FieldError.invalid(f"{path}.rule", _go_rule(rule),
-                                       f"compilation failed: {program}"))
-    elif (undefined := undefined_field(s, source, root=root)) is not None:
-        errs.append(FieldError.invalid(f"{path}.rule", _go_rule(rule),
-                                       f"compilation failed: {undefined}"))
-    elif rule.get("optionalOldSelf") and "oldSelf" not in program.variables:
+    variables = {"self": self_type, "oldSelf": celtypes.optional_of(self_type)
+                 if rule.get("optionalOldSelf") else self_type}
+    detail = compile_error(source, variables, "bool")
+    if detail is not None:
+        errs.append(FieldError.invalid(f"{path}.rule", _go_rule(rule), detail))
+    elif rule.get("optionalOldSelf") and "oldSelf" not in _program(source).variables:
         errs.append(FieldError.invalid(f"{path}.optionalOldSelf", True,
                                        "may not be set if oldSelf is not used in rule"))
     message = rule.get("message")
@@ -421,11 +413,12 @@ def _check_rule(s: Obj, rule: Obj, path: str, *, root: bool) -> list[FieldError]
         errs.append(FieldError.required(f"{path}.message",
                                         "message must be specified if rule contains line "
                                         "breaks"))
-    if rule.get("messageExpression"):
-        text = compiled(str(rule["messageExpression"]))
-        if isinstance(text, engine.CompileError):
+    if rule.get("messageExpression") and detail is None:
+        text = compile_error(str(rule["messageExpression"]), variables, "string")
+        if text is not None:
             errs.append(FieldError.invalid(f"{path}.messageExpression", _go_rule(rule),
-                                           f"messageExpression compilation failed: {text}"))
+                                           text if text.startswith("messageExpression") else
+                                           f"messageExpression {text}"))
     reason = rule.get("reason")
     if reason is not None and reason not in REASONS:
         errs.append(FieldError.not_supported(f"{path}.reason", reason, list(REASONS)))
@@ -434,39 +427,30 @@ def _check_rule(s: Obj, rule: Obj, path: str, *, root: bool) -> list[FieldError]
     return errs
 
 
-_SELECTION = re.compile(r"\b(?:self|oldSelf)((?:\s*\.\s*[A-Za-z_]\w*)+)(\s*\()?")
-_STRING_LITERAL = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+def _program(source: str) -> engine.Program:
+    program = compiled(source)
+    assert isinstance(program, engine.Program)
+    return program
 
 
-def undefined_field(s: Obj, source: str, *, root: bool = False) -> str | None:
-    """cel-go's `undefined field 'x'` for a `self.a.x` (or `oldSelf...`) chain naming a field
-    the schema does not declare: the part of kube's type check that catches typos. Chains
-    into maps, unknown fields and non-objects are not judged."""
-    text = _STRING_LITERAL.sub(lambda m: " " * len(m.group(0)), source)
-    for match in _SELECTION.finditer(text):
-        names = [n.strip() for n in match.group(1).split(".")[1:]]
-        if match.group(2):
-            names = names[:-1]  # the last one is a method: self.name.startsWith(...)
-        node: Any = s
-        if root or s.get("x-kubernetes-embedded-resource"):
-            node = {**s, "properties": {**_META, **(s.get("properties") or {})}}
-        offset = match.start(1)
-        for name in names:
-            offset = text.index(".", offset)
-            props = node.get("properties") if isinstance(node, dict) else None
-            if not props or node.get("x-kubernetes-preserve-unknown-fields"):
-                break
-            fields = {escape(k): v for k, v in props.items()}
-            if name not in fields:
-                return f"ERROR: <input>:1:{offset + 1}: undefined field '{name}'"
-            node, offset = fields[name], offset + 1
+_MUST = {"bool": "cel expression must evaluate to a bool",
+         "string": "messageExpression must evaluate to a string"}
+
+
+def compile_error(source: str, variables: dict[str, celtypes.Type], result: str) -> str | None:
+    """What kube refuses `source` for, compiled with `variables` (the engine's syntax and
+    name errors, then the checker's type errors: `compilation failed: ERROR: ...`), or that
+    its type is not `result` (`bool` for a rule, `string` for a message); None when it
+    compiles."""
+    program = compiled(source)
+    if isinstance(program, engine.CompileError):
+        return f"compilation failed: {program}"
+    typed = checker.check(source, variables)
+    if typed.issues:
+        return f"compilation failed: {checker.format_errors(source, typed.issues)}"
+    if typed.type.kind != result and not typed.type.loose:
+        return _MUST[result]
     return None
-
-
-# What rules see of the type and object meta (at the root and in embedded resources).
-_META: Obj = {"apiVersion": {"type": "string"}, "kind": {"type": "string"},
-              "metadata": {"type": "object", "properties": {
-                  "name": {"type": "string"}, "generateName": {"type": "string"}}}}
 
 
 def _check_field_path(s: Obj, json_path: str, path: str) -> list[FieldError]:

@@ -4,9 +4,11 @@
 cel-go's grammar, so its syntax errors read `ERROR: <input>:1:10: Syntax error: ...` as
 kube's do) and refuses names the environment does not declare: a variable that is neither
 declared nor bound by a macro (`undeclared reference to 'x' (in container '')`), a function
-that is neither CEL's nor one of `library.FUNCTIONS`. cel-go would also type-check the
-expression against the schema; cel-rust has no checker, so a type mismatch (`self.name > 1`)
-surfaces only when the rule is evaluated, as a runtime error.
+that is neither CEL's nor one of `library.FUNCTIONS`. cel-rust has no type checker: cel-go's
+check against the declared types (`self.name > 1`: `found no matching overload for '_>_'
+applied to '(string, int)'`) is `checker.check`'s, which callers run on what compiled here
+(CRD rules against their schema, policies with dyn variables); a type mismatch it lets pass
+surfaces when the expression is evaluated, as a runtime error.
 
 `evaluate(program, activation, limit)` runs it. kube meters every evaluation (a cost unit per
 step, `PerCallLimit` of 1,000,000 per expression); cel-rust does not meter, so before running
