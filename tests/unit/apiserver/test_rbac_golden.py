@@ -72,13 +72,38 @@ OPENSHIFT_RULES: list[tuple[Key, Obj, Obj | None, str]] = [
      None, "as above"),
 ]
 
+_PATCH = "tinykube's controller merge-patches what upstream's updates: `patch` on "
+
+# tinykube's own ClusterRoles, each bound by a ClusterRoleBinding of its name
+# (rbac_defaults.yaml's tinykubeControllerRoles and tinykubeClusterRoles).
+OUR_ROLES: dict[str, str] = {
+    "tinykube:controller:local-path-provisioner":
+        "the local-path provisioner: rancher's add-on upstream, with a role of its own",
+    "tinykube:controller:service-selector-watch":
+        "the selector watch's Events, which kube does not write",
+    "tinykube:controller:coredns": "the cluster DNS's own ConfigMaps (fault drills, query log)",
+    "tinykube:controller:cronjob-controller": _PATCH + "cronjobs/status",
+    "tinykube:controller:deployment-controller":
+        _PATCH + "deployments/status and the revision annotation",
+    "tinykube:controller:job-controller": _PATCH + "jobs/status",
+    "tinykube:controller:persistent-volume-binder": _PATCH + "claims and volumes' status",
+    "tinykube:controller:pv-protection-controller": _PATCH + "persistentvolumes' finalizers",
+    "tinykube:controller:pvc-protection-controller": _PATCH + "claims' finalizers",
+    "tinykube:controller:replicaset-controller": _PATCH + "replicasets/status",
+    "tinykube:controller:replication-controller": _PATCH + "replicationcontrollers/status",
+    "tinykube:controller:statefulset-controller": _PATCH + "statefulsets/status",
+    "tinykube:network-policy-enforcer":
+        "the nftables proxy also enforces NetworkPolicies (kube leaves it to the CNI's agent)",
+}
+
 # Ours that kube v1.32 does not create.
 OURS_ONLY: dict[Key, str] = {
     ("ClusterRole", "", "system:coredns"):
         "kubeadm's CoreDNS add-on (not the API server's policy): the cluster DNS's role",
     ("ClusterRoleBinding", "", "system:coredns"): "kubeadm's, binding kube-system/coredns",
+    **{(kind, "", name): why for name, why in OUR_ROLES.items()
+       for kind in ("ClusterRole", "ClusterRoleBinding")},
 }
-OUR_PREFIX = "tinykube:"  # tinykube's own roles and bindings (rbac_defaults.yaml says why)
 
 
 def _key(obj: Obj) -> Key:
@@ -132,8 +157,7 @@ def ours(kind: str, *, all_: bool = False) -> dict[Key, Obj]:
     assert len(out) == len(OURS[kind]()), f"two {kind}s of one name"
     if all_:
         return out
-    return {key: obj for key, obj in out.items()
-            if key not in OURS_ONLY and not key[2].startswith(OUR_PREFIX)}
+    return {key: obj for key, obj in out.items() if key not in OURS_ONLY}
 
 
 def _dump(obj: Obj) -> list[str]:
@@ -143,8 +167,8 @@ def _dump(obj: Obj) -> list[str]:
 def policy_diff(want: dict[Key, Obj], got: dict[Key, Obj]) -> str:
     """A readable account of how `got` differs from `want`; empty when they are equal."""
     lines = [f"missing (kube v1.32 has it, we do not): {k}\n" for k in sorted(set(want) - set(got))]
-    lines += [f"extra (ours, not kube v1.32's; add it to OURS_ONLY with a reason if meant): {k}\n"
-              for k in sorted(set(got) - set(want))]
+    lines += [f"extra (ours, not kube v1.32's; if meant, add it with a reason to OUR_ROLES or "
+              f"OURS_ONLY): {k}\n" for k in sorted(set(got) - set(want))]
     for key in sorted(set(want) & set(got)):
         if want[key] != got[key]:
             lines.append(f"differs: {key}\n")
@@ -193,7 +217,8 @@ def test_ours_only_are_ours_and_not_kubes(kind: str) -> None:
     got, want = ours(kind, all_=True), golden(kind)
     for key in (k for k in OURS_ONLY if k[0] == kind):
         assert key in got and key not in want, key
-    assert not [k for k in want if k[2].startswith(OUR_PREFIX)]
+    # every tinykube:* object is in the table, with its reason
+    assert {k[2] for k in got if k[2].startswith("tinykube:")} <= set(OUR_ROLES)
 
 
 def test_a_difference_is_shown_as_a_diff() -> None:
