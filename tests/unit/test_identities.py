@@ -117,7 +117,10 @@ def test_the_manager_holds_its_lease_and_reads_everything(
     assert manager.name == "system:kube-controller-manager"
     lease = "coordination.k8s.io/leases kube-system"
     assert authorizer.allowed(manager, _request(f"update {lease} kube-controller-manager"))
-    assert not authorizer.allowed(manager, _request(f"update {lease} kube-scheduler"))
+    # kube's Role system::leader-locking-kube-controller-manager: any Lease of kube-system
+    # (the scheduler's too, as in kube), and none elsewhere
+    assert authorizer.allowed(manager, _request(f"update {lease} kube-scheduler"))
+    assert not authorizer.allowed(manager, _request("update coordination.k8s.io/leases ns x"))
     assert authorizer.allowed(manager, _request("watch apps/deployments"))
     assert not authorizer.allowed(manager, _request("create apps/replicasets ns"))
 

@@ -1,17 +1,19 @@
 """The default RBAC policy, created and reconciled at start, and ClusterRole aggregation.
 
-`defaults()` reads `rbac_defaults.yaml` (upstream's bootstrap policy testdata, see its header)
+`default_*()` read `rbac_defaults.yaml` (upstream's bootstrap policy testdata, see its header)
 into the ClusterRoles and ClusterRoleBindings kube-apiserver creates, with the controller roles
-(`system:controller:NAME`, each bound to the ServiceAccount kube-system/NAME; one of them a
-namespaced Role, token-cleaner's) and tinykube's own `tinykube:controller:NAME` beside them
-(see `identities`), and tinykube's ClusterRoles for other users (`tinykubeClusterRoles`:
-the nftables proxy's NetworkPolicy reads). `reconcile` applies them
-with kube's `rbac.authorization.kubernetes.io/autoupdate` semantics (the storage post-start
-hook `ensure-rbac`): a missing object is created; an existing one whose annotation is not
-`"false"` gets what it lacks (rules, aggregation selectors, labels and annotations of a role;
-subjects of a binding; a binding whose roleRef changed is deleted and made anew, since roleRef
-is immutable); extra rules and subjects a user added stay. An object annotated `"false"` is
-left as it is.
+(`system:controller:NAME`, each bound to the ServiceAccount kube-system/NAME), the namespaced
+Roles and RoleBindings of kube-system and kube-public (token-cleaner's, the leader-locking
+ones, ...), tinykube's own `tinykube:controller:NAME` beside them (see `identities`), and
+tinykube's ClusterRoles for other users (`tinykubeClusterRoles`: the nftables proxy's
+NetworkPolicy reads). `tests/unit/apiserver/test_rbac_golden.py` compares the result with
+upstream's v1.32 golden files (`tests/golden/rbac-v1.32/`) and lists where we differ.
+`reconcile` applies them with kube's `rbac.authorization.kubernetes.io/autoupdate` semantics
+(the storage post-start hook `ensure-rbac`): a missing object is created; an existing one
+whose annotation is not `"false"` gets what it lacks (rules, aggregation selectors, labels and
+annotations of a role; subjects of a binding; a binding whose roleRef changed is deleted and
+made anew, since roleRef is immutable); extra rules and subjects a user added stay. An object
+annotated `"false"` is left as it is.
 
 Aggregation (kube-controller-manager's clusterrole-aggregation controller): a ClusterRole with
 an `aggregationRule` has as `rules` the rules of every other ClusterRole that one of its
@@ -123,27 +125,30 @@ def default_cluster_role_bindings() -> list[Obj]:
     return out
 
 
+def _namespaced(key: str) -> tuple[str, str]:
+    namespace, _, name = key.partition("/")
+    return namespace, name
+
+
 def default_roles() -> list[Obj]:
-    """The namespaced controller Roles (`namespacedControllerRoles`)."""
+    """The namespaced Roles (`namespaceRoles`: kube-system's and kube-public's)."""
     out: list[Obj] = []
-    for key, rules in (_data().get("namespacedControllerRoles") or {}).items():
-        namespace, _, account = key.partition("/")
-        meta = {**_meta(CONTROLLER_PREFIX + account), "namespace": namespace}
-        out.append({"apiVersion": f"{GROUP}/v1", "kind": "Role", "metadata": meta,
-                    "rules": rules})
+    for key, rules in (_data().get("namespaceRoles") or {}).items():
+        namespace, name = _namespaced(key)
+        out.append({"apiVersion": f"{GROUP}/v1", "kind": "Role",
+                    "metadata": {**_meta(name), "namespace": namespace}, "rules": rules})
     return out
 
 
 def default_role_bindings() -> list[Obj]:
-    """Each namespaced controller Role bound to its ServiceAccount in kube-system."""
+    """The namespaced RoleBindings (`namespaceRoleBindings`), each to a Role of its namespace."""
     out: list[Obj] = []
-    for role in default_roles():
-        meta = role["metadata"]
-        account = meta["name"].removeprefix(CONTROLLER_PREFIX)
+    for key, (role, subjects) in (_data().get("namespaceRoleBindings") or {}).items():
+        namespace, name = _namespaced(key)
         out.append({"apiVersion": f"{GROUP}/v1", "kind": "RoleBinding",
-                    "metadata": {**_meta(meta["name"]), "namespace": meta["namespace"]},
-                    "roleRef": {"apiGroup": GROUP, "kind": "Role", "name": meta["name"]},
-                    "subjects": [_subject(f"ServiceAccount {CONTROLLER_NAMESPACE}/{account}")]})
+                    "metadata": {**_meta(name), "namespace": namespace},
+                    "roleRef": {"apiGroup": GROUP, "kind": "Role", "name": role},
+                    "subjects": [_subject(s) for s in subjects]})
     return out
 
 

@@ -99,10 +99,29 @@ def test_every_controller_role_is_bound_to_its_service_account(registry: Registr
                                         "namespace": "kube-system"}]
 
 
-def test_namespaced_controller_roles(registry: Registry) -> None:
-    role = registry.store.get(f"{G}/roles", "kube-system", "system:controller:token-cleaner")
+@pytest.mark.parametrize("key", sorted(DATA["namespaceRoles"]))
+def test_every_namespace_role(registry: Registry, key: str) -> None:
+    namespace, _, name = key.partition("/")  # kube-public's too (bootstrap-signer's)
+    role = registry.store.get(f"{G}/roles", namespace, name)
     assert role is not None
-    assert role.obj["rules"] == DATA["namespacedControllerRoles"]["kube-system/token-cleaner"]
+    assert role.obj["rules"] == DATA["namespaceRoles"][key]
+    assert role.obj["metadata"]["annotations"] == {rbac_bootstrap.AUTOUPDATE: "true"}
+
+
+@pytest.mark.parametrize("key", sorted(DATA["namespaceRoleBindings"]))
+def test_every_namespace_role_binding(registry: Registry, key: str) -> None:
+    namespace, _, name = key.partition("/")
+    binding = registry.store.get(f"{G}/rolebindings", namespace, name)
+    assert binding is not None
+    role, subjects = DATA["namespaceRoleBindings"][key]
+    assert binding.obj["roleRef"] == {"apiGroup": G, "kind": "Role", "name": role}
+    assert registry.store.get(f"{G}/roles", namespace, role) is not None
+    got = [f"{s['kind']} " + (f"{s['namespace']}/{s['name']}" if s["kind"] == "ServiceAccount"
+                              else s["name"]) for s in binding.obj["subjects"]]
+    assert got == subjects
+
+
+def test_token_cleaner_role_in_kube_system(registry: Registry) -> None:
     binding = registry.store.get(f"{G}/rolebindings", "kube-system",
                                  "system:controller:token-cleaner")
     assert binding is not None and binding.obj["roleRef"]["kind"] == "Role"
@@ -120,6 +139,8 @@ def test_counts_match_upstream(registry: Registry) -> None:
     # kubeadm:cluster-admins
     assert registry.store.count(f"{G}/clusterrolebindings") == \
         12 + 1 + len(CONTROLLERS) + ours + 1
+    # upstream's 7 Roles and 7 RoleBindings (kube-system's 6, kube-public's 1)
+    assert registry.store.count(f"{G}/roles") == registry.store.count(f"{G}/rolebindings") == 7
 
 
 def test_the_kubelet_client_is_cluster_admin_through_rbac_not_masters(
