@@ -28,7 +28,8 @@ Errors (an expression that fails, a patch that does not apply, a type mismatch) 
 ignores them under `Ignore`.
 
 The constructions are not CEL that cel-rust evaluates: `api.cel.construction` rewrites them
-into map literals before compiling (see there). Without a type checker, `JSONPatch{...}` and
+into map literals before compiling (see there); compile errors are those of the expression as
+written. Without a type checker, `JSONPatch{...}` and
 `Object{...}` are maps to us; a JSONPatch expression's items are read for `op`, `path`, `from`
 and `value`, an ApplyConfiguration's result must be a map.
 
@@ -73,8 +74,12 @@ class Compiled:
 
 @functools.lru_cache(maxsize=1024)
 def compiled(expression: str) -> Compiled:
+    """The program of the rewritten expression; errors are reported on the expression as
+    written (cel-rust parses constructions, it only cannot run them), so their columns and
+    the echoed source are the user's."""
     rewritten = construction.rewrite(expression)
     try:
+        engine.compile_expression(expression, vap.VARIABLES)
         program = engine.compile_expression(rewritten.source, vap.VARIABLES)
     except engine.CompileError as exc:
         return Compiled(None, str(exc))
@@ -107,27 +112,40 @@ def activation(attrs: vap.Attributes, param: Obj | None, namespace: Obj | None) 
             "params": param, "namespaceObject": namespace, "variables": {}}
 
 
+@dataclasses.dataclass
+class Outcome:
+    """What one invocation did: the object it left (None: a matchCondition was false) and
+    the mutations that failed (each left the object as it was)."""
+
+    obj: Obj | None
+    errors: list[str] = dataclasses.field(default_factory=list)
+
+
 def mutate(policy: Obj, attrs: vap.Attributes, param: Obj | None, namespace: Obj | None,
-           target: Target) -> Obj | None:
-    """The object after the policy's mutations (a new dict), None if a matchCondition is
-    false; raises PolicyError."""
+           target: Target) -> Outcome:
+    """The policy's mutations, in order, each on the object the previous one left (new
+    dicts; `attrs.obj` is not changed). A failed matchCondition or variable raises
+    PolicyError; a failed mutation is reported and the next one runs, as in kube."""
     spec = policy.get("spec") or {}
     values = activation(attrs, param, namespace)
     if not conditions_hold(policy, values):
-        return None
+        return Outcome(None)
     variables: Obj = {}
     for variable in spec.get("variables") or []:
         values["variables"] = variables
         variables[str(variable.get("name"))] = _run(str(variable.get("expression", "")),
                                                     values)
     values["variables"] = variables
-    obj = attrs.obj
+    out = Outcome(attrs.obj)
     for mutation in spec.get("mutations") or []:
-        if obj is None:
+        if out.obj is None:
             break
-        values["object"] = obj
-        obj = apply_mutation(mutation, obj, values, target)
-    return obj
+        values["object"] = out.obj
+        try:
+            out.obj = apply_mutation(mutation, out.obj, values, target)
+        except PolicyError as exc:
+            out.errors.append(str(exc))
+    return out
 
 
 def _run(expression: str, values: Obj) -> Any:

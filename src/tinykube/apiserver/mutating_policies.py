@@ -148,11 +148,13 @@ def _run(admission: Admission, request: Request, rounds: Rounds, *, reinvoking: 
             continue
         before = request.obj
         try:
-            result = map_api.mutate(invocation.policy, dataclasses.replace(attrs, obj=before),
-                                    invocation.param, namespace, target)
+            outcome = map_api.mutate(invocation.policy, dataclasses.replace(attrs, obj=before),
+                                     invocation.param, namespace, target)
         except map_api.PolicyError as exc:
             failures.append((invocation, str(exc)))
             continue
+        failures += [(invocation, message) for message in outcome.errors]
+        result = outcome.obj
         if result is not None and result != before:
             _replace(request, defaulted(request.res, result))
             rounds.require_previous()

@@ -21,8 +21,8 @@ kube checks (at runtime) that a nested construction's type name is the field pat
 "Object.spec.wrong", expected "Object.spec.selector", which matches field name path from root
 Object type`). The rewrite sees every construction that is directly a field's value (or an
 item of a list that is), and reports those mismatches in `Rewritten.mismatches`; the caller
-fails the evaluation with them, as kube does. Column numbers of compile errors refer to the
-rewritten text (where the rewrite changed something before them).
+fails the evaluation with them, as kube does. cel-rust does parse constructions, so callers
+report compile errors on the expression as written (its columns), and run the rewritten one.
 """
 
 from __future__ import annotations
