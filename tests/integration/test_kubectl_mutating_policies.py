@@ -161,7 +161,7 @@ def test_failure_policy(kube: Kubectl) -> None:
     kube("create", "namespace", namespace)
     try:
         kube("apply", "-f", "-", input=_policy(name, namespace, "configmaps", BROKEN))
-        configmap = f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c}}\n"
+        configmap = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n"
         refused = kube.run("create", "-n", namespace, "-f", "-", input=configmap, check=False)
         prefix = f"policy '{name}' with binding '{name}' denied request: "
         assert refused.returncode != 0

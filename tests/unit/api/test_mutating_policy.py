@@ -58,7 +58,7 @@ def _patch(expression: str) -> Obj:
      "{\"metadata\": {\"labels\": {'k': f(a, b)}}}"),
     ("x ? Object{} : Object{spec: Object.spec{}}", 'x ? {} : {"spec": {}}'),
     ("params.Object{a: 1}", "params.Object{a: 1}"),  # a field named Object: no construction
-    ("r'Object{a: 1}' + \"\"\"JSONPatch{op: 1}\"\"\"", "r'Object{a: 1}' + \"\"\"JSONPatch{op: 1}\"\"\""),
+    *((text, text) for text in ("r'Object{a: 1}' + \"\"\"JSONPatch{op: 1}\"\"\"",)),
     ("Object{spec: Object.spec{c: [Object.spec.c{n: 'a,b'}]}} // Object{x: 1}",
      "{\"spec\": {\"c\": [{\"n\": 'a,b'}]}} // Object{x: 1}"),
 ])
