@@ -19,7 +19,7 @@ For one write and one policy with one of its bindings (and one param):
      server-side apply's structured merge does (`api.structured.merge`, the kind's shape:
      maps key by key, associative lists by key, atomic values replaced). As in kube, the apply
      configuration may not set an atomic list or map (`may not mutate atomic arrays, maps or
-     structs: .spec.x`; atomic structs such as LabelSelector are not known here) nor a field
+     structs: .spec.x`; of atomic structs only the workloads' `spec.selector`) nor a field
      the kind's schema lacks (`.spec.replicasx: field not declared in schema`). No field
      ownership is recorded.
 
@@ -209,11 +209,22 @@ def apply_configuration(obj: Obj, result: Any, target: Target) -> Obj:
             raise PolicyError("error applying patch: failed to convert patch object to typed "
                               f"object: .{unknown[0]}: field not declared in schema")
     found = atomics(result, target.shape)
+    if target.builtin:
+        spec = result.get("spec")
+        if isinstance(spec, dict) and "selector" in spec and target.kind in SELECTOR_KINDS:
+            found.insert(0, ".spec.selector")
     if found:
         raise PolicyError("error applying patch: invalid ApplyConfiguration: may not mutate "
                           f"atomic arrays, maps or structs: {', '.join(found)}")
     merged: Obj = structured.merge(obj, result, target.shape)
     return merged
+
+
+# Kinds whose `spec.selector` is a LabelSelector, a `+structType=atomic` struct (the shapes
+# know atomic lists and maps, not atomic structs; this is the one an apply configuration is
+# most likely to set).
+SELECTOR_KINDS = frozenset({"Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job",
+                            "PodDisruptionBudget"})
 
 
 def atomics(value: Any, shape: structured.Shape, path: str = "") -> list[str]:

@@ -113,6 +113,9 @@ def test_apply_configuration_merges_as_server_side_apply() -> None:
      "containers: [Object.spec.template.spec.containers{name: 'app', args: ['b']}]}}}}",
      "error applying patch: invalid ApplyConfiguration: may not mutate atomic arrays, maps or "
      "structs: .spec.template.spec.containers[0].args"),
+    ("Object{spec: Object.spec{selector: Object.spec.selector{matchLabels: {'a': 'b'}}}}",
+     "error applying patch: invalid ApplyConfiguration: may not mutate atomic arrays, maps or "
+     "structs: .spec.selector"),
     ("[1]", "unsupported return type from ApplyConfiguration expression: list"),
     ("Object{spec: Object.spec{replicas: object.spec.nope}}",
      "expression 'Object{spec: Object.spec{replicas: object.spec.nope}}' resulted in error: "
