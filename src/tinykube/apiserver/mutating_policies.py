@@ -136,13 +136,14 @@ def _run(admission: Admission, request: Request, rounds: Rounds, *, reinvoking: 
     if invocations and not reinvoking:  # as kube decodes it: defaulted
         _replace(request, defaulted(request.res, request.obj))
     target = _target(admission.registry, request)
+    configuration: list[tuple[_Invocation, str]] = []  # kube lists these first, as Forbidden
     failures: list[tuple[_Invocation, str]] = []
     for invocation in invocations:
         if invocation.missing:
-            if reinvoking:
-                continue  # refused (or ignored) in the first round already
-            failures.append((invocation, "failed to configure binding: no params found for "
-                             "policy binding with `Deny` parameterNotFoundAction"))
+            if not reinvoking:  # refused (or ignored) in the first round already
+                configuration.append((invocation, "failed to configure binding: no params "
+                                      "found for policy binding with `Deny` "
+                                      "parameterNotFoundAction"))
             continue
         if reinvoking and invocation.key not in rounds.due:
             continue
@@ -162,8 +163,12 @@ def _run(admission: Admission, request: Request, rounds: Rounds, *, reinvoking: 
         if spec.get("reinvocationPolicy") == "IfNeeded" and invocation.key not in rounds.invoked:
             rounds.invoked.append(invocation.key)
     rounds.last_output = clone(request.obj)
-    _refuse(request, [(i, m) for i, m in failures
-                      if (i.policy.get("spec") or {}).get("failurePolicy") != "Ignore"])
+    _refuse(request, _failing(configuration), _failing(failures))
+
+
+def _failing(failures: list[tuple[_Invocation, str]]) -> list[tuple[_Invocation, str]]:
+    return [(i, m) for i, m in failures
+            if (i.policy.get("spec") or {}).get("failurePolicy") != "Ignore"]
 
 
 def _replace(request: Request, obj: Obj) -> None:
@@ -172,21 +177,20 @@ def _replace(request: Request, obj: Obj) -> None:
     request.obj.update(obj)
 
 
-def _refuse(request: Request, failures: list[tuple[_Invocation, str]]) -> None:
-    if not failures:
+def _refuse(request: Request, configuration: list[tuple[_Invocation, str]],
+            failures: list[tuple[_Invocation, str]]) -> None:
+    """kube's policy denial: a Forbidden (403) whose message is the first failure's and whose
+    reason is Invalid unless that failure is a configuration error (params not found)."""
+    found = configuration + failures
+    if not found:
         return
     messages = [f"policy '{i.policy['metadata']['name']}' with binding "
-                f"'{i.binding['metadata']['name']}' denied request: {m}" for i, m in failures]
+                f"'{i.binding['metadata']['name']}' denied request: {m}" for i, m in found]
     base = errors.Forbidden.for_object(request.res.plural, request.res.group,
                                        admission_policies.attrs_name(request),
                                        "admission request denied by policy")
-    error = _Refused(messages[0], details={**(base.details or {}),
-                                           "causes": [{"message": m} for m in messages]})
+    error = errors.Forbidden(messages[0], details={
+        **(base.details or {}), "causes": [{"message": m} for m in messages]})
+    if not configuration:
+        error.reason = "Invalid"
     raise error
-
-
-class _Refused(errors.APIError):
-    """kube's policy denial: a Forbidden whose message and reason the first failure gives."""
-
-    code = 403
-    reason = "Invalid"

@@ -117,3 +117,33 @@ async def test_a_failing_policy(tmp_path: Path, failure: str, status: int) -> No
     assert (body["reason"], body["message"]) == ("Invalid", message)
     assert body["details"] == {"name": "cm", "kind": "configmaps",
                                "causes": [{"message": message}]}
+
+
+@pytest.mark.parametrize(("with_param", "status"), [(True, 201), (False, 403)])
+async def test_params_and_missing_params(tmp_path: Path, with_param: bool,
+                                         status: int) -> None:
+    """A paramRef by name gives `params`; missing under Deny is a configuration error:
+    Forbidden, whatever the mutations would say."""
+    async with running_api(tmp_path, bootstrapped=True) as (session, _store):
+        if with_param:
+            await _post(session, "/api/v1/namespaces/default/configmaps",
+                        {"metadata": {"name": "team"}, "data": {"team": "green"}})
+        await _policy(session, "from-param",
+                      "Object{metadata: Object.metadata{labels: {'team': params.data.team}}}",
+                      paramKind={"apiVersion": "v1", "kind": "ConfigMap"})
+        async with session.put(f"{ALPHA}/mutatingadmissionpolicybindings/from-param", json={
+                "metadata": {"name": "from-param"}, "spec": {
+                    "policyName": "from-param", "paramRef": {
+                        "name": "team", "namespace": "default",
+                        "parameterNotFoundAction": "Deny"}}}) as response:
+            assert response.status == 200, await response.text()
+        got, body = await _post(session, "/api/v1/namespaces/default/configmaps",
+                                {"metadata": {"name": "cm"}})
+    assert got == status, body
+    if status == 201:
+        assert body["metadata"]["labels"] == {"team": "green"}
+        return
+    assert (body["reason"], body["message"]) == (
+        "Forbidden", "policy 'from-param' with binding 'from-param' denied request: failed to "
+                     "configure binding: no params found for policy binding with `Deny` "
+                     "parameterNotFoundAction")
