@@ -75,6 +75,10 @@ KINDS: dict[str, str] = {
     "authentication.k8s.io/v1/TokenRequest": "AuthenticationV1TokenRequest",
     "admissionregistration.k8s.io/v1/MutatingWebhookConfiguration":
         "V1MutatingWebhookConfiguration",
+    "admissionregistration.k8s.io/v1alpha1/MutatingAdmissionPolicy":
+        "V1alpha1MutatingAdmissionPolicy",
+    "admissionregistration.k8s.io/v1alpha1/MutatingAdmissionPolicyBinding":
+        "V1alpha1MutatingAdmissionPolicyBinding",
     "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy": "V1ValidatingAdmissionPolicy",
     "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicyBinding":
         "V1ValidatingAdmissionPolicyBinding",

@@ -186,6 +186,9 @@ class _Failure(Exception):
     """An expression that could not be evaluated; handled as failurePolicy says."""
 
 
+EvaluationFailure = _Failure  # what `conditions_hold` raises, for the mutating policies
+
+
 def _run(expression: str, activation: Obj) -> Any:
     program = compiled(expression)
     if isinstance(program, engine.CompileError):
@@ -300,12 +303,13 @@ def _annotations(specs: list[Obj], activation: Obj,
                 published.append((str(item.get("key", "")), cut))
         elif value is not None:
             errors.append(f"valueExpression '{expression}' resulted in unsupported return "
-                          f"type: {_cel_type(value)}. Return type must be either string or "
+                          f"type: {cel_type(value)}. Return type must be either string or "
                           "null.")
     return published, errors
 
 
-def _cel_type(value: Any) -> str:
+def cel_type(value: Any) -> str:
+    """CEL's name of a value's type (`int`, `map`, ...)."""
     for kind, name in ((bool, "bool"), (int, "int"), (float, "double"), (bytes, "bytes"),
                        (list, "list"), (dict, "map")):
         if isinstance(value, kind):

@@ -10,6 +10,9 @@
   `nominalConcurrencyShares: 30`, `lendablePercent: 0` and, for `Queue`, `queues: 64`,
   `handSize: 8`, `queueLengthLimit: 50`.
 - CertificateSigningRequest: nothing (usages are required in v1).
+- MutatingAdmissionPolicy (v1alpha1): `failurePolicy: Fail`, and in its `matchConstraints` (and
+  a binding's `matchResources`) `matchPolicy: Equivalent`, empty selectors, rules' `scope: "*"`.
+  `reinvocationPolicy` has no default (it is required).
 
 `DEFAULTERS` is merged into `api.defaults`' table; each function mutates a copy it is given.
 """
@@ -81,7 +84,33 @@ def _priority_level(plc: Obj) -> None:
             queuing.setdefault(key, value)
 
 
+def _default_match(match: Any) -> None:
+    if not isinstance(match, dict):
+        return
+    match.setdefault("matchPolicy", "Equivalent")
+    match.setdefault("namespaceSelector", {})
+    match.setdefault("objectSelector", {})
+    for rule in match.get("resourceRules") or []:
+        if isinstance(rule, dict):
+            rule.setdefault("scope", "*")
+
+
+def _default_policy(policy: Obj) -> None:
+    spec = policy.get("spec")
+    if isinstance(spec, dict):
+        spec.setdefault("failurePolicy", "Fail")
+        _default_match(spec.get("matchConstraints"))
+
+
+def _default_binding(binding: Obj) -> None:
+    spec = binding.get("spec")
+    if isinstance(spec, dict):
+        _default_match(spec.get("matchResources"))
+
+
 DEFAULTERS: dict[str, Callable[[Obj], None]] = {
+    "MutatingAdmissionPolicy": _default_policy,
+    "MutatingAdmissionPolicyBinding": _default_binding,
     "PriorityClass": _priority_class,
     "HorizontalPodAutoscaler": _hpa,
     "FlowSchema": _flow_schema,

@@ -264,6 +264,17 @@ ADMISSION: list[Resource] = [
              categories=_EXTENSIONS),  # called by apiserver/webhooks.py
 ]
 
+# admissionregistration.k8s.io/v1alpha1 of 1.32: served only when the API server is started with
+# `--feature-gates MutatingAdmissionPolicy=true --runtime-config
+# admissionregistration.k8s.io/v1alpha1=true` (`serve_mutating_policies`), as kube-apiserver
+# serves them; the policies are applied by apiserver/mutating_policies.py.
+MUTATING_POLICIES: list[Resource] = [
+    Resource(_ADMISSION, "v1alpha1", "mutatingadmissionpolicies", "MutatingAdmissionPolicy",
+             namespaced=False, categories=_EXTENSIONS),
+    Resource(_ADMISSION, "v1alpha1", "mutatingadmissionpolicybindings",
+             "MutatingAdmissionPolicyBinding", namespaced=False, categories=_EXTENSIONS),
+]
+
 # The local APIServices (one per served group-version) are created at startup
 # (apiserver/bootstrap.py), as kube-apiserver's autoregister controller does.
 API_REGISTRATION: list[Resource] = [
@@ -446,6 +457,17 @@ def register(group: str, plural: str, rows: Iterable[Resource]) -> None:
 def unregister(group: str, plural: str) -> None:
     """Stop serving the custom resource `plural.group` (built-in rows are never removed)."""
     register(group, plural, ())
+
+
+def serve_mutating_policies(served: bool) -> None:
+    """Serve (or stop serving) `MUTATING_POLICIES`: what the MutatingAdmissionPolicy feature
+    gate and the admissionregistration.k8s.io/v1alpha1 runtime-config turn on."""
+    rows = set(MUTATING_POLICIES)
+    ALL[:] = [r for r in ALL if r not in rows] + (list(MUTATING_POLICIES) if served else [])
+    _index()
+    _GENERATION[0] += 1
+    for listener in _LISTENERS:
+        listener()
 
 
 def custom_resources() -> list[Resource]:

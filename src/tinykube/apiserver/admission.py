@@ -49,6 +49,9 @@ may add to `request.warnings`, which the API server sends as `Warning` headers.
   namespace; upstream limits them only by a quota configuration, which tinykube has not.)
 - RBACEscalation (create and update of Roles, ClusterRoles and their bindings): nobody grants
   permissions they do not hold (`rbac_escalation`); upstream this is the RBAC storage's check.
+- MutatingAdmissionPolicy (mutating, behind its feature gate; `mutating_policies`): not a row
+  of this chain but run by the handlers after it and before the mutating webhooks, with which
+  it shares reinvocation, as kube runs the two last among the mutating plugins.
 - ValidatingAdmissionPolicy (validating; `admission_policies`): the CEL policies bound by
   ValidatingAdmissionPolicyBindings deny (or warn about) the write.
 - ResourceQuota (validating, last; `api.quota`): a create, or an update that grows usage, of

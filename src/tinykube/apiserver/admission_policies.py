@@ -32,10 +32,11 @@ Obj = dict[str, Any]
 GROUP = "admissionregistration.k8s.io"
 POLICIES = f"{GROUP}/validatingadmissionpolicies"
 BINDINGS = f"{GROUP}/validatingadmissionpolicybindings"
-EXEMPT = frozenset({"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"})
+EXEMPT = frozenset({"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
+                    "MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding"})
 
 
-def _attributes(request: Request) -> vap.Attributes:
+def attributes(request: Request) -> vap.Attributes:
     res, meta = request.res, request.obj.get("metadata") or {}
     current = access.current()
     user = current[0] if current is not None else access.ADMIN
@@ -47,7 +48,7 @@ def _attributes(request: Request) -> vap.Attributes:
                                "groups": list(user.groups)}, dry_run=request.dry_run)
 
 
-def _params(admission: Admission, policy: Obj, binding: Obj,
+def params(admission: Admission, policy: Obj, binding: Obj,
             request: Request) -> list[Obj | None] | None:
     """The params to evaluate the policy with ([None] without a paramKind), or None when
     they are missing and the binding says Deny."""
@@ -80,7 +81,7 @@ def validate(admission: Admission, request: Request) -> None:
     bindings = store.list(BINDINGS, None)
     if not bindings:
         return
-    attrs = _attributes(request)
+    attrs = attributes(request)
     ns_entry = store.get("core/namespaces", "", request.namespace) if request.namespace \
         else None
     namespace = ns_entry.obj if ns_entry is not None else None
@@ -98,8 +99,8 @@ def validate(admission: Admission, request: Request) -> None:
                 not vap.matches((binding.get("spec") or {}).get("matchResources"), attrs,
                                 namespace):
             continue
-        params = _params(admission, policy, binding, request)
-        outcome = vap.evaluate(policy, binding, attrs, params, namespace)
+        outcome = vap.evaluate(policy, binding, attrs,
+                               params(admission, policy, binding, request), namespace)
         for decision in outcome.decisions:
             if decision.action == "Deny":
                 denied.append(decision)

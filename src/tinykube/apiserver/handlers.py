@@ -41,6 +41,7 @@ from tinykube.apiserver import (
     kubelets,
     list_options,
     metrics,
+    mutating_policies,
     noderestriction,
     rbac,
     reviews,
@@ -583,7 +584,8 @@ class ResourceHandler:
         self._node_restriction(CREATE, target, obj, None)
         await self.admission.admit(AdmissionRequest(CREATE, target.res, namespace, obj,
                                                     warnings=warnings))
-        await self._mutating_webhooks(CREATE, target, obj, None, dry_run, warnings)
+        await self._mutating_policies_and_webhooks(CREATE, target, namespace, obj, None,
+                                                   dry_run, warnings)
 
     def _webhook_attrs(self, operation: str, target: Target, obj: Obj | None, old: Obj | None,
                        dry_run: bool) -> WebhookAttributes:
@@ -593,6 +595,21 @@ class ResourceHandler:
         return WebhookAttributes(operation, res.group, res.version, res.plural,
                                  target.subresource, res.kind, namespace,
                                  str(meta.get("name", "")), obj, old, dry_run)
+
+    async def _mutating_policies_and_webhooks(self, operation: str, target: Target,
+                                              namespace: str, obj: Obj, old: Obj | None,
+                                              dry_run: bool, warnings: list[str]) -> None:
+        """MutatingAdmissionPolicy, then MutatingAdmissionWebhook, then the policies that
+        are due again (`mutating_policies`); `obj` changed in place. Policies skip
+        subresources, as the other built-in plugins do here."""
+        request = AdmissionRequest(operation, target.res, namespace, obj, old,
+                                   warnings=warnings, dry_run=dry_run)
+        rounds = mutating_policies.Rounds()
+        if not target.subresource:
+            mutating_policies.mutate(self.admission, request, rounds)
+        await self._mutating_webhooks(operation, target, obj, old, dry_run, warnings)
+        if not target.subresource:
+            mutating_policies.reinvoke(self.admission, request, rounds)
 
     async def _mutating_webhooks(self, operation: str, target: Target, obj: Obj | None,
                                  old: Obj | None, dry_run: bool, warnings: list[str]) -> None:
@@ -652,7 +669,8 @@ class ResourceHandler:
                 UPDATE, target.res, namespace, obj, current.obj if current else None,
                 warnings=warnings))
         if current is not None:
-            await self._mutating_webhooks(UPDATE, target, obj, current.obj, dry_run, warnings)
+            await self._mutating_policies_and_webhooks(UPDATE, target, namespace, obj,
+                                                       current.obj, dry_run, warnings)
 
     async def _update(self, request: web.Request, target: Target,
                       warnings: list[str]) -> web.Response:

@@ -68,7 +68,8 @@ _GENERATION_KINDS = {"Pod", "StatefulSet", "Deployment", "ReplicaSet", "Namespac
                      "FlowSchema", "IngressClass", "MutatingWebhookConfiguration",
                      "PodDisruptionBudget", "PriorityLevelConfiguration",
                      "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
-                     "ValidatingWebhookConfiguration", "CustomResourceDefinition"}
+                     "ValidatingWebhookConfiguration", "CustomResourceDefinition",
+                     "MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding"}
 _EMPTY_STATUS: dict[str, Obj] = {
     "Pod": {"phase": "Pending", "qosClass": "BestEffort"},
     "Service": {"loadBalancer": {}},

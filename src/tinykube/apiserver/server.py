@@ -38,6 +38,7 @@ from tinykube.apiserver import crds as crd_controller
 from tinykube.apiserver.access import AccessControl
 from tinykube.apiserver.allocators import ServiceAllocator
 from tinykube.apiserver.app import APIServer
+from tinykube.apiserver.features import Features
 from tinykube.apiserver.handlers import ResourceHandler
 from tinykube.apiserver.rbac import RBACAuthorizer, User
 from tinykube.apiserver.registry import Registry
@@ -84,6 +85,9 @@ class APIServerOptions:
     etcd_keyfile: Path | None = None
     etcd_compaction_interval: float = 300.0
     lock_file: str = datadir.LOCK_FILE  # another name per API server sharing a directory
+    # `--feature-gates` and `--runtime-config` (`features`): MutatingAdmissionPolicy's
+    # admissionregistration.k8s.io/v1alpha1 is served only when both turn it on.
+    features: Features = dataclasses.field(default_factory=Features)
     kubeconfig_file: str = ""  # "" for the data directory's kubeconfig
 
 
@@ -99,6 +103,7 @@ class RunningAPIServer:
     crds: crd_controller.CRDController | None = None  # serves what CRDs define
     crd_task: asyncio.Task[None] | None = None
     aggregator: asyncio.Task[None] | None = None  # aggregated ClusterRoles' rules
+    mutating_policies: bool = False  # serves admissionregistration.k8s.io/v1alpha1
     # user name -> its static token, for the components with identities of their own
     component_tokens: dict[str, str] = dataclasses.field(default_factory=dict, repr=False)
 
@@ -134,6 +139,8 @@ class RunningAPIServer:
         await self.server.stop()
         if self.server.audit is not None:
             self.server.audit.close()
+        if self.mutating_policies:
+            resources.serve_mutating_policies(False)
         if isinstance(self.store, EtcdStore):
             await self.store.aclose()
         else:
@@ -213,6 +220,8 @@ async def _open(options: APIServerOptions, lock: datadir.DataDirLock) -> Running
         tokens_file, [User(name, groups) for name, groups in options.component_users])
     access.token_authenticators.insert(1, static_tokens.TokenFile(tokens_file).user)
     crd_controller.CRDController(registry).reconcile()  # stored CRDs are served from the start
+    if options.features.mutating_policies:  # before bootstrap: it registers the APIService
+        resources.serve_mutating_policies(True)
     audit_log = audit.AuditLog(options.audit_log, audit.load_policy(options.audit_policy)) \
         if options.audit_log is not None else None
     server = APIServer(handler, token=creds.token, host=options.host, port=options.port,
@@ -244,7 +253,8 @@ async def _open(options: APIServerOptions, lock: datadir.DataDirLock) -> Running
     aggregator = asyncio.create_task(rbac_bootstrap.aggregate_forever(registry),
                                      name="clusterrole-aggregation")
     return RunningAPIServer(server, store, registry, creds, lock, reconciler, scraper, crds,
-                            crd_task, aggregator, component_tokens)
+                            crd_task, aggregator, options.features.mutating_policies,
+                            component_tokens)
 
 
 async def _open_store(options: APIServerOptions) -> Store:

@@ -23,6 +23,7 @@ from typing import Any
 
 from tinykube.api import errors, resources
 from tinykube.api.meta import rfc3339
+from tinykube.api.resources import Resource
 from tinykube.apiserver.registry import Registry
 
 Obj = dict[str, Any]
@@ -138,5 +139,20 @@ def ensure(registry: Registry) -> None:
             if entry is not None:
                 registry.update(apis, {**entry.obj, "status": available(now)},
                                 subresource="status")
+    _forget_gated(registry, apis)
     for plural, obj in flow_control():
         _create(registry, resources.must("flowcontrol.apiserver.k8s.io", "v1", plural), obj)
+
+
+def _forget_gated(registry: Registry, apis: Resource) -> None:
+    """The local APIService of a version served only behind a gate goes when this server
+    does not serve it (a restart without the gate), as kube's autoregister drops it."""
+    for row in resources.MUTATING_POLICIES[:1]:
+        name = f"{row.version}.{row.group}"
+        entry = registry.store.get(apis.storage_key, "", name)
+        if entry is None or resources.lookup(row.group, row.version, row.plural) is not None:
+            continue
+        if (entry.obj["metadata"].get("labels") or {}).get(
+                "kube-aggregator.kubernetes.io/automanaged") == "onstart":
+            with contextlib.suppress(errors.NotFound):
+                registry.delete(apis, "", name, {})

@@ -16,7 +16,13 @@ from pathlib import Path
 
 import click
 
-from tinykube.cli.up import default_data_dir, parse_duration, split_listen
+from tinykube.cli.up import (
+    default_data_dir,
+    feature_options,
+    parse_duration,
+    parse_features,
+    split_listen,
+)
 
 STORE_HELP = "etcd://HOST:PORT[,HOST:PORT...] (etcds:// for TLS with the --etcd-* files)."
 
@@ -53,13 +59,16 @@ def check_store(store: str) -> None:
 @click.option("--listen", default="127.0.0.1:6444", show_default=True, metavar="HOST:PORT")
 @click.option("--insecure-http", is_flag=True, help="Serve plain HTTP instead of HTTPS.")
 @etcd_options
+@feature_options
 @click.option("-v", "--verbose", count=True, help="More logging.")
 def command(store: str, data_dir: Path | None, listen: str, insecure_http: bool,
             etcd_cafile: Path | None, etcd_certfile: Path | None, etcd_keyfile: Path | None,
-            etcd_compaction_interval: str, verbose: int) -> None:
+            etcd_compaction_interval: str, feature_gates: str, runtime_config: str,
+            verbose: int) -> None:
     """Run one more API server of a cluster on etcd."""
     from tinykube.apiserver.server import APIServerOptions
 
+    features = parse_features(feature_gates, runtime_config)
     check_store(store)
     logging.basicConfig(level=logging.WARNING - 10 * verbose,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -74,7 +83,7 @@ def command(store: str, data_dir: Path | None, listen: str, insecure_http: bool,
         etcd_compaction_interval=parse_duration(etcd_compaction_interval,
                                                 "--etcd-compaction-interval"),
         lock_file=f"apiserver-{port}.lock", kubeconfig_file=f"kubeconfig-{port}",
-        kubeconfig_name=f"tinykube-{port}")
+        kubeconfig_name=f"tinykube-{port}", features=features)
     asyncio.run(_serve(options))
 
 

@@ -44,6 +44,7 @@ from tinykube.settings import (
 
 if TYPE_CHECKING:
     from tinykube import cluster
+    from tinykube.apiserver.features import Features
 
 
 def default_data_dir(name: str | None = None) -> Path:
@@ -124,6 +125,20 @@ def check_audit_policy(path: Path) -> None:
         audit.load_policy(path)
     except (yaml.YAMLError, audit.PolicyError) as error:
         raise click.BadParameter(f"{path}: {error}", param_hint="--audit-policy-file") from None
+
+
+def feature_options(function: click.decorators.FC) -> click.decorators.FC:
+    """`--feature-gates` and `--runtime-config`, shared by `tinykube up` and `apiserver`."""
+    for option in reversed((
+            click.option("--feature-gates", default="", metavar="KEY=BOOL,...",
+                         help="kube-apiserver's feature gates; tinykube knows "
+                         "MutatingAdmissionPolicy (default false)."),
+            click.option("--runtime-config", default="", metavar="GROUP/VERSION=BOOL,...",
+                         help="API versions to serve beyond the default ones: "
+                         "admissionregistration.k8s.io/v1alpha1=true (with the "
+                         "MutatingAdmissionPolicy gate) serves MutatingAdmissionPolicy."))):
+        function = option(function)
+    return function
 
 
 @click.command()
@@ -245,6 +260,7 @@ def check_audit_policy(path: Path) -> None:
               help="Client certificate for etcd (etcds://).")
 @click.option("--etcd-keyfile", type=click.Path(path_type=Path, exists=True), default=None,
               help="Client key for etcd (etcds://).")
+@feature_options
 @click.option("-v", "--verbose", count=True, help="More logging.")
 def command(store: str, etcd_cafile: Path | None, etcd_certfile: Path | None,
             etcd_keyfile: Path | None, data_dir: Path | None, name: str | None, detach: bool,
@@ -263,9 +279,10 @@ def command(store: str, etcd_cafile: Path | None, etcd_certfile: Path | None,
             leader_elect_lease_duration: str, leader_elect_renew_deadline: str,
             leader_elect_retry_period: str, audit_log: Path | None,
             audit_policy_file: Path | None, durable: bool,
-            test_clock: bool, single_process: bool, verbose: int, ui_listen: str = "127.0.0.1:0",
-            no_ui: bool = False) -> None:
+            test_clock: bool, single_process: bool, feature_gates: str, runtime_config: str,
+            verbose: int, ui_listen: str = "127.0.0.1:0", no_ui: bool = False) -> None:
     """Start tinykube on this machine."""
+    features = parse_features(feature_gates, runtime_config)
     data_dir = data_dir or default_data_dir(name)
     if detach:
         run_detached(data_dir)
@@ -329,6 +346,7 @@ def command(store: str, etcd_cafile: Path | None, etcd_certfile: Path | None,
         options.host_sockets = host_sockets
         options.holder_pid = process.pid if rootless and process is not None else None
         options.api.metric_resolution = resolution
+        options.api.features = features
         options.api.audit_log, options.api.audit_policy = audit_log, audit_policy_file
         options.virtual_job_seconds = virtual_job_seconds
         options.hpa_sync_period, options.node_monitor_grace_period = hpa_period, grace
@@ -359,6 +377,26 @@ def command(store: str, etcd_cafile: Path | None, etcd_certfile: Path | None,
     tune_gc()
     cluster.run_forever(lambda: _run(options, process, f"default runtime: {default_runtime} "
                                      f"({why})"))
+
+
+def parse_features(feature_gates: str, runtime_config: str) -> Features:
+    """The flags' values, or a usage error with kube's message."""
+    from tinykube.apiserver import features
+
+    try:
+        gates = features.parse_feature_gates(feature_gates)
+    except features.FlagError as exc:
+        raise click.BadParameter(str(exc), param_hint="--feature-gates") from None
+    if not runtime_config:
+        return features.Features(gates)
+    from tinykube.api import resources
+
+    served = frozenset(r.group_version for r in resources.ALL)
+    try:
+        config = features.parse_runtime_config(runtime_config, served)
+    except features.FlagError as exc:
+        raise click.BadParameter(str(exc), param_hint="--runtime-config") from None
+    return features.Features(gates, config)
 
 
 def check_name(name: str | None) -> str | None:

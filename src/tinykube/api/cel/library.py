@@ -13,6 +13,7 @@ Libraries: lists (`isSorted`, `sum`, `min`, `max`, `indexOf`, `lastIndexOf`), st
 extensions (`charAt`, `indexOf`, `lastIndexOf`, `lowerAscii`, `upperAscii`, `replace`,
 `split`, `substring`, `trim`, `join`, `reverse`), regex (`find`, `findAll`), URLs, quantities,
 IPs and CIDRs, and the sets library (`sets.contains`, `sets.equivalent`, `sets.intersects`).
+`jsonpatch.escapeKey` (mutating policies' JSON patch paths) too.
 Not here: `format.*` and `strings.format` (they return optionals, which the parser lacks),
 the authorizer library.
 """
@@ -373,6 +374,11 @@ def sets_intersects(a: list[Any], b: list[Any]) -> bool:
     return any(x in a for x in b)
 
 
+def escape_key(key: str) -> str:
+    """kube's `jsonpatch.escapeKey`: a map key as one JSON pointer token (RFC 6901)."""
+    return key.replace("~", "~0").replace("/", "~1")
+
+
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "isSorted": is_sorted, "sum": list_sum, "min": list_min, "max": list_max,
     "indexOf": index_of, "lastIndexOf": last_index_of,
@@ -403,4 +409,5 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     else str(value),  # cel-rust's own `string()` lacks the bool overload
     "sets.contains": sets_contains, "sets.equivalent": sets_equivalent,
     "sets.intersects": sets_intersects,
+    "jsonpatch.escapeKey": escape_key,
 }

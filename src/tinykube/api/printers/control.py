@@ -99,6 +99,12 @@ def _policy_cells(policy: Mapping[str, Any], now: datetime) -> list[Cell]:
             age_of(policy, now)]
 
 
+def _mutating_policy_cells(policy: Mapping[str, Any], now: datetime) -> list[Cell]:
+    cells = _policy_cells(policy, now)
+    cells[1] = len(as_list(as_dict(policy.get("spec")).get("mutations")))
+    return cells
+
+
 def _policy_binding_cells(binding: Mapping[str, Any], now: datetime) -> list[Cell]:
     spec = as_dict(binding.get("spec"))
     ref, param = spec.get("paramRef"), UNSET
@@ -228,6 +234,22 @@ CONTROL_PRINTERS: dict[str, Printer] = {
         AGE_COLUMN,
     ), _policy_cells),
     "ValidatingAdmissionPolicyBinding": Printer((
+        NAME_COLUMN,
+        Column("PolicyName", "PolicyName indicates the policy definition which the policy "
+                             "binding binded to"),
+        Column("ParamRef", "ParamRef indicates the param resource which sets the configration "
+                           "param"),
+        AGE_COLUMN,
+    ), _policy_binding_cells),
+    "MutatingAdmissionPolicy": Printer((
+        NAME_COLUMN,
+        Column("Mutations", "Mutation indicates the number of mutations rules defined in this "
+                            "configuration", type="integer"),
+        Column("ParamKind", "ParamKind specifies the kind of resources used to parameterize "
+                            "this policy"),
+        AGE_COLUMN,
+    ), _mutating_policy_cells),
+    "MutatingAdmissionPolicyBinding": Printer((
         NAME_COLUMN,
         Column("PolicyName", "PolicyName indicates the policy definition which the policy "
                              "binding binded to"),

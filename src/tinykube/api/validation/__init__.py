@@ -167,6 +167,8 @@ _VALIDATORS: dict[str, Validator] = {
     "MutatingWebhookConfiguration": validate_mutating_configuration,
     "ValidatingAdmissionPolicy": lambda obj: _policy_validation().spec_errors(obj),
     "ValidatingAdmissionPolicyBinding": lambda obj: _policy_validation().binding_errors(obj),
+    "MutatingAdmissionPolicy": lambda obj: _mutating_validation().spec_errors(obj),
+    "MutatingAdmissionPolicyBinding": lambda obj: _mutating_validation().binding_errors(obj),
 }
 
 _UPDATE_VALIDATORS: dict[str, UpdateValidator] = {
@@ -201,6 +203,11 @@ def _crd_validation() -> ModuleType:
 def _policy_validation() -> ModuleType:
     """`api.admission_policy`, imported on first use (it loads the CEL engine)."""
     return importlib.import_module("tinykube.api.admission_policy")
+
+
+def _mutating_validation() -> ModuleType:
+    """`api.mutating_policy`, imported on first use (it loads the CEL engine)."""
+    return importlib.import_module("tinykube.api.mutating_policy")
 
 
 def _is_namespaced(kind: str) -> bool:
