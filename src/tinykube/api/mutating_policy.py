@@ -268,8 +268,9 @@ def _expression(errs: list[FieldError], path: str, text: Any) -> None:
         errs.append(FieldError.required(path, ""))
         return
     found = compiled(str(text))
-    if found.program is None:
-        errs.append(FieldError.invalid(path, str(text), f"compilation failed: {found.error}"))
+    problem = found.error if found.program is None else vap.type_errors(str(text))
+    if problem:
+        errs.append(FieldError.invalid(path, str(text), f"compilation failed: {problem}"))
 
 
 def _mutation(errs: list[FieldError], mutation: Obj, path: str) -> None:

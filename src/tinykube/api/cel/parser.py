@@ -213,6 +213,10 @@ class _Parser:
                     node = self.member_call(paren.pos, name.text, node, args)
                 else:
                     node = Node("select", dot.pos, name.text, node, optional=dot.text == ".?")
+                    qualified = _qualified_name(node)
+                    if qualified and self.is_op("{") and self._struct_follows():
+                        brace = self.next()  # `Object.spec{...}`: a qualified message name
+                        node = Node("struct", brace.pos, qualified, args=self.fields())
             elif self.is_op("[", "[?"):
                 bracket = self.next()
                 index = self.expr()
@@ -323,6 +327,16 @@ class _Parser:
             self.next()
         self.expect("}")
         return tuple(items)
+
+
+def _qualified_name(node: Node) -> str | None:
+    """`a.b.c` when `node` is a chain of plain selects on an identifier, else None."""
+    if node.kind == "ident":
+        return node.name
+    if node.kind != "select" or node.optional or node.target is None:
+        return None
+    head = _qualified_name(node.target)
+    return f"{head}.{node.name}" if head else None
 
 
 def parse(source: str) -> Node:
