@@ -40,7 +40,8 @@ class Node:
     - `ident` (`name`), `select` (`target`, `name`; `optional` for `.?`);
     - `call` (`name`, `target` for a member call or None, `args`): operators too, named as
       cel-go names them (`_+_`, `!_`, `-_`, `_?_:_`, `_[_]`, `@in`, ...);
-    - `list` (`args`), `map` (`args`: key, value, key, value ...), `struct` (`name`, qualified for `Object.spec{...}`; `args`: the field values);
+    - `list` (`args`), `map` (`args`: key, value, key, value ...), `struct` (`name`, qualified
+      for `Object.spec{...}`; `args`: the field values);
     - `macro` (`name`, `target`, `args`: for `has` the selection, else the variable's
       `ident` node followed by the macro's expressions).
     """
