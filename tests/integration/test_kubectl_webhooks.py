@@ -212,3 +212,21 @@ def _refuse_delete(review: Obj) -> Obj:
     return allow(review, allowed=False, status={
         "code": 403, "reason": "Forbidden", "message": f"configmap {name} may not be deleted"})
 
+
+
+def test_match_condition_type_error_is_refused_at_write(kctl: Kubectl) -> None:
+    """A matchCondition that does not type-check (with every variable dyn) is refused with
+    kube's text; nothing is stored."""
+    expression = "object.metadata.name.startsWith(1)"
+    refused = kctl.run("create", "-f", "-", check=False, input=_configuration(
+        "ValidatingWebhookConfiguration", "typed", {"url": "https://127.0.0.1:1/x"},
+        ["configmaps"], matchConditions=[{"name": "named", "expression": expression}]))
+    assert refused.stderr == (
+        'The ValidatingWebhookConfiguration "typed" is invalid: '
+        f'webhooks[0].matchConditions[0].expression: Invalid value: "{expression}": '
+        "compilation failed: ERROR: <input>:1:32: found no matching overload for 'startsWith' "
+        "applied to 'dyn.(int)'\n"
+        f" | {expression}\n"
+        " | ...............................^\n")
+    assert kctl.run("get", "validatingwebhookconfiguration", "typed",
+                    check=False).returncode == 1

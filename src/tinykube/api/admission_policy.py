@@ -376,6 +376,14 @@ def _compile_error(expression: str) -> str | None:
     program = compiled(expression)
     if isinstance(program, engine.CompileError):
         return str(program)
+    return type_errors(expression)
+
+
+def type_errors(expression: str) -> str | None:
+    """The type checker's errors for `expression` with every variable dyn, as cel-go prints
+    them, or None: what every write of a CEL-bearing configuration (this policy, the mutating
+    one, webhooks' matchConditions) is refused for beyond the engine's compile errors. Names
+    the engine did not declare are dyn to the checker too, so one variable set serves all."""
     typed = checker.check(expression, _DYN_VARIABLES)
     return checker.format_errors(expression, typed.issues) if typed.issues else None
 

@@ -29,13 +29,14 @@ ignores them under `Ignore`.
 
 The constructions are not CEL that cel-rust evaluates: `api.cel.construction` rewrites them
 into map literals before compiling (see there); compile errors are those of the expression as
-written. Without a type checker, `JSONPatch{...}` and
-`Object{...}` are maps to us; a JSONPatch expression's items are read for `op`, `path`, `from`
-and `value`, an ApplyConfiguration's result must be a map.
+written, and so are type errors: the type checker reads constructions itself (as dyn, with
+every variable dyn: `admission_policy.type_errors`), so its columns are the user's. To the
+evaluation `JSONPatch{...}` and `Object{...}` are maps; a JSONPatch expression's items are read
+for `op`, `path`, `from` and `value`, an ApplyConfiguration's result must be a map.
 
 `spec_errors` / `binding_errors` are the write's validation, with kube's messages (required
 fields, the enums of `failurePolicy`, `reinvocationPolicy` and `patchType`, the operations a
-mutation may match, expressions that do not compile); v1alpha1's defaults are
+mutation may match, expressions that do not compile or type-check); v1alpha1's defaults are
 `api.defaults_policy`'s.
 """
 
@@ -268,8 +269,9 @@ def _expression(errs: list[FieldError], path: str, text: Any) -> None:
         errs.append(FieldError.required(path, ""))
         return
     found = compiled(str(text))
-    if found.program is None:
-        errs.append(FieldError.invalid(path, str(text), f"compilation failed: {found.error}"))
+    problem = found.error if found.program is None else vap.type_errors(str(text))
+    if problem:
+        errs.append(FieldError.invalid(path, str(text), f"compilation failed: {problem}"))
 
 
 def _mutation(errs: list[FieldError], mutation: Obj, path: str) -> None:

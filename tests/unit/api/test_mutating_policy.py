@@ -216,6 +216,35 @@ def _with(**spec: Any) -> Obj:
      ["spec.mutations[0].jsonPatch.expression: Invalid value: \"[JSONPatch{op: 'add', path: "
       "nope}]\": compilation failed: ERROR: <input>:1:29: undeclared reference to 'nope' (in "
       "container '')"]),
+    # type errors with every variable dyn, located in the expression as written
+    (_with(mutations=[_apply("Object{spec: Object.spec{replicas: object.spec.replicas + 1}}"),
+                      _patch("[JSONPatch{op: 'add', path: '/metadata/labels/' + "
+                             "jsonpatch.escapeKey('a/b'), value: 'x'}]")],
+           matchConditions=[{"name": "a", "expression": "object.metadata.name != ''"}],
+           variables=[{"name": "v", "expression": "object.spec.replicas"}]), []),
+    (_with(mutations=[_apply("Object{spec: Object.spec{replicas: 1 + 'a'}}")]),
+     ["spec.mutations[0].applyConfiguration.expression: Invalid value: \"Object{spec: "
+      "Object.spec{replicas: 1 + 'a'}}\": compilation failed: ERROR: <input>:1:38: found no "
+      "matching overload for '_+_' applied to '(int, string)'\n"
+      " | Object{spec: Object.spec{replicas: 1 + 'a'}}\n"
+      " | .....................................^"]),
+    (_with(mutations=[_patch("[JSONPatch{op: 'add', path: '/spec/x', value: 'a'.size(1)}]")]),
+     ["spec.mutations[0].jsonPatch.expression: Invalid value: \"[JSONPatch{op: 'add', path: "
+      "'/spec/x', value: 'a'.size(1)}]\": compilation failed: ERROR: <input>:1:55: found no "
+      "matching overload for 'size' applied to 'string.(int)'\n"
+      " | [JSONPatch{op: 'add', path: '/spec/x', value: 'a'.size(1)}]\n"
+      " | " + "." * 54 + "^"]),
+    (_with(matchConditions=[{"name": "a", "expression": "object.metadata.name.startsWith(1)"}],
+           variables=[{"name": "v", "expression": "[1, 'a']"}]),
+     ['spec.matchConditions[0].expression: Invalid value: "object.metadata.name.startsWith(1)'
+      "\": compilation failed: ERROR: <input>:1:32: found no matching overload for "
+      "'startsWith' applied to 'dyn.(int)'\n"
+      " | object.metadata.name.startsWith(1)\n"
+      " | ...............................^",
+      "spec.variables[0].expression: Invalid value: \"[1, 'a']\": compilation failed: ERROR: "
+      "<input>:1:5: expected type 'int' but found 'string'\n"
+      " | [1, 'a']\n"
+      " | ....^"]),
     (_with(matchConstraints={"resourceRules": [{**RULES[0], "operations": ["DELETE"]}]}),
      ['spec.matchConstraints.resourceRules.operations: Unsupported value: "DELETE": supported '
       'values: "*", "CONNECT", "CREATE", "UPDATE"']),

@@ -251,6 +251,28 @@ INVALID = [
       '"*", "CONNECT", "CREATE", "DELETE", "UPDATE"',
       'webhooks[0].rules[0].scope: Unsupported value: "All": supported values: "*", '
       '"Cluster", "Namespaced"']),
+    # matchConditions: compiled with kube's variables, type-checked with every variable dyn
+    ({"matchConditions": [
+        {"name": "a", "expression": "!(request.resource.group == 'coordination.k8s.io')"},
+        {"name": "b", "expression": "object.metadata.name.startsWith('x')"},
+        {"name": "c", "expression": "authorizer.group('').resource('pods').check('get')"
+                                    ".allowed()"}]}, []),
+    ({"matchConditions": [{"name": "a", "expression": "object.metadata.name.startsWith(1)"},
+                          {"name": "b", "expression": " "},
+                          {"name": "c", "expression": "params.x == 1"},
+                          {"name": "d", "expression": "[1, 'a'].size() > 0"}]},
+     ['webhooks[0].matchConditions[0].expression: Invalid value: '
+      '"object.metadata.name.startsWith(1)": compilation failed: ERROR: <input>:1:32: found no '
+      "matching overload for 'startsWith' applied to 'dyn.(int)'\n"
+      " | object.metadata.name.startsWith(1)\n"
+      " | ...............................^",
+      "webhooks[0].matchConditions[1].expression: Required value: expression is not specified",
+      'webhooks[0].matchConditions[2].expression: Invalid value: "params.x == 1": compilation '
+      "failed: ERROR: <input>:1:1: undeclared reference to 'params' (in container '')",
+      "webhooks[0].matchConditions[3].expression: Invalid value: \"[1, 'a'].size() > 0\": "
+      "compilation failed: ERROR: <input>:1:5: expected type 'int' but found 'string'\n"
+      " | [1, 'a'].size() > 0\n"
+      " | ....^"]),
 ]
 
 
@@ -261,3 +283,13 @@ def test_configuration_validation(webhook: dict[str, Any], messages: list[str]) 
         del config["webhooks"][0]["sideEffects"]
     errors = validation.validate("ValidatingWebhookConfiguration", config, None)
     assert [str(e) for e in errors] == messages
+
+
+def test_mutating_configuration_type_checks_match_conditions() -> None:
+    config = _config(matchConditions=[{"name": "a", "expression": "1 + 'a' == 2"}])
+    config["kind"] = "MutatingWebhookConfiguration"
+    errors = validation.validate("MutatingWebhookConfiguration", config, None)
+    assert [str(e) for e in errors] == [
+        "webhooks[0].matchConditions[0].expression: Invalid value: \"1 + 'a' == 2\": "
+        "compilation failed: ERROR: <input>:1:3: found no matching overload for '_+_' applied "
+        "to '(int, string)'\n | 1 + 'a' == 2\n | ..^"]

@@ -40,7 +40,8 @@ class Node:
     - `ident` (`name`), `select` (`target`, `name`; `optional` for `.?`);
     - `call` (`name`, `target` for a member call or None, `args`): operators too, named as
       cel-go names them (`_+_`, `!_`, `-_`, `_?_:_`, `_[_]`, `@in`, ...);
-    - `list` (`args`), `map` (`args`: key, value, key, value ...), `struct` (`name`, `args`);
+    - `list` (`args`), `map` (`args`: key, value, key, value ...), `struct` (`name`, qualified
+      for `Object.spec{...}`; `args`: the field values);
     - `macro` (`name`, `target`, `args`: for `has` the selection, else the variable's
       `ident` node followed by the macro's expressions).
     """
@@ -213,6 +214,10 @@ class _Parser:
                     node = self.member_call(paren.pos, name.text, node, args)
                 else:
                     node = Node("select", dot.pos, name.text, node, optional=dot.text == ".?")
+                    qualified = _qualified_name(node)
+                    if qualified and self.is_op("{") and self._struct_follows():
+                        brace = self.next()  # `Object.spec{...}`: a qualified message name
+                        node = Node("struct", brace.pos, qualified, args=self.fields())
             elif self.is_op("[", "[?"):
                 bracket = self.next()
                 index = self.expr()
@@ -323,6 +328,16 @@ class _Parser:
             self.next()
         self.expect("}")
         return tuple(items)
+
+
+def _qualified_name(node: Node) -> str | None:
+    """`a.b.c` when `node` is a chain of plain selects on an identifier, else None."""
+    if node.kind == "ident":
+        return node.name
+    if node.kind != "select" or node.optional or node.target is None:
+        return None
+    head = _qualified_name(node.target)
+    return f"{head}.{node.name}" if head else None
 
 
 def parse(source: str) -> Node:

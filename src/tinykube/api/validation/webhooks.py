@@ -1,13 +1,25 @@
 """Validating- and MutatingWebhookConfiguration, as `pkg/apis/admissionregistration/validation`
 checks them for v1 (after defaulting): names with three segments and unique, exactly one of
 `url` (https, no user info or fragment) and `service`, the review versions, `sideEffects`
-(None or NoneOnDryRun), `timeoutSeconds` 1..30, the policies' enums, rules and selectors."""
+(None or NoneOnDryRun), `timeoutSeconds` 1..30, the policies' enums, rules and selectors.
+
+`matchConditions[].expression` must be given and compile (`webhooks[0].matchConditions[0].
+expression: Invalid value: "...": compilation failed: ERROR: <input>:1:N: ...`): the engine's
+syntax and undeclared-name errors with kube's variables (`object`, `oldObject`, `request`,
+`authorizer`; no `params`), then the type checker's with every variable dyn
+(`admission_policy.type_errors`), which kube finds too with its typed ones. The engine does not
+know the authorizer's functions, so an expression that uses `authorizer` is judged by the type
+checker only (kube may refuse more of those)."""
 
 from __future__ import annotations
 
+import functools
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
+from tinykube.api import admission_policy
+from tinykube.api.cel import engine
 from tinykube.api.errors import FieldError
 from tinykube.api.validation.meta import validate_label_selector
 from tinykube.api.validation.names import Errors, Obj, dns1123_subdomain_errors
@@ -16,6 +28,8 @@ _OPERATIONS = ["*", "CONNECT", "CREATE", "DELETE", "UPDATE"]
 _SCOPES = ["*", "Cluster", "Namespaced"]
 _REVIEW_VERSIONS = ("v1", "v1beta1")
 _ENUMS = (("failurePolicy", ["Fail", "Ignore"]), ("matchPolicy", ["Equivalent", "Exact"]))
+_CONDITION_VARIABLES = frozenset({"object", "oldObject", "request", "authorizer"})
+_AUTHORIZER = re.compile(r"\bauthorizer\b")
 
 
 def _list(value: Any) -> list[Any]:
@@ -90,7 +104,32 @@ def _webhook(webhook: Obj, path: str, *, mutating: bool) -> Errors:
         selector = webhook.get(field)
         if isinstance(selector, dict):
             errors += validate_label_selector(selector, f"{path}.{field}")
+    return errors + _match_conditions(webhook.get("matchConditions"), f"{path}.matchConditions")
+
+
+def _match_conditions(conditions: Any, path: str) -> Errors:
+    errors: Errors = []
+    for k, condition in enumerate(_list(conditions)):
+        field = f"{path}[{k}].expression"
+        text = condition.get("expression") if isinstance(condition, dict) else None
+        if not isinstance(text, str) or not text.strip():
+            errors.append(FieldError.required(field, "expression is not specified"))
+            continue
+        problem = _condition_error(text)
+        if problem is not None:
+            errors.append(FieldError.invalid(field, text, f"compilation failed: {problem}"))
     return errors
+
+
+@functools.lru_cache(maxsize=512)
+def _condition_error(expression: str) -> str | None:
+    """Why a matchCondition does not compile, as far as kube would say so too."""
+    try:
+        engine.compile_expression(expression, _CONDITION_VARIABLES)
+    except engine.CompileError as exc:
+        if not _AUTHORIZER.search(expression):
+            return str(exc)
+    return admission_policy.type_errors(expression)
 
 
 def _client_config(config: Any, path: str) -> Errors:
