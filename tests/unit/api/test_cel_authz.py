@@ -131,3 +131,11 @@ def test_a_policy_using_the_authorizer_is_accepted_and_evaluated() -> None:
     assert [d.message for d in denied] == [
         "failed expression: authorizer.group('').resource('secrets')"
         ".namespace(object.metadata.namespace).check('list').allowed()"]
+
+
+def test_the_functions_are_declared_only_with_the_authorizer() -> None:
+    """A CRD rule (no `authorizer` variable) calling `check` is refused at compile, as kube's
+    CRD environment, which lacks the library, refuses it."""
+    with pytest.raises(engine.CompileError) as caught:
+        engine.compile_expression("self.check('get')", frozenset({"self"}))
+    assert "undeclared reference to 'check'" in str(caught.value)
