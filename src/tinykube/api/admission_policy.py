@@ -27,6 +27,12 @@ For one write (`Attributes`) and one policy with one of its bindings:
 5. `auditAnnotations`, in order: a string (trimmed, cut at 10 KiB) is published under its key,
    an empty string or null is not; any other type is an error.
 
+The variables are kube's: `object`, `oldObject`, `request`, `params`, `namespaceObject`,
+`variables` and `authorizer` (`cel.authz`: the request user's authorizer, with
+`requestResource`). Its `check(verb)` asks `Attributes.authorize`, the callable the plugin
+passes in (the API server's authorizer; this module stays pure), which each evaluation hands
+to the engine from the activation's `AUTHORIZE` entry.
+
 Runtime errors (and a policy whose expressions do not compile) fail as `failurePolicy` says
 (default Fail: a denial with the error, `Ignore`: no decision). Each failed validation becomes
 one decision per `validationActions` entry of the binding (Deny, Warn, Audit), with its index
