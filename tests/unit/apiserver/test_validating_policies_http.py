@@ -167,7 +167,8 @@ async def _api_with_tokens(tmp_path: Path) -> AsyncIterator[aiohttp.ClientSessio
 
 async def test_authorizer_lets_the_admin_through_and_denies_an_account(tmp_path: Path) -> None:
     """A policy checking `list secrets` of the request's user: the admin may, the service
-    account (which may create configmaps, through a Role) may not: kube's denial."""
+    account (which may create configmaps, through a Role) may not: kube's denial; once its
+    Role grants the list, it passes."""
     policy = {"metadata": {"name": "secret-listers"}, "spec": {
         "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
                                                 "operations": ["CREATE"],
@@ -193,7 +194,15 @@ async def test_authorizer_lets_the_admin_through_and_denies_an_account(tmp_path:
             async with session.post(CMS, data=orjson.dumps({"metadata": {"name": name}}),
                                     headers=headers) as reply:
                 statuses.append((reply.status, orjson.loads(await reply.read())))
-    assert statuses[0][0] == 201
+        # granted `list secrets` too, the account passes
+        role["rules"].append({"apiGroups": [""], "resources": ["secrets"], "verbs": ["list"]})
+        async with session.put(f"{RBAC_API}/roles/cm-writer", data=orjson.dumps(role),
+                               headers=admin) as reply:
+            assert reply.status == 200, await reply.text()
+        async with session.post(CMS, data=orjson.dumps({"metadata": {"name": "by-app-2"}}),
+                                headers=app) as reply:
+            granted = reply.status
+    assert (statuses[0][0], granted) == (201, 201)
     status, body = statuses[1]
     assert (status, body["reason"]) == (422, "Invalid")
     assert body["message"] == (
