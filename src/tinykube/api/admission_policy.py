@@ -27,6 +27,12 @@ For one write (`Attributes`) and one policy with one of its bindings:
 5. `auditAnnotations`, in order: a string (trimmed, cut at 10 KiB) is published under its key,
    an empty string or null is not; any other type is an error.
 
+The variables are kube's: `object`, `oldObject`, `request`, `params`, `namespaceObject`,
+`variables` and `authorizer` (`cel.authz`: the request user's authorizer, with
+`requestResource`). Its `check(verb)` asks `Attributes.authorize`, the callable the plugin
+passes in (the API server's authorizer; this module stays pure), which each evaluation hands
+to the engine from the activation's `AUTHORIZE` entry.
+
 Runtime errors (and a policy whose expressions do not compile) fail as `failurePolicy` says
 (default Fail: a denial with the error, `Ignore`: no decision). Each failed validation becomes
 one decision per `validationActions` entry of the binding (Deny, Warn, Audit), with its index
@@ -46,12 +52,15 @@ import functools
 from typing import Any
 
 from tinykube.api import selectors
-from tinykube.api.cel import celtypes, checker, engine
+from tinykube.api.cel import authz, celtypes, checker, engine
 from tinykube.api.errors import FieldError
 
 Obj = dict[str, Any]
 VARIABLES = frozenset({"object", "oldObject", "request", "params", "namespaceObject",
-                       "variables"})
+                       "variables", "authorizer"})
+# The activation's one entry that is not a CEL variable: the callable the authorizer
+# library's `check` asks (`cel.authz.Authorize`), handed to the engine for each run.
+AUTHORIZE = "@authorize"
 REASON_CODES = {"Unauthorized": 401, "Forbidden": 403, "Invalid": 422,
                 "RequestEntityTooLarge": 413}
 
@@ -73,6 +82,9 @@ class Attributes:
     user: Obj  # userInfo: username, uid, groups
     subresource: str = ""
     dry_run: bool = False
+    # the API server's authorizer, for `authorizer.*.check(verb)`: (attributes) -> (decision,
+    # reason); None: `check` fails the evaluation
+    authorize: authz.Authorize | None = dataclasses.field(default=None, compare=False)
 
     def request(self) -> Obj:
         """The `request` variable (an AdmissionRequest)."""
@@ -82,6 +94,13 @@ class Attributes:
                 "requestResource": resource, "subResource": self.subresource,
                 "name": self.name, "namespace": self.namespace, "operation": self.operation,
                 "userInfo": self.user, "dryRun": self.dry_run}
+
+    def authorizer_variables(self) -> Obj:
+        """The `authorizer` variable (the request user's, with `requestResource`) and the
+        callable its checks ask, for an activation."""
+        own = {"apiGroup": self.group, "resource": self.resource,
+               "subresource": self.subresource, "namespace": self.namespace, "name": self.name}
+        return {"authorizer": authz.variable(self.user, own), AUTHORIZE: self.authorize}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -194,7 +213,7 @@ def _run(expression: str, activation: Obj) -> Any:
     if isinstance(program, engine.CompileError):
         raise _Failure(f"compilation error: {program}")
     try:
-        return engine.evaluate(program, activation)
+        return engine.evaluate(program, activation, authorizer=activation.get(AUTHORIZE))
     except engine.EvalError as exc:
         raise _Failure(f"expression '{expression}' resulted in error: {exc}") from None
 
@@ -246,7 +265,8 @@ def _evaluate_one(spec: Obj, attrs: Attributes, param: Obj | None, namespace: Ob
                   ignore: bool) -> tuple[_Failed, list[tuple[str, str]], list[str]]:
     """(failed validations, published annotations, annotation errors) for one param."""
     activation: Obj = {"object": attrs.obj, "oldObject": attrs.old, "request": attrs.request(),
-                       "params": param, "namespaceObject": namespace, "variables": {}}
+                       "params": param, "namespaceObject": namespace, "variables": {},
+                       **attrs.authorizer_variables()}
     try:
         for condition in spec.get("matchConditions") or []:
             if _run(str(condition.get("expression", "")), activation) is not True:
@@ -366,7 +386,7 @@ def spec_errors(policy: Obj) -> list[FieldError]:
     return errs
 
 
-_DYN_VARIABLES = dict.fromkeys(VARIABLES, celtypes.DYN)
+_DYN_VARIABLES = dict.fromkeys(VARIABLES, celtypes.DYN)  # `authorizer` too: dyn, as its chain
 
 
 def _compile_error(expression: str) -> str | None:

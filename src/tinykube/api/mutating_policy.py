@@ -110,7 +110,8 @@ def conditions_hold(policy: Obj, activation: Obj) -> bool:
 
 def activation(attrs: vap.Attributes, param: Obj | None, namespace: Obj | None) -> Obj:
     return {"object": attrs.obj, "oldObject": attrs.old, "request": attrs.request(),
-            "params": param, "namespaceObject": namespace, "variables": {}}
+            "params": param, "namespaceObject": namespace, "variables": {},
+            **attrs.authorizer_variables()}
 
 
 @dataclasses.dataclass
@@ -154,7 +155,7 @@ def _run(expression: str, values: Obj) -> Any:
     if found.program is None:
         raise PolicyError(f"compilation failed: {found.error}")
     try:
-        result = engine.evaluate(found.program, values)
+        result = engine.evaluate(found.program, values, authorizer=values.get(vap.AUTHORIZE))
     except engine.EvalError as exc:
         raise PolicyError(f"expression '{expression}' resulted in error: {exc}") from None
     if found.mismatches:

@@ -77,6 +77,32 @@ _CURRENT: contextvars.ContextVar[tuple[User, AccessControl] | None] = \
 
 def current() -> tuple[User, AccessControl] | None:
     return _CURRENT.get()
+
+
+def cel_authorizer() -> Callable[[Obj], tuple[str, str]]:
+    """What admission CEL's `authorizer...check(verb)` asks (`api.cel.authz`): the request's
+    authorizer (`decide`, synchronous) on the attributes the expression built, `Allow` or
+    kube's union's `NoOpinion` with its reason; without access control everything is
+    allowed (kube's AlwaysAllow)."""
+    found = current()
+    if found is None:
+        return lambda attrs: ("Allow", "")
+    control = found[1]
+
+    def authorize(attrs: Obj) -> tuple[str, str]:
+        user = User(str(attrs.get("user", "")), tuple(attrs.get("groups") or ()),
+                    str(attrs.get("uid", "")))
+        resource = bool(attrs.get("resourceRequest"))
+        request = Attributes(
+            verb=str(attrs.get("verb", "")), path=str(attrs.get("path", "")),
+            resource_request=resource, api_group=str(attrs.get("apiGroup", "")),
+            api_version=str(attrs.get("apiVersion", "")),
+            namespace=str(attrs.get("namespace", "")), resource=str(attrs.get("resource", "")),
+            subresource=str(attrs.get("subresource", "")), name=str(attrs.get("name", "")),
+            field_selector=str(attrs.get("fieldSelector", "")))
+        allowed, reason = control.authorizer.decide(user, request)
+        return ("Allow", reason) if allowed else ("NoOpinion", reason)
+    return authorize
 _EXTRA = "impersonate-extra-"
 
 

@@ -45,7 +45,8 @@ def attributes(request: Request) -> vap.Attributes:
         resource=res.plural, kind=res.kind, namespaced=res.namespaced,
         namespace=request.namespace, name=str(meta.get("name") or ""), obj=request.obj,
         old=request.old, user={"username": user.name, "uid": user.uid,
-                               "groups": list(user.groups)}, dry_run=request.dry_run)
+                               "groups": list(user.groups)}, dry_run=request.dry_run,
+        authorize=access.cel_authorizer())
 
 
 def params(admission: Admission, policy: Obj, binding: Obj,

@@ -50,6 +50,7 @@ import orjson
 from tinykube.api import admission_policy, bounds, conversion, errors, patch, resources
 from tinykube.api import webhooks as hooks_api
 from tinykube.api.apiextensions import model as crd_model
+from tinykube.api.cel import authz
 from tinykube.api.clone import clone
 from tinykube.api.resources import Resource
 from tinykube.api.webhooks import Attributes, Hook
@@ -310,13 +311,19 @@ class Dispatcher:
         return response
 
     def _conditions_hold(self, hook: Hook, attrs: Attributes, request: Attributes) -> bool:
-        """kube's matchConditions variables: `object`, `oldObject` and `request` (the
-        AdmissionRequest); no `authorizer`."""
+        """kube's matchConditions variables: `object`, `oldObject`, `request` (the
+        AdmissionRequest) and `authorizer` (the request user's, `api.cel.authz`)."""
         if MATCH_CONDITIONS is None:
             raise CallFailed("matchConditions are not supported by this server "
                              "(it has no CEL evaluator)")
-        review = hooks_api.review_request(hook, "", attrs, request, _user())["request"]
-        variables = {"object": attrs.obj, "oldObject": attrs.old, "request": review}
+        user = _user()
+        review = hooks_api.review_request(hook, "", attrs, request, user)["request"]
+        own = {"apiGroup": request.group, "resource": request.resource,
+               "subresource": request.subresource, "namespace": request.namespace,
+               "name": request.name}
+        variables = {"object": attrs.obj, "oldObject": attrs.old, "request": review,
+                     "authorizer": authz.variable(user, own),
+                     admission_policy.AUTHORIZE: access.cel_authorizer()}
         try:
             return MATCH_CONDITIONS(hook.match_conditions, variables)
         except Exception as exc:  # an evaluation error: failurePolicy decides

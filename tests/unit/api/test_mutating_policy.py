@@ -4,6 +4,7 @@ the feature-gate flags."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -174,6 +175,26 @@ def test_conditions_variables_and_params(spec: Obj, param: Obj | None,
     policy = _policy(_apply(f"Object{{spec: Object.spec{{replicas: {expression}}}}}"), **spec)
     out = mp.mutate(policy, _attrs(_deployment()), param, None, DEPLOYMENT)
     assert (out.obj["spec"]["replicas"] if out.obj is not None else None) == replicas
+
+
+@pytest.mark.parametrize(("user", "replicas"), [("alice", 7), ("bob", None)])
+def test_the_authorizer_in_conditions_and_mutations(user: str, replicas: int | None) -> None:
+    """`authorizer` asks the callable the attributes carry, for the request's user."""
+    def authorize(attrs: Obj) -> tuple[str, str]:
+        allowed = (attrs["user"], attrs["verb"], attrs["resource"]) == ("alice", "scale",
+                                                                        "deployments")
+        return ("Allow" if allowed else "NoOpinion"), "by table"
+    policy = _policy(_apply("Object{metadata: Object.metadata{annotations: "
+                            "{'why': authorizer.requestResource.check('scale').reason()}}, "
+                            "spec: Object.spec{replicas: 7}}"), matchConditions=[
+        {"name": "may-scale", "expression": "authorizer.group('apps').resource('deployments')"
+                                            ".namespace('default').check('scale').allowed()"}])
+    attrs = dataclasses.replace(_attrs(_deployment()), user={"username": user, "groups": []},
+                                authorize=authorize)
+    out = mp.mutate(policy, attrs, None, None, DEPLOYMENT)
+    assert (out.obj["spec"]["replicas"] if out.obj is not None else None) == replicas
+    if out.obj is not None:
+        assert out.obj["metadata"]["annotations"] == {"why": "by table"}
 
 
 def test_a_condition_that_fails_is_a_policy_error() -> None:

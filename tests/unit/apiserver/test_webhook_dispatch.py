@@ -162,7 +162,13 @@ async def test_timeout_and_bounded_answer(tmp_path: Path) -> None:
      {"call-me": 201, "skip-me": 201}),
     (["false", "object.nosuch.field == 1"], [], {"call-me": 201, "skip-me": 201}),
     (["object.nosuch.field == 1"], [], {"call-me": 500, "skip-me": 500}),
-], ids=["selects-by-name", "all-true", "false-wins-over-error", "error-is-a-failed-call"])
+    # without access control every check is allowed (kube's AlwaysAllow)
+    (["authorizer.requestResource.check('create').allowed()"], ["call-me", "skip-me"],
+     {"call-me": 201, "skip-me": 201}),
+    (["!authorizer.group('').resource('secrets').check('list').allowed()"], [],
+     {"call-me": 201, "skip-me": 201}),
+], ids=["selects-by-name", "all-true", "false-wins-over-error", "error-is-a-failed-call",
+        "authorizer-allows", "authorizer-negated"])
 async def test_match_conditions_in_cel(tmp_path: Path, expressions: list[str],
                                        called: list[str], status: dict[str, int]) -> None:
     """The server's own CEL engine decides matchConditions: a false one skips the hook (even

@@ -22,6 +22,10 @@ Handing a value to cel-rust converts it whole (~25 us per string field), so `pre
 an expression only the fields it selects (`object.spec.replicas` gets `{spec: {replicas}}`;
 a bare use, an index or a method call gets the whole value at that point), as kube's lazy
 value adapters convert only what is read; the cost bound is taken on that part too.
+
+The authorizer library's `check` needs the API server's authorizer, which the shared context
+cannot hold: `evaluate` takes it as a parameter (`authorizer`, a callable) and binds it for
+the run only (`authz.bind`, a context variable, as the functions run synchronously inside).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import functools
 import re
 from typing import Any
 
-from tinykube.api.cel import library
+from tinykube.api.cel import authz, library
 from tinykube.api.cel.native import cel
 
 PER_CALL_LIMIT = 1_000_000  # celconfig.PerCallLimit
@@ -55,6 +59,10 @@ _TYPE_NAMES = frozenset({"int", "uint", "double", "string", "bytes", "bool", "li
                          "null_type", "type", "google"})
 _NAMESPACES = frozenset(name.partition(".")[0] for name in _KNOWN_FUNCTIONS if "." in name)
 _KNOWN_FUNCTIONS |= frozenset(name.partition(".")[2] for name in _KNOWN_FUNCTIONS if "." in name)
+# The authorizer library's functions are declared only where `authorizer` is (admission), as
+# in kube: a CRD rule calling `check` is an undeclared reference there.
+# (No other library has these names: `library.FUNCTIONS` would lose one of the two.)
+_AUTHZ_ONLY = frozenset(authz.FUNCTIONS) - _BUILTINS
 
 
 class CompileError(ValueError):
@@ -99,8 +107,9 @@ def compile_expression(source: str, variables: frozenset[str]) -> Program:
                 name not in _NAMESPACES:
             raise CompileError(f"ERROR: <input>:1:{_column(source, name)}: undeclared reference "
                                f"to '{name}' (in container '')")
+    known = _KNOWN_FUNCTIONS if "authorizer" in variables else _KNOWN_FUNCTIONS - _AUTHZ_ONLY
     for name in refs["functions"]:
-        if name[0] not in "_@!-" and name not in _KNOWN_FUNCTIONS:
+        if name[0] not in "_@!-" and name not in known:
             raise CompileError(f"ERROR: <input>:1:{_column(source, name)}: undeclared reference "
                                f"to '{name}' (in container '')")
     nodes = max(1, len(re.findall(r"[A-Za-z_]\w*|\d+|[^\s\w]", source)))
@@ -206,14 +215,15 @@ def prepare(program: Program, activation: dict[str, Any]) -> tuple[dict[str, Any
 
 
 def evaluate(program: Program, activation: dict[str, Any], *,
-             limit: int = PER_CALL_LIMIT) -> Any:
-    """Run `program`; raise EvalError with cel-go's wording of what went wrong."""
+             limit: int = PER_CALL_LIMIT, authorizer: authz.Authorize | None = None) -> Any:
+    """Run `program`; raise EvalError with cel-go's wording of what went wrong.
+    `authorizer` is what the authorizer library's `check` asks (none: `check` fails)."""
     projected, cost = prepare(program, activation)
-    return run(program, projected, cost, limit=limit)
+    return run(program, projected, cost, limit=limit, authorizer=authorizer)
 
 
 def run(program: Program, projected: dict[str, Any], cost: int, *,
-        limit: int = PER_CALL_LIMIT) -> Any:
+        limit: int = PER_CALL_LIMIT, authorizer: authz.Authorize | None = None) -> Any:
     """Run `program` on what `prepare` gave."""
     if cost > limit:
         raise EvalError(COST_EXCEEDED, cost=True)
@@ -221,7 +231,8 @@ def run(program: Program, projected: dict[str, Any], cost: int, *,
     for name, value in projected.items():
         context.add_variable(name, value)
     try:
-        return program.compiled.execute(context)
+        with authz.bind(authorizer):
+            return program.compiled.execute(context)
     except KeyError as exc:
         raise EvalError(f"no such key: {exc.args[0] if exc.args else ''}") from None
     except IndexError as exc:

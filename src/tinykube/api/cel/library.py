@@ -13,9 +13,10 @@ Libraries: lists (`isSorted`, `sum`, `min`, `max`, `indexOf`, `lastIndexOf`), st
 extensions (`charAt`, `indexOf`, `lastIndexOf`, `lowerAscii`, `upperAscii`, `replace`,
 `split`, `substring`, `trim`, `join`, `reverse`), regex (`find`, `findAll`), URLs, quantities,
 IPs and CIDRs, and the sets library (`sets.contains`, `sets.equivalent`, `sets.intersects`).
-`jsonpatch.escapeKey` (mutating policies' JSON patch paths) too.
-Not here: `format.*` and `strings.format` (they return optionals, which the parser lacks),
-the authorizer library.
+`jsonpatch.escapeKey` (mutating policies' JSON patch paths) too, and the authorizer library
+(`authorizer.group(g).resource(r)...check(verb).allowed()`, `authz.py`), whose `check` asks
+the authorizer the engine binds to each evaluation.
+Not here: `format.*` and `strings.format` (they return optionals, which the parser lacks).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from fractions import Fraction
 from typing import Any
 
 from tinykube.api import quantity as quantities
+from tinykube.api.cel import authz
 
 Tagged = dict[str, str]
 _QUANTITY, _URL, _IP, _CIDR = "@quantity", "@url", "@ip", "@cidr"
@@ -410,4 +412,5 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "sets.contains": sets_contains, "sets.equivalent": sets_equivalent,
     "sets.intersects": sets_intersects,
     "jsonpatch.escapeKey": escape_key,
+    **authz.FUNCTIONS,
 }
