@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 from typing import Any
 
 from tinykube.api import selectors
@@ -261,22 +262,33 @@ def evaluate(policy: Obj, binding: Obj, attrs: Attributes, params: list[Obj | No
 _Failed = list[tuple[int, str, str]]  # (validation index, message, reason)
 
 
+def policy_activation(attrs: Attributes, param: Obj | None, namespace: Obj | None) -> Obj:
+    """The CEL variables of a policy's expressions (validating and mutating) on one write."""
+    return {"object": attrs.obj, "oldObject": attrs.old, "request": attrs.request(),
+            "params": param, "namespaceObject": namespace, "variables": {},
+            **attrs.authorizer_variables()}
+
+
+def bind_variables(specs: list[Obj], activation: Obj,
+                   run: Callable[[str, Obj], Any]) -> None:
+    """`spec.variables` in order into `activation["variables"]` (each sees the ones before it),
+    each computed by `run`, whose errors pass on."""
+    values: Obj = {}
+    for variable in specs:
+        activation["variables"] = values
+        values[str(variable.get("name"))] = run(str(variable.get("expression", "")), activation)
+    activation["variables"] = values
+
+
 def _evaluate_one(spec: Obj, attrs: Attributes, param: Obj | None, namespace: Obj | None,
                   ignore: bool) -> tuple[_Failed, list[tuple[str, str]], list[str]]:
     """(failed validations, published annotations, annotation errors) for one param."""
-    activation: Obj = {"object": attrs.obj, "oldObject": attrs.old, "request": attrs.request(),
-                       "params": param, "namespaceObject": namespace, "variables": {},
-                       **attrs.authorizer_variables()}
+    activation = policy_activation(attrs, param, namespace)
     try:
         for condition in spec.get("matchConditions") or []:
             if _run(str(condition.get("expression", "")), activation) is not True:
                 return [], [], []
-        values: Obj = {}
-        for variable in spec.get("variables") or []:
-            activation["variables"] = values
-            values[str(variable.get("name"))] = _run(str(variable.get("expression", "")),
-                                                     activation)
-        activation["variables"] = values
+        bind_variables(spec.get("variables") or [], activation, _run)
     except _Failure as exc:
         return ([] if ignore else [(0, str(exc), "Invalid")]), [], []
     failures: _Failed = []

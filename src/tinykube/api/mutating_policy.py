@@ -108,12 +108,6 @@ def conditions_hold(policy: Obj, activation: Obj) -> bool:
         raise PolicyError(str(exc)) from None
 
 
-def activation(attrs: vap.Attributes, param: Obj | None, namespace: Obj | None) -> Obj:
-    return {"object": attrs.obj, "oldObject": attrs.old, "request": attrs.request(),
-            "params": param, "namespaceObject": namespace, "variables": {},
-            **attrs.authorizer_variables()}
-
-
 @dataclasses.dataclass
 class Outcome:
     """What one invocation did: the object it left (None: a matchCondition was false) and
@@ -129,15 +123,10 @@ def mutate(policy: Obj, attrs: vap.Attributes, param: Obj | None, namespace: Obj
     dicts; `attrs.obj` is not changed). A failed matchCondition or variable raises
     PolicyError; a failed mutation is reported and the next one runs, as in kube."""
     spec = policy.get("spec") or {}
-    values = activation(attrs, param, namespace)
+    values = vap.policy_activation(attrs, param, namespace)
     if not conditions_hold(policy, values):
         return Outcome(None)
-    variables: Obj = {}
-    for variable in spec.get("variables") or []:
-        values["variables"] = variables
-        variables[str(variable.get("name"))] = _run(str(variable.get("expression", "")),
-                                                    values)
-    values["variables"] = variables
+    vap.bind_variables(spec.get("variables") or [], values, _run)
     out = Outcome(attrs.obj)
     for mutation in spec.get("mutations") or []:
         if out.obj is None:
