@@ -212,6 +212,16 @@ _WEBHOOKS = Printer((
     AGE_COLUMN,
 ), _webhook_cells)
 
+# Both policy bindings print alike (kube's two printers have the same columns).
+_POLICY_BINDING_COLUMNS = (
+    NAME_COLUMN,
+    Column("PolicyName", "PolicyName indicates the policy definition which the policy "
+                         "binding binded to"),
+    Column("ParamRef", "ParamRef indicates the param resource which sets the configration "
+                       "param"),
+    AGE_COLUMN,
+)
+
 CONTROL_PRINTERS: dict[str, Printer] = {
     "RoleBinding": _binding_printer("RoleBinding"),
     "ClusterRoleBinding": _binding_printer("ClusterRoleBinding"),
@@ -233,14 +243,7 @@ CONTROL_PRINTERS: dict[str, Printer] = {
                             "this policy"),
         AGE_COLUMN,
     ), _policy_cells),
-    "ValidatingAdmissionPolicyBinding": Printer((
-        NAME_COLUMN,
-        Column("PolicyName", "PolicyName indicates the policy definition which the policy "
-                             "binding binded to"),
-        Column("ParamRef", "ParamRef indicates the param resource which sets the configration "
-                           "param"),
-        AGE_COLUMN,
-    ), _policy_binding_cells),
+    "ValidatingAdmissionPolicyBinding": Printer(_POLICY_BINDING_COLUMNS, _policy_binding_cells),
     "MutatingAdmissionPolicy": Printer((
         NAME_COLUMN,
         Column("Mutations", "Mutation indicates the number of mutations rules defined in this "
@@ -249,14 +252,7 @@ CONTROL_PRINTERS: dict[str, Printer] = {
                             "this policy"),
         AGE_COLUMN,
     ), _mutating_policy_cells),
-    "MutatingAdmissionPolicyBinding": Printer((
-        NAME_COLUMN,
-        Column("PolicyName", "PolicyName indicates the policy definition which the policy "
-                             "binding binded to"),
-        Column("ParamRef", "ParamRef indicates the param resource which sets the configration "
-                           "param"),
-        AGE_COLUMN,
-    ), _policy_binding_cells),
+    "MutatingAdmissionPolicyBinding": Printer(_POLICY_BINDING_COLUMNS, _policy_binding_cells),
     "APIService": Printer((
         NAME_COLUMN,
         Column("Service", "The reference to the service that hosts this API endpoint."),
