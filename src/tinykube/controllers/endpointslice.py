@@ -436,6 +436,21 @@ def pod_label_index(pod: Obj) -> list[str]:
     return [f"{namespace}/{k}={v}" for k, v in (meta.get("labels") or {}).items()]
 
 
+def selected_pods(pods: Indexer, service: Obj) -> list[Obj]:
+    """The pods of `pods` (a cache with the `label` index) that a Service's selector matches,
+    found through its rarest label rather than a scan of the namespace."""
+    selector = selector_of(service)
+    if not selector:
+        return []
+    namespace = service["metadata"].get("namespace", "")
+    candidates = min((pods.index_keys("label", f"{namespace}/{k}={v}")
+                      for k, v in selector.items()), key=len)
+    found = [pods.get(key) for key in candidates]
+    return [p for p in found if p is not None
+            and all((p["metadata"].get("labels") or {}).get(k) == v
+                    for k, v in selector.items())]
+
+
 def service_name_index(slice_obj: Obj) -> list[str]:
     """Index value `namespace/service` of a slice's `kubernetes.io/service-name` label."""
     meta = slice_obj.get("metadata") or {}
@@ -543,16 +558,7 @@ class PodServiceMap:
 
     def selected_pods(self, service: Obj) -> list[Obj]:
         """The cached pods a Service's selector matches."""
-        selector = selector_of(service)
-        if not selector:
-            return []
-        namespace = service["metadata"].get("namespace", "")
-        candidates = min((self.pods.index_keys("label", f"{namespace}/{k}={v}")
-                          for k, v in selector.items()), key=len)
-        pods = [self.pods.get(key) for key in candidates]
-        return [p for p in pods if p is not None
-                and all((p["metadata"].get("labels") or {}).get(k) == v
-                        for k, v in selector.items())]
+        return selected_pods(self.pods, service)
 
 
 class EndpointSliceController(base.Controller):

@@ -21,7 +21,7 @@ import collections
 import dataclasses
 import datetime
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from tinykube.api import netwarnings, resources
@@ -30,6 +30,7 @@ from tinykube.client.controller import Controller
 from tinykube.client.informer import namespace_index
 from tinykube.client.informer import shared as shared_informer
 from tinykube.client.rest import RESTClient
+from tinykube.controllers.endpointslice import pod_label_index, selected_pods
 
 Obj = Mapping[str, Any]
 GRACE = 60.0  # seconds after creation before a Service that selects nothing is reported
@@ -88,6 +89,7 @@ class SelectorWatchController(Controller):
         self.pods = shared_informer(client, resources.must("", "v1", "pods"))
         super().__init__(client, [self.services, self.pods])
         self.pods.cache.add_index("namespace", namespace_index)
+        self.pods.cache.add_index("label", pod_label_index)
         self.grace, self.clock = grace, clock
         self.recorder = events.Recorder(client, self.name)
         self.reported: collections.OrderedDict[tuple[str, str], None] = \
@@ -95,13 +97,22 @@ class SelectorWatchController(Controller):
         self.services.add_handlers(on_add=self.enqueue,
                                    on_update=lambda _old, new: self.enqueue(new))
 
+    def _candidates(self, service: Obj, namespace: str) -> Iterator[Obj]:
+        """The pods `decide` needs, lazily (it reads none within the grace period): the live pods
+        the selector matches, found by label index; only when there are none, the namespace's
+        pods (for the nearest miss). A scan of the namespace per Service cost a second of CPU
+        per 100 Services at 10,000 pods, 60 s into bench/scale."""
+        selected = [p for p in selected_pods(self.pods.cache, service)
+                    if not p["metadata"].get("deletionTimestamp")]
+        yield from selected or self.pods.cache.by_index("namespace", namespace)
+
     async def sync(self, key: str) -> None:
         service = self.services.cache.get(key)
         if service is None:
             return
         namespace = str(service["metadata"].get("namespace", ""))
-        decision = decide(service, self.pods.cache.by_index("namespace", namespace),
-                          self.clock(), self.grace)
+        decision = decide(service, self._candidates(service, namespace), self.clock(),
+                          self.grace)
         if decision.requeue_after is not None:
             self.queue.add_after(key, decision.requeue_after)
         if decision.message is None:

@@ -504,7 +504,8 @@ class NodeAgent(Controller):
         if status.get("phase") in ("Succeeded", "Failed"):
             return
         ip = status.get("podIP") or self.addresses.allocate(meta["uid"])
-        await self.tokens.ensure(pod)  # the pod's own bound tokens, requested or refreshed
+        if runtime.handler != "virtual":  # a virtual pod mounts nothing, so it needs no token
+            await self.tokens.ensure(pod)  # the pod's own bound tokens, requested or refreshed
         if pod.get("spec", {}).get("volumes"):
             await self.objects.wait_synced(pod)
             await self.objects.fetch_claims(pod)

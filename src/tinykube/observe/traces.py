@@ -45,7 +45,7 @@ Obj = dict[str, Any]
 Key = tuple[str, str]
 
 
-@dataclass
+@dataclass(eq=False)  # identity: traces are kept in dicts and compared as objects
 class Trace:
     id: int
     kind: str  # "pod-readiness", "service", "endpointslice"
@@ -136,7 +136,8 @@ class Tracer:
         self.clock, self.timeout = clock, timeout
         self.wall_offset = wall() - clock()
         self.dns, self.proxy, self.own_slices = dns, proxy, own_slices
-        self.open: list[Trace] = []  # past their slice step (or a Service's): moving along
+        self.open: dict[int, Trace] = {}  # past their slice step (or a Service's): moving along
+        self._open_by_service: dict[Key, dict[int, Trace]] = {}  # open traces of each Service
         self.pods: dict[Key, Trace] = {}  # the newest readiness trace of each pod
         self.answering: dict[Key, list[Trace]] = {}  # Service -> traces awaiting an answer
         self._expired_at = clock()
@@ -163,7 +164,7 @@ class Tracer:
                 self._close(previous)  # superseded: it ends with the steps it had
             self.pods[trace.pod] = trace
         else:
-            self.open.append(trace)
+            self._open(trace)
         return trace
 
     def on_pod(self, old: Obj | None, new: Obj) -> None:
@@ -191,8 +192,8 @@ class Tracer:
             if trace is not None and ready == trace.ready and before.get(pod) != ready:
                 claimed = True
                 self._add_slice(trace, key, service, _rv(new), now)
-        for trace in [t for t in self.open if t.kind == "service"]:
-            if service in trace.services and key not in trace.slices:
+        for trace in list(self._open_by_service.get(service, {}).values()):
+            if trace.kind == "service" and key not in trace.slices:
                 self._add_slice(trace, key, service, _rv(new), now)
         if not claimed and not self.own_slices(new) and service[1]:
             trace = self._start("endpointslice", f"endpointslice {key[0]}/{key[1]} written",
@@ -202,17 +203,27 @@ class Tracer:
     def _add_slice(self, trace: Trace, key: Key, service: Key, rv: int, now: float) -> None:
         trace.services.add(service)
         trace.slices[key] = rv
+        if trace.id in self.open:
+            self._open(trace)  # (indexes the Service it may have gained)
         if "endpointslice-written" not in trace.steps:
             if trace.kind != "service":
-                self.open.append(trace)
+                self._open(trace)
             self._step(trace, "endpointslice-written", now, f"{key[0]}/{key[1]}")
+
+    def _open(self, trace: Trace) -> None:
+        """Keep `trace` open, found by id and by each of its Services (no scan per event)."""
+        self.open[trace.id] = trace
+        for service in trace.services:
+            self._open_by_service.setdefault(service, {})[trace.id] = trace
 
     # ---- what moves it along --------------------------------------------------------------
 
     def on_model(self, keys: set[tuple[str, ...]]) -> None:
         now = self.clock()
-        for trace in self._waiting("dns-model-updated"):
-            if any(("svc", ns, name) in keys for ns, name in trace.services):
+        touched = {t.id: t for key in keys if len(key) == 3 and key[0] == "svc"
+                   for t in self._open_by_service.get((key[1], key[2]), {}).values()}
+        for trace in sorted(touched.values(), key=lambda t: t.id):
+            if "dns-model-updated" not in trace.steps:
                 for service in trace.services:
                     self.answering.setdefault(service, []).append(trace)
                 self._step(trace, "dns-model-updated", now)
@@ -250,7 +261,7 @@ class Tracer:
                 self._step(trace, "proxy-updated", now)
 
     def _waiting(self, step: str) -> list[Trace]:
-        return [t for t in self.open if step not in t.steps]
+        return [t for t in self.open.values() if step not in t.steps]
 
     def _step(self, trace: Trace, step: str, at: float, detail: str = "") -> None:
         trace.steps[step] = at
@@ -269,8 +280,12 @@ class Tracer:
     def _close(self, trace: Trace) -> None:
         trace.closed = True
         self._unanswering(trace)
-        if trace in self.open:
-            self.open.remove(trace)
+        if self.open.pop(trace.id, None) is not None:
+            for service in trace.services:
+                same = self._open_by_service.get(service, {})
+                same.pop(trace.id, None)
+                if not same:
+                    self._open_by_service.pop(service, None)
         if trace.pod is not None and self.pods.get(trace.pod) is trace:
             del self.pods[trace.pod]
         if len(trace.steps) > 1:  # a pod in no Service never got further: no trace
@@ -279,12 +294,12 @@ class Tracer:
     def expire(self) -> None:
         """Close the traces older than `timeout` (their missing steps never came)."""
         now = self._expired_at = self.clock()
-        for trace in [t for t in (*self.open, *self.pods.values())
+        for trace in [t for t in (*self.open.values(), *self.pods.values())
                       if not t.closed and now - t.steps["api-write"] > self.timeout]:
             self._close(trace)
 
     def traces(self, since: int = 0) -> Iterator[Trace]:
         """Closed traces, then open ones, with an id above `since`, by id."""
         self.expire()
-        every = {t.id: t for t in (*self.done, *self.open, *self.pods.values())}
+        every = {t.id: t for t in (*self.done, *self.open.values(), *self.pods.values())}
         yield from sorted((t for t in every.values() if t.id > since), key=lambda t: t.id)

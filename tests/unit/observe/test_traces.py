@@ -87,7 +87,7 @@ def test_without_dns_and_proxy_the_slice_ends_it() -> None:
 def test_what_starts_no_trace(old: dict[str, Any], new: dict[str, Any]) -> None:
     tracer = make(Clock())
     tracer.on_pod(old, new)
-    assert tracer.open == [] and tracer.pods == {}
+    assert tracer.open == {} and tracer.pods == {}
 
 
 def test_a_pod_in_no_service_expires_without_a_trace() -> None:
@@ -95,7 +95,7 @@ def test_a_pod_in_no_service_expires_without_a_trace() -> None:
     tracer = make(clock, timeout=5)
     tracer.on_pod(pod("loner", False), pod("loner", True))
     clock.now += 6
-    assert list(tracer.traces()) == [] and tracer.open == [] and tracer.pods == {}
+    assert list(tracer.traces()) == [] and tracer.open == {} and tracer.pods == {}
 
 
 def test_missing_steps_are_left_out_when_it_expires() -> None:
