@@ -32,7 +32,7 @@ from tinykube import identities
 from tinykube.apiserver.server import APIServerOptions, RunningAPIServer, open_apiserver
 from tinykube.component_options import ComponentOptions, NodeSpec
 from tinykube.dns.app import DNSOptions
-from tinykube.launch import CLOCK, FAILED, READY, spawn_components
+from tinykube.launch import CLOCK, FAILED, READY, run_until, spawn_components
 from tinykube.settings import DEFAULT_POD_CIDR
 
 if TYPE_CHECKING:
@@ -266,8 +266,6 @@ async def _start(options: ClusterOptions, announce: Callable[[str], None],
 async def run_until_stopped(cluster: RunningCluster, stop: asyncio.Event) -> str | None:
     """Run until `stop` is set or a component dies; then stop everything. What failed, if
     something did."""
-    from tinykube.components import run_until
-
     try:
         return await run_until(cluster.tasks, stop)
     finally:

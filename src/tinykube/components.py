@@ -79,7 +79,7 @@ from tinykube.images import gc as image_gc
 from tinykube.kubelet.agent import NodeAgent
 from tinykube.kubelet.noderoutes import NodeRoutes
 from tinykube.kubelet.podnet import PodNetworking
-from tinykube.launch import CLOCK, FAILED, READY, tune_gc
+from tinykube.launch import CLOCK, FAILED, READY, run_until, tune_gc
 from tinykube.network import netns
 from tinykube.network.hostsockets import HostSockets
 from tinykube.network.plan import (
@@ -497,24 +497,6 @@ async def _start_netns_services(running: RunningComponents, options: ComponentOp
     announce(f"service proxy: nftables in {len(nodes)} node namespaces (Services and "
              f"NetworkPolicies); node ports on 127.0.0.1 relayed into {entry.name} "
              f"({len(relay.applied)} ports, {len(relay.failing)} could not be bound)")
-
-
-async def run_until(tasks: list[asyncio.Task[Any]], stop: asyncio.Event) -> str | None:
-    """Wait until `stop` is set or one of `tasks` ends; what failed, if one did (logged)."""
-    waiter = asyncio.create_task(stop.wait())
-    try:
-        done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        waiter.cancel()
-        await asyncio.gather(waiter, return_exceptions=True)
-    for task in done:
-        if task is not waiter:
-            failure = task.exception() if not task.cancelled() else None
-            reason = f"{task.get_name()} failed: {failure}" if failure is not None \
-                else f"{task.get_name()} ended"
-            log.error("component %s", reason)
-            return reason
-    return None
 
 
 # --- the child process -----------------------------------------------------------------------

@@ -1,12 +1,20 @@
 """Starting the child process of `tinykube up` (nodes, controllers, DNS, proxy), and the words
 of its line protocol (see `components`), and the process settings every long-running tinykube
 process starts with (open-file limit, GC). Light on purpose: `tinykube up` imports this before
-anything heavy, so that the child's start-up overlaps its own."""
+anything heavy, so that the child's start-up overlaps its own; and `run_until`, which both
+processes wait on, here so that the API server's process never imports `components` (that
+import, a third of a second of the API server's event loop, would hold up the child's first
+lists right after start)."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import subprocess
 import sys
+from typing import Any
+
+log = logging.getLogger(__name__)
 
 READY = "READY"  # the child's line once every component runs
 FAILED = "FAILED "  # the child's last line when it cannot start: FAILED <reason>
@@ -78,3 +86,21 @@ def tune_gc() -> None:
 
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
+
+
+async def run_until(tasks: list[asyncio.Task[Any]], stop: asyncio.Event) -> str | None:
+    """Wait until `stop` is set or one of `tasks` ends; what failed, if one did (logged)."""
+    waiter = asyncio.create_task(stop.wait())
+    try:
+        done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+        await asyncio.gather(waiter, return_exceptions=True)
+    for task in done:
+        if task is not waiter:
+            failure = task.exception() if not task.cancelled() else None
+            reason = f"{task.get_name()} failed: {failure}" if failure is not None \
+                else f"{task.get_name()} ended"
+            log.error("component %s", reason)
+            return reason
+    return None

@@ -300,14 +300,8 @@ def command(store: str, etcd_cafile: Path | None, etcd_certfile: Path | None,
     hpa_period = parse_duration(hpa_sync_period, "--horizontal-pod-autoscaler-sync-period")
     grace = parse_duration(node_monitor_grace_period, "--node-monitor-grace-period")
     dns_address = split_listen(dns_listen, "--dns-listen") if dns_listen else None
-    from tinykube.cli.controllers import leader_timing
-
-    leader_election = leader_timing(leader_elect_lease_duration, leader_elect_renew_deadline,
-                                    leader_elect_retry_period)
     if not no_ui:
         split_listen(ui_listen, "--ui-listen")  # a bad address is a usage error here
-    if audit_policy_file is not None:
-        check_audit_policy(audit_policy_file)
     raise_open_files_limit()  # before the child starts: it inherits the limit
     if network == "netns":
         check_netns_mode(dns_address, proxy, single_process)
@@ -330,7 +324,13 @@ def command(store: str, etcd_cafile: Path | None, etcd_certfile: Path | None,
         process, host_sockets = spawn_rootless_components()
     elif not single_process:
         process = spawn_components()
-    try:
+    try:  # the checks that import more than a little, with the child's imports under way
+        from tinykube.cli.controllers import leader_timing
+
+        leader_election = leader_timing(leader_elect_lease_duration,
+                                        leader_elect_renew_deadline, leader_elect_retry_period)
+        if audit_policy_file is not None:
+            check_audit_policy(audit_policy_file)
         options = _options(data_dir, host, port, service_cidr, pod_cidr, nodes, node_labels,
                            dns_address, no_dns, proxy, default_runtime, insecure_http,
                            watch_history, durable, single_process, verbose)
