@@ -31,7 +31,7 @@ from tinykube import clock as clocks
 from tinykube import identities
 from tinykube.apiserver.server import APIServerOptions, RunningAPIServer, open_apiserver
 from tinykube.component_options import ComponentOptions, NodeSpec
-from tinykube.dns.app import DNSOptions
+from tinykube.dns.options import DNSOptions
 from tinykube.launch import CLOCK, FAILED, READY, run_until, spawn_components
 from tinykube.settings import DEFAULT_POD_CIDR
 

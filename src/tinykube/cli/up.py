@@ -553,7 +553,7 @@ def _options(data_dir: Path, host: str, port: int, service_cidr: str, pod_cidr: 
     from tinykube import cluster
     from tinykube.apiserver.allocators import IPAllocator
     from tinykube.apiserver.server import APIServerOptions
-    from tinykube.dns.app import DNSOptions
+    from tinykube.dns.options import DNSOptions
 
     api = APIServerOptions(data_dir=data_dir, host=host, port=port, service_cidr=service_cidr,
                            tls=not insecure_http, durable=durable,
