@@ -66,7 +66,7 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 @functools.cache
 def _data() -> Obj:
-    data = yaml.load(_DATA.read_text(), Loader=_LOADER)  # noqa: S506 - a safe loader
+    data = yaml.load(_DATA.read_text(), Loader=_LOADER)
     assert isinstance(data, dict)
     return data
 

@@ -30,6 +30,7 @@ from tinykube.launch import (
     raise_open_files_limit,
     spawn_components,
     spawn_rootless_components,
+    take_early,
     tune_gc,
 )
 from tinykube.network.plan import API_RELAY_ADDRESS
@@ -320,10 +321,14 @@ def command(store: str, etcd_cafile: Path | None, etcd_certfile: Path | None,
     image_min_age = parse_duration(minimum_image_ttl_duration, "--minimum-image-ttl-duration")
     process = None
     host_sockets = None
+    early = take_early()  # started by `launch.spawn_early` for the same arguments
     if rootless:
+        if early is not None:
+            early.kill()
+            early.wait()
         process, host_sockets = spawn_rootless_components()
     elif not single_process:
-        process = spawn_components()
+        process = early or spawn_components()
     try:  # the checks that import more than a little, with the child's imports under way
         from tinykube.cli.controllers import leader_timing
 
