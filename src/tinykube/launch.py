@@ -20,9 +20,14 @@ FAILED = "FAILED "  # the child's last line when it cannot start: FAILED <reason
 CLOCK = "CLOCK "  # test clock: `CLOCK {"to": t}` in, `CLOCK {"next": t | null}` out
 
 
+# `python -m tinykube.components`, with the cyclic GC off until `tune_gc` (see there)
+CHILD_COMMAND = [sys.executable, "-c", "import gc; gc.disable(); import runpy; "
+                 "runpy.run_module('tinykube.components', run_name='__main__', alter_sys=True)"]
+
+
 def spawn_components() -> subprocess.Popen[bytes]:
     """Start the child now; it imports its modules, then waits for its options on stdin."""
-    return subprocess.Popen([sys.executable, "-m", "tinykube.components"],
+    return subprocess.Popen(CHILD_COMMAND,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             start_new_session=True)
 
@@ -74,7 +79,7 @@ def spawn_rootless_components() -> tuple[subprocess.Popen[bytes], int]:
     server, child_end = hostsockets.pair()
     env = {**os.environ, "PATH": userns.tool_path(os.environ.get("PATH", ""))}
     try:
-        process = subprocess.Popen(userns.command([sys.executable, "-m", "tinykube.components"]),
+        process = subprocess.Popen(userns.command(CHILD_COMMAND),
                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                    start_new_session=True, pass_fds=(child_end.fileno(),),
                                    env=env)
@@ -116,11 +121,17 @@ def tune_gc() -> None:
     decoding watch events allocate thousands of short-lived (acyclic, refcount-freed) objects per
     request, so the default spends a noticeable share of the CPU walking young objects that die
     anyway, and the full collections walk every cached object. Start-up objects are frozen out
-    of collection altogether (`gc.freeze`, as long-lived servers do)."""
+    of collection altogether (`gc.freeze`, as long-lived servers do).
+
+    Until then `tinykube up`'s two processes run with the collector off (`CHILD_COMMAND`,
+    `tinykube.__main__`): importing ~160 modules (classes, functions, dataclasses: cycles that
+    live as long as the process) set off ~110 collections, ~40 ms of each start for nothing.
+    This turns it back on."""
     import gc
 
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
+    gc.enable()
 
 
 async def run_until(tasks: list[asyncio.Task[Any]], stop: asyncio.Event) -> str | None:

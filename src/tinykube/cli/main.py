@@ -55,6 +55,9 @@ def cli() -> None:
 
 def main() -> None:
     if sys.argv[1:2] == ["up"]:  # the `tinykube` script: as early as it gets here
+        import gc
+
+        gc.disable()  # until `launch.tune_gc`, as `python -m tinykube up` (see `__main__`)
         from tinykube import launch
 
         launch.spawn_early(sys.argv[2:])
