@@ -31,8 +31,8 @@ from tinykube import clock as clocks
 from tinykube import identities
 from tinykube.apiserver.server import APIServerOptions, RunningAPIServer, open_apiserver
 from tinykube.component_options import ComponentOptions, NodeSpec
-from tinykube.dns.app import DNSOptions
-from tinykube.launch import CLOCK, FAILED, READY, spawn_components
+from tinykube.dns.options import DNSOptions
+from tinykube.launch import CLOCK, FAILED, READY, run_until, spawn_components
 from tinykube.settings import DEFAULT_POD_CIDR
 
 if TYPE_CHECKING:
@@ -97,8 +97,9 @@ class ClusterOptions:
 
     def api_options(self, local_socket: bool) -> APIServerOptions:
         """The API server's options, with a static token for each node's agent too."""
-        return dataclasses.replace(self.api, local_socket=local_socket, component_users=[
-            *self.api.component_users, *(identities.node_user(n.name) for n in self.nodes)])
+        users = [*self.api.component_users, *(identities.node_user(n.name) for n in self.nodes)]
+        return dataclasses.replace(self.api, local_socket=local_socket, warm_at_open=False,
+                                   component_users=users)
 
 
 def _identities(api: RunningAPIServer, nodes: list[NodeSpec]) -> dict[str, str]:
@@ -252,6 +253,7 @@ async def _start(options: ClusterOptions, announce: Callable[[str], None],
             from tinykube.components import start_components  # only here: the child has them
 
             running = await start_components(options.components(api), announce)
+            api.warm_documents()
             return RunningCluster(api, running, list(running.tasks))
         await child.start(options.components(api), announce)
     except BaseException:
@@ -259,6 +261,7 @@ async def _start(options: ClusterOptions, announce: Callable[[str], None],
             await child.stop()
         await api.stop()
         raise
+    api.warm_documents()  # after the components' start (`APIServerOptions.warm_at_open`)
     relay = asyncio.create_task(child.relay(announce), name="node and controller process")
     return RunningCluster(api, child, [relay])
 
@@ -266,8 +269,6 @@ async def _start(options: ClusterOptions, announce: Callable[[str], None],
 async def run_until_stopped(cluster: RunningCluster, stop: asyncio.Event) -> str | None:
     """Run until `stop` is set or a component dies; then stop everything. What failed, if
     something did."""
-    from tinykube.components import run_until
-
     try:
         return await run_until(cluster.tasks, stop)
     finally:

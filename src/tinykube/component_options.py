@@ -8,7 +8,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from tinykube.dns.app import DNSOptions
+from tinykube.dns.options import DNSOptions
 
 
 @dataclasses.dataclass

@@ -37,7 +37,7 @@ import sys
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tinykube import clock as clocks
 from tinykube import identities, private
@@ -79,9 +79,8 @@ from tinykube.images import gc as image_gc
 from tinykube.kubelet.agent import NodeAgent
 from tinykube.kubelet.noderoutes import NodeRoutes
 from tinykube.kubelet.podnet import PodNetworking
-from tinykube.launch import CLOCK, FAILED, READY, tune_gc
+from tinykube.launch import CLOCK, FAILED, READY, run_until, tune_gc
 from tinykube.network import netns
-from tinykube.network.hostsockets import HostSockets
 from tinykube.network.plan import (
     API_RELAY_ADDRESS,
     ClusterNetwork,
@@ -89,7 +88,6 @@ from tinykube.network.plan import (
     cluster_prefix,
     joined_network,
 )
-from tinykube.network.relay import Relay, start_relay
 from tinykube.observe.app import Observer
 from tinykube.proxy.app import (
     ProxyOptions,
@@ -99,9 +97,11 @@ from tinykube.proxy.app import (
     refusal_reporter,
     start_proxy,
 )
-from tinykube.proxy.nftables import NodeConfig
-from tinykube.proxy.nftproxy import NftNode, RunningNftProxy, start_nft_proxy
-from tinykube.proxy.noderelay import NodePortRelay
+
+if TYPE_CHECKING:  # the netns mode's, imported where that mode starts them (not at start-up)
+    from tinykube.network.hostsockets import HostSockets
+    from tinykube.network.relay import Relay
+    from tinykube.proxy.nftproxy import RunningNftProxy
 
 log = logging.getLogger(__name__)
 
@@ -374,6 +374,8 @@ async def _start(running: RunningComponents, options: ComponentOptions,
     client, tasks = running.client, running.tasks
     cidrs = await node_ranges(client, options)
     if options.host_sockets is not None:  # rootless: the host's sockets come from `up`
+        from tinykube.network.hostsockets import HostSockets
+
         running.host_sockets = HostSockets(options.host_sockets)
     hosts = running.host_sockets
     plan = None
@@ -467,7 +469,13 @@ async def _start_netns_services(running: RunningComponents, options: ComponentOp
                                 plan: ClusterNetwork, announce: Callable[[str], None]) -> None:
     """The netns mode's API relay (the `kubernetes` Service's endpoint on every node), its
     nftables service proxy in every node namespace, and the host's NodePort relay into the
-    first node (`proxy.noderelay`)."""
+    first node (`proxy.noderelay`). Their modules are imported here: the host mode never
+    loads them."""
+    from tinykube.network.relay import start_relay
+    from tinykube.proxy.nftables import NodeConfig
+    from tinykube.proxy.nftproxy import NftNode, start_nft_proxy
+    from tinykube.proxy.noderelay import NodePortRelay
+
     server = urllib.parse.urlsplit(client_config.load(str(options.kubeconfig)).server)
     api = (server.hostname or "127.0.0.1", server.port or 443)
     hosts = running.host_sockets
@@ -497,24 +505,6 @@ async def _start_netns_services(running: RunningComponents, options: ComponentOp
     announce(f"service proxy: nftables in {len(nodes)} node namespaces (Services and "
              f"NetworkPolicies); node ports on 127.0.0.1 relayed into {entry.name} "
              f"({len(relay.applied)} ports, {len(relay.failing)} could not be bound)")
-
-
-async def run_until(tasks: list[asyncio.Task[Any]], stop: asyncio.Event) -> str | None:
-    """Wait until `stop` is set or one of `tasks` ends; what failed, if one did (logged)."""
-    waiter = asyncio.create_task(stop.wait())
-    try:
-        done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        waiter.cancel()
-        await asyncio.gather(waiter, return_exceptions=True)
-    for task in done:
-        if task is not waiter:
-            failure = task.exception() if not task.cancelled() else None
-            reason = f"{task.get_name()} failed: {failure}" if failure is not None \
-                else f"{task.get_name()} ended"
-            log.error("component %s", reason)
-            return reason
-    return None
 
 
 # --- the child process -----------------------------------------------------------------------

@@ -89,6 +89,11 @@ class APIServerOptions:
     # admissionregistration.k8s.io/v1alpha1 is served only when both turn it on.
     features: Features = dataclasses.field(default_factory=Features)
     kubeconfig_file: str = ""  # "" for the data directory's kubeconfig
+    # Build the OpenAPI documents in a thread as soon as the server is open; False: the caller
+    # starts it (`RunningAPIServer.warm_documents`) once the cluster is ready, so that the
+    # thread does not hold the GIL while the components' first requests wait (each of the
+    # event loop's waits then costs up to a switch interval, 5 ms, to get it back).
+    warm_at_open: bool = True
 
 
 @dataclasses.dataclass
@@ -110,6 +115,12 @@ class RunningAPIServer:
     @property
     def url(self) -> str:
         return self.server.url
+
+    def warm_documents(self) -> None:
+        """Build the OpenAPI documents off the event loop now, so that the first kubectl that
+        asks gets them from cache instead of waiting for them (a few hundred ms for the whole
+        API)."""
+        asyncio.get_running_loop().run_in_executor(None, warm_documents)
 
     @property
     def kubeconfig(self) -> Path:
@@ -244,17 +255,17 @@ async def _open(options: APIServerOptions, lock: datadir.DataDirLock) -> Running
     else:
         reconciler = asyncio.create_task(bootstrap.reconcile_endpoints_forever(
             registry, api_host=advertised, api_port=server.port), name="endpoint-reconciler")
-    # Build the OpenAPI documents off the event loop now, so that the first kubectl that asks
-    # gets them from cache instead of waiting for them (a few hundred ms for the whole API).
-    asyncio.get_running_loop().run_in_executor(None, warm_documents)
     scraper = asyncio.create_task(handler.metrics.run_forever(), name="metrics-scraper")
     crds = crd_controller.CRDController(registry)
     crd_task = asyncio.create_task(crds.run_forever(), name="crd-controller")
     aggregator = asyncio.create_task(rbac_bootstrap.aggregate_forever(registry),
                                      name="clusterrole-aggregation")
-    return RunningAPIServer(server, store, registry, creds, lock, reconciler, scraper, crds,
-                            crd_task, aggregator, options.features.mutating_policies,
-                            component_tokens)
+    running = RunningAPIServer(server, store, registry, creds, lock, reconciler, scraper, crds,
+                               crd_task, aggregator, options.features.mutating_policies,
+                               component_tokens)
+    if options.warm_at_open:
+        running.warm_documents()
+    return running
 
 
 async def _open_store(options: APIServerOptions) -> Store:

@@ -7,6 +7,7 @@ dependencies load only when that component runs.
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import Any
 
 import click
@@ -53,4 +54,11 @@ def cli() -> None:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["up"]:  # the `tinykube` script: as early as it gets here
+        import gc
+
+        gc.disable()  # until `launch.tune_gc`, as `python -m tinykube up` (see `__main__`)
+        from tinykube import launch
+
+        launch.spawn_early(sys.argv[2:])
     cli()

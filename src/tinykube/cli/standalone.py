@@ -52,7 +52,8 @@ async def run_components(options: ComponentOptions, *, running: str, stopped: st
     """Start the components `options` name (`tinykube controllers`, `tinykube node`), say
     `running`, run them until SIGINT or SIGTERM or until one fails, stop them and say
     `stopped`; a failure to start or a component's failure is a ClickException."""
-    from tinykube.components import run_until, start_components
+    from tinykube.components import start_components
+    from tinykube.launch import run_until
 
     try:
         components = await start_components(options, announce=lambda line: click.echo(line))

@@ -30,6 +30,7 @@ from tinykube.launch import (
     raise_open_files_limit,
     spawn_components,
     spawn_rootless_components,
+    take_early,
     tune_gc,
 )
 from tinykube.network.plan import API_RELAY_ADDRESS
@@ -300,14 +301,8 @@ def command(store: str, etcd_cafile: Path | None, etcd_certfile: Path | None,
     hpa_period = parse_duration(hpa_sync_period, "--horizontal-pod-autoscaler-sync-period")
     grace = parse_duration(node_monitor_grace_period, "--node-monitor-grace-period")
     dns_address = split_listen(dns_listen, "--dns-listen") if dns_listen else None
-    from tinykube.cli.controllers import leader_timing
-
-    leader_election = leader_timing(leader_elect_lease_duration, leader_elect_renew_deadline,
-                                    leader_elect_retry_period)
     if not no_ui:
         split_listen(ui_listen, "--ui-listen")  # a bad address is a usage error here
-    if audit_policy_file is not None:
-        check_audit_policy(audit_policy_file)
     raise_open_files_limit()  # before the child starts: it inherits the limit
     if network == "netns":
         check_netns_mode(dns_address, proxy, single_process)
@@ -326,11 +321,21 @@ def command(store: str, etcd_cafile: Path | None, etcd_certfile: Path | None,
     image_min_age = parse_duration(minimum_image_ttl_duration, "--minimum-image-ttl-duration")
     process = None
     host_sockets = None
+    early = take_early()  # started by `launch.spawn_early` for the same arguments
     if rootless:
+        if early is not None:
+            early.kill()
+            early.wait()
         process, host_sockets = spawn_rootless_components()
     elif not single_process:
-        process = spawn_components()
-    try:
+        process = early or spawn_components()
+    try:  # the checks that import more than a little, with the child's imports under way
+        from tinykube.cli.controllers import leader_timing
+
+        leader_election = leader_timing(leader_elect_lease_duration,
+                                        leader_elect_renew_deadline, leader_elect_retry_period)
+        if audit_policy_file is not None:
+            check_audit_policy(audit_policy_file)
         options = _options(data_dir, host, port, service_cidr, pod_cidr, nodes, node_labels,
                            dns_address, no_dns, proxy, default_runtime, insecure_http,
                            watch_history, durable, single_process, verbose)
@@ -553,7 +558,7 @@ def _options(data_dir: Path, host: str, port: int, service_cidr: str, pod_cidr: 
     from tinykube import cluster
     from tinykube.apiserver.allocators import IPAllocator
     from tinykube.apiserver.server import APIServerOptions
-    from tinykube.dns.app import DNSOptions
+    from tinykube.dns.options import DNSOptions
 
     api = APIServerOptions(data_dir=data_dir, host=host, port=port, service_cidr=service_cidr,
                            tls=not insecure_http, durable=durable,

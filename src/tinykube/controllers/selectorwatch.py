@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from tinykube.api import netwarnings, resources
+from tinykube.api import resources
 from tinykube.client import events
 from tinykube.client.controller import Controller
 from tinykube.client.informer import namespace_index
@@ -73,6 +73,8 @@ def decide(service: Obj, pods: Iterable[Obj], now: float, grace: float = GRACE) 
     namespace = (service.get("metadata") or {}).get("namespace", "")
     message = f"selector {wanted} matches no pod in namespace {namespace} " \
               f"{int(grace)}s after the Service was created"
+    from tinykube.api import netwarnings  # only here: it imports pod security (~10 ms of start)
+
     nearest = netwarnings.nearest_miss(selector, [dict(p) for p in pods])
     if nearest is not None:
         message += f"; nearest: pod {nearest[0]} has {', '.join(nearest[1])}"

@@ -22,7 +22,7 @@ from fractions import Fraction
 from typing import Any
 
 from tinykube.api import quantity
-from tinykube.api.validation.meta import selector_matches
+from tinykube.api.selectors import selector_matches
 from tinykube.controllers.nodeaffinity import node_labels, terms_match
 
 Obj = Mapping[str, Any]

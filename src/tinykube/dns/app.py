@@ -28,9 +28,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tinykube.dns.forward import Forwarder, read_resolv_conf
+from tinykube.dns.forward import Forwarder
 from tinykube.dns.handler import Resolver
 from tinykube.dns.metrics import DNSMetrics, serve_metrics
+from tinykube.dns.options import DNSOptions as DNSOptions  # re-exported
 from tinykube.dns.records import ZoneConfig
 from tinykube.dns.server import DNSServer
 from tinykube.dns.wire import Responder
@@ -39,22 +40,6 @@ from tinykube.dns.zone import ClusterModel, DepKey
 
 log = logging.getLogger(__name__)
 BIND_ERRORS = (errno.EACCES, errno.EPERM, errno.EADDRNOTAVAIL, errno.EADDRINUSE)
-
-
-@dataclass(frozen=True)
-class DNSOptions:
-    listen: tuple[str, int] = ("127.96.0.10", 53)
-    fallback_port: int | None = 10053  # used when `listen` cannot be bound; None: fail instead
-    domain: str = "cluster.local"
-    ttl: int = 5
-    pod_records: str = "insecure"
-    upstream: list[tuple[str, int]] | None = field(default_factory=read_resolv_conf)  # None: refuse
-    metrics: tuple[str, int] | None = None
-    log_queries: bool = False
-    netns: tuple[str, ...] = ()  # network namespaces (paths) to listen in, instead of here
-    workers: int = 1  # processes answering on `listen` (SO_REUSEPORT; dns.workers)
-    join: bool = False  # a worker: bind `listen` beside others (SO_REUSEPORT), once synced
-    kubeconfig: str | None = None  # the workers' credentials (None: theirs by default)
 
 
 @dataclass

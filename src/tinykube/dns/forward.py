@@ -13,30 +13,14 @@ import logging
 import struct
 from collections.abc import Callable
 
-import dns.exception
-import dns.message
-
 from tinykube import clock as clocks
+from tinykube.dns.options import read_resolv_conf as read_resolv_conf  # re-exported
 from tinykube.dns.wire import HEADER, Query
 
 log = logging.getLogger(__name__)
 MAX_TTL = 30
 CACHE_LIMIT = 4096
 SERVFAIL = 2
-
-
-def read_resolv_conf(path: str = "/etc/resolv.conf") -> list[tuple[str, int]]:
-    """The host's nameservers (port 53), in order."""
-    servers = []
-    try:
-        with open(path, encoding="utf-8") as handle:
-            for line in handle:
-                fields = line.split()
-                if len(fields) >= 2 and fields[0] == "nameserver":
-                    servers.append((fields[1].split("%")[0], 53))
-    except OSError:
-        pass
-    return servers
 
 
 def servfail(packet: bytes, query: Query) -> bytes:
@@ -77,7 +61,11 @@ class Forwarder:
         return response if len(response) <= limit else truncate(response, query.qend)
 
     async def _ask_upstreams(self, packet: bytes) -> tuple[bytes, int] | None:
-        from dns import asyncquery  # here, not at start-up: it imports httpx, httpcore, trio
+        # here, not at start-up: asyncquery imports httpx, httpcore, trio; dnspython itself is
+        # ~25 ms of both processes' start (`tinykube up`'s cold start, issue 18)
+        import dns.exception
+        import dns.message
+        from dns import asyncquery
 
         try:
             request = dns.message.from_wire(packet)

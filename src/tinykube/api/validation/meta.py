@@ -3,17 +3,18 @@
 Follows `ValidateObjectMeta`, `ValidateObjectMetaUpdate` and `ValidateLabelSelector`. Every kind
 goes through `validate_meta` (name, namespace, labels, annotations) on create and
 `validate_meta_update` (immutable name, namespace, uid, creationTimestamp) on update.
-`selector_matches` is the lenient match used to compare a workload's selector with its
-template's labels: a selector that does not parse has already been reported.
+`selector_matches` (`api.selectors`'s, re-exported) is the lenient match used to compare a
+workload's selector with its template's labels: a selector that does not parse has already
+been reported.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
-from tinykube.api import selectors
-from tinykube.api.errors import BadRequest, FieldError
+from tinykube.api.errors import FieldError
+from tinykube.api.selectors import selector_matches as selector_matches  # re-exported
 from tinykube.api.validation.names import (
     Errors,
     Obj,
@@ -109,9 +110,3 @@ def validate_label_selector(sel: Obj, field: str) -> Errors:
     return errors
 
 
-def selector_matches(sel: Obj, labels: Mapping[str, str] | None) -> bool:
-    try:
-        parsed = selectors.from_label_selector(sel)
-    except (BadRequest, KeyError):
-        return True  # already reported by validate_label_selector
-    return selectors.match_labels(parsed, labels)
