@@ -15,7 +15,9 @@ name length at 8, iovec pointer at 16, iovec count at 24), `struct mmsghdr` adds
 `available()` checks the platform before any of this is used; elsewhere the server falls back
 to the event loop's datagram transport.
 
-Cache misses, forwarded queries and anything else leave the batch: the caller's `slow(data,
+Misses that `negative` answers (names that are surely NXDOMAIN, built from a template:
+`wire.Responder.negative`) stay in the batch like hits. Other misses, forwarded queries and
+anything else leave the batch: the caller's `slow(data,
 address)` answers them with an ordinary `sendto`. A datagram longer than `SIZE` is cut (MSG_TRUNC)
 and then fails to parse, so it gets FORMERR, as with a transport whose `max_size` is 4096.
 """
@@ -37,6 +39,7 @@ NAME = 128  # bytes per address buffer (sockaddr_storage)
 MMSGHDR = 64
 IOVEC = 16
 Slow = Callable[[bytes, tuple[str, int]], None]
+Negative = Callable[[bytes], "bytes | None"]
 
 
 def available() -> bool:
@@ -136,9 +139,12 @@ class BatchSocket:
             sent += done
         return sent
 
-    def serve(self, fast: dict[bytes, bytes], counts: list[int], slow: Slow) -> int:
+    def serve(self, fast: dict[bytes, bytes], counts: list[int], slow: Slow,
+              negative: Negative | None = None) -> int:
         """Drain one batch: answer level-1 hits from `fast` in one sendmmsg (bumping
-        `counts[rcode]`), hand the rest to `slow`. Returns how many datagrams were read."""
+        `counts[rcode]`), and misses for which `negative(query[2:])` has an answer
+        (`wire.Responder.negative`) with them; hand the rest to `slow`. Returns how many
+        datagrams were read."""
         count = self.receive()
         if not count:
             return 0
@@ -149,7 +155,10 @@ class BatchSocket:
         for i in range(count):
             start = i * SIZE
             end = start + recv_u32[16 * i + 14]
-            cached = fast.get(recv_view[start + 2: end].tobytes())
+            key = recv_view[start + 2: end].tobytes()
+            cached = fast.get(key)
+            if cached is None and negative is not None:
+                cached = negative(key)
             if cached is None or len(cached) + 2 > SIZE:
                 slow(recv_view[start:end].tobytes(), self.address(i))
             else:

@@ -22,7 +22,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tinykube.dns.handler import Resolver
-from tinykube.dns.records import FORMERR, NOTIMP, OPT, TXT, Answer, Name, Soa, Srv
+from tinykube.dns.records import (
+    AXFR,
+    FORMERR,
+    IXFR,
+    NOTIMP,
+    NXDOMAIN,
+    OPT,
+    SOA,
+    TXT,
+    Answer,
+    Name,
+    Soa,
+    Srv,
+)
 from tinykube.dns.zone import DepKey
 
 HEADER = struct.Struct("!HHHHH")  # flags and the four counts (the ID is copied as bytes)
@@ -33,7 +46,11 @@ UDP_PLAIN = 512
 UDP_MAX = 4096  # the largest EDNS buffer we honour (and advertise)
 TCP_MAX = 65535
 CACHE_LIMIT = 65536
+NEGATIVE_LIMIT = 8192  # negative answers kept in level 1 (`Responder.negative`)
 BADVERS = 16
+SKIP = (SOA, AXFR, IXFR)  # qtypes (all below 256) `Responder.negative` leaves to `respond`
+# A question under these labels would compress the SOA's names against itself: `respond` them.
+NEAR_SOA = (b"dns", b"hostmaster")
 
 
 class Malformed(Exception):
@@ -183,6 +200,9 @@ def opt_record(do_flag: int, ext_rcode: int = 0) -> bytes:
     return b"\x00" + RR_FIXED.pack(OPT, UDP_MAX, (ext_rcode << 24) | do_flag, 0)
 
 
+OPT_PLAIN, OPT_DO = opt_record(0), opt_record(0x8000)
+
+
 def header_only(packet: bytes, rcode: int) -> bytes:
     """A response with no question: FORMERR/NOTIMP for queries we cannot (or won't) parse."""
     flags = 0x8000 | (packet[2] << 8 & 0x7900) | rcode  # keep opcode and RD
@@ -224,11 +244,22 @@ class Responder:
         self.hits = self.misses = 0
         # Called with every answer built (cache misses only): propagation traces watch it.
         self.on_built: Callable[[Answer, Name], None] | None = None
+        self.model = resolver.model
+        zone = resolver.zone
+        self.zone_wire = b"".join(bytes((len(label),)) + label.encode("latin-1")
+                                  for label in zone) + b"\x00"
+        # Negative answers (`negative`): the response after the question per offset of the
+        # zone in the query (the SOA's owner points there), with the current serial.
+        self._soa_after: dict[int, bytes] = {}
+        self._nx_heads = self._negative_headers()
+        self._nx_keys: list[bytes] = []  # the level-1 keys of negative answers, bounded
         resolver.model.add_listener(self.invalidate)
 
     def invalidate(self, keys: set[DepKey]) -> None:
         """Drop every cached answer that read one of `keys` (all of them at first sync)."""
         self.fast.clear()
+        self._nx_keys.clear()
+        self._soa_after.clear()  # the serial changed
         if ("synced",) in keys:
             self.entries.clear()
             self.deps.clear()
@@ -258,6 +289,87 @@ class Responder:
             for dep in answer.deps:
                 self.deps.setdefault(dep, set()).add(query.key)
         return entry
+
+    def _negative_headers(self) -> list[bytes]:
+        """Flags and counts of an NXDOMAIN answer, indexed by the query's RD bit (1), CD bit
+        (0x10) and OPT record (2)."""
+        heads = []
+        for index in range(32):
+            flags = 0x8000 | 0x0400 | (0x80 if self.recursion else 0) | NXDOMAIN
+            flags |= (0x0100 if index & 1 else 0) | (0x0010 if index & 0x10 else 0)
+            heads.append(HEADER.pack(flags, 1, 0, 1, 1 if index & 2 else 0))
+        return heads
+
+    def negative(self, key: bytes) -> bytes | None:
+        """The level-1 form (`query[2:]` -> `response[2:]`) of an NXDOMAIN answer for a UDP
+        query without its ID, or None: the caller answers it the usual way.
+
+        Names that are surely NXDOMAIN (`Resolver.absent`: a random label under the zone, a
+        missing namespace or Service, a search-path candidate) are each asked once, so caching
+        them by name (level 2, dependency sets, the limit that then clears every answer) costs
+        more than it saves. Here they are read from the raw bytes and answered with the SOA
+        (RFC 2308) from a template per question length, byte for byte what `respond` sends.
+        Level 1 keeps them too (a name asked again is a plain hit) but at most `NEGATIVE_LIMIT`
+        of them, so a storm of new names never pushes out the positive answers.
+        Only plain queries come here: opcode QUERY, one question, class IN, no OPT or an OPT of
+        version 0 without options; anything else goes to `respond` (FORMERR, BADVERS, ...)."""
+        size = len(key)
+        if size < 16 or key[0] & 0xF8 or key[2:9] != b"\x00\x01\x00\x00\x00\x00\x00" \
+                or not self.model.synced:
+            return None
+        if key[9]:  # ARCOUNT 1: an OPT record of 11 bytes must end the packet
+            qend = size - 11
+            if key[9] != 1 or key[qend:qend + 3] != b"\x00\x00\x29" \
+                    or key[size - 2:] != b"\x00\x00" or key[qend + 6]:
+                return None  # not an OPT without options, or not EDNS version 0
+        else:
+            qend = size
+        if key[qend - 2: qend] != b"\x00\x01" or key[qend - 4] == 0 and key[qend - 3] in SKIP:
+            return None  # not class IN; SOA, AXFR or IXFR
+        zone = self.zone_wire
+        zone_at = qend - 4 - len(zone)
+        low = key.lower()
+        if low[zone_at: qend - 4] != zone or not 10 < zone_at < 10 + 255 - len(zone):
+            return None
+        rest = []
+        offset = 10
+        while offset < zone_at:
+            length = low[offset]
+            if not 0 < length < 64:
+                return None
+            rest.append(low[offset + 1: offset + 1 + length])
+            offset += length + 1
+        if offset != zone_at or rest[-1] in NEAR_SOA or not self.resolver.absent(rest):
+            return None
+        after = self._soa_after.get(zone_at)
+        if after is None:
+            after = self._soa_after[zone_at] = self._build_soa_after(zone_at)
+        index = (key[0] & 1) | (key[1] & 0x10)
+        if qend == size:
+            response = self._nx_heads[index] + key[10:qend] + after
+        else:
+            response = (self._nx_heads[index | 2] + key[10:qend] + after
+                        + (OPT_DO if key[qend + 7] & 0x80 else OPT_PLAIN))
+        nx_keys = self._nx_keys
+        if len(nx_keys) >= NEGATIVE_LIMIT:
+            fast = self.fast
+            for old in nx_keys:
+                fast.pop(old, None)
+            nx_keys.clear()
+        nx_keys.append(key)
+        self.fast[key] = response
+        return response
+
+    def _build_soa_after(self, zone_at: int) -> bytes:
+        """What follows the question in an NXDOMAIN answer whose zone starts at `zone_at` of
+        the query without its ID: the SOA record as `encode` writes it, serial spliced in."""
+        apex = self.resolver.zone
+        padding = zone_at - 10  # labels before the zone: only their total length matters
+        qname: Name = (*("x",) * (padding // 2 - padding % 2), *("xx",) * (padding % 2), *apex)
+        answer = Answer(NXDOMAIN, authority=[self.resolver.soa(apex)])
+        entry = encode(answer, qname, self.recursion)
+        body, at = entry.body, entry.serial_at
+        return body[:at] + struct.pack("!I", self.model.serial & 0xFFFFFFFF) + body[at + 4:]
 
     def respond(self, packet: bytes, tcp: bool) -> bytes | Query | None:
         """The response bytes; the parsed Query if it must be forwarded; None to drop it."""
