@@ -95,12 +95,21 @@ class BatchSocket:
         self.names_view = memoryview(self._names)
         self.recv_view = memoryview(self._recv_data).cast("B")
         self.send_view = memoryview(self._send_data).cast("B")
+        self.recv_iov_u64 = memoryview(self._recv_iov).cast("B").cast("Q")
+        self.recv_iov_base = ctypes.addressof(self._recv_iov)
+        # The receive headers and iovecs as laid out, restored after each batch (`serve`).
+        self._pristine_hdrs = ctypes.create_string_buffer(MMSGHDR * BATCH)
+        self._pristine_iov = ctypes.create_string_buffer(IOVEC * BATCH)
+        self.pristine_hdrs_base = ctypes.addressof(self._pristine_hdrs)
+        self.pristine_iov_base = ctypes.addressof(self._pristine_iov)
+        # Per receive slot: index, data offset, u32 index of msg_len, u64 index of iov_len.
+        self._slots = [(i, i * SIZE, 16 * i + 14, 2 * i + 1) for i in range(BATCH)]
         self._layout()
 
     def _layout(self) -> None:
         recv_u64 = memoryview(self._recv_hdrs).cast("B").cast("Q")
-        recv_iov_u64 = memoryview(self._recv_iov).cast("B").cast("Q")
-        recv_iov_base = ctypes.addressof(self._recv_iov)
+        recv_iov_u64 = self.recv_iov_u64
+        recv_iov_base = self.recv_iov_base
         send_iov_base = ctypes.addressof(self._send_iov)
         for i in range(BATCH):
             recv_iov_u64[2 * i] = self.recv_base + i * SIZE
@@ -112,6 +121,8 @@ class BatchSocket:
             self.send_iov_u64[2 * i] = self.send_base + i * SIZE
             self.send_u64[8 * i + 2] = send_iov_base + i * IOVEC
             self.send_u64[8 * i + 3] = 1
+        ctypes.memmove(self._pristine_hdrs, self._recv_hdrs, MMSGHDR * BATCH)
+        ctypes.memmove(self._pristine_iov, self._recv_iov, IOVEC * BATCH)
 
     def receive(self) -> int:
         """Read up to BATCH waiting datagrams; how many (0 when none is waiting)."""
@@ -141,39 +152,50 @@ class BatchSocket:
 
     def serve(self, fast: dict[bytes, bytes], counts: list[int], slow: Slow,
               negative: Negative | None = None) -> int:
-        """Drain one batch: answer level-1 hits from `fast` in one sendmmsg (bumping
-        `counts[rcode]`), and misses for which `negative(query[2:])` has an answer
-        (`wire.Responder.negative`) with them; hand the rest to `slow`. Returns how many
-        datagrams were read."""
+        """Drain one batch: answer level-1 hits from `fast` (bumping `counts[rcode]`), and
+        misses for which `negative(query[2:])` has an answer (`wire.Responder.negative`), in
+        place; hand the rest to `slow`. Returns how many datagrams were read.
+
+        Each answer overwrites its query after the ID (which it shares) and the receive
+        headers, whose address fields the kernel just filled in, go back out with sendmmsg:
+        a hit costs no copy of the ID or the address and no header writes but its length.
+        A datagram handed to `slow` splits the batch into runs sent one by one. The headers
+        and iovecs are then restored from a pristine copy in two memmoves."""
         count = self.receive()
         if not count:
             return 0
-        recv_u32, send_u32, send_u64 = self.recv_u32, self.send_u32, self.send_u64
-        send_iov, recv_view, send_view = self.send_iov_u64, self.recv_view, self.send_view
-        names_base = self.names_base
-        queued = 0
-        for i in range(count):
-            start = i * SIZE
-            end = start + recv_u32[16 * i + 14]
-            key = recv_view[start + 2: end].tobytes()
+        recv_view, lengths, iov = self.recv_view, self.recv_u32, self.recv_iov_u64
+        first = 0
+        for i, start, at_length, at_iov in self._slots[:count]:
+            key = recv_view[start + 2: start + lengths[at_length]].tobytes()
             cached = fast.get(key)
             if cached is None and negative is not None:
                 cached = negative(key)
             if cached is None or len(cached) + 2 > SIZE:
-                slow(recv_view[start:end].tobytes(), self.address(i))
-            else:
-                out = queued * SIZE
-                send_view[out: out + 2] = recv_view[start: start + 2]  # the query's ID
-                send_view[out + 2: out + 2 + len(cached)] = cached
-                send_iov[2 * queued + 1] = len(cached) + 2
-                send_u64[8 * queued] = names_base + i * NAME
-                send_u32[16 * queued + 2] = recv_u32[16 * i + 2]
-                counts[cached[1] & 0x0F] += 1  # the rcode is in the low flags byte
-                queued += 1
-            recv_u32[16 * i + 2] = NAME  # the name length is value-result: reset it
-        if queued:
-            self.send(queued)
+                if i > first:
+                    self.send_received(first, i)
+                first = i + 1
+                slow(recv_view[start: start + lengths[at_length]].tobytes(), self.address(i))
+                continue
+            size = len(cached)
+            recv_view[start + 2: start + 2 + size] = cached
+            iov[at_iov] = size + 2
+            counts[cached[1] & 0x0F] += 1  # the rcode is in the low flags byte
+        if count > first:
+            self.send_received(first, count)
+        ctypes.memmove(self.recv_hdrs_base, self.pristine_hdrs_base, count * MMSGHDR)
+        ctypes.memmove(self.recv_iov_base, self.pristine_iov_base, count * IOVEC)
         return count
+
+    def send_received(self, first: int, end: int) -> int:
+        """Send receive slots first..end-1 back (answers written over their queries)."""
+        sent = first
+        while sent < end:
+            done = self._sendmmsg(self.fd, self.recv_hdrs_base + sent * MMSGHDR, end - sent, 0)
+            if done <= 0:
+                break
+            sent += done
+        return sent - first
 
     def serve_logged(self, fast: dict[bytes, bytes], counts: list[int], slow: Slow,
                      log: Callable[[list[bytes], list[bytes], list[bytes], float], None]

@@ -46,9 +46,12 @@ UDP_PLAIN = 512
 UDP_MAX = 4096  # the largest EDNS buffer we honour (and advertise)
 TCP_MAX = 65535
 CACHE_LIMIT = 65536
-NEGATIVE_LIMIT = 8192  # negative answers kept in level 1 (`Responder.negative`)
+NEGATIVE_LIMIT = 16384  # negative answers kept (`Responder.negative`)
 BADVERS = 16
-SKIP = (SOA, AXFR, IXFR)  # qtypes (all below 256) `Responder.negative` leaves to `respond`
+# qtypes `Responder.negative` leaves to `respond` (SOA's NODATA quirk, zone transfers)
+SKIP = {struct.pack("!H", qtype) for qtype in (SOA, AXFR, IXFR)}
+PLAIN_COUNTS = b"\x00\x01\x00\x00\x00\x00\x00"  # QDCOUNT 1, no answer or authority, ARCOUNT < 256
+OPT_START = b"\x00\x00\x29"  # the root name and type OPT
 # A question under these labels would compress the SOA's names against itself: `respond` them.
 NEAR_SOA = (b"dns", b"hostmaster")
 
@@ -252,13 +255,14 @@ class Responder:
         # zone in the query (the SOA's owner points there), with the current serial.
         self._soa_after: dict[int, bytes] = {}
         self._nx_heads = self._negative_headers()
-        self._nx_keys: list[bytes] = []  # the level-1 keys of negative answers, bounded
+        self._negatives: dict[bytes, bytes] = {}  # negative answers by query[2:], bounded
+        self._negative = self._negative_reader()
         resolver.model.add_listener(self.invalidate)
 
     def invalidate(self, keys: set[DepKey]) -> None:
         """Drop every cached answer that read one of `keys` (all of them at first sync)."""
         self.fast.clear()
-        self._nx_keys.clear()
+        self._negatives.clear()
         self._soa_after.clear()  # the serial changed
         if ("synced",) in keys:
             self.entries.clear()
@@ -309,56 +313,67 @@ class Responder:
         them by name (level 2, dependency sets, the limit that then clears every answer) costs
         more than it saves. Here they are read from the raw bytes and answered with the SOA
         (RFC 2308) from a template per question length, byte for byte what `respond` sends.
-        Level 1 keeps them too (a name asked again is a plain hit) but at most `NEGATIVE_LIMIT`
-        of them, so a storm of new names never pushes out the positive answers.
+        A dict of their own keeps them (a name asked again costs one more lookup), at most
+        `NEGATIVE_LIMIT` of them and cleared whole, so a storm of new names never pushes the
+        positive answers out of level 1 (nor costs a deletion per name).
         Only plain queries come here: opcode QUERY, one question, class IN, no OPT or an OPT of
-        version 0 without options; anything else goes to `respond` (FORMERR, BADVERS, ...)."""
-        size = len(key)
-        if size < 16 or key[0] & 0xF8 or key[2:9] != b"\x00\x01\x00\x00\x00\x00\x00" \
-                or not self.model.synced:
-            return None
-        if key[9]:  # ARCOUNT 1: an OPT record of 11 bytes must end the packet
-            qend = size - 11
-            if key[9] != 1 or key[qend:qend + 3] != b"\x00\x00\x29" \
-                    or key[size - 2:] != b"\x00\x00" or key[qend + 6]:
-                return None  # not an OPT without options, or not EDNS version 0
-        else:
-            qend = size
-        if key[qend - 2: qend] != b"\x00\x01" or key[qend - 4] == 0 and key[qend - 3] in SKIP:
-            return None  # not class IN; SOA, AXFR or IXFR
+        version 0 without options; anything else goes to `respond` (FORMERR, BADVERS, ...).
+        (The body is `_negative`, a closure over what it reads: this runs once per query.)"""
+        return self._negative(key)
+
+    def _negative_reader(self) -> Callable[[bytes], bytes | None]:
+        known, soa_after, heads = self._negatives, self._soa_after, self._nx_heads
+        model, absent, build = self.model, self.resolver.absent, self._build_soa_after
         zone = self.zone_wire
-        zone_at = qend - 4 - len(zone)
-        low = key.lower()
-        if low[zone_at: qend - 4] != zone or not 10 < zone_at < 10 + 255 - len(zone):
-            return None
-        rest = []
-        offset = 10
-        while offset < zone_at:
-            length = low[offset]
-            if not 0 < length < 64:
+        zone_size = len(zone)
+
+        def negative(key: bytes) -> bytes | None:
+            found = known.get(key)
+            if found is not None:
+                return found
+            size = len(key)
+            if size < 16 or key[0] & 0xF8 or key[2:9] != PLAIN_COUNTS or not model.synced:
                 return None
-            rest.append(low[offset + 1: offset + 1 + length])
-            offset += length + 1
-        if offset != zone_at or rest[-1] in NEAR_SOA or not self.resolver.absent(rest):
-            return None
-        after = self._soa_after.get(zone_at)
-        if after is None:
-            after = self._soa_after[zone_at] = self._build_soa_after(zone_at)
-        index = (key[0] & 1) | (key[1] & 0x10)
-        if qend == size:
-            response = self._nx_heads[index] + key[10:qend] + after
-        else:
-            response = (self._nx_heads[index | 2] + key[10:qend] + after
-                        + (OPT_DO if key[qend + 7] & 0x80 else OPT_PLAIN))
-        nx_keys = self._nx_keys
-        if len(nx_keys) >= NEGATIVE_LIMIT:
-            fast = self.fast
-            for old in nx_keys:
-                fast.pop(old, None)
-            nx_keys.clear()
-        nx_keys.append(key)
-        self.fast[key] = response
-        return response
+            if key[9]:  # ARCOUNT 1: an OPT record of 11 bytes must end the packet
+                qend = size - 11
+                if key[9] != 1 or key[qend:qend + 3] != OPT_START or key[size - 2:] != b"\0\0" \
+                        or key[qend + 6]:
+                    return None  # not an OPT without options, or not EDNS version 0
+            else:
+                qend = size
+            zone_at = qend - 4 - zone_size
+            if key[qend - 2: qend] != b"\0\1" or key[qend - 4: qend - 2] in SKIP \
+                    or not 10 < zone_at < 10 + 255 - zone_size:
+                return None  # not class IN; SOA, AXFR or IXFR; no room for a name
+            low = key[10: qend - 4].lower()
+            end = zone_at - 10
+            if low[end:] != zone:
+                return None
+            rest = []
+            offset = 0
+            while offset < end:
+                length = low[offset]
+                if not 0 < length < 64:
+                    return None
+                offset += length + 1
+                rest.append(low[offset - length: offset])
+            if offset != end or rest[-1] in NEAR_SOA or not absent(rest):
+                return None
+            after = soa_after.get(zone_at)
+            if after is None:
+                after = soa_after[zone_at] = build(zone_at)
+            index = (key[0] & 1) | (key[1] & 0x10)
+            if qend == size:
+                response = heads[index] + key[10:qend] + after
+            else:
+                response = (heads[index | 2] + key[10:qend] + after
+                            + (OPT_DO if key[qend + 7] & 0x80 else OPT_PLAIN))
+            if len(known) >= NEGATIVE_LIMIT:
+                known.clear()
+            known[key] = response
+            return response
+
+        return negative
 
     def _build_soa_after(self, zone_at: int) -> bytes:
         """What follows the question in an NXDOMAIN answer whose zone starts at `zone_at` of
