@@ -8,11 +8,11 @@ StatefulSet pods `web-K`, in namespace `default` of `cluster.local`; namespace `
 
 `bust_queries` (the cache-busting mix): every name but the partial service names is new, so no
 cache can hold them. Half are random NXDOMAIN names, `<random>.cluster.local` and
-`<random>.svc.cluster.local` (A). The other half is the search-path storm (36 % external names, 14 % partial service names), the queries a pod's
-resolver sends with kubelet's resolv.conf (`search <ns>.svc.cluster.local svc.cluster.local
-cluster.local <host domain>`, `options ndots:5`): a name with fewer than 5 dots is tried with
-each search domain in turn, A and AAAA for each (glibc sends both), until one answers; then the
-name as given. `storm()` lists them:
+`<random>.svc.cluster.local` (A). The other half is the search-path storm (36 % external names,
+14 % partial service names), the queries a pod's resolver sends with kubelet's resolv.conf
+(`search <ns>.svc.cluster.local svc.cluster.local cluster.local <host domain>`, `options
+ndots:5`): a name with fewer than 5 dots is tried with each search domain in turn, A and AAAA
+for each (glibc sends both), until one answers; then the name as given. `storm()` lists them:
 
   * an external name `h<random>.example.com` from a pod in `default` or `web`: its
     `.<ns>.svc.cluster.local`, `.svc.cluster.local` and `.cluster.local` forms, A and AAAA:

@@ -5,7 +5,9 @@ an address tuple formatted with `inet_ntop`, a bytes object, parsing the tuple b
 `sendto`) is most of the user time of a cached answer. Here one readable event drains up to
 `BATCH` datagrams with one `recvmmsg`, level-1 cache hits are answered in place, and all their
 answers leave with one `sendmmsg`. The client's address never becomes a Python object on this
-path: each reply's header points at the address buffer its query arrived with.
+path: each answer is written over its query (after the ID they share) and the receive headers,
+address and all, are what `sendmmsg` sends (`serve`); the query-log variant (`serve_logged`)
+still copies its answers into send buffers.
 
 The `struct mmsghdr` arrays live in ctypes buffers; the loop reads and writes their fields through
 integer `memoryview`s over those buffers (a `memoryview` index costs far less than a ctypes field

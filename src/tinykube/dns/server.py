@@ -2,12 +2,12 @@
 
 UDP: every datagram first tries the level-1 answer cache (`wire.Responder.fast`: query[2:] ->
 response[2:]), then the negative answers (`wire.Responder.negative`: names that are surely
-NXDOMAIN, from a template), and falls back to the full responder (`DNSServer.answer_udp`). On Linux the socket
-is read with `mmsg.BatchSocket` (recvmmsg/sendmmsg: one system call each way per batch of up to
-64 datagrams, and no address objects for cache hits). Elsewhere an asyncio DatagramProtocol does
-the same per datagram; the stdlib transport reads each datagram into a 256 KiB buffer by
-default, which costs three extra syscalls per query (performance.md A.2), so its `max_size` is
-set to 4096 (uvloop needs no such fix).
+NXDOMAIN, from a template), and falls back to the full responder (`DNSServer.answer_udp`). On
+Linux the socket is read with `mmsg.BatchSocket` (recvmmsg/sendmmsg: one system call each way
+per batch of up to 64 datagrams, and no address objects for cache hits). Elsewhere an asyncio
+DatagramProtocol does the same per datagram; the stdlib transport reads each datagram into a 256
+KiB buffer by default, which costs three extra syscalls per query (performance.md A.2), so its
+`max_size` is set to 4096 (uvloop needs no such fix).
 
 TCP (`dns.tcp`): RFC 7766 framing, several (pipelined) queries per connection, answered out of
 order when some are forwarded, with CoreDNS's bounds: a deadline per message (bytes trickling in
