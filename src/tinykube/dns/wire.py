@@ -256,7 +256,8 @@ class Responder:
         self._soa_after: dict[int, bytes] = {}
         self._nx_heads = self._negative_headers()
         self._negatives: dict[bytes, bytes] = {}  # negative answers by query[2:], bounded
-        self._negative = self._negative_reader()
+        # `negative(query[2:])`: an NXDOMAIN answer without the full responder, or None.
+        self.negative = self._negative_reader()
         resolver.model.add_listener(self.invalidate)
 
     def invalidate(self, keys: set[DepKey]) -> None:
@@ -304,7 +305,7 @@ class Responder:
             heads.append(HEADER.pack(flags, 1, 0, 1, 1 if index & 2 else 0))
         return heads
 
-    def negative(self, key: bytes) -> bytes | None:
+    def _negative_reader(self) -> Callable[[bytes], bytes | None]:
         """The level-1 form (`query[2:]` -> `response[2:]`) of an NXDOMAIN answer for a UDP
         query without its ID, or None: the caller answers it the usual way.
 
@@ -318,10 +319,7 @@ class Responder:
         positive answers out of level 1 (nor costs a deletion per name).
         Only plain queries come here: opcode QUERY, one question, class IN, no OPT or an OPT of
         version 0 without options; anything else goes to `respond` (FORMERR, BADVERS, ...).
-        (The body is `_negative`, a closure over what it reads: this runs once per query.)"""
-        return self._negative(key)
-
-    def _negative_reader(self) -> Callable[[bytes], bytes | None]:
+        `negative` is this closure, bound once (over what it reads): it runs once per query."""
         known, soa_after, heads = self._negatives, self._soa_after, self._nx_heads
         model, absent, build = self.model, self.resolver.absent, self._build_soa_after
         zone = self.zone_wire
