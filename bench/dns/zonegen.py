@@ -19,6 +19,10 @@ for each (glibc sends both), until one answers; then the name as given. `storm()
     six NXDOMAIN. The host domain and the bare name come next; those are outside the cluster
     zone (forwarded upstream in a cluster, REFUSED by both servers here), so the mix leaves
     them out: they measure the upstream, not the cluster DNS.
+  * `svc-N.default.svc.cluster.local` without the trailing dot (4 dots) from a pod in
+    `default`: `...cluster.local.default.svc.cluster.local`, `...cluster.local.svc.cluster.local`
+    and `...cluster.local.cluster.local`, A and AAAA (six NXDOMAIN; then the host domain, left
+    out), then the name as given: A (the answer) and AAAA (NODATA).
   * `svc-N.default` (a Service in another namespace) from a pod in `web`:
     `svc-N.default.web.svc.cluster.local` A and AAAA (NXDOMAIN), then
     `svc-N.default.svc.cluster.local` A (the answer) and AAAA (NODATA).
@@ -120,7 +124,9 @@ def storm(name: str, namespace: str, answered: set[str]) -> list[str]:
             break
         lines += [f"{fqdn} A", f"{fqdn} AAAA"]
         if fqdn in answered:
-            break
+            return lines
+    if name.endswith(ZONE):  # a full name without the trailing dot: asked as given at last
+        lines += [f"{name} A", f"{name} AAAA"]
     return lines
 
 
@@ -134,12 +140,14 @@ def bust_queries(count: int, seed: int) -> list[str]:
         index += 1
         unique = f"{seed:x}x{index:x}{rng.getrandbits(24):06x}"
         roll = rng.random()
-        if roll < 0.42:  # of the queries: 25 % each random name, 36 % and 14 % the storms
+        if roll < 0.42:  # of the queries: 24 % each random name, 24 %, 14 %, 14 % the storms
             lines.append(f"q{unique}.{ZONE} A")
         elif roll < 0.84:
             lines.append(f"q{unique}.svc.{ZONE} A")
-        elif roll < 0.94:
+        elif roll < 0.91:
             lines += storm(f"h{unique}.example.com", rng.choice(NAMESPACES), services)
+        elif roll < 0.94:
+            lines += storm(f"svc-{rng.randrange(SERVICES)}.{SUFFIX}", "default", services)
         else:
             lines += storm(f"svc-{rng.randrange(SERVICES)}.default", "web", services)
     return lines[:count]
