@@ -54,6 +54,7 @@ PLAIN_COUNTS = b"\x00\x01\x00\x00\x00\x00\x00"  # QDCOUNT 1, no answer or author
 OPT_START = b"\x00\x00\x29"  # the root name and type OPT
 # A question under these labels would compress the SOA's names against itself: `respond` them.
 NEAR_SOA = (b"dns", b"hostmaster")
+SVC_POD = (b"svc", b"pod")
 
 
 class Malformed(Exception):
@@ -256,6 +257,8 @@ class Responder:
         self._soa_after: dict[int, bytes] = {}
         self._nx_heads = self._negative_headers()
         self._negatives: dict[bytes, bytes] = {}  # negative answers by query[2:], bounded
+        # Names (lower-cased wire form, zone included) that are NXDOMAIN with all below them.
+        self._absent_parents: set[bytes] = set()
         # `negative(query[2:])`: an NXDOMAIN answer without the full responder, or None.
         self.negative = self._negative_reader()
         resolver.model.add_listener(self.invalidate)
@@ -264,6 +267,7 @@ class Responder:
         """Drop every cached answer that read one of `keys` (all of them at first sync)."""
         self.fast.clear()
         self._negatives.clear()
+        self._absent_parents.clear()
         self._soa_after.clear()  # the serial changed
         if ("synced",) in keys:
             self.entries.clear()
@@ -317,10 +321,16 @@ class Responder:
         A dict of their own keeps them (a name asked again costs one more lookup), at most
         `NEGATIVE_LIMIT` of them and cleared whole, so a storm of new names never pushes the
         positive answers out of level 1 (nor costs a deletion per name).
+        A search-path candidate is a new label over a name that is itself NXDOMAIN
+        (`h1.example.com.default.svc.<zone>` under `example.com.default.svc.<zone>`): below a
+        name that is NXDOMAIN every name is (RFC 8020; `absent` holds to it outside the names
+        `NEAR_SOA` leaves out), so such parents are kept (`_absent_parents`, bounded, cleared
+        with the model) and a query whose first label sits on one skips the walk.
         Only plain queries come here: opcode QUERY, one question, class IN, no OPT or an OPT of
         version 0 without options; anything else goes to `respond` (FORMERR, BADVERS, ...).
         `negative` is this closure, bound once (over what it reads): it runs once per query."""
         known, soa_after, heads = self._negatives, self._soa_after, self._nx_heads
+        parents = self._absent_parents
         model, absent, build = self.model, self.resolver.absent, self._build_soa_after
         zone = self.zone_wire
         zone_size = len(zone)
@@ -347,16 +357,24 @@ class Responder:
             end = zone_at - 10
             if low[end:] != zone:
                 return None
-            rest = []
-            offset = 0
-            while offset < end:
-                length = low[offset]
-                if not 0 < length < 64:
+            length = low[0]
+            if not (0 < length < 64 and low[length + 1:] in parents):
+                rest = []
+                offset = 0
+                while offset < end:
+                    length = low[offset]
+                    if not 0 < length < 64:
+                        return None
+                    offset += length + 1
+                    rest.append(low[offset - length: offset])
+                if offset != end or rest[-1] in NEAR_SOA or not absent(rest):
                     return None
-                offset += length + 1
-                rest.append(low[offset - length: offset])
-            if offset != end or rest[-1] in NEAR_SOA or not absent(rest):
-                return None
+                # is the parent NXDOMAIN too? (not worth asking of <x>.svc or <x>.pod)
+                deep = len(rest) > 2 or (len(rest) == 2 and rest[1] not in SVC_POD)
+                if deep and absent(rest[1:]):
+                    if len(parents) >= NEGATIVE_LIMIT:
+                        parents.clear()
+                    parents.add(low[low[0] + 1:])
             after = soa_after.get(zone_at)
             if after is None:
                 after = soa_after[zone_at] = build(zone_at)

@@ -117,3 +117,20 @@ def test_negative_answers_are_bounded_and_leave_level_one_alone() -> None:
         assert responder.negative(packet(f"q{index}.cluster.local", "A")[2:]) is not None
     assert len(responder._negatives) <= NEGATIVE_LIMIT
     assert hit[2:] in responder.fast and len(responder.fast) == 1
+
+
+def test_a_name_over_a_parent_that_is_nxdomain_skips_the_walk_until_the_model_changes() -> None:
+    model = make_model()
+    responder = make_responder(model)
+    for label in ("h1", "h2"):
+        query = packet(f"{label}.example.com.default.svc.cluster.local", "A")
+        assert query[:2] + (responder.negative(query[2:]) or b"") == make_responder(
+            model).respond(query, False)
+    assert b"\x07example\x03com\x07default\x03svc\x07cluster\x05local\x00" \
+        in responder._absent_parents
+    bad = bytearray(packet("h3.example.com.default.svc.cluster.local", "A"))
+    bad[12] = 64  # a first label length no name may have: FORMERR, from the responder
+    assert responder.negative(bytes(bad)[2:]) is None
+    model.apply_service(service("com", cluster_ips=("10.96.7.8",)))
+    assert not responder._absent_parents
+    assert responder.negative(packet("h4.example.com.default.svc.cluster.local", "A")[2:]) is None
