@@ -1,6 +1,11 @@
-"""DNS benchmark: tinykube's cluster DNS vs unbound and dnsmasq, same zone, same query mix.
+"""DNS benchmark: tinykube's cluster DNS vs unbound, dnsmasq and Knot, same zone, same query mix.
 
-    python bench/dns/run.py [--duration 10] [--reps 1] [--targets tinykube,unbound,dnsmasq]
+    python bench/dns/run.py [--duration 10] [--reps 1] [--targets tinykube,knot] [--mix hit,bust]
+
+Mixes (`zonegen.py`): `hit` repeats a few thousand questions (every answer cacheable); `bust`
+is cache-busting: random NXDOMAIN names under cluster.local and svc.cluster.local and a pod's
+search-path storm, new names in every dnsperf run (each run gets its own query file, larger
+than the run can send; a run that wraps around its file says so).
 
 Target `tinykube-querylog` is tinykube with the query log on (sampling off, dns.querylog);
 `--targets tinykube,tinykube-querylog` compares the two in one run (target: >= 0.7x).
@@ -131,10 +136,38 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def dnsperf(port: int, queries: Path, duration: int, *extra: str) -> str:
+class Queries:
+    """dnsperf query files for a mix: the hit mix's one file, or for `bust` a new file (new
+    names) for every run, sized for `rate` queries a second."""
+
+    def __init__(self, tmp: Path, mix: str) -> None:
+        self.tmp, self.mix, self.runs = tmp, mix, 0
+        if mix == "hit":
+            self.hit = tmp / "queries-hit.txt"
+            self.hit.write_text("\n".join(zonegen.queries()) + "\n")
+
+    def file(self, duration: int, rate: int) -> tuple[Path, int]:
+        """A query file for one run and how many lines it has."""
+        if self.mix == "hit":
+            return self.hit, 0
+        self.runs += 1
+        count = duration * rate
+        path = self.tmp / "queries-bust.txt"
+        path.write_text("\n".join(zonegen.bust_queries(count, self.runs)) + "\n")
+        return path, count
+
+
+def dnsperf(port: int, queries: Queries, duration: int, *extra: str, rate: int = 220_000
+            ) -> str:
+    path, lines = queries.file(duration, rate)
     argv = ["taskset", "-c", CLIENT_CPU, "dnsperf", "-s", "127.0.0.1", "-p", str(port),
-            "-d", str(queries), "-l", str(duration), "-c", "10", "-q", "100", *extra]
-    return subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+            "-d", str(path), "-l", str(duration), "-c", "10", "-q", "100", *extra]
+    output = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    sent = re.search(r"Queries sent:\s+(\d+)", output)
+    if lines and sent and int(sent.group(1)) > lines:
+        print(f"  warning: {sent.group(1)} queries sent from a file of {lines}: names repeated",
+              flush=True)
+    return output
 
 
 def qps(output: str) -> tuple[float, int]:
@@ -167,7 +200,7 @@ class Quota:
         self.path.rmdir()
 
 
-def measure(target: str, tmp: Path, queries: Path, duration: int) -> dict[str, float]:
+def measure(target: str, tmp: Path, queries: Queries, duration: int) -> dict[str, float]:
     process = start(target, tmp)
     port = PORTS[target]
     try:
@@ -177,13 +210,13 @@ def measure(target: str, tmp: Path, queries: Path, duration: int) -> dict[str, f
         open_qps, done = qps(output)
         cpu_us = (cpu_seconds(process.pid) - before) * 1e6 / max(done, 1)
         with Quota(process.pid):
-            quota_qps = qps(dnsperf(port, queries, duration))[0] * 2
-        latency_output = dnsperf(port, queries, duration, "-Q", "20000", "-v")
+            quota_qps = qps(dnsperf(port, queries, duration, rate=120_000))[0] * 2
+        latency_output = dnsperf(port, queries, duration, "-Q", "20000", "-v", rate=22_000)
         latencies = sorted(float(line.split()[-1]) for line in latency_output.splitlines()
                            if line.startswith("> "))
         p50, p99 = (latencies[int(len(latencies) * q)] * 1000 for q in (0.5, 0.99))
         rcodes = re.search(r"Response codes:\s+(.*)", output)
-        print(f"  {target}: open {open_qps:,.0f} QPS, quota x2 {quota_qps:,.0f}, "
+        print(f"  {target} ({queries.mix}): open {open_qps:,.0f} QPS, quota x2 {quota_qps:,.0f}, "
               f"{cpu_us:.2f} us/q, p50 {p50:.3f} ms, p99 {p99:.3f} ms; "
               f"{rcodes.group(1) if rcodes else ''}", flush=True)
         return {"open": open_qps, "core": quota_qps, "cpu_us": cpu_us, "p50": p50, "p99": p99}
@@ -231,18 +264,23 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=1)
     parser.add_argument("--changes", type=int, default=1000)
     parser.add_argument("--targets", default="tinykube,tinykube-asyncio,unbound,dnsmasq,knot")
+    parser.add_argument("--mix", default="hit,bust", help="hit, bust or both (hit,bust)")
     args = parser.parse_args()
-    targets = args.targets.split(",")
+    targets, mixes = args.targets.split(","), args.mix.split(",")
     tmp = Path(tempfile.mkdtemp(prefix="tinykube-dnsbench-"))
     try:
-        queries = tmp / "queries.txt"
-        queries.write_text("\n".join(zonegen.queries()) + "\n")
-        results: dict[str, list[dict[str, float]]] = {t: [] for t in targets}
+        queries = {mix: Queries(tmp, mix) for mix in mixes}
+        results: dict[str, dict[str, list[dict[str, float]]]] = {
+            mix: {t: [] for t in targets} for mix in mixes}
         for rep in range(args.reps):
             print(f"repetition {rep + 1}/{args.reps}", flush=True)
-            for target in targets:
-                results[target].append(measure(target, tmp, queries, args.duration))
-        report(results)
+            for mix in mixes:
+                for target in targets:
+                    results[mix][target].append(measure(target, tmp, queries[mix],
+                                                        args.duration))
+        for mix in mixes:
+            print(f"\n{mix} mix, medians of {args.reps}:")
+            report(results[mix])
         if args.changes:
             samples = sorted(asyncio.run(change_latency(args.changes)))
             print(f"\nchange -> answer over {len(samples)} changes (in-process model update): "
@@ -255,7 +293,7 @@ def main() -> None:
 def report(results: dict[str, list[dict[str, float]]]) -> None:
     medians = {t: {k: statistics.median(r[k] for r in runs) for k in runs[0]}
                for t, runs in results.items()}
-    print("\n| server | open QPS (client-capped) | QPS per core (quota50x2) | CPU us/query "
+    print("| server | open QPS (client-capped) | QPS per core (quota50x2) | CPU us/query "
           "| p50 / p99 ms at 20k QPS | x unbound | x dnsmasq | x knot |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for target, m in medians.items():

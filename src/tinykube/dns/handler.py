@@ -82,6 +82,30 @@ class Resolver:
             return Answer(NOERROR, forward=True, authoritative=False)
         return Answer(REFUSED, authoritative=False)
 
+    def absent(self, rest: list[bytes]) -> bool:
+        """Whether a name is NXDOMAIN for every qtype but SOA, AXFR and IXFR (class IN, model
+        synced), read from the labels below the zone alone (`rest`: lower-cased, leftmost first,
+        non-empty). False means "resolve it": the name may exist, or its answer is one of the
+        quirks (`dns-version`, `ns.dns`). The NXDOMAIN early exits of `_Lookup.in_zone`,
+        `services` and `pods`, for `wire.Responder.negative`: random and search-path names
+        are answered without building, caching or invalidating an answer per name."""
+        top = rest[-1]
+        if top == b"svc" or top == b"pod":
+            if len(rest) == 1:
+                return False  # svc.<zone>, pod.<zone>: NODATA
+            if top == b"pod" and self.config.pod_records == "disabled":
+                return True
+            model = self.model
+            namespace = rest[-2].decode("latin-1")
+            if not model.namespace_exists(namespace):
+                return True
+            if top == b"pod":
+                return len(rest) > 3  # <ip>.<ns>.pod: pod records decide
+            if len(rest) > 5:  # more than <port>.<proto>.<svc>
+                return True
+            return len(rest) > 2 and model.service(namespace, rest[-3].decode("latin-1")) is None
+        return rest != [b"dns-version"] and rest != [b"ns", b"dns"]
+
     def soa(self, apex: Name) -> RR:
         zone = self.zone
         data = Soa(("ns", "dns", *zone), ("hostmaster", *zone), 7200, 1800, 86400, self.ttl)

@@ -5,7 +5,9 @@ an address tuple formatted with `inet_ntop`, a bytes object, parsing the tuple b
 `sendto`) is most of the user time of a cached answer. Here one readable event drains up to
 `BATCH` datagrams with one `recvmmsg`, level-1 cache hits are answered in place, and all their
 answers leave with one `sendmmsg`. The client's address never becomes a Python object on this
-path: each reply's header points at the address buffer its query arrived with.
+path: each answer is written over its query (after the ID they share) and the receive headers,
+address and all, are what `sendmmsg` sends (`serve`); the query-log variant (`serve_logged`)
+still copies its answers into send buffers.
 
 The `struct mmsghdr` arrays live in ctypes buffers; the loop reads and writes their fields through
 integer `memoryview`s over those buffers (a `memoryview` index costs far less than a ctypes field
@@ -15,7 +17,9 @@ name length at 8, iovec pointer at 16, iovec count at 24), `struct mmsghdr` adds
 `available()` checks the platform before any of this is used; elsewhere the server falls back
 to the event loop's datagram transport.
 
-Cache misses, forwarded queries and anything else leave the batch: the caller's `slow(data,
+Misses that `negative` answers (names that are surely NXDOMAIN, built from a template:
+`wire.Responder.negative`) stay in the batch like hits. Other misses, forwarded queries and
+anything else leave the batch: the caller's `slow(data,
 address)` answers them with an ordinary `sendto`. A datagram longer than `SIZE` is cut (MSG_TRUNC)
 and then fails to parse, so it gets FORMERR, as with a transport whose `max_size` is 4096.
 """
@@ -37,6 +41,7 @@ NAME = 128  # bytes per address buffer (sockaddr_storage)
 MMSGHDR = 64
 IOVEC = 16
 Slow = Callable[[bytes, tuple[str, int]], None]
+Negative = Callable[[bytes], "bytes | None"]
 
 
 def available() -> bool:
@@ -92,12 +97,21 @@ class BatchSocket:
         self.names_view = memoryview(self._names)
         self.recv_view = memoryview(self._recv_data).cast("B")
         self.send_view = memoryview(self._send_data).cast("B")
+        self.recv_iov_u64 = memoryview(self._recv_iov).cast("B").cast("Q")
+        self.recv_iov_base = ctypes.addressof(self._recv_iov)
+        # The receive headers and iovecs as laid out, restored after each batch (`serve`).
+        self._pristine_hdrs = ctypes.create_string_buffer(MMSGHDR * BATCH)
+        self._pristine_iov = ctypes.create_string_buffer(IOVEC * BATCH)
+        self.pristine_hdrs_base = ctypes.addressof(self._pristine_hdrs)
+        self.pristine_iov_base = ctypes.addressof(self._pristine_iov)
+        # Per receive slot: index, data offset, u32 index of msg_len, u64 index of iov_len.
+        self._slots = [(i, i * SIZE, 16 * i + 14, 2 * i + 1) for i in range(BATCH)]
         self._layout()
 
     def _layout(self) -> None:
         recv_u64 = memoryview(self._recv_hdrs).cast("B").cast("Q")
-        recv_iov_u64 = memoryview(self._recv_iov).cast("B").cast("Q")
-        recv_iov_base = ctypes.addressof(self._recv_iov)
+        recv_iov_u64 = self.recv_iov_u64
+        recv_iov_base = self.recv_iov_base
         send_iov_base = ctypes.addressof(self._send_iov)
         for i in range(BATCH):
             recv_iov_u64[2 * i] = self.recv_base + i * SIZE
@@ -109,6 +123,8 @@ class BatchSocket:
             self.send_iov_u64[2 * i] = self.send_base + i * SIZE
             self.send_u64[8 * i + 2] = send_iov_base + i * IOVEC
             self.send_u64[8 * i + 3] = 1
+        ctypes.memmove(self._pristine_hdrs, self._recv_hdrs, MMSGHDR * BATCH)
+        ctypes.memmove(self._pristine_iov, self._recv_iov, IOVEC * BATCH)
 
     def receive(self) -> int:
         """Read up to BATCH waiting datagrams; how many (0 when none is waiting)."""
@@ -136,35 +152,52 @@ class BatchSocket:
             sent += done
         return sent
 
-    def serve(self, fast: dict[bytes, bytes], counts: list[int], slow: Slow) -> int:
-        """Drain one batch: answer level-1 hits from `fast` in one sendmmsg (bumping
-        `counts[rcode]`), hand the rest to `slow`. Returns how many datagrams were read."""
+    def serve(self, fast: dict[bytes, bytes], counts: list[int], slow: Slow,
+              negative: Negative | None = None) -> int:
+        """Drain one batch: answer level-1 hits from `fast` (bumping `counts[rcode]`), and
+        misses for which `negative(query[2:])` has an answer (`wire.Responder.negative`), in
+        place; hand the rest to `slow`. Returns how many datagrams were read.
+
+        Each answer overwrites its query after the ID (which it shares) and the receive
+        headers, whose address fields the kernel just filled in, go back out with sendmmsg:
+        a hit costs no copy of the ID or the address and no header writes but its length.
+        A datagram handed to `slow` splits the batch into runs sent one by one. The headers
+        and iovecs are then restored from a pristine copy in two memmoves."""
         count = self.receive()
         if not count:
             return 0
-        recv_u32, send_u32, send_u64 = self.recv_u32, self.send_u32, self.send_u64
-        send_iov, recv_view, send_view = self.send_iov_u64, self.recv_view, self.send_view
-        names_base = self.names_base
-        queued = 0
-        for i in range(count):
-            start = i * SIZE
-            end = start + recv_u32[16 * i + 14]
-            cached = fast.get(recv_view[start + 2: end].tobytes())
+        recv_view, lengths, iov = self.recv_view, self.recv_u32, self.recv_iov_u64
+        first = 0
+        for i, start, at_length, at_iov in self._slots[:count]:
+            key = recv_view[start + 2: start + lengths[at_length]].tobytes()
+            cached = fast.get(key)
+            if cached is None and negative is not None:
+                cached = negative(key)
             if cached is None or len(cached) + 2 > SIZE:
-                slow(recv_view[start:end].tobytes(), self.address(i))
-            else:
-                out = queued * SIZE
-                send_view[out: out + 2] = recv_view[start: start + 2]  # the query's ID
-                send_view[out + 2: out + 2 + len(cached)] = cached
-                send_iov[2 * queued + 1] = len(cached) + 2
-                send_u64[8 * queued] = names_base + i * NAME
-                send_u32[16 * queued + 2] = recv_u32[16 * i + 2]
-                counts[cached[1] & 0x0F] += 1  # the rcode is in the low flags byte
-                queued += 1
-            recv_u32[16 * i + 2] = NAME  # the name length is value-result: reset it
-        if queued:
-            self.send(queued)
+                if i > first:
+                    self.send_received(first, i)
+                first = i + 1
+                slow(recv_view[start: start + lengths[at_length]].tobytes(), self.address(i))
+                continue
+            size = len(cached)
+            recv_view[start + 2: start + 2 + size] = cached
+            iov[at_iov] = size + 2
+            counts[cached[1] & 0x0F] += 1  # the rcode is in the low flags byte
+        if count > first:
+            self.send_received(first, count)
+        ctypes.memmove(self.recv_hdrs_base, self.pristine_hdrs_base, count * MMSGHDR)
+        ctypes.memmove(self.recv_iov_base, self.pristine_iov_base, count * IOVEC)
         return count
+
+    def send_received(self, first: int, end: int) -> int:
+        """Send receive slots first..end-1 back (answers written over their queries)."""
+        sent = first
+        while sent < end:
+            done = self._sendmmsg(self.fd, self.recv_hdrs_base + sent * MMSGHDR, end - sent, 0)
+            if done <= 0:
+                break
+            sent += done
+        return sent - first
 
     def serve_logged(self, fast: dict[bytes, bytes], counts: list[int], slow: Slow,
                      log: Callable[[list[bytes], list[bytes], list[bytes], float], None]

@@ -1,12 +1,13 @@
 """UDP and TCP listeners of the cluster DNS.
 
 UDP: every datagram first tries the level-1 answer cache (`wire.Responder.fast`: query[2:] ->
-response[2:]) and falls back to the full responder (`DNSServer.answer_udp`). On Linux the socket
-is read with `mmsg.BatchSocket` (recvmmsg/sendmmsg: one system call each way per batch of up to
-64 datagrams, and no address objects for cache hits). Elsewhere an asyncio DatagramProtocol does
-the same per datagram; the stdlib transport reads each datagram into a 256 KiB buffer by
-default, which costs three extra syscalls per query (performance.md A.2), so its `max_size` is
-set to 4096 (uvloop needs no such fix).
+response[2:]), then the negative answers (`wire.Responder.negative`: names that are surely
+NXDOMAIN, from a template), and falls back to the full responder (`DNSServer.answer_udp`). On
+Linux the socket is read with `mmsg.BatchSocket` (recvmmsg/sendmmsg: one system call each way
+per batch of up to 64 datagrams, and no address objects for cache hits). Elsewhere an asyncio
+DatagramProtocol does the same per datagram; the stdlib transport reads each datagram into a 256
+KiB buffer by default, which costs three extra syscalls per query (performance.md A.2), so its
+`max_size` is set to 4096 (uvloop needs no such fix).
 
 TCP (`dns.tcp`): RFC 7766 framing, several (pipelined) queries per connection, answered out of
 order when some are forwarded, with CoreDNS's bounds: a deadline per message (bytes trickling in
@@ -134,13 +135,17 @@ class DNSServer:
     def _udp_readable(self, reader: mmsg.BatchSocket) -> None:
         counts = self.metrics.stats.fast_by_rcode
         querylog = self.querylog
+        # Negative answers without the full responder only where level 1 is in use (no drill,
+        # no per-query log): they are counted like its hits.
+        negative = self.responder.negative if self.fast is self.responder.fast else None
         try:
             for _ in range(BATCHES_PER_WAKEUP):
                 if querylog is not None:
                     if reader.serve_logged(self.fast, counts, self._answer_batched,
                                            querylog.add_batch) < mmsg.BATCH:
                         return
-                elif reader.serve(self.fast, counts, self._answer_batched) < mmsg.BATCH:
+                elif reader.serve(self.fast, counts, self._answer_batched,
+                                  negative) < mmsg.BATCH:
                     return
         except Exception as error:  # a bug: log it, keep reading
             log.exception("error reading DNS queries")
@@ -334,7 +339,10 @@ class _UDPProtocol(asyncio.DatagramProtocol):
             transport.max_size = 4096  # stdlib asyncio: avoid a 256 KiB buffer per datagram
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        cached = self.fast.get(data[2:])
+        key = data[2:]
+        cached = self.fast.get(key)
+        if cached is None and self.fast is self.server.responder.fast:
+            cached = self.server.responder.negative(key)
         if cached is not None:
             self.sendto(data[:2] + cached, addr)
             self.fast_by_rcode[cached[1] & 0x0F] += 1  # the rcode is in the low flags byte

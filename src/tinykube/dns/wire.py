@@ -22,7 +22,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tinykube.dns.handler import Resolver
-from tinykube.dns.records import FORMERR, NOTIMP, OPT, TXT, Answer, Name, Soa, Srv
+from tinykube.dns.records import (
+    AXFR,
+    FORMERR,
+    IXFR,
+    NOTIMP,
+    NXDOMAIN,
+    OPT,
+    SOA,
+    TXT,
+    Answer,
+    Name,
+    Soa,
+    Srv,
+)
 from tinykube.dns.zone import DepKey
 
 HEADER = struct.Struct("!HHHHH")  # flags and the four counts (the ID is copied as bytes)
@@ -33,7 +46,15 @@ UDP_PLAIN = 512
 UDP_MAX = 4096  # the largest EDNS buffer we honour (and advertise)
 TCP_MAX = 65535
 CACHE_LIMIT = 65536
+NEGATIVE_LIMIT = 16384  # negative answers kept (`Responder.negative`)
 BADVERS = 16
+# qtypes `Responder.negative` leaves to `respond` (SOA's NODATA quirk, zone transfers)
+SKIP = {struct.pack("!H", qtype) for qtype in (SOA, AXFR, IXFR)}
+PLAIN_COUNTS = b"\x00\x01\x00\x00\x00\x00\x00"  # QDCOUNT 1, no answer or authority, ARCOUNT < 256
+OPT_START = b"\x00\x00\x29"  # the root name and type OPT
+# A question under these labels would compress the SOA's names against itself: `respond` them.
+NEAR_SOA = (b"dns", b"hostmaster")
+SVC_POD = (b"svc", b"pod")
 
 
 class Malformed(Exception):
@@ -183,6 +204,9 @@ def opt_record(do_flag: int, ext_rcode: int = 0) -> bytes:
     return b"\x00" + RR_FIXED.pack(OPT, UDP_MAX, (ext_rcode << 24) | do_flag, 0)
 
 
+OPT_PLAIN, OPT_DO = opt_record(0), opt_record(0x8000)
+
+
 def header_only(packet: bytes, rcode: int) -> bytes:
     """A response with no question: FORMERR/NOTIMP for queries we cannot (or won't) parse."""
     flags = 0x8000 | (packet[2] << 8 & 0x7900) | rcode  # keep opcode and RD
@@ -224,11 +248,27 @@ class Responder:
         self.hits = self.misses = 0
         # Called with every answer built (cache misses only): propagation traces watch it.
         self.on_built: Callable[[Answer, Name], None] | None = None
+        self.model = resolver.model
+        zone = resolver.zone
+        self.zone_wire = b"".join(bytes((len(label),)) + label.encode("latin-1")
+                                  for label in zone) + b"\x00"
+        # Negative answers (`negative`): the response after the question per offset of the
+        # zone in the query (the SOA's owner points there), with the current serial.
+        self._soa_after: dict[int, bytes] = {}
+        self._nx_heads = self._negative_headers()
+        self._negatives: dict[bytes, bytes] = {}  # negative answers by query[2:], bounded
+        # Names (lower-cased wire form, zone included) that are NXDOMAIN with all below them.
+        self._absent_parents: set[bytes] = set()
+        # `negative(query[2:])`: an NXDOMAIN answer without the full responder, or None.
+        self.negative = self._negative_reader()
         resolver.model.add_listener(self.invalidate)
 
     def invalidate(self, keys: set[DepKey]) -> None:
         """Drop every cached answer that read one of `keys` (all of them at first sync)."""
         self.fast.clear()
+        self._negatives.clear()
+        self._absent_parents.clear()
+        self._soa_after.clear()  # the serial changed
         if ("synced",) in keys:
             self.entries.clear()
             self.deps.clear()
@@ -258,6 +298,109 @@ class Responder:
             for dep in answer.deps:
                 self.deps.setdefault(dep, set()).add(query.key)
         return entry
+
+    def _negative_headers(self) -> list[bytes]:
+        """Flags and counts of an NXDOMAIN answer, indexed by the query's RD bit (1), CD bit
+        (0x10) and OPT record (2)."""
+        heads = []
+        for index in range(32):
+            flags = 0x8000 | 0x0400 | (0x80 if self.recursion else 0) | NXDOMAIN
+            flags |= (0x0100 if index & 1 else 0) | (0x0010 if index & 0x10 else 0)
+            heads.append(HEADER.pack(flags, 1, 0, 1, 1 if index & 2 else 0))
+        return heads
+
+    def _negative_reader(self) -> Callable[[bytes], bytes | None]:
+        """The level-1 form (`query[2:]` -> `response[2:]`) of an NXDOMAIN answer for a UDP
+        query without its ID, or None: the caller answers it the usual way.
+
+        Names that are surely NXDOMAIN (`Resolver.absent`: a random label under the zone, a
+        missing namespace or Service, a search-path candidate) are each asked once, so caching
+        them by name (level 2, dependency sets, the limit that then clears every answer) costs
+        more than it saves. Here they are read from the raw bytes and answered with the SOA
+        (RFC 2308) from a template per question length, byte for byte what `respond` sends.
+        A dict of their own keeps them (a name asked again costs one more lookup), at most
+        `NEGATIVE_LIMIT` of them and cleared whole, so a storm of new names never pushes the
+        positive answers out of level 1 (nor costs a deletion per name).
+        A search-path candidate is a new label over a name that is itself NXDOMAIN
+        (`h1.example.com.default.svc.<zone>` under `example.com.default.svc.<zone>`): below a
+        name that is NXDOMAIN every name is (RFC 8020; `absent` holds to it outside the names
+        `NEAR_SOA` leaves out), so such parents are kept (`_absent_parents`, bounded, cleared
+        with the model) and a query whose first label sits on one skips the walk.
+        Only plain queries come here: opcode QUERY, one question, class IN, no OPT or an OPT of
+        version 0 without options; anything else goes to `respond` (FORMERR, BADVERS, ...).
+        `negative` is this closure, bound once (over what it reads): it runs once per query."""
+        known, soa_after, heads = self._negatives, self._soa_after, self._nx_heads
+        parents = self._absent_parents
+        model, absent, build = self.model, self.resolver.absent, self._build_soa_after
+        zone = self.zone_wire
+        zone_size = len(zone)
+
+        def negative(key: bytes) -> bytes | None:
+            found = known.get(key)
+            if found is not None:
+                return found
+            size = len(key)
+            if size < 16 or key[0] & 0xF8 or key[2:9] != PLAIN_COUNTS or not model.synced:
+                return None
+            if key[9]:  # ARCOUNT 1: an OPT record of 11 bytes must end the packet
+                qend = size - 11
+                if key[9] != 1 or key[qend:qend + 3] != OPT_START or key[size - 2:] != b"\0\0" \
+                        or key[qend + 6]:
+                    return None  # not an OPT without options, or not EDNS version 0
+            else:
+                qend = size
+            zone_at = qend - 4 - zone_size
+            if key[qend - 2: qend] != b"\0\1" or key[qend - 4: qend - 2] in SKIP \
+                    or not 10 < zone_at < 10 + 255 - zone_size:
+                return None  # not class IN; SOA, AXFR or IXFR; no room for a name
+            low = key[10: qend - 4].lower()
+            end = zone_at - 10
+            if low[end:] != zone:
+                return None
+            length = low[0]
+            if not (0 < length < 64 and low[length + 1:] in parents):
+                rest = []
+                offset = 0
+                while offset < end:
+                    length = low[offset]
+                    if not 0 < length < 64:
+                        return None
+                    offset += length + 1
+                    rest.append(low[offset - length: offset])
+                if offset != end or rest[-1] in NEAR_SOA or not absent(rest):
+                    return None
+                # is the parent NXDOMAIN too? (not worth asking of <x>.svc or <x>.pod)
+                deep = len(rest) > 2 or (len(rest) == 2 and rest[1] not in SVC_POD)
+                if deep and absent(rest[1:]):
+                    if len(parents) >= NEGATIVE_LIMIT:
+                        parents.clear()
+                    parents.add(low[low[0] + 1:])
+            after = soa_after.get(zone_at)
+            if after is None:
+                after = soa_after[zone_at] = build(zone_at)
+            index = (key[0] & 1) | (key[1] & 0x10)
+            if qend == size:
+                response = heads[index] + key[10:qend] + after
+            else:
+                response = (heads[index | 2] + key[10:qend] + after
+                            + (OPT_DO if key[qend + 7] & 0x80 else OPT_PLAIN))
+            if len(known) >= NEGATIVE_LIMIT:
+                known.clear()
+            known[key] = response
+            return response
+
+        return negative
+
+    def _build_soa_after(self, zone_at: int) -> bytes:
+        """What follows the question in an NXDOMAIN answer whose zone starts at `zone_at` of
+        the query without its ID: the SOA record as `encode` writes it, serial spliced in."""
+        apex = self.resolver.zone
+        padding = zone_at - 10  # labels before the zone: only their total length matters
+        qname: Name = (*("x",) * (padding // 2 - padding % 2), *("xx",) * (padding % 2), *apex)
+        answer = Answer(NXDOMAIN, authority=[self.resolver.soa(apex)])
+        entry = encode(answer, qname, self.recursion)
+        body, at = entry.body, entry.serial_at
+        return body[:at] + struct.pack("!I", self.model.serial & 0xFFFFFFFF) + body[at + 4:]
 
     def respond(self, packet: bytes, tcp: bool) -> bytes | Query | None:
         """The response bytes; the parsed Query if it must be forwarded; None to drop it."""

@@ -84,7 +84,8 @@ class ClusterModel:
     # ---- queries (used by the resolver) ----------------------------------------------------
 
     def namespace_exists(self, namespace: str) -> bool:
-        return namespace in self.namespaces or self._services_in[namespace] > 0
+        # .get: Counter's __missing__ is a Python call, and names that exist nowhere are asked
+        return namespace in self.namespaces or self._services_in.get(namespace, 0) > 0
 
     def service(self, namespace: str, name: str) -> ServiceView | None:
         return self.services.get((namespace, name))

@@ -73,3 +73,35 @@ def test_nothing_waiting_reads_nothing() -> None:
     server.setblocking(False)
     assert mmsg.BatchSocket(server).serve({}, [0] * 16, lambda *_: None) == 0
     server.close()
+
+
+def test_negative_answers_go_out_with_the_hits_around_the_misses() -> None:
+    server = bound(socket.AF_INET, "127.0.0.1")
+    server.setblocking(False)
+    client = bound(socket.AF_INET, "127.0.0.1")
+    batch = mmsg.BatchSocket(server)
+    kinds = ["hit", "neg", "miss", "neg", "hit", "miss", "miss", "hit"] * 5  # runs split by misses
+    for n, kind in enumerate(kinds):
+        client.sendto(bytes((0, n)) + kind.encode(), server.getsockname())
+    counts = [0] * 16
+    missed: list[bytes] = []
+    asked: list[bytes] = []
+
+    def negative(key: bytes) -> bytes | None:
+        asked.append(key)
+        return b"\x81\x83nx" + key if key == b"neg" else None
+
+    read = 0
+    while read < len(kinds):
+        got = batch.serve({b"hit": b"\x81\x80yes"}, counts, lambda data, _: missed.append(data),
+                          negative)
+        assert got
+        read += got
+    assert counts[0] == 15 and counts[3] == 10
+    assert sorted(set(asked)) == [b"miss", b"neg"] and len(missed) == 15
+    expected = {bytes((0, n)) + (b"\x81\x80yes" if kind == "hit" else b"\x81\x83nxneg")
+                for n, kind in enumerate(kinds) if kind != "miss"}
+    replies = drain(client)
+    assert set(replies) == expected and len(replies) == 25
+    server.close()
+    client.close()
