@@ -335,7 +335,9 @@ async def _make_network(options: ComponentOptions, cidrs: list[str]) -> ClusterN
         assert options.node_address is not None
         plan = joined_network(prefix, options.nodes[0].name, cidrs[0], options.node_address,
                               options.underlay_netns, dns_ip, options.service_cidr)
-        await asyncio.to_thread(netns.join_cluster, plan)
+        if await asyncio.to_thread(netns.join_cluster, plan):
+            log.info("node %s keeps the network namespaces of its earlier run",
+                     options.nodes[0].name)
     else:
         plan = cluster_network(prefix, [n.name for n in options.nodes], cidrs, dns_ip,
                                options.service_cidr)

@@ -69,6 +69,20 @@ class EtcdCluster:
                 return by_endpoint[status["Endpoint"]]
         raise RuntimeError(f"no member leads: {statuses}")
 
+    def move_leader(self, to: Member, timeout: float = 10) -> None:
+        """Make `to` the leader (`etcdctl move-leader`, sent to the leader), if it is not."""
+        deadline = time.monotonic() + timeout
+        while (leader := self.leader()) is not to:
+            statuses = json.loads(self.etcdctl("endpoint", "status", "-w", "json"))
+            ids = {s["Endpoint"]: s["Status"]["header"]["member_id"] for s in statuses}
+            env = {**os.environ, "ETCDCTL_API": "3"}
+            subprocess.run([ETCDCTL, f"--endpoints={leader.endpoint}", "move-leader",
+                            f"{ids[to.endpoint]:x}"], env=env, capture_output=True, text=True,
+                           timeout=20, check=False)
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{to.name} did not become the leader")
+            time.sleep(0.2)
+
     def stop(self) -> None:
         for member in self.members:
             if member.process.poll() is None:

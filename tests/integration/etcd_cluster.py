@@ -74,16 +74,19 @@ Cluster = tuple[EtcdCluster, list["APIServerProcess"], list[Server]]
 
 @contextlib.contextmanager
 def api_servers(tmp: Path, hosts: HostNetwork | None = None,
-                second: tuple[str, ...] = ()) -> Iterator[Cluster]:
+                second: tuple[str, ...] = (), pin_second: int | None = None) -> Iterator[Cluster]:
     """A 3-member etcd (its members in namespace `hosts`, if given) and two API servers on it,
-    the first one `tinykube up --store`, the second with the `second` arguments too."""
+    the first one `tinykube up --store`, the second with the `second` arguments too; with
+    `pin_second`, the second one's store is that member alone (the first has every member)."""
     etcd = start_etcd(tmp, hosts=hosts)
     started: list[APIServerProcess] = []
     try:
         data = tmp / "data"
         started.append(start_apiserver(etcd.url, data, free_port(udp=False), first=True,
                                        log=tmp / "a.log"))
-        started.append(start_apiserver(etcd.url, data, free_port(udp=False), first=False,
+        store = etcd.url if pin_second is None else \
+            f"etcd://{etcd.members[pin_second].endpoint}"
+        started.append(start_apiserver(store, data, free_port(udp=False), first=False,
                                        log=tmp / "b.log", extra=second))
         yield etcd, started, [Server(s.url, data) for s in started]
     finally:

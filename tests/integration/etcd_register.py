@@ -24,6 +24,10 @@ NAMESPACE_PATH = "/api/v1/namespaces/default/configmaps"
 REGISTER = f"{NAMESPACE_PATH}/register"
 REQUEST_TIMEOUT = 10.0  # seconds a client waits for an answer before it counts as none
 MAX_OPERATIONS = 400  # per client, a bound on the load whatever the pace
+# a member cut off from the others refuses a request carrying require-leader before running
+# it, and the etcd store sends writes only to such retries (`store.etcd._with_leader`): a 500
+# with these words did not take effect
+NOT_RUN = b"etcdserver: no leader"
 
 
 class RegisterClient(threading.Thread):
@@ -33,8 +37,9 @@ class RegisterClient(threading.Thread):
     client last saw with the value it expects (every write puts a new value, so a value names
     one revision and the revision comparison is a value comparison). An update without an
     answer (dropped connection, timeout, 5xx) is left unanswered: it may or may not have taken
-    effect. A refused connection never reached a server and an unanswered get constrains
-    nothing, so neither is recorded. After a connection fails the client goes on through the
+    effect, but for etcd's `no leader` refusal (NOT_RUN), which is no operation. A refused
+    connection never reached a server and an unanswered get constrains nothing, so neither is
+    recorded. After a connection fails the client goes on through the
     next server, as a client given several servers does.
     """
 
@@ -81,6 +86,8 @@ class RegisterClient(threading.Thread):
         """Adds the operation to the history; returns the (value, resourceVersion) it saw."""
         status = reply.status if reply is not None else 0
         self.outcomes[f"{kind} {status or 'no answer'}"] += 1
+        if status == 500 and NOT_RUN in reply.body:  # type: ignore[union-attr]
+            return None  # refused before it ran: no operation
         if reply is None or status >= 500:
             if kind in ("put", "cas"):
                 self.history.append(Operation(self.client, call, math.inf, kind, value, expect))

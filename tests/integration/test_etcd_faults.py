@@ -15,28 +15,23 @@ answer (and of every call left unanswered) must be linearizable (`tinykube.testi
 from __future__ import annotations
 
 import dataclasses
-import http.client
 import os
 import signal
 import threading
 import time
-import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
-import orjson
 import pytest
 
 from tests.integration.api_http import Server
 from tests.integration.etcd_cluster import APIServerProcess, EtcdCluster, api_servers, needs_etcd
-from tests.integration.etcd_register import NAMESPACE_PATH, RegisterLoad
+from tests.integration.etcd_register import RegisterLoad
+from tests.integration.etcd_writes import WRITES, Watcher, Writer, verify
 from tinykube.testing_linearize import OK
 from tinykube.testing_linearize import check as check_linearizable
-from tinykube.testing_watch import Delivered, check
 
 pytestmark = needs_etcd
-WRITES = 40  # per writer
 
 
 Cluster = tuple[EtcdCluster, list[APIServerProcess], list[Server]]
@@ -46,80 +41,6 @@ Cluster = tuple[EtcdCluster, list[APIServerProcess], list[Server]]
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     with api_servers(tmp_path_factory.mktemp("faults")) as started:
         yield started
-
-
-class Watcher(threading.Thread):
-    """A watch of the ConfigMaps through one server, kept until it has seen `until`."""
-
-    def __init__(self, server: Server, prefix: str) -> None:
-        super().__init__(daemon=True)
-        self.server, self.prefix = server, prefix
-        conn = server.connect()
-        listed = conn.request("GET", NAMESPACE_PATH).json()
-        self.start_rv = int(listed["metadata"]["resourceVersion"])
-        self.events: list[Delivered] = []
-        self.until: int | None = None
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        parsed = urllib.parse.urlsplit(self.server.url)
-        assert parsed.hostname and parsed.port
-        conn = http.client.HTTPSConnection(parsed.hostname, parsed.port, timeout=30,
-                                           context=self.server.ssl_context())
-        try:
-            conn.request("GET", f"{NAMESPACE_PATH}?watch=1&resourceVersion={self.start_rv}",
-                         headers={"Authorization": f"Bearer {self.server.token}"})
-            response = conn.getresponse()
-            assert response.status == 200
-            while line := response.readline():
-                event = orjson.loads(line)
-                meta = event["object"]["metadata"]
-                rv = int(meta["resourceVersion"])
-                if meta["name"].startswith(self.prefix):
-                    self.events.append(Delivered(event["type"], meta["name"], rv))
-                if self.until is not None and rv >= self.until:
-                    return
-        except BaseException as error:  # reported by the test
-            self.error = error
-        finally:
-            conn.close()
-
-
-class Writer(threading.Thread):
-    """Creates then updates ConfigMaps through one server; records what was acknowledged."""
-
-    def __init__(self, server: Server, prefix: str, progress: Callable[[], None]) -> None:
-        super().__init__(daemon=True)
-        self.server, self.prefix, self.progress = server, prefix, progress
-        self.acked: list[tuple[str, int]] = []
-        self.failed = 0
-
-    def _send(self, conn: Any, method: str, path: str, body: dict[str, Any]) -> int | None:
-        try:
-            reply = conn.request(method, path, body)
-        except (OSError, http.client.HTTPException):
-            self.failed += 1
-            return None
-        if reply.status >= 300:
-            self.failed += 1
-            return None
-        return int(reply.json()["metadata"]["resourceVersion"])
-
-    def run(self) -> None:
-        conn = self.server.connect()
-        for i in range(WRITES):
-            name = f"{self.prefix}{i % 10}"
-            body = {"metadata": {"name": name}, "data": {"i": str(i)}}
-            if i < 10:
-                rv = self._send(conn, "POST", NAMESPACE_PATH, body)
-            else:
-                rv = self._send(conn, "PUT", f"{NAMESPACE_PATH}/{name}", body)
-            if rv is None:
-                conn.close()
-                conn = self.server.connect()
-            else:
-                self.acked.append((name, rv))
-            self.progress()
 
 
 def _run_fault(servers: list[Server], watch_on: Server, prefix: str,
@@ -140,26 +61,6 @@ def _run_fault(servers: list[Server], watch_on: Server, prefix: str,
     return writers, watcher
 
 
-def _verify(watch_on: Server, writers: list[Writer], watcher: Watcher, prefix: str) -> None:
-    conn = watch_on.connect()
-    listed = conn.request("GET", NAMESPACE_PATH).json()  # a quorum read
-    final = {i["metadata"]["name"]: int(i["metadata"]["resourceVersion"])
-             for i in listed["items"] if i["metadata"]["name"].startswith(prefix)}
-    watcher.until = int(listed["metadata"]["resourceVersion"])
-    sentinel = conn.request("POST", NAMESPACE_PATH, {"metadata": {"name": f"end-{prefix}0"}})
-    assert sentinel.status == 201
-    watcher.join(timeout=20)
-    assert watcher.error is None and not watcher.is_alive()
-    acked = [a for writer in writers for a in writer.acked]
-    for writer in writers:  # each client's versions only go up
-        versions = [rv for _, rv in writer.acked]
-        assert versions == sorted(versions)
-    for name, rv in acked:  # no acknowledged write lost
-        assert final.get(name, 0) >= rv, (name, rv, final.get(name))
-    assert check(watcher.events, acked, final, watcher.start_rv) == []
-    assert len(acked) >= WRITES  # the load went on through the fault
-
-
 def test_sigkill_of_an_etcd_member(cluster: Cluster) -> None:
     etcd, _, servers = cluster
 
@@ -167,7 +68,8 @@ def test_sigkill_of_an_etcd_member(cluster: Cluster) -> None:
         os.kill(etcd.members[0].process.pid, signal.SIGKILL)
         etcd.members[0].process.wait(timeout=10)
     writers, watcher = _run_fault(servers, servers[1], "m-", kill_member)
-    _verify(servers[1], writers, watcher, "m-")
+    verify(servers[1], writers, [watcher], "m-")
+    assert sum(len(w.acks) for w in writers) >= WRITES  # the load went on through the fault
 
 
 def test_sigkill_of_an_api_server(cluster: Cluster) -> None:
@@ -180,7 +82,8 @@ def test_sigkill_of_an_api_server(cluster: Cluster) -> None:
     writers, watcher = _run_fault(servers, servers[0], "s-", kill_server)
     assert time.monotonic() - started < 50
     assert sum(w.failed for w in writers[1::2]) > 0  # B's writers saw it go
-    _verify(servers[0], writers, watcher, "s-")
+    verify(servers[0], writers, [watcher], "s-")
+    assert sum(len(w.acks) for w in writers) >= WRITES
 
 
 def test_a_register_stays_linearizable_through_sigkills(tmp_path: Path) -> None:

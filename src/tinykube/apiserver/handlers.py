@@ -56,7 +56,7 @@ from tinykube.apiserver.paths import Target
 from tinykube.apiserver.registry import Registry
 from tinykube.apiserver.registry import defaulted as registry_defaults
 from tinykube.store.cache import Entry, Event, Watcher
-from tinykube.store.etcd import StaleWrite
+from tinykube.store.etcd import StaleCache, StaleWrite
 
 Obj = dict[str, Any]
 
@@ -146,10 +146,16 @@ class ResourceHandler:
         # streams, whose headers go out inside _dispatch, and errors, raised out of it.
         request[WARNINGS] = warnings
         since = self.store.durable_resource_version
+        synced = False
         for attempt in range(STALE_RETRIES):  # another API server wrote first (store/etcd.py)
             try:
                 response = await self._dispatch(request, target, warnings)
                 break
+            except StaleCache:
+                if synced or attempt == STALE_RETRIES - 1:
+                    raise  # the cache held etcd's state: a Conflict
+                synced = True
+                await self.store.sync()
             except StaleWrite as stale:
                 if attempt == STALE_RETRIES - 1:
                     raise

@@ -49,6 +49,7 @@ from tinykube.api.resources import Resource
 from tinykube.apiserver import access
 from tinykube.apiserver.allocators import ServiceAllocator
 from tinykube.store.cache import Entry, Store
+from tinykube.store.etcd import precondition_failed
 
 Obj = dict[str, Any]
 Clock = Callable[[], datetime.datetime]
@@ -294,7 +295,7 @@ class Registry:
         current = self.get(res, namespace, meta.get("name", ""))
         expected = meta.get("resourceVersion")
         if expected and str(expected) != str(current.rv):
-            raise errors.Conflict.modified(res.plural, res.group, meta["name"])
+            raise self._modified(res, meta["name"], str(expected))
         new = self._merge_update(res, current.obj, obj, subresource)
         if res.kind == "CertificateSigningRequest":
             new = certificates.prepare_update(new, current.obj, subresource,
@@ -466,7 +467,14 @@ class Registry:
                 f'Precondition failed: UID in precondition: {pre["uid"]}, UID in object meta: '
                 f'{meta.get("uid")}')
         if pre.get("resourceVersion") and str(pre["resourceVersion"]) != str(current.rv):
-            raise errors.Conflict.modified(res.plural, res.group, meta["name"])
+            raise self._modified(res, meta["name"], str(pre["resourceVersion"]))
+
+    def _modified(self, res: Resource, name: str, expected: str) -> errors.Conflict:
+        """A failed resourceVersion precondition (on etcd, perhaps only this server's cache
+        behind: `store.etcd.StaleCache`)."""
+        return precondition_failed(errors.Conflict.modified(res.plural, res.group, name),
+                                   expected, self.store.resource_version,
+                                   self.store.cache_lags)
 
     def _remove(self, res: Resource, namespace: str, name: str) -> Entry:
         entry = self.store.delete(res.storage_key, namespace, name)

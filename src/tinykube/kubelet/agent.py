@@ -386,7 +386,9 @@ class NodeAgent(Controller):
 
     async def _remove_orphans(self) -> None:
         """Once the pods are listed: the adopted pods that are gone (deleted while no agent
-        ran) are stopped and removed, as the kubelet's housekeeping removes them."""
+        ran) are stopped and removed, as the kubelet's housekeeping removes them. Then it waits
+        to be cancelled: the agent's tasks are components' (`components.run_until` stops the
+        node when one ends)."""
         await self.pods.wait_synced()
         present = {str(p["metadata"].get("uid")) for p in self.pods.cache.list()}
         containers = self.runtimes.get("container")
@@ -394,6 +396,7 @@ class NodeAgent(Controller):
             for uid in sorted(self._adopted - present):
                 log.info("removing the containers of pod %s: its object is gone", uid)
                 await asyncio.to_thread(containers.remove_orphan, uid)
+        await asyncio.Event().wait()
 
     async def _stop_on_cancel(self) -> None:
         """Wait until cancelled; then stop every pod's processes (and remove their cgroups)

@@ -44,9 +44,12 @@ class PodNetworking:
         return self.node.gateway
 
     async def attach(self, uid: str, address: str) -> str:
-        """Make the pod's namespace with `address`; its path, for the sandbox."""
+        """Make the pod's namespace with `address`; its path, for the sandbox. A namespace an
+        earlier run of this node left with that address (`netns.pod_intact`: its containers may
+        run on, adopted) is kept, as a CNI's ADD for a sandbox that still exists."""
         pod = pod_network(self.node, self.prefix, uid, address)
-        await asyncio.to_thread(netns.attach_pod, self.node, pod)
+        if not await asyncio.to_thread(netns.pod_intact, pod):
+            await asyncio.to_thread(netns.attach_pod, self.node, pod)
         self._pods[uid] = pod
         return pod.netns_path
 

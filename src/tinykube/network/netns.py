@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import json
 import os
 import socket
 import subprocess
@@ -220,18 +221,50 @@ def _create_node(node: NodeNetwork) -> None:
     write_sysctls(node.netns_path, NODE_SYSCTLS)
 
 
-def join_cluster(plan: ClusterNetwork) -> None:
+def addresses(netns: str, device: str) -> set[str]:
+    """The IPv4 addresses (ADDRESS/PREFIXLEN) of `device` in `netns` (none if either is
+    missing)."""
+    if not Path(NETNS_DIR, netns).exists():
+        return set()
+    done = subprocess.run(["ip", "-n", netns, "-j", "-4", "addr", "show", "dev", device],
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        return set()
+    return {f"{a['local']}/{a['prefixlen']}" for link in json.loads(done.stdout or "[]")
+            for a in link.get("addr_info", [])}
+
+
+def node_intact(node: NodeNetwork) -> bool:
+    """Whether `node`'s namespace is there as made: its eth0 and bridge with their addresses
+    (left by an earlier run of the same node that was killed)."""
+    return f"{node.address}/16" in addresses(node.netns, "eth0") and \
+        f"{node.gateway}/{node.prefixlen}" in addresses(node.netns, "cni0")
+
+
+def pod_intact(pod: PodNetwork) -> bool:
+    """Whether `pod`'s namespace is there with its eth0 at its address."""
+    return f"{pod.address}/{pod.prefixlen}" in addresses(pod.netns, "eth0")
+
+
+def join_cluster(plan: ClusterNetwork) -> bool:
     """Make the joining node of `plan` (`plan.joined_network`) with its eth0 on the existing
-    underlay's bridge (after removing stale namespaces of this prefix)."""
-    remove_stale(plan.prefix)
+    underlay's bridge (after removing stale namespaces of this prefix). A node whose namespace
+    an earlier run left intact (`node_intact`: that run was killed) keeps it and its pods'
+    namespaces, as a kubelet restarted on its host keeps the host's network and the running
+    pods' sandboxes; True then."""
     if not Path(NETNS_DIR, plan.underlay_netns).exists():
         raise NetworkError(f"no network namespace {plan.underlay_netns} to join")
     node = plan.nodes[0]
+    if node_intact(node):
+        write_sysctls(node.netns_path, NODE_SYSCTLS)
+        return True
+    remove_stale(plan.prefix)
     add(node.netns)
     batch(plan.underlay_netns, [
         f"link add {node.underlay_if} type veth peer name eth0 netns {node.netns}",
         f"link set {node.underlay_if} master ul0 up"])
     _create_node(node)
+    return False
 
 
 def replace_routes(node: NodeNetwork, routes: dict[str, str], gone: set[str]) -> None:

@@ -287,6 +287,8 @@ class Watcher:
 class Store:
     """Objects of every resource, a resourceVersion sequence, history and watchers."""
 
+    cache_lags = False  # whether a client may have seen versions the cache does not hold yet
+
     def __init__(self, backend: SQLiteBackend, *, history: int = DEFAULT_WATCH_HISTORY,
                  max_object_bytes: int = MAX_OBJECT_BYTES,
                  history_bytes: int = DEFAULT_WATCH_HISTORY_BYTES,

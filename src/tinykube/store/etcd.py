@@ -95,9 +95,27 @@ def reliable_progress(version: str) -> bool:
 class StaleWrite(errors.Conflict):
     """etcd refused a write: the cache was older than etcd at `revision` (retry after it)."""
 
-    def __init__(self, message: str, revision: int) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, revision: int, *,
+                 details: dict[str, Any] | None = None) -> None:
+        super().__init__(message, details=details)
         self.revision = revision
+
+
+class StaleCache(StaleWrite):
+    """A write's resourceVersion precondition names `revision`, newer than this server's cache
+    (another server answered the client, and this one's watch has not caught up): the
+    request runs again once the cache holds etcd's current state (a consistent read), and is
+    this Conflict only if the precondition still fails then. kube-apiserver's GuaranteedUpdate
+    likewise reads etcd again when a precondition fails on a cached object."""
+
+
+def precondition_failed(conflict: errors.Conflict, expected: str, cache_rv: int,
+                        lags: bool) -> errors.Conflict:
+    """The error of a failed resourceVersion precondition: `StaleCache` when the store's cache
+    can lag etcd (`lags`) and has not reached `expected` yet, else `conflict` itself."""
+    if lags and expected.isdigit() and int(expected) > cache_rv:
+        return StaleCache(conflict.message, int(expected), details=conflict.details)
+    return conflict
 
 
 @dataclasses.dataclass(slots=True)
@@ -319,6 +337,8 @@ class _Snapshot:
 
 class EtcdStore(Store):
     """`cache.Store` whose writes go to etcd and whose cache follows etcd's watch."""
+
+    cache_lags = True  # other API servers write: the cache can be behind what a client saw
 
     def __init__(self, conn: Connection, revision: int, kvs: list[Any], *,
                  compaction_interval: float = COMPACTION_INTERVAL, event_ttl: int = EVENT_TTL,
