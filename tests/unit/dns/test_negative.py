@@ -72,7 +72,7 @@ def test_every_template_answer_is_the_responders_answer_byte_for_byte(upstream: 
     packet("q.cluster.local", "A")[:-1],  # cut short
     packet("q.cluster.local", "A") + b"\x00",  # trailing byte
     packet("q.cluster.local", "A", use_edns=0)[:-1] + b"\x01",  # OPT rdlength 1, no data
-])
+], ids=["empty", "header-only", "cut-short", "trailing-byte", "opt-without-data"])  # (random ids)
 def test_odd_packets_are_left_to_the_responder(raw: bytes) -> None:
     assert make_responder(make_model()).negative(raw[2:]) is None
 
