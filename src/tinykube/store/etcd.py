@@ -75,10 +75,6 @@ REQUIRE_LEADER = (("hasleader", "true"),)
 NO_LEADER = "etcdserver: no leader"
 READ_RETRIED = (NO_LEADER, "etcdserver: leader changed", "etcdserver: request timed out")
 RETRY_BACKOFF = 0.025  # seconds, times the attempt (clientv3's linear back-off)
-# A read goes again for up to ~0.7 s in all (clientv3 retries immutable requests until their
-# deadline): a member just back from a partition says `no leader` until it hears from one,
-# and the channel's round robin may ask it more than once.
-READ_ATTEMPTS = 8
 # Before these, etcd sends a requested progress notification (watch id -1) with its current
 # revision on a path of its own, which can overtake events not yet sent (etcd#15220, fixed by
 # etcd#15237 and #17557); kube-apiserver's feature support checker asks for them before it
@@ -242,7 +238,6 @@ async def _with_leader(make: Callable[[], Any], attempts: int = 3, *,
     or the member timed out while serving it, as clientv3 retries its immutable requests on
     Unavailable; a write is not (it may have been committed), so its 500 says so, as kube's
     does."""
-    attempts = max(attempts, READ_ATTEMPTS) if read else attempts
     for attempt in range(attempts):
         try:
             return await _etcd_call(make())
