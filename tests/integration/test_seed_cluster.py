@@ -87,8 +87,9 @@ def test_service_ip_answers_in_dns(cluster: Cluster, kubectl: Kubectl) -> None:
             "apiVersion: v1\nkind: Service\nmetadata: {name: nginx-service}\n"
             "spec: {selector: {app: nginx}, ports: [{port: 80, name: web}]}\n"))
     ip = kubectl("get", "svc", "nginx-service", "-o", "jsonpath={.spec.clusterIP}")
-    out = nslookup(cluster, "nginx-service.default.svc.cluster.local")
-    assert f"Address: {ip}" in out
+    # DNS follows the API by watch (a few ms on SQLite, more on etcd): ask until it answers
+    until(lambda: f"Address: {ip}" in nslookup(cluster, "nginx-service.default.svc.cluster.local"),
+          10, "the Service's cluster IP in DNS")
     assert dig(cluster, "_web._tcp.nginx-service.default.svc.cluster.local", "SRV") == \
         sorted(["0", "100", "80", "nginx-service.default.svc.cluster.local."])
 
