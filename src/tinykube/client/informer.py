@@ -70,6 +70,14 @@ def namespace_index(obj: Obj) -> list[str]:
     return [str((obj.get("metadata") or {}).get("namespace", ""))]
 
 
+def label_index(obj: Obj) -> list[str]:
+    """An index function for `Indexer.add_index("label", label_index)`: `namespace/key=value`,
+    one value per label, which `Indexer.select` looks selectors up in."""
+    meta = obj.get("metadata") or {}
+    namespace = meta.get("namespace", "")
+    return [f"{namespace}/{k}={v}" for k, v in (meta.get("labels") or {}).items()]
+
+
 def _resource_version(obj: Obj) -> str:
     return str((obj.get("metadata") or {}).get("resourceVersion", ""))
 
@@ -120,6 +128,20 @@ class Indexer:
         if name not in self._indices:
             raise KeyError(f"index {name!r} does not exist")
         return sorted(self._indices[name].get(value, ()))
+
+    def select(self, namespace: str, selector: dict[str, str]) -> ObjList:
+        """Objects of `namespace` whose labels match the equality `selector` (sorted by key),
+        found through its rarest label in the `label` index (`label_index`) rather than by a
+        scan. An empty selector selects nothing here (callers decide what "no selector" means)."""
+        if not selector:
+            return []
+        index = self._indices["label"]
+        rarest = min((index.get(f"{namespace}/{k}={v}", ()) for k, v in selector.items()),
+                     key=len)
+        found = [self._items[key] for key in sorted(rarest)]
+        return [obj for obj in found
+                if all((obj["metadata"].get("labels") or {}).get(k) == v
+                       for k, v in selector.items())]
 
     def put(self, key: str, obj: Obj) -> Obj | None:
         """Store `obj` under `key`; returns the object it replaced."""

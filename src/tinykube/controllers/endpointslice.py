@@ -55,7 +55,7 @@ from tinykube.api.clone import clone
 from tinykube.api.meta import owner_reference
 from tinykube.client import controller as base
 from tinykube.client.controller import Obj, Plan
-from tinykube.client.informer import Indexer
+from tinykube.client.informer import Indexer, label_index
 from tinykube.client.informer import shared as shared_informer
 from tinykube.client.rest import RESTClient
 
@@ -429,28 +429,6 @@ def _keep_placeholder(plan: Plan, existing_slices: Sequence[Obj], template: Slic
 # --- wiring -----------------------------------------------------------------------------------
 
 
-def pod_label_index(pod: Obj) -> list[str]:
-    """Index values `namespace/key=value`, one per label (see `PodServiceMap.selected_pods`)."""
-    meta = pod.get("metadata") or {}
-    namespace = meta.get("namespace", "")
-    return [f"{namespace}/{k}={v}" for k, v in (meta.get("labels") or {}).items()]
-
-
-def selected_pods(pods: Indexer, service: Obj) -> list[Obj]:
-    """The pods of `pods` (a cache with the `label` index) that a Service's selector matches,
-    found through its rarest label rather than a scan of the namespace."""
-    selector = selector_of(service)
-    if not selector:
-        return []
-    namespace = service["metadata"].get("namespace", "")
-    candidates = min((pods.index_keys("label", f"{namespace}/{k}={v}")
-                      for k, v in selector.items()), key=len)
-    found = [pods.get(key) for key in candidates]
-    return [p for p in found if p is not None
-            and all((p["metadata"].get("labels") or {}).get(k) == v
-                    for k, v in selector.items())]
-
-
 def service_name_index(slice_obj: Obj) -> list[str]:
     """Index value `namespace/service` of a slice's `kubernetes.io/service-name` label."""
     meta = slice_obj.get("metadata") or {}
@@ -521,7 +499,7 @@ def pod_changed(old: Obj, new: Obj) -> bool:
 class PodServiceMap:
     """Handler glue shared with the Endpoints controller: pod and service events -> keys.
 
-    `pods` must have the `label` index (`pod_label_index`), which makes "pods of this Service"
+    `pods` gets the `label` index (`informer.label_index`), which makes "pods of this Service"
     cost the size of its smallest label set instead of a scan of every pod.
     """
 
@@ -529,7 +507,7 @@ class PodServiceMap:
         self.pods = pods
         self.enqueue = enqueue
         self.selectors = ServiceSelectors()
-        pods.add_index("label", pod_label_index)
+        pods.add_index("label", label_index)
 
     def __repr__(self) -> str:
         return f"<PodServiceMap {self.selectors!r}>"
@@ -556,9 +534,9 @@ class PodServiceMap:
         for key in sorted(keys):
             self.enqueue(key)
 
-    def selected_pods(self, service: Obj) -> list[Obj]:
+    def selected_pods(self, service: Obj) -> Sequence[Obj]:
         """The cached pods a Service's selector matches."""
-        return selected_pods(self.pods, service)
+        return self.pods.select(service["metadata"].get("namespace", ""), selector_of(service))
 
 
 class EndpointSliceController(base.Controller):

@@ -19,6 +19,7 @@ from tinykube.client.informer import (
     Backoff,
     Indexer,
     Informer,
+    label_index,
     namespace_index,
     object_key,
     shared,
@@ -269,6 +270,34 @@ def test_indexer(operations: list[tuple[str, Any]], index: str, value: str,
     indexer.add_index("app", _by_app)  # added late: must index what is already there
     assert indexer.index_keys(index, value) == expected
     assert [object_key(o) for o in indexer.by_index(index, value)] == expected
+
+
+def _labelled(name: str, namespace: str, **labels: str) -> Obj:
+    return {"metadata": {"name": name, "namespace": namespace, "labels": labels}}
+
+
+SELECT_PODS = [
+    _labelled("b", "x", app="web", tier="front"),
+    _labelled("a", "x", app="web", tier="back"),
+    _labelled("c", "y", app="web", tier="front"),
+    _labelled("d", "x", app="db"),
+]
+
+
+@pytest.mark.parametrize(("namespace", "selector", "expected"), [
+    pytest.param("x", {"app": "web"}, ["x/a", "x/b"], id="one-label-sorted-by-key"),
+    pytest.param("x", {"app": "web", "tier": "front"}, ["x/b"], id="every-label-must-match"),
+    pytest.param("y", {"app": "web"}, ["y/c"], id="namespace-bounds-it"),
+    pytest.param("x", {"app": "web", "tier": "none"}, [], id="a-missing-value"),
+    pytest.param("x", {"app": "db", "tier": "front"}, [], id="rarest-label-then-checked"),
+    pytest.param("x", {}, [], id="empty-selects-nothing"),
+])
+def test_indexer_select(namespace: str, selector: dict[str, str], expected: list[str]) -> None:
+    indexer = Indexer()
+    indexer.add_index("label", label_index)
+    for pod in SELECT_PODS:
+        indexer.put(object_key(pod), pod)
+    assert [object_key(o) for o in indexer.select(namespace, selector)] == expected
 
 
 def test_indexer_rejects_unknown_and_conflicting_indices() -> None:
