@@ -30,9 +30,11 @@ CLIENT_IP_TIMEOUT = 10800  # 3 hours, ClientIP session affinity
 _EXTERNALLY_ACCESSIBLE = ("NodePort", "LoadBalancer")
 
 
-def apply_defaults(kind: str, obj: Obj) -> Obj:
-    """Return a defaulted deep copy of `obj` (a `kind` object in its storage version)."""
-    result = clone(obj)
+def apply_defaults(kind: str, obj: Obj, *, in_place: bool = False) -> Obj:
+    """Return a defaulted deep copy of `obj` (a `kind` object in its storage version), or
+    `obj` itself defaulted when `in_place` (for a caller whose object is already its own copy:
+    the update path, which copies each object several times over otherwise)."""
+    result = obj if in_place else clone(obj)
     defaulter = _BY_KIND.get(kind)
     if defaulter is not None:
         defaulter(result)

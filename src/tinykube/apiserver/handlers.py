@@ -1003,8 +1003,10 @@ class ResourceHandler:
         if entry.obj.get("spec", {}).get("nodeName"):
             raise errors.Conflict(f'pod {name} is already assigned to node '
                                   f'"{entry.obj["spec"]["nodeName"]}"')
-        obj = clone(entry.obj)
-        obj["spec"]["nodeName"] = node
+        # stored versions share their unchanged subtrees (nothing mutates a stored object; the
+        # store's delete does the same): a new top level, metadata and spec, not a deep copy
+        obj = {**entry.obj, "metadata": dict(entry.obj["metadata"]),
+               "spec": {**entry.obj["spec"], "nodeName": node}}
         await self.store.confirm(self.registry.store.update(pods.storage_key, obj,
                                                             expected_rv=entry.rv))
         return _json(errors.status_body({"kind": "Status", "apiVersion": "v1",

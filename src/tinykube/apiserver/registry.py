@@ -123,10 +123,10 @@ def _spec(res: Resource, obj: Obj) -> Any:
     return {k: v for k, v in obj.items() if k not in skip}
 
 
-def _defaulted(res: Resource, obj: Obj) -> Obj:
+def _defaulted(res: Resource, obj: Obj, *, in_place: bool = False) -> Obj:
     if res.custom is not None:
         return custom.defaulted(res, obj)
-    return defaults.apply_defaults(res.kind, obj)
+    return defaults.apply_defaults(res.kind, obj, in_place=in_place)
 
 
 defaulted = _defaulted  # public for admission webhooks, which are sent defaulted objects
@@ -300,7 +300,7 @@ class Registry:
         if res.kind == "CertificateSigningRequest":
             new = certificates.prepare_update(new, current.obj, subresource,
                                               rfc3339(self.clock()))
-        new = _defaulted(res, new)
+        new = _defaulted(res, new, in_place=True)  # `_merge_update` made `new` our own copy
         self._validate(res, new, current.obj, subresource)
         if admit is not None:
             admit(new, current.obj)
@@ -343,6 +343,10 @@ class Registry:
         return res.custom.status if res.custom is not None else res.kind in _STATUS_KINDS
 
     def _merge_update(self, res: Resource, old: Obj, new: Obj, subresource: str) -> Obj:
+        """The object to store: `new`'s writable part over `old`, a copy sharing nothing with
+        either (a status write copies `old` and `new`'s status only)."""
+        if subresource == "status":
+            return self._merge_status(old, new)
         new = clone(new)
         old_meta, meta = old["metadata"], new["metadata"]
         if not meta.get("managedFields") and "managedFields" in old_meta:
@@ -358,12 +362,6 @@ class Registry:
             if meta.get(field) == []:
                 del meta[field]
         new["apiVersion"], new["kind"] = old["apiVersion"], old["kind"]
-        if subresource == "status":
-            merged = clone(old)
-            merged["status"] = new.get("status", {})
-            if "managedFields" in meta:
-                merged["metadata"]["managedFields"] = meta["managedFields"]
-            return merged
         if subresource == "approval":  # CertificateSigningRequest: its conditions only
             merged = clone(old)
             merged.setdefault("status", {})["conditions"] = (
@@ -387,6 +385,17 @@ class Registry:
             meta["annotations"] = {**(meta.get("annotations") or {}),
                                    _TEMPLATE_GENERATION: str(generation)}
         return new
+
+    @staticmethod
+    def _merge_status(old: Obj, new: Obj) -> Obj:
+        """A status write: `old` with `new`'s status, and `new`'s managedFields if it sent any
+        (left out or `[]`: the stored ones are kept)."""
+        merged = clone(old)
+        merged["status"] = clone(new.get("status", {}))
+        sent = (new.get("metadata") or {}).get("managedFields")
+        if sent:
+            merged["metadata"]["managedFields"] = clone(sent)
+        return merged
 
     # --- delete ---------------------------------------------------------------------
 

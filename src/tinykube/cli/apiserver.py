@@ -16,6 +16,7 @@ from pathlib import Path
 
 import click
 
+from tinykube.cli.standalone import run_loop
 from tinykube.cli.up import (
     default_data_dir,
     feature_options,
@@ -84,7 +85,7 @@ def command(store: str, data_dir: Path | None, listen: str, insecure_http: bool,
                                                 "--etcd-compaction-interval"),
         lock_file=f"apiserver-{port}.lock", kubeconfig_file=f"kubeconfig-{port}",
         kubeconfig_name=f"tinykube-{port}", features=features)
-    asyncio.run(_serve(options))
+    run_loop(_serve(options))  # uvloop and a server's GC thresholds, as `tinykube up`
 
 
 def add_context(kubeconfig: Path, name: str, server: str) -> None:

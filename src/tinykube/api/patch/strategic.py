@@ -20,11 +20,11 @@
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from tinykube.api import errors
+from tinykube.api.clone import clone
 from tinykube.api.patch.failures import PatchFailed, PatchRejected, go_format
 from tinykube.api.patch.jsonpatch import json_equal
 from tinykube.api.patch.strategic_meta import KIND_PATHS, FieldMeta, Where
@@ -41,7 +41,7 @@ _DELETE_FROM = "$deleteFromPrimitiveList"
 def strategic_merge_patch(kind: str, original: Obj, patch: Obj) -> Obj:
     """Apply a strategic merge `patch` to a `kind` object; returns a new object."""
     root = Where(kind, "", KIND_PATHS.get(kind, {}).get(""))
-    return _merge_map(copy.deepcopy(original), patch, root)
+    return _merge_map(clone(original), patch, root)
 
 
 def _merge_map(target: Obj, patch: Mapping[str, Any], where: Where) -> Obj:
@@ -198,17 +198,43 @@ def _check_order(patch: list[Any], order: list[Any], key: str | None) -> None:
 def _order(items: list[Any], order: list[Any], live: list[Any], key: str | None) -> list[Any]:
     """Upstream's normalizeElementOrder: items named in `order` sorted by it, the others by
     `live`; then interleaved so a server-only item goes before a patch item it preceded."""
-    def rank(seq: list[Any]) -> Callable[[Any], int]:
-        return lambda item: _position(seq, item, key) % (len(seq) + 1)
-
-    named = sorted((i for i in items if _position(order, i, key) >= 0), key=rank(order))
-    others = sorted((i for i in items if _position(order, i, key) < 0), key=rank(live))
+    in_order, in_live = _Positions(order, key), _Positions(live, key)
+    named = sorted((i for i in items if in_order(i) >= 0), key=in_order)
+    others = sorted((i for i in items if in_order(i) < 0),
+                    key=lambda item: in_live(item) % (len(live) + 1))  # absent: last
     result: list[Any] = []
     while named and others:
-        left, right = _position(live, others[0], key), _position(live, named[0], key)
+        left, right = in_live(others[0]), in_live(named[0])
         source = others if 0 <= left < right else named
         result.append(source.pop(0))
     return result + others + named
+
+
+class _Positions:
+    """`_position` in one list, asked many times (`_order` sorts by it): merge keys that are
+    strings, nearly all of them, are looked up in a dict made once; other values are compared
+    with `json_equal` one by one, as `_position` does (1, 1.0 and True are not one JSON value,
+    though they are one dict key)."""
+
+    def __init__(self, items: list[Any], key: str | None) -> None:
+        self.items, self.key = items, key
+        self.strings: dict[str, int] = {}
+        for index, item in enumerate(items):
+            value = _merge_value(item, key)
+            if isinstance(value, str):
+                self.strings.setdefault(value, index)
+
+    def __call__(self, item: Any) -> int:
+        wanted = _merge_value(item, self.key)
+        if isinstance(wanted, str):
+            return self.strings.get(wanted, -1)
+        return _position(self.items, item, self.key)
+
+
+def _merge_value(item: Any, key: str | None) -> Any:
+    if key is None:
+        return item
+    return item.get(key) if isinstance(item, dict) else None
 
 
 def _element_kind(*lists: list[Any]) -> str | None:
@@ -231,13 +257,9 @@ def _require_key(item: Obj, key: str) -> Obj:
 
 def _position(items: list[Any], item: Any, key: str | None) -> int:
     """Index of the first of `items` with `item`'s merge key value (or value), else -1."""
-    def value(of: Any) -> Any:
-        if key is None:
-            return of
-        return of.get(key) if isinstance(of, dict) else None
-
-    wanted = value(item)
-    return next((i for i, other in enumerate(items) if json_equal(value(other), wanted)), -1)
+    wanted = _merge_value(item, key)
+    return next((i for i, other in enumerate(items)
+                 if json_equal(_merge_value(other, key), wanted)), -1)
 
 
 def _unique(values: list[Any]) -> list[Any]:

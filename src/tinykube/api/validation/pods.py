@@ -10,10 +10,10 @@ reported once, with the changed fields listed.
 
 from __future__ import annotations
 
-import copy
 from fractions import Fraction
 
 from tinykube.api import quantity
+from tinykube.api.clone import clone
 from tinykube.api.errors import FieldError
 from tinykube.api.validation.meta import validate_annotations, validate_labels
 from tinykube.api.validation.names import (
@@ -296,7 +296,7 @@ def validate_pod(pod: Obj) -> Errors:
 
 def _munge_pod_spec(spec: Obj, old_spec: Obj) -> Obj:
     """`spec` with every field a pod update may change copied from `old_spec`."""
-    munged: Obj = copy.deepcopy(spec)
+    munged: Obj = clone(spec)
     for key in ("containers", "initContainers"):
         old_images = [c.get("image") for c in old_spec.get(key) or []]
         for container, image in zip(munged.get(key) or [], old_images, strict=False):
@@ -318,6 +318,8 @@ def _munge_pod_spec(spec: Obj, old_spec: Obj) -> Obj:
 
 def validate_pod_update(pod: Obj, old: Obj) -> Errors:
     spec, old_spec = pod.get("spec") or {}, old.get("spec") or {}
+    if spec == old_spec:
+        return []  # a status write or a metadata change: nothing to compare (one C-level ==)
     munged = _munge_pod_spec(spec, old_spec)
     if munged == old_spec:
         return []
